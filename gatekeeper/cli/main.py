@@ -1,0 +1,70 @@
+"""The ``gatekeeper`` command: one typer app, one module per command group, one error boundary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from gatekeeper.cli import common
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.settings import Settings
+
+app = typer.Typer(
+    name="gatekeeper",
+    help="Release frontier models through review, government testing, partner access and launch.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    task_queue: str = typer.Option(
+        None, "--task-queue", help="Task queue releases run on [env GATEKEEPER_TASK_QUEUE]."
+    ),
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="Where embedded adapters keep files [env GATEKEEPER_DATA_DIR]."
+    ),
+) -> None:
+    """Load settings once, at the edge, for every sub-command."""
+    ctx.obj = Settings.from_env().with_overrides(task_queue=task_queue, data_dir=data_dir)
+
+
+def _register() -> None:
+    # Imported here so `gatekeeper --help` stays quick and a broken group cannot hide the others.
+    from gatekeeper.cli import groups
+
+    groups.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning every Gatekeeper error into one line and an exit code."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except GatekeeperError as err:
+        common.err_console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+        sys.exit(err.exit_code)
+    except ValidationError as err:
+        # Models validate user input at the CLI edge; report the first problem in one line.
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        common.err_console.print(f"[red]error:[/red] {where}: {first['msg']}")
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        common.err_console.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except Exception as err:
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise

@@ -1,0 +1,55 @@
+"""``connect()``: a Temporal client with the pydantic data converter, configured by envconfig."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfig
+
+from gatekeeper.errors import ConfigError, ConnectionFailed
+from gatekeeper.settings import Settings
+
+DEFAULT_ADDRESS = "localhost:7233"
+
+
+def connect_config(settings: Settings) -> dict[str, Any]:
+    """Connection arguments from ``TEMPORAL_*`` variables and TOML profiles (envconfig)."""
+    try:
+        config: dict[str, Any] = dict(
+            ClientConfig.load_client_connect_config(
+                profile=settings.temporal_profile,
+                override_env_vars=dict(settings.env) if settings.env else None,
+            )
+        )
+    except Exception as err:  # envconfig raises plain errors for bad TOML or unknown profiles
+        raise ConfigError(f"Temporal connection settings are invalid: {err}") from err
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.setdefault("namespace", "default")
+    return config
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter every Gatekeeper client and worker uses: pydantic models as plain JSON."""
+    del settings  # payload encryption (a codec) plugs in here when configured
+    return pydantic_data_converter
+
+
+async def connect(settings: Settings) -> Client:
+    """Connect to the Temporal server named by the environment, or explain why not in one line."""
+    config = connect_config(settings)
+    target = config["target_host"]
+    try:
+        return await Client.connect(**config, data_converter=data_converter(settings))
+    except RuntimeError as err:
+        raise ConnectionFailed(
+            f"cannot reach Temporal at {target} (namespace {config['namespace']}): "
+            f"{_first_line(err)}; start one with `gatekeeper dev` or set TEMPORAL_ADDRESS"
+        ) from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

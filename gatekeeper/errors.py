@@ -1,0 +1,123 @@
+"""Gatekeeper's one error tree. Every error a user can see is one of these, with a one-line message.
+
+    GatekeeperError
+    ├── ConfigError            settings or connection configuration is wrong
+    ├── InputError             a file or argument the user gave is wrong
+    │   ├── SpecError          a release spec failed validation
+    │   └── PolicyError        a policy failed validation (carries every problem, with line numbers)
+    ├── ConnectionFailed       the Temporal server could not be reached
+    ├── ReleaseNotFound        no release with that id
+    ├── ReleaseExists          a release with that id was already started
+    ├── DecisionRefused        the workflow refused an update; ``rule`` names the rule broken
+    └── AdapterError           a side effect failed (``retryable`` says whether trying again helps)
+        ├── DeliveryError      a notification could not be delivered
+        ├── ClearinghouseError the government clearinghouse refused or failed
+        ├── RegistryError      the access registry refused or failed
+        └── EvidenceError      evidence could not be read or did not match its digest
+
+Third-party errors (Temporal RPC, pydantic, YAML, SQLAlchemy, httpx) are translated into these at
+one boundary each, so the CLI prints one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class GatekeeperError(Exception):
+    """Base of every Gatekeeper error. ``str(err)`` is one line meant for a person."""
+
+    exit_code = 1
+
+
+class ConfigError(GatekeeperError):
+    exit_code = 3
+
+
+class InputError(GatekeeperError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, located as precisely as we can."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def render(self, source: str | None = None) -> str:
+        where = source or ""
+        if self.line is not None:
+            where = f"{where}:{self.line}" + (f":{self.column}" if self.column else "")
+        prefix = f"{where}: " if where else ""
+        field = f"{self.path}: " if self.path else ""
+        return f"{prefix}{field}{self.message}"
+
+
+class _FileProblems(InputError):
+    """An input file with one or more problems. The message is the first; all are kept."""
+
+    what = "file"
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        first = problems[0].render(source) if problems else f"{source}: invalid {self.what}"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(first + more)
+
+
+class SpecError(_FileProblems):
+    what = "release spec"
+
+
+class PolicyError(_FileProblems):
+    what = "policy"
+
+
+class ConnectionFailed(GatekeeperError):
+    exit_code = 4
+
+
+class ReleaseNotFound(GatekeeperError):
+    exit_code = 5
+
+
+class ReleaseExists(GatekeeperError):
+    exit_code = 6
+
+
+class DecisionRefused(GatekeeperError):
+    """The release refused a decision. The release is unchanged (a refused attempt may be audited)."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, rule: str = "refused") -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+class AdapterError(GatekeeperError):
+    """A side effect failed. Activities map this to ``ApplicationError`` in one place."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class DeliveryError(AdapterError):
+    pass
+
+
+class ClearinghouseError(AdapterError):
+    pass
+
+
+class RegistryError(AdapterError):
+    pass
+
+
+class EvidenceError(AdapterError):
+    pass

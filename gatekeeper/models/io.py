@@ -1,0 +1,148 @@
+"""Inputs and outputs of activities. Each carries a business idempotency key.
+
+Keys are made from the business (release, stage, action, sequence), never from the attempt, and
+every adapter deduplicates on them: activities run at least once, side effects happen once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.base import Identifier, Model
+from gatekeeper.models.enums import Channel, NotificationEvent, Surface
+from gatekeeper.models.policy import ChannelConfig, Cohort
+from gatekeeper.models.spec import Artifact, EvidenceRef, ModelRef
+from gatekeeper.models.status import EvidenceCheck, GovernmentReceipt, GrantRecord
+
+
+class Recipient(Model):
+    """One addressee on one channel. ``id`` is a person id or ``cohort:<id>``."""
+
+    id: str
+    name: str = ""
+    email: str | None = None
+    channel: Identifier
+
+
+class Notification(Model):
+    """A message for people, already written: what happened, what is needed, by when, where."""
+
+    idempotency_key: str
+    release_id: Identifier
+    event: NotificationEvent
+    stage: str | None = None
+    subject: str
+    body: str
+    action_needed: str = ""
+    due: datetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime
+
+
+class NotifyRequest(Model):
+    notification: Notification
+    recipients: list[Recipient]
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+
+class Delivery(Model):
+    recipient: str
+    channel: Identifier
+    channel_type: Channel
+    key: str
+    duplicate: bool = False
+
+
+class NotifyResult(Model):
+    deliveries: list[Delivery] = Field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(1 for d in self.deliveries if not d.duplicate)
+
+
+class SubmissionRequest(Model):
+    idempotency_key: str
+    release_id: Identifier
+    model: ModelRef
+    artifact: Artifact
+    covered_model: str
+    evidence: list[EvidenceRef]
+    clearinghouse: Identifier
+    submitted_by: Identifier
+    requested_at: datetime
+
+
+class GrantRequest(Model):
+    idempotency_key: str
+    release_id: Identifier
+    stage: Identifier
+    model: ModelRef
+    cohorts: list[Cohort]
+    regions: list[Identifier]
+    surfaces: list[Surface]
+    requested_at: datetime
+
+
+class GrantResult(Model):
+    grants: list[GrantRecord] = Field(default_factory=list)
+    skipped: list[str] = Field(
+        default_factory=list, description="partners not granted, with the reason"
+    )
+
+
+class RevokeRequest(Model):
+    idempotency_key: str
+    release_id: Identifier
+    grant_ids: list[str] = Field(description="grants to revoke; empty means every active grant")
+    reason: str
+    order_id: str | None = None
+    requested_at: datetime
+
+
+class RevokeResult(Model):
+    revoked: list[str] = Field(default_factory=list)
+
+
+class EvidenceCheckRequest(Model):
+    release_id: Identifier
+    artifact: Artifact
+    evidence: list[EvidenceRef]
+
+
+class EvidenceCheckResult(Model):
+    checks: list[EvidenceCheck]
+
+    @property
+    def failures(self) -> list[EvidenceCheck]:
+        return [c for c in self.checks if c.result in ("mismatch", "unreadable")]
+
+
+class LaunchRequest(Model):
+    idempotency_key: str
+    release_id: Identifier
+    model: ModelRef
+    artifact: Artifact
+    surfaces: list[Surface]
+    approved_by: list[Identifier]
+    requested_at: datetime
+
+
+class LaunchReceipt(Model):
+    launch_id: str
+    published_at: datetime
+    location: str = ""
+
+
+class AuditFlushRequest(Model):
+    release_id: Identifier
+    events: list[AuditEvent]
+
+
+class AuditFlushResult(Model):
+    stored: int
+    already_stored: int

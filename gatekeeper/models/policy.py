@@ -1,0 +1,228 @@
+"""The release policy as data: roster, cohorts, an ordered pipeline of stages, notification routing.
+
+Structure lives here; cross-field rules (a quorum nobody on the roster can meet, a route to an
+unknown role) are checked by :func:`gatekeeper.policy.check_policy`, which can name the YAML line.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from gatekeeper.models.base import Duration, Identifier, Model, ShortText, Text
+from gatekeeper.models.enums import (
+    Channel,
+    CoveredDesignation,
+    NotificationEvent,
+    StageKind,
+    Surface,
+    VettingTier,
+)
+
+ALL_DESIGNATIONS = list(CoveredDesignation)
+#: The voluntary standard's ceiling on the government testing window.
+MAX_GOVERNMENT_WINDOW = timedelta(days=30)
+
+
+class Person(Model):
+    """Someone on the roster. Their roles decide which gates they may decide."""
+
+    id: Identifier
+    name: ShortText = Field(min_length=1)
+    email: ShortText | None = None
+    organisation: ShortText = ""
+    roles: list[Identifier] = Field(min_length=1)
+    public_key: ShortText | None = Field(
+        default=None, description="base64 of the raw 32-byte Ed25519 public key"
+    )
+
+
+class QuorumRequirement(Model):
+    """``count`` distinct people, each approving in one of ``roles``.
+
+    ``{roles: [safety], count: 1}`` is "one safety reviewer"; ``{roles: [safety, security, legal],
+    count: 2}`` is "two of the three reviewer roles". A person counts once across a gate's
+    requirements, whatever roles they hold.
+    """
+
+    roles: list[Identifier] = Field(min_length=1)
+    count: int = Field(default=1, ge=1, le=50)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _role_shorthand(cls, data: object) -> object:
+        # `- role: safety` is accepted as shorthand for `- roles: [safety]`.
+        if isinstance(data, dict) and "role" in data and "roles" not in data:
+            data = dict(data)
+            data["roles"] = [data.pop("role")]
+        return data
+
+    def describe(self) -> str:
+        roles = " or ".join(self.roles)
+        return f"{self.count} × {roles}"
+
+
+class StageBase(Model):
+    id: Identifier
+    title: ShortText = ""
+    applies_to: list[CoveredDesignation] = Field(
+        default_factory=lambda: list(ALL_DESIGNATIONS),
+        min_length=1,
+        description="covered-model designations for which this stage runs; skipped otherwise",
+    )
+
+    @property
+    def label(self) -> str:
+        return self.title or self.id.replace("_", " ").capitalize()
+
+
+class GateSettings(Model):
+    """What makes an approval gate close, and the clocks that watch it."""
+
+    quorum: list[QuorumRequirement] = Field(default_factory=list)
+    covers: list[Identifier] = Field(
+        default_factory=lambda: ["*"],
+        description="evidence ids or kinds the gate approves ('artifact' for the weights, '*' for all)",
+    )
+    approval_ttl: Duration | None = None
+    reminder_every: Duration | None = None
+    escalate_after: Duration | None = None
+    escalate_to: list[Identifier] = Field(default_factory=lambda: ["executive"])
+    deadline: Duration | None = None
+    on_deadline: Literal["reject", "hold"] = "hold"
+
+
+class ApprovalGateStage(StageBase, GateSettings):
+    kind: Literal[StageKind.APPROVAL_GATE] = StageKind.APPROVAL_GATE
+
+
+class GovernmentSubmissionStage(StageBase):
+    kind: Literal[StageKind.GOVERNMENT_SUBMISSION] = StageKind.GOVERNMENT_SUBMISSION
+    clearinghouse: Identifier = "default"
+
+
+class GovernmentWindowStage(StageBase):
+    kind: Literal[StageKind.GOVERNMENT_WINDOW] = StageKind.GOVERNMENT_WINDOW
+    duration: Duration = MAX_GOVERNMENT_WINDOW
+    allow_early_clearance: bool = True
+    max_delay: Duration = Field(
+        default=timedelta(days=30),
+        description="how far past the window's original end a government delay may reach",
+    )
+
+
+class AccessGrantStage(StageBase, GateSettings):
+    """Grant vetted cohorts access, wait a minimum period, then (if a quorum is set) a gate."""
+
+    kind: Literal[StageKind.ACCESS_GRANT] = StageKind.ACCESS_GRANT
+    cohorts: list[Identifier] = Field(
+        default_factory=list, description="policy cohorts this stage may grant; empty means all"
+    )
+    surfaces: list[Surface] = Field(default_factory=lambda: [Surface.API], min_length=1)
+    minimum_period: Duration = timedelta(0)
+    government_approves_partners: bool = False
+
+
+class LaunchStage(StageBase):
+    kind: Literal[StageKind.LAUNCH] = StageKind.LAUNCH
+    surfaces: list[Surface] = Field(
+        default_factory=lambda: [Surface.API, Surface.APP], min_length=1
+    )
+
+
+Stage = Annotated[
+    ApprovalGateStage
+    | GovernmentSubmissionStage
+    | GovernmentWindowStage
+    | AccessGrantStage
+    | LaunchStage,
+    Field(discriminator="kind"),
+]
+
+
+class Cohort(Model):
+    """A class of vetted partners the policy may grant early access to."""
+
+    id: Identifier
+    title: ShortText = ""
+    tiers: list[VettingTier] = Field(min_length=1)
+    jurisdictions: list[Identifier] = Field(
+        min_length=1, description="partner jurisdictions allowed (region codes, '*' for any)"
+    )
+
+
+class ChannelConfig(Model):
+    """A delivery channel. Secrets are never in the policy: ``secret_env`` names a variable."""
+
+    id: Identifier
+    type: Channel
+    url: ShortText | None = None
+    secret_env: ShortText | None = None
+    smtp_host: ShortText | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    sender: ShortText | None = None
+
+
+class Recipients(Model):
+    roles: list[Identifier] = Field(default_factory=list)
+    people: list[Identifier] = Field(default_factory=list)
+    cohorts: list[Identifier] = Field(default_factory=list)
+    concerned: bool = Field(
+        default=False,
+        description="also the people the event is about: awaited reviewers, the submitter, "
+        "reviewers whose approvals were invalidated",
+    )
+
+
+class NotificationRoute(Model):
+    events: list[NotificationEvent | Literal["*"]] = Field(min_length=1)
+    to: Recipients
+    channels: list[Identifier] = Field(default_factory=lambda: ["outbox"], min_length=1)
+
+
+#: Channels every policy has without declaring them.
+BUILTIN_CHANNELS = (
+    ChannelConfig(id="log", type=Channel.LOG),
+    ChannelConfig(id="outbox", type=Channel.OUTBOX),
+)
+
+
+class NotificationPolicy(Model):
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    routes: list[NotificationRoute] = Field(default_factory=list)
+
+    def channel(self, channel_id: str) -> ChannelConfig | None:
+        for item in (*BUILTIN_CHANNELS, *self.channels):
+            if item.id == channel_id:
+                return item
+        return None
+
+
+class Policy(Model):
+    """A complete release policy. A release runs under the snapshot it started with."""
+
+    policy_id: Identifier
+    version: ShortText = "1"
+    title: ShortText = ""
+    description: Text = ""
+    roster: list[Person] = Field(min_length=1)
+    cohorts: list[Cohort] = Field(default_factory=list)
+    stages: list[Stage] = Field(min_length=1)
+    notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
+    require_signed_decisions: bool = False
+    signature_max_age: Duration = timedelta(minutes=15)
+    distinct_approvers_across_gates: bool = False
+
+    def person(self, person_id: str) -> Person | None:
+        return next((p for p in self.roster if p.id == person_id), None)
+
+    def people_with_role(self, role: str) -> list[Person]:
+        return [p for p in self.roster if role in p.roles]
+
+    def cohort(self, cohort_id: str) -> Cohort | None:
+        return next((c for c in self.cohorts if c.id == cohort_id), None)
+
+    def stage(self, stage_id: str) -> Stage | None:
+        return next((s for s in self.stages if s.id == stage_id), None)

@@ -1,0 +1,238 @@
+"""A release's state as the workflow keeps it and as ``get_status`` returns it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.base import Identifier, Model
+from gatekeeper.models.enums import (
+    DecisionKind,
+    ReleaseState,
+    StageKind,
+    StageStatus,
+    Surface,
+)
+from gatekeeper.models.messages import DecisionSignature
+from gatekeeper.models.policy import Policy
+from gatekeeper.models.spec import ReleaseSpec
+
+
+class StageRecord(Model):
+    id: Identifier
+    kind: StageKind
+    title: str
+    status: StageStatus = StageStatus.PENDING
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    note: str = ""
+
+
+class Decision(Model):
+    """A decision recorded at a gate, with exactly what it covered."""
+
+    kind: DecisionKind
+    person: Identifier
+    role: Identifier
+    on_behalf_of: Identifier | None = None
+    at: datetime
+    comment: str = ""
+    covered: dict[str, str] = Field(
+        default_factory=dict, description="digest of each evidence id the decision covered"
+    )
+    signature: DecisionSignature | None = None
+    valid: bool = True
+    invalidated_reason: str = ""
+    addressed_at: datetime | None = Field(
+        default=None, description="request_changes only: when an amend answered it"
+    )
+
+
+class GateState(Model):
+    stage: Identifier
+    opened_at: datetime
+    closed_at: datetime | None = None
+    decisions: list[Decision] = Field(default_factory=list)
+    reminders_sent: int = 0
+    escalated_at: datetime | None = None
+
+    def valid_approvals(self) -> list[Decision]:
+        return [d for d in self.decisions if d.kind is DecisionKind.APPROVE and d.valid]
+
+    def open_change_requests(self) -> list[Decision]:
+        return [
+            d
+            for d in self.decisions
+            if d.kind is DecisionKind.REQUEST_CHANGES and d.valid and d.addressed_at is None
+        ]
+
+
+class Concern(Model):
+    id: Identifier
+    raised_at: datetime
+    raised_by: Identifier
+    text: str
+    reference: str = ""
+    resolved_at: datetime | None = None
+    resolved_by: Identifier | None = None
+
+
+class DelayRecord(Model):
+    requested_at: datetime
+    by: Identifier
+    until: datetime
+    reference: str = ""
+    effect: Literal["window_extended", "release_held"]
+
+
+class GovernmentReceipt(Model):
+    receipt_id: str
+    clearinghouse: str
+    received_at: datetime
+    location: str = ""
+
+
+class GovernmentState(Model):
+    receipt: GovernmentReceipt | None = None
+    window_opened_at: datetime | None = None
+    window_original_ends_at: datetime | None = None
+    window_ends_at: datetime | None = None
+    window_closed_at: datetime | None = None
+    cleared_at: datetime | None = None
+    cleared_by: Identifier | None = None
+    delays: list[DelayRecord] = Field(default_factory=list)
+    concerns: list[Concern] = Field(default_factory=list)
+
+    def open_concerns(self) -> list[Concern]:
+        return [c for c in self.concerns if c.resolved_at is None]
+
+
+class GrantRecord(Model):
+    """Early access for one partner organisation to this release's model."""
+
+    grant_id: str
+    partner_id: Identifier
+    partner_name: str = ""
+    cohort: Identifier
+    jurisdiction: Identifier
+    surface: Surface
+    status: Literal["active", "suspended", "revoked"] = "active"
+    granted_at: datetime
+    changed_at: datetime | None = None
+    reason: str = ""
+    order_id: str | None = None
+
+
+class HoldRecord(Model):
+    kind: Literal["operator", "government", "deadline"]
+    by: Identifier
+    reason: str
+    at: datetime
+    until: datetime | None = None
+    released_at: datetime | None = None
+    released_by: str | None = None
+
+
+class Delegation(Model):
+    by: Identifier
+    to: Identifier
+    role: Identifier
+    at: datetime
+    until: datetime
+    reason: str = ""
+    revoked_at: datetime | None = None
+
+
+class Suspension(Model):
+    order_id: Identifier
+    by: Identifier
+    scope: Identifier
+    exempt_partners: list[Identifier] = Field(default_factory=list)
+    reason: str
+    at: datetime
+    lifted_at: datetime | None = None
+    lifted_by: Identifier | None = None
+    safeguards: list[str] = Field(default_factory=list)
+
+
+class EvidenceCheck(Model):
+    id: str
+    uri: str
+    expected: str
+    actual: str | None = None
+    result: Literal["ok", "mismatch", "unreadable", "unverified"]
+    detail: str = ""
+    checked_at: datetime | None = None
+
+
+class Awaiting(Model):
+    """What the release is waiting for, and from whom: the operator's first question."""
+
+    what: str
+    roles: list[Identifier] = Field(default_factory=list)
+    people: list[Identifier] = Field(default_factory=list)
+    since: datetime
+    until: datetime | None = None
+
+
+class ReleaseStatus(Model):
+    """The whole release as ``get_status`` returns it."""
+
+    release_id: Identifier
+    spec: ReleaseSpec
+    policy_id: Identifier
+    policy_version: str
+    policy_sha256: str
+    state: ReleaseState = ReleaseState.ACTIVE
+    stage: Identifier | None = None
+    stages: list[StageRecord]
+    awaiting: Awaiting | None = None
+    gates: dict[str, GateState] = Field(default_factory=dict)
+    government: GovernmentState = Field(default_factory=GovernmentState)
+    grants: list[GrantRecord] = Field(default_factory=list)
+    hold: HoldRecord | None = None
+    holds: list[HoldRecord] = Field(default_factory=list)
+    delegations: list[Delegation] = Field(default_factory=list)
+    suspensions: list[Suspension] = Field(default_factory=list)
+    evidence_checks: list[EvidenceCheck] = Field(default_factory=list)
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+    outcome: str = ""
+    audit_head: str
+    audit_length: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    def stage_record(self, stage_id: str) -> StageRecord | None:
+        return next((s for s in self.stages if s.id == stage_id), None)
+
+    def active_suspensions(self) -> list[Suspension]:
+        return [s for s in self.suspensions if s.lifted_at is None]
+
+
+class UpdateResult(Model):
+    """What every update answers: a one-line message and the release after the change."""
+
+    message: str
+    status: ReleaseStatus
+
+
+class ReleaseInput(Model):
+    """The workflow's input: the spec and the policy snapshot the release will run under."""
+
+    spec: ReleaseSpec
+    policy: Policy
+    policy_sha256: str
+
+
+class ReleaseOutcome(Model):
+    """The workflow's result: the final status and the complete audit chain."""
+
+    status: ReleaseStatus
+    audit: list[AuditEvent]

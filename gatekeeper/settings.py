@@ -1,0 +1,74 @@
+"""Gatekeeper's settings: loaded once at the process edge and passed down.
+
+The Temporal connection is *not* here: it comes from ``temporalio.envconfig`` (``TEMPORAL_ADDRESS``,
+``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``, TOML profiles), so Gatekeeper
+never invents names for what Temporal already names. Nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gatekeeper.errors import ConfigError
+
+DEFAULT_TASK_QUEUE = "gatekeeper"
+DEFAULT_DATA_DIR = Path(".gatekeeper")
+_LOG_FORMATS = ("auto", "console", "json")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Gatekeeper process needs besides the Temporal connection.
+
+    Attributes:
+        task_queue: the task queue releases run on; every worker of a deployment shares it.
+        data_dir: where the embedded adapters keep their files (outbox, registry, drop boxes).
+        policy_path: policy file for new releases; ``None`` means the packaged default policy.
+        registry_url: SQLAlchemy URL of the access registry (SQLite under ``data_dir`` by default).
+        log_format: ``auto`` (console on a terminal, JSON otherwise), ``console`` or ``json``.
+        log_level: standard level name.
+        temporal_profile: envconfig profile to load (``TEMPORAL_PROFILE`` is honoured too).
+        env: the environment the settings were read from, kept for adapters that need a secret
+            named by the policy (webhook HMAC keys); never read at import time.
+    """
+
+    task_queue: str = DEFAULT_TASK_QUEUE
+    data_dir: Path = DEFAULT_DATA_DIR
+    policy_path: Path | None = None
+    registry_url: str | None = None
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    temporal_profile: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``GATEKEEPER_*`` variables; unset ones keep their defaults."""
+        env = dict(os.environ if environ is None else environ)
+        log_format = env.get("GATEKEEPER_LOG_FORMAT", "auto").lower()
+        if log_format not in _LOG_FORMATS:
+            raise ConfigError(
+                f"GATEKEEPER_LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, not {log_format!r}"
+            )
+        policy = env.get("GATEKEEPER_POLICY")
+        return cls(
+            task_queue=env.get("GATEKEEPER_TASK_QUEUE", DEFAULT_TASK_QUEUE),
+            data_dir=Path(env.get("GATEKEEPER_DATA_DIR", str(DEFAULT_DATA_DIR))),
+            policy_path=Path(policy) if policy else None,
+            registry_url=env.get("GATEKEEPER_REGISTRY_URL") or None,
+            log_format=log_format,
+            log_level=env.get("GATEKEEPER_LOG_LEVEL", "INFO").upper(),
+            temporal_profile=env.get("TEMPORAL_PROFILE") or None,
+            env=env,
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+    @property
+    def effective_registry_url(self) -> str:
+        return self.registry_url or f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
