@@ -31,6 +31,11 @@ Identifier = Annotated[
     StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", min_length=1, max_length=64),
 ]
 
+#: An identifier, or ``*`` meaning "any" / "all".
+IdOrWildcard = Annotated[
+    str, StringConstraints(pattern=r"^(\*|[a-z0-9][a-z0-9._-]{0,63})$", min_length=1, max_length=64)
+]
+
 #: Lower-case hex sha256 digest.
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 

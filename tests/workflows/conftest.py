@@ -1,0 +1,116 @@
+"""A real worker (real activities, files under tmp_path) per test, on the session dev server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import Adapters, activities_from, open_adapters
+from gatekeeper.adapters.registry import Partner
+from gatekeeper.models import DecisionKind, Policy, ReleaseSpec, ReleaseStatus, UpdateResult, VettingTier
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from tests import factories
+from workflows import ALL_WORKFLOWS
+
+PARTNERS = [
+    Partner(id="acme-labs", name="Acme Labs", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="us"),
+    Partner(id="brit-ai", name="Brit AI", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="gb"),
+    Partner(id="invited-co", name="Invited Co", tier=VettingTier.INVITE_ONLY, jurisdiction="us"),
+    Partner(id="far-away", name="Far Away", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="jp"),
+]
+
+
+@dataclass
+class Harness:
+    """Everything a workflow test touches: the env, the releases API, and the adapters' files."""
+
+    env: WorkflowEnvironment
+    releases: Releases
+    adapters: Adapters
+    data_dir: Path
+
+    async def start(self, spec: ReleaseSpec | None = None, policy: Policy | None = None) -> ReleaseStatus:
+        spec = spec or factories.spec(f"r-{uuid.uuid4().hex[:10]}")
+        policy = policy or factories.policy()
+        return await self.releases.start(spec, policy, factories.policy_hash(policy))
+
+    def handle(self, release_id: str) -> WorkflowHandle:  # type: ignore[type-arg]
+        return self.releases.handle(release_id)
+
+    async def approve(self, release_id: str, decider: str, role: str, **extra: object) -> UpdateResult:
+        return await self.releases.decide(
+            release_id, DecisionKind.APPROVE, factories.decision(decider, role, **extra)
+        )
+
+    async def pass_internal_review(self, release_id: str) -> None:
+        for decider, role in factories.INTERNAL_REVIEW:
+            await self.approve(release_id, decider, role)
+
+    async def until(
+        self,
+        release_id: str,
+        predicate: Callable[[ReleaseStatus], bool],
+        *,
+        timeout: float = 15.0,
+    ) -> ReleaseStatus:
+        """Poll get_status until ``predicate`` holds (the workflow moves on its own)."""
+        import asyncio
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.releases.status(release_id)
+            if predicate(status):
+                return status
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(
+                    f"timed out: stage={status.stage} state={status.state} awaiting={status.awaiting}"
+                )
+            await asyncio.sleep(0.05)
+
+    async def at_stage(self, release_id: str, stage: str, **kw: float) -> ReleaseStatus:
+        return await self.until(release_id, lambda s: s.stage == stage and s.awaiting is not None, **kw)
+
+    async def skip(self, release_id: str, days: float) -> None:
+        await self.env.fast_forward(self.handle(release_id), timedelta(days=days))
+
+    def outbox_lines(self) -> list[dict]:  # type: ignore[type-arg]
+        import json
+
+        path = self.data_dir / "outbox.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def harness(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data")
+    adapters = open_adapters(settings)
+    for partner in PARTNERS:
+        adapters.registry.add_partner(partner)
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=ALL_WORKFLOWS,
+            activities=activities_from(adapters),
+            activity_executor=executor,
+            max_concurrent_activities=8,
+        ):
+            yield Harness(env, Releases(env.client, task_queue), adapters, settings.data_dir)
+    adapters.close()
+
+
+Waiter = Callable[[ReleaseStatus], Awaitable[None]]

@@ -1,0 +1,61 @@
+"""The release's current details as markdown, for the Temporal UI's workflow page."""
+
+from __future__ import annotations
+
+from gatekeeper.models.enums import StageStatus
+from gatekeeper.models.status import ReleaseStatus
+from workflows.notices import when
+
+_MARK = {
+    StageStatus.DONE: "✅ done",
+    StageStatus.CURRENT: "▶️ current",
+    StageStatus.PENDING: "⏳ pending",
+    StageStatus.SKIPPED: "⏭️ skipped",
+}
+
+
+def current_details(status: ReleaseStatus) -> str:
+    """Stage table, what is awaited and from whom, deadlines, holds, suspensions."""
+    spec = status.spec
+    lines = [
+        f"## {spec.model.name} {spec.model.version} — **{status.state.value}**",
+        "",
+        f"Release `{status.release_id}` · risk tier **{spec.risk_tier.value}** · covered model "
+        f"**{spec.covered_model.value}** · submitted by `{spec.submitter}` · policy "
+        f"`{status.policy_id}` v{status.policy_version} (`{status.policy_sha256[:12]}`)",
+        "",
+        "| stage | status | started | ended | note |",
+        "|---|---|---|---|---|",
+    ]
+    for stage in status.stages:
+        lines.append(
+            f"| {stage.title} | {_MARK[stage.status]} | {when(stage.started_at)} | "
+            f"{when(stage.ended_at)} | {stage.note or ''} |"
+        )
+    lines.append("")
+    if status.awaiting:
+        awaiting = status.awaiting
+        who = ", ".join([*awaiting.roles, *(f"`{p}`" for p in awaiting.people)]) or "—"
+        lines.append(f"**Waiting for:** {awaiting.what} — from {who} (since {when(awaiting.since)})")
+        if awaiting.until:
+            lines.append(f"**Deadline / ends:** {when(awaiting.until)}")
+    gov = status.government
+    if gov.window_ends_at:
+        lines.append(
+            f"**Government window:** opened {when(gov.window_opened_at)}, ends "
+            f"{when(gov.window_ends_at)}" + (f", cleared {when(gov.cleared_at)}" if gov.cleared_at else "")
+        )
+    for concern in gov.open_concerns():
+        lines.append(f"**Open government concern {concern.id}:** {concern.text}")
+    for hold in status.active_holds():
+        until = f" until {when(hold.until)}" if hold.until else ""
+        lines.append(f"**Held ({hold.kind}) by {hold.by}:** {hold.reason}{until}")
+    for suspension in status.active_suspensions():
+        lines.append(f"**Access suspended by order {suspension.order_id} ({suspension.scope}):** {suspension.reason}")
+    if status.grants:
+        active = sum(1 for g in status.grants if g.status == "active")
+        lines.append(f"**Partner grants:** {active} active of {len(status.grants)}")
+    if status.outcome:
+        lines.append(f"**Outcome:** {status.outcome}")
+    lines.append(f"\nAudit head `{status.audit_head[:16]}` · {status.audit_length} events")
+    return "\n".join(lines)

@@ -1,0 +1,593 @@
+"""The release ledger: all of a release's state and every change to it, deterministically.
+
+The ledger is what the workflow *knows*. It never waits, sleeps, calls an activity or reads a
+clock: ``now`` is always passed in (the workflow passes ``workflow.now()``). Each change appends
+an audit event and, where people must hear about it, a :class:`Notice` that the workflow sends.
+Keeping this free of Temporal calls lets the rules be tested directly and read as one story.
+
+Decisions (approve, amend, government responses, operator actions) live in
+:mod:`workflows.decisions`, which extends this class.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from gatekeeper.audit import AuditChain
+from gatekeeper.canonical import digest_of
+from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.enums import (
+    DecisionKind,
+    NotificationEvent,
+    ReleaseState,
+    StageKind,
+    StageStatus,
+)
+from gatekeeper.models.io import EvidenceCheckResult, GrantResult, RevokeResult
+from gatekeeper.models.spec import ReleaseSpec
+from gatekeeper.models.policy import (
+    AccessGrantStage,
+    ApprovalGateStage,
+    GateSettings,
+    GovernmentWindowStage,
+    Policy,
+    Stage,
+)
+from gatekeeper.models.status import (
+    Awaiting,
+    GateState,
+    GovernmentReceipt,
+    HoldRecord,
+    ReleaseInput,
+    ReleaseStatus,
+    StageRecord,
+)
+from gatekeeper.rules import QuorumProgress, eligible_people, quorum_progress
+from workflows.notices import Notice, when
+
+SYSTEM = "gatekeeper"
+
+
+class IntegrityError(Exception):
+    """The workflow input is inconsistent (e.g. the policy does not match its recorded hash)."""
+
+
+class LedgerCore:
+    """State, audit, notices, stages and gates. See :class:`workflows.decisions.ReleaseLedger`."""
+
+    def __init__(self, inp: ReleaseInput, now: datetime) -> None:
+        if digest_of(inp.policy.model_dump(mode="json")) != inp.policy_sha256:
+            raise IntegrityError("the policy snapshot does not match its recorded sha256")
+        self.policy: Policy = inp.policy
+        self.chain = AuditChain(inp.spec.release_id)
+        self.notices: list[Notice] = []
+        self.used_nonces: set[str] = set()
+        self.status = ReleaseStatus(
+            release_id=inp.spec.release_id,
+            spec=inp.spec,
+            policy_id=inp.policy.policy_id,
+            policy_version=inp.policy.version,
+            policy_sha256=inp.policy_sha256,
+            stages=[
+                StageRecord(id=s.id, kind=s.kind, title=s.label)
+                for s in inp.policy.stages
+            ],
+            started_at=now,
+            updated_at=now,
+            audit_head=self.chain.head,
+        )
+
+    # --- basics ---------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> ReleaseSpec:
+        return self.status.spec
+
+    def is_terminal(self) -> bool:
+        return self.status.state.terminal
+
+    def is_held(self) -> bool:
+        return bool(self.status.active_holds())
+
+    def is_blocked(self) -> bool:
+        """Held or suspended: the pipeline does not move forward."""
+        return self.is_held() or bool(self.status.active_suspensions())
+
+    def audit(
+        self,
+        now: datetime,
+        actor: str,
+        action: str,
+        details: dict[str, Any] | None = None,
+        *,
+        stage: str | None = None,
+    ) -> AuditEvent:
+        event = self.chain.append(
+            at=now,
+            actor=actor,
+            action=action,
+            stage=stage if stage is not None else self.status.stage,
+            details=details,
+        )
+        self.status.audit_head = event.hash
+        self.status.audit_length = len(self.chain)
+        self.status.updated_at = now
+        return event
+
+    def notify(self, event: NotificationEvent, audit_event: AuditEvent, subject: str, body: str,
+               **extra: Any) -> None:
+        extra.setdefault("stage", audit_event.stage)
+        self.notices.append(
+            Notice(
+                event=event,
+                subject=f"[{self.status.release_id}] {subject}",
+                body=body,
+                audit_seq=audit_event.seq,
+                **extra,
+            )
+        )
+
+    def take_notices(self) -> list[Notice]:
+        taken, self.notices = self.notices, []
+        return taken
+
+    def refresh_state(self) -> None:
+        """Derive the non-terminal state from holds and suspensions."""
+        if self.is_terminal():
+            return
+        if self.is_held():
+            self.status.state = ReleaseState.HELD
+        elif self.status.active_suspensions():
+            self.status.state = ReleaseState.SUSPENDED
+        else:
+            self.status.state = ReleaseState.ACTIVE
+
+    @property
+    def title(self) -> str:
+        spec = self.spec
+        return f"{spec.model.name} {spec.model.version}"
+
+    # --- start, stages, end ---------------------------------------------------------------
+
+    def start(self, now: datetime) -> None:
+        spec = self.spec
+        event = self.audit(
+            now,
+            spec.submitter,
+            "release_started",
+            {
+                "model": spec.model.name,
+                "version": spec.model.version,
+                "artifact_sha256": spec.artifact.sha256,
+                "risk_tier": spec.risk_tier.value,
+                "covered_model": spec.covered_model.value,
+                "policy_id": self.policy.policy_id,
+                "policy_sha256": self.status.policy_sha256,
+            },
+        )
+        self.notify(
+            NotificationEvent.RELEASE_STARTED,
+            event,
+            f"Release of {self.title} started",
+            f"{spec.submitter} started the release of {self.title} (risk tier "
+            f"{spec.risk_tier.value}, covered model: {spec.covered_model.value}) under policy "
+            f"{self.policy.policy_id} v{self.policy.version}.",
+            concerned=[spec.submitter],
+        )
+
+    def record_evidence_checks(self, result: EvidenceCheckResult, now: datetime) -> None:
+        self.status.evidence_checks = result.checks
+        failures = result.failures
+        event = self.audit(
+            now,
+            SYSTEM,
+            "evidence_verified",
+            {c.id: c.result for c in result.checks},
+        )
+        if failures:
+            lines = "; ".join(f"{c.id}: {c.result} {c.detail}".strip() for c in failures)
+            self.notify(
+                NotificationEvent.CHANGES_REQUESTED,
+                event,
+                "Evidence does not match its digest",
+                f"Gatekeeper could not verify: {lines}. No gate closes until an amend fixes it.",
+                action_needed="Amend the release with the correct evidence or digests.",
+                concerned=[self.spec.submitter],
+            )
+
+    def evidence_failures(self) -> list[str]:
+        return [
+            f"{c.id} ({c.result})"
+            for c in self.status.evidence_checks
+            if c.result in ("mismatch", "unreadable")
+        ]
+
+    def applies(self, stage: Stage) -> bool:
+        return self.spec.covered_model in stage.applies_to
+
+    def enter_stage(self, stage: Stage, now: datetime) -> None:
+        record = self._record(stage.id)
+        record.status = StageStatus.CURRENT
+        record.started_at = now
+        self.status.stage = stage.id
+        self.audit(now, SYSTEM, "stage_entered", {"kind": stage.kind.value}, stage=stage.id)
+
+    def skip_stage(self, stage: Stage, now: datetime) -> None:
+        record = self._record(stage.id)
+        record.status = StageStatus.SKIPPED
+        record.note = f"not applicable to covered_model={self.spec.covered_model.value}"
+        self.audit(now, SYSTEM, "stage_skipped", {"reason": record.note}, stage=stage.id)
+
+    def finish_stage(self, stage: Stage, now: datetime, note: str = "") -> None:
+        record = self._record(stage.id)
+        record.status = StageStatus.DONE
+        record.ended_at = now
+        record.note = note
+        self.status.awaiting = None
+        self.audit(now, SYSTEM, "stage_completed", {"note": note}, stage=stage.id)
+
+    def _record(self, stage_id: str) -> StageRecord:
+        record = self.status.stage_record(stage_id)
+        if record is None:  # the stages list is built from the same policy
+            raise IntegrityError(f"stage {stage_id} is not in the release's pipeline")
+        return record
+
+    def await_(self, what: str, now: datetime, *, roles: list[str] | None = None,
+               people: list[str] | None = None, until: datetime | None = None) -> None:
+        current = self.status.awaiting
+        since = current.since if current and current.what == what else now
+        self.status.awaiting = Awaiting(
+            what=what, roles=roles or [], people=people or [], since=since, until=until
+        )
+
+    def end(self, state: ReleaseState, now: datetime, outcome: str, actor: str) -> AuditEvent:
+        """Make the release terminal. Cleanup (revoking grants) is the workflow's next step."""
+        self.status.state = state
+        self.status.outcome = outcome
+        self.status.ended_at = now
+        self.status.awaiting = None
+        record = self.status.stage_record(self.status.stage or "")
+        if record is not None and record.status is StageStatus.CURRENT and state is not ReleaseState.LAUNCHED:
+            record.ended_at = now
+            record.note = f"{state.value}: {outcome}"
+        return self.audit(now, actor, f"release_{state.value}", {"outcome": outcome})
+
+    def record_revocations(self, result: RevokeResult, now: datetime, reason: str) -> None:
+        revoked = set(result.revoked)
+        for grant in self.status.grants:
+            if grant.grant_id in revoked and grant.status != "revoked":
+                grant.status = "revoked"
+                grant.changed_at = now
+                grant.reason = reason
+        if result.revoked:
+            event = self.audit(now, SYSTEM, "access_revoked", {"grants": sorted(revoked), "reason": reason})
+            self.notify(
+                NotificationEvent.PARTNER_ACCESS_REVOKED,
+                event,
+                f"Early access to {self.title} revoked",
+                f"{len(revoked)} partner grant(s) were revoked: {reason}.",
+                concerned=[self.spec.submitter],
+            )
+
+    def active_grant_ids(self) -> list[str]:
+        return [g.grant_id for g in self.status.grants if g.status != "revoked"]
+
+    # --- approval gates -------------------------------------------------------------------
+
+    def open_gate(self, stage: Stage, settings: GateSettings, now: datetime) -> GateState:
+        gate = GateState(
+            stage=stage.id,
+            opened_at=now,
+            deadline_at=now + settings.deadline if settings.deadline else None,
+        )
+        self.status.gates[stage.id] = gate
+        event = self.audit(now, SYSTEM, "gate_opened", {"quorum": self.progress(stage.id, settings).describe()}, stage=stage.id)
+        roles = self.progress(stage.id, settings).awaited_roles
+        self._await_gate(stage.id, settings, now)
+        self.notify(
+            NotificationEvent.GATE_WAITING,
+            event,
+            f"{stage.label}: your decision is needed",
+            f"{self.title} is waiting at {stage.label}. It needs "
+            f"{self.progress(stage.id, settings).describe()}.",
+            action_needed=f"Review and run `gatekeeper review approve {self.status.release_id} "
+            f"--as <you> --role <role>` (or reject / request-changes).",
+            due=gate.deadline_at,
+            roles=roles,
+            stage=stage.id,
+        )
+        return gate
+
+    def gate(self, stage_id: str) -> GateState | None:
+        return self.status.gates.get(stage_id)
+
+    def open_gate_for_decisions(self) -> tuple[Stage, GateSettings, GateState] | None:
+        """The current stage's gate, if it is open for decisions right now."""
+        stage_id = self.status.stage
+        if stage_id is None:
+            return None
+        stage = self.policy.stage(stage_id)
+        gate = self.status.gates.get(stage_id)
+        if stage is None or gate is None or gate.closed_at is not None:
+            return None
+        if not isinstance(stage, ApprovalGateStage | AccessGrantStage):
+            return None
+        return stage, stage, gate
+
+    def progress(self, stage_id: str, settings: GateSettings) -> QuorumProgress:
+        gate = self.status.gates.get(stage_id)
+        approvals = gate.valid_approvals() if gate else []
+        return quorum_progress(settings.quorum, approvals)
+
+    def gate_blockers(self, stage_id: str, settings: GateSettings) -> list[str]:
+        """Why the gate cannot close yet (empty when it can)."""
+        gate = self.status.gates[stage_id]
+        blockers = []
+        progress = self.progress(stage_id, settings)
+        if not progress.met:
+            blockers.append(f"quorum: {progress.describe()}")
+        for request in gate.open_change_requests():
+            blockers.append(f"changes requested by {request.person}")
+        blockers.extend(f"evidence {item}" for item in self.evidence_failures())
+        blockers.extend(f"held: {h.reason}" for h in self.status.active_holds())
+        return blockers
+
+    def _await_gate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
+        gate = self.status.gates[stage_id]
+        progress = self.progress(stage_id, settings)
+        open_requests = gate.open_change_requests()
+        if open_requests or self.evidence_failures():
+            self.await_(
+                "an amend from the submitter (changes requested)",
+                now,
+                roles=[],
+                people=[self.spec.submitter],
+                until=gate.deadline_at,
+            )
+            return
+        roles = progress.awaited_roles
+        decided = {d.on_behalf_of or d.person for d in gate.valid_approvals()}
+        people = [p for p in eligible_people(self.policy, settings, self.spec, roles) if p not in decided]
+        self.await_(
+            f"approval at {stage_id}: {progress.describe()}",
+            now,
+            roles=roles,
+            people=people,
+            until=gate.deadline_at,
+        )
+
+    def refresh_gate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
+        """Expire stale approvals and recompute what the gate awaits."""
+        gate = self.status.gates[stage_id]
+        if settings.approval_ttl is not None:
+            for decision in gate.decisions:
+                if (
+                    decision.valid
+                    and decision.kind is DecisionKind.APPROVE
+                    and decision.at + settings.approval_ttl <= now
+                ):
+                    decision.valid = False
+                    decision.invalidated_reason = (
+                        f"expired: older than {settings.approval_ttl.days}d while the gate stayed open"
+                    )
+                    event = self.audit(now, SYSTEM, "approval_expired", {"person": decision.person, "role": decision.role}, stage=stage_id)
+                    self.notify(
+                        NotificationEvent.APPROVALS_INVALIDATED,
+                        event,
+                        f"Your approval at {stage_id} expired",
+                        f"{decision.person}'s approval of {self.title} at {stage_id} "
+                        f"({when(decision.at)}) expired before the gate closed.",
+                        action_needed="Review again and approve if it still holds.",
+                        concerned=[decision.person],
+                    )
+        if gate.closed_at is None:
+            self._await_gate(stage_id, settings, now)
+
+    def next_expiry(self, stage_id: str, settings: GateSettings) -> datetime | None:
+        if settings.approval_ttl is None:
+            return None
+        gate = self.status.gates[stage_id]
+        times = [d.at + settings.approval_ttl for d in gate.valid_approvals()]
+        return min(times) if times else None
+
+    def close_gate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
+        gate = self.status.gates[stage_id]
+        gate.closed_at = now
+        approvers = [d.on_behalf_of or d.person for d in gate.valid_approvals()]
+        event = self.audit(now, SYSTEM, "gate_passed", {"approvers": approvers}, stage=stage_id)
+        self.notify(
+            NotificationEvent.GATE_PASSED,
+            event,
+            f"{stage_id} passed",
+            f"{self.title} passed {stage_id} with the approval of {', '.join(approvers) or 'nobody (no quorum)'}.",
+            concerned=[self.spec.submitter, *approvers],
+        )
+
+    def remind(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
+        gate = self.status.gates[stage_id]
+        gate.reminders_sent += 1
+        progress = self.progress(stage_id, settings)
+        event = self.audit(now, SYSTEM, "reminder_sent", {"count": gate.reminders_sent, "awaiting": progress.awaited_roles}, stage=stage_id)
+        self.notify(
+            NotificationEvent.REMINDER,
+            event,
+            f"Reminder: {stage_id} still needs you",
+            f"{self.title} has waited at {stage_id} since {when(gate.opened_at)}; it still needs "
+            f"{progress.describe()}.",
+            action_needed="Review and decide.",
+            due=gate.deadline_at,
+            roles=progress.awaited_roles,
+            stage=stage_id,
+        )
+
+    def escalate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
+        gate = self.status.gates[stage_id]
+        gate.escalated_at = now
+        progress = self.progress(stage_id, settings)
+        event = self.audit(now, SYSTEM, "escalated", {"to": settings.escalate_to}, stage=stage_id)
+        self.notify(
+            NotificationEvent.ESCALATION,
+            event,
+            f"Escalation: {stage_id} has waited since {when(gate.opened_at)}",
+            f"{self.title} is stuck at {stage_id}; it still needs {progress.describe()}.",
+            action_needed="Find the missing reviewers or decide how to proceed.",
+            due=gate.deadline_at,
+            roles=list(settings.escalate_to),
+            stage=stage_id,
+        )
+
+    def deadline_passed(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
+        """The gate's deadline passed: fail closed (reject) or hold for an operator."""
+        gate = self.status.gates[stage_id]
+        reason = f"{stage_id} missed its deadline {when(gate.deadline_at)}"
+        gate.deadline_at = None
+        event = self.audit(now, SYSTEM, "deadline_missed", {"action": settings.on_deadline}, stage=stage_id)
+        self.notify(
+            NotificationEvent.DEADLINE_MISSED,
+            event,
+            f"{stage_id} missed its deadline",
+            f"{self.title}: {reason}. Policy action: {settings.on_deadline}.",
+            roles=["operator", *settings.escalate_to],
+            concerned=[self.spec.submitter],
+        )
+        if settings.on_deadline == "reject":
+            self.end(ReleaseState.REJECTED, now, reason, SYSTEM)
+            self._notify_end(ReleaseState.REJECTED, now, reason)
+        else:
+            self.status.holds.append(HoldRecord(kind="deadline", by=SYSTEM, reason=reason, at=now))
+            self.refresh_state()
+
+    def _notify_end(self, state: ReleaseState, now: datetime, reason: str) -> None:
+        event = self.chain.events[-1]
+        names = {
+            ReleaseState.REJECTED: NotificationEvent.REJECTED,
+            ReleaseState.WITHDRAWN: NotificationEvent.WITHDRAWN,
+            ReleaseState.LAUNCHED: NotificationEvent.LAUNCHED,
+        }
+        self.notify(
+            names[state],
+            event,
+            f"{self.title} {state.value}",
+            f"The release of {self.title} was {state.value} at {when(now)}: {reason}.",
+            concerned=[self.spec.submitter],
+        )
+
+    # --- government -----------------------------------------------------------------------
+
+    def record_receipt(self, receipt: GovernmentReceipt, now: datetime) -> None:
+        self.status.government.receipt = receipt
+        event = self.audit(
+            now,
+            SYSTEM,
+            "government_submitted",
+            {"receipt_id": receipt.receipt_id, "clearinghouse": receipt.clearinghouse},
+        )
+        self.notify(
+            NotificationEvent.GOVERNMENT_SUBMITTED,
+            event,
+            f"{self.title} submitted for government testing",
+            f"Submitted to the {receipt.clearinghouse} clearinghouse; receipt {receipt.receipt_id}.",
+            roles=["government_liaison"],
+            concerned=[self.spec.submitter],
+        )
+
+    def window_stage(self) -> GovernmentWindowStage | None:
+        for stage in self.policy.stages:
+            if isinstance(stage, GovernmentWindowStage) and self.applies(stage):
+                return stage
+        return None
+
+    def open_window(self, stage: GovernmentWindowStage, now: datetime) -> None:
+        gov = self.status.government
+        gov.window_opened_at = now
+        gov.window_original_ends_at = now + stage.duration
+        gov.window_ends_at = now + stage.duration
+        event = self.audit(now, SYSTEM, "window_opened", {"ends_at": when(gov.window_ends_at), "days": stage.duration / timedelta(days=1)})
+        self.notify(
+            NotificationEvent.WINDOW_OPENED,
+            event,
+            f"Government testing window opened for {self.title}",
+            f"The government may test {self.title} until {when(gov.window_ends_at)}. The release "
+            "does not go to partners or the public before the window ends"
+            + (" or the government clears it." if stage.allow_early_clearance else "."),
+            action_needed="Record the government's responses with `gatekeeper gov respond`.",
+            due=gov.window_ends_at,
+            roles=["government_liaison"],
+        )
+        self.await_window(stage, now)
+
+    def window_blockers(self, stage: GovernmentWindowStage, now: datetime) -> tuple[bool, list[str]]:
+        """(may the window end now?, what still blocks it)."""
+        gov = self.status.government
+        blockers = [f"open concern {c.id}: {c.text}" for c in gov.open_concerns()]
+        blockers.extend(f"held: {h.reason}" for h in self.status.active_holds())
+        cleared = gov.cleared_at is not None and stage.allow_early_clearance
+        elapsed = gov.window_ends_at is not None and now >= gov.window_ends_at
+        return (cleared or elapsed) and not blockers, blockers
+
+    def await_window(self, stage: GovernmentWindowStage, now: datetime) -> None:
+        gov = self.status.government
+        concerns = gov.open_concerns()
+        if concerns:
+            what = f"government concern {concerns[0].id} to be resolved"
+        else:
+            what = f"the government testing window (ends {when(gov.window_ends_at)})"
+        self.await_(what, now, roles=["government_liaison"], until=gov.window_ends_at)
+
+    def close_window(self, now: datetime) -> str:
+        gov = self.status.government
+        gov.window_closed_at = now
+        if gov.cleared_at is not None and gov.window_ends_at and now < gov.window_ends_at:
+            reason = f"cleared early by {gov.cleared_by} at {when(gov.cleared_at)}"
+        else:
+            reason = f"window elapsed at {when(gov.window_ends_at)}"
+        event = self.audit(now, SYSTEM, "window_ended", {"reason": reason})
+        self.notify(
+            NotificationEvent.WINDOW_ENDED,
+            event,
+            f"Government testing window ended for {self.title}",
+            f"The window ended ({reason}). Ending the window permits the next stage; it is "
+            "not a government approval.",
+            roles=["government_liaison"],
+            concerned=[self.spec.submitter],
+        )
+        return reason
+
+    # --- partner access and launch --------------------------------------------------------
+
+    def record_grants(self, result: GrantResult, stage: AccessGrantStage, now: datetime) -> None:
+        known = {g.grant_id for g in self.status.grants}
+        self.status.grants.extend(g for g in result.grants if g.grant_id not in known)
+        partners = sorted({g.partner_id for g in result.grants})
+        event = self.audit(
+            now,
+            SYSTEM,
+            "access_granted",
+            {"grants": [g.grant_id for g in result.grants], "partners": partners, "skipped": result.skipped},
+            stage=stage.id,
+        )
+        cohorts = sorted({g.cohort for g in result.grants})
+        self.notify(
+            NotificationEvent.PARTNER_ACCESS_GRANTED,
+            event,
+            f"Early access to {self.title} granted",
+            f"{len(partners)} vetted partner(s) in {', '.join(cohorts) or 'no cohort'} now have "
+            f"early access ({len(result.grants)} grant(s)); {len(result.skipped)} not eligible.",
+            concerned=[self.spec.submitter],
+        )
+
+    def launch_blockers(self) -> list[str]:
+        blockers = [f"held: {h.reason}" for h in self.status.active_holds()]
+        blockers.extend(f"suspended by order {s.order_id}" for s in self.status.active_suspensions())
+        blockers.extend(
+            f"open government concern {c.id}" for c in self.status.government.open_concerns()
+        )
+        return blockers
+
+    def launched(self, launch_id: str, now: datetime, stage: Stage) -> None:
+        self.finish_stage(stage, now, f"published as {launch_id}")
+        self.end(ReleaseState.LAUNCHED, now, f"published as {launch_id}", SYSTEM)
+        self._notify_end(ReleaseState.LAUNCHED, now, f"published as {launch_id}")
+
+

@@ -1,0 +1,688 @@
+"""ModelReleaseWorkflow: one release, interpreting its policy's pipeline of stages.
+
+The workflow waits (durable timers, conditions), calls activities for side effects, and answers
+updates; every change of state goes through :class:`~workflows.decisions.ReleaseLedger`, which is
+deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from gatekeeper import routing
+    from gatekeeper import search_attributes as sa
+    from gatekeeper.models.enums import DecisionKind, ReleaseState
+    from gatekeeper.models.io import (
+        AuditFlushRequest,
+        AuditFlushResult,
+        EvidenceCheckRequest,
+        EvidenceCheckResult,
+        GrantRequest,
+        GrantResult,
+        LaunchReceipt,
+        LaunchRequest,
+        Notification,
+        NotifyRequest,
+        NotifyResult,
+        RevokeRequest,
+        RevokeResult,
+        SubmissionRequest,
+    )
+    from gatekeeper.models.messages import (
+        AccessRestoreRequest,
+        AccessSuspensionRequest,
+        AmendRequest,
+        DecisionRequest,
+        DelegationRequest,
+        GovernmentResponse,
+        OperatorRequest,
+    )
+    from gatekeeper.models.policy import (
+        AccessGrantStage,
+        ApprovalGateStage,
+        GateSettings,
+        GovernmentSubmissionStage,
+        GovernmentWindowStage,
+        LaunchStage,
+        Stage,
+    )
+    from gatekeeper.models.audit import AuditEvent
+    from gatekeeper.models.status import (
+        GovernmentReceipt,
+        ReleaseInput,
+        ReleaseOutcome,
+        ReleaseStatus,
+        UpdateResult,
+    )
+    from gatekeeper.rules import Refusal, Rule, refuse
+    from workflows import timeouts
+    from workflows.decisions import ReleaseLedger
+    from workflows.details import current_details
+    from workflows.ledger import IntegrityError
+    from workflows.notices import Notice, when
+
+
+def release_workflow_id(release_id: str) -> str:
+    return f"release-{release_id}"
+
+
+@workflow.defn(name="ModelReleaseWorkflow")
+class ModelReleaseWorkflow:
+    """A model release from internal review to public launch, under one policy snapshot."""
+
+    @workflow.init
+    def __init__(self, inp: ReleaseInput) -> None:
+        # State exists before run() starts: an update sent right after the start runs its
+        # validator first, and must see the real release, not an empty one.
+        self._integrity_error: str | None = None
+        try:
+            self._ledger = ReleaseLedger(inp, workflow.now())
+        except IntegrityError as err:
+            self._integrity_error = str(err)
+        self._changes = 0
+        self._pending: list[asyncio.Task[None]] = []
+        self._published: dict[str, Any] = {}
+        self._details = ""
+        self._audit_confirmed = 0
+        self._launching = False
+        self._reverify = False
+
+    # --- the pipeline ---------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: ReleaseInput) -> ReleaseOutcome:
+        del inp  # the ledger was built from it in __init__
+        if self._integrity_error is not None:
+            raise ApplicationError(self._integrity_error, type="IntegrityError", non_retryable=True)
+        ledger = self._ledger
+        ledger.start(workflow.now())
+        self._commit()
+        await self._verify_evidence()
+        for stage in ledger.policy.stages:
+            if ledger.is_terminal():
+                break
+            if not ledger.applies(stage):
+                ledger.skip_stage(stage, workflow.now())
+                self._commit()
+                continue
+            await self._until_unblocked(f"to enter {stage.id}", suspended_blocks=False)
+            if ledger.is_terminal():
+                break
+            ledger.enter_stage(stage, workflow.now())
+            self._commit()
+            note = await self._run_stage(stage)
+            if ledger.is_terminal():
+                break
+            ledger.finish_stage(stage, workflow.now(), note)
+            self._commit()
+            self._start_audit_flush()
+        if ledger.status.state in (ReleaseState.REJECTED, ReleaseState.WITHDRAWN):
+            await self._revoke_everything(ledger.status.outcome)
+        await self._settle()
+        return ReleaseOutcome(status=ledger.status, audit=ledger.chain.events)
+
+    async def _run_stage(self, stage: Stage) -> str:
+        if isinstance(stage, ApprovalGateStage):
+            return await self._approval_gate(stage, stage)
+        if isinstance(stage, GovernmentSubmissionStage):
+            return await self._government_submission(stage)
+        if isinstance(stage, GovernmentWindowStage):
+            return await self._government_window(stage)
+        if isinstance(stage, AccessGrantStage):
+            return await self._access_grant(stage)
+        if isinstance(stage, LaunchStage):
+            return await self._launch(stage)
+        raise ApplicationError(f"unknown stage kind {stage.kind}", non_retryable=True)
+
+    async def _approval_gate(self, stage: Stage, settings: GateSettings) -> str:
+        ledger = self._ledger
+        gate = ledger.open_gate(stage, settings, workflow.now())
+        self._commit()
+        next_reminder = gate.opened_at + settings.reminder_every if settings.reminder_every else None
+        escalate_at = gate.opened_at + settings.escalate_after if settings.escalate_after else None
+        while True:
+            now = workflow.now()
+            ledger.expire_holds(now)
+            ledger.refresh_gate(stage.id, settings, now)
+            if ledger.is_terminal():
+                return "ended"
+            if next_reminder is not None and now >= next_reminder and settings.reminder_every:
+                if not ledger.is_held():
+                    ledger.remind(stage.id, settings, now)
+                while next_reminder <= now:
+                    next_reminder += settings.reminder_every
+            if escalate_at is not None and now >= escalate_at and gate.escalated_at is None:
+                ledger.escalate(stage.id, settings, now)
+            if not ledger.gate_blockers(stage.id, settings):
+                ledger.close_gate(stage.id, settings, now)
+                self._commit()
+                approvers = [d.on_behalf_of or d.person for d in gate.valid_approvals()]
+                return f"approved by {', '.join(approvers)}" if approvers else "no quorum needed"
+            if gate.deadline_at is not None and now >= gate.deadline_at and not ledger.is_held():
+                ledger.deadline_passed(stage.id, settings, now)
+                self._commit()
+                continue
+            self._commit()
+            clocks = {
+                f"Reminder for {stage.id}": next_reminder,
+                f"Escalation of {stage.id}": escalate_at if gate.escalated_at is None else None,
+                f"Deadline of {stage.id}": gate.deadline_at,
+                f"Approval expiry at {stage.id}": ledger.next_expiry(stage.id, settings),
+                "Hold ends": ledger.next_hold_expiry(),
+            }
+            await self._sleep_until_change(clocks)
+
+    async def _government_submission(self, stage: GovernmentSubmissionStage) -> str:
+        ledger = self._ledger
+        spec = ledger.spec
+        ledger.await_("the government clearinghouse's receipt", workflow.now())
+        self._commit()
+        receipt = await workflow.execute_activity(
+            "submit_to_government",
+            SubmissionRequest(
+                idempotency_key=f"{spec.release_id}:{stage.id}:submit",
+                release_id=spec.release_id,
+                model=spec.model,
+                artifact=spec.artifact,
+                covered_model=spec.covered_model.value,
+                evidence=spec.evidence,
+                clearinghouse=stage.clearinghouse,
+                submitted_by=spec.submitter,
+                requested_at=workflow.now(),
+            ),
+            result_type=GovernmentReceipt,
+            start_to_close_timeout=timeouts.GOVERNMENT_TIMEOUT,
+            retry_policy=timeouts.GOVERNMENT_RETRY,
+            summary=f"Submit {spec.model.name} {spec.model.version} to the government clearinghouse",
+        )
+        ledger.record_receipt(receipt, workflow.now())
+        self._commit()
+        return f"receipt {receipt.receipt_id}"
+
+    async def _government_window(self, stage: GovernmentWindowStage) -> str:
+        ledger = self._ledger
+        ledger.open_window(stage, workflow.now())
+        self._commit()
+        days = stage.duration.total_seconds() / 86400
+        label = f"{days:g}-day government testing window" if days >= 1 else (
+            f"{stage.duration.total_seconds():g}-second government testing window (demo clock)"
+        )
+        while True:
+            now = workflow.now()
+            ledger.expire_holds(now)
+            if ledger.is_terminal():
+                return "ended"
+            may_end, _ = ledger.window_blockers(stage, now)
+            if may_end:
+                reason = ledger.close_window(now)
+                self._commit()
+                return reason
+            ledger.await_window(stage, now)
+            self._commit()
+            ends = ledger.status.government.window_ends_at
+            await self._sleep_until_change(
+                {label: ends if ends and ends > now else None, "Hold ends": ledger.next_hold_expiry()}
+            )
+
+    async def _access_grant(self, stage: AccessGrantStage) -> str:
+        ledger = self._ledger
+        spec = ledger.spec
+        await self._until_unblocked(f"to grant partner access at {stage.id}", suspended_blocks=True)
+        if ledger.is_terminal():
+            return "ended"
+        allowed = set(stage.cohorts) if stage.cohorts else {c.id for c in ledger.policy.cohorts}
+        cohorts = [c for c in ledger.policy.cohorts if c.id in allowed and c.id in spec.partner_cohorts]
+        ledger.await_("partner access grants from the registry", workflow.now())
+        self._commit()
+        result = await workflow.execute_activity(
+            "grant_partner_access",
+            GrantRequest(
+                idempotency_key=f"{spec.release_id}:{stage.id}:grant",
+                release_id=spec.release_id,
+                stage=stage.id,
+                model=spec.model,
+                cohorts=cohorts,
+                regions=spec.regions,
+                surfaces=stage.surfaces,
+                requested_at=workflow.now(),
+            ),
+            result_type=GrantResult,
+            start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
+            retry_policy=timeouts.ACCESS_RETRY,
+            summary=f"Grant early access to {', '.join(c.id for c in cohorts) or 'no cohort'}",
+        )
+        # Recorded even if the release was withdrawn meanwhile, so the cleanup revokes them.
+        ledger.record_grants(result, stage, workflow.now())
+        self._commit()
+        period_ends = workflow.now() + stage.minimum_period
+        while not ledger.is_terminal() and workflow.now() < period_ends:
+            ledger.expire_holds(workflow.now())
+            ledger.await_(f"the minimum partner period (ends {when(period_ends)})", workflow.now(), until=period_ends)
+            self._commit()
+            await self._sleep_until_change(
+                {f"Minimum partner period of {stage.id}": period_ends, "Hold ends": ledger.next_hold_expiry()}
+            )
+        if ledger.is_terminal():
+            return "ended"
+        partners = len({g.partner_id for g in result.grants})
+        if stage.quorum:
+            note = await self._approval_gate(stage, stage)
+            return f"{partners} partner(s) granted; {note}"
+        return f"{partners} partner(s) granted"
+
+    async def _launch(self, stage: LaunchStage) -> str:
+        ledger = self._ledger
+        spec = ledger.spec
+        while not ledger.is_terminal():
+            ledger.expire_holds(workflow.now())
+            blockers = ledger.launch_blockers()
+            if not blockers:
+                break
+            ledger.await_(f"launch is blocked: {'; '.join(blockers)}", workflow.now())
+            self._commit()
+            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
+        if ledger.is_terminal():
+            return "ended"
+        approvers = sorted(
+            {
+                d.on_behalf_of or d.person
+                for gate in ledger.status.gates.values()
+                for d in gate.valid_approvals()
+            }
+        )
+        ledger.await_("the launch to be published", workflow.now())
+        self._launching = True
+        self._commit()
+        try:
+            receipt = await workflow.execute_activity(
+                "publish_launch",
+                LaunchRequest(
+                    idempotency_key=f"{spec.release_id}:{stage.id}:launch",
+                    release_id=spec.release_id,
+                    model=spec.model,
+                    artifact=spec.artifact,
+                    surfaces=stage.surfaces,
+                    approved_by=approvers,
+                    requested_at=workflow.now(),
+                ),
+                result_type=LaunchReceipt,
+                start_to_close_timeout=timeouts.LAUNCH_TIMEOUT,
+                retry_policy=timeouts.LAUNCH_RETRY,
+                summary=f"Publish {spec.model.name} {spec.model.version} ({', '.join(stage.surfaces)})",
+            )
+        finally:
+            self._launching = False
+        ledger.launched(receipt.launch_id, workflow.now(), stage)
+        self._commit()
+        return f"published as {receipt.launch_id}"
+
+    # --- waiting ----------------------------------------------------------------------------
+
+    async def _sleep_until_change(self, clocks: dict[str, datetime | None]) -> None:
+        """Sleep until any state change, or until the earliest clock (a durable timer)."""
+        seen = self._changes
+        now = workflow.now()
+        due = [(at, name) for name, at in clocks.items() if at is not None]
+        if due:
+            at, name = min(due)
+            remaining = at - now
+            if remaining.total_seconds() <= 0:
+                return
+            try:
+                await workflow.wait_condition(
+                    lambda: self._changes != seen, timeout=remaining, timeout_summary=name
+                )
+            except TimeoutError:
+                pass
+            return
+        await workflow.wait_condition(lambda: self._changes != seen)
+
+    async def _until_unblocked(self, purpose: str, *, suspended_blocks: bool) -> None:
+        ledger = self._ledger
+        while not ledger.is_terminal():
+            ledger.expire_holds(workflow.now())
+            blocked = ledger.is_held() or (suspended_blocks and ledger.status.active_suspensions())
+            if not blocked:
+                return
+            reasons = [h.reason for h in ledger.status.active_holds()]
+            if suspended_blocks:
+                reasons += [f"order {s.order_id}" for s in ledger.status.active_suspensions()]
+            ledger.await_(f"the release to resume {purpose} ({'; '.join(reasons)})", workflow.now(), roles=["operator"])
+            self._commit()
+            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
+
+    # --- side effects ---------------------------------------------------------------------------
+
+    async def _verify_evidence(self) -> None:
+        spec = self._ledger.spec
+        try:
+            result = await workflow.execute_activity(
+                "verify_evidence",
+                EvidenceCheckRequest(release_id=spec.release_id, artifact=spec.artifact, evidence=spec.evidence),
+                result_type=EvidenceCheckResult,
+                start_to_close_timeout=timeouts.EVIDENCE_TIMEOUT,
+                retry_policy=timeouts.EVIDENCE_RETRY,
+                summary="Verify evidence digests",
+            )
+        except ActivityError as err:
+            self._ledger.audit(workflow.now(), "gatekeeper", "evidence_unverified", {"error": str(err.cause or err)})
+            self._commit()
+            return
+        self._ledger.record_evidence_checks(result, workflow.now())
+        self._commit()
+
+    async def _revoke_everything(self, reason: str) -> None:
+        ledger = self._ledger
+        grant_ids = ledger.active_grant_ids()
+        if not grant_ids:
+            return
+        result = await workflow.execute_activity(
+            "revoke_partner_access",
+            RevokeRequest(
+                idempotency_key=f"{ledger.status.release_id}:revoke-all:{ledger.status.state.value}",
+                release_id=ledger.status.release_id,
+                grant_ids=grant_ids,
+                reason=reason,
+                requested_at=workflow.now(),
+            ),
+            result_type=RevokeResult,
+            start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
+            retry_policy=timeouts.ACCESS_RETRY,
+            summary=f"Revoke {len(grant_ids)} partner grant(s)",
+        )
+        ledger.record_revocations(result, workflow.now(), reason)
+        self._commit()
+
+    def _send(self, notice: Notice) -> None:
+        ledger = self._ledger
+        recipients = routing.recipients_for(
+            ledger.policy, notice.event, concerned=notice.concerned, roles=notice.roles
+        )
+        if not recipients:
+            return
+        request = NotifyRequest(
+            notification=Notification(
+                idempotency_key=f"{ledger.status.release_id}:{notice.event.value}:{notice.audit_seq}",
+                release_id=ledger.status.release_id,
+                event=notice.event,
+                stage=notice.stage,
+                subject=notice.subject,
+                body=notice.body,
+                action_needed=notice.action_needed,
+                due=notice.due,
+                occurred_at=workflow.now(),
+            ),
+            recipients=recipients,
+            channels=routing.channel_configs(ledger.policy, recipients),
+        )
+        who = sorted({r.id for r in recipients})
+        summary = f"Notify {len(who)} recipient(s): {notice.event.value}"
+        self._pending.append(asyncio.create_task(self._deliver(request, summary)))
+
+    async def _deliver(self, request: NotifyRequest, summary: str) -> None:
+        try:
+            await workflow.execute_activity(
+                "notify_stakeholders",
+                request,
+                result_type=NotifyResult,
+                start_to_close_timeout=timeouts.NOTIFY_TIMEOUT,
+                retry_policy=timeouts.NOTIFY_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            self._ledger.audit(
+                workflow.now(),
+                "gatekeeper",
+                "notification_failed",
+                {"key": request.notification.idempotency_key, "error": str(err.cause or err)},
+            )
+            self._commit()
+
+    def _start_audit_flush(self) -> None:
+        self._pending.append(asyncio.create_task(self._flush_audit()))
+
+    async def _flush_audit(self) -> None:
+        # Always from the last *confirmed* event: overlapping flushes may repeat events (the store
+        # skips those) but can never leave a gap.
+        start = self._audit_confirmed
+        events: list[AuditEvent] = self._ledger.chain.events[start:]
+        if not events:
+            return
+        result = await workflow.execute_activity(
+            "record_audit_events",
+            AuditFlushRequest(release_id=self._ledger.status.release_id, events=events),
+            result_type=AuditFlushResult,
+            start_to_close_timeout=timeouts.AUDIT_TIMEOUT,
+            retry_policy=timeouts.AUDIT_RETRY,
+            summary=f"Record audit events {start}–{start + len(events) - 1}",
+        )
+        del result
+        self._audit_confirmed = max(self._audit_confirmed, start + len(events))
+
+    async def _settle(self) -> None:
+        """Finish every handler, notification and audit write before the workflow ends."""
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            pending, self._pending = self._pending, []
+            if pending:
+                await asyncio.gather(*pending)
+                continue
+            if self._audit_confirmed < len(self._ledger.chain):
+                await self._flush_audit()
+                continue
+            if workflow.all_handlers_finished() and not self._pending:
+                return
+
+    # --- after every change -----------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Send what the ledger wants said, refresh what operators see, wake the pipeline."""
+        self._changes += 1
+        for notice in self._ledger.take_notices():
+            self._send(notice)
+        self._publish()
+
+    def _publish(self) -> None:
+        status = self._ledger.status
+        awaiting = status.awaiting
+        values: dict[str, Any] = {
+            sa.RELEASE_STAGE.name: status.stage or "",
+            sa.RELEASE_STATE.name: status.state.value,
+            sa.AWAITING_ROLES.name: list(awaiting.roles) if awaiting else [],
+            sa.GOVERNMENT_WINDOW_ENDS_AT.name: status.government.window_ends_at,
+        }
+        changed = [k for k, v in values.items() if self._published.get(k, object()) != v]
+        if changed:
+            pairs: list[Any] = []
+            for key in (sa.RELEASE_STAGE, sa.RELEASE_STATE, sa.AWAITING_ROLES, sa.GOVERNMENT_WINDOW_ENDS_AT):
+                if key.name not in changed:
+                    continue
+                value = values[key.name]
+                pairs.append(key.value_unset() if value is None else key.value_set(value))
+            workflow.upsert_search_attributes(pairs)
+            self._published.update(values)
+        details = current_details(status)
+        if details != self._details:
+            workflow.set_current_details(details)
+            self._details = details
+
+    # --- updates ----------------------------------------------------------------------------------
+
+    def _refusal(self, refusal: Refusal) -> ApplicationError:
+        return ApplicationError(refusal.message, type=refusal.rule.value, non_retryable=True)
+
+    def _check(self, validate: Callable[[], None]) -> None:
+        if self._integrity_error is not None:
+            raise ApplicationError(self._integrity_error, type="IntegrityError", non_retryable=True)
+        try:
+            validate()
+        except Refusal as refusal:
+            raise self._refusal(refusal) from None
+
+    def _apply(self, request: str, actor: str, body: Any, change: Callable[[], str]) -> UpdateResult:
+        try:
+            message = change()
+        except Refusal as refusal:
+            if refusal.audited:
+                self._ledger.refused(refusal, workflow.now(), actor, request, body.model_dump(mode="json"))
+                self._commit()
+            raise self._refusal(refusal) from None
+        self._commit()
+        return UpdateResult(message=message, status=self._ledger.status)
+
+    def _decide(self, kind: DecisionKind, req: DecisionRequest) -> UpdateResult:
+        return self._apply(
+            kind.value, req.decider, req, lambda: self._ledger.apply_decision(kind, req, workflow.now())
+        )
+
+    @workflow.update
+    def approve(self, req: DecisionRequest) -> UpdateResult:
+        """Approve the current gate as one of its roles."""
+        return self._decide(DecisionKind.APPROVE, req)
+
+    @approve.validator
+    def _validate_approve(self, req: DecisionRequest) -> None:
+        self._check(lambda: self._ledger.validate_decision(DecisionKind.APPROVE, req, workflow.now()))
+
+    @workflow.update
+    def reject(self, req: DecisionRequest) -> UpdateResult:
+        """Reject at the current gate: the release ends, every grant it made is revoked."""
+        return self._decide(DecisionKind.REJECT, req)
+
+    @reject.validator
+    def _validate_reject(self, req: DecisionRequest) -> None:
+        self._check(lambda: self._ledger.validate_decision(DecisionKind.REJECT, req, workflow.now()))
+
+    @workflow.update
+    def request_changes(self, req: DecisionRequest) -> UpdateResult:
+        """Ask the submitter for changes; the gate waits for an amend."""
+        return self._decide(DecisionKind.REQUEST_CHANGES, req)
+
+    @request_changes.validator
+    def _validate_request_changes(self, req: DecisionRequest) -> None:
+        self._check(
+            lambda: self._ledger.validate_decision(DecisionKind.REQUEST_CHANGES, req, workflow.now())
+        )
+
+    @workflow.update
+    async def amend(self, req: AmendRequest) -> UpdateResult:
+        """Change evidence or the artifact digest; approvals that covered a change lapse."""
+        result = self._apply("amend", req.by, req, lambda: self._amend(req))
+        if self._reverify:
+            self._reverify = False
+            await self._verify_evidence()
+            result = UpdateResult(message=result.message, status=self._ledger.status)
+            failures = self._ledger.evidence_failures()
+            if failures:
+                result.message += f"; evidence still failing: {', '.join(failures)}"
+        return result
+
+    def _amend(self, req: AmendRequest) -> str:
+        message, reverify = self._ledger.apply_amend(req, workflow.now())
+        self._reverify = reverify
+        return message
+
+    @amend.validator
+    def _validate_amend(self, req: AmendRequest) -> None:
+        self._check(lambda: self._ledger.validate_amend(req, workflow.now()))
+
+    @workflow.update
+    def record_government_response(self, req: GovernmentResponse) -> UpdateResult:
+        """Record what the government said: cleared, delay requested, concern raised/resolved."""
+        return self._apply(
+            "record_government_response", req.by, req, lambda: self._ledger.apply_government(req, workflow.now())
+        )
+
+    @record_government_response.validator
+    def _validate_government(self, req: GovernmentResponse) -> None:
+        self._check(lambda: self._ledger.validate_government(req, workflow.now()))
+
+    @workflow.update
+    def hold(self, req: OperatorRequest) -> UpdateResult:
+        """Operator hold: nothing advances until resumed (or ``until`` passes)."""
+        return self._apply("hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now()))
+
+    @hold.validator
+    def _validate_hold(self, req: OperatorRequest) -> None:
+        self._check(lambda: self._operator_check(req))
+
+    @workflow.update
+    def resume(self, req: OperatorRequest) -> UpdateResult:
+        """Lift an operator (or missed-deadline) hold."""
+        return self._apply("resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now()))
+
+    @resume.validator
+    def _validate_resume(self, req: OperatorRequest) -> None:
+        self._check(lambda: self._ledger.validate_operator(req, workflow.now()))
+
+    @workflow.update
+    def withdraw(self, req: OperatorRequest) -> UpdateResult:
+        """End the release: every grant it made is revoked and everyone is told."""
+        return self._apply("withdraw", req.by, req, lambda: self._ledger.apply_withdraw(req, workflow.now()))
+
+    @withdraw.validator
+    def _validate_withdraw(self, req: OperatorRequest) -> None:
+        self._check(lambda: self._operator_check(req))
+
+    def _operator_check(self, req: OperatorRequest) -> None:
+        self._ledger.validate_operator(req, workflow.now())
+        if self._launching:
+            raise refuse(
+                Rule.LAUNCH_IN_PROGRESS,
+                "the launch is being published right now; ask again once it has finished",
+            )
+
+    @workflow.update
+    def delegate(self, req: DelegationRequest) -> UpdateResult:
+        """Lend a gate role to another roster member until a time."""
+        return self._apply("delegate", req.by, req, lambda: self._ledger.apply_delegation(req, workflow.now()))
+
+    @delegate.validator
+    def _validate_delegate(self, req: DelegationRequest) -> None:
+        self._check(lambda: self._ledger.validate_delegation(req, workflow.now()))
+
+    @workflow.update
+    def suspend_access(self, req: AccessSuspensionRequest) -> UpdateResult:
+        """An access order suspends this release's access in a scope; the stage is kept."""
+        return self._apply(
+            "suspend_access", req.by, req, lambda: self._ledger.apply_suspension(req, workflow.now())
+        )
+
+    @suspend_access.validator
+    def _validate_suspend(self, req: AccessSuspensionRequest) -> None:
+        self._check(lambda: self._ledger.validate_suspension(req, workflow.now()))
+
+    @workflow.update
+    def restore_access(self, req: AccessRestoreRequest) -> UpdateResult:
+        """The order that suspended access was lifted (with the safeguards it required)."""
+        return self._apply(
+            "restore_access", req.by, req, lambda: self._ledger.apply_restore(req, workflow.now())
+        )
+
+    @restore_access.validator
+    def _validate_restore(self, req: AccessRestoreRequest) -> None:
+        self._check(lambda: self._ledger.validate_suspension(
+            AccessSuspensionRequest(order_id=req.order_id, by=req.by, scope="everyone", reason=req.reason),
+            workflow.now(),
+        ))
+
+    # --- queries --------------------------------------------------------------------------------
+
+    @workflow.query
+    def get_status(self) -> ReleaseStatus:
+        """The whole release: stage, state, what is awaited and from whom, approvals, grants."""
+        return self._ledger.status
+
+    @workflow.query
+    def get_audit(self) -> list[AuditEvent]:
+        """The audit chain so far (``gatekeeper audit export`` reads it)."""
+        return self._ledger.chain.events
+

@@ -1,0 +1,62 @@
+"""Every activity timeout and retry policy, named, in one place.
+
+Side effects that protect people (revoking access, recording the audit trail, submitting to the
+government) retry until they succeed: failing closed means never giving up on them. Notifications
+retry for a bounded time; a notification that cannot be delivered is recorded in the audit trail
+and the release goes on.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+#: Errors that retrying cannot fix (bad input, refused by the far side). Activities raise these as
+#: ``ApplicationError(type=..., non_retryable=True)``; listing them here documents the contract.
+PERMANENT_ERRORS = ["ValidationError", "InputError"]
+
+NOTIFY_TIMEOUT = timedelta(seconds=60)
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=12,
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+
+GOVERNMENT_TIMEOUT = timedelta(minutes=2)
+GOVERNMENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+
+ACCESS_TIMEOUT = timedelta(minutes=1)
+ACCESS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=2),
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+
+EVIDENCE_TIMEOUT = timedelta(minutes=5)
+EVIDENCE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+
+AUDIT_TIMEOUT = timedelta(seconds=30)
+AUDIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+)
+
+LAUNCH_TIMEOUT = timedelta(minutes=2)
+LAUNCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+
+ORDER_RELEASE_UPDATE_TIMEOUT = timedelta(seconds=30)
