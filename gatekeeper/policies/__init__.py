@@ -1,0 +1,1 @@
+"""Release policies shipped with Gatekeeper (YAML data files)."""
