@@ -1,0 +1,120 @@
+"""``gatekeeper worker`` and ``gatekeeper dev``: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.markup import escape
+
+from gatekeeper.cli import common
+from gatekeeper.client import connect, data_converter
+from gatekeeper.errors import ConfigError
+from gatekeeper.logging import configure_logging
+from gatekeeper.settings import Settings
+from workers.devserver import DevServer, ensure_search_attributes, registered_search_attributes
+from workers.worker import run_worker, shutdown_signals
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``worker`` and ``dev`` commands to the root app."""
+    app.command("worker")(worker)
+    app.command("dev")(dev)
+
+
+def worker(
+    ctx: typer.Context,
+    task_queue: str = typer.Option(
+        None, "--task-queue", help="Task queue to poll (default: the settings' task queue)."
+    ),
+    register_search_attributes: bool = typer.Option(
+        False,
+        "--register-search-attributes",
+        help="Register Gatekeeper's search attributes on the namespace first (self-hosted only).",
+    ),
+) -> None:
+    """Run a worker against the Temporal server named by TEMPORAL_ADDRESS (or a profile).
+
+    Stops gracefully on Ctrl-C or SIGTERM; a second signal exits at once.
+    """
+    settings = common.settings(ctx).with_overrides(task_queue=task_queue)
+    configure_logging(settings)
+    common.run(_worker(settings, register_search_attributes))
+
+
+async def _worker(settings: Settings, register_search_attributes: bool) -> None:
+    client = await connect(settings)
+    if register_search_attributes:
+        await ensure_search_attributes(client)
+    await run_worker(settings, client=client)
+
+
+def dev(
+    ctx: typer.Context,
+    port: int = typer.Option(7233, "--port", help="gRPC port of the Temporal dev server."),
+    ui_port: int = typer.Option(8233, "--ui-port", help="Port of the Temporal web UI."),
+    headless: bool = typer.Option(False, "--headless", help="Do not start the web UI."),
+    ip: str = typer.Option("127.0.0.1", "--ip", help="Address the server and UI listen on."),
+) -> None:
+    """Start an embedded Temporal dev server and a worker in this process.
+
+    Everything lives under the data directory (default .gatekeeper/), so releases survive a
+    restart. Ctrl-C stops the worker, then the server.
+    """
+    # Absolute, so the banner and the adapters name the same place whatever the cwd does later.
+    settings = common.settings(ctx)
+    settings = settings.with_overrides(data_dir=settings.data_dir.resolve())
+    configure_logging(settings)
+    common.run(_dev(settings, ip=ip, port=port, ui_port=ui_port, headless=headless))
+
+
+async def _dev(settings: Settings, *, ip: str, port: int, ui_port: int, headless: bool) -> None:
+    stop = asyncio.Event()
+    server = DevServer(
+        settings.data_dir,
+        ip=ip,
+        port=port,
+        ui_port=ui_port,
+        headless=headless,
+        data_converter=data_converter(settings),
+    )
+    # Installed before the server starts, so an early Ctrl-C also ends in a clean stop.
+    with shutdown_signals(stop, on_force_exit=server.terminate_now):
+        async with server:
+            if stop.is_set():
+                return
+            attributes = await registered_search_attributes(server.client)
+            _print_banner(settings, server, attributes)
+            # A server that dies under the worker ends the command instead of leaving a worker
+            # retrying its polls forever.
+            watch = asyncio.create_task(server.wait())
+            watch.add_done_callback(lambda _: stop.set())
+            try:
+                await run_worker(
+                    settings, client=server.client, stop_event=stop, handle_signals=False
+                )
+            finally:
+                died = watch.done() and not watch.cancelled()
+                watch.cancel()
+            if died:
+                raise ConfigError(
+                    f"the Temporal dev server exited unexpectedly with code {watch.result()}; "
+                    f"see {server.log_path}"
+                )
+
+
+def _print_banner(settings: Settings, server: DevServer, attributes: dict[str, str]) -> None:
+    # Plain label/value lines rather than a table: a table would truncate long paths in a pipe.
+    rows = [
+        ("Temporal gRPC", f"{server.target}  (namespace {server.namespace})"),
+        ("Temporal UI", server.ui_url or "off (--headless)"),
+        ("Data", f"{server.data_dir}  (server log: {server.log_path.name})"),
+        ("Task queue", settings.task_queue),
+        ("Other shells", f"export TEMPORAL_ADDRESS={server.target}"),
+        ("Search attributes", ", ".join(f"{k} ({v})" for k, v in attributes.items())),
+    ]
+    console = common.console
+    console.print("[bold green]Gatekeeper dev is running[/bold green]")
+    for label, value in rows:
+        console.print(f"  [bold]{label:<18}[/bold]{escape(value)}")
+    console.print("Press Ctrl-C to stop (the worker first, then the server).")

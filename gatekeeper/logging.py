@@ -1,0 +1,149 @@
+"""Logging for Gatekeeper processes: configured once at the process edge, one format for everything.
+
+structlog renders both its own events and every stdlib record (``temporalio``'s loggers,
+``workflow.logger``, ``activity.logger``, the SDK Core's logs forwarded from Rust), so a process
+writes either readable console lines or one JSON object per line, never a mix.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from temporalio import activity, workflow
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
+
+from gatekeeper.errors import ConfigError
+from gatekeeper.settings import Settings
+
+#: Marks the handler we install, so configuring again replaces it instead of adding a second one.
+_HANDLER_NAME = "gatekeeper"
+
+#: Record attributes not worth a field: Core's raw entry (its fields are already in the message).
+_DROPPED_EXTRAS = ("temporal_log",)
+
+#: Libraries whose INFO is a running commentary (alembic announces every plugin and migration
+#: context on each start); they speak at WARNING unless the level is DEBUG.
+_CHATTY_LOGGERS = ("alembic",)
+
+_core_logs_forwarded = False
+
+
+def configure_logging(settings: Settings, *, forward_core_logs: bool = True) -> None:
+    """Route structlog and stdlib logging to stderr in the format the settings ask for.
+
+    ``log_format`` ``auto`` means console lines on a terminal and JSON lines otherwise. Calling
+    this again replaces the previous configuration (it never stacks handlers).
+
+    Args:
+        settings: supplies ``log_format`` and ``log_level``.
+        forward_core_logs: also send the SDK Core's (Rust) logs through stdlib logging. This
+            replaces Temporal's default runtime, so call it before the first client connects;
+            it happens at most once per process.
+
+    Raises:
+        ConfigError: the level or format is not one we know.
+    """
+    level = _level(settings.log_level)
+    renderer = _renderer(settings.log_format)
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: module-level loggers must follow a later reconfiguration.
+        cache_logger_on_first_use=False,
+    )
+    final: list[structlog.typing.Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta
+    ]
+    if isinstance(renderer, structlog.processors.JSONRenderer):
+        final.append(structlog.processors.dict_tracebacks)
+    final.append(renderer)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        # ExtraAdder turns ``extra=`` (and the ``temporal_workflow``/``temporal_activity`` context
+        # Temporal's loggers attach) into fields.
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_extras],
+        processors=final,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
+
+    # The workflow/activity context travels as structured fields; repeating it in the message
+    # text would print it twice.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
+    if forward_core_logs:
+        _forward_core_logs(level)
+
+
+def _drop_extras(
+    logger: Any, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    for key in _DROPPED_EXTRAS:
+        event_dict.pop(key, None)
+    return event_dict
+
+
+def _level(name: str) -> int:
+    level = logging.getLevelNamesMapping().get(name.upper())
+    if level is None:
+        raise ConfigError(f"log level must be DEBUG, INFO, WARNING or ERROR, not {name!r}")
+    return level
+
+
+def _renderer(log_format: str) -> Any:
+    chosen = log_format.lower()
+    if chosen == "auto":
+        chosen = "console" if sys.stderr.isatty() else "json"
+    if chosen == "json":
+        return structlog.processors.JSONRenderer()
+    if chosen == "console":
+        return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    raise ConfigError(f"log format must be auto, console or json, not {log_format!r}")
+
+
+def _forward_core_logs(level: int) -> None:
+    """Make the SDK Core log through ``temporalio.core`` instead of writing to stderr itself."""
+    global _core_logs_forwarded
+    if _core_logs_forwarded:
+        return
+    core_level = "DEBUG" if level <= logging.DEBUG else "WARN"
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level=core_level, other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+            )
+        )
+    )
+    Runtime.set_default(runtime, error_if_already_set=False)
+    _core_logs_forwarded = True

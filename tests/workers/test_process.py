@@ -1,0 +1,148 @@
+"""``gatekeeper dev`` end to end, as a user runs it: a real process, stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from tests.workers.helpers import free_ports, wait_until
+
+#: The commands on an app of their own: the test does not depend on the root app's wiring.
+_RUN_APP = (
+    "import sys, typer; from gatekeeper.cli.process import register; "
+    "app = typer.Typer(); register(app); app(sys.argv[1:])"
+)
+
+
+async def _read_until(stream: asyncio.StreamReader, marker: str) -> str:
+    seen = ""
+    while marker not in seen:
+        line = await stream.readline()
+        if not line:
+            raise AssertionError(f"output ended before {marker!r}:\n{seen}")
+        seen += line.decode()
+    return seen
+
+
+async def _pollers(client: Client, task_queue: str) -> bool:
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace="default",
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return len(response.pollers) > 0
+
+
+async def _stop_leftovers(process: asyncio.subprocess.Process, data_dir: Path) -> None:
+    """After a failure, stop the command and the server it started (in its own session)."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+    pid_file = data_dir / "temporal.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+class TestDev:
+    """``gatekeeper dev`` starts a server and a worker, says where everything is, keeps its data
+    under the data directory, and on Ctrl-C stops the worker then the server and exits 0."""
+
+    async def test_dev_runs_and_stops_on_ctrl_c(self, tmp_path: Path) -> None:
+        port, ui_port = free_ports(2)
+        data_dir = tmp_path / "gk"
+        stderr_path = tmp_path / "stderr.log"
+        env = {
+            **os.environ,
+            "GATEKEEPER_DATA_DIR": str(data_dir),
+            "GATEKEEPER_TASK_QUEUE": "dev-test",
+            "GATEKEEPER_LOG_FORMAT": "json",
+        }
+        with stderr_path.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", _RUN_APP,
+                "dev", "--port", str(port), "--ui-port", str(ui_port),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                env=env,
+            )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            banner = await asyncio.wait_for(_read_until(process.stdout, "Press Ctrl-C"), 60)
+            assert f"127.0.0.1:{port}" in banner
+            assert f"http://127.0.0.1:{ui_port}" in banner
+            assert str(data_dir) in banner
+            assert "dev-test" in banner
+            assert f"TEMPORAL_ADDRESS=127.0.0.1:{port}" in banner
+            assert "GovernmentWindowEndsAt (Datetime)" in banner
+
+            client = await Client.connect(f"127.0.0.1:{port}")
+            await wait_until(lambda: _pollers(client, "dev-test"))
+
+            process.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+        finally:
+            await _stop_leftovers(process, data_dir)
+
+        events = [
+            json.loads(line)["event"]
+            for line in stderr_path.read_text().splitlines()
+            if line.startswith("{")
+        ]
+        assert events.index("worker stopped") < events.index("dev server stopped")
+        assert (data_dir / "temporal.db").exists()
+        assert (data_dir / "temporal.log").exists()
+        assert not (data_dir / "temporal.pid").exists()
+
+
+class TestWorkerCommand:
+    """``gatekeeper worker`` connects where TEMPORAL_ADDRESS points, polls the settings' task
+    queue, and exits 0 after a graceful stop on SIGTERM."""
+
+    async def test_worker_runs_and_stops_on_sigterm(self, client: Client, tmp_path: Path) -> None:
+        address = client.service_client.config.target_host
+        task_queue = f"cmd-{uuid.uuid4().hex[:8]}"
+        stderr_path = tmp_path / "stderr.log"
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": address,
+            "TEMPORAL_NAMESPACE": client.namespace,
+            "GATEKEEPER_DATA_DIR": str(tmp_path / "gk"),
+            "GATEKEEPER_TASK_QUEUE": task_queue,
+            "GATEKEEPER_LOG_FORMAT": "json",
+        }
+        with stderr_path.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", _RUN_APP, "worker", "--register-search-attributes",
+                stderr=stderr,
+                env=env,
+            )  # fmt: skip
+        try:
+            await wait_until(lambda: _pollers(client, task_queue))
+            process.terminate()
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+        finally:
+            await _stop_leftovers(process, tmp_path / "gk")
+
+        lines = [json.loads(line) for line in stderr_path.read_text().splitlines()]
+        started = next(line for line in lines if line["event"] == "worker started")
+        assert started["address"] == address
+        assert started["task_queue"] == task_queue
+        assert lines[-1]["event"] == "worker stopped"

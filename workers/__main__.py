@@ -1,0 +1,10 @@
+"""``python -m workers``: run one worker, exactly as ``gatekeeper worker`` does (for containers)."""
+
+from __future__ import annotations
+
+import sys
+
+from gatekeeper.cli.main import main
+
+if __name__ == "__main__":
+    main(["worker", *sys.argv[1:]])

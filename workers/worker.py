@@ -1,0 +1,205 @@
+"""The Gatekeeper worker: every workflow and activity on one task queue, stopped gracefully.
+
+Workers are stateless and scale horizontally: start as many as you like, against the embedded dev
+server or a cluster, and they share the task queue named by the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from gatekeeper.client import connect
+from gatekeeper.errors import ConfigError
+from gatekeeper.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+#: Threads for synchronous activities (adapters do blocking I/O: SQLite, SMTP, files).
+DEFAULT_ACTIVITY_THREADS = 16
+#: How long in-flight activities may run on after a shutdown begins before they are cancelled.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+_SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    workflows: Sequence[type] | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    activity_executor: Executor | None = None,
+    activity_threads: int = DEFAULT_ACTIVITY_THREADS,
+) -> Worker:
+    """A worker for Gatekeeper's workflows and activities (not yet running).
+
+    Args:
+        client: connected client; its namespace is the worker's.
+        settings: supplies the task queue and what the activities' adapters need.
+        task_queue: overrides ``settings.task_queue``.
+        workflows: defaults to ``workflows.ALL_WORKFLOWS``.
+        activities: defaults to ``activities.build_activities(settings)``.
+        activity_executor: runs synchronous activities; a thread pool of ``activity_threads``
+            is made when omitted (the caller of ``build_worker`` then owns its shutdown via
+            ``worker.config()["activity_executor"]``).
+        activity_threads: how many activities run at once, and the size of the made pool.
+    """
+    # Imported here, by name, so this module loads without the workflow sandbox's import cost
+    # and before either package is complete.
+    if workflows is None:
+        workflows = importlib.import_module("workflows").ALL_WORKFLOWS
+    if activities is None:
+        activities = _default_activities(settings)
+    executor = activity_executor or ThreadPoolExecutor(
+        max_workers=activity_threads, thread_name_prefix="gatekeeper-activity"
+    )
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=list(workflows),
+        activities=list(activities),
+        activity_executor=executor,
+        # More concurrent activities than threads would only queue inside the pool, holding
+        # tasks other workers could have taken.
+        max_concurrent_activities=activity_threads,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    client: Client | None = None,
+    stop_event: asyncio.Event | None = None,
+    handle_signals: bool = True,
+    workflows: Sequence[type] | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    activity_threads: int = DEFAULT_ACTIVITY_THREADS,
+) -> None:
+    """Run a worker until ``stop_event`` is set or SIGINT/SIGTERM arrives, then stop gracefully.
+
+    Args:
+        settings: the process settings.
+        task_queue: overrides ``settings.task_queue``.
+        client: an already connected client (``gatekeeper dev`` passes its server's); by default
+            one is connected from the environment with :func:`gatekeeper.client.connect`.
+        stop_event: set it to stop the worker.
+        handle_signals: install SIGINT/SIGTERM handlers for the run (see :func:`shutdown_signals`).
+        workflows: overrides the workflows registered (see :func:`build_worker`).
+        activities: overrides the activities registered (see :func:`build_worker`).
+        activity_threads: threads (and concurrent activities) for synchronous activities.
+
+    Raises:
+        ConnectionFailed: the server could not be reached.
+        ConfigError: the server refused the worker (e.g. the namespace does not exist).
+    """
+    stop = stop_event or asyncio.Event()
+    client = client or await connect(settings)
+    if activities is None:
+        # Opening the adapters touches files and databases: keep that off the event loop.
+        activities = await asyncio.to_thread(_default_activities, settings)
+    executor = ThreadPoolExecutor(
+        max_workers=activity_threads, thread_name_prefix="gatekeeper-activity"
+    )
+    try:
+        worker = build_worker(
+            client,
+            settings,
+            task_queue=task_queue,
+            workflows=workflows,
+            activities=activities,
+            activity_executor=executor,
+            activity_threads=activity_threads,
+        )
+        with shutdown_signals(stop) if handle_signals else contextlib.nullcontext():
+            await _run_until(worker, stop, client)
+    finally:
+        # Every activity has finished once the worker is shut down; the threads are idle.
+        executor.shutdown(wait=False)
+
+
+def _default_activities(settings: Settings) -> list[Callable[..., Any]]:
+    activities: list[Callable[..., Any]] = importlib.import_module("activities").build_activities(
+        settings
+    )
+    return activities
+
+
+async def _run_until(worker: Worker, stop: asyncio.Event, client: Client) -> None:
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    log.info(
+        "worker started",
+        task_queue=worker.task_queue,
+        namespace=client.namespace,
+        address=client.service_client.config.target_host,
+    )
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not running.done():
+            log.info("worker stopping", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
+            await worker.shutdown()
+    try:
+        running.result()
+    except RuntimeError as err:
+        message = str(err).split(": Status {", 1)[0]  # drop the raw gRPC status dump
+        if message.startswith("Worker validation failed"):
+            raise ConfigError(f"the worker could not start: {message}") from err
+        raise
+    log.info("worker stopped", task_queue=worker.task_queue)
+
+
+@contextlib.contextmanager
+def shutdown_signals(
+    stop: asyncio.Event, on_force_exit: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """While active, SIGINT/SIGTERM set ``stop``; a second signal exits the process at once.
+
+    The second signal is for activities that will not stop: it calls ``on_force_exit`` (e.g. to
+    signal a child server) and leaves with ``os._exit``, skipping graceful shutdown.
+    """
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        name = signal.Signals(signum).name
+        if len(received) == 1:
+            log.info("shutdown requested; send it again to exit at once", signal=name)
+            stop.set()
+            return
+        log.warning("exiting now, without waiting for in-flight work", signal=name)
+        if on_force_exit is not None:
+            on_force_exit()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    previous = {signum: signal.getsignal(signum) for signum in _SHUTDOWN_SIGNALS}
+    for signum in _SHUTDOWN_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            loop.remove_signal_handler(signum)
+            # Put back what was there (asyncio.run's own Ctrl-C handling, for one).
+            if handler is not None:
+                signal.signal(signum, handler)
