@@ -79,13 +79,21 @@ def verify_chain(events: list[AuditEvent]) -> ChainCheck:
     release_id = events[0].release_id if events else ""
     for index, event in enumerate(events):
         if event.seq != index:
-            return ChainCheck(False, len(events), previous, index, f"expected seq {index}, found {event.seq}")
+            return ChainCheck(
+                False, len(events), previous, index, f"expected seq {index}, found {event.seq}"
+            )
         if event.release_id != release_id:
-            return ChainCheck(False, len(events), previous, index, "event belongs to another release")
+            return ChainCheck(
+                False, len(events), previous, index, "event belongs to another release"
+            )
         if event.prev_hash != previous:
-            return ChainCheck(False, len(events), previous, index, "prev_hash does not match the event before it")
+            return ChainCheck(
+                False, len(events), previous, index, "prev_hash does not match the event before it"
+            )
         expected = event_hash(event)
         if event.hash != expected:
-            return ChainCheck(False, len(events), previous, index, "hash does not match the event's content")
+            return ChainCheck(
+                False, len(events), previous, index, "hash does not match the event's content"
+            )
         previous = event.hash
     return ChainCheck(True, len(events), previous)

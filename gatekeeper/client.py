@@ -51,5 +51,16 @@ async def connect(settings: Settings) -> Client:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    """The cause in a few words: Core's transport errors are long Rust debug strings."""
+    text = str(err)
+    for needle, short in (
+        ("Connection refused", "connection refused"),
+        ("dns error", "unknown host"),
+        ("timed out", "timed out"),
+        ("certificate", "TLS certificate problem"),
+        ("Unauthenticated", "unauthenticated (check TEMPORAL_API_KEY / TLS settings)"),
+    ):
+        if needle.lower() in text.lower():
+            return short
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else type(err).__name__

@@ -208,7 +208,9 @@ class Releases:
 
     # --- decisions --------------------------------------------------------------------------
 
-    async def decide(self, release_id: str, kind: DecisionKind, request: DecisionRequest) -> UpdateResult:
+    async def decide(
+        self, release_id: str, kind: DecisionKind, request: DecisionRequest
+    ) -> UpdateResult:
         return await self._update(release_id, kind.value, request)
 
     async def amend(self, release_id: str, request: AmendRequest) -> UpdateResult:
@@ -252,14 +254,14 @@ class Releases:
                     f"release {release_id} has ended; it accepts no further decisions",
                     rule="release_terminal",
                 )
-            return ReleaseNotFound(f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)")
+            return ReleaseNotFound(
+                f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
+            )
         return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
 
 
 def _static_details(spec: ReleaseSpec, policy: Policy, policy_sha256: str) -> str:
-    evidence = "\n".join(
-        f"| {e.id} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence
-    )
+    evidence = "\n".join(f"| {e.id} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence)
     return (
         f"**{spec.model.name} {spec.model.version}** — release `{spec.release_id}`\n\n"
         f"- Risk tier: **{spec.risk_tier.value}**; covered model: **{spec.covered_model.value}**\n"

@@ -250,9 +250,7 @@ def eligible_people(
     """Roster people who hold one of ``roles`` and whom separation of duties lets approve."""
     conflicted = {spec.submitter, *covered_authors(gate, spec)}
     wanted = set(roles)
-    return [
-        p.id for p in policy.roster if wanted.intersection(p.roles) and p.id not in conflicted
-    ]
+    return [p.id for p in policy.roster if wanted.intersection(p.roles) and p.id not in conflicted]
 
 
 # --- decisions -----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ environments and the compose stack all register :data:`ALL` from here.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 MODEL_NAME = SearchAttributeKey.for_keyword("ModelName")
@@ -18,7 +20,7 @@ AWAITING_ROLES = SearchAttributeKey.for_keyword_list("AwaitingRoles")
 GOVERNMENT_WINDOW_ENDS_AT = SearchAttributeKey.for_datetime("GovernmentWindowEndsAt")
 SUBMITTED_BY = SearchAttributeKey.for_keyword("SubmittedBy")
 
-ALL: tuple[SearchAttributeKey[object], ...] = (  # type: ignore[assignment]
+ALL: tuple[SearchAttributeKey[Any], ...] = (
     MODEL_NAME,
     MODEL_VERSION,
     RELEASE_STAGE,

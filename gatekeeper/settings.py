@@ -31,6 +31,7 @@ class Settings:
         log_format: ``auto`` (console on a terminal, JSON otherwise), ``console`` or ``json``.
         log_level: standard level name.
         temporal_profile: envconfig profile to load (``TEMPORAL_PROFILE`` is honoured too).
+        keys_dir: where ``gatekeeper keys generate`` keeps private signing keys.
         env: the environment the settings were read from, kept for adapters that need a secret
             named by the policy (webhook HMAC keys); never read at import time.
     """
@@ -42,6 +43,7 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "INFO"
     temporal_profile: str | None = None
+    keys_dir: Path = field(default_factory=lambda: Path.home() / ".config" / "gatekeeper" / "keys")
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -62,6 +64,9 @@ class Settings:
             log_format=log_format,
             log_level=env.get("GATEKEEPER_LOG_LEVEL", "INFO").upper(),
             temporal_profile=env.get("TEMPORAL_PROFILE") or None,
+            keys_dir=Path(env["GATEKEEPER_KEYS_DIR"])
+            if env.get("GATEKEEPER_KEYS_DIR")
+            else Path.home() / ".config" / "gatekeeper" / "keys",
             env=env,
         )
 

@@ -77,12 +77,20 @@ def policy(
         ApprovalGateStage(id="internal_review", quorum=REVIEW_QUORUM),
         GovernmentSubmissionStage(
             id="government_submission",
-            applies_to=[CoveredDesignation.REQUESTED, CoveredDesignation.PENDING, CoveredDesignation.DESIGNATED],
+            applies_to=[
+                CoveredDesignation.REQUESTED,
+                CoveredDesignation.PENDING,
+                CoveredDesignation.DESIGNATED,
+            ],
         ),
         GovernmentWindowStage(
             id="government_testing_window",
             duration=window,
-            applies_to=[CoveredDesignation.REQUESTED, CoveredDesignation.PENDING, CoveredDesignation.DESIGNATED],
+            applies_to=[
+                CoveredDesignation.REQUESTED,
+                CoveredDesignation.PENDING,
+                CoveredDesignation.DESIGNATED,
+            ],
         ),
         AccessGrantStage(
             id="vetted_partner_access",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gatekeeper import signing
+from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
     DecisionKind,
     GovernmentResponseKind,
@@ -28,12 +29,13 @@ from gatekeeper.models.messages import (
     GovernmentResponse,
     OperatorRequest,
 )
-from gatekeeper.models.spec import ARTIFACT_KEY, ReleaseSpec
+from gatekeeper.models.policy import GateSettings
+from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
     Concern,
     Decision,
-    Delegation,
     DelayRecord,
+    Delegation,
     HoldRecord,
     Suspension,
 )
@@ -111,7 +113,9 @@ class ReleaseLedger(LedgerCore):
                 f"for {int(self.policy.signature_max_age.total_seconds() // 60)} minutes",
             )
         if signature.nonce in self.used_nonces:
-            raise refuse(Rule.SIGNATURE_REPLAYED, "this signature was already used (replay refused)")
+            raise refuse(
+                Rule.SIGNATURE_REPLAYED, "this signature was already used (replay refused)"
+            )
         payload = signing.decision_payload(
             release_id=self.status.release_id,
             stage=stage,
@@ -129,10 +133,22 @@ class ReleaseLedger(LedgerCore):
                 f"the signature does not verify against {person_id}'s roster key",
             )
 
-    def refused(self, refusal: Refusal, now: datetime, actor: str, request: str, body: object) -> None:
+    def refused(
+        self, refusal: Refusal, now: datetime, actor: str, request: str, body: object
+    ) -> None:
         """Record an audited refusal: the attempt and the rule it broke."""
         details = body if isinstance(body, dict) else {}
-        self.audit(now, actor, "request_refused", {"request": request, "rule": refusal.rule.value, "reason": refusal.message, "payload": details})
+        self.audit(
+            now,
+            actor,
+            "request_refused",
+            {
+                "request": request,
+                "rule": refusal.rule.value,
+                "reason": refusal.message,
+                "payload": details,
+            },
+        )
 
     # --- approve / reject / request changes -------------------------------------------------
 
@@ -167,10 +183,17 @@ class ReleaseLedger(LedgerCore):
         stage, settings, gate = found
         if self.is_held():
             reasons = "; ".join(h.reason for h in self.status.active_holds())
-            raise refuse_audited(Rule.RELEASE_HELD, f"the release is held ({reasons}); decide after it resumes")
+            raise refuse_audited(
+                Rule.RELEASE_HELD, f"the release is held ({reasons}); decide after it resumes"
+            )
         acting = resolve_acting(self.policy, self.status.delegations, req.decider, req.role, now)
         authorize_decision(
-            policy=self.policy, status=self.status, gate_settings=settings, gate=gate, kind=kind, acting=acting
+            policy=self.policy,
+            status=self.status,
+            gate_settings=settings,
+            gate=gate,
+            kind=kind,
+            acting=acting,
         )
         if req.signature is not None:
             self.used_nonces.add(req.signature.nonce)
@@ -188,17 +211,25 @@ class ReleaseLedger(LedgerCore):
             same = {previous.person, previous.on_behalf_of or previous.person} & acting.identities
             if not same or not previous.valid:
                 continue
-            if kind is DecisionKind.APPROVE and previous.kind is DecisionKind.REQUEST_CHANGES and previous.addressed_at is None:
+            if (
+                kind is DecisionKind.APPROVE
+                and previous.kind is DecisionKind.REQUEST_CHANGES
+                and previous.addressed_at is None
+            ):
                 previous.addressed_at = now  # approving withdraws one's own change request
             if kind is DecisionKind.REQUEST_CHANGES and previous.kind is DecisionKind.APPROVE:
                 previous.valid = False
                 previous.invalidated_reason = "withdrawn: the reviewer asked for changes"
         gate.decisions.append(decision)
-        details = decision.model_dump(mode="json", exclude={"valid", "invalidated_reason", "addressed_at"})
+        details = decision.model_dump(
+            mode="json", exclude={"valid", "invalidated_reason", "addressed_at"}
+        )
         event = self.audit(now, acting.person, f"decision_{kind.value}", details, stage=stage.id)
         who = acting.person + (f" (for {acting.on_behalf_of})" if acting.on_behalf_of else "")
         if kind is DecisionKind.REJECT:
-            reason = f"rejected at {stage.id} by {who}" + (f": {req.comment}" if req.comment else "")
+            reason = f"rejected at {stage.id} by {who}" + (
+                f": {req.comment}" if req.comment else ""
+            )
             self.end(ReleaseState.REJECTED, now, reason, acting.person)
             self._notify_end(ReleaseState.REJECTED, now, reason)
             return f"{who} rejected {self.status.release_id} at {stage.id}; the release is rejected"
@@ -258,7 +289,7 @@ class ReleaseLedger(LedgerCore):
         invalidated: list[str] = []
         found = self.open_gate_for_decisions()
         if found is not None:
-            stage, settings, gate = found
+            gate = found[2]
             for decision in gate.decisions:
                 if not decision.valid:
                     continue
@@ -266,9 +297,13 @@ class ReleaseLedger(LedgerCore):
                     hit = sorted(k for k in decision.covered if k in changed)
                     if hit:
                         decision.valid = False
-                        decision.invalidated_reason = f"{', '.join(hit)} changed by an amend at {when(now)}"
+                        decision.invalidated_reason = (
+                            f"{', '.join(hit)} changed by an amend at {when(now)}"
+                        )
                         invalidated.append(decision.person)
-                elif decision.kind is DecisionKind.REQUEST_CHANGES and decision.addressed_at is None:
+                elif (
+                    decision.kind is DecisionKind.REQUEST_CHANGES and decision.addressed_at is None
+                ):
                     decision.addressed_at = now
         event = self.audit(
             now,
@@ -317,7 +352,9 @@ class ReleaseLedger(LedgerCore):
         evidence = {item["id"]: item for item in data["evidence"]}
         for removed in req.remove_evidence:
             if removed not in evidence:
-                raise refuse_audited(Rule.UNKNOWN_EVIDENCE, f"no evidence with id '{removed}' to remove")
+                raise refuse_audited(
+                    Rule.UNKNOWN_EVIDENCE, f"no evidence with id '{removed}' to remove"
+                )
             del evidence[removed]
         for item in req.evidence:
             evidence[item.id] = item.model_dump(mode="json")
@@ -325,14 +362,18 @@ class ReleaseLedger(LedgerCore):
         try:
             return ReleaseSpec.model_validate(data)
         except ValueError as err:
-            raise refuse_audited(Rule.UNKNOWN_EVIDENCE, f"the amended spec is invalid: {err}") from err
+            raise refuse_audited(
+                Rule.UNKNOWN_EVIDENCE, f"the amended spec is invalid: {err}"
+            ) from err
 
     # --- government -------------------------------------------------------------------------
 
     def validate_government(self, req: GovernmentResponse, now: datetime) -> None:
         self._not_terminal()
         require_person(self.policy, req.by)
-        subject = req.delay_until.isoformat() if req.delay_until else (req.concern_id or req.concern)
+        subject = (
+            req.delay_until.isoformat() if req.delay_until else (req.concern_id or req.concern)
+        )
         self._check_signature(
             person_id=req.by,
             signature=req.signature,
@@ -375,7 +416,10 @@ class ReleaseLedger(LedgerCore):
     def _cleared(self, req: GovernmentResponse, now: datetime) -> str:
         gov = self.status.government
         if gov.cleared_at is not None:
-            raise refuse_audited(Rule.ALREADY_CLEARED, f"the government already cleared this release at {when(gov.cleared_at)}")
+            raise refuse_audited(
+                Rule.ALREADY_CLEARED,
+                f"the government already cleared this release at {when(gov.cleared_at)}",
+            )
         gov.cleared_at = now
         gov.cleared_by = req.by
         event = self.audit(now, req.by, "government_cleared", {"reference": req.reference})
@@ -415,7 +459,7 @@ class ReleaseLedger(LedgerCore):
             raise refuse_audited(
                 Rule.DELAY_TOO_LONG,
                 f"delay until {when(until)} is past the policy's maximum ({when(limit)}, "
-                f"{max_delay.days} days)",
+                f"max_delay {format_duration(max_delay)})",
             )
         if self._in_window():
             effect = "window_extended"
@@ -424,17 +468,38 @@ class ReleaseLedger(LedgerCore):
         else:
             effect = "release_held"
             self.status.holds.append(
-                HoldRecord(kind="government", by=req.by, reason=f"government asked to delay until {when(until)}", at=now, until=until)
+                HoldRecord(
+                    kind="government",
+                    by=req.by,
+                    reason=f"government asked to delay until {when(until)}",
+                    at=now,
+                    until=until,
+                )
             )
             self.refresh_state()
-        gov.delays.append(DelayRecord(requested_at=now, by=req.by, until=until, reference=req.reference, effect=effect))
-        event = self.audit(now, req.by, "government_delay", {"until": when(until), "effect": effect, "reference": req.reference})
+        gov.delays.append(
+            DelayRecord(
+                requested_at=now, by=req.by, until=until, reference=req.reference, effect=effect
+            )
+        )
+        event = self.audit(
+            now,
+            req.by,
+            "government_delay",
+            {"until": when(until), "effect": effect, "reference": req.reference},
+        )
         self.notify(
-            NotificationEvent.WINDOW_EXTENDED if effect == "window_extended" else NotificationEvent.HELD,
+            NotificationEvent.WINDOW_EXTENDED
+            if effect == "window_extended"
+            else NotificationEvent.HELD,
             event,
             f"Government asked to delay {self.title}",
             f"The government asked to delay until {when(until)}; "
-            + ("the testing window now ends then." if effect == "window_extended" else "the release is held until then."),
+            + (
+                "the testing window now ends then."
+                if effect == "window_extended"
+                else "the release is held until then."
+            ),
             due=until,
             concerned=[self.spec.submitter],
             roles=["operator"],
@@ -457,7 +522,12 @@ class ReleaseLedger(LedgerCore):
             reference=req.reference,
         )
         gov.concerns.append(concern)
-        event = self.audit(now, req.by, "concern_raised", {"concern": concern.id, "text": req.concern, "reference": req.reference})
+        event = self.audit(
+            now,
+            req.by,
+            "concern_raised",
+            {"concern": concern.id, "text": req.concern, "reference": req.reference},
+        )
         self.notify(
             NotificationEvent.CONCERN_RAISED,
             event,
@@ -480,15 +550,21 @@ class ReleaseLedger(LedgerCore):
             concern = next((c for c in open_ if c.id == req.concern_id), None)
             if concern is None:
                 ids = ", ".join(c.id for c in open_) or "none"
-                raise refuse_audited(Rule.UNKNOWN_CONCERN, f"no open concern '{req.concern_id}' (open: {ids})")
+                raise refuse_audited(
+                    Rule.UNKNOWN_CONCERN, f"no open concern '{req.concern_id}' (open: {ids})"
+                )
         elif len(open_) == 1:
             concern = open_[0]
         else:
             ids = ", ".join(c.id for c in open_) or "none"
-            raise refuse_audited(Rule.UNKNOWN_CONCERN, f"say which concern is resolved (open: {ids})")
+            raise refuse_audited(
+                Rule.UNKNOWN_CONCERN, f"say which concern is resolved (open: {ids})"
+            )
         concern.resolved_at = now
         concern.resolved_by = req.by
-        event = self.audit(now, req.by, "concern_resolved", {"concern": concern.id, "reference": req.reference})
+        event = self.audit(
+            now, req.by, "concern_resolved", {"concern": concern.id, "reference": req.reference}
+        )
         self.notify(
             NotificationEvent.CONCERN_RESOLVED,
             event,
@@ -513,12 +589,22 @@ class ReleaseLedger(LedgerCore):
         require_role(self.policy, req.by, WellKnownRole.OPERATOR.value)
         for hold in self.status.active_holds():
             if hold.kind == "operator":
-                raise refuse_audited(Rule.ALREADY_HELD, f"already held by {hold.by} since {when(hold.at)}: {hold.reason}")
+                raise refuse_audited(
+                    Rule.ALREADY_HELD,
+                    f"already held by {hold.by} since {when(hold.at)}: {hold.reason}",
+                )
         if req.until is not None and req.until <= now:
             raise refuse_audited(Rule.BAD_DATE, f"until {when(req.until)} is not in the future")
-        self.status.holds.append(HoldRecord(kind="operator", by=req.by, reason=req.reason, at=now, until=req.until))
+        self.status.holds.append(
+            HoldRecord(kind="operator", by=req.by, reason=req.reason, at=now, until=req.until)
+        )
         self.refresh_state()
-        event = self.audit(now, req.by, "held", {"reason": req.reason, "until": when(req.until) if req.until else None})
+        event = self.audit(
+            now,
+            req.by,
+            "held",
+            {"reason": req.reason, "until": when(req.until) if req.until else None},
+        )
         self.notify(
             NotificationEvent.HELD,
             event,
@@ -553,7 +639,9 @@ class ReleaseLedger(LedgerCore):
             if hold.kind == "deadline":
                 self._extend_deadline(now)
         self.refresh_state()
-        event = self.audit(now, by, "resumed", {"reason": reason, "holds": [h.reason for h in holds]})
+        event = self.audit(
+            now, by, "resumed", {"reason": reason, "holds": [h.reason for h in holds]}
+        )
         self.notify(
             NotificationEvent.RESUMED,
             event,
@@ -600,17 +688,33 @@ class ReleaseLedger(LedgerCore):
         require_role(self.policy, req.by, req.role)
         if req.to == req.by:
             raise refuse_audited(Rule.INVALID_DELEGATION, "a person cannot delegate to themselves")
-        deciding = {r for stage in self.policy.stages if hasattr(stage, "quorum") for r in gate_roles(stage)}  # type: ignore[arg-type]
+        deciding = {
+            role
+            for stage in self.policy.stages
+            if isinstance(stage, GateSettings)
+            for role in gate_roles(stage)
+        }
         if req.role not in deciding:
-            raise refuse_audited(Rule.INVALID_DELEGATION, f"role '{req.role}' decides no gate; only gate roles can be delegated")
+            raise refuse_audited(
+                Rule.INVALID_DELEGATION,
+                f"role '{req.role}' decides no gate; only gate roles can be delegated",
+            )
         if req.until <= now or req.until > now + MAX_DELEGATION:
             raise refuse_audited(
-                Rule.BAD_DATE, f"a delegation must end in the future and within {MAX_DELEGATION.days} days"
+                Rule.BAD_DATE,
+                f"a delegation must end in the future and within {format_duration(MAX_DELEGATION)}",
             )
         self.status.delegations.append(
-            Delegation(by=req.by, to=req.to, role=req.role, at=now, until=req.until, reason=req.reason)
+            Delegation(
+                by=req.by, to=req.to, role=req.role, at=now, until=req.until, reason=req.reason
+            )
         )
-        event = self.audit(now, req.by, "delegated", {"to": req.to, "role": req.role, "until": when(req.until), "reason": req.reason})
+        event = self.audit(
+            now,
+            req.by,
+            "delegated",
+            {"to": req.to, "role": req.role, "until": when(req.until), "reason": req.reason},
+        )
         self.notify(
             NotificationEvent.DECISION_RECORDED,
             event,
@@ -634,7 +738,14 @@ class ReleaseLedger(LedgerCore):
             if existing.order_id == req.order_id:
                 return f"order {req.order_id} already suspends access"  # idempotent re-delivery
         self.status.suspensions.append(
-            Suspension(order_id=req.order_id, by=req.by, scope=req.scope, exempt_partners=req.exempt_partners, reason=req.reason, at=now)
+            Suspension(
+                order_id=req.order_id,
+                by=req.by,
+                scope=req.scope,
+                exempt_partners=req.exempt_partners,
+                reason=req.reason,
+                at=now,
+            )
         )
         self.refresh_state()
         event = self.audit(now, req.by, "access_suspended", req.model_dump(mode="json"))
@@ -671,5 +782,3 @@ class ReleaseLedger(LedgerCore):
             roles=["operator"],
         )
         return f"access restored (order {req.order_id} lifted)"
-
-

@@ -36,14 +36,17 @@ def current_details(status: ReleaseStatus) -> str:
     if status.awaiting:
         awaiting = status.awaiting
         who = ", ".join([*awaiting.roles, *(f"`{p}`" for p in awaiting.people)]) or "—"
-        lines.append(f"**Waiting for:** {awaiting.what} — from {who} (since {when(awaiting.since)})")
+        lines.append(
+            f"**Waiting for:** {awaiting.what} — from {who} (since {when(awaiting.since)})"
+        )
         if awaiting.until:
             lines.append(f"**Deadline / ends:** {when(awaiting.until)}")
     gov = status.government
     if gov.window_ends_at:
         lines.append(
             f"**Government window:** opened {when(gov.window_opened_at)}, ends "
-            f"{when(gov.window_ends_at)}" + (f", cleared {when(gov.cleared_at)}" if gov.cleared_at else "")
+            f"{when(gov.window_ends_at)}"
+            + (f", cleared {when(gov.cleared_at)}" if gov.cleared_at else "")
         )
     for concern in gov.open_concerns():
         lines.append(f"**Open government concern {concern.id}:** {concern.text}")
@@ -51,7 +54,9 @@ def current_details(status: ReleaseStatus) -> str:
         until = f" until {when(hold.until)}" if hold.until else ""
         lines.append(f"**Held ({hold.kind}) by {hold.by}:** {hold.reason}{until}")
     for suspension in status.active_suspensions():
-        lines.append(f"**Access suspended by order {suspension.order_id} ({suspension.scope}):** {suspension.reason}")
+        lines.append(
+            f"**Access suspended by order {suspension.order_id} ({suspension.scope}):** {suspension.reason}"
+        )
     if status.grants:
         active = sum(1 for g in status.grants if g.status == "active")
         lines.append(f"**Partner grants:** {active} active of {len(status.grants)}")

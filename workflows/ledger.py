@@ -17,15 +17,14 @@ from typing import Any
 from gatekeeper.audit import AuditChain
 from gatekeeper.canonical import digest_of
 from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
     DecisionKind,
     NotificationEvent,
     ReleaseState,
-    StageKind,
     StageStatus,
 )
 from gatekeeper.models.io import EvidenceCheckResult, GrantResult, RevokeResult
-from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.policy import (
     AccessGrantStage,
     ApprovalGateStage,
@@ -34,6 +33,7 @@ from gatekeeper.models.policy import (
     Policy,
     Stage,
 )
+from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
     Awaiting,
     GateState,
@@ -69,10 +69,7 @@ class LedgerCore:
             policy_id=inp.policy.policy_id,
             policy_version=inp.policy.version,
             policy_sha256=inp.policy_sha256,
-            stages=[
-                StageRecord(id=s.id, kind=s.kind, title=s.label)
-                for s in inp.policy.stages
-            ],
+            stages=[StageRecord(id=s.id, kind=s.kind, title=s.label) for s in inp.policy.stages],
             started_at=now,
             updated_at=now,
             audit_head=self.chain.head,
@@ -115,8 +112,14 @@ class LedgerCore:
         self.status.updated_at = now
         return event
 
-    def notify(self, event: NotificationEvent, audit_event: AuditEvent, subject: str, body: str,
-               **extra: Any) -> None:
+    def notify(
+        self,
+        event: NotificationEvent,
+        audit_event: AuditEvent,
+        subject: str,
+        body: str,
+        **extra: Any,
+    ) -> None:
         extra.setdefault("stage", audit_event.stage)
         self.notices.append(
             Notice(
@@ -233,8 +236,15 @@ class LedgerCore:
             raise IntegrityError(f"stage {stage_id} is not in the release's pipeline")
         return record
 
-    def await_(self, what: str, now: datetime, *, roles: list[str] | None = None,
-               people: list[str] | None = None, until: datetime | None = None) -> None:
+    def await_(
+        self,
+        what: str,
+        now: datetime,
+        *,
+        roles: list[str] | None = None,
+        people: list[str] | None = None,
+        until: datetime | None = None,
+    ) -> None:
         current = self.status.awaiting
         since = current.since if current and current.what == what else now
         self.status.awaiting = Awaiting(
@@ -248,7 +258,11 @@ class LedgerCore:
         self.status.ended_at = now
         self.status.awaiting = None
         record = self.status.stage_record(self.status.stage or "")
-        if record is not None and record.status is StageStatus.CURRENT and state is not ReleaseState.LAUNCHED:
+        if (
+            record is not None
+            and record.status is StageStatus.CURRENT
+            and state is not ReleaseState.LAUNCHED
+        ):
             record.ended_at = now
             record.note = f"{state.value}: {outcome}"
         return self.audit(now, actor, f"release_{state.value}", {"outcome": outcome})
@@ -261,7 +275,9 @@ class LedgerCore:
                 grant.changed_at = now
                 grant.reason = reason
         if result.revoked:
-            event = self.audit(now, SYSTEM, "access_revoked", {"grants": sorted(revoked), "reason": reason})
+            event = self.audit(
+                now, SYSTEM, "access_revoked", {"grants": sorted(revoked), "reason": reason}
+            )
             self.notify(
                 NotificationEvent.PARTNER_ACCESS_REVOKED,
                 event,
@@ -282,7 +298,13 @@ class LedgerCore:
             deadline_at=now + settings.deadline if settings.deadline else None,
         )
         self.status.gates[stage.id] = gate
-        event = self.audit(now, SYSTEM, "gate_opened", {"quorum": self.progress(stage.id, settings).describe()}, stage=stage.id)
+        event = self.audit(
+            now,
+            SYSTEM,
+            "gate_opened",
+            {"quorum": self.progress(stage.id, settings).describe()},
+            stage=stage.id,
+        )
         roles = self.progress(stage.id, settings).awaited_roles
         self._await_gate(stage.id, settings, now)
         self.notify(
@@ -348,7 +370,9 @@ class LedgerCore:
             return
         roles = progress.awaited_roles
         decided = {d.on_behalf_of or d.person for d in gate.valid_approvals()}
-        people = [p for p in eligible_people(self.policy, settings, self.spec, roles) if p not in decided]
+        people = [
+            p for p in eligible_people(self.policy, settings, self.spec, roles) if p not in decided
+        ]
         self.await_(
             f"approval at {stage_id}: {progress.describe()}",
             now,
@@ -368,10 +392,17 @@ class LedgerCore:
                     and decision.at + settings.approval_ttl <= now
                 ):
                     decision.valid = False
+                    age = format_duration(settings.approval_ttl)
                     decision.invalidated_reason = (
-                        f"expired: older than {settings.approval_ttl.days}d while the gate stayed open"
+                        f"expired: older than {age} while the gate was open"
                     )
-                    event = self.audit(now, SYSTEM, "approval_expired", {"person": decision.person, "role": decision.role}, stage=stage_id)
+                    event = self.audit(
+                        now,
+                        SYSTEM,
+                        "approval_expired",
+                        {"person": decision.person, "role": decision.role},
+                        stage=stage_id,
+                    )
                     self.notify(
                         NotificationEvent.APPROVALS_INVALIDATED,
                         event,
@@ -408,7 +439,13 @@ class LedgerCore:
         gate = self.status.gates[stage_id]
         gate.reminders_sent += 1
         progress = self.progress(stage_id, settings)
-        event = self.audit(now, SYSTEM, "reminder_sent", {"count": gate.reminders_sent, "awaiting": progress.awaited_roles}, stage=stage_id)
+        event = self.audit(
+            now,
+            SYSTEM,
+            "reminder_sent",
+            {"count": gate.reminders_sent, "awaiting": progress.awaited_roles},
+            stage=stage_id,
+        )
         self.notify(
             NotificationEvent.REMINDER,
             event,
@@ -442,7 +479,9 @@ class LedgerCore:
         gate = self.status.gates[stage_id]
         reason = f"{stage_id} missed its deadline {when(gate.deadline_at)}"
         gate.deadline_at = None
-        event = self.audit(now, SYSTEM, "deadline_missed", {"action": settings.on_deadline}, stage=stage_id)
+        event = self.audit(
+            now, SYSTEM, "deadline_missed", {"action": settings.on_deadline}, stage=stage_id
+        )
         self.notify(
             NotificationEvent.DEADLINE_MISSED,
             event,
@@ -503,7 +542,12 @@ class LedgerCore:
         gov.window_opened_at = now
         gov.window_original_ends_at = now + stage.duration
         gov.window_ends_at = now + stage.duration
-        event = self.audit(now, SYSTEM, "window_opened", {"ends_at": when(gov.window_ends_at), "days": stage.duration / timedelta(days=1)})
+        event = self.audit(
+            now,
+            SYSTEM,
+            "window_opened",
+            {"ends_at": when(gov.window_ends_at), "days": stage.duration / timedelta(days=1)},
+        )
         self.notify(
             NotificationEvent.WINDOW_OPENED,
             event,
@@ -517,7 +561,9 @@ class LedgerCore:
         )
         self.await_window(stage, now)
 
-    def window_blockers(self, stage: GovernmentWindowStage, now: datetime) -> tuple[bool, list[str]]:
+    def window_blockers(
+        self, stage: GovernmentWindowStage, now: datetime
+    ) -> tuple[bool, list[str]]:
         """(may the window end now?, what still blocks it)."""
         gov = self.status.government
         blockers = [f"open concern {c.id}: {c.text}" for c in gov.open_concerns()]
@@ -564,7 +610,11 @@ class LedgerCore:
             now,
             SYSTEM,
             "access_granted",
-            {"grants": [g.grant_id for g in result.grants], "partners": partners, "skipped": result.skipped},
+            {
+                "grants": [g.grant_id for g in result.grants],
+                "partners": partners,
+                "skipped": result.skipped,
+            },
             stage=stage.id,
         )
         cohorts = sorted({g.cohort for g in result.grants})
@@ -579,7 +629,9 @@ class LedgerCore:
 
     def launch_blockers(self) -> list[str]:
         blockers = [f"held: {h.reason}" for h in self.status.active_holds()]
-        blockers.extend(f"suspended by order {s.order_id}" for s in self.status.active_suspensions())
+        blockers.extend(
+            f"suspended by order {s.order_id}" for s in self.status.active_suspensions()
+        )
         blockers.extend(
             f"open government concern {c.id}" for c in self.status.government.open_concerns()
         )
@@ -589,5 +641,3 @@ class LedgerCore:
         self.finish_stage(stage, now, f"published as {launch_id}")
         self.end(ReleaseState.LAUNCHED, now, f"published as {launch_id}", SYSTEM)
         self._notify_end(ReleaseState.LAUNCHED, now, f"published as {launch_id}")
-
-

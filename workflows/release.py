@@ -8,17 +8,18 @@ deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from gatekeeper import routing
     from gatekeeper import search_attributes as sa
+    from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.enums import DecisionKind, ReleaseState
     from gatekeeper.models.io import (
         AuditFlushRequest,
@@ -54,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
         LaunchStage,
         Stage,
     )
-    from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.status import (
         GovernmentReceipt,
         ReleaseInput,
@@ -146,7 +146,9 @@ class ModelReleaseWorkflow:
         ledger = self._ledger
         gate = ledger.open_gate(stage, settings, workflow.now())
         self._commit()
-        next_reminder = gate.opened_at + settings.reminder_every if settings.reminder_every else None
+        next_reminder = (
+            gate.opened_at + settings.reminder_every if settings.reminder_every else None
+        )
         escalate_at = gate.opened_at + settings.escalate_after if settings.escalate_after else None
         while True:
             now = workflow.now()
@@ -212,8 +214,12 @@ class ModelReleaseWorkflow:
         ledger.open_window(stage, workflow.now())
         self._commit()
         days = stage.duration.total_seconds() / 86400
-        label = f"{days:g}-day government testing window" if days >= 1 else (
-            f"{stage.duration.total_seconds():g}-second government testing window (demo clock)"
+        label = (
+            f"{days:g}-day government testing window"
+            if days >= 1
+            else (
+                f"{stage.duration.total_seconds():g}-second government testing window (demo clock)"
+            )
         )
         while True:
             now = workflow.now()
@@ -229,7 +235,10 @@ class ModelReleaseWorkflow:
             self._commit()
             ends = ledger.status.government.window_ends_at
             await self._sleep_until_change(
-                {label: ends if ends and ends > now else None, "Hold ends": ledger.next_hold_expiry()}
+                {
+                    label: ends if ends and ends > now else None,
+                    "Hold ends": ledger.next_hold_expiry(),
+                }
             )
 
     async def _access_grant(self, stage: AccessGrantStage) -> str:
@@ -239,7 +248,9 @@ class ModelReleaseWorkflow:
         if ledger.is_terminal():
             return "ended"
         allowed = set(stage.cohorts) if stage.cohorts else {c.id for c in ledger.policy.cohorts}
-        cohorts = [c for c in ledger.policy.cohorts if c.id in allowed and c.id in spec.partner_cohorts]
+        cohorts = [
+            c for c in ledger.policy.cohorts if c.id in allowed and c.id in spec.partner_cohorts
+        ]
         ledger.await_("partner access grants from the registry", workflow.now())
         self._commit()
         result = await workflow.execute_activity(
@@ -265,10 +276,17 @@ class ModelReleaseWorkflow:
         period_ends = workflow.now() + stage.minimum_period
         while not ledger.is_terminal() and workflow.now() < period_ends:
             ledger.expire_holds(workflow.now())
-            ledger.await_(f"the minimum partner period (ends {when(period_ends)})", workflow.now(), until=period_ends)
+            ledger.await_(
+                f"the minimum partner period (ends {when(period_ends)})",
+                workflow.now(),
+                until=period_ends,
+            )
             self._commit()
             await self._sleep_until_change(
-                {f"Minimum partner period of {stage.id}": period_ends, "Hold ends": ledger.next_hold_expiry()}
+                {
+                    f"Minimum partner period of {stage.id}": period_ends,
+                    "Hold ends": ledger.next_hold_expiry(),
+                }
             )
         if ledger.is_terminal():
             return "ended"
@@ -336,12 +354,10 @@ class ModelReleaseWorkflow:
             remaining = at - now
             if remaining.total_seconds() <= 0:
                 return
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._changes != seen, timeout=remaining, timeout_summary=name
                 )
-            except TimeoutError:
-                pass
             return
         await workflow.wait_condition(lambda: self._changes != seen)
 
@@ -355,7 +371,11 @@ class ModelReleaseWorkflow:
             reasons = [h.reason for h in ledger.status.active_holds()]
             if suspended_blocks:
                 reasons += [f"order {s.order_id}" for s in ledger.status.active_suspensions()]
-            ledger.await_(f"the release to resume {purpose} ({'; '.join(reasons)})", workflow.now(), roles=["operator"])
+            ledger.await_(
+                f"the release to resume {purpose} ({'; '.join(reasons)})",
+                workflow.now(),
+                roles=["operator"],
+            )
             self._commit()
             await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
 
@@ -366,14 +386,21 @@ class ModelReleaseWorkflow:
         try:
             result = await workflow.execute_activity(
                 "verify_evidence",
-                EvidenceCheckRequest(release_id=spec.release_id, artifact=spec.artifact, evidence=spec.evidence),
+                EvidenceCheckRequest(
+                    release_id=spec.release_id, artifact=spec.artifact, evidence=spec.evidence
+                ),
                 result_type=EvidenceCheckResult,
                 start_to_close_timeout=timeouts.EVIDENCE_TIMEOUT,
                 retry_policy=timeouts.EVIDENCE_RETRY,
                 summary="Verify evidence digests",
             )
         except ActivityError as err:
-            self._ledger.audit(workflow.now(), "gatekeeper", "evidence_unverified", {"error": str(err.cause or err)})
+            self._ledger.audit(
+                workflow.now(),
+                "gatekeeper",
+                "evidence_unverified",
+                {"error": str(err.cause or err)},
+            )
             self._commit()
             return
         self._ledger.record_evidence_checks(result, workflow.now())
@@ -502,7 +529,12 @@ class ModelReleaseWorkflow:
         changed = [k for k, v in values.items() if self._published.get(k, object()) != v]
         if changed:
             pairs: list[Any] = []
-            for key in (sa.RELEASE_STAGE, sa.RELEASE_STATE, sa.AWAITING_ROLES, sa.GOVERNMENT_WINDOW_ENDS_AT):
+            for key in (
+                sa.RELEASE_STAGE,
+                sa.RELEASE_STATE,
+                sa.AWAITING_ROLES,
+                sa.GOVERNMENT_WINDOW_ENDS_AT,
+            ):
                 if key.name not in changed:
                     continue
                 value = values[key.name]
@@ -527,12 +559,16 @@ class ModelReleaseWorkflow:
         except Refusal as refusal:
             raise self._refusal(refusal) from None
 
-    def _apply(self, request: str, actor: str, body: Any, change: Callable[[], str]) -> UpdateResult:
+    def _apply(
+        self, request: str, actor: str, body: Any, change: Callable[[], str]
+    ) -> UpdateResult:
         try:
             message = change()
         except Refusal as refusal:
             if refusal.audited:
-                self._ledger.refused(refusal, workflow.now(), actor, request, body.model_dump(mode="json"))
+                self._ledger.refused(
+                    refusal, workflow.now(), actor, request, body.model_dump(mode="json")
+                )
                 self._commit()
             raise self._refusal(refusal) from None
         self._commit()
@@ -540,7 +576,10 @@ class ModelReleaseWorkflow:
 
     def _decide(self, kind: DecisionKind, req: DecisionRequest) -> UpdateResult:
         return self._apply(
-            kind.value, req.decider, req, lambda: self._ledger.apply_decision(kind, req, workflow.now())
+            kind.value,
+            req.decider,
+            req,
+            lambda: self._ledger.apply_decision(kind, req, workflow.now()),
         )
 
     @workflow.update
@@ -550,7 +589,9 @@ class ModelReleaseWorkflow:
 
     @approve.validator
     def _validate_approve(self, req: DecisionRequest) -> None:
-        self._check(lambda: self._ledger.validate_decision(DecisionKind.APPROVE, req, workflow.now()))
+        self._check(
+            lambda: self._ledger.validate_decision(DecisionKind.APPROVE, req, workflow.now())
+        )
 
     @workflow.update
     def reject(self, req: DecisionRequest) -> UpdateResult:
@@ -559,7 +600,9 @@ class ModelReleaseWorkflow:
 
     @reject.validator
     def _validate_reject(self, req: DecisionRequest) -> None:
-        self._check(lambda: self._ledger.validate_decision(DecisionKind.REJECT, req, workflow.now()))
+        self._check(
+            lambda: self._ledger.validate_decision(DecisionKind.REJECT, req, workflow.now())
+        )
 
     @workflow.update
     def request_changes(self, req: DecisionRequest) -> UpdateResult:
@@ -569,7 +612,9 @@ class ModelReleaseWorkflow:
     @request_changes.validator
     def _validate_request_changes(self, req: DecisionRequest) -> None:
         self._check(
-            lambda: self._ledger.validate_decision(DecisionKind.REQUEST_CHANGES, req, workflow.now())
+            lambda: self._ledger.validate_decision(
+                DecisionKind.REQUEST_CHANGES, req, workflow.now()
+            )
         )
 
     @workflow.update
@@ -598,7 +643,10 @@ class ModelReleaseWorkflow:
     def record_government_response(self, req: GovernmentResponse) -> UpdateResult:
         """Record what the government said: cleared, delay requested, concern raised/resolved."""
         return self._apply(
-            "record_government_response", req.by, req, lambda: self._ledger.apply_government(req, workflow.now())
+            "record_government_response",
+            req.by,
+            req,
+            lambda: self._ledger.apply_government(req, workflow.now()),
         )
 
     @record_government_response.validator
@@ -608,7 +656,9 @@ class ModelReleaseWorkflow:
     @workflow.update
     def hold(self, req: OperatorRequest) -> UpdateResult:
         """Operator hold: nothing advances until resumed (or ``until`` passes)."""
-        return self._apply("hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now()))
+        return self._apply(
+            "hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now())
+        )
 
     @hold.validator
     def _validate_hold(self, req: OperatorRequest) -> None:
@@ -617,7 +667,9 @@ class ModelReleaseWorkflow:
     @workflow.update
     def resume(self, req: OperatorRequest) -> UpdateResult:
         """Lift an operator (or missed-deadline) hold."""
-        return self._apply("resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now()))
+        return self._apply(
+            "resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now())
+        )
 
     @resume.validator
     def _validate_resume(self, req: OperatorRequest) -> None:
@@ -626,7 +678,9 @@ class ModelReleaseWorkflow:
     @workflow.update
     def withdraw(self, req: OperatorRequest) -> UpdateResult:
         """End the release: every grant it made is revoked and everyone is told."""
-        return self._apply("withdraw", req.by, req, lambda: self._ledger.apply_withdraw(req, workflow.now()))
+        return self._apply(
+            "withdraw", req.by, req, lambda: self._ledger.apply_withdraw(req, workflow.now())
+        )
 
     @withdraw.validator
     def _validate_withdraw(self, req: OperatorRequest) -> None:
@@ -643,7 +697,9 @@ class ModelReleaseWorkflow:
     @workflow.update
     def delegate(self, req: DelegationRequest) -> UpdateResult:
         """Lend a gate role to another roster member until a time."""
-        return self._apply("delegate", req.by, req, lambda: self._ledger.apply_delegation(req, workflow.now()))
+        return self._apply(
+            "delegate", req.by, req, lambda: self._ledger.apply_delegation(req, workflow.now())
+        )
 
     @delegate.validator
     def _validate_delegate(self, req: DelegationRequest) -> None:
@@ -653,7 +709,10 @@ class ModelReleaseWorkflow:
     def suspend_access(self, req: AccessSuspensionRequest) -> UpdateResult:
         """An access order suspends this release's access in a scope; the stage is kept."""
         return self._apply(
-            "suspend_access", req.by, req, lambda: self._ledger.apply_suspension(req, workflow.now())
+            "suspend_access",
+            req.by,
+            req,
+            lambda: self._ledger.apply_suspension(req, workflow.now()),
         )
 
     @suspend_access.validator
@@ -669,10 +728,14 @@ class ModelReleaseWorkflow:
 
     @restore_access.validator
     def _validate_restore(self, req: AccessRestoreRequest) -> None:
-        self._check(lambda: self._ledger.validate_suspension(
-            AccessSuspensionRequest(order_id=req.order_id, by=req.by, scope="everyone", reason=req.reason),
-            workflow.now(),
-        ))
+        self._check(
+            lambda: self._ledger.validate_suspension(
+                AccessSuspensionRequest(
+                    order_id=req.order_id, by=req.by, scope="everyone", reason=req.reason
+                ),
+                workflow.now(),
+            )
+        )
 
     # --- queries --------------------------------------------------------------------------------
 
@@ -685,4 +748,3 @@ class ModelReleaseWorkflow:
     def get_audit(self) -> list[AuditEvent]:
         """The audit chain so far (``gatekeeper audit export`` reads it)."""
         return self._ledger.chain.events
-

@@ -7,4 +7,13 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Attach each command group. One line per group keeps merges trivial."""
-    del app
+    from gatekeeper.cli import demo, gov, keys, ops, policy, process, release, review
+
+    app.add_typer(release.app, name="release")
+    app.add_typer(review.app, name="review")
+    app.add_typer(gov.app, name="gov")
+    app.add_typer(ops.app, name="ops")
+    app.add_typer(policy.app, name="policy")
+    app.add_typer(keys.app, name="keys")
+    process.register(app)
+    demo.register(app)

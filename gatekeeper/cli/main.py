@@ -25,10 +25,10 @@ app = typer.Typer(
 def _root(
     ctx: typer.Context,
     task_queue: str = typer.Option(
-        None, "--task-queue", help="Task queue releases run on [env GATEKEEPER_TASK_QUEUE]."
+        None, "--task-queue", help="Task queue releases run on (env GATEKEEPER_TASK_QUEUE)."
     ),
     data_dir: Path = typer.Option(
-        None, "--data-dir", help="Where embedded adapters keep files [env GATEKEEPER_DATA_DIR]."
+        None, "--data-dir", help="Where embedded adapters keep files (env GATEKEEPER_DATA_DIR)."
     ),
 ) -> None:
     """Load settings once, at the edge, for every sub-command."""
@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every Gatekeeper error into one line and an exit code."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode typer *returns* a command's exit code instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except GatekeeperError as err:
         common.err_console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
         sys.exit(err.exit_code)
@@ -61,10 +64,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
-    except Exception as err:
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+    except typer.TyperException as err:  # usage errors: unknown option, missing argument
+        common.err_console.print(f"[red]error:[/red] {err.format_message()}")
+        sys.exit(err.exit_code or 2)

@@ -16,7 +16,7 @@ from gatekeeper.models.base import Identifier, Model
 from gatekeeper.models.enums import Channel, NotificationEvent, Surface
 from gatekeeper.models.policy import ChannelConfig, Cohort
 from gatekeeper.models.spec import Artifact, EvidenceRef, ModelRef
-from gatekeeper.models.status import EvidenceCheck, GovernmentReceipt, GrantRecord
+from gatekeeper.models.status import EvidenceCheck, GrantRecord
 
 
 class Recipient(Model):

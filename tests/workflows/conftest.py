@@ -16,17 +16,28 @@ from temporalio.worker import Worker
 
 from activities import Adapters, activities_from, open_adapters
 from gatekeeper.adapters.registry import Partner
-from gatekeeper.models import DecisionKind, Policy, ReleaseSpec, ReleaseStatus, UpdateResult, VettingTier
+from gatekeeper.models import (
+    DecisionKind,
+    Policy,
+    ReleaseSpec,
+    ReleaseStatus,
+    UpdateResult,
+    VettingTier,
+)
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from workflows import ALL_WORKFLOWS
 
 PARTNERS = [
-    Partner(id="acme-labs", name="Acme Labs", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="us"),
+    Partner(
+        id="acme-labs", name="Acme Labs", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="us"
+    ),
     Partner(id="brit-ai", name="Brit AI", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="gb"),
     Partner(id="invited-co", name="Invited Co", tier=VettingTier.INVITE_ONLY, jurisdiction="us"),
-    Partner(id="far-away", name="Far Away", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="jp"),
+    Partner(
+        id="far-away", name="Far Away", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="jp"
+    ),
 ]
 
 
@@ -39,7 +50,9 @@ class Harness:
     adapters: Adapters
     data_dir: Path
 
-    async def start(self, spec: ReleaseSpec | None = None, policy: Policy | None = None) -> ReleaseStatus:
+    async def start(
+        self, spec: ReleaseSpec | None = None, policy: Policy | None = None
+    ) -> ReleaseStatus:
         spec = spec or factories.spec(f"r-{uuid.uuid4().hex[:10]}")
         policy = policy or factories.policy()
         return await self.releases.start(spec, policy, factories.policy_hash(policy))
@@ -47,7 +60,9 @@ class Harness:
     def handle(self, release_id: str) -> WorkflowHandle:  # type: ignore[type-arg]
         return self.releases.handle(release_id)
 
-    async def approve(self, release_id: str, decider: str, role: str, **extra: object) -> UpdateResult:
+    async def approve(
+        self, release_id: str, decider: str, role: str, **extra: object
+    ) -> UpdateResult:
         return await self.releases.decide(
             release_id, DecisionKind.APPROVE, factories.decision(decider, role, **extra)
         )
@@ -61,12 +76,12 @@ class Harness:
         release_id: str,
         predicate: Callable[[ReleaseStatus], bool],
         *,
-        timeout: float = 15.0,
+        within: float = 15.0,
     ) -> ReleaseStatus:
         """Poll get_status until ``predicate`` holds (the workflow moves on its own)."""
         import asyncio
 
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             status = await self.releases.status(release_id)
             if predicate(status):
@@ -78,7 +93,9 @@ class Harness:
             await asyncio.sleep(0.05)
 
     async def at_stage(self, release_id: str, stage: str, **kw: float) -> ReleaseStatus:
-        return await self.until(release_id, lambda s: s.stage == stage and s.awaiting is not None, **kw)
+        return await self.until(
+            release_id, lambda s: s.stage == stage and s.awaiting is not None, **kw
+        )
 
     async def skip(self, release_id: str, days: float) -> None:
         await self.env.fast_forward(self.handle(release_id), timedelta(days=days))
@@ -108,6 +125,9 @@ async def harness(
             activities=activities_from(adapters),
             activity_executor=executor,
             max_concurrent_activities=8,
+            # Let in-flight activities finish at teardown instead of being cancelled inside
+            # their threads (which can interrupt a file write half-way).
+            graceful_shutdown_timeout=timedelta(seconds=5),
         ):
             yield Harness(env, Releases(env.client, task_queue), adapters, settings.data_dir)
     adapters.close()

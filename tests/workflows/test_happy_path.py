@@ -30,10 +30,14 @@ class TestHappyPath:
         await harness.skip(rid, 2)
         status = await harness.at_stage(rid, "vetted_partner_access")
         granted = {g.partner_id for g in status.grants}
-        assert granted == {"acme-labs", "brit-ai", "invited-co"}, "far-away (jp) is outside the regions"
+        assert granted == {"acme-labs", "brit-ai", "invited-co"}, (
+            "far-away (jp) is outside the regions"
+        )
 
         await harness.skip(rid, 15)
-        status = await harness.until(rid, lambda s: bool(s.awaiting and "security" in s.awaiting.roles))
+        status = await harness.until(
+            rid, lambda s: bool(s.awaiting and "security" in s.awaiting.roles)
+        )
         await harness.approve(rid, "sec.two", "security")
 
         await harness.at_stage(rid, "launch_approval")

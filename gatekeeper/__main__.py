@@ -1,0 +1,5 @@
+"""``python -m gatekeeper`` runs the CLI."""
+
+from gatekeeper.cli.main import main
+
+main()

@@ -1,0 +1,106 @@
+"""``gatekeeper gov``: the government liaison records what the government said."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from gatekeeper.cli import common, render
+from gatekeeper.cli.session import load_key, parse_when, releases, sign_decision
+from gatekeeper.errors import InputError
+from gatekeeper.models.enums import GovernmentResponseKind, WellKnownRole
+from gatekeeper.models.messages import GovernmentResponse
+from gatekeeper.models.status import UpdateResult
+
+app = typer.Typer(help="Record the government's responses to a release.", no_args_is_help=True)
+
+
+@app.command()
+def respond(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(...),
+    as_: str = typer.Option(..., "--as", help="The government liaison (a roster id)."),
+    cleared: bool = typer.Option(
+        False, "--cleared", help="The government finished testing (may end the window early)."
+    ),
+    delay_until: str = typer.Option(
+        None, "--delay-until", help="The government asked to delay until this date."
+    ),
+    concern: str = typer.Option(
+        None, "--concern", help="The government raised a concern (its text)."
+    ),
+    resolve_concern: str = typer.Option(
+        None,
+        "--resolve-concern",
+        help="A concern was resolved: its id (e.g. c1), or 'only' for the only open one.",
+    ),
+    reference: str = typer.Option("", "--reference", help="The government's letter or ticket."),
+    key: Path = typer.Option(None, "--key", help="Ed25519 private key (PEM) to sign with."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Record exactly one response: --cleared, --delay-until, --concern or --resolve-concern."""
+    chosen = [
+        name
+        for name, value in (
+            ("--cleared", cleared),
+            ("--delay-until", delay_until),
+            ("--concern", concern),
+            ("--resolve-concern", resolve_concern),
+        )
+        if value
+    ]
+    if len(chosen) != 1:
+        raise InputError(
+            "give exactly one of --cleared, --delay-until DATE, --concern TEXT, --resolve-concern [ID]"
+            + (f" (got {', '.join(chosen)})" if chosen else "")
+        )
+    settings = common.settings(ctx)
+    fields: dict[str, Any] = {}
+    if cleared:
+        kind = GovernmentResponseKind.CLEARED
+    elif delay_until:
+        kind = GovernmentResponseKind.DELAY_REQUESTED
+        fields["delay_until"] = parse_when(delay_until, option="--delay-until")
+    elif concern:
+        kind = GovernmentResponseKind.CONCERN_RAISED
+        fields["concern"] = concern
+    else:
+        kind = GovernmentResponseKind.CONCERN_RESOLVED
+        if resolve_concern != "only":
+            fields["concern_id"] = resolve_concern
+    private_key = load_key(settings, as_, key)
+
+    async def go() -> UpdateResult:
+        async with releases(settings) as api:
+            signature = None
+            if private_key is not None:
+                current = await api.status(release_id)
+                draft = GovernmentResponse(by=as_, kind=kind, reference=reference, **fields)
+                subject = (
+                    draft.delay_until.isoformat()
+                    if draft.delay_until
+                    else (draft.concern_id or draft.concern)
+                )
+                if current.stage is not None:
+                    signature = sign_decision(
+                        private_key,
+                        release_id=release_id,
+                        stage=current.stage,
+                        decision=f"government:{kind.value}",
+                        decider=as_,
+                        role=WellKnownRole.GOVERNMENT_LIAISON.value,
+                        artifact_sha256=current.spec.artifact.sha256,
+                        subject=subject,
+                    )
+            request = GovernmentResponse(
+                by=as_, kind=kind, reference=reference, signature=signature, **fields
+            )
+            return await api.respond(release_id, request)
+
+    result = common.run(go())
+    if json_:
+        common.print_json(result)
+    else:
+        render.print_result(common.console, result)

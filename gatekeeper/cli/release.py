@@ -1,0 +1,228 @@
+"""``gatekeeper release``: start releases from a spec, read their status, list them, amend them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+from gatekeeper.cli import common, render
+from gatekeeper.cli.session import parse_when, releases
+from gatekeeper.errors import InputError
+from gatekeeper.models.enums import EvidenceKind
+from gatekeeper.models.messages import AmendRequest
+from gatekeeper.models.spec import EvidenceRef
+from gatekeeper.models.status import ReleaseStatus
+from gatekeeper.policy import LoadedPolicy, load_default_policy, load_policy
+from gatekeeper.releases import ListFilter
+from gatekeeper.settings import Settings
+from gatekeeper.spec import load_checked_spec, local_path, sha256_file
+
+app = typer.Typer(help="Start, inspect, list and amend releases.", no_args_is_help=True)
+
+
+def policy_for(settings: Settings, path: Path | None) -> LoadedPolicy:
+    chosen = path or settings.policy_path
+    return load_policy(chosen) if chosen else load_default_policy()
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    spec_file: Path = typer.Argument(..., help="The release spec (YAML)."),
+    policy: Path = typer.Option(
+        None, "--policy", help="Policy file (env GATEKEEPER_POLICY; default: the packaged policy)."
+    ),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Start a release. The spec is checked against the policy and its evidence digests first."""
+    settings = common.settings(ctx)
+    loaded = policy_for(settings, policy)
+    spec = load_checked_spec(spec_file, loaded.policy)
+
+    async def go() -> ReleaseStatus:
+        async with releases(settings) as api:
+            status = await api.start(spec, loaded.policy, loaded.sha256)
+            for _ in range(100):  # the first stage is entered once evidence is verified
+                if status.awaiting is not None or status.terminal:
+                    break
+                await asyncio.sleep(0.1)
+                status = await api.status(spec.release_id)
+            return status
+
+    status = common.run(go())
+    if json_:
+        common.print_json(status)
+        return
+    common.console.print(
+        f"[green]✔[/] started release [bold]{spec.release_id}[/] ({spec.model.name} {spec.model.version}) "
+        f"under policy {loaded.label} (sha256 {loaded.sha256[:16]}…)"
+    )
+    render.print_status(common.console, status)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(..., help="Release id (without the 'release-' prefix)."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Show a release: stages, what it waits for and from whom, decisions, government, grants."""
+    settings = common.settings(ctx)
+
+    async def go() -> ReleaseStatus:
+        async with releases(settings) as api:
+            return await api.status(release_id)
+
+    result = common.run(go())
+    if json_:
+        common.print_json(result)
+    else:
+        render.print_status(common.console, result)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    stage: str = typer.Option(None, "--stage", help="Only releases at this stage."),
+    state: str = typer.Option(
+        None, "--state", help="active, held, suspended, launched, rejected, withdrawn."
+    ),
+    model: str = typer.Option(None, "--model", help="Only this model name."),
+    awaiting: str = typer.Option(
+        None, "--awaiting-role", help="Only releases waiting for this role."
+    ),
+    window_before: str = typer.Option(
+        None, "--window-ends-before", help="Government window ends before this date (e.g. +7d)."
+    ),
+    submitted_by: str = typer.Option(
+        None, "--submitted-by", help="Only releases this person submitted."
+    ),
+    risk: str = typer.Option(None, "--risk-tier", help="low, medium, high or critical."),
+    running: bool = typer.Option(False, "--running", help="Only releases still running."),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000, help="At most this many rows."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """List releases through Temporal visibility, newest first, with filters."""
+    settings = common.settings(ctx)
+    try:
+        filters = ListFilter(
+            stage=stage,
+            state=state,
+            model=model,
+            awaiting_role=awaiting,
+            window_ends_before=parse_when(window_before, option="--window-ends-before")
+            if window_before
+            else None,
+            submitted_by=submitted_by,
+            risk_tier=risk,
+            running_only=running,
+        )
+        query = filters.query()
+    except ValueError as err:
+        raise InputError(str(err)) from err
+
+    async def go() -> list[object]:
+        async with releases(settings) as api:
+            return list(await api.list(filters, limit=limit))
+
+    rows = common.run(go())
+    if json_:
+        common.print_json([row.__dict__ for row in rows])
+        return
+    if not rows:
+        common.console.print(f"no releases match ({query})")
+        return
+    common.console.print(render.list_table(rows))  # type: ignore[arg-type]
+
+
+@app.command()
+def amend(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(...),
+    as_: str = typer.Option(..., "--as", help="The submitter."),
+    evidence: list[str] = typer.Option(
+        [], "--evidence", help="ID=PATH or ID=URI@SHA256: replace an evidence item."
+    ),
+    new_evidence: list[str] = typer.Option(
+        [], "--new-evidence", help="KIND:ID=PATH or KIND:ID=URI@SHA256: add one."
+    ),
+    remove: list[str] = typer.Option([], "--remove-evidence", help="Evidence id to drop."),
+    artifact: str = typer.Option(
+        None, "--artifact", help="PATH or URI@SHA256 of the new artifact."
+    ),
+    note: str = typer.Option("", "--note", help="What changed and why."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Change evidence or the artifact. Approvals that covered a changed digest lapse."""
+    settings = common.settings(ctx)
+
+    async def go() -> object:
+        async with releases(settings) as api:
+            current = await api.status(release_id)
+            items = {e.id: e for e in current.spec.evidence}
+            updates = []
+            for value in evidence:
+                item_id, location = _split(value, "--evidence", "ID=PATH")
+                if item_id not in items:
+                    raise InputError(
+                        f"--evidence: release {release_id} has no evidence '{item_id}' (use --new-evidence)"
+                    )
+                uri, digest = _locate(location, "--evidence")
+                updates.append(items[item_id].model_copy(update={"uri": uri, "sha256": digest}))
+            for value in new_evidence:
+                head, location = _split(value, "--new-evidence", "KIND:ID=PATH")
+                kind, _, item_id = head.partition(":")
+                if not item_id:
+                    raise InputError(
+                        "--new-evidence: expected KIND:ID=PATH, e.g. system_card:card-v2=card.md"
+                    )
+                uri, digest = _locate(location, "--new-evidence")
+                try:
+                    updates.append(
+                        EvidenceRef(id=item_id, kind=EvidenceKind(kind), uri=uri, sha256=digest)
+                    )
+                except ValueError as err:
+                    raise InputError(f"--new-evidence: {err}".splitlines()[0]) from err
+            artifact_uri = artifact_sha = None
+            if artifact:
+                artifact_uri, artifact_sha = _locate(artifact, "--artifact")
+            request = AmendRequest(
+                by=as_,
+                evidence=updates,
+                remove_evidence=remove,
+                artifact_uri=artifact_uri,
+                artifact_sha256=artifact_sha,
+                note=note,
+            )
+            return await api.amend(release_id, request)
+
+    result = common.run(go())
+    if json_:
+        common.print_json(result)
+    else:
+        render.print_result(common.console, result)  # type: ignore[arg-type]
+
+
+def _split(value: str, option: str, shape: str) -> tuple[str, str]:
+    head, sep, tail = value.partition("=")
+    if not sep or not head or not tail:
+        raise InputError(f"{option}: expected {shape}, got '{value}'")
+    return head, tail
+
+
+def _locate(location: str, option: str) -> tuple[str, str]:
+    """A local file (hashed now) or ``URI@SHA256`` for something we cannot read."""
+    if "@" in location and "://" in location:
+        uri, _, digest = location.rpartition("@")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise InputError(f"{option}: '{digest}' is not a sha256 (64 lower-case hex digits)")
+        return uri, digest
+    path = local_path(location) or Path(location)
+    if not path.is_file():
+        raise InputError(
+            f"{option}: {location} is not a readable file (for remote evidence give URI@SHA256)"
+        )
+    resolved = path.resolve()
+    return resolved.as_uri(), sha256_file(resolved)

@@ -1,0 +1,178 @@
+"""How releases look in a terminal: one status view, one list table, one decision line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from gatekeeper.models.enums import ReleaseState, StageStatus
+from gatekeeper.models.status import ReleaseStatus, UpdateResult
+from gatekeeper.releases import ReleaseSummary
+
+STATE_STYLE = {
+    ReleaseState.ACTIVE: "cyan",
+    ReleaseState.HELD: "yellow",
+    ReleaseState.SUSPENDED: "magenta",
+    ReleaseState.LAUNCHED: "green",
+    ReleaseState.REJECTED: "red",
+    ReleaseState.WITHDRAWN: "red",
+}
+STAGE_MARK = {
+    StageStatus.DONE: "[green]✔ done[/]",
+    StageStatus.CURRENT: "[bold cyan]▶ current[/]",
+    StageStatus.PENDING: "[dim]· pending[/]",
+    StageStatus.SKIPPED: "[dim]↷ skipped[/]",
+}
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def state_text(state: ReleaseState | str) -> Text:
+    state = ReleaseState(state) if isinstance(state, str) and state else state
+    if isinstance(state, ReleaseState):
+        return Text(state.value, style=STATE_STYLE[state])
+    return Text("—")
+
+
+def status_view(status: ReleaseStatus) -> Group:
+    """Everything an operator or reviewer asks first: where it is, what it waits for, who decided."""
+    spec = status.spec
+    header = Text.assemble(
+        (f"{spec.model.name} {spec.model.version}", "bold"),
+        f"  release {status.release_id}  ·  ",
+        state_text(status.state),
+        f"  ·  risk {spec.risk_tier.value}  ·  covered {spec.covered_model.value}",
+    )
+    stages = Table(show_header=True, header_style="bold", expand=False, box=None, pad_edge=False)
+    for column in ("stage", "status", "started", "ended", "note"):
+        stages.add_column(column)
+    for stage in status.stages:
+        stages.add_row(
+            stage.title,
+            STAGE_MARK[stage.status],
+            when(stage.started_at),
+            when(stage.ended_at),
+            stage.note,
+        )
+    parts: list[object] = [
+        header,
+        Text(
+            f"policy {status.policy_id} v{status.policy_version}  "
+            f"sha256 {status.policy_sha256[:16]}…  submitted by {spec.submitter}",
+            style="dim",
+        ),
+        stages,
+    ]
+    if status.awaiting:
+        awaiting = status.awaiting
+        who = ", ".join([*awaiting.roles, *awaiting.people]) or "—"
+        line = f"[bold]waiting for[/] {awaiting.what}  [dim]from[/] {who}  [dim]since[/] {when(awaiting.since)}"
+        if awaiting.until:
+            line += f"  [dim]until[/] {when(awaiting.until)}"
+        parts.append(Text.from_markup(line))
+    for stage_id, gate in status.gates.items():
+        if not gate.decisions:
+            continue
+        table = Table(
+            title=f"decisions at {stage_id}", title_justify="left", box=None, header_style="bold"
+        )
+        for column in ("decision", "by", "role", "at", "valid", "comment"):
+            table.add_column(column)
+        for d in gate.decisions:
+            by = d.person + (f" (for {d.on_behalf_of})" if d.on_behalf_of else "")
+            valid = "yes" if d.valid else f"no: {d.invalidated_reason}"
+            signed = " ✍" if d.signature else ""
+            table.add_row(d.kind.value + signed, by, d.role, when(d.at), valid, d.comment)
+        parts.append(table)
+    gov = status.government
+    if gov.receipt or gov.window_opened_at:
+        line = f"[bold]government[/] receipt {gov.receipt.receipt_id if gov.receipt else '—'}"
+        if gov.window_opened_at:
+            line += f"; window {when(gov.window_opened_at)} → {when(gov.window_ends_at)}"
+        if gov.cleared_at:
+            line += f"; cleared {when(gov.cleared_at)} by {gov.cleared_by}"
+        parts.append(Text.from_markup(line))
+        for concern in gov.concerns:
+            state = (
+                f"resolved {when(concern.resolved_at)}" if concern.resolved_at else "[red]open[/]"
+            )
+            parts.append(Text.from_markup(f"  concern {concern.id}: {concern.text} ({state})"))
+    for hold in status.active_holds():
+        parts.append(
+            Text.from_markup(
+                f"[yellow]held[/] ({hold.kind}) by {hold.by}: {hold.reason}"
+                + (f" until {when(hold.until)}" if hold.until else "")
+            )
+        )
+    for suspension in status.active_suspensions():
+        parts.append(
+            Text.from_markup(
+                f"[magenta]suspended[/] by order {suspension.order_id} ({suspension.scope}): {suspension.reason}"
+            )
+        )
+    if status.grants:
+        active = sum(1 for g in status.grants if g.status == "active")
+        parts.append(Text(f"partner grants: {active} active, {len(status.grants)} in all"))
+    if status.outcome:
+        parts.append(Text.from_markup(f"[bold]outcome[/] {status.outcome}"))
+    parts.append(
+        Text(f"audit: {status.audit_length} events, head {status.audit_head[:16]}…", style="dim")
+    )
+    return Group(*parts)  # type: ignore[arg-type]
+
+
+def print_status(console: Console, status: ReleaseStatus) -> None:
+    console.print(Panel(status_view(status), expand=False))
+
+
+def print_result(console: Console, result: UpdateResult) -> None:
+    status = result.status
+    where = status.stage or "—"
+    console.print(
+        Text.assemble(
+            ("✔ ", "green"),
+            result.message,
+            "  ",
+            ("[", "dim"),
+            state_text(status.state),
+            (f" at {where}]", "dim"),
+        )
+    )
+
+
+def list_table(rows: Sequence[ReleaseSummary]) -> Table:
+    table = Table(header_style="bold", box=None)
+    for column in (
+        "release",
+        "model",
+        "version",
+        "stage",
+        "state",
+        "awaiting",
+        "window ends",
+        "risk",
+        "submitted by",
+        "started",
+    ):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.release_id,
+            row.model,
+            row.version,
+            row.stage or "—",
+            state_text(row.state) if row.state else Text(row.execution_status),
+            ", ".join(row.awaiting_roles) or "—",
+            when(row.window_ends_at),
+            row.risk_tier,
+            row.submitted_by,
+            when(row.started_at),
+        )
+    return table

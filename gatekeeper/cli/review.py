@@ -1,0 +1,166 @@
+"""``gatekeeper review``: reviewers approve, reject or ask for changes; delegate a role."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gatekeeper.cli import common, render
+from gatekeeper.cli.session import load_key, parse_when, releases, sign_decision
+from gatekeeper.models.enums import DecisionKind
+from gatekeeper.models.messages import DecisionRequest, DelegationRequest
+from gatekeeper.models.status import UpdateResult
+from gatekeeper.settings import Settings
+
+app = typer.Typer(
+    help="Decide at a gate: approve, reject, request changes; delegate a role.",
+    no_args_is_help=True,
+)
+
+AS_OPTION = typer.Option(..., "--as", help="Who is deciding (a roster id).")
+ROLE_OPTION = typer.Option(..., "--role", help="The role you decide in (e.g. safety).")
+COMMENT_OPTION = typer.Option("", "--comment", "-m", help="Why; kept in the audit trail.")
+STAGE_OPTION = typer.Option(
+    None, "--stage", help="The stage you are deciding (refused if it moved on)."
+)
+KEY_OPTION = typer.Option(
+    None,
+    "--key",
+    help="Ed25519 private key (PEM) to sign with (default: your key in the keys dir, if any).",
+)
+
+
+def _decide(
+    settings: Settings,
+    kind: DecisionKind,
+    release_id: str,
+    person: str,
+    role: str,
+    comment: str,
+    stage: str | None,
+    key_file: Path | None,
+) -> UpdateResult:
+    key = load_key(settings, person, key_file)
+
+    async def go() -> UpdateResult:
+        async with releases(settings) as api:
+            signature = None
+            decided_stage = stage
+            if key is not None:
+                current = await api.status(release_id)
+                decided_stage = stage or current.stage
+                if decided_stage is not None:
+                    signature = sign_decision(
+                        key,
+                        release_id=release_id,
+                        stage=decided_stage,
+                        decision=kind.value,
+                        decider=person,
+                        role=role,
+                        artifact_sha256=current.spec.artifact.sha256,
+                    )
+            request = DecisionRequest(
+                decider=person, role=role, stage=decided_stage, comment=comment, signature=signature
+            )
+            return await api.decide(release_id, kind, request)
+
+    return common.run(go())
+
+
+def _show(result: UpdateResult, json_: bool) -> None:
+    if json_:
+        common.print_json(result)
+    else:
+        render.print_result(common.console, result)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(...),
+    as_: str = AS_OPTION,
+    role: str = ROLE_OPTION,
+    comment: str = COMMENT_OPTION,
+    stage: str = STAGE_OPTION,
+    key: Path = KEY_OPTION,
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Approve the current gate."""
+    _show(
+        _decide(
+            common.settings(ctx), DecisionKind.APPROVE, release_id, as_, role, comment, stage, key
+        ),
+        json_,
+    )
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(...),
+    as_: str = AS_OPTION,
+    role: str = ROLE_OPTION,
+    comment: str = COMMENT_OPTION,
+    stage: str = STAGE_OPTION,
+    key: Path = KEY_OPTION,
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Reject at the current gate: the release ends and every grant it made is revoked."""
+    _show(
+        _decide(
+            common.settings(ctx), DecisionKind.REJECT, release_id, as_, role, comment, stage, key
+        ),
+        json_,
+    )
+
+
+@app.command("request-changes")
+def request_changes(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(...),
+    as_: str = AS_OPTION,
+    role: str = ROLE_OPTION,
+    comment: str = COMMENT_OPTION,
+    stage: str = STAGE_OPTION,
+    key: Path = KEY_OPTION,
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Ask the submitter for changes; the gate waits for an amend."""
+    _show(
+        _decide(
+            common.settings(ctx),
+            DecisionKind.REQUEST_CHANGES,
+            release_id,
+            as_,
+            role,
+            comment,
+            stage,
+            key,
+        ),
+        json_,
+    )
+
+
+@app.command()
+def delegate(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(..., help="The release the delegation applies to."),
+    as_: str = AS_OPTION,
+    to: str = typer.Option(..., "--to", help="Who may decide in your place."),
+    role: str = ROLE_OPTION,
+    until: str = typer.Option(..., "--until", help="When the delegation ends (2026-12-31, +7d)."),
+    reason: str = typer.Option("", "--reason"),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Let another roster member decide in one of your roles, until a time."""
+    settings = common.settings(ctx)
+    request = DelegationRequest(
+        by=as_, to=to, role=role, until=parse_when(until, option="--until"), reason=reason
+    )
+
+    async def go() -> UpdateResult:
+        async with releases(settings) as api:
+            return await api.delegate(release_id, request)
+
+    _show(common.run(go()), json_)

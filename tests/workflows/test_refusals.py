@@ -1,0 +1,289 @@
+"""Bad requests are refused with a one-line reason naming the rule, and change no decision."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from gatekeeper.models import ReleaseStatus
+from tests import factories
+from tests.workflows.conftest import Harness
+
+FAR_FUTURE = (datetime.now(UTC) + timedelta(days=3650)).isoformat()
+
+#: (name, update, raw JSON payload, expected error type or None for a decode failure, text)
+CASES: list[tuple[str, str, dict[str, Any], str | None, str]] = [
+    (
+        "unknown person",
+        "approve",
+        {"decider": "mallory", "role": "safety"},
+        "unknown_person",
+        "not on the roster",
+    ),
+    (
+        "role not held",
+        "approve",
+        {"decider": "lee.legal", "role": "safety"},
+        "role_not_held",
+        "does not hold role 'safety'",
+    ),
+    (
+        "role not needed",
+        "approve",
+        {"decider": "eve.exec", "role": "executive"},
+        "role_not_needed",
+        "does not decide internal_review",
+    ),
+    (
+        "author approval",
+        "approve",
+        {"decider": "ada.author", "role": "safety"},
+        "separation_of_duties",
+        "authored evidence capability-eval",
+    ),
+    (
+        "wrong stage",
+        "approve",
+        {"decider": "sam.safety", "role": "safety", "stage": "launch_approval"},
+        "wrong_stage",
+        "not the current stage",
+    ),
+    (
+        "unknown field",
+        "approve",
+        {"decider": "sam.safety", "role": "safety", "sneaky": True},
+        None,
+        "",
+    ),
+    ("wrong type", "approve", {"decider": 42, "role": "safety"}, None, ""),
+    ("empty decider", "approve", {"decider": "", "role": "safety"}, None, ""),
+    ("missing role", "approve", {"decider": "sam.safety"}, None, ""),
+    (
+        "oversized comment",
+        "approve",
+        {"decider": "sam.safety", "role": "safety", "comment": "x" * 5000},
+        None,
+        "",
+    ),
+    ("uppercase id", "approve", {"decider": "Sam.Safety", "role": "safety"}, None, ""),
+    (
+        "reject by non-reviewer",
+        "reject",
+        {"decider": factories.OPERATOR, "role": "operator"},
+        "role_not_needed",
+        "does not decide internal_review",
+    ),
+    (
+        "amend by non-submitter",
+        "amend",
+        {"by": "sam.safety", "note": "hi"},
+        "not_submitter",
+        "only the submitter",
+    ),
+    ("empty amend", "amend", {"by": factories.SUBMITTER}, None, ""),
+    (
+        "amend unknown evidence",
+        "amend",
+        {"by": factories.SUBMITTER, "remove_evidence": ["nope"]},
+        "unknown_evidence",
+        "no evidence with id 'nope'",
+    ),
+    (
+        "gov before submission",
+        "record_government_response",
+        {"by": factories.LIAISON, "kind": "cleared"},
+        "no_government_stage",
+        "not been submitted",
+    ),
+    (
+        "gov by non-liaison",
+        "record_government_response",
+        {"by": "sam.safety", "kind": "cleared"},
+        "role_not_held",
+        "government_liaison",
+    ),
+    (
+        "gov unknown kind",
+        "record_government_response",
+        {"by": factories.LIAISON, "kind": "approved"},
+        None,
+        "",
+    ),
+    (
+        "gov delay without date",
+        "record_government_response",
+        {"by": factories.LIAISON, "kind": "delay_requested"},
+        None,
+        "",
+    ),
+    (
+        "gov malformed date",
+        "record_government_response",
+        {"by": factories.LIAISON, "kind": "delay_requested", "delay_until": "next tuesday"},
+        None,
+        "",
+    ),
+    (
+        "gov naive date",
+        "record_government_response",
+        {"by": factories.LIAISON, "kind": "delay_requested", "delay_until": "2030-01-01T00:00:00"},
+        None,
+        "",
+    ),
+    (
+        "hold by non-operator",
+        "hold",
+        {"by": "sam.safety", "reason": "x"},
+        "role_not_held",
+        "does not hold role 'operator'",
+    ),
+    ("hold without reason", "hold", {"by": factories.OPERATOR, "reason": ""}, None, ""),
+    (
+        "resume when not held",
+        "resume",
+        {"by": factories.OPERATOR, "reason": "go"},
+        "not_held",
+        "is not held",
+    ),
+    (
+        "delegate to self",
+        "delegate",
+        {"by": "sam.safety", "to": "sam.safety", "role": "safety", "until": FAR_FUTURE},
+        "invalid_delegation",
+        "themselves",
+    ),
+    (
+        "delegate too long",
+        "delegate",
+        {"by": "sam.safety", "to": "sara.safety", "role": "safety", "until": FAR_FUTURE},
+        "bad_date",
+        "within 90d",
+    ),
+    (
+        "delegate role not held",
+        "delegate",
+        {"by": "sam.safety", "to": "sara.safety", "role": "legal", "until": FAR_FUTURE},
+        "role_not_held",
+        "does not hold role 'legal'",
+    ),
+    (
+        "restore unknown order",
+        "restore_access",
+        {"order_id": "o-1", "by": factories.OPERATOR, "reason": "lift"},
+        "unknown_order",
+        "does not suspend",
+    ),
+    ("no payload", "approve", {}, None, ""),
+]
+
+
+def decisions(status: ReleaseStatus) -> Any:
+    """Everything a refused request must leave untouched."""
+    return (
+        status.stage,
+        status.state,
+        status.spec,
+        {k: [d.model_dump() for d in g.decisions] for k, g in status.gates.items()},
+        status.government,
+        status.holds,
+        status.delegations,
+        status.grants,
+    )
+
+
+@pytest.fixture
+async def rid(harness: Harness) -> str:
+    status = await harness.start(spec=factories.spec(f"r-refuse-{uuid.uuid4().hex[:10]}"))
+    await harness.at_stage(status.release_id, "internal_review")
+    return status.release_id
+
+
+class TestRefusedRequests:
+    """Each refused request: a clear error, the rule named, the decision state unchanged."""
+
+    @pytest.mark.parametrize(
+        ("name", "update", "payload", "rule", "text"), CASES, ids=[c[0] for c in CASES]
+    )
+    async def test_raw_json_refused(
+        self,
+        harness: Harness,
+        rid: str,
+        name: str,
+        update: str,
+        payload: dict[str, Any],
+        rule: str | None,
+        text: str,
+    ) -> None:
+        del name
+        before = await harness.releases.status(rid)
+        handle = harness.handle(rid)
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(update, payload, result_type=dict)
+        cause = err.value.cause
+        assert isinstance(cause, ApplicationError) or rule is None
+        if rule is not None:
+            assert isinstance(cause, ApplicationError)
+            assert cause.type == rule
+            assert text in cause.message
+            assert "\n" not in cause.message
+        after = await harness.releases.status(rid)
+        assert decisions(after) == decisions(before)
+
+    async def test_audited_refusals_are_recorded_validator_refusals_are_not(
+        self, harness: Harness, rid: str
+    ) -> None:
+        handle = harness.handle(rid)
+        before = await harness.releases.status(rid)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(
+                "approve", {"decider": "mallory", "role": "safety"}, result_type=dict
+            )
+        assert (await harness.releases.status(rid)).audit_length == before.audit_length
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(
+                "approve", {"decider": "ada.author", "role": "safety"}, result_type=dict
+            )
+        audit = await harness.releases.audit(rid)
+        assert audit[-1].action == "request_refused"
+        assert audit[-1].details["rule"] == "separation_of_duties"
+        assert audit[-1].actor == "ada.author"
+
+    async def test_submitter_cannot_approve(self, harness: Harness) -> None:
+        spec = factories.spec(f"r-self-{uuid.uuid4().hex[:8]}", submitter="rm.reviewer")
+        status = await harness.start(spec=spec)
+        await harness.at_stage(status.release_id, "internal_review")
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await harness.handle(status.release_id).execute_update(
+                "approve", {"decider": "rm.reviewer", "role": "legal"}, result_type=dict
+            )
+        cause = err.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert (
+            cause.message
+            == "rm.reviewer submitted this release and cannot approve it (separation of duties)"
+        )
+
+    async def test_duplicate_approval_is_refused(self, harness: Harness, rid: str) -> None:
+        await harness.approve(rid, "sam.safety", "safety")
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await harness.handle(rid).execute_update(
+                "approve", {"decider": "sam.safety", "role": "safety"}, result_type=dict
+            )
+        assert (
+            isinstance(err.value.cause, ApplicationError)
+            and err.value.cause.type == "already_decided"
+        )
+
+    async def test_person_with_two_roles_counts_once(self, harness: Harness, rid: str) -> None:
+        await harness.approve(rid, "multi.role", "safety")
+        with pytest.raises(WorkflowUpdateFailedError):
+            await harness.handle(rid).execute_update(
+                "approve", {"decider": "multi.role", "role": "security"}, result_type=dict
+            )
+        status = await harness.releases.status(rid)
+        assert status.awaiting and "security" in status.awaiting.roles
