@@ -1,0 +1,83 @@
+"""Access activities: grant and revoke partner access for a release; apply and lift access orders.
+
+Each is synchronous (the registry is a blocking SQL client), so the worker runs them on its
+activity thread pool. Every call is idempotent: grants and revokes by their idempotency key,
+orders by their order id, so a retried attempt returns what the first one did.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities._errors import activity_errors
+from gatekeeper.adapters.registry import (
+    AccessRegistry,
+    ApplyOrderRequest,
+    ApplyOrderResult,
+    LiftOrderRequest,
+    LiftOrderResult,
+)
+from gatekeeper.errors import InputError
+from gatekeeper.models.io import GrantRequest, GrantResult, RevokeRequest, RevokeResult
+
+
+class AccessActivities:
+    """Access activities, bound to the worker's :class:`AccessRegistry`."""
+
+    def __init__(self, registry: AccessRegistry) -> None:
+        self._registry = registry
+
+    @activity.defn(name="grant_partner_access")
+    def grant_partner_access(self, request: GrantRequest) -> GrantResult:
+        """Grant every partner the requested cohorts admit, on each requested surface."""
+        with activity_errors():
+            request = GrantRequest.model_validate(request)
+            if not request.surfaces:
+                raise InputError(f"grant {request.idempotency_key} names no surface")
+            result = self._registry.grant_for_cohorts(request)
+        activity.logger.info(
+            "release %s: %d grants, %d partners skipped",
+            request.release_id,
+            len(result.grants),
+            len(result.skipped),
+        )
+        return result
+
+    @activity.defn(name="revoke_partner_access")
+    def revoke_partner_access(self, request: RevokeRequest) -> RevokeResult:
+        """Revoke the named grants of a release, or all of them when none are named."""
+        with activity_errors():
+            request = RevokeRequest.model_validate(request)
+            result = self._registry.revoke(request)
+        activity.logger.info(
+            "release %s: %d grants revoked", request.release_id, len(result.revoked)
+        )
+        return result
+
+    @activity.defn(name="apply_access_order")
+    def apply_access_order(self, request: ApplyOrderRequest) -> ApplyOrderResult:
+        """Record an access order and suspend the grants it covers organisation-wide."""
+        with activity_errors():
+            request = ApplyOrderRequest.model_validate(request)
+            result = self._registry.apply_order(request)
+        activity.logger.info(
+            "order %s: %d grants suspended, %d releases affected",
+            request.order_id,
+            len(result.suspended),
+            len(result.affected_releases),
+        )
+        return result
+
+    @activity.defn(name="lift_access_order")
+    def lift_access_order(self, request: LiftOrderRequest) -> LiftOrderResult:
+        """Lift an access order and restore the grants no other active order covers."""
+        with activity_errors():
+            request = LiftOrderRequest.model_validate(request)
+            result = self._registry.lift_order(request)
+        activity.logger.info(
+            "order %s lifted: %d grants restored, %d still suspended",
+            request.order_id,
+            len(result.restored),
+            len(result.still_suspended),
+        )
+        return result

@@ -1,0 +1,89 @@
+"""Opening the registry database: SQLite (the embedded default) or PostgreSQL, from one URL."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from gatekeeper.errors import ConfigError, GatekeeperError, RegistryError
+
+#: Execution option marking a connection that will write; SQLite then takes the write lock at
+#: BEGIN, so two writers queue on the busy timeout instead of failing halfway through.
+WRITE_OPTION = "gatekeeper_write"
+#: How long a SQLite writer waits for another's lock before giving up (retryably).
+SQLITE_BUSY_TIMEOUT = 30.0
+
+
+def create_registry_engine(url: str, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and real transactions.
+
+    ``busy_timeout`` (seconds) is how long SQLite waits for a lock held by another writer.
+
+    Raises:
+        ConfigError: the URL is malformed or its driver is not installed.
+    """
+    try:
+        parsed = sa.make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return sa.create_engine(parsed, pool_pre_ping=True)
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout})
+    except (exc.ArgumentError, exc.NoSuchModuleError) as err:
+        raise ConfigError(f"registry URL {url!r}: {_first_line(err)}") from err
+    except ModuleNotFoundError as err:
+        raise ConfigError(f"registry URL {url!r} needs the {err.name} driver installed") from err
+    except OSError as err:
+        raise ConfigError(f"registry URL {url!r}: {err}") from err
+    _configure_sqlite(engine, int(busy_timeout * 1000))
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide where transactions begin (see "begin" below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Turn database errors into one-line ``RegistryError``s (the registry's one boundary)."""
+    try:
+        yield
+    except GatekeeperError:
+        raise
+    except exc.IntegrityError as err:
+        # Usually a concurrent writer got there first; trying again reads what it wrote.
+        raise RegistryError(f"{action}: conflicting write: {_first_line(err.orig)}") from err
+    except (exc.OperationalError, exc.InterfaceError) as err:
+        raise RegistryError(f"{action}: database unavailable: {_first_line(err.orig)}") from err
+    except exc.DisconnectionError as err:
+        raise RegistryError(f"{action}: database unavailable: {_first_line(err)}") from err
+    except exc.SQLAlchemyError as err:
+        raise RegistryError(f"{action}: {_first_line(err)}", retryable=False) from err
+
+
+def _first_line(err: object) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,1 @@
+"""Alembic migrations of the access registry (script directory: this package)."""

@@ -1,0 +1,1 @@
+"""Alembic revisions of the access registry, oldest first by ``down_revision``."""

@@ -1,0 +1,204 @@
+"""Applying and lifting access orders. Both are idempotent by order id.
+
+Applying records the order and suspends the grants it denies to a whole organisation (scope
+``everyone``, or a jurisdiction matching the partner's; exempt partners never). A
+``foreign_persons`` order suspends no grant: it is enforced person by person at check time,
+because an organisation's US staff keep their access. Lifting restores the grants the order
+suspended, unless another active order still covers them (they then stay suspended, by it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gatekeeper.access import ALL_MODELS, OrderFacts, order_covers_partner
+from gatekeeper.adapters.registry import records
+from gatekeeper.adapters.registry.models import (
+    AccessOrder,
+    ApplyOrderRequest,
+    ApplyOrderResult,
+    LiftOrderRequest,
+    LiftOrderResult,
+)
+from gatekeeper.adapters.registry.tables import access_orders, grants, partners
+from gatekeeper.canonical import digest_of
+from gatekeeper.errors import RegistryError
+
+
+def apply_order(connection: Connection, request: ApplyOrderRequest) -> ApplyOrderResult:
+    """Record the order and suspend the grants it covers.
+
+    Raises:
+        RegistryError: (not retryable) the order id was used for a different order.
+    """
+    digest = digest_of(request)
+    key = f"order-apply:{request.order_id}"
+    conflict = f"access order {request.order_id} already exists with different terms"
+    done = records.recall(connection, key, "apply_order", digest, conflict=conflict)
+    if done is not None:
+        return ApplyOrderResult.model_validate(done)
+    exists = connection.execute(
+        sa.select(access_orders.c.order_id).where(access_orders.c.order_id == request.order_id)
+    ).first()
+    if exists is not None:
+        raise RegistryError(conflict, retryable=False)
+    order = AccessOrder(**request.model_dump())
+    connection.execute(sa.insert(access_orders).values(**order.model_dump()))
+    facts = OrderFacts(
+        order_id=order.order_id,
+        models=frozenset(order.models),
+        scope=order.scope,
+        exempt_partners=frozenset(order.exempt_partners),
+    )
+    suspended: list[str] = []
+    for row in _grants_of(connection, order.models, status="active"):
+        if order_covers_partner(facts, records.partner_facts(row), row.model_name):
+            suspended.append(row.grant_id)
+    _set_status(
+        connection,
+        suspended,
+        status="suspended",
+        order_id=order.order_id,
+        reason=f"suspended by order {order.order_id}: {order.reason}",
+        at=order.issued_at,
+    )
+    result = ApplyOrderResult(
+        order=order,
+        suspended=suspended,
+        affected_releases=_releases_with_grants(connection, order.models),
+    )
+    records.remember(
+        connection, key, "apply_order", digest, result.model_dump(mode="json"), order.issued_at
+    )
+    return result
+
+
+def lift_order(connection: Connection, request: LiftOrderRequest) -> LiftOrderResult:
+    """Lift the order and restore what it suspended.
+
+    Raises:
+        RegistryError: (not retryable) no such order, it was lifted differently already, or the
+            lift lacks a safeguard the order requires.
+    """
+    digest = digest_of(request)
+    key = f"order-lift:{request.order_id}"
+    conflict = f"access order {request.order_id} was already lifted"
+    done = records.recall(connection, key, "lift_order", digest, conflict=conflict)
+    if done is not None:
+        return LiftOrderResult.model_validate(done)
+    row = connection.execute(
+        sa.select(access_orders).where(access_orders.c.order_id == request.order_id)
+    ).first()
+    if row is None:
+        raise RegistryError(f"no access order {request.order_id}", retryable=False)
+    order = records.order_model(row)
+    if order.status == "lifted":
+        raise RegistryError(conflict, retryable=False)
+    missing = [s for s in order.required_safeguards if s not in request.safeguards]
+    if missing:
+        raise RegistryError(
+            f"order {order.order_id} can only be lifted with safeguards: {', '.join(missing)}",
+            retryable=False,
+        )
+    lifted = order.model_copy(
+        update={
+            "status": "lifted",
+            "lifted_at": request.lifted_at,
+            "lifted_by": request.lifted_by,
+            "lift_reason": request.reason,
+            "safeguards": list(request.safeguards),
+        }
+    )
+    connection.execute(
+        sa.update(access_orders)
+        .where(access_orders.c.order_id == order.order_id)
+        .values(**lifted.model_dump(include=_LIFT_FIELDS))
+    )
+    others = records.active_orders(connection)
+    restored: list[str] = []
+    kept: dict[str, list[str]] = {}
+    for grant in _grants_of(connection, [ALL_MODELS], status="suspended"):
+        if grant.order_id != order.order_id:
+            continue
+        partner = records.partner_facts(grant)
+        still = next(
+            (o for o in others if order_covers_partner(o, partner, grant.model_name)), None
+        )
+        if still is None:
+            restored.append(grant.grant_id)
+        else:
+            kept.setdefault(still.order_id, []).append(grant.grant_id)
+    detail = f"; safeguards: {', '.join(request.safeguards)}" if request.safeguards else ""
+    at = request.lifted_at
+    _set_status(
+        connection,
+        restored,
+        status="active",
+        order_id=order.order_id,
+        reason=f"restored: order {order.order_id} lifted{detail}",
+        at=at,
+    )
+    for other, ids in kept.items():
+        reason = f"order {order.order_id} lifted; still suspended by order {other}"
+        _set_status(connection, ids, status="suspended", order_id=other, reason=reason, at=at)
+    result = LiftOrderResult(
+        order=lifted,
+        restored=restored,
+        still_suspended=[g for ids in kept.values() for g in ids],
+        affected_releases=_releases_with_grants(connection, order.models),
+    )
+    records.remember(connection, key, "lift_order", digest, result.model_dump(mode="json"), at)
+    return result
+
+
+_LIFT_FIELDS = {"status", "lifted_at", "lifted_by", "lift_reason", "safeguards"}
+
+
+def _grants_of(
+    connection: Connection, models: Sequence[str], *, status: str
+) -> list[records.AnyRow]:
+    """Grants in ``status`` for ``models`` (or all), with their partner's current facts."""
+    query = (
+        sa.select(
+            grants.c.grant_id,
+            grants.c.model_name,
+            grants.c.order_id,
+            partners.c.id,
+            partners.c.tier,
+            partners.c.jurisdiction,
+        )
+        .join(partners, partners.c.id == grants.c.partner_id)
+        .where(grants.c.status == status)
+        .order_by(grants.c.granted_at, grants.c.grant_id)
+    )
+    if ALL_MODELS not in models:
+        query = query.where(grants.c.model_name.in_(models))
+    return list(connection.execute(query))
+
+
+def _releases_with_grants(connection: Connection, models: Sequence[str]) -> list[str]:
+    query = sa.select(grants.c.release_id).distinct().where(grants.c.status != "revoked")
+    if ALL_MODELS not in models:
+        query = query.where(grants.c.model_name.in_(models))
+    return sorted(connection.execute(query).scalars())
+
+
+def _set_status(
+    connection: Connection,
+    grant_ids: list[str],
+    *,
+    status: str,
+    order_id: str,
+    reason: str,
+    at: datetime,
+) -> None:
+    for ids in records.chunks(grant_ids):
+        connection.execute(
+            sa.update(grants)
+            .where(grants.c.grant_id.in_(ids))
+            .values(status=status, order_id=order_id, reason=reason, changed_at=at)
+        )

@@ -1,0 +1,177 @@
+"""Rows to models and facts, and the store of idempotent operation results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from gatekeeper.access import GrantFacts, OrderFacts, PartnerFacts, PersonFacts
+from gatekeeper.adapters.registry.models import AccessOrder, Partner, RegisteredPerson
+from gatekeeper.adapters.registry.tables import access_orders, grants, operations, partners
+from gatekeeper.errors import RegistryError
+from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
+from gatekeeper.models.status import GrantRecord
+
+#: Columns of a grant as ``GrantRecord`` shows it (the partner's name comes from a join).
+GRANT_RECORD_COLUMNS = (
+    grants.c.grant_id,
+    grants.c.partner_id,
+    partners.c.name.label("partner_name"),
+    grants.c.cohort,
+    grants.c.jurisdiction,
+    grants.c.surface,
+    grants.c.status,
+    grants.c.granted_at,
+    grants.c.changed_at,
+    grants.c.reason,
+    grants.c.order_id,
+)
+
+
+#: A result row of any shape (rows are read by column name).
+AnyRow = Row[*tuple[Any, ...]]
+
+#: Ids per statement when updating many rows (SQLite caps bound parameters).
+CHUNK = 500
+
+
+def chunks(ids: list[str], size: int = CHUNK) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def partner_model(row: AnyRow) -> Partner:
+    return Partner(id=row.id, name=row.name, tier=row.tier, jurisdiction=row.jurisdiction)
+
+
+def person_model(row: AnyRow) -> RegisteredPerson:
+    return RegisteredPerson(
+        id=row.id, partner_id=row.partner_id, nationality=row.nationality, location=row.location
+    )
+
+
+def partner_facts(row: AnyRow) -> PartnerFacts:
+    return PartnerFacts(id=row.id, tier=VettingTier(row.tier), jurisdiction=row.jurisdiction)
+
+
+def person_facts(row: AnyRow) -> PersonFacts:
+    return PersonFacts(
+        id=row.id,
+        partner_id=row.partner_id,
+        nationality=NationalityStatus(row.nationality),
+        location=row.location,
+    )
+
+
+def order_model(row: AnyRow) -> AccessOrder:
+    return AccessOrder.model_validate(row._asdict())
+
+
+def order_facts(row: AnyRow) -> OrderFacts:
+    return OrderFacts(
+        order_id=row.order_id,
+        models=frozenset(row.models),
+        scope=row.scope,
+        exempt_partners=frozenset(row.exempt_partners),
+    )
+
+
+def grant_record(row: AnyRow) -> GrantRecord:
+    return GrantRecord.model_validate(row._asdict())
+
+
+#: Columns a check needs of a grant; tiers stay JSON text so equal sets are parsed once.
+GRANT_FACT_COLUMNS = (
+    grants.c.grant_id,
+    grants.c.partner_id,
+    grants.c.model_name,
+    grants.c.model_version,
+    grants.c.surface,
+    grants.c.status,
+    sa.cast(grants.c.tiers, sa.Text).label("tiers"),
+    grants.c.order_id,
+)
+_SURFACES = {s.value: s for s in Surface}
+
+
+class TierSets:
+    """Interns the tier sets of grants: a registry has few cohorts and many grants."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, frozenset[VettingTier]] = {}
+
+    def get(self, tiers_json: str) -> frozenset[VettingTier]:
+        found = self._sets.get(tiers_json)
+        if found is None:
+            found = frozenset(VettingTier(t) for t in json.loads(tiers_json))
+            self._sets[tiers_json] = found
+        return found
+
+
+def grant_facts(row: AnyRow, tier_sets: TierSets) -> GrantFacts:
+    """Facts of a grant read with :data:`GRANT_FACT_COLUMNS`."""
+    grant_id, partner_id, model, variant, surface, status, tiers, order_id = row
+    return GrantFacts(
+        grant_id=grant_id,
+        partner_id=partner_id,
+        model=model,
+        variant=variant,
+        surface=_SURFACES[surface],
+        status=status,
+        tiers=tier_sets.get(tiers),
+        order_id=order_id,
+    )
+
+
+def active_orders(connection: Connection) -> list[OrderFacts]:
+    """Active orders in issue order, the order checks consult them in."""
+    query = (
+        sa.select(access_orders)
+        .where(access_orders.c.status == "active")
+        .order_by(access_orders.c.issued_at, access_orders.c.order_id)
+    )
+    return [order_facts(row) for row in connection.execute(query)]
+
+
+#: Longest idempotency key the registry stores (grant keys add a partner id and a surface).
+MAX_KEY = 300
+
+
+def recall(
+    connection: Connection, key: str, kind: str, digest: str, *, conflict: str
+) -> dict[str, Any] | None:
+    """The stored result of an earlier operation with ``key``, or ``None`` if there was none.
+
+    Raises:
+        RegistryError: (not retryable) the key was used for a different request (``conflict``
+            is the message), or it is longer than :data:`MAX_KEY`.
+    """
+    if len(key) > MAX_KEY:
+        raise RegistryError(f"idempotency key longer than {MAX_KEY} characters", retryable=False)
+    row = connection.execute(sa.select(operations).where(operations.c.key == key)).first()
+    if row is None:
+        return None
+    if row.kind != kind or row.digest != digest:
+        raise RegistryError(conflict, retryable=False)
+    result: dict[str, Any] = row.result
+    return result
+
+
+def remember(
+    connection: Connection,
+    key: str,
+    kind: str,
+    digest: str,
+    result: dict[str, Any],
+    at: datetime,
+) -> None:
+    connection.execute(
+        sa.insert(operations).values(
+            key=key, kind=kind, digest=digest, result=result, created_at=at
+        )
+    )

@@ -1,0 +1,301 @@
+"""The access registry: partners, people, grants and access orders in one SQL database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gatekeeper.access import AccessChecker, AccessDecision, Snapshot, check_access
+from gatekeeper.adapters.registry import granting, migrate, ordering, records
+from gatekeeper.adapters.registry.engine import (
+    SQLITE_BUSY_TIMEOUT,
+    WRITE_OPTION,
+    create_registry_engine,
+    translated,
+)
+from gatekeeper.adapters.registry.models import (
+    AccessOrder,
+    ApplyOrderRequest,
+    ApplyOrderResult,
+    LiftOrderRequest,
+    LiftOrderResult,
+    Partner,
+    RegisteredPerson,
+)
+from gatekeeper.adapters.registry.tables import access_orders, grants, partners, people
+from gatekeeper.errors import RegistryError
+from gatekeeper.models.enums import Surface, VettingTier
+from gatekeeper.models.io import GrantRequest, GrantResult, RevokeRequest, RevokeResult
+from gatekeeper.models.status import GrantRecord
+
+_PERSON_FACT_COLUMNS = (people.c.id, people.c.partner_id, people.c.nationality, people.c.location)
+_PARTNER_FACT_COLUMNS = (partners.c.id, partners.c.tier, partners.c.jurisdiction)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AccessRegistry:
+    """Partners, people, grants and orders, behind one SQLAlchemy URL. No Temporal imports.
+
+    Opening upgrades the schema to the newest migration, so a fresh data directory just works.
+    Every method is synchronous and thread-safe (one engine, pooled connections). Database errors
+    surface as :class:`~gatekeeper.errors.RegistryError`; refusals (duplicates, unknown ids,
+    reused idempotency keys) are ``RegistryError(retryable=False)``.
+
+    Args:
+        url: SQLAlchemy URL, e.g. ``sqlite:////abs/.gatekeeper/registry.db`` or
+            ``postgresql+psycopg://user@host/gatekeeper``.
+        clock: the time recorded for partners and people (orders and grants carry their own).
+        busy_timeout: seconds a SQLite writer waits for another writer's lock; past it the
+            operation fails with a retryable ``RegistryError``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        busy_timeout: float = SQLITE_BUSY_TIMEOUT,
+    ) -> None:
+        self._engine = create_registry_engine(url, busy_timeout=busy_timeout)
+        self._clock = clock
+        try:
+            self.revision = migrate.upgrade(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[Connection]:
+        with translated(action), self._engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        with (
+            translated(action),
+            self._engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
+            connection.begin(),
+        ):
+            yield connection
+
+    # -- partners and people ---------------------------------------------------------------
+
+    def add_partner(self, partner: Partner) -> Partner:
+        """Register a partner organisation; its name defaults to its id.
+
+        Raises:
+            RegistryError: (not retryable) a partner with that id exists.
+        """
+        partner = partner.model_copy(update={"name": partner.name or partner.id})
+        with self._write(f"add partner {partner.id}") as connection:
+            if _exists(connection, partners.c.id, partner.id):
+                raise RegistryError(f"partner {partner.id} already exists", retryable=False)
+            connection.execute(
+                sa.insert(partners).values(
+                    **partner.model_dump(mode="json"), created_at=self._clock()
+                )
+            )
+        return partner
+
+    def set_partner_tier(self, partner_id: str, tier: VettingTier) -> Partner:
+        """Record a new vetting tier (after re-vetting); grants whose cohort no longer admits
+        the tier stop allowing access at once."""
+        with self._write(f"set tier of partner {partner_id}") as connection:
+            self._need(connection, partners.c.id, partner_id, "partner")
+            connection.execute(
+                sa.update(partners).where(partners.c.id == partner_id).values(tier=tier.value)
+            )
+            row = connection.execute(sa.select(partners).where(partners.c.id == partner_id)).one()
+        return records.partner_model(row)
+
+    def list_partners(self, tier: VettingTier | None = None) -> list[Partner]:
+        query = sa.select(partners).order_by(partners.c.id)
+        if tier is not None:
+            query = query.where(partners.c.tier == tier.value)
+        with self._read("list partners") as connection:
+            return [records.partner_model(row) for row in connection.execute(query)]
+
+    def add_person(self, person: RegisteredPerson) -> RegisteredPerson:
+        """Register a person, optionally as staff of a partner.
+
+        Raises:
+            RegistryError: (not retryable) the person exists, or the partner does not.
+        """
+        with self._write(f"add person {person.id}") as connection:
+            if _exists(connection, people.c.id, person.id):
+                raise RegistryError(f"person {person.id} already exists", retryable=False)
+            if person.partner_id is not None:
+                self._need(connection, partners.c.id, person.partner_id, "partner")
+            connection.execute(
+                sa.insert(people).values(**person.model_dump(mode="json"), created_at=self._clock())
+            )
+        return person
+
+    def list_people(self, partner_id: str | None = None) -> list[RegisteredPerson]:
+        query = sa.select(people).order_by(people.c.id)
+        with self._read("list people") as connection:
+            if partner_id is not None:
+                self._need(connection, partners.c.id, partner_id, "partner")
+                query = query.where(people.c.partner_id == partner_id)
+            return [records.person_model(row) for row in connection.execute(query)]
+
+    # -- grants and orders -----------------------------------------------------------------
+
+    def grant_for_cohorts(self, request: GrantRequest) -> GrantResult:
+        """Grant matching partners access for a release (see ``granting``). Idempotent by key."""
+        with self._write(f"grant access for release {request.release_id}") as connection:
+            return granting.grant_for_cohorts(connection, request)
+
+    def revoke(self, request: RevokeRequest) -> RevokeResult:
+        """Revoke a release's grants (all unrevoked ones if none are named). Idempotent by key."""
+        with self._write(f"revoke access for release {request.release_id}") as connection:
+            return granting.revoke(connection, request)
+
+    def list_grants(self, release_id: str) -> list[GrantRecord]:
+        """Every grant of a release, revoked ones included, oldest first."""
+        query = (
+            sa.select(*records.GRANT_RECORD_COLUMNS)
+            .join(partners, partners.c.id == grants.c.partner_id)
+            .where(grants.c.release_id == release_id)
+            .order_by(grants.c.granted_at, grants.c.partner_id, grants.c.surface)
+        )
+        with self._read(f"list grants of release {release_id}") as connection:
+            return [records.grant_record(row) for row in connection.execute(query)]
+
+    def apply_order(self, request: ApplyOrderRequest) -> ApplyOrderResult:
+        """Record an access order and suspend what it covers (see ``ordering``)."""
+        with self._write(f"apply access order {request.order_id}") as connection:
+            return ordering.apply_order(connection, request)
+
+    def lift_order(self, request: LiftOrderRequest) -> LiftOrderResult:
+        """Lift an access order and restore what it suspended (see ``ordering``)."""
+        with self._write(f"lift access order {request.order_id}") as connection:
+            return ordering.lift_order(connection, request)
+
+    def list_orders(self, *, active_only: bool = False) -> list[AccessOrder]:
+        query = sa.select(access_orders).order_by(
+            access_orders.c.issued_at, access_orders.c.order_id
+        )
+        if active_only:
+            query = query.where(access_orders.c.status == "active")
+        with self._read("list access orders") as connection:
+            return [records.order_model(row) for row in connection.execute(query)]
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def check_access(
+        self,
+        model: str,
+        person: str,
+        surface: Surface | str = Surface.API,
+        variant: str | None = None,
+    ) -> AccessDecision:
+        """Decide one check straight from the database (the CLI's path; serving stacks should
+        use :meth:`checker`)."""
+        with self._read("check access") as connection:
+            person_row = connection.execute(sa.select(people).where(people.c.id == person)).first()
+            facts = None if person_row is None else records.person_facts(person_row)
+            partner = None
+            grant_rows: list[records.AnyRow] = []
+            if facts is not None and facts.partner_id is not None:
+                partner_row = connection.execute(
+                    sa.select(partners).where(partners.c.id == facts.partner_id)
+                ).one()
+                partner = records.partner_facts(partner_row)
+                grant_rows = list(
+                    connection.execute(
+                        sa.select(*records.GRANT_FACT_COLUMNS)
+                        .where(
+                            grants.c.partner_id == facts.partner_id,
+                            grants.c.model_name == model,
+                            grants.c.surface == str(surface),
+                            grants.c.status != "revoked",
+                        )
+                        .order_by(grants.c.granted_at, grants.c.grant_id)
+                    )
+                )
+            orders = records.active_orders(connection)
+        tier_sets = records.TierSets()
+        return check_access(
+            person_id=person,
+            model=model,
+            surface=surface,
+            person=facts,
+            partner=partner,
+            orders=orders,
+            grants=[records.grant_facts(row, tier_sets) for row in grant_rows],
+            variant=variant,
+        )
+
+    def snapshot(self) -> Snapshot:
+        """Everything checks need, read in one transaction (for :class:`AccessChecker`)."""
+        tier_sets = records.TierSets()
+        started = time.monotonic()  # the snapshot is as old as the moment reading began
+        grant_query = (
+            sa.select(*records.GRANT_FACT_COLUMNS)
+            .where(grants.c.status != "revoked")
+            .order_by(grants.c.granted_at, grants.c.grant_id)
+        )
+        with self._read("read an access snapshot") as connection:
+            people_by_id = {
+                row.id: records.person_facts(row)
+                for row in connection.execute(sa.select(*_PERSON_FACT_COLUMNS)).all()
+            }
+            partners_by_id = {
+                row.id: records.partner_facts(row)
+                for row in connection.execute(sa.select(*_PARTNER_FACT_COLUMNS)).all()
+            }
+            orders = records.active_orders(connection)
+            grant_facts = [
+                records.grant_facts(row, tier_sets) for row in connection.execute(grant_query).all()
+            ]
+        return Snapshot(
+            people=people_by_id,
+            partners=partners_by_id,
+            orders=orders,
+            grants=grant_facts,
+            taken_at=started,
+        )
+
+    def checker(self, *, max_age: float | None = None) -> AccessChecker:
+        """An in-process checker over a snapshot of this registry (see ``AccessChecker``)."""
+        return AccessChecker(self, max_age=max_age)
+
+    def _need(self, connection: Connection, column: sa.Column[str], value: str, what: str) -> None:
+        if not _exists(connection, column, value):
+            raise RegistryError(f"no {what} {value}", retryable=False)
+
+
+def _exists(connection: Connection, column: sa.Column[str], value: str) -> bool:
+    return connection.execute(sa.select(column).where(column == value)).first() is not None

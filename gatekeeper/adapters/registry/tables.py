@@ -1,0 +1,115 @@
+"""The access registry's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` build them.
+
+Changing a table here needs a new migration; ``tests/registry/test_migrations.py`` fails when the
+two drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite drops the offset otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("registry timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = sa.String(64)
+
+partners = sa.Table(
+    "partners",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("tier", sa.String(32), nullable=False),
+    sa.Column("jurisdiction", ID, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+people = sa.Table(
+    "people",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("partner_id", ID, sa.ForeignKey("partners.id"), nullable=True, index=True),
+    sa.Column("nationality", sa.String(32), nullable=False),
+    sa.Column("location", ID, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("grant_id", sa.String(40), primary_key=True),
+    sa.Column("idempotency_key", sa.String(400), nullable=False, unique=True),
+    sa.Column("release_id", ID, nullable=False, index=True),
+    sa.Column("model_name", ID, nullable=False, index=True),
+    sa.Column("model_version", sa.String(200), nullable=False),
+    sa.Column("surface", sa.String(32), nullable=False),
+    sa.Column("partner_id", ID, sa.ForeignKey("partners.id"), nullable=False),
+    sa.Column("cohort", ID, nullable=False),
+    sa.Column("tiers", sa.JSON(), nullable=False),
+    sa.Column("jurisdiction", ID, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("order_id", ID, nullable=True),
+    sa.Column("granted_at", UtcDateTime(), nullable=False),
+    sa.Column("changed_at", UtcDateTime(), nullable=True),
+    sa.Index(None, "partner_id", "model_name", "surface"),
+)
+
+access_orders = sa.Table(
+    "access_orders",
+    metadata,
+    sa.Column("order_id", ID, primary_key=True),
+    sa.Column("models", sa.JSON(), nullable=False),
+    sa.Column("scope", sa.String(80), nullable=False),
+    sa.Column("exempt_partners", sa.JSON(), nullable=False),
+    sa.Column("required_safeguards", sa.JSON(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("issued_by", ID, nullable=False),
+    sa.Column("issued_at", UtcDateTime(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("lifted_at", UtcDateTime(), nullable=True),
+    sa.Column("lifted_by", ID, nullable=True),
+    sa.Column("lift_reason", sa.Text(), nullable=False),
+    sa.Column("safeguards", sa.JSON(), nullable=False),
+)
+
+#: Results of idempotent operations, by business key, so a retried activity gets the same answer.
+operations = sa.Table(
+    "operations",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("result", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
