@@ -103,3 +103,11 @@ def load_private_key(pem: bytes) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError("not an Ed25519 private key")
     return key
+
+
+def public_key_b64(private_key: Ed25519PrivateKey) -> str:
+    """The roster form (base64 of the raw 32 bytes) of a private key's public half."""
+    raw = private_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return base64.b64encode(raw).decode("ascii")

@@ -17,6 +17,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    # cryptography's Rust core imports this module lazily when a signature fails to verify;
+    # importing it here keeps that import outside the sandbox (else pyo3 aborts the process).
+    import cryptography.exceptions  # noqa: F401
+
     from gatekeeper import routing
     from gatekeeper import search_attributes as sa
     from gatekeeper.models.audit import AuditEvent
@@ -32,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         LaunchRequest,
         Notification,
         NotifyRequest,
-        NotifyResult,
         RevokeRequest,
         RevokeResult,
         SubmissionRequest,
@@ -70,6 +73,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice, when
 
 
+#: Recipients per ``notify_stakeholders`` request (people and cohorts, before expansion).
+NOTIFY_BATCH = 500
+
+
+#: Patch id: a held approval gate awaits the operator role, an ended release awaits nobody.
+PRECISE_AWAITING = "precise-awaiting"
+
+
 def release_workflow_id(release_id: str) -> str:
     return f"release-{release_id}"
 
@@ -103,6 +114,7 @@ class ModelReleaseWorkflow:
         if self._integrity_error is not None:
             raise ApplicationError(self._integrity_error, type="IntegrityError", non_retryable=True)
         ledger = self._ledger
+        ledger.precise_awaiting = workflow.patched(PRECISE_AWAITING)
         ledger.start(workflow.now())
         self._commit()
         await self._verify_evidence()
@@ -435,31 +447,42 @@ class ModelReleaseWorkflow:
         )
         if not recipients:
             return
-        request = NotifyRequest(
-            notification=Notification(
-                idempotency_key=f"{ledger.status.release_id}:{notice.event.value}:{notice.audit_seq}",
-                release_id=ledger.status.release_id,
-                event=notice.event,
-                stage=notice.stage,
-                subject=notice.subject,
-                body=notice.body,
-                action_needed=notice.action_needed,
-                due=notice.due,
-                occurred_at=workflow.now(),
-            ),
-            recipients=recipients,
-            channels=routing.channel_configs(ledger.policy, recipients),
+        notification = Notification(
+            idempotency_key=f"{ledger.status.release_id}:{notice.event.value}:{notice.audit_seq}",
+            release_id=ledger.status.release_id,
+            event=notice.event,
+            stage=notice.stage,
+            subject=notice.subject,
+            body=notice.body,
+            action_needed=notice.action_needed,
+            due=notice.due,
+            occurred_at=workflow.now(),
         )
-        who = sorted({r.id for r in recipients})
-        summary = f"Notify {len(who)} recipient(s): {notice.event.value}"
-        self._pending.append(asyncio.create_task(self._deliver(request, summary)))
+        # Recipients are people and whole cohorts (the activity expands a cohort to its
+        # partners), so one activity per notice is the rule; a roster too large for one request
+        # is split. Delivery keys do not depend on the batch, so batching never re-sends.
+        batches = [
+            recipients[start : start + NOTIFY_BATCH]
+            for start in range(0, len(recipients), NOTIFY_BATCH)
+        ]
+        for number, batch in enumerate(batches, start=1):
+            request = NotifyRequest(
+                notification=notification,
+                recipients=batch,
+                channels=routing.channel_configs(ledger.policy, batch),
+            )
+            who = sorted({r.id for r in batch})
+            summary = f"Notify {len(who)} recipient(s): {notice.event.value}"
+            if len(batches) > 1:
+                summary += f" (batch {number} of {len(batches)})"
+            self._pending.append(asyncio.create_task(self._deliver(request, summary)))
 
     async def _deliver(self, request: NotifyRequest, summary: str) -> None:
         try:
+            # The result is counts only (see NotifySummary); nothing here depends on it.
             await workflow.execute_activity(
                 "notify_stakeholders",
                 request,
-                result_type=NotifyResult,
                 start_to_close_timeout=timeouts.NOTIFY_TIMEOUT,
                 retry_policy=timeouts.NOTIFY_RETRY,
                 summary=summary,

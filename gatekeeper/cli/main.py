@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from gatekeeper.cli import common
 from gatekeeper.errors import GatekeeperError
@@ -51,13 +52,13 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except GatekeeperError as err:
-        common.err_console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+        common.err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         sys.exit(err.exit_code)
     except ValidationError as err:
         # Models validate user input at the CLI edge; report the first problem in one line.
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        common.err_console.print(f"[red]error:[/red] {where}: {first['msg']}")
+        common.err_console.print(f"[red]error:[/red] {escape(where)}: {escape(first['msg'])}")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         common.err_console.print("aborted")
@@ -65,5 +66,5 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except typer.TyperException as err:  # usage errors: unknown option, missing argument
-        common.err_console.print(f"[red]error:[/red] {err.format_message()}")
+        common.err_console.print(f"[red]error:[/red] {escape(err.format_message())}")
         sys.exit(err.exit_code or 2)
