@@ -38,6 +38,8 @@ def _root(
 
 def _register() -> None:
     # Imported here so `gatekeeper --help` stays quick and a broken group cannot hide the others.
+    if app.registered_groups:  # already done (tests call main() many times in one process)
+        return
     from gatekeeper.cli import groups
 
     groups.register(app)

@@ -1,0 +1,69 @@
+"""Signed decisions end to end: `keys generate`, the CLI signs, the workflow verifies."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import yaml
+
+from gatekeeper.models import Person
+from tests import factories
+from tests.refusals.conftest import Run
+from tests.workflows.conftest import Harness
+
+
+class TestSignedDecisionsThroughTheCli:
+    """The CLI signs with the decider's key; a wrong key or no key is refused."""
+
+    async def test_generate_sign_verify(self, run: Run, harness: Harness) -> None:
+        public: dict[str, str] = {}
+        for person in ("sam.safety", "sara.safety", "sec.one", "lee.legal"):
+            outcome = await run("keys", "generate", "--as", person, "--json")
+            assert outcome.code == 0, outcome.stderr
+            public[person] = json.loads(outcome.stdout)["public_key"]
+        again = await run("keys", "generate", "--as", "sam.safety")
+        assert again.code == 2 and "already exists" in again.error_line
+
+        roster = [
+            Person.model_validate({**p.model_dump(), "public_key": public.get(p.id)})
+            for p in factories.ROSTER
+        ]
+        policy = factories.policy(roster=roster, require_signed_decisions=True)
+        policy_file = run.workdir / "signed-policy.yaml"
+        policy_file.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
+        rid = f"r-signed-{uuid.uuid4().hex[:8]}"
+        await harness.start(spec=factories.spec(rid), policy=policy)
+        await harness.at_stage(rid, "internal_review")
+
+        outcome = await run("review", "approve", rid, "--as", "sam.safety", "--role", "safety")
+        assert outcome.code == 0, outcome.stderr
+        audit = await harness.releases.audit(rid)
+        decision = next(e for e in audit if e.action == "decision_approve")
+        assert (
+            decision.details["signature"]["artifact_sha256"] == factories.spec(rid).artifact.sha256
+        )
+
+        # sec.two has no key: the CLI sends an unsigned decision and the workflow refuses it.
+        unsigned = await run("review", "approve", rid, "--as", "sec.two", "--role", "security")
+        assert unsigned.code == 7 and "requires signed decisions" in unsigned.error_line
+
+        # lee.legal signs with sara.safety's key: forged.
+        keys = run.workdir / "keys"
+        forged = await run(
+            "review",
+            "approve",
+            rid,
+            "--as",
+            "lee.legal",
+            "--role",
+            "legal",
+            "--key",
+            str(keys / "sara.safety.pem"),
+        )
+        assert (
+            forged.code == 7
+            and "does not verify against lee.legal's roster key" in forged.error_line
+        )
+        gate = (await harness.releases.status(rid)).gates["internal_review"]
+        assert [d.person for d in gate.valid_approvals()] == ["sam.safety"]
