@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-fast test-browser demo dev bench clean
+.PHONY: help install system-deps lint format test test-fast test-browser demo dev bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -18,6 +18,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install Gatekeeper with its dev tools
 
+# Debian packages two kinds of test need: the Temporal UI in a real browser (chromium) and the
+# compose file checked by a real compose parser (docker-compose). Installed when we may (root with
+# apt, as in CI); elsewhere those tests skip and say how to install them.
+system-deps:  ## install chromium and docker-compose from Debian if missing (needs root + apt)
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing$$missing (Debian)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+	  echo "note: the browser and compose tests need:$$missing (apt-get install); they skip without them"; \
+	fi
+
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -27,11 +42,14 @@ format: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint  ## lint, then the whole test suite against the real Temporal dev server
+test: lint system-deps  ## lint, then the whole test suite against the real Temporal dev server
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## the test suite without lint or the browser test
 	$(BIN)/python -m pytest -m 'not browser'
+
+test-browser: $(STAMP) system-deps  ## only the real-browser check of the Temporal UI
+	$(BIN)/python -m pytest -m browser
 
 demo: $(STAMP)  ## run one sample release end to end on an embedded Temporal server
 	$(BIN)/gatekeeper demo

@@ -6,11 +6,12 @@ from gatekeeper.models.enums import StageStatus
 from gatekeeper.models.status import ReleaseStatus
 from workflows.notices import when
 
+# Plain symbols, not emoji: they render in any font, including a headless browser's.
 _MARK = {
-    StageStatus.DONE: "✅ done",
-    StageStatus.CURRENT: "▶️ current",
-    StageStatus.PENDING: "⏳ pending",
-    StageStatus.SKIPPED: "⏭️ skipped",
+    StageStatus.DONE: "✔ done",
+    StageStatus.CURRENT: "**▶ current**",
+    StageStatus.PENDING: "· pending",
+    StageStatus.SKIPPED: "↷ skipped",
 }
 
 
@@ -41,6 +42,7 @@ def current_details(status: ReleaseStatus) -> str:
         )
         if awaiting.until:
             lines.append(f"**Deadline / ends:** {when(awaiting.until)}")
+    lines.extend(_gate_line(status))
     gov = status.government
     if gov.window_ends_at:
         lines.append(
@@ -64,3 +66,20 @@ def current_details(status: ReleaseStatus) -> str:
         lines.append(f"**Outcome:** {status.outcome}")
     lines.append(f"\nAudit head `{status.audit_head[:16]}` · {status.audit_length} events")
     return "\n".join(lines)
+
+
+def _gate_line(status: ReleaseStatus) -> list[str]:
+    """The open gate's clocks and approvals: how long it has waited and who already said yes."""
+    gate = status.gates.get(status.stage or "")
+    if gate is None or gate.closed_at is not None:
+        return []
+    parts = [f"opened {when(gate.opened_at)}"]
+    if gate.deadline_at:
+        parts.append(f"deadline {when(gate.deadline_at)}")
+    if gate.reminders_sent:
+        parts.append(f"{gate.reminders_sent} reminder(s) sent")
+    if gate.escalated_at:
+        parts.append(f"escalated {when(gate.escalated_at)}")
+    approvals = [f"`{d.on_behalf_of or d.person}` ({d.role})" for d in gate.valid_approvals()]
+    parts.append(f"approved by {', '.join(approvals)}" if approvals else "no approval yet")
+    return [f"**Gate {gate.stage}:** " + " · ".join(parts)]

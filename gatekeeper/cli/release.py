@@ -1,4 +1,4 @@
-"""``gatekeeper release``: start releases from a spec, read their status, list them, amend them."""
+"""``gatekeeper release``: start releases from a spec, read, list, watch and amend them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
+from gatekeeper.cli.watch import WatchView, exit_code, follow_for
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import EvidenceKind
 from gatekeeper.models.messages import AmendRequest
@@ -19,7 +20,7 @@ from gatekeeper.releases import ListFilter
 from gatekeeper.settings import Settings
 from gatekeeper.spec import load_checked_spec, local_path, sha256_file
 
-app = typer.Typer(help="Start, inspect, list and amend releases.", no_args_is_help=True)
+app = typer.Typer(help="Start, inspect, list, watch and amend releases.", no_args_is_help=True)
 
 
 def policy_for(settings: Settings, path: Path | None) -> LoadedPolicy:
@@ -226,3 +227,34 @@ def _locate(location: str, option: str) -> tuple[str, str]:
         )
     resolved = path.resolve()
     return resolved.as_uri(), sha256_file(resolved)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(..., help="Release id (without the 'release-' prefix)."),
+    interval: float = typer.Option(
+        0.5, "--interval", min=0.05, max=60.0, help="Seconds between polls of the release."
+    ),
+    timeout: float = typer.Option(
+        None, "--timeout", min=0.0, help="Give up after this many seconds (exit code 124)."
+    ),
+    json_: bool = typer.Option(
+        False, "--json", help="Write one JSON object per change (JSON lines) instead of text."
+    ),
+) -> None:
+    """Follow a release stage by stage until it ends.
+
+    Exits 0 when the release launched, 1 when it was rejected or withdrawn, 124 on --timeout.
+    """
+    settings = common.settings(ctx)
+
+    async def go() -> ReleaseStatus | None:
+        async with releases(settings) as api:
+            with WatchView(common.console, json_lines=json_) as view:
+                return await follow_for(api, release_id, view, interval=interval, limit=timeout)
+
+    final = common.run(go())
+    if final is None and not json_:
+        common.err_console.print(f"still running after {timeout:g} s; stopped watching")
+    raise typer.Exit(exit_code(final))

@@ -1,4 +1,4 @@
-"""How releases look in a terminal: one status view, one list table, one decision line."""
+"""How releases look in a terminal: one status view, list and inbox tables, one decision line."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gatekeeper.cli.inbox import InboxItem
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.releases import ReleaseSummary
@@ -176,3 +177,41 @@ def list_table(rows: Sequence[ReleaseSummary]) -> Table:
             when(row.started_at),
         )
     return table
+
+
+def age(since: datetime, now: datetime | None = None) -> str:
+    """How long ago, in the two largest units: ``3d 4h``, ``2h 5m``, ``40s``."""
+    seconds = max(int(((now or datetime.now(UTC)) - since).total_seconds()), 0)
+    parts: list[str] = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def inbox_view(items: Sequence[InboxItem]) -> Group:
+    """A reviewer's inbox, oldest wait first: one line per release, then what it asks of them.
+
+    Two lines per item rather than a table: what a gate asks for is long, and an inbox must read
+    in an 80-column terminal.
+    """
+    parts: list[Text] = []
+    for item in items:
+        head = Text.assemble(
+            (item.release_id, "bold"),
+            f"  {item.model} {item.version}  at ",
+            (item.stage or "—", "cyan"),
+            "  as ",
+            (", ".join(item.because), "green"),
+            f"  waiting {age(item.since)}",
+        )
+        if item.state != ReleaseState.ACTIVE.value:
+            head.append("  ")
+            head.append_text(state_text(item.state))
+        if item.until:
+            head.append(f"  due {when(item.until)}", style="yellow")
+        parts += [head, Text(f"    {item.what}")]
+    return Group(*parts)

@@ -1,4 +1,4 @@
-"""``gatekeeper review``: reviewers approve, reject or ask for changes; delegate a role."""
+"""``gatekeeper review``: reviewers see their inbox, approve, reject or ask for changes, delegate."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from gatekeeper.cli import common, render
+from gatekeeper.cli.inbox import Inbox, inbox_for
+from gatekeeper.cli.release import policy_for
 from gatekeeper.cli.session import load_key, parse_when, releases, sign_decision
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.messages import DecisionRequest, DelegationRequest
@@ -14,7 +16,7 @@ from gatekeeper.models.status import UpdateResult
 from gatekeeper.settings import Settings
 
 app = typer.Typer(
-    help="Decide at a gate: approve, reject, request changes; delegate a role.",
+    help="What waits for you; decide at a gate: approve, reject, request changes; delegate.",
     no_args_is_help=True,
 )
 
@@ -164,3 +166,48 @@ def delegate(
             return await api.delegate(release_id, request)
 
     _show(common.run(go()), json_)
+
+
+@app.command()
+def inbox(
+    ctx: typer.Context,
+    as_: str = typer.Option(..., "--as", help="Whose inbox (a roster id)."),
+    policy: Path = typer.Option(
+        None,
+        "--policy",
+        help="Policy whose roster gives your roles (env GATEKEEPER_POLICY; default: packaged).",
+    ),
+    limit: int = typer.Option(
+        200, "--limit", min=1, max=10_000, help="Look at most at this many candidate releases."
+    ),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Releases waiting for you, oldest wait first.
+
+    Found through visibility (AwaitingRoles holds one of your roster roles, or you submitted the
+    release), then checked against each release: separation of duties and decisions you already
+    made leave a release out. Roles you hold only by delegation are not searched.
+    """
+    settings = common.settings(ctx)
+    loaded = policy_for(settings, policy)
+
+    async def go() -> Inbox:
+        async with releases(settings) as api:
+            return await inbox_for(api, loaded.policy, as_, limit=limit)
+
+    found = common.run(go())
+    for release_id in found.unreadable:
+        common.err_console.print(
+            f"[yellow]warning:[/] release {release_id} did not answer; skipped"
+        )
+    if json_:
+        common.print_json([item.as_json() for item in found.items])
+        return
+    if not found.items:
+        common.console.print(f"nothing waits for {as_}")
+        return
+    count = len(found.items)
+    common.console.print(
+        f"{count} release{'s' if count != 1 else ''} wait for {as_}, oldest first:"
+    )
+    common.console.print(render.inbox_view(found.items))

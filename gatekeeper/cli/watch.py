@@ -1,0 +1,215 @@
+"""``gatekeeper release watch``: follow one release, stage by stage, until it ends.
+
+The watcher polls ``get_status`` (a query: it never changes the release) and prints one line per
+transition (a stage starting, finishing or being skipped, the state changing, what the release
+waits for changing), under a live progress bar on a terminal. With ``--json`` it writes one JSON
+object per change instead, for scripts.
+
+Exit codes: 0 when the release launched, 1 when it was rejected or withdrawn, 124 (as
+``timeout(1)``) when ``--timeout`` passed first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Column
+
+from gatekeeper.models.enums import ReleaseState, StageStatus
+from gatekeeper.models.status import ReleaseStatus
+from gatekeeper.releases import Releases
+
+EXIT_LAUNCHED = 0
+EXIT_STOPPED = 1
+EXIT_TIMEOUT = 124
+
+_FINISHED = (StageStatus.DONE, StageStatus.SKIPPED)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The parts of a release a watcher reports on; two equal snapshots mean nothing to say."""
+
+    state: ReleaseState
+    stage: str | None
+    stages: tuple[tuple[str, str, StageStatus, str], ...]  # id, title, status, note
+    awaiting: str | None
+    awaited: tuple[str, ...]
+    outcome: str
+
+    @classmethod
+    def of(cls, status: ReleaseStatus) -> Snapshot:
+        awaiting = status.awaiting
+        return cls(
+            state=status.state,
+            stage=status.stage,
+            stages=tuple((s.id, s.title, s.status, s.note) for s in status.stages),
+            awaiting=awaiting.what if awaiting else None,
+            awaited=(*awaiting.roles, *awaiting.people) if awaiting else (),
+            outcome=status.outcome,
+        )
+
+    @classmethod
+    def blank(cls, status: ReleaseStatus) -> Snapshot:
+        """The release as it was before anything happened: the baseline of a first report."""
+        return cls(
+            state=ReleaseState.ACTIVE,
+            stage=None,
+            stages=tuple((s.id, s.title, StageStatus.PENDING, "") for s in status.stages),
+            awaiting=None,
+            awaited=(),
+            outcome="",
+        )
+
+
+def transitions(before: Snapshot, after: Snapshot) -> list[str]:
+    """One line per thing that changed between two snapshots, in the order it happened."""
+    lines: list[str] = []
+    for (_, title, old, _), (_, _, new, note) in zip(before.stages, after.stages, strict=True):
+        if old is new:
+            continue
+        if new is StageStatus.CURRENT:
+            lines.append(f"▶ {title} started")
+        elif new is StageStatus.DONE:
+            lines.append(f"✔ {title} done" + (f": {note}" if note else ""))
+        elif new is StageStatus.SKIPPED:
+            lines.append(f"↷ {title} skipped" + (f": {note}" if note else ""))
+    if after.state is not before.state:
+        if after.state.terminal:
+            lines.append(f"■ {after.state.value}: {after.outcome}")
+        else:
+            lines.append(f"● now {after.state.value} (was {before.state.value})")
+    if after.awaiting and (after.awaiting, after.awaited) != (before.awaiting, before.awaited):
+        who = f" — from {', '.join(after.awaited)}" if after.awaited else ""
+        lines.append(f"… waiting for {after.awaiting}{who}")
+    return lines
+
+
+def exit_code(status: ReleaseStatus | None) -> int:
+    """0 launched, 1 rejected or withdrawn, 124 when the watch timed out (``None``)."""
+    if status is None:
+        return EXIT_TIMEOUT
+    return EXIT_LAUNCHED if status.state is ReleaseState.LAUNCHED else EXIT_STOPPED
+
+
+def as_json(status: ReleaseStatus, changes: list[str]) -> dict[str, Any]:
+    awaiting = status.awaiting
+    return {
+        "release_id": status.release_id,
+        "at": status.updated_at.isoformat(),
+        "state": status.state.value,
+        "stage": status.stage,
+        "stages": {s.id: s.status.value for s in status.stages},
+        "awaiting": awaiting.model_dump(mode="json") if awaiting else None,
+        "outcome": status.outcome or None,
+        "changes": changes,
+    }
+
+
+class WatchView:
+    """Where a watch reports: lines (or JSON lines) plus a live progress bar on a terminal."""
+
+    def __init__(self, console: Console, *, json_lines: bool) -> None:
+        self.console = console
+        self.json_lines = json_lines
+        self.progress = Progress(
+            SpinnerColumn(),
+            # What a stage waits for can be long: one line, cut with an ellipsis, never wrapped.
+            TextColumn(
+                "{task.description}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn("stages"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=json_lines or not console.is_terminal,
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> WatchView:
+        self.progress.start()
+        self._task = self.progress.add_task("connecting…", total=None)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def changed(self, status: ReleaseStatus, changes: list[str]) -> None:
+        if self.json_lines:
+            sys.stdout.write(json.dumps(as_json(status, changes), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            return
+        stamp = status.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+        for line in changes:
+            self.progress.console.print(f"[dim]{stamp}[/]  {line}", markup=True, highlight=False)
+
+    def show(self, status: ReleaseStatus) -> None:
+        if self._task is None:
+            return
+        finished = sum(1 for s in status.stages if s.status in _FINISHED)
+        where = status.stage or "starting"
+        doing = status.awaiting.what if status.awaiting else status.state.value
+        self.progress.update(
+            self._task,
+            total=len(status.stages),
+            completed=finished,
+            description=f"[bold]{where}[/] · {doing}",
+        )
+
+
+async def follow(
+    api: Releases, release_id: str, view: WatchView, *, interval: float = 0.5
+) -> ReleaseStatus:
+    """Report every change of the release until it ends (wrap in ``asyncio.timeout`` to bound)."""
+    previous: Snapshot | None = None
+    while True:
+        status = await api.status(release_id)
+        current = Snapshot.of(status)
+        if previous is None:
+            spec = status.spec
+            header = (
+                f"watching release {status.release_id} ({spec.model.name} {spec.model.version}), "
+                f"submitted by {spec.submitter}"
+            )
+            view.changed(status, [header, *transitions(Snapshot.blank(status), current)])
+        elif current != previous:
+            view.changed(status, transitions(previous, current))
+        view.show(status)
+        previous = current
+        if status.terminal:
+            return status
+        await asyncio.sleep(interval)
+
+
+async def follow_for(
+    api: Releases, release_id: str, view: WatchView, *, interval: float, limit: float | None
+) -> ReleaseStatus | None:
+    """:func:`follow`, giving up after ``limit`` seconds (``None``: never) and returning ``None``."""
+    try:
+        async with asyncio.timeout(limit):
+            return await follow(api, release_id, view, interval=interval)
+    except TimeoutError:
+        return None

@@ -1,0 +1,189 @@
+"""An operator finds releases in the real Temporal UI with the documented queries, in Chromium.
+
+The session's test server has no UI, so this test starts its own ``temporal server start-dev``
+(UI on), a worker, and three releases: one in its government testing window, one held by an
+operator, one waiting for its internal review. Headless Chromium (Debian's package, driven by
+Playwright) types each documented query into the UI's filter box, opens the release in its
+window and checks that the summary and the current details are on its page.
+
+Run it alone with ``pytest -m browser``. Without chromium or playwright it skips, except in CI
+(``CI`` set), where a missing browser is a failure. ``GATEKEEPER_UPDATE_SCREENSHOTS=1`` also
+refreshes the screenshots that ``docs/operators.md`` shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.worker import Worker
+
+from activities import activities_from, open_adapters
+from gatekeeper.models import DecisionKind, OperatorRequest, ReleaseStatus
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from tests import factories
+from tests.workers.helpers import free_ports
+from tests.workflows.conftest import PARTNERS
+from workers.devserver import DevServer
+from workflows import ALL_WORKFLOWS
+
+pytestmark = pytest.mark.browser
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TASK_QUEUE = "gatekeeper-ui-test"
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium, or skip (fail in CI) saying what to install, before any server starts."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    missing = None
+    if importlib.util.find_spec("playwright") is None:
+        missing = "playwright is not installed (pip install playwright; it is a dev extra)"
+    elif path is None:
+        missing = "chromium is not installed (apt-get install -y chromium chromium-driver)"
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test: {missing}")
+        pytest.skip(missing)
+    assert path is not None
+    return path
+
+
+@dataclass
+class Scene:
+    """The UI's address and the three releases on its server."""
+
+    ui: str
+    in_window: ReleaseStatus
+    held: str
+    in_review: str
+
+
+async def until(api: Releases, release_id: str, stage: str) -> ReleaseStatus:
+    async with asyncio.timeout(20):
+        while True:
+            status = await api.status(release_id)
+            if status.stage == stage and status.awaiting is not None:
+                return status
+            await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def scene(chromium: str, tmp_path: Path) -> AsyncIterator[Scene]:
+    del chromium  # only its check matters here: skip before starting anything
+    port, ui_port = free_ports(2)
+    settings = Settings(task_queue=TASK_QUEUE, data_dir=tmp_path / "data")
+    adapters = open_adapters(settings)
+    for partner in PARTNERS:
+        adapters.registry.add_partner(partner)
+    try:
+        async with DevServer(tmp_path / "server", port=port, ui_port=ui_port) as server:
+            with ThreadPoolExecutor(max_workers=4) as executor:
+                async with Worker(
+                    server.client,
+                    task_queue=TASK_QUEUE,
+                    workflows=ALL_WORKFLOWS,
+                    activities=activities_from(adapters),
+                    activity_executor=executor,
+                    graceful_shutdown_timeout=timedelta(seconds=5),
+                ):
+                    yield await _three_releases(server, Releases(server.client, TASK_QUEUE))
+    finally:
+        adapters.close()
+
+
+async def _three_releases(server: DevServer, api: Releases) -> Scene:
+    policy = factories.policy()
+    digest = factories.policy_hash(policy)
+    suffix = uuid.uuid4().hex[:6]
+    window, held, review = f"aurora-{suffix}", f"borealis-{suffix}", f"cirrus-{suffix}"
+    for release_id in (window, held, review):
+        await api.start(factories.spec(release_id), policy, digest)
+    for release_id in (window, held, review):
+        await until(api, release_id, "internal_review")
+    for decider, role in factories.INTERNAL_REVIEW:
+        await api.decide(window, DecisionKind.APPROVE, factories.decision(decider, role))
+    await api.operate(
+        held, "hold", OperatorRequest(by=factories.OPERATOR, reason="export-control review")
+    )
+    in_window = await until(api, window, "government_testing_window")
+    assert server.ui_url is not None
+    return Scene(ui=server.ui_url, in_window=in_window, held=held, in_review=review)
+
+
+class TestOperatorUi:
+    """The documented filter queries find each release; its page shows summary and details."""
+
+    async def test_find_and_read_releases_in_the_temporal_ui(
+        self, chromium: str, scene: Scene, tmp_path: Path
+    ) -> None:
+        from playwright.async_api import Page, async_playwright, expect
+
+        async def search(page: Page, query: str, shown: str, hidden: list[str]) -> None:
+            box = page.get_by_test_id("workflow-manual-search-input")
+            await box.fill(query)
+            await box.press("Enter")
+            await expect(page.get_by_role("link", name=f"release-{shown}")).to_be_visible()
+            for other in hidden:
+                await expect(page.get_by_role("link", name=f"release-{other}")).to_have_count(0)
+
+        window = scene.in_window.release_id
+        shots = [tmp_path / "operator-ui-filter.png", tmp_path / "operator-ui.png"]
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1400, "height": 1150})
+            page.set_default_timeout(15_000)
+            await page.goto(f"{scene.ui}/namespaces/default/workflows")
+            await page.get_by_test_id("toggle-manual-query").click()
+
+            await search(page, 'ReleaseState="held"', scene.held, [window, scene.in_review])
+            await search(page, 'AwaitingRoles="legal"', scene.in_review, [window, scene.held])
+            await search(
+                page,
+                'ReleaseStage="government_testing_window"',
+                window,
+                [scene.held, scene.in_review],
+            )
+            await page.screenshot(path=shots[0])
+
+            await page.get_by_role("link", name=f"release-{window}").click()
+            await expect(page.get_by_text("30-day government testing window")).to_be_visible()
+            await page.get_by_text("User Metadata", exact=True).click()
+            # The UI renders each markdown field in its own sandboxed frame, in this order.
+            summary, _, current = (page.frame_locator("iframe").nth(i) for i in range(3))
+            await expect(
+                summary.get_by_text("aurora 2.0.0 · risk high · submitted by rita.manager")
+            ).to_be_visible()
+            waiting = current.get_by_text("Waiting for:").locator("..")
+            await expect(waiting).to_contain_text("the government testing window")
+            await expect(waiting).to_contain_text("government_liaison")
+            await expect(current.get_by_text("Government window:")).to_be_visible()
+            await expect(current.get_by_text("▶ current")).to_be_visible()
+            await page.screenshot(path=shots[1])
+            await browser.close()
+
+        for shot in shots:
+            assert shot.stat().st_size > 10_000, f"{shot} looks empty"
+            if os.environ.get("GATEKEEPER_UPDATE_SCREENSHOTS"):
+                shutil.copyfile(shot, DOCS_IMG / shot.name)
