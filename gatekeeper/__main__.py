@@ -1,5 +1,5 @@
 """``python -m gatekeeper`` runs the CLI."""
 
-from gatekeeper.cli.main import main
+from gatekeeper.cli.main import run
 
-main()
+run()

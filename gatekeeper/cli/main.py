@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -70,3 +71,26 @@ def main(argv: list[str] | None = None) -> None:
     except typer.TyperException as err:  # usage errors: unknown option, missing argument
         common.err_console.print(f"[red]error:[/red] {escape(err.format_message())}")
         sys.exit(err.exit_code or 2)
+
+
+def run() -> None:
+    """Console entry point: run :func:`main`, then leave without interpreter teardown.
+
+    The Temporal client's Core threads can outlive the event loop; if the interpreter finalizes
+    while one of them touches Python it aborts the process (temporalio/sdk-python#300). Every
+    command has finished its work and closed its files by now, so flushing and ``os._exit``
+    loses nothing and keeps the exit code honest.
+    """
+    code: int = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        if isinstance(exit_.code, int):
+            code = exit_.code
+        elif exit_.code is not None:  # sys.exit("message")
+            common.err_console.print(str(exit_.code))
+            code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
