@@ -16,7 +16,12 @@ from temporalio.common import RetryPolicy
 #: ``ApplicationError(type=..., non_retryable=True)``; listing them here documents the contract.
 PERMANENT_ERRORS = ["ValidationError", "InputError"]
 
-NOTIFY_TIMEOUT = timedelta(seconds=60)
+#: A fan-out to thousands over a slow webhook can take minutes; a retry resumes where the last
+#: attempt stopped (deliveries are deduplicated), and the heartbeat catches a dead worker early.
+NOTIFY_TIMEOUT = timedelta(minutes=10)
+NOTIFY_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+#: Recipients per notify activity: one history event per batch, never one per recipient.
+NOTIFY_BATCH = 500
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

@@ -9,23 +9,38 @@ maps each :class:`~gatekeeper.models.enums.Channel` type to a factory that opens
 Every delivery carries the key ``<notification key>:<recipient id>:<channel id>``, made from the
 business and never from the attempt, and every channel deduplicates on it: a retried activity
 re-sends only what did not go out the first time.
+
+A recipient ``cohort:<id>`` stands for the partners of that cohort. When the notifier has a
+:data:`CohortMembers` directory it delivers to each partner as ``partner:<id>`` instead (keyed per
+partner), so a request naming one cohort can fan out to thousands of deliveries.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
+from pydantic import Field
 
 from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.errors import AdapterError, DeliveryError
+from gatekeeper.models.base import Model
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import Delivery, Notification, NotifyRequest, NotifyResult, Recipient
 from gatekeeper.models.policy import BUILTIN_CHANNELS, ChannelConfig
+from gatekeeper.models.status import GrantRecord
 
 #: How many deliveries pass between two calls of the progress callback (activity heartbeats).
 PROGRESS_EVERY = 100
+#: ...and the longest the callback waits, so a slow channel still heartbeats.
+PROGRESS_SECONDS = 1.0
+#: Failures named in a :class:`~gatekeeper.errors.DeliveryError`'s message; the rest are counted.
+MAX_REPORTED_FAILURES = 5
+COHORT_PREFIX = "cohort:"
+PARTNER_PREFIX = "partner:"
 
 
 class DeliveryChannel(Protocol):
@@ -52,9 +67,53 @@ class DeliveryChannel(Protocol):
 ChannelFactory = Callable[[ChannelConfig], DeliveryChannel]
 
 
+@dataclass(frozen=True)
+class Contact:
+    """A partner a cohort notification reaches (partners have an id and a name, no address)."""
+
+    id: str
+    name: str = ""
+    email: str | None = None
+
+
+#: ``(release_id, cohort_id) -> partners``: who a ``cohort:<id>`` recipient stands for.
+CohortMembers = Callable[[str, str], list[Contact]]
+
+
 def delivery_key(notification: Notification, recipient: Recipient) -> str:
     """The idempotency key of one delivery: notification, recipient and channel."""
     return f"{notification.idempotency_key}:{recipient.id}:{recipient.channel}"
+
+
+class NotifySummary(Model):
+    """What one ``notify_stakeholders`` call did, in counts.
+
+    A fan-out to 5,000 partners stays a few hundred bytes in workflow history; which keys went
+    out is in the outbox and the channels' journals, not in the result.
+    """
+
+    notification: str = Field(description="the notification's idempotency key")
+    deliveries: int = Field(description="deliveries after expanding cohorts to their partners")
+    delivered: int
+    already_delivered: int
+    by_channel: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def sent(self) -> int:
+        return self.delivered
+
+    @classmethod
+    def of(cls, notification: Notification, result: NotifyResult) -> NotifySummary:
+        by_channel: dict[str, int] = {}
+        for delivery in result.deliveries:
+            by_channel[delivery.channel] = by_channel.get(delivery.channel, 0) + 1
+        return cls(
+            notification=notification.idempotency_key,
+            deliveries=len(result.deliveries),
+            delivered=result.sent,
+            already_delivered=len(result.deliveries) - result.sent,
+            by_channel=by_channel,
+        )
 
 
 class ChannelRegistry:
@@ -83,7 +142,8 @@ class ChannelRegistry:
         """Open a channel for ``config``.
 
         Raises:
-            DeliveryError: (not retryable) no factory is registered for ``config.type``.
+            DeliveryError: (not retryable) no factory is registered for ``config.type``, or the
+                factory found the configuration unusable.
         """
         factory = self._factories.get(config.type)
         if factory is None:
@@ -99,11 +159,17 @@ class ChannelRegistry:
 class Notifier:
     """Dispatches notifications to recipients over the channels of a :class:`ChannelRegistry`.
 
-    Thread-safe as long as the channels are (the embedded ones are).
+    Thread-safe as long as the channels and the cohort directory are (the embedded ones are).
+
+    Args:
+        channels: the channel types this worker can deliver over.
+        cohorts: who a ``cohort:<id>`` recipient stands for; without it a cohort is delivered
+            to as one recipient.
     """
 
-    def __init__(self, channels: ChannelRegistry) -> None:
+    def __init__(self, channels: ChannelRegistry, *, cohorts: CohortMembers | None = None) -> None:
         self._channels = channels
+        self._cohorts = cohorts
 
     def notify(
         self, request: NotifyRequest, progress: Callable[[int], None] | None = None
@@ -112,18 +178,23 @@ class Notifier:
 
         Every recipient's channel is resolved before anything is sent, so a misconfigured
         channel fails the whole request without a partial fan-out. Channel ids not among
-        ``request.channels`` fall back to the built-in ``log`` and ``outbox``.
+        ``request.channels`` fall back to the built-in ``log`` and ``outbox``. A failed delivery
+        does not stop the others; once a channel fails in a way that may pass, the rest of its
+        deliveries wait for the next attempt.
 
         Args:
             request: the notification, its recipients and the channel configurations.
             progress: called with the number of deliveries done so far, every
-                :data:`PROGRESS_EVERY` deliveries (activities heartbeat through it).
+                :data:`PROGRESS_EVERY` deliveries or :data:`PROGRESS_SECONDS` (activities
+                heartbeat through it).
 
         Returns:
-            One delivery per recipient, in order; ``duplicate`` marks keys delivered before.
+            One delivery per recipient (cohorts expanded), in order; ``duplicate`` marks keys
+            delivered before.
 
         Raises:
-            DeliveryError: a channel is unknown (not retryable) or failed.
+            DeliveryError: a channel is unknown (not retryable), or some deliveries failed:
+                retryable if any of them may succeed later, the rest having been delivered.
         """
         configs = _configs_by_id(request.channels)
         for recipient in request.recipients:
@@ -133,35 +204,104 @@ class Notifier:
                     "which is not configured",
                     retryable=False,
                 )
-        used = {r.channel: configs[r.channel] for r in request.recipients}
+        recipients = self._expand(request.notification.release_id, request.recipients)
+        used = {r.channel: configs[r.channel] for r in recipients}
         channels: dict[str, DeliveryChannel] = {}
         try:
             for channel_id, config in used.items():
                 channels[channel_id] = self._channels.open(config)
-            deliveries = _dispatch(request, used, channels, progress)
+            outcome = _dispatch(request.notification, recipients, used, channels, progress)
         except BaseException:
             _close_all(channels.values(), quiet=True)  # the error in flight is the one to report
             raise
         _close_all(channels.values())
-        return NotifyResult(deliveries=deliveries)
+        outcome.raise_for_failures(request.notification, len(recipients))
+        return NotifyResult(deliveries=outcome.deliveries)
+
+    def _expand(self, release_id: str, recipients: list[Recipient]) -> list[Recipient]:
+        """Recipients with each cohort replaced by its partners, once per (id, channel)."""
+        if self._cohorts is None:
+            return recipients
+        members: dict[str, list[Contact]] = {}
+        found: dict[tuple[str, str], Recipient] = {}
+        for recipient in recipients:
+            if not recipient.id.startswith(COHORT_PREFIX):
+                found.setdefault((recipient.id, recipient.channel), recipient)
+                continue
+            cohort = recipient.id.removeprefix(COHORT_PREFIX)
+            if cohort not in members:
+                members[cohort] = self._cohorts(release_id, cohort)
+            for contact in members[cohort]:
+                partner = f"{PARTNER_PREFIX}{contact.id}"
+                found.setdefault(
+                    (partner, recipient.channel),
+                    Recipient(
+                        id=partner,
+                        name=contact.name,
+                        email=contact.email,
+                        channel=recipient.channel,
+                    ),
+                )
+        return list(found.values())
 
 
-class OutboxChannel:
-    """Writes each delivery as one line of the outbox: notification, recipient and channel."""
+def granted_partners(list_grants: Callable[[str], list[GrantRecord]]) -> CohortMembers:
+    """A cohort directory over a release's grants: a cohort's members are the partners the
+    release granted access in that cohort, whatever the grant's status now.
 
-    def __init__(self, config: ChannelConfig, outbox: Outbox) -> None:
+    Partners that were never granted never hear about the release, so an unreleased model is not
+    announced to organisations that were not cleared to see it; before the access stage a cohort
+    has no members for the release. A partner whose grant was revoked or suspended still hears
+    what happens next (that is how it learns of the revocation).
+
+    Args:
+        list_grants: every grant of a release (e.g. ``AccessRegistry.list_grants``).
+    """
+
+    def members(release_id: str, cohort_id: str) -> list[Contact]:
+        seen: dict[str, Contact] = {}
+        for grant in list_grants(release_id):
+            if grant.cohort == cohort_id and grant.partner_id not in seen:
+                seen[grant.partner_id] = Contact(id=grant.partner_id, name=grant.partner_name)
+        return list(seen.values())
+
+    return members
+
+
+def message_text(notification: Notification, recipient: Recipient | None = None) -> str:
+    """The notification as plain text for people: what happened, what is needed, by when, where.
+
+    Partners (``partner:<id>`` recipients) are not pointed at Gatekeeper's own tools.
+    """
+    lines = [notification.body.strip()]
+    if notification.action_needed:
+        lines += ["", f"What is needed from you: {notification.action_needed}"]
+    if notification.due is not None:
+        lines.append(f"By: {notification.due.strftime('%Y-%m-%d %H:%M UTC')}")
+    where = f"stage {notification.stage}, " if notification.stage else ""
+    lines += [
+        "",
+        f"Release {notification.release_id} ({where}event {notification.event.value}, "
+        f"{notification.occurred_at.strftime('%Y-%m-%d %H:%M UTC')}).",
+    ]
+    if recipient is None or not recipient.id.startswith(PARTNER_PREFIX):
+        lines.append(
+            f"Where to look: `gatekeeper release status {notification.release_id}`, or workflow "
+            f"release-{notification.release_id} in the Temporal UI."
+        )
+    return "\n".join(lines) + "\n"
+
+
+class DeliveryRecords:
+    """Builds outbox lines for deliveries, serialising each notification once per fan-out."""
+
+    def __init__(self, config: ChannelConfig) -> None:
         self._config = config
-        self._outbox = outbox
         self._dumped: dict[str, dict[str, Any]] = {}
 
-    def deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
-        return self._outbox.append(key, self._record(notification, recipient))
-
-    def close(self) -> None:
-        self._outbox.sync()
-
-    def _record(self, notification: Notification, recipient: Recipient) -> dict[str, Any]:
-        # A fan-out repeats one notification thousands of times: serialise it once.
+    def record(
+        self, notification: Notification, recipient: Recipient, **extra: Any
+    ) -> dict[str, Any]:
         body = self._dumped.get(notification.idempotency_key)
         if body is None:
             body = self._dumped[notification.idempotency_key] = notification.model_dump(mode="json")
@@ -170,7 +310,51 @@ class OutboxChannel:
             "channel_type": self._config.type.value,
             "recipient": recipient.model_dump(mode="json"),
             "notification": body,
+            **extra,
         }
+
+
+class SendJournal:
+    """Exactly-once bookkeeping for channels that send off the machine (webhook, e-mail).
+
+    ``delivered`` is the outbox: a key is written there once the far side accepted it, so a
+    retry skips it. ``sending`` holds a claim written *before* each send; finding a claim but no
+    delivery means an earlier attempt died or failed mid-send, and the far side may already have
+    the message. The send is repeated with the same key (receivers deduplicate on it) and marked
+    as a possible redelivery.
+    """
+
+    def __init__(self, delivered: Outbox, sending: Outbox) -> None:
+        self.delivered = delivered
+        self.sending = sending
+
+    def already_delivered(self, key: str) -> bool:
+        return self.delivered.contains(key)
+
+    def claim(self, key: str, channel: ChannelConfig) -> bool:
+        """Record that ``key`` is about to be sent; False if an earlier attempt claimed it."""
+        return self.sending.append(key, {"channel": channel.id, "channel_type": channel.type.value})
+
+    def record(self, key: str, record: dict[str, Any]) -> None:
+        self.delivered.append(key, record)
+
+    def sync(self) -> None:
+        self.delivered.sync()
+        self.sending.sync()
+
+
+class OutboxChannel:
+    """Writes each delivery as one line of the outbox: notification, recipient and channel."""
+
+    def __init__(self, config: ChannelConfig, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._records = DeliveryRecords(config)
+
+    def deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
+        return self._outbox.append(key, self._records.record(notification, recipient))
+
+    def close(self) -> None:
+        self._outbox.sync()
 
 
 class LogChannel:
@@ -208,34 +392,88 @@ class LogChannel:
         self._claims.close()
 
 
+@dataclass
+class _Failure:
+    recipient: str
+    channel: str
+    error: str
+    retryable: bool
+
+
+@dataclass
+class _Outcome:
+    deliveries: list[Delivery]
+    failures: list[_Failure]
+    deferred: int
+
+    def raise_for_failures(self, notification: Notification, total: int) -> None:
+        if not self.failures and not self.deferred:
+            return
+        retryable = self.deferred > 0 or any(f.retryable for f in self.failures)
+        named = "; ".join(
+            f"{f.recipient} on {f.channel}: {f.error}"
+            for f in self.failures[:MAX_REPORTED_FAILURES]
+        )
+        more = len(self.failures) - MAX_REPORTED_FAILURES
+        if more > 0:
+            named += f"; and {more} more"
+        sent = sum(1 for d in self.deliveries if not d.duplicate)
+        earlier = len(self.deliveries) - sent
+        deferred = f", {self.deferred} deferred to the next attempt" if self.deferred else ""
+        raise DeliveryError(
+            f"{len(self.failures)} of {total} deliveries of {notification.idempotency_key} "
+            f"failed ({named}); {sent} delivered now, {earlier} earlier{deferred}",
+            retryable=retryable,
+        )
+
+
 def _configs_by_id(configs: Iterable[ChannelConfig]) -> dict[str, ChannelConfig]:
     # The request's configurations win over the built-ins they share an id with.
     return {c.id: c for c in (*BUILTIN_CHANNELS, *configs)}
 
 
 def _dispatch(
-    request: NotifyRequest,
+    notification: Notification,
+    recipients: list[Recipient],
     configs: dict[str, ChannelConfig],
     channels: dict[str, DeliveryChannel],
     progress: Callable[[int], None] | None,
-) -> list[Delivery]:
-    deliveries: list[Delivery] = []
-    for done, recipient in enumerate(request.recipients, start=1):
+) -> _Outcome:
+    outcome = _Outcome(deliveries=[], failures=[], deferred=0)
+    # A channel that failed in a way that may pass (down, throttling) is not hammered with the
+    # rest of the fan-out: its deliveries wait for the activity's next attempt.
+    paused: set[str] = set()
+    reported = time.monotonic()
+    for done, recipient in enumerate(recipients, start=1):
         config = configs[recipient.channel]
-        key = delivery_key(request.notification, recipient)
-        sent = _deliver(channels[recipient.channel], request.notification, recipient, key)
-        deliveries.append(
-            Delivery(
-                recipient=recipient.id,
-                channel=config.id,
-                channel_type=config.type,
-                key=key,
-                duplicate=not sent,
-            )
-        )
-        if progress is not None and done % PROGRESS_EVERY == 0:
-            progress(done)
-    return deliveries
+        key = delivery_key(notification, recipient)
+        if recipient.channel in paused:
+            outcome.deferred += 1
+        else:
+            try:
+                sent = _deliver(channels[recipient.channel], notification, recipient, key)
+            except DeliveryError as err:
+                outcome.failures.append(
+                    _Failure(recipient.id, config.id, str(err), retryable=err.retryable)
+                )
+                if err.retryable:
+                    paused.add(recipient.channel)
+            else:
+                outcome.deliveries.append(
+                    Delivery(
+                        recipient=recipient.id,
+                        channel=config.id,
+                        channel_type=config.type,
+                        key=key,
+                        duplicate=not sent,
+                    )
+                )
+        if progress is not None:
+            now = time.monotonic()
+            if done % PROGRESS_EVERY == 0 or now - reported >= PROGRESS_SECONDS:
+                progress(done)
+                reported = now
+    return outcome
 
 
 def _deliver(
@@ -243,8 +481,10 @@ def _deliver(
 ) -> bool:
     try:
         return channel.deliver(notification, recipient, key)
-    except AdapterError:
+    except DeliveryError:
         raise
+    except AdapterError as err:
+        raise DeliveryError(str(err), retryable=err.retryable) from err
     except OSError as err:
         raise DeliveryError(f"delivery {key} failed: {err}") from err
 

@@ -10,9 +10,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
-from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, NotifySummary
 from gatekeeper.adapters.outbox import Outbox
-from gatekeeper.models.io import NotifyResult, Recipient
+from gatekeeper.models.io import Recipient
 from tests.adapters.builders import notify_request
 
 
@@ -30,7 +30,7 @@ class TestNotifyStakeholders:
         first = env.run(acts.notify_stakeholders, notify_request(3))
         retry = env.run(acts.notify_stakeholders, notify_request(3))
 
-        assert isinstance(first, NotifyResult)
+        assert isinstance(first, NotifySummary)
         assert first.sent == 3
         assert retry.sent == 0
         assert len((tmp_path / "outbox.jsonl").read_text().splitlines()) == 3

@@ -1,0 +1,201 @@
+"""E-mail channel: one plain-text message per delivery over SMTP, one connection per fan-out.
+
+The ``Message-ID`` is derived from the delivery key, and the key itself travels in
+``X-Gatekeeper-Idempotency-Key``, so a mail system (or a person's filter) can drop the copy a
+retried send may produce. Port 465 means TLS from the first byte; on any other port STARTTLS is
+used whenever the server offers it, and is required before credentials are sent.
+
+Credentials come from the variable the channel's ``secret_env`` names: ``user:password``, or just
+a password for the user named by ``sender``.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import smtplib
+import ssl
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+
+from gatekeeper.adapters.notifier import (
+    ChannelFactory,
+    DeliveryRecords,
+    SendJournal,
+    message_text,
+)
+from gatekeeper.errors import DeliveryError
+from gatekeeper.models.io import Notification, Recipient
+from gatekeeper.models.policy import ChannelConfig
+
+IDEMPOTENCY_HEADER = "X-Gatekeeper-Idempotency-Key"
+#: Seconds per SMTP operation (connect, each command); a stuck server fails the delivery.
+SMTP_TIMEOUT = 10.0
+_IMPLICIT_TLS_PORT = 465
+#: SMTP line endings; headers are not folded below RFC 5322's hard limit, so a long key header
+#: reaches the receiver as written.
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
+def message_id(key: str, sender: str) -> str:
+    """A stable ``Message-ID`` for delivery ``key``: a resend is recognisably the same message."""
+    domain = sender.rpartition("@")[2] or "gatekeeper.invalid"
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@{domain}>"
+
+
+def compose(
+    notification: Notification, recipient: Recipient, key: str, sender: str
+) -> EmailMessage:
+    """The message for one delivery. Built only from the notification, so it is the same bytes
+    whichever attempt sends it."""
+    if not recipient.email:
+        raise DeliveryError(f"{recipient.id} has no e-mail address", retryable=False)
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = sender
+    message["To"] = formataddr((recipient.name, recipient.email))
+    message["Subject"] = notification.subject
+    message["Date"] = format_datetime(notification.occurred_at)
+    message["Message-ID"] = message_id(key, sender)
+    message[IDEMPOTENCY_HEADER] = key
+    message["X-Gatekeeper-Release"] = notification.release_id
+    message["X-Gatekeeper-Event"] = notification.event.value
+    message.set_content(message_text(notification, recipient))
+    return message
+
+
+class EmailChannel:
+    """Sends deliveries through one SMTP server, connecting on the first send.
+
+    Args:
+        config: the channel; ``smtp_host`` and ``sender`` are required (port defaults to 25).
+        journal: where delivered keys and send claims are recorded.
+        credentials: ``(user, password)`` to log in with, or None.
+        tls_context: for STARTTLS and port 465 (default: the system's verified context).
+    """
+
+    def __init__(
+        self,
+        config: ChannelConfig,
+        journal: SendJournal,
+        *,
+        credentials: tuple[str, str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if not config.smtp_host or not config.sender:
+            raise DeliveryError(
+                f"e-mail channel {config.id!r} needs smtp_host and sender", retryable=False
+            )
+        self._config = config
+        self._host = config.smtp_host
+        self._port = config.smtp_port or 25
+        self._sender = config.sender
+        self._journal = journal
+        self._credentials = credentials
+        self._tls = tls_context
+        self._smtp: smtplib.SMTP | None = None
+        self._records = DeliveryRecords(config)
+
+    def deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
+        if self._journal.already_delivered(key):
+            return False
+        message = compose(notification, recipient, key, self._sender)
+        self._journal.claim(key, self._config)
+        try:
+            self._connection().send_message(message)
+        except smtplib.SMTPException as err:
+            self._drop_if_disconnected(err)
+            raise self._error(err, key) from err
+        except OSError as err:
+            self._drop()
+            raise DeliveryError(
+                f"e-mail channel {self._config.id} could not deliver {key}: {err}"
+            ) from err
+        self._journal.record(key, self._records.record(notification, recipient))
+        return True
+
+    def close(self) -> None:
+        try:
+            self._journal.sync()
+        finally:
+            if self._smtp is not None:
+                try:
+                    self._smtp.quit()
+                except (smtplib.SMTPException, OSError):
+                    self._smtp.close()
+                self._smtp = None
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        context = self._tls or ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if self._port == _IMPLICIT_TLS_PORT:
+            smtp = smtplib.SMTP_SSL(self._host, self._port, timeout=SMTP_TIMEOUT, context=context)
+            secure = True
+        else:
+            smtp = smtplib.SMTP(self._host, self._port, timeout=SMTP_TIMEOUT)
+            secure = False
+        try:
+            smtp.ehlo()
+            if not secure and smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+                smtp.ehlo()
+                secure = True
+            if self._credentials is not None:
+                if not secure:
+                    raise DeliveryError(
+                        f"e-mail channel {self._config.id}: {self._host} offers no TLS; "
+                        "refusing to send credentials in clear text",
+                        retryable=False,
+                    )
+                smtp.login(*self._credentials)
+        except BaseException:
+            smtp.close()
+            raise
+        self._smtp = smtp
+        return smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    def _drop_if_disconnected(self, err: smtplib.SMTPException) -> None:
+        if isinstance(err, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
+            self._drop()
+
+    def _error(self, err: smtplib.SMTPException, key: str) -> DeliveryError:
+        where = f"e-mail channel {self._config.id} could not deliver {key}"
+        if isinstance(err, smtplib.SMTPRecipientsRefused):
+            codes = [code for code, _ in err.recipients.values()]
+            retryable = bool(codes) and all(400 <= code < 500 for code in codes)
+            return DeliveryError(f"{where}: recipient refused ({codes})", retryable=retryable)
+        if isinstance(err, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
+            return DeliveryError(f"{where}: {err}", retryable=False)
+        if isinstance(err, smtplib.SMTPResponseException):
+            raw = err.smtp_error
+            detail = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            return DeliveryError(
+                f"{where}: {err.smtp_code} {detail}".strip(), retryable=400 <= err.smtp_code < 500
+            )
+        return DeliveryError(f"{where}: {err}")
+
+
+def email_factory(journal: SendJournal, env: Mapping[str, str]) -> ChannelFactory:
+    """A factory for :class:`EmailChannel`, reading each channel's credentials from ``env``."""
+
+    def open_email(config: ChannelConfig) -> EmailChannel:
+        credentials = None
+        if config.secret_env:
+            secret = env.get(config.secret_env, "")
+            if not secret:
+                raise DeliveryError(
+                    f"e-mail channel {config.id!r}: variable {config.secret_env} is not set",
+                    retryable=False,
+                )
+            user, colon, password = secret.partition(":")
+            credentials = (user, password) if colon else (config.sender or "", secret)
+        return EmailChannel(config, journal, credentials=credentials)
+
+    return open_email

@@ -1,0 +1,97 @@
+"""Gathering a release's dossier from Temporal and the outbox.
+
+The policy snapshot is the workflow's own input, read from the first event of its history, so
+the dossier shows the exact policy the release ran under. A finished release's status and audit
+chain come from its result in history (no worker needed); a running one is queried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
+
+from gatekeeper.adapters.outbox import Outbox
+from gatekeeper.dossier.model import Dossier, build_dossier
+from gatekeeper.errors import ConnectionFailed, ReleaseNotFound
+from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.status import ReleaseInput, ReleaseOutcome, ReleaseStatus
+from gatekeeper.releases import Releases, workflow_id
+
+
+async def collect_dossier(
+    releases: Releases,
+    release_id: str,
+    *,
+    outbox_path: Path | None = None,
+    now: datetime | None = None,
+) -> Dossier:
+    """The dossier of ``release_id`` as it stands now.
+
+    Args:
+        releases: the client-side release API.
+        release_id: the release.
+        outbox_path: the outbox file whose lines list the notifications sent (the embedded
+            default keeps it under the data directory); skipped if None or missing.
+        now: the export time (default: the current time).
+
+    Raises:
+        ReleaseNotFound: no such release.
+        ConnectionFailed: Temporal could not answer.
+    """
+    handle = releases.handle(release_id)
+    try:
+        description = await handle.describe()
+        history = await handle.fetch_history()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ReleaseNotFound(
+                f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
+            ) from err
+        raise ConnectionFailed(f"cannot read release {release_id}: {err.message}") from err
+    converter = releases.client.data_converter
+    started = history.events[0].workflow_execution_started_event_attributes
+    [inp] = await converter.decode(list(started.input.payloads), [ReleaseInput])
+    status: ReleaseStatus
+    audit: list[AuditEvent]
+    outcome = await _outcome(history.events, converter)
+    if outcome is not None:
+        status, audit = outcome.status, outcome.audit
+    else:
+        status = await releases.status(release_id)
+        audit = await releases.audit(release_id)
+    lines: list[dict[str, Any]] = []
+    source = ""
+    if outbox_path is not None:
+        lines = await asyncio.to_thread(Outbox(outbox_path).read)  # [] when there is no file
+        source = str(outbox_path) if lines else ""
+    execution = description.status or WorkflowExecutionStatus.RUNNING
+    return build_dossier(
+        status=status,
+        audit=audit,
+        policy=inp.policy if isinstance(inp, ReleaseInput) else None,
+        outbox=lines,
+        exported_at=now or datetime.now(UTC),
+        workflow_id=description.id,
+        run_id=description.run_id,
+        execution=execution.name.lower(),
+        notifications_source=source,
+    )
+
+
+async def _outcome(
+    events: Sequence[HistoryEvent], converter: DataConverter
+) -> ReleaseOutcome | None:
+    for event in reversed(events):
+        if event.HasField("workflow_execution_completed_event_attributes"):
+            result = event.workflow_execution_completed_event_attributes.result
+            [outcome] = await converter.decode(list(result.payloads), [ReleaseOutcome])
+            return outcome if isinstance(outcome, ReleaseOutcome) else None
+    return None

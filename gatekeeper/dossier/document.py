@@ -1,0 +1,369 @@
+"""The dossier laid out for people: titled sections of facts and tables, format-neutral.
+
+Markdown and HTML render the same :func:`sections`, so the two never disagree about what a
+dossier says.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gatekeeper.dossier.model import Dossier
+from gatekeeper.models.status import ReleaseStatus
+
+#: Characters of an audit event's details shown in the timeline (the JSON has them all).
+DETAILS_SHOWN = 160
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Section:
+    title: str
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def title(dossier: Dossier) -> str:
+    model = dossier.status.spec.model
+    return f"Release dossier: {model.name} {model.version} (release {dossier.release_id})"
+
+
+def sections(dossier: Dossier) -> list[Section]:
+    """Every section of the dossier, in reading order."""
+    status = dossier.status
+    return [
+        _summary(dossier),
+        _spec(status),
+        _policy(dossier),
+        _stages(status),
+        _decisions(dossier),
+        _government(status),
+        _access(status),
+        _operations(status),
+        _notifications(dossier),
+        _timeline(dossier),
+    ]
+
+
+def when(value: datetime | str | None) -> str:
+    """How times read in a dossier: ``2026-12-27 09:30:12 UTC`` (``—`` when there is none)."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _summary(dossier: Dossier) -> Section:
+    status = dossier.status
+    return Section(
+        "Summary",
+        facts=[
+            ("State", status.state.value),
+            ("Outcome", status.outcome or "—"),
+            ("Current stage", status.stage or "—"),
+            ("Started", when(status.started_at)),
+            ("Ended", when(status.ended_at)),
+            ("Submitted by", status.spec.submitter),
+            (
+                "Workflow",
+                f"{dossier.workflow_id} (run {dossier.run_id or '—'}, {dossier.execution})",
+            ),
+            ("Audit chain", f"{len(dossier.audit)} events, head {dossier.audit_head}"),
+            ("Exported", when(dossier.exported_at)),
+        ],
+        notes=[
+            "The JSON dossier holds every audit event in full; `gatekeeper audit verify "
+            "<dossier.json>` recomputes the chain and names the first event that was altered."
+        ],
+    )
+
+
+def _spec(status: ReleaseStatus) -> Section:
+    spec = status.spec
+    checks = {c.id: c.result for c in status.evidence_checks}
+    return Section(
+        "Release spec",
+        facts=[
+            ("Model", f"{spec.model.name} {spec.model.version}"),
+            ("Artifact", f"{spec.artifact.uri} (sha256 {spec.artifact.sha256})"),
+            ("Risk tier", spec.risk_tier.value),
+            ("Covered model", spec.covered_model.value),
+            ("Partner cohorts", ", ".join(spec.partner_cohorts) or "—"),
+            ("Regions", ", ".join(spec.regions) or "—"),
+        ],
+        tables=[
+            Table(
+                ["evidence", "kind", "sha256", "uri", "check"],
+                [
+                    [e.id, e.kind.value, e.sha256, e.uri, checks.get(e.id, "—")]
+                    for e in spec.evidence
+                ],
+            )
+        ],
+    )
+
+
+def _policy(dossier: Dossier) -> Section:
+    policy = dossier.policy
+    facts = [
+        ("Policy", f"{dossier.status.policy_id} v{dossier.status.policy_version}"),
+        ("sha256", dossier.policy_sha256),
+        ("Snapshot", f"{dossier.policy_check} the recorded sha256"),
+    ]
+    if policy is None:
+        return Section("Policy", facts=facts, notes=["The policy snapshot could not be read."])
+    return Section(
+        "Policy",
+        facts=facts,
+        tables=[
+            Table(
+                ["stage", "kind", "title"], [[s.id, s.kind.value, s.label] for s in policy.stages]
+            ),
+            Table(
+                ["person", "name", "roles", "signing key"],
+                [
+                    [p.id, p.name, ", ".join(p.roles), "yes" if p.public_key else "—"]
+                    for p in policy.roster
+                ],
+            ),
+        ],
+    )
+
+
+def _stages(status: ReleaseStatus) -> Section:
+    return Section(
+        "Stages",
+        tables=[
+            Table(
+                ["stage", "kind", "status", "started", "ended", "note"],
+                [
+                    [
+                        s.id,
+                        s.kind.value,
+                        s.status.value,
+                        when(s.started_at),
+                        when(s.ended_at),
+                        s.note,
+                    ]
+                    for s in status.stages
+                ],
+            )
+        ],
+    )
+
+
+def _decisions(dossier: Dossier) -> Section:
+    rows = []
+    for d in dossier.decisions:
+        who = d.person + (f" for {d.on_behalf_of}" if d.on_behalf_of else "")
+        signature: str = d.signature_check
+        if d.signature is not None:
+            signature += f" (signed {when(d.signature.signed_at)}, nonce {d.signature.nonce})"
+        validity = "valid" if d.valid else f"lapsed: {d.invalidated_reason}"
+        rows.append([d.stage, d.kind, who, d.role, when(d.at), signature, validity, d.comment])
+    return Section(
+        "Decisions",
+        tables=[
+            Table(
+                ["stage", "decision", "decider", "role", "at", "signature", "validity", "comment"],
+                rows,
+            )
+        ],
+        notes=[] if rows else ["No decisions were recorded."],
+    )
+
+
+def _government(status: ReleaseStatus) -> Section:
+    gov = status.government
+    receipt = gov.receipt
+    facts = [
+        (
+            "Receipt",
+            f"{receipt.receipt_id} from {receipt.clearinghouse} at {when(receipt.received_at)}"
+            if receipt
+            else "—",
+        ),
+        ("Window opened", when(gov.window_opened_at)),
+        ("Window was to end", when(gov.window_original_ends_at)),
+        ("Window ends / ended", when(gov.window_ends_at)),
+        ("Window closed", when(gov.window_closed_at)),
+        ("Cleared", f"{when(gov.cleared_at)} by {gov.cleared_by}" if gov.cleared_at else "—"),
+    ]
+    tables = []
+    if gov.delays:
+        tables.append(
+            Table(
+                ["delay requested", "by", "until", "effect", "reference"],
+                [
+                    [when(d.requested_at), d.by, when(d.until), d.effect, d.reference]
+                    for d in gov.delays
+                ],
+            )
+        )
+    if gov.concerns:
+        tables.append(
+            Table(
+                ["concern", "raised", "by", "text", "resolved"],
+                [
+                    [
+                        c.id,
+                        when(c.raised_at),
+                        c.raised_by,
+                        c.text,
+                        f"{when(c.resolved_at)} by {c.resolved_by}" if c.resolved_at else "open",
+                    ]
+                    for c in gov.concerns
+                ],
+            )
+        )
+    return Section("Government testing", facts=facts, tables=tables)
+
+
+def _access(status: ReleaseStatus) -> Section:
+    rows = [
+        [
+            g.partner_id + (f" ({g.partner_name})" if g.partner_name else ""),
+            g.cohort,
+            g.jurisdiction,
+            g.surface.value,
+            g.status,
+            when(g.granted_at),
+            when(g.changed_at),
+            g.reason + (f" [order {g.order_id}]" if g.order_id else ""),
+        ]
+        for g in status.grants
+    ]
+    return Section(
+        "Partner access: grants and revocations",
+        tables=[
+            Table(
+                [
+                    "partner",
+                    "cohort",
+                    "jurisdiction",
+                    "surface",
+                    "status",
+                    "granted",
+                    "changed",
+                    "reason",
+                ],
+                rows,
+            )
+        ],
+        notes=[] if rows else ["No partner was granted access."],
+    )
+
+
+def _operations(status: ReleaseStatus) -> Section:
+    tables = []
+    if status.holds:
+        tables.append(
+            Table(
+                ["hold", "by", "reason", "at", "until", "released"],
+                [
+                    [
+                        h.kind,
+                        h.by,
+                        h.reason,
+                        when(h.at),
+                        when(h.until),
+                        f"{when(h.released_at)} by {h.released_by}" if h.released_at else "—",
+                    ]
+                    for h in status.holds
+                ],
+            )
+        )
+    if status.suspensions:
+        tables.append(
+            Table(
+                ["order", "scope", "by", "reason", "at", "lifted"],
+                [
+                    [
+                        s.order_id,
+                        s.scope,
+                        s.by,
+                        s.reason,
+                        when(s.at),
+                        f"{when(s.lifted_at)} by {s.lifted_by}" if s.lifted_at else "—",
+                    ]
+                    for s in status.suspensions
+                ],
+            )
+        )
+    if status.delegations:
+        tables.append(
+            Table(
+                ["delegated by", "to", "role", "at", "until", "reason"],
+                [
+                    [d.by, d.to, d.role, when(d.at), when(d.until), d.reason]
+                    for d in status.delegations
+                ],
+            )
+        )
+    notes = [] if tables else ["No holds, access orders or delegations."]
+    return Section("Holds, access orders and delegations", tables=tables, notes=notes)
+
+
+def _notifications(dossier: Dossier) -> Section:
+    rows = []
+    for n in dossier.notifications:
+        channels = sorted({d.channel for d in n.deliveries})
+        people = sorted({d.recipient for d in n.deliveries})
+        shown = ", ".join(people[:6]) + (f" and {len(people) - 6} more" if len(people) > 6 else "")
+        rows.append(
+            [
+                "—" if n.audit_seq is None else str(n.audit_seq),
+                n.event,
+                n.subject,
+                f"{len(n.deliveries)}: {shown}",
+                ", ".join(channels),
+                when(n.occurred_at),
+            ]
+        )
+    source = dossier.notifications_source or "no outbox was available"
+    return Section(
+        "Notifications sent",
+        tables=[Table(["audit #", "event", "subject", "deliveries", "channels", "at"], rows)],
+        notes=[f"From {source}."],
+    )
+
+
+def _timeline(dossier: Dossier) -> Section:
+    return Section(
+        "Timeline (the audit chain)",
+        tables=[
+            Table(
+                ["#", "at", "actor", "action", "stage", "details", "hash"],
+                [
+                    [
+                        str(e.seq),
+                        when(e.at),
+                        e.actor,
+                        e.action,
+                        e.stage or "—",
+                        _details(e.details),
+                        e.hash[:16] + "…",
+                    ]
+                    for e in dossier.audit
+                ],
+            )
+        ],
+    )
+
+
+def _details(details: dict[str, Any]) -> str:
+    text = json.dumps(details, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
+    return text if len(text) <= DETAILS_SHOWN else text[: DETAILS_SHOWN - 1] + "…"

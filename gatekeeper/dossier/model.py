@@ -1,0 +1,245 @@
+"""The release dossier as data: what happened, who decided, and the audit chain that proves it.
+
+:func:`build_dossier` is pure: it takes what the workflow recorded (its input's policy snapshot,
+its final or current status, its audit chain) and the outbox's delivery lines, and returns the
+:class:`Dossier`. The JSON dossier is this model; Markdown and HTML are renderings of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from gatekeeper import signing
+from gatekeeper.canonical import digest_of
+from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.base import Model
+from gatekeeper.models.messages import DecisionSignature
+from gatekeeper.models.policy import Policy
+from gatekeeper.models.status import ReleaseStatus
+
+#: ``format`` of every JSON dossier this version writes (``audit verify`` recognises it).
+DOSSIER_FORMAT = "gatekeeper.release-dossier/1"
+
+SignatureCheck = Literal["verified", "invalid", "unsigned", "no key on the roster", "no policy"]
+PolicyCheck = Literal["matches", "does not match", "unavailable"]
+
+
+class DecisionEntry(Model):
+    """One decision at a gate, with its signature checked again against the roster key."""
+
+    stage: str
+    kind: str
+    person: str
+    role: str
+    on_behalf_of: str | None = None
+    at: datetime
+    comment: str = ""
+    valid: bool = True
+    invalidated_reason: str = ""
+    signature: DecisionSignature | None = None
+    signature_check: SignatureCheck = "unsigned"
+
+
+class DeliveryEntry(Model):
+    """One delivery of a notification, as the outbox recorded it."""
+
+    key: str
+    recipient: str
+    recipient_name: str = ""
+    channel: str
+    channel_type: str
+    written_at: str
+
+
+class NotificationEntry(Model):
+    """One notification (one event told to its audience) and every delivery of it."""
+
+    key: str
+    event: str
+    audit_seq: int | None = None
+    stage: str | None = None
+    subject: str
+    action_needed: str = ""
+    due: str | None = None
+    occurred_at: str
+    deliveries: list[DeliveryEntry] = Field(default_factory=list)
+
+
+class Dossier(Model):
+    """Everything compliance needs about one release, in one file."""
+
+    format: str = DOSSIER_FORMAT
+    exported_at: datetime
+    release_id: str
+    workflow_id: str
+    run_id: str | None = None
+    execution: str = Field(description="the workflow's execution status when exported")
+    policy: Policy | None = None
+    policy_sha256: str
+    policy_check: PolicyCheck
+    status: ReleaseStatus
+    decisions: list[DecisionEntry] = Field(default_factory=list)
+    notifications: list[NotificationEntry] = Field(default_factory=list)
+    notifications_source: str = ""
+    audit_head: str
+    audit: list[AuditEvent]
+
+
+def build_dossier(
+    *,
+    status: ReleaseStatus,
+    audit: list[AuditEvent],
+    policy: Policy | None,
+    outbox: Iterable[Mapping[str, Any]],
+    exported_at: datetime,
+    workflow_id: str,
+    run_id: str | None,
+    execution: str,
+    notifications_source: str = "",
+) -> Dossier:
+    """Assemble the dossier of one release.
+
+    Args:
+        status: the release's status (the workflow result's, or ``get_status``).
+        audit: the full audit chain.
+        policy: the policy snapshot from the workflow's input, if it could be read.
+        outbox: outbox lines (any release's; only this release's notifications are kept).
+        exported_at: when the export was made.
+        workflow_id: the workflow id.
+        run_id: the run id, if known.
+        execution: the workflow's execution status (``running``, ``completed``...).
+        notifications_source: where the outbox lines came from, for the reader.
+    """
+    return Dossier(
+        exported_at=exported_at,
+        release_id=status.release_id,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        execution=execution,
+        policy=policy,
+        policy_sha256=status.policy_sha256,
+        policy_check=_policy_check(policy, status),
+        status=status,
+        decisions=decisions_of(status, policy),
+        notifications=notifications_of(status.release_id, outbox),
+        notifications_source=notifications_source,
+        audit_head=audit[-1].hash if audit else status.audit_head,
+        audit=audit,
+    )
+
+
+def _policy_check(policy: Policy | None, status: ReleaseStatus) -> PolicyCheck:
+    if policy is None:
+        return "unavailable"
+    return (
+        "matches"
+        if digest_of(policy.model_dump(mode="json")) == status.policy_sha256
+        else ("does not match")
+    )
+
+
+def decisions_of(status: ReleaseStatus, policy: Policy | None) -> list[DecisionEntry]:
+    """Every decision at every gate, in the order they were made."""
+    entries = [
+        DecisionEntry(
+            stage=gate.stage,
+            kind=decision.kind.value,
+            person=decision.person,
+            role=decision.role,
+            on_behalf_of=decision.on_behalf_of,
+            at=decision.at,
+            comment=decision.comment,
+            valid=decision.valid,
+            invalidated_reason=decision.invalidated_reason,
+            signature=decision.signature,
+            signature_check=_signature_check(
+                status.release_id,
+                gate.stage,
+                decision.kind.value,
+                decision.person,
+                decision.role,
+                decision.signature,
+                policy,
+            ),
+        )
+        for gate in status.gates.values()
+        for decision in gate.decisions
+    ]
+    return sorted(entries, key=lambda e: e.at)
+
+
+def _signature_check(
+    release_id: str,
+    stage: str,
+    kind: str,
+    person: str,
+    role: str,
+    signature: DecisionSignature | None,
+    policy: Policy | None,
+) -> SignatureCheck:
+    if signature is None:
+        return "unsigned"
+    if policy is None:
+        return "no policy"
+    member = policy.person(person)
+    if member is None or not member.public_key:
+        return "no key on the roster"
+    payload = signing.decision_payload(
+        release_id=release_id,
+        stage=stage,
+        decision=kind,
+        decider=person,
+        role=role,
+        signed_at=signature.signed_at,
+        nonce=signature.nonce,
+        artifact_sha256=signature.artifact_sha256,
+    )
+    return "verified" if signing.verify(member.public_key, payload, signature.value) else "invalid"
+
+
+def notifications_of(
+    release_id: str, outbox: Iterable[Mapping[str, Any]]
+) -> list[NotificationEntry]:
+    """This release's notifications, each with its deliveries, in the order they were written."""
+    found: dict[str, NotificationEntry] = {}
+    for line in outbox:
+        notification = line.get("notification")
+        recipient = line.get("recipient")
+        if not isinstance(notification, dict) or not isinstance(recipient, dict):
+            continue
+        if notification.get("release_id") != release_id:
+            continue
+        key = str(notification.get("idempotency_key", ""))
+        entry = found.get(key)
+        if entry is None:
+            entry = found[key] = NotificationEntry(
+                key=key,
+                event=str(notification.get("event", "")),
+                audit_seq=_audit_seq(key),
+                stage=notification.get("stage"),
+                subject=str(notification.get("subject", "")),
+                action_needed=str(notification.get("action_needed") or ""),
+                due=notification.get("due"),
+                occurred_at=str(notification.get("occurred_at", "")),
+            )
+        entry.deliveries.append(
+            DeliveryEntry(
+                key=str(line.get("key", "")),
+                recipient=str(recipient.get("id", "")),
+                recipient_name=str(recipient.get("name") or ""),
+                channel=str(line.get("channel", "")),
+                channel_type=str(line.get("channel_type", "")),
+                written_at=str(line.get("written_at", "")),
+            )
+        )
+    return list(found.values())
+
+
+def _audit_seq(key: str) -> int | None:
+    # Notification keys are "<release>:<event>:<audit seq>".
+    tail = key.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else None

@@ -1,0 +1,352 @@
+"""The release dossier: exported after a real launch, it verifies; any altered byte is named."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import activities_from, open_adapters
+from gatekeeper import signing
+from gatekeeper.cli.session import sign_decision
+from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
+from gatekeeper.dossier.verify import verify_file
+from gatekeeper.errors import InputError, ReleaseNotFound
+from gatekeeper.models import DecisionKind, DecisionRequest, Person, ReleaseState, ReleaseStatus
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from tests import factories
+from tests.workflows.conftest import PARTNERS
+from workflows import ALL_WORKFLOWS
+
+
+@dataclass
+class Launched:
+    """One release taken from start to launch, and its exported dossier."""
+
+    release_id: str
+    dossier: Dossier
+    json_text: str
+    data_dir: Path
+
+
+def signed_roster() -> tuple[list[Person], signing.Ed25519PrivateKey]:
+    """The test roster, with a signing key for sam.safety."""
+    key = signing.load_private_key(signing.generate_keypair()[0])
+    roster = [
+        p.model_copy(update={"public_key": signing.public_key_b64(key)})
+        if p.id == "sam.safety"
+        else p
+        for p in factories.ROSTER
+    ]
+    return roster, key
+
+
+async def launch(releases: Releases, env: WorkflowEnvironment) -> str:
+    """Drive a release through every stage, one decision signed, and wait for its result."""
+    roster, key = signed_roster()
+    policy = factories.policy(roster=roster)
+    rid = f"dossier-{uuid.uuid4().hex[:8]}"
+    spec = factories.spec(rid)
+    await releases.start(spec, policy, factories.policy_hash(policy))
+    handle = releases.handle(rid)
+
+    async def until(predicate: Callable[[ReleaseStatus], bool]) -> None:
+        for _ in range(300):
+            status = await releases.status(rid)
+            if predicate(status):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"stuck at {status.stage}: {status.awaiting}")
+
+    await until(lambda s: s.stage == "internal_review" and s.awaiting is not None)
+    signature = sign_decision(
+        key,
+        release_id=rid,
+        stage="internal_review",
+        decision="approve",
+        decider="sam.safety",
+        role="safety",
+        artifact_sha256=spec.artifact.sha256,
+    )
+    await releases.decide(
+        rid,
+        DecisionKind.APPROVE,
+        DecisionRequest(
+            decider="sam.safety", role="safety", stage="internal_review", signature=signature
+        ),
+    )
+    for decider, role in factories.INTERNAL_REVIEW[1:]:
+        await releases.decide(rid, DecisionKind.APPROVE, factories.decision(decider, role))
+    await until(lambda s: s.stage == "government_testing_window" and s.awaiting is not None)
+    await env.fast_forward(handle, timedelta(days=31))
+    await until(lambda s: s.stage == "vetted_partner_access" and bool(s.grants))
+    await env.fast_forward(handle, timedelta(days=15))
+    await until(lambda s: bool(s.awaiting and "security" in s.awaiting.roles))
+    await releases.decide(rid, DecisionKind.APPROVE, factories.decision("sec.two", "security"))
+    await until(lambda s: s.stage == "launch_approval" and s.awaiting is not None)
+    await releases.decide(rid, DecisionKind.APPROVE, factories.decision("eve.exec", "executive"))
+    await handle.result()
+    return rid
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def launched(
+    env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Launched]:
+    data_dir = tmp_path_factory.mktemp("dossier") / "data"
+    task_queue = f"tq-dossier-{uuid.uuid4().hex[:8]}"
+    adapters = open_adapters(Settings(task_queue=task_queue, data_dir=data_dir))
+    for partner in PARTNERS:
+        adapters.registry.add_partner(partner)
+    releases = Releases(env.client, task_queue)
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=ALL_WORKFLOWS,
+            activities=activities_from(adapters),
+            activity_executor=executor,
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        ):
+            rid = await launch(releases, env)
+    adapters.close()
+    # Exported with no worker running: a finished release is read from its history.
+    dossier = await collect_dossier(releases, rid, outbox_path=data_dir / "outbox.jsonl")
+    yield Launched(rid, dossier, render(dossier, DossierFormat.JSON), data_dir)
+
+
+def event_line(text: str, seq: int) -> int:
+    """Index (in ``text.splitlines()``) of the line holding audit event ``seq``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == '"audit": [')
+    return start + 1 + seq
+
+
+def replace_line(text: str, index: int, new: str | None) -> str:
+    lines = text.splitlines()
+    if new is None:
+        del lines[index]
+    else:
+        lines[index] = new
+    return "\n".join(lines) + "\n"
+
+
+class TestExportAfterLaunch:
+    """A launched release's dossier holds spec, policy and hash, signed decisions, government
+    receipt, grants, notifications and the full timeline, and it verifies."""
+
+    def test_the_dossier_verifies(self, launched: Launched) -> None:
+        result = verify_text(launched.json_text)
+
+        assert result.ok, result.message
+        assert result.events == len(launched.dossier.audit) == launched.dossier.status.audit_length
+        assert result.message == f"ok: {result.events} events, head {result.head}"
+        assert result.head == launched.dossier.status.audit_head
+
+    def test_it_carries_what_compliance_asks_for(self, launched: Launched) -> None:
+        dossier = launched.dossier
+
+        assert dossier.status.state is ReleaseState.LAUNCHED
+        assert dossier.execution == "completed"
+        assert dossier.policy is not None and dossier.policy_check == "matches"
+        assert dossier.status.government.receipt is not None
+        assert {g.partner_id for g in dossier.status.grants} == {
+            "acme-labs",
+            "brit-ai",
+            "invited-co",
+        }
+        checks = {(d.person, d.signature_check) for d in dossier.decisions}
+        assert ("sam.safety", "verified") in checks
+        assert ("sec.one", "unsigned") in checks
+        assert [d.person for d in dossier.decisions][-1] == "eve.exec"
+        events = {n.event for n in dossier.notifications}
+        assert {"release_started", "gate_waiting", "window_opened", "launched"} <= events
+        launched_to = {
+            d.recipient
+            for n in dossier.notifications
+            if n.event == "launched"
+            for d in n.deliveries
+        }
+        assert "partner:acme-labs" in launched_to, (
+            "the cohort's granted partners hear of the launch"
+        )
+        assert dossier.audit[-1].action == "release_launched"
+
+    def test_markdown_and_html_are_for_people(self, launched: Launched) -> None:
+        markdown = render(launched.dossier, DossierFormat.MD)
+        page = render(launched.dossier, DossierFormat.HTML)
+
+        for text in (markdown, page):
+            for heading in (
+                "Release spec",
+                "Policy",
+                "Decisions",
+                "Government testing",
+                "Partner access: grants and revocations",
+                "Notifications sent",
+                "Timeline (the audit chain)",
+            ):
+                assert heading in text
+            assert launched.dossier.policy_sha256 in text
+            assert launched.dossier.audit_head in text
+        assert "| internal_review | approve | sam.safety | safety |" in markdown
+        assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+
+    async def test_an_unknown_release_is_a_clear_error(self, env: WorkflowEnvironment) -> None:
+        with pytest.raises(ReleaseNotFound, match="no-such-release"):
+            await collect_dossier(Releases(env.client, "unused"), "no-such-release")
+
+
+class TestTampering:
+    """Editing any byte of one audit event makes verify fail and name exactly that event;
+    a deleted event is named as the gap it leaves."""
+
+    @pytest.mark.parametrize("where", ["first", "decision", "last"])
+    def test_every_byte_of_an_event_is_covered(self, launched: Launched, where: str) -> None:
+        audit = launched.dossier.audit
+        seq = {
+            "first": 0,
+            "decision": next(e.seq for e in audit if e.action == "decision_approve"),
+            "last": len(audit) - 1,
+        }[where]
+        index = event_line(launched.json_text, seq)
+        line = launched.json_text.splitlines()[index]
+
+        missed = []
+        for position, char in enumerate(line):
+            flipped = line[:position] + ("x" if char != "x" else "y") + line[position + 1 :]
+            try:
+                message = verify_text(replace_line(launched.json_text, index, flipped)).message
+            except InputError as err:
+                message = str(err)
+            if not re.match(rf"altered: event #{seq}[ :]", message):
+                missed.append((position, line[max(0, position - 10) : position + 10], message))
+
+        assert missed == []
+
+    def test_one_byte_in_details_names_the_event_with_its_action_and_time(
+        self, launched: Launched
+    ) -> None:
+        event = next(e for e in launched.dossier.audit if e.action == "decision_approve")
+        index = event_line(launched.json_text, event.seq)
+        line = launched.json_text.splitlines()[index]
+        at = line.index('"person":"') + len('"person":"')
+        tampered = line[:at] + "X" + line[at + 1 :]
+
+        result = verify_text(replace_line(launched.json_text, index, tampered))
+
+        assert result.message == (
+            f"altered: event #{event.seq} (decision_approve at "
+            f"{event.model_dump(mode='json')['at']}): hash does not match the event's content"
+        )
+        assert result.bad_seq == event.seq
+
+    def test_a_deleted_event_is_named_as_a_gap(self, launched: Launched) -> None:
+        seq = len(launched.dossier.audit) // 2
+        text = replace_line(launched.json_text, event_line(launched.json_text, seq), None)
+
+        result = verify_text(text)
+
+        assert not result.ok
+        assert result.message == (
+            f"altered: event #{seq} is missing: the chain jumps from #{seq - 1} to #{seq + 1}"
+        )
+
+    def test_cutting_the_tail_is_noticed(self, launched: Launched) -> None:
+        data = json.loads(launched.json_text)
+        data["audit"] = data["audit"][:-2]
+        data["audit_head"] = data["audit"][-1]["hash"]
+
+        result = verify_text(json.dumps(data))
+
+        count = len(launched.dossier.audit)
+        assert result.message == (
+            f"altered: event #{count - 2} and later are missing: the release recorded {count} "
+            f"events, the file holds {count - 2}"
+        )
+
+    def test_a_changed_policy_snapshot_is_noticed(self, launched: Launched) -> None:
+        data = json.loads(launched.json_text)
+        data["policy"]["require_signed_decisions"] = True
+
+        result = verify_text(json.dumps(data))
+
+        assert result.message == (
+            "altered: the policy snapshot does not match the sha256 recorded in event #0"
+        )
+
+    def test_a_decision_not_in_the_chain_is_noticed(self, launched: Launched) -> None:
+        data = json.loads(launched.json_text)
+        data["decisions"][0]["person"] = "ed.exec"
+
+        result = verify_text(json.dumps(data))
+
+        assert not result.ok
+        assert (
+            "decision of ed.exec" in result.message
+            and "is not in the audit chain" in result.message
+        )
+
+    @pytest.mark.parametrize(
+        ("path", "value", "message"),
+        [
+            (("status", "spec", "artifact", "sha256"), "f" * 64, "the spec's artifact_sha256"),
+            (("status", "outcome"), "published elsewhere", "the release's outcome (launched)"),
+            (("status", "government", "receipt", "receipt_id"), "GOV-forged", "government receipt"),
+            (("status", "grants", 0, "grant_id"), "grant-forged", "grant grant-forged"),
+            (
+                ("status", "gates", "launch_approval", "decisions", 0, "person"),
+                "ed.exec",
+                "ed.exec",
+            ),
+        ],
+    )
+    def test_the_status_must_agree_with_the_chain(
+        self, launched: Launched, path: tuple[object, ...], value: str, message: str
+    ) -> None:
+        data = json.loads(launched.json_text)
+        target = data
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+
+        result = verify_text(json.dumps(data))
+
+        assert not result.ok
+        assert result.message.startswith("altered: ") and message in result.message
+
+
+class TestAuditStoreFile:
+    """The audit store's JSONL file verifies the same way, line by line."""
+
+    def test_store_file_verifies_and_names_an_edited_line(self, launched: Launched) -> None:
+        path = launched.data_dir / "audit" / f"{launched.release_id}.jsonl"
+        text = path.read_text()
+
+        assert (
+            verify_file(path).message
+            == f"ok: {len(launched.dossier.audit)} events, head {launched.dossier.audit_head}"
+        )
+        lines = text.splitlines()
+        lines[3] = lines[3].replace('"actor":"', '"actor":"x', 1)
+        result = verify_text("\n".join(lines) + "\n")
+        assert result.message.startswith("altered: event #3 (")
+
+    def test_something_else_is_an_input_error(self, tmp_path: Path) -> None:
+        path = tmp_path / "notes.txt"
+        path.write_text("hello\n")
+
+        with pytest.raises(InputError, match="neither a dossier nor an audit file"):
+            verify_file(path)

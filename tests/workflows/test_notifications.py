@@ -1,0 +1,179 @@
+"""Notifications on a real worker: cohort fan-out at scale, history size, retries by Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import activities_from, open_adapters
+from gatekeeper.models import Channel, NotificationPolicy, NotificationRoute, Policy, Recipients
+from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.policy import ChannelConfig
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from tests import factories
+from tests.adapters.test_webhook import IDEMPOTENCY_HEADER, REDELIVERY_HEADER, WebhookReceiver
+from tests.workflows.conftest import Harness
+from workers.bench_notify import bench_fanout
+from workflows import ALL_WORKFLOWS
+
+SECRET_ENV = "GATEKEEPER_TEST_HOOK_SECRET"
+
+
+class TestCohortFanOut:
+    """Telling a cohort of 5,000 partners is one activity whose request names the cohort and whose
+    result is counts: every partner gets the message once, and history stays a few kilobytes."""
+
+    async def test_five_thousand_partners(self, env: WorkflowEnvironment, tmp_path: Path) -> None:
+        result = await bench_fanout(env.client, tmp_path / "data", partners=5000)
+
+        assert result.deliveries == 5001, "every partner and the submitter, once each"
+        assert result.notify_activities == 1
+        assert result.notify_request_bytes < 4_000
+        assert result.notify_result_bytes < 1_000
+        assert result.history_events < 60
+        assert result.history_bytes < 64_000
+        lines = [
+            json.loads(line)
+            for line in (tmp_path / "data" / "outbox.jsonl").read_text().splitlines()
+        ]
+        partners = Counter(
+            line["recipient"]["id"]
+            for line in lines
+            if line["recipient"]["id"].startswith("partner:")
+        )
+        assert len(partners) == 5000 and set(partners.values()) == {1}
+        notification = lines[0]["notification"]["idempotency_key"]
+        assert notification.endswith(":release_started:0")
+        assert {line["key"] for line in lines} == {
+            f"{notification}:{line['recipient']['id']}:outbox" for line in lines
+        }, "one key per (release, event, partner, channel)"
+
+
+class TestReleaseHistory:
+    """A whole release stays in the low hundreds of history events, far from the 10,240-event
+    warning and 51,200-event limit, so it never needs continue-as-new."""
+
+    async def test_a_full_release_is_a_few_hundred_events(self, harness: Harness) -> None:
+        status = await harness.start()
+        rid = status.release_id
+        await harness.at_stage(rid, "internal_review")
+        await harness.pass_internal_review(rid)
+        await harness.at_stage(rid, "government_testing_window")
+        await harness.skip(rid, 31)
+        await harness.at_stage(rid, "vetted_partner_access")
+        await harness.skip(rid, 15)
+        await harness.until(rid, lambda s: bool(s.awaiting and "security" in s.awaiting.roles))
+        await harness.approve(rid, "sec.two", "security")
+        await harness.at_stage(rid, "launch_approval")
+        await harness.approve(rid, "eve.exec", "executive")
+        await harness.handle(rid).result()
+
+        history = await harness.handle(rid).fetch_history()
+        size = sum(e.ByteSize() for e in history.events)
+
+        assert len(history.events) < 400, len(history.events)
+        assert size < 256_000, size
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def hooked(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[tuple[Releases, WebhookReceiver]]:
+    """A worker whose settings carry the webhook secret, and a receiver for it."""
+    receiver = WebhookReceiver()
+    receiver.start()
+    settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data", env={SECRET_ENV: "k"})
+    adapters = open_adapters(settings)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=ALL_WORKFLOWS,
+            activities=activities_from(adapters),
+            activity_executor=executor,
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        ):
+            yield Releases(env.client, task_queue), receiver
+    adapters.close()
+    receiver.stop()
+
+
+def hooked_policy(url: str) -> Policy:
+    return factories.policy(
+        notifications=NotificationPolicy(
+            channels=[
+                ChannelConfig(id="hook", type=Channel.WEBHOOK, url=url, secret_env=SECRET_ENV)
+            ],
+            routes=[
+                NotificationRoute(
+                    events=["release_started"], to=Recipients(concerned=True), channels=["hook"]
+                )
+            ],
+        )
+    )
+
+
+async def audit_until(releases: Releases, rid: str, action: str) -> AuditEvent:
+    async with asyncio.timeout(15):
+        while True:
+            found = [e for e in await releases.audit(rid) if e.action == action]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
+
+
+class TestRetriesThroughTemporal:
+    """A receiver that answers 503 is retried by Temporal's retry policy until it accepts, with the
+    same Idempotency-Key; one that answers 400 is not retried, and the audit trail says so."""
+
+    async def test_a_503_is_retried_with_the_same_key(
+        self, hooked: tuple[Releases, WebhookReceiver]
+    ) -> None:
+        releases, receiver = hooked
+        receiver.answers = [503]
+        rid = f"hook-{uuid.uuid4().hex[:8]}"
+        policy = hooked_policy(receiver.url)
+        await releases.start(factories.spec(rid), policy, factories.policy_hash(policy))
+
+        for _ in range(300):  # the retry comes about a second after the 503
+            if len(receiver.received) >= 2:
+                break
+            await asyncio.sleep(0.05)
+
+        first, second = receiver.received[:2]
+        assert first.key == second.key == f"{rid}:release_started:0:{factories.SUBMITTER}:hook"
+        assert (first.headers.get(REDELIVERY_HEADER), second.headers[REDELIVERY_HEADER]) == (
+            None,
+            "1",
+        )
+        assert len(receiver.deduplicated()) == 1
+        assert not [e for e in await releases.audit(rid) if e.action == "notification_failed"]
+
+    async def test_a_400_is_final_and_audited(
+        self, hooked: tuple[Releases, WebhookReceiver]
+    ) -> None:
+        releases, receiver = hooked
+        receiver.answers = [400]
+        rid = f"hook-{uuid.uuid4().hex[:8]}"
+        policy = hooked_policy(receiver.url)
+        await releases.start(factories.spec(rid), policy, factories.policy_hash(policy))
+
+        failed = await audit_until(releases, rid, "notification_failed")
+        await asyncio.sleep(1.5)  # longer than the first retry interval: nothing more arrives
+
+        assert failed.details["key"] == f"{rid}:release_started:0"
+        assert "HTTP 400" in failed.details["error"]
+        assert [r.headers[IDEMPOTENCY_HEADER] for r in receiver.received] == [
+            f"{rid}:release_started:0:{factories.SUBMITTER}:hook"
+        ]
