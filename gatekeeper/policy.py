@@ -49,6 +49,8 @@ from gatekeeper.yamlfile import (
 DEFAULT_POLICY_FILE = "default.yaml"
 DEMO_POLICY_FILE = "demo.yaml"
 _RELEASE_MANAGER = WellKnownRole.RELEASE_MANAGER.value
+#: Shortest reminder interval a policy may set.
+MIN_REMINDER_INTERVAL = timedelta(hours=1)
 _GATE_CLOCKS = ("approval_ttl", "reminder_every", "escalate_after", "deadline")
 
 _Findings = list[tuple[FieldPath, str]]
@@ -356,6 +358,16 @@ def _check_gate_clocks(
         value: timedelta | None = getattr(stage, name)
         if value is not None and value <= timedelta(0):
             out.append(((*path, name), f"must be longer than zero (got {_show(value)})"))
+    reminder = stage.reminder_every
+    if reminder is not None and timedelta(0) < reminder < MIN_REMINDER_INTERVAL:
+        # Each reminder is a timer and a notification in the release's history; a gate that
+        # waits weeks must not remind every few seconds (and nobody wants that mail).
+        out.append(
+            (
+                (*path, "reminder_every"),
+                f"must be at least {_show(MIN_REMINDER_INTERVAL)} (got {_show(reminder)})",
+            )
+        )
     if stage.escalate_after is None:
         return
     if not stage.escalate_to:

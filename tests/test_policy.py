@@ -119,6 +119,18 @@ class Case:
 
 CASES = [
     Case(
+        "reminder-too-frequent",
+        [
+            (
+                "    quorum:\n      - role: safety",
+                "    reminder_every: 10m\n    quorum:\n      - role: safety",
+            )
+        ],
+        "reminder_every: 10m",
+        "stages[0].reminder_every",
+        "must be at least 1h (got 10m)",
+    ),
+    Case(
         "unknown-field-suggestion",
         [("    quorum:\n      - role: safety", "    quorom:\n      - role: safety")],
         "quorom:",
