@@ -169,6 +169,7 @@ class LedgerCore:
                 "artifact_sha256": spec.artifact.sha256,
                 "risk_tier": spec.risk_tier.value,
                 "covered_model": spec.covered_model.value,
+                "evidence": {e.id: e.sha256 for e in spec.evidence},
                 "policy_id": self.policy.policy_id,
                 "policy_sha256": self.status.policy_sha256,
             },
@@ -502,6 +503,12 @@ class LedgerCore:
             event,
             f"{stage_id} missed its deadline",
             f"{self.title}: {reason}. Policy action: {settings.on_deadline}.",
+            action_needed=(
+                "Nothing: the release was rejected (fail closed)."
+                if settings.on_deadline == "reject"
+                else "Operators: chase the missing reviewers, then `gatekeeper ops resume` "
+                "(the deadline restarts) or `gatekeeper ops withdraw`."
+            ),
             roles=["operator", *settings.escalate_to],
             concerned=[self.spec.submitter],
         )
