@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gatekeeper.cli.main import main
+from gatekeeper.cli.main import run
 
 if __name__ == "__main__":
-    main(["worker", *sys.argv[1:]])
+    run(["worker", *sys.argv[1:]])

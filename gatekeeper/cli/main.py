@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code or 2)
 
 
-def run() -> None:
+def run(argv: list[str] | None = None) -> None:
     """Console entry point: run :func:`main`, then leave without interpreter teardown.
 
     The Temporal client's Core threads can outlive the event loop; if the interpreter finalizes
@@ -83,7 +83,7 @@ def run() -> None:
     """
     code: int = 0
     try:
-        main()
+        main(argv)
     except SystemExit as exit_:
         if isinstance(exit_.code, int):
             code = exit_.code
