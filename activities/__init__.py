@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from activities.access import AccessActivities
 from activities.audit import AuditActivities
@@ -17,6 +17,7 @@ from activities.evidence import EvidenceActivities
 from activities.government import GovernmentActivities
 from activities.launch import LaunchActivities
 from activities.notify import NotifyActivities
+from activities.orders import OrderActivities
 from gatekeeper.adapters import (
     ChannelRegistry,
     FileDropClearinghouse,
@@ -26,8 +27,15 @@ from gatekeeper.adapters import (
     Notifier,
     Outbox,
 )
+from gatekeeper.adapters.email import email_factory
+from gatekeeper.adapters.notifier import SendJournal, granted_partners
 from gatekeeper.adapters.registry import AccessRegistry
+from gatekeeper.adapters.webhook import webhook_factory
+from gatekeeper.models.enums import Channel
 from gatekeeper.settings import Settings
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 
 @dataclass
@@ -52,26 +60,41 @@ def open_adapters(settings: Settings) -> Adapters:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(data / "outbox.jsonl")
+    registry = AccessRegistry(settings.effective_registry_url)
     return Adapters(
         outbox=outbox,
-        notifier=Notifier(ChannelRegistry.embedded(outbox)),
+        notifier=_notifier(settings, outbox, registry),
         clearinghouse=FileDropClearinghouse(data / "clearinghouse"),
         evidence=LocalEvidenceVerifier(),
         audit_store=JsonlAuditStore(data / "audit"),
         launcher=FileDropLaunchPublisher(data / "launches"),
-        registry=AccessRegistry(settings.effective_registry_url),
+        registry=registry,
     )
 
 
-def activities_from(adapters: Adapters) -> list[Callable[..., Any]]:
-    """The activity callables a worker registers, bound to ``adapters``."""
+def _notifier(settings: Settings, outbox: Outbox, registry: AccessRegistry) -> Notifier:
+    """Log and outbox channels, webhook and e-mail with secrets from the settings' environment,
+    and cohorts expanded to the partners the registry granted."""
+    journal = SendJournal(outbox, Outbox(settings.data_dir / "outbox.sending.jsonl"))
+    channels = ChannelRegistry.embedded(outbox)
+    channels.register(Channel.WEBHOOK, webhook_factory(journal, settings.env))
+    channels.register(Channel.EMAIL, email_factory(journal, settings.env))
+    return Notifier(channels, cohorts=granted_partners(registry.list_grants))
+
+
+def activities_from(adapters: Adapters, client: Client | None = None) -> list[Callable[..., Any]]:
+    """The activity callables a worker registers, bound to ``adapters``.
+
+    With ``client`` (the worker's Temporal client), also the activities through which access
+    orders reach running releases; without it, a worker cannot run ``AccessOrderWorkflow``.
+    """
     notify = NotifyActivities(adapters.notifier)
     government = GovernmentActivities(adapters.clearinghouse)
     evidence = EvidenceActivities(adapters.evidence)
     audit = AuditActivities(adapters.audit_store)
-    launch = LaunchActivities(adapters.launcher)
+    launch = LaunchActivities(adapters.launcher, adapters.registry)
     access = AccessActivities(adapters.registry)
-    return [
+    found: list[Callable[..., Any]] = [
         notify.notify_stakeholders,
         government.submit_to_government,
         evidence.verify_evidence,
@@ -81,12 +104,18 @@ def activities_from(adapters: Adapters) -> list[Callable[..., Any]]:
         access.revoke_partner_access,
         access.apply_access_order,
         access.lift_access_order,
+        access.exempt_access_order,
+        access.list_eligible_partners,
     ]
+    if client is not None:
+        orders = OrderActivities(client)
+        found += [orders.find_affected_releases, orders.send_release_updates]
+    return found
 
 
-def build_activities(settings: Settings) -> list[Callable[..., Any]]:
+def build_activities(settings: Settings, client: Client | None = None) -> list[Callable[..., Any]]:
     """Open the adapters for ``settings`` and return the activities bound to them."""
-    return activities_from(open_adapters(settings))
+    return activities_from(open_adapters(settings), client)
 
 
 __all__ = ["Adapters", "activities_from", "build_activities", "open_adapters"]

@@ -1,4 +1,5 @@
-"""Access activities: grant and revoke partner access for a release; apply and lift access orders.
+"""Access activities: grant and revoke partner access for a release (and list who is eligible);
+apply, exempt from and lift access orders.
 
 Each is synchronous (the registry is a blocking SQL client), so the worker runs them on its
 activity thread pool. Every call is idempotent: grants and revokes by their idempotency key,
@@ -10,15 +11,18 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities._errors import activity_errors
-from gatekeeper.adapters.registry import (
-    AccessRegistry,
+from gatekeeper.adapters.registry import AccessRegistry
+from gatekeeper.errors import InputError
+from gatekeeper.models.io import GrantRequest, GrantResult, RevokeRequest, RevokeResult
+from gatekeeper.models.orders import (
     ApplyOrderRequest,
     ApplyOrderResult,
+    ExemptOrderRequest,
+    ExemptOrderResult,
     LiftOrderRequest,
     LiftOrderResult,
 )
-from gatekeeper.errors import InputError
-from gatekeeper.models.io import GrantRequest, GrantResult, RevokeRequest, RevokeResult
+from gatekeeper.models.partners import EligiblePartners, EligiblePartnersRequest
 
 
 class AccessActivities:
@@ -40,6 +44,17 @@ class AccessActivities:
             request.release_id,
             len(result.grants),
             len(result.skipped),
+        )
+        return result
+
+    @activity.defn(name="list_eligible_partners")
+    def list_eligible_partners(self, request: EligiblePartnersRequest) -> EligiblePartners:
+        """The partners the release's cohorts admit, to propose to the government; grants none."""
+        with activity_errors():
+            request = EligiblePartnersRequest.model_validate(request)
+            result = self._registry.eligible_partners(request)
+        activity.logger.info(
+            "release %s: %d partners eligible", request.release_id, len(result.candidates)
         )
         return result
 
@@ -65,6 +80,20 @@ class AccessActivities:
             request.order_id,
             len(result.suspended),
             len(result.affected_releases),
+        )
+        return result
+
+    @activity.defn(name="exempt_access_order")
+    def exempt_access_order(self, request: ExemptOrderRequest) -> ExemptOrderResult:
+        """Exempt partners from an active order and restore the grants it suspended for them."""
+        with activity_errors():
+            request = ExemptOrderRequest.model_validate(request)
+            result = self._registry.exempt_order(request)
+        activity.logger.info(
+            "order %s: %s exempted, %d grants restored",
+            request.order_id,
+            ", ".join(request.partners),
+            len(result.restored),
         )
         return result
 

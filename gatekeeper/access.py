@@ -10,13 +10,15 @@ order. The first rule that applies answers:
    (``foreign_persons``) covers foreign persons, and persons whose nationality is unknown are
    denied as if foreign (``fail_closed``). A jurisdiction scope covers persons located there or
    working for a partner organisation there; an unknown location is denied (``fail_closed``).
-   ``everyone`` covers everyone. Exemptions name partners and cover all their staff.
-3. ``no_grant`` - the person belongs to no partner organisation: deny.
-4. ``grant`` - the partner holds an active grant for the model (and variant, when asked) on the
+   ``everyone`` covers everyone. Exemptions name partners (for all of the order's models or
+   some of them) and cover all their staff.
+3. ``public`` - a launch published the model (and variant, when asked) on the surface: allow.
+4. ``no_grant`` - the person belongs to no partner organisation: deny.
+5. ``grant`` - the partner holds an active grant for the model (and variant, when asked) on the
    surface, and its current vetting tier is one the grant's cohort admits: allow.
-5. ``tier`` - an active grant exists but the partner's tier no longer qualifies: deny.
-6. ``suspended`` - the only grants are suspended (by an order): deny.
-7. ``no_grant`` - otherwise: deny.
+6. ``tier`` - an active grant exists but the partner's tier no longer qualifies: deny.
+7. ``suspended`` - the only grants are suspended (by an order): deny.
+8. ``no_grant`` - otherwise: deny.
 
 Serving stacks call :class:`AccessChecker`, which holds an immutable snapshot of the registry in
 dictionaries and answers in microseconds; ``refresh()`` swaps in a new snapshot atomically.
@@ -48,6 +50,7 @@ class AccessRule(StrEnum):
     UNKNOWN_PERSON = "unknown_person"
     ORDER = "order"
     FAIL_CLOSED = "fail_closed"
+    PUBLIC = "public"
     GRANT = "grant"
     TIER = "tier"
     SUSPENDED = "suspended"
@@ -86,15 +89,29 @@ class PartnerFacts:
 
 @dataclass(frozen=True, slots=True)
 class OrderFacts:
-    """An active order. ``models`` holds model names or :data:`ALL_MODELS`."""
+    """An active order. ``models`` holds model names or :data:`ALL_MODELS`.
+
+    ``exempt_partners`` are exempt for every model the order names; ``model_exemptions`` holds
+    ``(partner, model)`` pairs exempt for one model (or :data:`ALL_MODELS`).
+    """
 
     order_id: str
     models: frozenset[str]
     scope: str
     exempt_partners: frozenset[str] = frozenset()
+    model_exemptions: frozenset[tuple[str, str]] = frozenset()
 
     def names(self, model: str) -> bool:
         return ALL_MODELS in self.models or model in self.models
+
+    def exempts(self, partner_id: str | None, model: str) -> bool:
+        if partner_id is None:
+            return False
+        return (
+            partner_id in self.exempt_partners
+            or (partner_id, model) in self.model_exemptions
+            or (partner_id, ALL_MODELS) in self.model_exemptions
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +126,16 @@ class GrantFacts:
     order_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PublicFacts:
+    """A model version a launch published to the public on one surface."""
+
+    model: str
+    variant: str
+    surface: Surface
+    release_id: str
+
+
 def scope_jurisdiction(scope: str) -> str | None:
     """The jurisdiction code of a ``jurisdiction:<code>`` scope, else ``None``."""
     if scope.startswith(JURISDICTION_PREFIX):
@@ -121,7 +148,7 @@ def order_covers_partner(order: OrderFacts, partner: PartnerFacts, model: str) -
 
     A ``foreign_persons`` order never covers a whole organisation: it is enforced per person.
     """
-    if not order.names(model) or partner.id in order.exempt_partners:
+    if not order.names(model) or order.exempts(partner.id, model):
         return False
     if order.scope == EVERYONE:
         return True
@@ -129,9 +156,9 @@ def order_covers_partner(order: OrderFacts, partner: PartnerFacts, model: str) -
 
 
 def _order_denial(
-    order: OrderFacts, person: PersonFacts, partner: PartnerFacts | None
+    order: OrderFacts, person: PersonFacts, partner: PartnerFacts | None, model: str
 ) -> AccessDecision | None:
-    if person.partner_id is not None and person.partner_id in order.exempt_partners:
+    if order.exempts(person.partner_id, model):
         return None
     oid = order.order_id
     if order.scope == EVERYONE:
@@ -167,6 +194,7 @@ def check_access(
     orders: Iterable[OrderFacts],
     grants: Iterable[GrantFacts],
     variant: str | None = None,
+    public: Iterable[PublicFacts] = (),
 ) -> AccessDecision:
     """Decide one access check from facts, in the order the module docstring lists.
 
@@ -179,14 +207,25 @@ def check_access(
         orders: active orders, in issue order; those not naming ``model`` are ignored.
         grants: the partner's grants; those for another model, variant or surface are ignored.
         variant: a model version to require, or ``None`` for any variant.
+        public: public launches; those of another model, variant or surface are ignored.
     """
     if person is None:
         return AccessDecision(False, AccessRule.UNKNOWN_PERSON, f"no person {person_id!r}")
     for order in orders:
         if order.names(model):
-            denial = _order_denial(order, person, partner)
+            denial = _order_denial(order, person, partner, model)
             if denial is not None:
                 return denial
+    for launch in public:
+        if (
+            launch.model == model
+            and launch.surface == surface
+            and (variant is None or launch.variant == variant)
+        ):
+            reason = (
+                f"{model} {launch.variant} is public on {surface} (release {launch.release_id})"
+            )
+            return AccessDecision(True, AccessRule.PUBLIC, reason)
     if partner is None:
         reason = f"{person.id} belongs to no partner organisation"
         return AccessDecision(False, AccessRule.NO_GRANT, reason)
@@ -233,7 +272,8 @@ def _join(tiers: Iterable[VettingTier]) -> str:
 class Snapshot:
     """Everything a check needs, read from the registry at one moment.
 
-    ``orders`` are the active orders in issue order; ``grants`` the grants that are not revoked.
+    ``orders`` are the active orders in issue order; ``grants`` the grants that are not revoked;
+    ``public`` the public launches.
     """
 
     people: dict[str, PersonFacts]
@@ -241,6 +281,7 @@ class Snapshot:
     orders: list[OrderFacts]
     grants: list[GrantFacts]
     taken_at: float = field(default_factory=time.monotonic)
+    public: list[PublicFacts] = field(default_factory=list)
 
 
 class SnapshotSource(Protocol):
@@ -250,6 +291,7 @@ class SnapshotSource(Protocol):
 
 
 GrantKey = tuple[str, str, str]
+PublicKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -260,6 +302,7 @@ class _Index:
     orders_for_any: tuple[OrderFacts, ...]
     grants: dict[GrantKey, list[GrantFacts]]  # never changed once built
     taken_at: float
+    public: dict[PublicKey, tuple[PublicFacts, ...]]
 
     @classmethod
     def build(cls, snap: Snapshot) -> _Index:
@@ -276,6 +319,10 @@ class _Index:
                     grants[key] = [grant]
                 else:
                     bucket.append(grant)
+        public: dict[PublicKey, tuple[PublicFacts, ...]] = {}
+        for launch in snap.public:
+            where = (launch.model, launch.surface.value)
+            public[where] = (*public.get(where, ()), launch)
         return cls(
             people=snap.people,
             partners=snap.partners,
@@ -283,6 +330,7 @@ class _Index:
             orders_for_any=wildcard,
             grants=grants,
             taken_at=snap.taken_at,
+            public=public,
         )
 
 
@@ -350,4 +398,5 @@ class AccessChecker:
             orders=index.orders_for_model.get(model, index.orders_for_any),
             grants=grants,
             variant=variant,
+            public=index.public.get((model, str(surface)), ()),
         )

@@ -31,6 +31,8 @@ log = structlog.get_logger(__name__)
 DEFAULT_ACTIVITY_THREADS = 16
 #: How long in-flight activities may run on after a shutdown begins before they are cancelled.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+#: The SDK's default: after a worker dies, its cached workflows resume elsewhere this much later.
+STICKY_QUEUE_TIMEOUT = timedelta(seconds=10)
 
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -44,6 +46,7 @@ def build_worker(
     activities: Sequence[Callable[..., Any]] | None = None,
     activity_executor: Executor | None = None,
     activity_threads: int = DEFAULT_ACTIVITY_THREADS,
+    sticky_queue_schedule_to_start_timeout: timedelta = STICKY_QUEUE_TIMEOUT,
 ) -> Worker:
     """A worker for Gatekeeper's workflows and activities (not yet running).
 
@@ -52,18 +55,21 @@ def build_worker(
         settings: supplies the task queue and what the activities' adapters need.
         task_queue: overrides ``settings.task_queue``.
         workflows: defaults to ``workflows.ALL_WORKFLOWS``.
-        activities: defaults to ``activities.build_activities(settings)``.
+        activities: defaults to ``activities.build_activities(settings, client)``.
         activity_executor: runs synchronous activities; a thread pool of ``activity_threads``
             is made when omitted (the caller of ``build_worker`` then owns its shutdown via
             ``worker.config()["activity_executor"]``).
         activity_threads: how many activities run at once, and the size of the made pool.
+        sticky_queue_schedule_to_start_timeout: how long a workflow task waits for this worker
+            on its sticky queue before any worker may take it; a worker that dies without
+            shutting down delays each of its cached workflows by this much.
     """
     # Imported here, by name, so this module loads without the workflow sandbox's import cost
     # and before either package is complete.
     if workflows is None:
         workflows = importlib.import_module("workflows").ALL_WORKFLOWS
     if activities is None:
-        activities = _default_activities(settings)
+        activities = _default_activities(settings, client)
     executor = activity_executor or ThreadPoolExecutor(
         max_workers=activity_threads, thread_name_prefix="gatekeeper-activity"
     )
@@ -77,6 +83,7 @@ def build_worker(
         # tasks other workers could have taken.
         max_concurrent_activities=activity_threads,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        sticky_queue_schedule_to_start_timeout=sticky_queue_schedule_to_start_timeout,
     )
 
 
@@ -112,7 +119,7 @@ async def run_worker(
     client = client or await connect(settings)
     if activities is None:
         # Opening the adapters touches files and databases: keep that off the event loop.
-        activities = await asyncio.to_thread(_default_activities, settings)
+        activities = await asyncio.to_thread(_default_activities, settings, client)
     executor = ThreadPoolExecutor(
         max_workers=activity_threads, thread_name_prefix="gatekeeper-activity"
     )
@@ -133,9 +140,10 @@ async def run_worker(
         executor.shutdown(wait=False)
 
 
-def _default_activities(settings: Settings) -> list[Callable[..., Any]]:
+def _default_activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
+    # The client lets access orders reach running releases (see activities.orders).
     activities: list[Callable[..., Any]] = importlib.import_module("activities").build_activities(
-        settings
+        settings, client
     )
     return activities
 

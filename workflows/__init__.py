@@ -1,7 +1,14 @@
 """Deterministic workflow code. Workers register :data:`ALL_WORKFLOWS`."""
 
+from workflows.access_order import AccessOrderWorkflow, access_order_workflow_id
 from workflows.release import ModelReleaseWorkflow, release_workflow_id
 
-ALL_WORKFLOWS: list[type] = [ModelReleaseWorkflow]
+ALL_WORKFLOWS: list[type] = [ModelReleaseWorkflow, AccessOrderWorkflow]
 
-__all__ = ["ALL_WORKFLOWS", "ModelReleaseWorkflow", "release_workflow_id"]
+__all__ = [
+    "ALL_WORKFLOWS",
+    "AccessOrderWorkflow",
+    "ModelReleaseWorkflow",
+    "access_order_workflow_id",
+    "release_workflow_id",
+]

@@ -49,9 +49,16 @@ with workflow.unsafe.imports_passed_through():
         GovernmentResponse,
         OperatorRequest,
     )
+    from gatekeeper.models.partners import (
+        EligiblePartners,
+        EligiblePartnersRequest,
+        PartnerApprovalRequest,
+        PartnerList,
+    )
     from gatekeeper.models.policy import (
         AccessGrantStage,
         ApprovalGateStage,
+        Cohort,
         GateSettings,
         GovernmentSubmissionStage,
         GovernmentWindowStage,
@@ -71,10 +78,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.details import current_details
     from workflows.ledger import IntegrityError
     from workflows.notices import Notice, when
-
-
-#: Recipients per ``notify_stakeholders`` request (people and cohorts, before expansion).
-NOTIFY_BATCH = 500
 
 
 #: Patch id: a held approval gate awaits the operator role, an ended release awaits nobody.
@@ -263,28 +266,34 @@ class ModelReleaseWorkflow:
         cohorts = [
             c for c in ledger.policy.cohorts if c.id in allowed and c.id in spec.partner_cohorts
         ]
-        ledger.await_("partner access grants from the registry", workflow.now())
-        self._commit()
-        result = await workflow.execute_activity(
-            "grant_partner_access",
-            GrantRequest(
-                idempotency_key=f"{spec.release_id}:{stage.id}:grant",
-                release_id=spec.release_id,
-                stage=stage.id,
-                model=spec.model,
-                cohorts=cohorts,
-                regions=spec.regions,
-                surfaces=stage.surfaces,
-                requested_at=workflow.now(),
-            ),
-            result_type=GrantResult,
-            start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
-            retry_policy=timeouts.ACCESS_RETRY,
-            summary=f"Grant early access to {', '.join(c.id for c in cohorts) or 'no cohort'}",
-        )
-        # Recorded even if the release was withdrawn meanwhile, so the cleanup revokes them.
-        ledger.record_grants(result, stage, workflow.now())
-        self._commit()
+        if stage.government_approves_partners:
+            # Granted entry by entry as the government approves; the period starts when settled.
+            result = await self._grant_approved_partners(stage, cohorts)
+            if ledger.is_terminal():
+                return "ended"
+        else:
+            ledger.await_("partner access grants from the registry", workflow.now())
+            self._commit()
+            result = await workflow.execute_activity(
+                "grant_partner_access",
+                GrantRequest(
+                    idempotency_key=f"{spec.release_id}:{stage.id}:grant",
+                    release_id=spec.release_id,
+                    stage=stage.id,
+                    model=spec.model,
+                    cohorts=cohorts,
+                    regions=spec.regions,
+                    surfaces=stage.surfaces,
+                    requested_at=workflow.now(),
+                ),
+                result_type=GrantResult,
+                start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
+                retry_policy=timeouts.ACCESS_RETRY,
+                summary=f"Grant early access to {', '.join(c.id for c in cohorts) or 'no cohort'}",
+            )
+            # Recorded even if the release was withdrawn meanwhile, so the cleanup revokes them.
+            ledger.record_grants(result, stage, workflow.now())
+            self._commit()
         period_ends = workflow.now() + stage.minimum_period
         while not ledger.is_terminal() and workflow.now() < period_ends:
             ledger.expire_holds(workflow.now())
@@ -307,6 +316,66 @@ class ModelReleaseWorkflow:
             note = await self._approval_gate(stage, stage)
             return f"{partners} partner(s) granted; {note}"
         return f"{partners} partner(s) granted"
+
+    async def _grant_approved_partners(
+        self, stage: AccessGrantStage, cohorts: list[Cohort]
+    ) -> GrantResult:
+        """Propose the eligible partners, grant each batch the liaison approves, until every
+        entry is decided (the list is settled). Denied partners are never granted."""
+        ledger = self._ledger
+        spec = ledger.spec
+        ledger.await_("the eligible partner list from the registry", workflow.now())
+        self._commit()
+        eligible = await workflow.execute_activity(
+            "list_eligible_partners",
+            EligiblePartnersRequest(
+                release_id=spec.release_id, cohorts=cohorts, regions=spec.regions
+            ),
+            result_type=EligiblePartners,
+            start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
+            retry_policy=timeouts.ACCESS_RETRY,
+            summary=f"List partners eligible for {', '.join(c.id for c in cohorts) or 'no cohort'}",
+        )
+        partners = ledger.propose_partners(stage, eligible, workflow.now())
+        self._commit()
+        granted = GrantResult(skipped=eligible.skipped)
+        batch = 0
+        while not ledger.is_terminal():
+            ledger.expire_holds(workflow.now())
+            approved = partners.to_grant()
+            if approved and not ledger.is_blocked():
+                batch += 1
+                result = await workflow.execute_activity(
+                    "grant_partner_access",
+                    GrantRequest(
+                        idempotency_key=f"{spec.release_id}:{stage.id}:grant:{batch}",
+                        release_id=spec.release_id,
+                        stage=stage.id,
+                        model=spec.model,
+                        cohorts=cohorts,
+                        regions=spec.regions,
+                        surfaces=stage.surfaces,
+                        requested_at=workflow.now(),
+                        partners=approved,
+                    ),
+                    result_type=GrantResult,
+                    start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
+                    retry_policy=timeouts.ACCESS_RETRY,
+                    summary=f"Grant early access to {len(approved)} government-approved partner(s)",
+                )
+                ledger.record_grants(result, stage, workflow.now())
+                ledger.partners_granted(stage.id, approved)
+                granted.grants.extend(result.grants)
+                self._commit()
+                continue
+            if not approved and not partners.undecided():
+                ledger.settle_partner_list(stage.id, workflow.now())
+                self._commit()
+                break
+            ledger.await_partner_list(stage.id, workflow.now())
+            self._commit()
+            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
+        return granted
 
     async def _launch(self, stage: LaunchStage) -> str:
         ledger = self._ledger
@@ -462,8 +531,8 @@ class ModelReleaseWorkflow:
         # partners), so one activity per notice is the rule; a roster too large for one request
         # is split. Delivery keys do not depend on the batch, so batching never re-sends.
         batches = [
-            recipients[start : start + NOTIFY_BATCH]
-            for start in range(0, len(recipients), NOTIFY_BATCH)
+            recipients[start : start + timeouts.NOTIFY_BATCH]
+            for start in range(0, len(recipients), timeouts.NOTIFY_BATCH)
         ]
         for number, batch in enumerate(batches, start=1):
             request = NotifyRequest(
@@ -484,6 +553,7 @@ class ModelReleaseWorkflow:
                 "notify_stakeholders",
                 request,
                 start_to_close_timeout=timeouts.NOTIFY_TIMEOUT,
+                heartbeat_timeout=timeouts.NOTIFY_HEARTBEAT_TIMEOUT,
                 retry_policy=timeouts.NOTIFY_RETRY,
                 summary=summary,
             )
@@ -760,12 +830,31 @@ class ModelReleaseWorkflow:
             )
         )
 
+    @workflow.update
+    def approve_partners(self, req: PartnerApprovalRequest) -> UpdateResult:
+        """The government liaison approves or denies entries of the proposed partner list."""
+        return self._apply(
+            "approve_partners",
+            req.by,
+            req,
+            lambda: self._ledger.apply_partner_approval(req, workflow.now()),
+        )
+
+    @approve_partners.validator
+    def _validate_approve_partners(self, req: PartnerApprovalRequest) -> None:
+        self._check(lambda: self._ledger.validate_partner_approval(req, workflow.now()))
+
     # --- queries --------------------------------------------------------------------------------
 
     @workflow.query
     def get_status(self) -> ReleaseStatus:
         """The whole release: stage, state, what is awaited and from whom, approvals, grants."""
         return self._ledger.status
+
+    @workflow.query
+    def get_partner_lists(self) -> list[PartnerList]:
+        """Partner lists proposed to the government, with each entry's decision."""
+        return list(self._ledger.partner_lists.values())
 
     @workflow.query
     def get_audit(self) -> list[AuditEvent]:

@@ -1,17 +1,28 @@
-"""``gatekeeper access``: partners, people, grants, orders, and the access check."""
+"""``gatekeeper access``: partners, people, grants, orders, and the access check.
+
+``access order`` applies, exempts from, lifts and shows access orders, each an
+``AccessOrderWorkflow`` that reaches every running release of the order's models.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from gatekeeper.adapters.registry import AccessRegistry, Partner, RegisteredPerson
-from gatekeeper.cli.common import JSON_OPTION, console, print_json, settings
+from gatekeeper.cli.common import JSON_OPTION, console, print_json, run, settings
+from gatekeeper.client import connect
+from gatekeeper.errors import InputError
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
+from gatekeeper.models.orders import OrderExemptionRequest, OrderLiftRequest, OrderStatus
+from gatekeeper.orders import Orders, load_exemption, load_lift, load_order_spec
+from gatekeeper.settings import Settings
 
 app = typer.Typer(
     name="access",
@@ -20,8 +31,13 @@ app = typer.Typer(
 )
 partner_app = typer.Typer(help="Vetted partner organisations.", no_args_is_help=True)
 person_app = typer.Typer(help="People who use models, usually for a partner.", no_args_is_help=True)
+order_app = typer.Typer(
+    help="Export-control style orders: suspend access across releases, exempt, lift.",
+    no_args_is_help=True,
+)
 app.add_typer(partner_app, name="partner")
 app.add_typer(person_app, name="person")
+app.add_typer(order_app, name="order")
 
 
 @contextmanager
@@ -166,3 +182,204 @@ def check(
     else:
         console.print(decision.line())
     raise typer.Exit(0 if decision.allowed else 1)
+
+
+# --- access orders --------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _orders(config: Settings) -> AsyncIterator[Orders]:
+    client = await connect(config)
+    yield Orders(client, config.task_queue)
+
+
+def _print_order(status: OrderStatus, *, elapsed: float | None = None) -> None:
+    order = status.order
+    counts = status.counts()
+    took = f" in {elapsed:.2f} s" if elapsed is not None else ""
+    console.print(
+        f"order {order.order_id} is [bold]{status.state}[/bold]{took}: "
+        f"{', '.join(order.models)} for {order.scope}; "
+        f"{len(status.releases)} running release(s): "
+        + ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n or outcome == "pending")
+    )
+    console.print(
+        f"registry: {status.grants_suspended} grant(s) suspended org-wide, "
+        f"{status.grants_restored} restored; checks enforce the order per person at once"
+    )
+    if status.failure:
+        console.print(f"[red]failed:[/red] {status.failure}")
+    for exemption in status.exemptions:
+        console.print(
+            f"exempt: {', '.join(exemption.partners)} for {', '.join(exemption.models)} "
+            f"(by {exemption.by}: {exemption.reason})"
+        )
+    if order.required_safeguards and status.state != "lifted":
+        console.print(f"lift requires: {', '.join(order.required_safeguards)}")
+    if status.state == "lifted":
+        console.print(
+            f"lifted by {status.lifted_by} with safeguards: {', '.join(status.safeguards) or '-'}"
+        )
+    if not status.releases:
+        return
+    table = Table("release", "model", "update", "outcome", "state", "stage", "detail")
+    for ack in status.releases.values():
+        table.add_row(
+            ack.release_id, ack.model, ack.update, ack.outcome, ack.state, ack.stage, ack.detail
+        )
+    console.print(table)
+
+
+@order_app.command("apply")
+def order_apply(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., metavar="FILE", help="The order (YAML, see examples/orders)."),
+    as_: str = typer.Option(..., "--as", help="The operator applying the order."),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Return once started, before every release has answered."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Apply an order: registry first, then suspend_access to every running release."""
+    spec = load_order_spec(file)
+    config = settings(ctx)
+
+    async def go() -> OrderStatus:
+        async with _orders(config) as api:
+            return await api.apply(spec, as_, wait=not no_wait)
+
+    started = time.monotonic()
+    status = run(go())
+    elapsed = time.monotonic() - started
+    if as_json:
+        print_json(status)
+    else:
+        _print_order(status, elapsed=elapsed)
+    if status.state == "failed":
+        raise typer.Exit(1)
+
+
+@order_app.command("exempt")
+def order_exempt(
+    ctx: typer.Context,
+    order_id: str = typer.Argument(..., metavar="ORDER_ID"),
+    partners: list[str] = typer.Option([], "--partner", help="Partner to exempt (repeatable)."),
+    models: list[str] = typer.Option(
+        [], "--model", help="Only for this model of the order (repeatable; default: all)."
+    ),
+    reason: str = typer.Option("", "--reason", help="Why (e.g. the government's second letter)."),
+    reference: str = typer.Option("", "--reference", help="The letter or docket."),
+    as_: str = typer.Option("", "--as", help="The operator recording the exemption."),
+    file: Path | None = typer.Option(None, "--file", help="An exemption file instead of options."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Exempt named partners (and all their staff) from an order, for some or all models."""
+    if file is not None:
+        if partners or models or reason or reference or as_:
+            raise InputError("give either --file or --partner/--model/--reason/--as, not both")
+        request = load_exemption(file)
+    else:
+        if not partners or not as_ or not reason:
+            raise InputError("give --partner (at least one), --reason and --as, or --file")
+        request = OrderExemptionRequest(
+            by=as_, partners=partners, models=models, reason=reason, reference=reference
+        )
+    config = settings(ctx)
+
+    async def go() -> OrderStatus:
+        async with _orders(config) as api:
+            return await api.exempt(order_id, request)
+
+    status = run(go())
+    if as_json:
+        print_json(status)
+    else:
+        _print_order(status)
+
+
+@order_app.command("lift")
+def order_lift(
+    ctx: typer.Context,
+    order_id: str = typer.Argument(..., metavar="ORDER_ID"),
+    safeguards: list[str] = typer.Option(
+        [], "--safeguard", help="A safeguard now in place (repeatable); the order may require some."
+    ),
+    reason: str = typer.Option("", "--reason", help="Why the order is lifted."),
+    reference: str = typer.Option("", "--reference", help="The letter or docket."),
+    as_: str = typer.Option("", "--as", help="The operator lifting the order."),
+    file: Path | None = typer.Option(None, "--file", help="A lift file instead of options."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Lift an order: registry first, then restore_access to every release it suspended."""
+    if file is not None:
+        if safeguards or reason or reference or as_:
+            raise InputError("give either --file or --safeguard/--reason/--as, not both")
+        request = load_lift(file)
+    else:
+        if not as_ or not reason:
+            raise InputError("give --reason and --as (and each --safeguard), or --file")
+        request = OrderLiftRequest(
+            by=as_, safeguards=safeguards, reason=reason, reference=reference
+        )
+    config = settings(ctx)
+
+    async def go() -> OrderStatus:
+        async with _orders(config) as api:
+            return await api.lift(order_id, request)
+
+    started = time.monotonic()
+    status = run(go())
+    elapsed = time.monotonic() - started
+    if as_json:
+        print_json(status)
+    else:
+        _print_order(status, elapsed=elapsed)
+
+
+@order_app.command("status")
+def order_status(
+    ctx: typer.Context,
+    order_id: str = typer.Argument(..., metavar="ORDER_ID"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show an order: its state, exemptions, and every affected release's answer."""
+    config = settings(ctx)
+
+    async def go() -> OrderStatus:
+        async with _orders(config) as api:
+            return await api.status(order_id)
+
+    status = run(go())
+    if as_json:
+        print_json(status)
+    else:
+        _print_order(status)
+
+
+@order_app.command("list")
+def order_list(
+    ctx: typer.Context,
+    limit: int = typer.Option(100, "--limit", help="At most this many orders."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List access order workflows (newest first), running or completed."""
+    config = settings(ctx)
+
+    async def go() -> list[dict[str, object]]:
+        async with _orders(config) as api:
+            return [dataclasses.asdict(row) for row in await api.list(limit=limit)]
+
+    rows = run(go())
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("order", "workflow", "started", "closed", title=f"{len(rows)} access orders")
+    for row in rows:
+        started, closed = row["started_at"], row["closed_at"]
+        table.add_row(
+            str(row["order_id"]),
+            str(row["execution_status"]),
+            started.isoformat(timespec="seconds") if hasattr(started, "isoformat") else "-",
+            closed.isoformat(timespec="seconds") if hasattr(closed, "isoformat") else "-",
+        )
+    console.print(table)

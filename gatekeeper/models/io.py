@@ -86,6 +86,11 @@ class GrantRequest(Model):
     regions: list[Identifier]
     surfaces: list[Surface]
     requested_at: datetime
+    partners: list[Identifier] | None = Field(
+        default=None,
+        description="grant only these partners (those the government approved); None = every "
+        "partner the cohorts admit",
+    )
 
 
 class GrantResult(Model):

@@ -24,7 +24,15 @@ from gatekeeper.errors import ConfigError
 from gatekeeper.models.enums import VettingTier
 from tests.registry.conftest import sqlite_url
 
-TABLES = {"partners", "people", "grants", "access_orders", "operations", "alembic_version"}
+TABLES = {
+    "partners",
+    "people",
+    "grants",
+    "access_orders",
+    "public_launches",
+    "operations",
+    "alembic_version",
+}
 
 
 class TestUpgradeOnOpen:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from gatekeeper.adapters.registry.models import ApplyOrderRequest
 from gatekeeper.adapters.registry.service import AccessRegistry
 from gatekeeper.adapters.registry.tables import partners, people
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
 from gatekeeper.models.io import GrantRequest
+from gatekeeper.models.orders import ApplyOrderRequest
 from gatekeeper.models.policy import Cohort
 from gatekeeper.models.spec import ModelRef
 

@@ -22,6 +22,7 @@ from gatekeeper.canonical import digest_of, sha256_hex
 from gatekeeper.errors import RegistryError
 from gatekeeper.models.enums import Surface
 from gatekeeper.models.io import GrantRequest, GrantResult, RevokeRequest, RevokeResult
+from gatekeeper.models.partners import EligiblePartners, EligiblePartnersRequest, PartnerCandidate
 from gatekeeper.models.policy import Cohort
 
 #: A release's result lists at most this many skipped partners, so workflow history stays small.
@@ -51,9 +52,47 @@ def grant_id_for(key: str) -> str:
     return "g-" + sha256_hex(key.encode("utf-8"))[:24]
 
 
+def eligible_partners(connection: Connection, request: EligiblePartnersRequest) -> EligiblePartners:
+    """The partners ``request``'s cohorts admit in its regions, first ``limit`` by id."""
+    candidates: list[PartnerCandidate] = []
+    skipped: list[str] = []
+    for row in connection.execute(sa.select(partners).order_by(partners.c.id)):
+        partner = records.partner_facts(row)
+        cohort, why_not = match_cohort(partner, request.cohorts, request.regions)
+        if cohort is None:
+            skipped.append(why_not)
+        elif len(candidates) >= request.limit:
+            skipped.append(f"{partner.id}: not proposed (the list holds at most {request.limit})")
+        else:
+            candidates.append(
+                PartnerCandidate(
+                    partner_id=partner.id,
+                    partner_name=row.name,
+                    tier=partner.tier,
+                    jurisdiction=partner.jurisdiction,
+                    cohort=cohort.id,
+                )
+            )
+    return EligiblePartners(candidates=candidates, skipped=_capped(skipped))
+
+
+def _capped(skipped: list[str]) -> list[str]:
+    if len(skipped) <= MAX_SKIPPED:
+        return skipped
+    rest = len(skipped) - MAX_SKIPPED
+    return [*skipped[:MAX_SKIPPED], f"... and {rest} more partners not granted"]
+
+
 def grant_for_cohorts(connection: Connection, request: GrantRequest) -> GrantResult:
-    """Grant every matching partner access on each requested surface (see module docstring)."""
-    digest = digest_of(request)
+    """Grant every matching partner access on each requested surface (see module docstring).
+
+    With ``request.partners`` set, only those of the matching partners are granted.
+    """
+    # A request without a partner filter hashes as it did before the field existed, so a
+    # release's retried grant still matches the result stored by its first attempt.
+    digest = digest_of(request.model_dump(mode="json", exclude={"partners"}))
+    if request.partners is not None:
+        digest = digest_of(request)
     key = request.idempotency_key
     conflict = f"idempotency key {key!r} was already used for a different grant request"
     done = records.recall(connection, key, "grant", digest, conflict=conflict)
@@ -73,8 +112,11 @@ def grant_for_cohorts(connection: Connection, request: GrantRequest) -> GrantRes
     granted: list[str] = []
     skipped: list[str] = []
     rows: list[dict[str, Any]] = []
+    wanted = None if request.partners is None else set(request.partners)
     for row in connection.execute(sa.select(partners).order_by(partners.c.id)):
         partner = records.partner_facts(row)
+        if wanted is not None and partner.id not in wanted:
+            continue
         cohort, why_not = match_cohort(partner, request.cohorts, request.regions)
         if cohort is None:
             skipped.append(why_not)
@@ -88,9 +130,7 @@ def grant_for_cohorts(connection: Connection, request: GrantRequest) -> GrantRes
             granted.append(rows[-1]["grant_id"])
     if rows:
         connection.execute(sa.insert(grants), rows)
-    if len(skipped) > MAX_SKIPPED:
-        rest = len(skipped) - MAX_SKIPPED
-        skipped = [*skipped[:MAX_SKIPPED], f"... and {rest} more partners not granted"]
+    skipped = _capped(skipped)
     result = {"grant_ids": granted, "skipped": skipped}
     records.remember(connection, key, "grant", digest, result, request.requested_at)
     return _result(connection, request.release_id, granted, skipped)

@@ -1,15 +1,17 @@
-"""Applying and lifting access orders. Both are idempotent by order id.
+"""Applying, exempting from and lifting access orders, each idempotent.
 
 Applying records the order and suspends the grants it denies to a whole organisation (scope
 ``everyone``, or a jurisdiction matching the partner's; exempt partners never). A
 ``foreign_persons`` order suspends no grant: it is enforced person by person at check time,
 because an organisation's US staff keep their access. Lifting restores the grants the order
 suspended, unless another active order still covers them (they then stay suspended, by it).
+An exemption, added while the order is active, names partners (and so all their staff) for some
+or all of the order's models and restores their grants the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,16 +19,20 @@ from sqlalchemy.engine import Connection
 
 from gatekeeper.access import ALL_MODELS, OrderFacts, order_covers_partner
 from gatekeeper.adapters.registry import records
-from gatekeeper.adapters.registry.models import (
-    AccessOrder,
-    ApplyOrderRequest,
-    ApplyOrderResult,
-    LiftOrderRequest,
-    LiftOrderResult,
-)
 from gatekeeper.adapters.registry.tables import access_orders, grants, partners
 from gatekeeper.canonical import digest_of
 from gatekeeper.errors import RegistryError
+from gatekeeper.models.orders import (
+    AccessOrder,
+    ApplyOrderRequest,
+    ApplyOrderResult,
+    ExemptOrderRequest,
+    ExemptOrderResult,
+    LiftOrderRequest,
+    LiftOrderResult,
+    OrderExemption,
+    covers_model,
+)
 
 
 def apply_order(connection: Connection, request: ApplyOrderRequest) -> ApplyOrderResult:
@@ -118,37 +124,20 @@ def lift_order(connection: Connection, request: LiftOrderRequest) -> LiftOrderRe
         .where(access_orders.c.order_id == order.order_id)
         .values(**lifted.model_dump(include=_LIFT_FIELDS))
     )
-    others = records.active_orders(connection)
-    restored: list[str] = []
-    kept: dict[str, list[str]] = {}
-    for grant in _grants_of(connection, [ALL_MODELS], status="suspended"):
-        if grant.order_id != order.order_id:
-            continue
-        partner = records.partner_facts(grant)
-        still = next(
-            (o for o in others if order_covers_partner(o, partner, grant.model_name)), None
-        )
-        if still is None:
-            restored.append(grant.grant_id)
-        else:
-            kept.setdefault(still.order_id, []).append(grant.grant_id)
     detail = f"; safeguards: {', '.join(request.safeguards)}" if request.safeguards else ""
     at = request.lifted_at
-    _set_status(
+    restored, kept = _release_grants(
         connection,
-        restored,
-        status="active",
-        order_id=order.order_id,
+        order.order_id,
+        lambda _partner, _model: True,
         reason=f"restored: order {order.order_id} lifted{detail}",
         at=at,
+        why=f"order {order.order_id} lifted",
     )
-    for other, ids in kept.items():
-        reason = f"order {order.order_id} lifted; still suspended by order {other}"
-        _set_status(connection, ids, status="suspended", order_id=other, reason=reason, at=at)
     result = LiftOrderResult(
         order=lifted,
         restored=restored,
-        still_suspended=[g for ids in kept.values() for g in ids],
+        still_suspended=kept,
         affected_releases=_releases_with_grants(connection, order.models),
     )
     records.remember(connection, key, "lift_order", digest, result.model_dump(mode="json"), at)
@@ -156,6 +145,100 @@ def lift_order(connection: Connection, request: LiftOrderRequest) -> LiftOrderRe
 
 
 _LIFT_FIELDS = {"status", "lifted_at", "lifted_by", "lift_reason", "safeguards"}
+
+
+def exempt_order(connection: Connection, request: ExemptOrderRequest) -> ExemptOrderResult:
+    """Exempt partners from an active order and restore the grants it suspended for them.
+
+    Raises:
+        RegistryError: (not retryable) no such order or partner, the order was lifted, the
+            exemption names a model the order does not, or the key was used differently.
+    """
+    digest = digest_of(request)
+    key = f"order-exempt:{request.idempotency_key}"
+    conflict = f"exemption {request.idempotency_key} was already recorded with different terms"
+    done = records.recall(connection, key, "exempt_order", digest, conflict=conflict)
+    if done is not None:
+        return ExemptOrderResult.model_validate(done)
+    row = connection.execute(
+        sa.select(access_orders).where(access_orders.c.order_id == request.order_id)
+    ).first()
+    if row is None:
+        raise RegistryError(f"no access order {request.order_id}", retryable=False)
+    order = records.order_model(row)
+    if order.status == "lifted":
+        raise RegistryError(f"access order {order.order_id} was lifted", retryable=False)
+    outside = [m for m in request.models if m != ALL_MODELS and not covers_model(order.models, m)]
+    if outside:
+        raise RegistryError(
+            f"order {order.order_id} does not name {', '.join(outside)} "
+            f"(it names {', '.join(order.models)})",
+            retryable=False,
+        )
+    known = set(connection.execute(sa.select(partners.c.id)).scalars())
+    unknown = [p for p in request.partners if p not in known]
+    if unknown:
+        raise RegistryError(f"no partner {', '.join(unknown)}", retryable=False)
+    exemption = OrderExemption(
+        partners=list(request.partners),
+        models=list(request.models),
+        by=request.by,
+        at=request.at,
+        reason=request.reason,
+        reference=request.reference,
+    )
+    updated = order.model_copy(update={"exemptions": [*order.exemptions, exemption]})
+    connection.execute(
+        sa.update(access_orders)
+        .where(access_orders.c.order_id == order.order_id)
+        .values(exemptions=[e.model_dump(mode="json") for e in updated.exemptions])
+    )
+    restored, _kept = _release_grants(
+        connection,
+        order.order_id,
+        exemption.exempts,
+        reason=f"restored: {', '.join(exemption.partners)} exempted from order {order.order_id}",
+        at=request.at,
+        why=f"exempted from order {order.order_id}",
+    )
+    result = ExemptOrderResult(order=updated, restored=restored)
+    records.remember(
+        connection, key, "exempt_order", digest, result.model_dump(mode="json"), request.at
+    )
+    return result
+
+
+def _release_grants(
+    connection: Connection,
+    order_id: str,
+    wanted: Callable[[str, str], bool],
+    *,
+    reason: str,
+    at: datetime,
+    why: str,
+) -> tuple[list[str], list[str]]:
+    """Restore the grants ``order_id`` suspended for which ``wanted(partner, model)`` holds,
+    unless another active order covers them (they then stay suspended, by it). Call it after the
+    order's row no longer covers them. Returns the restored and the still suspended grant ids."""
+    orders = records.active_orders(connection)
+    restored: list[str] = []
+    kept: dict[str, list[str]] = {}
+    for grant in _grants_of(connection, [ALL_MODELS], status="suspended"):
+        if grant.order_id != order_id or not wanted(grant.id, grant.model_name):
+            continue
+        partner = records.partner_facts(grant)
+        still = next(
+            (o for o in orders if order_covers_partner(o, partner, grant.model_name)), None
+        )
+        if still is None:
+            restored.append(grant.grant_id)
+        else:
+            kept.setdefault(still.order_id, []).append(grant.grant_id)
+    _set_status(connection, restored, status="active", order_id=order_id, reason=reason, at=at)
+    for other, ids in kept.items():
+        text = f"{why}; still suspended by order {other}"
+        _set_status(connection, ids, status="suspended", order_id=other, reason=text, at=at)
+    return restored, [g for ids in kept.values() for g in ids]
 
 
 def _grants_of(

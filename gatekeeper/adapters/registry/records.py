@@ -10,11 +10,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from gatekeeper.access import GrantFacts, OrderFacts, PartnerFacts, PersonFacts
-from gatekeeper.adapters.registry.models import AccessOrder, Partner, RegisteredPerson
-from gatekeeper.adapters.registry.tables import access_orders, grants, operations, partners
+from gatekeeper.access import GrantFacts, OrderFacts, PartnerFacts, PersonFacts, PublicFacts
+from gatekeeper.adapters.registry.models import Partner, PublicLaunch, RegisteredPerson
+from gatekeeper.adapters.registry.tables import (
+    access_orders,
+    grants,
+    operations,
+    partners,
+    public_launches,
+)
 from gatekeeper.errors import RegistryError
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
+from gatekeeper.models.orders import AccessOrder
 from gatekeeper.models.status import GrantRecord
 
 #: Columns of a grant as ``GrantRecord`` shows it (the partner's name comes from a join).
@@ -78,7 +85,36 @@ def order_facts(row: AnyRow) -> OrderFacts:
         models=frozenset(row.models),
         scope=row.scope,
         exempt_partners=frozenset(row.exempt_partners),
+        model_exemptions=frozenset(
+            (partner, model)
+            for exemption in row.exemptions
+            for partner in exemption["partners"]
+            for model in exemption["models"]
+        ),
     )
+
+
+def public_model(row: AnyRow) -> PublicLaunch:
+    return PublicLaunch.model_validate(row._asdict())
+
+
+def public_facts(row: AnyRow) -> PublicFacts:
+    return PublicFacts(
+        model=row.model_name,
+        variant=row.model_version,
+        surface=_SURFACES[row.surface],
+        release_id=row.release_id,
+    )
+
+
+def public_launches_of(connection: Connection, model: str | None = None) -> list[PublicFacts]:
+    """Public launches (of ``model``, or all), oldest first."""
+    query = sa.select(public_launches).order_by(
+        public_launches.c.published_at, public_launches.c.release_id
+    )
+    if model is not None:
+        query = query.where(public_launches.c.model_name == model)
+    return [public_facts(row) for row in connection.execute(query)]
 
 
 def grant_record(row: AnyRow) -> GrantRecord:

@@ -20,19 +20,27 @@ from gatekeeper.adapters.registry.engine import (
     create_registry_engine,
     translated,
 )
-from gatekeeper.adapters.registry.models import (
-    AccessOrder,
-    ApplyOrderRequest,
-    ApplyOrderResult,
-    LiftOrderRequest,
-    LiftOrderResult,
-    Partner,
-    RegisteredPerson,
+from gatekeeper.adapters.registry.models import Partner, PublicLaunch, RegisteredPerson
+from gatekeeper.adapters.registry.tables import (
+    access_orders,
+    grants,
+    partners,
+    people,
+    public_launches,
 )
-from gatekeeper.adapters.registry.tables import access_orders, grants, partners, people
 from gatekeeper.errors import RegistryError
 from gatekeeper.models.enums import Surface, VettingTier
 from gatekeeper.models.io import GrantRequest, GrantResult, RevokeRequest, RevokeResult
+from gatekeeper.models.orders import (
+    AccessOrder,
+    ApplyOrderRequest,
+    ApplyOrderResult,
+    ExemptOrderRequest,
+    ExemptOrderResult,
+    LiftOrderRequest,
+    LiftOrderResult,
+)
+from gatekeeper.models.partners import EligiblePartners, EligiblePartnersRequest
 from gatekeeper.models.status import GrantRecord
 
 _PERSON_FACT_COLUMNS = (people.c.id, people.c.partner_id, people.c.nationality, people.c.location)
@@ -177,6 +185,11 @@ class AccessRegistry:
         with self._write(f"grant access for release {request.release_id}") as connection:
             return granting.grant_for_cohorts(connection, request)
 
+    def eligible_partners(self, request: EligiblePartnersRequest) -> EligiblePartners:
+        """The partners a grant for ``request``'s cohorts would reach; grants nothing."""
+        with self._read(f"list partners eligible for release {request.release_id}") as connection:
+            return granting.eligible_partners(connection, request)
+
     def revoke(self, request: RevokeRequest) -> RevokeResult:
         """Revoke a release's grants (all unrevoked ones if none are named). Idempotent by key."""
         with self._write(f"revoke access for release {request.release_id}") as connection:
@@ -198,6 +211,11 @@ class AccessRegistry:
         with self._write(f"apply access order {request.order_id}") as connection:
             return ordering.apply_order(connection, request)
 
+    def exempt_order(self, request: ExemptOrderRequest) -> ExemptOrderResult:
+        """Exempt partners from an active order (see ``ordering``)."""
+        with self._write(f"exempt partners from access order {request.order_id}") as connection:
+            return ordering.exempt_order(connection, request)
+
     def lift_order(self, request: LiftOrderRequest) -> LiftOrderResult:
         """Lift an access order and restore what it suspended (see ``ordering``)."""
         with self._write(f"lift access order {request.order_id}") as connection:
@@ -211,6 +229,48 @@ class AccessRegistry:
             query = query.where(access_orders.c.status == "active")
         with self._read("list access orders") as connection:
             return [records.order_model(row) for row in connection.execute(query)]
+
+    def get_order(self, order_id: str) -> AccessOrder:
+        """One access order, lifted or not.
+
+        Raises:
+            RegistryError: (not retryable) there is no such order.
+        """
+        query = sa.select(access_orders).where(access_orders.c.order_id == order_id)
+        with self._read(f"read access order {order_id}") as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            raise RegistryError(f"no access order {order_id}", retryable=False)
+        return records.order_model(row)
+
+    # -- public launches -------------------------------------------------------------------
+
+    def record_public_launch(self, launch: PublicLaunch) -> PublicLaunch:
+        """Record that a launch published a model on a surface; a repeat returns the first record.
+
+        From then on a check allows anyone the registry knows on that surface, unless an order
+        denies them.
+        """
+        key = (public_launches.c.release_id == launch.release_id) & (
+            public_launches.c.surface == launch.surface.value
+        )
+        with self._write(f"record the public launch of release {launch.release_id}") as connection:
+            row = connection.execute(sa.select(public_launches).where(key)).first()
+            if row is not None:
+                return records.public_model(row)
+            connection.execute(
+                sa.insert(public_launches).values(**launch.model_dump(mode="python"))
+            )
+        return launch
+
+    def list_public_launches(self, model: str | None = None) -> list[PublicLaunch]:
+        query = sa.select(public_launches).order_by(
+            public_launches.c.published_at, public_launches.c.release_id, public_launches.c.surface
+        )
+        if model is not None:
+            query = query.where(public_launches.c.model_name == model)
+        with self._read("list public launches") as connection:
+            return [records.public_model(row) for row in connection.execute(query)]
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -246,6 +306,7 @@ class AccessRegistry:
                     )
                 )
             orders = records.active_orders(connection)
+            public = records.public_launches_of(connection, model)
         tier_sets = records.TierSets()
         return check_access(
             person_id=person,
@@ -256,6 +317,7 @@ class AccessRegistry:
             orders=orders,
             grants=[records.grant_facts(row, tier_sets) for row in grant_rows],
             variant=variant,
+            public=public,
         )
 
     def snapshot(self) -> Snapshot:
@@ -280,12 +342,14 @@ class AccessRegistry:
             grant_facts = [
                 records.grant_facts(row, tier_sets) for row in connection.execute(grant_query).all()
             ]
+            public = records.public_launches_of(connection)
         return Snapshot(
             people=people_by_id,
             partners=partners_by_id,
             orders=orders,
             grants=grant_facts,
             taken_at=started,
+            public=public,
         )
 
     def checker(self, *, max_age: float | None = None) -> AccessChecker:

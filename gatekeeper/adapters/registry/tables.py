@@ -101,6 +101,19 @@ access_orders = sa.Table(
     sa.Column("lifted_by", ID, nullable=True),
     sa.Column("lift_reason", sa.Text(), nullable=False),
     sa.Column("safeguards", sa.JSON(), nullable=False),
+    sa.Column("exemptions", sa.JSON(), nullable=False),
+)
+
+#: Model versions a release's launch published to the public, one row per surface.
+public_launches = sa.Table(
+    "public_launches",
+    metadata,
+    sa.Column("release_id", ID, primary_key=True),
+    sa.Column("surface", sa.String(32), primary_key=True),
+    sa.Column("model_name", ID, nullable=False, index=True),
+    sa.Column("model_version", sa.String(200), nullable=False),
+    sa.Column("launch_id", sa.String(200), nullable=False),
+    sa.Column("published_at", UtcDateTime(), nullable=False),
 )
 
 #: Results of idempotent operations, by business key, so a retried activity gets the same answer.

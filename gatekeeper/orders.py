@@ -1,0 +1,299 @@
+"""Access orders from the client side: order files, and applying, exempting, lifting and reading
+orders (each an ``AccessOrderWorkflow``, id ``access-order-<order_id>``).
+
+Also what the order's activities use to reach releases: the visibility query that finds the
+running releases of the order's models, and one ``suspend_access``/``restore_access`` update with
+its answer classified. Temporal client errors become Gatekeeper errors here, at one boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from gatekeeper import search_attributes as sa
+from gatekeeper.errors import DecisionRefused, GatekeeperError, InputError, SpecError
+from gatekeeper.models.orders import (
+    ALL_MODELS,
+    AccessOrderInput,
+    AffectedRelease,
+    OrderExemptionRequest,
+    OrderLiftRequest,
+    OrderSpec,
+    OrderStatus,
+    ReleaseAck,
+    ReleaseUpdate,
+)
+from gatekeeper.models.status import UpdateResult
+from gatekeeper.releases import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
+from gatekeeper.releases import workflow_id as release_workflow_id
+from gatekeeper.yamlfile import read_yaml_file, validate_model
+
+ORDER_WORKFLOW_TYPE = "AccessOrderWorkflow"
+#: How often ``apply`` looks whether the order has reached every release.
+POLL_SECONDS = 0.1
+
+
+def order_workflow_id(order_id: str) -> str:
+    return f"access-order-{order_id}"
+
+
+class OrderFileError(SpecError):
+    """An order, exemption or lift file failed validation (every problem, located)."""
+
+    what = "access order file"
+
+
+class OrderNotFound(InputError):
+    """No access order with that id was ever applied."""
+
+
+class OrderExists(InputError):
+    """An order with that id was applied before; order ids are never reused."""
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def load_order_spec(path: str | Path) -> OrderSpec:
+    """Read an order file (see ``examples/orders/``).
+
+    Raises:
+        OrderFileError: with every problem, located by field path and line.
+    """
+    document = read_yaml_file(path, error=OrderFileError)
+    return validate_model(document, OrderSpec, source=str(path), error=OrderFileError)
+
+
+def load_exemption(path: str | Path) -> OrderExemptionRequest:
+    """Read an exemption file (``by``, ``partners``, ``models``, ``reason``, ``reference``)."""
+    document = read_yaml_file(path, error=OrderFileError)
+    return validate_model(document, OrderExemptionRequest, source=str(path), error=OrderFileError)
+
+
+def load_lift(path: str | Path) -> OrderLiftRequest:
+    """Read a lift file (``by``, ``safeguards``, ``reason``, ``reference``)."""
+    document = read_yaml_file(path, error=OrderFileError)
+    return validate_model(document, OrderLiftRequest, source=str(path), error=OrderFileError)
+
+
+# --- finding and updating the releases an order affects --------------------------------------
+
+
+def affected_query(models: list[str]) -> str:
+    """The visibility query for the running releases of ``models`` (``["*"]``: every model).
+
+    Model names are validated identifiers, so quoting them needs no escaping.
+    """
+    clauses = [
+        f"WorkflowType = '{RELEASE_WORKFLOW_TYPE}'",
+        "ExecutionStatus = 'Running'",
+    ]
+    if ALL_MODELS not in models:
+        names = ", ".join(f"'{m}'" for m in models)
+        clauses.append(f"{sa.MODEL_NAME.name} IN ({names})")
+    return " AND ".join(clauses)
+
+
+async def find_running_releases(client: Client, models: list[str]) -> list[AffectedRelease]:
+    """Every running release of ``models``, by release id."""
+    found: dict[str, AffectedRelease] = {}
+    async for execution in client.list_workflows(affected_query(models)):
+        release_id = execution.id.removeprefix("release-")
+        model = execution.typed_search_attributes.get(sa.MODEL_NAME) or ""
+        if model:
+            found[release_id] = AffectedRelease(release_id=release_id, model=model)
+    return [found[key] for key in sorted(found)]
+
+
+async def send_release_update(client: Client, update: ReleaseUpdate) -> ReleaseAck:
+    """Send one ``suspend_access``/``restore_access`` and classify the answer.
+
+    A release that accepted answers ``acknowledged`` (with its state and stage); one that has
+    ended meanwhile ``ended``; one that refused ``refused`` (with the rule). Anything else (the
+    server unreachable, a timeout) raises, so the caller retries.
+    """
+    handle = client.get_workflow_handle(release_workflow_id(update.release_id))
+    payload = update.suspend if update.suspend is not None else update.restore
+    ack = ReleaseAck(release_id=update.release_id, model=update.model, update=update.name)
+    try:
+        result = await handle.execute_update(update.name, payload, result_type=UpdateResult)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        rule = cause.type if isinstance(cause, ApplicationError) else None
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        outcome = "ended" if rule == "release_terminal" else "refused"
+        return ack.model_copy(
+            update={"outcome": outcome, "detail": f"{rule or 'refused'}: {message}", "at": _now()}
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return ack.model_copy(
+                update={"outcome": "ended", "detail": "the release has ended", "at": _now()}
+            )
+        raise
+    status = result.status
+    return ack.model_copy(
+        update={
+            "outcome": "acknowledged",
+            "state": status.state.value,
+            "stage": status.stage or "",
+            "detail": result.message,
+            "at": _now(),
+        }
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- the client-side API ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """One row of ``access order list``: what visibility knows without asking the workflow."""
+
+    order_id: str
+    execution_status: str
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
+class Orders:
+    """Apply, exempt, lift and read access orders through a Temporal client."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    def handle(self, order_id: str) -> WorkflowHandle[Any, OrderStatus]:
+        return self.client.get_workflow_handle(order_workflow_id(order_id), result_type=OrderStatus)
+
+    async def apply(
+        self, spec: OrderSpec, by: str, *, wait: bool = True, within: float = 600.0
+    ) -> OrderStatus:
+        """Start the order; with ``wait``, return once every affected release has answered.
+
+        Raises:
+            OrderExists: the order id was used before.
+            GatekeeperError: the order did not reach every release within ``within`` seconds.
+        """
+        order = AccessOrderInput(**spec.model_dump(), issued_by=by)
+        try:
+            handle = await self.client.start_workflow(
+                ORDER_WORKFLOW_TYPE,
+                order,
+                id=order_workflow_id(spec.order_id),
+                task_queue=self.task_queue,
+                result_type=OrderStatus,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=(
+                    f"Access order {spec.order_id}: {', '.join(spec.models)} · {spec.scope}"
+                ),
+            )
+        except WorkflowAlreadyStartedError as err:
+            raise OrderExists(
+                f"access order {spec.order_id} was already applied; order ids are never reused "
+                f"(see `gatekeeper access order status {spec.order_id}`)"
+            ) from err
+        if not wait:
+            return await self._query(handle, spec.order_id)
+        return await self.wait_applied(spec.order_id, within=within)
+
+    async def wait_applied(self, order_id: str, *, within: float = 600.0) -> OrderStatus:
+        """The order's status once it has left ``applying``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            status = await self.status(order_id)
+            if status.state != "applying":
+                return status
+            if loop.time() > deadline:
+                counts = status.counts()
+                raise GatekeeperError(
+                    f"access order {order_id} is still being applied after {within:g} s "
+                    f"({counts['pending']} releases pending); it goes on by itself"
+                )
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def exempt(self, order_id: str, request: OrderExemptionRequest) -> OrderStatus:
+        return await self._update(order_id, "exempt", request)
+
+    async def lift(self, order_id: str, request: OrderLiftRequest) -> OrderStatus:
+        return await self._update(order_id, "lift", request)
+
+    async def status(self, order_id: str) -> OrderStatus:
+        return await self._query(self.handle(order_id), order_id)
+
+    async def list(self, *, limit: int = 100) -> list[OrderSummary]:
+        rows: list[OrderSummary] = []
+        async for execution in self._iterate(limit):
+            rows.append(_summary(execution))
+        return rows
+
+    async def _iterate(self, limit: int) -> AsyncIterator[WorkflowExecution]:
+        count = 0
+        async for execution in self.client.list_workflows(
+            f"WorkflowType = '{ORDER_WORKFLOW_TYPE}'"
+        ):
+            yield execution
+            count += 1
+            if count >= limit:
+                return
+
+    async def _query(self, handle: WorkflowHandle[Any, Any], order_id: str) -> OrderStatus:
+        try:
+            status: OrderStatus = await handle.query("get_status", result_type=OrderStatus)
+        except RPCError as err:
+            raise self._rpc_error(order_id, err) from err
+        return status
+
+    async def _update(self, order_id: str, name: str, request: Any) -> OrderStatus:
+        try:
+            result: OrderStatus = await self.handle(order_id).execute_update(
+                name, request, result_type=OrderStatus
+            )
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise DecisionRefused(cause.message, rule=cause.type or "refused") from err
+            raise DecisionRefused(str(cause or err)) from err
+        except RPCError as err:
+            raise self._rpc_error(order_id, err) from err
+        return result
+
+    def _rpc_error(self, order_id: str, err: RPCError) -> GatekeeperError:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            if "completed" in err.message.lower():
+                return DecisionRefused(
+                    f"access order {order_id} was lifted; it accepts no further changes",
+                    rule="order_lifted",
+                )
+            return OrderNotFound(f"no access order '{order_id}'")
+        return DecisionRefused(f"access order {order_id}: {err.message}", rule="rpc_error")
+
+
+def _summary(execution: WorkflowExecution) -> OrderSummary:
+    return OrderSummary(
+        order_id=execution.id.removeprefix("access-order-"),
+        execution_status=execution.status.name.lower() if execution.status else "unknown",
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+    )

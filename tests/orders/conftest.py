@@ -1,0 +1,126 @@
+"""A real worker whose activities have the Temporal client, so access orders reach releases.
+
+Orders find releases with a namespace-wide visibility query, so every test names its models
+uniquely (:func:`unique`): an order must never reach another test's releases.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import activities_from, open_adapters
+from gatekeeper.adapters.registry import AccessRegistry, RegisteredPerson
+from gatekeeper.models import (
+    AccessGrantStage,
+    LaunchStage,
+    ModelRef,
+    NationalityStatus,
+    NotificationPolicy,
+    Policy,
+    ReleaseSpec,
+    ReleaseStatus,
+)
+from gatekeeper.orders import Orders
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from tests import factories
+from tests.workflows.conftest import PARTNERS, Harness
+from workflows import ALL_WORKFLOWS
+
+#: Registry people: partner staff of each nationality, and members of the public.
+PEOPLE = [
+    RegisteredPerson(
+        id="alice", partner_id="acme-labs", nationality=NationalityStatus.US_PERSON, location="us"
+    ),
+    RegisteredPerson(
+        id="bruno",
+        partner_id="acme-labs",
+        nationality=NationalityStatus.FOREIGN_PERSON,
+        location="us",
+    ),
+    RegisteredPerson(id="dana", partner_id="acme-labs", nationality=NationalityStatus.UNKNOWN),
+    RegisteredPerson(
+        id="chen", partner_id="brit-ai", nationality=NationalityStatus.FOREIGN_PERSON, location="gb"
+    ),
+    RegisteredPerson(id="pat", nationality=NationalityStatus.US_PERSON, location="us"),
+    RegisteredPerson(id="fred", nationality=NationalityStatus.FOREIGN_PERSON, location="fr"),
+]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def partner_policy(
+    period: timedelta = timedelta(days=14), *, launch: bool = True, **access: object
+) -> Policy:
+    """Partner access (no quorum) then, optionally, launch: releases park in the minimum period
+    cheaply. No notification routes, so nothing is sent but what the test looks at."""
+    stages: list[object] = [
+        AccessGrantStage(id="vetted_partner_access", minimum_period=period, **access)
+    ]
+    if launch:
+        stages.append(LaunchStage(id="public_launch", surfaces=["api"]))
+    return factories.policy(stages=stages, notifications=NotificationPolicy())
+
+
+def release_spec(model: str, release_id: str | None = None) -> ReleaseSpec:
+    return factories.spec(release_id or unique(model), model=ModelRef(name=model, version="1.0.0"))
+
+
+@dataclass
+class OrderHarness(Harness):
+    """The workflow harness plus the orders API and the worker's registry."""
+
+    orders: Orders
+
+    @property
+    def registry(self) -> AccessRegistry:
+        return self.adapters.registry
+
+    async def parked(self, release_id: str) -> ReleaseStatus:
+        """Wait until the release sits in its minimum partner period."""
+        return await self.until(
+            release_id,
+            lambda s: s.awaiting is not None and s.awaiting.what.startswith("the minimum partner"),
+            within=30,
+        )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def orders(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[OrderHarness]:
+    settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data")
+    adapters = open_adapters(settings)
+    for partner in PARTNERS:
+        adapters.registry.add_partner(partner)
+    for person in PEOPLE:
+        adapters.registry.add_person(person)
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=ALL_WORKFLOWS,
+            activities=activities_from(adapters, env.client),
+            activity_executor=executor,
+            max_concurrent_activities=16,
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        ):
+            yield OrderHarness(
+                env,
+                Releases(env.client, task_queue),
+                adapters,
+                settings.data_dir,
+                Orders(env.client, task_queue),
+            )
+    adapters.close()

@@ -1,0 +1,417 @@
+"""AccessOrderWorkflow: one export-control style order across every release it names.
+
+Workflow id ``access-order-<order_id>``. Applying is fast and fails closed: the registry change
+comes first (so in-process access checks deny at once, for launched models too), then a
+visibility query finds the running releases of the order's models and each gets
+``suspend_access``, in concurrent batches; every answer is recorded. A second query catches
+releases started while the first batch went out. The order then waits for ``exempt`` (named
+partners regain access, for some or all models) and ``lift`` (refused unless every required
+safeguard is attested); after the lift each suspended release gets ``restore_access`` and the
+workflow completes. ``get_status`` shows the counts and every release's latest answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from gatekeeper.models.base import MAX_TEXT
+    from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
+    from gatekeeper.models.orders import (
+        ALL_MODELS,
+        AccessOrderInput,
+        AffectedReleases,
+        AffectedReleasesRequest,
+        ApplyOrderRequest,
+        ApplyOrderResult,
+        ExemptOrderRequest,
+        ExemptOrderResult,
+        LiftOrderRequest,
+        LiftOrderResult,
+        OrderExemption,
+        OrderExemptionRequest,
+        OrderLiftRequest,
+        OrderStatus,
+        ReleaseAck,
+        ReleaseUpdate,
+        ReleaseUpdateBatch,
+        ReleaseUpdateResult,
+        covers_model,
+        order_actor,
+    )
+    from workflows import timeouts
+
+#: Releases per ``send_release_updates`` activity, and such activities in flight at once.
+BATCH_SIZE = 50
+PARALLEL_BATCHES = 4
+#: One batch may take this long; a worker that dies mid-batch is noticed by the heartbeat.
+FANOUT_TIMEOUT = timedelta(minutes=5)
+FANOUT_HEARTBEAT = timedelta(seconds=30)
+#: Reaching releases is what the order is for: retry until it succeeds (fail closed).
+FANOUT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=timeouts.PERMANENT_ERRORS,
+)
+FIND_TIMEOUT = timedelta(minutes=1)
+#: Releases that gave no answer in time are sent the update again this often, this many times.
+REDELIVER_EVERY = timedelta(minutes=1)
+MAX_REDELIVERIES = 10
+
+
+def access_order_workflow_id(order_id: str) -> str:
+    return f"access-order-{order_id}"
+
+
+@workflow.defn(name="AccessOrderWorkflow")
+class AccessOrderWorkflow:
+    """Suspend access to models across running releases and the registry; exempt; lift."""
+
+    @workflow.init
+    def __init__(self, order: AccessOrderInput) -> None:
+        self._status = OrderStatus(order=order, issued_at=workflow.now())
+        # Exemptions and the lift each touch every release; one at a time keeps them ordered.
+        self._lock = asyncio.Lock()
+        self._details = ""
+        self._restore: AccessRestoreRequest | None = None
+
+    @workflow.run
+    async def run(self, order: AccessOrderInput) -> OrderStatus:
+        status = self._status
+        async with self._lock:
+            try:
+                applied = await workflow.execute_activity(
+                    "apply_access_order",
+                    ApplyOrderRequest(
+                        order_id=order.order_id,
+                        models=order.models,
+                        scope=order.scope,
+                        exempt_partners=order.exempt_partners,
+                        required_safeguards=order.required_safeguards,
+                        reason=_reason(order.reason, order.reference),
+                        issued_by=order.issued_by,
+                        issued_at=status.issued_at,
+                    ),
+                    result_type=ApplyOrderResult,
+                    start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
+                    retry_policy=timeouts.ACCESS_RETRY,
+                    summary=f"Record order {order.order_id} in the access registry",
+                )
+            except ActivityError as err:
+                status.state = "failed"
+                status.failure = str(err.cause or err)
+                self._publish()
+                raise ApplicationError(
+                    f"the registry refused order {order.order_id}: {status.failure}",
+                    type="OrderRefused",
+                    non_retryable=True,
+                ) from err
+            status.grants_suspended = len(applied.suspended)
+            self._publish()
+            await self._sweep()
+            # Releases started while the first batch went out were not in the first answer.
+            await self._sweep()
+            status.state = "active"
+            status.applied_at = workflow.now()
+            self._publish()
+        await self._until_lifted()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return status
+
+    async def _until_lifted(self) -> None:
+        """Wait for the lift, sending again to releases that did not answer (bounded), and
+        after the lift until every restore is answered or the rounds run out."""
+        status = self._status
+
+        def redeliver() -> bool:
+            return bool(self._unanswered()) and status.redeliveries < MAX_REDELIVERIES
+
+        while status.state != "lifted" or redeliver():
+            if not redeliver():
+                await workflow.wait_condition(lambda: status.state == "lifted" or redeliver())
+                continue
+            await workflow.sleep(REDELIVER_EVERY, summary="Send again to unanswered releases")
+            async with self._lock:
+                if status.state in ("active", "lifted") and redeliver():
+                    status.redeliveries += 1
+                    await self._deliver([self._update_for(ack) for ack in self._unanswered()])
+
+    def _unanswered(self) -> list[ReleaseAck]:
+        return [a for a in self._status.releases.values() if a.outcome == "unanswered"]
+
+    def _update_for(self, ack: ReleaseAck) -> ReleaseUpdate:
+        if ack.update == "restore_access" and self._restore is not None:
+            return ReleaseUpdate(release_id=ack.release_id, model=ack.model, restore=self._restore)
+        return ReleaseUpdate(
+            release_id=ack.release_id, model=ack.model, suspend=self._suspension(ack.model)
+        )
+
+    # --- reaching releases ----------------------------------------------------------------
+
+    def _suspension(self, model: str) -> AccessSuspensionRequest:
+        order = self._status.order
+        return AccessSuspensionRequest(
+            order_id=order.order_id,
+            by=order_actor(order.order_id),
+            scope=order.scope.removeprefix("jurisdiction:"),
+            exempt_partners=self._status.exempt_for(model),
+            reason=_reason(order.reason, order.reference),
+        )
+
+    async def _sweep(self) -> None:
+        """Suspend every running release of the order's models not reached yet."""
+        status = self._status
+        status.sweeps += 1
+        found = await workflow.execute_activity(
+            "find_affected_releases",
+            AffectedReleasesRequest(order_id=status.order.order_id, models=status.order.models),
+            result_type=AffectedReleases,
+            start_to_close_timeout=FIND_TIMEOUT,
+            retry_policy=FANOUT_RETRY,
+            summary=f"Find running releases of {', '.join(status.order.models)}",
+        )
+        fresh = [r for r in found.releases if r.release_id not in status.releases]
+        await self._deliver(
+            [
+                ReleaseUpdate(
+                    release_id=r.release_id, model=r.model, suspend=self._suspension(r.model)
+                )
+                for r in fresh
+            ]
+        )
+
+    async def _deliver(self, updates: list[ReleaseUpdate]) -> None:
+        """Send ``updates`` in concurrent batches and record every answer."""
+        if not updates:
+            return
+        status = self._status
+        for update in updates:
+            status.releases[update.release_id] = ReleaseAck(
+                release_id=update.release_id, model=update.model, update=update.name
+            )
+        self._publish()
+        batches = [updates[i : i + BATCH_SIZE] for i in range(0, len(updates), BATCH_SIZE)]
+        slots = asyncio.Semaphore(PARALLEL_BATCHES)
+
+        async def send(number: int, batch: list[ReleaseUpdate]) -> None:
+            async with slots:
+                result = await workflow.execute_activity(
+                    "send_release_updates",
+                    ReleaseUpdateBatch(
+                        order_id=status.order.order_id,
+                        updates=batch,
+                        answer_within=timeouts.ORDER_RELEASE_UPDATE_TIMEOUT.total_seconds(),
+                    ),
+                    result_type=ReleaseUpdateResult,
+                    start_to_close_timeout=FANOUT_TIMEOUT,
+                    heartbeat_timeout=FANOUT_HEARTBEAT,
+                    retry_policy=FANOUT_RETRY,
+                    summary=f"{batch[0].name} to {len(batch)} release(s) "
+                    f"(batch {number} of {len(batches)})",
+                )
+            for ack in result.acks:
+                status.releases[ack.release_id] = ack
+            self._publish()
+
+        await asyncio.gather(*(send(n, b) for n, b in enumerate(batches, start=1)))
+
+    # --- updates ----------------------------------------------------------------------------
+
+    @workflow.update
+    async def exempt(self, req: OrderExemptionRequest) -> OrderStatus:
+        """Exempt named partners (and all their staff) for some or all of the order's models."""
+        status = self._status
+        await workflow.wait_condition(lambda: status.state != "applying")
+        async with self._lock:
+            self._check_exempt(req)
+            models = req.models or [ALL_MODELS]
+            now = workflow.now()
+            try:
+                result = await workflow.execute_activity(
+                    "exempt_access_order",
+                    ExemptOrderRequest(
+                        idempotency_key=f"{status.order.order_id}:exempt:{len(status.exemptions) + 1}",
+                        order_id=status.order.order_id,
+                        partners=req.partners,
+                        models=models,
+                        by=req.by,
+                        reason=req.reason,
+                        reference=req.reference,
+                        at=now,
+                    ),
+                    result_type=ExemptOrderResult,
+                    start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
+                    retry_policy=timeouts.ACCESS_RETRY,
+                    summary=f"Exempt {', '.join(req.partners)} in the access registry",
+                )
+            except ActivityError as err:
+                raise ApplicationError(
+                    f"the registry refused the exemption: {err.cause or err}",
+                    type="exemption_refused",
+                    non_retryable=True,
+                ) from err
+            status.exemptions.append(
+                OrderExemption(
+                    partners=req.partners,
+                    models=models,
+                    by=req.by,
+                    at=now,
+                    reason=req.reason,
+                    reference=req.reference,
+                )
+            )
+            status.grants_restored += len(result.restored)
+            self._publish()
+            # Suspended releases of the exempted models carry the new exempt list.
+            await self._deliver(
+                [
+                    ReleaseUpdate(
+                        release_id=ack.release_id,
+                        model=ack.model,
+                        suspend=self._suspension(ack.model),
+                    )
+                    for ack in status.releases.values()
+                    if ack.outcome in ("acknowledged", "unanswered")
+                    and ack.update == "suspend_access"
+                    and covers_model(models, ack.model)
+                ]
+            )
+            await self._sweep()
+        return status
+
+    @exempt.validator
+    def _validate_exempt(self, req: OrderExemptionRequest) -> None:
+        self._check_exempt(req)
+
+    def _check_exempt(self, req: OrderExemptionRequest) -> None:
+        status = self._status
+        if status.state in ("lifting", "lifted", "failed"):
+            raise ApplicationError(
+                f"order {status.order.order_id} is {status.state}; it takes no exemptions",
+                type="order_lifted",
+                non_retryable=True,
+            )
+        outside = [m for m in req.models if not covers_model(status.order.models, m)]
+        if outside:
+            raise ApplicationError(
+                f"order {status.order.order_id} does not name {', '.join(outside)} "
+                f"(it names {', '.join(status.order.models)})",
+                type="unknown_model",
+                non_retryable=True,
+            )
+
+    @workflow.update
+    async def lift(self, req: OrderLiftRequest) -> OrderStatus:
+        """Lift the order with the safeguards it requires; suspended releases are restored."""
+        status = self._status
+        await workflow.wait_condition(lambda: status.state != "applying")
+        async with self._lock:
+            self._check_lift(req)
+            status.state = "lifting"
+            self._publish()
+            now = workflow.now()
+            try:
+                lifted = await workflow.execute_activity(
+                    "lift_access_order",
+                    LiftOrderRequest(
+                        order_id=status.order.order_id,
+                        lifted_by=req.by,
+                        safeguards=req.safeguards,
+                        reason=_reason(req.reason, req.reference),
+                        lifted_at=now,
+                    ),
+                    result_type=LiftOrderResult,
+                    start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
+                    retry_policy=timeouts.ACCESS_RETRY,
+                    summary=f"Lift order {status.order.order_id} in the access registry",
+                )
+            except ActivityError as err:
+                status.state = "active"
+                self._publish()
+                raise ApplicationError(
+                    f"the registry refused the lift: {err.cause or err}",
+                    type="lift_refused",
+                    non_retryable=True,
+                ) from err
+            status.grants_restored += len(lifted.restored)
+            status.lifted_at = now
+            status.lifted_by = req.by
+            status.lift_reason = req.reason
+            status.safeguards = list(req.safeguards)
+            restore = self._restore = AccessRestoreRequest(
+                order_id=status.order.order_id,
+                by=order_actor(status.order.order_id),
+                safeguards=req.safeguards,
+                reason=f"order lifted by {req.by}: {_reason(req.reason, req.reference)}",
+            )
+            await self._deliver(
+                [
+                    ReleaseUpdate(release_id=ack.release_id, model=ack.model, restore=restore)
+                    for ack in status.releases.values()
+                    # An unanswered suspension may yet be delivered: restore it too.
+                    if ack.outcome in ("acknowledged", "unanswered")
+                ]
+            )
+            status.state = "lifted"
+            self._publish()
+        return status
+
+    @lift.validator
+    def _validate_lift(self, req: OrderLiftRequest) -> None:
+        self._check_lift(req)
+
+    def _check_lift(self, req: OrderLiftRequest) -> None:
+        status = self._status
+        if status.state in ("lifting", "lifted", "failed"):
+            raise ApplicationError(
+                f"order {status.order.order_id} is already {status.state}",
+                type="order_lifted",
+                non_retryable=True,
+            )
+        missing = [s for s in status.order.required_safeguards if s not in req.safeguards]
+        if missing:
+            raise ApplicationError(
+                f"order {status.order.order_id} can only be lifted once these safeguards are "
+                f"attested: {', '.join(missing)}",
+                type="safeguards_missing",
+                non_retryable=True,
+            )
+
+    # --- queries and what operators see -----------------------------------------------------
+
+    @workflow.query
+    def get_status(self) -> OrderStatus:
+        """The order, its state, its exemptions and every affected release's latest answer."""
+        return self._status
+
+    def _publish(self) -> None:
+        status = self._status
+        order = status.order
+        counts = status.counts()
+        lines = [
+            f"**Access order {order.order_id}** — {status.state}",
+            "",
+            f"- Models: {', '.join(order.models)}; scope: {order.scope}",
+            f"- Exempt: {', '.join(status.exempt_for(ALL_MODELS)) or 'nobody'}"
+            + (f" (+{len(status.exemptions)} exemption(s))" if status.exemptions else ""),
+            f"- Releases: {len(status.releases)} — "
+            + ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n),
+            f"- Registry grants suspended: {status.grants_suspended}; "
+            f"restored: {status.grants_restored}",
+        ]
+        if order.required_safeguards:
+            lines.append(f"- Lift requires: {', '.join(order.required_safeguards)}")
+        details = "\n".join(lines)
+        if details != self._details:
+            workflow.set_current_details(details)
+            self._details = details
+
+
+def _reason(reason: str, reference: str) -> str:
+    text = f"{reason} ({reference})" if reference else reason
+    return text[:MAX_TEXT]
