@@ -45,7 +45,8 @@ class AccessActivities:
             len(result.grants),
             len(result.skipped),
         )
-        return result
+        # The registry keeps every grant; history gets counts, a digest and the first few.
+        return result.compacted()
 
     @activity.defn(name="list_eligible_partners")
     def list_eligible_partners(self, request: EligiblePartnersRequest) -> EligiblePartners:
@@ -67,7 +68,7 @@ class AccessActivities:
         activity.logger.info(
             "release %s: %d grants revoked", request.release_id, len(result.revoked)
         )
-        return result
+        return result.compacted()
 
     @activity.defn(name="apply_access_order")
     def apply_access_order(self, request: ApplyOrderRequest) -> ApplyOrderResult:

@@ -59,9 +59,12 @@ def current_details(status: ReleaseStatus) -> str:
         lines.append(
             f"**Access suspended by order {suspension.order_id} ({suspension.scope}):** {suspension.reason}"
         )
-    if status.grants:
-        active = sum(1 for g in status.grants if g.status == "active")
-        lines.append(f"**Partner grants:** {active} active of {len(status.grants)}")
+    summary = status.grant_summary
+    if summary.total:
+        lines.append(
+            f"**Partner grants:** {summary.total} to {summary.partners} partner(s) — "
+            f"{summary.active} active, {summary.suspended} suspended, {summary.revoked} revoked"
+        )
     if status.outcome:
         lines.append(f"**Outcome:** {status.outcome}")
     lines.append(f"\nAudit head `{status.audit_head[:16]}` · {status.audit_length} events")

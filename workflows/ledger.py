@@ -24,7 +24,7 @@ from gatekeeper.models.enums import (
     ReleaseState,
     StageStatus,
 )
-from gatekeeper.models.io import EvidenceCheckResult, GrantResult, RevokeResult
+from gatekeeper.models.io import GRANT_SAMPLE, EvidenceCheckResult, GrantResult, RevokeResult
 from gatekeeper.models.policy import (
     AccessGrantStage,
     ApprovalGateStage,
@@ -273,26 +273,34 @@ class LedgerCore:
         return self.audit(now, actor, f"release_{state.value}", {"outcome": outcome})
 
     def record_revocations(self, result: RevokeResult, now: datetime, reason: str) -> None:
-        revoked = set(result.revoked)
+        """Every grant the release held is revoked (the result names at most a sample)."""
+        summary = self.status.grant_summary
         for grant in self.status.grants:
-            if grant.grant_id in revoked and grant.status != "revoked":
+            if grant.status != "revoked":
                 grant.status = "revoked"
                 grant.changed_at = now
                 grant.reason = reason
-        if result.revoked:
+        if result.count:
+            summary.revoked += result.count
+            summary.active = summary.suspended = 0
             event = self.audit(
-                now, SYSTEM, "access_revoked", {"grants": sorted(revoked), "reason": reason}
+                now,
+                SYSTEM,
+                "access_revoked",
+                {"count": result.count, "grants": sorted(result.revoked), "reason": reason},
             )
             self.notify(
                 NotificationEvent.PARTNER_ACCESS_REVOKED,
                 event,
                 f"Early access to {self.title} revoked",
-                f"{len(revoked)} partner grant(s) were revoked: {reason}.",
+                f"{result.count} partner grant(s) were revoked: {reason}.",
                 concerned=[self.spec.submitter],
             )
 
-    def active_grant_ids(self) -> list[str]:
-        return [g.grant_id for g in self.status.grants if g.status != "revoked"]
+    def unrevoked_grants(self) -> int:
+        """How many grants the release still holds (active or suspended), by the summary."""
+        summary = self.status.grant_summary
+        return summary.active + summary.suspended
 
     # --- approval gates -------------------------------------------------------------------
 
@@ -625,27 +633,47 @@ class LedgerCore:
     # --- partner access and launch --------------------------------------------------------
 
     def record_grants(self, result: GrantResult, stage: AccessGrantStage, now: datetime) -> None:
+        """Count every grant made; keep the first few in full (the registry keeps them all)."""
         known = {g.grant_id for g in self.status.grants}
-        self.status.grants.extend(g for g in result.grants if g.grant_id not in known)
+        room = GRANT_SAMPLE - len(self.status.grants)
+        fresh = [g for g in result.grants if g.grant_id not in known]
+        self.status.grants.extend(fresh[: max(room, 0)])
+        summary = self.status.grant_summary
+        summary.total += result.count
+        summary.suspended += result.suspended_count
+        summary.active += result.count - result.suspended_count
+        summary.partners += result.partner_count
+        counts = result.cohort_counts or {}
+        if not counts:
+            for grant in result.grants:
+                counts[grant.cohort] = counts.get(grant.cohort, 0) + 1
+        for cohort, count in counts.items():
+            summary.cohorts[cohort] = summary.cohorts.get(cohort, 0) + count
+        if result.grants_digest:
+            summary.digests.append(result.grants_digest)
         partners = sorted({g.partner_id for g in result.grants})
         event = self.audit(
             now,
             SYSTEM,
             "access_granted",
             {
+                "count": result.count,
+                "partners": result.partner_count,
+                "cohorts": counts,
+                "grants_digest": result.grants_digest,
                 "grants": [g.grant_id for g in result.grants],
-                "partners": partners,
+                "sample_partners": partners,
                 "skipped": result.skipped,
             },
             stage=stage.id,
         )
-        cohorts = sorted({g.cohort for g in result.grants})
+        cohorts = sorted(counts)
         self.notify(
             NotificationEvent.PARTNER_ACCESS_GRANTED,
             event,
             f"Early access to {self.title} granted",
-            f"{len(partners)} vetted partner(s) in {', '.join(cohorts) or 'no cohort'} now have "
-            f"early access ({len(result.grants)} grant(s)); {len(result.skipped)} not eligible.",
+            f"{result.partner_count} vetted partner(s) in {', '.join(cohorts) or 'no cohort'} now "
+            f"have early access ({result.count} grant(s)); {len(result.skipped)} not eligible.",
             concerned=[self.spec.submitter],
         )
 

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.enums import DecisionKind, ReleaseState
     from gatekeeper.models.io import (
+        GRANT_SAMPLE,
         AuditFlushRequest,
         AuditFlushResult,
         EvidenceCheckRequest,
@@ -311,7 +312,7 @@ class ModelReleaseWorkflow:
             )
         if ledger.is_terminal():
             return "ended"
-        partners = len({g.partner_id for g in result.grants})
+        partners = result.partner_count
         if stage.quorum:
             note = await self._approval_gate(stage, stage)
             return f"{partners} partner(s) granted; {note}"
@@ -365,7 +366,8 @@ class ModelReleaseWorkflow:
                 )
                 ledger.record_grants(result, stage, workflow.now())
                 ledger.partners_granted(stage.id, approved)
-                granted.grants.extend(result.grants)
+                granted.partners_total = granted.partner_count + result.partner_count
+                granted.grants.extend(result.grants[: GRANT_SAMPLE - len(granted.grants)])
                 self._commit()
                 continue
             if not approved and not partners.undecided():
@@ -489,22 +491,22 @@ class ModelReleaseWorkflow:
 
     async def _revoke_everything(self, reason: str) -> None:
         ledger = self._ledger
-        grant_ids = ledger.active_grant_ids()
-        if not grant_ids:
+        outstanding = ledger.unrevoked_grants()
+        if not outstanding:
             return
         result = await workflow.execute_activity(
             "revoke_partner_access",
             RevokeRequest(
                 idempotency_key=f"{ledger.status.release_id}:revoke-all:{ledger.status.state.value}",
                 release_id=ledger.status.release_id,
-                grant_ids=grant_ids,
+                grant_ids=[],  # every grant the release still holds, however many (the registry has them)
                 reason=reason,
                 requested_at=workflow.now(),
             ),
             result_type=RevokeResult,
             start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
             retry_policy=timeouts.ACCESS_RETRY,
-            summary=f"Revoke {len(grant_ids)} partner grant(s)",
+            summary=f"Revoke {outstanding} partner grant(s)",
         )
         ledger.record_revocations(result, workflow.now(), reason)
         self._commit()

@@ -118,9 +118,14 @@ def status_view(status: ReleaseStatus) -> Group:
                 f"[magenta]suspended[/] by order {suspension.order_id} ({suspension.scope}): {suspension.reason}"
             )
         )
-    if status.grants:
-        active = sum(1 for g in status.grants if g.status == "active")
-        parts.append(Text(f"partner grants: {active} active, {len(status.grants)} in all"))
+    summary = status.grant_summary
+    if summary.total:
+        parts.append(
+            Text(
+                f"partner grants: {summary.total} to {summary.partners} partner(s) — "
+                f"{summary.active} active, {summary.suspended} suspended, {summary.revoked} revoked"
+            )
+        )
     if status.outcome:
         parts.append(Text.from_markup(f"[bold]outcome[/] {status.outcome}"))
     parts.append(

@@ -263,8 +263,37 @@ def _access(status: ReleaseStatus) -> Section:
                 rows,
             )
         ],
-        notes=[] if rows else ["No partner was granted access."],
+        facts=_grant_facts(status),
+        notes=_grant_notes(status, len(rows)),
     )
+
+
+def _grant_facts(status: ReleaseStatus) -> list[tuple[str, str]]:
+    summary = status.grant_summary
+    if not summary.total:
+        return []
+    return [
+        ("Grants", f"{summary.total} to {summary.partners} partner(s)"),
+        (
+            "Now",
+            f"{summary.active} active, {summary.suspended} suspended, {summary.revoked} revoked",
+        ),
+        ("By cohort", ", ".join(f"{c}: {n}" for c, n in summary.cohorts.items()) or "—"),
+        ("Digest of every grant id", ", ".join(d[:16] + "…" for d in summary.digests) or "—"),
+    ]
+
+
+def _grant_notes(status: ReleaseStatus, listed: int) -> list[str]:
+    if not listed:
+        return ["No partner was granted access."]
+    total = status.grant_summary.total
+    if total > listed:
+        return [
+            f"The first {listed} of {total} grants are listed; the access registry holds them all "
+            f"(`gatekeeper access grants {status.release_id}`), and the digest above, recorded in "
+            "the audit chain, proves that list complete."
+        ]
+    return []
 
 
 def _operations(status: ReleaseStatus) -> Section:

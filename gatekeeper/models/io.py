@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
+from gatekeeper.canonical import canonical_json, sha256_hex
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import Identifier, Model
 from gatekeeper.models.enums import Channel, NotificationEvent, Surface
@@ -93,11 +94,59 @@ class GrantRequest(Model):
     )
 
 
+#: Grants an activity result carries in full; past this, counts and a digest stand for the rest
+#: (the registry keeps every grant; history must stay far below Temporal's payload limits).
+GRANT_SAMPLE = 100
+
+
 class GrantResult(Model):
-    grants: list[GrantRecord] = Field(default_factory=list)
+    grants: list[GrantRecord] = Field(
+        default_factory=list, description=f"the grants made, at most the first {GRANT_SAMPLE}"
+    )
     skipped: list[str] = Field(
         default_factory=list, description="partners not granted, with the reason"
     )
+    total: int | None = Field(default=None, description="grants made (None: len(grants))")
+    partners_total: int | None = None
+    suspended_total: int | None = Field(
+        default=None, description="grants that start suspended (an order covers the partner)"
+    )
+    cohort_counts: dict[str, int] = Field(default_factory=dict)
+    grants_digest: str = Field(
+        default="", description="sha256 of the sorted ids of every grant made, full list included"
+    )
+
+    @property
+    def count(self) -> int:
+        return self.total if self.total is not None else len(self.grants)
+
+    @property
+    def suspended_count(self) -> int:
+        if self.suspended_total is not None:
+            return self.suspended_total
+        return sum(1 for g in self.grants if g.status == "suspended")
+
+    @property
+    def partner_count(self) -> int:
+        if self.partners_total is not None:
+            return self.partners_total
+        return len({g.partner_id for g in self.grants})
+
+    def compacted(self, limit: int = GRANT_SAMPLE) -> GrantResult:
+        """Counts and a digest of every grant, with only the first ``limit`` in full."""
+        ids = sorted(g.grant_id for g in self.grants)
+        cohorts: dict[str, int] = {}
+        for grant in self.grants:
+            cohorts[grant.cohort] = cohorts.get(grant.cohort, 0) + 1
+        return GrantResult(
+            grants=self.grants[:limit],
+            skipped=self.skipped,
+            total=len(self.grants),
+            partners_total=len({g.partner_id for g in self.grants}),
+            suspended_total=sum(1 for g in self.grants if g.status == "suspended"),
+            cohort_counts=dict(sorted(cohorts.items())),
+            grants_digest=sha256_hex(canonical_json(ids)),
+        )
 
 
 class RevokeRequest(Model):
@@ -110,7 +159,17 @@ class RevokeRequest(Model):
 
 
 class RevokeResult(Model):
-    revoked: list[str] = Field(default_factory=list)
+    revoked: list[str] = Field(
+        default_factory=list, description=f"revoked grant ids, at most the first {GRANT_SAMPLE}"
+    )
+    total: int | None = Field(default=None, description="grants revoked (None: len(revoked))")
+
+    @property
+    def count(self) -> int:
+        return self.total if self.total is not None else len(self.revoked)
+
+    def compacted(self, limit: int = GRANT_SAMPLE) -> RevokeResult:
+        return RevokeResult(revoked=self.revoked[:limit], total=len(self.revoked))
 
 
 class EvidenceCheckRequest(Model):

@@ -127,6 +127,20 @@ class GrantRecord(Model):
     order_id: str | None = None
 
 
+class GrantSummary(Model):
+    """Every grant the release made, counted; ``ReleaseStatus.grants`` lists only a sample."""
+
+    total: int = 0
+    active: int = 0
+    suspended: int = 0
+    revoked: int = 0
+    partners: int = 0
+    cohorts: dict[str, int] = Field(default_factory=dict)
+    digests: list[str] = Field(
+        default_factory=list, description="grants_digest of each grant batch, in order"
+    )
+
+
 class HoldRecord(Model):
     kind: Literal["operator", "government", "deadline"]
     by: Identifier
@@ -193,7 +207,10 @@ class ReleaseStatus(Model):
     awaiting: Awaiting | None = None
     gates: dict[str, GateState] = Field(default_factory=dict)
     government: GovernmentState = Field(default_factory=GovernmentState)
-    grants: list[GrantRecord] = Field(default_factory=list)
+    grants: list[GrantRecord] = Field(
+        default_factory=list, description="the first grants in full (the registry has them all)"
+    )
+    grant_summary: GrantSummary = Field(default_factory=GrantSummary)
     holds: list[HoldRecord] = Field(default_factory=list)
     delegations: list[Delegation] = Field(default_factory=list)
     suspensions: list[Suspension] = Field(default_factory=list)
