@@ -41,6 +41,7 @@ from gatekeeper.models.messages import (
     GovernmentResponse,
     OperatorRequest,
 )
+from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
@@ -226,6 +227,11 @@ class Releases:
 
     async def delegate(self, release_id: str, request: DelegationRequest) -> UpdateResult:
         return await self._update(release_id, "delegate", request)
+
+    async def approve_partners(
+        self, release_id: str, request: PartnerApprovalRequest
+    ) -> UpdateResult:
+        return await self._update(release_id, "approve_partners", request)
 
     async def suspend(self, release_id: str, request: AccessSuspensionRequest) -> UpdateResult:
         return await self._update(release_id, "suspend_access", request)

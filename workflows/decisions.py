@@ -43,7 +43,6 @@ from gatekeeper.models.status import (
     DelayRecord,
     Delegation,
     HoldRecord,
-    ReleaseInput,
     Suspension,
 )
 from gatekeeper.rules import (
@@ -72,10 +71,10 @@ DEFAULT_MAX_DELAY = timedelta(days=30)
 class ReleaseLedger(LedgerCore):
     """The complete ledger: state (from :class:`LedgerCore`) plus every decision path."""
 
-    def __init__(self, inp: ReleaseInput, now: datetime) -> None:
-        super().__init__(inp, now)
-        #: Partner lists proposed to the government, by access_grant stage id.
-        self.partner_lists: dict[str, PartnerList] = {}
+    @property
+    def partner_lists(self) -> dict[str, PartnerList]:
+        """Partner lists proposed to the government, by access_grant stage id (kept in status)."""
+        return {p.stage: p for p in self.status.partner_lists}
 
     # --- shared checks --------------------------------------------------------------------
 
@@ -833,7 +832,10 @@ class ReleaseLedger(LedgerCore):
             proposed_at=now,
             entries=[PartnerListEntry(candidate=c) for c in eligible.candidates],
         )
-        self.partner_lists[stage.id] = partners
+        self.status.partner_lists = [
+            *(p for p in self.status.partner_lists if p.stage != stage.id),
+            partners,
+        ]
         ids = [c.partner_id for c in eligible.candidates]
         event = self.audit(
             now,

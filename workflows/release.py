@@ -54,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
         EligiblePartners,
         EligiblePartnersRequest,
         PartnerApprovalRequest,
-        PartnerList,
     )
     from gatekeeper.models.policy import (
         AccessGrantStage,
@@ -853,10 +852,6 @@ class ModelReleaseWorkflow:
         """The whole release: stage, state, what is awaited and from whom, approvals, grants."""
         return self._ledger.status
 
-    @workflow.query
-    def get_partner_lists(self) -> list[PartnerList]:
-        """Partner lists proposed to the government, with each entry's decision."""
-        return list(self._ledger.partner_lists.values())
 
     @workflow.query
     def get_audit(self) -> list[AuditEvent]:

@@ -12,6 +12,7 @@ from gatekeeper.cli.session import load_key, parse_when, releases, sign_decision
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import GovernmentResponseKind, WellKnownRole
 from gatekeeper.models.messages import GovernmentResponse
+from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.status import UpdateResult
 
 app = typer.Typer(help="Record the government's responses to a release.", no_args_is_help=True)
@@ -98,6 +99,60 @@ def respond(
                 by=as_, kind=kind, reference=reference, signature=signature, **fields
             )
             return await api.respond(release_id, request)
+
+    result = common.run(go())
+    if json_:
+        common.print_json(result)
+    else:
+        render.print_result(common.console, result)
+
+
+@app.command("approve-partners")
+def approve_partners(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(...),
+    as_: str = typer.Option(..., "--as", help="The government liaison (a roster id)."),
+    partner: list[str] = typer.Option(
+        ..., "--partner", "-p", help="A proposed partner id (repeat)."
+    ),
+    deny: bool = typer.Option(
+        False, "--deny", help="The government denied them (default: approved)."
+    ),
+    reason: str = typer.Option("", "--reason"),
+    reference: str = typer.Option("", "--reference", help="The government's letter or ticket."),
+    key: Path = typer.Option(None, "--key", help="Ed25519 private key (PEM) to sign with."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Record the government's decision on proposed partners (government_approves_partners)."""
+    settings = common.settings(ctx)
+    decision = "deny" if deny else "approve"
+    private_key = load_key(settings, as_, key)
+
+    async def go() -> UpdateResult:
+        async with releases(settings) as api:
+            signature = None
+            if private_key is not None:
+                current = await api.status(release_id)
+                if current.stage is not None:
+                    signature = sign_decision(
+                        private_key,
+                        release_id=release_id,
+                        stage=current.stage,
+                        decision=f"partners:{decision}",
+                        decider=as_,
+                        role=WellKnownRole.GOVERNMENT_LIAISON.value,
+                        artifact_sha256=current.spec.artifact.sha256,
+                        subject=",".join(sorted(partner)),
+                    )
+            request = PartnerApprovalRequest(
+                by=as_,
+                partners=partner,
+                decision=decision,
+                reason=reason,
+                reference=reference,
+                signature=signature,
+            )
+            return await api.approve_partners(release_id, request)
 
     result = common.run(go())
     if json_:

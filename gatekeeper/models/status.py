@@ -17,6 +17,7 @@ from gatekeeper.models.enums import (
     Surface,
 )
 from gatekeeper.models.messages import DecisionSignature
+from gatekeeper.models.partners import PartnerList
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.spec import ReleaseSpec
 
@@ -211,6 +212,10 @@ class ReleaseStatus(Model):
         default_factory=list, description="the first grants in full (the registry has them all)"
     )
     grant_summary: GrantSummary = Field(default_factory=GrantSummary)
+    partner_lists: list[PartnerList] = Field(
+        default_factory=list,
+        description="partner lists proposed to the government (government_approves_partners)",
+    )
     holds: list[HoldRecord] = Field(default_factory=list)
     delegations: list[Delegation] = Field(default_factory=list)
     suspensions: list[Suspension] = Field(default_factory=list)

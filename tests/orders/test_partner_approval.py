@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,23 +29,13 @@ async def proposed(orders: OrderHarness) -> str:
 
 
 async def decide(orders: OrderHarness, release_id: str, body: dict[str, Any]) -> UpdateResult:
-    try:
-        result: UpdateResult = await orders.handle(release_id).execute_update(
-            "approve_partners",
-            PartnerApprovalRequest.model_validate(body),
-            result_type=UpdateResult,
-        )
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        raise DecisionRefused(str(cause), rule=getattr(cause, "type", None) or "refused") from err
-    return result
+    return await orders.releases.approve_partners(
+        release_id, PartnerApprovalRequest.model_validate(body)
+    )
 
 
 async def lists(orders: OrderHarness, release_id: str) -> list[PartnerList]:
-    found: list[PartnerList] = await orders.handle(release_id).query(
-        "get_partner_lists", result_type=list[PartnerList]
-    )
-    return found
+    return (await orders.releases.status(release_id)).partner_lists
 
 
 def granted(orders: OrderHarness, release_id: str) -> list[str]:
@@ -149,3 +140,28 @@ class TestRefusals:
         refused = [e.details["rule"] for e in audit if e.action == "request_refused"]
         assert refused == ["role_not_held", "access_scope", "already_decided"]
         assert granted(orders, release_id) == []
+
+
+class TestThroughTheCli:
+    """The liaison records the government's decisions with `gatekeeper gov approve-partners`."""
+
+    async def test_approve_and_deny(self, orders: OrderHarness, tmp_path: Path) -> None:
+        from tests.refusals.conftest import Run
+
+        run = Run(orders, tmp_path)
+        rid = await proposed(orders)
+        candidates = [e.candidate.partner_id for e in (await lists(orders, rid))[0].entries]
+        first, *rest = candidates
+        outcome = await run("gov", "approve-partners", rid, "--as", factories.LIAISON, "-p", first)
+        assert outcome.code == 0, outcome.stderr
+        args = [a for p in rest for a in ("-p", p)]
+        outcome = await run(
+            "gov", "approve-partners", rid, "--as", factories.LIAISON, *args, "--deny"
+        )
+        assert outcome.code == 0, outcome.stderr
+        entries = {
+            e.candidate.partner_id: e.decision for e in (await lists(orders, rid))[0].entries
+        }
+        assert entries == {first: "approve", **dict.fromkeys(rest, "deny")}
+        again = await run("gov", "approve-partners", rid, "--as", "sam.safety", "-p", first)
+        assert again.code == 7 and "government_liaison" in again.error_line
