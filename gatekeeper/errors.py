@@ -4,10 +4,13 @@
     ├── ConfigError            settings or connection configuration is wrong
     ├── InputError             a file or argument the user gave is wrong
     │   ├── SpecError          a release spec failed validation
-    │   └── PolicyError        a policy failed validation (carries every problem, with line numbers)
+    │   ├── PolicyError        a policy failed validation (carries every problem, with line numbers)
+    │   └── OrderFileError     an access order, exemption or lift file failed validation
     ├── ConnectionFailed       the Temporal server could not be reached
     ├── ReleaseNotFound        no release with that id
+    │   └── OrderNotFound      no access order with that id
     ├── ReleaseExists          a release with that id was already started
+    │   └── OrderExists        an access order with that id was already applied
     ├── DecisionRefused        the workflow refused an update; ``rule`` names the rule broken
     └── AdapterError           a side effect failed (``retryable`` says whether trying again helps)
         ├── DeliveryError      a notification could not be delivered
@@ -77,6 +80,10 @@ class PolicyError(_FileProblems):
     what = "policy"
 
 
+class OrderFileError(_FileProblems):
+    what = "access order file"
+
+
 class ConnectionFailed(GatekeeperError):
     exit_code = 4
 
@@ -87,6 +94,14 @@ class ReleaseNotFound(GatekeeperError):
 
 class ReleaseExists(GatekeeperError):
     exit_code = 6
+
+
+class OrderNotFound(ReleaseNotFound):
+    """No access order with that id was ever applied."""
+
+
+class OrderExists(ReleaseExists):
+    """An access order with that id was applied before; order ids are never reused."""
 
 
 class DecisionRefused(GatekeeperError):

@@ -26,7 +26,13 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper import search_attributes as sa
-from gatekeeper.errors import DecisionRefused, GatekeeperError, InputError, SpecError
+from gatekeeper.errors import (
+    DecisionRefused,
+    GatekeeperError,
+    OrderExists,
+    OrderFileError,
+    OrderNotFound,
+)
 from gatekeeper.models.orders import (
     ALL_MODELS,
     AccessOrderInput,
@@ -50,20 +56,6 @@ POLL_SECONDS = 0.1
 
 def order_workflow_id(order_id: str) -> str:
     return f"access-order-{order_id}"
-
-
-class OrderFileError(SpecError):
-    """An order, exemption or lift file failed validation (every problem, located)."""
-
-    what = "access order file"
-
-
-class OrderNotFound(InputError):
-    """No access order with that id was ever applied."""
-
-
-class OrderExists(InputError):
-    """An order with that id was applied before; order ids are never reused."""
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class Rule(StrEnum):
     SAFEGUARDS_MISSING = "safeguards_missing"
     UNKNOWN_ORDER = "unknown_order"
     LAUNCH_IN_PROGRESS = "launch_in_progress"
+    PARTNER_NOT_PROPOSED = "partner_not_proposed"
 
 
 class Refusal(Exception):

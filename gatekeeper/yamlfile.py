@@ -20,14 +20,14 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from gatekeeper.errors import PolicyError, Problem, SpecError
+from gatekeeper.errors import OrderFileError, PolicyError, Problem, SpecError
 
 #: Where a value sits in a document: mapping keys and list indexes, outermost first.
 FieldPath = tuple[str | int, ...]
 #: One-based (line, column).
 Mark = tuple[int, int]
 #: The error raised for a broken file: each input kind has its own.
-FileError = type[PolicyError] | type[SpecError]
+FileError = type[PolicyError] | type[SpecError] | type[OrderFileError]
 M = TypeVar("M", bound=BaseModel)
 
 #: Policies and specs are a few kilobytes; anything near this is a mistake or an attack.

@@ -13,10 +13,8 @@ workflow completes. ``get_status`` shows the counts and every release's latest a
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -45,23 +43,6 @@ with workflow.unsafe.imports_passed_through():
         order_actor,
     )
     from workflows import timeouts
-
-#: Releases per ``send_release_updates`` activity, and such activities in flight at once.
-BATCH_SIZE = 50
-PARALLEL_BATCHES = 4
-#: One batch may take this long; a worker that dies mid-batch is noticed by the heartbeat.
-FANOUT_TIMEOUT = timedelta(minutes=5)
-FANOUT_HEARTBEAT = timedelta(seconds=30)
-#: Reaching releases is what the order is for: retry until it succeeds (fail closed).
-FANOUT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=timeouts.PERMANENT_ERRORS,
-)
-FIND_TIMEOUT = timedelta(minutes=1)
-#: Releases that gave no answer in time are sent the update again this often, this many times.
-REDELIVER_EVERY = timedelta(minutes=1)
-MAX_REDELIVERIES = 10
 
 
 def access_order_workflow_id(order_id: str) -> str:
@@ -129,13 +110,17 @@ class AccessOrderWorkflow:
         status = self._status
 
         def redeliver() -> bool:
-            return bool(self._unanswered()) and status.redeliveries < MAX_REDELIVERIES
+            return (
+                bool(self._unanswered()) and status.redeliveries < timeouts.ORDER_MAX_REDELIVERIES
+            )
 
         while status.state != "lifted" or redeliver():
             if not redeliver():
                 await workflow.wait_condition(lambda: status.state == "lifted" or redeliver())
                 continue
-            await workflow.sleep(REDELIVER_EVERY, summary="Send again to unanswered releases")
+            await workflow.sleep(
+                timeouts.ORDER_REDELIVER_EVERY, summary="Send again to unanswered releases"
+            )
             async with self._lock:
                 if status.state in ("active", "lifted") and redeliver():
                     status.redeliveries += 1
@@ -171,8 +156,8 @@ class AccessOrderWorkflow:
             "find_affected_releases",
             AffectedReleasesRequest(order_id=status.order.order_id, models=status.order.models),
             result_type=AffectedReleases,
-            start_to_close_timeout=FIND_TIMEOUT,
-            retry_policy=FANOUT_RETRY,
+            start_to_close_timeout=timeouts.ORDER_FIND_TIMEOUT,
+            retry_policy=timeouts.ORDER_FANOUT_RETRY,
             summary=f"Find running releases of {', '.join(status.order.models)}",
         )
         fresh = [r for r in found.releases if r.release_id not in status.releases]
@@ -195,8 +180,11 @@ class AccessOrderWorkflow:
                 release_id=update.release_id, model=update.model, update=update.name
             )
         self._publish()
-        batches = [updates[i : i + BATCH_SIZE] for i in range(0, len(updates), BATCH_SIZE)]
-        slots = asyncio.Semaphore(PARALLEL_BATCHES)
+        batches = [
+            updates[i : i + timeouts.ORDER_BATCH_SIZE]
+            for i in range(0, len(updates), timeouts.ORDER_BATCH_SIZE)
+        ]
+        slots = asyncio.Semaphore(timeouts.ORDER_PARALLEL_BATCHES)
 
         async def send(number: int, batch: list[ReleaseUpdate]) -> None:
             async with slots:
@@ -208,9 +196,9 @@ class AccessOrderWorkflow:
                         answer_within=timeouts.ORDER_RELEASE_UPDATE_TIMEOUT.total_seconds(),
                     ),
                     result_type=ReleaseUpdateResult,
-                    start_to_close_timeout=FANOUT_TIMEOUT,
-                    heartbeat_timeout=FANOUT_HEARTBEAT,
-                    retry_policy=FANOUT_RETRY,
+                    start_to_close_timeout=timeouts.ORDER_FANOUT_TIMEOUT,
+                    heartbeat_timeout=timeouts.ORDER_FANOUT_HEARTBEAT,
+                    retry_policy=timeouts.ORDER_FANOUT_RETRY,
                     summary=f"{batch[0].name} to {len(batch)} release(s) "
                     f"(batch {number} of {len(batches)})",
                 )

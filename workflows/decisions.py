@@ -909,7 +909,7 @@ class ReleaseLedger(LedgerCore):
         if unknown:
             proposed = ", ".join(e.candidate.partner_id for e in partners.entries) or "none"
             raise refuse_audited(
-                Rule.ACCESS_SCOPE,
+                Rule.PARTNER_NOT_PROPOSED,
                 f"{', '.join(unknown)} not on the proposed partner list (proposed: {proposed})",
             )
         entries = [e for p in req.partners if (e := partners.entry(p)) is not None]

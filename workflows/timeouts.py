@@ -64,4 +64,22 @@ LAUNCH_RETRY = RetryPolicy(
     non_retryable_error_types=PERMANENT_ERRORS,
 )
 
+# --- access orders ----------------------------------------------------------------------------
+
 ORDER_RELEASE_UPDATE_TIMEOUT = timedelta(seconds=30)
+#: Releases per ``send_release_updates`` activity, and such activities in flight at once.
+ORDER_BATCH_SIZE = 50
+ORDER_PARALLEL_BATCHES = 4
+#: One batch may take this long; a worker that dies mid-batch is noticed by the heartbeat.
+ORDER_FANOUT_TIMEOUT = timedelta(minutes=5)
+ORDER_FANOUT_HEARTBEAT = timedelta(seconds=30)
+#: Reaching releases is what the order is for: retry until it succeeds (fail closed).
+ORDER_FANOUT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+ORDER_FIND_TIMEOUT = timedelta(minutes=1)
+#: Releases that gave no answer in time are sent the update again this often, this many times.
+ORDER_REDELIVER_EVERY = timedelta(minutes=1)
+ORDER_MAX_REDELIVERIES = 10

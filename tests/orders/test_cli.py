@@ -11,8 +11,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from gatekeeper.cli import common, main
-from gatekeeper.errors import DecisionRefused
-from gatekeeper.orders import OrderFileError
+from gatekeeper.errors import DecisionRefused, OrderFileError
 from tests import factories
 from tests.orders.conftest import OrderHarness, partner_policy, release_spec, unique
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from gatekeeper.errors import DecisionRefused
+from gatekeeper.errors import DecisionRefused, OrderExists, OrderNotFound
 from gatekeeper.models import OperatorRequest, ReleaseState
 from gatekeeper.models.orders import (
     OrderExemptionRequest,
@@ -15,7 +15,6 @@ from gatekeeper.models.orders import (
     OrderSpec,
     OrderStatus,
 )
-from gatekeeper.orders import OrderExists, OrderNotFound
 from tests import factories
 from tests.orders.conftest import OrderHarness, partner_policy, release_spec, unique
 

@@ -126,7 +126,7 @@ class TestRefusals:
             await decide(
                 orders, release_id, {"by": LIAISON, "partners": ["far-away"], "decision": "approve"}
             )
-        assert not_proposed.value.rule == "access_scope"
+        assert not_proposed.value.rule == "partner_not_proposed"
         await decide(
             orders, release_id, {"by": LIAISON, "partners": ["brit-ai"], "decision": "deny"}
         )
@@ -138,7 +138,7 @@ class TestRefusals:
 
         audit = await orders.releases.audit(release_id)
         refused = [e.details["rule"] for e in audit if e.action == "request_refused"]
-        assert refused == ["role_not_held", "access_scope", "already_decided"]
+        assert refused == ["role_not_held", "partner_not_proposed", "already_decided"]
         assert granted(orders, release_id) == []
 
 
