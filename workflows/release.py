@@ -852,7 +852,6 @@ class ModelReleaseWorkflow:
         """The whole release: stage, state, what is awaited and from whom, approvals, grants."""
         return self._ledger.status
 
-
     @workflow.query
     def get_audit(self) -> list[AuditEvent]:
         """The audit chain so far (``gatekeeper audit export`` reads it)."""

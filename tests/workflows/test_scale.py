@@ -25,8 +25,13 @@ def seed(url: str, count: int) -> None:
         connection.execute(
             sa.insert(partners),
             [
-                {"id": f"bulk-{i:05d}", "name": f"Bulk {i}", "tier": "government_approved",
-                 "jurisdiction": "us", "created_at": now}
+                {
+                    "id": f"bulk-{i:05d}",
+                    "name": f"Bulk {i}",
+                    "tier": "government_approved",
+                    "jurisdiction": "us",
+                    "created_at": now,
+                }
                 for i in range(count)
             ],
         )
@@ -55,7 +60,9 @@ class TestThousandsOfPartners:
         assert len(registry) == summary.total
         assert summary.digests == [sha256_hex(canonical_json(sorted(g.grant_id for g in registry)))]
 
-        await harness.releases.operate(rid, "withdraw", OperatorRequest(by=factories.OPERATOR, reason="flaw"))
+        await harness.releases.operate(
+            rid, "withdraw", OperatorRequest(by=factories.OPERATOR, reason="flaw")
+        )
         outcome = await harness.handle(rid).result()
         assert outcome.status.state is ReleaseState.WITHDRAWN
         assert outcome.status.grant_summary.revoked == PARTNERS + 3
