@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from activities.access import AccessActivities
 from activities.audit import AuditActivities
 from activities.evidence import EvidenceActivities
@@ -30,6 +32,7 @@ from gatekeeper.adapters import (
 from gatekeeper.adapters.email import email_factory
 from gatekeeper.adapters.notifier import SendJournal, granted_partners
 from gatekeeper.adapters.registry import AccessRegistry
+from gatekeeper.adapters.webhook import REQUEST_TIMEOUT as WEBHOOK_TIMEOUT
 from gatekeeper.adapters.webhook import webhook_factory
 from gatekeeper.models.enums import Channel
 from gatekeeper.settings import Settings
@@ -49,10 +52,12 @@ class Adapters:
     audit_store: JsonlAuditStore
     launcher: FileDropLaunchPublisher
     registry: AccessRegistry
+    http: httpx.Client
 
     def close(self) -> None:
         """Release connections (workers call this on shutdown)."""
         self.registry.close()
+        self.http.close()
 
 
 def open_adapters(settings: Settings) -> Adapters:
@@ -61,23 +66,28 @@ def open_adapters(settings: Settings) -> Adapters:
     data.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(data / "outbox.jsonl")
     registry = AccessRegistry(settings.effective_registry_url)
+    # One HTTP client for every webhook channel (connection reuse), closed with the adapters.
+    http = httpx.Client(timeout=WEBHOOK_TIMEOUT)
     return Adapters(
         outbox=outbox,
-        notifier=_notifier(settings, outbox, registry),
+        notifier=_notifier(settings, outbox, registry, http),
         clearinghouse=FileDropClearinghouse(data / "clearinghouse"),
         evidence=LocalEvidenceVerifier(),
         audit_store=JsonlAuditStore(data / "audit"),
         launcher=FileDropLaunchPublisher(data / "launches"),
         registry=registry,
+        http=http,
     )
 
 
-def _notifier(settings: Settings, outbox: Outbox, registry: AccessRegistry) -> Notifier:
+def _notifier(
+    settings: Settings, outbox: Outbox, registry: AccessRegistry, http: httpx.Client
+) -> Notifier:
     """Log and outbox channels, webhook and e-mail with secrets from the settings' environment,
     and cohorts expanded to the partners the registry granted."""
     journal = SendJournal(outbox, Outbox(settings.data_dir / "outbox.sending.jsonl"))
     channels = ChannelRegistry.embedded(outbox)
-    channels.register(Channel.WEBHOOK, webhook_factory(journal, settings.env))
+    channels.register(Channel.WEBHOOK, webhook_factory(journal, settings.env, client=http))
     channels.register(Channel.EMAIL, email_factory(journal, settings.env))
     return Notifier(channels, cohorts=granted_partners(registry.list_grants))
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 
+from gatekeeper.codec import codec_from_settings
 from gatekeeper.errors import ConfigError, ConnectionFailed
 from gatekeeper.settings import Settings
 
@@ -32,9 +34,22 @@ def connect_config(settings: Settings) -> dict[str, Any]:
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """The converter every Gatekeeper client and worker uses: pydantic models as plain JSON."""
-    del settings  # payload encryption (a codec) plugs in here when configured
-    return pydantic_data_converter
+    """The converter every Gatekeeper client and worker uses: pydantic models as JSON.
+
+    With codec keys configured (see :mod:`gatekeeper.codec`) every payload is encrypted, and
+    failure messages and stack traces move into an encoded attribute so they are encrypted too.
+
+    Raises:
+        ConfigError: the codec keys are malformed.
+    """
+    codec = codec_from_settings(settings)
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(settings: Settings) -> Client:

@@ -34,6 +34,14 @@ class Settings:
         keys_dir: where ``gatekeeper keys generate`` keeps private signing keys.
         env: the environment the settings were read from, kept for adapters that need a secret
             named by the policy (webhook HMAC keys); never read at import time.
+        codec_keys: payload encryption keys, ``id:<base64>`` entries separated by commas
+            (``GATEKEEPER_CODEC_KEYS``); unset with no key file means payloads are plain JSON.
+        codec_key_file: a file of ``id:<base64>`` lines, listed before ``codec_keys``'s
+            (``GATEKEEPER_CODEC_KEY_FILE``).
+        codec_active_key: the key id new payloads are encrypted with (``GATEKEEPER_CODEC_ACTIVE``);
+            the last key listed when unset.
+        codec_server_token: bearer token ``gatekeeper codec-server`` requires of its callers
+            (``GATEKEEPER_CODEC_SERVER_TOKEN``); unset means no token is asked for.
     """
 
     task_queue: str = DEFAULT_TASK_QUEUE
@@ -45,6 +53,10 @@ class Settings:
     temporal_profile: str | None = None
     keys_dir: Path = field(default_factory=lambda: Path.home() / ".config" / "gatekeeper" / "keys")
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    codec_keys: str | None = field(default=None, repr=False)
+    codec_key_file: Path | None = None
+    codec_active_key: str | None = None
+    codec_server_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +68,7 @@ class Settings:
                 f"GATEKEEPER_LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, not {log_format!r}"
             )
         policy = env.get("GATEKEEPER_POLICY")
+        key_file = env.get("GATEKEEPER_CODEC_KEY_FILE")
         return cls(
             task_queue=env.get("GATEKEEPER_TASK_QUEUE", DEFAULT_TASK_QUEUE),
             data_dir=Path(env.get("GATEKEEPER_DATA_DIR", str(DEFAULT_DATA_DIR))),
@@ -68,6 +81,10 @@ class Settings:
             if env.get("GATEKEEPER_KEYS_DIR")
             else Path.home() / ".config" / "gatekeeper" / "keys",
             env=env,
+            codec_keys=env.get("GATEKEEPER_CODEC_KEYS") or None,
+            codec_key_file=Path(key_file) if key_file else None,
+            codec_active_key=env.get("GATEKEEPER_CODEC_ACTIVE") or None,
+            codec_server_token=env.get("GATEKEEPER_CODEC_SERVER_TOKEN") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

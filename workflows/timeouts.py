@@ -37,7 +37,9 @@ GOVERNMENT_RETRY = RetryPolicy(
     non_retryable_error_types=PERMANENT_ERRORS,
 )
 
-ACCESS_TIMEOUT = timedelta(minutes=1)
+#: Registry writes take well under a second even for thousands of partners; a worker that dies
+#: mid-grant is noticed after this (the retry is idempotent on the grant's key).
+ACCESS_TIMEOUT = timedelta(seconds=20)
 ACCESS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=2),

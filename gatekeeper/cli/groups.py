@@ -7,7 +7,19 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Attach each command group. One line per group keeps merges trivial."""
-    from gatekeeper.cli import access, audit, demo, gov, keys, ops, policy, process, release, review
+    from gatekeeper.cli import (
+        access,
+        admin,
+        audit,
+        demo,
+        gov,
+        keys,
+        ops,
+        policy,
+        process,
+        release,
+        review,
+    )
 
     app.add_typer(release.app, name="release")
     app.add_typer(review.app, name="review")
@@ -18,4 +30,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(access.app, name="access")
     app.add_typer(audit.app, name="audit")
     process.register(app)
+    admin.register(app)
     demo.register(app)

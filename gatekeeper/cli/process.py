@@ -55,6 +55,11 @@ def dev(
     ui_port: int = typer.Option(8233, "--ui-port", help="Port of the Temporal web UI."),
     headless: bool = typer.Option(False, "--headless", help="Do not start the web UI."),
     ip: str = typer.Option("127.0.0.1", "--ip", help="Address the server and UI listen on."),
+    ui_codec_endpoint: str = typer.Option(
+        None,
+        "--ui-codec-endpoint",
+        help="Codec server the UI decodes payloads through (see `gatekeeper codec-server`).",
+    ),
 ) -> None:
     """Start an embedded Temporal dev server and a worker in this process.
 
@@ -65,10 +70,21 @@ def dev(
     settings = common.settings(ctx)
     settings = settings.with_overrides(data_dir=settings.data_dir.resolve())
     configure_logging(settings)
-    common.run(_dev(settings, ip=ip, port=port, ui_port=ui_port, headless=headless))
+    extra = ["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else []
+    common.run(
+        _dev(settings, ip=ip, port=port, ui_port=ui_port, headless=headless, extra_args=extra)
+    )
 
 
-async def _dev(settings: Settings, *, ip: str, port: int, ui_port: int, headless: bool) -> None:
+async def _dev(
+    settings: Settings,
+    *,
+    ip: str,
+    port: int,
+    ui_port: int,
+    headless: bool,
+    extra_args: list[str] | None = None,
+) -> None:
     stop = asyncio.Event()
     server = DevServer(
         settings.data_dir,
@@ -77,6 +93,7 @@ async def _dev(settings: Settings, *, ip: str, port: int, ui_port: int, headless
         ui_port=ui_port,
         headless=headless,
         data_converter=data_converter(settings),
+        extra_args=extra_args or (),
     )
     # Installed before the server starts, so an early Ctrl-C also ends in a clean stop.
     with shutdown_signals(stop, on_force_exit=server.terminate_now):

@@ -1,0 +1,179 @@
+"""The AES-GCM payload codec, its keyring, and the data converter that carries it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+
+from gatekeeper.client import data_converter
+from gatekeeper.codec import (
+    ENCODING,
+    KEY_ID,
+    EncryptionCodec,
+    Keyring,
+    codec_from_settings,
+    generate_key,
+    keyring_from_settings,
+)
+from gatekeeper.errors import ConfigError
+from gatekeeper.settings import Settings
+from tests.codec.keys import K1, K2, b64, codec, env_keys
+from tests.factories import spec
+
+SECRET = b'{"model":"aurora-secret"}'
+
+
+def plain(data: bytes = SECRET) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=data)
+
+
+class TestKeyring:
+    """Keys come from the settings (variable and file); the last listed encrypts unless one is
+    named; malformed keys are refused with a message that never shows key material."""
+
+    def test_no_keys_means_no_codec(self) -> None:
+        assert keyring_from_settings(Settings()) is None
+        assert codec_from_settings(Settings()) is None
+
+    def test_keys_from_environment(self) -> None:
+        settings = Settings.from_env({"GATEKEEPER_CODEC_KEYS": env_keys()})
+        keyring = keyring_from_settings(settings)
+        assert keyring is not None
+        assert keyring.ids == ["k1", "k2"] and keyring.active == "k2"
+        assert keyring.keys["k1"] == K1
+        assert "k1:" not in repr(settings), "key material must not appear in the settings' repr"
+
+    def test_active_key_named(self) -> None:
+        settings = Settings.from_env(
+            {"GATEKEEPER_CODEC_KEYS": env_keys(), "GATEKEEPER_CODEC_ACTIVE": "k1"}
+        )
+        keyring = keyring_from_settings(settings)
+        assert keyring is not None and keyring.active == "k1"
+
+    def test_key_file_merged_with_environment(self, tmp_path: Path) -> None:
+        key_file = tmp_path / "codec.keys"
+        key_file.write_text(f"# retired\nold:{b64(K1)}\n\n")
+        settings = Settings.from_env(
+            {"GATEKEEPER_CODEC_KEY_FILE": str(key_file), "GATEKEEPER_CODEC_KEYS": f"new:{b64(K2)}"}
+        )
+        keyring = keyring_from_settings(settings)
+        assert keyring is not None
+        assert keyring.ids == ["new", "old"] and keyring.active == "new"
+
+    @pytest.mark.parametrize(
+        ("keys", "active", "message"),
+        [
+            ("k1", None, "expected 'id:<base64 key>'"),
+            ("k1:not base64!", None, "not valid base64"),
+            (f"k1:{b64(b'short')}", None, "AES-GCM needs 16, 24 or 32"),
+            (f"bad id:{b64(K1)}", None, "must be 1-64 letters"),
+            (f"k1:{b64(K1)},k1:{b64(K2)}", None, "listed twice"),
+            (f"k1:{b64(K1)}", "k9", "active codec key 'k9'"),
+            ("", "k1", "no codec keys are configured"),
+        ],
+    )
+    def test_malformed_keys_refused(self, keys: str, active: str | None, message: str) -> None:
+        env = {"GATEKEEPER_CODEC_KEYS": keys}
+        if active:
+            env["GATEKEEPER_CODEC_ACTIVE"] = active
+        with pytest.raises(ConfigError, match=message) as caught:
+            keyring_from_settings(Settings.from_env(env))
+        assert b64(K2) not in str(caught.value)
+
+    def test_unreadable_key_file(self, tmp_path: Path) -> None:
+        settings = Settings(codec_key_file=tmp_path / "missing.keys")
+        with pytest.raises(ConfigError, match="cannot read codec key file"):
+            keyring_from_settings(settings)
+
+    def test_generated_keys_are_fresh_256_bit_keys(self) -> None:
+        first, second = generate_key(), generate_key()
+        assert first != second
+        keyring = keyring_from_settings(Settings(codec_keys=f"g:{first}"))
+        assert keyring is not None and len(keyring.keys["g"]) == 32
+
+
+class TestEncryption:
+    """Payloads are sealed with the active key and name it; decoding opens them with the key
+    they name, passes plain payloads through, and refuses unknown keys and altered data."""
+
+    async def test_round_trip(self) -> None:
+        c = codec()
+        [sealed] = await c.encode([plain()])
+        assert sealed.metadata["encoding"] == ENCODING
+        assert sealed.metadata[KEY_ID] == b"k2"
+        assert b"aurora" not in sealed.SerializeToString()
+        [opened] = await c.decode([sealed])
+        assert opened == plain()
+
+    async def test_fresh_nonce_per_payload(self) -> None:
+        c = codec()
+        first, second = await c.encode([plain(), plain()])
+        assert first.data != second.data
+
+    async def test_plain_payloads_pass_through(self) -> None:
+        assert await codec().decode([plain()]) == [plain()]
+
+    async def test_rotation_keeps_old_payloads_readable(self) -> None:
+        before = EncryptionCodec(Keyring(keys={"k1": K1}, active="k1"))
+        [old] = await before.encode([plain()])
+        after = EncryptionCodec(before.keyring.rotated("k2", K2))
+        [new] = await after.encode([plain()])
+        assert new.metadata[KEY_ID] == b"k2"
+        assert await after.decode([old, new]) == [plain(), plain()]
+
+    async def test_retired_key_removed_is_named(self) -> None:
+        [old] = await codec(active="k1").encode([plain()])
+        only_new = EncryptionCodec(Keyring(keys={"k2": K2}, active="k2"))
+        with pytest.raises(ConfigError, match="codec key 'k1', which is not configured"):
+            await only_new.decode([old])
+
+    async def test_altered_data_refused(self) -> None:
+        [sealed] = await codec().encode([plain()])
+        tampered = Payload()
+        tampered.CopyFrom(sealed)
+        tampered.data = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
+        with pytest.raises(ConfigError, match="wrong key or altered data"):
+            await codec().decode([tampered])
+
+    async def test_relabelled_key_refused(self) -> None:
+        [sealed] = await codec().encode([plain()])
+        relabelled = Payload()
+        relabelled.CopyFrom(sealed)
+        relabelled.metadata[KEY_ID] = b"k1"
+        with pytest.raises(ConfigError, match="wrong key or altered data"):
+            await codec().decode([relabelled])
+
+
+class TestDataConverter:
+    """Without keys the converter is plain pydantic JSON; with keys it encrypts every payload,
+    and failure messages move into encrypted attributes."""
+
+    def test_plain_without_keys(self) -> None:
+        assert data_converter(Settings()) is pydantic_data_converter
+
+    async def test_models_encrypted_and_restored(self) -> None:
+        converter = data_converter(Settings(codec_keys=env_keys()))
+        release = spec("r-secret")
+        [payload] = await converter.encode([release])
+        assert payload.metadata["encoding"] == ENCODING
+        assert b"aurora" not in payload.SerializeToString()
+        [restored] = await converter.decode([payload], [type(release)])
+        assert restored == release
+
+    async def test_failure_message_encrypted(self) -> None:
+        converter = data_converter(Settings(codec_keys=env_keys()))
+        failure = Failure()
+        await converter.encode_failure(
+            ApplicationError("aurora refused: secret reason", type="SeparationOfDuties"), failure
+        )
+        assert "secret" not in failure.message
+        assert failure.encoded_attributes.metadata["encoding"] == ENCODING
+        assert failure.application_failure_info.type == "SeparationOfDuties"
+        error = await converter.decode_failure(failure)
+        assert isinstance(error, ApplicationError)
+        assert error.message == "aurora refused: secret reason"

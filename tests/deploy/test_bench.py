@@ -1,0 +1,125 @@
+"""``make bench``'s parts: the baseline really has a release's shape, and the report reads right."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+from rich.console import Console
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.testing import WorkflowEnvironment
+
+from activities import activities_from, open_adapters
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from workers.bench import drive_baseline, parse_args, process_memory_mb, render
+from workers.bench_baseline import BaselineWorkflow, noop, plan_from_history
+from workers.bench_release import GATES, bench_policy, drive_release, seed_partners
+from workers.worker import build_worker
+from workflows import ALL_WORKFLOWS
+
+COUNTED = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: "activities",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: "updates",
+    EventType.EVENT_TYPE_TIMER_STARTED: "timers",
+}
+
+
+def shape(events: Iterable[HistoryEvent]) -> Counter[str]:
+    return Counter(COUNTED[e.event_type] for e in events if e.event_type in COUNTED)
+
+
+class TestBaselineShape:
+    """A release's history becomes a plan, and the baseline workflow run from that plan has as
+    many activities, updates and timers as the release had."""
+
+    async def test_baseline_matches_release(
+        self, env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+    ) -> None:
+        settings = Settings(task_queue=task_queue, data_dir=tmp_path)
+        seed_partners(settings.effective_registry_url)
+        adapters = open_adapters(settings)
+        releases = Releases(env.client, task_queue)
+        try:
+            with ThreadPoolExecutor(8) as executor:
+                worker = build_worker(
+                    env.client,
+                    settings,
+                    workflows=[*ALL_WORKFLOWS, BaselineWorkflow],
+                    activities=[*activities_from(adapters), noop],
+                    activity_executor=executor,
+                    activity_threads=8,
+                )
+                async with worker:
+                    release_id = f"bench-{uuid.uuid4().hex[:8]}"
+                    clock = timedelta(seconds=1)
+                    approvals: list[float] = []
+                    await drive_release(releases, release_id, bench_policy(clock, clock), approvals)
+                    history = await releases.handle(release_id).fetch_history()
+                    plan = plan_from_history(history.events, [len(a) for _, a in GATES])
+                    updates: list[float] = []
+                    baseline_id = await drive_baseline(env.client, task_queue, plan, updates)
+        finally:
+            adapters.close()
+        release_shape = shape(history.events)
+        assert release_shape == {
+            "activities": plan.activities,
+            "updates": plan.updates,
+            "timers": plan.timers,
+        }
+        # The window and the partner period are timers unless the activities before them
+        # outlasted them (a very slow machine).
+        assert release_shape["updates"] == 5 and release_shape["timers"] >= 1
+        assert len(approvals) == 5 and len(updates) == 5
+        assert all(0 < t <= 1.0 for s in plan.segments for t in s.timers)
+
+        baseline = await env.client.get_workflow_handle(baseline_id).fetch_history()
+        assert shape(baseline.events) == release_shape
+
+
+class TestReport:
+    """The table puts each figure beside its target; options are checked."""
+
+    def test_table_marks_targets(self) -> None:
+        latency = {"count": 5, "p50_ms": 30.0, "p99_ms": 60.0, "max_ms": 60.0}
+        results = {
+            "pipeline": {
+                "releases": 200,
+                "releases_per_second": 2.0,
+                "baseline_per_second": 2.4,
+                "ratio": 1.2,
+                "shape": {"activities": 26, "updates": 5, "timers": 2},
+                "approval_idle": latency,
+                "approval_loaded": latency,
+                "baseline_update_idle": latency,
+                "baseline_update_loaded": latency,
+            },
+            "parked": {
+                "parked": 1000,
+                "idle_worker": {"rss_mb": 120.0, "peak_rss_mb": 120.0},
+                "with_parked": {"rss_mb": 540.0, "peak_rss_mb": 545.0},
+            },
+            "access": None,
+            "fanout": None,
+        }
+        console = Console(width=200, record=True)
+        console.print(render(results))
+        text = console.export_text()
+        assert "1.20x" in text and "met" in text
+        assert "540 MB (545)" in text and "missed" in text
+        assert "skipped (no registry bench)" in text
+
+    def test_options(self) -> None:
+        options = parse_args(["--releases", "3", "--parked", "4", "--json-out", "x.json"])
+        assert (options.releases, options.parked, options.json_out) == (3, 4, Path("x.json"))
+        assert parse_args([]).releases == 200 and parse_args([]).parked == 1000
+
+    def test_memory_reading(self) -> None:
+        memory = process_memory_mb(os.getpid())
+        assert 10 < memory["rss_mb"] <= memory["peak_rss_mb"]

@@ -1,0 +1,246 @@
+"""The compose stack: a real compose parser accepts it, and its services wire together.
+
+There is no Docker engine here, so nothing is started: ``docker-compose config -q`` (Debian's
+``docker-compose`` package; CI installs it) validates the file against the compose schema, and
+the wiring (images, dependencies, ports, environment, health checks, mounted files, commands) is
+checked from the YAML itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.cli import admin_command
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+COMPOSE_BINARY = shutil.which("docker-compose")
+
+
+def _load() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, dict[str, Any]]:
+    loaded: dict[str, dict[str, Any]] = _load()["services"]
+    return loaded
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def depends(service: dict[str, Any]) -> dict[str, str]:
+    return {name: spec["condition"] for name, spec in service.get("depends_on", {}).items()}
+
+
+@pytest.mark.skipif(COMPOSE_BINARY is None, reason="apt-get install -y docker-compose")
+class TestComposeParser:
+    """Debian's docker-compose validates the file, with and without the encryption profile."""
+
+    @pytest.mark.parametrize("profile", [[], ["--profile", "encryption"]])
+    def test_config_is_valid(self, profile: list[str]) -> None:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))
+        }
+        result = subprocess.run(
+            [str(COMPOSE_BINARY), "-f", str(COMPOSE), *profile, "config", "-q"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+
+    def test_resolved_config_keeps_the_wiring(self) -> None:
+        env = {
+            **os.environ,
+            "GATEKEEPER_CODEC_KEYS": "k1:xyz",
+            "TEMPORAL_CODEC_ENDPOINT": "http://x",
+        }
+        result = subprocess.run(
+            [str(COMPOSE_BINARY), "-f", str(COMPOSE), "--profile", "encryption", "config"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        resolved = yaml.safe_load(result.stdout)["services"]
+        assert environment(resolved["worker"])["GATEKEEPER_CODEC_KEYS"] == "k1:xyz"
+        assert environment(resolved["codec-server"])["GATEKEEPER_CODEC_KEYS"] == "k1:xyz"
+        assert environment(resolved["temporal-ui"])["TEMPORAL_CODEC_ENDPOINT"] == "http://x"
+        assert environment(resolved["temporal"])["POSTGRES_SEEDS"] == "postgresql"
+
+
+class TestImages:
+    """Every image is pinned to a version; the server is temporalio/server with its schema set
+    up by temporalio/admin-tools, never the deprecated auto-setup image."""
+
+    def test_pinned(self, services: dict[str, dict[str, Any]]) -> None:
+        for name, service in services.items():
+            image = service["image"]
+            repository, _, tag = image.rpartition(":")
+            assert repository and tag, f"{name}: {image} has no tag"
+            assert tag != "latest", f"{name}: {image} is not pinned"
+            assert re.match(r"^\d+(\.\d+)+", tag), f"{name}: {image} tag is not a version"
+
+    def test_temporal_images(self, services: dict[str, dict[str, Any]]) -> None:
+        images = {name: s["image"].rsplit(":", 1)[0] for name, s in services.items()}
+        assert images["temporal"] == "temporalio/server"
+        assert images["temporal-schema"] == "temporalio/admin-tools"
+        assert images["temporal-ui"] == "temporalio/ui"
+        assert images["postgresql"] == "postgres"
+        assert not any("auto-setup" in s["image"] for s in services.values())
+        versions = {services[n]["image"].rsplit(":", 1)[1] for n in ("temporal", "temporal-schema")}
+        assert len(versions) == 1, "server and admin-tools must be the same version"
+
+    def test_gatekeeper_services_build_this_repository(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        for name in ("gatekeeper-setup", "worker", "codec-server"):
+            assert services[name]["build"] == ".", name
+        dockerfile = (ROOT / "Dockerfile").read_text()
+        froms = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+        assert froms and all(":" in f and not f.endswith(":latest") for f in froms)
+        assert 'ENTRYPOINT ["gatekeeper"]' in dockerfile
+        packages = re.search(r"packages = \[(.*?)\]", (ROOT / "pyproject.toml").read_text())
+        assert packages is not None
+        for package in re.findall(r'"(\w+)"', packages.group(1)):
+            assert f"COPY {package} ./{package}" in dockerfile, f"{package} not copied"
+
+
+class TestStartOrder:
+    """Services start in dependency order and wait for health, not just for a container."""
+
+    def test_depends_on_conditions(self, services: dict[str, dict[str, Any]]) -> None:
+        assert depends(services["temporal-schema"]) == {"postgresql": "service_healthy"}
+        assert depends(services["temporal"]) == {
+            "temporal-schema": "service_completed_successfully"
+        }
+        assert depends(services["temporal-ui"]) == {"temporal": "service_healthy"}
+        assert depends(services["gatekeeper-setup"]) == {"temporal": "service_healthy"}
+        assert depends(services["worker"]) == {"gatekeeper-setup": "service_completed_successfully"}
+
+    def test_health_checks(self, services: dict[str, dict[str, Any]]) -> None:
+        for name in ("postgresql", "temporal", "temporal-ui", "worker", "codec-server"):
+            check = services[name].get("healthcheck")
+            assert check and check["test"], f"{name} has no health check"
+        for name, service in services.items():
+            for other, condition in depends(service).items():
+                if condition == "service_healthy":
+                    assert "healthcheck" in services[other], f"{name} waits on {other}'s health"
+
+    def test_one_shot_jobs_do_not_restart_forever(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        assert services["gatekeeper-setup"]["restart"] == "no"
+        assert services["temporal-schema"]["restart"].startswith("on-failure")
+
+
+class TestWiring:
+    """Ports, addresses and credentials agree between the services that talk to each other."""
+
+    def test_ports(self, services: dict[str, dict[str, Any]]) -> None:
+        assert "7233:7233" in services["temporal"]["ports"]
+        assert "8080:8080" in services["temporal-ui"]["ports"]
+        assert "8888:8888" in services["codec-server"]["ports"]
+        assert "ports" not in services["postgresql"], "the database stays inside the network"
+
+    def test_everyone_reaches_temporal_at_the_service_name(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        port = services["temporal"]["ports"][0].split(":")[-1]
+        for name in ("temporal-ui", "gatekeeper-setup", "worker"):
+            assert environment(services[name])["TEMPORAL_ADDRESS"] == f"temporal:{port}", name
+
+    def test_database_credentials_agree(self, services: dict[str, dict[str, Any]]) -> None:
+        db = environment(services["postgresql"])
+        for name in ("temporal-schema", "temporal"):
+            env = environment(services[name])
+            assert env["POSTGRES_SEEDS"] == "postgresql"
+            assert env["POSTGRES_USER"] == db["POSTGRES_USER"]
+            assert env["POSTGRES_PWD"] == db["POSTGRES_PASSWORD"]
+            assert env["DB"] == "postgres12"
+        assert environment(services["temporal-schema"])["SQL_PASSWORD"] == db["POSTGRES_PASSWORD"]
+
+    def test_workers_share_task_queue_data_and_keys(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        setup, worker = environment(services["gatekeeper-setup"]), environment(services["worker"])
+        codec = environment(services["codec-server"])
+        assert setup["GATEKEEPER_TASK_QUEUE"] == worker["GATEKEEPER_TASK_QUEUE"]
+        assert setup["TEMPORAL_NAMESPACE"] == worker["TEMPORAL_NAMESPACE"]
+        assert worker["GATEKEEPER_CODEC_KEYS"] == codec["GATEKEEPER_CODEC_KEYS"]
+        assert worker["GATEKEEPER_DATA_DIR"] == "/data"
+        assert "gatekeeper-data:/data" in services["worker"]["volumes"]
+
+    def test_codec_server_allows_the_ui_origin(self, services: dict[str, dict[str, Any]]) -> None:
+        ui_port = services["temporal-ui"]["ports"][0].split(":")[0]
+        command = services["codec-server"]["command"]
+        origin = command[command.index("--ui-origin") + 1]
+        assert origin == f"http://localhost:{ui_port}"
+        assert environment(services["temporal-ui"])["TEMPORAL_CORS_ORIGINS"] == origin
+        assert services["codec-server"]["profiles"] == ["encryption"]
+
+    def test_mounted_files_exist(self, services: dict[str, dict[str, Any]]) -> None:
+        for name, service in services.items():
+            for volume in service.get("volumes", []):
+                source = volume.split(":")[0]
+                if source.startswith("./"):
+                    assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+        temporal = services["temporal"]
+        config = environment(temporal)["DYNAMIC_CONFIG_FILE_PATH"]
+        mount = next(v for v in temporal["volumes"] if "dynamicconfig" in v)
+        host_dir, container_dir = mount.split(":")[:2]
+        assert container_dir.endswith(str(Path(config).parent))
+        assert (ROOT / host_dir / Path(config).name).is_file()
+        yaml.safe_load((ROOT / host_dir / Path(config).name).read_text())
+
+    def test_schema_script_sets_up_both_databases(self) -> None:
+        script = (ROOT / "deploy/temporal/setup-postgres.sh").read_text()
+        for database in ("temporal", "temporal_visibility"):
+            assert f"{database}:" in script
+        assert "update-schema" in script and "setup-schema" in script
+        check = subprocess.run(["sh", "-n", str(ROOT / "deploy/temporal/setup-postgres.sh")])
+        assert check.returncode == 0
+
+
+class TestCommands:
+    """The commands the Gatekeeper containers run exist in the CLI with those options."""
+
+    @pytest.mark.parametrize("service", ["gatekeeper-setup", "codec-server"])
+    def test_deployment_commands_parse(
+        self, services: dict[str, dict[str, Any]], service: str
+    ) -> None:
+        command = services[service]["command"]
+        result = subprocess.run(
+            admin_command(*command, "--help"), capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+
+    def test_worker_command_and_health_check_exist(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        assert services["worker"]["command"] == ["worker"]
+        result = subprocess.run(
+            admin_command("health", "--help"), capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert services["worker"]["healthcheck"]["test"] == ["CMD", "gatekeeper", "health"]

@@ -1,0 +1,247 @@
+"""Driving a release through the whole pipeline on its own clock, and checking what it left.
+
+Fault tests cannot use the in-process ``harness``: their workers are separate processes or come
+and go. Everything here talks to Temporal through :class:`Releases` and reads the adapters'
+files directly, as an auditor would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from gatekeeper.adapters import JsonlAuditStore
+from gatekeeper.adapters.registry import AccessRegistry
+from gatekeeper.audit import verify_chain
+from gatekeeper.errors import DecisionRefused, GatekeeperError
+from gatekeeper.models import DecisionKind, Policy, ReleaseOutcome, ReleaseState, ReleaseStatus
+from gatekeeper.releases import Releases
+from tests import factories
+from tests.workflows.conftest import PARTNERS
+
+#: Approvers per gate; the partner gate's security reviewer differs from internal review's.
+APPROVERS = {
+    "internal_review": factories.INTERNAL_REVIEW,
+    "vetted_partner_access": [("sec.two", "security")],
+    "launch_approval": [("eve.exec", "executive")],
+}
+EXPECTED_PARTNERS = {"acme-labs", "brit-ai", "invited-co"}
+
+
+def fast_policy(window: float = 2.0, partner_period: float = 1.0, **overrides: object) -> Policy:
+    """The six-stage policy with a government window and partner period of seconds."""
+    return factories.policy(
+        window=timedelta(seconds=window),
+        partner_period=timedelta(seconds=partner_period),
+        **overrides,
+    )
+
+
+def seed_partners(registry_url: str) -> None:
+    with AccessRegistry(registry_url) as registry:
+        for partner in PARTNERS:
+            registry.add_partner(partner)
+
+
+async def status_until(
+    releases: Releases,
+    release_id: str,
+    predicate: Callable[[ReleaseStatus], bool],
+    *,
+    within: float = 30.0,
+) -> ReleaseStatus:
+    """Poll the release until ``predicate`` holds; a server or worker that is briefly away is
+    retried, not fatal."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last = "no answer yet"
+    while True:
+        try:
+            status = await asyncio.wait_for(releases.status(release_id), 5)
+            if predicate(status):
+                return status
+            last = f"stage={status.stage} state={status.state} awaiting={status.awaiting}"
+        except (GatekeeperError, RPCError, TimeoutError) as err:
+            last = f"{type(err).__name__}: {err}"
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting on {release_id}: {last}")
+        await asyncio.sleep(0.1)
+
+
+def awaiting_gate(stage: str) -> Callable[[ReleaseStatus], bool]:
+    def check(status: ReleaseStatus) -> bool:
+        return bool(
+            status.stage == stage
+            and status.awaiting is not None
+            and status.awaiting.roles
+            and stage in status.gates
+            and status.gates[stage].closed_at is None
+        )
+
+    return check
+
+
+async def approve_gate(releases: Releases, release_id: str, stage: str) -> None:
+    """Every approval the gate needs; an approval already recorded (a retry) is fine."""
+    for decider, role in APPROVERS[stage]:
+        try:
+            await releases.decide(
+                release_id, DecisionKind.APPROVE, factories.decision(decider, role)
+            )
+        except DecisionRefused as refused:
+            if refused.rule != "already_decided":
+                raise
+
+
+async def run_to_launch(
+    releases: Releases, release_id: str, *, within: float = 60.0
+) -> ReleaseOutcome:
+    """Approve each gate whenever the release waits at one, until it ends; return its outcome.
+
+    Driven by what the release says it awaits, so it can take over a release at any point (after
+    a crash or a restart) and tolerates the server or worker being briefly away.
+    """
+    handle = releases.handle(release_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last = "no answer yet"
+    while loop.time() < deadline:
+        try:
+            description = await asyncio.wait_for(handle.describe(), 5)
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                return await handle.result()
+            status = await asyncio.wait_for(releases.status(release_id), 5)
+            last = f"stage={status.stage} state={status.state} awaiting={status.awaiting}"
+            if status.stage in APPROVERS and awaiting_gate(status.stage)(status):
+                await approve_gate(releases, release_id, status.stage)
+                continue
+        except (GatekeeperError, RPCError, TimeoutError) as err:
+            last = f"{type(err).__name__}: {err}"
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{release_id} did not finish within {within:g} s: {last}")
+
+
+@dataclass
+class Evidence:
+    """What a finished release left in the adapters, checked for exactly-once effects."""
+
+    outbox_keys: list[str]
+    grant_keys: list[tuple[str, str]]
+    stored_audit_ok: bool
+    stored_audit_reason: str
+
+    def assert_exactly_once(self, outcome: ReleaseOutcome) -> None:
+        assert outcome.status.state is ReleaseState.LAUNCHED
+        duplicates = [k for k, n in Counter(self.outbox_keys).items() if n > 1]
+        assert not duplicates, f"notifications delivered twice: {duplicates}"
+        assert self.outbox_keys, "no notification was delivered"
+        release_id = outcome.status.release_id
+        sent = {k.split(":")[1] for k in self.outbox_keys}
+        assert {"release_started", "launched"} <= sent, sent
+        assert all(k.startswith(f"{release_id}:") for k in self.outbox_keys)
+        grant_dupes = [k for k, n in Counter(self.grant_keys).items() if n > 1]
+        assert not grant_dupes, f"partner granted twice: {grant_dupes}"
+        assert {p for p, _ in self.grant_keys} == EXPECTED_PARTNERS
+        assert {(g.partner_id, g.surface.value) for g in outcome.status.grants} == set(
+            self.grant_keys
+        ), "the workflow's grants and the registry's differ"
+        check = verify_chain(outcome.audit)
+        assert check.ok, check.reason
+        assert self.stored_audit_ok, self.stored_audit_reason
+
+
+def collect(data_dir: Path, registry_url: str, release_id: str) -> Evidence:
+    """Read the outbox, the registry and the audit store the release's workers wrote."""
+    outbox = data_dir / "outbox.jsonl"
+    lines = [json.loads(x) for x in outbox.read_text().splitlines() if x.strip()]
+    keys = [line["key"] for line in lines if line["key"].startswith(f"{release_id}:")]
+    with AccessRegistry(registry_url) as registry:
+        grants = [(g.partner_id, g.surface.value) for g in registry.list_grants(release_id)]
+    stored = JsonlAuditStore(data_dir / "audit").read(release_id)
+    check = verify_chain(stored)
+    return Evidence(keys, grants, check.ok, check.reason or "")
+
+
+# --- worker processes ----------------------------------------------------------------------
+
+
+def worker_env(target: str, task_queue: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment of a worker process: Temporal by envconfig, Gatekeeper by its settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "GATEKEEPER_"))}
+    env.update(
+        TEMPORAL_ADDRESS=target,
+        TEMPORAL_NAMESPACE="default",
+        GATEKEEPER_TASK_QUEUE=task_queue,
+        GATEKEEPER_DATA_DIR=str(data_dir),
+        GATEKEEPER_LOG_FORMAT="json",
+        GATEKEEPER_LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+async def spawn(
+    args: list[str], env: Mapping[str, str], log_path: Path
+) -> asyncio.subprocess.Process:
+    with log_path.open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            *args,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+
+async def wait_for_file(path: Path, *, within: float) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if path.exists():
+                return
+            await asyncio.sleep(0.05)
+
+
+def gatekeeper_worker() -> list[str]:
+    """The real ``gatekeeper worker`` command."""
+    return [sys.executable, "-m", "gatekeeper", "worker"]
+
+
+async def stop(process: asyncio.subprocess.Process | None) -> None:
+    """End a worker process whatever state it is in (for ``finally`` blocks)."""
+    if process is None or process.returncode is not None:
+        return
+    try:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+    except ProcessLookupError:
+        pass
+
+
+async def has_pollers(client: Client, task_queue: str) -> bool:
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+    )
+    return len(response.pollers) > 0

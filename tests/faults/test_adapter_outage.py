@@ -1,0 +1,196 @@
+"""Side effects that fail for a while: a webhook receiver answering 503 and an access registry
+whose database is locked. Temporal retries the activities; when the far side recovers the release
+completes, every webhook is accepted once and every partner is granted once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest_asyncio
+from aiohttp import web
+from temporalio.testing import WorkflowEnvironment
+
+from activities import activities_from, open_adapters
+from gatekeeper.adapters import Outbox
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, SendJournal, granted_partners
+from gatekeeper.adapters.registry import AccessRegistry
+from gatekeeper.adapters.webhook import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    verify_signature,
+    webhook_factory,
+)
+from gatekeeper.codec_server import serve
+from gatekeeper.models import (
+    Channel,
+    ChannelConfig,
+    NotificationPolicy,
+    NotificationRoute,
+    Recipients,
+)
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from tests import factories
+from tests.faults.pipeline import (
+    approve_gate,
+    awaiting_gate,
+    collect,
+    fast_policy,
+    run_to_launch,
+    seed_partners,
+    status_until,
+)
+from tests.workers.helpers import wait_until
+from workers.worker import build_worker
+
+SECRET = "hook-secret"
+SECRET_ENV = "GK_TEST_HOOK_SECRET"
+#: Short, so a locked registry fails an attempt quickly instead of waiting 30 s for the lock.
+REGISTRY_BUSY_TIMEOUT = 0.2
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint that refuses the first ``refuse`` requests with 503, then accepts."""
+
+    refuse: int
+    refused: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    forged: int = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        key = request.headers[IDEMPOTENCY_HEADER]
+        if not verify_signature(SECRET.encode(), request.headers[SIGNATURE_HEADER], body):
+            self.forged += 1
+            return web.Response(status=401)
+        if len(self.refused) < self.refuse:
+            self.refused.append(key)
+            return web.Response(status=503, text="maintenance")
+        self.accepted.append(key)
+        return web.json_response({"ok": True})
+
+
+@dataclass
+class Stage:
+    releases: Releases
+    receiver: Receiver
+    hook_url: str
+    settings: Settings
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def stage(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> AsyncIterator[Stage]:
+    receiver = Receiver(refuse=4)
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data", env={SECRET_ENV: SECRET})
+    seed_partners(settings.effective_registry_url)
+    adapters = open_adapters(settings)
+    # The worker's registry waits only briefly for a lock, as a remote database would time out.
+    shared, adapters.registry = (
+        adapters.registry,
+        AccessRegistry(settings.effective_registry_url, busy_timeout=REGISTRY_BUSY_TIMEOUT),
+    )
+    # The production notifier's channels, with a webhook HTTP client this fixture closes.
+    http = httpx.Client()
+    channels = ChannelRegistry.embedded(adapters.outbox)
+    journal = SendJournal(adapters.outbox, Outbox(settings.data_dir / "outbox.sending.jsonl"))
+    channels.register(Channel.WEBHOOK, webhook_factory(journal, settings.env, client=http))
+    adapters.notifier = Notifier(channels, cohorts=granted_partners(shared.list_grants))
+    async with serve(app, "127.0.0.1", 0) as url:
+        with ThreadPoolExecutor(max_workers=8) as executor:
+            worker = build_worker(
+                env.client,
+                settings,
+                activities=activities_from(adapters),
+                activity_executor=executor,
+                activity_threads=8,
+            )
+            async with worker:
+                yield Stage(Releases(env.client, task_queue), receiver, f"{url}/hook", settings)
+    adapters.close()
+    shared.close()
+    await asyncio.to_thread(http.close)
+
+
+def policy_with_webhook(url: str) -> object:
+    base = fast_policy(window=1.0, partner_period=0.5)
+    routes = [
+        *base.notifications.routes,
+        NotificationRoute(
+            events=["*"], to=Recipients(roles=["operator", "security"]), channels=["hook"]
+        ),
+    ]
+    return fast_policy(
+        window=1.0,
+        partner_period=0.5,
+        notifications=NotificationPolicy(
+            channels=[
+                ChannelConfig(id="hook", type=Channel.WEBHOOK, url=url, secret_env=SECRET_ENV)
+            ],
+            routes=routes,
+        ),
+    )
+
+
+async def retried(releases: Releases, release_id: str, *, attempts: int) -> bool:
+    """Whether the grant activity has reached its ``attempts``-th attempt (so it has failed)."""
+    description = await releases.handle(release_id).describe()
+    return any(
+        activity.activity_type.name == "grant_partner_access" and activity.attempt >= attempts
+        for activity in description.raw_description.pending_activities
+    )
+
+
+class TestOutages:
+    """The webhook is down for its first requests and the registry is locked when the release
+    grants access; both recover and nothing is done twice."""
+
+    async def test_release_survives_webhook_and_registry_outages(self, stage: Stage) -> None:
+        release_id = f"outage-{uuid.uuid4().hex[:8]}"
+        policy = policy_with_webhook(stage.hook_url)
+        await stage.releases.start(
+            factories.spec(release_id),
+            policy,
+            factories.policy_hash(policy),  # type: ignore[arg-type]
+        )
+        await status_until(stage.releases, release_id, awaiting_gate("internal_review"))
+
+        # Lock the registry before the release needs it: every grant attempt finds it busy.
+        registry_db = stage.settings.data_dir / "registry.db"
+        lock = sqlite3.connect(registry_db, isolation_level=None, timeout=5)
+        try:
+            lock.execute("BEGIN EXCLUSIVE")
+            await approve_gate(stage.releases, release_id, "internal_review")
+            await wait_until(lambda: retried(stage.releases, release_id, attempts=3))
+            status = await stage.releases.status(release_id)
+            assert not status.grants, "nothing can be granted while the registry is down"
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+
+        outcome = await run_to_launch(stage.releases, release_id, within=90)
+        evidence = collect(
+            stage.settings.data_dir, stage.settings.effective_registry_url, release_id
+        )
+        evidence.assert_exactly_once(outcome)
+
+        receiver = stage.receiver
+        assert receiver.forged == 0
+        assert len(receiver.refused) == receiver.refuse, "the webhook outage must have been hit"
+        twice = [k for k, n in Counter(receiver.accepted).items() if n > 1]
+        assert not twice, f"webhook deliveries accepted twice: {twice}"
+        assert set(receiver.refused) <= set(receiver.accepted), "refused deliveries must be retried"
+        hooked = {k for k in receiver.accepted if k.startswith(f"{release_id}:")}
+        assert any(":launched:" in k for k in hooked)
+        failed = [e for e in outcome.audit if e.action == "notification_failed"]
+        assert not failed, "a short outage must not exhaust the notification retries"
