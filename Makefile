@@ -42,11 +42,15 @@ format: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two pytest workers, each with its own dev server: the tests mostly wait on Temporal, so two
+# overlap well even on two cores. Tests of one file stay on one worker (shared fixtures).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+
 test: lint system-deps  ## lint, then the whole test suite against the real Temporal dev server
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: $(STAMP)  ## the test suite without lint or the browser test
-	$(BIN)/python -m pytest -m 'not browser'
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m 'not browser'
 
 test-browser: $(STAMP) system-deps  ## only the real-browser check of the Temporal UI
 	$(BIN)/python -m pytest -m browser

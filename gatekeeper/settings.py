@@ -16,6 +16,7 @@ from gatekeeper.errors import ConfigError
 
 DEFAULT_TASK_QUEUE = "gatekeeper"
 DEFAULT_DATA_DIR = Path(".gatekeeper")
+DEFAULT_MAX_CACHED_WORKFLOWS = 250
 _LOG_FORMATS = ("auto", "console", "json")
 
 
@@ -32,6 +33,8 @@ class Settings:
         log_level: standard level name.
         temporal_profile: envconfig profile to load (``TEMPORAL_PROFILE`` is honoured too).
         keys_dir: where ``gatekeeper keys generate`` keeps private signing keys.
+        max_cached_workflows: releases a worker keeps in memory (``GATEKEEPER_MAX_CACHED_WORKFLOWS``);
+            a release evicted from the cache replays its (short) history when it next wakes.
         env: the environment the settings were read from, kept for adapters that need a secret
             named by the policy (webhook HMAC keys); never read at import time.
         codec_keys: payload encryption keys, ``id:<base64>`` entries separated by commas
@@ -52,6 +55,7 @@ class Settings:
     log_level: str = "INFO"
     temporal_profile: str | None = None
     keys_dir: Path = field(default_factory=lambda: Path.home() / ".config" / "gatekeeper" / "keys")
+    max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     codec_keys: str | None = field(default=None, repr=False)
     codec_key_file: Path | None = None
@@ -81,6 +85,9 @@ class Settings:
             if env.get("GATEKEEPER_KEYS_DIR")
             else Path.home() / ".config" / "gatekeeper" / "keys",
             env=env,
+            max_cached_workflows=_positive_int(
+                env, "GATEKEEPER_MAX_CACHED_WORKFLOWS", DEFAULT_MAX_CACHED_WORKFLOWS
+            ),
             codec_keys=env.get("GATEKEEPER_CODEC_KEYS") or None,
             codec_key_file=Path(key_file) if key_file else None,
             codec_active_key=env.get("GATEKEEPER_CODEC_ACTIVE") or None,
@@ -94,3 +101,16 @@ class Settings:
     @property
     def effective_registry_url(self) -> str:
         return self.registry_url or f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, not {value}")
+    return value

@@ -28,7 +28,7 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from tests.workflows.conftest import PARTNERS
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 
 @dataclass

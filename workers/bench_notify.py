@@ -158,7 +158,7 @@ async def bench_fanout(
         partners: the cohort's size.
         task_queue: default: a fresh one.
     """
-    from workflows import ALL_WORKFLOWS  # the sandbox's import cost is paid only when run
+    from workflows.registry import ALL_WORKFLOWS  # the sandbox's import cost is paid only when run
 
     queue = task_queue or f"bench-notify-{uuid.uuid4().hex[:8]}"
     release_id = f"bench-{uuid.uuid4().hex[:8]}"

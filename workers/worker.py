@@ -67,7 +67,7 @@ def build_worker(
     # Imported here, by name, so this module loads without the workflow sandbox's import cost
     # and before either package is complete.
     if workflows is None:
-        workflows = importlib.import_module("workflows").ALL_WORKFLOWS
+        workflows = importlib.import_module("workflows.registry").ALL_WORKFLOWS
     if activities is None:
         activities = _default_activities(settings, client)
     executor = activity_executor or ThreadPoolExecutor(
@@ -83,6 +83,7 @@ def build_worker(
         # tasks other workers could have taken.
         max_concurrent_activities=activity_threads,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_cached_workflows=settings.max_cached_workflows,
         sticky_queue_schedule_to_start_timeout=sticky_queue_schedule_to_start_timeout,
     )
 

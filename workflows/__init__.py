@@ -1,14 +1,4 @@
-"""Deterministic workflow code. Workers register :data:`ALL_WORKFLOWS`."""
+"""Deterministic workflow code. Workers register :data:`workflows.registry.ALL_WORKFLOWS`.
 
-from workflows.access_order import AccessOrderWorkflow, access_order_workflow_id
-from workflows.release import ModelReleaseWorkflow, release_workflow_id
-
-ALL_WORKFLOWS: list[type] = [ModelReleaseWorkflow, AccessOrderWorkflow]
-
-__all__ = [
-    "ALL_WORKFLOWS",
-    "AccessOrderWorkflow",
-    "ModelReleaseWorkflow",
-    "access_order_workflow_id",
-    "release_workflow_id",
-]
+Nothing is imported here: see :mod:`workflows.registry` for why.
+"""

@@ -36,7 +36,7 @@ from tests import factories
 from tests.workers.helpers import free_ports
 from tests.workflows.conftest import PARTNERS
 from workers.devserver import DevServer
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 pytestmark = pytest.mark.browser
 

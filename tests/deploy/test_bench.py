@@ -22,7 +22,7 @@ from workers.bench import drive_baseline, parse_args, process_memory_mb, render
 from workers.bench_baseline import BaselineWorkflow, noop, plan_from_history
 from workers.bench_release import GATES, bench_policy, drive_release, seed_partners
 from workers.worker import build_worker
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 COUNTED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: "activities",

@@ -39,7 +39,7 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from workers.devserver import temporal_executable
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 HERE = Path(__file__).resolve().parent
 TASK_QUEUE = "histories"

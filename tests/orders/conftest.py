@@ -34,7 +34,7 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from tests.workflows.conftest import PARTNERS, Harness
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 #: Registry people: partner staff of each nationality, and members of the public.
 PEOPLE = [

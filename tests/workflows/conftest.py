@@ -27,7 +27,7 @@ from gatekeeper.models import (
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 PARTNERS = [
     Partner(

@@ -24,7 +24,7 @@ from gatekeeper.models import (
 from gatekeeper.releases import ListFilter
 from tests import factories
 from tests.workflows.conftest import Harness
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 GATE = "internal_review"
 LEGAL = {"lee.legal", "lou.legal", "rm.reviewer"}

@@ -25,7 +25,7 @@ from tests import factories
 from tests.adapters.test_webhook import IDEMPOTENCY_HEADER, REDELIVERY_HEADER, WebhookReceiver
 from tests.workflows.conftest import Harness
 from workers.bench_notify import bench_fanout
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 SECRET_ENV = "GATEKEEPER_TEST_HOOK_SECRET"
 

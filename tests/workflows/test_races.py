@@ -24,7 +24,7 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from tests.workflows.conftest import PARTNERS, Harness
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 
 class TestSimultaneousDecisions:
