@@ -63,10 +63,6 @@ class LedgerCore:
         self.chain = AuditChain(inp.spec.release_id)
         self.notices: list[Notice] = []
         self.used_nonces: set[str] = set()
-        #: A held gate awaits the operator (not its reviewers) and an ended release awaits
-        #: nobody. The workflow sets it behind ``workflow.patched``: releases recorded before the
-        #: change replay as they ran.
-        self.precise_awaiting = False
         self.status = ReleaseStatus(
             release_id=inp.spec.release_id,
             spec=inp.spec,
@@ -373,7 +369,7 @@ class LedgerCore:
         progress = self.progress(stage_id, settings)
         open_requests = gate.open_change_requests()
         holds = self.status.active_holds()
-        if holds and self.precise_awaiting:
+        if holds:
             # Decisions are refused while held, so the reviewers are not who it waits for: an
             # operator's inbox and `AwaitingRoles="operator"` must find it, a reviewer's must not.
             self.await_(
@@ -436,7 +432,7 @@ class LedgerCore:
                         action_needed="Review again and approve if it still holds.",
                         concerned=[decision.person],
                     )
-        if gate.closed_at is None and not (self.precise_awaiting and self.is_terminal()):
+        if gate.closed_at is None and not self.is_terminal():
             self._await_gate(stage_id, settings, now)
 
     def next_expiry(self, stage_id: str, settings: GateSettings) -> datetime | None:

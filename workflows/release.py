@@ -80,10 +80,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice, when
 
 
-#: Patch id: a held approval gate awaits the operator role, an ended release awaits nobody.
-PRECISE_AWAITING = "precise-awaiting"
-
-
 def release_workflow_id(release_id: str) -> str:
     return f"release-{release_id}"
 
@@ -117,7 +113,6 @@ class ModelReleaseWorkflow:
         if self._integrity_error is not None:
             raise ApplicationError(self._integrity_error, type="IntegrityError", non_retryable=True)
         ledger = self._ledger
-        ledger.precise_awaiting = workflow.patched(PRECISE_AWAITING)
         ledger.start(workflow.now())
         self._commit()
         await self._verify_evidence()

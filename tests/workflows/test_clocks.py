@@ -233,8 +233,7 @@ class TestTimedHold:
         assert status.awaiting and set(status.awaiting.roles) == {"safety", "security", "legal"}
         assert len(await until_notified(harness, rid, "resumed", 1)) == 1
 
-        # The hold went through the patched "held gate awaits the operator" path; its history
-        # replays on today's code.
+        # A history that went through the "held gate awaits the operator" path replays.
         history = await harness.handle(rid).fetch_history()
         replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
         replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
