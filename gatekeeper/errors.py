@@ -12,6 +12,7 @@
     ├── ReleaseExists          a release with that id was already started
     │   └── OrderExists        an access order with that id was already applied
     ├── DecisionRefused        the workflow refused an update; ``rule`` names the rule broken
+    ├── NoAnswer               a release did not answer in time (usually: no worker is running)
     └── AdapterError           a side effect failed (``retryable`` says whether trying again helps)
         ├── DeliveryError      a notification could not be delivered
         ├── ClearinghouseError the government clearinghouse refused or failed
@@ -112,6 +113,12 @@ class DecisionRefused(GatekeeperError):
     def __init__(self, message: str, rule: str = "refused") -> None:
         super().__init__(message)
         self.rule = rule
+
+
+class NoAnswer(GatekeeperError):
+    """A running release did not answer in time: almost always, no worker polls its task queue."""
+
+    exit_code = 8
 
 
 class AdapterError(GatekeeperError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -18,6 +18,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -29,7 +30,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper import search_attributes as sa
-from gatekeeper.errors import DecisionRefused, ReleaseExists, ReleaseNotFound
+from gatekeeper.errors import DecisionRefused, NoAnswer, ReleaseExists, ReleaseNotFound
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.messages import (
@@ -52,6 +53,10 @@ from gatekeeper.models.status import (
 )
 
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
+#: How long a query may wait for a worker to answer before the caller is told why it waits.
+QUERY_TIMEOUT = timedelta(seconds=15)
+#: How long a decision may wait to be judged (validator and handler) before the same.
+UPDATE_TIMEOUT = timedelta(seconds=30)
 
 
 def workflow_id(release_id: str) -> str:
@@ -88,6 +93,7 @@ class ListFilter:
     submitted_by: str | None = None
     risk_tier: str | None = None
     running_only: bool = False
+    task_queue: str | None = None
 
     def query(self) -> str:
         clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
@@ -107,6 +113,8 @@ class ListFilter:
             )
         if self.running_only:
             clauses.append("ExecutionStatus = 'Running'")
+        if self.task_queue:
+            clauses.append(f"TaskQueue = {_quote(self.task_queue)}")
         return " AND ".join(clauses)
 
 
@@ -119,9 +127,18 @@ def _quote(value: str) -> str:
 class Releases:
     """Start, inspect and decide on releases through a Temporal client."""
 
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        *,
+        query_timeout: timedelta = QUERY_TIMEOUT,
+        update_timeout: timedelta = UPDATE_TIMEOUT,
+    ) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.query_timeout = query_timeout
+        self.update_timeout = update_timeout
 
     def handle(self, release_id: str) -> WorkflowHandle[Any, ReleaseOutcome]:
         return self.client.get_workflow_handle(workflow_id(release_id), result_type=ReleaseOutcome)
@@ -160,16 +177,25 @@ class Releases:
                 f"release {spec.release_id} already exists (workflow {workflow_id(spec.release_id)}); "
                 "release ids are never reused — choose a new release_id"
             ) from err
-        return await self._wait_for_status(handle)
+        try:
+            return await self._wait_for_status(handle)
+        except RPCError as err:
+            raise NoAnswer(
+                f"release {spec.release_id} started, but no worker answered within "
+                f"{self.query_timeout.total_seconds():g} s; is a worker running on task queue "
+                f"{self.task_queue!r}? (`gatekeeper worker`)"
+            ) from err
 
     async def _wait_for_status(self, handle: WorkflowHandle[Any, Any]) -> ReleaseStatus:
-        status: ReleaseStatus = await handle.query("get_status", result_type=ReleaseStatus)
+        status: ReleaseStatus = await handle.query(
+            "get_status", result_type=ReleaseStatus, rpc_timeout=self.query_timeout
+        )
         return status
 
     async def status(self, release_id: str) -> ReleaseStatus:
         try:
             result: ReleaseStatus = await self.handle(release_id).query(
-                "get_status", result_type=ReleaseStatus
+                "get_status", result_type=ReleaseStatus, rpc_timeout=self.query_timeout
             )
         except RPCError as err:
             raise self._rpc_error(release_id, err) from err
@@ -178,7 +204,7 @@ class Releases:
     async def audit(self, release_id: str) -> list[AuditEvent]:
         try:
             events: list[AuditEvent] = await self.handle(release_id).query(
-                "get_audit", result_type=list[AuditEvent]
+                "get_audit", result_type=list[AuditEvent], rpc_timeout=self.query_timeout
             )
         except RPCError as err:
             raise self._rpc_error(release_id, err) from err
@@ -242,8 +268,10 @@ class Releases:
     async def _update(self, release_id: str, name: str, request: Any) -> UpdateResult:
         try:
             result: UpdateResult = await self.handle(release_id).execute_update(
-                name, request, result_type=UpdateResult
+                name, request, result_type=UpdateResult, rpc_timeout=self.update_timeout
             )
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            raise self._no_answer(release_id, self.update_timeout) from err
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
@@ -253,7 +281,15 @@ class Releases:
             raise self._rpc_error(release_id, err) from err
         return result
 
+    def _no_answer(self, release_id: str, waited: timedelta) -> NoAnswer:
+        return NoAnswer(
+            f"release {release_id} did not answer within {waited.total_seconds():g} s; is a "
+            f"worker running on task queue {self.task_queue!r}? (`gatekeeper worker`)"
+        )
+
     def _rpc_error(self, release_id: str, err: RPCError) -> Exception:
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            return self._no_answer(release_id, self.query_timeout)
         if err.status == RPCStatusCode.NOT_FOUND:
             if "already completed" in err.message or "completed" in err.message.lower():
                 return DecisionRefused(

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from gatekeeper.cli import common, render
 from gatekeeper.cli.inbox import Inbox, inbox_for
 from gatekeeper.cli.release import policy_for
 from gatekeeper.cli.session import load_key, parse_when, releases, sign_decision
+from gatekeeper.errors import DecisionRefused
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.messages import DecisionRequest, DelegationRequest
 from gatekeeper.models.status import UpdateResult
+from gatekeeper.releases import ListFilter
 from gatekeeper.settings import Settings
 
 app = typer.Typer(
@@ -147,7 +150,9 @@ def request_changes(
 @app.command()
 def delegate(
     ctx: typer.Context,
-    release_id: str = typer.Argument(..., help="The release the delegation applies to."),
+    release_id: str | None = typer.Argument(
+        None, help="The release the delegation applies to; omitted: every running release."
+    ),
     as_: str = AS_OPTION,
     to: str = typer.Option(..., "--to", help="Who may decide in your place."),
     role: str = ROLE_OPTION,
@@ -155,17 +160,49 @@ def delegate(
     reason: str = typer.Option("", "--reason"),
     json_: bool = common.JSON_OPTION,
 ) -> None:
-    """Let another roster member decide in one of your roles, until a time."""
+    """Let another roster member decide in one of your roles, until a time.
+
+    A delegation is recorded in each release it applies to (and audited there). Without a
+    release id it is sent to every running release; releases started later need it again.
+    """
     settings = common.settings(ctx)
     request = DelegationRequest(
         by=as_, to=to, role=role, until=parse_when(until, option="--until"), reason=reason
     )
+    if release_id is not None:
 
-    async def go() -> UpdateResult:
+        async def one() -> UpdateResult:
+            async with releases(settings) as api:
+                return await api.delegate(release_id, request)
+
+        _show(common.run(one()), json_)
+        return
+
+    async def every() -> list[tuple[str, str, str]]:
+        outcomes: list[tuple[str, str, str]] = []
         async with releases(settings) as api:
-            return await api.delegate(release_id, request)
+            # Only this deployment's releases: other task queues have other workers (or none).
+            only_here = ListFilter(running_only=True, task_queue=settings.task_queue)
+            running = await api.list(only_here, limit=10_000)
+            for row in running:
+                try:
+                    result = await api.delegate(row.release_id, request)
+                    outcomes.append((row.release_id, "delegated", result.message))
+                except DecisionRefused as refused:
+                    outcomes.append((row.release_id, refused.rule, str(refused)))
+        return outcomes
 
-    _show(common.run(go()), json_)
+    outcomes = common.run(every())
+    if json_:
+        common.print_json([{"release_id": r, "result": k, "message": m} for r, k, m in outcomes])
+    elif not outcomes:
+        common.console.print("no running releases: nothing to delegate")
+    else:
+        for rid, kind, message in outcomes:
+            mark = "[green]✔[/]" if kind == "delegated" else "[yellow]✖[/]"
+            common.console.print(f"{mark} {rid}: {escape(message)}")
+    if outcomes and all(kind != "delegated" for _, kind, _ in outcomes):
+        raise typer.Exit(7)
 
 
 @app.command()

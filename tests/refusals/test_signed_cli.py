@@ -67,3 +67,38 @@ class TestSignedDecisionsThroughTheCli:
         )
         gate = (await harness.releases.status(rid)).gates["internal_review"]
         assert [d.person for d in gate.valid_approvals()] == ["sam.safety"]
+
+
+class TestDelegateEverywhere:
+    """`review delegate` without a release id reaches every running release."""
+
+    async def test_delegation_sent_to_each_running_release(
+        self, run: Run, harness: Harness
+    ) -> None:
+        ids = []
+        for _ in range(2):
+            rid = f"r-deleg-{uuid.uuid4().hex[:8]}"
+            await harness.start(spec=factories.spec(rid))
+            await harness.at_stage(rid, "internal_review")
+            ids.append(rid)
+        outcome = await run(
+            "review",
+            "delegate",
+            "--as",
+            "lee.legal",
+            "--to",
+            "sec.two",
+            "--role",
+            "legal",
+            "--until",
+            "+2d",
+            "--json",
+        )
+        assert outcome.code == 0, outcome.stderr
+        results = {r["release_id"]: r["result"] for r in json.loads(outcome.stdout)}
+        assert all(results[rid] == "delegated" for rid in ids)
+        await harness.approve(ids[1], "sec.two", "legal")
+        gate = (await harness.releases.status(ids[1])).gates["internal_review"]
+        assert [(d.person, d.on_behalf_of) for d in gate.valid_approvals()] == [
+            ("sec.two", "lee.legal")
+        ]
