@@ -11,11 +11,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from gatekeeper.adapters.registry import AccessRegistry, Partner, RegisteredPerson
+from gatekeeper.adapters.registry.models import Partner, RegisteredPerson
 from gatekeeper.cli.common import JSON_OPTION, console, print_json, run, settings
 from gatekeeper.client import connect
 from gatekeeper.errors import InputError
@@ -23,6 +24,9 @@ from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
 from gatekeeper.models.orders import OrderExemptionRequest, OrderLiftRequest, OrderStatus
 from gatekeeper.orders import Orders, load_exemption, load_lift, load_order_spec
 from gatekeeper.settings import Settings
+
+if TYPE_CHECKING:
+    from gatekeeper.adapters.registry import AccessRegistry
 
 app = typer.Typer(
     name="access",
@@ -42,6 +46,9 @@ app.add_typer(order_app, name="order")
 
 @contextmanager
 def _registry(ctx: typer.Context) -> Iterator[AccessRegistry]:
+    # Imported here: SQLAlchemy and alembic cost every other command half a second to load.
+    from gatekeeper.adapters.registry import AccessRegistry
+
     registry = AccessRegistry(settings(ctx).effective_registry_url)
     try:
         yield registry
