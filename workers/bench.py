@@ -79,7 +79,7 @@ PARTNER_PERIOD = timedelta(seconds=1)
 PARKED_WINDOW = timedelta(days=30)
 #: Releases (and baselines) run one at a time, for the idle approval round trip; their clocks
 #: are shorter still, since only the approvals are timed.
-IDLE_RELEASES = 10
+IDLE_RELEASES = 20
 IDLE_CLOCK = timedelta(milliseconds=100)
 #: Workflows being started at one time: a burst of hundreds of first workflow tasks (each builds
 #: its sandbox) would queue past the 10 s workflow-task timeout on two cores.

@@ -80,71 +80,37 @@ def _show(result: UpdateResult, json_: bool) -> None:
         render.print_result(common.console, result)
 
 
-@app.command()
-def approve(
-    ctx: typer.Context,
-    release_id: str = typer.Argument(...),
-    as_: str = AS_OPTION,
-    role: str = ROLE_OPTION,
-    comment: str = COMMENT_OPTION,
-    stage: str = STAGE_OPTION,
-    key: Path = KEY_OPTION,
-    json_: bool = common.JSON_OPTION,
-) -> None:
-    """Approve the current gate."""
-    _show(
-        _decide(
-            common.settings(ctx), DecisionKind.APPROVE, release_id, as_, role, comment, stage, key
-        ),
-        json_,
-    )
+def _decision_command(kind: DecisionKind, name: str, help_text: str) -> None:
+    """Register ``review <name>``: the three decisions take the same options."""
+
+    def command(
+        ctx: typer.Context,
+        release_id: str = typer.Argument(...),
+        as_: str = AS_OPTION,
+        role: str = ROLE_OPTION,
+        comment: str = COMMENT_OPTION,
+        stage: str = STAGE_OPTION,
+        key: Path = KEY_OPTION,
+        json_: bool = common.JSON_OPTION,
+    ) -> None:
+        settings = common.settings(ctx)
+        _show(_decide(settings, kind, release_id, as_, role, comment, stage, key), json_)
+
+    command.__doc__ = help_text
+    app.command(name)(command)
 
 
-@app.command()
-def reject(
-    ctx: typer.Context,
-    release_id: str = typer.Argument(...),
-    as_: str = AS_OPTION,
-    role: str = ROLE_OPTION,
-    comment: str = COMMENT_OPTION,
-    stage: str = STAGE_OPTION,
-    key: Path = KEY_OPTION,
-    json_: bool = common.JSON_OPTION,
-) -> None:
-    """Reject at the current gate: the release ends and every grant it made is revoked."""
-    _show(
-        _decide(
-            common.settings(ctx), DecisionKind.REJECT, release_id, as_, role, comment, stage, key
-        ),
-        json_,
-    )
-
-
-@app.command("request-changes")
-def request_changes(
-    ctx: typer.Context,
-    release_id: str = typer.Argument(...),
-    as_: str = AS_OPTION,
-    role: str = ROLE_OPTION,
-    comment: str = COMMENT_OPTION,
-    stage: str = STAGE_OPTION,
-    key: Path = KEY_OPTION,
-    json_: bool = common.JSON_OPTION,
-) -> None:
-    """Ask the submitter for changes; the gate waits for an amend."""
-    _show(
-        _decide(
-            common.settings(ctx),
-            DecisionKind.REQUEST_CHANGES,
-            release_id,
-            as_,
-            role,
-            comment,
-            stage,
-            key,
-        ),
-        json_,
-    )
+_decision_command(DecisionKind.APPROVE, "approve", "Approve the current gate.")
+_decision_command(
+    DecisionKind.REJECT,
+    "reject",
+    "Reject at the current gate: the release ends and every grant it made is revoked.",
+)
+_decision_command(
+    DecisionKind.REQUEST_CHANGES,
+    "request-changes",
+    "Ask the submitter for changes; the gate waits for an amend.",
+)
 
 
 @app.command()
