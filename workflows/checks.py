@@ -1,0 +1,110 @@
+"""Checks every decision path shares: a release that has ended, signatures, audited refusals."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from gatekeeper import signing
+from gatekeeper.models.messages import (
+    DecisionSignature,
+)
+from gatekeeper.rules import (
+    Refusal,
+    Rule,
+    refuse,
+    require_person,
+)
+from workflows.ledger import LedgerCore
+from workflows.notices import when
+
+#: How far ahead a signature's time may be (clock skew between a laptop and the server).
+SIGNATURE_SKEW = timedelta(minutes=5)
+
+
+class LedgerChecks(LedgerCore):
+    """Shared checks of the decision paths."""
+
+    # --- shared checks --------------------------------------------------------------------
+
+    def _not_terminal(self) -> None:
+        if self.is_terminal():
+            raise refuse(
+                Rule.RELEASE_TERMINAL,
+                f"release {self.status.release_id} is {self.status.state.value}; "
+                "it accepts no further decisions",
+            )
+
+    def _check_signature(
+        self,
+        *,
+        person_id: str,
+        signature: DecisionSignature | None,
+        stage: str | None,
+        decision: str,
+        role: str,
+        subject: str,
+        now: datetime,
+    ) -> None:
+        if signature is None:
+            if self.policy.require_signed_decisions:
+                raise refuse(
+                    Rule.SIGNATURE_REQUIRED,
+                    f"policy {self.policy.policy_id} requires signed decisions; sign with "
+                    f"`gatekeeper keys generate --as {person_id}` and the CLI's --key",
+                )
+            return
+        person = require_person(self.policy, person_id)
+        if not person.public_key:
+            raise refuse(Rule.SIGNATURE_INVALID, f"{person_id} has no public key on the roster")
+        if stage is None:
+            raise refuse(Rule.SIGNATURE_INVALID, "a signed decision must name its stage")
+        if signature.artifact_sha256 != self.spec.artifact.sha256:
+            raise refuse(
+                Rule.SIGNATURE_INVALID,
+                f"the signature is for artifact {signature.artifact_sha256[:12]}…, the release's "
+                f"artifact is {self.spec.artifact.sha256[:12]}…",
+            )
+        age = now - signature.signed_at
+        if age > self.policy.signature_max_age or -age > SIGNATURE_SKEW:
+            raise refuse(
+                Rule.SIGNATURE_STALE,
+                f"the signature was made at {when(signature.signed_at)}; signatures are accepted "
+                f"for {int(self.policy.signature_max_age.total_seconds() // 60)} minutes",
+            )
+        if signature.nonce in self.used_nonces:
+            raise refuse(
+                Rule.SIGNATURE_REPLAYED, "this signature was already used (replay refused)"
+            )
+        payload = signing.decision_payload(
+            release_id=self.status.release_id,
+            stage=stage,
+            decision=decision,
+            decider=person_id,
+            role=role,
+            signed_at=signature.signed_at,
+            nonce=signature.nonce,
+            artifact_sha256=signature.artifact_sha256,
+            subject=subject,
+        )
+        if not signing.verify(person.public_key, payload, signature.value):
+            raise refuse(
+                Rule.SIGNATURE_INVALID,
+                f"the signature does not verify against {person_id}'s roster key",
+            )
+
+    def refused(
+        self, refusal: Refusal, now: datetime, actor: str, request: str, body: object
+    ) -> None:
+        """Record an audited refusal: the attempt and the rule it broke."""
+        details = body if isinstance(body, dict) else {}
+        self.audit(
+            now,
+            actor,
+            "request_refused",
+            {
+                "request": request,
+                "rule": refusal.rule.value,
+                "reason": refusal.message,
+                "payload": details,
+            },
+        )
