@@ -96,14 +96,7 @@ def lift_order(connection: Connection, request: LiftOrderRequest) -> LiftOrderRe
     done = records.recall(connection, key, "lift_order", digest, conflict=conflict)
     if done is not None:
         return LiftOrderResult.model_validate(done)
-    row = connection.execute(
-        sa.select(access_orders).where(access_orders.c.order_id == request.order_id)
-    ).first()
-    if row is None:
-        raise RegistryError(f"no access order {request.order_id}", retryable=False)
-    order = records.order_model(row)
-    if order.status == "lifted":
-        raise RegistryError(conflict, retryable=False)
+    order = _active_order(connection, request.order_id, lifted=conflict)
     missing = [s for s in order.required_safeguards if s not in request.safeguards]
     if missing:
         raise RegistryError(
@@ -160,14 +153,9 @@ def exempt_order(connection: Connection, request: ExemptOrderRequest) -> ExemptO
     done = records.recall(connection, key, "exempt_order", digest, conflict=conflict)
     if done is not None:
         return ExemptOrderResult.model_validate(done)
-    row = connection.execute(
-        sa.select(access_orders).where(access_orders.c.order_id == request.order_id)
-    ).first()
-    if row is None:
-        raise RegistryError(f"no access order {request.order_id}", retryable=False)
-    order = records.order_model(row)
-    if order.status == "lifted":
-        raise RegistryError(f"access order {order.order_id} was lifted", retryable=False)
+    order = _active_order(
+        connection, request.order_id, lifted=f"access order {request.order_id} was lifted"
+    )
     outside = [m for m in request.models if m != ALL_MODELS and not covers_model(order.models, m)]
     if outside:
         raise RegistryError(
@@ -285,3 +273,16 @@ def _set_status(
             .where(grants.c.grant_id.in_(ids))
             .values(status=status, order_id=order_id, reason=reason, changed_at=at)
         )
+
+
+def _active_order(connection: Connection, order_id: str, *, lifted: str) -> AccessOrder:
+    """The order, refused (not retryable) when it does not exist or was already lifted."""
+    row = connection.execute(
+        sa.select(access_orders).where(access_orders.c.order_id == order_id)
+    ).first()
+    if row is None:
+        raise RegistryError(f"no access order {order_id}", retryable=False)
+    order = records.order_model(row)
+    if order.status == "lifted":
+        raise RegistryError(lifted, retryable=False)
+    return order
