@@ -21,6 +21,7 @@ from gatekeeper.policy import (
     policy_sha256,
     quorum_satisfiable,
 )
+from tests import yaml_edits
 
 BASE = """\
 policy_id: test-policy
@@ -97,15 +98,7 @@ KEY_32 = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 
 
 def edit(edits: list[tuple[str, str]], text: str = BASE) -> str:
-    for old, new in edits:
-        assert text.count(old) == 1, f"edit target not unique: {old!r}"
-        text = text.replace(old, new)
-    return text
-
-
-def line_of(text: str, anchor: str) -> int:
-    assert text.count(anchor) == 1, f"anchor not unique: {anchor!r}"
-    return text[: text.index(anchor)].count("\n") + 1
+    return yaml_edits.edit(edits, text)
 
 
 @dataclass(frozen=True)
@@ -464,7 +457,7 @@ class TestBadPolicies:
         with pytest.raises(PolicyError) as caught:
             parse_policy(text, source="bad.yaml")
         found = [(p.line, p.path, p.message) for p in caught.value.problems]
-        line = line_of(text, case.anchor)
+        line = yaml_edits.line_of(text, case.anchor)
         assert any(
             found_line == line and path == case.path and case.message in message
             for found_line, path, message in found
@@ -623,10 +616,10 @@ class TestPolicyCommand:
         path.write_text(text)
         result = self.runner.invoke(app, ["check", str(path)])
         assert result.exit_code == 2
-        window = line_of(text, "duration: 45d")
+        window = yaml_edits.line_of(text, "duration: 45d")
         assert result.output.splitlines() == [
             f"{path}:{window}:5: stages[2].duration: must be at most 30 days (got 45d)",
-            f"{path}:{line_of(text, 'roles: [x]')}:37: notifications.routes[0].to.roles[0]: "
+            f"{path}:{yaml_edits.line_of(text, 'roles: [x]')}:37: notifications.routes[0].to.roles[0]: "
             "unknown role 'x'",
         ]
 
@@ -638,7 +631,7 @@ class TestPolicyCommand:
         body = json.loads(result.output)
         assert body["ok"] is False
         assert body["problems"][0]["path"] == "stages[2].duration"
-        assert body["problems"][0]["line"] == line_of(BASE, "duration: 30d")
+        assert body["problems"][0]["line"] == yaml_edits.line_of(BASE, "duration: 30d")
         path.write_text(BASE)
         body = json.loads(self.runner.invoke(app, ["check", str(path), "--json"]).output)
         assert body == {

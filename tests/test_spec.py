@@ -20,6 +20,7 @@ from gatekeeper.spec import (
     parse_spec,
     verify_local_evidence,
 )
+from tests import yaml_edits
 
 MANIFEST = b'{"model": "aurora", "shards": []}\n'
 EVALS = b"# Capability evaluation\n\nNothing crosses a threshold.\n"
@@ -72,15 +73,7 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def edit(edits: list[tuple[str, str]], text: str = BASE) -> str:
-    for old, new in edits:
-        assert text.count(old) == 1, f"edit target not unique: {old!r}"
-        text = text.replace(old, new)
-    return text
-
-
-def line_of(text: str, anchor: str) -> int:
-    assert text.count(anchor) == 1, f"anchor not unique: {anchor!r}"
-    return text[: text.index(anchor)].count("\n") + 1
+    return yaml_edits.edit(edits, text)
 
 
 @dataclass(frozen=True)
@@ -261,7 +254,7 @@ class TestBadSpecs:
         path.write_text(text)
         problems = check_spec_file(path, policy)
         found = [(p.line, p.path, p.message) for p in problems]
-        line = line_of(text, case.anchor)
+        line = yaml_edits.line_of(text, case.anchor)
         assert any(
             found_line == line and found_path == case.path and case.message in message
             for found_line, found_path, message in found
@@ -298,7 +291,10 @@ class TestBadSpecs:
         with pytest.raises(SpecError) as caught:
             parse_spec(text, source="s.yaml", base_dir=deep)
         [problem] = caught.value.problems
-        assert (problem.path, problem.line) == ("evidence[0].uri", line_of(text, "e" * 130))
+        assert (problem.path, problem.line) == (
+            "evidence[0].uri",
+            yaml_edits.line_of(text, "e" * 130),
+        )
         assert problem.message.startswith("resolves to a URI longer than 200 characters")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from gatekeeper import signing
 from gatekeeper.models.messages import (
@@ -108,3 +109,11 @@ class LedgerChecks(LedgerCore):
                 "payload": details,
             },
         )
+
+
+def attested(details: dict[str, Any], signature: DecisionSignature | None) -> dict[str, Any]:
+    """Audit details with the request's signature, when it has one: the record then proves who
+    asserted what (verifiable against the roster key), not just that it was accepted."""
+    if signature is None:
+        return details
+    return {**details, "signature": signature.model_dump(mode="json")}

@@ -24,7 +24,7 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
-from workflows.checks import LedgerChecks
+from workflows.checks import LedgerChecks, attested
 from workflows.notices import when
 
 #: When no government window applies, how far a government delay may reach.
@@ -39,16 +39,13 @@ class GovernmentDecisions(LedgerChecks):
     def validate_government(self, req: GovernmentResponse, now: datetime) -> None:
         self._not_terminal()
         require_person(self.policy, req.by)
-        subject = (
-            req.delay_until.isoformat() if req.delay_until else (req.concern_id or req.concern)
-        )
         self._check_signature(
             person_id=req.by,
             signature=req.signature,
             stage=self.status.stage,
             decision=f"government:{req.kind.value}",
             role=WellKnownRole.GOVERNMENT_LIAISON.value,
-            subject=subject,
+            subject=req.signed_subject(),
             now=now,
         )
 
@@ -90,7 +87,9 @@ class GovernmentDecisions(LedgerChecks):
             )
         gov.cleared_at = now
         gov.cleared_by = req.by
-        event = self.audit(now, req.by, "government_cleared", {"reference": req.reference})
+        event = self.audit(
+            now, req.by, "government_cleared", attested({"reference": req.reference}, req.signature)
+        )
         for hold in self.status.active_holds():
             if hold.kind == "government":
                 hold.released_at = now
@@ -154,7 +153,10 @@ class GovernmentDecisions(LedgerChecks):
             now,
             req.by,
             "government_delay",
-            {"until": when(until), "effect": effect, "reference": req.reference},
+            attested(
+                {"until": when(until), "effect": effect, "reference": req.reference},
+                req.signature,
+            ),
         )
         self.notify(
             NotificationEvent.WINDOW_EXTENDED
@@ -194,7 +196,10 @@ class GovernmentDecisions(LedgerChecks):
             now,
             req.by,
             "concern_raised",
-            {"concern": concern.id, "text": req.concern, "reference": req.reference},
+            attested(
+                {"concern": concern.id, "text": req.concern, "reference": req.reference},
+                req.signature,
+            ),
         )
         self.notify(
             NotificationEvent.CONCERN_RAISED,
@@ -231,7 +236,10 @@ class GovernmentDecisions(LedgerChecks):
         concern.resolved_at = now
         concern.resolved_by = req.by
         event = self.audit(
-            now, req.by, "concern_resolved", {"concern": concern.id, "reference": req.reference}
+            now,
+            req.by,
+            "concern_resolved",
+            attested({"concern": concern.id, "reference": req.reference}, req.signature),
         )
         self.notify(
             NotificationEvent.CONCERN_RESOLVED,

@@ -21,7 +21,7 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
-from workflows.checks import LedgerChecks
+from workflows.checks import LedgerChecks, attested
 from workflows.ledger import SYSTEM
 
 
@@ -102,7 +102,7 @@ class PartnerDecisions(LedgerChecks):
             stage=self.status.stage,
             decision=f"partners:{req.decision}",
             role=WellKnownRole.GOVERNMENT_LIAISON.value,
-            subject=",".join(sorted(req.partners)),
+            subject=req.signed_subject(),
             now=now,
         )
 
@@ -149,7 +149,10 @@ class PartnerDecisions(LedgerChecks):
             now,
             req.by,
             f"partners_{past}",
-            {"partners": ids, "reason": req.reason, "reference": req.reference},
+            attested(
+                {"partners": ids, "reason": req.reason, "reference": req.reference},
+                req.signature,
+            ),
         )
         left = len(partners.undecided())
         self.notify(

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from gatekeeper.cli import common, render
-from gatekeeper.cli.session import load_key, parse_when, releases, sign_decision
+from gatekeeper.cli.session import load_key, parse_when, releases, sign_current
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import GovernmentResponseKind, WellKnownRole
 from gatekeeper.models.messages import GovernmentResponse
@@ -75,36 +75,23 @@ def respond(
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            signature = None
-            if private_key is not None:
-                current = await api.status(release_id)
-                draft = GovernmentResponse(by=as_, kind=kind, reference=reference, **fields)
-                subject = (
-                    draft.delay_until.isoformat()
-                    if draft.delay_until
-                    else (draft.concern_id or draft.concern)
-                )
-                if current.stage is not None:
-                    signature = sign_decision(
-                        private_key,
-                        release_id=release_id,
-                        stage=current.stage,
-                        decision=f"government:{kind.value}",
-                        decider=as_,
-                        role=WellKnownRole.GOVERNMENT_LIAISON.value,
-                        artifact_sha256=current.spec.artifact.sha256,
-                        subject=subject,
-                    )
+            draft = GovernmentResponse(by=as_, kind=kind, reference=reference, **fields)
+            _, signature = await sign_current(
+                api,
+                private_key,
+                release_id,
+                decision=f"government:{kind.value}",
+                decider=as_,
+                role=WellKnownRole.GOVERNMENT_LIAISON.value,
+                subject=draft.signed_subject(),
+            )
             request = GovernmentResponse(
                 by=as_, kind=kind, reference=reference, signature=signature, **fields
             )
             return await api.respond(release_id, request)
 
     result = common.run(go())
-    if json_:
-        common.print_json(result)
-    else:
-        render.print_result(common.console, result)
+    render.show_result(result, json_)
 
 
 @app.command("approve-partners")
@@ -130,20 +117,16 @@ def approve_partners(
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            signature = None
-            if private_key is not None:
-                current = await api.status(release_id)
-                if current.stage is not None:
-                    signature = sign_decision(
-                        private_key,
-                        release_id=release_id,
-                        stage=current.stage,
-                        decision=f"partners:{decision}",
-                        decider=as_,
-                        role=WellKnownRole.GOVERNMENT_LIAISON.value,
-                        artifact_sha256=current.spec.artifact.sha256,
-                        subject=",".join(sorted(partner)),
-                    )
+            draft = PartnerApprovalRequest(by=as_, partners=partner, decision=decision)
+            _, signature = await sign_current(
+                api,
+                private_key,
+                release_id,
+                decision=f"partners:{decision}",
+                decider=as_,
+                role=WellKnownRole.GOVERNMENT_LIAISON.value,
+                subject=draft.signed_subject(),
+            )
             request = PartnerApprovalRequest(
                 by=as_,
                 partners=partner,
@@ -155,7 +138,4 @@ def approve_partners(
             return await api.approve_partners(release_id, request)
 
     result = common.run(go())
-    if json_:
-        common.print_json(result)
-    else:
-        render.print_result(common.console, result)
+    render.show_result(result, json_)

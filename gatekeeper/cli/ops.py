@@ -24,10 +24,7 @@ def _operate(
             return await api.operate(release_id, action, request)
 
     result = common.run(go())
-    if json_:
-        common.print_json(result)
-    else:
-        render.print_result(common.console, result)
+    render.show_result(result, json_)
 
 
 @app.command()

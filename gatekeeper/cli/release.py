@@ -14,9 +14,9 @@ from gatekeeper.errors import InputError
 from gatekeeper.models.enums import EvidenceKind
 from gatekeeper.models.messages import AmendRequest
 from gatekeeper.models.spec import EvidenceRef
-from gatekeeper.models.status import ReleaseStatus
+from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.policy import LoadedPolicy, load_default_policy, load_policy
-from gatekeeper.releases import ListFilter
+from gatekeeper.releases import ListFilter, ReleaseSummary
 from gatekeeper.settings import Settings
 from gatekeeper.spec import load_checked_spec, local_path, sha256_file
 
@@ -124,9 +124,9 @@ def list_(
     except ValueError as err:
         raise InputError(str(err)) from err
 
-    async def go() -> list[object]:
+    async def go() -> list[ReleaseSummary]:
         async with releases(settings) as api:
-            return list(await api.list(filters, limit=limit))
+            return await api.list(filters, limit=limit)
 
     rows = common.run(go())
     if json_:
@@ -135,7 +135,7 @@ def list_(
     if not rows:
         common.console.print(f"no releases match ({query})")
         return
-    common.console.print(render.list_table(rows))  # type: ignore[arg-type]
+    common.console.print(render.list_table(rows))
 
 
 @app.command()
@@ -159,7 +159,7 @@ def amend(
     """Change evidence or the artifact. Approvals that covered a changed digest lapse."""
     settings = common.settings(ctx)
 
-    async def go() -> object:
+    async def go() -> UpdateResult:
         async with releases(settings) as api:
             current = await api.status(release_id)
             items = {e.id: e for e in current.spec.evidence}
@@ -200,10 +200,7 @@ def amend(
             return await api.amend(release_id, request)
 
     result = common.run(go())
-    if json_:
-        common.print_json(result)
-    else:
-        render.print_result(common.console, result)  # type: ignore[arg-type]
+    render.show_result(result, json_)
 
 
 def _split(value: str, option: str, shape: str) -> tuple[str, str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gatekeeper.cli.common import console, print_json
 from gatekeeper.cli.inbox import InboxItem
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
@@ -62,7 +63,7 @@ def status_view(status: ReleaseStatus) -> Group:
             when(stage.ended_at),
             stage.note,
         )
-    parts: list[object] = [
+    parts: list[RenderableType] = [
         header,
         Text(
             f"policy {status.policy_id} v{status.policy_version}  "
@@ -131,11 +132,19 @@ def status_view(status: ReleaseStatus) -> Group:
     parts.append(
         Text(f"audit: {status.audit_length} events, head {status.audit_head[:16]}…", style="dim")
     )
-    return Group(*parts)  # type: ignore[arg-type]
+    return Group(*parts)
 
 
 def print_status(console: Console, status: ReleaseStatus) -> None:
     console.print(Panel(status_view(status), expand=False))
+
+
+def show_result(result: UpdateResult, json_: bool) -> None:
+    """What every decision command prints: the whole result as JSON, or one line for a person."""
+    if json_:
+        print_json(result)
+    else:
+        print_result(console, result)
 
 
 def print_result(console: Console, result: UpdateResult) -> None:

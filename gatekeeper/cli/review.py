@@ -10,7 +10,7 @@ from rich.markup import escape
 from gatekeeper.cli import common, render
 from gatekeeper.cli.inbox import Inbox, inbox_for
 from gatekeeper.cli.release import policy_for
-from gatekeeper.cli.session import load_key, parse_when, releases, sign_decision
+from gatekeeper.cli.session import load_key, parse_when, releases, sign_current
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.messages import DecisionRequest, DelegationRequest
@@ -50,34 +50,15 @@ def _decide(
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            signature = None
-            decided_stage = stage
-            if key is not None:
-                current = await api.status(release_id)
-                decided_stage = stage or current.stage
-                if decided_stage is not None:
-                    signature = sign_decision(
-                        key,
-                        release_id=release_id,
-                        stage=decided_stage,
-                        decision=kind.value,
-                        decider=person,
-                        role=role,
-                        artifact_sha256=current.spec.artifact.sha256,
-                    )
+            decided_stage, signature = await sign_current(
+                api, key, release_id, decision=kind.value, decider=person, role=role, stage=stage
+            )
             request = DecisionRequest(
                 decider=person, role=role, stage=decided_stage, comment=comment, signature=signature
             )
             return await api.decide(release_id, kind, request)
 
     return common.run(go())
-
-
-def _show(result: UpdateResult, json_: bool) -> None:
-    if json_:
-        common.print_json(result)
-    else:
-        render.print_result(common.console, result)
 
 
 def _decision_command(kind: DecisionKind, name: str, help_text: str) -> None:
@@ -94,7 +75,9 @@ def _decision_command(kind: DecisionKind, name: str, help_text: str) -> None:
         json_: bool = common.JSON_OPTION,
     ) -> None:
         settings = common.settings(ctx)
-        _show(_decide(settings, kind, release_id, as_, role, comment, stage, key), json_)
+        render.show_result(
+            _decide(settings, kind, release_id, as_, role, comment, stage, key), json_
+        )
 
     command.__doc__ = help_text
     app.command(name)(command)
@@ -141,7 +124,7 @@ def delegate(
             async with releases(settings) as api:
                 return await api.delegate(release_id, request)
 
-        _show(common.run(one()), json_)
+        render.show_result(common.run(one()), json_)
         return
 
     async def every() -> list[tuple[str, str, str]]:

@@ -96,3 +96,38 @@ def sign_decision(
         artifact_sha256=artifact_sha256,
         value=signing.sign(key, payload),
     )
+
+
+async def sign_current(
+    api: Releases,
+    key: Ed25519PrivateKey | None,
+    release_id: str,
+    *,
+    decision: str,
+    decider: str,
+    role: str,
+    subject: str = "",
+    stage: str | None = None,
+) -> tuple[str | None, DecisionSignature | None]:
+    """Sign a decision on ``stage`` (default: the release's current stage) and its artifact.
+
+    Returns the stage decided and the signature; without a key, ``(stage, None)``: the workflow
+    then judges the decision unsigned (refusing it if the policy requires signatures).
+    """
+    if key is None:
+        return stage, None
+    current = await api.status(release_id)
+    decided = stage or current.stage
+    if decided is None:
+        return stage, None
+    signature = sign_decision(
+        key,
+        release_id=release_id,
+        stage=decided,
+        decision=decision,
+        decider=decider,
+        role=role,
+        artifact_sha256=current.spec.artifact.sha256,
+        subject=subject,
+    )
+    return decided, signature

@@ -82,6 +82,13 @@ class GovernmentResponse(Model):
             raise ValueError("concern_raised needs the concern's text")
         return self
 
+    def signed_subject(self) -> str:
+        """What a signature on this response asserts besides the decision: the delay's date,
+        or the concern (its id, else its text)."""
+        if self.delay_until is not None:
+            return self.delay_until.isoformat()
+        return self.concern_id or self.concern
+
 
 class OperatorRequest(Model):
     """``hold``, ``resume`` or ``withdraw`` by an operator."""

@@ -76,6 +76,10 @@ class PartnerApprovalRequest(Model):
         description="over decision 'partners:<decision>' and the sorted partner ids joined by ','",
     )
 
+    def signed_subject(self) -> str:
+        """What a signature asserts besides the decision: the partners, sorted, comma-joined."""
+        return ",".join(sorted(self.partners))
+
 
 class PartnerListEntry(Model):
     """One proposed partner and what the government decided about it."""

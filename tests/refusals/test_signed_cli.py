@@ -102,3 +102,49 @@ class TestDelegateEverywhere:
         assert [(d.person, d.on_behalf_of) for d in gate.valid_approvals()] == [
             ("sec.two", "lee.legal")
         ]
+
+
+class TestSignedGovernmentResponses:
+    """The liaison's signed responses verify: the CLI signs the same subject the workflow checks."""
+
+    async def test_signed_concern_and_delay(self, run: Run, harness: Harness) -> None:
+        people = ("sam.safety", "sec.one", "lee.legal", factories.LIAISON)
+        public = {}
+        for person in people:
+            outcome = await run("keys", "generate", "--as", person, "--json")
+            public[person] = json.loads(outcome.stdout)["public_key"]
+        roster = [
+            Person.model_validate({**p.model_dump(), "public_key": public.get(p.id)})
+            for p in factories.ROSTER
+        ]
+        policy = factories.policy(roster=roster, require_signed_decisions=True)
+        rid = f"r-signed-gov-{uuid.uuid4().hex[:8]}"
+        await harness.start(spec=factories.spec(rid), policy=policy)
+        await harness.at_stage(rid, "internal_review")
+        for person, role in factories.INTERNAL_REVIEW:
+            outcome = await run("review", "approve", rid, "--as", person, "--role", role)
+            assert outcome.code == 0, outcome.stderr
+        await harness.at_stage(rid, "government_testing_window")
+
+        concern = await run(
+            "gov", "respond", rid, "--as", factories.LIAISON, "--concern", "finding 7"
+        )
+        assert concern.code == 0, concern.stderr
+        delay = await run("gov", "respond", rid, "--as", factories.LIAISON, "--delay-until", "+35d")
+        assert delay.code == 0, delay.stderr
+        unsigned = await run(
+            "gov",
+            "respond",
+            rid,
+            "--as",
+            factories.LIAISON,
+            "--resolve-concern",
+            "c1",
+            "--key",
+            str(run.workdir / "keys" / "sam.safety.pem"),
+        )
+        assert unsigned.code == 7 and "does not verify" in unsigned.error_line
+        audit = await harness.releases.audit(rid)
+        signed = [e for e in audit if e.action in ("concern_raised", "government_delay")]
+        assert len(signed) == 2
+        assert all(e.details["signature"]["value"] for e in signed), "the attestation is kept"
