@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gatekeeper.config import CONFIG_FILE_NAME, WorkerConfig, load_worker_config
 from gatekeeper.errors import ConfigError
 
 DEFAULT_TASK_QUEUE = "gatekeeper"
@@ -45,6 +46,8 @@ class Settings:
             the last key listed when unset.
         codec_server_token: bearer token ``gatekeeper codec-server`` requires of its callers
             (``GATEKEEPER_CODEC_SERVER_TOKEN``); unset means no token is asked for.
+        config: the worker's own configuration (channels, egress, evidence roots), read from
+            ``GATEKEEPER_CONFIG`` or ``<data_dir>/gatekeeper.toml`` (see :mod:`gatekeeper.config`).
     """
 
     task_queue: str = DEFAULT_TASK_QUEUE
@@ -61,6 +64,7 @@ class Settings:
     codec_key_file: Path | None = None
     codec_active_key: str | None = None
     codec_server_token: str | None = field(default=None, repr=False)
+    config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,9 +77,16 @@ class Settings:
             )
         policy = env.get("GATEKEEPER_POLICY")
         key_file = env.get("GATEKEEPER_CODEC_KEY_FILE")
+        data_dir = Path(env.get("GATEKEEPER_DATA_DIR", str(DEFAULT_DATA_DIR)))
+        config_path = env.get("GATEKEEPER_CONFIG")
+        config = (
+            load_worker_config(Path(config_path), required=True)
+            if config_path
+            else load_worker_config(data_dir / CONFIG_FILE_NAME)
+        )
         return cls(
             task_queue=env.get("GATEKEEPER_TASK_QUEUE", DEFAULT_TASK_QUEUE),
-            data_dir=Path(env.get("GATEKEEPER_DATA_DIR", str(DEFAULT_DATA_DIR))),
+            data_dir=data_dir,
             policy_path=Path(policy) if policy else None,
             registry_url=env.get("GATEKEEPER_REGISTRY_URL") or None,
             log_format=log_format,
@@ -92,6 +103,7 @@ class Settings:
             codec_key_file=Path(key_file) if key_file else None,
             codec_active_key=env.get("GATEKEEPER_CODEC_ACTIVE") or None,
             codec_server_token=env.get("GATEKEEPER_CODEC_SERVER_TOKEN") or None,
+            config=config,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
