@@ -8,7 +8,7 @@ registers. The adapters are opened once per worker process and shared by all act
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,6 +20,7 @@ from activities.government import GovernmentActivities
 from activities.launch import LaunchActivities
 from activities.notify import NotifyActivities
 from activities.orders import OrderActivities
+from activities.policy import PolicyActivities, PolicyCheck
 from gatekeeper.adapters import (
     ChannelRegistry,
     FileDropClearinghouse,
@@ -31,6 +32,7 @@ from gatekeeper.adapters import (
 )
 from gatekeeper.adapters.email import email_factory
 from gatekeeper.adapters.notifier import SendJournal, granted_partners
+from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.webhook import REQUEST_TIMEOUT as WEBHOOK_TIMEOUT
 from gatekeeper.adapters.webhook import webhook_factory
@@ -53,10 +55,15 @@ class Adapters:
     launcher: FileDropLaunchPublisher
     registry: AccessRegistry
     http: httpx.Client
+    #: Installed policies (the registry's database); ``resolve_policy`` reads it.
+    policies: PolicyStore
+    #: The worker's own checks of a policy, run by ``resolve_policy`` after the full policy check.
+    policy_checks: list[PolicyCheck] = field(default_factory=list)
 
     def close(self) -> None:
         """Release connections (workers call this on shutdown)."""
         self.registry.close()
+        self.policies.close()
         self.http.close()
 
 
@@ -66,6 +73,7 @@ def open_adapters(settings: Settings) -> Adapters:
     data.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(data / "outbox.jsonl")
     registry = AccessRegistry(settings.effective_registry_url)
+    policies = PolicyStore(settings.effective_registry_url)
     # One HTTP client for every webhook channel (connection reuse), closed with the adapters.
     http = httpx.Client(timeout=WEBHOOK_TIMEOUT)
     return Adapters(
@@ -77,6 +85,7 @@ def open_adapters(settings: Settings) -> Adapters:
         launcher=FileDropLaunchPublisher(data / "launches"),
         registry=registry,
         http=http,
+        policies=policies,
     )
 
 
@@ -104,7 +113,9 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
     audit = AuditActivities(adapters.audit_store)
     launch = LaunchActivities(adapters.launcher, adapters.registry)
     access = AccessActivities(adapters.registry)
+    policy = PolicyActivities(adapters.policies, adapters.policy_checks)
     found: list[Callable[..., Any]] = [
+        policy.resolve_policy,
         notify.notify_stakeholders,
         government.submit_to_government,
         evidence.verify_evidence,
@@ -128,4 +139,4 @@ def build_activities(settings: Settings, client: Client | None = None) -> list[C
     return activities_from(open_adapters(settings), client)
 
 
-__all__ = ["Adapters", "activities_from", "build_activities", "open_adapters"]
+__all__ = ["Adapters", "PolicyCheck", "activities_from", "build_activities", "open_adapters"]

@@ -143,3 +143,11 @@ class RegistryError(AdapterError):
 
 class EvidenceError(AdapterError):
     pass
+
+
+class StartRefused(InputError):
+    """The worker refused to start a release (e.g. its policy is not installed); nothing ran."""
+
+    def __init__(self, message: str, rule: str = "refused") -> None:
+        super().__init__(message)
+        self.rule = rule

@@ -7,6 +7,7 @@ This is the one place Temporal client errors become Gatekeeper errors: a duplica
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,9 @@ from temporalio.client import (
     Client,
     WorkflowExecution,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -30,9 +33,17 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper import search_attributes as sa
-from gatekeeper.errors import DecisionRefused, NoAnswer, ReleaseExists, ReleaseNotFound
+from gatekeeper.errors import (
+    DecisionRefused,
+    InputError,
+    NoAnswer,
+    ReleaseExists,
+    ReleaseNotFound,
+    StartRefused,
+)
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import DecisionKind
+from gatekeeper.models.installed import parse_policy_ref
 from gatekeeper.models.messages import (
     AccessRestoreRequest,
     AccessSuspensionRequest,
@@ -43,7 +54,6 @@ from gatekeeper.models.messages import (
     OperatorRequest,
 )
 from gatekeeper.models.partners import PartnerApprovalRequest
-from gatekeeper.models.policy import Policy
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
     ReleaseInput,
@@ -53,6 +63,8 @@ from gatekeeper.models.status import (
 )
 
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
+#: What a release answers while it resolves its policy (``release_starting``).
+STARTING_MARK = "is starting; try again in a moment"
 #: How long a query may wait for a worker to answer before the caller is told why it waits.
 QUERY_TIMEOUT = timedelta(seconds=15)
 #: How long a decision may wait to be judged (validator and handler) before the same.
@@ -145,8 +157,24 @@ class Releases:
 
     # --- start and read -------------------------------------------------------------------
 
-    async def start(self, spec: ReleaseSpec, policy: Policy, policy_sha256: str) -> ReleaseStatus:
-        """Start a release; refuse a release id that was ever used before."""
+    async def start(self, spec: ReleaseSpec, policy_ref: str | None = None) -> ReleaseStatus:
+        """Start a release under the installed policy ``policy_ref`` (``policy_id@version``;
+        ``None``: the worker's default); refuse a release id that was ever used before.
+
+        The worker resolves the reference through its own policy store; this waits until the
+        release has done so and answers with its first status.
+
+        Raises:
+            InputError: ``policy_ref`` is not ``ID@VERSION`` (nothing is started).
+            StartRefused: the worker refused the start (e.g. the policy is not installed).
+        """
+        if not isinstance(policy_ref, str | None):
+            raise InputError(
+                "a release names an installed policy (ID@VERSION), never carries one: install it "
+                "with `gatekeeper policy install FILE` and name it"
+            )
+        if policy_ref is not None:
+            parse_policy_ref(policy_ref)
         search = TypedSearchAttributes(
             [
                 SearchAttributePair(sa.MODEL_NAME, spec.model.name),
@@ -159,7 +187,7 @@ class Releases:
         try:
             handle = await self.client.start_workflow(
                 WORKFLOW_TYPE,
-                ReleaseInput(spec=spec, policy=policy, policy_sha256=policy_sha256),
+                ReleaseInput(spec=spec, policy_ref=policy_ref),
                 id=workflow_id(spec.release_id),
                 task_queue=self.task_queue,
                 result_type=ReleaseOutcome,
@@ -170,7 +198,7 @@ class Releases:
                     f"{spec.model.name} {spec.model.version} · risk {spec.risk_tier.value} · "
                     f"submitted by {spec.submitter}"
                 ),
-                static_details=_static_details(spec, policy, policy_sha256),
+                static_details=_static_details(spec, policy_ref),
             )
         except WorkflowAlreadyStartedError as err:
             raise ReleaseExists(
@@ -178,24 +206,53 @@ class Releases:
                 "release ids are never reused — choose a new release_id"
             ) from err
         try:
-            return await self._wait_for_status(handle)
+            status: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
         except RPCError as err:
             raise NoAnswer(
                 f"release {spec.release_id} started, but no worker answered within "
                 f"{self.query_timeout.total_seconds():g} s; is a worker running on task queue "
                 f"{self.task_queue!r}? (`gatekeeper worker`)"
             ) from err
-
-    async def _wait_for_status(self, handle: WorkflowHandle[Any, Any]) -> ReleaseStatus:
-        status: ReleaseStatus = await handle.query(
-            "get_status", result_type=ReleaseStatus, rpc_timeout=self.query_timeout
-        )
         return status
+
+    async def _query(self, handle: WorkflowHandle[Any, Any], name: str, result_type: Any) -> Any:
+        """Query ``name``; while the release is still resolving its policy, ask again; if it
+        never started (the worker refused its policy), raise that refusal."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.query_timeout.total_seconds()
+        while True:
+            try:
+                return await handle.query(
+                    name, result_type=result_type, rpc_timeout=self.query_timeout
+                )
+            except WorkflowQueryFailedError as err:
+                if STARTING_MARK not in str(err):
+                    raise DecisionRefused(str(err), rule="query_failed") from err
+                refused = await self._start_refusal(handle)
+                if refused is not None:
+                    raise refused from err
+                if loop.time() > deadline:
+                    raise DecisionRefused(str(err), rule="release_starting") from err
+                await asyncio.sleep(0.05)
+
+    async def _start_refusal(self, handle: WorkflowHandle[Any, Any]) -> StartRefused | None:
+        """Why the release ended before its ledger existed, or ``None`` while it still runs."""
+        description = await handle.describe()
+        if description.status in (None, WorkflowExecutionStatus.RUNNING):
+            return None
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                return StartRefused(cause.message, rule=cause.type or "refused")
+            return StartRefused(str(cause or err))
+        return StartRefused(f"release {handle.id} ended before it started")
 
     async def status(self, release_id: str) -> ReleaseStatus:
         try:
-            result: ReleaseStatus = await self.handle(release_id).query(
-                "get_status", result_type=ReleaseStatus, rpc_timeout=self.query_timeout
+            result: ReleaseStatus = await self._query(
+                self.handle(release_id), "get_status", ReleaseStatus
             )
         except RPCError as err:
             raise self._rpc_error(release_id, err) from err
@@ -203,8 +260,8 @@ class Releases:
 
     async def audit(self, release_id: str) -> list[AuditEvent]:
         try:
-            events: list[AuditEvent] = await self.handle(release_id).query(
-                "get_audit", result_type=list[AuditEvent], rpc_timeout=self.query_timeout
+            events: list[AuditEvent] = await self._query(
+                self.handle(release_id), "get_audit", list[AuditEvent]
             )
         except RPCError as err:
             raise self._rpc_error(release_id, err) from err
@@ -302,15 +359,15 @@ class Releases:
         return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
 
 
-def _static_details(spec: ReleaseSpec, policy: Policy, policy_sha256: str) -> str:
+def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
     evidence = "\n".join(f"| {e.id} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence)
     return (
         f"**{spec.model.name} {spec.model.version}** — release `{spec.release_id}`\n\n"
         f"- Risk tier: **{spec.risk_tier.value}**; covered model: **{spec.covered_model.value}**\n"
         f"- Submitted by `{spec.submitter}`\n"
         f"- Artifact `{spec.artifact.sha256}`\n"
-        f"- Policy `{policy.policy_id}` v{policy.version}, sha256 `{policy_sha256}`\n"
-        f"- Pipeline: {' → '.join(s.id for s in policy.stages)}\n\n"
+        f"- Policy `{policy_ref or 'the default installed policy'}` (resolved by the worker; its "
+        "sha256 is in the status)\n\n"
         f"| evidence | kind | sha256 |\n|---|---|---|\n{evidence}\n"
     )
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 from typing import Any
 
+from gatekeeper.adapters.policy_store import PolicyStore, versioned_by_content
 from gatekeeper.canonical import digest_of
 from gatekeeper.models import (
     AccessGrantStage,
@@ -27,9 +29,11 @@ from gatekeeper.models import (
     QuorumRequirement,
     Recipients,
     ReleaseSpec,
+    ReleaseStatus,
     RiskTier,
     VettingTier,
 )
+from gatekeeper.releases import Releases
 
 SUBMITTER = "rita.manager"
 LIAISON = "gus.liaison"
@@ -157,6 +161,41 @@ def spec(release_id: str, **overrides: Any) -> ReleaseSpec:
 
 def policy_hash(p: Policy) -> str:
     return digest_of(p.model_dump(mode="json"))
+
+
+#: Who the tests' policy installs are recorded as.
+POLICY_ADMIN = "policy.admin"
+
+
+def install_policy(store: PolicyStore | str, p: Policy, *, default: bool = False) -> str:
+    """Install ``p`` into a worker's policy store (the store, or its registry URL); return the
+    reference to start a release with.
+
+    Tests build many variants of one policy in code (other clocks, other rosters) under the same
+    id and version; each distinct content is installed under its own version (``1+<digest>``).
+    """
+    pinned = versioned_by_content(p)
+    if isinstance(store, str):
+        with PolicyStore(store) as opened:
+            opened.install(pinned, by=POLICY_ADMIN, default=default)
+    else:
+        store.install(pinned, by=POLICY_ADMIN, default=default)
+    return policy_ref(p)
+
+
+def policy_ref(p: Policy) -> str:
+    """The reference :func:`install_policy` installs ``p`` under."""
+    pinned = versioned_by_content(p)
+    return f"{pinned.policy_id}@{pinned.version}"
+
+
+async def start_release(
+    releases: Releases, store: PolicyStore | str, spec: ReleaseSpec, p: Policy | None = None
+) -> ReleaseStatus:
+    """Install ``p`` (default: :func:`policy`) into the worker's store and start ``spec`` under
+    it, by reference, as every client does."""
+    ref = await asyncio.to_thread(install_policy, store, p or policy())
+    return await releases.start(spec, ref)
 
 
 def decision(decider: str, role: str, **extra: Any) -> DecisionRequest:

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from activities import activities_from, open_adapters
 from gatekeeper import signing
+from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.cli.session import sign_decision
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
 from gatekeeper.dossier.verify import verify_file
@@ -53,13 +54,13 @@ def signed_roster() -> tuple[list[Person], signing.Ed25519PrivateKey]:
     return roster, key
 
 
-async def launch(releases: Releases, env: WorkflowEnvironment) -> str:
+async def launch(releases: Releases, env: WorkflowEnvironment, store: PolicyStore) -> str:
     """Drive a release through every stage, one decision signed, and wait for its result."""
     roster, key = signed_roster()
     policy = factories.policy(roster=roster)
     rid = f"dossier-{uuid.uuid4().hex[:8]}"
     spec = factories.spec(rid)
-    await releases.start(spec, policy, factories.policy_hash(policy))
+    await factories.start_release(releases, store, spec, policy)
     handle = releases.handle(rid)
 
     async def until(predicate: Callable[[ReleaseStatus], bool]) -> None:
@@ -120,7 +121,7 @@ async def launched(
             activity_executor=executor,
             graceful_shutdown_timeout=timedelta(seconds=5),
         ):
-            rid = await launch(releases, env)
+            rid = await launch(releases, env, adapters.policies)
     adapters.close()
     # Exported with no worker running: a finished release is read from its history.
     dossier = await collect_dossier(releases, rid, outbox_path=data_dir / "outbox.jsonl")

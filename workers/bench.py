@@ -63,6 +63,7 @@ from workers.bench_release import (
     GATES,
     bench_policy,
     drive_release,
+    install_policies,
     park_release,
     poll_until,
     seed_partners,
@@ -133,6 +134,8 @@ async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str,
     adapters = await asyncio.to_thread(open_adapters, settings)
     releases = Releases(client, settings.task_queue)
     policy = bench_policy(WINDOW, PARTNER_PERIOD)
+    quick = bench_policy(IDLE_CLOCK, IDLE_CLOCK)
+    await asyncio.to_thread(install_policies, settings.effective_registry_url, policy, quick)
     try:
         with ThreadPoolExecutor(DEFAULT_ACTIVITY_THREADS) as executor:
             worker = build_worker(
@@ -143,7 +146,6 @@ async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str,
                 await drive_release(releases, warm, policy, [])
                 history = await releases.handle(warm).fetch_history()
                 idle: list[float] = []
-                quick = bench_policy(IDLE_CLOCK, IDLE_CLOCK)
                 for n in range(IDLE_RELEASES):
                     await drive_release(releases, f"bench-idle-{n}-{warm}", quick, idle)
                 loaded: list[float] = []
@@ -288,6 +290,8 @@ async def bench_parked(server: DevServer, scratch: Path, count: int) -> dict[str
         # Nobody is notified: parking a thousand releases costs a third of the time, and what a
         # parked release holds in memory does not depend on notices already sent.
         policy = bench_policy(PARKED_WINDOW, timedelta(days=14), notify=False)
+        registry_url = Settings(data_dir=scratch).effective_registry_url
+        await asyncio.to_thread(install_policies, registry_url, policy)
         gate = asyncio.Semaphore(PARK_CONCURRENCY)
         run = uuid.uuid4().hex[:6]
 

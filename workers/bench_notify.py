@@ -25,9 +25,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import activities_from, open_adapters
+from gatekeeper.adapters.policy_store import versioned_by_content
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.registry.tables import partners as partner_table
-from gatekeeper.canonical import digest_of
 from gatekeeper.models.enums import (
     CoveredDesignation,
     NotificationEvent,
@@ -167,7 +167,9 @@ async def bench_fanout(
     adapters = await asyncio.to_thread(open_adapters, settings)
     try:
         await asyncio.to_thread(seed_cohort, settings, adapters.registry, release_id, partners)
-        policy = fanout_policy()
+        policy = versioned_by_content(fanout_policy())
+        await asyncio.to_thread(adapters.policies.install, policy, by="bench")
+        ref = f"{policy.policy_id}@{policy.version}"
         releases = Releases(client, queue)
         with ThreadPoolExecutor(max_workers=4) as executor:
             async with Worker(
@@ -180,9 +182,7 @@ async def bench_fanout(
                 graceful_shutdown_timeout=timedelta(seconds=5),
             ):
                 started = time.monotonic()
-                await releases.start(
-                    fanout_spec(release_id), policy, digest_of(policy.model_dump(mode="json"))
-                )
+                await releases.start(fanout_spec(release_id), ref)
                 await releases.handle(release_id).result()
                 wall = time.monotonic() - started
         history = await releases.handle(release_id).fetch_history()

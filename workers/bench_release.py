@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
+from gatekeeper.adapters.policy_store import PolicyStore, versioned_by_content
 from gatekeeper.adapters.registry import AccessRegistry, Partner
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import (
@@ -43,7 +44,6 @@ from gatekeeper.models import (
     RiskTier,
     VettingTier,
 )
-from gatekeeper.policy import policy_sha256
 from gatekeeper.releases import Releases
 
 SUBMITTER = "bench.submitter"
@@ -146,6 +146,19 @@ def bench_spec(release_id: str) -> ReleaseSpec:
     )
 
 
+def install_policies(registry_url: str, *policies: Policy) -> None:
+    """Install each policy in the worker's store under :func:`bench_ref`'s version."""
+    with PolicyStore(registry_url) as store:
+        for policy in policies:
+            store.install(versioned_by_content(policy), by=SUBMITTER)
+
+
+def bench_ref(policy: Policy) -> str:
+    """The reference a release of ``policy`` starts with (installed by :func:`install_policies`)."""
+    pinned = versioned_by_content(policy)
+    return f"{pinned.policy_id}@{pinned.version}"
+
+
 def seed_partners(registry_url: str) -> None:
     with AccessRegistry(registry_url) as registry:
         for partner in PARTNERS:
@@ -210,7 +223,7 @@ async def drive_release(
     approval's round trip (update sent to result received) to ``latencies``.
     """
     async with starting or contextlib.nullcontext():
-        await releases.start(bench_spec(release_id), policy, policy_sha256(policy))
+        await releases.start(bench_spec(release_id), bench_ref(policy))
     for stage, approvers in GATES:
         await asyncio.sleep(clocks_before(policy, stage))
 
@@ -245,7 +258,7 @@ async def park_release(
 ) -> None:
     """Start a release and pass its internal review; it goes on into the government window."""
     stage, approvers = GATES[0]
-    await releases.start(bench_spec(release_id), policy, policy_sha256(policy))
+    await releases.start(bench_spec(release_id), bench_ref(policy))
 
     async def reviewing() -> bool:
         return at_gate(await releases.status(release_id), stage)

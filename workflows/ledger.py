@@ -24,6 +24,7 @@ from gatekeeper.models.enums import (
     ReleaseState,
     StageStatus,
 )
+from gatekeeper.models.installed import InstalledPolicy
 from gatekeeper.models.io import GRANT_SAMPLE, EvidenceCheckResult, GrantResult, RevokeResult
 from gatekeeper.models.policy import (
     AccessGrantStage,
@@ -39,7 +40,6 @@ from gatekeeper.models.status import (
     GateState,
     GovernmentReceipt,
     HoldRecord,
-    ReleaseInput,
     ReleaseStatus,
     StageRecord,
 )
@@ -56,20 +56,23 @@ class IntegrityError(Exception):
 class LedgerCore:
     """State, audit, notices, stages and gates. See :class:`workflows.decisions.ReleaseLedger`."""
 
-    def __init__(self, inp: ReleaseInput, now: datetime) -> None:
-        if digest_of(inp.policy.model_dump(mode="json")) != inp.policy_sha256:
+    def __init__(self, spec: ReleaseSpec, installed: InstalledPolicy, now: datetime) -> None:
+        """A release of ``spec`` under ``installed``, the version the worker's store resolved."""
+        if digest_of(installed.policy.model_dump(mode="json")) != installed.sha256:
             raise IntegrityError("the policy snapshot does not match its recorded sha256")
-        self.policy: Policy = inp.policy
-        self.chain = AuditChain(inp.spec.release_id)
+        self.policy: Policy = installed.policy
+        self.installed_by = installed.installed_by
+        self.installed_at = installed.installed_at
+        self.chain = AuditChain(spec.release_id)
         self.notices: list[Notice] = []
         self.used_nonces: set[str] = set()
         self.status = ReleaseStatus(
-            release_id=inp.spec.release_id,
-            spec=inp.spec,
-            policy_id=inp.policy.policy_id,
-            policy_version=inp.policy.version,
-            policy_sha256=inp.policy_sha256,
-            stages=[StageRecord(id=s.id, kind=s.kind, title=s.label) for s in inp.policy.stages],
+            release_id=spec.release_id,
+            spec=spec,
+            policy_id=installed.policy.policy_id,
+            policy_version=installed.policy.version,
+            policy_sha256=installed.sha256,
+            stages=[StageRecord(id=s.id, kind=s.kind, title=s.label) for s in self.policy.stages],
             started_at=now,
             updated_at=now,
             audit_head=self.chain.head,
@@ -167,7 +170,10 @@ class LedgerCore:
                 "covered_model": spec.covered_model.value,
                 "evidence": {e.id: e.sha256 for e in spec.evidence},
                 "policy_id": self.policy.policy_id,
+                "policy_version": self.policy.version,
                 "policy_sha256": self.status.policy_sha256,
+                "policy_installed_by": self.installed_by,
+                "policy_installed_at": self.installed_at.isoformat(),
             },
         )
         self.notify(

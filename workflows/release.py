@@ -23,8 +23,14 @@ with workflow.unsafe.imports_passed_through():
 
     from gatekeeper import routing
     from gatekeeper import search_attributes as sa
+    from gatekeeper.errors import InputError
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.enums import DecisionKind, ReleaseState
+    from gatekeeper.models.installed import (
+        InstalledPolicy,
+        ResolvePolicyRequest,
+        parse_policy_ref,
+    )
     from gatekeeper.models.io import (
         GRANT_SAMPLE,
         AuditFlushRequest,
@@ -80,6 +86,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice, when
 
 
+#: ``ApplicationError.type`` while the release resolves its policy (validators and queries).
+RELEASE_STARTING = "release_starting"
+#: ``ApplicationError.type`` of a malformed start input (e.g. a policy body instead of a name).
+BAD_INPUT = "bad_input"
+
+
 def release_workflow_id(release_id: str) -> str:
     return f"release-{release_id}"
 
@@ -90,13 +102,12 @@ class ModelReleaseWorkflow:
 
     @workflow.init
     def __init__(self, inp: ReleaseInput) -> None:
-        # State exists before run() starts: an update sent right after the start runs its
-        # validator first, and must see the real release, not an empty one.
+        # The ledger exists once run() has resolved the policy through the worker's store (a few
+        # milliseconds after the start); until then validators and queries refuse with
+        # ``release_starting`` (see :attr:`_ledger`).
+        self._release_id = inp.spec.release_id
+        self._resolved: ReleaseLedger | None = None
         self._integrity_error: str | None = None
-        try:
-            self._ledger = ReleaseLedger(inp, workflow.now())
-        except IntegrityError as err:
-            self._integrity_error = str(err)
         self._changes = 0
         self._pending: list[asyncio.Task[None]] = []
         self._published: dict[str, Any] = {}
@@ -105,13 +116,26 @@ class ModelReleaseWorkflow:
         self._launching = False
         self._reverify = False
 
+    @property
+    def _ledger(self) -> ReleaseLedger:
+        if self._resolved is None:
+            raise ApplicationError(
+                f"release {self._release_id} is starting; try again in a moment",
+                type=RELEASE_STARTING,
+                non_retryable=True,
+            )
+        return self._resolved
+
     # --- the pipeline ---------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: ReleaseInput) -> ReleaseOutcome:
-        del inp  # the ledger was built from it in __init__
-        if self._integrity_error is not None:
-            raise ApplicationError(self._integrity_error, type="IntegrityError", non_retryable=True)
+        installed = await self._resolve_policy(inp)
+        try:
+            self._resolved = ReleaseLedger(inp.spec, installed, workflow.now())
+        except IntegrityError as err:
+            self._integrity_error = str(err)
+            raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
         ledger = self._ledger
         ledger.start(workflow.now())
         self._commit()
@@ -138,6 +162,48 @@ class ModelReleaseWorkflow:
             await self._revoke_everything(ledger.status.outcome)
         await self._settle()
         return ReleaseOutcome(status=ledger.status, audit=ledger.chain.events)
+
+    async def _resolve_policy(self, inp: ReleaseInput) -> InstalledPolicy:
+        """The installed policy ``inp`` names, resolved and checked by the worker; the activity
+        result pins it in history. A start that carries a policy body, or names no installed
+        version, fails here at once: nothing has been granted, published or sent."""
+        if inp.policy is not None or inp.policy_sha256 is not None:
+            raise ApplicationError(
+                "a release names an installed policy (policy_ref: ID@VERSION), never carries one: "
+                "install it with `gatekeeper policy install FILE` and start with --policy ID@VERSION",
+                type=BAD_INPUT,
+                non_retryable=True,
+            )
+        if inp.policy_ref is not None:
+            try:
+                parse_policy_ref(inp.policy_ref)
+            except InputError as err:
+                raise ApplicationError(
+                    f"policy_ref: {err}", type=BAD_INPUT, non_retryable=True
+                ) from None
+        try:
+            installed: InstalledPolicy = await workflow.execute_activity(
+                "resolve_policy",
+                ResolvePolicyRequest(release_id=inp.spec.release_id, policy_ref=inp.policy_ref),
+                result_type=InstalledPolicy,
+                start_to_close_timeout=timeouts.POLICY_TIMEOUT,
+                retry_policy=timeouts.POLICY_RETRY,
+                summary=f"Resolve policy {inp.policy_ref or '(the default)'}",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise ApplicationError(
+                    cause.message, type=cause.type or "policy_not_installed", non_retryable=True
+                ) from None
+            raise
+        if inp.policy_ref is not None and installed.ref != inp.policy_ref:
+            raise ApplicationError(
+                f"the store answered {installed.ref} for {inp.policy_ref}",
+                type="IntegrityError",
+                non_retryable=True,
+            )
+        return installed
 
     async def _run_stage(self, stage: Stage) -> str:
         if isinstance(stage, ApprovalGateStage):

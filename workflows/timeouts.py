@@ -46,6 +46,15 @@ ACCESS_RETRY = RetryPolicy(
     non_retryable_error_types=PERMANENT_ERRORS,
 )
 
+#: Reading an installed policy is one row; a store that is down is waited for (fail closed: the
+#: release does not start under anything else meanwhile).
+POLICY_TIMEOUT = timedelta(seconds=20)
+POLICY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+
 EVIDENCE_TIMEOUT = timedelta(minutes=5)
 EVIDENCE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
 from gatekeeper.cli.watch import WatchView, exit_code, follow_for
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import EvidenceKind
+from gatekeeper.models.installed import POLICY_REF_PATTERN
 from gatekeeper.models.messages import AmendRequest
 from gatekeeper.models.spec import EvidenceRef
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
@@ -24,27 +27,53 @@ app = typer.Typer(help="Start, inspect, list, watch and amend releases.", no_arg
 
 
 def policy_for(settings: Settings, path: Path | None) -> LoadedPolicy:
+    """The policy file other commands read a roster from (not what a release runs under)."""
     chosen = path or settings.policy_path
     return load_policy(chosen) if chosen else load_default_policy()
+
+
+def policy_reference(value: str | None) -> str | None:
+    """``--policy``'s value as an installed policy's ``ID@VERSION``; a file is refused.
+
+    Raises:
+        InputError: (one line) a file, a policy body or anything else that is not a reference.
+    """
+    if value is None:
+        return None
+    if re.match(POLICY_REF_PATTERN, value) and not Path(value).exists():
+        return value
+    raise InputError(
+        "--policy names an installed policy as ID@VERSION, never a policy file or body: install it "
+        "with `gatekeeper policy install FILE --as YOU` and start with --policy ID@VERSION "
+        "(see `gatekeeper policy list`)"
+    )
 
 
 @app.command()
 def start(
     ctx: typer.Context,
     spec_file: Path = typer.Argument(..., help="The release spec (YAML)."),
-    policy: Path = typer.Option(
-        None, "--policy", help="Policy file (env GATEKEEPER_POLICY; default: the packaged policy)."
+    policy: str = typer.Option(
+        None,
+        "--policy",
+        help="Installed policy ID@VERSION to run under (default: the store's default policy; "
+        "see `gatekeeper policy list`).",
     ),
     json_: bool = common.JSON_OPTION,
 ) -> None:
-    """Start a release. The spec is checked against the policy and its evidence digests first."""
+    """Start a release under an installed policy. The spec is checked against that policy and its
+    evidence digests first; the worker resolves the policy again through its own store."""
+    from gatekeeper.cli.policy import open_store
+
     settings = common.settings(ctx)
-    loaded = policy_for(settings, policy)
-    spec = load_checked_spec(spec_file, loaded.policy)
+    ref = policy_reference(policy)
+    with open_store(settings) as store:
+        installed = store.resolve(ref)
+    spec = load_checked_spec(spec_file, installed.policy)
 
     async def go() -> ReleaseStatus:
         async with releases(settings) as api:
-            status = await api.start(spec, loaded.policy, loaded.sha256)
+            status = await api.start(spec, installed.ref)
             for _ in range(100):  # the first stage is entered once evidence is verified
                 if status.awaiting is not None or status.terminal:
                     break
@@ -57,8 +86,10 @@ def start(
         common.print_json(status)
         return
     common.console.print(
-        f"[green]✔[/] started release [bold]{spec.release_id}[/] ({spec.model.name} {spec.model.version}) "
-        f"under policy {loaded.label} (sha256 {loaded.sha256[:16]}…)"
+        f"[green]✔[/] started release [bold]{escape(spec.release_id)}[/] "
+        f"({escape(spec.model.name)} {escape(spec.model.version)}) under policy "
+        f"{escape(status.policy_id)}@{escape(status.policy_version)} "
+        f"(sha256 {status.policy_sha256[:16]}…)"
     )
     render.print_status(common.console, status)
 

@@ -22,7 +22,8 @@ from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.dossier.model import Dossier, build_dossier
 from gatekeeper.errors import ConnectionFailed, ReleaseNotFound
 from gatekeeper.models.audit import AuditEvent
-from gatekeeper.models.status import ReleaseInput, ReleaseOutcome, ReleaseStatus
+from gatekeeper.models.installed import InstalledPolicy
+from gatekeeper.models.status import ReleaseOutcome, ReleaseStatus
 from gatekeeper.releases import Releases, workflow_id
 
 
@@ -57,8 +58,7 @@ async def collect_dossier(
             ) from err
         raise ConnectionFailed(f"cannot read release {release_id}: {err.message}") from err
     converter = releases.client.data_converter
-    started = history.events[0].workflow_execution_started_event_attributes
-    [inp] = await converter.decode(list(started.input.payloads), [ReleaseInput])
+    installed = await _installed_policy(history.events, converter)
     status: ReleaseStatus
     audit: list[AuditEvent]
     outcome = await _outcome(history.events, converter)
@@ -76,7 +76,7 @@ async def collect_dossier(
     return build_dossier(
         status=status,
         audit=audit,
-        policy=inp.policy if isinstance(inp, ReleaseInput) else None,
+        policy=installed.policy if installed is not None else None,
         outbox=lines,
         exported_at=now or datetime.now(UTC),
         workflow_id=description.id,
@@ -84,6 +84,26 @@ async def collect_dossier(
         execution=execution.name.lower(),
         notifications_source=source,
     )
+
+
+async def _installed_policy(
+    events: Sequence[HistoryEvent], converter: DataConverter
+) -> InstalledPolicy | None:
+    """The policy the release runs under: the result of its ``resolve_policy`` activity."""
+    scheduled = {
+        event.event_id
+        for event in events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "resolve_policy"
+    }
+    for event in events:
+        if not event.HasField("activity_task_completed_event_attributes"):
+            continue
+        completed = event.activity_task_completed_event_attributes
+        if completed.scheduled_event_id in scheduled:
+            [found] = await converter.decode(list(completed.result.payloads), [InstalledPolicy])
+            return found if isinstance(found, InstalledPolicy) else None
+    return None
 
 
 async def _outcome(

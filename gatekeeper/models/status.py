@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -18,7 +18,6 @@ from gatekeeper.models.enums import (
 )
 from gatekeeper.models.messages import DecisionSignature
 from gatekeeper.models.partners import PartnerList
-from gatekeeper.models.policy import Policy
 from gatekeeper.models.spec import ReleaseSpec
 
 
@@ -249,11 +248,18 @@ class UpdateResult(Model):
 
 
 class ReleaseInput(Model):
-    """The workflow's input: the spec and the policy snapshot the release will run under."""
+    """The workflow's input: the spec and the *name* of the installed policy to run under.
+
+    ``policy_ref`` is ``policy_id@version`` (``None``: the policy store's default). The worker
+    resolves it through its own store; the content never travels with the start. ``policy`` and
+    ``policy_sha256`` are the old shape's fields, kept only so that a start carrying a policy body
+    decodes and is then refused (``bad_input``) instead of running under it.
+    """
 
     spec: ReleaseSpec
-    policy: Policy
-    policy_sha256: str
+    policy_ref: str | None = Field(default=None, max_length=200)
+    policy: Any = Field(default=None, description="refused: a policy body (install it instead)")
+    policy_sha256: Any = Field(default=None, description="refused: goes with a policy body")
 
 
 class ReleaseOutcome(Model):

@@ -29,6 +29,7 @@ import pytest_asyncio
 from temporalio.worker import Worker
 
 from activities import activities_from, open_adapters
+from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.models import DecisionKind, OperatorRequest, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
@@ -108,18 +109,19 @@ async def scene(chromium: str, tmp_path: Path) -> AsyncIterator[Scene]:
                     activity_executor=executor,
                     graceful_shutdown_timeout=timedelta(seconds=5),
                 ):
-                    yield await _three_releases(server, Releases(server.client, TASK_QUEUE))
+                    yield await _three_releases(
+                        server, Releases(server.client, TASK_QUEUE), adapters.policies
+                    )
     finally:
         adapters.close()
 
 
-async def _three_releases(server: DevServer, api: Releases) -> Scene:
-    policy = factories.policy()
-    digest = factories.policy_hash(policy)
+async def _three_releases(server: DevServer, api: Releases, store: PolicyStore) -> Scene:
+    ref = factories.install_policy(store, factories.policy())
     suffix = uuid.uuid4().hex[:6]
     window, held, review = f"aurora-{suffix}", f"borealis-{suffix}", f"cirrus-{suffix}"
     for release_id in (window, held, review):
-        await api.start(factories.spec(release_id), policy, digest)
+        await api.start(factories.spec(release_id), ref)
     for release_id in (window, held, review):
         await until(api, release_id, "internal_review")
     for decider, role in factories.INTERNAL_REVIEW:

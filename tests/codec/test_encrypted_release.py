@@ -151,7 +151,9 @@ class TestEncryptedRelease:
         release_id = f"enc-{uuid.uuid4().hex[:8]}"
         spec = factories.spec(release_id, model=ModelRef(name=marker, version="2.0.0"))
         policy = fast_policy(window=1.0, partner_period=0.5)
-        await encrypted.releases.start(spec, policy, factories.policy_hash(policy))
+        await factories.start_release(
+            encrypted.releases, encrypted.settings.effective_registry_url, spec, policy
+        )
         outcome = await run_to_launch(encrypted.releases, release_id)
 
         status = await encrypted.releases.status(release_id)
@@ -181,7 +183,9 @@ class TestEncryptedRelease:
         release_id = f"enc-{uuid.uuid4().hex[:8]}"
         spec = factories.spec(release_id)
         policy = fast_policy()
-        await encrypted.releases.start(spec, policy, factories.policy_hash(policy))
+        await factories.start_release(
+            encrypted.releases, encrypted.settings.effective_registry_url, spec, policy
+        )
         await status_until(encrypted.releases, release_id, awaiting_gate("internal_review"))
         # An evidence author may not approve it: an audited refusal, so its failure is in history.
         with pytest.raises(DecisionRefused) as refused:
@@ -207,7 +211,9 @@ class TestEncryptedRelease:
         release_id = f"enc-{uuid.uuid4().hex[:8]}"
         spec = factories.spec(release_id, model=ModelRef(name=marker, version="2.0.0"))
         policy = fast_policy()
-        await encrypted.releases.start(spec, policy, factories.policy_hash(policy))
+        await factories.start_release(
+            encrypted.releases, encrypted.settings.effective_registry_url, spec, policy
+        )
         try:
             app = create_app(encrypted.codec, token="s3cret")
             async with serve(app, "127.0.0.1", 0) as url:

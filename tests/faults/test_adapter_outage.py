@@ -158,10 +158,11 @@ class TestOutages:
     async def test_release_survives_webhook_and_registry_outages(self, stage: Stage) -> None:
         release_id = f"outage-{uuid.uuid4().hex[:8]}"
         policy = policy_with_webhook(stage.hook_url)
-        await stage.releases.start(
+        await factories.start_release(
+            stage.releases,
+            stage.settings.effective_registry_url,
             factories.spec(release_id),
-            policy,
-            factories.policy_hash(policy),  # type: ignore[arg-type]
+            policy,  # type: ignore[arg-type]
         )
         await status_until(stage.releases, release_id, awaiting_gate("internal_review"))
 

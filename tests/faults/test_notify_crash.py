@@ -23,11 +23,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
-from gatekeeper.canonical import digest_of
 from gatekeeper.models import Channel, NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.models.policy import ChannelConfig
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
+from tests import factories
 from tests.adapters.test_webhook import REDELIVERY_HEADER, WebhookReceiver
 from tests.faults.pipeline import gatekeeper_worker, has_pollers, spawn, stop, worker_env
 from workers.bench_notify import fanout_policy, fanout_spec, seed_cohort
@@ -95,8 +95,8 @@ class TestWorkerKilledMidFanOut:
         try:
             first = await spawn(CRASHABLE, environ, tmp_path / "first.log")
             await wait_for(lambda: has_pollers(env.client, task_queue))
-            await releases.start(
-                fanout_spec(release_id), policy, digest_of(policy.model_dump(mode="json"))
+            await factories.start_release(
+                releases, settings.effective_registry_url, fanout_spec(release_id), policy
             )
 
             async def half_way() -> bool:

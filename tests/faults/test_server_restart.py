@@ -55,7 +55,9 @@ class TestServerRestart:
             releases = Releases(first.client, task_queue)
             release_id = f"restart-{uuid.uuid4().hex[:8]}"
             policy = fast_policy(window=WINDOW)
-            await releases.start(factories.spec(release_id), policy, factories.policy_hash(policy))
+            await factories.start_release(
+                releases, settings.effective_registry_url, factories.spec(release_id), policy
+            )
             await status_until(releases, release_id, awaiting_gate("internal_review"))
             await approve_gate(releases, release_id, "internal_review")
             status = await status_until(

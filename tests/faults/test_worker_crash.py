@@ -50,7 +50,9 @@ class Scene:
     async def start_release(self, window: float = 2.0) -> str:
         release_id = f"crash-{uuid.uuid4().hex[:8]}"
         policy = fast_policy(window=window)
-        await self.releases.start(factories.spec(release_id), policy, factories.policy_hash(policy))
+        await factories.start_release(
+            self.releases, self.settings.effective_registry_url, factories.spec(release_id), policy
+        )
         return release_id
 
     def check(self, release_id: str, outcome: object) -> None:

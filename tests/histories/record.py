@@ -56,8 +56,7 @@ async def until(api: Releases, rid: str, check: Callable[..., bool]) -> None:
 async def launched(env: WorkflowEnvironment, api: Releases) -> str:
     """Every stage, a refused self-approval, changes requested and amended, a concern, a delay."""
     rid = "history-launched"
-    policy = factories.policy()
-    await api.start(factories.spec(rid), policy, factories.policy_hash(policy))
+    await api.start(factories.spec(rid), factories.policy_ref(factories.policy()))
     await until(api, rid, lambda s: s.stage == "internal_review" and s.awaiting)
     with contextlib.suppress(DecisionRefused):
         await api.decide(rid, DecisionKind.APPROVE, factories.decision(factories.AUTHOR, "safety"))
@@ -113,8 +112,7 @@ async def launched(env: WorkflowEnvironment, api: Releases) -> str:
 
 async def rejected(env: WorkflowEnvironment, api: Releases) -> str:
     rid = "history-rejected"
-    policy = factories.policy()
-    await api.start(factories.spec(rid), policy, factories.policy_hash(policy))
+    await api.start(factories.spec(rid))  # the store's default
     await until(api, rid, lambda s: s.stage == "internal_review" and s.awaiting)
     await api.decide(
         rid, DecisionKind.REJECT, factories.decision("lee.legal", "legal", comment="no")
@@ -125,8 +123,7 @@ async def rejected(env: WorkflowEnvironment, api: Releases) -> str:
 
 async def withdrawn(env: WorkflowEnvironment, api: Releases) -> str:
     rid = "history-withdrawn"
-    policy = factories.policy()
-    await api.start(factories.spec(rid), policy, factories.policy_hash(policy))
+    await api.start(factories.spec(rid))  # the store's default
     await until(api, rid, lambda s: s.stage == "internal_review" and s.awaiting)
     for decider, role in factories.INTERNAL_REVIEW:
         await api.decide(rid, DecisionKind.APPROVE, factories.decision(decider, role))
@@ -165,6 +162,7 @@ async def main() -> None:
                 id="acme-labs", name="Acme", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="us"
             )
         )
+        factories.install_policy(adapters.policies, factories.policy(), default=True)
         async with Worker(
             env.client,
             task_queue=TASK_QUEUE,

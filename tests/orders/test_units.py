@@ -171,14 +171,9 @@ class TestUnansweredRelease:
 
     async def test_unanswered(self, client: Client) -> None:
         release_id = f"orphan-{uuid.uuid4().hex[:8]}"
-        policy = factories.policy()
         handle = await client.start_workflow(
             "ModelReleaseWorkflow",
-            ReleaseInput(
-                spec=factories.spec(release_id),
-                policy=policy,
-                policy_sha256=factories.policy_hash(policy),
-            ),
+            ReleaseInput(spec=factories.spec(release_id)),
             id=f"release-{release_id}",
             task_queue=f"nobody-{uuid.uuid4().hex[:8]}",  # no worker ever polls it
         )

@@ -31,6 +31,8 @@ TABLES = {
     "access_orders",
     "public_launches",
     "operations",
+    "policies",
+    "policy_default",
     "alembic_version",
 }
 

@@ -53,9 +53,14 @@ class Harness:
     async def start(
         self, spec: ReleaseSpec | None = None, policy: Policy | None = None
     ) -> ReleaseStatus:
+        """Install ``policy`` (default: the factory's) into the worker's store and start ``spec``
+        under it by reference."""
         spec = spec or factories.spec(f"r-{uuid.uuid4().hex[:10]}")
-        policy = policy or factories.policy()
-        return await self.releases.start(spec, policy, factories.policy_hash(policy))
+        return await factories.start_release(self.releases, self.adapters.policies, spec, policy)
+
+    def install(self, policy: Policy, *, default: bool = False) -> str:
+        """Install ``policy`` into the worker's store; the reference to start with."""
+        return factories.install_policy(self.adapters.policies, policy, default=default)
 
     def handle(self, release_id: str) -> WorkflowHandle:  # type: ignore[type-arg]
         return self.releases.handle(release_id)
@@ -117,6 +122,8 @@ async def harness(
     adapters = open_adapters(settings)
     for partner in PARTNERS:
         adapters.registry.add_partner(partner)
+    # The store's default: what `gatekeeper release start` runs under when no --policy is named.
+    factories.install_policy(adapters.policies, factories.policy(), default=True)
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             env.client,

@@ -26,9 +26,8 @@ class TestNoWorker:
             update_timeout=timedelta(seconds=1),
         )
         rid = f"r-orphan-{uuid.uuid4().hex[:8]}"
-        policy = factories.policy()
         with pytest.raises(NoAnswer, match=f"started, but no worker answered.*{queue}"):
-            await api.start(factories.spec(rid), policy, factories.policy_hash(policy))
+            await api.start(factories.spec(rid))
         with pytest.raises(NoAnswer, match=f"is a worker running on task queue '{queue}'"):
             await api.status(rid)
         with pytest.raises(NoAnswer, match="did not answer within 1 s"):

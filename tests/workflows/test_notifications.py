@@ -95,6 +95,8 @@ async def hooked(
     receiver.start()
     settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data", env={SECRET_ENV: "k"})
     adapters = open_adapters(settings)
+    # Releases here name no policy: they run under the store's default, this one.
+    factories.install_policy(adapters.policies, hooked_policy(receiver.url), default=True)
     with ThreadPoolExecutor(max_workers=4) as executor:
         async with Worker(
             env.client,
@@ -143,8 +145,7 @@ class TestRetriesThroughTemporal:
         releases, receiver = hooked
         receiver.answers = [503]
         rid = f"hook-{uuid.uuid4().hex[:8]}"
-        policy = hooked_policy(receiver.url)
-        await releases.start(factories.spec(rid), policy, factories.policy_hash(policy))
+        await releases.start(factories.spec(rid))  # the default: hooked_policy(receiver.url)
 
         for _ in range(300):  # the retry comes about a second after the 503
             if len(receiver.received) >= 2:
@@ -166,8 +167,7 @@ class TestRetriesThroughTemporal:
         releases, receiver = hooked
         receiver.answers = [400]
         rid = f"hook-{uuid.uuid4().hex[:8]}"
-        policy = hooked_policy(receiver.url)
-        await releases.start(factories.spec(rid), policy, factories.policy_hash(policy))
+        await releases.start(factories.spec(rid))  # the default: hooked_policy(receiver.url)
 
         failed = await audit_until(releases, rid, "notification_failed")
         await asyncio.sleep(1.5)  # longer than the first retry interval: nothing more arrives

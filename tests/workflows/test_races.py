@@ -133,7 +133,7 @@ class TestWithdrawalDuringActivity:
             ):
                 rid = f"r-race-{uuid.uuid4().hex[:8]}"
                 policy = factories.policy(window=timedelta(seconds=1))
-                await api.start(factories.spec(rid), policy, factories.policy_hash(policy))
+                await factories.start_release(api, adapters.policies, factories.spec(rid), policy)
                 for _ in range(100):
                     if (await api.status(rid)).awaiting:
                         break

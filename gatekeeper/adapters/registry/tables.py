@@ -126,3 +126,29 @@ operations = sa.Table(
     sa.Column("result", sa.JSON(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+#: Installed policy versions (see :mod:`gatekeeper.adapters.policy_store`). A row never changes:
+#: an installed version is immutable, and who installed it when is part of the row.
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("policy_id", ID, primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content", sa.JSON(), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("installed_by", ID, nullable=False),
+    sa.Column("installed_at", UtcDateTime(), nullable=False),
+)
+
+#: The store's default policy version (at most one row, ``slot = 'default'``), and who set it when.
+policy_default = sa.Table(
+    "policy_default",
+    metadata,
+    sa.Column("slot", sa.String(16), primary_key=True),
+    sa.Column("policy_id", ID, nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("set_by", ID, nullable=False),
+    sa.Column("set_at", UtcDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(["policy_id", "version"], ["policies.policy_id", "policies.version"]),
+)
