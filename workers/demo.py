@@ -36,6 +36,10 @@ DEMO_TASK_QUEUE = "gatekeeper-demo"
 STEP_TIMEOUT = 90.0
 #: The packaged demo policy (every clock in seconds), as a file the CLI subprocesses can read.
 DEMO_POLICY_FILE = Path(__file__).resolve().parent.parent / "gatekeeper" / "policies" / "demo.yaml"
+#: The demo policy as installed in the worker's store: what the release names.
+DEMO_POLICY_REF = "voluntary-standard-demo@1"
+#: Who installs the demo policy (recorded in the store; shown by `policy list`).
+POLICY_ADMIN = "kim.larsen"
 
 PARTNERS = [
     ("gridline-energy", "Gridline Energy", "government_approved", "us"),
@@ -183,6 +187,11 @@ async def drive(demo: Demo, spec_path: Path) -> None:
     stop = asyncio.Event()
     demo.note("The demo policy passes every check.")
     await demo.cli("policy", "check", str(DEMO_POLICY_FILE))
+    demo.note(
+        "A policy admin installs it in the store the worker reads; releases name it, never carry it."
+    )
+    await demo.cli("policy", "install", str(DEMO_POLICY_FILE), "--as", POLICY_ADMIN, "--default")
+    await demo.cli("policy", "list")
 
     demo.note("Vetted partners are registered in the access registry.")
     for partner_id, name, tier, jurisdiction in PARTNERS:
@@ -200,7 +209,7 @@ async def drive(demo: Demo, spec_path: Path) -> None:
         )
 
     demo.note("The release manager starts the release from its spec (digests are checked first).")
-    await demo.cli("release", "start", str(spec_path))
+    await demo.cli("release", "start", str(spec_path), "--policy", DEMO_POLICY_REF)
     timeline = asyncio.create_task(demo.timeline(stop))
     try:
         await demo.until(

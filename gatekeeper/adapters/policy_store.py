@@ -34,7 +34,12 @@ from gatekeeper.models.installed import (
     policy_ref,
 )
 from gatekeeper.models.policy import Policy
-from gatekeeper.policy import check_policy, policy_sha256
+from gatekeeper.policy import (
+    check_policy,
+    load_default_policy,
+    load_demo_policy,
+    policy_sha256,
+)
 
 _DEFAULT_SLOT = "default"
 
@@ -234,6 +239,26 @@ class PolicyStore:
         return _model(row, _default(connection))
 
 
+#: Who ``gatekeeper dev`` and the demo record as installing the packaged policies.
+PACKAGED_INSTALLER = "gatekeeper-dev"
+
+
+def install_packaged(store: PolicyStore, *, by: str = PACKAGED_INSTALLER) -> list[str]:
+    """Install the packaged policies (the default standard, then the demo's), idempotently.
+
+    The default standard becomes the store's default if the store has none. Returns one line per
+    policy saying what happened; a packaged version that conflicts with content already installed
+    under its id@version is reported, not installed.
+    """
+    lines = []
+    for loaded in (load_default_policy(), load_demo_policy()):
+        try:
+            lines.append(store.install(loaded.policy, by=by).message)
+        except PolicyConflict as err:
+            lines.append(f"not installed: {err}")
+    return lines
+
+
 def _row(connection: Connection, policy_id: str, version: str) -> Any:
     return connection.execute(
         sa.select(policies).where(policies.c.policy_id == policy_id, policies.c.version == version)
@@ -284,5 +309,6 @@ __all__ = [
     "PolicyConflict",
     "PolicyNotInstalled",
     "PolicyStore",
+    "install_packaged",
     "versioned_by_content",
 ]

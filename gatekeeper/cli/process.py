@@ -95,13 +95,15 @@ async def _dev(
         data_converter=data_converter(settings),
         extra_args=extra_args or (),
     )
+    # The packaged policies go into the worker's store, so `release start` works out of the box.
+    installed = await asyncio.to_thread(_install_packaged_policies, settings)
     # Installed before the server starts, so an early Ctrl-C also ends in a clean stop.
     with shutdown_signals(stop, on_force_exit=server.terminate_now):
         async with server:
             if stop.is_set():
                 return
             attributes = await registered_search_attributes(server.client)
-            _print_banner(settings, server, attributes)
+            _print_banner(settings, server, attributes, installed)
             # A server that dies under the worker ends the command instead of leaving a worker
             # retrying its polls forever.
             watch = asyncio.create_task(server.wait())
@@ -120,7 +122,16 @@ async def _dev(
                 )
 
 
-def _print_banner(settings: Settings, server: DevServer, attributes: dict[str, str]) -> None:
+def _install_packaged_policies(settings: Settings) -> list[str]:
+    from gatekeeper.adapters.policy_store import PolicyStore, install_packaged
+
+    with PolicyStore(settings.effective_registry_url) as store:
+        return install_packaged(store)
+
+
+def _print_banner(
+    settings: Settings, server: DevServer, attributes: dict[str, str], policies: list[str]
+) -> None:
     # Plain label/value lines rather than a table: a table would truncate long paths in a pipe.
     rows = [
         ("Temporal gRPC", f"{server.target}  (namespace {server.namespace})"),
@@ -129,6 +140,7 @@ def _print_banner(settings: Settings, server: DevServer, attributes: dict[str, s
         ("Task queue", settings.task_queue),
         ("Other shells", f"export TEMPORAL_ADDRESS={server.target}"),
         ("Search attributes", ", ".join(f"{k} ({v})" for k, v in attributes.items())),
+        *(("Policy", line) for line in policies),
     ]
     console = common.console
     console.print("[bold green]Gatekeeper dev is running[/bold green]")

@@ -419,10 +419,16 @@ class TestStartRefusals:
             ("empty spec", self.spec_file(tmp_path, ""), [], "empty"),
             ("missing file", tmp_path / "nope.yaml", [], "nope.yaml"),
             (
-                "impossible quorum",
+                "a policy file instead of an installed policy",
                 self.spec_file(tmp_path, good.format(id="4", digest=real)),
                 ["--policy", str(impossible)],
-                "needs 5 people holding legal",
+                "never a policy file or body",
+            ),
+            (
+                "a policy that is not installed",
+                self.spec_file(tmp_path, good.format(id="5", digest=real)),
+                ["--policy", "test-policy@99"],
+                "policy test-policy@99 is not installed",
             ),
         ]
         for name, path, extra, text in cases:
@@ -430,6 +436,10 @@ class TestStartRefusals:
                 outcome = await run("release", "start", str(path), *extra)
                 assert outcome.code == 2, outcome.stderr
                 assert text in outcome.error_line
+        with subtests.test(msg="impossible quorum is refused at install"):
+            outcome = await run("policy", "install", str(impossible), "--as", "pat.admin")
+            assert outcome.code == 2, outcome.stderr
+            assert "needs 5 people holding legal" in outcome.error_line
         spec = self.spec_file(tmp_path, good.format(id=uuid.uuid4().hex[:6], digest=real))
         first = await run("release", "start", str(spec))
         assert first.code == 0, first.stderr

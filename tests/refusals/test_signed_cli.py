@@ -7,6 +7,7 @@ import uuid
 
 import yaml
 
+from gatekeeper import signing
 from gatekeeper.models import Person
 from tests import factories
 from tests.refusals.conftest import Run
@@ -25,10 +26,7 @@ class TestSignedDecisionsThroughTheCli:
         again = await run("keys", "generate", "--as", "sam.safety")
         assert again.code == 2 and "already exists" in again.error_line
 
-        roster = [
-            Person.model_validate({**p.model_dump(), "public_key": public.get(p.id)})
-            for p in factories.ROSTER
-        ]
+        roster = signed_roster(public)
         policy = factories.policy(roster=roster, require_signed_decisions=True)
         policy_file = run.workdir / "signed-policy.yaml"
         policy_file.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
@@ -113,10 +111,7 @@ class TestSignedGovernmentResponses:
         for person in people:
             outcome = await run("keys", "generate", "--as", person, "--json")
             public[person] = json.loads(outcome.stdout)["public_key"]
-        roster = [
-            Person.model_validate({**p.model_dump(), "public_key": public.get(p.id)})
-            for p in factories.ROSTER
-        ]
+        roster = signed_roster(public)
         policy = factories.policy(roster=roster, require_signed_decisions=True)
         rid = f"r-signed-gov-{uuid.uuid4().hex[:8]}"
         await harness.start(spec=factories.spec(rid), policy=policy)
@@ -148,3 +143,19 @@ class TestSignedGovernmentResponses:
         signed = [e for e in audit if e.action in ("concern_raised", "government_delay")]
         assert len(signed) == 2
         assert all(e.details["signature"]["value"] for e in signed), "the attestation is kept"
+
+
+def signed_roster(public: dict[str, str]) -> list[Person]:
+    """The test roster with the CLI-generated ``public`` keys; everyone else gets a key whose
+    private half this CLI does not hold (a policy requiring signatures must give everyone who
+    can decide a key, or it is not installable), so their CLI sends unsigned decisions."""
+    return [
+        Person.model_validate(
+            {
+                **p.model_dump(),
+                "public_key": public.get(p.id)
+                or signing.public_key_b64(signing.load_private_key(signing.generate_keypair()[0])),
+            }
+        )
+        for p in factories.ROSTER
+    ]

@@ -16,6 +16,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from gatekeeper.adapters.policy_store import PolicyStore
+from gatekeeper.settings import Settings
 from tests.workers.helpers import free_ports, wait_until
 
 #: The commands on an app of their own: the test does not depend on the root app's wiring.
@@ -92,6 +94,10 @@ class TestDev:
             assert "dev-test" in banner
             assert f"TEMPORAL_ADDRESS=127.0.0.1:{port}" in banner
             assert "GovernmentWindowEndsAt (Datetime)" in banner
+            # The packaged policies are installed in the worker's store; the standard is default.
+            assert "voluntary-standard@1 installed, sha256" in banner
+            assert "it is now the default" in banner
+            assert "voluntary-standard-demo@1 installed" in banner
 
             client = await Client.connect(f"127.0.0.1:{port}")
             await wait_until(lambda: _pollers(client, "dev-test"))
@@ -108,6 +114,13 @@ class TestDev:
         ]
         assert events.index("worker stopped") < events.index("dev server stopped")
         assert (data_dir / "temporal.db").exists()
+        with PolicyStore(Settings(data_dir=data_dir).effective_registry_url) as store:
+            assert [p.ref for p in store.list()] == [
+                "voluntary-standard@1",
+                "voluntary-standard-demo@1",
+            ]
+            default = store.default()
+            assert default is not None and default.ref == "voluntary-standard@1"
         assert (data_dir / "temporal.log").exists()
         assert not (data_dir / "temporal.pid").exists()
 
