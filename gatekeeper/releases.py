@@ -63,8 +63,8 @@ from gatekeeper.models.status import (
 )
 
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
-#: What a release answers while it resolves its policy (``release_starting``).
-STARTING_MARK = "is starting; try again in a moment"
+#: The rule a release answers with while it resolves its policy.
+STARTING_RULE = "release_starting"
 #: How long a query may wait for a worker to answer before the caller is told why it waits.
 QUERY_TIMEOUT = timedelta(seconds=15)
 #: How long a decision may wait to be judged (validator and handler) before the same.
@@ -220,19 +220,28 @@ class Releases:
         never started (the worker refused its policy), raise that refusal."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.query_timeout.total_seconds()
+        retried = False
         while True:
             try:
                 return await handle.query(
                     name, result_type=result_type, rpc_timeout=self.query_timeout
                 )
             except WorkflowQueryFailedError as err:
-                if STARTING_MARK not in str(err):
-                    raise DecisionRefused(str(err), rule="query_failed") from err
+                # The failure's type does not survive a query (and with payload encryption not
+                # even its message), so ask the release whether it is still starting.
+                starting = await handle.query(
+                    "is_starting", result_type=bool, rpc_timeout=self.query_timeout
+                )
+                if not starting:
+                    if retried:
+                        raise DecisionRefused(err.message, rule="query_failed") from err
+                    retried = True  # it may have finished starting between the two queries
+                    continue
                 refused = await self._start_refusal(handle)
                 if refused is not None:
                     raise refused from err
                 if loop.time() > deadline:
-                    raise DecisionRefused(str(err), rule="release_starting") from err
+                    raise DecisionRefused(err.message, rule=STARTING_RULE) from err
                 await asyncio.sleep(0.05)
 
     async def _start_refusal(self, handle: WorkflowHandle[Any, Any]) -> StartRefused | None:

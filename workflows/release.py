@@ -909,6 +909,11 @@ class ModelReleaseWorkflow:
     # --- queries --------------------------------------------------------------------------------
 
     @workflow.query
+    def is_starting(self) -> bool:
+        """Whether the release is still resolving its policy (``get_status`` refuses until then)."""
+        return self._resolved is None
+
+    @workflow.query
     def get_status(self) -> ReleaseStatus:
         """The whole release: stage, state, what is awaited and from whom, approvals, grants."""
         return self._ledger.status
