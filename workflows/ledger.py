@@ -201,10 +201,11 @@ class LedgerCore:
             )
 
     def evidence_failures(self) -> list[str]:
+        # A refusal's detail is its one-line rule (it says nothing about the file), so it is shown.
         return [
-            f"{c.id} ({c.result})"
+            f"{c.id} ({c.result}: {c.detail})" if c.result == "refused" else f"{c.id} ({c.result})"
             for c in self.status.evidence_checks
-            if c.result in ("mismatch", "unreadable")
+            if c.failed
         ]
 
     def applies(self, stage: Stage) -> bool:

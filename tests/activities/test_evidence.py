@@ -29,7 +29,7 @@ class TestVerifyEvidence:
         env = ActivityEnvironment()
         beats: list[tuple[object, ...]] = []
         env.on_heartbeat = lambda *details: beats.append(details)
-        acts = EvidenceActivities(LocalEvidenceVerifier(chunk_size=1024))
+        acts = EvidenceActivities(LocalEvidenceVerifier([tmp_path], chunk_size=1024))
 
         result = env.run(acts.verify_evidence, request)
 
