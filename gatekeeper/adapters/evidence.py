@@ -232,9 +232,9 @@ class LocalEvidenceVerifier:
         lexical = Path(os.path.normpath(raw))
         if not _under(lexical, self._lexical_roots):
             raise outside
-        # Only now is the filesystem asked: symlinks (and `..` after them) are resolved and the
-        # real path must still be under a real root.
-        real = Path(os.path.realpath(lexical))
+        # Only now is the filesystem asked: symlinks (and `..` after them) are resolved as the
+        # system would, and the real path must still be under a real root.
+        real = Path(os.path.realpath(raw))
         if not _under(real, self._real_roots):
             raise outside
         return real

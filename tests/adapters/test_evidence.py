@@ -15,7 +15,8 @@ from urllib.parse import quote
 import pytest
 
 from gatekeeper.adapters.evidence import LocalEvidenceVerifier, format_bytes
-from gatekeeper.config import EvidenceSettings
+from gatekeeper.config import EvidenceSettings, WorkerConfig, load_worker_config
+from gatekeeper.errors import ConfigError
 from gatekeeper.models.io import EvidenceCheckResult
 from gatekeeper.models.spec import Artifact
 from tests.adapters.builders import T0, evidence_request, write_file
@@ -408,3 +409,54 @@ class TestReading:
 
         assert check.result == "ok"
         assert len(beats) == math.ceil(len(data) / 1000)
+
+
+RUNNING_MD = Path(__file__).resolve().parents[2] / "docs" / "running.md"
+
+
+class TestConfiguration:
+    """The [evidence] section of the worker's TOML file: the documented example loads, and a bad
+    value is a one-line error naming the file and the field."""
+
+    def test_the_documented_example_loads(self, tmp_path: Path) -> None:
+        text = RUNNING_MD.read_text()
+        [block] = [b for b in text.split("```toml\n")[1:] if b.startswith("[evidence]")]
+        config = tmp_path / "gatekeeper.toml"
+        config.write_text(block.split("```")[0])
+
+        evidence = load_worker_config(config, required=True).evidence
+
+        assert evidence.roots == [Path("/srv/evidence")]
+        assert evidence.schemes == ["file", "https", "http", "s3", "gs"]
+        assert (evidence.max_bytes, evidence.hash_timeout_seconds) == (1 << 30, 120)
+
+    @pytest.mark.parametrize(
+        ("section", "message"),
+        [
+            (
+                'roots = ["evidence"]',
+                "evidence.roots.0: Value error, evidence roots must be absolute",
+            ),
+            ('schemes = ["File Share"]', "evidence.schemes.0: String should match pattern"),
+            ("max_bytes = 0", "evidence.max_bytes: Input should be greater than or equal to 1"),
+            ("hash_timeout_seconds = 600", "evidence.hash_timeout_seconds: Input should be less"),
+        ],
+    )
+    def test_bad_values_are_one_line_errors(
+        self, tmp_path: Path, section: str, message: str
+    ) -> None:
+        config = tmp_path / "gatekeeper.toml"
+        config.write_text(f"[evidence]\n{section}\n")
+
+        with pytest.raises(ConfigError) as caught:
+            load_worker_config(config, required=True)
+
+        assert str(caught.value).startswith(f"{config}: {message}")
+        assert "\n" not in str(caught.value)
+
+    def test_dev_and_demo_add_roots_without_repeating_one(self, tmp_path: Path) -> None:
+        config = WorkerConfig.model_validate({"evidence": {"roots": [str(tmp_path)]}})
+
+        roots = config.with_evidence_roots(tmp_path, tmp_path / "examples").evidence.roots
+
+        assert roots == [tmp_path, tmp_path / "examples"]
