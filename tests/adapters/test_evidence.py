@@ -201,18 +201,16 @@ class TestRoots:
         (root / "card.md").symlink_to(tmp_path / "secret.txt")
         (root / "dir").symlink_to(tmp_path)
         (root / "dangling.md").symlink_to(tmp_path / "no-such-file")
+        (root / "out").symlink_to(tmp_path)
+        names = ("card.md", "dir/secret.txt", "dangling.md", "out/../secret.txt")
         verifier = LocalEvidenceVerifier([root])
 
-        checks = [
-            verify_one(verifier, uri(root / name), secret)
-            for name in ("card.md", "dir/secret.txt", "dangling.md")
-        ]
+        checks = [verify_one(verifier, uri(root / name), secret) for name in names]
 
         # The same answer whether the target exists or not: no existence oracle.
-        assert [(c.result, c.actual) for c in checks] == [("refused", None)] * 3
+        assert [(c.result, c.actual) for c in checks] == [("refused", None)] * len(names)
         assert [c.detail for c in checks] == [
-            f"{uri(root / name)} is outside the evidence roots"
-            for name in ("card.md", "dir/secret.txt", "dangling.md")
+            f"{uri(root / name)} is outside the evidence roots" for name in names
         ]
 
     def test_a_symlink_that_stays_inside_the_roots_is_followed(self, tmp_path: Path) -> None:
