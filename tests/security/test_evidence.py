@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -347,3 +349,49 @@ class TestWorkerConfiguration:
             "refused",
             "https://evidence.example/x.pdf: scheme 'https' is not accepted (accepted: file)",
         )
+
+
+async def gatekeeper(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    """``gatekeeper ARGS`` in a child process, connected to the harness's server and queue."""
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": harness.env.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": harness.env.client.namespace,
+        "GATEKEEPER_TASK_QUEUE": harness.releases.task_queue,
+        "GATEKEEPER_DATA_DIR": str(harness.data_dir.parent / "cli"),
+        "COLUMNS": "250",
+    }
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "gatekeeper", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+class TestThroughTheCli:
+    """`release amend` with a URI the worker must not read answers with the refusal, and
+    `release status` shows it in one line, with no digest of the file."""
+
+    async def test_amend_and_status_show_the_one_line_refusal(self, harness: Harness) -> None:
+        rid = await started(harness)
+        location = file_uri(SHADOW)
+        refusal = f"{location} is outside the evidence roots"
+
+        amend = await gatekeeper(
+            harness,
+            "release", "amend", rid, "--as", factories.SUBMITTER,
+            "--new-evidence", f"other:shadow={location}@{GUESS}",
+        )  # fmt: skip
+        status = await gatekeeper(harness, "release", "status", rid)
+
+        assert amend.returncode == 0, amend.stderr
+        assert f"evidence still failing: shadow (refused: {refusal})" in amend.stdout
+        assert status.returncode == 0, status.stderr
+        lines = [line.strip(" │") for line in status.stdout.splitlines()]
+        assert f"evidence shadow refused: {refusal}" in lines, status.stdout
+        digest = sha256_of(SHADOW)
+        if digest is not None:
+            assert digest not in amend.stdout + status.stdout
