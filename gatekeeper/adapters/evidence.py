@@ -207,6 +207,10 @@ class LocalEvidenceVerifier:
                 roots. The lexical check comes first, so a path outside the roots is refused
                 without a single system call on it.
         """
+        if not uri.isprintable():
+            # urlsplit would silently drop tabs and newlines; the refusal must stay one line.
+            shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in uri)
+            raise _Refused(f"{shown} contains control characters")
         try:
             parts = urlsplit(uri)
         except ValueError:

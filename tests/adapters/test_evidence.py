@@ -154,6 +154,18 @@ class TestResults:
 
         assert (check.result, check.detail) == ("refused", f"{location} {rule}")
 
+    def test_control_characters_are_refused_in_one_line(self, tmp_path: Path) -> None:
+        digest = write_file(tmp_path / "card.md", b"card")
+        location = uri(tmp_path) + "/ca\nrd.md\r\n# injected"
+
+        check = verify_one(LocalEvidenceVerifier([tmp_path]), location, digest)
+
+        assert (check.result, check.actual) == ("refused", None)
+        assert check.detail == (
+            f"{uri(tmp_path)}/ca\\x0ard.md\\x0d\\x0a# injected contains control characters"
+        )
+        assert check.detail.isprintable()
+
 
 class TestRoots:
     """Only files under the roots are read; `..` and symlinks are resolved before the check, and a
