@@ -93,8 +93,8 @@ class LocalEvidenceVerifier:
     """Reads ``file://`` URIs under the evidence roots and compares their sha256.
 
     Args:
-        roots: directories whose files may be read. None means no ``file://`` URI is read (every
-            one is refused); the worker passes its data directory and the configured roots.
+        roots: directories whose files may be read. None (the default) means no ``file://``
+            URI is read; the worker passes its data directory and the configured roots.
         schemes: URI schemes accepted; ``file`` is read, the others are ``unverified``, and any
             scheme not listed is refused.
         max_bytes: a larger file is refused (checked before reading and while reading).
