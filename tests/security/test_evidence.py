@@ -178,6 +178,27 @@ class TestOutsideTheRoots:
         ], "the same answer whether the file exists or not"
         assert sha256_of(exists) not in status.model_dump_json()
 
+    async def test_the_amend_answer_names_the_first_refusals_in_full_and_the_rest_by_id(
+        self, harness: Harness
+    ) -> None:
+        rid = await started(harness)
+        names = [f"probe-{i}" for i in range(6)]
+
+        result = await harness.releases.amend(
+            rid,
+            AmendRequest(
+                by=factories.SUBMITTER,
+                evidence=[item(name, f"file:///etc/{name}") for name in names],
+            ),
+        )
+
+        assert result.message.count("(refused: ") == 3
+        assert result.message.count("(refused)") == 3
+        status = await harness.releases.status(rid)
+        assert [c.detail for c in status.evidence_checks if c.id in names] == [
+            f"file:///etc/{name} is outside the evidence roots" for name in names
+        ], "the status has every refusal"
+
     async def test_a_release_started_with_outside_evidence_is_refused_and_blocked(
         self, harness: Harness
     ) -> None:
