@@ -98,6 +98,8 @@ class TestDev:
             assert "voluntary-standard@1 installed, sha256" in banner
             assert "it is now the default" in banner
             assert "voluntary-standard-demo@1 installed" in banner
+            [roots] = [line for line in banner.splitlines() if "Evidence roots" in line]
+            assert roots.split("Evidence roots")[1].strip() == f"{data_dir}, {Path.cwd()}"
 
             client = await Client.connect(f"127.0.0.1:{port}")
             await wait_until(lambda: _pollers(client, "dev-test"))
