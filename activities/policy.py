@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities._errors import activity_errors
 from gatekeeper.adapters.policy_store import PolicyNotInstalled, PolicyStore
@@ -77,5 +77,8 @@ class PolicyActivities:
 
 
 def _refusal(message: str, rule: str) -> ApplicationError:
+    # One warning line here; BENIGN keeps the SDK from logging the traceback again.
     activity.logger.warning("%s: %s", rule, message)
-    return ApplicationError(message, type=rule, non_retryable=True)
+    return ApplicationError(
+        message, type=rule, non_retryable=True, category=ApplicationErrorCategory.BENIGN
+    )

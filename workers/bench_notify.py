@@ -138,7 +138,9 @@ def fanout_spec(release_id: str) -> ReleaseSpec:
         risk_tier=RiskTier.LOW,
         covered_model=CoveredDesignation.NOT_DESIGNATED,
         submitter=SUBMITTER,
-        partner_cohorts=[COHORT],
+        # No partner access is requested: the cohort hears of the release through the grants
+        # seeded in the registry (the policy has no access stage, so the worker would refuse it).
+        partner_cohorts=[],
         regions=["us"],
     )
 

@@ -79,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateResult,
     )
     from gatekeeper.rules import Refusal, Rule, refuse
+    from gatekeeper.spec import check_spec_against_policy
     from workflows import timeouts
     from workflows.decisions import ReleaseLedger
     from workflows.details import current_details
@@ -90,6 +91,8 @@ with workflow.unsafe.imports_passed_through():
 RELEASE_STARTING = "release_starting"
 #: ``ApplicationError.type`` of a malformed start input (e.g. a policy body instead of a name).
 BAD_INPUT = "bad_input"
+#: ``ApplicationError.type`` of a spec the resolved policy does not admit (e.g. its submitter).
+SPEC_NOT_ALLOWED = "spec_not_allowed"
 
 
 def release_workflow_id(release_id: str) -> str:
@@ -201,6 +204,15 @@ class ModelReleaseWorkflow:
             raise ApplicationError(
                 f"the store answered {installed.ref} for {inp.policy_ref}",
                 type="IntegrityError",
+                non_retryable=True,
+            )
+        # The CLI checks this too, but a raw client need not: the worker decides.
+        problems = check_spec_against_policy(inp.spec, installed.policy)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ApplicationError(
+                f"the spec cannot run under policy {installed.ref}: {problems[0].render()}{more}",
+                type=SPEC_NOT_ALLOWED,
                 non_retryable=True,
             )
         return installed

@@ -222,6 +222,24 @@ class TestTheStarterCannotSupplyThePolicy:
         assert "is not ID@VERSION" in cause.message
         await nothing_happened(harness, rid)
 
+    async def test_raw_start_with_a_spec_the_policy_does_not_admit_fails_closed(
+        self, harness: Harness
+    ) -> None:
+        """The CLI checks the spec against the policy; a raw client skips the CLI, not the check."""
+        rid = f"r-nobody-{uuid.uuid4().hex[:8]}"
+        spec = {**raw_spec(rid), "submitter": "mallory"}
+        await harness.env.client.start_workflow(
+            "ModelReleaseWorkflow",
+            {"spec": spec, "policy_ref": harness.install(factories.policy())},
+            id=f"release-{rid}",
+            task_queue=harness.releases.task_queue,
+        )
+        cause = await failure_of(harness, rid)
+        assert cause.type == "spec_not_allowed"
+        assert "the spec cannot run under policy test-policy@" in cause.message
+        assert "submitter: 'mallory' is not on the policy's roster" in cause.message
+        await nothing_happened(harness, rid)
+
     async def test_the_client_api_reports_the_refusal_in_one_line(self, harness: Harness) -> None:
         rid = f"r-api-{uuid.uuid4().hex[:8]}"
         with pytest.raises(StartRefused) as raised:
@@ -396,7 +414,7 @@ class TestRunningReleasesKeepTheirVersion:
         assert pinned["installed_by"] == "pat.admin"
 
         later = f"r-later-{uuid.uuid4().hex[:8]}"
-        newer = await harness.releases.start(factories.spec(later))
+        newer = await harness.releases.start(factories.spec(later, partner_cohorts=[]))
         assert newer.policy_version == "42"
         assert [s.id for s in newer.stages] == ["internal_review", "public_launch"]
 
