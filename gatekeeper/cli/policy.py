@@ -142,16 +142,19 @@ def list_(ctx: typer.Context, as_json: bool = common.JSON_OPTION) -> None:
         )
         return
     table = Table(title="Installed policies", title_justify="left")
-    for column in ("policy", "title", "stages", "sha256", "installed by", "installed at", ""):
-        table.add_column(column, overflow="fold")
+    table.add_column("policy", ratio=1, overflow="fold")
+    for column in ("stages", "sha256", "installed by", "installed at", ""):
+        table.add_column(column, no_wrap=True, justify="right" if column == "stages" else "left")
     for item in installed:
+        name = Text(item.ref, style="bold")
+        if item.policy.title:
+            name.append(f"\n{item.policy.title}", style="dim")
         table.add_row(
-            Text(item.ref),
-            Text(item.policy.title),
+            name,
             str(len(item.policy.stages)),
-            item.sha256[:16] + "…",
+            item.sha256[:12] + "…",
             Text(item.installed_by),
-            item.installed_at.isoformat(timespec="seconds"),
+            item.installed_at.strftime("%Y-%m-%d %H:%M UTC"),
             "default" if item.is_default else "",
         )
     common.console.print(table)
