@@ -13,6 +13,7 @@ from gatekeeper.errors import InputError
 from gatekeeper.models.enums import GovernmentResponseKind, WellKnownRole
 from gatekeeper.models.messages import GovernmentResponse
 from gatekeeper.models.partners import PartnerApprovalRequest
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
 
 app = typer.Typer(help="Record the government's responses to a release.", no_args_is_help=True)
@@ -75,7 +76,11 @@ def respond(
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            draft = GovernmentResponse(by=as_, kind=kind, reference=reference, **fields)
+            draft = parse_request(
+                GovernmentResponse,
+                {"by": as_, "kind": kind, "reference": reference, **fields},
+                "record_government_response",
+            )
             _, signature = await sign_current(
                 api,
                 private_key,
@@ -85,8 +90,10 @@ def respond(
                 role=WellKnownRole.GOVERNMENT_LIAISON.value,
                 subject=draft.signed_subject(),
             )
-            request = GovernmentResponse(
-                by=as_, kind=kind, reference=reference, signature=signature, **fields
+            request = parse_request(
+                GovernmentResponse,
+                {"by": as_, "kind": kind, "reference": reference, "signature": signature, **fields},
+                "record_government_response",
             )
             return await api.respond(release_id, request)
 
@@ -117,7 +124,17 @@ def approve_partners(
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            draft = PartnerApprovalRequest(by=as_, partners=partner, decision=decision)
+            draft = parse_request(
+                PartnerApprovalRequest,
+                {
+                    "by": as_,
+                    "partners": partner,
+                    "decision": decision,
+                    "reason": reason,
+                    "reference": reference,
+                },
+                "approve_partners",
+            )
             _, signature = await sign_current(
                 api,
                 private_key,
@@ -127,14 +144,7 @@ def approve_partners(
                 role=WellKnownRole.GOVERNMENT_LIAISON.value,
                 subject=draft.signed_subject(),
             )
-            request = PartnerApprovalRequest(
-                by=as_,
-                partners=partner,
-                decision=decision,
-                reason=reason,
-                reference=reference,
-                signature=signature,
-            )
+            request = draft.model_copy(update={"signature": signature})
             return await api.approve_partners(release_id, request)
 
     result = common.run(go())

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from gatekeeper.cli import common
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.models.payloads import one_line
 from gatekeeper.settings import Settings
 
 app = typer.Typer(
@@ -58,10 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         common.err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         sys.exit(err.exit_code)
     except ValidationError as err:
-        # Models validate user input at the CLI edge; report the first problem in one line.
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        common.err_console.print(f"[red]error:[/red] {escape(where)}: {escape(first['msg'])}")
+        # Models validate user input at the CLI edge; the first problem in one line, worded as
+        # the workflow words a refused payload (requests go through parse_request instead).
+        common.err_console.print(f"[red]error:[/red] {escape(one_line(err))}", highlight=False)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         common.err_console.print("aborted")

@@ -14,6 +14,7 @@ from gatekeeper.cli.session import load_key, parse_when, releases, sign_current
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.messages import DecisionRequest, DelegationRequest
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
 from gatekeeper.releases import ListFilter
 from gatekeeper.settings import Settings
@@ -53,8 +54,16 @@ def _decide(
             decided_stage, signature = await sign_current(
                 api, key, release_id, decision=kind.value, decider=person, role=role, stage=stage
             )
-            request = DecisionRequest(
-                decider=person, role=role, stage=decided_stage, comment=comment, signature=signature
+            request = parse_request(
+                DecisionRequest,
+                {
+                    "decider": person,
+                    "role": role,
+                    "stage": decided_stage,
+                    "comment": comment,
+                    "signature": signature,
+                },
+                kind.value,
             )
             return await api.decide(release_id, kind, request)
 
@@ -115,8 +124,16 @@ def delegate(
     release id it is sent to every running release; releases started later need it again.
     """
     settings = common.settings(ctx)
-    request = DelegationRequest(
-        by=as_, to=to, role=role, until=parse_when(until, option="--until"), reason=reason
+    request = parse_request(
+        DelegationRequest,
+        {
+            "by": as_,
+            "to": to,
+            "role": role,
+            "until": parse_when(until, option="--until"),
+            "reason": reason,
+        },
+        "delegate",
     )
     if release_id is not None:
 
