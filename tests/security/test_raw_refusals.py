@@ -35,9 +35,13 @@ from temporalio.exceptions import ApplicationError
 
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, DecisionRequest
+from gatekeeper.models.orders import OrderSpec
 from tests import factories
+from tests.orders.conftest import OrderHarness, orders
 from tests.security.conftest import Harness
 from tests.workflows.test_interop import temporal
+
+__all__ = ["orders"]  # the access order fixture, used below
 
 ROOT = Path(__file__).resolve().parents[2]
 NAIVE = "2030-01-01T00:00:00"
@@ -460,3 +464,72 @@ class TestNoStackTraceInHistory:
         assert code == 0, out
         gate = (await harness.releases.status(rid)).gates["internal_review"]
         assert [(d.person, d.comment) for d in gate.valid_approvals()] == [("sam.safety", "a\nb")]
+
+
+class TestAccessOrderMalformedJson:
+    """The access order's updates (exempt, lift) parse raw JSON the same way: one line naming the
+    field, rule bad_input, non-retryable, and the order is unchanged."""
+
+    async def test_exempt_and_lift(self, orders: OrderHarness, subtests: Any) -> None:
+        order_id = f"o-raw-{uuid.uuid4().hex[:8]}"
+        order = OrderSpec.model_validate(
+            {
+                "order_id": order_id,
+                "models": [f"m-{uuid.uuid4().hex[:8]}"],
+                "scope": "foreign_persons",
+                "reason": "test order",
+                "required_safeguards": ["kyc"],
+            }
+        )
+        await orders.orders.apply(order, factories.OPERATOR)
+        handle = orders.orders.handle(order_id)
+        before = await orders.orders.status(order_id)
+        events = await settled_history(handle)
+        cases = [
+            (
+                "exempt",
+                {"by": factories.OPERATOR, "partners": ["acme-labs"], "reason": "ok", "x": 1},
+                "bad input for exempt: unknown field 'x'",
+            ),
+            ("exempt", [], "bad input for exempt: expected a JSON object, got an array"),
+            (
+                "lift",
+                {"by": factories.OPERATOR, "safeguards": ["kyc"], "reason": "done\r\nforged"},
+                "bad input for lift: reason: control character U+000D is not allowed "
+                "(only newline and tab)",
+            ),
+            ("lift", {}, "bad input for lift: by: field required (and 1 more)"),
+        ]
+        for update, payload, message in cases:
+            with subtests.test(msg=message):
+                code, out = await temporal(
+                    orders,
+                    "workflow",
+                    "update",
+                    "execute",
+                    "-w",
+                    f"access-order-{order_id}",
+                    "--name",
+                    update,
+                    "--input",
+                    json.dumps(payload),
+                )
+                assert parse_refusal(code, out) == Refusal(message, "bad_input", False)
+        # A rule refusal from the order's validator is typed and traceless too.
+        code, out = await temporal(
+            orders,
+            "workflow",
+            "update",
+            "execute",
+            "-w",
+            f"access-order-{order_id}",
+            "--name",
+            "lift",
+            "--input",
+            json.dumps({"by": factories.OPERATOR, "reason": "done"}),
+        )
+        refusal = parse_refusal(code, out)
+        assert (refusal.type, refusal.retryable) == ("safeguards_missing", False)
+        after = await orders.orders.status(order_id)
+        assert after.model_dump() == before.model_dump()
+        assert len(await history(handle)) == len(events)
