@@ -72,15 +72,16 @@ def respond(
         kind = GovernmentResponseKind.CONCERN_RESOLVED
         if resolve_concern != "only":
             fields["concern_id"] = resolve_concern
+    # Checked before anything is read or sent, worded as the workflow words it.
+    draft = parse_request(
+        GovernmentResponse,
+        {"by": as_, "kind": kind, "reference": reference, **fields},
+        "record_government_response",
+    )
     private_key = load_key(settings, as_, key)
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            draft = parse_request(
-                GovernmentResponse,
-                {"by": as_, "kind": kind, "reference": reference, **fields},
-                "record_government_response",
-            )
             _, signature = await sign_current(
                 api,
                 private_key,
@@ -92,7 +93,7 @@ def respond(
             )
             request = parse_request(
                 GovernmentResponse,
-                {"by": as_, "kind": kind, "reference": reference, "signature": signature, **fields},
+                {**draft.model_dump(), "signature": signature},
                 "record_government_response",
             )
             return await api.respond(release_id, request)
@@ -120,21 +121,22 @@ def approve_partners(
     """Record the government's decision on proposed partners (government_approves_partners)."""
     settings = common.settings(ctx)
     decision = "deny" if deny else "approve"
+    # Checked before anything is read or sent, worded as the workflow words it.
+    draft = parse_request(
+        PartnerApprovalRequest,
+        {
+            "by": as_,
+            "partners": partner,
+            "decision": decision,
+            "reason": reason,
+            "reference": reference,
+        },
+        "approve_partners",
+    )
     private_key = load_key(settings, as_, key)
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            draft = parse_request(
-                PartnerApprovalRequest,
-                {
-                    "by": as_,
-                    "partners": partner,
-                    "decision": decision,
-                    "reason": reason,
-                    "reference": reference,
-                },
-                "approve_partners",
-            )
             _, signature = await sign_current(
                 api,
                 private_key,
@@ -144,7 +146,11 @@ def approve_partners(
                 role=WellKnownRole.GOVERNMENT_LIAISON.value,
                 subject=draft.signed_subject(),
             )
-            request = draft.model_copy(update={"signature": signature})
+            request = parse_request(
+                PartnerApprovalRequest,
+                {**draft.model_dump(), "signature": signature},
+                "approve_partners",
+            )
             return await api.approve_partners(release_id, request)
 
     result = common.run(go())

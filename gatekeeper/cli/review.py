@@ -47,6 +47,12 @@ def _decide(
     stage: str | None,
     key_file: Path | None,
 ) -> UpdateResult:
+    # Checked before anything is read or sent, worded as the workflow words it.
+    draft = parse_request(
+        DecisionRequest,
+        {"decider": person, "role": role, "stage": stage, "comment": comment},
+        kind.value,
+    )
     key = load_key(settings, person, key_file)
 
     async def go() -> UpdateResult:
@@ -56,13 +62,7 @@ def _decide(
             )
             request = parse_request(
                 DecisionRequest,
-                {
-                    "decider": person,
-                    "role": role,
-                    "stage": decided_stage,
-                    "comment": comment,
-                    "signature": signature,
-                },
+                {**draft.model_dump(), "stage": decided_stage, "signature": signature},
                 kind.value,
             )
             return await api.decide(release_id, kind, request)

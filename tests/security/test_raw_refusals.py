@@ -418,6 +418,58 @@ class TestSameTextAsGatekeeperCli:
         assert len(await history(handle)) == len(events)
 
 
+class TestCliSendsNothingMalformed:
+    """Our CLI refuses a malformed request before it reads a key or reaches Temporal at all."""
+
+    async def test_refused_without_a_server(self, harness: Harness, tmp_path: Path) -> None:
+        env = {**cli_env(harness, tmp_path), "TEMPORAL_ADDRESS": "127.0.0.1:9"}
+        for argv, line in (
+            (
+                [
+                    "review",
+                    "approve",
+                    "r-x",
+                    "--as",
+                    "sam.safety",
+                    "--role",
+                    "safety",
+                    "-m",
+                    "\x07",
+                ],
+                "bad input for approve: comment: control character U+0007 is not allowed "
+                "(only newline and tab)",
+            ),
+            (
+                [
+                    "gov",
+                    "respond",
+                    "r-x",
+                    "--as",
+                    "gus.liaison",
+                    "--cleared",
+                    "--reference",
+                    "l7\nOK",
+                ],
+                "bad input for record_government_response: reference: control character U+000A "
+                "is not allowed",
+            ),
+            (
+                ["gov", "approve-partners", "r-x", "--as", "gus.liaison", "-p", "Acme Labs"],
+                "bad input for approve_partners: partners[0]: must be an id: lower-case letters, "
+                "digits, '.', '_', '-' (at most 64)",
+            ),
+        ):
+            ours = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "gatekeeper", *argv],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert (ours.returncode, ours.stderr.strip()) == (2, f"error: {line}")
+
+
 def _update_failures(events: list[HistoryEvent]) -> list[Any]:
     return [
         e.workflow_execution_update_completed_event_attributes.outcome.failure
