@@ -51,7 +51,8 @@ def export(
         raise InputError(f"--output: cannot write {output}: {err}") from err
     common.err_console.print(
         f"wrote the {fmt.value} dossier of {release_id} ({len(dossier.audit)} audit events, "
-        f"head {dossier.audit_head[:16]}…) to {output}"
+        f"head {dossier.audit_head[:16]}…) to {output}",
+        markup=False,
     )
 
 

@@ -184,16 +184,16 @@ def inbox(
     found = common.run(go())
     for release_id in found.unreadable:
         common.err_console.print(
-            f"[yellow]warning:[/] release {release_id} did not answer; skipped"
+            f"[yellow]warning:[/] release {escape(release_id)} did not answer; skipped"
         )
     if json_:
         common.print_json([item.as_json() for item in found.items])
         return
     if not found.items:
-        common.console.print(f"nothing waits for {as_}")
+        common.console.print(f"nothing waits for {as_}", markup=False)
         return
     count = len(found.items)
     common.console.print(
-        f"{count} release{'s' if count != 1 else ''} wait for {as_}, oldest first:"
+        f"{count} release{'s' if count != 1 else ''} wait for {as_}, oldest first:", markup=False
     )
     common.console.print(render.inbox_view(found.items))
