@@ -31,16 +31,21 @@ _SECRET_NAME = re.compile(
     r"|_AUTH\b|AUTHORIZATION)",
     re.IGNORECASE,
 )
+#: Names that say where a secret is (a file, a variable), not what it is.
+_NOT_SECRET_SUFFIXES = ("_FILE", "_PATH", "_DIR", "_ENV", "_NAME", "_ID")
 _URL_USERINFO = re.compile(
     r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"<>]*):(?P<secret>[^\s'\"<>]*)@"
 )
 _AUTH_SCHEME = re.compile(
     r"(?P<head>\b(?:Bearer|Basic|Token)\s+)(?P<secret>[A-Za-z0-9._~+/=\-]{6,})", re.IGNORECASE
 )
-# The name must end with the secret word: ``secret_env: NAME`` names a variable, it holds none.
+# ``name=value``, ``name:value`` and JSON's ``"name": "value"``, where the name ends with a secret
+# word (``secret_env: NAME`` names a variable, it holds none). ``name: words`` is left alone: it is
+# how our own messages name a field ("GATEKEEPER_CODEC_KEYS: expected 'id:<base64 key>'").
 _KEY_VALUE = re.compile(
     r"(?P<head>\b[\w.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key"
-    r"|private[_\-]?key|codec[_\-]?keys?|credentials?)['\"]?\s*[=:]\s*['\"]?)"
+    r"|private[_\-]?key|codec[_\-]?keys?|credentials?)"
+    r"(?:\s*=\s*['\"]?|:(?=[^\s'\"])|['\"]\s*:\s*['\"]))"
     r"(?P<secret>[^\s'\",;&}\]]{6,})",
     re.IGNORECASE,
 )
@@ -75,7 +80,7 @@ def remember_url(url: str | None) -> None:
 def remember_environment(env: Mapping[str, str]) -> None:
     """Remember every variable whose name says secret, and every URL password in the values."""
     for name, value in env.items():
-        if _SECRET_NAME.search(name):
+        if _SECRET_NAME.search(name) and not name.upper().endswith(_NOT_SECRET_SUFFIXES):
             remember(value, *_list_parts(value))
         elif "://" in value and "@" in value:
             remember_url(value)
