@@ -17,6 +17,7 @@ from gatekeeper.models.messages import DecisionRequest, DelegationRequest
 from gatekeeper.models.status import UpdateResult
 from gatekeeper.releases import ListFilter
 from gatekeeper.settings import Settings
+from gatekeeper.text import for_markup
 
 app = typer.Typer(
     help="What waits for you; decide at a gate: approve, reject, request changes; delegate.",
@@ -149,7 +150,7 @@ def delegate(
     else:
         for rid, kind, message in outcomes:
             mark = "[green]✔[/]" if kind == "delegated" else "[yellow]✖[/]"
-            common.console.print(f"{mark} {rid}: {escape(message)}")
+            common.console.print(f"{mark} {escape(rid)}: {for_markup(message, one_line=True)}")
     if outcomes and all(kind != "delegated" for _, kind, _ in outcomes):
         raise typer.Exit(7)
 
