@@ -11,6 +11,7 @@ from gatekeeper.cli import common
 from gatekeeper.cli.session import releases
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_file
 from gatekeeper.errors import InputError
+from gatekeeper.text import for_terminal
 
 app = typer.Typer(
     help="Export a release's dossier (Markdown, JSON, HTML) and verify its audit chain.",
@@ -64,6 +65,7 @@ def verify(
 ) -> None:
     """Recompute the audit chain; exit 1 naming the first altered event."""
     result = verify_file(file)
-    common.console.print(result.message, markup=False)
+    # The message quotes the file, which may be anybody's: no control character reaches the terminal.
+    common.console.print(for_terminal(result.message, one_line=True), markup=False)
     if not result.ok:
         raise typer.Exit(1)
