@@ -160,7 +160,10 @@ def status_view(status: ReleaseStatus) -> Group:
     for check in status.evidence_checks:
         if check.failed:  # one line each: the refusal or the reason (plain text, never markup)
             parts.append(
-                Text.assemble(("evidence ", "red"), f"{check.id} {check.result}: {check.detail}")
+                Text.assemble(
+                    ("evidence ", "red"),
+                    for_terminal(f"{check.id} {check.result}: {check.detail}", one_line=True),
+                )
             )
     summary = status.grant_summary
     if summary.total:
