@@ -78,12 +78,14 @@ class ChannelSettings(Model):
     opens and is never written anywhere.
     """
 
+    # Destinations and the variable's name are left out of the repr, so a stray log line or
+    # traceback of these settings shows only the type.
     type: Literal["webhook", "email"]
-    url: str | None = Field(default=None, max_length=2000)
-    secret_env: str | None = Field(default=None, max_length=200)
-    smtp_host: str | None = Field(default=None, max_length=253)
-    smtp_port: int | None = Field(default=None, ge=1, le=65535)
-    sender: str | None = Field(default=None, max_length=200)
+    url: str | None = Field(default=None, max_length=2000, repr=False)
+    secret_env: str | None = Field(default=None, max_length=200, repr=False)
+    smtp_host: str | None = Field(default=None, max_length=253, repr=False)
+    smtp_port: int | None = Field(default=None, ge=1, le=65535, repr=False)
+    sender: str | None = Field(default=None, max_length=200, repr=False)
 
     @field_validator("url")
     @classmethod

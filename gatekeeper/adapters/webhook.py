@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +58,12 @@ _RETRYABLE_STATUS = frozenset({408, 429})
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
 
 _log = structlog.get_logger(__name__)
+
+# httpx logs every request's URL at INFO, httpcore the address of every connection at DEBUG:
+# where a channel points is the worker's configuration and stays out of its logs. (Children such
+# as ``httpcore.connection`` take their level from these.) Webhook logs are this module's own.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
