@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from activities import open_adapters
 from gatekeeper.config import WorkerConfig, load_worker_config
 from gatekeeper.errors import ConfigError
 from gatekeeper.models.policy import NotificationPolicy
 from gatekeeper.routing import unconfigured_channels
+from gatekeeper.settings import Settings
 from tests import factories
 from tests.adapters.builders import write_worker_config
 
@@ -141,3 +143,37 @@ class TestUnconfiguredChannels:
 
         assert unconfigured_channels(policy, config) == ["pager", "sms"]
         assert unconfigured_channels(factories.policy(), config) == []
+
+
+class TestSecretsAtWorkerStart:
+    """A worker whose configuration names a secret variable that is not set does not start; the
+    error names the channel and the variable, never a value."""
+
+    def test_unset_variable_stops_the_worker(self, tmp_path: Path) -> None:
+        config = load(tmp_path, {"hook": HOOK})
+        settings = Settings(data_dir=tmp_path / "data", config=config, env={"OTHER": "x"})
+
+        with pytest.raises(ConfigError) as caught:
+            open_adapters(settings)
+
+        assert str(caught.value) == (
+            "channel 'hook': the variable GK_HOOK named by its secret_env is not set in the "
+            "worker's environment"
+        )
+
+    def test_set_variable_opens(self, tmp_path: Path) -> None:
+        config = load(tmp_path, {"hook": HOOK})
+        adapters = open_adapters(
+            Settings(data_dir=tmp_path / "data", config=config, env={"GK_HOOK": "value"})
+        )
+        adapters.close()
+
+
+class TestExample:
+    """The example configuration shipped in examples/ loads."""
+
+    def test_example_loads(self) -> None:
+        example = Path(__file__).parent.parent / "examples" / "gatekeeper.toml"
+        config = load_worker_config(example, required=True)
+
+        assert sorted(config.channels) == ["reviewers-mail", "security-hook"]
