@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gatekeeper.adapters.email import EmailChannel, email_factory, message_id
+from gatekeeper.adapters.email import EmailChannel, GuardedSMTPSSL, email_factory, message_id
 from gatekeeper.adapters.notifier import ChannelConfig, ChannelRegistry, Notifier, SendJournal
 from gatekeeper.adapters.outbox import Outbox
-from gatekeeper.egress import EgressRules
+from gatekeeper.egress import EgressGuard, EgressRefused, EgressRules
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import NotifyRequest, Recipient
@@ -321,3 +321,29 @@ class TestStartTls:
 
         assert with_user._credentials == ("ops", "pa:ss")
         assert password_only._credentials == (SENDER, "pw")
+
+
+class TestImplicitTls:
+    """Port 465 style (TLS from the first byte) connects through the egress guard too: to a
+    checked address, verifying the certificate; a refused destination is never connected."""
+
+    def test_connects_through_the_guard(self, tmp_path: Path) -> None:
+        cert, key = self_signed(tmp_path)
+        server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_tls.load_cert_chain(cert, key)
+        [port] = free_ports(1)
+        controller = Controller(Mailbox(), hostname="127.0.0.1", port=port, ssl_context=server_tls)
+        controller.start()
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        try:
+            with pytest.raises(EgressRefused, match="a loopback address"):
+                GuardedSMTPSSL(EgressGuard(), "127.0.0.1", port, timeout=5, context=client_tls)
+            smtp = GuardedSMTPSSL(
+                EgressGuard(LOOPBACK), "127.0.0.1", port, timeout=5, context=client_tls
+            )
+            code, _ = smtp.ehlo()
+            smtp.quit()
+        finally:
+            controller.stop()
+
+        assert code == 250
