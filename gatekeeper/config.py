@@ -22,10 +22,10 @@ read are decided here, by whoever runs the worker. The file is TOML, named by
     allow_hosts = []
 
     [evidence]
-    roots = ["/srv/evidence"]        # besides the data directory
-    schemes = ["file"]
-    max_bytes = 1073741824
-    hash_timeout_seconds = 120
+    roots = ["/srv/evidence"]        # besides the data directory; absolute paths
+    schemes = ["file", "https", "http", "s3", "gs"]   # file: read under the roots; others unverified
+    max_bytes = 1073741824           # per file
+    hash_timeout_seconds = 120       # for all of one release's evidence
 
 Nothing here is ever copied into a workflow's history, a log line or an error message except a
 channel's *name*.
@@ -37,10 +37,17 @@ import re
 import tomllib
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from gatekeeper.egress import EgressRules, is_host_name_or_address, parse_allowed
@@ -66,6 +73,14 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def _no_control(value: str) -> None:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise PydanticCustomError("control", "must not contain control characters")
+
+
+#: The release gives ``verify_evidence`` 5 minutes (``workflows/timeouts.EVIDENCE_TIMEOUT``): the
+#: hashing limit stays well inside it, so a slow file is a refusal, never a timed-out activity.
+MAX_HASH_TIMEOUT_SECONDS = 240.0
+#: URI schemes a release may name. ``file`` is read under the roots; the others are recorded as
+#: ``unverified`` (the worker never fetches a URL a client named). Any other scheme is refused.
+DEFAULT_EVIDENCE_SCHEMES = ("file", "https", "http", "s3", "gs")
 
 
 class ChannelSettings(Model):
@@ -193,13 +208,40 @@ class EgressSettings(Model):
         return EgressRules.allowing(self.allow_hosts)
 
 
-class EvidenceSettings(Model):
-    """What evidence and artifact URIs the worker reads, and how much of them."""
+def _absolute(path: Path) -> Path:
+    if not path.is_absolute():
+        raise ValueError(f"evidence roots must be absolute paths, not {str(path)!r}")
+    return path
 
-    roots: list[Path] = Field(default_factory=list, max_length=100)
-    schemes: list[Literal["file"]] = Field(default_factory=lambda: ["file"])
+
+#: A URI scheme as RFC 3986 spells it, lower case.
+Scheme = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]{0,31}$")]
+
+
+class EvidenceSettings(Model):
+    """What evidence and artifact URIs the worker reads, and how much of them.
+
+    The worker's data directory is always a root besides ``roots``; ``gatekeeper dev`` and
+    ``gatekeeper demo`` add the directory they read examples from (see docs/running.md). No
+    client ever names a root.
+    """
+
+    roots: list[Annotated[Path, AfterValidator(_absolute)]] = Field(
+        default_factory=list, max_length=100
+    )
+    schemes: list[Scheme] = Field(
+        default_factory=lambda: list(DEFAULT_EVIDENCE_SCHEMES), max_length=50
+    )
     max_bytes: int = Field(default=DEFAULT_EVIDENCE_MAX_BYTES, ge=1)
-    hash_timeout_seconds: float = Field(default=DEFAULT_HASH_TIMEOUT_SECONDS, gt=0)
+    hash_timeout_seconds: float = Field(
+        default=DEFAULT_HASH_TIMEOUT_SECONDS, gt=0, le=MAX_HASH_TIMEOUT_SECONDS
+    )
+
+    def with_roots(self, *extra: Path) -> EvidenceSettings:
+        """These settings with ``extra`` directories (made absolute) added to the roots."""
+        roots = list(self.roots)
+        roots += [p.absolute() for p in extra if p.absolute() not in roots]
+        return self.model_copy(update={"roots": roots})
 
 
 class WorkerConfig(Model):
@@ -229,6 +271,10 @@ class WorkerConfig(Model):
                     {"name": name, "field": field, "problem": problem},
                 )
         return self
+
+    def with_evidence_roots(self, *extra: Path) -> WorkerConfig:
+        """This configuration with ``extra`` evidence roots (what ``dev`` and ``demo`` add)."""
+        return self.model_copy(update={"evidence": self.evidence.with_roots(*extra)})
 
 
 def load_worker_config(path: Path | None, *, required: bool = False) -> WorkerConfig:
