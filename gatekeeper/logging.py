@@ -162,10 +162,13 @@ def _renderer(log_format: str) -> Any:
     if chosen == "json":
         return structlog.processors.JSONRenderer()
     if chosen == "console":
+        colors = sys.stderr.isatty()
         return structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(),
+            colors=colors,
             # Like the JSON tracebacks: no local variables, which may hold secrets.
-            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+            exception_formatter=structlog.dev.RichTracebackFormatter(
+                show_locals=False, color_system="truecolor" if colors else None
+            ),
         )
     raise ConfigError(f"log format must be auto, console or json, not {log_format!r}")
 
