@@ -7,7 +7,7 @@ unknown role) are checked by :func:`gatekeeper.policy.check_policy`, which can n
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -205,19 +205,28 @@ BUILTIN_CHANNELS = ("log", "outbox")
 class NotificationPolicy(Model):
     """Who hears about which events, on which channels (by name).
 
-    A ``channels`` section (channel definitions with URLs, hosts, secrets) is refused: what a
-    channel is belongs to the worker. An empty ``channels: []``, which snapshots recorded before
-    channels moved to the worker carry, is accepted and dropped.
+    Channel definitions (URLs, hosts, secrets) are refused: what a channel is belongs to the
+    worker. ``channels`` stays as a field that is always empty, so the digest of every policy
+    (recorded by running releases and installed versions) is what it was when policies could
+    still define channels.
     """
 
+    channels: list[Any] = Field(
+        default_factory=list,
+        max_length=0,
+        description="always empty: channels are defined in the worker's configuration",
+    )
     routes: list[NotificationRoute] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
     def _no_channel_definitions(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("channels") in ([], None):
-            data = {k: v for k, v in data.items() if k != "channels"}
-        _refuse_channel_definitions(data, ("channels", *CHANNEL_DEFINITION_FIELDS))
+        if isinstance(data, dict):
+            if data.get("channels", []) in ([], None):
+                data = {**data, "channels": []}
+            else:
+                _refuse_channel_definitions(data, ("channels",))
+            _refuse_channel_definitions(data, CHANNEL_DEFINITION_FIELDS)
         return data
 
     @property
