@@ -25,6 +25,7 @@ channel points at is the worker's business. No Temporal imports; nothing here re
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,12 +77,27 @@ def normalise_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
 
 
+_LEGACY_IPV4 = re.compile(r"[0-9a-fx.]+")
+
+
 def parse_address(host: str) -> IPAddress | None:
-    """``host`` as an IP address if it is one (``[::1]``, ``fe80::1%eth0`` included), else None."""
+    """``host`` as an IP address if it is one, else None.
+
+    Besides the standard forms (``[::1]`` and ``fe80::1%eth0`` included), the legacy IPv4 forms
+    the C resolver also accepts as addresses are recognised, so they cannot pass as names:
+    ``2852039166``, ``0xa9fea9fe``, ``0251.0376.0251.0376``, ``169.254.43518``.
+    """
+    text = normalise_host(host)
     try:
-        return ipaddress.ip_address(normalise_host(host))
+        return ipaddress.ip_address(text)
     except ValueError:
-        return None
+        pass
+    if _LEGACY_IPV4.fullmatch(text):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(text))  # parsing only, no lookup
+        except OSError:
+            return None
+    return None
 
 
 def address_problem(address: IPAddress) -> str | None:

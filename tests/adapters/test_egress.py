@@ -86,6 +86,12 @@ class TestAtConfigurationTime:
             ("[fd00:ec2::254]", "is a cloud metadata address"),
             ("metadata.google.internal", "is a cloud metadata host"),
             ("METADATA.GOOGLE.INTERNAL.", "is a cloud metadata host"),
+            ("169.254.169.254.", "is a cloud metadata address"),
+            ("2852039166", "is a cloud metadata address"),  # legacy IPv4 forms are addresses
+            ("0xa9fea9fe", "is a cloud metadata address"),
+            ("0251.0376.0251.0376", "is a cloud metadata address"),
+            ("0x7f000001", "is a loopback address"),
+            ("deadbeef", None),
             ("127.0.0.1", "is a loopback address"),
             ("10.0.0.1", "is a private address"),
             ("hooks.example.org", None),

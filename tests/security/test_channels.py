@@ -151,6 +151,8 @@ METADATA_DESTINATIONS = [
     ("http://[fd00:ec2::254]/latest/meta-data", "a cloud metadata address"),
     ("http://[::ffff:169.254.169.254]/latest/meta-data", "a cloud metadata address"),
     ("http://metadata.google.internal/computeMetadata/v1/", "a cloud metadata host"),
+    ("http://2852039166/latest/meta-data", "a cloud metadata address"),
+    ("http://0xa9fea9fe/latest/meta-data", "a cloud metadata address"),
     ("http://169.254.10.1/", "a link-local address"),
 ]
 
