@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities._errors import activity_errors
 from gatekeeper.adapters.policy_store import PolicyNotInstalled, PolicyStore
+from gatekeeper.failures import Refused
 from gatekeeper.models.installed import InstalledPolicy, ResolvePolicyRequest
 from gatekeeper.models.policy import Policy
 from gatekeeper.policy import check_policy, policy_sha256
@@ -76,9 +77,15 @@ class PolicyActivities:
         return found
 
 
+class _PolicyRefused(Refused):
+    """A refusal (no stack trace in history) that the SDK logs at DEBUG, not with a traceback."""
+
+    def __init__(self, message: str, rule: str) -> None:
+        ApplicationError.__init__(
+            self, message, type=rule, non_retryable=True, category=ApplicationErrorCategory.BENIGN
+        )
+
+
 def _refusal(message: str, rule: str) -> ApplicationError:
-    # One warning line here; BENIGN keeps the SDK from logging the traceback again.
-    activity.logger.warning("%s: %s", rule, message)
-    return ApplicationError(
-        message, type=rule, non_retryable=True, category=ApplicationErrorCategory.BENIGN
-    )
+    activity.logger.warning("%s: %s", rule, message)  # one line; the SDK adds no traceback
+    return _PolicyRefused(message, rule)

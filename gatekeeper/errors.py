@@ -3,6 +3,7 @@
     GatekeeperError
     ├── ConfigError            settings or connection configuration is wrong
     ├── InputError             a file or argument the user gave is wrong
+    │   ├── BadInput           a request's fields are malformed (rule ``bad_input``)
     │   ├── SpecError          a release spec failed validation
     │   ├── PolicyError        a policy failed validation (carries every problem, with line numbers)
     │   └── OrderFileError     an access order, exemption or lift file failed validation
@@ -20,18 +21,25 @@
         └── EvidenceError      evidence could not be read or did not match its digest
 
 Third-party errors (Temporal RPC, pydantic, YAML, SQLAlchemy, httpx) are translated into these at
-one boundary each, so the CLI prints one line and exits non-zero.
+one boundary each, so the CLI prints one line and exits non-zero. Every message is masked as the
+error is made (:func:`gatekeeper.redact.mask`): a URL's password, a token or a key the process
+was configured with never reaches a terminal, a log line or a release's history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gatekeeper.redact import mask
+
 
 class GatekeeperError(Exception):
-    """Base of every Gatekeeper error. ``str(err)`` is one line meant for a person."""
+    """Base of every Gatekeeper error. ``str(err)`` is one line meant for a person, masked."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(mask(str(message)), *args)
 
 
 class ConfigError(GatekeeperError):
@@ -40,6 +48,15 @@ class ConfigError(GatekeeperError):
 
 class InputError(GatekeeperError):
     exit_code = 2
+
+
+class BadInput(InputError):
+    """A request's fields are malformed (wrong type, unknown field, too long, control characters).
+
+    The message is :func:`gatekeeper.models.payloads.one_line`'s; the rule is ``bad_input``.
+    """
+
+    rule = "bad_input"
 
 
 @dataclass(frozen=True)

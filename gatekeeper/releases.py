@@ -61,6 +61,7 @@ from gatekeeper.models.status import (
     ReleaseStatus,
     UpdateResult,
 )
+from gatekeeper.text import for_markdown
 
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
 #: The rule a release answers with while it resolves its policy.
@@ -369,9 +370,12 @@ class Releases:
 
 
 def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
-    evidence = "\n".join(f"| {e.id} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence)
+    evidence = "\n".join(
+        f"| {for_markdown(e.id)} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence
+    )
     return (
-        f"**{spec.model.name} {spec.model.version}** — release `{spec.release_id}`\n\n"
+        f"**{for_markdown(spec.model.name)} {for_markdown(spec.model.version)}** — "
+        f"release `{spec.release_id}`\n\n"
         f"- Risk tier: **{spec.risk_tier.value}**; covered model: **{spec.covered_model.value}**\n"
         f"- Submitted by `{spec.submitter}`\n"
         f"- Artifact `{spec.artifact.sha256}`\n"

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
@@ -16,6 +15,7 @@ from gatekeeper.errors import InputError
 from gatekeeper.models.enums import EvidenceKind
 from gatekeeper.models.installed import POLICY_REF_PATTERN
 from gatekeeper.models.messages import AmendRequest
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.spec import EvidenceRef
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.policy import LoadedPolicy, load_default_policy, load_policy
@@ -86,10 +86,12 @@ def start(
         common.print_json(status)
         return
     common.console.print(
-        f"[green]✔[/] started release [bold]{escape(spec.release_id)}[/] "
-        f"({escape(spec.model.name)} {escape(spec.model.version)}) under policy "
-        f"{escape(status.policy_id)}@{escape(status.policy_version)} "
-        f"(sha256 {status.policy_sha256[:16]}…)"
+        f"[green]✔[/] started release [bold]{spec.release_id}[/] "
+        + render.markup(
+            f"({spec.model.name} {spec.model.version}) under policy "
+            f"{status.policy_id}@{status.policy_version} "
+        )
+        + f"(sha256 {status.policy_sha256[:16]}…)"
     )
     render.print_status(common.console, status)
 
@@ -164,7 +166,7 @@ def list_(
         common.print_json([row.__dict__ for row in rows])
         return
     if not rows:
-        common.console.print(f"no releases match ({query})")
+        common.console.print(f"no releases match ({query})", markup=False)
         return
     common.console.print(render.list_table(rows))
 
@@ -220,13 +222,17 @@ def amend(
             artifact_uri = artifact_sha = None
             if artifact:
                 artifact_uri, artifact_sha = _locate(artifact, "--artifact")
-            request = AmendRequest(
-                by=as_,
-                evidence=updates,
-                remove_evidence=remove,
-                artifact_uri=artifact_uri,
-                artifact_sha256=artifact_sha,
-                note=note,
+            request = parse_request(
+                AmendRequest,
+                {
+                    "by": as_,
+                    "evidence": updates,
+                    "remove_evidence": remove,
+                    "artifact_uri": artifact_uri,
+                    "artifact_sha256": artifact_sha,
+                    "note": note,
+                },
+                "amend",
             )
             return await api.amend(release_id, request)
 

@@ -14,9 +14,11 @@ from gatekeeper.cli.session import load_key, parse_when, releases, sign_current
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.messages import DecisionRequest, DelegationRequest
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
 from gatekeeper.releases import ListFilter
 from gatekeeper.settings import Settings
+from gatekeeper.text import for_markup
 
 app = typer.Typer(
     help="What waits for you; decide at a gate: approve, reject, request changes; delegate.",
@@ -46,6 +48,12 @@ def _decide(
     stage: str | None,
     key_file: Path | None,
 ) -> UpdateResult:
+    # Checked before anything is read or sent, worded as the workflow words it.
+    draft = parse_request(
+        DecisionRequest,
+        {"decider": person, "role": role, "stage": stage, "comment": comment},
+        kind.value,
+    )
     key = load_key(settings, person, key_file)
 
     async def go() -> UpdateResult:
@@ -53,8 +61,10 @@ def _decide(
             decided_stage, signature = await sign_current(
                 api, key, release_id, decision=kind.value, decider=person, role=role, stage=stage
             )
-            request = DecisionRequest(
-                decider=person, role=role, stage=decided_stage, comment=comment, signature=signature
+            request = parse_request(
+                DecisionRequest,
+                {**draft.model_dump(), "stage": decided_stage, "signature": signature},
+                kind.value,
             )
             return await api.decide(release_id, kind, request)
 
@@ -115,8 +125,16 @@ def delegate(
     release id it is sent to every running release; releases started later need it again.
     """
     settings = common.settings(ctx)
-    request = DelegationRequest(
-        by=as_, to=to, role=role, until=parse_when(until, option="--until"), reason=reason
+    request = parse_request(
+        DelegationRequest,
+        {
+            "by": as_,
+            "to": to,
+            "role": role,
+            "until": parse_when(until, option="--until"),
+            "reason": reason,
+        },
+        "delegate",
     )
     if release_id is not None:
 
@@ -149,7 +167,7 @@ def delegate(
     else:
         for rid, kind, message in outcomes:
             mark = "[green]✔[/]" if kind == "delegated" else "[yellow]✖[/]"
-            common.console.print(f"{mark} {rid}: {escape(message)}")
+            common.console.print(f"{mark} {escape(rid)}: {for_markup(message, one_line=True)}")
     if outcomes and all(kind != "delegated" for _, kind, _ in outcomes):
         raise typer.Exit(7)
 
@@ -184,16 +202,16 @@ def inbox(
     found = common.run(go())
     for release_id in found.unreadable:
         common.err_console.print(
-            f"[yellow]warning:[/] release {release_id} did not answer; skipped"
+            f"[yellow]warning:[/] release {escape(release_id)} did not answer; skipped"
         )
     if json_:
         common.print_json([item.as_json() for item in found.items])
         return
     if not found.items:
-        common.console.print(f"nothing waits for {as_}")
+        common.console.print(f"nothing waits for {as_}", markup=False)
         return
     count = len(found.items)
     common.console.print(
-        f"{count} release{'s' if count != 1 else ''} wait for {as_}, oldest first:"
+        f"{count} release{'s' if count != 1 else ''} wait for {as_}, oldest first:", markup=False
     )
     common.console.print(render.inbox_view(found.items))
