@@ -144,12 +144,20 @@ async def nothing_happened(harness: Harness, release_id: str) -> None:
 
 
 async def failure_of(harness: Harness, release_id: str) -> ApplicationError:
+    """The release's failure: one line, non-retryable, and no stack trace in its history."""
     with pytest.raises(WorkflowFailureError) as raised:
         await asyncio.wait_for(harness.handle(release_id).result(), 20)
     cause = raised.value.cause
     assert isinstance(cause, ApplicationError)
     assert cause.non_retryable
     assert "\n" not in cause.message
+    history = await harness.handle(release_id).fetch_history()
+    [failed] = [
+        e.workflow_execution_failed_event_attributes.failure
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    ]
+    assert failed.stack_trace == "" and failed.message == cause.message
     return cause
 
 
