@@ -10,7 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 
-from gatekeeper.codec import codec_from_settings
+from gatekeeper.codec import EncryptedPayloadConverter, codec_from_settings
 from gatekeeper.errors import ConfigError, ConnectionFailed
 from gatekeeper.settings import Settings
 
@@ -37,7 +37,8 @@ def data_converter(settings: Settings) -> DataConverter:
     """The converter every Gatekeeper client and worker uses: pydantic models as JSON.
 
     With codec keys configured (see :mod:`gatekeeper.codec`) every payload is encrypted, and
-    failure messages and stack traces move into an encoded attribute so they are encrypted too.
+    failure messages and stack traces move into an encoded attribute so they are encrypted too;
+    a payload that arrives unencrypted is refused with a ``plaintext_refused`` error.
 
     Raises:
         ConfigError: the codec keys are malformed.
@@ -47,6 +48,7 @@ def data_converter(settings: Settings) -> DataConverter:
         return pydantic_data_converter
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=EncryptedPayloadConverter,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

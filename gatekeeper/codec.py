@@ -8,6 +8,18 @@ payloads use the active key, old ones still open with the key they name.
 
 Search attributes are *not* payloads: they stay readable so operators can filter releases.
 
+With keys configured, a payload that is *not* encrypted is refused: otherwise anyone who can
+reach the namespace without the keys could start a release or send an update in plain JSON and
+the worker would act on it. Refusing means the codec hands the SDK a marker payload
+(:data:`REFUSED_ENCODING`, the plaintext dropped) instead of raising: an exception in a codec
+fails the whole workflow task (retried forever, or failing the release), whereas the marker
+fails only the conversion of the one argument it stands for, with :func:`plaintext_refused`'s
+non-retryable ``plaintext_refused`` error, so a plaintext update is rejected before its validator
+(nothing recorded), a plaintext start input fails that workflow at once, and a plaintext query
+argument fails that query. ``GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1`` lets old plaintext payloads
+through while a deployment migrates to encryption (releases started before it still replay);
+turn it off once those have closed.
+
 Keys come from the settings (``GATEKEEPER_CODEC_KEYS="k1:<base64>,k2:<base64>"``, optionally
 ``GATEKEEPER_CODEC_KEY_FILE`` with one ``id:<base64>`` per line, and ``GATEKEEPER_CODEC_ACTIVE``
 naming the key that encrypts; by default the last one listed). They are read when a client is
@@ -27,7 +39,9 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import PayloadCodec
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import EncodingPayloadConverter, PayloadCodec
+from temporalio.exceptions import ApplicationError
 
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
@@ -36,6 +50,14 @@ from gatekeeper.settings import Settings
 ENCODING = b"binary/encrypted"
 #: Metadata key naming the key that sealed a payload.
 KEY_ID = "encryption-key-id"
+#: ``metadata["encoding"]`` of the marker a refused plaintext payload is replaced with.
+REFUSED_ENCODING = b"binary/gatekeeper-plaintext-refused"
+#: Marker metadata key keeping the refused payload's own encoding, for the error message.
+REFUSED_FROM = "gatekeeper-refused-encoding"
+#: ``ApplicationError.type`` of the refusal.
+PLAINTEXT_REFUSED = "plaintext_refused"
+#: The migration switch named in the refusal.
+ALLOW_PLAINTEXT_VARIABLE = "GATEKEEPER_CODEC_ALLOW_PLAINTEXT"
 #: AES-GCM's standard nonce size; a fresh random nonce per payload.
 NONCE_BYTES = 12
 #: AES-128, -192 or -256; ``generate_key`` makes 256-bit keys.
@@ -152,12 +174,15 @@ def generate_key() -> str:
 class EncryptionCodec(PayloadCodec):
     """Encrypts payloads with the keyring's active key; decrypts with whichever key they name.
 
-    Payloads that are not encrypted pass through ``decode`` unchanged, so histories written
-    before encryption was switched on stay readable.
+    A payload that is not encrypted is refused by ``decode`` (replaced by a
+    :data:`REFUSED_ENCODING` marker that :class:`PlaintextRefusingConverter` turns into a
+    ``plaintext_refused`` error), unless ``allow_plaintext`` is set: then it passes through
+    unchanged, so histories written before encryption was switched on stay readable.
     """
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, *, allow_plaintext: bool = False) -> None:
         self.keyring = keyring
+        self.allow_plaintext = allow_plaintext
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keyring.keys.items()}
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -180,14 +205,18 @@ class EncryptionCodec(PayloadCodec):
         )
 
     def decrypt(self, payload: Payload) -> Payload:
-        """Open one payload; a payload that is not encrypted is returned as it is.
+        """Open one payload; one that is not encrypted becomes a refusal marker (or, with
+        ``allow_plaintext``, is returned as it is).
 
         Raises:
             ConfigError: the payload names a key this keyring lacks, or it does not open with
                 that key (wrong key material, or the data was altered).
         """
-        if payload.metadata.get("encoding") != ENCODING:
-            return payload
+        encoding = payload.metadata.get("encoding")
+        if encoding != ENCODING:
+            if self.allow_plaintext or encoding == REFUSED_ENCODING:
+                return payload
+            return _refusal_marker(encoding)
         key_id = payload.metadata.get(KEY_ID, b"").decode("ascii", errors="replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:
@@ -205,10 +234,68 @@ class EncryptionCodec(PayloadCodec):
         return Payload.FromString(plain)
 
 
+def _refusal_marker(encoding: bytes | None) -> Payload:
+    """What a refused plaintext payload becomes: its encoding kept for the message, data dropped."""
+    return Payload(
+        metadata={"encoding": REFUSED_ENCODING, REFUSED_FROM: (encoding or b"none")[:64]},
+    )
+
+
+def plaintext_refused(payload: Payload) -> ApplicationError:
+    """The one-line, non-retryable refusal of a plaintext payload (from its marker)."""
+    raw = payload.metadata.get(REFUSED_FROM, b"none")
+    encoding = raw.decode("ascii", errors="replace")
+    printable = "".join(c if c.isprintable() else "?" for c in encoding)
+    return ApplicationError(
+        f"refused a payload that is not encrypted (encoding {printable!r}): payload encryption "
+        "is on, so send it through a client that has the codec keys (the Temporal CLI and UI "
+        f"through the codec server); {ALLOW_PLAINTEXT_VARIABLE}=1 accepts plaintext only "
+        "while migrating",
+        type=PLAINTEXT_REFUSED,
+        non_retryable=True,
+    )
+
+
+class PlaintextRefusalConverter(EncodingPayloadConverter):
+    """Turns the codec's refusal marker into :func:`plaintext_refused`'s error on conversion.
+
+    Encodes nothing. An :class:`ApplicationError` raised while converting arguments is not
+    wrapped by the SDK: it rejects an update before its validator, fails a workflow whose start
+    input it is, fails a query, or reaches a client's caller, with the one-line message.
+    """
+
+    @property
+    def encoding(self) -> str:
+        return REFUSED_ENCODING.decode("ascii")
+
+    def to_payload(self, value: object) -> Payload | None:
+        del value
+        return None
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> object:
+        del type_hint
+        raise plaintext_refused(payload)
+
+
+class EncryptedPayloadConverter(PydanticPayloadConverter):
+    """The pydantic payload converter, plus :class:`PlaintextRefusalConverter` (last: it never
+    encodes, it only recognises the codec's refusal marker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._set_converters(*self.converters.values(), PlaintextRefusalConverter())
+
+
 def codec_from_settings(settings: Settings) -> EncryptionCodec | None:
-    """The payload codec the settings configure, or ``None`` for plain JSON payloads."""
+    """The payload codec the settings configure, or ``None`` for plain JSON payloads.
+
+    Plaintext payloads are refused unless ``settings.codec_allow_plaintext`` (the migration
+    switch) is set.
+    """
     keyring = keyring_from_settings(settings)
-    return EncryptionCodec(keyring) if keyring is not None else None
+    if keyring is None:
+        return None
+    return EncryptionCodec(keyring, allow_plaintext=settings.codec_allow_plaintext)
 
 
 def _redact(entry: str) -> str:

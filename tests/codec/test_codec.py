@@ -14,11 +14,15 @@ from gatekeeper.client import data_converter
 from gatekeeper.codec import (
     ENCODING,
     KEY_ID,
+    PLAINTEXT_REFUSED,
+    REFUSED_ENCODING,
+    REFUSED_FROM,
     EncryptionCodec,
     Keyring,
     codec_from_settings,
     generate_key,
     keyring_from_settings,
+    plaintext_refused,
 )
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
@@ -115,8 +119,32 @@ class TestEncryption:
         first, second = await c.encode([plain(), plain()])
         assert first.data != second.data
 
-    async def test_plain_payloads_pass_through(self) -> None:
-        assert await codec().decode([plain()]) == [plain()]
+    async def test_plain_payloads_refused(self) -> None:
+        [marker] = await codec().decode([plain()])
+        assert marker.metadata["encoding"] == REFUSED_ENCODING
+        assert marker.metadata[REFUSED_FROM] == b"json/plain"
+        assert not marker.data, "the refused plaintext is dropped, not handed on"
+        error = plaintext_refused(marker)
+        assert error.type == PLAINTEXT_REFUSED and error.non_retryable
+        assert "'json/plain'" in error.message and "\n" not in error.message
+        assert "GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1" in error.message
+
+    async def test_plain_payloads_pass_through_while_migrating(self) -> None:
+        migrating = EncryptionCodec(codec().keyring, allow_plaintext=True)
+        assert await migrating.decode([plain()]) == [plain()]
+        [sealed] = await migrating.encode([plain()])
+        assert sealed.metadata["encoding"] == ENCODING, "migrating still encrypts what it sends"
+
+    def test_migration_switch_in_settings(self) -> None:
+        env = {"GATEKEEPER_CODEC_KEYS": env_keys()}
+        refusing = codec_from_settings(Settings.from_env(env))
+        assert refusing is not None and not refusing.allow_plaintext
+        for value in ("1", "true", "YES", "on"):
+            switched = Settings.from_env({**env, "GATEKEEPER_CODEC_ALLOW_PLAINTEXT": value})
+            migrating = codec_from_settings(switched)
+            assert migrating is not None and migrating.allow_plaintext
+        with pytest.raises(ConfigError, match="GATEKEEPER_CODEC_ALLOW_PLAINTEXT must be 1 or 0"):
+            Settings.from_env({**env, "GATEKEEPER_CODEC_ALLOW_PLAINTEXT": "maybe"})
 
     async def test_rotation_keeps_old_payloads_readable(self) -> None:
         before = EncryptionCodec(Keyring(keys={"k1": K1}, active="k1"))
@@ -164,6 +192,21 @@ class TestDataConverter:
         assert b"aurora" not in payload.SerializeToString()
         [restored] = await converter.decode([payload], [type(release)])
         assert restored == release
+
+    async def test_plaintext_refused_on_conversion(self) -> None:
+        converter = data_converter(Settings(codec_keys=env_keys()))
+        with pytest.raises(ApplicationError, match="refused a payload that is not encrypted") as e:
+            await converter.decode([plain()], [dict])
+        assert e.value.type == PLAINTEXT_REFUSED and e.value.non_retryable
+        migrating = data_converter(Settings(codec_keys=env_keys(), codec_allow_plaintext=True))
+        assert await migrating.decode([plain()], [dict]) == [{"model": "aurora-secret"}]
+
+    async def test_refusal_marker_never_encoded(self) -> None:
+        converter = data_converter(Settings(codec_keys=env_keys()))
+        [payload] = await converter.encode([{"encoding": "binary/gatekeeper-plaintext-refused"}])
+        assert payload.metadata["encoding"] == ENCODING
+        [inner] = await EncryptionCodec(codec().keyring).decode([payload])
+        assert inner.metadata["encoding"] == b"json/plain"
 
     async def test_failure_message_encrypted(self) -> None:
         converter = data_converter(Settings(codec_keys=env_keys()))
