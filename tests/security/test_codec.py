@@ -9,6 +9,7 @@ dev server, a Temporal client with no codec, the ``gatekeeper codec-server`` com
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -37,7 +38,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import activities_from, open_adapters
 from gatekeeper.client import data_converter
-from gatekeeper.codec import ENCODING, PLAINTEXT_REFUSED
+from gatekeeper.codec import ENCODING, PLAINTEXT_REFUSED, EncryptionCodec
+from gatekeeper.codec_server import MAX_BODY_BYTES, create_app, serve
 from gatekeeper.models import ReleaseStatus
 from gatekeeper.releases import WORKFLOW_TYPE, Releases, workflow_id
 from gatekeeper.settings import Settings
@@ -46,6 +48,7 @@ from tests.codec.keys import codec, env_keys
 from tests.deploy.cli import admin_command
 from tests.faults.pipeline import awaiting_gate, fast_policy, seed_partners, status_until
 from tests.workers.helpers import free_ports
+from workers.devserver import temporal_executable
 from workers.worker import build_worker
 
 #: What a client without the keys sends: the decision the Temporal CLI docs show.
@@ -205,6 +208,57 @@ class TestPlaintextRefused:
             await d.releases.handle(rid).terminate("test over")
 
 
+async def temporal_cli(d: Deployment, *args: str) -> tuple[int, str]:
+    target = d.env.client.service_client.config.target_host
+    process = await asyncio.create_subprocess_exec(
+        temporal_executable(),
+        *args,
+        "--address",
+        target,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode()
+
+
+class TestTemporalCli:
+    """The stock `temporal` CLI without the codec is refused like any client without keys;
+    through the codec server, with its token, it steers releases as documented."""
+
+    async def test_plain_cli_refused_codec_cli_accepted(
+        self, deployment: DeploymentFactory
+    ) -> None:
+        async with deployment() as d:
+            before = await d.started()
+            rid = before.release_id
+            update = [
+                "workflow",
+                "update",
+                "execute",
+                "-w",
+                workflow_id(rid),
+                "--name",
+                "approve",
+                "--input",
+                json.dumps(PLAIN_APPROVAL),
+            ]
+            code, out = await temporal_cli(d, *update)
+            assert code != 0 and "(type: plaintext_refused, retryable: false)" in out, out
+            assert await d.releases.status(rid) == before
+
+            keyring = codec().keyring
+            app = create_app(EncryptionCodec(keyring, allow_plaintext=True), token=TOKEN)
+            async with serve(app, "127.0.0.1", 0) as url:
+                code, out = await temporal_cli(
+                    d, *update, "--codec-endpoint", url, "--codec-auth", f"Bearer {TOKEN}"
+                )
+            assert code == 0, out
+            after = await d.releases.status(rid)
+            assert [a.person for a in after.gates["internal_review"].decisions] == ["sam.safety"]
+            await d.releases.handle(rid).terminate("test over")
+
+
 def body(*payloads: Payload) -> dict[str, object]:
     return json_format.MessageToDict(Payloads(payloads=list(payloads)))
 
@@ -342,8 +396,6 @@ class TestCodecServerCalls:
         assert refused.headers["Access-Control-Allow-Origin"] == UI
 
     async def test_oversized_body_refused(self, codec_server: str) -> None:
-        from gatekeeper.codec_server import MAX_BODY_BYTES
-
         big = Payload(metadata={"encoding": b"json/plain"}, data=b"x" * MAX_BODY_BYTES)
         async with httpx.AsyncClient(base_url=codec_server, timeout=60) as http:
             answer = await http.post(
