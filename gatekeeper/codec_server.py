@@ -43,6 +43,8 @@ DEFAULT_UI_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
 #: A history event's payloads stay under Temporal's 2 MiB blob limit each; a codec call of a few
 #: of them fits well within this, anything larger is refused (413) unread.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Shortest bearer token accepted: the server does not slow down guessing.
+MIN_TOKEN_CHARS = 16
 #: Where a server without a token may listen: this machine only.
 LOOPBACK_NAMES = ("localhost",)
 #: Headers the UI and the CLI send with a codec call.
@@ -71,11 +73,18 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse to serve without a token anywhere but on loopback; call before opening a socket.
+    """Refuse to serve without a token anywhere but on loopback, or with a guessable token;
+    call before opening a socket.
 
     Raises:
-        InputError: no token and ``host`` is not a loopback address.
+        InputError: no token and ``host`` is not a loopback address, or the token is shorter
+            than :data:`MIN_TOKEN_CHARS`.
     """
+    if token is not None and len(token.strip()) < MIN_TOKEN_CHARS:
+        raise InputError(
+            f"GATEKEEPER_CODEC_SERVER_TOKEN is too short to resist guessing: use at least "
+            f"{MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 24`)"
+        )
     if token is None and not is_loopback(host):
         shown = host or "all addresses"
         raise InputError(
@@ -118,9 +127,11 @@ def create_app(
         max_body_bytes: larger request bodies are refused with 413.
 
     Raises:
-        InputError: an origin is a wildcard or malformed.
+        InputError: an origin is a wildcard or malformed, or the token is too short.
     """
     allowed = frozenset(check_origin(o) for o in origins)
+    if token is not None:
+        check_bind("127.0.0.1", token)  # its strength; where it listens is serve's check
     expected = _digest(f"Bearer {token}") if token is not None else b""
 
     @web.middleware
@@ -212,7 +223,8 @@ async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[str
     Raises:
         InputError: ``app`` has no token and ``host`` is not loopback (checked before binding).
     """
-    check_bind(host, "token" if app.get(_HAS_TOKEN) else None)
+    if not app.get(_HAS_TOKEN):
+        check_bind(host, None)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

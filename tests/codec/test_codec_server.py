@@ -43,7 +43,9 @@ async def server() -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def guarded() -> AsyncIterator[str]:
-    async with serve(create_app(codec(), origins=[UI], token="t0ken"), "127.0.0.1", 0) as url:
+    async with serve(
+        create_app(codec(), origins=[UI], token="t0ken-long-enough"), "127.0.0.1", 0
+    ) as url:
         yield url
 
 
@@ -133,7 +135,7 @@ class TestToken:
     async def test_right_token_accepted(self, guarded: str) -> None:
         async with httpx.AsyncClient(base_url=guarded) as http:
             response = await http.post(
-                "/decode", json=body(PLAIN), headers={"Authorization": "Bearer t0ken"}
+                "/decode", json=body(PLAIN), headers={"Authorization": "Bearer t0ken-long-enough"}
             )
             preflight = await http.options("/decode", headers={"Origin": UI})
             health = await http.get("/healthz")
@@ -157,7 +159,14 @@ class TestGuards:
         assert not is_loopback(host)
         with pytest.raises(InputError, match="set GATEKEEPER_CODEC_SERVER_TOKEN"):
             check_bind(host, None)
-        check_bind(host, "t0ken")
+        check_bind(host, "t0ken-long-enough")
+
+    @pytest.mark.parametrize("token", ["short", " " * 20, "x" * 15])
+    def test_guessable_token_refused(self, token: str) -> None:
+        with pytest.raises(InputError, match="at least 16 characters"):
+            check_bind("127.0.0.1", token)
+        with pytest.raises(InputError, match="at least 16 characters"):
+            create_app(codec(), token=token)
 
     async def test_serve_checks_before_binding(self) -> None:
         # 192.0.2.1 is not ours: binding there fails with OSError, so InputError proves the
@@ -166,7 +175,7 @@ class TestGuards:
             async with serve(create_app(codec()), "192.0.2.1", 0):
                 pass
         with pytest.raises(OSError):
-            async with serve(create_app(codec(), token="t0ken"), "192.0.2.1", 0):
+            async with serve(create_app(codec(), token="t0ken-long-enough"), "192.0.2.1", 0):
                 pass
 
     @pytest.mark.parametrize("origin", ["*", "https://*.example", "http://ui/x", "null", ""])
@@ -194,7 +203,7 @@ class TestCommand:
         env = {
             **os.environ,
             "GATEKEEPER_CODEC_KEYS": env_keys(),
-            "GATEKEEPER_CODEC_SERVER_TOKEN": "cli-token",
+            "GATEKEEPER_CODEC_SERVER_TOKEN": "cli-token-long-enough",
             "GATEKEEPER_LOG_FORMAT": "json",
         }
         process = await asyncio.create_subprocess_exec(
@@ -210,7 +219,9 @@ class TestCommand:
             sealed = await codec(active="k1").encode([PLAIN])
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 response = await http.post(
-                    "/decode", json=body(*sealed), headers={"Authorization": "Bearer cli-token"}
+                    "/decode",
+                    json=body(*sealed),
+                    headers={"Authorization": "Bearer cli-token-long-enough"},
                 )
             assert parse(response.json()) == [PLAIN]
             process.send_signal(signal.SIGTERM)

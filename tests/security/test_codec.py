@@ -326,6 +326,13 @@ class TestCodecServerStart:
         )
         assert code == 3 and "cannot listen on 192.0.2.1:9" in err, err
 
+    async def test_guessable_token_refused(self) -> None:
+        code, err = await run_cli(
+            "codec-server", env=codec_env(GATEKEEPER_CODEC_SERVER_TOKEN="letmein")
+        )
+        assert code == 2 and "at least 16 characters" in err, err
+        assert "letmein" not in err and len(err.strip().splitlines()) == 1
+
     @pytest.mark.parametrize("origin", ["*", "http://ui.example/path", "null", "ui.example"])
     async def test_wildcard_or_malformed_origin_refused(self, origin: str) -> None:
         code, err = await run_cli("codec-server", "--cors-origin", origin, env=codec_env())
