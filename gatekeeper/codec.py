@@ -241,12 +241,24 @@ def _refusal_marker(encoding: bytes | None) -> Payload:
     )
 
 
-def plaintext_refused(payload: Payload) -> ApplicationError:
+class PlaintextRefused(ApplicationError, ConfigError):
+    """A plaintext payload arrived while encryption is on.
+
+    An :class:`ApplicationError` for Temporal (it rejects the update, fails the workflow or the
+    query, non-retryable), and a :class:`ConfigError` for a Gatekeeper command that meets one
+    (a worker without the keys answered it): one line, exit 3.
+    """
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def plaintext_refused(payload: Payload) -> PlaintextRefused:
     """The one-line, non-retryable refusal of a plaintext payload (from its marker)."""
     raw = payload.metadata.get(REFUSED_FROM, b"none")
     encoding = raw.decode("ascii", errors="replace")
     printable = "".join(c if c.isprintable() else "?" for c in encoding)
-    return ApplicationError(
+    return PlaintextRefused(
         f"refused a payload that is not encrypted (encoding {printable!r}): payload encryption "
         "is on, so send it through a client that has the codec keys (the Temporal CLI and UI "
         f"through the codec server); {ALLOW_PLAINTEXT_VARIABLE}=1 accepts plaintext only "

@@ -48,6 +48,7 @@ from tests.codec.keys import codec, env_keys
 from tests.deploy.cli import admin_command
 from tests.faults.pipeline import awaiting_gate, fast_policy, seed_partners, status_until
 from tests.workers.helpers import free_ports
+from tests.workflows.conftest import Harness
 from workers.devserver import temporal_executable
 from workers.worker import build_worker
 
@@ -220,6 +221,26 @@ async def temporal_cli(d: Deployment, *args: str) -> tuple[int, str]:
     )
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode or 0, out.decode()
+
+
+class TestKeyedCommandMeetsPlainWorker:
+    """A Gatekeeper command with the keys refuses a plaintext answer too (a worker without the
+    keys answered): one line, exit 3; the migration switch reads it."""
+
+    async def test_status_from_a_worker_without_keys(self, harness: Harness) -> None:
+        status = await harness.start()
+        env = codec_env(
+            TEMPORAL_ADDRESS=harness.env.client.service_client.config.target_host,
+            TEMPORAL_NAMESPACE=harness.env.client.namespace,
+            GATEKEEPER_TASK_QUEUE=harness.releases.task_queue,
+        )
+        command = ("release", "status", status.release_id, "--json")
+        code, err = await run_cli(*command, env=env)
+        assert code == 3, err
+        [line] = err.strip().splitlines()
+        assert line.startswith("error: refused a payload that is not encrypted"), line
+        code, err = await run_cli(*command, env={**env, "GATEKEEPER_CODEC_ALLOW_PLAINTEXT": "1"})
+        assert code == 0, err
 
 
 class TestTemporalCli:
