@@ -72,7 +72,7 @@ def open_adapters(settings: Settings) -> Adapters:
         outbox=outbox,
         notifier=_notifier(settings, outbox, registry, http),
         clearinghouse=FileDropClearinghouse(data / "clearinghouse"),
-        evidence=LocalEvidenceVerifier(),
+        evidence=LocalEvidenceVerifier.from_settings(settings.config.evidence, data),
         audit_store=JsonlAuditStore(data / "audit"),
         launcher=FileDropLaunchPublisher(data / "launches"),
         registry=registry,

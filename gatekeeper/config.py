@@ -22,10 +22,10 @@ read are decided here, by whoever runs the worker. The file is TOML, named by
     allow_hosts = []
 
     [evidence]
-    roots = ["/srv/evidence"]        # besides the data directory
-    schemes = ["file"]
-    max_bytes = 1073741824
-    hash_timeout_seconds = 120
+    roots = ["/srv/evidence"]        # besides the data directory; absolute paths
+    schemes = ["file", "https", "http", "s3", "gs"]   # file: read under the roots; others unverified
+    max_bytes = 1073741824           # per file
+    hash_timeout_seconds = 120       # for all of one release's evidence
 
 Nothing here is ever copied into a workflow's history, a log line or an error message except a
 channel's *name*.
@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, StringConstraints, ValidationError
 
 from gatekeeper.errors import ConfigError
 from gatekeeper.models.base import Identifier, Model
@@ -47,6 +47,12 @@ CONFIG_FILE_NAME = "gatekeeper.toml"
 DEFAULT_EVIDENCE_MAX_BYTES = 1 << 30
 #: How long hashing one release's evidence may take before it is refused.
 DEFAULT_HASH_TIMEOUT_SECONDS = 120.0
+#: The release gives ``verify_evidence`` 5 minutes (``workflows/timeouts.EVIDENCE_TIMEOUT``): the
+#: hashing limit stays well inside it, so a slow file is a refusal, never a timed-out activity.
+MAX_HASH_TIMEOUT_SECONDS = 240.0
+#: URI schemes a release may name. ``file`` is read under the roots; the others are recorded as
+#: ``unverified`` (the worker never fetches a URL a client named). Any other scheme is refused.
+DEFAULT_EVIDENCE_SCHEMES = ("file", "https", "http", "s3", "gs")
 
 
 class ChannelSettings(Model):
@@ -71,13 +77,40 @@ class EgressSettings(Model):
     )
 
 
-class EvidenceSettings(Model):
-    """What evidence and artifact URIs the worker reads, and how much of them."""
+def _absolute(path: Path) -> Path:
+    if not path.is_absolute():
+        raise ValueError(f"evidence roots must be absolute paths, not {str(path)!r}")
+    return path
 
-    roots: list[Path] = Field(default_factory=list, max_length=100)
-    schemes: list[Literal["file"]] = Field(default_factory=lambda: ["file"])
+
+#: A URI scheme as RFC 3986 spells it, lower case.
+Scheme = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]{0,31}$")]
+
+
+class EvidenceSettings(Model):
+    """What evidence and artifact URIs the worker reads, and how much of them.
+
+    The worker's data directory is always a root besides ``roots``; ``gatekeeper dev`` and
+    ``gatekeeper demo`` add the directory they read examples from (see docs/running.md). No
+    client ever names a root.
+    """
+
+    roots: list[Annotated[Path, AfterValidator(_absolute)]] = Field(
+        default_factory=list, max_length=100
+    )
+    schemes: list[Scheme] = Field(
+        default_factory=lambda: list(DEFAULT_EVIDENCE_SCHEMES), max_length=50
+    )
     max_bytes: int = Field(default=DEFAULT_EVIDENCE_MAX_BYTES, ge=1)
-    hash_timeout_seconds: float = Field(default=DEFAULT_HASH_TIMEOUT_SECONDS, gt=0)
+    hash_timeout_seconds: float = Field(
+        default=DEFAULT_HASH_TIMEOUT_SECONDS, gt=0, le=MAX_HASH_TIMEOUT_SECONDS
+    )
+
+    def with_roots(self, *extra: Path) -> EvidenceSettings:
+        """These settings with ``extra`` directories (made absolute) added to the roots."""
+        roots = list(self.roots)
+        roots += [p.absolute() for p in extra if p.absolute() not in roots]
+        return self.model_copy(update={"roots": roots})
 
 
 class WorkerConfig(Model):
@@ -86,6 +119,10 @@ class WorkerConfig(Model):
     channels: dict[Identifier, ChannelSettings] = Field(default_factory=dict)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+
+    def with_evidence_roots(self, *extra: Path) -> WorkerConfig:
+        """This configuration with ``extra`` evidence roots (what ``dev`` and ``demo`` add)."""
+        return self.model_copy(update={"evidence": self.evidence.with_roots(*extra)})
 
 
 def load_worker_config(path: Path | None, *, required: bool = False) -> WorkerConfig:

@@ -119,6 +119,11 @@ def status_view(status: ReleaseStatus) -> Group:
                 f"[magenta]suspended[/] by order {suspension.order_id} ({suspension.scope}): {suspension.reason}"
             )
         )
+    for check in status.evidence_checks:
+        if check.failed:  # one line each: the refusal or the reason (plain text, never markup)
+            parts.append(
+                Text.assemble(("evidence ", "red"), f"{check.id} {check.result}: {check.detail}")
+            )
     summary = status.grant_summary
     if summary.total:
         parts.append(

@@ -183,7 +183,7 @@ class EvidenceCheckResult(Model):
 
     @property
     def failures(self) -> list[EvidenceCheck]:
-        return [c for c in self.checks if c.result in ("mismatch", "unreadable")]
+        return [c for c in self.checks if c.failed]
 
 
 class LaunchRequest(Model):
