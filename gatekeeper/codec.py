@@ -10,20 +10,25 @@ Search attributes are *not* payloads: they stay readable so operators can filter
 
 With keys configured, a payload that is *not* encrypted is refused: otherwise anyone who can
 reach the namespace without the keys could start a release or send an update in plain JSON and
-the worker would act on it. Refusing means the codec hands the SDK a marker payload
-(:data:`REFUSED_ENCODING`, the plaintext dropped) instead of raising: an exception in a codec
-fails the whole workflow task (retried forever, or failing the release), whereas the marker
-fails only the conversion of the one argument it stands for, with :func:`plaintext_refused`'s
-non-retryable ``plaintext_refused`` error, so a plaintext update is rejected before its validator
-(nothing recorded), a plaintext start input fails that workflow at once, and a plaintext query
-argument fails that query. ``GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1`` lets old plaintext payloads
-through while a deployment migrates to encryption (releases started before it still replay);
-turn it off once those have closed.
+the worker would act on it. A payload that does not decrypt (it names a key this process lacks,
+or fails authentication) is refused too. ``decode`` never raises for either: an exception in a
+codec fails the whole workflow task, so one forged update would wedge a release (every later
+update is refused while its task is failed). Instead the codec hands the SDK a marker payload
+(:data:`REFUSED_ENCODING`, the original data dropped) and :class:`RefusalConverter` raises when
+that argument is converted, which touches only what the payload stood for:
 
-Keys come from the settings (``GATEKEEPER_CODEC_KEYS="k1:<base64>,k2:<base64>"``, optionally
-``GATEKEEPER_CODEC_KEY_FILE`` with one ``id:<base64>`` per line, and ``GATEKEEPER_CODEC_ACTIVE``
-naming the key that encrypts; by default the last one listed). They are read when a client is
-built, never at import time.
+* plaintext: :class:`PlaintextRefused`, a non-retryable ``plaintext_refused`` application
+  error. A plaintext update is rejected before its validator (nothing recorded); a plaintext
+  start input fails that workflow at once; a plaintext query argument fails the query.
+* undecryptable: :class:`UndecryptablePayload`, a :class:`~gatekeeper.errors.ConfigError` and
+  deliberately *not* an application error. An update carrying one is rejected; anywhere else
+  (an activity result sealed with a key this worker lacks: a rotation step skipped) the
+  workflow task fails and is retried, so the release resumes once the key is configured
+  instead of failing for good.
+
+``GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1`` lets plaintext through while a deployment migrates to
+encryption (releases started before, and payloads sent while it was on, still replay); turn it
+off once those releases have closed.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import EncodingPayloadConverter, PayloadCodec
@@ -50,11 +56,15 @@ from gatekeeper.settings import Settings
 ENCODING = b"binary/encrypted"
 #: Metadata key naming the key that sealed a payload.
 KEY_ID = "encryption-key-id"
-#: ``metadata["encoding"]`` of the marker a refused plaintext payload is replaced with.
-REFUSED_ENCODING = b"binary/gatekeeper-plaintext-refused"
-#: Marker metadata key keeping the refused payload's own encoding, for the error message.
-REFUSED_FROM = "gatekeeper-refused-encoding"
-#: ``ApplicationError.type`` of the refusal.
+#: ``metadata["encoding"]`` of the marker a refused payload is replaced with.
+REFUSED_ENCODING = b"binary/gatekeeper-refused"
+#: Marker metadata: why it was refused (:data:`PLAINTEXT` or :data:`UNDECRYPTABLE`).
+REFUSAL = "gatekeeper-refusal"
+#: Marker metadata: the refused payload's own encoding, or the decryption error.
+REFUSED_DETAIL = "gatekeeper-refusal-detail"
+PLAINTEXT = b"plaintext"
+UNDECRYPTABLE = b"undecryptable"
+#: ``ApplicationError.type`` of a plaintext refusal.
 PLAINTEXT_REFUSED = "plaintext_refused"
 #: The migration switch named in the refusal.
 ALLOW_PLAINTEXT_VARIABLE = "GATEKEEPER_CODEC_ALLOW_PLAINTEXT"
@@ -174,22 +184,29 @@ def generate_key() -> str:
 class EncryptionCodec(PayloadCodec):
     """Encrypts payloads with the keyring's active key; decrypts with whichever key they name.
 
-    A payload that is not encrypted is refused by ``decode`` (replaced by a
-    :data:`REFUSED_ENCODING` marker that :class:`PlaintextRefusingConverter` turns into a
-    ``plaintext_refused`` error), unless ``allow_plaintext`` is set: then it passes through
-    unchanged, so histories written before encryption was switched on stay readable.
+    ``decode`` replaces a payload it refuses with a :data:`REFUSED_ENCODING` marker (see the
+    module docstring): one that is not encrypted (unless ``allow_plaintext``), or, unless
+    ``strict``, one that does not decrypt. ``strict`` raises instead, for the codec server,
+    which answers its caller rather than a workflow.
     """
 
-    def __init__(self, keyring: Keyring, *, allow_plaintext: bool = False) -> None:
+    def __init__(
+        self, keyring: Keyring, *, allow_plaintext: bool = False, strict: bool = False
+    ) -> None:
         self.keyring = keyring
         self.allow_plaintext = allow_plaintext
+        self.strict = strict
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keyring.keys.items()}
+
+    def for_display(self) -> EncryptionCodec:
+        """The codec for the codec server: plaintext shown as it is, decryption errors raised."""
+        return EncryptionCodec(self.keyring, allow_plaintext=True, strict=True)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decrypt(p) for p in payloads]
+        return [self._open(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
         """Seal one payload (metadata and data) with the active key."""
@@ -204,20 +221,32 @@ class EncryptionCodec(PayloadCodec):
             data=nonce + sealed,
         )
 
+    def _open(self, payload: Payload) -> Payload:
+        encoding = payload.metadata.get("encoding")
+        if encoding == REFUSED_ENCODING:  # already a marker (or sent as one): refused either way
+            return payload
+        if encoding != ENCODING:
+            if self.allow_plaintext:
+                return payload
+            return _marker(PLAINTEXT, encoding or b"none")
+        if self.strict:
+            return self.decrypt(payload)
+        try:
+            return self.decrypt(payload)
+        except ConfigError as err:
+            return _marker(UNDECRYPTABLE, str(err).encode("utf-8"))
+
     def decrypt(self, payload: Payload) -> Payload:
-        """Open one payload; one that is not encrypted becomes a refusal marker (or, with
-        ``allow_plaintext``, is returned as it is).
+        """Open one encrypted payload.
 
         Raises:
-            ConfigError: the payload names a key this keyring lacks, or it does not open with
-                that key (wrong key material, or the data was altered).
+            ConfigError: the payload is not encrypted, names a key this keyring lacks, or does
+                not open with that key (wrong key material, or the data was altered).
         """
-        encoding = payload.metadata.get("encoding")
-        if encoding != ENCODING:
-            if self.allow_plaintext or encoding == REFUSED_ENCODING:
-                return payload
-            return _refusal_marker(encoding)
+        if payload.metadata.get("encoding") != ENCODING:
+            raise ConfigError("payload is not encrypted")
         key_id = payload.metadata.get(KEY_ID, b"").decode("ascii", errors="replace")
+        key_id = _printable(key_id[:64])
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise ConfigError(
@@ -227,18 +256,22 @@ class EncryptionCodec(PayloadCodec):
         data = payload.data
         try:
             plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], key_id.encode("ascii"))
-        except InvalidTag as err:
+            return Payload.FromString(plain)
+        except (InvalidTag, ValueError, DecodeError) as err:
             raise ConfigError(
                 f"payload does not decrypt with codec key {key_id!r}: wrong key or altered data"
             ) from err
-        return Payload.FromString(plain)
 
 
-def _refusal_marker(encoding: bytes | None) -> Payload:
-    """What a refused plaintext payload becomes: its encoding kept for the message, data dropped."""
+def _marker(reason: bytes, detail: bytes) -> Payload:
+    """What a refused payload becomes: why, and a short detail; its data is dropped."""
     return Payload(
-        metadata={"encoding": REFUSED_ENCODING, REFUSED_FROM: (encoding or b"none")[:64]},
+        metadata={"encoding": REFUSED_ENCODING, REFUSAL: reason, REFUSED_DETAIL: detail[:300]}
     )
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 class PlaintextRefused(ApplicationError, ConfigError):
@@ -253,27 +286,35 @@ class PlaintextRefused(ApplicationError, ConfigError):
         return self.message
 
 
-def plaintext_refused(payload: Payload) -> PlaintextRefused:
-    """The one-line, non-retryable refusal of a plaintext payload (from its marker)."""
-    raw = payload.metadata.get(REFUSED_FROM, b"none")
-    encoding = raw.decode("ascii", errors="replace")
-    printable = "".join(c if c.isprintable() else "?" for c in encoding)
+class UndecryptablePayload(ConfigError):
+    """A payload that does not decrypt: its key is not configured here, or it was altered.
+
+    Not an application error on purpose: in a workflow it rejects an update carrying it, and
+    fails (and retries) the workflow task for anything else, so a missing key is fixed by
+    configuring it, not by losing the release.
+    """
+
+
+def refusal(payload: Payload) -> PlaintextRefused | UndecryptablePayload:
+    """The error a refusal marker stands for (one line)."""
+    detail = _printable(payload.metadata.get(REFUSED_DETAIL, b"").decode("utf-8", "replace"))
+    if payload.metadata.get(REFUSAL) == UNDECRYPTABLE:
+        return UndecryptablePayload(detail or "payload does not decrypt")
     return PlaintextRefused(
-        f"refused a payload that is not encrypted (encoding {printable!r}): payload encryption "
-        "is on, so send it through a client that has the codec keys (the Temporal CLI and UI "
-        f"through the codec server); {ALLOW_PLAINTEXT_VARIABLE}=1 accepts plaintext only "
-        "while migrating",
+        f"refused a payload that is not encrypted (encoding {detail[:64] or 'none'!r}): payload "
+        "encryption is on, so send it through a client that has the codec keys (the Temporal "
+        f"CLI and UI through the codec server); {ALLOW_PLAINTEXT_VARIABLE}=1 accepts plaintext "
+        "only while migrating",
         type=PLAINTEXT_REFUSED,
         non_retryable=True,
     )
 
 
-class PlaintextRefusalConverter(EncodingPayloadConverter):
-    """Turns the codec's refusal marker into :func:`plaintext_refused`'s error on conversion.
+class RefusalConverter(EncodingPayloadConverter):
+    """Raises :func:`refusal`'s error when the codec's refusal marker is converted.
 
-    Encodes nothing. An :class:`ApplicationError` raised while converting arguments is not
-    wrapped by the SDK: it rejects an update before its validator, fails a workflow whose start
-    input it is, fails a query, or reaches a client's caller, with the one-line message.
+    Encodes nothing. The SDK does not wrap an :class:`ApplicationError` raised while converting
+    arguments: a plaintext refusal reaches the update's, workflow's or query's caller as it is.
     """
 
     @property
@@ -286,16 +327,16 @@ class PlaintextRefusalConverter(EncodingPayloadConverter):
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> object:
         del type_hint
-        raise plaintext_refused(payload)
+        raise refusal(payload)
 
 
 class EncryptedPayloadConverter(PydanticPayloadConverter):
-    """The pydantic payload converter, plus :class:`PlaintextRefusalConverter` (last: it never
-    encodes, it only recognises the codec's refusal marker)."""
+    """The pydantic payload converter, plus :class:`RefusalConverter` (last: it never encodes,
+    it only recognises the codec's refusal marker)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._set_converters(*self.converters.values(), PlaintextRefusalConverter())
+        self._set_converters(*self.converters.values(), RefusalConverter())
 
 
 def codec_from_settings(settings: Settings) -> EncryptionCodec | None:

@@ -34,6 +34,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
+from gatekeeper.codec import EncryptionCodec
 from gatekeeper.errors import GatekeeperError, InputError
 
 log = structlog.get_logger(__name__)
@@ -119,8 +120,9 @@ def create_app(
     """The codec server's aiohttp application.
 
     Args:
-        codec: encodes and decodes the payloads (the workers' codec; see the module docstring
-            on plaintext).
+        codec: encodes and decodes the payloads (the workers' codec; an
+            :class:`~gatekeeper.codec.EncryptionCodec` is used for display: plaintext shown as
+            it is, a payload that does not decrypt answered with 422 naming why).
         origins: browser origins allowed to call it (the Temporal UI's address); no wildcard.
         token: bearer token every call must present; ``None`` asks for none, and then
             :func:`serve` listens on loopback only.
@@ -130,6 +132,8 @@ def create_app(
         InputError: an origin is a wildcard or malformed, or the token is too short.
     """
     allowed = frozenset(check_origin(o) for o in origins)
+    if isinstance(codec, EncryptionCodec):
+        codec = codec.for_display()
     if token is not None:
         check_bind("127.0.0.1", token)  # its strength; where it listens is serve's check
     expected = _digest(f"Bearer {token}") if token is not None else b""

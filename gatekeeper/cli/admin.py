@@ -213,8 +213,7 @@ def codec_server(
     # Before anything else, and long before a socket is opened.
     check_bind(host, token)
     origins = list(cors_origin or settings.codec_server_cors_origins or DEFAULT_UI_ORIGINS)
-    # Plaintext payloads are shown as they are: the server stores them in the clear anyway.
-    codec = codec_from_settings(settings.with_overrides(codec_allow_plaintext=True))
+    codec = codec_from_settings(settings)
     if codec is None:
         raise ConfigError(
             "no codec keys are configured: set GATEKEEPER_CODEC_KEYS (or GATEKEEPER_CODEC_KEY_FILE); "

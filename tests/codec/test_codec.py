@@ -15,14 +15,17 @@ from gatekeeper.codec import (
     ENCODING,
     KEY_ID,
     PLAINTEXT_REFUSED,
+    REFUSAL,
     REFUSED_ENCODING,
-    REFUSED_FROM,
+    UNDECRYPTABLE,
     EncryptionCodec,
     Keyring,
+    PlaintextRefused,
+    UndecryptablePayload,
     codec_from_settings,
     generate_key,
     keyring_from_settings,
-    plaintext_refused,
+    refusal,
 )
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
@@ -122,9 +125,9 @@ class TestEncryption:
     async def test_plain_payloads_refused(self) -> None:
         [marker] = await codec().decode([plain()])
         assert marker.metadata["encoding"] == REFUSED_ENCODING
-        assert marker.metadata[REFUSED_FROM] == b"json/plain"
         assert not marker.data, "the refused plaintext is dropped, not handed on"
-        error = plaintext_refused(marker)
+        error = refusal(marker)
+        assert isinstance(error, PlaintextRefused) and isinstance(error, ConfigError)
         assert error.type == PLAINTEXT_REFUSED and error.non_retryable
         assert "'json/plain'" in error.message and "\n" not in error.message
         assert "GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1" in error.message
@@ -157,24 +160,38 @@ class TestEncryption:
     async def test_retired_key_removed_is_named(self) -> None:
         [old] = await codec(active="k1").encode([plain()])
         only_new = EncryptionCodec(Keyring(keys={"k2": K2}, active="k2"))
-        with pytest.raises(ConfigError, match="codec key 'k1', which is not configured"):
-            await only_new.decode([old])
+        await assert_undecryptable(only_new, old, "codec key 'k1', which is not configured")
 
     async def test_altered_data_refused(self) -> None:
         [sealed] = await codec().encode([plain()])
         tampered = Payload()
         tampered.CopyFrom(sealed)
         tampered.data = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
-        with pytest.raises(ConfigError, match="wrong key or altered data"):
-            await codec().decode([tampered])
+        await assert_undecryptable(codec(), tampered, "wrong key or altered data")
 
     async def test_relabelled_key_refused(self) -> None:
         [sealed] = await codec().encode([plain()])
         relabelled = Payload()
         relabelled.CopyFrom(sealed)
         relabelled.metadata[KEY_ID] = b"k1"
-        with pytest.raises(ConfigError, match="wrong key or altered data"):
-            await codec().decode([relabelled])
+        await assert_undecryptable(codec(), relabelled, "wrong key or altered data")
+
+    async def test_truncated_data_refused(self) -> None:
+        forged = Payload(metadata={"encoding": ENCODING, KEY_ID: b"k2"}, data=b"short")
+        await assert_undecryptable(codec(), forged, "wrong key or altered data")
+
+
+async def assert_undecryptable(c: EncryptionCodec, payload: Payload, message: str) -> None:
+    """``decode`` marks it (a workflow task must not fail on it); converting the mark raises
+    a ConfigError that is not an ApplicationError; the strict codec raises at once."""
+    [marker] = await c.decode([payload])
+    assert marker.metadata["encoding"] == REFUSED_ENCODING
+    assert marker.metadata[REFUSAL] == UNDECRYPTABLE and not marker.data
+    error = refusal(marker)
+    assert isinstance(error, UndecryptablePayload) and not isinstance(error, ApplicationError)
+    assert message in str(error)
+    with pytest.raises(ConfigError, match=message):
+        await EncryptionCodec(c.keyring, strict=True).decode([payload])
 
 
 class TestDataConverter:
@@ -195,7 +212,7 @@ class TestDataConverter:
 
     async def test_plaintext_refused_on_conversion(self) -> None:
         converter = data_converter(Settings(codec_keys=env_keys()))
-        with pytest.raises(ApplicationError, match="refused a payload that is not encrypted") as e:
+        with pytest.raises(PlaintextRefused, match="refused a payload that is not encrypted") as e:
             await converter.decode([plain()], [dict])
         assert e.value.type == PLAINTEXT_REFUSED and e.value.non_retryable
         migrating = data_converter(Settings(codec_keys=env_keys(), codec_allow_plaintext=True))
@@ -203,7 +220,7 @@ class TestDataConverter:
 
     async def test_refusal_marker_never_encoded(self) -> None:
         converter = data_converter(Settings(codec_keys=env_keys()))
-        [payload] = await converter.encode([{"encoding": "binary/gatekeeper-plaintext-refused"}])
+        [payload] = await converter.encode([{"encoding": "binary/gatekeeper-refused"}])
         assert payload.metadata["encoding"] == ENCODING
         [inner] = await EncryptionCodec(codec().keyring).decode([payload])
         assert inner.metadata["encoding"] == b"json/plain"

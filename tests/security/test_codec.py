@@ -38,7 +38,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import activities_from, open_adapters
 from gatekeeper.client import data_converter
-from gatekeeper.codec import ENCODING, PLAINTEXT_REFUSED, EncryptionCodec
+from gatekeeper.codec import ENCODING, KEY_ID, PLAINTEXT_REFUSED, EncryptionCodec
 from gatekeeper.codec_server import MAX_BODY_BYTES, create_app, serve
 from gatekeeper.models import ReleaseStatus
 from gatekeeper.releases import WORKFLOW_TYPE, Releases, workflow_id
@@ -194,6 +194,34 @@ class TestPlaintextRefused:
             assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events
             assert EventType.EVENT_TYPE_TIMER_STARTED not in events
             assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in events
+
+    @pytest.mark.parametrize("key_id", [b"k9", b"k2"], ids=["unknown-key", "known-key"])
+    async def test_forged_ciphertext_update_is_refused_without_wedging(
+        self, deployment: DeploymentFactory, key_id: bytes
+    ) -> None:
+        async with deployment() as d:
+            before = await d.started()
+            rid = before.release_id
+            events_before = await d.events(rid)
+            forged = Payload(metadata={"encoding": ENCODING, KEY_ID: key_id}, data=b"\0" * 40)
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await asyncio.wait_for(
+                    d.bare_handle(rid).execute_update("approve", RawValue(forged)), 30
+                )
+            assert isinstance(refused.value.cause, ApplicationError)
+            assert await d.releases.status(rid) == before
+            new_events = set((await d.events(rid))[len(events_before) :])
+            assert not new_events & UPDATE_OR_FAILURE_EVENTS, "no failed task, nothing recorded"
+            # The release still answers: a real approval goes through at once.
+            await asyncio.wait_for(
+                d.releases.handle(rid).execute_update(
+                    "approve", factories.decision(*PLAIN_APPROVAL.values())
+                ),
+                30,
+            )
+            approved = await d.releases.status(rid)
+            assert [a.person for a in approved.gates["internal_review"].decisions] == ["sam.safety"]
+            await d.releases.handle(rid).terminate("test over")
 
     async def test_migration_switch_accepts_plaintext(self, deployment: DeploymentFactory) -> None:
         async with deployment(allow_plaintext=True) as d:
