@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -40,11 +41,12 @@ from activities import activities_from, open_adapters
 from gatekeeper.client import data_converter
 from gatekeeper.codec import ENCODING, KEY_ID, PLAINTEXT_REFUSED, EncryptionCodec
 from gatekeeper.codec_server import MAX_BODY_BYTES, create_app, serve
+from gatekeeper.errors import NoAnswer
 from gatekeeper.models import ReleaseStatus
 from gatekeeper.releases import WORKFLOW_TYPE, Releases, workflow_id
 from gatekeeper.settings import Settings
 from tests import factories
-from tests.codec.keys import codec, env_keys
+from tests.codec.keys import b64, codec, env_keys
 from tests.deploy.cli import admin_command
 from tests.faults.pipeline import awaiting_gate, fast_policy, seed_partners, status_until
 from tests.workers.helpers import free_ports
@@ -105,18 +107,22 @@ DeploymentFactory = Callable[..., AbstractAsyncContextManager[Deployment]]
 @pytest_asyncio.fixture(loop_scope="session")
 async def deployment(env: WorkflowEnvironment, tmp_path: Path) -> DeploymentFactory:
     @asynccontextmanager
-    async def running(*, allow_plaintext: bool = False) -> AsyncIterator[Deployment]:
-        task_queue = f"tq-{uuid.uuid4().hex[:12]}"
+    async def running(
+        *, allow_plaintext: bool = False, keys: str | None = None, task_queue: str | None = None
+    ) -> AsyncIterator[Deployment]:
+        task_queue = task_queue or f"tq-{uuid.uuid4().hex[:12]}"
         settings = Settings(
             task_queue=task_queue,
             data_dir=tmp_path / task_queue,
-            codec_keys=env_keys(),
+            codec_keys=keys or env_keys(),
             codec_allow_plaintext=allow_plaintext,
         )
         converter = data_converter(settings)
         client = Client(**{**env.client.config(), "data_converter": converter})
+        fresh = not settings.data_dir.exists()  # a second worker on the queue shares its files
         adapters = open_adapters(settings)
-        seed_partners(settings.effective_registry_url)
+        if fresh:
+            seed_partners(settings.effective_registry_url)
         try:
             with ThreadPoolExecutor(max_workers=4) as executor:
                 worker = build_worker(
@@ -306,6 +312,37 @@ class TestTemporalCli:
             after = await d.releases.status(rid)
             assert [a.person for a in after.gates["internal_review"].decisions] == ["sam.safety"]
             await d.releases.handle(rid).terminate("test over")
+
+
+class TestMissingKey:
+    """A payload sealed with a key this worker lacks (a rotation step skipped) fails the
+    workflow task, which is retried; the release never fails for it, and resumes once a worker
+    has the key."""
+
+    async def test_release_resumes_when_the_key_arrives(
+        self, deployment: DeploymentFactory
+    ) -> None:
+        newer = f"{env_keys()},k3:{b64(bytes(range(64, 96)))}"
+        rid = f"sec-rotate-{uuid.uuid4().hex[:8]}"
+        async with deployment() as old:
+            ahead = Settings(task_queue=old.task_queue, codec_keys=newer)
+            client = Client(**{**old.env.client.config(), "data_converter": data_converter(ahead)})
+            early = Releases(client, old.task_queue, query_timeout=timedelta(seconds=1))
+            policy = fast_policy()
+            with pytest.raises(NoAnswer):
+                await early.start(factories.spec(rid), policy, factories.policy_hash(policy))
+            for _ in range(100):
+                if EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in await old.events(rid):
+                    break
+                await asyncio.sleep(0.1)
+            events = await old.events(rid)
+            assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in events
+            assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED not in events
+        async with deployment(keys=newer, task_queue=old.task_queue) as new:
+            status = await status_until(new.releases, rid, awaiting_gate("internal_review"))
+            assert status.spec.release_id == rid
+            assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED not in await new.events(rid)
+            await new.releases.handle(rid).terminate("test over")
 
 
 def body(*payloads: Payload) -> dict[str, object]:
