@@ -202,11 +202,24 @@ def _public_key_problem(value: str) -> str | None:
 def _check_roster(policy: Policy, out: _Findings) -> None:
     _unique_ids(policy.roster, ("roster",), "person", out)
     _unique_ids(policy.cohorts, ("cohorts",), "cohort", out)
+    # One key on two roster ids would let one person fill two quorum places with signatures.
+    key_holders: dict[bytes, tuple[int, str]] = {}
     for index, person in enumerate(policy.roster):
         if person.public_key is not None:
             problem = _public_key_problem(person.public_key)
             if problem:
                 out.append((("roster", index, "public_key"), problem))
+            else:
+                raw = base64.b64decode(person.public_key, validate=True)
+                first, holder = key_holders.setdefault(raw, (index, person.id))
+                if holder != person.id:
+                    out.append(
+                        (
+                            ("roster", index, "public_key"),
+                            f"the same public key as roster[{first}] ('{holder}'): each person "
+                            "needs a key of their own, or one person fills two quorum places",
+                        )
+                    )
         if person.email is not None and "@" not in person.email:
             out.append(
                 (("roster", index, "email"), f"must be an e-mail address (got '{person.email}')")
