@@ -47,8 +47,22 @@ from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import EncodingPayloadConverter, PayloadCodec
-from temporalio.exceptions import ApplicationError
 
+from gatekeeper.codec_refusals import (
+    ALLOW_PLAINTEXT_VARIABLE,
+    PLAINTEXT,
+    PLAINTEXT_REFUSED,
+    REFUSAL,
+    REFUSED_DETAIL,
+    REFUSED_ENCODING,
+    UNDECRYPTABLE,
+    UNDECRYPTABLE_PAYLOAD,
+    PlaintextRefused,
+    UndecryptablePayload,
+    marker,
+    printable,
+    refusal,
+)
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
 
@@ -56,22 +70,33 @@ from gatekeeper.settings import Settings
 ENCODING = b"binary/encrypted"
 #: Metadata key naming the key that sealed a payload.
 KEY_ID = "encryption-key-id"
-#: ``metadata["encoding"]`` of the marker a refused payload is replaced with.
-REFUSED_ENCODING = b"binary/gatekeeper-refused"
-#: Marker metadata: why it was refused (:data:`PLAINTEXT` or :data:`UNDECRYPTABLE`).
-REFUSAL = "gatekeeper-refusal"
-#: Marker metadata: the refused payload's own encoding, or the decryption error.
-REFUSED_DETAIL = "gatekeeper-refusal-detail"
-PLAINTEXT = b"plaintext"
-UNDECRYPTABLE = b"undecryptable"
-#: ``ApplicationError.type`` of a plaintext refusal.
-PLAINTEXT_REFUSED = "plaintext_refused"
-#: The migration switch named in the refusal.
-ALLOW_PLAINTEXT_VARIABLE = "GATEKEEPER_CODEC_ALLOW_PLAINTEXT"
 #: AES-GCM's standard nonce size; a fresh random nonce per payload.
 NONCE_BYTES = 12
 #: AES-128, -192 or -256; ``generate_key`` makes 256-bit keys.
 KEY_SIZES = (16, 24, 32)
+
+__all__ = [
+    "ALLOW_PLAINTEXT_VARIABLE",
+    "ENCODING",
+    "KEY_ID",
+    "PLAINTEXT_REFUSED",
+    "REFUSAL",
+    "REFUSED_DETAIL",
+    "REFUSED_ENCODING",
+    "UNDECRYPTABLE",
+    "UNDECRYPTABLE_PAYLOAD",
+    "EncryptedPayloadConverter",
+    "EncryptionCodec",
+    "Keyring",
+    "PlaintextRefused",
+    "RefusalConverter",
+    "UndecryptablePayload",
+    "codec_from_settings",
+    "generate_key",
+    "keyring_from_settings",
+    "parse_keys",
+    "refusal",
+]
 
 _KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -228,13 +253,13 @@ class EncryptionCodec(PayloadCodec):
         if encoding != ENCODING:
             if self.allow_plaintext:
                 return payload
-            return _marker(PLAINTEXT, encoding or b"none")
+            return marker(PLAINTEXT, encoding or b"none")
         if self.strict:
             return self.decrypt(payload)
         try:
             return self.decrypt(payload)
         except ConfigError as err:
-            return _marker(UNDECRYPTABLE, str(err).encode("utf-8"))
+            return marker(UNDECRYPTABLE, str(err).encode("utf-8"))
 
     def decrypt(self, payload: Payload) -> Payload:
         """Open one encrypted payload.
@@ -246,7 +271,7 @@ class EncryptionCodec(PayloadCodec):
         if payload.metadata.get("encoding") != ENCODING:
             raise ConfigError("payload is not encrypted")
         key_id = payload.metadata.get(KEY_ID, b"").decode("ascii", errors="replace")
-        key_id = _printable(key_id[:64])
+        key_id = printable(key_id[:64])
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise ConfigError(
@@ -261,53 +286,6 @@ class EncryptionCodec(PayloadCodec):
             raise ConfigError(
                 f"payload does not decrypt with codec key {key_id!r}: wrong key or altered data"
             ) from err
-
-
-def _marker(reason: bytes, detail: bytes) -> Payload:
-    """What a refused payload becomes: why, and a short detail; its data is dropped."""
-    return Payload(
-        metadata={"encoding": REFUSED_ENCODING, REFUSAL: reason, REFUSED_DETAIL: detail[:300]}
-    )
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
-
-
-class PlaintextRefused(ApplicationError, ConfigError):
-    """A plaintext payload arrived while encryption is on.
-
-    An :class:`ApplicationError` for Temporal (it rejects the update, fails the workflow or the
-    query, non-retryable), and a :class:`ConfigError` for a Gatekeeper command that meets one
-    (a worker without the keys answered it): one line, exit 3.
-    """
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class UndecryptablePayload(ConfigError):
-    """A payload that does not decrypt: its key is not configured here, or it was altered.
-
-    Not an application error on purpose: in a workflow it rejects an update carrying it, and
-    fails (and retries) the workflow task for anything else, so a missing key is fixed by
-    configuring it, not by losing the release.
-    """
-
-
-def refusal(payload: Payload) -> PlaintextRefused | UndecryptablePayload:
-    """The error a refusal marker stands for (one line)."""
-    detail = _printable(payload.metadata.get(REFUSED_DETAIL, b"").decode("utf-8", "replace"))
-    if payload.metadata.get(REFUSAL) == UNDECRYPTABLE:
-        return UndecryptablePayload(detail or "payload does not decrypt")
-    return PlaintextRefused(
-        f"refused a payload that is not encrypted (encoding {detail[:64] or 'none'!r}): payload "
-        "encryption is on, so send it through a client that has the codec keys (the Temporal "
-        f"CLI and UI through the codec server); {ALLOW_PLAINTEXT_VARIABLE}=1 accepts plaintext "
-        "only while migrating",
-        type=PLAINTEXT_REFUSED,
-        non_retryable=True,
-    )
 
 
 class RefusalConverter(EncodingPayloadConverter):

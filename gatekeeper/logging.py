@@ -86,7 +86,13 @@ def configure_logging(settings: Settings, *, forward_core_logs: bool = True) -> 
         structlog.stdlib.ProcessorFormatter.remove_processors_meta
     ]
     if isinstance(renderer, structlog.processors.JSONRenderer):
-        final.append(structlog.processors.dict_tracebacks)
+        # Frames without their local variables: a local may hold a secret (a webhook's key, SMTP
+        # credentials) or a channel's destination, which never go into a log line.
+        final.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
     final.append(_Masked(renderer))
     formatter = structlog.stdlib.ProcessorFormatter(
         # ExtraAdder turns ``extra=`` (and the ``temporal_workflow``/``temporal_activity`` context
@@ -156,7 +162,14 @@ def _renderer(log_format: str) -> Any:
     if chosen == "json":
         return structlog.processors.JSONRenderer()
     if chosen == "console":
-        return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        colors = sys.stderr.isatty()
+        return structlog.dev.ConsoleRenderer(
+            colors=colors,
+            # Like the JSON tracebacks: no local variables, which may hold secrets.
+            exception_formatter=structlog.dev.RichTracebackFormatter(
+                show_locals=False, color_system="truecolor" if colors else None
+            ),
+        )
     raise ConfigError(f"log format must be auto, console or json, not {log_format!r}")
 
 

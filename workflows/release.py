@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -23,7 +24,10 @@ with workflow.unsafe.imports_passed_through():
 
     from gatekeeper import routing
     from gatekeeper import search_attributes as sa
+    from gatekeeper.errors import BadInput
+    from gatekeeper.failures import Refused
     from gatekeeper.models.audit import AuditEvent
+    from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState
     from gatekeeper.models.io import (
         GRANT_SAMPLE,
@@ -37,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         LaunchRequest,
         Notification,
         NotifyRequest,
+        NotifySummary,
         RevokeRequest,
         RevokeResult,
         SubmissionRequest,
@@ -55,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         EligiblePartnersRequest,
         PartnerApprovalRequest,
     )
+    from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
     from gatekeeper.models.policy import (
         AccessGrantStage,
         ApprovalGateStage,
@@ -78,6 +84,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.details import current_details
     from workflows.ledger import IntegrityError
     from workflows.notices import Notice, when
+
+
+M = TypeVar("M", bound=Model)
 
 
 def release_workflow_id(release_id: str) -> str:
@@ -531,11 +540,8 @@ class ModelReleaseWorkflow:
             for start in range(0, len(recipients), timeouts.NOTIFY_BATCH)
         ]
         for number, batch in enumerate(batches, start=1):
-            request = NotifyRequest(
-                notification=notification,
-                recipients=batch,
-                channels=routing.channel_configs(ledger.policy, batch),
-            )
+            # Channels travel as names only: what they are is the worker's configuration.
+            request = NotifyRequest(notification=notification, recipients=batch)
             who = sorted({r.id for r in batch})
             summary = f"Notify {len(who)} recipient(s): {notice.event.value}"
             if len(batches) > 1:
@@ -543,24 +549,34 @@ class ModelReleaseWorkflow:
             self._pending.append(asyncio.create_task(self._deliver(request, summary)))
 
     async def _deliver(self, request: NotifyRequest, summary: str) -> None:
+        key = request.notification.idempotency_key
+        failure: dict[str, Any]
         try:
-            # The result is counts only (see NotifySummary); nothing here depends on it.
-            await workflow.execute_activity(
+            # The result is counts (see NotifySummary), and the channel names the worker does
+            # not define: nothing was sent on those, which is a failed notification.
+            result = await workflow.execute_activity(
                 "notify_stakeholders",
                 request,
+                result_type=NotifySummary,
                 start_to_close_timeout=timeouts.NOTIFY_TIMEOUT,
                 heartbeat_timeout=timeouts.NOTIFY_HEARTBEAT_TIMEOUT,
                 retry_policy=timeouts.NOTIFY_RETRY,
                 summary=summary,
             )
         except ActivityError as err:
-            self._ledger.audit(
-                workflow.now(),
-                "gatekeeper",
-                "notification_failed",
-                {"key": request.notification.idempotency_key, "error": str(err.cause or err)},
-            )
-            self._commit()
+            failure = {"key": key, "error": str(err.cause or err)}
+        else:
+            if not result.unconfigured:
+                return
+            names = ", ".join(result.unconfigured)
+            failure = {
+                "key": key,
+                "error": f"channel(s) {names} are not defined in the worker's configuration; "
+                "nothing was sent on them",
+                "unconfigured_channels": list(result.unconfigured),
+            }
+        self._ledger.audit(workflow.now(), "gatekeeper", "notification_failed", failure)
+        self._commit()
 
     def _start_audit_flush(self) -> None:
         self._pending.append(asyncio.create_task(self._flush_audit()))
@@ -636,15 +652,31 @@ class ModelReleaseWorkflow:
             self._details = details
 
     # --- updates ----------------------------------------------------------------------------------
+    #
+    # Every update takes one plain JSON argument and parses it itself: the parameter is a RawValue,
+    # so the SDK hands over the payload as sent and never fails decoding it. The validator parses
+    # (a malformed payload is refused there in one line, rule ``bad_input``, leaving no trace in
+    # history), then checks the rules; the handler parses again (the same deterministic function;
+    # validators do not run on replay) and applies. Every refusal is a ``Refused``: non-retryable,
+    # typed by its rule, written to history without a stack trace (gatekeeper.failures).
 
-    def _refusal(self, refusal: Refusal) -> ApplicationError:
-        return ApplicationError(refusal.message, type=refusal.rule.value, non_retryable=True)
+    def _refusal(self, refusal: Refusal) -> Refused:
+        return Refused(refusal.message, refusal.rule.value)
 
-    def _check(self, validate: Callable[[], None]) -> None:
-        if self._integrity_error is not None:
-            raise ApplicationError(self._integrity_error, type="IntegrityError", non_retryable=True)
+    def _parse(self, update: str, model: type[M], payload: RawValue) -> M:
         try:
-            validate()
+            return parse_payload(model, payload, update)
+        except BadInput as err:
+            raise Refused(str(err), BAD_INPUT) from None
+
+    def _check(
+        self, update: str, model: type[M], payload: RawValue, validate: Callable[[M], None]
+    ) -> None:
+        if self._integrity_error is not None:
+            raise Refused(self._integrity_error, "IntegrityError")
+        request = self._parse(update, model, payload)
+        try:
+            validate(request)
         except Refusal as refusal:
             raise self._refusal(refusal) from None
 
@@ -672,43 +704,54 @@ class ModelReleaseWorkflow:
         )
 
     @workflow.update
-    def approve(self, req: DecisionRequest) -> UpdateResult:
+    def approve(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Approve the current gate as one of its roles."""
-        return self._decide(DecisionKind.APPROVE, req)
+        return self._decide(DecisionKind.APPROVE, self._parse("approve", DecisionRequest, payload))
 
     @approve.validator
-    def _validate_approve(self, req: DecisionRequest) -> None:
+    def _validate_approve(self, payload: RawValue = NO_ARGUMENT) -> None:
         self._check(
-            lambda: self._ledger.validate_decision(DecisionKind.APPROVE, req, workflow.now())
+            "approve",
+            DecisionRequest,
+            payload,
+            lambda req: self._ledger.validate_decision(DecisionKind.APPROVE, req, workflow.now()),
         )
 
     @workflow.update
-    def reject(self, req: DecisionRequest) -> UpdateResult:
+    def reject(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Reject at the current gate: the release ends, every grant it made is revoked."""
-        return self._decide(DecisionKind.REJECT, req)
+        return self._decide(DecisionKind.REJECT, self._parse("reject", DecisionRequest, payload))
 
     @reject.validator
-    def _validate_reject(self, req: DecisionRequest) -> None:
+    def _validate_reject(self, payload: RawValue = NO_ARGUMENT) -> None:
         self._check(
-            lambda: self._ledger.validate_decision(DecisionKind.REJECT, req, workflow.now())
+            "reject",
+            DecisionRequest,
+            payload,
+            lambda req: self._ledger.validate_decision(DecisionKind.REJECT, req, workflow.now()),
         )
 
     @workflow.update
-    def request_changes(self, req: DecisionRequest) -> UpdateResult:
+    def request_changes(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Ask the submitter for changes; the gate waits for an amend."""
+        req = self._parse("request_changes", DecisionRequest, payload)
         return self._decide(DecisionKind.REQUEST_CHANGES, req)
 
     @request_changes.validator
-    def _validate_request_changes(self, req: DecisionRequest) -> None:
+    def _validate_request_changes(self, payload: RawValue = NO_ARGUMENT) -> None:
         self._check(
-            lambda: self._ledger.validate_decision(
+            "request_changes",
+            DecisionRequest,
+            payload,
+            lambda req: self._ledger.validate_decision(
                 DecisionKind.REQUEST_CHANGES, req, workflow.now()
-            )
+            ),
         )
 
     @workflow.update
-    async def amend(self, req: AmendRequest) -> UpdateResult:
+    async def amend(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Change evidence or the artifact digest; approvals that covered a change lapse."""
+        req = self._parse("amend", AmendRequest, payload)
         result = self._apply("amend", req.by, req, lambda: self._amend(req))
         if self._reverify:
             self._reverify = False
@@ -725,12 +768,18 @@ class ModelReleaseWorkflow:
         return message
 
     @amend.validator
-    def _validate_amend(self, req: AmendRequest) -> None:
-        self._check(lambda: self._ledger.validate_amend(req, workflow.now()))
+    def _validate_amend(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check(
+            "amend",
+            AmendRequest,
+            payload,
+            lambda req: self._ledger.validate_amend(req, workflow.now()),
+        )
 
     @workflow.update
-    def record_government_response(self, req: GovernmentResponse) -> UpdateResult:
+    def record_government_response(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Record what the government said: cleared, delay requested, concern raised/resolved."""
+        req = self._parse("record_government_response", GovernmentResponse, payload)
         return self._apply(
             "record_government_response",
             req.by,
@@ -739,41 +788,54 @@ class ModelReleaseWorkflow:
         )
 
     @record_government_response.validator
-    def _validate_government(self, req: GovernmentResponse) -> None:
-        self._check(lambda: self._ledger.validate_government(req, workflow.now()))
+    def _validate_government(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check(
+            "record_government_response",
+            GovernmentResponse,
+            payload,
+            lambda req: self._ledger.validate_government(req, workflow.now()),
+        )
 
     @workflow.update
-    def hold(self, req: OperatorRequest) -> UpdateResult:
+    def hold(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Operator hold: nothing advances until resumed (or ``until`` passes)."""
+        req = self._parse("hold", OperatorRequest, payload)
         return self._apply(
             "hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now())
         )
 
     @hold.validator
-    def _validate_hold(self, req: OperatorRequest) -> None:
-        self._check(lambda: self._operator_check(req))
+    def _validate_hold(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check("hold", OperatorRequest, payload, self._operator_check)
 
     @workflow.update
-    def resume(self, req: OperatorRequest) -> UpdateResult:
+    def resume(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Lift an operator (or missed-deadline) hold."""
+        req = self._parse("resume", OperatorRequest, payload)
         return self._apply(
             "resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now())
         )
 
     @resume.validator
-    def _validate_resume(self, req: OperatorRequest) -> None:
-        self._check(lambda: self._ledger.validate_operator(req, workflow.now()))
+    def _validate_resume(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check(
+            "resume",
+            OperatorRequest,
+            payload,
+            lambda req: self._ledger.validate_operator(req, workflow.now()),
+        )
 
     @workflow.update
-    def withdraw(self, req: OperatorRequest) -> UpdateResult:
+    def withdraw(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """End the release: every grant it made is revoked and everyone is told."""
+        req = self._parse("withdraw", OperatorRequest, payload)
         return self._apply(
             "withdraw", req.by, req, lambda: self._ledger.apply_withdraw(req, workflow.now())
         )
 
     @withdraw.validator
-    def _validate_withdraw(self, req: OperatorRequest) -> None:
-        self._check(lambda: self._operator_check(req))
+    def _validate_withdraw(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check("withdraw", OperatorRequest, payload, self._operator_check)
 
     def _operator_check(self, req: OperatorRequest) -> None:
         self._ledger.validate_operator(req, workflow.now())
@@ -784,19 +846,26 @@ class ModelReleaseWorkflow:
             )
 
     @workflow.update
-    def delegate(self, req: DelegationRequest) -> UpdateResult:
+    def delegate(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Lend a gate role to another roster member until a time."""
+        req = self._parse("delegate", DelegationRequest, payload)
         return self._apply(
             "delegate", req.by, req, lambda: self._ledger.apply_delegation(req, workflow.now())
         )
 
     @delegate.validator
-    def _validate_delegate(self, req: DelegationRequest) -> None:
-        self._check(lambda: self._ledger.validate_delegation(req, workflow.now()))
+    def _validate_delegate(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check(
+            "delegate",
+            DelegationRequest,
+            payload,
+            lambda req: self._ledger.validate_delegation(req, workflow.now()),
+        )
 
     @workflow.update
-    def suspend_access(self, req: AccessSuspensionRequest) -> UpdateResult:
+    def suspend_access(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """An access order suspends this release's access in a scope; the stage is kept."""
+        req = self._parse("suspend_access", AccessSuspensionRequest, payload)
         return self._apply(
             "suspend_access",
             req.by,
@@ -805,30 +874,40 @@ class ModelReleaseWorkflow:
         )
 
     @suspend_access.validator
-    def _validate_suspend(self, req: AccessSuspensionRequest) -> None:
-        self._check(lambda: self._ledger.validate_suspension(req, workflow.now()))
+    def _validate_suspend(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check(
+            "suspend_access",
+            AccessSuspensionRequest,
+            payload,
+            lambda req: self._ledger.validate_suspension(req, workflow.now()),
+        )
 
     @workflow.update
-    def restore_access(self, req: AccessRestoreRequest) -> UpdateResult:
+    def restore_access(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """The order that suspended access was lifted (with the safeguards it required)."""
+        req = self._parse("restore_access", AccessRestoreRequest, payload)
         return self._apply(
             "restore_access", req.by, req, lambda: self._ledger.apply_restore(req, workflow.now())
         )
 
     @restore_access.validator
-    def _validate_restore(self, req: AccessRestoreRequest) -> None:
+    def _validate_restore(self, payload: RawValue = NO_ARGUMENT) -> None:
         self._check(
-            lambda: self._ledger.validate_suspension(
+            "restore_access",
+            AccessRestoreRequest,
+            payload,
+            lambda req: self._ledger.validate_suspension(
                 AccessSuspensionRequest(
                     order_id=req.order_id, by=req.by, scope="everyone", reason=req.reason
                 ),
                 workflow.now(),
-            )
+            ),
         )
 
     @workflow.update
-    def approve_partners(self, req: PartnerApprovalRequest) -> UpdateResult:
+    def approve_partners(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """The government liaison approves or denies entries of the proposed partner list."""
+        req = self._parse("approve_partners", PartnerApprovalRequest, payload)
         return self._apply(
             "approve_partners",
             req.by,
@@ -837,8 +916,13 @@ class ModelReleaseWorkflow:
         )
 
     @approve_partners.validator
-    def _validate_approve_partners(self, req: PartnerApprovalRequest) -> None:
-        self._check(lambda: self._ledger.validate_partner_approval(req, workflow.now()))
+    def _validate_approve_partners(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check(
+            "approve_partners",
+            PartnerApprovalRequest,
+            payload,
+            lambda req: self._ledger.validate_partner_approval(req, workflow.now()),
+        )
 
     # --- queries --------------------------------------------------------------------------------
 

@@ -39,7 +39,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import activities_from, open_adapters
 from gatekeeper.client import data_converter
-from gatekeeper.codec import ENCODING, KEY_ID, PLAINTEXT_REFUSED, EncryptionCodec
+from gatekeeper.codec import (
+    ENCODING,
+    KEY_ID,
+    PLAINTEXT_REFUSED,
+    UNDECRYPTABLE_PAYLOAD,
+    EncryptionCodec,
+)
 from gatekeeper.codec_server import MAX_BODY_BYTES, create_app, serve
 from gatekeeper.errors import NoAnswer
 from gatekeeper.models import ReleaseStatus
@@ -214,7 +220,12 @@ class TestPlaintextRefused:
                 await asyncio.wait_for(
                     d.bare_handle(rid).execute_update("approve", RawValue(forged)), 30
                 )
-            assert isinstance(refused.value.cause, ApplicationError)
+            cause = refused.value.cause
+            assert isinstance(cause, ApplicationError)
+            assert cause.type == UNDECRYPTABLE_PAYLOAD and cause.non_retryable
+            message = await d.message(cause)
+            assert "wrong key or altered data" in message or "not configured" in message
+            assert "\n" not in message
             assert await d.releases.status(rid) == before
             new_events = set((await d.events(rid))[len(events_before) :])
             assert not new_events & UPDATE_OR_FAILURE_EVENTS, "no failed task, nothing recorded"
