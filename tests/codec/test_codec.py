@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
@@ -27,8 +28,11 @@ from gatekeeper.codec import (
     keyring_from_settings,
     refusal,
 )
+from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD, update_refusal
 from gatekeeper.errors import ConfigError
 from gatekeeper.failures import RefusalFailureConverter, Refused
+from gatekeeper.models import DecisionRequest
+from gatekeeper.models.payloads import parse_payload
 from gatekeeper.settings import Settings
 from tests.codec.keys import K1, K2, b64, codec, env_keys
 from tests.factories import spec
@@ -188,6 +192,30 @@ class TestEncryption:
     async def test_truncated_data_refused(self) -> None:
         forged = Payload(metadata={"encoding": ENCODING, KEY_ID: b"k2"}, data=b"short")
         await assert_undecryptable(codec(), forged, "wrong key or altered data")
+
+
+class TestUpdateRefusal:
+    """An update's argument that the codec refused is a ``Refused`` either way: rejected in the
+    validator in one line, typed, never retried, without a stack trace."""
+
+    async def test_plaintext(self) -> None:
+        [marker] = await codec().decode([plain()])
+        error = update_refusal(marker)
+        assert isinstance(error, Refused) and isinstance(error, PlaintextRefused)
+        assert error.type == PLAINTEXT_REFUSED and error.non_retryable
+
+    async def test_undecryptable(self) -> None:
+        forged = Payload(metadata={"encoding": ENCODING, KEY_ID: b"k9"}, data=b"x" * 40)
+        [marker] = await codec().decode([forged])
+        error = update_refusal(marker)
+        assert isinstance(error, Refused)
+        assert error.type == UNDECRYPTABLE_PAYLOAD and error.non_retryable
+        assert "codec key 'k9', which is not configured" in error.message
+
+    def test_parse_payload_raises_it(self) -> None:
+        marker = Payload(metadata={"encoding": REFUSED_ENCODING, REFUSAL: b"plaintext"})
+        with pytest.raises(PlaintextRefused):
+            parse_payload(DecisionRequest, RawValue(marker), "approve")
 
 
 async def assert_undecryptable(c: EncryptionCodec, payload: Payload, message: str) -> None:
