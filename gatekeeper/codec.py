@@ -29,6 +29,11 @@ that argument is converted, which touches only what the payload stood for:
 ``GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1`` lets plaintext through while a deployment migrates to
 encryption (releases started before, and payloads sent while it was on, still replay); turn it
 off once those releases have closed.
+
+Keys come from the settings (``GATEKEEPER_CODEC_KEYS="k1:<base64>,k2:<base64>"``, optionally
+``GATEKEEPER_CODEC_KEY_FILE`` with one ``id:<base64>`` per line, and ``GATEKEEPER_CODEC_ACTIVE``
+naming the key that encrypts; by default the last one listed). They are read when a client is
+built, never at import time.
 """
 
 from __future__ import annotations
