@@ -151,7 +151,9 @@ async def deployment(env: WorkflowEnvironment, tmp_path: Path) -> DeploymentFact
 class TestPlaintextRefused:
     """With encryption on, a payload that is not encrypted is refused by the worker: a plain
     JSON update from a client without the keys is rejected before its validator, one line,
-    non-retryable, and nothing changes; a plain JSON start fails that workflow at once."""
+    non-retryable, and nothing changes; a plain JSON start fails that workflow at once; a forged
+    ciphertext update is refused the same way and leaves the release answering; the migration
+    switch accepts plaintext again."""
 
     async def test_plaintext_update_is_refused_and_changes_nothing(
         self, deployment: DeploymentFactory
