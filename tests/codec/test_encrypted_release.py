@@ -215,7 +215,7 @@ class TestEncryptedRelease:
             encrypted.releases, encrypted.settings.effective_registry_url, spec, policy
         )
         try:
-            app = create_app(encrypted.codec, token="s3cret")
+            app = create_app(encrypted.codec, token="s3cret-codec-token")
             async with serve(app, "127.0.0.1", 0) as url:
                 base = [
                     temporal_executable(),
@@ -229,7 +229,7 @@ class TestEncryptedRelease:
                     "json",
                 ]
                 decoded = await _run(
-                    *base, "--codec-endpoint", url, "--codec-auth", "Bearer s3cret"
+                    *base, "--codec-endpoint", url, "--codec-auth", "Bearer s3cret-codec-token"
                 )
                 sealed = await _run(*base)
         finally:
