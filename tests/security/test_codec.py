@@ -91,9 +91,7 @@ class Deployment:
     async def started(self) -> ReleaseStatus:
         """A release (started with the keys) waiting for its internal review."""
         release_id = f"sec-codec-{uuid.uuid4().hex[:8]}"
-        policy = fast_policy()
-        spec = factories.spec(release_id)
-        await self.releases.start(spec, policy, factories.policy_hash(policy))
+        await self.releases.start(factories.spec(release_id))  # the default: fast_policy()
         return await status_until(self.releases, release_id, awaiting_gate("internal_review"))
 
     async def message(self, error: ApplicationError) -> str:
@@ -129,6 +127,8 @@ async def deployment(env: WorkflowEnvironment, tmp_path: Path) -> DeploymentFact
         adapters = open_adapters(settings)
         if fresh:
             seed_partners(settings.effective_registry_url)
+            # Releases here name no policy: they run under the store's default, this one.
+            factories.install_policy(adapters.policies, fast_policy(), default=True)
         try:
             with ThreadPoolExecutor(max_workers=4) as executor:
                 worker = build_worker(
@@ -341,9 +341,8 @@ class TestMissingKey:
             ahead = Settings(task_queue=old.task_queue, codec_keys=newer)
             client = Client(**{**old.env.client.config(), "data_converter": data_converter(ahead)})
             early = Releases(client, old.task_queue, query_timeout=timedelta(seconds=1))
-            policy = fast_policy()
             with pytest.raises(NoAnswer):
-                await early.start(factories.spec(rid), policy, factories.policy_hash(policy))
+                await early.start(factories.spec(rid))  # the default: fast_policy()
             for _ in range(100):
                 if EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in await old.events(rid):
                     break
