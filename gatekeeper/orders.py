@@ -44,7 +44,7 @@ from gatekeeper.models.orders import (
     ReleaseAck,
     ReleaseUpdate,
 )
-from gatekeeper.models.status import UpdateResult
+from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.releases import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
 from gatekeeper.releases import workflow_id as release_workflow_id
 from gatekeeper.yamlfile import read_yaml_file, validate_model
@@ -128,6 +128,8 @@ async def send_release_update(client: Client, update: ReleaseUpdate) -> ReleaseA
         cause = err.cause
         rule = cause.type if isinstance(cause, ApplicationError) else None
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        if rule == "unchanged":  # a re-delivery: the release already has this order's change
+            return await _already_applied(handle, ack, message)
         outcome = "ended" if rule == "release_terminal" else "refused"
         return ack.model_copy(
             update={"outcome": outcome, "detail": f"{rule or 'refused'}: {message}", "at": _now()}
@@ -138,13 +140,27 @@ async def send_release_update(client: Client, update: ReleaseUpdate) -> ReleaseA
                 update={"outcome": "ended", "detail": "the release has ended", "at": _now()}
             )
         raise
-    status = result.status
+    return ack.model_copy(
+        update={
+            "outcome": "acknowledged",
+            "state": result.state.value,
+            "stage": result.stage or "",
+            "detail": result.message,
+            "at": _now(),
+        }
+    )
+
+
+async def _already_applied(
+    handle: WorkflowHandle[Any, Any], ack: ReleaseAck, message: str
+) -> ReleaseAck:
+    status = await handle.query("get_status", result_type=ReleaseStatus)
     return ack.model_copy(
         update={
             "outcome": "acknowledged",
             "state": status.state.value,
             "stage": status.stage or "",
-            "detail": result.message,
+            "detail": message,
             "at": _now(),
         }
     )

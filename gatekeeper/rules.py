@@ -58,6 +58,8 @@ class Rule(StrEnum):
     UNKNOWN_ORDER = "unknown_order"
     LAUNCH_IN_PROGRESS = "launch_in_progress"
     PARTNER_NOT_PROPOSED = "partner_not_proposed"
+    UNCHANGED = "unchanged"
+    REQUEST_BUDGET_EXHAUSTED = "request_budget_exhausted"
 
 
 class Refusal(Exception):
@@ -78,6 +80,65 @@ def refuse(rule: Rule, message: str) -> Refusal:
 def refuse_audited(rule: Rule, message: str) -> Refusal:
     """A refusal of an authenticated request that broke a rule: the attempt is audited."""
     return Refusal(rule, message, audited=True)
+
+
+# --- the request budget ------------------------------------------------------------------------
+
+#: Requests a release accepts, by budget: every accepted request is stored in the release's
+#: history, so these bound its size (docs/requests.md computes the worst case). ``refused``
+#: counts refusals the handler records in the audit trail; past it, such refusals are refused
+#: by the validator instead, unrecorded.
+REQUEST_BUDGETS: dict[str, int] = {
+    "decisions": 200,
+    "amend": 50,
+    "government": 100,
+    "operator": 100,
+    "delegate": 50,
+    "access": 100,
+    "partners": 100,
+    "refused": 200,
+}
+
+#: The budget each update draws on.
+BUDGET_OF: dict[str, str] = {
+    "approve": "decisions",
+    "reject": "decisions",
+    "request_changes": "decisions",
+    "amend": "amend",
+    "record_government_response": "government",
+    "hold": "operator",
+    "resume": "operator",
+    "withdraw": "operator",
+    "delegate": "delegate",
+    "suspend_access": "access",
+    "restore_access": "access",
+    "approve_partners": "partners",
+}
+
+#: Requests that move a release towards its end; accepted past their budget whenever they
+#: change something, so a spent budget never strands a release. Each is bounded by the state it
+#: undoes (a hold, a suspension, an undecided partner, a missing approval, an open concern).
+FINISHING: frozenset[str] = frozenset(
+    {
+        "withdraw",
+        "reject",
+        "approve",
+        "resume",
+        "restore_access",
+        "approve_partners",
+        "cleared",
+        "concern_resolved",
+    }
+)
+
+#: Refusals of a request that would change nothing (a repeat): refused by the validator, never
+#: recorded, whatever the budget.
+REPEATS: frozenset[Rule] = frozenset(
+    {Rule.ALREADY_DECIDED, Rule.ALREADY_HELD, Rule.NOT_HELD, Rule.ALREADY_CLEARED, Rule.UNCHANGED}
+)
+
+#: Active (unexpired, unrevoked) delegations one release keeps at once.
+MAX_ACTIVE_DELEGATIONS = 20
 
 
 # --- people and roles -------------------------------------------------------------------------

@@ -11,8 +11,10 @@ Decisions (approve, amend, government responses, operator actions) live in
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from gatekeeper.audit import AuditChain
 from gatekeeper.canonical import digest_of
@@ -43,7 +45,18 @@ from gatekeeper.models.status import (
     ReleaseStatus,
     StageRecord,
 )
-from gatekeeper.rules import QuorumProgress, eligible_people, quorum_progress
+from gatekeeper.rules import (
+    BUDGET_OF,
+    FINISHING,
+    REPEATS,
+    REQUEST_BUDGETS,
+    QuorumProgress,
+    Refusal,
+    Rule,
+    eligible_people,
+    quorum_progress,
+    refuse,
+)
 from workflows.notices import Notice, when
 
 SYSTEM = "gatekeeper"
@@ -150,6 +163,52 @@ class LedgerCore:
     def title(self) -> str:
         spec = self.spec
         return f"{spec.model.name} {spec.model.version}"
+
+    # --- the request budget ---------------------------------------------------------------
+
+    def spent(self, budget: str) -> bool:
+        return self.status.requests.get(budget, 0) >= REQUEST_BUDGETS[budget]
+
+    def charge(self, budget: str) -> None:
+        """Count one accepted request (the handler ran) against ``budget``."""
+        self.status.requests[budget] = self.status.requests.get(budget, 0) + 1
+
+    def trial(self, change: Callable[[Self], object]) -> Refusal | tuple[bool, str]:
+        """Run ``change`` on a copy of the ledger: the refusal it raises, or whether it changed
+        something (appended an audit event) and its message."""
+        copied = copy.copy(self)
+        copied.status = self.status.model_copy(deep=True)
+        copied.chain = AuditChain(self.chain.release_id, self.chain.events)
+        copied.notices = []
+        copied.used_nonces = set(self.used_nonces)
+        try:
+            message = change(copied)
+        except Refusal as refusal:
+            return refusal
+        return len(copied.chain) > len(self.chain), str(message)
+
+    def screen(self, request: str, kind: str, change: Callable[[Self], object]) -> None:
+        """The validator's last check, after the request's own: refuse (unrecorded) a request
+        past its budget, a repeat that would change nothing, and, once the ``refused`` budget
+        is spent, one the handler would refuse. ``kind`` is the request's finer kind where one
+        update has several (a government response's kind), else the update's name."""
+        budget = BUDGET_OF[request]
+        finishing = request in FINISHING or kind in FINISHING
+        if self.spent(budget) and not finishing:
+            raise refuse(
+                Rule.REQUEST_BUDGET_EXHAUSTED,
+                f"release {self.status.release_id} has accepted its "
+                f"{REQUEST_BUDGETS[budget]} {budget} requests; only requests that finish it "
+                "(approve, reject, resume, restore, clear, withdraw) are still taken",
+            )
+        outcome = self.trial(change)
+        if isinstance(outcome, Refusal):
+            if not outcome.audited or outcome.rule in REPEATS or self.spent("refused"):
+                raise refuse(outcome.rule, outcome.message)
+            return
+        changed, message = outcome
+        if not changed:
+            raise refuse(Rule.UNCHANGED, f"nothing to change: {message}")
 
     # --- start, stages, end ---------------------------------------------------------------
 

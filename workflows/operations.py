@@ -23,6 +23,7 @@ from gatekeeper.models.status import (
     Suspension,
 )
 from gatekeeper.rules import (
+    MAX_ACTIVE_DELEGATIONS,
     Rule,
     gate_roles,
     refuse,
@@ -167,6 +168,19 @@ class OperatorDecisions(LedgerChecks):
             raise refuse_audited(
                 Rule.BAD_DATE,
                 f"a delegation must end in the future and within {format_duration(MAX_DELEGATION)}",
+            )
+        active = [d for d in self.status.delegations if d.revoked_at is None and d.until > now]
+        for item in active:
+            if (item.by, item.to, item.role, item.until) == (req.by, req.to, req.role, req.until):
+                raise refuse(
+                    Rule.UNCHANGED,
+                    f"{req.by} already delegated {req.role} to {req.to} until {when(req.until)}",
+                )
+        if len(active) >= MAX_ACTIVE_DELEGATIONS:
+            raise refuse(
+                Rule.INVALID_DELEGATION,
+                f"release {self.status.release_id} already has {len(active)} active delegations "
+                f"(at most {MAX_ACTIVE_DELEGATIONS})",
             )
         self.status.delegations.append(
             Delegation(

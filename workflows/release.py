@@ -72,7 +72,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseStatus,
         UpdateResult,
     )
-    from gatekeeper.rules import Refusal, Rule, refuse
+    from gatekeeper.rules import BUDGET_OF, Refusal, Rule, refuse
     from workflows import timeouts
     from workflows.decisions import ReleaseLedger
     from workflows.details import current_details
@@ -602,6 +602,7 @@ class ModelReleaseWorkflow:
     def _commit(self) -> None:
         """Send what the ledger wants said, refresh what operators see, wake the pipeline."""
         self._changes += 1
+        self._ledger.status.status_version += 1
         for notice in self._ledger.take_notices():
             self._send(notice)
         self._publish()
@@ -648,20 +649,39 @@ class ModelReleaseWorkflow:
         except Refusal as refusal:
             raise self._refusal(refusal) from None
 
+    def _screen(self, request: str, kind: str, change: Callable[[ReleaseLedger], object]) -> None:
+        """Validator: refuse, unrecorded, what is past its budget or would change nothing."""
+        self._check(lambda: self._ledger.screen(request, kind, change))
+
     def _apply(
         self, request: str, actor: str, body: Any, change: Callable[[], str]
     ) -> UpdateResult:
+        ledger = self._ledger
         try:
             message = change()
         except Refusal as refusal:
-            if refusal.audited:
-                self._ledger.refused(
+            # Recorded in the audit trail while the ``refused`` budget lasts; past it the
+            # validator refuses such requests itself, so only a race reaches here unrecorded.
+            if refusal.audited and not ledger.spent("refused"):
+                ledger.refused(
                     refusal, workflow.now(), actor, request, body.model_dump(mode="json")
                 )
-                self._commit()
+            ledger.charge("refused")
+            self._commit()
             raise self._refusal(refusal) from None
+        ledger.charge(BUDGET_OF[request])
         self._commit()
-        return UpdateResult(message=message, status=self._ledger.status)
+        return self._result(message)
+
+    def _result(self, message: str) -> UpdateResult:
+        status = self._ledger.status
+        return UpdateResult(
+            message=message,
+            release_id=status.release_id,
+            state=status.state,
+            stage=status.stage,
+            status_version=status.status_version,
+        )
 
     def _decide(self, kind: DecisionKind, req: DecisionRequest) -> UpdateResult:
         return self._apply(
@@ -681,6 +701,7 @@ class ModelReleaseWorkflow:
         self._check(
             lambda: self._ledger.validate_decision(DecisionKind.APPROVE, req, workflow.now())
         )
+        self._screen_decision(DecisionKind.APPROVE, req)
 
     @workflow.update
     def reject(self, req: DecisionRequest) -> UpdateResult:
@@ -692,6 +713,7 @@ class ModelReleaseWorkflow:
         self._check(
             lambda: self._ledger.validate_decision(DecisionKind.REJECT, req, workflow.now())
         )
+        self._screen_decision(DecisionKind.REJECT, req)
 
     @workflow.update
     def request_changes(self, req: DecisionRequest) -> UpdateResult:
@@ -705,6 +727,14 @@ class ModelReleaseWorkflow:
                 DecisionKind.REQUEST_CHANGES, req, workflow.now()
             )
         )
+        self._screen_decision(DecisionKind.REQUEST_CHANGES, req)
+
+    def _screen_decision(self, kind: DecisionKind, req: DecisionRequest) -> None:
+        self._screen(
+            kind.value,
+            kind.value,
+            lambda ledger: ledger.apply_decision(kind, req, workflow.now()),
+        )
 
     @workflow.update
     async def amend(self, req: AmendRequest) -> UpdateResult:
@@ -713,7 +743,7 @@ class ModelReleaseWorkflow:
         if self._reverify:
             self._reverify = False
             await self._verify_evidence()
-            result = UpdateResult(message=result.message, status=self._ledger.status)
+            result = self._result(result.message)
             failures = self._ledger.evidence_failures()
             if failures:
                 result.message += f"; evidence still failing: {', '.join(failures)}"
@@ -727,6 +757,7 @@ class ModelReleaseWorkflow:
     @amend.validator
     def _validate_amend(self, req: AmendRequest) -> None:
         self._check(lambda: self._ledger.validate_amend(req, workflow.now()))
+        self._screen("amend", "amend", lambda ledger: ledger.apply_amend(req, workflow.now()))
 
     @workflow.update
     def record_government_response(self, req: GovernmentResponse) -> UpdateResult:
@@ -741,6 +772,11 @@ class ModelReleaseWorkflow:
     @record_government_response.validator
     def _validate_government(self, req: GovernmentResponse) -> None:
         self._check(lambda: self._ledger.validate_government(req, workflow.now()))
+        self._screen(
+            "record_government_response",
+            req.kind.value,
+            lambda ledger: ledger.apply_government(req, workflow.now()),
+        )
 
     @workflow.update
     def hold(self, req: OperatorRequest) -> UpdateResult:
@@ -752,6 +788,7 @@ class ModelReleaseWorkflow:
     @hold.validator
     def _validate_hold(self, req: OperatorRequest) -> None:
         self._check(lambda: self._operator_check(req))
+        self._screen("hold", "hold", lambda ledger: ledger.apply_hold(req, workflow.now()))
 
     @workflow.update
     def resume(self, req: OperatorRequest) -> UpdateResult:
@@ -763,6 +800,7 @@ class ModelReleaseWorkflow:
     @resume.validator
     def _validate_resume(self, req: OperatorRequest) -> None:
         self._check(lambda: self._ledger.validate_operator(req, workflow.now()))
+        self._screen("resume", "resume", lambda ledger: ledger.apply_resume(req, workflow.now()))
 
     @workflow.update
     def withdraw(self, req: OperatorRequest) -> UpdateResult:
@@ -774,6 +812,9 @@ class ModelReleaseWorkflow:
     @withdraw.validator
     def _validate_withdraw(self, req: OperatorRequest) -> None:
         self._check(lambda: self._operator_check(req))
+        self._screen(
+            "withdraw", "withdraw", lambda ledger: ledger.apply_withdraw(req, workflow.now())
+        )
 
     def _operator_check(self, req: OperatorRequest) -> None:
         self._ledger.validate_operator(req, workflow.now())
@@ -793,6 +834,9 @@ class ModelReleaseWorkflow:
     @delegate.validator
     def _validate_delegate(self, req: DelegationRequest) -> None:
         self._check(lambda: self._ledger.validate_delegation(req, workflow.now()))
+        self._screen(
+            "delegate", "delegate", lambda ledger: ledger.apply_delegation(req, workflow.now())
+        )
 
     @workflow.update
     def suspend_access(self, req: AccessSuspensionRequest) -> UpdateResult:
@@ -807,6 +851,11 @@ class ModelReleaseWorkflow:
     @suspend_access.validator
     def _validate_suspend(self, req: AccessSuspensionRequest) -> None:
         self._check(lambda: self._ledger.validate_suspension(req, workflow.now()))
+        self._screen(
+            "suspend_access",
+            "suspend_access",
+            lambda ledger: ledger.apply_suspension(req, workflow.now()),
+        )
 
     @workflow.update
     def restore_access(self, req: AccessRestoreRequest) -> UpdateResult:
@@ -825,6 +874,11 @@ class ModelReleaseWorkflow:
                 workflow.now(),
             )
         )
+        self._screen(
+            "restore_access",
+            "restore_access",
+            lambda ledger: ledger.apply_restore(req, workflow.now()),
+        )
 
     @workflow.update
     def approve_partners(self, req: PartnerApprovalRequest) -> UpdateResult:
@@ -839,6 +893,11 @@ class ModelReleaseWorkflow:
     @approve_partners.validator
     def _validate_approve_partners(self, req: PartnerApprovalRequest) -> None:
         self._check(lambda: self._ledger.validate_partner_approval(req, workflow.now()))
+        self._screen(
+            "approve_partners",
+            "approve_partners",
+            lambda ledger: ledger.apply_partner_approval(req, workflow.now()),
+        )
 
     # --- queries --------------------------------------------------------------------------------
 

@@ -148,16 +148,15 @@ def show_result(result: UpdateResult, json_: bool) -> None:
 
 
 def print_result(console: Console, result: UpdateResult) -> None:
-    status = result.status
-    where = status.stage or "—"
+    where = result.stage or "—"
     console.print(
         Text.assemble(
             ("✔ ", "green"),
             result.message,
             "  ",
             ("[", "dim"),
-            state_text(status.state),
-            (f" at {where}]", "dim"),
+            state_text(result.state),
+            (f" at {where}, status v{result.status_version}]", "dim"),
         )
     )
 
