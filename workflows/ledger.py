@@ -48,6 +48,8 @@ from gatekeeper.models.status import (
 from gatekeeper.rules import (
     BUDGET_OF,
     FINISHING,
+    PAYLOAD,
+    PAYLOAD_BUDGET,
     REPEATS,
     REQUEST_BUDGETS,
     QuorumProgress,
@@ -169,9 +171,10 @@ class LedgerCore:
     def spent(self, budget: str) -> bool:
         return self.status.requests.get(budget, 0) >= REQUEST_BUDGETS[budget]
 
-    def charge(self, budget: str) -> None:
-        """Count one accepted request (the handler ran) against ``budget``."""
+    def charge(self, budget: str, size: int) -> None:
+        """Count one accepted request (the handler ran) of ``size`` bytes against ``budget``."""
         self.status.requests[budget] = self.status.requests.get(budget, 0) + 1
+        self.status.requests[PAYLOAD] = self.status.requests.get(PAYLOAD, 0) + size
 
     def trial(self, change: Callable[[Self], object]) -> Refusal | tuple[bool, str]:
         """Run ``change`` on a copy of the ledger: the refusal it raises, or whether it changed
@@ -187,20 +190,26 @@ class LedgerCore:
             return refusal
         return len(copied.chain) > len(self.chain), str(message)
 
-    def screen(self, request: str, kind: str, change: Callable[[Self], object]) -> None:
+    def screen(self, request: str, kind: str, size: int, change: Callable[[Self], object]) -> None:
         """The validator's last check, after the request's own: refuse (unrecorded) a request
         past its budget, a repeat that would change nothing, and, once the ``refused`` budget
         is spent, one the handler would refuse. ``kind`` is the request's finer kind where one
-        update has several (a government response's kind), else the update's name."""
+        update has several (a government response's kind), else the update's name; ``size`` is
+        the request's JSON in bytes."""
         budget = BUDGET_OF[request]
         finishing = request in FINISHING or kind in FINISHING
-        if self.spent(budget) and not finishing:
-            raise refuse(
-                Rule.REQUEST_BUDGET_EXHAUSTED,
-                f"release {self.status.release_id} has accepted its "
-                f"{REQUEST_BUDGETS[budget]} {budget} requests; only requests that finish it "
-                "(approve, reject, resume, restore, clear, withdraw) are still taken",
-            )
+        if not finishing:
+            spent = ""
+            if self.spent(budget):
+                spent = f"its {REQUEST_BUDGETS[budget]} {budget} requests"
+            elif self.status.requests.get(PAYLOAD, 0) + size > PAYLOAD_BUDGET:
+                spent = f"{PAYLOAD_BUDGET // 1024} KB of requests"
+            if spent:
+                raise refuse(
+                    Rule.REQUEST_BUDGET_EXHAUSTED,
+                    f"release {self.status.release_id} has accepted {spent}; only requests "
+                    "that finish it (approve, reject, resume, restore, clear, withdraw) are taken",
+                )
         outcome = self.trial(change)
         if isinstance(outcome, Refusal):
             if not outcome.audited or outcome.rule in REPEATS or self.spent("refused"):

@@ -649,9 +649,12 @@ class ModelReleaseWorkflow:
         except Refusal as refusal:
             raise self._refusal(refusal) from None
 
-    def _screen(self, request: str, kind: str, change: Callable[[ReleaseLedger], object]) -> None:
+    def _screen(
+        self, request: str, kind: str, body: Any, change: Callable[[ReleaseLedger], object]
+    ) -> None:
         """Validator: refuse, unrecorded, what is past its budget or would change nothing."""
-        self._check(lambda: self._ledger.screen(request, kind, change))
+        size = len(body.model_dump_json())
+        self._check(lambda: self._ledger.screen(request, kind, size, change))
 
     def _apply(
         self, request: str, actor: str, body: Any, change: Callable[[], str]
@@ -666,10 +669,10 @@ class ModelReleaseWorkflow:
                 ledger.refused(
                     refusal, workflow.now(), actor, request, body.model_dump(mode="json")
                 )
-            ledger.charge("refused")
+            ledger.charge("refused", len(body.model_dump_json()))
             self._commit()
             raise self._refusal(refusal) from None
-        ledger.charge(BUDGET_OF[request])
+        ledger.charge(BUDGET_OF[request], len(body.model_dump_json()))
         self._commit()
         return self._result(message)
 
@@ -733,6 +736,7 @@ class ModelReleaseWorkflow:
         self._screen(
             kind.value,
             kind.value,
+            req,
             lambda ledger: ledger.apply_decision(kind, req, workflow.now()),
         )
 
@@ -757,7 +761,7 @@ class ModelReleaseWorkflow:
     @amend.validator
     def _validate_amend(self, req: AmendRequest) -> None:
         self._check(lambda: self._ledger.validate_amend(req, workflow.now()))
-        self._screen("amend", "amend", lambda ledger: ledger.apply_amend(req, workflow.now()))
+        self._screen("amend", "amend", req, lambda ledger: ledger.apply_amend(req, workflow.now()))
 
     @workflow.update
     def record_government_response(self, req: GovernmentResponse) -> UpdateResult:
@@ -775,6 +779,7 @@ class ModelReleaseWorkflow:
         self._screen(
             "record_government_response",
             req.kind.value,
+            req,
             lambda ledger: ledger.apply_government(req, workflow.now()),
         )
 
@@ -788,7 +793,7 @@ class ModelReleaseWorkflow:
     @hold.validator
     def _validate_hold(self, req: OperatorRequest) -> None:
         self._check(lambda: self._operator_check(req))
-        self._screen("hold", "hold", lambda ledger: ledger.apply_hold(req, workflow.now()))
+        self._screen("hold", "hold", req, lambda ledger: ledger.apply_hold(req, workflow.now()))
 
     @workflow.update
     def resume(self, req: OperatorRequest) -> UpdateResult:
@@ -800,7 +805,9 @@ class ModelReleaseWorkflow:
     @resume.validator
     def _validate_resume(self, req: OperatorRequest) -> None:
         self._check(lambda: self._ledger.validate_operator(req, workflow.now()))
-        self._screen("resume", "resume", lambda ledger: ledger.apply_resume(req, workflow.now()))
+        self._screen(
+            "resume", "resume", req, lambda ledger: ledger.apply_resume(req, workflow.now())
+        )
 
     @workflow.update
     def withdraw(self, req: OperatorRequest) -> UpdateResult:
@@ -813,7 +820,7 @@ class ModelReleaseWorkflow:
     def _validate_withdraw(self, req: OperatorRequest) -> None:
         self._check(lambda: self._operator_check(req))
         self._screen(
-            "withdraw", "withdraw", lambda ledger: ledger.apply_withdraw(req, workflow.now())
+            "withdraw", "withdraw", req, lambda ledger: ledger.apply_withdraw(req, workflow.now())
         )
 
     def _operator_check(self, req: OperatorRequest) -> None:
@@ -835,7 +842,7 @@ class ModelReleaseWorkflow:
     def _validate_delegate(self, req: DelegationRequest) -> None:
         self._check(lambda: self._ledger.validate_delegation(req, workflow.now()))
         self._screen(
-            "delegate", "delegate", lambda ledger: ledger.apply_delegation(req, workflow.now())
+            "delegate", "delegate", req, lambda ledger: ledger.apply_delegation(req, workflow.now())
         )
 
     @workflow.update
@@ -854,6 +861,7 @@ class ModelReleaseWorkflow:
         self._screen(
             "suspend_access",
             "suspend_access",
+            req,
             lambda ledger: ledger.apply_suspension(req, workflow.now()),
         )
 
@@ -877,6 +885,7 @@ class ModelReleaseWorkflow:
         self._screen(
             "restore_access",
             "restore_access",
+            req,
             lambda ledger: ledger.apply_restore(req, workflow.now()),
         )
 
@@ -896,6 +905,7 @@ class ModelReleaseWorkflow:
         self._screen(
             "approve_partners",
             "approve_partners",
+            req,
             lambda ledger: ledger.apply_partner_approval(req, workflow.now()),
         )
 
