@@ -101,7 +101,7 @@ REQUEST_BUDGETS: dict[str, int] = {
 
 #: Bytes of accepted request payloads (their JSON) a release takes in all, refused or not: each
 #: is stored in history and echoed in the audit trail and the workflow's result.
-PAYLOAD_BUDGET = 512 * 1024
+PAYLOAD_BUDGET = 256 * 1024
 PAYLOAD = "payload_bytes"
 
 #: The budget each update draws on.

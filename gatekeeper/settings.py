@@ -18,6 +18,8 @@ from gatekeeper.errors import ConfigError
 DEFAULT_TASK_QUEUE = "gatekeeper"
 DEFAULT_DATA_DIR = Path(".gatekeeper")
 DEFAULT_MAX_CACHED_WORKFLOWS = 250
+#: Seconds between a worker's grant reconciliations (``gatekeeper.reconcile``).
+DEFAULT_RECONCILE_EVERY = 300
 _LOG_FORMATS = ("auto", "console", "json")
 
 
@@ -46,6 +48,9 @@ class Settings:
             the last key listed when unset.
         codec_server_token: bearer token ``gatekeeper codec-server`` requires of its callers
             (``GATEKEEPER_CODEC_SERVER_TOKEN``); unset means no token is asked for.
+        reconcile_every: seconds between a worker's grant reconciliations
+            (``GATEKEEPER_RECONCILE_EVERY``, see :mod:`gatekeeper.reconcile`); it also runs once
+            when the worker starts.
         config: the worker's own configuration (channels, egress, evidence roots), read from
             ``GATEKEEPER_CONFIG`` or ``<data_dir>/gatekeeper.toml`` (see :mod:`gatekeeper.config`).
     """
@@ -65,6 +70,7 @@ class Settings:
     codec_active_key: str | None = None
     codec_server_token: str | None = field(default=None, repr=False)
     config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
+    reconcile_every: int = DEFAULT_RECONCILE_EVERY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +110,9 @@ class Settings:
             codec_active_key=env.get("GATEKEEPER_CODEC_ACTIVE") or None,
             codec_server_token=env.get("GATEKEEPER_CODEC_SERVER_TOKEN") or None,
             config=config,
+            reconcile_every=_positive_int(
+                env, "GATEKEEPER_RECONCILE_EVERY", DEFAULT_RECONCILE_EVERY
+            ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

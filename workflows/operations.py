@@ -253,16 +253,17 @@ class OperatorDecisions(LedgerChecks):
             "access_exemptions_changed",
             {"order_id": req.order_id, "exempted": added, "no_longer_exempt": removed},
         )
+        exempt = _names(req.exempt_partners, "nobody")
         self.notify(
             NotificationEvent.ACCESS_SUSPENDED,
             event,
-            f"Order {req.order_id} now exempts {', '.join(req.exempt_partners) or 'nobody'}",
+            f"Order {req.order_id} now exempts {_names(req.exempt_partners, 'nobody', 3)}",
             f"Order {req.order_id} still suspends access to {self.title} for {req.scope}; "
-            f"exempt partners (and all their staff): {', '.join(req.exempt_partners) or 'none'}.",
+            f"exempt partners (and all their staff): {exempt}.",
             concerned=[self.spec.submitter],
             roles=["operator"],
         )
-        return f"order {req.order_id} exempts {', '.join(req.exempt_partners) or 'nobody'}"
+        return f"order {req.order_id} exempts {_names(req.exempt_partners, 'nobody', 3)}"
 
     def apply_restore(self, req: AccessRestoreRequest, now: datetime) -> str:
         self._not_terminal()
@@ -287,3 +288,11 @@ class OperatorDecisions(LedgerChecks):
             roles=["operator"],
         )
         return f"access restored (order {req.order_id} lifted)"
+
+
+def _names(items: list[str], empty: str, shown: int = 20) -> str:
+    """``a, b, c`` or ``a, b, c and 497 more``: a message names a few, the audit keeps all."""
+    if not items:
+        return empty
+    head = ", ".join(items[:shown])
+    return head if len(items) <= shown else f"{head} and {len(items) - shown} more"

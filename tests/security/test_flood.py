@@ -226,6 +226,11 @@ class TestFlood:
         assert description.status is WorkflowExecutionStatus.COMPLETED, "not terminated"
         events, size, kinds = await history_size(harness, rid)
         print(f"launched: {events} events, {size} bytes")
+        history = await handle.fetch_history()
+        by: Counter[str] = Counter()
+        for e in history.events:
+            by[EventType.Name(e.event_type)] += e.ByteSize()
+        print("DEBUG", by.most_common(8))
         assert events < MAX_EVENTS
         assert size < MAX_BYTES
 
