@@ -89,20 +89,23 @@ def refuse_audited(rule: Rule, message: str) -> Refusal:
 #: counts refusals the handler records in the audit trail; past it, such refusals are refused
 #: by the validator instead, unrecorded.
 REQUEST_BUDGETS: dict[str, int] = {
-    "decisions": 200,
-    "amend": 50,
-    "government": 100,
-    "operator": 100,
-    "delegate": 50,
-    "access": 100,
-    "partners": 100,
-    "refused": 200,
+    "decisions": 100,
+    "amend": 30,
+    "government": 50,
+    "operator": 50,
+    "delegate": 30,
+    "access": 50,
+    "partners": 50,
+    "refused": 100,
 }
 
 #: Bytes of accepted request payloads (their JSON) a release takes in all, refused or not: each
 #: is stored in history and echoed in the audit trail and the workflow's result.
 PAYLOAD_BUDGET = 256 * 1024
 PAYLOAD = "payload_bytes"
+#: The largest finishing request taken once its budget is spent (an approval with a full comment
+#: and a signature is under 3 KB; a partner-list decision names about 50 partners in 4 KB).
+FINISHING_MAX_BYTES = 4 * 1024
 
 #: The budget each update draws on.
 BUDGET_OF: dict[str, str] = {

@@ -48,6 +48,7 @@ from gatekeeper.models.status import (
 from gatekeeper.rules import (
     BUDGET_OF,
     FINISHING,
+    FINISHING_MAX_BYTES,
     PAYLOAD,
     PAYLOAD_BUDGET,
     REPEATS,
@@ -198,18 +199,23 @@ class LedgerCore:
         the request's JSON in bytes."""
         budget = BUDGET_OF[request]
         finishing = request in FINISHING or kind in FINISHING
-        if not finishing:
-            spent = ""
-            if self.spent(budget):
-                spent = f"its {REQUEST_BUDGETS[budget]} {budget} requests"
-            elif self.status.requests.get(PAYLOAD, 0) + size > PAYLOAD_BUDGET:
-                spent = f"{PAYLOAD_BUDGET // 1024} KB of requests"
-            if spent:
-                raise refuse(
-                    Rule.REQUEST_BUDGET_EXHAUSTED,
-                    f"release {self.status.release_id} has accepted {spent}; only requests "
-                    "that finish it (approve, reject, resume, restore, clear, withdraw) are taken",
-                )
+        spent = ""
+        if self.spent(budget):
+            spent = f"its {REQUEST_BUDGETS[budget]} {budget} requests"
+        elif not finishing and self.status.requests.get(PAYLOAD, 0) + size > PAYLOAD_BUDGET:
+            spent = f"{PAYLOAD_BUDGET // 1024} KB of requests"
+        if spent and not finishing:
+            raise refuse(
+                Rule.REQUEST_BUDGET_EXHAUSTED,
+                f"release {self.status.release_id} has accepted {spent}; only requests "
+                "that finish it (approve, reject, resume, restore, clear, withdraw) are taken",
+            )
+        if spent and size > FINISHING_MAX_BYTES:
+            raise refuse(
+                Rule.REQUEST_BUDGET_EXHAUSTED,
+                f"release {self.status.release_id} has accepted {spent}; past it a request "
+                f"must be under {FINISHING_MAX_BYTES // 1024} KB (this one is {size // 1024} KB)",
+            )
         outcome = self.trial(change)
         if isinstance(outcome, Refusal):
             if not outcome.audited or outcome.rule in REPEATS or self.spent("refused"):

@@ -226,11 +226,6 @@ class TestFlood:
         assert description.status is WorkflowExecutionStatus.COMPLETED, "not terminated"
         events, size, kinds = await history_size(harness, rid)
         print(f"launched: {events} events, {size} bytes")
-        history = await handle.fetch_history()
-        by: Counter[str] = Counter()
-        for e in history.events:
-            by[EventType.Name(e.event_type)] += e.ByteSize()
-        print("DEBUG", by.most_common(8))
         assert events < MAX_EVENTS
         assert size < MAX_BYTES
 
@@ -243,7 +238,7 @@ class TestOversizeRequest:
         status = await harness.start()
         rid = status.release_id
         before = await harness.at_stage(rid, "internal_review")
-        events, size, _ = await history_size(harness, rid)
+        _, size, _ = await history_size(harness, rid)
         body = {
             "order_id": "huge",
             "by": "access-order-huge",
@@ -264,4 +259,7 @@ class TestOversizeRequest:
         after = await harness.releases.status(rid)
         assert after.status_version == before.status_version
         assert after.suspensions == [] and after.state is ReleaseState.ACTIVE
-        assert (await history_size(harness, rid))[:2] == (events, size), "history unchanged"
+        # The release may still be finishing a notification; the request itself left nothing.
+        _, grown, kinds = await history_size(harness, rid)
+        assert kinds["EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"] == 0
+        assert grown - size < 10_000, "no trace of the megabyte in history"
