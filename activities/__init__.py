@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from activities.access import AccessActivities
 from activities.audit import AuditActivities
 from activities.evidence import EvidenceActivities
@@ -32,8 +30,8 @@ from gatekeeper.adapters import (
 from gatekeeper.adapters.email import email_factory
 from gatekeeper.adapters.notifier import SendJournal, granted_partners
 from gatekeeper.adapters.registry import AccessRegistry
-from gatekeeper.adapters.webhook import REQUEST_TIMEOUT as WEBHOOK_TIMEOUT
-from gatekeeper.adapters.webhook import webhook_factory
+from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_factory
+from gatekeeper.errors import ConfigError
 from gatekeeper.models.enums import Channel
 from gatekeeper.settings import Settings
 
@@ -52,7 +50,7 @@ class Adapters:
     audit_store: JsonlAuditStore
     launcher: FileDropLaunchPublisher
     registry: AccessRegistry
-    http: httpx.Client
+    http: GuardedClient
 
     def close(self) -> None:
         """Release connections (workers call this on shutdown)."""
@@ -66,13 +64,14 @@ def open_adapters(settings: Settings) -> Adapters:
     data.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(data / "outbox.jsonl")
     registry = AccessRegistry(settings.effective_registry_url)
-    # One HTTP client for every webhook channel (connection reuse), closed with the adapters.
-    http = httpx.Client(timeout=WEBHOOK_TIMEOUT)
+    # One HTTP client for every webhook channel (connection reuse), closed with the adapters;
+    # every connection it opens passes the configuration's egress rules.
+    http = webhook_client(settings.config.egress.rules)
     return Adapters(
         outbox=outbox,
         notifier=_notifier(settings, outbox, registry, http),
         clearinghouse=FileDropClearinghouse(data / "clearinghouse"),
-        evidence=LocalEvidenceVerifier(),
+        evidence=LocalEvidenceVerifier.from_settings(settings.config.evidence, data),
         audit_store=JsonlAuditStore(data / "audit"),
         launcher=FileDropLaunchPublisher(data / "launches"),
         registry=registry,
@@ -81,15 +80,31 @@ def open_adapters(settings: Settings) -> Adapters:
 
 
 def _notifier(
-    settings: Settings, outbox: Outbox, registry: AccessRegistry, http: httpx.Client
+    settings: Settings, outbox: Outbox, registry: AccessRegistry, http: GuardedClient
 ) -> Notifier:
-    """Log and outbox channels, webhook and e-mail with secrets from the settings' environment,
-    and cohorts expanded to the partners the registry granted."""
+    """Log and outbox channels, and the webhook and e-mail channels the worker's configuration
+    defines, with secrets from the settings' environment and destinations limited by its egress
+    rules; cohorts expanded to the partners the registry granted.
+
+    Raises:
+        ConfigError: a configured channel's secret variable is not set (the worker does not
+            start, rather than failing every notification on that channel later).
+    """
+    config = settings.config
+    for name, channel in sorted(config.channels.items()):
+        if channel.secret_env and not settings.env.get(channel.secret_env):
+            raise ConfigError(
+                f"channel {name!r}: the variable {channel.secret_env} named by its secret_env is "
+                "not set in the worker's environment"
+            )
     journal = SendJournal(outbox, Outbox(settings.data_dir / "outbox.sending.jsonl"))
     channels = ChannelRegistry.embedded(outbox)
+    egress = config.egress.rules
     channels.register(Channel.WEBHOOK, webhook_factory(journal, settings.env, client=http))
-    channels.register(Channel.EMAIL, email_factory(journal, settings.env))
-    return Notifier(channels, cohorts=granted_partners(registry.list_grants))
+    channels.register(Channel.EMAIL, email_factory(journal, settings.env, egress=egress))
+    return Notifier(
+        channels, configured=config.channels, cohorts=granted_partners(registry.list_grants)
+    )
 
 
 def activities_from(adapters: Adapters, client: Client | None = None) -> list[Callable[..., Any]]:

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from temporalio import activity
 
 from activities._errors import activity_errors
-from gatekeeper.adapters.notifier import Notifier, NotifySummary
-from gatekeeper.models.io import NotifyRequest
+from gatekeeper.adapters.notifier import Notifier
+from gatekeeper.models.io import NotifyRequest, NotifySummary
 
 #: Seconds between heartbeats while a fan-out runs, even while one delivery waits on a slow
 #: receiver; a worker that dies is then noticed within the activity's heartbeat timeout.
@@ -31,6 +31,10 @@ class NotifyActivities:
         Cohort recipients fan out to their partners inside this one activity, so workflow history
         holds one small request and one small result (counts) however many partners a cohort
         has. Heartbeats carry the number of deliveries done.
+
+        A channel name this worker's configuration does not define is not retried and nothing
+        is sent in its place: the summary lists it under ``unconfigured`` and the workflow audits
+        the notification as failed.
         """
         with activity_errors():
             request = NotifyRequest.model_validate(request)
@@ -43,6 +47,13 @@ class NotifyActivities:
             summary.delivered,
             summary.already_delivered,
         )
+        if summary.unconfigured:
+            activity.logger.warning(
+                "notification %s: channel(s) %s are not defined in this worker's configuration; "
+                "nothing was sent on them",
+                summary.notification,
+                ", ".join(summary.unconfigured),
+            )
         return summary
 
 

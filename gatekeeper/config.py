@@ -22,10 +22,10 @@ read are decided here, by whoever runs the worker. The file is TOML, named by
     allow_hosts = []
 
     [evidence]
-    roots = ["/srv/evidence"]        # besides the data directory
-    schemes = ["file"]
-    max_bytes = 1073741824
-    hash_timeout_seconds = 120
+    roots = ["/srv/evidence"]        # besides the data directory; absolute paths
+    schemes = ["file", "https", "http", "s3", "gs"]   # file: read under the roots; others unverified
+    max_bytes = 1073741824           # per file
+    hash_timeout_seconds = 120       # for all of one release's evidence
 
 Nothing here is ever copied into a workflow's history, a log line or an error message except a
 channel's *name*.
@@ -33,35 +33,158 @@ channel's *name*.
 
 from __future__ import annotations
 
+import re
 import tomllib
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from gatekeeper.egress import EgressRules, is_host_name_or_address, parse_allowed
 from gatekeeper.errors import ConfigError
 from gatekeeper.models.base import Identifier, Model
+from gatekeeper.models.policy import BUILTIN_CHANNELS
 
 CONFIG_FILE_NAME = "gatekeeper.toml"
 #: Evidence files larger than this are refused unless the configuration says otherwise (1 GiB).
 DEFAULT_EVIDENCE_MAX_BYTES = 1 << 30
 #: How long hashing one release's evidence may take before it is refused.
 DEFAULT_HASH_TIMEOUT_SECONDS = 120.0
+#: Channel names every worker has without configuring them.
+BUILTIN_CHANNEL_NAMES = frozenset(BUILTIN_CHANNELS)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
+#: Per channel type: the fields it needs, and the fields that belong to the other type.
+_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "webhook": (("url", "secret_env"), ("smtp_host", "smtp_port", "sender")),
+    "email": (("smtp_host", "sender"), ("url",)),
+}
+
+
+def _no_control(value: str) -> None:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise PydanticCustomError("control", "must not contain control characters")
+
+
+#: The release gives ``verify_evidence`` 5 minutes (``workflows/timeouts.EVIDENCE_TIMEOUT``): the
+#: hashing limit stays well inside it, so a slow file is a refusal, never a timed-out activity.
+MAX_HASH_TIMEOUT_SECONDS = 240.0
+#: URI schemes a release may name. ``file`` is read under the roots; the others are recorded as
+#: ``unverified`` (the worker never fetches a URL a client named). Any other scheme is refused.
+DEFAULT_EVIDENCE_SCHEMES = ("file", "https", "http", "s3", "gs")
 
 
 class ChannelSettings(Model):
-    """One delivery channel, as the operator of the worker defined it."""
+    """One delivery channel, as the operator of the worker defined it.
 
+    A ``webhook`` needs ``url`` (http or https, no credentials in it) and ``secret_env`` (webhooks
+    are always signed); an ``email`` channel needs ``smtp_host`` and ``sender`` and may name
+    ``secret_env`` for SMTP credentials. Fields of the other type are refused. ``secret_env`` is
+    the *name* of an environment variable of the worker; its value is read when the channel
+    opens and is never written anywhere.
+    """
+
+    # Destinations and the variable's name are left out of the repr, so a stray log line or
+    # traceback of these settings shows only the type.
     type: Literal["webhook", "email"]
-    url: str | None = Field(default=None, max_length=2000)
-    secret_env: str | None = Field(default=None, max_length=200)
-    smtp_host: str | None = Field(default=None, max_length=253)
-    smtp_port: int | None = Field(default=None, ge=1, le=65535)
-    sender: str | None = Field(default=None, max_length=200)
+    url: str | None = Field(default=None, max_length=2000, repr=False)
+    secret_env: str | None = Field(default=None, max_length=200, repr=False)
+    smtp_host: str | None = Field(default=None, max_length=253, repr=False)
+    smtp_port: int | None = Field(default=None, ge=1, le=65535, repr=False)
+    sender: str | None = Field(default=None, max_length=200, repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        _no_control(value)
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise PydanticCustomError("url", "must be an http:// or https:// URL")
+        if parts.username is not None or parts.password is not None:
+            raise PydanticCustomError(
+                "url", "must not carry credentials; webhooks are signed with secret_env"
+            )
+        if not parts.hostname or not is_host_name_or_address(parts.hostname):
+            raise PydanticCustomError("url", "must name a host")
+        try:
+            parts.port  # noqa: B018 - raises on a port out of range or not a number
+        except ValueError:
+            raise PydanticCustomError("url", "has an invalid port") from None
+        if parts.fragment:
+            raise PydanticCustomError("url", "must not have a #fragment")
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise PydanticCustomError(
+                "secret_env",
+                "must be the name of an environment variable (letters, digits, _), "
+                "not the secret itself",
+            )
+        return value
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _smtp_host(cls, value: str | None) -> str | None:
+        if value is not None and not is_host_name_or_address(value):
+            raise PydanticCustomError("smtp_host", "must be a host name or an IP address")
+        return value
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        _no_control(value)
+        _, address = parseaddr(value)
+        if "@" not in address or any(c.isspace() for c in address):
+            raise PydanticCustomError("sender", "must be an e-mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> ChannelSettings:
+        needed, foreign = _FIELDS[self.type]
+        for name in needed:
+            if getattr(self, name) is None:
+                raise PydanticCustomError(
+                    "channel", "{kind} channels need {name}", {"kind": self.type, "name": name}
+                )
+        for name in foreign:
+            if getattr(self, name) is not None:
+                raise PydanticCustomError(
+                    "channel",
+                    "{name} does not apply to {kind} channels",
+                    {"kind": self.type, "name": name},
+                )
+        return self
+
+    @property
+    def host(self) -> str:
+        """Where the channel connects: the URL's host, or the SMTP host."""
+        if self.url is not None:
+            return urlsplit(self.url).hostname or ""
+        return self.smtp_host or ""
 
 
 class EgressSettings(Model):
-    """Where the worker may send requests besides public addresses."""
+    """Where the worker may send requests besides public addresses.
+
+    Each entry is an IP address, a CIDR range (every address in it), or a host name (trusted with
+    whatever it resolves to). See :mod:`gatekeeper.egress`.
+    """
 
     allow_hosts: list[str] = Field(
         default_factory=list,
@@ -70,14 +193,55 @@ class EgressSettings(Model):
         "link-local, private and cloud metadata addresses",
     )
 
+    @field_validator("allow_hosts")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                parse_allowed(entry)
+            except ValueError as err:
+                raise PydanticCustomError("allow_hosts", str(err)) from None
+        return value
+
+    @property
+    def rules(self) -> EgressRules:
+        return EgressRules.allowing(self.allow_hosts)
+
+
+def _absolute(path: Path) -> Path:
+    if not path.is_absolute():
+        raise ValueError(f"evidence roots must be absolute paths, not {str(path)!r}")
+    return path
+
+
+#: A URI scheme as RFC 3986 spells it, lower case.
+Scheme = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]{0,31}$")]
+
 
 class EvidenceSettings(Model):
-    """What evidence and artifact URIs the worker reads, and how much of them."""
+    """What evidence and artifact URIs the worker reads, and how much of them.
 
-    roots: list[Path] = Field(default_factory=list, max_length=100)
-    schemes: list[Literal["file"]] = Field(default_factory=lambda: ["file"])
+    The worker's data directory is always a root besides ``roots``; ``gatekeeper dev`` and
+    ``gatekeeper demo`` add the directory they read examples from (see docs/running.md). No
+    client ever names a root.
+    """
+
+    roots: list[Annotated[Path, AfterValidator(_absolute)]] = Field(
+        default_factory=list, max_length=100
+    )
+    schemes: list[Scheme] = Field(
+        default_factory=lambda: list(DEFAULT_EVIDENCE_SCHEMES), max_length=50
+    )
     max_bytes: int = Field(default=DEFAULT_EVIDENCE_MAX_BYTES, ge=1)
-    hash_timeout_seconds: float = Field(default=DEFAULT_HASH_TIMEOUT_SECONDS, gt=0)
+    hash_timeout_seconds: float = Field(
+        default=DEFAULT_HASH_TIMEOUT_SECONDS, gt=0, le=MAX_HASH_TIMEOUT_SECONDS
+    )
+
+    def with_roots(self, *extra: Path) -> EvidenceSettings:
+        """These settings with ``extra`` directories (made absolute) added to the roots."""
+        roots = list(self.roots)
+        roots += [p.absolute() for p in extra if p.absolute() not in roots]
+        return self.model_copy(update={"roots": roots})
 
 
 class WorkerConfig(Model):
@@ -86,6 +250,31 @@ class WorkerConfig(Model):
     channels: dict[Identifier, ChannelSettings] = Field(default_factory=dict)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+
+    @model_validator(mode="after")
+    def _channels(self) -> WorkerConfig:
+        rules = self.egress.rules
+        for name, channel in self.channels.items():
+            if name in BUILTIN_CHANNEL_NAMES:
+                raise PydanticCustomError(
+                    "channel",
+                    "channels.{name}: '{name}' is built in; choose another name",
+                    {"name": name},
+                )
+            problem = rules.configured_host_problem(channel.host)
+            if problem is not None:
+                field = "url" if channel.url is not None else "smtp_host"
+                raise PydanticCustomError(
+                    "egress",
+                    "channels.{name}.{field}: the destination {problem}; destinations outside "
+                    "the public internet must be listed in [egress] allow_hosts",
+                    {"name": name, "field": field, "problem": problem},
+                )
+        return self
+
+    def with_evidence_roots(self, *extra: Path) -> WorkerConfig:
+        """This configuration with ``extra`` evidence roots (what ``dev`` and ``demo`` add)."""
+        return self.model_copy(update={"evidence": self.evidence.with_roots(*extra)})
 
 
 def load_worker_config(path: Path | None, *, required: bool = False) -> WorkerConfig:
@@ -108,5 +297,6 @@ def load_worker_config(path: Path | None, *, required: bool = False) -> WorkerCo
         return WorkerConfig.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        where = ".".join(str(part) for part in first["loc"])
+        prefix = f"{where}: " if where else ""  # a rule over several sections names its field
+        raise ConfigError(f"{path}: {prefix}{first['msg']}") from None

@@ -20,18 +20,25 @@
         └── EvidenceError      evidence could not be read or did not match its digest
 
 Third-party errors (Temporal RPC, pydantic, YAML, SQLAlchemy, httpx) are translated into these at
-one boundary each, so the CLI prints one line and exits non-zero.
+one boundary each, so the CLI prints one line and exits non-zero. Every message is masked as the
+error is made (:func:`gatekeeper.redact.mask`): a URL's password, a token or a key the process
+was configured with never reaches a terminal, a log line or a release's history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gatekeeper.redact import mask
+
 
 class GatekeeperError(Exception):
-    """Base of every Gatekeeper error. ``str(err)`` is one line meant for a person."""
+    """Base of every Gatekeeper error. ``str(err)`` is one line meant for a person, masked."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(mask(str(message)), *args)
 
 
 class ConfigError(GatekeeperError):

@@ -3,6 +3,11 @@
 structlog renders both its own events and every stdlib record (``temporalio``'s loggers,
 ``workflow.logger``, ``activity.logger``, the SDK Core's logs forwarded from Rust), so a process
 writes either readable console lines or one JSON object per line, never a mix.
+
+Every line is masked once rendered (:func:`gatekeeper.redact.mask`): URL passwords, bearer
+tokens, ``password=``-style pairs and every secret the process was configured with (the registry
+URL's password, codec keys and token, variables whose names say secret) read ``***``, whichever
+library logged them and whatever field or traceback carried them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
+from gatekeeper import redact
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
 
@@ -54,6 +60,9 @@ def configure_logging(settings: Settings, *, forward_core_logs: bool = True) -> 
     """
     level = _level(settings.log_level)
     renderer = _renderer(settings.log_format)
+    redact.remember_environment(settings.env)
+    redact.remember_url(settings.registry_url)
+    redact.remember(settings.codec_server_token, *_codec_secrets(settings.codec_keys))
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
@@ -77,8 +86,14 @@ def configure_logging(settings: Settings, *, forward_core_logs: bool = True) -> 
         structlog.stdlib.ProcessorFormatter.remove_processors_meta
     ]
     if isinstance(renderer, structlog.processors.JSONRenderer):
-        final.append(structlog.processors.dict_tracebacks)
-    final.append(renderer)
+        # Frames without their local variables: a local may hold a secret (a webhook's key, SMTP
+        # credentials) or a channel's destination, which never go into a log line.
+        final.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
+    final.append(_Masked(renderer))
     formatter = structlog.stdlib.ProcessorFormatter(
         # ExtraAdder turns ``extra=`` (and the ``temporal_workflow``/``temporal_activity`` context
         # Temporal's loggers attach) into fields.
@@ -105,6 +120,26 @@ def configure_logging(settings: Settings, *, forward_core_logs: bool = True) -> 
         _forward_core_logs(level)
 
 
+class _Masked:
+    """The renderer, with every secret in the rendered line replaced by ``***``."""
+
+    def __init__(self, renderer: Any) -> None:
+        self.renderer = renderer
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: structlog.typing.EventDict
+    ) -> str | bytes:
+        line = self.renderer(logger, method_name, event_dict)
+        if isinstance(line, bytes):
+            return redact.mask(line.decode("utf-8", "replace")).encode("utf-8")
+        return redact.mask(str(line))
+
+
+def _codec_secrets(keys: str | None) -> list[str]:
+    """The key material of ``id:<base64>,id:<base64>`` (the ids are not secret)."""
+    return [item.split(":", 1)[-1] for item in (keys or "").split(",") if item.strip()]
+
+
 def _drop_extras(
     logger: Any, method_name: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
@@ -127,7 +162,14 @@ def _renderer(log_format: str) -> Any:
     if chosen == "json":
         return structlog.processors.JSONRenderer()
     if chosen == "console":
-        return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        colors = sys.stderr.isatty()
+        return structlog.dev.ConsoleRenderer(
+            colors=colors,
+            # Like the JSON tracebacks: no local variables, which may hold secrets.
+            exception_formatter=structlog.dev.RichTracebackFormatter(
+                show_locals=False, color_system="truecolor" if colors else None
+            ),
+        )
     raise ConfigError(f"log format must be auto, console or json, not {log_format!r}")
 
 

@@ -51,6 +51,7 @@ from gatekeeper.models.status import (
     ReleaseStatus,
     UpdateResult,
 )
+from gatekeeper.text import for_markdown
 
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
 #: How long a query may wait for a worker to answer before the caller is told why it waits.
@@ -303,14 +304,17 @@ class Releases:
 
 
 def _static_details(spec: ReleaseSpec, policy: Policy, policy_sha256: str) -> str:
-    evidence = "\n".join(f"| {e.id} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence)
+    evidence = "\n".join(
+        f"| {for_markdown(e.id)} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence
+    )
     return (
-        f"**{spec.model.name} {spec.model.version}** — release `{spec.release_id}`\n\n"
+        f"**{for_markdown(spec.model.name)} {for_markdown(spec.model.version)}** — "
+        f"release `{spec.release_id}`\n\n"
         f"- Risk tier: **{spec.risk_tier.value}**; covered model: **{spec.covered_model.value}**\n"
         f"- Submitted by `{spec.submitter}`\n"
         f"- Artifact `{spec.artifact.sha256}`\n"
         f"- Policy `{policy.policy_id}` v{policy.version}, sha256 `{policy_sha256}`\n"
-        f"- Pipeline: {' → '.join(s.id for s in policy.stages)}\n\n"
+        f"- Pipeline: {for_markdown(' → '.join(s.id for s in policy.stages))}\n\n"
         f"| evidence | kind | sha256 |\n|---|---|---|\n{evidence}\n"
     )
 

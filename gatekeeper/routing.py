@@ -1,16 +1,21 @@
 """Notification routing: which people and cohorts hear about an event, on which channels.
 
 Pure: the workflow resolves recipients from its policy snapshot, so a release keeps notifying
-the audience it started with even if the policy file changes later.
+the audience it started with even if the policy file changes later. Channels are names; what a
+channel is, the notify activity looks up in the worker's configuration.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from gatekeeper.models.enums import NotificationEvent
 from gatekeeper.models.io import Recipient
-from gatekeeper.models.policy import ChannelConfig, Policy
+from gatekeeper.models.policy import BUILTIN_CHANNELS, Policy
+
+if TYPE_CHECKING:  # the workflow imports this module; the configuration stays on the worker
+    from gatekeeper.config import WorkerConfig
 
 
 def recipients_for(
@@ -61,8 +66,19 @@ def recipients_for(
     return [found[k] for k in sorted(found)]
 
 
-def channel_configs(policy: Policy, recipients: Iterable[Recipient]) -> list[ChannelConfig]:
-    """The configuration of every channel the recipients use."""
-    wanted = sorted({r.channel for r in recipients})
-    configs = [policy.notifications.channel(c) for c in wanted]
-    return [c for c in configs if c is not None]
+def unconfigured_channels(policy: Policy, config: WorkerConfig) -> list[str]:
+    """Channel names the policy's routes use that this worker cannot deliver on, sorted.
+
+    A channel exists if it is built in (``log``, ``outbox``) or the worker's configuration
+    defines it. The worker refuses to start a release under a policy for which this is not empty,
+    rather than dropping its notifications.
+
+    Args:
+        policy: the policy to check.
+        config: the worker's configuration (``Settings.config``).
+    """
+    return [
+        name
+        for name in policy.notifications.channel_names
+        if name not in BUILTIN_CHANNELS and name not in config.channels
+    ]

@@ -152,6 +152,8 @@ def parse_yaml(raw: bytes | str, *, source: str, error: FileError) -> YamlDocume
         raise error(source, [_reader_problem(err, text)]) from None
     except _TooBig as err:
         raise error(source, [Problem("", str(err), err.mark[0], err.mark[1])]) from None
+    except _BadValue as err:
+        raise error(source, [err.problem]) from None
     except RecursionError:
         raise error(source, [Problem("", "the document is nested too deeply")]) from None
     return YamlDocument(data=data, marks=marks)
@@ -160,7 +162,7 @@ def parse_yaml(raw: bytes | str, *, source: str, error: FileError) -> YamlDocume
 def _compose(
     text: str, source: str, error: FileError
 ) -> tuple[dict[str, Any], dict[FieldPath, Mark]]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -174,6 +176,7 @@ def _compose(
         if walker.problems:
             raise error(source, walker.problems)
         _check_size(node, {}, set())
+        loader.paths = walker.paths
         data = loader.construct_document(node)
     finally:
         loader.dispose()
@@ -236,6 +239,46 @@ def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
     return sorted(unique, key=lambda p: (p.line or 0, p.column or 0))
 
 
+class _BadValue(Exception):
+    """A scalar YAML itself cannot turn into a value (``2026-06-31``, ``!!int x``), located."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, with a value it cannot construct reported where it is written.
+
+    PyYAML's constructors raise plain ``ValueError`` (an impossible date, a bad ``!!int``),
+    ``TypeError`` or ``AttributeError`` (a ``!!timestamp`` that is not one) with no position;
+    this names the field and the line instead.
+    """
+
+    paths: Mapping[int, FieldPath] = {}
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, _BadValue, RecursionError):
+            raise
+        except Exception as err:  # every constructor failure is the file's fault
+            raise _BadValue(_value_problem(node, err, self.paths.get(id(node), ()))) from None
+
+
+def _value_problem(node: yaml.Node, err: Exception, path: FieldPath) -> Problem:
+    line, column = _mark(node)
+    written = show_value(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+    # A ValueError says what is wrong ("day is out of range for month"); anything else is
+    # PyYAML tripping over text that is not written as the value at all.
+    reason = f" ({str(err).splitlines()[0]})" if isinstance(err, ValueError) and str(err) else ""
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        message = f"{written} is not a real date or time{reason}"
+    else:
+        message = f"{written} cannot be read as {node.tag.rsplit(':', 1)[-1]}{reason}"
+    return Problem(format_path(path), message, line, column)
+
+
 class _TooBig(Exception):
     def __init__(self, message: str, mark: Mark) -> None:
         super().__init__(message)
@@ -247,6 +290,8 @@ class _Walker:
 
     def __init__(self) -> None:
         self.marks: dict[FieldPath, Mark] = {(): (1, 1)}
+        #: The field path of each node (by ``id``), for problems found while constructing.
+        self.paths: dict[int, FieldPath] = {}
         self.problems: list[Problem] = []
         self._visited: set[int] = set()
 
@@ -255,6 +300,7 @@ class _Walker:
         if id(node) in self._visited:
             return
         self._visited.add(id(node))
+        self.paths[id(node)] = path
         if isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self.marks[(*path, index)] = _mark(item)

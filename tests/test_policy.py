@@ -77,10 +77,6 @@ stages:
   - id: launch
     kind: launch
 notifications:
-  channels:
-    - id: hook
-      type: webhook
-      url: https://hooks.lab.example/gatekeeper
   routes:
     - events: [gate_waiting]
       to: {concerned: true, roles: [safety]}
@@ -351,13 +347,6 @@ CASES = [
         "duplicate person id 'sam.safety' (also roster[1])",
     ),
     Case(
-        "route-unknown-channel",
-        [("channels: [outbox, hook]", "channels: [outbox, hooks]")],
-        "channels: [outbox, hooks]",
-        "notifications.routes[0].channels[1]",
-        "unknown channel 'hooks' (did you mean 'hook'?)",
-    ),
-    Case(
         "route-unknown-role",
         [("roles: [safety]}", "roles: [saftey]}")],
         "saftey",
@@ -379,30 +368,24 @@ CASES = [
         "has no recipients",
     ),
     Case(
-        "webhook-without-url",
-        [("      url: https://hooks.lab.example/gatekeeper\n", "")],
-        "- id: hook",
-        "notifications.channels[0]",
-        "a webhook channel needs a url",
-    ),
-    Case(
-        "email-without-smtp-host",
+        "channel-defined-in-policy",
         [
             (
                 "  routes:\n",
-                "    - id: mail\n      type: email\n      sender: gk@lab.example\n  routes:\n",
+                "  channels:\n    - id: hook\n      type: email\n      smtp_host: smtp.evil.example\n"
+                "      secret_env: SOME_WORKER_VARIABLE\n  routes:\n",
             )
         ],
-        "- id: mail",
-        "notifications.channels[1]",
-        "an email channel needs smtp_host",
+        "  channels:\n    - id: hook",
+        "notifications.channels",
+        "channels are defined in the worker's configuration file",
     ),
     Case(
-        "builtin-channel-id",
-        [("    - id: hook\n", "    - id: outbox\n")],
-        "- id: outbox",
-        "notifications.channels[0].id",
-        "'outbox' is a built-in channel",
+        "channel-field-in-route",
+        [("      channels: [outbox, hook]\n", "      channels: [hook]\n      url: http://x/\n")],
+        "      url: http://x/",
+        "notifications.routes[0].url",
+        "channels are defined in the worker's configuration file",
     ),
     Case(
         "bad-public-key-length",
@@ -469,7 +452,7 @@ class TestBadPolicies:
             [
                 ("duration: 30d", "duration: 45d"),
                 ("cohorts: [gov-approved]", "cohorts: [nobody]"),
-                ("channels: [outbox, hook]", "channels: [pager]"),
+                ("roles: [safety]}", "roles: [saftey]}"),
             ]
         )
         with pytest.raises(PolicyError) as caught:
@@ -478,7 +461,7 @@ class TestBadPolicies:
         assert paths == [
             "stages[2].duration",
             "stages[3].cohorts[0]",
-            "notifications.routes[0].channels[0]",
+            "notifications.routes[0].to.roles[0]",
         ]
         assert str(caught.value).startswith("bad.yaml:")
         assert str(caught.value).endswith("(and 2 more)")

@@ -104,12 +104,31 @@ class TestRefusedFiles:
                 id="unsafe-tag",
             ),
             pytest.param(b"a: &x [1, *x]\n", (1, 4, "recursive alias"), id="recursive"),
+            pytest.param(
+                b"a:\n  b: [1, 2026-02-30]\n",
+                (2, 10, "'2026-02-30' is not a real date or time (day is out of range"),
+                id="impossible-date",
+            ),
+            pytest.param(
+                b"a: 2026-01-01 10:00:00 +25:00\n",
+                (1, 4, "'2026-01-01 10:00:00 +25:00' is not a real date or time"),
+                id="impossible-offset",
+            ),
+            pytest.param(b"a: !!int ten\n", (1, 4, "'ten' cannot be read as int"), id="bad-int"),
         ],
     )
     def test_refused(self, raw: bytes, expected: tuple[int, int, str]) -> None:
         [(line, column, message)] = problems_of(raw)
         assert (line, column) == expected[:2]
         assert expected[2] in message
+
+    def test_a_value_yaml_cannot_read_names_its_field(self) -> None:
+        with pytest.raises(PolicyError) as caught:
+            parse_yaml("x:\n  - ok: 1\n  - when: 2026-06-31\n", source="p.yaml", error=PolicyError)
+        assert str(caught.value) == (
+            "p.yaml:3:11: x[1].when: '2026-06-31' is not a real date or time "
+            "(day is out of range for month)"
+        )
 
     def test_alias_bombs_are_refused(self) -> None:
         lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]

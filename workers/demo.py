@@ -121,6 +121,11 @@ class Demo:
             await asyncio.sleep(0.3)
 
 
+def spec_folder(spec_path: Path) -> Path:
+    """The directory a spec's relative ``uri:`` values resolve against."""
+    return spec_path.resolve().parent
+
+
 async def run_demo(settings: Settings, *, spec_path: Path, keep: bool, console: Console) -> int:
     """Run the demo; returns the process exit code."""
     if not await asyncio.to_thread(spec_path.is_file):
@@ -133,7 +138,13 @@ async def run_demo(settings: Settings, *, spec_path: Path, keep: bool, console: 
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     port, ui_port = free_port(), free_port()
-    demo_settings = settings.with_overrides(data_dir=data_dir, task_queue=DEMO_TASK_QUEUE)
+    # The demo's worker reads the sample evidence beside the spec it was given on its own command
+    # line (the spec's relative uris resolve there); no client names a root.
+    demo_settings = settings.with_overrides(
+        data_dir=data_dir,
+        task_queue=DEMO_TASK_QUEUE,
+        config=settings.config.with_evidence_roots(await asyncio.to_thread(spec_folder, spec_path)),
+    )
     started = time.monotonic()
     console.rule("[bold]Gatekeeper demo[/]")
     console.print(

@@ -1,9 +1,15 @@
-"""The release's current details as markdown, for the Temporal UI's workflow page."""
+"""The release's current details as markdown, for the Temporal UI's workflow page.
+
+Every value a person or a payload supplied goes through :func:`md` (one escaped line: no heading,
+table row, link or HTML of its own); identifiers and digests shown in code spans are validated
+patterns that hold no backtick.
+"""
 
 from __future__ import annotations
 
 from gatekeeper.models.enums import StageStatus
 from gatekeeper.models.status import ReleaseStatus
+from gatekeeper.text import for_markdown as md
 from workflows.notices import when
 
 # Plain symbols, not emoji: they render in any font, including a headless browser's.
@@ -19,7 +25,7 @@ def current_details(status: ReleaseStatus) -> str:
     """Stage table, what is awaited and from whom, deadlines, holds, suspensions."""
     spec = status.spec
     lines = [
-        f"## {spec.model.name} {spec.model.version} — **{status.state.value}**",
+        f"## {md(spec.model.name)} {md(spec.model.version)} — **{status.state.value}**",
         "",
         f"Release `{status.release_id}` · risk tier **{spec.risk_tier.value}** · covered model "
         f"**{spec.covered_model.value}** · submitted by `{spec.submitter}` · policy "
@@ -30,15 +36,15 @@ def current_details(status: ReleaseStatus) -> str:
     ]
     for stage in status.stages:
         lines.append(
-            f"| {stage.title} | {_MARK[stage.status]} | {when(stage.started_at)} | "
-            f"{when(stage.ended_at)} | {stage.note or ''} |"
+            f"| {md(stage.title)} | {_MARK[stage.status]} | {when(stage.started_at)} | "
+            f"{when(stage.ended_at)} | {md(stage.note or '')} |"
         )
     lines.append("")
     if status.awaiting:
         awaiting = status.awaiting
-        who = ", ".join([*awaiting.roles, *(f"`{p}`" for p in awaiting.people)]) or "—"
+        who = ", ".join([*map(md, awaiting.roles), *(f"`{p}`" for p in awaiting.people)]) or "—"
         lines.append(
-            f"**Waiting for:** {awaiting.what} — from {who} (since {when(awaiting.since)})"
+            f"**Waiting for:** {md(awaiting.what)} — from {who} (since {when(awaiting.since)})"
         )
         if awaiting.until:
             lines.append(f"**Deadline / ends:** {when(awaiting.until)}")
@@ -51,13 +57,14 @@ def current_details(status: ReleaseStatus) -> str:
             + (f", cleared {when(gov.cleared_at)}" if gov.cleared_at else "")
         )
     for concern in gov.open_concerns():
-        lines.append(f"**Open government concern {concern.id}:** {concern.text}")
+        lines.append(f"**Open government concern {md(concern.id)}:** {md(concern.text)}")
     for hold in status.active_holds():
         until = f" until {when(hold.until)}" if hold.until else ""
-        lines.append(f"**Held ({hold.kind}) by {hold.by}:** {hold.reason}{until}")
+        lines.append(f"**Held ({md(hold.kind)}) by {md(hold.by)}:** {md(hold.reason)}{until}")
     for suspension in status.active_suspensions():
         lines.append(
-            f"**Access suspended by order {suspension.order_id} ({suspension.scope}):** {suspension.reason}"
+            f"**Access suspended by order {md(suspension.order_id)} ({md(suspension.scope)}):** "
+            f"{md(suspension.reason)}"
         )
     summary = status.grant_summary
     if summary.total:
@@ -66,7 +73,7 @@ def current_details(status: ReleaseStatus) -> str:
             f"{summary.active} active, {summary.suspended} suspended, {summary.revoked} revoked"
         )
     if status.outcome:
-        lines.append(f"**Outcome:** {status.outcome}")
+        lines.append(f"**Outcome:** {md(status.outcome)}")
     lines.append(f"\nAudit head `{status.audit_head[:16]}` · {status.audit_length} events")
     return "\n".join(lines)
 
@@ -83,6 +90,6 @@ def _gate_line(status: ReleaseStatus) -> list[str]:
         parts.append(f"{gate.reminders_sent} reminder(s) sent")
     if gate.escalated_at:
         parts.append(f"escalated {when(gate.escalated_at)}")
-    approvals = [f"`{d.on_behalf_of or d.person}` ({d.role})" for d in gate.valid_approvals()]
+    approvals = [f"`{d.on_behalf_of or d.person}` ({md(d.role)})" for d in gate.valid_approvals()]
     parts.append(f"approved by {', '.join(approvals)}" if approvals else "no approval yet")
-    return [f"**Gate {gate.stage}:** " + " · ".join(parts)]
+    return [f"**Gate {md(gate.stage)}:** " + " · ".join(parts)]

@@ -63,6 +63,8 @@ from gatekeeper.rules import (
 from workflows.notices import Notice, when
 
 SYSTEM = "gatekeeper"
+#: Evidence refusals an amend's answer names in full; further failing items are named by id.
+SHOWN_REFUSALS = 3
 
 
 class IntegrityError(Exception):
@@ -275,10 +277,14 @@ class LedgerCore:
             )
 
     def evidence_failures(self) -> list[str]:
+        # A refusal's detail is its one-line rule (it says nothing about the file): the first few
+        # are shown in full, the rest by id, so an amend's answer stays small (the status has all).
+        failing = [c for c in self.status.evidence_checks if c.failed]
         return [
-            f"{c.id} ({c.result})"
-            for c in self.status.evidence_checks
-            if c.result in ("mismatch", "unreadable")
+            f"{c.id} ({c.result}: {c.detail})"
+            if c.result == "refused" and i < SHOWN_REFUSALS
+            else f"{c.id} ({c.result})"
+            for i, c in enumerate(failing)
         ]
 
     def applies(self, stage: Stage) -> bool:

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         LaunchRequest,
         Notification,
         NotifyRequest,
+        NotifySummary,
         RevokeRequest,
         RevokeResult,
         SubmissionRequest,
@@ -531,11 +532,8 @@ class ModelReleaseWorkflow:
             for start in range(0, len(recipients), timeouts.NOTIFY_BATCH)
         ]
         for number, batch in enumerate(batches, start=1):
-            request = NotifyRequest(
-                notification=notification,
-                recipients=batch,
-                channels=routing.channel_configs(ledger.policy, batch),
-            )
+            # Channels travel as names only: what they are is the worker's configuration.
+            request = NotifyRequest(notification=notification, recipients=batch)
             who = sorted({r.id for r in batch})
             summary = f"Notify {len(who)} recipient(s): {notice.event.value}"
             if len(batches) > 1:
@@ -543,24 +541,34 @@ class ModelReleaseWorkflow:
             self._pending.append(asyncio.create_task(self._deliver(request, summary)))
 
     async def _deliver(self, request: NotifyRequest, summary: str) -> None:
+        key = request.notification.idempotency_key
+        failure: dict[str, Any]
         try:
-            # The result is counts only (see NotifySummary); nothing here depends on it.
-            await workflow.execute_activity(
+            # The result is counts (see NotifySummary), and the channel names the worker does
+            # not define: nothing was sent on those, which is a failed notification.
+            result = await workflow.execute_activity(
                 "notify_stakeholders",
                 request,
+                result_type=NotifySummary,
                 start_to_close_timeout=timeouts.NOTIFY_TIMEOUT,
                 heartbeat_timeout=timeouts.NOTIFY_HEARTBEAT_TIMEOUT,
                 retry_policy=timeouts.NOTIFY_RETRY,
                 summary=summary,
             )
         except ActivityError as err:
-            self._ledger.audit(
-                workflow.now(),
-                "gatekeeper",
-                "notification_failed",
-                {"key": request.notification.idempotency_key, "error": str(err.cause or err)},
-            )
-            self._commit()
+            failure = {"key": key, "error": str(err.cause or err)}
+        else:
+            if not result.unconfigured:
+                return
+            names = ", ".join(result.unconfigured)
+            failure = {
+                "key": key,
+                "error": f"channel(s) {names} are not defined in the worker's configuration; "
+                "nothing was sent on them",
+                "unconfigured_channels": list(result.unconfigured),
+            }
+        self._ledger.audit(workflow.now(), "gatekeeper", "notification_failed", failure)
+        self._commit()
 
     def _start_audit_flush(self) -> None:
         self._pending.append(asyncio.create_task(self._flush_audit()))

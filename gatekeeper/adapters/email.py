@@ -5,8 +5,12 @@ The ``Message-ID`` is derived from the delivery key, and the key itself travels 
 retried send may produce. Port 465 means TLS from the first byte; on any other port STARTTLS is
 used whenever the server offers it, and is required before credentials are sent.
 
-Credentials come from the variable the channel's ``secret_env`` names: ``user:password``, or just
-a password for the user named by ``sender``.
+The channel is defined in the worker's configuration (``[channels.<name>]``, ``type = "email"``).
+Credentials come from the worker's environment variable its ``secret_env`` names:
+``user:password``, or just a password for the user named by ``sender``. The SMTP host is checked
+against the ``[egress]`` rules at every connection (:mod:`gatekeeper.egress`): resolved once, every
+address checked, and the connection made to a checked address. Errors name the channel, never its
+host or credentials.
 """
 
 from __future__ import annotations
@@ -14,20 +18,23 @@ from __future__ import annotations
 import email.policy
 import hashlib
 import smtplib
+import socket
 import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from typing import cast
 
 from gatekeeper.adapters.notifier import (
+    ChannelConfig,
     ChannelFactory,
     DeliveryRecords,
     SendJournal,
     message_text,
 )
+from gatekeeper.egress import EgressGuard, EgressRefused, EgressRules
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.io import Notification, Recipient
-from gatekeeper.models.policy import ChannelConfig
 
 IDEMPOTENCY_HEADER = "X-Gatekeeper-Idempotency-Key"
 #: Seconds per SMTP operation (connect, each command); a stuck server fails the delivery.
@@ -64,14 +71,58 @@ def compose(
     return message
 
 
+class _GuardedSocket(smtplib.SMTP):
+    """Connects through an :class:`EgressGuard`: to an address checked for the host, while TLS
+    still verifies the certificate against the host name (smtplib's ``_host``)."""
+
+    guard: EgressGuard
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        source = cast("tuple[str, int] | None", self.source_address)
+        return self.guard.connect(host, port, timeout, source)
+
+
+class GuardedSMTP(_GuardedSocket):
+    """SMTP (STARTTLS when offered) to an egress-checked address; connects when made."""
+
+    def __init__(self, guard: EgressGuard, host: str, port: int, *, timeout: float) -> None:
+        self.guard = guard
+        super().__init__(host, port, timeout=timeout)
+
+
+class GuardedSMTPSSL(smtplib.SMTP_SSL, _GuardedSocket):
+    """SMTP over TLS from the first byte (port 465) to an egress-checked address."""
+
+    def __init__(
+        self,
+        guard: EgressGuard,
+        host: str,
+        port: int,
+        *,
+        timeout: float,
+        context: ssl.SSLContext,
+    ) -> None:
+        self.guard = guard
+        super().__init__(host, port, timeout=timeout, context=context)
+
+
+def _open_smtp(guard: EgressGuard, host: str, port: int, context: ssl.SSLContext) -> smtplib.SMTP:
+    # smtplib connects in the constructor (and closes the socket itself if that fails).
+    if port == _IMPLICIT_TLS_PORT:
+        return GuardedSMTPSSL(guard, host, port, timeout=SMTP_TIMEOUT, context=context)
+    return GuardedSMTP(guard, host, port, timeout=SMTP_TIMEOUT)
+
+
 class EmailChannel:
     """Sends deliveries through one SMTP server, connecting on the first send.
 
     Args:
-        config: the channel; ``smtp_host`` and ``sender`` are required (port defaults to 25).
+        config: the channel; its settings carry ``smtp_host`` and ``sender`` (port defaults
+            to 25).
         journal: where delivered keys and send claims are recorded.
         credentials: ``(user, password)`` to log in with, or None.
         tls_context: for STARTTLS and port 465 (default: the system's verified context).
+        egress: the worker's egress rules (default: public addresses only).
     """
 
     def __init__(
@@ -81,18 +132,21 @@ class EmailChannel:
         *,
         credentials: tuple[str, str] | None = None,
         tls_context: ssl.SSLContext | None = None,
+        egress: EgressRules | None = None,
     ) -> None:
-        if not config.smtp_host or not config.sender:
+        settings = config.settings
+        if settings is None or not settings.smtp_host or not settings.sender:
             raise DeliveryError(
                 f"e-mail channel {config.id!r} needs smtp_host and sender", retryable=False
             )
         self._config = config
-        self._host = config.smtp_host
-        self._port = config.smtp_port or 25
-        self._sender = config.sender
+        self._host = settings.smtp_host
+        self._port = settings.smtp_port or 25
+        self._sender = settings.sender
         self._journal = journal
         self._credentials = credentials
         self._tls = tls_context
+        self._guard = EgressGuard(egress or EgressRules())
         self._smtp: smtplib.SMTP | None = None
         self._records = DeliveryRecords(config)
 
@@ -103,13 +157,18 @@ class EmailChannel:
         self._journal.claim(key, self._config)
         try:
             self._connection().send_message(message)
+        except EgressRefused as err:
+            raise DeliveryError(
+                f"e-mail channel {self._config.id!r} refused: {err}", retryable=False
+            ) from err
         except smtplib.SMTPException as err:
             self._drop_if_disconnected(err)
             raise self._error(err, key) from err
         except OSError as err:
             self._drop()
+            # The text of a socket or TLS error may name the host: the kind is what is reported.
             raise DeliveryError(
-                f"e-mail channel {self._config.id} could not deliver {key}: {err}"
+                f"e-mail channel {self._config.id} could not deliver {key}: {_os_error(err)}"
             ) from err
         self._journal.record(key, self._records.record(notification, recipient))
         return True
@@ -129,13 +188,8 @@ class EmailChannel:
         if self._smtp is not None:
             return self._smtp
         context = self._tls or ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if self._port == _IMPLICIT_TLS_PORT:
-            smtp = smtplib.SMTP_SSL(self._host, self._port, timeout=SMTP_TIMEOUT, context=context)
-            secure = True
-        else:
-            smtp = smtplib.SMTP(self._host, self._port, timeout=SMTP_TIMEOUT)
-            secure = False
+        smtp = _open_smtp(self._guard, self._host, self._port, context)
+        secure = self._port == _IMPLICIT_TLS_PORT
         try:
             smtp.ehlo()
             if not secure and smtp.has_extn("starttls"):
@@ -145,7 +199,7 @@ class EmailChannel:
             if self._credentials is not None:
                 if not secure:
                     raise DeliveryError(
-                        f"e-mail channel {self._config.id}: {self._host} offers no TLS; "
+                        f"e-mail channel {self._config.id}: the server offers no TLS; "
                         "refusing to send credentials in clear text",
                         retryable=False,
                     )
@@ -171,7 +225,12 @@ class EmailChannel:
             codes = [code for code, _ in err.recipients.values()]
             retryable = bool(codes) and all(400 <= code < 500 for code in codes)
             return DeliveryError(f"{where}: recipient refused ({codes})", retryable=retryable)
-        if isinstance(err, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
+        if isinstance(err, smtplib.SMTPAuthenticationError):
+            # The server's answer may repeat the user name, which is half of the secret.
+            return DeliveryError(
+                f"{where}: the server refused the credentials ({err.smtp_code})", retryable=False
+            )
+        if isinstance(err, smtplib.SMTPNotSupportedError):
             return DeliveryError(f"{where}: {err}", retryable=False)
         if isinstance(err, smtplib.SMTPResponseException):
             raw = err.smtp_error
@@ -182,20 +241,42 @@ class EmailChannel:
         return DeliveryError(f"{where}: {err}")
 
 
-def email_factory(journal: SendJournal, env: Mapping[str, str]) -> ChannelFactory:
-    """A factory for :class:`EmailChannel`, reading each channel's credentials from ``env``."""
+def _os_error(err: OSError) -> str:
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"{type(err).__name__}: {err.verify_message}"
+    if err.errno is not None and err.strerror:
+        return f"{type(err).__name__}: {err.strerror}"
+    return type(err).__name__
+
+
+def email_factory(
+    journal: SendJournal,
+    env: Mapping[str, str],
+    *,
+    egress: EgressRules | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> ChannelFactory:
+    """A factory for :class:`EmailChannel`, reading each channel's credentials from ``env``.
+
+    A channel whose ``secret_env`` variable is unset or empty cannot be opened (not retried; the
+    error names the channel only).
+    """
 
     def open_email(config: ChannelConfig) -> EmailChannel:
         credentials = None
-        if config.secret_env:
-            secret = env.get(config.secret_env, "")
+        settings = config.settings
+        if settings is not None and settings.secret_env:
+            secret = env.get(settings.secret_env, "")
             if not secret:
                 raise DeliveryError(
-                    f"e-mail channel {config.id!r}: variable {config.secret_env} is not set",
+                    f"e-mail channel {config.id!r} has no credentials on this worker (the "
+                    "variable its configuration names is not set)",
                     retryable=False,
                 )
             user, colon, password = secret.partition(":")
-            credentials = (user, password) if colon else (config.sender or "", secret)
-        return EmailChannel(config, journal, credentials=credentials)
+            credentials = (user, password) if colon else (settings.sender or "", secret)
+        return EmailChannel(
+            config, journal, credentials=credentials, tls_context=tls_context, egress=egress
+        )
 
     return open_email

@@ -1,9 +1,15 @@
 """The notifier: one notification, many recipients, each over the channel the policy routed it to.
 
+A recipient names its channel; the notifier resolves the name against this worker alone: the
+built-in ``log`` and ``outbox``, or a channel the worker's configuration defines
+(:class:`~gatekeeper.config.ChannelSettings`). Nothing in a request says what a channel is. A name
+the worker does not define is reported back (``NotifyResult.unconfigured``) and nothing is sent on
+it, nor anywhere else in its place.
+
 Dispatch knows nothing about how a channel delivers. A channel is anything with
 ``deliver(notification, recipient, key) -> bool`` and ``close()``; a :class:`ChannelRegistry`
 maps each :class:`~gatekeeper.models.enums.Channel` type to a factory that opens one for a
-:class:`~gatekeeper.models.policy.ChannelConfig`. Webhook and e-mail channels plug in with
+resolved :class:`ChannelConfig`. Webhook and e-mail channels plug in with
 ``registry.register(Channel.WEBHOOK, factory)``; nothing here changes.
 
 Every delivery carries the key ``<notification key>:<recipient id>:<channel id>``, made from the
@@ -18,19 +24,18 @@ partner), so a request naming one cohort can fan out to thousands of deliveries.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from pydantic import Field
 
 from gatekeeper.adapters.outbox import Outbox
+from gatekeeper.config import ChannelSettings
 from gatekeeper.errors import AdapterError, DeliveryError
-from gatekeeper.models.base import Model
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import Delivery, Notification, NotifyRequest, NotifyResult, Recipient
-from gatekeeper.models.policy import BUILTIN_CHANNELS, ChannelConfig
+from gatekeeper.models.policy import BUILTIN_CHANNELS
 from gatekeeper.models.status import GrantRecord
 
 #: How many deliveries pass between two calls of the progress callback (activity heartbeats).
@@ -41,6 +46,31 @@ PROGRESS_SECONDS = 1.0
 MAX_REPORTED_FAILURES = 5
 COHORT_PREFIX = "cohort:"
 PARTNER_PREFIX = "partner:"
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """A channel name as this worker resolved it: a built-in, or one its configuration defines.
+
+    Attributes:
+        id: the channel's name (what policies route to).
+        type: how it delivers.
+        settings: the worker's definition (None for the built-in ``log`` and ``outbox``).
+    """
+
+    id: str
+    type: Channel
+    settings: ChannelSettings | None = None
+
+
+def resolve_channel(name: str, configured: Mapping[str, ChannelSettings]) -> ChannelConfig | None:
+    """The channel ``name`` on this worker, or None if the worker does not define it."""
+    if name in BUILTIN_CHANNELS:
+        return ChannelConfig(name, Channel(name))
+    settings = configured.get(name)
+    if settings is None:
+        return None
+    return ChannelConfig(name, Channel(settings.type), settings)
 
 
 class DeliveryChannel(Protocol):
@@ -83,37 +113,6 @@ CohortMembers = Callable[[str, str], list[Contact]]
 def delivery_key(notification: Notification, recipient: Recipient) -> str:
     """The idempotency key of one delivery: notification, recipient and channel."""
     return f"{notification.idempotency_key}:{recipient.id}:{recipient.channel}"
-
-
-class NotifySummary(Model):
-    """What one ``notify_stakeholders`` call did, in counts.
-
-    A fan-out to 5,000 partners stays a few hundred bytes in workflow history; which keys went
-    out is in the outbox and the channels' journals, not in the result.
-    """
-
-    notification: str = Field(description="the notification's idempotency key")
-    deliveries: int = Field(description="deliveries after expanding cohorts to their partners")
-    delivered: int
-    already_delivered: int
-    by_channel: dict[str, int] = Field(default_factory=dict)
-
-    @property
-    def sent(self) -> int:
-        return self.delivered
-
-    @classmethod
-    def of(cls, notification: Notification, result: NotifyResult) -> NotifySummary:
-        by_channel: dict[str, int] = {}
-        for delivery in result.deliveries:
-            by_channel[delivery.channel] = by_channel.get(delivery.channel, 0) + 1
-        return cls(
-            notification=notification.idempotency_key,
-            deliveries=len(result.deliveries),
-            delivered=result.sent,
-            already_delivered=len(result.deliveries) - result.sent,
-            by_channel=by_channel,
-        )
 
 
 class ChannelRegistry:
@@ -163,12 +162,21 @@ class Notifier:
 
     Args:
         channels: the channel types this worker can deliver over.
+        configured: the channels the worker's configuration defines, by name
+            (``Settings.config.channels``); ``log`` and ``outbox`` are always there.
         cohorts: who a ``cohort:<id>`` recipient stands for; without it a cohort is delivered
             to as one recipient.
     """
 
-    def __init__(self, channels: ChannelRegistry, *, cohorts: CohortMembers | None = None) -> None:
+    def __init__(
+        self,
+        channels: ChannelRegistry,
+        *,
+        configured: Mapping[str, ChannelSettings] | None = None,
+        cohorts: CohortMembers | None = None,
+    ) -> None:
         self._channels = channels
+        self._configured = dict(configured or {})
         self._cohorts = cohorts
 
     def notify(
@@ -176,35 +184,38 @@ class Notifier:
     ) -> NotifyResult:
         """Deliver ``request.notification`` to every recipient, once per delivery key.
 
-        Every recipient's channel is resolved before anything is sent, so a misconfigured
-        channel fails the whole request without a partial fan-out. Channel ids not among
-        ``request.channels`` fall back to the built-in ``log`` and ``outbox``. A failed delivery
-        does not stop the others; once a channel fails in a way that may pass, the rest of its
-        deliveries wait for the next attempt.
+        Every recipient's channel is resolved by name against this worker before anything is
+        sent. A name the worker does not define is skipped and reported in
+        ``NotifyResult.unconfigured``: nothing is sent on it, and nothing is sent anywhere else
+        instead. A channel that cannot be opened (its secret is not set) fails the whole request
+        without a partial fan-out. A failed delivery does not stop the others; once a channel
+        fails in a way that may pass, the rest of its deliveries wait for the next attempt.
 
         Args:
-            request: the notification, its recipients and the channel configurations.
+            request: the notification and its recipients, each naming a channel.
             progress: called with the number of deliveries done so far, every
                 :data:`PROGRESS_EVERY` deliveries or :data:`PROGRESS_SECONDS` (activities
                 heartbeat through it).
 
         Returns:
-            One delivery per recipient (cohorts expanded), in order; ``duplicate`` marks keys
-            delivered before.
+            One delivery per recipient on a defined channel (cohorts expanded), in order;
+            ``duplicate`` marks keys delivered before; the names of undefined channels.
 
         Raises:
-            DeliveryError: a channel is unknown (not retryable), or some deliveries failed:
-                retryable if any of them may succeed later, the rest having been delivered.
+            DeliveryError: a channel's type cannot be delivered or its configuration is unusable
+                (not retryable), or some deliveries failed: retryable if any of them may succeed
+                later, the rest having been delivered.
         """
-        configs = _configs_by_id(request.channels)
-        for recipient in request.recipients:
-            if recipient.channel not in configs:
-                raise DeliveryError(
-                    f"recipient {recipient.id!r} is routed to channel {recipient.channel!r}, "
-                    "which is not configured",
-                    retryable=False,
-                )
-        recipients = self._expand(request.notification.release_id, request.recipients)
+        configs: dict[str, ChannelConfig] = {}
+        unconfigured: set[str] = set()
+        for name in {r.channel for r in request.recipients}:
+            config = resolve_channel(name, self._configured)
+            if config is None:
+                unconfigured.add(name)
+            else:
+                configs[name] = config
+        routed = [r for r in request.recipients if r.channel in configs]
+        recipients = self._expand(request.notification.release_id, routed)
         used = {r.channel: configs[r.channel] for r in recipients}
         channels: dict[str, DeliveryChannel] = {}
         try:
@@ -216,7 +227,7 @@ class Notifier:
             raise
         _close_all(channels.values())
         outcome.raise_for_failures(request.notification, len(recipients))
-        return NotifyResult(deliveries=outcome.deliveries)
+        return NotifyResult(deliveries=outcome.deliveries, unconfigured=sorted(unconfigured))
 
     def _expand(self, release_id: str, recipients: list[Recipient]) -> list[Recipient]:
         """Recipients with each cohort replaced by its partners, once per (id, channel)."""
@@ -425,11 +436,6 @@ class _Outcome:
             f"failed ({named}); {sent} delivered now, {earlier} earlier{deferred}",
             retryable=retryable,
         )
-
-
-def _configs_by_id(configs: Iterable[ChannelConfig]) -> dict[str, ChannelConfig]:
-    # The request's configurations win over the built-ins they share an id with.
-    return {c.id: c for c in (*BUILTIN_CHANNELS, *configs)}
 
 
 def _dispatch(

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from gatekeeper.adapters.registry.models import Partner, RegisteredPerson
 from gatekeeper.cli.common import JSON_OPTION, console, print_json, run, settings
+from gatekeeper.cli.render import markup, plain
 from gatekeeper.client import connect
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
@@ -68,7 +69,9 @@ def partner_add(
     partner = Partner(id=partner_id, name=name, tier=tier, jurisdiction=jurisdiction)
     with _registry(ctx) as registry:
         added = registry.add_partner(partner)
-    console.print(f"added partner {added.id} ({added.tier.value}, {added.jurisdiction})")
+    console.print(
+        f"added partner {added.id} ({added.tier.value}, {added.jurisdiction})", markup=False
+    )
 
 
 @partner_app.command("list")
@@ -85,7 +88,7 @@ def partner_list(
         return
     table = Table("id", "name", "tier", "jurisdiction", title=f"{len(found)} partners")
     for p in found:
-        table.add_row(p.id, p.name, p.tier.value, p.jurisdiction)
+        table.add_row(plain(p.id), plain(p.name), p.tier.value, plain(p.jurisdiction))
     console.print(table)
 
 
@@ -106,7 +109,7 @@ def person_add(
     with _registry(ctx) as registry:
         added = registry.add_person(person)
     org = f" of {added.partner_id}" if added.partner_id else ""
-    console.print(f"added person {added.id}{org} ({added.nationality.value})")
+    console.print(f"added person {added.id}{org} ({added.nationality.value})", markup=False)
 
 
 @person_app.command("list")
@@ -123,7 +126,12 @@ def person_list(
         return
     table = Table("id", "partner", "nationality", "location", title=f"{len(found)} people")
     for p in found:
-        table.add_row(p.id, p.partner_id or "-", p.nationality.value, p.location or "unknown")
+        table.add_row(
+            plain(p.id),
+            plain(p.partner_id or "-"),
+            p.nationality.value,
+            plain(p.location or "unknown"),
+        )
     console.print(table)
 
 
@@ -143,7 +151,14 @@ def grants(
         "grant", "partner", "cohort", "surface", "status", "reason", title=f"{release_id} grants"
     )
     for g in found:
-        table.add_row(g.grant_id, g.partner_id, g.cohort, g.surface.value, g.status, g.reason)
+        table.add_row(
+            plain(g.grant_id),
+            plain(g.partner_id),
+            plain(g.cohort),
+            g.surface.value,
+            plain(g.status),
+            plain(g.reason),
+        )
     console.print(table)
 
 
@@ -162,11 +177,11 @@ def orders(
     table = Table("order", "models", "scope", "exempt", "status", "issued", title="access orders")
     for o in found:
         table.add_row(
-            o.order_id,
-            ", ".join(o.models),
-            o.scope,
-            ", ".join(o.exempt_partners) or "-",
-            o.status,
+            plain(o.order_id),
+            plain(", ".join(o.models)),
+            plain(o.scope),
+            plain(", ".join(o.exempt_partners) or "-"),
+            plain(o.status),
             o.issued_at.isoformat(timespec="minutes"),
         )
     console.print(table)
@@ -187,7 +202,7 @@ def check(
     if as_json:
         print_json(dataclasses.asdict(decision))
     else:
-        console.print(decision.line())
+        console.print(plain(decision.line()))
     raise typer.Exit(0 if decision.allowed else 1)
 
 
@@ -205,34 +220,54 @@ def _print_order(status: OrderStatus, *, elapsed: float | None = None) -> None:
     counts = status.counts()
     took = f" in {elapsed:.2f} s" if elapsed is not None else ""
     console.print(
-        f"order {order.order_id} is [bold]{status.state}[/bold]{took}: "
-        f"{', '.join(order.models)} for {order.scope}; "
+        f"order {markup(order.order_id)} is [bold]{markup(status.state)}[/bold]{took}: "
+        f"{markup(', '.join(order.models))} for {markup(order.scope)}; "
         f"{len(status.releases)} running release(s): "
-        + ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n or outcome == "pending")
+        + markup(
+            ", ".join(
+                f"{n} {outcome}" for outcome, n in counts.items() if n or outcome == "pending"
+            )
+        )
     )
     console.print(
         f"registry: {status.grants_suspended} grant(s) suspended org-wide, "
         f"{status.grants_restored} restored; checks enforce the order per person at once"
     )
     if status.failure:
-        console.print(f"[red]failed:[/red] {status.failure}")
+        console.print(f"[red]failed:[/red] {markup(status.failure)}")
     for exemption in status.exemptions:
         console.print(
-            f"exempt: {', '.join(exemption.partners)} for {', '.join(exemption.models)} "
-            f"(by {exemption.by}: {exemption.reason})"
+            plain(
+                f"exempt: {', '.join(exemption.partners)} for {', '.join(exemption.models)} "
+                f"(by {exemption.by}: {exemption.reason})"
+            )
         )
     if order.required_safeguards and status.state != "lifted":
-        console.print(f"lift requires: {', '.join(order.required_safeguards)}")
+        console.print(plain(f"lift requires: {', '.join(order.required_safeguards)}"))
     if status.state == "lifted":
         console.print(
-            f"lifted by {status.lifted_by} with safeguards: {', '.join(status.safeguards) or '-'}"
+            plain(
+                f"lifted by {status.lifted_by} with safeguards: "
+                f"{', '.join(status.safeguards) or '-'}"
+            )
         )
     if not status.releases:
         return
     table = Table("release", "model", "update", "outcome", "state", "stage", "detail")
     for ack in status.releases.values():
         table.add_row(
-            ack.release_id, ack.model, ack.update, ack.outcome, ack.state, ack.stage, ack.detail
+            *(
+                plain(value)
+                for value in (
+                    ack.release_id,
+                    ack.model,
+                    ack.update,
+                    ack.outcome,
+                    ack.state,
+                    ack.stage,
+                    ack.detail,
+                )
+            )
         )
     console.print(table)
 
@@ -384,8 +419,8 @@ def order_list(
     for row in rows:
         started, closed = row["started_at"], row["closed_at"]
         table.add_row(
-            str(row["order_id"]),
-            str(row["execution_status"]),
+            plain(row["order_id"]),
+            plain(row["execution_status"]),
             started.isoformat(timespec="seconds") if hasattr(started, "isoformat") else "-",
             closed.isoformat(timespec="seconds") if hasattr(closed, "isoformat") else "-",
         )

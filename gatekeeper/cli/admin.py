@@ -270,6 +270,10 @@ def health(
 
     count = common.run(pollers())
     if count == 0:
-        common.err_console.print(f"unhealthy: no worker polls task queue {settings.task_queue}")
+        common.err_console.print(
+            f"unhealthy: no worker polls task queue {settings.task_queue}", markup=False
+        )
         raise typer.Exit(1)
-    common.console.print(f"healthy: {count} poller(s) on task queue {settings.task_queue}")
+    common.console.print(
+        f"healthy: {count} poller(s) on task queue {settings.task_queue}", markup=False
+    )

@@ -11,6 +11,7 @@ from gatekeeper.cli import common
 from gatekeeper.cli.session import releases
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_file
 from gatekeeper.errors import InputError
+from gatekeeper.text import for_terminal
 
 app = typer.Typer(
     help="Export a release's dossier (Markdown, JSON, HTML) and verify its audit chain.",
@@ -51,7 +52,8 @@ def export(
         raise InputError(f"--output: cannot write {output}: {err}") from err
     common.err_console.print(
         f"wrote the {fmt.value} dossier of {release_id} ({len(dossier.audit)} audit events, "
-        f"head {dossier.audit_head[:16]}…) to {output}"
+        f"head {dossier.audit_head[:16]}…) to {output}",
+        markup=False,
     )
 
 
@@ -63,6 +65,7 @@ def verify(
 ) -> None:
     """Recompute the audit chain; exit 1 naming the first altered event."""
     result = verify_file(file)
-    common.console.print(result.message, markup=False)
+    # The message quotes the file, which may be anybody's: no control character reaches the terminal.
+    common.console.print(for_terminal(result.message, one_line=True), markup=False)
     if not result.ok:
         raise typer.Exit(1)

@@ -12,6 +12,7 @@ from gatekeeper.cli import common
 from gatekeeper.cli.session import key_path
 from gatekeeper.errors import InputError
 from gatekeeper.models.base import Identifier
+from gatekeeper.text import for_markup
 
 app = typer.Typer(help="Signing keys for decisions.", no_args_is_help=True)
 
@@ -45,6 +46,8 @@ def generate(
     if json_:
         common.print_json({"person": as_, "private_key": str(path), "public_key": public})
         return
-    common.console.print(f"[green]✔[/] private key written to {path} (mode 600)")
-    common.console.print("Add the public key to the roster entry of " + as_ + " in the policy:")
-    common.console.print(f"    public_key: {public}", highlight=False)
+    common.console.print(f"[green]✔[/] private key written to {for_markup(path)} (mode 600)")
+    common.console.print(
+        f"Add the public key to the roster entry of {as_} in the policy:", markup=False
+    )
+    common.console.print(f"    public_key: {public}", highlight=False, markup=False)

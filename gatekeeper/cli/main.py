@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import typer
 from pydantic import ValidationError
-from rich.markup import escape
 
+from gatekeeper import redact
 from gatekeeper.cli import common
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.settings import Settings
+from gatekeeper.text import for_markup
 
 app = typer.Typer(
     name="gatekeeper",
@@ -34,7 +36,15 @@ def _root(
     ),
 ) -> None:
     """Load settings once, at the edge, for every sub-command."""
+    redact.remember_environment(os.environ)
     ctx.obj = Settings.from_env().with_overrides(task_queue=task_queue, data_dir=data_dir)
+    redact.remember_url(ctx.obj.registry_url)
+
+
+def _line(text: object) -> str:
+    """An error's text for the one line the CLI prints: secrets masked, controls and markup
+    neutralised (a message may quote what a person typed)."""
+    return for_markup(redact.mask(str(text)), one_line=True)
 
 
 def _register() -> None:
@@ -55,13 +65,13 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except GatekeeperError as err:
-        common.err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        common.err_console.print(f"[red]error:[/red] {_line(err)}", highlight=False)
         sys.exit(err.exit_code)
     except ValidationError as err:
         # Models validate user input at the CLI edge; report the first problem in one line.
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        common.err_console.print(f"[red]error:[/red] {escape(where)}: {escape(first['msg'])}")
+        common.err_console.print(f"[red]error:[/red] {_line(where)}: {_line(first['msg'])}")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         common.err_console.print("aborted")
@@ -69,8 +79,18 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except typer.TyperException as err:  # usage errors: unknown option, missing argument
-        common.err_console.print(f"[red]error:[/red] {escape(err.format_message())}")
+        common.err_console.print(f"[red]error:[/red] {_line(err.format_message())}")
         sys.exit(err.exit_code or 2)
+    except Exception as err:  # a bug: still one masked line (the trace only when debugging)
+        if os.environ.get("GATEKEEPER_LOG_LEVEL", "").upper() == "DEBUG":
+            trace = "".join(traceback.format_exception(err))
+            common.err_console.print(redact.mask(trace), markup=False, highlight=False)
+        common.err_console.print(
+            f"[red]error:[/red] unexpected {type(err).__name__}: {_line(err)} "
+            "(set GATEKEEPER_LOG_LEVEL=DEBUG for the trace)",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -88,7 +108,7 @@ def run(argv: list[str] | None = None) -> None:
         if isinstance(exit_.code, int):
             code = exit_.code
         elif exit_.code is not None:  # sys.exit("message")
-            common.err_console.print(str(exit_.code))
+            common.err_console.print(_line(exit_.code))
             code = 1
     finally:
         sys.stdout.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -68,7 +69,12 @@ def dev(
     """
     # Absolute, so the banner and the adapters name the same place whatever the cwd does later.
     settings = common.settings(ctx)
-    settings = settings.with_overrides(data_dir=settings.data_dir.resolve())
+    # The developer's own machine: evidence under the directory `dev` was started in (where
+    # `release start examples/release.yaml` finds it) is read, besides the data directory.
+    settings = settings.with_overrides(
+        data_dir=settings.data_dir.resolve(),
+        config=settings.config.with_evidence_roots(Path.cwd()),
+    )
     configure_logging(settings)
     extra = ["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else []
     common.run(
@@ -127,6 +133,10 @@ def _print_banner(settings: Settings, server: DevServer, attributes: dict[str, s
         ("Temporal UI", server.ui_url or "off (--headless)"),
         ("Data", f"{server.data_dir}  (server log: {server.log_path.name})"),
         ("Task queue", settings.task_queue),
+        (
+            "Evidence roots",
+            ", ".join(str(p) for p in [settings.data_dir, *settings.config.evidence.roots]),
+        ),
         ("Other shells", f"export TEMPORAL_ADDRESS={server.target}"),
         ("Search attributes", ", ".join(f"{k} ({v})" for k, v in attributes.items())),
     ]

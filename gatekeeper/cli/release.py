@@ -57,8 +57,9 @@ def start(
         common.print_json(status)
         return
     common.console.print(
-        f"[green]✔[/] started release [bold]{spec.release_id}[/] ({spec.model.name} {spec.model.version}) "
-        f"under policy {loaded.label} (sha256 {loaded.sha256[:16]}…)"
+        f"[green]✔[/] started release [bold]{spec.release_id}[/] "
+        + render.markup(f"({spec.model.name} {spec.model.version}) under policy {loaded.label} ")
+        + f"(sha256 {loaded.sha256[:16]}…)"
     )
     render.print_status(common.console, status)
 
@@ -133,7 +134,7 @@ def list_(
         common.print_json([row.__dict__ for row in rows])
         return
     if not rows:
-        common.console.print(f"no releases match ({query})")
+        common.console.print(f"no releases match ({query})", markup=False)
         return
     common.console.print(render.list_table(rows))
 

@@ -1,4 +1,8 @@
-"""How releases look in a terminal: one status view, list and inbox tables, one decision line."""
+"""How releases look in a terminal: one status view, list and inbox tables, one decision line.
+
+Every value that came from a person or a payload is printed through :mod:`gatekeeper.text`:
+:func:`plain` as a ``Text`` (never parsed as markup), :func:`markup` inside a markup string.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from gatekeeper.cli.inbox import InboxItem
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.releases import ReleaseSummary
+from gatekeeper.text import for_markup, for_terminal
 
 STATE_STYLE = {
     ReleaseState.ACTIVE: "cyan",
@@ -32,6 +37,16 @@ STAGE_MARK = {
 }
 
 
+def plain(value: object, *, one_line: bool = True) -> Text:
+    """A person's or a payload's text as a ``Text``: never markup, controls neutralised."""
+    return Text(for_terminal(value, one_line=one_line))
+
+
+def markup(value: object) -> str:
+    """A person's or a payload's text for a markup string: one line, markup escaped."""
+    return for_markup(value, one_line=True)
+
+
 def when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
@@ -47,8 +62,8 @@ def status_view(status: ReleaseStatus) -> Group:
     """Everything an operator or reviewer asks first: where it is, what it waits for, who decided."""
     spec = status.spec
     header = Text.assemble(
-        (f"{spec.model.name} {spec.model.version}", "bold"),
-        f"  release {status.release_id}  ·  ",
+        (for_terminal(f"{spec.model.name} {spec.model.version}", one_line=True), "bold"),
+        for_terminal(f"  release {status.release_id}  ·  ", one_line=True),
         state_text(status.state),
         f"  ·  risk {spec.risk_tier.value}  ·  covered {spec.covered_model.value}",
     )
@@ -57,25 +72,31 @@ def status_view(status: ReleaseStatus) -> Group:
         stages.add_column(column)
     for stage in status.stages:
         stages.add_row(
-            stage.title,
+            plain(stage.title),
             STAGE_MARK[stage.status],
             when(stage.started_at),
             when(stage.ended_at),
-            stage.note,
+            plain(stage.note, one_line=False),
         )
     parts: list[RenderableType] = [
         header,
         Text(
-            f"policy {status.policy_id} v{status.policy_version}  "
-            f"sha256 {status.policy_sha256[:16]}…  submitted by {spec.submitter}",
+            for_terminal(
+                f"policy {status.policy_id} v{status.policy_version}  "
+                f"sha256 {status.policy_sha256[:16]}…  submitted by {spec.submitter}",
+                one_line=True,
+            ),
             style="dim",
         ),
         stages,
     ]
     if status.awaiting:
         awaiting = status.awaiting
-        who = ", ".join([*awaiting.roles, *awaiting.people]) or "—"
-        line = f"[bold]waiting for[/] {awaiting.what}  [dim]from[/] {who}  [dim]since[/] {when(awaiting.since)}"
+        who = markup(", ".join([*awaiting.roles, *awaiting.people]) or "—")
+        line = (
+            f"[bold]waiting for[/] {markup(awaiting.what)}  [dim]from[/] {who}  "
+            f"[dim]since[/] {when(awaiting.since)}"
+        )
         if awaiting.until:
             line += f"  [dim]until[/] {when(awaiting.until)}"
         parts.append(Text.from_markup(line))
@@ -83,7 +104,10 @@ def status_view(status: ReleaseStatus) -> Group:
         if not gate.decisions:
             continue
         table = Table(
-            title=f"decisions at {stage_id}", title_justify="left", box=None, header_style="bold"
+            title=plain(f"decisions at {stage_id}"),
+            title_justify="left",
+            box=None,
+            header_style="bold",
         )
         for column in ("decision", "by", "role", "at", "valid", "comment"):
             table.add_column(column)
@@ -91,34 +115,56 @@ def status_view(status: ReleaseStatus) -> Group:
             by = d.person + (f" (for {d.on_behalf_of})" if d.on_behalf_of else "")
             valid = "yes" if d.valid else f"no: {d.invalidated_reason}"
             signed = " ✍" if d.signature else ""
-            table.add_row(d.kind.value + signed, by, d.role, when(d.at), valid, d.comment)
+            table.add_row(
+                d.kind.value + signed,
+                plain(by),
+                plain(d.role),
+                when(d.at),
+                plain(valid),
+                plain(d.comment, one_line=False),
+            )
         parts.append(table)
     gov = status.government
     if gov.receipt or gov.window_opened_at:
-        line = f"[bold]government[/] receipt {gov.receipt.receipt_id if gov.receipt else '—'}"
+        line = (
+            f"[bold]government[/] receipt {markup(gov.receipt.receipt_id if gov.receipt else '—')}"
+        )
         if gov.window_opened_at:
             line += f"; window {when(gov.window_opened_at)} → {when(gov.window_ends_at)}"
         if gov.cleared_at:
-            line += f"; cleared {when(gov.cleared_at)} by {gov.cleared_by}"
+            line += f"; cleared {when(gov.cleared_at)} by {markup(gov.cleared_by)}"
         parts.append(Text.from_markup(line))
         for concern in gov.concerns:
             state = (
                 f"resolved {when(concern.resolved_at)}" if concern.resolved_at else "[red]open[/]"
             )
-            parts.append(Text.from_markup(f"  concern {concern.id}: {concern.text} ({state})"))
+            parts.append(
+                Text.from_markup(
+                    f"  concern {markup(concern.id)}: {markup(concern.text)} ({state})"
+                )
+            )
     for hold in status.active_holds():
         parts.append(
             Text.from_markup(
-                f"[yellow]held[/] ({hold.kind}) by {hold.by}: {hold.reason}"
+                f"[yellow]held[/] ({markup(hold.kind)}) by {markup(hold.by)}: {markup(hold.reason)}"
                 + (f" until {when(hold.until)}" if hold.until else "")
             )
         )
     for suspension in status.active_suspensions():
         parts.append(
             Text.from_markup(
-                f"[magenta]suspended[/] by order {suspension.order_id} ({suspension.scope}): {suspension.reason}"
+                f"[magenta]suspended[/] by order {markup(suspension.order_id)} "
+                f"({markup(suspension.scope)}): {markup(suspension.reason)}"
             )
         )
+    for check in status.evidence_checks:
+        if check.failed:  # one line each: the refusal or the reason (plain text, never markup)
+            parts.append(
+                Text.assemble(
+                    ("evidence ", "red"),
+                    for_terminal(f"{check.id} {check.result}: {check.detail}", one_line=True),
+                )
+            )
     summary = status.grant_summary
     if summary.total:
         parts.append(
@@ -128,7 +174,7 @@ def status_view(status: ReleaseStatus) -> Group:
             )
         )
     if status.outcome:
-        parts.append(Text.from_markup(f"[bold]outcome[/] {status.outcome}"))
+        parts.append(Text.from_markup(f"[bold]outcome[/] {markup(status.outcome)}"))
     parts.append(
         Text(f"audit: {status.audit_length} events, head {status.audit_head[:16]}…", style="dim")
     )
@@ -152,11 +198,11 @@ def print_result(console: Console, result: UpdateResult) -> None:
     console.print(
         Text.assemble(
             ("✔ ", "green"),
-            result.message,
+            for_terminal(result.message, one_line=True),
             "  ",
             ("[", "dim"),
             state_text(result.state),
-            (f" at {where}, status v{result.status_version}]", "dim"),
+            (for_terminal(f" at {where}, status v{result.status_version}]", one_line=True), "dim"),
         )
     )
 
@@ -178,15 +224,15 @@ def list_table(rows: Sequence[ReleaseSummary]) -> Table:
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row.release_id,
-            row.model,
-            row.version,
-            row.stage or "—",
-            state_text(row.state) if row.state else Text(row.execution_status),
-            ", ".join(row.awaiting_roles) or "—",
+            plain(row.release_id),
+            plain(row.model),
+            plain(row.version),
+            plain(row.stage or "—"),
+            state_text(row.state) if row.state else plain(row.execution_status),
+            plain(", ".join(row.awaiting_roles) or "—"),
             when(row.window_ends_at),
-            row.risk_tier,
-            row.submitted_by,
+            plain(row.risk_tier),
+            plain(row.submitted_by),
             when(row.started_at),
         )
     return table
@@ -214,11 +260,11 @@ def inbox_view(items: Sequence[InboxItem]) -> Group:
     parts: list[Text] = []
     for item in items:
         head = Text.assemble(
-            (item.release_id, "bold"),
-            f"  {item.model} {item.version}  at ",
-            (item.stage or "—", "cyan"),
+            (for_terminal(item.release_id, one_line=True), "bold"),
+            for_terminal(f"  {item.model} {item.version}  at ", one_line=True),
+            (for_terminal(item.stage or "—", one_line=True), "cyan"),
             "  as ",
-            (", ".join(item.because), "green"),
+            (for_terminal(", ".join(item.because), one_line=True), "green"),
             f"  waiting {age(item.since)}",
         )
         if item.state != ReleaseState.ACTIVE.value:
@@ -226,5 +272,5 @@ def inbox_view(items: Sequence[InboxItem]) -> Group:
             head.append_text(state_text(item.state))
         if item.until:
             head.append(f"  due {when(item.until)}", style="yellow")
-        parts += [head, Text(f"    {item.what}")]
+        parts += [head, Text(for_terminal(f"    {item.what}", one_line=True))]
     return Group(*parts)

@@ -17,6 +17,7 @@ from gatekeeper.models.messages import DecisionRequest, DelegationRequest
 from gatekeeper.models.status import UpdateResult
 from gatekeeper.releases import ListFilter
 from gatekeeper.settings import Settings
+from gatekeeper.text import for_markup
 
 app = typer.Typer(
     help="What waits for you; decide at a gate: approve, reject, request changes; delegate.",
@@ -149,7 +150,7 @@ def delegate(
     else:
         for rid, kind, message in outcomes:
             mark = "[green]✔[/]" if kind == "delegated" else "[yellow]✖[/]"
-            common.console.print(f"{mark} {rid}: {escape(message)}")
+            common.console.print(f"{mark} {escape(rid)}: {for_markup(message, one_line=True)}")
     if outcomes and all(kind != "delegated" for _, kind, _ in outcomes):
         raise typer.Exit(7)
 
@@ -184,16 +185,16 @@ def inbox(
     found = common.run(go())
     for release_id in found.unreadable:
         common.err_console.print(
-            f"[yellow]warning:[/] release {release_id} did not answer; skipped"
+            f"[yellow]warning:[/] release {escape(release_id)} did not answer; skipped"
         )
     if json_:
         common.print_json([item.as_json() for item in found.items])
         return
     if not found.items:
-        common.console.print(f"nothing waits for {as_}")
+        common.console.print(f"nothing waits for {as_}", markup=False)
         return
     count = len(found.items)
     common.console.print(
-        f"{count} release{'s' if count != 1 else ''} wait for {as_}, oldest first:"
+        f"{count} release{'s' if count != 1 else ''} wait for {as_}, oldest first:", markup=False
     )
     common.console.print(render.inbox_view(found.items))

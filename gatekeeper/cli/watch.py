@@ -33,6 +33,7 @@ from rich.table import Column
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.releases import Releases
+from gatekeeper.text import for_markup
 
 EXIT_LAUNCHED = 0
 EXIT_STOPPED = 1
@@ -164,7 +165,10 @@ class WatchView:
             return
         stamp = status.updated_at.strftime("%Y-%m-%d %H:%M:%S")
         for line in changes:
-            self.progress.console.print(f"[dim]{stamp}[/]  {line}", markup=True, highlight=False)
+            # A line quotes stage titles, notes and outcomes: people's text, never markup.
+            self.progress.console.print(
+                f"[dim]{stamp}[/]  {for_markup(line, one_line=True)}", markup=True, highlight=False
+            )
 
     def show(self, status: ReleaseStatus) -> None:
         if self._task is None:
@@ -176,7 +180,8 @@ class WatchView:
             self._task,
             total=len(status.stages),
             completed=finished,
-            description=f"[bold]{where}[/] · {doing}",
+            description=f"[bold]{for_markup(where, one_line=True)}[/] · "
+            f"{for_markup(doing, one_line=True)}",
         )
 
 

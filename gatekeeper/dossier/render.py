@@ -3,17 +3,22 @@
 The JSON puts each audit event on a line of its own, as compact canonical JSON. A person can read
 and diff it, and ``audit verify`` can name the event a damaged line belongs to even when the
 damage makes the file unparseable.
+
+Every value a person or a payload supplied is escaped for the format it is written in
+(:mod:`gatekeeper.text`): in Markdown it stays on its line (CR and LF fold to spaces) and its
+Markdown and HTML read as text; in HTML it is entity-escaped. Only the headings, labels and notes
+written here are markup.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from enum import StrEnum
 
 from gatekeeper.canonical import canonical_json
 from gatekeeper.dossier.document import Section, Table, sections, title
 from gatekeeper.dossier.model import Dossier
+from gatekeeper.text import for_html, for_markdown
 
 
 class DossierFormat(StrEnum):
@@ -42,7 +47,7 @@ def to_json(dossier: Dossier) -> str:
 
 
 def to_markdown(dossier: Dossier) -> str:
-    out = [f"# {title(dossier)}", ""]
+    out = [f"# {for_markdown(title(dossier))}", ""]
     for section in sections(dossier):
         out += _md_section(section)
     return "\n".join(out)
@@ -71,11 +76,11 @@ def _md_table(table: Table) -> list[str]:
 
 
 def _md_text(text: str) -> str:
-    return text.replace("\n", " ")
+    return for_markdown(text)
 
 
 def _md_cell(text: str) -> str:
-    return _md_text(text).replace("|", "\\|") or " "
+    return for_markdown(text) or " "
 
 
 _STYLE = """
@@ -92,7 +97,7 @@ dt { font-weight: 600; } dd { margin: 0; font-family: ui-monospace, monospace; }
 
 def to_html(dossier: Dossier) -> str:
     """A self-contained HTML page (inline style, no scripts)."""
-    heading = html.escape(title(dossier))
+    heading = for_html(title(dossier))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -100,27 +105,27 @@ def to_html(dossier: Dossier) -> str:
         f"<h1>{heading}</h1>",
     ]
     for section in sections(dossier):
-        parts.append(f"<section><h2>{html.escape(section.title)}</h2>")
+        parts.append(f"<section><h2>{for_html(section.title)}</h2>")
         if section.facts:
             parts.append("<dl>")
             parts += [
-                f"<dt>{html.escape(name)}</dt><dd>{html.escape(value)}</dd>"
+                f"<dt>{for_html(name)}</dt><dd>{for_html(value)}</dd>"
                 for name, value in section.facts
             ]
             parts.append("</dl>")
         for table in section.tables:
             if table.rows:
                 parts.append(_html_table(table))
-        parts += [f'<p class="note">{html.escape(note)}</p>' for note in section.notes]
+        parts += [f'<p class="note">{for_html(note)}</p>' for note in section.notes]
         parts.append("</section>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
 def _html_table(table: Table) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
+    head = "".join(f"<th>{for_html(h)}</th>" for h in table.headers)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{for_html(cell)}</td>" for cell in row) + "</tr>"
         for row in table.rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

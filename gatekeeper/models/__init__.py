@@ -31,7 +31,6 @@ from gatekeeper.models.messages import (
 from gatekeeper.models.policy import (
     AccessGrantStage,
     ApprovalGateStage,
-    ChannelConfig,
     Cohort,
     GateSettings,
     GovernmentSubmissionStage,
@@ -79,7 +78,6 @@ __all__ = [
     "AuditEvent",
     "Awaiting",
     "Channel",
-    "ChannelConfig",
     "Cohort",
     "Concern",
     "CoveredDesignation",

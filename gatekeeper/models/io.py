@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gatekeeper.canonical import canonical_json, sha256_hex
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import Identifier, Model
 from gatekeeper.models.enums import Channel, NotificationEvent, Surface
-from gatekeeper.models.policy import ChannelConfig, Cohort
+from gatekeeper.models.policy import Cohort
 from gatekeeper.models.spec import Artifact, EvidenceRef, ModelRef
 from gatekeeper.models.status import EvidenceCheck, GrantRecord
 
@@ -45,9 +45,20 @@ class Notification(Model):
 
 
 class NotifyRequest(Model):
+    """One notification for its recipients. Each recipient names its channel; what that channel
+    is (URL, host, secret) only the worker knows, so nothing about it enters workflow history."""
+
     notification: Notification
     recipients: list[Recipient]
-    channels: list[ChannelConfig] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_channels(cls, data: object) -> object:
+        # Requests scheduled before channels moved to the worker carried their configuration; it
+        # is ignored (never used to deliver), so those activities still run on the new worker.
+        if isinstance(data, dict) and "channels" in data:
+            data = {k: v for k, v in data.items() if k != "channels"}
+        return data
 
 
 class Delivery(Model):
@@ -60,10 +71,50 @@ class Delivery(Model):
 
 class NotifyResult(Model):
     deliveries: list[Delivery] = Field(default_factory=list)
+    unconfigured: list[str] = Field(
+        default_factory=list,
+        description="channel names routed to that this worker does not define; nothing was sent "
+        "on them, and nothing else was sent in their place",
+    )
 
     @property
     def sent(self) -> int:
         return sum(1 for d in self.deliveries if not d.duplicate)
+
+
+class NotifySummary(Model):
+    """What one ``notify_stakeholders`` call did, in counts (the activity's result).
+
+    A fan-out to 5,000 partners stays a few hundred bytes in workflow history; which keys went
+    out is in the outbox and the channels' journals, not in the result.
+    """
+
+    notification: str = Field(description="the notification's idempotency key")
+    deliveries: int = Field(description="deliveries after expanding cohorts to their partners")
+    delivered: int
+    already_delivered: int
+    by_channel: dict[str, int] = Field(default_factory=dict)
+    unconfigured: list[str] = Field(
+        default_factory=list, description="channel names this worker does not define"
+    )
+
+    @property
+    def sent(self) -> int:
+        return self.delivered
+
+    @classmethod
+    def of(cls, notification: Notification, result: NotifyResult) -> NotifySummary:
+        by_channel: dict[str, int] = {}
+        for delivery in result.deliveries:
+            by_channel[delivery.channel] = by_channel.get(delivery.channel, 0) + 1
+        return cls(
+            notification=notification.idempotency_key,
+            deliveries=len(result.deliveries),
+            delivered=result.sent,
+            already_delivered=len(result.deliveries) - result.sent,
+            by_channel=by_channel,
+            unconfigured=result.unconfigured,
+        )
 
 
 class SubmissionRequest(Model):
@@ -183,7 +234,7 @@ class EvidenceCheckResult(Model):
 
     @property
     def failures(self) -> list[EvidenceCheck]:
-        return [c for c in self.checks if c.result in ("mismatch", "unreadable")]
+        return [c for c in self.checks if c.failed]
 
 
 class LaunchRequest(Model):

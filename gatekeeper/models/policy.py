@@ -7,13 +7,12 @@ unknown role) are checked by :func:`gatekeeper.policy.check_policy`, which can n
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from gatekeeper.models.base import Duration, Identifier, IdOrWildcard, Model, ShortText, Text
 from gatekeeper.models.enums import (
-    Channel,
     CoveredDesignation,
     NotificationEvent,
     StageKind,
@@ -153,18 +152,6 @@ class Cohort(Model):
     )
 
 
-class ChannelConfig(Model):
-    """A delivery channel. Secrets are never in the policy: ``secret_env`` names a variable."""
-
-    id: Identifier
-    type: Channel
-    url: ShortText | None = None
-    secret_env: ShortText | None = None
-    smtp_host: ShortText | None = None
-    smtp_port: int | None = Field(default=None, ge=1, le=65535)
-    sender: ShortText | None = None
-
-
 class Recipients(Model):
     roles: list[Identifier] = Field(default_factory=list)
     people: list[Identifier] = Field(default_factory=list)
@@ -176,28 +163,76 @@ class Recipients(Model):
     )
 
 
+#: Fields that define what a channel is. They belong to the worker's configuration file.
+CHANNEL_DEFINITION_FIELDS = ("url", "secret_env", "smtp_host", "smtp_port", "sender")
+#: Why a policy may not define a channel (the message of the refusal).
+CHANNELS_ARE_WORKER_CONFIGURATION = (
+    "channels are defined in the worker's configuration file (gatekeeper.toml, [channels.<name>]), "
+    "not in a policy; a route names them in its channels list"
+)
+
+
+def _refuse_channel_definitions(data: object, fields: tuple[str, ...]) -> None:
+    if isinstance(data, dict):
+        for name in fields:
+            if name in data:
+                # "<field>: ..." lets the YAML reader point at the line of that field.
+                raise ValueError(f"{name}: {CHANNELS_ARE_WORKER_CONFIGURATION}")
+
+
 class NotificationRoute(Model):
+    """Events, the people and cohorts who hear of them, and the channels (by name) to use.
+
+    A channel name is ``log``, ``outbox`` or one the worker's configuration defines; the worker
+    refuses a policy naming a channel it does not have (:func:`gatekeeper.routing.unconfigured_channels`).
+    """
+
     events: list[NotificationEvent | Literal["*"]] = Field(min_length=1)
     to: Recipients
     channels: list[Identifier] = Field(default_factory=lambda: ["outbox"], min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_channel_definitions(cls, data: object) -> object:
+        _refuse_channel_definitions(data, CHANNEL_DEFINITION_FIELDS)
+        return data
 
-#: Channels every policy has without declaring them.
-BUILTIN_CHANNELS = (
-    ChannelConfig(id="log", type=Channel.LOG),
-    ChannelConfig(id="outbox", type=Channel.OUTBOX),
-)
+
+#: Channels every worker has without configuring them.
+BUILTIN_CHANNELS = ("log", "outbox")
 
 
 class NotificationPolicy(Model):
-    channels: list[ChannelConfig] = Field(default_factory=list)
+    """Who hears about which events, on which channels (by name).
+
+    Channel definitions (URLs, hosts, secrets) are refused: what a channel is belongs to the
+    worker. ``channels`` stays as a field that is always empty, so the digest of every policy
+    (recorded by running releases and installed versions) is what it was when policies could
+    still define channels.
+    """
+
+    channels: list[Any] = Field(
+        default_factory=list,
+        max_length=0,
+        description="always empty: channels are defined in the worker's configuration",
+    )
     routes: list[NotificationRoute] = Field(default_factory=list)
 
-    def channel(self, channel_id: str) -> ChannelConfig | None:
-        for item in (*BUILTIN_CHANNELS, *self.channels):
-            if item.id == channel_id:
-                return item
-        return None
+    @model_validator(mode="before")
+    @classmethod
+    def _no_channel_definitions(cls, data: object) -> object:
+        if isinstance(data, dict):
+            if data.get("channels", []) in ([], None):
+                data = {**data, "channels": []}
+            else:
+                _refuse_channel_definitions(data, ("channels",))
+            _refuse_channel_definitions(data, CHANNEL_DEFINITION_FIELDS)
+        return data
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Every channel name a route uses, sorted."""
+        return sorted({name for route in self.routes for name in route.channels})
 
 
 class Policy(Model):

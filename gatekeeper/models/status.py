@@ -174,14 +174,26 @@ class Suspension(Model):
     safeguards: list[str] = Field(default_factory=list)
 
 
+#: ``refused``: the worker's evidence rules forbid reading the item (outside the roots, not a
+#: regular file, too large, too slow, a scheme not accepted); nothing about the file is reported.
+EvidenceOutcome = Literal["ok", "mismatch", "unreadable", "refused", "unverified"]
+#: Outcomes that block every gate until an amend fixes the item.
+FAILED_EVIDENCE: frozenset[str] = frozenset({"mismatch", "unreadable", "refused"})
+
+
 class EvidenceCheck(Model):
     id: str
     uri: str
     expected: str
     actual: str | None = None
-    result: Literal["ok", "mismatch", "unreadable", "unverified"]
+    result: EvidenceOutcome
     detail: str = ""
     checked_at: datetime | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether this item blocks the gates (mismatch, unreadable or refused)."""
+        return self.result in FAILED_EVIDENCE
 
 
 class Awaiting(Model):

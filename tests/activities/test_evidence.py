@@ -17,7 +17,7 @@ from tests.adapters.builders import evidence_request, write_file
 
 
 class TestVerifyEvidence:
-    """Bad items are results, not failures; only bad input fails the activity."""
+    """Bad items (unreadable, refused) are results, not failures; only bad input fails the activity."""
 
     def test_reports_each_item(self, tmp_path: Path) -> None:
         digest = write_file(tmp_path / "weights.bin", b"w" * 3000)
@@ -25,17 +25,19 @@ class TestVerifyEvidence:
             Artifact(uri=f"file://{tmp_path}/weights.bin", sha256=digest),
             ("card", f"file://{tmp_path}/missing.md", "c" * 64),
             ("report", "https://example.org/report.pdf", "d" * 64),
+            ("shadow", "file:///etc/shadow", "e" * 64),
         )
         env = ActivityEnvironment()
         beats: list[tuple[object, ...]] = []
         env.on_heartbeat = lambda *details: beats.append(details)
-        acts = EvidenceActivities(LocalEvidenceVerifier(chunk_size=1024))
+        acts = EvidenceActivities(LocalEvidenceVerifier([tmp_path], chunk_size=1024))
 
         result = env.run(acts.verify_evidence, request)
 
         assert isinstance(result, EvidenceCheckResult)
-        assert [c.result for c in result.checks] == ["ok", "unreadable", "unverified"]
-        assert [c.id for c in result.failures] == ["card"]
+        assert [c.result for c in result.checks] == ["ok", "unreadable", "unverified", "refused"]
+        assert [c.id for c in result.failures] == ["card", "shadow"]
+        assert result.checks[3].detail == "file:///etc/shadow is outside the evidence roots"
         assert len(beats) == 3
 
     def test_invalid_input_fails_for_good(self) -> None:

@@ -10,9 +10,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
-from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, NotifySummary
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
 from gatekeeper.adapters.outbox import Outbox
-from gatekeeper.models.io import Recipient
+from gatekeeper.models.io import NotifySummary, Recipient
 from tests.adapters.builders import notify_request
 
 
@@ -53,16 +53,16 @@ class TestNotifyStakeholders:
 
         assert result.sent == 1
 
-    def test_unknown_channel_fails_for_good(self, tmp_path: Path) -> None:
+    def test_an_unconfigured_channel_is_reported_not_retried(self, tmp_path: Path) -> None:
         request = notify_request(1)
         request.recipients.append(Recipient(id="x", channel="pager"))
 
-        with pytest.raises(ApplicationError) as caught:
-            ActivityEnvironment().run(
-                activities(tmp_path / "outbox.jsonl").notify_stakeholders, request
-            )
+        summary = ActivityEnvironment().run(
+            activities(tmp_path / "outbox.jsonl").notify_stakeholders, request
+        )
 
-        assert (caught.value.type, caught.value.non_retryable) == ("DeliveryError", True)
+        assert summary.unconfigured == ["pager"]
+        assert (summary.delivered, summary.by_channel) == (1, {"outbox": 1})
 
     def test_storage_failure_is_retried(self, tmp_path: Path) -> None:
         (tmp_path / "outbox.jsonl").mkdir()

@@ -38,6 +38,7 @@ from tests.adapters.builders import (
     launch,
     notify_request,
     submission,
+    webhook_settings,
 )
 
 
@@ -58,7 +59,11 @@ class CallActivity:
 def all_activities(data: Path) -> list[Any]:
     return [
         NotifyActivities(
-            Notifier(ChannelRegistry.embedded(Outbox(data / "outbox.jsonl")))
+            Notifier(
+                ChannelRegistry.embedded(Outbox(data / "outbox.jsonl")),
+                # A webhook channel this worker defines but has no channel type for.
+                configured={"hook": webhook_settings()},
+            )
         ).notify_stakeholders,
         GovernmentActivities(FileDropClearinghouse(data / "clearinghouse")).submit_to_government,
         EvidenceActivities(LocalEvidenceVerifier()).verify_evidence,
@@ -117,7 +122,7 @@ class TestOnAWorker:
         self, client: Client, task_queue: str, tmp_path: Path
     ) -> None:
         request = notify_request(1)
-        request.recipients.append(Recipient(id="x", channel="pager"))
+        request.recipients.append(Recipient(id="x", channel="hook"))
 
         with pytest.raises(WorkflowFailureError) as caught:
             await call(client, task_queue, tmp_path, "notify_stakeholders", request)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gatekeeper.canonical import digest_of
+from gatekeeper.config import ChannelSettings
 from gatekeeper.models.audit import GENESIS_HASH, AuditEvent
 from gatekeeper.models.enums import EvidenceKind, NotificationEvent, Surface
 from gatekeeper.models.io import (
@@ -18,7 +20,6 @@ from gatekeeper.models.io import (
     Recipient,
     SubmissionRequest,
 )
-from gatekeeper.models.policy import ChannelConfig
 from gatekeeper.models.spec import Artifact, EvidenceRef, ModelRef
 
 T0 = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -45,15 +46,24 @@ def recipients(count: int, channel: str = "outbox") -> list[Recipient]:
 
 
 def notify_request(
-    count: int = 3,
-    channel: str = "outbox",
-    channels: list[ChannelConfig] | None = None,
-    key: str = "atlas-2:internal_review:gate_waiting:0",
+    count: int = 3, channel: str = "outbox", key: str = "atlas-2:internal_review:gate_waiting:0"
 ) -> NotifyRequest:
-    return NotifyRequest(
-        notification=notification(key),
-        recipients=recipients(count, channel),
-        channels=channels or [],
+    return NotifyRequest(notification=notification(key), recipients=recipients(count, channel))
+
+
+def webhook_settings(
+    url: str = "https://hooks.example.org/gatekeeper", secret_env: str = "HOOK_SECRET"
+) -> ChannelSettings:
+    """A webhook channel as a worker's configuration defines it."""
+    return ChannelSettings(type="webhook", url=url, secret_env=secret_env)
+
+
+def email_settings(
+    host: str = "smtp.example.org", port: int | None = None, **extra: Any
+) -> ChannelSettings:
+    """An e-mail channel as a worker's configuration defines it."""
+    return ChannelSettings(
+        type="email", smtp_host=host, smtp_port=port, sender="gatekeeper@lab.example", **extra
     )
 
 
@@ -126,3 +136,20 @@ def chain(length: int, release_id: str = RELEASE, **overrides: Any) -> list[Audi
         previous = digest_of(body)
         events.append(AuditEvent.model_validate({**body, "hash": previous}))
     return events
+
+
+def write_worker_config(
+    path: Path, channels: dict[str, dict[str, Any]], allow_hosts: tuple[str, ...] = ()
+) -> Path:
+    """Write a worker configuration file (TOML) defining ``channels``; returns ``path``.
+
+    Values are strings or whole numbers (JSON strings are valid TOML basic strings).
+    """
+    lines: list[str] = []
+    for name, fields in channels.items():
+        lines.append(f"[channels.{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in fields.items()]
+        lines.append("")
+    lines += ["[egress]", f"allow_hosts = {json.dumps(list(allow_hosts))}", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -20,14 +20,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gatekeeper.adapters.email import EmailChannel, email_factory, message_id
-from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, SendJournal
+from gatekeeper.adapters.email import EmailChannel, GuardedSMTPSSL, email_factory, message_id
+from gatekeeper.adapters.notifier import ChannelConfig, ChannelRegistry, Notifier, SendJournal
 from gatekeeper.adapters.outbox import Outbox
+from gatekeeper.egress import EgressGuard, EgressRefused, EgressRules
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import NotifyRequest, Recipient
-from gatekeeper.models.policy import ChannelConfig
-from tests.adapters.builders import notify_request
+from tests.adapters.builders import email_settings, notify_request
 from tests.workers.helpers import free_ports
 
 SENDER = "gatekeeper@meridian-ai.example"
@@ -72,29 +72,37 @@ def smtp() -> Iterator[SmtpServer]:
     controller.stop()
 
 
+#: The SMTP servers listen on loopback, which the egress rules refuse unless allowed.
+LOOPBACK = EgressRules.allowing(["127.0.0.1"])
+
+
 def mail(port: int, **extra: Any) -> ChannelConfig:
-    return ChannelConfig(
-        id="mail",
-        type=Channel.EMAIL,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        sender=SENDER,
-        **extra,
-    )
+    """Channel ``mail`` as the worker's configuration defines it: the local server at ``port``."""
+    settings = email_settings("127.0.0.1", port, **extra).model_copy(update={"sender": SENDER})
+    return ChannelConfig("mail", Channel.EMAIL, settings)
 
 
 def journal(tmp_path: Path) -> SendJournal:
     return SendJournal(Outbox(tmp_path / "outbox.jsonl"), Outbox(tmp_path / "outbox.sending.jsonl"))
 
 
-def notifier(tmp_path: Path, env: dict[str, str] | None = None) -> Notifier:
+def notifier(
+    tmp_path: Path,
+    port: int,
+    env: dict[str, str] | None = None,
+    egress: EgressRules = LOOPBACK,
+    **extra: Any,
+) -> Notifier:
+    """A worker's notifier whose configuration defines ``mail`` as the server at ``port``."""
     registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
-    registry.register(Channel.EMAIL, email_factory(journal(tmp_path), env or {}))
-    return Notifier(registry)
+    registry.register(Channel.EMAIL, email_factory(journal(tmp_path), env or {}, egress=egress))
+    settings = mail(port, **extra).settings
+    assert settings is not None
+    return Notifier(registry, configured={"mail": settings})
 
 
-def request(port: int, count: int = 3, **extra: Any) -> NotifyRequest:
-    req = notify_request(0, channels=[mail(port, **extra)])
+def request(count: int = 3) -> NotifyRequest:
+    req = notify_request(0)
     req.recipients[:] = [
         Recipient(
             id=f"person-{i}", name=f"Person {i}", email=f"person{i}@example.org", channel="mail"
@@ -109,7 +117,7 @@ class TestDelivery:
     from the delivery key so a copy can be recognised."""
 
     def test_one_message_per_recipient(self, tmp_path: Path, smtp: SmtpServer) -> None:
-        result = notifier(tmp_path).notify(request(smtp.port))
+        result = notifier(tmp_path, smtp.port).notify(request())
 
         assert result.sent == 3
         first = smtp.mailbox.messages[0]
@@ -128,9 +136,9 @@ class TestDelivery:
         assert "Where to look: `gatekeeper release status atlas-2`" in body
 
     def test_a_retry_sends_nothing_twice(self, tmp_path: Path, smtp: SmtpServer) -> None:
-        notifier(tmp_path).notify(request(smtp.port, 2))
+        notifier(tmp_path, smtp.port).notify(request(2))
 
-        again = notifier(tmp_path).notify(request(smtp.port, 3))
+        again = notifier(tmp_path, smtp.port).notify(request(3))
 
         assert [d.duplicate for d in again.deliveries] == [True, True, False]
         assert len(smtp.mailbox.messages) == 3
@@ -139,14 +147,14 @@ class TestDelivery:
     def test_a_resend_after_a_lost_outcome_is_the_same_message(
         self, tmp_path: Path, smtp: SmtpServer
     ) -> None:
-        req = request(smtp.port, 1)
-        channel = EmailChannel(mail(smtp.port), journal(tmp_path))
+        req = request(1)
+        channel = EmailChannel(mail(smtp.port), journal(tmp_path), egress=LOOPBACK)
         key = "atlas-2:internal_review:gate_waiting:0:person-0:mail"
         channel.deliver(req.notification, req.recipients[0], key)
         channel.close()
         (tmp_path / "outbox.jsonl").unlink()  # as if the worker died before recording it
 
-        notifier(tmp_path).notify(req)
+        notifier(tmp_path, smtp.port).notify(req)
 
         first, second = smtp.mailbox.messages
         assert first["Message-ID"] == second["Message-ID"]
@@ -160,11 +168,11 @@ class TestFailures:
     def test_a_recipient_without_address_fails_alone(
         self, tmp_path: Path, smtp: SmtpServer
     ) -> None:
-        req = request(smtp.port, 2)
+        req = request(2)
         req.recipients.insert(1, Recipient(id="partner:acme", name="Acme", channel="mail"))
 
         with pytest.raises(DeliveryError, match="partner:acme has no e-mail address") as caught:
-            notifier(tmp_path).notify(req)
+            notifier(tmp_path, smtp.port).notify(req)
 
         assert caught.value.retryable is False
         assert len(smtp.mailbox.messages) == 2
@@ -178,7 +186,7 @@ class TestFailures:
         smtp.mailbox.refuse["person0@example.org"] = answer
 
         with pytest.raises(DeliveryError, match="recipient refused") as caught:
-            notifier(tmp_path).notify(request(smtp.port, 2))
+            notifier(tmp_path, smtp.port).notify(request(2))
 
         assert caught.value.retryable is retryable
         assert len(smtp.mailbox.messages) == (0 if retryable else 1)
@@ -187,27 +195,43 @@ class TestFailures:
         [port] = free_ports(1)
 
         with pytest.raises(DeliveryError, match="could not deliver") as caught:
-            notifier(tmp_path).notify(request(port, 1))
+            notifier(tmp_path, port).notify(request(1))
 
         assert caught.value.retryable is True
 
     def test_credentials_are_never_sent_in_clear(self, tmp_path: Path, smtp: SmtpServer) -> None:
-        req = request(smtp.port, 1, secret_env="SMTP_LOGIN")
+        login = {"SMTP_LOGIN": "gatekeeper:pw"}
+        sending = notifier(tmp_path, smtp.port, login, secret_env="SMTP_LOGIN")
 
         with pytest.raises(DeliveryError, match="refusing to send credentials") as caught:
-            notifier(tmp_path, {"SMTP_LOGIN": "gatekeeper:pw"}).notify(req)
+            sending.notify(request(1))
 
         assert caught.value.retryable is False
         assert smtp.mailbox.messages == []
 
-    def test_missing_configuration_is_final(self, tmp_path: Path) -> None:
-        config = ChannelConfig(id="mail", type=Channel.EMAIL, smtp_host="127.0.0.1")
-        req = notify_request(1, channel="mail", channels=[config])
+    def test_missing_credentials_are_final_and_name_no_variable(
+        self, tmp_path: Path, smtp: SmtpServer
+    ) -> None:
+        sending = notifier(tmp_path, smtp.port, {}, secret_env="SMTP_LOGIN")
 
-        with pytest.raises(DeliveryError, match="needs smtp_host and sender") as caught:
-            notifier(tmp_path).notify(req)
+        with pytest.raises(DeliveryError, match="'mail' has no credentials") as caught:
+            sending.notify(request(1))
 
         assert caught.value.retryable is False
+        assert "SMTP_LOGIN" not in str(caught.value)
+        assert smtp.mailbox.messages == []
+
+    def test_a_loopback_server_is_refused_unless_allowed(
+        self, tmp_path: Path, smtp: SmtpServer
+    ) -> None:
+        refusing = notifier(tmp_path, smtp.port, egress=EgressRules())
+
+        with pytest.raises(DeliveryError, match="'mail' refused") as caught:
+            refusing.notify(request(1))
+
+        assert caught.value.retryable is False
+        assert "a loopback address" in str(caught.value) and "127.0.0.1" not in str(caught.value)
+        assert smtp.mailbox.messages == []
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -278,8 +302,9 @@ class TestStartTls:
                 journal(tmp_path),
                 credentials=("gatekeeper", "pa:ss"),
                 tls_context=ssl.create_default_context(cafile=str(cert)),
+                egress=LOOPBACK,
             )
-            req = request(port, 1)
+            req = request(1)
             assert channel.deliver(req.notification, req.recipients[0], "k-1")
             channel.close()
         finally:
@@ -296,3 +321,29 @@ class TestStartTls:
 
         assert with_user._credentials == ("ops", "pa:ss")
         assert password_only._credentials == (SENDER, "pw")
+
+
+class TestImplicitTls:
+    """Port 465 style (TLS from the first byte) connects through the egress guard too: to a
+    checked address, verifying the certificate; a refused destination is never connected."""
+
+    def test_connects_through_the_guard(self, tmp_path: Path) -> None:
+        cert, key = self_signed(tmp_path)
+        server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_tls.load_cert_chain(cert, key)
+        [port] = free_ports(1)
+        controller = Controller(Mailbox(), hostname="127.0.0.1", port=port, ssl_context=server_tls)
+        controller.start()
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        try:
+            with pytest.raises(EgressRefused, match="a loopback address"):
+                GuardedSMTPSSL(EgressGuard(), "127.0.0.1", port, timeout=5, context=client_tls)
+            smtp = GuardedSMTPSSL(
+                EgressGuard(LOOPBACK), "127.0.0.1", port, timeout=5, context=client_tls
+            )
+            code, _ = smtp.ehlo()
+            smtp.quit()
+        finally:
+            controller.stop()
+
+        assert code == 250

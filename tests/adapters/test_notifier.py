@@ -8,13 +8,18 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, delivery_key
+from gatekeeper.adapters.notifier import ChannelConfig, ChannelRegistry, Notifier, delivery_key
 from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.enums import Channel
-from gatekeeper.models.io import Notification, Recipient
-from gatekeeper.models.policy import ChannelConfig
-from tests.adapters.builders import notify_request, recipients
+from gatekeeper.models.io import Notification, NotifyRequest, Recipient
+from tests.adapters.builders import (
+    email_settings,
+    notification,
+    notify_request,
+    recipients,
+    webhook_settings,
+)
 
 
 def embedded(path: Path) -> Notifier:
@@ -115,34 +120,80 @@ class TestLogChannel:
 
 
 class TestChannelResolution:
-    """Channels come from the request (or the built-ins); a bad one fails before any delivery."""
+    """Channel names are resolved against the worker's configuration (or the built-ins), never
+    against the request; a name the worker does not define is reported and nothing is sent on it
+    or anywhere else in its place; a channel type the worker cannot deliver fails before any
+    delivery."""
 
-    def test_request_channels_are_used_by_id(self, tmp_path: Path) -> None:
-        config = ChannelConfig(id="reviewers", type=Channel.OUTBOX)
-        request = notify_request(1, channel="reviewers", channels=[config])
+    def test_configured_channels_are_resolved_by_name(self, tmp_path: Path) -> None:
+        sent: list[tuple[str, str | None]] = []
 
-        [delivery] = embedded(tmp_path / "outbox.jsonl").notify(request).deliveries
+        class Recording:
+            def __init__(self, config: ChannelConfig) -> None:
+                self.config = config
 
-        assert (delivery.channel, delivery.channel_type) == ("reviewers", Channel.OUTBOX)
-        assert lines(tmp_path / "outbox.jsonl")[0]["channel"] == "reviewers"
+            def deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
+                assert self.config.settings is not None
+                sent.append((self.config.id, self.config.settings.url))
+                return True
 
-    def test_unconfigured_channel_is_refused_before_any_delivery(self, tmp_path: Path) -> None:
+            def close(self) -> None:
+                pass
+
+        registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
+        registry.register(Channel.WEBHOOK, Recording)
+        settings = webhook_settings("https://hooks.lab.example/reviewers")
+        notifier = Notifier(registry, configured={"reviewers": settings})
+
+        [delivery] = notifier.notify(notify_request(1, channel="reviewers")).deliveries
+
+        assert (delivery.channel, delivery.channel_type) == ("reviewers", Channel.WEBHOOK)
+        assert sent == [("reviewers", "https://hooks.lab.example/reviewers")]
+
+    def test_a_request_cannot_define_a_channel(self, tmp_path: Path) -> None:
+        # A request recorded before channels moved to the worker carried their configuration;
+        # it is dropped, and the name alone is looked up (here: not defined on this worker).
+        request = NotifyRequest.model_validate(
+            {
+                "notification": notification().model_dump(mode="json"),
+                "recipients": [{"id": "x", "channel": "evil"}],
+                "channels": [{"id": "evil", "type": "outbox"}],
+            }
+        )
+
+        result = embedded(tmp_path / "outbox.jsonl").notify(request)
+
+        assert result.deliveries == [] and result.unconfigured == ["evil"]
+        assert not (tmp_path / "outbox.jsonl").exists()
+
+    def test_an_unconfigured_channel_is_reported_and_nothing_is_sent_on_it(
+        self, tmp_path: Path
+    ) -> None:
         request = notify_request(2)
         request.recipients.append(Recipient(id="x", channel="pager"))
 
-        with pytest.raises(DeliveryError, match="pager") as caught:
-            embedded(tmp_path / "outbox.jsonl").notify(request)
+        result = embedded(tmp_path / "outbox.jsonl").notify(request)
 
-        assert caught.value.retryable is False
-        assert not (tmp_path / "outbox.jsonl").exists()
+        assert result.unconfigured == ["pager"]
+        assert [(d.recipient, d.channel) for d in result.deliveries] == [
+            ("person-0", "outbox"),
+            ("person-1", "outbox"),
+        ]
+        assert [line["recipient"]["id"] for line in lines(tmp_path / "outbox.jsonl")] == [
+            "person-0",
+            "person-1",
+        ], "nothing for x, on pager or in its place"
 
     def test_unregistered_channel_type_is_refused_before_any_delivery(self, tmp_path: Path) -> None:
-        hook = ChannelConfig(id="hook", type=Channel.WEBHOOK, url="https://example.org/hook")
-        request = notify_request(2, channels=[hook])
+        notifier = Notifier(
+            ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl")),
+            configured={"hook": webhook_settings()},
+        )
+        request = notify_request(2)
         request.recipients.append(Recipient(id="x", channel="hook"))
 
         with pytest.raises(DeliveryError, match="webhook") as caught:
-            embedded(tmp_path / "outbox.jsonl").notify(request)
+            notifier.notify(request)
 
         assert caught.value.retryable is False
         assert not (tmp_path / "outbox.jsonl").exists()
@@ -169,11 +220,10 @@ class TestChannelResolution:
 
         registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
         registry.register(Channel.WEBHOOK, ListChannel)
-        hook = ChannelConfig(id="hook", type=Channel.WEBHOOK, url="https://example.org/hook")
-        request = notify_request(channels=[hook])
+        request = notify_request()
         request.recipients[:] = [*recipients(2, "hook"), *recipients(1, "outbox")]
 
-        result = Notifier(registry).notify(request)
+        result = Notifier(registry, configured={"hook": webhook_settings()}).notify(request)
 
         assert Channel.WEBHOOK in registry.kinds
         assert [d.channel_type for d in result.deliveries] == [
@@ -198,12 +248,11 @@ class TestChannelResolution:
 
         registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
         registry.register(Channel.EMAIL, Broken)
-        mail = ChannelConfig(id="mail", type=Channel.EMAIL, smtp_host="localhost")
-        request = notify_request(1, channels=[mail])
+        request = notify_request(1)
         request.recipients.append(Recipient(id="x", channel="mail"))
 
         with pytest.raises(DeliveryError, match="connection reset") as caught:
-            Notifier(registry).notify(request)
+            Notifier(registry, configured={"mail": email_settings()}).notify(request)
 
         assert caught.value.retryable is True
         assert closed == ["broken"]

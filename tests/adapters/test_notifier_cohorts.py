@@ -10,6 +10,7 @@ import pytest
 
 from gatekeeper.adapters import notifier as notifier_module
 from gatekeeper.adapters.notifier import (
+    ChannelConfig,
     ChannelRegistry,
     Notifier,
     granted_partners,
@@ -19,9 +20,9 @@ from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.adapters.registry import AccessRegistry, Partner
 from gatekeeper.models.enums import Channel, Surface, VettingTier
 from gatekeeper.models.io import GrantRequest, Notification, Recipient, RevokeRequest
-from gatekeeper.models.policy import ChannelConfig, Cohort
+from gatekeeper.models.policy import Cohort
 from gatekeeper.models.spec import ModelRef
-from tests.adapters.builders import RELEASE, T0, notification, notify_request
+from tests.adapters.builders import RELEASE, T0, notification, notify_request, webhook_settings
 
 ALLIED = Cohort(id="allied", tiers=[VettingTier.INVITE_ONLY], jurisdictions=["*"])
 GOV = Cohort(id="gov", tiers=[VettingTier.GOVERNMENT_APPROVED], jurisdictions=["us"])
@@ -188,9 +189,10 @@ class TestProgress:
 
         registry = ChannelRegistry.embedded(Outbox(tmp_path / "o.jsonl"))
         registry.register(Channel.WEBHOOK, Slow)
-        hook = ChannelConfig(id="hook", type=Channel.WEBHOOK, url="https://hooks.example/x")
         beats: list[int] = []
 
-        Notifier(registry).notify(notify_request(3, "hook", [hook]), progress=beats.append)
+        Notifier(registry, configured={"hook": webhook_settings()}).notify(
+            notify_request(3, "hook"), progress=beats.append
+        )
 
         assert beats == [1, 2, 3]

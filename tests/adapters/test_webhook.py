@@ -23,11 +23,11 @@ from gatekeeper.adapters.webhook import (
     verify_signature,
     webhook_factory,
 )
+from gatekeeper.egress import EgressRules
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import NotifyRequest
-from gatekeeper.models.policy import ChannelConfig
-from tests.adapters.builders import notify_request
+from tests.adapters.builders import notify_request, webhook_settings
 from tests.workers.helpers import free_ports
 
 SECRET = "s3cret-for-tests"
@@ -51,12 +51,13 @@ class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that records every POST and answers as told.
 
     ``answers`` are status codes used in order (then 200); ``delay`` slows every answer, so a
-    fan-out can be caught half-way. ``deduplicated`` is what a receiver that honours
+    fan-out can be caught half-way; a redirect points at ``location``. ``deduplicated`` is what a receiver that honours
     ``Idempotency-Key`` processes.
     """
 
     answers: list[int] = field(default_factory=list)
     delay: float = 0.0
+    location: str | None = None
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -91,6 +92,8 @@ class WebhookReceiver:
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 self.send_response(code)
+                if receiver.location and 300 <= code < 400:
+                    self.send_header("Location", receiver.location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -117,22 +120,29 @@ def receiver() -> Iterator[WebhookReceiver]:
     server.stop()
 
 
-def hook(url: str, secret_env: str | None = "HOOK_SECRET") -> ChannelConfig:
-    return ChannelConfig(id="hook", type=Channel.WEBHOOK, url=url, secret_env=secret_env)
+#: The receivers listen on loopback, which the egress rules refuse unless the worker allows it.
+LOOPBACK_ALLOWED = ("127.0.0.1",)
 
 
-def notifier(tmp_path: Path, env: dict[str, str] | None = None) -> Notifier:
+def notifier(
+    tmp_path: Path,
+    url: str,
+    env: dict[str, str] | None = None,
+    allow: tuple[str, ...] = LOOPBACK_ALLOWED,
+) -> Notifier:
+    """A worker's notifier whose configuration defines channel ``hook`` as a webhook to ``url``."""
     outbox = Outbox(tmp_path / "outbox.jsonl")
     registry = ChannelRegistry.embedded(outbox)
     journal = SendJournal(outbox, Outbox(tmp_path / "outbox.sending.jsonl"))
+    secrets = {"HOOK_SECRET": SECRET} if env is None else env
     registry.register(
-        Channel.WEBHOOK, webhook_factory(journal, {"HOOK_SECRET": SECRET} if env is None else env)
+        Channel.WEBHOOK, webhook_factory(journal, secrets, egress=EgressRules.allowing(allow))
     )
-    return Notifier(registry)
+    return Notifier(registry, configured={"hook": webhook_settings(url)})
 
 
-def request(url: str, count: int = 3, **kw: str) -> NotifyRequest:
-    return notify_request(count, channel="hook", channels=[hook(url)], **kw)
+def request(count: int = 3, **kw: str) -> NotifyRequest:
+    return notify_request(count, channel="hook", **kw)
 
 
 class TestSignedDelivery:
@@ -140,7 +150,7 @@ class TestSignedDelivery:
     receiver's helper accepts, and that nothing else passes."""
 
     def test_one_signed_post_per_recipient(self, tmp_path: Path, receiver: WebhookReceiver) -> None:
-        result = notifier(tmp_path).notify(request(receiver.url))
+        result = notifier(tmp_path, receiver.url).notify(request())
 
         assert result.sent == 3
         assert receiver.keys() == [d.key for d in result.deliveries]
@@ -168,7 +178,7 @@ class TestSignedDelivery:
     def test_forged_tampered_or_stale_requests_fail_verification(
         self, tmp_path: Path, receiver: WebhookReceiver
     ) -> None:
-        notifier(tmp_path).notify(request(receiver.url, 1))
+        notifier(tmp_path, receiver.url).notify(request(1))
         [got] = receiver.received
         header, body = got.headers[SIGNATURE_HEADER], got.body
         signed_at = int(got.headers[TIMESTAMP_HEADER])
@@ -186,9 +196,9 @@ class TestOncePerKey:
     a send whose outcome was lost is repeated with the same key, marked as a redelivery."""
 
     def test_a_retry_sends_nothing_twice(self, tmp_path: Path, receiver: WebhookReceiver) -> None:
-        notifier(tmp_path).notify(request(receiver.url, 2))
+        notifier(tmp_path, receiver.url).notify(request(2))
 
-        again = notifier(tmp_path).notify(request(receiver.url, 3))  # another worker, one more
+        again = notifier(tmp_path, receiver.url).notify(request(3))  # another worker, one more
 
         assert [d.duplicate for d in again.deliveries] == [True, True, False]
         assert len(receiver.received) == 3
@@ -202,7 +212,7 @@ class TestOncePerKey:
         interrupted = "atlas-2:internal_review:gate_waiting:0:person-1:hook"
         sending.append(interrupted, {"channel": "hook", "channel_type": "webhook"})  # a dead try
 
-        notifier(tmp_path).notify(request(receiver.url, 2))
+        notifier(tmp_path, receiver.url).notify(request(2))
 
         marked = {r.key: r.headers.get(REDELIVERY_HEADER) for r in receiver.received}
         assert marked == {
@@ -222,8 +232,8 @@ class TestFailures:
         receiver.answers = [code]
 
         with pytest.raises(DeliveryError, match=f"HTTP {code}") as caught:
-            notifier(tmp_path).notify(request(receiver.url, 3))
-        retried = notifier(tmp_path).notify(request(receiver.url, 3))
+            notifier(tmp_path, receiver.url).notify(request(3))
+        retried = notifier(tmp_path, receiver.url).notify(request(3))
 
         assert caught.value.retryable is True
         assert "2 deferred to the next attempt" in str(caught.value)
@@ -239,7 +249,7 @@ class TestFailures:
         receiver.answers = [200, code]
 
         with pytest.raises(DeliveryError) as caught:
-            notifier(tmp_path).notify(request(receiver.url, 3))
+            notifier(tmp_path, receiver.url).notify(request(3))
 
         assert caught.value.retryable is False
         message = str(caught.value)
@@ -253,29 +263,56 @@ class TestFailures:
         [port] = free_ports(1)
 
         with pytest.raises(DeliveryError, match="ConnectError") as caught:
-            notifier(tmp_path).notify(request(f"http://127.0.0.1:{port}/hook", 2))
+            notifier(tmp_path, f"http://127.0.0.1:{port}/hook").notify(request(2))
 
         assert caught.value.retryable is True
 
-    @pytest.mark.parametrize(
-        ("config", "env", "message"),
-        [
-            (hook("http://127.0.0.1:9/x", secret_env=None), {}, "webhooks are always signed"),
-            (hook("http://127.0.0.1:9/x"), {}, "variable HOOK_SECRET is not set"),
-            (
-                ChannelConfig(id="hook", type=Channel.WEBHOOK, secret_env="HOOK_SECRET"),
-                None,
-                "no url",
-            ),
-            (hook("ftp://127.0.0.1/x"), None, "unusable url"),
-        ],
-    )
-    def test_a_misconfigured_channel_is_final(
-        self, tmp_path: Path, config: ChannelConfig, env: dict[str, str] | None, message: str
+    @pytest.mark.parametrize("env", [{}, {"HOOK_SECRET": ""}, {"OTHER": SECRET}])
+    def test_a_channel_without_its_secret_is_final_and_names_no_variable(
+        self, tmp_path: Path, receiver: WebhookReceiver, env: dict[str, str]
     ) -> None:
-        req = notify_request(1, channel="hook", channels=[config])
-
-        with pytest.raises(DeliveryError, match=message) as caught:
-            notifier(tmp_path, env).notify(req)
+        with pytest.raises(DeliveryError, match="'hook' has no secret") as caught:
+            notifier(tmp_path, receiver.url, env).notify(request(1))
 
         assert caught.value.retryable is False
+        assert "HOOK_SECRET" not in str(caught.value)
+        assert receiver.received == []
+
+    @pytest.mark.parametrize("code", [301, 302, 307, 308])
+    def test_redirects_are_final_and_never_followed(
+        self, tmp_path: Path, receiver: WebhookReceiver, code: int
+    ) -> None:
+        receiver.answers = [code]
+        receiver.location = "http://169.254.169.254/latest/meta-data"
+
+        with pytest.raises(DeliveryError, match=f"HTTP {code}") as caught:
+            notifier(tmp_path, receiver.url).notify(request(1))
+
+        assert caught.value.retryable is False
+        assert len(receiver.received) == 1
+
+
+class TestEgress:
+    """Every connection a webhook opens passes the worker's egress rules: a loopback receiver is
+    refused (before anything is sent, with an error naming the channel and the rule but not the
+    destination) unless ``[egress] allow_hosts`` lists it."""
+
+    def test_a_loopback_destination_is_refused_unless_allowed(
+        self, tmp_path: Path, receiver: WebhookReceiver
+    ) -> None:
+        with pytest.raises(DeliveryError, match="'hook' refused") as caught:
+            notifier(tmp_path, receiver.url, allow=()).notify(request(2))
+
+        assert caught.value.retryable is False
+        assert "a loopback address" in str(caught.value)
+        assert "127.0.0.1" not in str(caught.value) and receiver.url not in str(caught.value)
+        assert receiver.received == []
+
+        assert notifier(tmp_path, receiver.url).notify(request(2)).sent == 2
+
+    def test_an_allowed_range_allows_the_addresses_in_it(
+        self, tmp_path: Path, receiver: WebhookReceiver
+    ) -> None:
+        result = notifier(tmp_path, receiver.url, allow=("127.0.0.0/8",)).notify(request(1))
+
+        assert result.sent == 1 and len(receiver.received) == 1

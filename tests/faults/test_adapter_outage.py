@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest_asyncio
 from aiohttp import web
 from temporalio.testing import WorkflowEnvironment
@@ -26,16 +25,13 @@ from gatekeeper.adapters.webhook import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     verify_signature,
+    webhook_client,
     webhook_factory,
 )
 from gatekeeper.codec_server import serve
-from gatekeeper.models import (
-    Channel,
-    ChannelConfig,
-    NotificationPolicy,
-    NotificationRoute,
-    Recipients,
-)
+from gatekeeper.config import ChannelSettings
+from gatekeeper.egress import EgressRules
+from gatekeeper.models import Channel, NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
@@ -100,13 +96,17 @@ async def stage(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> As
         adapters.registry,
         AccessRegistry(settings.effective_registry_url, busy_timeout=REGISTRY_BUSY_TIMEOUT),
     )
-    # The production notifier's channels, with a webhook HTTP client this fixture closes.
-    http = httpx.Client()
+    # The production notifier's channels, with a webhook HTTP client this fixture closes; the
+    # worker's configuration defines channel "hook" as the local receiver (loopback allowed).
+    http = webhook_client(EgressRules.allowing(["127.0.0.1"]))
     channels = ChannelRegistry.embedded(adapters.outbox)
     journal = SendJournal(adapters.outbox, Outbox(settings.data_dir / "outbox.sending.jsonl"))
     channels.register(Channel.WEBHOOK, webhook_factory(journal, settings.env, client=http))
-    adapters.notifier = Notifier(channels, cohorts=granted_partners(shared.list_grants))
     async with serve(app, "127.0.0.1", 0) as url:
+        hook = ChannelSettings(type="webhook", url=f"{url}/hook", secret_env=SECRET_ENV)
+        adapters.notifier = Notifier(
+            channels, configured={"hook": hook}, cohorts=granted_partners(shared.list_grants)
+        )
         with ThreadPoolExecutor(max_workers=8) as executor:
             worker = build_worker(
                 env.client,
@@ -122,7 +122,7 @@ async def stage(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> As
     await asyncio.to_thread(http.close)
 
 
-def policy_with_webhook(url: str) -> object:
+def policy_with_webhook() -> object:
     base = fast_policy(window=1.0, partner_period=0.5)
     routes = [
         *base.notifications.routes,
@@ -133,12 +133,7 @@ def policy_with_webhook(url: str) -> object:
     return fast_policy(
         window=1.0,
         partner_period=0.5,
-        notifications=NotificationPolicy(
-            channels=[
-                ChannelConfig(id="hook", type=Channel.WEBHOOK, url=url, secret_env=SECRET_ENV)
-            ],
-            routes=routes,
-        ),
+        notifications=NotificationPolicy(routes=routes),
     )
 
 
@@ -157,7 +152,7 @@ class TestOutages:
 
     async def test_release_survives_webhook_and_registry_outages(self, stage: Stage) -> None:
         release_id = f"outage-{uuid.uuid4().hex[:8]}"
-        policy = policy_with_webhook(stage.hook_url)
+        policy = policy_with_webhook()
         await stage.releases.start(
             factories.spec(release_id),
             policy,

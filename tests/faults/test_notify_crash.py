@@ -24,10 +24,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
 from gatekeeper.canonical import digest_of
-from gatekeeper.models import Channel, NotificationPolicy, NotificationRoute, Recipients
-from gatekeeper.models.policy import ChannelConfig
+from gatekeeper.models import NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
+from tests.adapters.builders import write_worker_config
 from tests.adapters.test_webhook import REDELIVERY_HEADER, WebhookReceiver
 from tests.faults.pipeline import gatekeeper_worker, has_pollers, spawn, stop, worker_env
 from workers.bench_notify import fanout_policy, fanout_spec, seed_cohort
@@ -63,17 +63,14 @@ class TestWorkerKilledMidFanOut:
         adapters.close()
         receiver = WebhookReceiver(delay=0.05)  # ~3 s for the fan-out: time to kill it half-way
         receiver.start()
+        config = write_worker_config(
+            tmp_path / "gatekeeper.toml",
+            {"partners-hook": {"type": "webhook", "url": receiver.url, "secret_env": SECRET_ENV}},
+            allow_hosts=("127.0.0.1",),
+        )
         policy = fanout_policy().model_copy(
             update={
                 "notifications": NotificationPolicy(
-                    channels=[
-                        ChannelConfig(
-                            id="partners-hook",
-                            type=Channel.WEBHOOK,
-                            url=receiver.url,
-                            secret_env=SECRET_ENV,
-                        )
-                    ],
                     routes=[
                         NotificationRoute(
                             events=["release_started"],
@@ -88,7 +85,7 @@ class TestWorkerKilledMidFanOut:
             env.client.service_client.config.target_host,
             task_queue,
             data_dir,
-            **{SECRET_ENV: "crash-test-secret"},
+            **{SECRET_ENV: "crash-test-secret", "GATEKEEPER_CONFIG": str(config)},
         )
         releases = Releases(env.client, task_queue)
         first = replacement = None

@@ -92,6 +92,8 @@ class TestDev:
             assert "dev-test" in banner
             assert f"TEMPORAL_ADDRESS=127.0.0.1:{port}" in banner
             assert "GovernmentWindowEndsAt (Datetime)" in banner
+            [roots] = [line for line in banner.splitlines() if "Evidence roots" in line]
+            assert roots.split("Evidence roots")[1].strip() == f"{data_dir}, {Path.cwd()}"
 
             client = await Client.connect(f"127.0.0.1:{port}")
             await wait_until(lambda: _pollers(client, "dev-test"))

@@ -16,9 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import activities_from, open_adapters
-from gatekeeper.models import Channel, NotificationPolicy, NotificationRoute, Policy, Recipients
+from gatekeeper.config import ChannelSettings, EgressSettings, WorkerConfig
+from gatekeeper.models import NotificationPolicy, NotificationRoute, Policy, Recipients
 from gatekeeper.models.audit import AuditEvent
-from gatekeeper.models.policy import ChannelConfig
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
@@ -90,10 +90,17 @@ class TestReleaseHistory:
 async def hooked(
     env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> AsyncIterator[tuple[Releases, WebhookReceiver]]:
-    """A worker whose settings carry the webhook secret, and a receiver for it."""
+    """A worker whose configuration defines channel ``hook`` as a webhook to a local receiver
+    (loopback allowed), with the secret in its environment."""
     receiver = WebhookReceiver()
     receiver.start()
-    settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data", env={SECRET_ENV: "k"})
+    config = WorkerConfig(
+        channels={"hook": ChannelSettings(type="webhook", url=receiver.url, secret_env=SECRET_ENV)},
+        egress=EgressSettings(allow_hosts=["127.0.0.1"]),
+    )
+    settings = Settings(
+        task_queue=task_queue, data_dir=tmp_path / "data", env={SECRET_ENV: "k"}, config=config
+    )
     adapters = open_adapters(settings)
     with ThreadPoolExecutor(max_workers=4) as executor:
         async with Worker(
@@ -109,12 +116,9 @@ async def hooked(
     receiver.stop()
 
 
-def hooked_policy(url: str) -> Policy:
+def hooked_policy() -> Policy:
     return factories.policy(
         notifications=NotificationPolicy(
-            channels=[
-                ChannelConfig(id="hook", type=Channel.WEBHOOK, url=url, secret_env=SECRET_ENV)
-            ],
             routes=[
                 NotificationRoute(
                     events=["release_started"], to=Recipients(concerned=True), channels=["hook"]
@@ -143,7 +147,7 @@ class TestRetriesThroughTemporal:
         releases, receiver = hooked
         receiver.answers = [503]
         rid = f"hook-{uuid.uuid4().hex[:8]}"
-        policy = hooked_policy(receiver.url)
+        policy = hooked_policy()
         await releases.start(factories.spec(rid), policy, factories.policy_hash(policy))
 
         for _ in range(300):  # the retry comes about a second after the 503
@@ -166,7 +170,7 @@ class TestRetriesThroughTemporal:
         releases, receiver = hooked
         receiver.answers = [400]
         rid = f"hook-{uuid.uuid4().hex[:8]}"
-        policy = hooked_policy(receiver.url)
+        policy = hooked_policy()
         await releases.start(factories.spec(rid), policy, factories.policy_hash(policy))
 
         failed = await audit_until(releases, rid, "notification_failed")
@@ -177,3 +181,44 @@ class TestRetriesThroughTemporal:
         assert [r.headers[IDEMPOTENCY_HEADER] for r in receiver.received] == [
             f"{rid}:release_started:0:{factories.SUBMITTER}:hook"
         ]
+
+
+class TestUnconfiguredChannel:
+    """A route naming a channel the worker does not define sends nothing on it and nothing
+    anywhere in its place; the notification is audited as failed once, naming the channel, and
+    the other channels of the route still deliver."""
+
+    async def test_nothing_is_sent_in_its_place_and_it_is_audited_once(
+        self, hooked: tuple[Releases, WebhookReceiver], tmp_path: Path
+    ) -> None:
+        releases, receiver = hooked
+        rid = f"pager-{uuid.uuid4().hex[:8]}"
+        policy = factories.policy(
+            notifications=NotificationPolicy(
+                routes=[
+                    NotificationRoute(
+                        events=["release_started"],
+                        to=Recipients(concerned=True),
+                        channels=["pager", "outbox"],
+                    )
+                ]
+            )
+        )
+        await releases.start(factories.spec(rid), policy, factories.policy_hash(policy))
+
+        failed = await audit_until(releases, rid, "notification_failed")
+        await asyncio.sleep(1.5)  # longer than the first retry interval: nothing is retried
+
+        audits = [e for e in await releases.audit(rid) if e.action == "notification_failed"]
+        assert audits == [failed]
+        assert failed.details["key"] == f"{rid}:release_started:0"
+        assert failed.details["unconfigured_channels"] == ["pager"]
+        outbox = [
+            json.loads(line)
+            for line in (tmp_path / "data" / "outbox.jsonl").read_text().splitlines()
+        ]
+        mine = [line for line in outbox if line["notification"]["release_id"] == rid]
+        assert [(line["channel"], line["recipient"]["id"]) for line in mine] == [
+            ("outbox", factories.SUBMITTER)
+        ]
+        assert receiver.received == []

@@ -13,6 +13,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from gatekeeper.errors import ConfigError, GatekeeperError, RegistryError
+from gatekeeper.redact import mask
 
 #: Execution option marking a connection that will write; SQLite then takes the write lock at
 #: BEGIN, so two writers queue on the busy timeout instead of failing halfway through.
@@ -29,19 +30,21 @@ def create_registry_engine(url: str, *, busy_timeout: float = SQLITE_BUSY_TIMEOU
     Raises:
         ConfigError: the URL is malformed or its driver is not installed.
     """
+    shown = repr(mask(url))  # the URL as messages show it: never with its password
     try:
         parsed = sa.make_url(url)
+        shown = repr(parsed.render_as_string(hide_password=True))
         if parsed.get_backend_name() != "sqlite":
             return sa.create_engine(parsed, pool_pre_ping=True)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout})
-    except (exc.ArgumentError, exc.NoSuchModuleError) as err:
-        raise ConfigError(f"registry URL {url!r}: {_first_line(err)}") from err
+    except (exc.ArgumentError, exc.NoSuchModuleError, ValueError) as err:
+        raise ConfigError(f"registry URL {shown}: {_first_line(err)}") from err
     except ModuleNotFoundError as err:
-        raise ConfigError(f"registry URL {url!r} needs the {err.name} driver installed") from err
+        raise ConfigError(f"registry URL {shown} needs the {err.name} driver installed") from err
     except OSError as err:
-        raise ConfigError(f"registry URL {url!r}: {err}") from err
+        raise ConfigError(f"registry URL {shown}: {err}") from err
     _configure_sqlite(engine, int(busy_timeout * 1000))
     return engine
 
