@@ -263,3 +263,44 @@ class TestOversizeRequest:
         _, grown, kinds = await history_size(harness, rid)
         assert kinds["EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"] == 0
         assert grown - size < 10_000, "no trace of the megabyte in history"
+
+
+class TestSpentBudget:
+    """Once a budget is spent its requests are refused in the validator with
+    ``request_budget_exhausted`` and leave no history, while the requests that finish a release
+    (resume, withdraw) are still taken."""
+
+    async def test_operator_budget(self, harness: Harness) -> None:
+        status = await harness.start()
+        rid = status.release_id
+        await harness.at_stage(rid, "internal_review")
+        handle = harness.handle(rid)
+        op = factories.OPERATOR
+        budget = REQUEST_BUDGETS["operator"]
+        for n in range(budget // 2):
+            await handle.execute_update("hold", {"by": op, "reason": f"h{n}"}, result_type=dict)
+            await handle.execute_update("resume", {"by": op, "reason": f"r{n}"}, result_type=dict)
+        status = await harness.releases.status(rid)
+        assert status.requests["operator"] == budget
+
+        kinds = (await history_size(harness, rid))[2]
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await handle.execute_update("hold", {"by": op, "reason": "one more"}, result_type=dict)
+        cause = caught.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == "request_budget_exhausted"
+        assert "\n" not in cause.message and f"its {budget} operator requests" in cause.message
+        after = await harness.releases.status(rid)
+        assert after.state is ReleaseState.ACTIVE and after.status_version == status.status_version
+        accepted = "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
+        assert (await history_size(harness, rid))[2][accepted] == kinds[accepted]
+
+        result = await handle.execute_update(
+            "withdraw", {"by": op, "reason": "flooded"}, result_type=dict
+        )
+        assert result["state"] == "withdrawn"
+        assert set(result) == {"message", "release_id", "state", "stage", "status_version"}
+        assert len(json.dumps(result)) < 500, "an update answers in a few hundred bytes"
+        outcome = await handle.result()
+        assert outcome.status.state is ReleaseState.WITHDRAWN
+        assert outcome.status.status_version >= result["status_version"]
