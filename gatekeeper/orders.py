@@ -41,6 +41,7 @@ from gatekeeper.models.orders import (
     OrderLiftRequest,
     OrderSpec,
     OrderStatus,
+    OrderUpdateResult,
     ReleaseAck,
     ReleaseUpdate,
 )
@@ -242,10 +243,13 @@ class Orders:
             await asyncio.sleep(POLL_SECONDS)
 
     async def exempt(self, order_id: str, request: OrderExemptionRequest) -> OrderStatus:
-        return await self._update(order_id, "exempt", request)
+        """Exempt partners; the update answers in one line, so the order is queried after."""
+        await self._update(order_id, "exempt", request, result_type=OrderUpdateResult)
+        return await self.status(order_id)
 
     async def lift(self, order_id: str, request: OrderLiftRequest) -> OrderStatus:
-        return await self._update(order_id, "lift", request)
+        status: OrderStatus = await self._update(order_id, "lift", request)
+        return status
 
     async def status(self, order_id: str) -> OrderStatus:
         return await self._query(self.handle(order_id), order_id)
@@ -273,10 +277,12 @@ class Orders:
             raise self._rpc_error(order_id, err) from err
         return status
 
-    async def _update(self, order_id: str, name: str, request: Any) -> OrderStatus:
+    async def _update(
+        self, order_id: str, name: str, request: Any, *, result_type: type[Any] = OrderStatus
+    ) -> Any:
         try:
-            result: OrderStatus = await self.handle(order_id).execute_update(
-                name, request, result_type=OrderStatus
+            result = await self.handle(order_id).execute_update(
+                name, request, result_type=result_type
             )
         except WorkflowUpdateFailedError as err:
             cause = err.cause

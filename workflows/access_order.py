@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
     from gatekeeper.models.orders import (
         ALL_MODELS,
+        MAX_EXEMPTIONS,
         AccessOrderInput,
         AffectedReleases,
         AffectedReleasesRequest,
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         OrderExemptionRequest,
         OrderLiftRequest,
         OrderStatus,
+        OrderUpdateResult,
         ReleaseAck,
         ReleaseUpdate,
         ReleaseUpdateBatch,
@@ -211,7 +213,7 @@ class AccessOrderWorkflow:
     # --- updates ----------------------------------------------------------------------------
 
     @workflow.update
-    async def exempt(self, req: OrderExemptionRequest) -> OrderStatus:
+    async def exempt(self, req: OrderExemptionRequest) -> OrderUpdateResult:
         """Exempt named partners (and all their staff) for some or all of the order's models."""
         status = self._status
         await workflow.wait_condition(lambda: status.state != "applying")
@@ -270,7 +272,14 @@ class AccessOrderWorkflow:
                 ]
             )
             await self._sweep()
-        return status
+        return OrderUpdateResult(
+            message=f"exempted {', '.join(req.partners[:3])}"
+            + (f" and {len(req.partners) - 3} more" if len(req.partners) > 3 else "")
+            + f" for {', '.join(models)}",
+            order_id=status.order.order_id,
+            state=status.state,
+            exemptions=len(status.exemptions),
+        )
 
     @exempt.validator
     def _validate_exempt(self, req: OrderExemptionRequest) -> None:
@@ -290,6 +299,21 @@ class AccessOrderWorkflow:
                 f"order {status.order.order_id} does not name {', '.join(outside)} "
                 f"(it names {', '.join(status.order.models)})",
                 type="unknown_model",
+                non_retryable=True,
+            )
+        if len(status.exemptions) >= MAX_EXEMPTIONS:
+            raise ApplicationError(
+                f"order {status.order.order_id} already has {MAX_EXEMPTIONS} exemptions; "
+                "issue a new order instead",
+                type="request_budget_exhausted",
+                non_retryable=True,
+            )
+        models = req.models or [ALL_MODELS]
+        if all(set(req.partners) <= set(status.exempt_for(m)) for m in models):
+            raise ApplicationError(
+                f"{', '.join(req.partners[:3])} already exempt from order "
+                f"{status.order.order_id} for {', '.join(models)}",
+                type="unchanged",
                 non_retryable=True,
             )
 

@@ -333,6 +333,19 @@ class ReleaseUpdateResult(Model):
 #: ``failed`` only when the registry refused the order itself (e.g. its id was used before).
 OrderState = Literal["applying", "active", "lifting", "lifted", "failed"]
 
+#: Exemptions one order takes after it is issued (each is stored in its history).
+MAX_EXEMPTIONS = 100
+
+
+class OrderUpdateResult(Model):
+    """What ``exempt`` answers: the outcome in one line and the order's state, not the whole
+    order (callers query ``get_status``)."""
+
+    message: str
+    order_id: Identifier
+    state: OrderState
+    exemptions: int
+
 
 class OrderStatus(Model):
     """The order as ``get_status`` returns it: where it is and what every release answered."""
