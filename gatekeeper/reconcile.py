@@ -100,13 +100,16 @@ async def reconcile_grants(
 
 async def reconcile_forever(client: Client, registry_url: str, every: float, stop: Event) -> None:
     """Reconcile now, then every ``every`` seconds until ``stop`` is set (a worker's loop).
-    A failed round is logged and tried again next time; it never stops the worker."""
+    A failed round (registry or server unreachable) is logged and tried again next time; it
+    never stops the worker."""
     from gatekeeper.adapters.registry import AccessRegistry
 
-    registry = await asyncio.to_thread(AccessRegistry, registry_url)
+    registry: AccessRegistry | None = None
     try:
         while not stop.is_set():
             try:
+                if registry is None:
+                    registry = await asyncio.to_thread(AccessRegistry, registry_url)
                 for item in await reconcile_grants(client, registry):
                     log.warning("grants reconciled", detail=item.describe())
             except Exception as err:  # logged; the next round tries again
@@ -114,4 +117,5 @@ async def reconcile_forever(client: Client, registry_url: str, every: float, sto
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
     finally:
-        registry.close()
+        if registry is not None:
+            registry.close()
