@@ -6,12 +6,12 @@ import dataclasses
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 
 from gatekeeper.codec import codec_from_settings
 from gatekeeper.errors import ConfigError, ConnectionFailed
+from gatekeeper.failures import CONVERTER, EncodedRefusalFailureConverter
 from gatekeeper.settings import Settings
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -34,7 +34,8 @@ def connect_config(settings: Settings) -> dict[str, Any]:
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """The converter every Gatekeeper client and worker uses: pydantic models as JSON.
+    """The converter every Gatekeeper client and worker uses: pydantic models as JSON, and
+    refusals without stack traces (:mod:`gatekeeper.failures`).
 
     With codec keys configured (see :mod:`gatekeeper.codec`) every payload is encrypted, and
     failure messages and stack traces move into an encoded attribute so they are encrypted too.
@@ -44,11 +45,9 @@ def data_converter(settings: Settings) -> DataConverter:
     """
     codec = codec_from_settings(settings)
     if codec is None:
-        return pydantic_data_converter
+        return CONVERTER
     return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        CONVERTER, payload_codec=codec, failure_converter_class=EncodedRefusalFailureConverter
     )
 
 

@@ -3,6 +3,7 @@
     GatekeeperError
     ├── ConfigError            settings or connection configuration is wrong
     ├── InputError             a file or argument the user gave is wrong
+    │   ├── BadInput           a request's fields are malformed (rule ``bad_input``)
     │   ├── SpecError          a release spec failed validation
     │   ├── PolicyError        a policy failed validation (carries every problem, with line numbers)
     │   └── OrderFileError     an access order, exemption or lift file failed validation
@@ -47,6 +48,15 @@ class ConfigError(GatekeeperError):
 
 class InputError(GatekeeperError):
     exit_code = 2
+
+
+class BadInput(InputError):
+    """A request's fields are malformed (wrong type, unknown field, too long, control characters).
+
+    The message is :func:`gatekeeper.models.payloads.one_line`'s; the rule is ``bad_input``.
+    """
+
+    rule = "bad_input"
 
 
 @dataclass(frozen=True)

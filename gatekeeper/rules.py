@@ -60,6 +60,7 @@ class Rule(StrEnum):
     PARTNER_NOT_PROPOSED = "partner_not_proposed"
     UNCHANGED = "unchanged"
     REQUEST_BUDGET_EXHAUSTED = "request_budget_exhausted"
+    REQUEST_TOO_LARGE = "request_too_large"
 
 
 class Refusal(Exception):
@@ -106,6 +107,9 @@ PAYLOAD = "payload_bytes"
 #: The largest finishing request taken once its budget is spent (an approval with a full comment
 #: and a signature is under 3 KB; a partner-list decision names about 50 partners in 4 KB).
 FINISHING_MAX_BYTES = 4 * 1024
+#: A request's payload may be at most twice its compact JSON plus this: whitespace is stored in
+#: history like anything else.
+PADDING_BYTES = 4 * 1024
 
 #: The budget each update draws on.
 BUDGET_OF: dict[str, str] = {

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.testing._timeskipping import TimeSkippingConfig
 
 from gatekeeper import search_attributes
+from gatekeeper.failures import CONVERTER
 from workers.devserver import temporal_executable
 
 #: Per-workflow time skipping must be switched on in the server's dynamic config.
@@ -30,7 +30,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         ts_config=TimeSkippingConfig(enabled=False),
         dev_server_existing_path=temporal_executable(),
         dev_server_extra_args=TIME_SKIPPING_FLAGS,
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         search_attributes=search_attributes.ALL,
     )
     try:

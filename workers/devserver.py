@@ -29,12 +29,12 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper import search_attributes
 from gatekeeper.errors import ConfigError, ConnectionFailed
+from gatekeeper.failures import CONVERTER
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +92,7 @@ class DevServer:
         ui_port: int = DEFAULT_UI_PORT,
         headless: bool = False,
         namespace: str = DEFAULT_NAMESPACE,
-        data_converter: DataConverter = pydantic_data_converter,
+        data_converter: DataConverter = CONVERTER,
         startup_timeout: float = STARTUP_TIMEOUT,
         stop_grace: float = STOP_GRACE,
         extra_args: Sequence[str] = (),

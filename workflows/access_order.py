@@ -13,12 +13,16 @@ workflow completes. ``get_status`` shows the counts and every release's latest a
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from gatekeeper.models.base import MAX_TEXT
+    from gatekeeper.errors import BadInput
+    from gatekeeper.failures import Refused
+    from gatekeeper.models.base import MAX_TEXT, Model
     from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
     from gatekeeper.models.orders import (
         ALL_MODELS,
@@ -44,7 +48,18 @@ with workflow.unsafe.imports_passed_through():
         covers_model,
         order_actor,
     )
+    from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
     from workflows import timeouts
+
+
+M = TypeVar("M", bound=Model)
+
+
+def _parse(update: str, model: type[M], payload: RawValue) -> M:
+    try:
+        return parse_payload(model, payload, update)
+    except BadInput as err:
+        raise Refused(str(err), BAD_INPUT) from None
 
 
 def access_order_workflow_id(order_id: str) -> str:
@@ -212,9 +227,14 @@ class AccessOrderWorkflow:
 
     # --- updates ----------------------------------------------------------------------------
 
+    # Both updates take one plain JSON argument and parse it themselves (see the release
+    # workflow): a malformed payload is a one-line ``bad_input`` refusal in the validator, and
+    # every refusal is a ``Refused``, written to history without a stack trace.
+
     @workflow.update
-    async def exempt(self, req: OrderExemptionRequest) -> OrderUpdateResult:
+    async def exempt(self, payload: RawValue = NO_ARGUMENT) -> OrderUpdateResult:
         """Exempt named partners (and all their staff) for some or all of the order's models."""
+        req = _parse("exempt", OrderExemptionRequest, payload)
         status = self._status
         await workflow.wait_condition(lambda: status.state != "applying")
         async with self._lock:
@@ -240,10 +260,8 @@ class AccessOrderWorkflow:
                     summary=f"Exempt {', '.join(req.partners)} in the access registry",
                 )
             except ActivityError as err:
-                raise ApplicationError(
-                    f"the registry refused the exemption: {err.cause or err}",
-                    type="exemption_refused",
-                    non_retryable=True,
+                raise Refused(
+                    f"the registry refused the exemption: {err.cause or err}", "exemption_refused"
                 ) from err
             status.exemptions.append(
                 OrderExemption(
@@ -282,44 +300,41 @@ class AccessOrderWorkflow:
         )
 
     @exempt.validator
-    def _validate_exempt(self, req: OrderExemptionRequest) -> None:
-        self._check_exempt(req)
+    def _validate_exempt(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check_exempt(_parse("exempt", OrderExemptionRequest, payload))
 
     def _check_exempt(self, req: OrderExemptionRequest) -> None:
         status = self._status
         if status.state in ("lifting", "lifted", "failed"):
-            raise ApplicationError(
+            raise Refused(
                 f"order {status.order.order_id} is {status.state}; it takes no exemptions",
-                type="order_lifted",
-                non_retryable=True,
+                "order_lifted",
             )
         outside = [m for m in req.models if not covers_model(status.order.models, m)]
         if outside:
-            raise ApplicationError(
+            raise Refused(
                 f"order {status.order.order_id} does not name {', '.join(outside)} "
                 f"(it names {', '.join(status.order.models)})",
-                type="unknown_model",
-                non_retryable=True,
+                "unknown_model",
             )
         if len(status.exemptions) >= MAX_EXEMPTIONS:
-            raise ApplicationError(
+            raise Refused(
                 f"order {status.order.order_id} already has {MAX_EXEMPTIONS} exemptions; "
                 "issue a new order instead",
-                type="request_budget_exhausted",
-                non_retryable=True,
+                "request_budget_exhausted",
             )
         models = req.models or [ALL_MODELS]
         if all(set(req.partners) <= set(status.exempt_for(m)) for m in models):
-            raise ApplicationError(
+            raise Refused(
                 f"{', '.join(req.partners[:3])} already exempt from order "
                 f"{status.order.order_id} for {', '.join(models)}",
-                type="unchanged",
-                non_retryable=True,
+                "unchanged",
             )
 
     @workflow.update
-    async def lift(self, req: OrderLiftRequest) -> OrderStatus:
+    async def lift(self, payload: RawValue = NO_ARGUMENT) -> OrderStatus:
         """Lift the order with the safeguards it requires; suspended releases are restored."""
+        req = _parse("lift", OrderLiftRequest, payload)
         status = self._status
         await workflow.wait_condition(lambda: status.state != "applying")
         async with self._lock:
@@ -345,10 +360,8 @@ class AccessOrderWorkflow:
             except ActivityError as err:
                 status.state = "active"
                 self._publish()
-                raise ApplicationError(
-                    f"the registry refused the lift: {err.cause or err}",
-                    type="lift_refused",
-                    non_retryable=True,
+                raise Refused(
+                    f"the registry refused the lift: {err.cause or err}", "lift_refused"
                 ) from err
             status.grants_restored += len(lifted.restored)
             status.lifted_at = now
@@ -374,24 +387,21 @@ class AccessOrderWorkflow:
         return status
 
     @lift.validator
-    def _validate_lift(self, req: OrderLiftRequest) -> None:
-        self._check_lift(req)
+    def _validate_lift(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._check_lift(_parse("lift", OrderLiftRequest, payload))
 
     def _check_lift(self, req: OrderLiftRequest) -> None:
         status = self._status
         if status.state in ("lifting", "lifted", "failed"):
-            raise ApplicationError(
-                f"order {status.order.order_id} is already {status.state}",
-                type="order_lifted",
-                non_retryable=True,
+            raise Refused(
+                f"order {status.order.order_id} is already {status.state}", "order_lifted"
             )
         missing = [s for s in status.order.required_safeguards if s not in req.safeguards]
         if missing:
-            raise ApplicationError(
+            raise Refused(
                 f"order {status.order.order_id} can only be lifted once these safeguards are "
                 f"attested: {', '.join(missing)}",
-                type="safeguards_missing",
-                non_retryable=True,
+                "safeguards_missing",
             )
 
     # --- queries and what operators see -----------------------------------------------------

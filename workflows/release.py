@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -23,7 +24,10 @@ with workflow.unsafe.imports_passed_through():
 
     from gatekeeper import routing
     from gatekeeper import search_attributes as sa
+    from gatekeeper.errors import BadInput
+    from gatekeeper.failures import Refused
     from gatekeeper.models.audit import AuditEvent
+    from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState
     from gatekeeper.models.io import (
         GRANT_SAMPLE,
@@ -56,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         EligiblePartnersRequest,
         PartnerApprovalRequest,
     )
+    from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
     from gatekeeper.models.policy import (
         AccessGrantStage,
         ApprovalGateStage,
@@ -73,12 +78,20 @@ with workflow.unsafe.imports_passed_through():
         ReleaseStatus,
         UpdateResult,
     )
-    from gatekeeper.rules import BUDGET_OF, Refusal, Rule, refuse
+    from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
     from workflows import timeouts
     from workflows.decisions import ReleaseLedger
     from workflows.details import current_details
     from workflows.ledger import IntegrityError
     from workflows.notices import Notice, when
+
+
+M = TypeVar("M", bound=Model)
+
+
+def raw_data(payload: RawValue) -> bytes:
+    """The update's argument as sent (what its history stores)."""
+    return bytes(payload.payload.data)
 
 
 def release_workflow_id(release_id: str) -> str:
@@ -645,24 +658,63 @@ class ModelReleaseWorkflow:
             self._details = details
 
     # --- updates ----------------------------------------------------------------------------------
+    #
+    # Every update takes one plain JSON argument and parses it itself: the parameter is a RawValue,
+    # so the SDK hands over the payload as sent and never fails decoding it. The validator parses
+    # (a malformed payload is refused there in one line, rule ``bad_input``, leaving no trace in
+    # history), then checks the rules; the handler parses again (the same deterministic function;
+    # validators do not run on replay) and applies. Every refusal is a ``Refused``: non-retryable,
+    # typed by its rule, written to history without a stack trace (gatekeeper.failures).
 
-    def _refusal(self, refusal: Refusal) -> ApplicationError:
-        return ApplicationError(refusal.message, type=refusal.rule.value, non_retryable=True)
+    def _refusal(self, refusal: Refusal) -> Refused:
+        return Refused(refusal.message, refusal.rule.value)
 
-    def _check(self, validate: Callable[[], None]) -> None:
-        if self._integrity_error is not None:
-            raise ApplicationError(self._integrity_error, type="IntegrityError", non_retryable=True)
+    def _parse(self, update: str, model: type[M], payload: RawValue) -> M:
         try:
-            validate()
+            return parse_payload(model, payload, update)
+        except BadInput as err:
+            raise Refused(str(err), BAD_INPUT) from None
+
+    def _check(
+        self, update: str, model: type[M], payload: RawValue, validate: Callable[[M], None]
+    ) -> None:
+        if self._integrity_error is not None:
+            raise Refused(self._integrity_error, "IntegrityError")
+        request = self._parse(update, model, payload)
+        try:
+            validate(request)
         except Refusal as refusal:
             raise self._refusal(refusal) from None
 
-    def _screen(
-        self, request: str, kind: str, body: Any, change: Callable[[ReleaseLedger], object]
+    def _screened(
+        self,
+        update: str,
+        model: type[M],
+        payload: RawValue,
+        validate: Callable[[M], None],
+        change: Callable[[ReleaseLedger, M], object],
+        kind: Callable[[M], str] | None = None,
     ) -> None:
-        """Validator: refuse, unrecorded, what is past its budget or would change nothing."""
-        size = len(body.model_dump_json())
-        self._check(lambda: self._ledger.screen(request, kind, size, change))
+        """``_check``, then the request budget (``ReleaseLedger.screen``): refuse, unrecorded,
+        what is past its budget, would change nothing, or is padded past its size."""
+        size = len(raw_data(payload))
+
+        def both(req: M) -> None:
+            validate(req)
+            compact = len(req.model_dump_json())
+            if size > 2 * compact + PADDING_BYTES:
+                raise refuse(
+                    Rule.REQUEST_TOO_LARGE,
+                    f"{update}: the payload is {size // 1024} KB for {compact} bytes of request",
+                )
+            self._ledger.screen(
+                update,
+                kind(req) if kind else update,
+                size,
+                lambda ledger: change(ledger, req),
+            )
+
+        self._check(update, model, payload, both)
 
     def _apply(
         self, request: str, actor: str, body: Any, change: Callable[[], str]
@@ -703,54 +755,46 @@ class ModelReleaseWorkflow:
         )
 
     @workflow.update
-    def approve(self, req: DecisionRequest) -> UpdateResult:
+    def approve(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Approve the current gate as one of its roles."""
-        return self._decide(DecisionKind.APPROVE, req)
+        return self._decide(DecisionKind.APPROVE, self._parse("approve", DecisionRequest, payload))
 
     @approve.validator
-    def _validate_approve(self, req: DecisionRequest) -> None:
-        self._check(
-            lambda: self._ledger.validate_decision(DecisionKind.APPROVE, req, workflow.now())
-        )
-        self._screen_decision(DecisionKind.APPROVE, req)
+    def _validate_approve(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screen_decision(DecisionKind.APPROVE, payload)
 
     @workflow.update
-    def reject(self, req: DecisionRequest) -> UpdateResult:
+    def reject(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Reject at the current gate: the release ends, every grant it made is revoked."""
-        return self._decide(DecisionKind.REJECT, req)
+        return self._decide(DecisionKind.REJECT, self._parse("reject", DecisionRequest, payload))
 
     @reject.validator
-    def _validate_reject(self, req: DecisionRequest) -> None:
-        self._check(
-            lambda: self._ledger.validate_decision(DecisionKind.REJECT, req, workflow.now())
-        )
-        self._screen_decision(DecisionKind.REJECT, req)
+    def _validate_reject(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screen_decision(DecisionKind.REJECT, payload)
 
     @workflow.update
-    def request_changes(self, req: DecisionRequest) -> UpdateResult:
+    def request_changes(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Ask the submitter for changes; the gate waits for an amend."""
+        req = self._parse("request_changes", DecisionRequest, payload)
         return self._decide(DecisionKind.REQUEST_CHANGES, req)
 
     @request_changes.validator
-    def _validate_request_changes(self, req: DecisionRequest) -> None:
-        self._check(
-            lambda: self._ledger.validate_decision(
-                DecisionKind.REQUEST_CHANGES, req, workflow.now()
-            )
-        )
-        self._screen_decision(DecisionKind.REQUEST_CHANGES, req)
+    def _validate_request_changes(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screen_decision(DecisionKind.REQUEST_CHANGES, payload)
 
-    def _screen_decision(self, kind: DecisionKind, req: DecisionRequest) -> None:
-        self._screen(
+    def _screen_decision(self, kind: DecisionKind, payload: RawValue) -> None:
+        self._screened(
             kind.value,
-            kind.value,
-            req,
-            lambda ledger: ledger.apply_decision(kind, req, workflow.now()),
+            DecisionRequest,
+            payload,
+            lambda req: self._ledger.validate_decision(kind, req, workflow.now()),
+            lambda ledger, req: ledger.apply_decision(kind, req, workflow.now()),
         )
 
     @workflow.update
-    async def amend(self, req: AmendRequest) -> UpdateResult:
+    async def amend(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Change evidence or the artifact digest; approvals that covered a change lapse."""
+        req = self._parse("amend", AmendRequest, payload)
         result = self._apply("amend", req.by, req, lambda: self._amend(req))
         if self._reverify:
             self._reverify = False
@@ -767,13 +811,19 @@ class ModelReleaseWorkflow:
         return message
 
     @amend.validator
-    def _validate_amend(self, req: AmendRequest) -> None:
-        self._check(lambda: self._ledger.validate_amend(req, workflow.now()))
-        self._screen("amend", "amend", req, lambda ledger: ledger.apply_amend(req, workflow.now()))
+    def _validate_amend(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
+            "amend",
+            AmendRequest,
+            payload,
+            lambda req: self._ledger.validate_amend(req, workflow.now()),
+            lambda ledger, req: ledger.apply_amend(req, workflow.now()),
+        )
 
     @workflow.update
-    def record_government_response(self, req: GovernmentResponse) -> UpdateResult:
+    def record_government_response(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Record what the government said: cleared, delay requested, concern raised/resolved."""
+        req = self._parse("record_government_response", GovernmentResponse, payload)
         return self._apply(
             "record_government_response",
             req.by,
@@ -782,53 +832,68 @@ class ModelReleaseWorkflow:
         )
 
     @record_government_response.validator
-    def _validate_government(self, req: GovernmentResponse) -> None:
-        self._check(lambda: self._ledger.validate_government(req, workflow.now()))
-        self._screen(
+    def _validate_government(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
             "record_government_response",
-            req.kind.value,
-            req,
-            lambda ledger: ledger.apply_government(req, workflow.now()),
+            GovernmentResponse,
+            payload,
+            lambda req: self._ledger.validate_government(req, workflow.now()),
+            lambda ledger, req: ledger.apply_government(req, workflow.now()),
+            kind=lambda req: req.kind.value,
         )
 
     @workflow.update
-    def hold(self, req: OperatorRequest) -> UpdateResult:
+    def hold(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Operator hold: nothing advances until resumed (or ``until`` passes)."""
+        req = self._parse("hold", OperatorRequest, payload)
         return self._apply(
             "hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now())
         )
 
     @hold.validator
-    def _validate_hold(self, req: OperatorRequest) -> None:
-        self._check(lambda: self._operator_check(req))
-        self._screen("hold", "hold", req, lambda ledger: ledger.apply_hold(req, workflow.now()))
+    def _validate_hold(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
+            "hold",
+            OperatorRequest,
+            payload,
+            self._operator_check,
+            lambda ledger, req: ledger.apply_hold(req, workflow.now()),
+        )
 
     @workflow.update
-    def resume(self, req: OperatorRequest) -> UpdateResult:
+    def resume(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Lift an operator (or missed-deadline) hold."""
+        req = self._parse("resume", OperatorRequest, payload)
         return self._apply(
             "resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now())
         )
 
     @resume.validator
-    def _validate_resume(self, req: OperatorRequest) -> None:
-        self._check(lambda: self._ledger.validate_operator(req, workflow.now()))
-        self._screen(
-            "resume", "resume", req, lambda ledger: ledger.apply_resume(req, workflow.now())
+    def _validate_resume(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
+            "resume",
+            OperatorRequest,
+            payload,
+            lambda req: self._ledger.validate_operator(req, workflow.now()),
+            lambda ledger, req: ledger.apply_resume(req, workflow.now()),
         )
 
     @workflow.update
-    def withdraw(self, req: OperatorRequest) -> UpdateResult:
+    def withdraw(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """End the release: every grant it made is revoked and everyone is told."""
+        req = self._parse("withdraw", OperatorRequest, payload)
         return self._apply(
             "withdraw", req.by, req, lambda: self._ledger.apply_withdraw(req, workflow.now())
         )
 
     @withdraw.validator
-    def _validate_withdraw(self, req: OperatorRequest) -> None:
-        self._check(lambda: self._operator_check(req))
-        self._screen(
-            "withdraw", "withdraw", req, lambda ledger: ledger.apply_withdraw(req, workflow.now())
+    def _validate_withdraw(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
+            "withdraw",
+            OperatorRequest,
+            payload,
+            self._operator_check,
+            lambda ledger, req: ledger.apply_withdraw(req, workflow.now()),
         )
 
     def _operator_check(self, req: OperatorRequest) -> None:
@@ -840,22 +905,27 @@ class ModelReleaseWorkflow:
             )
 
     @workflow.update
-    def delegate(self, req: DelegationRequest) -> UpdateResult:
+    def delegate(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Lend a gate role to another roster member until a time."""
+        req = self._parse("delegate", DelegationRequest, payload)
         return self._apply(
             "delegate", req.by, req, lambda: self._ledger.apply_delegation(req, workflow.now())
         )
 
     @delegate.validator
-    def _validate_delegate(self, req: DelegationRequest) -> None:
-        self._check(lambda: self._ledger.validate_delegation(req, workflow.now()))
-        self._screen(
-            "delegate", "delegate", req, lambda ledger: ledger.apply_delegation(req, workflow.now())
+    def _validate_delegate(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
+            "delegate",
+            DelegationRequest,
+            payload,
+            lambda req: self._ledger.validate_delegation(req, workflow.now()),
+            lambda ledger, req: ledger.apply_delegation(req, workflow.now()),
         )
 
     @workflow.update
-    def suspend_access(self, req: AccessSuspensionRequest) -> UpdateResult:
+    def suspend_access(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """An access order suspends this release's access in a scope; the stage is kept."""
+        req = self._parse("suspend_access", AccessSuspensionRequest, payload)
         return self._apply(
             "suspend_access",
             req.by,
@@ -864,42 +934,42 @@ class ModelReleaseWorkflow:
         )
 
     @suspend_access.validator
-    def _validate_suspend(self, req: AccessSuspensionRequest) -> None:
-        self._check(lambda: self._ledger.validate_suspension(req, workflow.now()))
-        self._screen(
+    def _validate_suspend(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
             "suspend_access",
-            "suspend_access",
-            req,
-            lambda ledger: ledger.apply_suspension(req, workflow.now()),
+            AccessSuspensionRequest,
+            payload,
+            lambda req: self._ledger.validate_suspension(req, workflow.now()),
+            lambda ledger, req: ledger.apply_suspension(req, workflow.now()),
         )
 
     @workflow.update
-    def restore_access(self, req: AccessRestoreRequest) -> UpdateResult:
+    def restore_access(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """The order that suspended access was lifted (with the safeguards it required)."""
+        req = self._parse("restore_access", AccessRestoreRequest, payload)
         return self._apply(
             "restore_access", req.by, req, lambda: self._ledger.apply_restore(req, workflow.now())
         )
 
     @restore_access.validator
-    def _validate_restore(self, req: AccessRestoreRequest) -> None:
-        self._check(
-            lambda: self._ledger.validate_suspension(
+    def _validate_restore(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
+            "restore_access",
+            AccessRestoreRequest,
+            payload,
+            lambda req: self._ledger.validate_suspension(
                 AccessSuspensionRequest(
                     order_id=req.order_id, by=req.by, scope="everyone", reason=req.reason
                 ),
                 workflow.now(),
-            )
-        )
-        self._screen(
-            "restore_access",
-            "restore_access",
-            req,
-            lambda ledger: ledger.apply_restore(req, workflow.now()),
+            ),
+            lambda ledger, req: ledger.apply_restore(req, workflow.now()),
         )
 
     @workflow.update
-    def approve_partners(self, req: PartnerApprovalRequest) -> UpdateResult:
+    def approve_partners(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """The government liaison approves or denies entries of the proposed partner list."""
+        req = self._parse("approve_partners", PartnerApprovalRequest, payload)
         return self._apply(
             "approve_partners",
             req.by,
@@ -908,13 +978,13 @@ class ModelReleaseWorkflow:
         )
 
     @approve_partners.validator
-    def _validate_approve_partners(self, req: PartnerApprovalRequest) -> None:
-        self._check(lambda: self._ledger.validate_partner_approval(req, workflow.now()))
-        self._screen(
+    def _validate_approve_partners(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
             "approve_partners",
-            "approve_partners",
-            req,
-            lambda ledger: ledger.apply_partner_approval(req, workflow.now()),
+            PartnerApprovalRequest,
+            payload,
+            lambda req: self._ledger.validate_partner_approval(req, workflow.now()),
+            lambda ledger, req: ledger.apply_partner_approval(req, workflow.now()),
         )
 
     # --- queries --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from gatekeeper.client import connect
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
 from gatekeeper.models.orders import OrderExemptionRequest, OrderLiftRequest, OrderStatus
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.orders import Orders, load_exemption, load_lift, load_order_spec
 from gatekeeper.settings import Settings
 
@@ -323,8 +324,16 @@ def order_exempt(
     else:
         if not partners or not as_ or not reason:
             raise InputError("give --partner (at least one), --reason and --as, or --file")
-        request = OrderExemptionRequest(
-            by=as_, partners=partners, models=models, reason=reason, reference=reference
+        request = parse_request(
+            OrderExemptionRequest,
+            {
+                "by": as_,
+                "partners": partners,
+                "models": models,
+                "reason": reason,
+                "reference": reference,
+            },
+            "exempt",
         )
     config = settings(ctx)
 
@@ -360,8 +369,10 @@ def order_lift(
     else:
         if not as_ or not reason:
             raise InputError("give --reason and --as (and each --safeguard), or --file")
-        request = OrderLiftRequest(
-            by=as_, safeguards=safeguards, reason=reason, reference=reference
+        request = parse_request(
+            OrderLiftRequest,
+            {"by": as_, "safeguards": safeguards, "reason": reason, "reference": reference},
+            "lift",
         )
     config = settings(ctx)
 

@@ -13,6 +13,7 @@ from gatekeeper.errors import InputError
 from gatekeeper.models.enums import GovernmentResponseKind, WellKnownRole
 from gatekeeper.models.messages import GovernmentResponse
 from gatekeeper.models.partners import PartnerApprovalRequest
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
 
 app = typer.Typer(help="Record the government's responses to a release.", no_args_is_help=True)
@@ -71,11 +72,16 @@ def respond(
         kind = GovernmentResponseKind.CONCERN_RESOLVED
         if resolve_concern != "only":
             fields["concern_id"] = resolve_concern
+    # Checked before anything is read or sent, worded as the workflow words it.
+    draft = parse_request(
+        GovernmentResponse,
+        {"by": as_, "kind": kind, "reference": reference, **fields},
+        "record_government_response",
+    )
     private_key = load_key(settings, as_, key)
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            draft = GovernmentResponse(by=as_, kind=kind, reference=reference, **fields)
             _, signature = await sign_current(
                 api,
                 private_key,
@@ -85,8 +91,10 @@ def respond(
                 role=WellKnownRole.GOVERNMENT_LIAISON.value,
                 subject=draft.signed_subject(),
             )
-            request = GovernmentResponse(
-                by=as_, kind=kind, reference=reference, signature=signature, **fields
+            request = parse_request(
+                GovernmentResponse,
+                {**draft.model_dump(), "signature": signature},
+                "record_government_response",
             )
             return await api.respond(release_id, request)
 
@@ -113,11 +121,22 @@ def approve_partners(
     """Record the government's decision on proposed partners (government_approves_partners)."""
     settings = common.settings(ctx)
     decision = "deny" if deny else "approve"
+    # Checked before anything is read or sent, worded as the workflow words it.
+    draft = parse_request(
+        PartnerApprovalRequest,
+        {
+            "by": as_,
+            "partners": partner,
+            "decision": decision,
+            "reason": reason,
+            "reference": reference,
+        },
+        "approve_partners",
+    )
     private_key = load_key(settings, as_, key)
 
     async def go() -> UpdateResult:
         async with releases(settings) as api:
-            draft = PartnerApprovalRequest(by=as_, partners=partner, decision=decision)
             _, signature = await sign_current(
                 api,
                 private_key,
@@ -127,13 +146,10 @@ def approve_partners(
                 role=WellKnownRole.GOVERNMENT_LIAISON.value,
                 subject=draft.signed_subject(),
             )
-            request = PartnerApprovalRequest(
-                by=as_,
-                partners=partner,
-                decision=decision,
-                reason=reason,
-                reference=reference,
-                signature=signature,
+            request = parse_request(
+                PartnerApprovalRequest,
+                {**draft.model_dump(), "signature": signature},
+                "approve_partners",
             )
             return await api.approve_partners(release_id, request)
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from gatekeeper import redact
 from gatekeeper.cli import common
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.models.payloads import one_line
 from gatekeeper.settings import Settings
 from gatekeeper.text import for_markup
 
@@ -68,10 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         common.err_console.print(f"[red]error:[/red] {_line(err)}", highlight=False)
         sys.exit(err.exit_code)
     except ValidationError as err:
-        # Models validate user input at the CLI edge; report the first problem in one line.
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        common.err_console.print(f"[red]error:[/red] {_line(where)}: {_line(first['msg'])}")
+        # Models validate user input at the CLI edge; the first problem in one line, worded as
+        # the workflow words a refused payload (requests go through parse_request instead).
+        common.err_console.print(f"[red]error:[/red] {_line(one_line(err))}", highlight=False)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         common.err_console.print("aborted")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.text import Text
 
 from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
 from gatekeeper.models.messages import OperatorRequest
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
 from gatekeeper.settings import Settings
 
@@ -20,8 +23,10 @@ REASON_OPTION = typer.Option(..., "--reason", help="Why; everyone notified reads
 
 
 def _operate(
-    settings: Settings, action: str, release_id: str, request: OperatorRequest, json_: bool
+    settings: Settings, action: str, release_id: str, fields: dict[str, Any], json_: bool
 ) -> None:
+    request = parse_request(OperatorRequest, fields, action)
+
     async def go() -> UpdateResult:
         async with releases(settings) as api:
             return await api.operate(release_id, action, request)
@@ -47,7 +52,7 @@ def hold(
         common.settings(ctx),
         "hold",
         release_id,
-        OperatorRequest(by=as_, reason=reason, until=when),
+        {"by": as_, "reason": reason, "until": when},
         json_,
     )
 
@@ -61,9 +66,7 @@ def resume(
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Lift an operator hold (or a missed-deadline hold)."""
-    _operate(
-        common.settings(ctx), "resume", release_id, OperatorRequest(by=as_, reason=reason), json_
-    )
+    _operate(common.settings(ctx), "resume", release_id, {"by": as_, "reason": reason}, json_)
 
 
 @app.command()
@@ -75,9 +78,7 @@ def withdraw(
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """End the release for good: every grant it made is revoked and everyone is told."""
-    _operate(
-        common.settings(ctx), "withdraw", release_id, OperatorRequest(by=as_, reason=reason), json_
-    )
+    _operate(common.settings(ctx), "withdraw", release_id, {"by": as_, "reason": reason}, json_)
 
 
 @app.command("reconcile-grants")

@@ -13,6 +13,7 @@ from gatekeeper.cli.watch import WatchView, exit_code, follow_for
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import EvidenceKind
 from gatekeeper.models.messages import AmendRequest
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.spec import EvidenceRef
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.policy import LoadedPolicy, load_default_policy, load_policy
@@ -190,13 +191,17 @@ def amend(
             artifact_uri = artifact_sha = None
             if artifact:
                 artifact_uri, artifact_sha = _locate(artifact, "--artifact")
-            request = AmendRequest(
-                by=as_,
-                evidence=updates,
-                remove_evidence=remove,
-                artifact_uri=artifact_uri,
-                artifact_sha256=artifact_sha,
-                note=note,
+            request = parse_request(
+                AmendRequest,
+                {
+                    "by": as_,
+                    "evidence": updates,
+                    "remove_evidence": remove,
+                    "artifact_uri": artifact_uri,
+                    "artifact_sha256": artifact_sha,
+                    "note": note,
+                },
+                "amend",
             )
             return await api.amend(release_id, request)
 

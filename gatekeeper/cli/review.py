@@ -14,6 +14,7 @@ from gatekeeper.cli.session import load_key, parse_when, releases, sign_current
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.messages import DecisionRequest, DelegationRequest
+from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
 from gatekeeper.releases import ListFilter
 from gatekeeper.settings import Settings
@@ -47,6 +48,12 @@ def _decide(
     stage: str | None,
     key_file: Path | None,
 ) -> UpdateResult:
+    # Checked before anything is read or sent, worded as the workflow words it.
+    draft = parse_request(
+        DecisionRequest,
+        {"decider": person, "role": role, "stage": stage, "comment": comment},
+        kind.value,
+    )
     key = load_key(settings, person, key_file)
 
     async def go() -> UpdateResult:
@@ -54,8 +61,10 @@ def _decide(
             decided_stage, signature = await sign_current(
                 api, key, release_id, decision=kind.value, decider=person, role=role, stage=stage
             )
-            request = DecisionRequest(
-                decider=person, role=role, stage=decided_stage, comment=comment, signature=signature
+            request = parse_request(
+                DecisionRequest,
+                {**draft.model_dump(), "stage": decided_stage, "signature": signature},
+                kind.value,
             )
             return await api.decide(release_id, kind, request)
 
@@ -116,8 +125,16 @@ def delegate(
     release id it is sent to every running release; releases started later need it again.
     """
     settings = common.settings(ctx)
-    request = DelegationRequest(
-        by=as_, to=to, role=role, until=parse_when(until, option="--until"), reason=reason
+    request = parse_request(
+        DelegationRequest,
+        {
+            "by": as_,
+            "to": to,
+            "role": role,
+            "until": parse_when(until, option="--until"),
+            "reason": reason,
+        },
+        "delegate",
     )
     if release_id is not None:
 

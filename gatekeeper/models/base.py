@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
     StringConstraints,
 )
+from pydantic_core import PydanticCustomError
 
 
 class Model(BaseModel):
@@ -39,11 +42,54 @@ IdOrWildcard = Annotated[
 #: Lower-case hex sha256 digest.
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
+# --- text people write: which characters it may hold --------------------------------------------
+#
+# One rule per kind of text, applied wherever the type is used (requests, specs, policies, orders):
+#
+# - identifiers, digests, nonces: their pattern admits no control character at all;
+# - ``ShortText`` (titles, URIs, references, safeguards: one line): no control character;
+# - ``Text`` / ``NonEmptyText`` (comments, reasons, notes, concerns: may span lines): newline and
+#   tab only.
+#
+# "Control character" means C0 (U+0000-U+001F, so a carriage return too: it forges lines in
+# Markdown and terminals), DEL and C1 (U+007F-U+009F), the Unicode line and paragraph separators
+# (U+2028, U+2029), the bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069: they make text display in another order than it reads) and lone surrogates
+# (U+D800-U+DFFF: they cannot be encoded, so they could not be stored or shown).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+#: What multi-line text may hold of the above.
+MULTILINE_ALLOWED = frozenset("\n\t")
+
+
+def _no_controls(allowed: frozenset[str]) -> Callable[[str], str]:
+    hint = " (only newline and tab)" if allowed else ""
+
+    def check(value: str) -> str:
+        for match in _CONTROL.finditer(value):
+            if match.group() not in allowed:
+                raise PydanticCustomError(
+                    "control_character",
+                    "control character {char} is not allowed{hint}",
+                    {"char": f"U+{ord(match.group()):04X}", "hint": hint},
+                )
+        return value
+
+    return check
+
+
 #: Free text a person writes (comments, reasons): bounded so nobody can bloat history with it.
 MAX_TEXT = 2000
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
-NonEmptyText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+Text = Annotated[
+    str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no_controls(MULTILINE_ALLOWED))
+]
+ShortText = Annotated[
+    str, StringConstraints(max_length=200), AfterValidator(_no_controls(frozenset()))
+]
+NonEmptyText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TEXT),
+    AfterValidator(_no_controls(MULTILINE_ALLOWED)),
+]
 
 #: List bounds shared by the request models (documented in docs/requests.md).
 MAX_EVIDENCE = 100  #: evidence items in a spec, and in one amend

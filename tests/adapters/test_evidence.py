@@ -157,8 +157,11 @@ class TestResults:
     def test_control_characters_are_refused_in_one_line(self, tmp_path: Path) -> None:
         digest = write_file(tmp_path / "card.md", b"card")
         location = uri(tmp_path) + "/ca\nrd.md\r\n# injected"
+        # Requests refuse such a URI already (ShortText: no control characters); the verifier
+        # refuses it again, for a request that skipped validation.
+        unchecked = Artifact.model_construct(uri=location, sha256=digest)
 
-        check = verify_one(LocalEvidenceVerifier([tmp_path]), location, digest)
+        [check] = LocalEvidenceVerifier([tmp_path]).verify(evidence_request(unchecked)).checks
 
         assert (check.result, check.actual) == ("refused", None)
         assert check.detail == (

@@ -21,11 +21,20 @@ from gatekeeper.codec import (
     keyring_from_settings,
 )
 from gatekeeper.errors import ConfigError
+from gatekeeper.failures import RefusalFailureConverter, Refused
 from gatekeeper.settings import Settings
 from tests.codec.keys import K1, K2, b64, codec, env_keys
 from tests.factories import spec
 
 SECRET = b'{"model":"aurora-secret"}'
+
+
+def raised(error: ApplicationError) -> ApplicationError:
+    """``error`` with a real traceback, as a workflow raising it would have."""
+    try:
+        raise error
+    except ApplicationError as caught:
+        return caught
 
 
 def plain(data: bytes = SECRET) -> Payload:
@@ -151,10 +160,41 @@ class TestEncryption:
 
 class TestDataConverter:
     """Without keys the converter is plain pydantic JSON; with keys it encrypts every payload,
-    and failure messages move into encrypted attributes."""
+    and failure messages move into encrypted attributes. Either way a refusal has no trace."""
 
     def test_plain_without_keys(self) -> None:
-        assert data_converter(Settings()) is pydantic_data_converter
+        converter = data_converter(Settings())
+        assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
+        assert converter.payload_codec is None
+        assert type(converter.failure_converter) is RefusalFailureConverter
+
+    async def test_refusal_without_trace_plain(self) -> None:
+        converter = data_converter(Settings())
+        refusal, crash = Failure(), Failure()
+        await converter.encode_failure(
+            raised(Refused("no: one line", "separation_of_duties")), refusal
+        )
+        await converter.encode_failure(raised(ApplicationError("bug", type="Bug")), crash)
+        assert (refusal.message, refusal.stack_trace) == ("no: one line", "")
+        assert refusal.application_failure_info.non_retryable
+        assert "test_codec.py" in crash.stack_trace  # other failures keep what debugging needs
+
+    async def test_refusal_without_trace_encrypted(self) -> None:
+        converter = data_converter(Settings(codec_keys=env_keys()))
+        failure = Failure()
+        await converter.encode_failure(raised(Refused("secret refusal", "bad_input")), failure)
+        assert "secret" not in failure.message and failure.stack_trace == ""
+        inner = Failure()
+        inner.CopyFrom(failure)
+        [attributes] = await converter.decode([failure.encoded_attributes])
+        assert attributes == {"message": "secret refusal", "stack_trace": ""}
+        error = await converter.decode_failure(inner)
+        assert isinstance(error, ApplicationError)
+        assert (error.message, error.type, error.non_retryable) == (
+            "secret refusal",
+            "bad_input",
+            True,
+        )
 
     async def test_models_encrypted_and_restored(self) -> None:
         converter = data_converter(Settings(codec_keys=env_keys()))

@@ -18,7 +18,8 @@ from markdown_it.token import Token
 from rich.text import Text
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from gatekeeper.models import OperatorRequest, ReleaseState
+from gatekeeper.errors import DecisionRefused
+from gatekeeper.models import DecisionKind, DecisionRequest, OperatorRequest, ReleaseState
 from gatekeeper.text import for_html, for_markdown, for_markup, for_terminal
 from tests import factories
 from tests.security.process import environment, gatekeeper
@@ -26,12 +27,14 @@ from tests.workflows.conftest import Harness
 
 #: A hold reason that Rich reads as a closing tag with nothing to close (MarkupError).
 MARKUP = "[/link] and [bold]not bold"
-#: A comment that breaks out of its Markdown line: CR starts a heading, then raw HTML.
-INJECTION = "looks fine\r# Injected\r<script>alert(1)</script>"
-#: Terminal control sequences: clear the screen, set the window title, move the cursor.
+#: A comment that breaks out of its Markdown line: a line break starts a heading, then raw HTML.
+#: (Comments and reasons may span lines, so a newline is accepted; a CR is refused at input.)
+INJECTION = "looks fine\n# Injected\n<script>alert(1)</script>"
+#: Terminal control sequences: clear the screen, set the window title, move the cursor. Requests
+#: refuse them (gatekeeper/models/base.py), so they never reach a status to be shown.
 CONTROLS = "\x1b[2J\x1b]0;pwned\x07\x1b[1A\x9b31m"
-COMMENT = f"{INJECTION} {MARKUP} {CONTROLS}end"
-REASON = f"{MARKUP}\r# Held heading\r<img src=x onerror=alert(2)>"
+COMMENT = f"{INJECTION} {MARKUP} end"
+REASON = f"{MARKUP}\n# Held heading\n<img src=x onerror=alert(2)>"
 
 
 async def hostile_release(harness: Harness) -> str:
@@ -39,6 +42,13 @@ async def hostile_release(harness: Harness) -> str:
     rid = f"r-{uuid.uuid4().hex[:10]}"
     await harness.start(factories.spec(rid))
     await harness.at_stage(rid, "internal_review")
+    for smuggled in (CONTROLS, "looks fine\r# Injected"):
+        unchecked = DecisionRequest.model_construct(
+            decider="sam.safety", role="safety", stage=None, comment=smuggled, signature=None
+        )
+        with pytest.raises(DecisionRefused) as refused:
+            await harness.releases.decide(rid, DecisionKind.APPROVE, unchecked)
+        assert refused.value.rule == "bad_input"
     await harness.approve(rid, "sam.safety", "safety", comment=COMMENT)
     await harness.releases.operate(
         rid, "hold", OperatorRequest(by=factories.OPERATOR, reason=REASON)
@@ -85,7 +95,6 @@ class TestTerminal:
             c for c in ran.stdout if (ord(c) < 32 and c not in "\n") or 0x7F <= ord(c) < 0xA0
         ]
         assert forbidden == []
-        assert "\ufffd[2J" in ran.stdout  # the ESC is shown as neutralised, the rest as typed
 
     async def test_watch_prints_markup_literally(self, harness: Harness) -> None:
         rid = await hostile_release(harness)

@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -253,8 +255,8 @@ class TestOversizeRequest:
 
         cause = caught.value.cause
         assert isinstance(cause, ApplicationError)
-        # One short line, not an echo of the megabyte (the field is named once update payloads
-        # are validated in the validator: helper "refusals", rule bad_input).
+        assert cause.type == "bad_input" and cause.non_retryable
+        assert "exempt_partners" in cause.message, cause.message[:500]
         assert "\n" not in cause.message and len(cause.message) < 500, cause.message[:500]
         after = await harness.releases.status(rid)
         assert after.status_version == before.status_version
@@ -263,6 +265,27 @@ class TestOversizeRequest:
         _, grown, kinds = await history_size(harness, rid)
         assert kinds["EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"] == 0
         assert grown - size < 10_000, "no trace of the megabyte in history"
+
+    async def test_padded_payload_is_refused(self, harness: Harness) -> None:
+        """Whitespace between JSON tokens is stored in history too: a well-formed amend padded
+        to 200 KB is refused as ``request_too_large``, and the release is unchanged."""
+        status = await harness.start()
+        rid = status.release_id
+        before = await harness.at_stage(rid, "internal_review")
+        body = json.dumps({"by": factories.SUBMITTER, "note": "padded"})
+        padded = body[:-1] + " " * 200_000 + "}"
+        payload = Payload(metadata={"encoding": b"json/plain"}, data=padded.encode())
+
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await harness.handle(rid).execute_update("amend", RawValue(payload), result_type=dict)
+
+        cause = caught.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == "request_too_large"
+        assert "\n" not in cause.message and "195 KB" in cause.message, cause.message
+        after = await harness.releases.status(rid)
+        assert after.status_version == before.status_version and after.spec == before.spec
+        _, _, kinds = await history_size(harness, rid)
+        assert kinds["EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"] == 0
 
 
 class TestSpentBudget:

@@ -16,8 +16,9 @@ from tests.workflows.conftest import Harness
 
 FAR_FUTURE = (datetime.now(UTC) + timedelta(days=3650)).isoformat()
 
-#: (name, update, raw JSON payload, expected error type or None for a decode failure, text)
-CASES: list[tuple[str, str, dict[str, Any], str | None, str]] = [
+#: (name, update, raw JSON payload, expected error type, text the one-line message starts with
+#: (a malformed payload) or contains (a broken rule))
+CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     (
         "unknown person",
         "approve",
@@ -57,20 +58,44 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, str]] = [
         "unknown field",
         "approve",
         {"decider": "sam.safety", "role": "safety", "sneaky": True},
-        None,
-        "",
+        "bad_input",
+        "bad input for approve: unknown field 'sneaky'",
     ),
-    ("wrong type", "approve", {"decider": 42, "role": "safety"}, None, ""),
-    ("empty decider", "approve", {"decider": "", "role": "safety"}, None, ""),
-    ("missing role", "approve", {"decider": "sam.safety"}, None, ""),
+    (
+        "wrong type",
+        "approve",
+        {"decider": 42, "role": "safety"},
+        "bad_input",
+        "bad input for approve: decider: expected a string, got a number",
+    ),
+    (
+        "empty decider",
+        "approve",
+        {"decider": "", "role": "safety"},
+        "bad_input",
+        "bad input for approve: decider: must not be empty",
+    ),
+    (
+        "missing role",
+        "approve",
+        {"decider": "sam.safety"},
+        "bad_input",
+        "bad input for approve: role: field required",
+    ),
     (
         "oversized comment",
         "approve",
         {"decider": "sam.safety", "role": "safety", "comment": "x" * 5000},
-        None,
-        "",
+        "bad_input",
+        "bad input for approve: comment: at most 2000 characters",
     ),
-    ("uppercase id", "approve", {"decider": "Sam.Safety", "role": "safety"}, None, ""),
+    (
+        "uppercase id",
+        "approve",
+        {"decider": "Sam.Safety", "role": "safety"},
+        "bad_input",
+        "bad input for approve: decider: must be an id",
+    ),
     (
         "reject by non-reviewer",
         "reject",
@@ -85,7 +110,13 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, str]] = [
         "not_submitter",
         "only the submitter",
     ),
-    ("empty amend", "amend", {"by": factories.SUBMITTER}, None, ""),
+    (
+        "empty amend",
+        "amend",
+        {"by": factories.SUBMITTER},
+        "bad_input",
+        "bad input for amend: an amend must change evidence or the artifact, or carry a note",
+    ),
     (
         "amend unknown evidence",
         "amend",
@@ -111,29 +142,29 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, str]] = [
         "gov unknown kind",
         "record_government_response",
         {"by": factories.LIAISON, "kind": "approved"},
-        None,
-        "",
+        "bad_input",
+        "bad input for record_government_response: kind: must be one of 'cleared', ",
     ),
     (
         "gov delay without date",
         "record_government_response",
         {"by": factories.LIAISON, "kind": "delay_requested"},
-        None,
-        "",
+        "bad_input",
+        "bad input for record_government_response: delay_requested needs delay_until",
     ),
     (
         "gov malformed date",
         "record_government_response",
         {"by": factories.LIAISON, "kind": "delay_requested", "delay_until": "next tuesday"},
-        None,
-        "",
+        "bad_input",
+        "bad input for record_government_response: delay_until: expected a date and time",
     ),
     (
         "gov naive date",
         "record_government_response",
         {"by": factories.LIAISON, "kind": "delay_requested", "delay_until": "2030-01-01T00:00:00"},
-        None,
-        "",
+        "bad_input",
+        "bad input for record_government_response: delay_until: a date with a time zone is needed",
     ),
     (
         "hold by non-operator",
@@ -142,7 +173,13 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, str]] = [
         "role_not_held",
         "does not hold role 'operator'",
     ),
-    ("hold without reason", "hold", {"by": factories.OPERATOR, "reason": ""}, None, ""),
+    (
+        "hold without reason",
+        "hold",
+        {"by": factories.OPERATOR, "reason": ""},
+        "bad_input",
+        "bad input for hold: reason: must not be empty",
+    ),
     (
         "resume when not held",
         "resume",
@@ -178,7 +215,13 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, str]] = [
         "unknown_order",
         "does not suspend",
     ),
-    ("no payload", "approve", {}, None, ""),
+    (
+        "no payload",
+        "approve",
+        {},
+        "bad_input",
+        "bad input for approve: decider: field required (and 1 more)",
+    ),
 ]
 
 
@@ -216,7 +259,7 @@ class TestRefusedRequests:
         name: str,
         update: str,
         payload: dict[str, Any],
-        rule: str | None,
+        rule: str,
         text: str,
     ) -> None:
         del name
@@ -225,12 +268,14 @@ class TestRefusedRequests:
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await handle.execute_update(update, payload, result_type=dict)
         cause = err.value.cause
-        assert isinstance(cause, ApplicationError) or rule is None
-        if rule is not None:
-            assert isinstance(cause, ApplicationError)
-            assert cause.type == rule
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == rule
+        assert cause.non_retryable
+        if rule == "bad_input":
+            assert cause.message.startswith(text), cause.message
+        else:
             assert text in cause.message
-            assert "\n" not in cause.message
+        assert "\n" not in cause.message
         after = await harness.releases.status(rid)
         assert decisions(after) == decisions(before)
 

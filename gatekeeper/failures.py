@@ -1,0 +1,54 @@
+"""Refusals as Temporal failures: one line, a rule type, non-retryable, and no stack trace.
+
+A refused request is an answer, not a crash: the workflow raises :class:`Refused` (an
+``ApplicationError`` whose ``type`` is the rule broken, e.g. ``separation_of_duties`` or
+``bad_input``), and :class:`RefusalFailureConverter` (installed on the data converter every
+Gatekeeper worker and client uses, see :func:`gatekeeper.client.data_converter`) writes it without
+the Python stack trace, so the history of a release holds no worker file paths and no code.
+Every other failure keeps its trace, which is what an operator debugging it needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import temporalio.api.failure.v1
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
+from temporalio.exceptions import ApplicationError, FailureError
+
+
+class Refused(ApplicationError):
+    """A request refused by a rule: ``type`` names the rule; never retried."""
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message, type=rule, non_retryable=True)
+
+
+class RefusalFailureConverter(DefaultFailureConverter):
+    """The default failure converter, except that a :class:`Refused` carries no stack trace."""
+
+    def _error_to_failure(
+        self,
+        error: FailureError,
+        payload_converter: PayloadConverter,
+        failure: temporalio.api.failure.v1.Failure,
+    ) -> None:
+        # The one place the default converter fills ``stack_trace``; with encoded attributes it
+        # moves message and trace into the (encrypted) attributes afterwards, in to_failure.
+        super()._error_to_failure(error, payload_converter, failure)
+        if isinstance(error, Refused):
+            failure.stack_trace = ""
+
+
+class EncodedRefusalFailureConverter(RefusalFailureConverter):
+    """With a codec: messages (and any stack traces) move into the encrypted attributes."""
+
+    def __init__(self) -> None:
+        super().__init__(encode_common_attributes=True)
+
+
+#: Pydantic models as JSON, refusals without traces: the converter when no codec is configured.
+CONVERTER: DataConverter = dataclasses.replace(
+    pydantic_data_converter, failure_converter_class=RefusalFailureConverter
+)
