@@ -9,7 +9,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 
-from gatekeeper.codec import codec_from_settings
+from gatekeeper.codec import EncryptedPayloadConverter, codec_from_settings
 from gatekeeper.errors import ConfigError, ConnectionFailed
 from gatekeeper.failures import CONVERTER, EncodedRefusalFailureConverter
 from gatekeeper.settings import Settings
@@ -38,7 +38,8 @@ def data_converter(settings: Settings) -> DataConverter:
     refusals without stack traces (:mod:`gatekeeper.failures`).
 
     With codec keys configured (see :mod:`gatekeeper.codec`) every payload is encrypted, and
-    failure messages and stack traces move into an encoded attribute so they are encrypted too.
+    failure messages and stack traces move into an encoded attribute so they are encrypted too;
+    a payload that arrives unencrypted is refused with a ``plaintext_refused`` error.
 
     Raises:
         ConfigError: the codec keys are malformed.
@@ -47,7 +48,10 @@ def data_converter(settings: Settings) -> DataConverter:
     if codec is None:
         return CONVERTER
     return dataclasses.replace(
-        CONVERTER, payload_codec=codec, failure_converter_class=EncodedRefusalFailureConverter
+        CONVERTER,
+        payload_converter_class=EncryptedPayloadConverter,
+        payload_codec=codec,
+        failure_converter_class=EncodedRefusalFailureConverter,
     )
 
 

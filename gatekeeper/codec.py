@@ -8,6 +8,28 @@ payloads use the active key, old ones still open with the key they name.
 
 Search attributes are *not* payloads: they stay readable so operators can filter releases.
 
+With keys configured, a payload that is *not* encrypted is refused: otherwise anyone who can
+reach the namespace without the keys could start a release or send an update in plain JSON and
+the worker would act on it. A payload that does not decrypt (it names a key this process lacks,
+or fails authentication) is refused too. ``decode`` never raises for either: an exception in a
+codec fails the whole workflow task, so one forged update would wedge a release (every later
+update is refused while its task is failed). Instead the codec hands the SDK a marker payload
+(:data:`REFUSED_ENCODING`, the original data dropped) and :class:`RefusalConverter` raises when
+that argument is converted, which touches only what the payload stood for:
+
+* plaintext: :class:`PlaintextRefused`, a non-retryable ``plaintext_refused`` application
+  error. A plaintext update is rejected before its validator (nothing recorded); a plaintext
+  start input fails that workflow at once; a plaintext query argument fails the query.
+* undecryptable: :class:`UndecryptablePayload`, a :class:`~gatekeeper.errors.ConfigError` and
+  deliberately *not* an application error. An update carrying one is rejected; anywhere else
+  (an activity result sealed with a key this worker lacks: a rotation step skipped) the
+  workflow task fails and is retried, so the release resumes once the key is configured
+  instead of failing for good.
+
+``GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1`` lets plaintext through while a deployment migrates to
+encryption (releases started before, and payloads sent while it was on, still replay); turn it
+off once those releases have closed.
+
 Keys come from the settings (``GATEKEEPER_CODEC_KEYS="k1:<base64>,k2:<base64>"``, optionally
 ``GATEKEEPER_CODEC_KEY_FILE`` with one ``id:<base64>`` per line, and ``GATEKEEPER_CODEC_ACTIVE``
 naming the key that encrypts; by default the last one listed). They are read when a client is
@@ -26,9 +48,26 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import PayloadCodec
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import EncodingPayloadConverter, PayloadCodec
 
+from gatekeeper.codec_refusals import (
+    ALLOW_PLAINTEXT_VARIABLE,
+    PLAINTEXT,
+    PLAINTEXT_REFUSED,
+    REFUSAL,
+    REFUSED_DETAIL,
+    REFUSED_ENCODING,
+    UNDECRYPTABLE,
+    UNDECRYPTABLE_PAYLOAD,
+    PlaintextRefused,
+    UndecryptablePayload,
+    marker,
+    printable,
+    refusal,
+)
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
 
@@ -40,6 +79,29 @@ KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 #: AES-128, -192 or -256; ``generate_key`` makes 256-bit keys.
 KEY_SIZES = (16, 24, 32)
+
+__all__ = [
+    "ALLOW_PLAINTEXT_VARIABLE",
+    "ENCODING",
+    "KEY_ID",
+    "PLAINTEXT_REFUSED",
+    "REFUSAL",
+    "REFUSED_DETAIL",
+    "REFUSED_ENCODING",
+    "UNDECRYPTABLE",
+    "UNDECRYPTABLE_PAYLOAD",
+    "EncryptedPayloadConverter",
+    "EncryptionCodec",
+    "Keyring",
+    "PlaintextRefused",
+    "RefusalConverter",
+    "UndecryptablePayload",
+    "codec_from_settings",
+    "generate_key",
+    "keyring_from_settings",
+    "parse_keys",
+    "refusal",
+]
 
 _KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -152,19 +214,29 @@ def generate_key() -> str:
 class EncryptionCodec(PayloadCodec):
     """Encrypts payloads with the keyring's active key; decrypts with whichever key they name.
 
-    Payloads that are not encrypted pass through ``decode`` unchanged, so histories written
-    before encryption was switched on stay readable.
+    ``decode`` replaces a payload it refuses with a :data:`REFUSED_ENCODING` marker (see the
+    module docstring): one that is not encrypted (unless ``allow_plaintext``), or, unless
+    ``strict``, one that does not decrypt. ``strict`` raises instead, for the codec server,
+    which answers its caller rather than a workflow.
     """
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(
+        self, keyring: Keyring, *, allow_plaintext: bool = False, strict: bool = False
+    ) -> None:
         self.keyring = keyring
+        self.allow_plaintext = allow_plaintext
+        self.strict = strict
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keyring.keys.items()}
+
+    def for_display(self) -> EncryptionCodec:
+        """The codec for the codec server: plaintext shown as it is, decryption errors raised."""
+        return EncryptionCodec(self.keyring, allow_plaintext=True, strict=True)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decrypt(p) for p in payloads]
+        return [self._open(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
         """Seal one payload (metadata and data) with the active key."""
@@ -179,16 +251,32 @@ class EncryptionCodec(PayloadCodec):
             data=nonce + sealed,
         )
 
+    def _open(self, payload: Payload) -> Payload:
+        encoding = payload.metadata.get("encoding")
+        if encoding == REFUSED_ENCODING:  # already a marker (or sent as one): refused either way
+            return payload
+        if encoding != ENCODING:
+            if self.allow_plaintext:
+                return payload
+            return marker(PLAINTEXT, encoding or b"none")
+        if self.strict:
+            return self.decrypt(payload)
+        try:
+            return self.decrypt(payload)
+        except ConfigError as err:
+            return marker(UNDECRYPTABLE, str(err).encode("utf-8"))
+
     def decrypt(self, payload: Payload) -> Payload:
-        """Open one payload; a payload that is not encrypted is returned as it is.
+        """Open one encrypted payload.
 
         Raises:
-            ConfigError: the payload names a key this keyring lacks, or it does not open with
-                that key (wrong key material, or the data was altered).
+            ConfigError: the payload is not encrypted, names a key this keyring lacks, or does
+                not open with that key (wrong key material, or the data was altered).
         """
         if payload.metadata.get("encoding") != ENCODING:
-            return payload
+            raise ConfigError("payload is not encrypted")
         key_id = payload.metadata.get(KEY_ID, b"").decode("ascii", errors="replace")
+        key_id = printable(key_id[:64])
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise ConfigError(
@@ -198,17 +286,52 @@ class EncryptionCodec(PayloadCodec):
         data = payload.data
         try:
             plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], key_id.encode("ascii"))
-        except InvalidTag as err:
+            return Payload.FromString(plain)
+        except (InvalidTag, ValueError, DecodeError) as err:
             raise ConfigError(
                 f"payload does not decrypt with codec key {key_id!r}: wrong key or altered data"
             ) from err
-        return Payload.FromString(plain)
+
+
+class RefusalConverter(EncodingPayloadConverter):
+    """Raises :func:`refusal`'s error when the codec's refusal marker is converted.
+
+    Encodes nothing. The SDK does not wrap an :class:`ApplicationError` raised while converting
+    arguments: a plaintext refusal reaches the update's, workflow's or query's caller as it is.
+    """
+
+    @property
+    def encoding(self) -> str:
+        return REFUSED_ENCODING.decode("ascii")
+
+    def to_payload(self, value: object) -> Payload | None:
+        del value
+        return None
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> object:
+        del type_hint
+        raise refusal(payload)
+
+
+class EncryptedPayloadConverter(PydanticPayloadConverter):
+    """The pydantic payload converter, plus :class:`RefusalConverter` (last: it never encodes,
+    it only recognises the codec's refusal marker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._set_converters(*self.converters.values(), RefusalConverter())
 
 
 def codec_from_settings(settings: Settings) -> EncryptionCodec | None:
-    """The payload codec the settings configure, or ``None`` for plain JSON payloads."""
+    """The payload codec the settings configure, or ``None`` for plain JSON payloads.
+
+    Plaintext payloads are refused unless ``settings.codec_allow_plaintext`` (the migration
+    switch) is set.
+    """
     keyring = keyring_from_settings(settings)
-    return EncryptionCodec(keyring) if keyring is not None else None
+    if keyring is None:
+        return None
+    return EncryptionCodec(keyring, allow_plaintext=settings.codec_allow_plaintext)
 
 
 def _redact(entry: str) -> str:

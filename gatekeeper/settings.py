@@ -46,8 +46,15 @@ class Settings:
             (``GATEKEEPER_CODEC_KEY_FILE``).
         codec_active_key: the key id new payloads are encrypted with (``GATEKEEPER_CODEC_ACTIVE``);
             the last key listed when unset.
+        codec_allow_plaintext: with codec keys set, still accept payloads that are not
+            encrypted (``GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1``); a migration switch only, off by
+            default: with it off a plaintext payload is refused (see :mod:`gatekeeper.codec`).
         codec_server_token: bearer token ``gatekeeper codec-server`` requires of its callers
-            (``GATEKEEPER_CODEC_SERVER_TOKEN``); unset means no token is asked for.
+            (``GATEKEEPER_CODEC_SERVER_TOKEN``); the server refuses to start without one unless
+            it listens on loopback only.
+        codec_server_cors_origins: browser origins (the Temporal UI's) the codec server answers
+            CORS for (``GATEKEEPER_CODEC_SERVER_CORS_ORIGIN``, comma-separated); empty means the
+            dev server's UI on localhost.
         reconcile_every: seconds between a worker's grant reconciliations
             (``GATEKEEPER_RECONCILE_EVERY``, see :mod:`gatekeeper.reconcile`); it also runs once
             when the worker starts.
@@ -68,7 +75,9 @@ class Settings:
     codec_keys: str | None = field(default=None, repr=False)
     codec_key_file: Path | None = None
     codec_active_key: str | None = None
+    codec_allow_plaintext: bool = False
     codec_server_token: str | None = field(default=None, repr=False)
+    codec_server_cors_origins: tuple[str, ...] = ()
     config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
     reconcile_every: int = DEFAULT_RECONCILE_EVERY
 
@@ -108,7 +117,13 @@ class Settings:
             codec_keys=env.get("GATEKEEPER_CODEC_KEYS") or None,
             codec_key_file=Path(key_file) if key_file else None,
             codec_active_key=env.get("GATEKEEPER_CODEC_ACTIVE") or None,
+            codec_allow_plaintext=_flag(env, "GATEKEEPER_CODEC_ALLOW_PLAINTEXT"),
             codec_server_token=env.get("GATEKEEPER_CODEC_SERVER_TOKEN") or None,
+            codec_server_cors_origins=tuple(
+                origin.strip()
+                for origin in env.get("GATEKEEPER_CODEC_SERVER_CORS_ORIGIN", "").split(",")
+                if origin.strip()
+            ),
             config=config,
             reconcile_every=_positive_int(
                 env, "GATEKEEPER_RECONCILE_EVERY", DEFAULT_RECONCILE_EVERY
@@ -122,6 +137,19 @@ class Settings:
     @property
     def effective_registry_url(self) -> str:
         return self.registry_url or f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {raw!r}")
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -180,36 +180,46 @@ def _rpc_failure(err: RPCError, what: str) -> ConfigError | ConnectionFailed:
 
 def codec_server(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address to listen on; anything but loopback needs GATEKEEPER_CODEC_SERVER_TOKEN.",
+    ),
     port: int = typer.Option(8888, "--port", help="Port to listen on."),
-    ui_origin: list[str] = typer.Option(
+    cors_origin: list[str] = typer.Option(
         None,
+        "--cors-origin",
         "--ui-origin",
         metavar="ORIGIN",
-        help="Origin of a Temporal UI allowed to call; repeat for several "
-        "(default: the dev server's and the compose stack's UI on localhost).",
+        help="Origin of the Temporal UI allowed to call from a browser; repeat for several "
+        "(default: GATEKEEPER_CODEC_SERVER_CORS_ORIGIN, else the dev server's UI on localhost). "
+        "No wildcard.",
     ),
 ) -> None:
     """Serve /encode and /decode so the Temporal UI and CLI can show encrypted payloads.
 
-    Uses the keys of GATEKEEPER_CODEC_KEYS / GATEKEEPER_CODEC_KEY_FILE; with
-    GATEKEEPER_CODEC_SERVER_TOKEN set, callers must send 'Authorization: Bearer <token>'.
-    Point the dev server's UI at it with `temporal server start-dev --ui-codec-endpoint URL`
-    (or TEMPORAL_CODEC_ENDPOINT for the UI container).
+    Uses the keys of GATEKEEPER_CODEC_KEYS / GATEKEEPER_CODEC_KEY_FILE. Callers must send
+    'Authorization: Bearer <GATEKEEPER_CODEC_SERVER_TOKEN>'; without a token the server only
+    listens on loopback (127.0.0.1, ::1, localhost). Point the dev server's UI at it with
+    `temporal server start-dev --ui-codec-endpoint URL` (or TEMPORAL_CODEC_ENDPOINT for the UI
+    container).
     """
     # Imported here: the HTTP server is only needed by this command.
-    from gatekeeper.codec_server import DEFAULT_UI_ORIGINS, create_app, serve
+    from gatekeeper.codec_server import DEFAULT_UI_ORIGINS, check_bind, create_app, serve
 
     settings = common.settings(ctx)
     configure_logging(settings)
-    origins = list(ui_origin or DEFAULT_UI_ORIGINS)
+    token = settings.codec_server_token
+    # Before anything else, and long before a socket is opened.
+    check_bind(host, token)
+    origins = list(cors_origin or settings.codec_server_cors_origins or DEFAULT_UI_ORIGINS)
     codec = codec_from_settings(settings)
     if codec is None:
         raise ConfigError(
             "no codec keys are configured: set GATEKEEPER_CODEC_KEYS (or GATEKEEPER_CODEC_KEY_FILE); "
             "`gatekeeper codec-key` makes one"
         )
-    app = create_app(codec, origins=origins, token=settings.codec_server_token)
+    app = create_app(codec, origins=origins, token=token)
 
     async def serving() -> None:
         stop = asyncio.Event()
@@ -219,9 +229,9 @@ def codec_server(
                 console.print(f"[bold green]Codec server on {escape(url)}[/bold green]")
                 console.print(
                     f"  keys {', '.join(codec.keyring.ids)} (active {codec.keyring.active}); "
-                    f"token {'required' if settings.codec_server_token else 'not required'}"
+                    f"token {'required' if token else 'not required (loopback only)'}"
                 )
-                console.print(f"  UI origins: {escape(', '.join(origins))}")
+                console.print(f"  CORS origins: {escape(', '.join(origins))}")
                 console.print(f"  dev server: temporal server start-dev --ui-codec-endpoint {url}")
                 await stop.wait()
 

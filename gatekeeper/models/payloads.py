@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 
+from gatekeeper.codec_refusals import is_refused, update_refusal
 from gatekeeper.errors import BadInput
 
 #: The rule type of every refusal of a malformed payload.
@@ -172,8 +173,12 @@ def parse_payload(model: type[M], raw: RawValue, update: str) -> M:
 
     Raises:
         BadInput: one line naming the update and the field, for every malformed payload.
+        Refused: the codec refused the payload: ``plaintext_refused`` (not encrypted while
+            encryption is on) or ``undecryptable_payload`` (see :mod:`gatekeeper.codec`).
     """
     payload = raw.payload
+    if is_refused(payload):  # the codec refused it: plaintext, or a payload that does not decrypt
+        raise update_refusal(payload)
     encoding = payload.metadata.get("encoding", b"").decode("utf-8", "replace")
     if encoding == "binary/null":
         return parse_request(model, None, update)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
@@ -14,14 +15,24 @@ from gatekeeper.client import data_converter
 from gatekeeper.codec import (
     ENCODING,
     KEY_ID,
+    PLAINTEXT_REFUSED,
+    REFUSAL,
+    REFUSED_ENCODING,
+    UNDECRYPTABLE,
     EncryptionCodec,
     Keyring,
+    PlaintextRefused,
+    UndecryptablePayload,
     codec_from_settings,
     generate_key,
     keyring_from_settings,
+    refusal,
 )
+from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD, update_refusal
 from gatekeeper.errors import ConfigError
 from gatekeeper.failures import RefusalFailureConverter, Refused
+from gatekeeper.models import DecisionRequest
+from gatekeeper.models.payloads import parse_payload
 from gatekeeper.settings import Settings
 from tests.codec.keys import K1, K2, b64, codec, env_keys
 from tests.factories import spec
@@ -124,8 +135,32 @@ class TestEncryption:
         first, second = await c.encode([plain(), plain()])
         assert first.data != second.data
 
-    async def test_plain_payloads_pass_through(self) -> None:
-        assert await codec().decode([plain()]) == [plain()]
+    async def test_plain_payloads_refused(self) -> None:
+        [marker] = await codec().decode([plain()])
+        assert marker.metadata["encoding"] == REFUSED_ENCODING
+        assert not marker.data, "the refused plaintext is dropped, not handed on"
+        error = refusal(marker)
+        assert isinstance(error, PlaintextRefused) and isinstance(error, ConfigError)
+        assert error.type == PLAINTEXT_REFUSED and error.non_retryable
+        assert "'json/plain'" in error.message and "\n" not in error.message
+        assert "GATEKEEPER_CODEC_ALLOW_PLAINTEXT=1" in error.message
+
+    async def test_plain_payloads_pass_through_while_migrating(self) -> None:
+        migrating = EncryptionCodec(codec().keyring, allow_plaintext=True)
+        assert await migrating.decode([plain()]) == [plain()]
+        [sealed] = await migrating.encode([plain()])
+        assert sealed.metadata["encoding"] == ENCODING, "migrating still encrypts what it sends"
+
+    def test_migration_switch_in_settings(self) -> None:
+        env = {"GATEKEEPER_CODEC_KEYS": env_keys()}
+        refusing = codec_from_settings(Settings.from_env(env))
+        assert refusing is not None and not refusing.allow_plaintext
+        for value in ("1", "true", "YES", "on"):
+            switched = Settings.from_env({**env, "GATEKEEPER_CODEC_ALLOW_PLAINTEXT": value})
+            migrating = codec_from_settings(switched)
+            assert migrating is not None and migrating.allow_plaintext
+        with pytest.raises(ConfigError, match="GATEKEEPER_CODEC_ALLOW_PLAINTEXT must be 1 or 0"):
+            Settings.from_env({**env, "GATEKEEPER_CODEC_ALLOW_PLAINTEXT": "maybe"})
 
     async def test_rotation_keeps_old_payloads_readable(self) -> None:
         before = EncryptionCodec(Keyring(keys={"k1": K1}, active="k1"))
@@ -138,24 +173,62 @@ class TestEncryption:
     async def test_retired_key_removed_is_named(self) -> None:
         [old] = await codec(active="k1").encode([plain()])
         only_new = EncryptionCodec(Keyring(keys={"k2": K2}, active="k2"))
-        with pytest.raises(ConfigError, match="codec key 'k1', which is not configured"):
-            await only_new.decode([old])
+        await assert_undecryptable(only_new, old, "codec key 'k1', which is not configured")
 
     async def test_altered_data_refused(self) -> None:
         [sealed] = await codec().encode([plain()])
         tampered = Payload()
         tampered.CopyFrom(sealed)
         tampered.data = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
-        with pytest.raises(ConfigError, match="wrong key or altered data"):
-            await codec().decode([tampered])
+        await assert_undecryptable(codec(), tampered, "wrong key or altered data")
 
     async def test_relabelled_key_refused(self) -> None:
         [sealed] = await codec().encode([plain()])
         relabelled = Payload()
         relabelled.CopyFrom(sealed)
         relabelled.metadata[KEY_ID] = b"k1"
-        with pytest.raises(ConfigError, match="wrong key or altered data"):
-            await codec().decode([relabelled])
+        await assert_undecryptable(codec(), relabelled, "wrong key or altered data")
+
+    async def test_truncated_data_refused(self) -> None:
+        forged = Payload(metadata={"encoding": ENCODING, KEY_ID: b"k2"}, data=b"short")
+        await assert_undecryptable(codec(), forged, "wrong key or altered data")
+
+
+class TestUpdateRefusal:
+    """An update's argument that the codec refused is a ``Refused`` either way: rejected in the
+    validator in one line, typed, never retried, without a stack trace."""
+
+    async def test_plaintext(self) -> None:
+        [marker] = await codec().decode([plain()])
+        error = update_refusal(marker)
+        assert isinstance(error, Refused) and isinstance(error, PlaintextRefused)
+        assert error.type == PLAINTEXT_REFUSED and error.non_retryable
+
+    async def test_undecryptable(self) -> None:
+        forged = Payload(metadata={"encoding": ENCODING, KEY_ID: b"k9"}, data=b"x" * 40)
+        [marker] = await codec().decode([forged])
+        error = update_refusal(marker)
+        assert isinstance(error, Refused)
+        assert error.type == UNDECRYPTABLE_PAYLOAD and error.non_retryable
+        assert "codec key 'k9', which is not configured" in error.message
+
+    def test_parse_payload_raises_it(self) -> None:
+        marker = Payload(metadata={"encoding": REFUSED_ENCODING, REFUSAL: b"plaintext"})
+        with pytest.raises(PlaintextRefused):
+            parse_payload(DecisionRequest, RawValue(marker), "approve")
+
+
+async def assert_undecryptable(c: EncryptionCodec, payload: Payload, message: str) -> None:
+    """``decode`` marks it (a workflow task must not fail on it); converting the mark raises
+    a ConfigError that is not an ApplicationError; the strict codec raises at once."""
+    [marker] = await c.decode([payload])
+    assert marker.metadata["encoding"] == REFUSED_ENCODING
+    assert marker.metadata[REFUSAL] == UNDECRYPTABLE and not marker.data
+    error = refusal(marker)
+    assert isinstance(error, UndecryptablePayload) and not isinstance(error, ApplicationError)
+    assert message in str(error)
+    with pytest.raises(ConfigError, match=message):
+        await EncryptionCodec(c.keyring, strict=True).decode([payload])
 
 
 class TestDataConverter:
@@ -204,6 +277,21 @@ class TestDataConverter:
         assert b"aurora" not in payload.SerializeToString()
         [restored] = await converter.decode([payload], [type(release)])
         assert restored == release
+
+    async def test_plaintext_refused_on_conversion(self) -> None:
+        converter = data_converter(Settings(codec_keys=env_keys()))
+        with pytest.raises(PlaintextRefused, match="refused a payload that is not encrypted") as e:
+            await converter.decode([plain()], [dict])
+        assert e.value.type == PLAINTEXT_REFUSED and e.value.non_retryable
+        migrating = data_converter(Settings(codec_keys=env_keys(), codec_allow_plaintext=True))
+        assert await migrating.decode([plain()], [dict]) == [{"model": "aurora-secret"}]
+
+    async def test_refusal_marker_never_encoded(self) -> None:
+        converter = data_converter(Settings(codec_keys=env_keys()))
+        [payload] = await converter.encode([{"encoding": "binary/gatekeeper-refused"}])
+        assert payload.metadata["encoding"] == ENCODING
+        [inner] = await EncryptionCodec(codec().keyring).decode([payload])
+        assert inner.metadata["encoding"] == b"json/plain"
 
     async def test_failure_message_encrypted(self) -> None:
         converter = data_converter(Settings(codec_keys=env_keys()))

@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 import pytest_asyncio
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from gatekeeper.codec_server import create_app, serve
+from gatekeeper.codec_server import check_bind, create_app, is_loopback, serve
+from gatekeeper.errors import InputError
 from tests.codec.keys import codec, env_keys
 from tests.deploy.cli import admin_command
 from tests.workers.helpers import free_ports
@@ -41,7 +43,9 @@ async def server() -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def guarded() -> AsyncIterator[str]:
-    async with serve(create_app(codec(), origins=[UI], token="t0ken"), "127.0.0.1", 0) as url:
+    async with serve(
+        create_app(codec(), origins=[UI], token="t0ken-long-enough"), "127.0.0.1", 0
+    ) as url:
         yield url
 
 
@@ -131,12 +135,64 @@ class TestToken:
     async def test_right_token_accepted(self, guarded: str) -> None:
         async with httpx.AsyncClient(base_url=guarded) as http:
             response = await http.post(
-                "/decode", json=body(PLAIN), headers={"Authorization": "Bearer t0ken"}
+                "/decode", json=body(PLAIN), headers={"Authorization": "Bearer t0ken-long-enough"}
             )
             preflight = await http.options("/decode", headers={"Origin": UI})
             health = await http.get("/healthz")
         assert response.status_code == 200
         assert preflight.status_code == 204 and health.status_code == 200
+
+
+class TestGuards:
+    """No wildcard origin; no token means loopback only, checked before a socket is opened;
+    bodies are bounded."""
+
+    @pytest.mark.parametrize(
+        "host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"]
+    )
+    def test_loopback(self, host: str) -> None:
+        assert is_loopback(host)
+        check_bind(host, None)
+
+    @pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "10.0.0.1", "example.com", "128.0.0.1"])
+    def test_not_loopback_needs_a_token(self, host: str) -> None:
+        assert not is_loopback(host)
+        with pytest.raises(InputError, match="set GATEKEEPER_CODEC_SERVER_TOKEN"):
+            check_bind(host, None)
+        check_bind(host, "t0ken-long-enough")
+
+    @pytest.mark.parametrize("token", ["short", " " * 20, "x" * 15])
+    def test_guessable_token_refused(self, token: str) -> None:
+        with pytest.raises(InputError, match="at least 16 characters"):
+            check_bind("127.0.0.1", token)
+        with pytest.raises(InputError, match="at least 16 characters"):
+            create_app(codec(), token=token)
+
+    async def test_serve_checks_before_binding(self) -> None:
+        # 192.0.2.1 is not ours: binding there fails with OSError, so InputError proves the
+        # check came first.
+        with pytest.raises(InputError):
+            async with serve(create_app(codec()), "192.0.2.1", 0):
+                pass
+        with pytest.raises(OSError):
+            async with serve(create_app(codec(), token="t0ken-long-enough"), "192.0.2.1", 0):
+                pass
+
+    @pytest.mark.parametrize("origin", ["*", "https://*.example", "http://ui/x", "null", ""])
+    def test_wildcard_origin_refused(self, origin: str) -> None:
+        with pytest.raises(InputError, match="no wildcard"):
+            create_app(codec(), origins=[origin])
+
+    async def test_body_limit(self) -> None:
+        app = create_app(codec(), origins=[UI], max_body_bytes=1024)
+        async with serve(app, "127.0.0.1", 0) as url, httpx.AsyncClient(base_url=url) as http:
+            small = await http.post("/encode", json=body(PLAIN))
+            big = await http.post(
+                "/encode",
+                json=body(Payload(metadata={"encoding": b"json/plain"}, data=b"x" * 2048)),
+            )
+        assert small.status_code == 200
+        assert big.status_code == 413 and "payloads" not in big.json()
 
 
 class TestCommand:
@@ -147,7 +203,7 @@ class TestCommand:
         env = {
             **os.environ,
             "GATEKEEPER_CODEC_KEYS": env_keys(),
-            "GATEKEEPER_CODEC_SERVER_TOKEN": "cli-token",
+            "GATEKEEPER_CODEC_SERVER_TOKEN": "cli-token-long-enough",
             "GATEKEEPER_LOG_FORMAT": "json",
         }
         process = await asyncio.create_subprocess_exec(
@@ -163,7 +219,9 @@ class TestCommand:
             sealed = await codec(active="k1").encode([PLAIN])
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 response = await http.post(
-                    "/decode", json=body(*sealed), headers={"Authorization": "Bearer cli-token"}
+                    "/decode",
+                    json=body(*sealed),
+                    headers={"Authorization": "Bearer cli-token-long-enough"},
                 )
             assert parse(response.json()) == [PLAIN]
             process.send_signal(signal.SIGTERM)

@@ -209,7 +209,7 @@ class TestEncryptedRelease:
         policy = fast_policy()
         await encrypted.releases.start(spec, policy, factories.policy_hash(policy))
         try:
-            app = create_app(encrypted.codec, token="s3cret")
+            app = create_app(encrypted.codec, token="s3cret-codec-token")
             async with serve(app, "127.0.0.1", 0) as url:
                 base = [
                     temporal_executable(),
@@ -223,7 +223,7 @@ class TestEncryptedRelease:
                     "json",
                 ]
                 decoded = await _run(
-                    *base, "--codec-endpoint", url, "--codec-auth", "Bearer s3cret"
+                    *base, "--codec-endpoint", url, "--codec-auth", "Bearer s3cret-codec-token"
                 )
                 sealed = await _run(*base)
         finally:

@@ -69,7 +69,7 @@ class TestComposeParser:
 
     def test_resolved_config_keeps_the_wiring(self) -> None:
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")},
             "GATEKEEPER_CODEC_KEYS": "k1:xyz",
             "TEMPORAL_CODEC_ENDPOINT": "http://x",
         }
@@ -86,6 +86,11 @@ class TestComposeParser:
         assert environment(resolved["worker"])["GATEKEEPER_CODEC_KEYS"] == "k1:xyz"
         assert environment(resolved["codec-server"])["GATEKEEPER_CODEC_KEYS"] == "k1:xyz"
         assert environment(resolved["temporal-ui"])["TEMPORAL_CODEC_ENDPOINT"] == "http://x"
+        codec_server = resolved["codec-server"]
+        assert environment(codec_server)["GATEKEEPER_CODEC_SERVER_TOKEN"] == ""
+        for port in codec_server["ports"]:  # "ip:host:container/proto", or the long form
+            host_ip = port["host_ip"] if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", port
         assert environment(resolved["temporal"])["POSTGRES_SEEDS"] == "postgresql"
 
 
@@ -160,7 +165,7 @@ class TestWiring:
     def test_ports(self, services: dict[str, dict[str, Any]]) -> None:
         assert "7233:7233" in services["temporal"]["ports"]
         assert "8080:8080" in services["temporal-ui"]["ports"]
-        assert "8888:8888" in services["codec-server"]["ports"]
+        assert services["codec-server"]["ports"] == ["127.0.0.1:8888:8888"]
         assert "ports" not in services["postgresql"], "the database stays inside the network"
 
     def test_everyone_reaches_temporal_at_the_service_name(
@@ -194,7 +199,7 @@ class TestWiring:
     def test_codec_server_allows_the_ui_origin(self, services: dict[str, dict[str, Any]]) -> None:
         ui_port = services["temporal-ui"]["ports"][0].split(":")[0]
         command = services["codec-server"]["command"]
-        origin = command[command.index("--ui-origin") + 1]
+        origin = command[command.index("--cors-origin") + 1]
         assert origin == f"http://localhost:{ui_port}"
         assert environment(services["temporal-ui"])["TEMPORAL_CORS_ORIGINS"] == origin
         assert services["codec-server"]["profiles"] == ["encryption"]
@@ -220,6 +225,41 @@ class TestWiring:
         assert "update-schema" in script and "setup-schema" in script
         check = subprocess.run(["sh", "-n", str(ROOT / "deploy/temporal/setup-postgres.sh")])
         assert check.returncode == 0
+
+
+class TestCodecServerIsGuarded:
+    """The codec server decrypts for whoever reaches it: compose publishes it on the host's
+    loopback only, gives it no token of its own, and its command, listening on all of the
+    container's addresses, refuses to start when the operator set none."""
+
+    def test_published_on_loopback_only(self, services: dict[str, dict[str, Any]]) -> None:
+        for port in services["codec-server"]["ports"]:
+            assert str(port).startswith("127.0.0.1:"), port
+
+    def test_token_comes_from_the_operator(self, services: dict[str, dict[str, Any]]) -> None:
+        token = environment(services["codec-server"])["GATEKEEPER_CODEC_SERVER_TOKEN"]
+        assert re.fullmatch(r"\$\{GATEKEEPER_CODEC_SERVER_TOKEN(:?[-?])?\}", token), token
+
+    def test_workers_refuse_plaintext_by_default(self, services: dict[str, dict[str, Any]]) -> None:
+        switch = environment(services["worker"])["GATEKEEPER_CODEC_ALLOW_PLAINTEXT"]
+        assert switch == "${GATEKEEPER_CODEC_ALLOW_PLAINTEXT:-0}"
+
+    def test_command_without_token_refuses_to_start(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        service = services["codec-server"]
+        command = service["command"]
+        assert command[command.index("--host") + 1] == "0.0.0.0"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+        env["GATEKEEPER_CODEC_KEYS"] = "k1:" + "A" * 43 + "="
+        env["GATEKEEPER_CODEC_SERVER_TOKEN"] = ""  # what an unset variable resolves to
+        # Refused before any socket is opened: nothing listens on 0.0.0.0 during this test.
+        result = subprocess.run(
+            admin_command(*command), env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2, result.stderr
+        assert "set GATEKEEPER_CODEC_SERVER_TOKEN" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 class TestCommands:
