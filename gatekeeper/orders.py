@@ -41,10 +41,11 @@ from gatekeeper.models.orders import (
     OrderLiftRequest,
     OrderSpec,
     OrderStatus,
+    OrderUpdateResult,
     ReleaseAck,
     ReleaseUpdate,
 )
-from gatekeeper.models.status import UpdateResult
+from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.releases import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
 from gatekeeper.releases import workflow_id as release_workflow_id
 from gatekeeper.yamlfile import read_yaml_file, validate_model
@@ -128,6 +129,8 @@ async def send_release_update(client: Client, update: ReleaseUpdate) -> ReleaseA
         cause = err.cause
         rule = cause.type if isinstance(cause, ApplicationError) else None
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        if rule == "unchanged":  # a re-delivery: the release already has this order's change
+            return await _already_applied(handle, ack, message)
         outcome = "ended" if rule == "release_terminal" else "refused"
         return ack.model_copy(
             update={"outcome": outcome, "detail": f"{rule or 'refused'}: {message}", "at": _now()}
@@ -138,13 +141,27 @@ async def send_release_update(client: Client, update: ReleaseUpdate) -> ReleaseA
                 update={"outcome": "ended", "detail": "the release has ended", "at": _now()}
             )
         raise
-    status = result.status
+    return ack.model_copy(
+        update={
+            "outcome": "acknowledged",
+            "state": result.state.value,
+            "stage": result.stage or "",
+            "detail": result.message,
+            "at": _now(),
+        }
+    )
+
+
+async def _already_applied(
+    handle: WorkflowHandle[Any, Any], ack: ReleaseAck, message: str
+) -> ReleaseAck:
+    status = await handle.query("get_status", result_type=ReleaseStatus)
     return ack.model_copy(
         update={
             "outcome": "acknowledged",
             "state": status.state.value,
             "stage": status.stage or "",
-            "detail": result.message,
+            "detail": message,
             "at": _now(),
         }
     )
@@ -226,10 +243,13 @@ class Orders:
             await asyncio.sleep(POLL_SECONDS)
 
     async def exempt(self, order_id: str, request: OrderExemptionRequest) -> OrderStatus:
-        return await self._update(order_id, "exempt", request)
+        """Exempt partners; the update answers in one line, so the order is queried after."""
+        await self._update(order_id, "exempt", request, result_type=OrderUpdateResult)
+        return await self.status(order_id)
 
     async def lift(self, order_id: str, request: OrderLiftRequest) -> OrderStatus:
-        return await self._update(order_id, "lift", request)
+        status: OrderStatus = await self._update(order_id, "lift", request)
+        return status
 
     async def status(self, order_id: str) -> OrderStatus:
         return await self._query(self.handle(order_id), order_id)
@@ -257,10 +277,12 @@ class Orders:
             raise self._rpc_error(order_id, err) from err
         return status
 
-    async def _update(self, order_id: str, name: str, request: Any) -> OrderStatus:
+    async def _update(
+        self, order_id: str, name: str, request: Any, *, result_type: type[Any] = OrderStatus
+    ) -> Any:
         try:
-            result: OrderStatus = await self.handle(order_id).execute_update(
-                name, request, result_type=OrderStatus
+            result = await self.handle(order_id).execute_update(
+                name, request, result_type=result_type
             )
         except WorkflowUpdateFailedError as err:
             cause = err.cause

@@ -18,6 +18,8 @@ from gatekeeper.errors import ConfigError
 DEFAULT_TASK_QUEUE = "gatekeeper"
 DEFAULT_DATA_DIR = Path(".gatekeeper")
 DEFAULT_MAX_CACHED_WORKFLOWS = 250
+#: Seconds between a worker's grant reconciliations (``gatekeeper.reconcile``).
+DEFAULT_RECONCILE_EVERY = 300
 _LOG_FORMATS = ("auto", "console", "json")
 
 
@@ -53,6 +55,9 @@ class Settings:
         codec_server_cors_origins: browser origins (the Temporal UI's) the codec server answers
             CORS for (``GATEKEEPER_CODEC_SERVER_CORS_ORIGIN``, comma-separated); empty means the
             dev server's UI on localhost.
+        reconcile_every: seconds between a worker's grant reconciliations
+            (``GATEKEEPER_RECONCILE_EVERY``, see :mod:`gatekeeper.reconcile`); it also runs once
+            when the worker starts.
         config: the worker's own configuration (channels, egress, evidence roots), read from
             ``GATEKEEPER_CONFIG`` or ``<data_dir>/gatekeeper.toml`` (see :mod:`gatekeeper.config`).
     """
@@ -74,6 +79,7 @@ class Settings:
     codec_server_token: str | None = field(default=None, repr=False)
     codec_server_cors_origins: tuple[str, ...] = ()
     config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
+    reconcile_every: int = DEFAULT_RECONCILE_EVERY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -119,6 +125,9 @@ class Settings:
                 if origin.strip()
             ),
             config=config,
+            reconcile_every=_positive_int(
+                env, "GATEKEEPER_RECONCILE_EVERY", DEFAULT_RECONCILE_EVERY
+            ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -43,6 +43,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
@@ -100,6 +101,7 @@ class Options:
     json_out: Path = DEFAULT_JSON
     fanout_partners: int | None = None
     access: bool = True
+    only_pipeline: bool = False
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:
@@ -174,7 +176,8 @@ async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str,
             activity_executor=executor,
         )
         async with worker:
-            await drive_baseline(client, baseline_queue, plan, [])
+            first = await drive_baseline(client, baseline_queue, plan, [])
+            baseline_history = await client.get_workflow_handle(first).fetch_history()
             baseline_idle: list[float] = []
             quick_plan = plan.with_timers(IDLE_CLOCK.total_seconds())
             for _ in range(IDLE_RELEASES):
@@ -196,6 +199,7 @@ async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str,
             "updates": plan.updates,
             "timers": plan.timers,
             "history_events": len(history.events),
+            "baseline_history_events": len(baseline_history.events),
             "segments": [s.model_dump() for s in plan.segments],
         },
         "release_seconds": round(release_seconds, 2),
@@ -203,11 +207,19 @@ async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str,
         "baseline_seconds": round(baseline_seconds, 2),
         "baseline_per_second": round(baseline_rate, 2),
         "ratio": round(baseline_rate / release_rate, 3),
+        # What one completed release stores in Temporal, next to the bare baseline's.
+        "history_bytes": history_bytes(history.events),
+        "baseline_history_bytes": history_bytes(baseline_history.events),
         "approval_idle": latency_ms(idle),
         "approval_loaded": latency_ms(loaded),
         "baseline_update_idle": latency_ms(baseline_idle),
         "baseline_update_loaded": latency_ms(updates),
     }
+
+
+def history_bytes(events: Sequence[HistoryEvent]) -> int:
+    """A history's serialized size: what the server stores and counts against its limits."""
+    return History(events=events).ByteSize()
 
 
 async def drive_baseline(
@@ -392,15 +404,18 @@ async def run_bench(options: Options, *, say: Callable[[str], None] = print) -> 
             results["pipeline"] = await bench_pipeline(
                 server.client, _dir(scratch, "pipeline"), options.releases
             )
-            say(f"memory: {options.parked} releases parked in a worker process …")
-            results["parked"] = await bench_parked(server, _dir(scratch, "parked"), options.parked)
-            say("notification fan-out …")
-            results["fanout"] = await bench_fanout(
-                server.client, _dir(scratch, "fanout"), options.fanout_partners
-            )
+            if not options.only_pipeline:
+                say(f"memory: {options.parked} releases parked in a worker process …")
+                results["parked"] = await bench_parked(
+                    server, _dir(scratch, "parked"), options.parked
+                )
+                say("notification fan-out …")
+                results["fanout"] = await bench_fanout(
+                    server.client, _dir(scratch, "fanout"), options.fanout_partners
+                )
         finally:
             await server.stop()
-        if options.access:
+        if options.access and not options.only_pipeline:
             say("access checks over 100,000 grants …")
             results["access"] = await asyncio.to_thread(bench_access, _dir(scratch, "access"))
         else:
@@ -477,7 +492,14 @@ def render(results: dict[str, Any]) -> Table:
     for label, key in (("idle", "baseline_update_idle"), ("under load", "baseline_update_loaded")):
         base = p[key]
         row(f"baseline update {label} p50 / p99", f"{base['p50_ms']:.1f} / {base['p99_ms']:.1f} ms")
-    parked = results["parked"]
+    row(
+        "history per completed release (bare baseline)",
+        f"{p['history_bytes'] / 1024:.0f} KiB, {shape['history_events']} events "
+        f"({p['baseline_history_bytes'] / 1024:.0f} KiB, {shape['baseline_history_events']})",
+    )
+    parked = results.get("parked")
+    if parked is None:
+        return table
     rss = parked["with_parked"]
     row(
         f"worker RSS with {parked['parked']} releases parked (peak)",
@@ -525,6 +547,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--fanout-partners", type=int, default=None, help="cohort size of the fan-out bench"
     )
     parser.add_argument("--no-access", action="store_true", help="skip the access-check bench")
+    parser.add_argument(
+        "--only-pipeline",
+        action="store_true",
+        help="only the pipeline (throughput, latency, history bytes): no memory, fan-out, access",
+    )
     args = parser.parse_args(argv)
     if args.releases < 1 or args.parked < 1:
         parser.error("--releases and --parked must be at least 1")
@@ -534,6 +561,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         json_out=args.json_out,
         fanout_partners=args.fanout_partners,
         access=not args.no_access,
+        only_pipeline=args.only_pipeline,
     )
 
 

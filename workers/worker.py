@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from gatekeeper.client import connect
 from gatekeeper.errors import ConfigError
+from gatekeeper.reconcile import reconcile_forever
 from gatekeeper.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -134,8 +135,20 @@ async def run_worker(
             activity_executor=executor,
             activity_threads=activity_threads,
         )
-        with shutdown_signals(stop) if handle_signals else contextlib.nullcontext():
-            await _run_until(worker, stop, client)
+        # No grant outlives a release that ended without launching (terminated, failed, timed
+        # out): reconciled now and periodically (gatekeeper.reconcile).
+        reconciler = asyncio.create_task(
+            reconcile_forever(
+                client, settings.effective_registry_url, settings.reconcile_every, stop
+            )
+        )
+        try:
+            with shutdown_signals(stop) if handle_signals else contextlib.nullcontext():
+                await _run_until(worker, stop, client)
+        finally:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
     finally:
         # Every activity has finished once the worker is shut down; the threads are idle.
         executor.shutdown(wait=False)

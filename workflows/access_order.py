@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
     from gatekeeper.models.orders import (
         ALL_MODELS,
+        MAX_EXEMPTIONS,
         AccessOrderInput,
         AffectedReleases,
         AffectedReleasesRequest,
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         OrderExemptionRequest,
         OrderLiftRequest,
         OrderStatus,
+        OrderUpdateResult,
         ReleaseAck,
         ReleaseUpdate,
         ReleaseUpdateBatch,
@@ -230,7 +232,7 @@ class AccessOrderWorkflow:
     # every refusal is a ``Refused``, written to history without a stack trace.
 
     @workflow.update
-    async def exempt(self, payload: RawValue = NO_ARGUMENT) -> OrderStatus:
+    async def exempt(self, payload: RawValue = NO_ARGUMENT) -> OrderUpdateResult:
         """Exempt named partners (and all their staff) for some or all of the order's models."""
         req = _parse("exempt", OrderExemptionRequest, payload)
         status = self._status
@@ -288,7 +290,14 @@ class AccessOrderWorkflow:
                 ]
             )
             await self._sweep()
-        return status
+        return OrderUpdateResult(
+            message=f"exempted {', '.join(req.partners[:3])}"
+            + (f" and {len(req.partners) - 3} more" if len(req.partners) > 3 else "")
+            + f" for {', '.join(models)}",
+            order_id=status.order.order_id,
+            state=status.state,
+            exemptions=len(status.exemptions),
+        )
 
     @exempt.validator
     def _validate_exempt(self, payload: RawValue = NO_ARGUMENT) -> None:
@@ -307,6 +316,19 @@ class AccessOrderWorkflow:
                 f"order {status.order.order_id} does not name {', '.join(outside)} "
                 f"(it names {', '.join(status.order.models)})",
                 "unknown_model",
+            )
+        if len(status.exemptions) >= MAX_EXEMPTIONS:
+            raise Refused(
+                f"order {status.order.order_id} already has {MAX_EXEMPTIONS} exemptions; "
+                "issue a new order instead",
+                "request_budget_exhausted",
+            )
+        models = req.models or [ALL_MODELS]
+        if all(set(req.partners) <= set(status.exempt_for(m)) for m in models):
+            raise Refused(
+                f"{', '.join(req.partners[:3])} already exempt from order "
+                f"{status.order.order_id} for {', '.join(models)}",
+                "unchanged",
             )
 
     @workflow.update

@@ -11,8 +11,10 @@ Decisions (approve, amend, government responses, operator actions) live in
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from gatekeeper.audit import AuditChain
 from gatekeeper.canonical import digest_of
@@ -43,7 +45,21 @@ from gatekeeper.models.status import (
     ReleaseStatus,
     StageRecord,
 )
-from gatekeeper.rules import QuorumProgress, eligible_people, quorum_progress
+from gatekeeper.rules import (
+    BUDGET_OF,
+    FINISHING,
+    FINISHING_MAX_BYTES,
+    PAYLOAD,
+    PAYLOAD_BUDGET,
+    REPEATS,
+    REQUEST_BUDGETS,
+    QuorumProgress,
+    Refusal,
+    Rule,
+    eligible_people,
+    quorum_progress,
+    refuse,
+)
 from workflows.notices import Notice, when
 
 SYSTEM = "gatekeeper"
@@ -155,6 +171,64 @@ class LedgerCore:
     def title(self) -> str:
         spec = self.spec
         return f"{spec.model.name} {spec.model.version}"
+
+    # --- the request budget ---------------------------------------------------------------
+
+    def spent(self, budget: str) -> bool:
+        return self.status.requests.get(budget, 0) >= REQUEST_BUDGETS[budget]
+
+    def charge(self, budget: str, size: int) -> None:
+        """Count one accepted request (the handler ran) of ``size`` bytes against ``budget``."""
+        self.status.requests[budget] = self.status.requests.get(budget, 0) + 1
+        self.status.requests[PAYLOAD] = self.status.requests.get(PAYLOAD, 0) + size
+
+    def trial(self, change: Callable[[Self], object]) -> Refusal | tuple[bool, str]:
+        """Run ``change`` on a copy of the ledger: the refusal it raises, or whether it changed
+        something (appended an audit event) and its message."""
+        copied = copy.copy(self)
+        copied.status = self.status.model_copy(deep=True)
+        copied.chain = AuditChain(self.chain.release_id, self.chain.events)
+        copied.notices = []
+        copied.used_nonces = set(self.used_nonces)
+        try:
+            message = change(copied)
+        except Refusal as refusal:
+            return refusal
+        return len(copied.chain) > len(self.chain), str(message)
+
+    def screen(self, request: str, kind: str, size: int, change: Callable[[Self], object]) -> None:
+        """The validator's last check, after the request's own: refuse (unrecorded) a request
+        past its budget, a repeat that would change nothing, and, once the ``refused`` budget
+        is spent, one the handler would refuse. ``kind`` is the request's finer kind where one
+        update has several (a government response's kind), else the update's name; ``size`` is
+        the request's JSON in bytes."""
+        budget = BUDGET_OF[request]
+        finishing = request in FINISHING or kind in FINISHING
+        spent = ""
+        if self.spent(budget):
+            spent = f"its {REQUEST_BUDGETS[budget]} {budget} requests"
+        elif not finishing and self.status.requests.get(PAYLOAD, 0) + size > PAYLOAD_BUDGET:
+            spent = f"{PAYLOAD_BUDGET // 1024} KB of requests"
+        if spent and not finishing:
+            raise refuse(
+                Rule.REQUEST_BUDGET_EXHAUSTED,
+                f"release {self.status.release_id} has accepted {spent}; only requests "
+                "that finish it (approve, reject, resume, restore, clear, withdraw) are taken",
+            )
+        if spent and size > FINISHING_MAX_BYTES:
+            raise refuse(
+                Rule.REQUEST_BUDGET_EXHAUSTED,
+                f"release {self.status.release_id} has accepted {spent}; past it a request "
+                f"must be under {FINISHING_MAX_BYTES // 1024} KB (this one is {size // 1024} KB)",
+            )
+        outcome = self.trial(change)
+        if isinstance(outcome, Refusal):
+            if not outcome.audited or outcome.rule in REPEATS or self.spent("refused"):
+                raise refuse(outcome.rule, outcome.message)
+            return
+        changed, message = outcome
+        if not changed:
+            raise refuse(Rule.UNCHANGED, f"nothing to change: {message}")
 
     # --- start, stages, end ---------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from gatekeeper.models.status import (
     Suspension,
 )
 from gatekeeper.rules import (
+    MAX_ACTIVE_DELEGATIONS,
     Rule,
     gate_roles,
     refuse,
@@ -168,6 +169,19 @@ class OperatorDecisions(LedgerChecks):
                 Rule.BAD_DATE,
                 f"a delegation must end in the future and within {format_duration(MAX_DELEGATION)}",
             )
+        active = [d for d in self.status.delegations if d.revoked_at is None and d.until > now]
+        for item in active:
+            if (item.by, item.to, item.role, item.until) == (req.by, req.to, req.role, req.until):
+                raise refuse(
+                    Rule.UNCHANGED,
+                    f"{req.by} already delegated {req.role} to {req.to} until {when(req.until)}",
+                )
+        if len(active) >= MAX_ACTIVE_DELEGATIONS:
+            raise refuse(
+                Rule.INVALID_DELEGATION,
+                f"release {self.status.release_id} already has {len(active)} active delegations "
+                f"(at most {MAX_ACTIVE_DELEGATIONS})",
+            )
         self.status.delegations.append(
             Delegation(
                 by=req.by, to=req.to, role=req.role, at=now, until=req.until, reason=req.reason
@@ -239,16 +253,17 @@ class OperatorDecisions(LedgerChecks):
             "access_exemptions_changed",
             {"order_id": req.order_id, "exempted": added, "no_longer_exempt": removed},
         )
+        exempt = _names(req.exempt_partners, "nobody")
         self.notify(
             NotificationEvent.ACCESS_SUSPENDED,
             event,
-            f"Order {req.order_id} now exempts {', '.join(req.exempt_partners) or 'nobody'}",
+            f"Order {req.order_id} now exempts {_names(req.exempt_partners, 'nobody', 3)}",
             f"Order {req.order_id} still suspends access to {self.title} for {req.scope}; "
-            f"exempt partners (and all their staff): {', '.join(req.exempt_partners) or 'none'}.",
+            f"exempt partners (and all their staff): {exempt}.",
             concerned=[self.spec.submitter],
             roles=["operator"],
         )
-        return f"order {req.order_id} exempts {', '.join(req.exempt_partners) or 'nobody'}"
+        return f"order {req.order_id} exempts {_names(req.exempt_partners, 'nobody', 3)}"
 
     def apply_restore(self, req: AccessRestoreRequest, now: datetime) -> str:
         self._not_terminal()
@@ -273,3 +288,11 @@ class OperatorDecisions(LedgerChecks):
             roles=["operator"],
         )
         return f"access restored (order {req.order_id} lifted)"
+
+
+def _names(items: list[str], empty: str, shown: int = 20) -> str:
+    """``a, b, c`` or ``a, b, c and 497 more``: a message names a few, the audit keeps all."""
+    if not items:
+        return empty
+    head = ", ".join(items[:shown])
+    return head if len(items) <= shown else f"{head} and {len(items) - shown} more"

@@ -83,7 +83,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseStatus,
         UpdateResult,
     )
-    from gatekeeper.rules import Refusal, Rule, refuse
+    from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
     from gatekeeper.spec import check_spec_against_policy
     from workflows import timeouts
     from workflows.decisions import ReleaseLedger
@@ -97,6 +97,11 @@ M = TypeVar("M", bound=Model)
 RELEASE_STARTING = "release_starting"
 #: ``ApplicationError.type`` of a spec the resolved policy does not admit (e.g. its submitter).
 SPEC_NOT_ALLOWED = "spec_not_allowed"
+
+
+def raw_data(payload: RawValue) -> bytes:
+    """The update's argument as sent (what its history stores)."""
+    return bytes(payload.payload.data)
 
 
 def release_workflow_id(release_id: str) -> str:
@@ -683,6 +688,7 @@ class ModelReleaseWorkflow:
     def _commit(self) -> None:
         """Send what the ledger wants said, refresh what operators see, wake the pipeline."""
         self._changes += 1
+        self._ledger.status.status_version += 1
         for notice in self._ledger.take_notices():
             self._send(notice)
         self._publish()
@@ -745,20 +751,65 @@ class ModelReleaseWorkflow:
         except Refusal as refusal:
             raise self._refusal(refusal) from None
 
+    def _screened(
+        self,
+        update: str,
+        model: type[M],
+        payload: RawValue,
+        validate: Callable[[M], None],
+        change: Callable[[ReleaseLedger, M], object],
+        kind: Callable[[M], str] | None = None,
+    ) -> None:
+        """``_check``, then the request budget (``ReleaseLedger.screen``): refuse, unrecorded,
+        what is past its budget, would change nothing, or is padded past its size."""
+        size = len(raw_data(payload))
+
+        def both(req: M) -> None:
+            validate(req)
+            compact = len(req.model_dump_json())
+            if size > 2 * compact + PADDING_BYTES:
+                raise refuse(
+                    Rule.REQUEST_TOO_LARGE,
+                    f"{update}: the payload is {size // 1024} KB for {compact} bytes of request",
+                )
+            self._ledger.screen(
+                update,
+                kind(req) if kind else update,
+                size,
+                lambda ledger: change(ledger, req),
+            )
+
+        self._check(update, model, payload, both)
+
     def _apply(
         self, request: str, actor: str, body: Any, change: Callable[[], str]
     ) -> UpdateResult:
+        ledger = self._ledger
         try:
             message = change()
         except Refusal as refusal:
-            if refusal.audited:
-                self._ledger.refused(
+            # Recorded in the audit trail while the ``refused`` budget lasts; past it the
+            # validator refuses such requests itself, so only a race reaches here unrecorded.
+            if refusal.audited and not ledger.spent("refused"):
+                ledger.refused(
                     refusal, workflow.now(), actor, request, body.model_dump(mode="json")
                 )
-                self._commit()
+            ledger.charge("refused", len(body.model_dump_json()))
+            self._commit()
             raise self._refusal(refusal) from None
+        ledger.charge(BUDGET_OF[request], len(body.model_dump_json()))
         self._commit()
-        return UpdateResult(message=message, status=self._ledger.status)
+        return self._result(message)
+
+    def _result(self, message: str) -> UpdateResult:
+        status = self._ledger.status
+        return UpdateResult(
+            message=message,
+            release_id=status.release_id,
+            state=status.state,
+            stage=status.stage,
+            status_version=status.status_version,
+        )
 
     def _decide(self, kind: DecisionKind, req: DecisionRequest) -> UpdateResult:
         return self._apply(
@@ -775,12 +826,7 @@ class ModelReleaseWorkflow:
 
     @approve.validator
     def _validate_approve(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
-            "approve",
-            DecisionRequest,
-            payload,
-            lambda req: self._ledger.validate_decision(DecisionKind.APPROVE, req, workflow.now()),
-        )
+        self._screen_decision(DecisionKind.APPROVE, payload)
 
     @workflow.update
     def reject(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
@@ -789,12 +835,7 @@ class ModelReleaseWorkflow:
 
     @reject.validator
     def _validate_reject(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
-            "reject",
-            DecisionRequest,
-            payload,
-            lambda req: self._ledger.validate_decision(DecisionKind.REJECT, req, workflow.now()),
-        )
+        self._screen_decision(DecisionKind.REJECT, payload)
 
     @workflow.update
     def request_changes(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
@@ -804,13 +845,15 @@ class ModelReleaseWorkflow:
 
     @request_changes.validator
     def _validate_request_changes(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
-            "request_changes",
+        self._screen_decision(DecisionKind.REQUEST_CHANGES, payload)
+
+    def _screen_decision(self, kind: DecisionKind, payload: RawValue) -> None:
+        self._screened(
+            kind.value,
             DecisionRequest,
             payload,
-            lambda req: self._ledger.validate_decision(
-                DecisionKind.REQUEST_CHANGES, req, workflow.now()
-            ),
+            lambda req: self._ledger.validate_decision(kind, req, workflow.now()),
+            lambda ledger, req: ledger.apply_decision(kind, req, workflow.now()),
         )
 
     @workflow.update
@@ -821,7 +864,7 @@ class ModelReleaseWorkflow:
         if self._reverify:
             self._reverify = False
             await self._verify_evidence()
-            result = UpdateResult(message=result.message, status=self._ledger.status)
+            result = self._result(result.message)
             failures = self._ledger.evidence_failures()
             if failures:
                 result.message += f"; evidence still failing: {', '.join(failures)}"
@@ -834,11 +877,12 @@ class ModelReleaseWorkflow:
 
     @amend.validator
     def _validate_amend(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
+        self._screened(
             "amend",
             AmendRequest,
             payload,
             lambda req: self._ledger.validate_amend(req, workflow.now()),
+            lambda ledger, req: ledger.apply_amend(req, workflow.now()),
         )
 
     @workflow.update
@@ -854,11 +898,13 @@ class ModelReleaseWorkflow:
 
     @record_government_response.validator
     def _validate_government(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
+        self._screened(
             "record_government_response",
             GovernmentResponse,
             payload,
             lambda req: self._ledger.validate_government(req, workflow.now()),
+            lambda ledger, req: ledger.apply_government(req, workflow.now()),
+            kind=lambda req: req.kind.value,
         )
 
     @workflow.update
@@ -871,7 +917,13 @@ class ModelReleaseWorkflow:
 
     @hold.validator
     def _validate_hold(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check("hold", OperatorRequest, payload, self._operator_check)
+        self._screened(
+            "hold",
+            OperatorRequest,
+            payload,
+            self._operator_check,
+            lambda ledger, req: ledger.apply_hold(req, workflow.now()),
+        )
 
     @workflow.update
     def resume(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
@@ -883,11 +935,12 @@ class ModelReleaseWorkflow:
 
     @resume.validator
     def _validate_resume(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
+        self._screened(
             "resume",
             OperatorRequest,
             payload,
             lambda req: self._ledger.validate_operator(req, workflow.now()),
+            lambda ledger, req: ledger.apply_resume(req, workflow.now()),
         )
 
     @workflow.update
@@ -900,7 +953,13 @@ class ModelReleaseWorkflow:
 
     @withdraw.validator
     def _validate_withdraw(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check("withdraw", OperatorRequest, payload, self._operator_check)
+        self._screened(
+            "withdraw",
+            OperatorRequest,
+            payload,
+            self._operator_check,
+            lambda ledger, req: ledger.apply_withdraw(req, workflow.now()),
+        )
 
     def _operator_check(self, req: OperatorRequest) -> None:
         self._ledger.validate_operator(req, workflow.now())
@@ -920,11 +979,12 @@ class ModelReleaseWorkflow:
 
     @delegate.validator
     def _validate_delegate(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
+        self._screened(
             "delegate",
             DelegationRequest,
             payload,
             lambda req: self._ledger.validate_delegation(req, workflow.now()),
+            lambda ledger, req: ledger.apply_delegation(req, workflow.now()),
         )
 
     @workflow.update
@@ -940,11 +1000,12 @@ class ModelReleaseWorkflow:
 
     @suspend_access.validator
     def _validate_suspend(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
+        self._screened(
             "suspend_access",
             AccessSuspensionRequest,
             payload,
             lambda req: self._ledger.validate_suspension(req, workflow.now()),
+            lambda ledger, req: ledger.apply_suspension(req, workflow.now()),
         )
 
     @workflow.update
@@ -957,7 +1018,7 @@ class ModelReleaseWorkflow:
 
     @restore_access.validator
     def _validate_restore(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
+        self._screened(
             "restore_access",
             AccessRestoreRequest,
             payload,
@@ -967,6 +1028,7 @@ class ModelReleaseWorkflow:
                 ),
                 workflow.now(),
             ),
+            lambda ledger, req: ledger.apply_restore(req, workflow.now()),
         )
 
     @workflow.update
@@ -982,11 +1044,12 @@ class ModelReleaseWorkflow:
 
     @approve_partners.validator
     def _validate_approve_partners(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check(
+        self._screened(
             "approve_partners",
             PartnerApprovalRequest,
             payload,
             lambda req: self._ledger.validate_partner_approval(req, workflow.now()),
+            lambda ledger, req: ledger.apply_partner_approval(req, workflow.now()),
         )
 
     # --- queries --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
@@ -13,7 +14,9 @@ from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
 from gatekeeper.settings import Settings
 
-app = typer.Typer(help="Hold, resume or withdraw a release.", no_args_is_help=True)
+app = typer.Typer(
+    help="Hold, resume or withdraw a release; reconcile grants.", no_args_is_help=True
+)
 
 AS_OPTION = typer.Option(..., "--as", help="The operator (a roster id).")
 REASON_OPTION = typer.Option(..., "--reason", help="Why; everyone notified reads it.")
@@ -76,3 +79,31 @@ def withdraw(
 ) -> None:
     """End the release for good: every grant it made is revoked and everyone is told."""
     _operate(common.settings(ctx), "withdraw", release_id, {"by": as_, "reason": reason}, json_)
+
+
+@app.command("reconcile-grants")
+def reconcile_grants_command(ctx: typer.Context, json_: bool = common.JSON_OPTION) -> None:
+    """Revoke every grant of a release whose workflow ended without launching (terminated,
+    failed, timed out). Workers do this when they start and every GATEKEEPER_RECONCILE_EVERY
+    seconds; this runs it now."""
+    from gatekeeper.adapters.registry import AccessRegistry
+    from gatekeeper.reconcile import Reconciled, reconcile_grants
+
+    current = common.settings(ctx)
+
+    async def go() -> list[Reconciled]:
+        async with releases(current) as api:
+            registry = AccessRegistry(current.effective_registry_url)
+            try:
+                return await reconcile_grants(api.client, registry)
+            finally:
+                registry.close()
+
+    done = common.run(go())
+    if json_:
+        common.print_json([item.__dict__ for item in done])
+        return
+    for item in done:
+        common.console.print(Text(item.describe()))
+    revoked = sum(item.revoked for item in done)
+    common.console.print(Text(f"{revoked} grant(s) of {len(done)} ended release(s) revoked"))

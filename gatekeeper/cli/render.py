@@ -194,16 +194,15 @@ def show_result(result: UpdateResult, json_: bool) -> None:
 
 
 def print_result(console: Console, result: UpdateResult) -> None:
-    status = result.status
-    where = status.stage or "—"
+    where = result.stage or "—"
     console.print(
         Text.assemble(
             ("✔ ", "green"),
             for_terminal(result.message, one_line=True),
             "  ",
             ("[", "dim"),
-            state_text(status.state),
-            (for_terminal(f" at {where}]", one_line=True), "dim"),
+            state_text(result.state),
+            (for_terminal(f" at {where}, status v{result.status_version}]", one_line=True), "dim"),
         )
     )
 

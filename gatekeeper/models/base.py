@@ -91,6 +91,13 @@ NonEmptyText = Annotated[
     AfterValidator(_no_controls(MULTILINE_ALLOWED)),
 ]
 
+#: List bounds shared by the request models (documented in docs/requests.md).
+MAX_EVIDENCE = 100  #: evidence items in a spec, and in one amend
+MAX_AUTHORS = 20  #: authors of one evidence item
+MAX_LIST = 100  #: cohorts, regions, models an order names
+MAX_PARTNERS = 500  #: partners named in one request (exemptions, a partner-list decision)
+MAX_SAFEGUARDS = 50  #: safeguards an order requires, or a lift attests
+
 _DURATION_PART = re.compile(r"(\d+)([wdhms])")
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 

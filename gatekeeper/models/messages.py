@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from gatekeeper.models.base import Identifier, Model, NonEmptyText, Sha256, ShortText, Text
+from gatekeeper.models.base import (
+    MAX_EVIDENCE,
+    MAX_PARTNERS,
+    MAX_SAFEGUARDS,
+    Identifier,
+    Model,
+    NonEmptyText,
+    Sha256,
+    ShortText,
+    Text,
+)
 from gatekeeper.models.enums import GovernmentResponseKind
 from gatekeeper.models.spec import EvidenceRef
 
@@ -43,8 +53,8 @@ class AmendRequest(Model):
     by: Identifier
     artifact_sha256: Sha256 | None = None
     artifact_uri: ShortText | None = None
-    evidence: list[EvidenceRef] = Field(default_factory=list, max_length=100)
-    remove_evidence: list[Identifier] = Field(default_factory=list, max_length=100)
+    evidence: list[EvidenceRef] = Field(default_factory=list, max_length=MAX_EVIDENCE)
+    remove_evidence: list[Identifier] = Field(default_factory=list, max_length=MAX_EVIDENCE)
     note: Text = ""
 
     @model_validator(mode="after")
@@ -116,12 +126,12 @@ class AccessSuspensionRequest(Model):
     order_id: Identifier
     by: Identifier
     scope: Identifier = Field(description="foreign_persons, everyone or a jurisdiction code")
-    exempt_partners: list[Identifier] = Field(default_factory=list)
+    exempt_partners: list[Identifier] = Field(default_factory=list, max_length=MAX_PARTNERS)
     reason: NonEmptyText
 
 
 class AccessRestoreRequest(Model):
     order_id: Identifier
     by: Identifier
-    safeguards: list[ShortText] = Field(default_factory=list)
+    safeguards: list[ShortText] = Field(default_factory=list, max_length=MAX_SAFEGUARDS)
     reason: NonEmptyText

@@ -16,7 +16,16 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
-from gatekeeper.models.base import Identifier, Model, NonEmptyText, ShortText, Text
+from gatekeeper.models.base import (
+    MAX_LIST,
+    MAX_PARTNERS,
+    MAX_SAFEGUARDS,
+    Identifier,
+    Model,
+    NonEmptyText,
+    ShortText,
+    Text,
+)
 from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
 
 _CODE = r"[a-z0-9][a-z0-9._-]{0,63}"
@@ -62,7 +71,9 @@ def _unique(value: list[str]) -> list[str]:
 #: ``foreign_persons``, ``everyone`` or ``jurisdiction:<code>`` (a bare code means a jurisdiction).
 OrderScope = Annotated[str, BeforeValidator(_normalise_scope), AfterValidator(_check_scope)]
 #: Model names an order covers; ``["*"]`` covers every model.
-OrderModels = Annotated[list[str], Field(min_length=1), AfterValidator(_check_models)]
+OrderModels = Annotated[
+    list[str], Field(min_length=1, max_length=MAX_LIST), AfterValidator(_check_models)
+]
 #: Order ids are short enough that ``access-order-<id>`` is still an identifier.
 OrderId = Annotated[
     str,
@@ -70,7 +81,7 @@ OrderId = Annotated[
 ]
 #: Partner ids named once each.
 PartnerIds = Annotated[
-    list[Identifier], Field(min_length=1, max_length=500), AfterValidator(_unique)
+    list[Identifier], Field(min_length=1, max_length=MAX_PARTNERS), AfterValidator(_unique)
 ]
 
 
@@ -89,7 +100,7 @@ def covers_model(models: list[str], model: str) -> bool:
 class OrderExemption(Model):
     """Named partners (and all their staff) exempt from an order for some or all of its models."""
 
-    partners: list[Identifier] = Field(min_length=1)
+    partners: list[Identifier] = Field(min_length=1, max_length=MAX_PARTNERS)
     models: OrderModels = Field(default_factory=lambda: [ALL_MODELS])
     by: Identifier
     at: datetime
@@ -206,10 +217,14 @@ class OrderSpec(Model):
     models: OrderModels
     scope: OrderScope
     exempt_partners: list[Identifier] = Field(
-        default_factory=list, description="partners exempt for every model the order names"
+        default_factory=list,
+        max_length=MAX_PARTNERS,
+        description="partners exempt for every model the order names",
     )
     required_safeguards: list[ShortText] = Field(
-        default_factory=list, description="safeguards a lift must attest, e.g. a new classifier"
+        default_factory=list,
+        max_length=MAX_SAFEGUARDS,
+        description="safeguards a lift must attest, e.g. a new classifier",
     )
     reason: NonEmptyText
     reference: ShortText = Field(default="", description="the government's letter or docket")
@@ -227,7 +242,9 @@ class OrderExemptionRequest(Model):
     by: Identifier
     partners: PartnerIds
     models: list[Identifier] = Field(
-        default_factory=list, description="models of the order the exemption covers; empty = all"
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="models of the order the exemption covers; empty = all",
     )
     reason: NonEmptyText
     reference: ShortText = ""
@@ -237,7 +254,7 @@ class OrderLiftRequest(Model):
     """``lift``: the order ends; ``safeguards`` must include every one the order requires."""
 
     by: Identifier
-    safeguards: list[ShortText] = Field(default_factory=list, max_length=50)
+    safeguards: list[ShortText] = Field(default_factory=list, max_length=MAX_SAFEGUARDS)
     reason: NonEmptyText
     reference: ShortText = ""
 
@@ -315,6 +332,19 @@ class ReleaseUpdateResult(Model):
 
 #: ``failed`` only when the registry refused the order itself (e.g. its id was used before).
 OrderState = Literal["applying", "active", "lifting", "lifted", "failed"]
+
+#: Exemptions one order takes after it is issued (each is stored in its history).
+MAX_EXEMPTIONS = 100
+
+
+class OrderUpdateResult(Model):
+    """What ``exempt`` answers: the outcome in one line and the order's state, not the whole
+    order (callers query ``get_status``)."""
+
+    message: str
+    order_id: Identifier
+    state: OrderState
+    exemptions: int
 
 
 class OrderStatus(Model):

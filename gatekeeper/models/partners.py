@@ -15,13 +15,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from gatekeeper.models.base import Identifier, Model, ShortText, Text
+from gatekeeper.models.base import MAX_LIST, MAX_PARTNERS, Identifier, Model, ShortText, Text
 from gatekeeper.models.enums import VettingTier
 from gatekeeper.models.messages import DecisionSignature
 from gatekeeper.models.policy import Cohort
 
 #: The most partners one stage proposes; the rest are not proposed, so not granted (fail closed).
-MAX_CANDIDATES = 500
+MAX_CANDIDATES = MAX_PARTNERS
 
 
 def _unique(value: list[str]) -> list[str]:
@@ -45,8 +45,8 @@ class EligiblePartnersRequest(Model):
     """Which partners would ``cohorts`` grant in ``regions``? Nothing is granted."""
 
     release_id: Identifier
-    cohorts: list[Cohort]
-    regions: list[Identifier]
+    cohorts: list[Cohort] = Field(max_length=MAX_LIST)
+    regions: list[Identifier] = Field(max_length=MAX_LIST)
     limit: int = Field(default=MAX_CANDIDATES, ge=1, le=MAX_CANDIDATES)
 
 

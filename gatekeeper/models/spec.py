@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from gatekeeper.models.base import Identifier, Model, Sha256, ShortText, Text
+from gatekeeper.models.base import (
+    MAX_AUTHORS,
+    MAX_EVIDENCE,
+    MAX_LIST,
+    Identifier,
+    Model,
+    Sha256,
+    ShortText,
+    Text,
+)
 from gatekeeper.models.enums import CoveredDesignation, EvidenceKind, RiskTier
 
 #: Evidence id used for the model artifact itself when approvals record what they covered.
@@ -30,7 +39,7 @@ class EvidenceRef(Model):
     kind: EvidenceKind
     uri: ShortText = Field(min_length=1)
     sha256: Sha256
-    authors: list[Identifier] = Field(default_factory=list)
+    authors: list[Identifier] = Field(default_factory=list, max_length=MAX_AUTHORS)
     title: ShortText = ""
 
 
@@ -43,9 +52,9 @@ class ReleaseSpec(Model):
     risk_tier: RiskTier
     covered_model: CoveredDesignation
     submitter: Identifier
-    evidence: list[EvidenceRef] = Field(default_factory=list, max_length=100)
-    partner_cohorts: list[Identifier] = Field(default_factory=list, max_length=100)
-    regions: list[Identifier] = Field(default_factory=list, max_length=100)
+    evidence: list[EvidenceRef] = Field(default_factory=list, max_length=MAX_EVIDENCE)
+    partner_cohorts: list[Identifier] = Field(default_factory=list, max_length=MAX_LIST)
+    regions: list[Identifier] = Field(default_factory=list, max_length=MAX_LIST)
     description: Text = ""
 
     @model_validator(mode="after")

@@ -237,6 +237,16 @@ class ReleaseStatus(Model):
     outcome: str = ""
     audit_head: str
     audit_length: int = 0
+    status_version: int = Field(
+        default=0,
+        description="increases with every change the workflow commits; an update's result "
+        "names the version that includes it",
+    )
+    requests: dict[str, int] = Field(
+        default_factory=dict,
+        description="accepted requests by budget (see docs/requests.md), and 'refused' for "
+        "audited refusals",
+    )
 
     @property
     def terminal(self) -> bool:
@@ -253,10 +263,16 @@ class ReleaseStatus(Model):
 
 
 class UpdateResult(Model):
-    """What every update answers: a one-line message and the release after the change."""
+    """What every update answers: the decision's outcome in one line and where the release is
+    now. Small on purpose (it is stored in history once per update); callers that need the
+    whole release query ``get_status``, whose ``status_version`` is at least this one when the
+    status includes the update."""
 
     message: str
-    status: ReleaseStatus
+    release_id: Identifier
+    state: ReleaseState
+    stage: Identifier | None = None
+    status_version: int
 
 
 class ReleaseInput(Model):

@@ -121,6 +121,22 @@ class TestLifeCycle:
         assert (await orders.orders.status(order_id)).exemptions == []
         await orders.orders.lift(order_id, lift())
 
+    async def test_a_repeated_exemption_is_refused_and_answers_are_small(
+        self, orders: OrderHarness
+    ) -> None:
+        order_id = unique("ec")
+        await orders.orders.apply(spec(order_id, [unique("m")], "foreign_persons"), OPERATOR)
+        body = {"by": OPERATOR, "partners": ["acme-labs"], "reason": "licensed"}
+        handle = orders.orders.handle(order_id)
+        answer = await handle.execute_update("exempt", body, result_type=dict)
+        assert set(answer) == {"message", "order_id", "state", "exemptions"}
+        assert answer["exemptions"] == 1 and "acme-labs" in answer["message"]
+        with pytest.raises(WorkflowUpdateFailedError) as repeat:
+            await handle.execute_update("exempt", body, result_type=dict)
+        assert getattr(repeat.value.cause, "type", None) == "unchanged"
+        assert len((await orders.orders.status(order_id)).exemptions) == 1
+        await orders.orders.lift(order_id, lift())
+
     async def test_a_lifted_order_takes_nothing_more(self, orders: OrderHarness) -> None:
         order_id = unique("ec")
         await orders.orders.apply(

@@ -138,7 +138,8 @@ class TestRefusals:
 
         audit = await orders.releases.audit(release_id)
         refused = [e.details["rule"] for e in audit if e.action == "request_refused"]
-        assert refused == ["role_not_held", "partner_not_proposed", "already_decided"]
+        # A repeat (deciding a decided entry again) is refused by the validator, unrecorded.
+        assert refused == ["role_not_held", "partner_not_proposed"]
         assert granted(orders, release_id) == []
 
 

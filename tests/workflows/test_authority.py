@@ -249,7 +249,7 @@ class TestOperators:
         result = await harness.releases.operate(
             rid, "hold", OperatorRequest(by=factories.OPERATOR, reason="incident")
         )
-        assert result.status.state is ReleaseState.HELD
+        assert result.state is ReleaseState.HELD
         err = await refused(harness.approve(rid, "sam.safety", "safety"))
         assert err.rule == "release_held"
         err = await refused(

@@ -176,10 +176,12 @@ class TestDeadlines:
         result = await harness.releases.operate(
             rid, "resume", OperatorRequest(by=factories.OPERATOR, reason="reviewers are back")
         )
-        gate = result.status.gates[GATE]
-        assert result.status.state is ReleaseState.ACTIVE
+        assert result.state is ReleaseState.ACTIVE
+        status = await harness.releases.status(rid)
+        assert status.status_version >= result.status_version
+        gate = status.gates[GATE]
         assert gate.deadline_at is not None
-        assert gate.deadline_at - result.status.updated_at == timedelta(days=3)
+        assert gate.deadline_at - status.holds[0].released_at == timedelta(days=3)  # type: ignore[operator]
 
         await harness.skip(rid, 3.5)
         await harness.until(rid, lambda s: s.state is ReleaseState.HELD)
@@ -220,7 +222,7 @@ class TestTimedHold:
                 by=factories.OPERATOR, reason="board meeting", until=now + timedelta(days=2)
             ),
         )
-        assert result.status.state is ReleaseState.HELD
+        assert result.state is ReleaseState.HELD
         await harness.skip(rid, 1)
         assert (await harness.releases.status(rid)).state is ReleaseState.HELD
 

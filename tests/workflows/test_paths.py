@@ -69,7 +69,7 @@ class TestRejection:
         result = await harness.releases.decide(
             rid, DecisionKind.REJECT, factories.decision(decider, role, comment="not ready")
         )
-        assert result.status.state is ReleaseState.REJECTED
+        assert result.state is ReleaseState.REJECTED
         outcome = await harness.handle(rid).result()
         assert outcome.status.state is ReleaseState.REJECTED
         assert f"rejected at {stage} by {decider}" in outcome.status.outcome
@@ -114,7 +114,7 @@ class TestChanges:
             rid, AmendRequest(by=factories.SUBMITTER, evidence=[new_card])
         )
         assert "changed system-card" in result.message
-        gate = result.status.gates["internal_review"]
+        gate = (await harness.releases.status(rid)).gates["internal_review"]
         lapsed = [d for d in gate.decisions if not d.valid]
         assert {d.person for d in lapsed} == {"sam.safety", "sec.one"}, (
             "both approvals covered the card"
@@ -144,7 +144,9 @@ class TestChanges:
         result = await harness.releases.amend(
             rid, AmendRequest(by=factories.SUBMITTER, evidence=[new_card])
         )
-        assert all(d.valid for d in result.status.gates["internal_review"].decisions)
+        del result
+        status = await harness.releases.status(rid)
+        assert all(d.valid for d in status.gates["internal_review"].decisions)
 
     async def test_amend_of_evidence_a_closed_gate_approved_is_refused(
         self, harness: Harness

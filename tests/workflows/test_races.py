@@ -145,8 +145,10 @@ class TestWithdrawalDuringActivity:
                 result = await api.operate(
                     rid, "withdraw", OperatorRequest(by=factories.OPERATOR, reason="flaw")
                 )
-                assert result.status.state is ReleaseState.WITHDRAWN
-                assert not result.status.grants, "the grant was still in flight"
+                assert result.state is ReleaseState.WITHDRAWN
+                status = await api.status(rid)
+                assert status.status_version >= result.status_version
+                assert not status.grants, "the grant was still in flight"
                 with pytest.raises(DecisionRefused):
                     await api.decide(
                         rid, DecisionKind.APPROVE, factories.decision("sec.two", "security")

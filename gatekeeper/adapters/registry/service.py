@@ -206,6 +206,17 @@ class AccessRegistry:
         with self._read(f"list grants of release {release_id}") as connection:
             return [records.grant_record(row) for row in connection.execute(query)]
 
+    def releases_holding_grants(self) -> list[str]:
+        """Releases with at least one grant not revoked (active or suspended), sorted."""
+        query = (
+            sa.select(grants.c.release_id)
+            .where(grants.c.status != "revoked")
+            .distinct()
+            .order_by(grants.c.release_id)
+        )
+        with self._read("list releases holding grants") as connection:
+            return [row.release_id for row in connection.execute(query)]
+
     def apply_order(self, request: ApplyOrderRequest) -> ApplyOrderResult:
         """Record an access order and suspend what it covers (see ``ordering``)."""
         with self._write(f"apply access order {request.order_id}") as connection:
