@@ -33,8 +33,11 @@ from gatekeeper.adapters.notifier import SendJournal, granted_partners
 from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_factory
+from gatekeeper.config import WorkerConfig
 from gatekeeper.errors import ConfigError
 from gatekeeper.models.enums import Channel
+from gatekeeper.models.policy import Policy
+from gatekeeper.routing import unconfigured_channels
 from gatekeeper.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,7 +88,23 @@ def open_adapters(settings: Settings) -> Adapters:
         registry=registry,
         http=http,
         policies=policies,
+        policy_checks=[channels_configured(settings.config)],
     )
+
+
+def channels_configured(config: WorkerConfig) -> PolicyCheck:
+    """The worker's own check of a policy: every channel its routes name is one this worker
+    delivers on (built in, or defined in its configuration). A release under a policy that fails
+    it is refused at start, rather than silently dropping its notifications."""
+
+    def check(policy: Policy) -> list[str]:
+        return [
+            f"notifications: channel '{name}' is not configured on this worker "
+            "(define it under [channels] in the worker's configuration file)"
+            for name in unconfigured_channels(policy, config)
+        ]
+
+    return check
 
 
 def _notifier(
@@ -154,4 +173,11 @@ def build_activities(settings: Settings, client: Client | None = None) -> list[C
     return activities_from(open_adapters(settings), client)
 
 
-__all__ = ["Adapters", "PolicyCheck", "activities_from", "build_activities", "open_adapters"]
+__all__ = [
+    "Adapters",
+    "PolicyCheck",
+    "activities_from",
+    "build_activities",
+    "channels_configured",
+    "open_adapters",
+]

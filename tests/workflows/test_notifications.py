@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import Counter
@@ -11,12 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import activities_from, open_adapters
 from gatekeeper.config import ChannelSettings, EgressSettings, WorkerConfig
+from gatekeeper.errors import StartRefused
 from gatekeeper.models import NotificationPolicy, NotificationRoute, Policy, Recipients
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.releases import Releases
@@ -86,12 +89,10 @@ class TestReleaseHistory:
         assert size < 256_000, size
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def hooked(
-    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+@contextlib.asynccontextmanager
+async def _hooked_worker(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path, *, checks: bool = True
 ) -> AsyncIterator[tuple[Releases, WebhookReceiver]]:
-    """A worker whose configuration defines channel ``hook`` as a webhook to a local receiver
-    (loopback allowed), with the secret in its environment."""
     receiver = WebhookReceiver()
     receiver.start()
     config = WorkerConfig(
@@ -102,20 +103,44 @@ async def hooked(
         task_queue=task_queue, data_dir=tmp_path / "data", env={SECRET_ENV: "k"}, config=config
     )
     adapters = open_adapters(settings)
+    if not checks:
+        adapters.policy_checks.clear()
     # Releases here name no policy: they run under the store's default, this one.
     factories.install_policy(adapters.policies, hooked_policy(), default=True)
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=ALL_WORKFLOWS,
-            activities=activities_from(adapters),
-            activity_executor=executor,
-            graceful_shutdown_timeout=timedelta(seconds=5),
-        ):
-            yield Releases(env.client, task_queue), receiver
-    adapters.close()
-    receiver.stop()
+    try:
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            async with Worker(
+                env.client,
+                task_queue=task_queue,
+                workflows=ALL_WORKFLOWS,
+                activities=activities_from(adapters),
+                activity_executor=executor,
+                graceful_shutdown_timeout=timedelta(seconds=5),
+            ):
+                yield Releases(env.client, task_queue), receiver
+    finally:
+        adapters.close()
+        receiver.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def hooked(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[tuple[Releases, WebhookReceiver]]:
+    """A worker whose configuration defines channel ``hook`` as a webhook to a local receiver
+    (loopback allowed), with the secret in its environment."""
+    async with _hooked_worker(env, task_queue, tmp_path) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def unchecked(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[tuple[Releases, WebhookReceiver]]:
+    """Like ``hooked``, but the worker skips its own channel check at start: the situation of a
+    release that started before its worker's configuration lost a channel."""
+    async with _hooked_worker(env, task_queue, tmp_path, checks=False) as running:
+        yield running
 
 
 def hooked_policy() -> Policy:
@@ -184,16 +209,15 @@ class TestRetriesThroughTemporal:
 
 
 class TestUnconfiguredChannel:
-    """A route naming a channel the worker does not define sends nothing on it and nothing
-    anywhere in its place; the notification is audited as failed once, naming the channel, and
-    the other channels of the route still deliver."""
+    """A policy whose routes name a channel this worker does not define is refused when a release
+    starts (the worker checks it against its own configuration). Should the configuration lose a
+    channel while a release runs, nothing is sent on it and nothing anywhere in its place; the
+    notification is audited as failed once, naming the channel, and the other channels of the
+    route still deliver."""
 
-    async def test_nothing_is_sent_in_its_place_and_it_is_audited_once(
-        self, hooked: tuple[Releases, WebhookReceiver], tmp_path: Path
-    ) -> None:
-        releases, receiver = hooked
-        rid = f"pager-{uuid.uuid4().hex[:8]}"
-        policy = factories.policy(
+    @staticmethod
+    def pager_policy() -> Policy:
+        return factories.policy(
             notifications=NotificationPolicy(
                 routes=[
                     NotificationRoute(
@@ -204,6 +228,30 @@ class TestUnconfiguredChannel:
                 ]
             )
         )
+
+    async def test_a_release_under_it_is_refused_at_start(
+        self, hooked: tuple[Releases, WebhookReceiver], tmp_path: Path
+    ) -> None:
+        releases, receiver = hooked
+        rid = f"pager-{uuid.uuid4().hex[:8]}"
+        store = Settings(data_dir=tmp_path / "data").effective_registry_url  # the worker's
+        with pytest.raises(StartRefused) as refused:
+            await factories.start_release(releases, store, factories.spec(rid), self.pager_policy())
+        assert refused.value.rule == "policy_not_runnable"
+        assert "channel 'pager' is not configured on this worker" in str(refused.value)
+        assert "\n" not in str(refused.value)
+        assert receiver.received == []
+        assert (
+            not (tmp_path / "data" / "outbox.jsonl").exists()
+            or rid not in (tmp_path / "data" / "outbox.jsonl").read_text()
+        )
+
+    async def test_nothing_is_sent_in_its_place_and_it_is_audited_once(
+        self, unchecked: tuple[Releases, WebhookReceiver], tmp_path: Path
+    ) -> None:
+        releases, receiver = unchecked
+        rid = f"pager-{uuid.uuid4().hex[:8]}"
+        policy = self.pager_policy()
         store = Settings(data_dir=tmp_path / "data").effective_registry_url  # the worker's
         await factories.start_release(releases, store, factories.spec(rid), policy)
 
