@@ -5,7 +5,9 @@ A refused request is an answer, not a crash: the workflow raises :class:`Refused
 ``bad_input``), and :class:`RefusalFailureConverter` (installed on the data converter every
 Gatekeeper worker and client uses, see :func:`gatekeeper.client.data_converter`) writes it without
 the Python stack trace, so the history of a release holds no worker file paths and no code.
-Every other failure keeps its trace, which is what an operator debugging it needs.
+Every other failure keeps its trace, which is what an operator debugging it needs — with every
+secret masked (:mod:`gatekeeper.redact`) in its message and trace, through the whole cause chain,
+so an adapter's error quoting a database URL never writes its password into history.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
 from temporalio.exceptions import ApplicationError, FailureError
 
+from gatekeeper import redact
+
 
 class Refused(ApplicationError):
     """A request refused by a rule: ``type`` names the rule; never retried."""
@@ -26,7 +30,8 @@ class Refused(ApplicationError):
 
 
 class RefusalFailureConverter(DefaultFailureConverter):
-    """The default failure converter, except that a :class:`Refused` carries no stack trace."""
+    """The default failure converter, except that a :class:`Refused` carries no stack trace and
+    no failure carries a secret the process knows of or a pattern recognises."""
 
     def _error_to_failure(
         self,
@@ -39,6 +44,10 @@ class RefusalFailureConverter(DefaultFailureConverter):
         super()._error_to_failure(error, payload_converter, failure)
         if isinstance(error, Refused):
             failure.stack_trace = ""
+        # Each error of a cause chain passes through here (the default converter recurses
+        # through ``to_failure``), so every level is masked.
+        failure.message = redact.mask(failure.message)
+        failure.stack_trace = redact.mask(failure.stack_trace)
 
 
 class EncodedRefusalFailureConverter(RefusalFailureConverter):

@@ -11,6 +11,7 @@ from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
+from gatekeeper import redact
 from gatekeeper.client import data_converter
 from gatekeeper.codec import (
     ENCODING,
@@ -251,6 +252,28 @@ class TestDataConverter:
         assert (refusal.message, refusal.stack_trace) == ("no: one line", "")
         assert refusal.application_failure_info.non_retryable
         assert "test_codec.py" in crash.stack_trace  # other failures keep what debugging needs
+
+    async def test_secrets_are_masked_through_the_cause_chain(self) -> None:
+        """An adapter error quoting a database URL (as SQLAlchemy's do) reaches history, with
+        its cause, without the password; a value the process was configured with is masked even
+        where no pattern recognises it."""
+        redact.remember("hunter2-configured-token")
+        try:
+            try:
+                raise RuntimeError(
+                    "could not connect to postgresql://gk:s3cr3t-pw@db:5432/gk "
+                    "(token hunter2-configured-token)"
+                )
+            except RuntimeError as cause:
+                raise ApplicationError("registry unavailable", type="RegistryError") from cause
+        except ApplicationError as caught:
+            error = caught
+        failure = Failure()
+        await data_converter(Settings()).encode_failure(error, failure)
+        text = str(failure)
+        assert "s3cr3t-pw" not in text and "hunter2-configured-token" not in text
+        assert "postgresql://gk:***@db:5432/gk" in failure.cause.message
+        assert "test_codec.py" in failure.stack_trace  # the trace itself is kept
 
     async def test_refusal_without_trace_encrypted(self) -> None:
         converter = data_converter(Settings(codec_keys=env_keys()))
