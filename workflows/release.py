@@ -8,9 +8,8 @@ deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -97,6 +96,14 @@ M = TypeVar("M", bound=Model)
 RELEASE_STARTING = "release_starting"
 #: ``ApplicationError.type`` of a spec the resolved policy does not admit (e.g. its submitter).
 SPEC_NOT_ALLOWED = "spec_not_allowed"
+#: The shortest timer a wait starts: a clock already past still gets one (see _sleep_until_change).
+MIN_TIMER = timedelta(milliseconds=1)
+
+
+class StaleClock(RuntimeError):
+    """A timer fired in an activation whose clock is before its deadline (see
+    ``ModelReleaseWorkflow._sleep_until_change``). Not a Temporal failure type: raising it fails
+    the workflow task, never the release; the task is retried from history."""
 
 
 def raw_data(payload: RawValue) -> bytes:
@@ -127,6 +134,9 @@ class ModelReleaseWorkflow:
         self._audit_confirmed = 0
         self._launching = False
         self._reverify = False
+        # The deadline whose timer fired last, and the raw clock of the activation it fired in.
+        self._reached: datetime | None = None
+        self._reached_clock: datetime | None = None
 
     @property
     def _ledger(self) -> ReleaseLedger:
@@ -142,30 +152,30 @@ class ModelReleaseWorkflow:
     async def run(self, inp: ReleaseInput) -> ReleaseOutcome:
         installed = await self._resolve_policy(inp)
         try:
-            self._resolved = ReleaseLedger(inp.spec, installed, workflow.now())
+            self._resolved = ReleaseLedger(inp.spec, installed, self._now())
         except IntegrityError as err:
             self._integrity_error = str(err)
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
         ledger = self._ledger
-        ledger.start(workflow.now())
+        ledger.start(self._now())
         self._commit()
         await self._verify_evidence()
         for stage in ledger.policy.stages:
             if ledger.is_terminal():
                 break
             if not ledger.applies(stage):
-                ledger.skip_stage(stage, workflow.now())
+                ledger.skip_stage(stage, self._now())
                 self._commit()
                 continue
             await self._until_unblocked(f"to enter {stage.id}", suspended_blocks=False)
             if ledger.is_terminal():
                 break
-            ledger.enter_stage(stage, workflow.now())
+            ledger.enter_stage(stage, self._now())
             self._commit()
             note = await self._run_stage(stage)
             if ledger.is_terminal():
                 break
-            ledger.finish_stage(stage, workflow.now(), note)
+            ledger.finish_stage(stage, self._now(), note)
             self._commit()
             self._start_audit_flush()
         if ledger.status.state in (ReleaseState.REJECTED, ReleaseState.WITHDRAWN):
@@ -233,14 +243,14 @@ class ModelReleaseWorkflow:
 
     async def _approval_gate(self, stage: Stage, settings: GateSettings) -> str:
         ledger = self._ledger
-        gate = ledger.open_gate(stage, settings, workflow.now())
+        gate = ledger.open_gate(stage, settings, self._now())
         self._commit()
         next_reminder = (
             gate.opened_at + settings.reminder_every if settings.reminder_every else None
         )
         escalate_at = gate.opened_at + settings.escalate_after if settings.escalate_after else None
         while True:
-            now = workflow.now()
+            now = self._now()
             ledger.expire_holds(now)
             ledger.refresh_gate(stage.id, settings, now)
             if ledger.is_terminal():
@@ -274,7 +284,7 @@ class ModelReleaseWorkflow:
     async def _government_submission(self, stage: GovernmentSubmissionStage) -> str:
         ledger = self._ledger
         spec = ledger.spec
-        ledger.await_("the government clearinghouse's receipt", workflow.now())
+        ledger.await_("the government clearinghouse's receipt", self._now())
         self._commit()
         receipt = await workflow.execute_activity(
             "submit_to_government",
@@ -287,20 +297,20 @@ class ModelReleaseWorkflow:
                 evidence=spec.evidence,
                 clearinghouse=stage.clearinghouse,
                 submitted_by=spec.submitter,
-                requested_at=workflow.now(),
+                requested_at=self._now(),
             ),
             result_type=GovernmentReceipt,
             start_to_close_timeout=timeouts.GOVERNMENT_TIMEOUT,
             retry_policy=timeouts.GOVERNMENT_RETRY,
             summary=f"Submit {spec.model.name} {spec.model.version} to the government clearinghouse",
         )
-        ledger.record_receipt(receipt, workflow.now())
+        ledger.record_receipt(receipt, self._now())
         self._commit()
         return f"receipt {receipt.receipt_id}"
 
     async def _government_window(self, stage: GovernmentWindowStage) -> str:
         ledger = self._ledger
-        ledger.open_window(stage, workflow.now())
+        ledger.open_window(stage, self._now())
         self._commit()
         days = stage.duration.total_seconds() / 86400
         label = (
@@ -311,7 +321,7 @@ class ModelReleaseWorkflow:
             )
         )
         while True:
-            now = workflow.now()
+            now = self._now()
             ledger.expire_holds(now)
             if ledger.is_terminal():
                 return "ended"
@@ -346,7 +356,7 @@ class ModelReleaseWorkflow:
             if ledger.is_terminal():
                 return "ended"
         else:
-            ledger.await_("partner access grants from the registry", workflow.now())
+            ledger.await_("partner access grants from the registry", self._now())
             self._commit()
             result = await workflow.execute_activity(
                 "grant_partner_access",
@@ -358,7 +368,7 @@ class ModelReleaseWorkflow:
                     cohorts=cohorts,
                     regions=spec.regions,
                     surfaces=stage.surfaces,
-                    requested_at=workflow.now(),
+                    requested_at=self._now(),
                 ),
                 result_type=GrantResult,
                 start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
@@ -366,14 +376,14 @@ class ModelReleaseWorkflow:
                 summary=f"Grant early access to {', '.join(c.id for c in cohorts) or 'no cohort'}",
             )
             # Recorded even if the release was withdrawn meanwhile, so the cleanup revokes them.
-            ledger.record_grants(result, stage, workflow.now())
+            ledger.record_grants(result, stage, self._now())
             self._commit()
-        period_ends = workflow.now() + stage.minimum_period
-        while not ledger.is_terminal() and workflow.now() < period_ends:
-            ledger.expire_holds(workflow.now())
+        period_ends = self._now() + stage.minimum_period
+        while not ledger.is_terminal() and self._now() < period_ends:
+            ledger.expire_holds(self._now())
             ledger.await_(
                 f"the minimum partner period (ends {when(period_ends)})",
-                workflow.now(),
+                self._now(),
                 until=period_ends,
             )
             self._commit()
@@ -398,7 +408,7 @@ class ModelReleaseWorkflow:
         entry is decided (the list is settled). Denied partners are never granted."""
         ledger = self._ledger
         spec = ledger.spec
-        ledger.await_("the eligible partner list from the registry", workflow.now())
+        ledger.await_("the eligible partner list from the registry", self._now())
         self._commit()
         eligible = await workflow.execute_activity(
             "list_eligible_partners",
@@ -410,12 +420,12 @@ class ModelReleaseWorkflow:
             retry_policy=timeouts.ACCESS_RETRY,
             summary=f"List partners eligible for {', '.join(c.id for c in cohorts) or 'no cohort'}",
         )
-        partners = ledger.propose_partners(stage, eligible, workflow.now())
+        partners = ledger.propose_partners(stage, eligible, self._now())
         self._commit()
         granted = GrantResult(skipped=eligible.skipped)
         batch = 0
         while not ledger.is_terminal():
-            ledger.expire_holds(workflow.now())
+            ledger.expire_holds(self._now())
             approved = partners.to_grant()
             if approved and not ledger.is_blocked():
                 batch += 1
@@ -429,7 +439,7 @@ class ModelReleaseWorkflow:
                         cohorts=cohorts,
                         regions=spec.regions,
                         surfaces=stage.surfaces,
-                        requested_at=workflow.now(),
+                        requested_at=self._now(),
                         partners=approved,
                     ),
                     result_type=GrantResult,
@@ -437,17 +447,17 @@ class ModelReleaseWorkflow:
                     retry_policy=timeouts.ACCESS_RETRY,
                     summary=f"Grant early access to {len(approved)} government-approved partner(s)",
                 )
-                ledger.record_grants(result, stage, workflow.now())
+                ledger.record_grants(result, stage, self._now())
                 ledger.partners_granted(stage.id, approved)
                 granted.partners_total = granted.partner_count + result.partner_count
                 granted.grants.extend(result.grants[: GRANT_SAMPLE - len(granted.grants)])
                 self._commit()
                 continue
             if not approved and not partners.undecided():
-                ledger.settle_partner_list(stage.id, workflow.now())
+                ledger.settle_partner_list(stage.id, self._now())
                 self._commit()
                 break
-            ledger.await_partner_list(stage.id, workflow.now())
+            ledger.await_partner_list(stage.id, self._now())
             self._commit()
             await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
         return granted
@@ -456,11 +466,11 @@ class ModelReleaseWorkflow:
         ledger = self._ledger
         spec = ledger.spec
         while not ledger.is_terminal():
-            ledger.expire_holds(workflow.now())
+            ledger.expire_holds(self._now())
             blockers = ledger.launch_blockers()
             if not blockers:
                 break
-            ledger.await_(f"launch is blocked: {'; '.join(blockers)}", workflow.now())
+            ledger.await_(f"launch is blocked: {'; '.join(blockers)}", self._now())
             self._commit()
             await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
         if ledger.is_terminal():
@@ -472,7 +482,7 @@ class ModelReleaseWorkflow:
                 for d in gate.valid_approvals()
             }
         )
-        ledger.await_("the launch to be published", workflow.now())
+        ledger.await_("the launch to be published", self._now())
         self._launching = True
         self._commit()
         try:
@@ -485,7 +495,7 @@ class ModelReleaseWorkflow:
                     artifact=spec.artifact,
                     surfaces=stage.surfaces,
                     approved_by=approvers,
-                    requested_at=workflow.now(),
+                    requested_at=self._now(),
                 ),
                 result_type=LaunchReceipt,
                 start_to_close_timeout=timeouts.LAUNCH_TIMEOUT,
@@ -494,33 +504,88 @@ class ModelReleaseWorkflow:
             )
         finally:
             self._launching = False
-        ledger.launched(receipt.launch_id, workflow.now(), stage)
+        ledger.launched(receipt.launch_id, self._now(), stage)
         self._commit()
         return f"published as {receipt.launch_id}"
 
     # --- waiting ----------------------------------------------------------------------------
 
-    async def _sleep_until_change(self, clocks: dict[str, datetime | None]) -> None:
-        """Sleep until any state change, or until the earliest clock (a durable timer)."""
-        seen = self._changes
+    def _now(self) -> datetime:
+        """The pipeline's clock: ``workflow.now()``, except in the activation where a deadline's
+        timer fired, where it is that deadline (see :meth:`_sleep_until_change`)."""
         now = workflow.now()
+        if self._reached is not None and now == self._reached_clock:
+            return self._reached
+        return now
+
+    async def _sleep_until_change(self, clocks: dict[str, datetime | None]) -> str | None:
+        """Sleep until any state change, or until the earliest clock (a durable timer); return
+        the name of the clock whose timer fired, or None if a change woke the pipeline.
+
+        **Deadlines cannot drift.** Every wait of the release goes through here, and the rule is:
+        *a fired timer is the deadline reached*; "is it time yet" is never derived again from
+        ``workflow.now()`` in a way that could start a second timer for the same deadline.
+
+        Why: ``workflow.now()`` is the start time of the workflow task being run, and it is not
+        always the same live and on replay. When a worker dies and its release's timer fires
+        while the next task waits on the dead worker's sticky queue, a fresh worker that answers
+        a status query meanwhile applies the fired timer with the clock of the *previous* task
+        (temporalio 1.35, server 1.32; docs/running.md has the reproduction). A loop
+        ``while workflow.now() < end: wait_condition(..., timeout=end - now)`` then starts a
+        second timer for the same deadline; replay, which sees the later clock, does not, and
+        the history no longer replays (TMPRL1100 ... does not handle TimerStarted).
+
+        The pattern, in this one place:
+
+        - The fired deadline is remembered with the raw clock of its activation; for the rest of
+          that activation :meth:`_now` reads the deadline itself. Every decision the pipeline
+          makes after a timer fired (``expire_holds``, ``refresh_gate``, ``window_blockers``,
+          ``deadline_passed``, the partner period, reminders, escalation) compares deadlines
+          with that value, which is the same live and on replay, and is at or past the deadline,
+          so the deadline counts as reached (the ledger compares with ``<=``/``>=``).
+        - Whether a timer is started never depends on the clock: a due clock always gets one,
+          of at least a millisecond, even if the clock says it is already past.
+        - Timer *durations* may differ live and on replay; Temporal does not compare them.
+        - A timer that fires while ``workflow.now()`` is still before its deadline can only be
+          that lagging clock (a real task starts after the timer fired). The activation then
+          fails with :class:`StaleClock`, a workflow *task* failure (not the release's): the
+          worker drops the run from its cache and the next task replays it from history with
+          the true clock. Without this, the lagging activation's commands would be sent ahead
+          of an update delivered in the same task, an order replay does not reproduce.
+
+        Waits in stage coroutines are ``while`` loops around this call that re-read the ledger
+        through :meth:`_now`; none keeps its own ``workflow.now() < end`` test.
+        """
+        seen = self._changes
+        started = self._now()
         due = [(at, name) for name, at in clocks.items() if at is not None]
-        if due:
-            at, name = min(due)
-            remaining = at - now
-            if remaining.total_seconds() <= 0:
-                return
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._changes != seen, timeout=remaining, timeout_summary=name
-                )
-            return
-        await workflow.wait_condition(lambda: self._changes != seen)
+        if not due:
+            await workflow.wait_condition(lambda: self._changes != seen)
+            return None
+        at, name = min(due)
+        remaining = max(at - workflow.now(), MIN_TIMER)
+        try:
+            await workflow.wait_condition(
+                lambda: self._changes != seen, timeout=remaining, timeout_summary=name
+            )
+        except TimeoutError:
+            if workflow.now() < at:
+                # Impossible in a true task (it starts after the timer fired, so at or past
+                # ``at``): this activation runs on a clock that lags the history. Fail it so the
+                # worker evicts the run and replays it from history with the right clock.
+                raise StaleClock(
+                    f"the timer of {name} fired but the clock reads {workflow.now().isoformat()}, "
+                    f"before {at.isoformat()}: evicting to replay"
+                ) from None
+            self._reached = max(at, started)
+            self._reached_clock = workflow.now()
+            return name
+        return None
 
     async def _until_unblocked(self, purpose: str, *, suspended_blocks: bool) -> None:
         ledger = self._ledger
         while not ledger.is_terminal():
-            ledger.expire_holds(workflow.now())
+            ledger.expire_holds(self._now())
             blocked = ledger.is_held() or (suspended_blocks and ledger.status.active_suspensions())
             if not blocked:
                 return
@@ -529,7 +594,7 @@ class ModelReleaseWorkflow:
                 reasons += [f"order {s.order_id}" for s in ledger.status.active_suspensions()]
             ledger.await_(
                 f"the release to resume {purpose} ({'; '.join(reasons)})",
-                workflow.now(),
+                self._now(),
                 roles=["operator"],
             )
             self._commit()
@@ -552,14 +617,14 @@ class ModelReleaseWorkflow:
             )
         except ActivityError as err:
             self._ledger.audit(
-                workflow.now(),
+                self._now(),
                 "gatekeeper",
                 "evidence_unverified",
                 {"error": str(err.cause or err)},
             )
             self._commit()
             return
-        self._ledger.record_evidence_checks(result, workflow.now())
+        self._ledger.record_evidence_checks(result, self._now())
         self._commit()
 
     async def _revoke_everything(self, reason: str) -> None:
@@ -574,14 +639,14 @@ class ModelReleaseWorkflow:
                 release_id=ledger.status.release_id,
                 grant_ids=[],  # every grant the release still holds, however many (the registry has them)
                 reason=reason,
-                requested_at=workflow.now(),
+                requested_at=self._now(),
             ),
             result_type=RevokeResult,
             start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
             retry_policy=timeouts.ACCESS_RETRY,
             summary=f"Revoke {outstanding} partner grant(s)",
         )
-        ledger.record_revocations(result, workflow.now(), reason)
+        ledger.record_revocations(result, self._now(), reason)
         self._commit()
 
     def _send(self, notice: Notice) -> None:
@@ -600,7 +665,7 @@ class ModelReleaseWorkflow:
             body=notice.body,
             action_needed=notice.action_needed,
             due=notice.due,
-            occurred_at=workflow.now(),
+            occurred_at=self._now(),
         )
         # Recipients are people and whole cohorts (the activity expands a cohort to its
         # partners), so one activity per notice is the rule; a roster too large for one request
@@ -645,7 +710,7 @@ class ModelReleaseWorkflow:
                 "nothing was sent on them",
                 "unconfigured_channels": list(result.unconfigured),
             }
-        self._ledger.audit(workflow.now(), "gatekeeper", "notification_failed", failure)
+        self._ledger.audit(self._now(), "gatekeeper", "notification_failed", failure)
         self._commit()
 
     def _start_audit_flush(self) -> None:

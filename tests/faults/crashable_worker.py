@@ -3,8 +3,12 @@
 It is the production worker (``build_worker`` with the real activities and embedded adapters,
 configured from the environment) with two differences a test needs:
 
-- a sticky-queue timeout of one second, so once it is SIGKILLed its cached releases move to the
-  replacement worker after a second instead of the SDK's ten;
+- a sticky-queue timeout of one second (``GK_FAULT_STICKY_SECONDS`` sets another), so once it is
+  SIGKILLed its cached releases move to the replacement worker after a second instead of the
+  SDK's ten;
+- with ``GK_FAULT_ROLE=workflows`` it runs only workflows, with ``activities`` only activities,
+  so a test can kill the worker holding a release without killing an activity in flight (whose
+  start-to-close timeout would otherwise stall the release for minutes);
 - with ``GK_FAULT_HANG_AFTER_GRANT=<file>``, the registry grants for real, writes ``<file>`` and
   then never returns: the side effect has happened but Temporal has not heard of it, which is
   the moment a crash is most dangerous for exactly-once effects.
@@ -53,12 +57,17 @@ async def main() -> None:
     marker = os.environ.get("GK_FAULT_HANG_AFTER_GRANT")
     if marker:
         adapters.registry = HangAfterGrant(adapters.registry, Path(marker))  # type: ignore[assignment]
+    sticky = os.environ.get("GK_FAULT_STICKY_SECONDS")
+    role = os.environ.get("GK_FAULT_ROLE", "both")
     worker = build_worker(
         client,
         settings,
-        activities=activities_from(adapters),
+        workflows=[] if role == "activities" else None,
+        activities=[] if role == "workflows" else activities_from(adapters),
         activity_threads=8,
-        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        sticky_queue_schedule_to_start_timeout=(
+            timedelta(seconds=float(sticky)) if sticky else STICKY_TIMEOUT
+        ),
     )
     stop = asyncio.Event()
     with shutdown_signals(stop):
