@@ -10,6 +10,7 @@ campaign N times.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -39,7 +40,12 @@ async def campaign_part(
     run = Run(env, task_queue, tmp_path, aims)
     try:
         with Watcher(run.releases, run.release_id) as watcher:
-            outcome = await run.drive()
+            try:
+                outcome = await run.drive()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await run.save_history()
+                raise
         assert watcher.answers > 0
         await run.check(outcome)
     finally:
