@@ -36,7 +36,8 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType, ResetReapplyType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper.errors import GatekeeperError, ReleaseNotFound
@@ -114,7 +115,7 @@ def _quiet_runtime() -> Any:
 
 
 async def replay_failure(
-    client: Client, history: WorkflowHistory, *, workflows: list[type] | None = None
+    converter: DataConverter, history: WorkflowHistory, *, workflows: list[type] | None = None
 ) -> str | None:
     """Why ``history`` does not replay with the worker's workflows, or ``None`` if it does."""
     from temporalio.worker import Replayer
@@ -123,9 +124,7 @@ async def replay_failure(
         from workflows.registry import ALL_WORKFLOWS
 
         workflows = ALL_WORKFLOWS
-    replayer = Replayer(
-        workflows=workflows, data_converter=client.data_converter, runtime=_quiet_runtime()
-    )
+    replayer = Replayer(workflows=workflows, data_converter=converter, runtime=_quiet_runtime())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     return None if result.replay_failure is None else str(result.replay_failure)
 
@@ -136,7 +135,7 @@ def _prefix(history: WorkflowHistory, end: int) -> WorkflowHistory:
 
 
 async def last_good_task(
-    client: Client, history: WorkflowHistory, *, workflows: list[type] | None = None
+    converter: DataConverter, history: WorkflowHistory, *, workflows: list[type] | None = None
 ) -> int | None:
     """Index into ``history.events`` of the ``WORKFLOW_TASK_COMPLETED`` event to reset to: the
     completion of the first task whose commands the code disagrees with; ``None`` if the
@@ -154,18 +153,12 @@ async def last_good_task(
     lo, hi = 0, len(completed)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if await replay_failure(client, _prefix(history, completed[mid] + 1), workflows=workflows):
+        prefix = _prefix(history, completed[mid] + 1)
+        if await replay_failure(converter, prefix, workflows=workflows):
             hi = mid
         else:
             lo = mid
     return completed[lo]
-
-
-def _first_event_after(history: WorkflowHistory, index: int, types: set[int]) -> HistoryEvent:
-    for event in history.events[index + 1 :]:
-        if event.event_type not in types:
-            return event
-    return history.events[-1]
 
 
 def _reapplied(events: list[HistoryEvent]) -> list[str]:
@@ -204,17 +197,23 @@ async def repair(
             raise ReleaseNotFound(f"no release '{release_id}' (workflow {wid} not found)") from err
         raise RepairFailed(f"release {release_id}: {err.message}") from err
     run_id = description.run_id
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        status = description.status.name.lower() if description.status else "closed"
+        raise RepairFailed(
+            f"release {release_id} has ended (workflow {status}); only a running release is "
+            "repaired, an ended one is never reset"
+        )
     events = len(history.events)
-    failure = await replay_failure(client, history, workflows=workflows)
+    failure = await replay_failure(client.data_converter, history, workflows=workflows)
     if failure is None:
         return Repair(release_id, run_id, events, replays=True)
-    index = await last_good_task(client, history, workflows=workflows)
+    index = await last_good_task(client.data_converter, history, workflows=workflows)
     if index is None:
         raise RepairFailed(
             f"release {release_id}: no workflow task ever completed; nothing to reset to"
         )
     reset_to = history.events[index].event_id
-    bad = _first_event_after(history, index, set())
+    bad = history.events[min(index + 1, events - 1)]
     request = ResetWorkflowExecutionRequest(
         namespace=client.namespace,
         workflow_execution=WorkflowExecution(workflow_id=wid, run_id=run_id),

@@ -75,6 +75,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if tally.tests:
         terminalreporter.write_line(
             f"replay check: {tally.histories} histories ({tally.events} events) of {tally.tests} "
-            f"tests replayed in {tally.seconds:.2f} s; {tally.skipped_encrypted} encrypted "
-            "histories skipped"
+            f"tests replayed in {tally.seconds:.2f} s; {tally.sampled_out} left out by sampling, "
+            f"{tally.skipped_encrypted} encrypted ones without a converter"
         )

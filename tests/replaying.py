@@ -3,8 +3,9 @@
 The autouse fixture in ``tests/conftest.py`` calls :func:`check_task_queue` when a test that used
 the dev server (``env``) and a fresh ``task_queue`` ends: every workflow run on that queue
 (releases and access orders, finished or still running, whoever ran them: the in-process
-harness, worker processes that were killed and restarted, CLI children) is fetched and replayed
-with :class:`temporalio.worker.Replayer` and the project's data converter. A non-determinism
+harness, worker processes that were killed and restarted, CLI children; at most
+:data:`AT_MOST` per test, sampled across workflow types) is fetched and replayed with
+:class:`temporalio.worker.Replayer` and the project's data converter. A non-determinism
 error, or any other replay failure, fails the test at teardown with the run and the first line
 of the error.
 
@@ -16,7 +17,9 @@ counted as skipped. A test that breaks a history on purpose names the broken run
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from temporalio.client import Client, WorkflowHistory
@@ -49,6 +52,7 @@ class Tally:
     histories: int = 0
     events: int = 0
     skipped_encrypted: int = 0
+    sampled_out: int = 0
     seconds: float = 0.0
 
 
@@ -69,42 +73,78 @@ def encrypted(history: WorkflowHistory) -> bool:
     return any(p.metadata.get("encoding") == ENCODING for p in start.input.payloads)
 
 
-async def histories_on(client: Client, task_queue: str) -> list[tuple[str, WorkflowHistory]]:
-    """(run id, history) of every workflow run started on ``task_queue``."""
-    found = []
-    async for execution in client.list_workflows(f"TaskQueue = '{task_queue}'"):
-        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        found.append((execution.run_id, await handle.fetch_history()))
-    return found
+#: At most this many runs per test are replayed: a test that starts hundreds of releases along
+#: one path (the scale tests) has them sampled, evenly, every workflow type included.
+AT_MOST = 24
 
 
-async def replay(history: WorkflowHistory, converter: DataConverter = CONVERTER) -> str | None:
-    """The replay failure of ``history`` with today's workflows, or ``None``."""
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    if result.replay_failure is None:
-        return None
-    return str(result.replay_failure).splitlines()[0]
+def sample(runs: list[tuple[str, str, str]], at_most: int = AT_MOST) -> list[tuple[str, str, str]]:
+    """``at_most`` of ``runs`` ((type, workflow id, run id)), spread over each workflow type."""
+    if len(runs) <= at_most:
+        return runs
+    by_type: dict[str, list[tuple[str, str, str]]] = {}
+    for run in runs:
+        by_type.setdefault(run[0], []).append(run)
+    share = max(1, at_most // len(by_type))
+    chosen = []
+    for group in by_type.values():
+        step = max(1, len(group) // share)
+        chosen.extend(group[::step][:share])
+    return chosen
+
+
+async def histories_on(
+    client: Client, task_queue: str, at_most: int = AT_MOST
+) -> list[tuple[str, WorkflowHistory]]:
+    """(run id, history) of the workflow runs started on ``task_queue`` (:func:`sample`d),
+    fetched concurrently."""
+    runs = [
+        (e.workflow_type, e.id, e.run_id)
+        async for e in client.list_workflows(f"TaskQueue = '{task_queue}'")
+    ]
+    TALLY.sampled_out += len(runs) - len(chosen := sample(runs, at_most))
+    limit = asyncio.Semaphore(16)
+
+    async def fetch(workflow_id: str, run_id: str) -> tuple[str, WorkflowHistory]:
+        async with limit:
+            handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+            return run_id, await handle.fetch_history()
+
+    return list(await asyncio.gather(*(fetch(w, r) for _, w, r in chosen)))
 
 
 async def check_task_queue(client: Client, task_queue: str) -> Checked:
-    """Replay every history on ``task_queue`` (see the module docstring)."""
+    """Replay every history on ``task_queue`` (see the module docstring), all in one replayer."""
     began = time.perf_counter()
     checked = Checked()
     converter = _CONVERTERS.get(task_queue)
+    runs: dict[int, str] = {}
+    todo: list[WorkflowHistory] = []
     for run_id, history in await histories_on(client, task_queue):
         if run_id in _EXEMPT:
             continue
         if converter is None and encrypted(history):
             checked.skipped += 1
             continue
-        failure = await replay(history, converter or CONVERTER)
-        checked.replayed += 1
+        runs[id(history)] = run_id
+        todo.append(history)
         TALLY.events += len(history.events)
-        if failure is not None:
-            checked.failures.append(f"{history.workflow_id} run {run_id}: {failure}")
+    if todo:
+        replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=converter or CONVERTER)
+        async with replayer.workflow_replay_iterator(_each(todo)) as results:
+            async for result in results:
+                checked.replayed += 1
+                if result.replay_failure is not None:
+                    first = str(result.replay_failure).splitlines()[0]
+                    run_id = runs[id(result.history)]
+                    checked.failures.append(f"{result.history.workflow_id} run {run_id}: {first}")
     TALLY.tests += 1
     TALLY.histories += checked.replayed
     TALLY.skipped_encrypted += checked.skipped
     TALLY.seconds += time.perf_counter() - began
     return checked
+
+
+async def _each(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:
+    for history in histories:
+        yield history

@@ -173,9 +173,15 @@ class TestRepair:
             assert current.run_id == report["new_run_id"] != broken_run
             assert current.status is WorkflowExecutionStatus.RUNNING
 
-            # Both approvals made before are there; the release takes the last one and launches.
+            # Both approvals made before are there; a second repair finds nothing to do.
             before = await scene.releases.status(release_id)
             assert approvers(before.gates["internal_review"].decisions) == {sam, sec}
+            again = await cli(scene, "ops", "repair", release_id)
+            assert again.code == 0, again
+            assert "replays cleanly" in again.stdout and "nothing to repair" in again.stdout
+            assert (await handle.describe()).run_id == report["new_run_id"]
+
+            # The release takes the last approval and launches, every decision in its audit.
             await scene.approve(release_id, lee, legal)
             outcome = await run_to_launch(scene.releases, release_id)
             assert outcome.status.state is ReleaseState.LAUNCHED
@@ -185,9 +191,10 @@ class TestRepair:
             audited = {e.actor for e in outcome.audit if e.action == "decision_approve"}
             assert {sam, sec, lee} <= audited, audited
 
-            again = await cli(scene, "ops", "repair", release_id)
-            assert again.code == 0, again
-            assert "replays cleanly" in again.stdout and "nothing to repair" in again.stdout
+            # An ended release is never reset.
+            ended = await cli(scene, "ops", "repair", release_id)
+            assert ended.code == 1, ended
+            assert f"release {release_id} has ended (workflow completed)" in ended.stderr
             assert (await handle.describe()).run_id == report["new_run_id"]
 
     async def test_unknown_release(self, scene: Scene) -> None:
