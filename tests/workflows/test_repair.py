@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -31,7 +32,6 @@ from gatekeeper.models import (
     Decision,
     DecisionKind,
     DecisionRequest,
-    ReleaseInput,
     ReleaseOutcome,
     ReleaseState,
     UpdateResult,
@@ -43,7 +43,7 @@ from tests.faults.pipeline import awaiting_gate, fast_policy, run_to_launch, sta
 from tests.security.process import Ran, environment, gatekeeper
 from tests.workflows.conftest import PARTNERS
 from workflows.registry import ALL_WORKFLOWS, AccessOrderWorkflow
-from workflows.release import ModelReleaseWorkflow
+from workflows.release import NO_ARGUMENT, ModelReleaseWorkflow
 
 
 @workflow.defn(name="ModelReleaseWorkflow", sandboxed=False)
@@ -52,8 +52,8 @@ class DriftedRelease(ModelReleaseWorkflow):
     histories it ran."""
 
     @workflow.run
-    async def run(self, inp: ReleaseInput) -> ReleaseOutcome:
-        return await super().run(inp)
+    async def run(self, payload: RawValue = NO_ARGUMENT) -> ReleaseOutcome:
+        return await super().run(payload)
 
     def _decide(self, kind: DecisionKind, req: DecisionRequest) -> UpdateResult:
         if not workflow.unsafe.is_replaying():  # it replays what it did not write itself
