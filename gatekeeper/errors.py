@@ -14,6 +14,8 @@
     │   └── OrderExists        an access order with that id was already applied
     ├── DecisionRefused        the workflow refused an update; ``rule`` names the rule broken
     ├── NoAnswer               a release did not answer in time (usually: no worker is running)
+    ├── ReleaseNeedsRepair     a release's workflow task keeps failing (its history does not
+    │                          replay); ``gatekeeper ops repair ID`` brings it back
     └── AdapterError           a side effect failed (``retryable`` says whether trying again helps)
         ├── DeliveryError      a notification could not be delivered
         ├── ClearinghouseError the government clearinghouse refused or failed
@@ -136,6 +138,21 @@ class NoAnswer(GatekeeperError):
     """A running release did not answer in time: almost always, no worker polls its task queue."""
 
     exit_code = 8
+
+
+class ReleaseNeedsRepair(GatekeeperError):
+    """The release cannot answer or take a decision: its workflow task fails on every attempt,
+    almost always because the worker's code cannot replay its history (non-determinism). Nothing
+    was decided or changed; ``gatekeeper ops repair ID`` resets it to its last good task."""
+
+    exit_code = 9
+
+    def __init__(self, release_id: str) -> None:
+        super().__init__(
+            f"release {release_id} needs repair: its workflow task is failing (the worker cannot "
+            f"replay its history); nothing was changed; run `gatekeeper ops repair {release_id}`"
+        )
+        self.release_id = release_id
 
 
 class AdapterError(GatekeeperError):

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -38,6 +41,7 @@ from gatekeeper.errors import (
     InputError,
     NoAnswer,
     ReleaseExists,
+    ReleaseNeedsRepair,
     ReleaseNotFound,
     StartRefused,
 )
@@ -68,12 +72,32 @@ WORKFLOW_TYPE = "ModelReleaseWorkflow"
 STARTING_RULE = "release_starting"
 #: How long a query may wait for a worker to answer before the caller is told why it waits.
 QUERY_TIMEOUT = timedelta(seconds=15)
+#: How long a query waits before checking whether the release's workflow task is failing.
+REPAIR_CHECK_AFTER = timedelta(seconds=2)
 #: How long a decision may wait to be judged (validator and handler) before the same.
 UPDATE_TIMEOUT = timedelta(seconds=30)
 
 
 def workflow_id(release_id: str) -> str:
     return f"release-{release_id}"
+
+
+#: Events that end a workflow task attempt.
+_TASK_ENDED = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+}
+
+#: What Temporal says when a workflow task fails on every attempt: an update is refused with the
+#: first, a query fails with the Core SDK's non-determinism error (code TMPRL1100).
+_TASK_FAILING = ("workflow task in failed state", "nondeterminism", "tmprl1100")
+
+
+def task_failing(message: str) -> bool:
+    """Whether ``message`` says the release's workflow task keeps failing (it needs repair)."""
+    lowered = message.lower()
+    return any(marker in lowered for marker in _TASK_FAILING)
 
 
 @dataclass(frozen=True)
@@ -228,11 +252,18 @@ class Releases:
                     name, result_type=result_type, rpc_timeout=self.query_timeout
                 )
             except WorkflowQueryFailedError as err:
+                if task_failing(err.message):
+                    raise ReleaseNeedsRepair(_release_id(handle.id)) from err
                 # The failure's type does not survive a query (and with payload encryption not
                 # even its message), so ask the release whether it is still starting.
-                starting = await handle.query(
-                    "is_starting", result_type=bool, rpc_timeout=self.query_timeout
-                )
+                try:
+                    starting = await handle.query(
+                        "is_starting", result_type=bool, rpc_timeout=self.query_timeout
+                    )
+                except WorkflowQueryFailedError as again:
+                    if task_failing(again.message):
+                        raise ReleaseNeedsRepair(_release_id(handle.id)) from again
+                    raise DecisionRefused(err.message, rule="query_failed") from err
                 if not starting:
                     if retried:
                         raise DecisionRefused(err.message, rule="query_failed") from err
@@ -259,22 +290,31 @@ class Releases:
             return StartRefused(str(cause or err))
         return StartRefused(f"release {handle.id} ended before it started")
 
+    async def _answer(self, release_id: str, name: str, result_type: Any) -> Any:
+        """Query ``name``; a query still unanswered after :data:`REPAIR_CHECK_AFTER` is checked
+        against a failing workflow task (which would keep it waiting to the timeout)."""
+        task = asyncio.ensure_future(self._query(self.handle(release_id), name, result_type))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=REPAIR_CHECK_AFTER.total_seconds())
+            if not done and await self.needs_repair(release_id):
+                raise ReleaseNeedsRepair(release_id)
+            return await task
+        finally:
+            if not task.done():
+                task.cancel()
+
     async def status(self, release_id: str) -> ReleaseStatus:
         try:
-            result: ReleaseStatus = await self._query(
-                self.handle(release_id), "get_status", ReleaseStatus
-            )
+            result: ReleaseStatus = await self._answer(release_id, "get_status", ReleaseStatus)
         except RPCError as err:
-            raise self._rpc_error(release_id, err) from err
+            raise await self._diagnosed(release_id, err) from err
         return result
 
     async def audit(self, release_id: str) -> list[AuditEvent]:
         try:
-            events: list[AuditEvent] = await self._query(
-                self.handle(release_id), "get_audit", list[AuditEvent]
-            )
+            events: list[AuditEvent] = await self._answer(release_id, "get_audit", list[AuditEvent])
         except RPCError as err:
-            raise self._rpc_error(release_id, err) from err
+            raise await self._diagnosed(release_id, err) from err
         return events
 
     async def describe(self, release_id: str) -> WorkflowExecutionStatus | None:
@@ -333,11 +373,17 @@ class Releases:
         return await self._update(release_id, "restore_access", request)
 
     async def _update(self, release_id: str, name: str, request: Any) -> UpdateResult:
+        # A release whose workflow task keeps failing would hold the update until the timeout
+        # (the server keeps it in memory, not in the history): say so at once and send nothing.
+        if await self.needs_repair(release_id):
+            raise ReleaseNeedsRepair(release_id)
         try:
             result: UpdateResult = await self.handle(release_id).execute_update(
                 name, request, result_type=UpdateResult, rpc_timeout=self.update_timeout
             )
         except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            if await self.needs_repair(release_id):
+                raise ReleaseNeedsRepair(release_id) from err
             raise self._no_answer(release_id, self.update_timeout) from err
         except WorkflowUpdateFailedError as err:
             cause = err.cause
@@ -348,6 +394,39 @@ class Releases:
             raise self._rpc_error(release_id, err) from err
         return result
 
+    async def needs_repair(self, release_id: str) -> bool:
+        """Whether the release's workflow task is failing attempt after attempt: its last task
+        ended in ``WORKFLOW_TASK_FAILED`` (Temporal writes only the first failure of a run of
+        attempts) and the task pending now is a retry. A worker that is merely away leaves a
+        task scheduled or timed out, never failed."""
+        handle = self.handle(release_id)
+        try:
+            description = await handle.describe()
+            pending = description.raw_description.pending_workflow_task
+            if pending.attempt < 2:
+                return False
+            response = await self.client.workflow_service.get_workflow_execution_history_reverse(
+                GetWorkflowExecutionHistoryReverseRequest(
+                    namespace=self.client.namespace,
+                    execution=ProtoExecution(workflow_id=handle.id, run_id=description.run_id),
+                    maximum_page_size=20,
+                )
+            )
+        except RPCError:
+            return False
+        for event in response.history.events:
+            if event.event_type in _TASK_ENDED:
+                return bool(event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+        return False
+
+    async def _diagnosed(self, release_id: str, err: RPCError) -> Exception:
+        """:meth:`_rpc_error`, except that a release which did not answer because its workflow
+        task keeps failing is said to need repair."""
+        error = self._rpc_error(release_id, err)
+        if isinstance(error, NoAnswer) and await self.needs_repair(release_id):
+            return ReleaseNeedsRepair(release_id)
+        return error
+
     def _no_answer(self, release_id: str, waited: timedelta) -> NoAnswer:
         return NoAnswer(
             f"release {release_id} did not answer within {waited.total_seconds():g} s; is a "
@@ -355,6 +434,8 @@ class Releases:
         )
 
     def _rpc_error(self, release_id: str, err: RPCError) -> Exception:
+        if task_failing(err.message):
+            return ReleaseNeedsRepair(release_id)
         if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             return self._no_answer(release_id, self.query_timeout)
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -367,6 +448,10 @@ class Releases:
                 f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
             )
         return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
+
+
+def _release_id(wid: str) -> str:
+    return wid.removeprefix("release-")
 
 
 def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:

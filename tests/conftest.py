@@ -13,6 +13,7 @@ from temporalio.testing._timeskipping import TimeSkippingConfig
 
 from gatekeeper import search_attributes
 from gatekeeper.failures import CONVERTER
+from tests import replaying
 from workers.devserver import temporal_executable
 
 #: Per-workflow time skipping must be switched on in the server's dynamic config.
@@ -48,3 +49,32 @@ def client(env: WorkflowEnvironment) -> Client:
 def task_queue() -> str:
     """A fresh task queue per test, so no test's worker picks up another's work."""
     return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="session")
+async def replay_every_history(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After a test that ran workflows on the dev server and its own task queue: every history
+    it left replays with today's workflow code, or the test fails (:mod:`tests.replaying`).
+    Torn down last, after the test's workers have stopped."""
+    yield
+    env = request.node.funcargs.get("env")
+    task_queue = request.node.funcargs.get("task_queue")
+    if not isinstance(env, WorkflowEnvironment) or not isinstance(task_queue, str):
+        return
+    checked = await replaying.check_task_queue(env.client, task_queue)
+    if checked.failures:
+        pytest.fail(
+            f"{len(checked.failures)} of {checked.replayed} histories on {task_queue} do not "
+            "replay with today's workflow code:\n" + "\n".join(checked.failures),
+            pytrace=False,
+        )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    tally = replaying.TALLY
+    if tally.tests:
+        terminalreporter.write_line(
+            f"replay check: {tally.histories} histories ({tally.events} events) of {tally.tests} "
+            f"tests replayed in {tally.seconds:.2f} s; {tally.sampled_out} left out by sampling, "
+            f"{tally.skipped_encrypted} encrypted ones without a converter"
+        )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 from typer.testing import CliRunner
 
 from gatekeeper.cli.policy import app
 from gatekeeper.errors import PolicyError
-from gatekeeper.models import QuorumRequirement
+from gatekeeper.models import Policy, QuorumRequirement
+from gatekeeper.models.base import Duration, format_duration
 from gatekeeper.policy import (
     check_policy,
     load_default_policy,
@@ -21,7 +24,7 @@ from gatekeeper.policy import (
     policy_sha256,
     quorum_satisfiable,
 )
-from tests import yaml_edits
+from tests import factories, yaml_edits
 
 BASE = """\
 policy_id: test-policy
@@ -658,3 +661,26 @@ class TestPolicyCommand:
         assert body["sha256"] == parse_policy(BASE).sha256
         assert [s["id"] for s in body["policy"]["stages"]][-1] == "launch"
         assert body["policy"]["stages"][2]["duration"] == "30d"
+
+
+class TestDurationsRoundTrip:
+    """An installed policy is stored as its JSON form and checked again by the worker, so every
+    duration must read back exactly: whole units in the compact form, anything finer in ISO 8601."""
+
+    @pytest.mark.parametrize(
+        ("value", "written"),
+        [
+            (timedelta(days=30), "30d"),
+            (timedelta(days=1, hours=12), "1d12h"),
+            (timedelta(milliseconds=100), "PT0.1S"),
+            (timedelta(seconds=1, milliseconds=500), "PT1.5S"),
+        ],
+    )
+    def test_written_and_read_back(self, value: timedelta, written: str) -> None:
+        assert format_duration(value) == written
+        assert TypeAdapter(Duration).validate_python(written) == value
+
+    def test_a_sub_second_clock_survives_the_policy_json(self) -> None:
+        policy = factories.policy(window=timedelta(milliseconds=100))
+        again = Policy.model_validate_json(policy.model_dump_json())
+        assert again == policy

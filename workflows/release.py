@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
 
     from gatekeeper import routing
     from gatekeeper import search_attributes as sa
+    from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError
     from gatekeeper.failures import Refused
     from gatekeeper.models.audit import AuditEvent
@@ -94,6 +95,8 @@ with workflow.unsafe.imports_passed_through():
 M = TypeVar("M", bound=Model)
 #: ``ApplicationError.type`` while the release resolves its policy (validators and queries).
 RELEASE_STARTING = "release_starting"
+#: How refusals of the start input name it ("bad input for the release's start: spec.x: ...").
+START_INPUT = "the release's start"
 #: ``ApplicationError.type`` of a spec the resolved policy does not admit (e.g. its submitter).
 SPEC_NOT_ALLOWED = "spec_not_allowed"
 #: The shortest timer a wait starts: a clock already past still gets one (see _sleep_until_change).
@@ -120,11 +123,26 @@ class ModelReleaseWorkflow:
     """A model release from internal review to public launch, under one policy snapshot."""
 
     @workflow.init
-    def __init__(self, inp: ReleaseInput) -> None:
+    def __init__(self, payload: RawValue = NO_ARGUMENT) -> None:
+        # The start input is plain JSON parsed here, like every update's: an input the worker
+        # cannot read ends the release at once with one ``bad_input`` line (raised by run()),
+        # where a typed parameter would fail the SDK's decoding and retry the task forever.
+        self._input: ReleaseInput | None = None
+        self._input_refusal: Refused | None = None
+        try:
+            self._input = parse_payload(ReleaseInput, payload, START_INPUT)
+        except BadInput as err:
+            self._input_refusal = Refused(str(err), BAD_INPUT)
+        except Refused as refusal:  # the codec refused it (see run())
+            self._input_refusal = refusal
         # The ledger exists once run() has resolved the policy through the worker's store (a few
         # milliseconds after the start); until then validators and queries refuse with
         # ``release_starting`` (see :attr:`_ledger`).
-        self._release_id = inp.spec.release_id
+        self._release_id = (
+            self._input.spec.release_id
+            if self._input is not None
+            else workflow.info().workflow_id.removeprefix("release-")
+        )
         self._resolved: ReleaseLedger | None = None
         self._integrity_error: str | None = None
         self._changes = 0
@@ -149,7 +167,16 @@ class ModelReleaseWorkflow:
     # --- the pipeline ---------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, inp: ReleaseInput) -> ReleaseOutcome:
+    async def run(self, payload: RawValue = NO_ARGUMENT) -> ReleaseOutcome:
+        del payload  # parsed in __init__
+        inp = self._input
+        if inp is None:
+            refusal = self._input_refusal or Refused(f"bad input for {START_INPUT}", BAD_INPUT)
+            if refusal.type == UNDECRYPTABLE_PAYLOAD:
+                # Sealed with a key this worker lacks (a rotation step skipped): fail the task,
+                # which Temporal retries, so the release resumes once a worker has the key.
+                raise RuntimeError(refusal.message)
+            raise refusal  # malformed, or plaintext while encryption is on: refused for good
         installed = await self._resolve_policy(inp)
         try:
             self._resolved = ReleaseLedger(inp.spec, installed, self._now())

@@ -15,7 +15,8 @@ from gatekeeper.models.status import UpdateResult
 from gatekeeper.settings import Settings
 
 app = typer.Typer(
-    help="Hold, resume or withdraw a release; reconcile grants.", no_args_is_help=True
+    help="Hold, resume or withdraw a release; reconcile grants; repair a release that does not replay.",
+    no_args_is_help=True,
 )
 
 AS_OPTION = typer.Option(..., "--as", help="The operator (a roster id).")
@@ -107,3 +108,30 @@ def reconcile_grants_command(ctx: typer.Context, json_: bool = common.JSON_OPTIO
         common.console.print(Text(item.describe()))
     revoked = sum(item.revoked for item in done)
     common.console.print(Text(f"{revoked} grant(s) of {len(done)} ended release(s) revoked"))
+
+
+@app.command("repair")
+def repair_command(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(...),
+    reason: str = typer.Option(
+        None, "--reason", help="Why (recorded as the reset's reason in the workflow's history)."
+    ),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Bring back a release whose workflow task keeps failing because its history does not
+    replay: reset it to its last good workflow task, re-applying every later decision. A release
+    whose history replays cleanly is left alone."""
+    from gatekeeper.repair import Repair, repair
+
+    current = common.settings(ctx)
+
+    async def go() -> Repair:
+        async with releases(current) as api:
+            return await repair(api.client, release_id, reason=reason)
+
+    done = common.run(go())
+    if json_:
+        common.print_json(done.as_dict())
+        return
+    common.console.print(Text(done.describe()))

@@ -118,6 +118,11 @@ def parse_duration(value: Any) -> Any:
 
 def format_duration(value: timedelta) -> str:
     """Render a timedelta the way policies write it: ``30d``, ``1d12h``, ``20s``."""
+    if value.microseconds:
+        # Below a second the compact form has no unit; ISO 8601 keeps it exact, so a policy
+        # written back (an installed policy's stored content) reads the same duration again.
+        sign, value = ("-", -value) if value < timedelta(0) else ("", value)
+        return f"{sign}PT{value.total_seconds():.6f}".rstrip("0").rstrip(".") + "S"
     seconds = int(value.total_seconds())
     if seconds == 0:
         return "0s"

@@ -29,7 +29,7 @@ from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, ModelRef
 from gatekeeper.releases import Releases, workflow_id
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, replaying
 from tests.codec.keys import env_keys
 from tests.faults.pipeline import (
     awaiting_gate,
@@ -64,6 +64,7 @@ async def encrypted(
     settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data", codec_keys=env_keys())
     converter = data_converter(settings)
     assert isinstance(converter.payload_codec, EncryptionCodec)
+    replaying.use_converter(task_queue, converter)  # its histories replay decrypted, at teardown
     client = Client(**{**env.client.config(), "data_converter": converter})
     adapters = open_adapters(settings)
     seed_partners(settings.effective_registry_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections import Counter
@@ -20,7 +21,13 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from workers.bench import drive_baseline, parse_args, process_memory_mb, render
 from workers.bench_baseline import BaselineWorkflow, noop, plan_from_history
-from workers.bench_release import GATES, bench_policy, drive_release, seed_partners
+from workers.bench_release import (
+    GATES,
+    bench_policy,
+    drive_release,
+    install_policies,
+    seed_partners,
+)
 from workers.worker import build_worker
 from workflows.registry import ALL_WORKFLOWS
 
@@ -60,7 +67,11 @@ class TestBaselineShape:
                     release_id = f"bench-{uuid.uuid4().hex[:8]}"
                     clock = timedelta(seconds=1)
                     approvals: list[float] = []
-                    await drive_release(releases, release_id, bench_policy(clock, clock), approvals)
+                    policy = bench_policy(clock, clock)
+                    await asyncio.to_thread(
+                        install_policies, settings.effective_registry_url, policy
+                    )
+                    await drive_release(releases, release_id, policy, approvals)
                     history = await releases.handle(release_id).fetch_history()
                     plan = plan_from_history(history.events, [len(a) for _, a in GATES])
                     updates: list[float] = []
@@ -94,7 +105,15 @@ class TestReport:
                 "releases_per_second": 2.0,
                 "baseline_per_second": 2.4,
                 "ratio": 1.2,
-                "shape": {"activities": 26, "updates": 5, "timers": 2},
+                "shape": {
+                    "activities": 26,
+                    "updates": 5,
+                    "timers": 2,
+                    "history_events": 193,
+                    "baseline_history_events": 148,
+                },
+                "history_bytes": 80_896,
+                "baseline_history_bytes": 17_408,
                 "approval_idle": latency,
                 "approval_loaded": latency,
                 "baseline_update_idle": latency,
@@ -114,6 +133,7 @@ class TestReport:
         assert "1.20x" in text and "met" in text
         assert "540 MB (545)" in text and "missed" in text
         assert "skipped (no registry bench)" in text
+        assert "79 KiB, 193 events (17 KiB, 148)" in text
 
     def test_options(self) -> None:
         options = parse_args(["--releases", "3", "--parked", "4", "--json-out", "x.json"])

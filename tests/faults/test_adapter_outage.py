@@ -17,7 +17,7 @@ import pytest_asyncio
 from aiohttp import web
 from temporalio.testing import WorkflowEnvironment
 
-from activities import activities_from, open_adapters
+from activities import activities_from, channels_configured, open_adapters
 from gatekeeper.adapters import Outbox
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, SendJournal, granted_partners
 from gatekeeper.adapters.registry import AccessRegistry
@@ -29,7 +29,7 @@ from gatekeeper.adapters.webhook import (
     webhook_factory,
 )
 from gatekeeper.codec_server import serve
-from gatekeeper.config import ChannelSettings
+from gatekeeper.config import ChannelSettings, EgressSettings, WorkerConfig
 from gatekeeper.egress import EgressRules
 from gatekeeper.models import Channel, NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
@@ -107,6 +107,10 @@ async def stage(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> As
         adapters.notifier = Notifier(
             channels, configured={"hook": hook}, cohorts=granted_partners(shared.list_grants)
         )
+        configured = WorkerConfig(
+            channels={"hook": hook}, egress=EgressSettings(allow_hosts=["127.0.0.1"])
+        )
+        adapters.policy_checks[:] = [channels_configured(configured)]
         with ThreadPoolExecutor(max_workers=8) as executor:
             worker = build_worker(
                 env.client,

@@ -202,6 +202,33 @@ class TestTheStarterCannotSupplyThePolicy:
         assert "gatekeeper policy install" in cause.message
         await nothing_happened(harness, rid)
 
+    @pytest.mark.parametrize(
+        ("mutate", "field"),
+        [
+            (lambda inp: inp["spec"].pop("submitter"), "spec.submitter"),
+            (lambda inp: inp.update(extra=1), "extra"),
+            (lambda inp: inp["spec"].update(description="x" * 100_000), "spec.description"),
+            (lambda inp: inp.update(spec=[]), "spec"),
+        ],
+        ids=["missing-field", "extra-field", "oversized-text", "wrong-type"],
+    )
+    async def test_a_malformed_raw_start_input_fails_closed_in_one_line(
+        self, harness: Harness, mutate: Any, field: str
+    ) -> None:
+        """A start input the worker cannot read ends the release at once with one ``bad_input``
+        line naming the field, instead of a workflow task that fails and retries forever."""
+        rid = f"r-malformed-{uuid.uuid4().hex[:8]}"
+        inp: dict[str, Any] = {"spec": raw_spec(rid)}
+        mutate(inp)
+        await harness.env.client.start_workflow(
+            "ModelReleaseWorkflow", inp, id=f"release-{rid}", task_queue=harness.releases.task_queue
+        )
+        cause = await failure_of(harness, rid)
+        assert cause.type == "bad_input"
+        assert cause.message.startswith("bad input for the release's start: ")
+        assert field in cause.message
+        await nothing_happened(harness, rid)
+
     async def test_raw_start_naming_an_uninstalled_version_fails_closed(
         self, harness: Harness
     ) -> None:
