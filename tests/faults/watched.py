@@ -359,14 +359,6 @@ class Run:
         assert replayed.replay_failure is None, (
             f"the history does not replay ({saved}): {replayed.replay_failure}"
         )
-        unexplained = self.fleet.unexplained()
-        assert not unexplained, "non-determinism in a worker log:\n" + "\n".join(unexplained)
-        # The known SDK error fails the test with GK_STRICT_NDE=1, else it is a warning.
-        logged = self.fleet.nondeterminism()
-        if logged and os.environ.get("GK_STRICT_NDE") == "1":
-            raise AssertionError("non-determinism in a worker log:\n" + "\n".join(logged))
-        for line in logged:
-            warnings.warn(f"cached copy missed an update (history clean): {line}", stacklevel=1)
         evidence = collect(self.data_dir, self.settings.effective_registry_url, self.release_id)
         evidence.assert_exactly_once(outcome)
         # Status still answers after the launch (a broken history made it fail forever).
@@ -377,3 +369,12 @@ class Run:
         )
         verified = verify_text(render(dossier, DossierFormat.JSON), source=self.release_id)
         assert verified.ok, verified.message
+        # Last, so the queries above count too.
+        unexplained = self.fleet.unexplained()
+        assert not unexplained, "non-determinism in a worker log:\n" + "\n".join(unexplained)
+        # The known SDK error fails the test with GK_STRICT_NDE=1, else it is a warning.
+        logged = self.fleet.nondeterminism()
+        if logged and os.environ.get("GK_STRICT_NDE") == "1":
+            raise AssertionError("non-determinism in a worker log:\n" + "\n".join(logged))
+        for line in logged:
+            warnings.warn(f"cached copy missed an update (history clean): {line}", stacklevel=1)
