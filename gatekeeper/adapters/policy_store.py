@@ -9,22 +9,17 @@ refused. Each row records who installed it and when.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gatekeeper.adapters.registry import migrate
+from gatekeeper.adapters.registry.database import Database
 from gatekeeper.adapters.registry.engine import (
     SQLITE_BUSY_TIMEOUT,
-    WRITE_OPTION,
-    create_registry_engine,
-    translated,
 )
 from gatekeeper.adapters.registry.tables import policies, policy_default
 from gatekeeper.errors import InputError, PolicyError
@@ -83,7 +78,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PolicyStore:
+class PolicyStore(Database):
     """Installed policies behind one SQLAlchemy URL (the access registry's). Thread-safe.
 
     Opening upgrades the schema to the newest migration, like :class:`AccessRegistry`.
@@ -96,41 +91,8 @@ class PolicyStore:
         clock: Callable[[], datetime] = _utcnow,
         busy_timeout: float = SQLITE_BUSY_TIMEOUT,
     ) -> None:
-        self._engine = create_registry_engine(url, busy_timeout=busy_timeout)
+        super().__init__(url, busy_timeout=busy_timeout)
         self._clock = clock
-        try:
-            migrate.upgrade(self._engine)
-        except BaseException:
-            self._engine.dispose()
-            raise
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[Connection]:
-        with translated(action), self._engine.connect() as connection, connection.begin():
-            yield connection
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[Connection]:
-        with (
-            translated(action),
-            self._engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
-            connection.begin(),
-        ):
-            yield connection
 
     # -- installing --------------------------------------------------------------------------
 

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gatekeeper.access import AccessChecker, AccessDecision, Snapshot, check_access
-from gatekeeper.adapters.registry import granting, migrate, ordering, records
+from gatekeeper.adapters.registry import granting, ordering, records
+from gatekeeper.adapters.registry.database import Database
 from gatekeeper.adapters.registry.engine import (
     SQLITE_BUSY_TIMEOUT,
-    WRITE_OPTION,
-    create_registry_engine,
-    translated,
 )
 from gatekeeper.adapters.registry.models import Partner, PublicLaunch, RegisteredPerson
 from gatekeeper.adapters.registry.tables import (
@@ -51,7 +46,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AccessRegistry:
+class AccessRegistry(Database):
     """Partners, people, grants and orders, behind one SQLAlchemy URL. No Temporal imports.
 
     Opening upgrades the schema to the newest migration, so a fresh data directory just works.
@@ -74,48 +69,10 @@ class AccessRegistry:
         clock: Callable[[], datetime] = _utcnow,
         busy_timeout: float = SQLITE_BUSY_TIMEOUT,
     ) -> None:
-        self._engine = create_registry_engine(url, busy_timeout=busy_timeout)
+        super().__init__(url, busy_timeout=busy_timeout)
         self._clock = clock
-        try:
-            self.revision = migrate.upgrade(self._engine)
-        except BaseException:
-            self._engine.dispose()
-            raise
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The database URL with any password hidden."""
-        return self._engine.url.render_as_string(hide_password=True)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[Connection]:
-        with translated(action), self._engine.connect() as connection, connection.begin():
-            yield connection
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[Connection]:
-        with (
-            translated(action),
-            self._engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
-            connection.begin(),
-        ):
-            yield connection
 
     # -- partners and people ---------------------------------------------------------------
 
