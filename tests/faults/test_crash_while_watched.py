@@ -55,6 +55,7 @@ async def campaign_part(
 class TestKilledWhileWatched:
     """Whatever moment the worker dies at, with people watching, the release comes out whole."""
 
+    @pytest.mark.filterwarnings("always::tests.faults.watched.KnownSdkNondeterminism")
     @pytest.mark.parametrize("repetition", range(1, SOAK_RUNS + 1))
     async def test_release_survives_aimed_kills(
         self, env: WorkflowEnvironment, task_queue: str, tmp_path: Path, repetition: int

@@ -160,6 +160,13 @@ class Fleet:
         ]
 
 
+class KnownSdkNondeterminism(UserWarning):
+    """The SDK's cached-copy error (docs/running.md, "A worker killed while its releases are
+    watched"): a worker's cached copy missed an update another worker ran, and its next query
+    fails once; the history stays clean. Reported as a warning that the crash test lets through
+    (every other non-determinism fails it); ``GK_STRICT_NDE=1`` fails on it too."""
+
+
 class Watcher:
     """A client asking for the release's status every 100 ms, as ``release watch`` does."""
 
@@ -377,4 +384,8 @@ class Run:
         if logged and os.environ.get("GK_STRICT_NDE") == "1":
             raise AssertionError("non-determinism in a worker log:\n" + "\n".join(logged))
         for line in logged:
-            warnings.warn(f"cached copy missed an update (history clean): {line}", stacklevel=1)
+            warnings.warn(
+                f"cached copy missed an update (history clean): {line}",
+                KnownSdkNondeterminism,
+                stacklevel=1,
+            )
