@@ -17,9 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,8 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
+from activities import open_adapters
 from gatekeeper.adapters.webhook import SIGNATURE_HEADER, verify_signature
 from gatekeeper.config import load_worker_config
 from gatekeeper.errors import ConfigError
@@ -43,7 +40,7 @@ from tests.adapters.builders import write_worker_config
 from tests.adapters.test_webhook import WebhookReceiver
 from tests.faults.pipeline import gatekeeper_worker, has_pollers, spawn, stop, worker_env
 from tests.workers.helpers import wait_until
-from workflows.registry import ALL_WORKFLOWS
+from tests.workflows.conftest import running_worker
 
 #: What an attacker would like to read: the value of a variable of the worker's environment.
 CANARY = "canary-7f3a9c1e-worker-secret-value"
@@ -290,18 +287,10 @@ async def localhost_hook(
     )
     adapters = open_adapters(settings)
     try:
-        with ThreadPoolExecutor(max_workers=4) as executor:
-            async with Worker(
-                env.client,
-                task_queue=task_queue,
-                workflows=ALL_WORKFLOWS,
-                activities=activities_from(adapters),
-                activity_executor=executor,
-                graceful_shutdown_timeout=timedelta(seconds=5),
-            ):
-                yield ConfiguredWorker(
-                    Releases(env.client, task_queue), env.client, receiver, settings.data_dir
-                )
+        async with running_worker(env, task_queue, adapters):
+            yield ConfiguredWorker(
+                Releases(env.client, task_queue), env.client, receiver, settings.data_dir
+            )
     finally:
         adapters.close()
         receiver.stop()

@@ -19,23 +19,20 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
+from activities import open_adapters
 from gatekeeper.models import AmendRequest, EvidenceKind, EvidenceRef, ReleaseStatus
 from gatekeeper.models.spec import Artifact
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from tests.security.conftest import Harness
-from workflows.registry import ALL_WORKFLOWS
+from tests.workflows.conftest import running_worker
 
 SHADOW = Path("/etc/shadow")
 #: What an attacker sends as the "expected" digest: anything, hoping for the actual one back.
@@ -320,16 +317,8 @@ async def configured(
         {"GATEKEEPER_DATA_DIR": str(tmp_path / "data"), "GATEKEEPER_CONFIG": str(config)}
     )
     adapters = open_adapters(settings)
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=ALL_WORKFLOWS,
-            activities=activities_from(adapters),
-            activity_executor=executor,
-            graceful_shutdown_timeout=timedelta(seconds=5),
-        ):
-            yield Harness(env, Releases(env.client, task_queue), adapters, settings.data_dir)
+    async with running_worker(env, task_queue, adapters):
+        yield Harness(env, Releases(env.client, task_queue), adapters, settings.data_dir)
     adapters.close()
 
 

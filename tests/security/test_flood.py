@@ -212,16 +212,7 @@ class TestFlood:
             {"order_id": "flood", "by": "access-order-flood", "reason": "lifted"},
             result_type=dict,
         )
-        await harness.pass_internal_review(rid)
-        await harness.at_stage(rid, "government_testing_window")
-        await harness.skip(rid, 31)
-        await harness.at_stage(rid, "vetted_partner_access")
-        await harness.skip(rid, 15)
-        await harness.until(rid, lambda s: bool(s.awaiting and "security" in s.awaiting.roles))
-        await harness.approve(rid, "sec.two", "security")
-        await harness.at_stage(rid, "launch_approval")
-        await harness.approve(rid, "eve.exec", "executive")
-        outcome = await handle.result()
+        outcome = await harness.launch(rid)
         assert outcome.status.state is ReleaseState.LAUNCHED
 
         description = await handle.describe()

@@ -117,12 +117,7 @@ class TestLaunchedRelease:
 
     async def test_launched_grants_stay(self, harness: Harness, tmp_path: Path) -> None:
         rid = await granted_release(harness)
-        await harness.skip(rid, 15)
-        await harness.until(rid, lambda s: bool(s.awaiting and "security" in s.awaiting.roles))
-        await harness.approve(rid, "sec.two", "security")
-        await harness.at_stage(rid, "launch_approval")
-        await harness.approve(rid, "eve.exec", "executive")
-        await harness.handle(rid).result()
+        await harness.launch_from_partner_access(rid)
 
         outcome = await Run(harness, tmp_path)("ops", "reconcile-grants", "--json")
         assert outcome.code == 0, outcome.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from gatekeeper.adapters.registry import Partner
 from gatekeeper.models import (
     DecisionKind,
     Policy,
+    ReleaseOutcome,
     ReleaseSpec,
     ReleaseStatus,
     UpdateResult,
@@ -76,6 +78,25 @@ class Harness:
         for decider, role in factories.INTERNAL_REVIEW:
             await self.approve(release_id, decider, role)
 
+    async def launch(self, release_id: str) -> ReleaseOutcome:
+        """Drive a release waiting at internal review through every stage to its outcome, with
+        the default approvals and clocks (time skipped through the window and partner period)."""
+        await self.pass_internal_review(release_id)
+        await self.at_stage(release_id, "government_testing_window")
+        await self.skip(release_id, 31)
+        await self.at_stage(release_id, "vetted_partner_access")
+        return await self.launch_from_partner_access(release_id)
+
+    async def launch_from_partner_access(self, release_id: str) -> ReleaseOutcome:
+        """From partner access: the period passes, security and the executive approve."""
+        await self.skip(release_id, 15)
+        await self.until(release_id, lambda s: bool(s.awaiting and "security" in s.awaiting.roles))
+        await self.approve(release_id, "sec.two", "security")
+        await self.at_stage(release_id, "launch_approval")
+        await self.approve(release_id, "eve.exec", "executive")
+        outcome: ReleaseOutcome = await self.handle(release_id).result()
+        return outcome
+
     async def until(
         self,
         release_id: str,
@@ -114,16 +135,12 @@ class Harness:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def harness(
-    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
-) -> AsyncIterator[Harness]:
-    settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data")
-    adapters = open_adapters(settings)
-    for partner in PARTNERS:
-        adapters.registry.add_partner(partner)
-    # The store's default: what `gatekeeper release start` runs under when no --policy is named.
-    factories.install_policy(adapters.policies, factories.policy(), default=True)
+@contextlib.asynccontextmanager
+async def running_worker(
+    env: WorkflowEnvironment, task_queue: str, adapters: Adapters
+) -> AsyncIterator[Worker]:
+    """A real worker with every workflow and the activities bound to ``adapters``, running on
+    ``task_queue`` for the duration of the block."""
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             env.client,
@@ -135,8 +152,22 @@ async def harness(
             # Let in-flight activities finish at teardown instead of being cancelled inside
             # their threads (which can interrupt a file write half-way).
             graceful_shutdown_timeout=timedelta(seconds=5),
-        ):
-            yield Harness(env, Releases(env.client, task_queue), adapters, settings.data_dir)
+        ) as worker:
+            yield worker
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def harness(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data")
+    adapters = open_adapters(settings)
+    for partner in PARTNERS:
+        adapters.registry.add_partner(partner)
+    # The store's default: what `gatekeeper release start` runs under when no --policy is named.
+    factories.install_policy(adapters.policies, factories.policy(), default=True)
+    async with running_worker(env, task_queue, adapters):
+        yield Harness(env, Releases(env.client, task_queue), adapters, settings.data_dir)
     adapters.close()
 
 

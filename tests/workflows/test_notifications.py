@@ -8,16 +8,13 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
+from activities import open_adapters
 from gatekeeper.config import ChannelSettings, EgressSettings, WorkerConfig
 from gatekeeper.errors import StartRefused
 from gatekeeper.models import NotificationPolicy, NotificationRoute, Policy, Recipients
@@ -26,9 +23,8 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from tests.adapters.test_webhook import IDEMPOTENCY_HEADER, REDELIVERY_HEADER, WebhookReceiver
-from tests.workflows.conftest import Harness
+from tests.workflows.conftest import Harness, running_worker
 from workers.bench_notify import bench_fanout
-from workflows.registry import ALL_WORKFLOWS
 
 SECRET_ENV = "GATEKEEPER_TEST_HOOK_SECRET"
 
@@ -71,16 +67,7 @@ class TestReleaseHistory:
         status = await harness.start()
         rid = status.release_id
         await harness.at_stage(rid, "internal_review")
-        await harness.pass_internal_review(rid)
-        await harness.at_stage(rid, "government_testing_window")
-        await harness.skip(rid, 31)
-        await harness.at_stage(rid, "vetted_partner_access")
-        await harness.skip(rid, 15)
-        await harness.until(rid, lambda s: bool(s.awaiting and "security" in s.awaiting.roles))
-        await harness.approve(rid, "sec.two", "security")
-        await harness.at_stage(rid, "launch_approval")
-        await harness.approve(rid, "eve.exec", "executive")
-        await harness.handle(rid).result()
+        await harness.launch(rid)
 
         history = await harness.handle(rid).fetch_history()
         size = sum(e.ByteSize() for e in history.events)
@@ -108,16 +95,8 @@ async def _hooked_worker(
     # Releases here name no policy: they run under the store's default, this one.
     factories.install_policy(adapters.policies, hooked_policy(), default=True)
     try:
-        with ThreadPoolExecutor(max_workers=4) as executor:
-            async with Worker(
-                env.client,
-                task_queue=task_queue,
-                workflows=ALL_WORKFLOWS,
-                activities=activities_from(adapters),
-                activity_executor=executor,
-                graceful_shutdown_timeout=timedelta(seconds=5),
-            ):
-                yield Releases(env.client, task_queue), receiver
+        async with running_worker(env, task_queue, adapters):
+            yield Releases(env.client, task_queue), receiver
     finally:
         adapters.close()
         receiver.stop()
