@@ -27,6 +27,11 @@ read are decided here, by whoever runs the worker. The file is TOML, named by
     max_bytes = 1073741824           # per file
     hash_timeout_seconds = 120       # for all of one release's evidence
 
+    [identity]
+    unsigned = "refuse"              # "allow" only for local experiments (logged loudly)
+    trust_root = "ed25519:…"         # the installation's root key id (gatekeeper identity init)
+    worker_key = "/srv/gatekeeper/worker-key.pem"   # signs audit heads
+
 Nothing here is ever copied into a workflow's history, a log line or an error message except a
 channel's *name*.
 """
@@ -36,6 +41,7 @@ from __future__ import annotations
 import re
 import tomllib
 from email.utils import parseaddr
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -244,12 +250,35 @@ class EvidenceSettings(Model):
         return self.model_copy(update={"roots": roots})
 
 
+class UnsignedRequests(StrEnum):
+    """What the worker does with a state-changing request that carries no signature."""
+
+    #: Refused in the update's validator (the default; what every shipped setup uses).
+    REFUSE = "refuse"
+    #: Accepted, for local experiments only: the worker logs a warning at start and on each one.
+    ALLOW = "allow"
+
+
+class IdentitySettings(Model):
+    """Who the worker believes: signatures, its own key, the trust root (issue 12).
+
+    ``trust_root`` pins the installation's root key (its key id); the registry's certificates
+    must chain to it. ``worker_key`` is the worker's own Ed25519 private key (PEM), which signs
+    audit heads; default ``<data_dir>/worker-key.pem``.
+    """
+
+    unsigned: UnsignedRequests = UnsignedRequests.REFUSE
+    trust_root: str | None = Field(default=None, pattern=r"^ed25519:[0-9a-f]{32}$")
+    worker_key: Annotated[Path, AfterValidator(_absolute)] | None = None
+
+
 class WorkerConfig(Model):
     """The whole configuration file. Every section is optional."""
 
     channels: dict[Identifier, ChannelSettings] = Field(default_factory=dict)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
 
     @model_validator(mode="after")
     def _channels(self) -> WorkerConfig:
