@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from activities.access import AccessActivities
 from activities.audit import AuditActivities
@@ -39,6 +42,7 @@ from gatekeeper.models.enums import Channel
 from gatekeeper.models.policy import Policy
 from gatekeeper.routing import unconfigured_channels
 from gatekeeper.settings import Settings
+from gatekeeper.signer import load_private_key
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -60,6 +64,17 @@ class Adapters:
     policies: PolicyStore
     #: The worker's own checks of a policy, run by ``resolve_policy`` after the full policy check.
     policy_checks: list[PolicyCheck] = field(default_factory=list)
+    #: The worker's own Ed25519 key (PEM; ``[identity] worker_key``, default
+    #: ``<data_dir>/worker-key.pem``): signs what access orders relay to releases.
+    worker_key_path: Path | None = None
+
+    def worker_key(self) -> Ed25519PrivateKey | None:
+        """The worker's private key, or ``None`` while it has none (read when needed: the
+        worker may create it after the adapters are opened)."""
+        path = self.worker_key_path
+        if path is None or not path.exists():
+            return None
+        return load_private_key(path)
 
     def close(self) -> None:
         """Release connections (workers call this on shutdown)."""
@@ -89,6 +104,7 @@ def open_adapters(settings: Settings) -> Adapters:
         http=http,
         policies=policies,
         policy_checks=[channels_configured(settings.config)],
+        worker_key_path=settings.config.identity.worker_key or data / "worker-key.pem",
     )
 
 
@@ -163,7 +179,7 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
         access.list_eligible_partners,
     ]
     if client is not None:
-        orders = OrderActivities(client)
+        orders = OrderActivities(client, worker_key=adapters.worker_key)
         found += [orders.find_affected_releases, orders.send_release_updates]
     return found
 

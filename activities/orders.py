@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 
@@ -37,9 +38,17 @@ HEARTBEAT_EVERY = 5.0
 class OrderActivities:
     """Order activities, bound to the worker's Temporal client."""
 
-    def __init__(self, client: Client, *, concurrency: int = UPDATE_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        concurrency: int = UPDATE_CONCURRENCY,
+        worker_key: Callable[[], Ed25519PrivateKey | None] | None = None,
+    ) -> None:
+        """``worker_key`` finds the worker's own key, which signs what orders relay to releases."""
         self._client = client
         self._concurrency = concurrency
+        self._worker_key = worker_key or (lambda: None)
 
     @activity.defn(name="find_affected_releases")
     async def find_affected_releases(self, request: AffectedReleasesRequest) -> AffectedReleases:
@@ -62,6 +71,7 @@ class OrderActivities:
             batch = ReleaseUpdateBatch.model_validate(batch)
             answered = _recalled(activity.info().heartbeat_details)
             todo = [u for u in batch.updates if u.release_id not in answered]
+            key = self._worker_key()
             limit = asyncio.Semaphore(self._concurrency)
 
             def beat() -> None:
@@ -70,7 +80,7 @@ class OrderActivities:
             async def deliver(update: ReleaseUpdate) -> None:
                 async with limit:
                     answered[update.release_id] = await _answer(
-                        self._client, update, batch.answer_within
+                        self._client, update, batch.answer_within, key
                     )
                 beat()
 
@@ -92,11 +102,13 @@ class OrderActivities:
         return ReleaseUpdateResult(acks=[answered[u.release_id] for u in batch.updates])
 
 
-async def _answer(client: Client, update: ReleaseUpdate, within: float) -> ReleaseAck:
+async def _answer(
+    client: Client, update: ReleaseUpdate, within: float, key: Ed25519PrivateKey | None
+) -> ReleaseAck:
     """The release's answer, or ``unanswered`` if it gives none in time: one release whose
     worker is down must not hold up the others."""
     try:
-        return await asyncio.wait_for(send_release_update(client, update), within)
+        return await asyncio.wait_for(send_release_update(client, update, key), within)
     # Cancelling a waiting update surfaces as the client's own timeout error, not TimeoutError.
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         return ReleaseAck(

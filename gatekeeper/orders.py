@@ -25,6 +25,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.client import WorkflowQueryFailedError
+
 from gatekeeper import search_attributes as sa
 from gatekeeper.errors import (
     DecisionRefused,
@@ -48,6 +51,9 @@ from gatekeeper.models.orders import (
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.releases import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
 from gatekeeper.releases import workflow_id as release_workflow_id
+from gatekeeper.signed_requests import order_binding, release_binding
+from gatekeeper.signer import Signer, request_body
+from gatekeeper.statements import sign_request
 from gatekeeper.yamlfile import read_yaml_file, validate_model
 
 ORDER_WORKFLOW_TYPE = "AccessOrderWorkflow"
@@ -113,17 +119,34 @@ async def find_running_releases(client: Client, models: list[str]) -> list[Affec
     return [found[key] for key in sorted(found)]
 
 
-async def send_release_update(client: Client, update: ReleaseUpdate) -> ReleaseAck:
+async def send_release_update(
+    client: Client, update: ReleaseUpdate, key: Ed25519PrivateKey | None = None
+) -> ReleaseAck:
     """Send one ``suspend_access``/``restore_access`` and classify the answer.
+
+    ``key`` is the worker's own key: the order's update, relayed by the worker, is signed with
+    it over the release's current binding (releases accept requests of ``access-order-*`` only
+    when a worker's registered key signed them).
 
     A release that accepted answers ``acknowledged`` (with its state and stage); one that has
     ended meanwhile ``ended``; one that refused ``refused`` (with the rule). Anything else (the
     server unreachable, a timeout) raises, so the caller retries.
     """
     handle = client.get_workflow_handle(release_workflow_id(update.release_id))
-    payload = update.suspend if update.suspend is not None else update.restore
+    request = update.suspend if update.suspend is not None else update.restore
     ack = ReleaseAck(release_id=update.release_id, model=update.model, update=update.name)
+    payload: Any = request
     try:
+        if key is not None and request is not None:
+            status = await handle.query("get_status", result_type=ReleaseStatus)
+            body = request_body(request)
+            payload = sign_request(
+                key,
+                action=update.name,
+                actor=request.by,
+                request=body,
+                binding=release_binding(status),
+            )
         result = await handle.execute_update(update.name, payload, result_type=UpdateResult)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -134,6 +157,11 @@ async def send_release_update(client: Client, update: ReleaseUpdate) -> ReleaseA
         outcome = "ended" if rule == "release_terminal" else "refused"
         return ack.model_copy(
             update={"outcome": outcome, "detail": f"{rule or 'refused'}: {message}", "at": _now()}
+        )
+    except WorkflowQueryFailedError as err:
+        # Still starting (its ledger does not exist yet): sent again with the next round.
+        return ack.model_copy(
+            update={"outcome": "unanswered", "detail": f"no status yet: {err}", "at": _now()}
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -187,9 +215,11 @@ class OrderSummary:
 class Orders:
     """Apply, exempt, lift and read access orders through a Temporal client."""
 
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, *, signer: Signer | None = None) -> None:
+        """``signer`` signs ``exempt`` and ``lift`` with the key of the person each names."""
         self.client = client
         self.task_queue = task_queue
+        self.signer = signer
 
     def handle(self, order_id: str) -> WorkflowHandle[Any, OrderStatus]:
         return self.client.get_workflow_handle(order_workflow_id(order_id), result_type=OrderStatus)
@@ -280,6 +310,9 @@ class Orders:
     async def _update(
         self, order_id: str, name: str, request: Any, *, result_type: type[Any] = OrderStatus
     ) -> Any:
+        if self.signer is not None:
+            status = await self.status(order_id)
+            request = self.signer.sign(name, request, order_binding(order_id, status.first_run_id))
         try:
             result = await self.handle(order_id).execute_update(
                 name, request, result_type=result_type

@@ -59,12 +59,15 @@ from gatekeeper.models.messages import (
 )
 from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.spec import ReleaseSpec
+from gatekeeper.models.messages import DelegationRevocation
 from gatekeeper.models.status import (
     ReleaseInput,
     ReleaseOutcome,
     ReleaseStatus,
     UpdateResult,
 )
+from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
+from gatekeeper.signer import Signer
 from gatekeeper.text import for_markdown
 
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
@@ -171,11 +174,15 @@ class Releases:
         *,
         query_timeout: timedelta = QUERY_TIMEOUT,
         update_timeout: timedelta = UPDATE_TIMEOUT,
+        signer: Signer | None = None,
     ) -> None:
+        """``signer`` signs every state-changing request with its actor's key (without one,
+        requests go unsigned, which a worker refuses unless it allows unsigned requests)."""
         self.client = client
         self.task_queue = task_queue
         self.query_timeout = query_timeout
         self.update_timeout = update_timeout
+        self.signer = signer
 
     def handle(self, release_id: str) -> WorkflowHandle[Any, ReleaseOutcome]:
         return self.client.get_workflow_handle(workflow_id(release_id), result_type=ReleaseOutcome)
@@ -361,6 +368,11 @@ class Releases:
     async def delegate(self, release_id: str, request: DelegationRequest) -> UpdateResult:
         return await self._update(release_id, "delegate", request)
 
+    async def revoke_delegation(
+        self, release_id: str, request: DelegationRevocation
+    ) -> UpdateResult:
+        return await self._update(release_id, "revoke_delegation", request)
+
     async def approve_partners(
         self, release_id: str, request: PartnerApprovalRequest
     ) -> UpdateResult:
@@ -377,6 +389,11 @@ class Releases:
         # (the server keeps it in memory, not in the history): say so at once and send nothing.
         if await self.needs_repair(release_id):
             raise ReleaseNeedsRepair(release_id)
+        if self.signer is not None and name in ACTOR_FIELDS:
+            # What the signer binds is what the release holds now (its status).
+            request = self.signer.sign(
+                name, request, release_binding(await self.status(release_id))
+            )
         try:
             result: UpdateResult = await self.handle(release_id).execute_update(
                 name, request, result_type=UpdateResult, rpc_timeout=self.update_timeout

@@ -33,6 +33,11 @@ class Rule(StrEnum):
     SIGNATURE_INVALID = "signature_invalid"
     SIGNATURE_REPLAYED = "signature_replayed"
     SIGNATURE_STALE = "signature_stale"
+    SIGNATURE_UNKNOWN_KEY = "signature_unknown_key"
+    SIGNATURE_WRONG_SIGNER = "signature_wrong_signer"
+    SIGNATURE_KEY_NOT_VALID = "signature_key_not_valid"
+    SIGNATURE_BINDING = "signature_binding"
+    NOT_AUTHORISED = "not_authorised"
     WRONG_STAGE = "wrong_stage"
     NOT_A_GATE = "not_a_gate"
     RELEASE_HELD = "release_held"
@@ -122,6 +127,7 @@ BUDGET_OF: dict[str, str] = {
     "resume": "operator",
     "withdraw": "operator",
     "delegate": "delegate",
+    "revoke_delegation": "delegate",
     "suspend_access": "access",
     "restore_access": "access",
     "approve_partners": "partners",

@@ -29,8 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import AwareDatetime, Field
 
 from gatekeeper.canonical import canonical_json
-from gatekeeper.identity.keys import KEY_ID_PATTERN, key_id_of
-from gatekeeper.models.base import MAX_EVIDENCE, Model
+from gatekeeper.models.base import KEY_ID_PATTERN, MAX_EVIDENCE, Model
 
 #: The field of a request that holds its signature; never part of what is signed.
 SIGNATURE_FIELD = "signature"
@@ -123,6 +122,8 @@ def sign_request(
     nonce: str | None = None,
 ) -> dict[str, Any]:
     """``request`` (plain JSON data) with a ``signature`` added, as a client sends it."""
+    from gatekeeper.identity.keys import key_id_of  # it imports the models, which import us
+
     key_id = key_id_of(public_key_b64(private_key))
     signed_at = signed_at or datetime.now(UTC)
     nonce = nonce or new_nonce()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
@@ -13,7 +13,8 @@ from temporalio.testing._timeskipping import TimeSkippingConfig
 
 from gatekeeper import search_attributes
 from gatekeeper.failures import CONVERTER
-from tests import replaying
+from gatekeeper.identity import authority
+from tests import replaying, signing
 from workers.devserver import temporal_executable
 
 #: Per-workflow time skipping must be switched on in the server's dynamic config.
@@ -46,9 +47,22 @@ def client(env: WorkflowEnvironment) -> Client:
 
 
 @pytest.fixture
-def task_queue() -> str:
-    """A fresh task queue per test, so no test's worker picks up another's work."""
-    return f"tq-{uuid.uuid4().hex[:12]}"
+def task_queue() -> Iterator[str]:
+    """A fresh task queue per test, so no test's worker picks up another's work. Its workers
+    trust the test keys of every roster person (``tests.signing``): the test's key directory."""
+    queue = f"tq-{uuid.uuid4().hex[:12]}"
+    directory = signing.directory()
+    authority.install(queue, directory)
+    yield queue
+    authority.uninstall(queue, directory)
+
+
+@pytest.fixture
+def key_directory(task_queue: str) -> signing.MemoryDirectory:
+    """The key directory the test's workers consult (to revoke or add keys)."""
+    found = authority.directory_for(task_queue)
+    assert isinstance(found, signing.MemoryDirectory)
+    return found
 
 
 @pytest_asyncio.fixture(autouse=True, loop_scope="session")

@@ -51,7 +51,8 @@ ROSTER = [
     Person(id="eve.exec", name="Eve Exec", roles=["executive"]),
     Person(id="ed.exec", name="Ed Exec", roles=["executive"]),
     Person(id=LIAISON, name="Gus Liaison", roles=["government_liaison"]),
-    Person(id=OPERATOR, name="Olga Ops", roles=["operator"]),
+    # The operator is also the export control officer: she may exempt from and lift orders.
+    Person(id=OPERATOR, name="Olga Ops", roles=["operator", "export_control_officer"]),
     Person(id=AUTHOR, name="Ada Author", roles=["safety"]),
     Person(id="multi.role", name="Multi Role", roles=["safety", "security"]),
     Person(id="rm.reviewer", name="RM Reviewer", roles=["release_manager", "legal"]),

@@ -28,6 +28,7 @@ from gatekeeper.models import DecisionKind, DecisionRequest, Person, ReleaseStat
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
+from tests import signing as test_keys
 from tests.workflows.conftest import PARTNERS
 from workflows.registry import ALL_WORKFLOWS
 
@@ -111,7 +112,7 @@ async def launched(
     adapters = open_adapters(Settings(task_queue=task_queue, data_dir=data_dir))
     for partner in PARTNERS:
         adapters.registry.add_partner(partner)
-    releases = Releases(env.client, task_queue)
+    releases = Releases(env.client, task_queue, signer=test_keys.signer())
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             env.client,
@@ -207,7 +208,9 @@ class TestExportAfterLaunch:
 
     async def test_an_unknown_release_is_a_clear_error(self, env: WorkflowEnvironment) -> None:
         with pytest.raises(ReleaseNotFound, match="no-such-release"):
-            await collect_dossier(Releases(env.client, "unused"), "no-such-release")
+            await collect_dossier(
+                Releases(env.client, "unused", signer=test_keys.signer()), "no-such-release"
+            )
 
 
 class TestTampering:

@@ -13,6 +13,8 @@ workflow completes. ``get_status`` shows the counts and every release's latest a
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from temporalio import workflow
@@ -20,9 +22,14 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    import cryptography.exceptions  # noqa: F401  (see workflows/release.py)
+
+    from gatekeeper import signed_requests
     from gatekeeper.errors import BadInput
     from gatekeeper.failures import Refused
+    from gatekeeper.identity import authority
     from gatekeeper.models.base import MAX_TEXT, Model
+    from gatekeeper.models.installed import InstalledPolicy, ResolvePolicyRequest
     from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
     from gatekeeper.models.orders import (
         ALL_MODELS,
@@ -49,7 +56,14 @@ with workflow.unsafe.imports_passed_through():
         order_actor,
     )
     from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
+    from gatekeeper.models.policy import DEFAULT_SIGNATURE_MAX_AGE
+    from gatekeeper.rules import Refusal
     from workflows import timeouts
+
+#: The policy role whose holders may exempt from and lift access orders.
+ORDER_OFFICER_ROLE = "export_control_officer"
+#: ``workflow.patched`` id: orders resolve their officers (and signature age) at apply time.
+OFFICERS_PATCH = "order-officers"
 
 
 M = TypeVar("M", bound=Model)
@@ -72,7 +86,14 @@ class AccessOrderWorkflow:
 
     @workflow.init
     def __init__(self, order: AccessOrderInput) -> None:
-        self._status = OrderStatus(order=order, issued_at=workflow.now())
+        self._status = OrderStatus(
+            order=order,
+            issued_at=workflow.now(),
+            first_run_id=workflow.info().first_execution_run_id,
+        )
+        self._max_age = DEFAULT_SIGNATURE_MAX_AGE
+        #: Nonces of the signed requests this order accepted (a replay is refused).
+        self._nonces: set[str] = set()
         # Exemptions and the lift each touch every release; one at a time keeps them ordered.
         self._lock = asyncio.Lock()
         self._details = ""
@@ -82,6 +103,8 @@ class AccessOrderWorkflow:
     async def run(self, order: AccessOrderInput) -> OrderStatus:
         status = self._status
         async with self._lock:
+            if workflow.patched(OFFICERS_PATCH):
+                await self._resolve_officers()
             try:
                 applied = await workflow.execute_activity(
                     "apply_access_order",
@@ -120,6 +143,67 @@ class AccessOrderWorkflow:
         await self._until_lifted()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return status
+
+    async def _resolve_officers(self) -> None:
+        """Who may exempt and lift: the people of the worker's installed default policy with
+        the ``export_control_officer`` role, pinned in history when the order is applied
+        (nobody, if the worker has no default policy: the order then cannot be lifted by a
+        person and must be superseded)."""
+        status = self._status
+        try:
+            installed: InstalledPolicy = await workflow.execute_activity(
+                "resolve_policy",
+                ResolvePolicyRequest(release_id=status.order.order_id, policy_ref=None),
+                result_type=InstalledPolicy,
+                start_to_close_timeout=timeouts.POLICY_TIMEOUT,
+                retry_policy=timeouts.POLICY_RETRY,
+                summary="Resolve who may exempt and lift (the default policy)",
+            )
+        except ActivityError:
+            status.officers = []
+            return
+        status.officers = sorted(
+            p.id for p in installed.policy.roster if ORDER_OFFICER_ROLE in p.roles
+        )
+        self._max_age = installed.policy.signature_max_age
+
+    def _authorise(self, update: str, by: str) -> None:
+        officers = self._status.officers
+        if officers is not None and by not in officers:
+            raise Refused(
+                f"{by} may not {update} order {self._status.order.order_id}: only the "
+                f"{ORDER_OFFICER_ROLE} role may ({', '.join(officers) or 'nobody holds it'})",
+                "not_authorised",
+            )
+
+    def _authenticate(self, update: str, payload: RawValue) -> None:
+        """The signed-request check of ``gatekeeper.signed_requests`` (validators only)."""
+        request = json.loads(bytes(payload.payload.data))
+        task_queue = workflow.info().task_queue
+        try:
+            with workflow.unsafe.sandbox_unrestricted():
+                signed_requests.check(
+                    action=update,
+                    request=request,
+                    expected=signed_requests.order_binding(
+                        self._status.order.order_id, self._status.first_run_id
+                    ),
+                    directory=authority.directory_for(task_queue),
+                    now=datetime.now(UTC),  # the worker's clock: see signed_requests.check
+                    max_age=self._max_age,
+                    used_nonces=self._nonces,
+                    unsigned_allowed=authority.unsigned_allowed(task_queue),
+                )
+        except Refusal as refusal:
+            raise Refused(refusal.message, refusal.rule.value) from None
+
+    def _attest(self, update: str, payload: RawValue) -> dict[str, object] | None:
+        """The handler's record of the signed request (also on replay) and its spent nonce."""
+        request = json.loads(bytes(payload.payload.data))
+        nonce = signed_requests.nonce_of(request)
+        if nonce is not None:
+            self._nonces.add(nonce)
+        return signed_requests.attestation(update, request)
 
     async def _until_lifted(self) -> None:
         """Wait for the lift, sending again to releases that did not answer (bounded), and
@@ -242,6 +326,7 @@ class AccessOrderWorkflow:
         """Exempt named partners (and all their staff) for some or all of the order's models."""
         req = _parse("exempt", OrderExemptionRequest, payload)
         status = self._status
+        attestation = self._attest("exempt", payload)
         await workflow.wait_condition(lambda: status.state != "applying")
         async with self._lock:
             self._check_exempt(req)
@@ -277,6 +362,7 @@ class AccessOrderWorkflow:
                     at=now,
                     reason=req.reason,
                     reference=req.reference,
+                    attestation=attestation,
                 )
             )
             status.grants_restored += len(result.restored)
@@ -308,9 +394,11 @@ class AccessOrderWorkflow:
     @exempt.validator
     def _validate_exempt(self, payload: RawValue = NO_ARGUMENT) -> None:
         self._check_exempt(_parse("exempt", OrderExemptionRequest, payload))
+        self._authenticate("exempt", payload)
 
     def _check_exempt(self, req: OrderExemptionRequest) -> None:
         status = self._status
+        self._authorise("exempt", req.by)
         if status.state in ("lifting", "lifted", "failed"):
             raise Refused(
                 f"order {status.order.order_id} is {status.state}; it takes no exemptions",
@@ -342,6 +430,7 @@ class AccessOrderWorkflow:
         """Lift the order with the safeguards it requires; suspended releases are restored."""
         req = _parse("lift", OrderLiftRequest, payload)
         status = self._status
+        attestation = self._attest("lift", payload)
         await workflow.wait_condition(lambda: status.state != "applying")
         async with self._lock:
             self._check_lift(req)
@@ -372,6 +461,7 @@ class AccessOrderWorkflow:
             status.grants_restored += len(lifted.restored)
             status.lifted_at = now
             status.lifted_by = req.by
+            status.lift_attestation = attestation
             status.lift_reason = req.reason
             status.safeguards = list(req.safeguards)
             restore = self._restore = AccessRestoreRequest(
@@ -395,9 +485,11 @@ class AccessOrderWorkflow:
     @lift.validator
     def _validate_lift(self, payload: RawValue = NO_ARGUMENT) -> None:
         self._check_lift(_parse("lift", OrderLiftRequest, payload))
+        self._authenticate("lift", payload)
 
     def _check_lift(self, req: OrderLiftRequest) -> None:
         status = self._status
+        self._authorise("lift", req.by)
         if status.state in ("lifting", "lifted", "failed"):
             raise Refused(
                 f"order {status.order.order_id} is already {status.state}", "order_lifted"

@@ -9,6 +9,7 @@ from gatekeeper import signing
 from gatekeeper.models.messages import (
     DecisionSignature,
 )
+from gatekeeper.statements import RequestSignature
 from gatekeeper.rules import (
     Refusal,
     Rule,
@@ -39,13 +40,18 @@ class LedgerChecks(LedgerCore):
         self,
         *,
         person_id: str,
-        signature: DecisionSignature | None,
+        signature: RequestSignature | DecisionSignature | None,
         stage: str | None,
         decision: str,
         role: str,
         subject: str,
         now: datetime,
     ) -> None:
+        """The pre-registry check of a decision signed with a roster key (kept so histories
+        recorded with it replay). A request signature was checked by the worker's validator
+        against its identity registry (``gatekeeper.signed_requests``) and is not checked here."""
+        if isinstance(signature, RequestSignature):
+            return
         if signature is None:
             if self.policy.require_signed_decisions:
                 raise refuse(
@@ -111,9 +117,11 @@ class LedgerChecks(LedgerCore):
         )
 
 
-def attested(details: dict[str, Any], signature: DecisionSignature | None) -> dict[str, Any]:
-    """Audit details with the request's signature, when it has one: the record then proves who
-    asserted what (verifiable against the roster key), not just that it was accepted."""
-    if signature is None:
+def attested(
+    details: dict[str, Any], signature: RequestSignature | DecisionSignature | None
+) -> dict[str, Any]:
+    """Audit details with a pre-registry signature, when the request has one. (A request
+    signature's statement is added to the event as ``attestation`` by the workflow.)"""
+    if not isinstance(signature, DecisionSignature):
         return details
     return {**details, "signature": signature.model_dump(mode="json")}

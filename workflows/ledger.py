@@ -84,6 +84,9 @@ class LedgerCore:
         self.chain = AuditChain(spec.release_id)
         self.notices: list[Notice] = []
         self.used_nonces: set[str] = set()
+        #: The attestation of the signed request being applied: the first audit event the
+        #: request appends carries it (``details["attestation"]``), see :meth:`audit`.
+        self.attesting: dict[str, Any] | None = None
         self.status = ReleaseStatus(
             release_id=spec.release_id,
             spec=spec,
@@ -121,6 +124,9 @@ class LedgerCore:
         *,
         stage: str | None = None,
     ) -> AuditEvent:
+        if self.attesting is not None:
+            details = {**(details or {}), "attestation": self.attesting}
+            self.attesting = None
         event = self.chain.append(
             at=now,
             actor=actor,

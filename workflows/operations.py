@@ -14,6 +14,7 @@ from gatekeeper.models.messages import (
     AccessRestoreRequest,
     AccessSuspensionRequest,
     DelegationRequest,
+    DelegationRevocation,
     OperatorRequest,
 )
 from gatekeeper.models.policy import GateSettings
@@ -201,6 +202,66 @@ class OperatorDecisions(LedgerChecks):
             concerned=[req.to, req.by],
         )
         return f"{req.by} delegated {req.role} to {req.to} until {when(req.until)}"
+
+    def validate_revocation(self, req: DelegationRevocation, now: datetime) -> None:
+        del now
+        self._not_terminal()
+        require_person(self.policy, req.by)
+        require_person(self.policy, req.to)
+
+    def apply_revocation(self, req: DelegationRevocation, now: datetime) -> str:
+        """The delegator takes back ``role`` from ``to``: the delegation stops counting now, and
+        the delegate's approvals in its name at the open gate no longer stand."""
+        self.validate_revocation(req, now)
+        active = [
+            d
+            for d in self.status.delegations
+            if (d.by, d.to, d.role) == (req.by, req.to, req.role)
+            and d.revoked_at is None
+            and d.until > now
+        ]
+        if not active:
+            raise refuse_audited(
+                Rule.INVALID_DELEGATION,
+                f"{req.by} has no active delegation of {req.role} to {req.to} to revoke",
+            )
+        for delegation in active:
+            delegation.revoked_at = now
+        invalidated: list[str] = []
+        found = self.open_gate_for_decisions()
+        if found is not None:
+            for decision in found[2].decisions:
+                if (
+                    decision.valid
+                    and decision.person == req.to
+                    and decision.on_behalf_of == req.by
+                    and decision.role == req.role
+                ):
+                    decision.valid = False
+                    decision.invalidated_reason = (
+                        f"{req.by} revoked the delegation of {req.role} at {when(now)}"
+                    )
+                    invalidated.append(f"{decision.kind.value} at {found[0].id}")
+        event = self.audit(
+            now,
+            req.by,
+            "delegation_revoked",
+            {"to": req.to, "role": req.role, "reason": req.reason, "invalidated": invalidated},
+        )
+        self.notify(
+            NotificationEvent.DECISION_RECORDED,
+            event,
+            f"{req.by} revoked the delegation of {req.role} to {req.to}",
+            f"{req.to} may no longer decide as {req.role} for {req.by} on {self.title}"
+            + (f"; no longer standing: {', '.join(invalidated)}" if invalidated else "")
+            + ".",
+            concerned=[req.to, req.by],
+        )
+        if found is not None:
+            self.refresh_gate(found[0].id, found[1], now)
+        return f"{req.by} revoked the delegation of {req.role} to {req.to}" + (
+            f"; {len(invalidated)} decision(s) made with it no longer stand" if invalidated else ""
+        )
 
     # --- access orders ------------------------------------------------------------------------
 

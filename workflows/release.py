@@ -8,8 +8,9 @@ deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -21,8 +22,9 @@ with workflow.unsafe.imports_passed_through():
     # importing it here keeps that import outside the sandbox (else pyo3 aborts the process).
     import cryptography.exceptions  # noqa: F401
 
-    from gatekeeper import routing
+    from gatekeeper import routing, signed_requests
     from gatekeeper import search_attributes as sa
+    from gatekeeper.identity import authority
     from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError
     from gatekeeper.failures import Refused
@@ -57,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         AmendRequest,
         DecisionRequest,
         DelegationRequest,
+        DelegationRevocation,
         GovernmentResponse,
         OperatorRequest,
     )
@@ -184,6 +187,9 @@ class ModelReleaseWorkflow:
             self._integrity_error = str(err)
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
         ledger = self._ledger
+        # What signed requests bind besides the release id: a later release reusing the id is
+        # another subject (the same live and on replay).
+        ledger.status.first_run_id = workflow.info().first_execution_run_id
         ledger.start(self._now())
         self._commit()
         await self._verify_evidence()
@@ -840,8 +846,28 @@ class ModelReleaseWorkflow:
         request = self._parse(update, model, payload)
         try:
             validate(request)
+            self._authenticate(update, payload)
         except Refusal as refusal:
             raise self._refusal(refusal) from None
+
+    def _authenticate(self, update: str, payload: RawValue) -> None:
+        """Refuse a request not signed by a registered, currently valid key of its actor over
+        what this release holds now (``gatekeeper.signed_requests``). Validators never run on
+        replay, so reading the worker's live key directory here keeps histories deterministic."""
+        ledger = self._ledger
+        request = json.loads(raw_data(payload))
+        task_queue = workflow.info().task_queue
+        with workflow.unsafe.sandbox_unrestricted():
+            signed_requests.check(
+                action=update,
+                request=request,
+                expected=signed_requests.release_binding(ledger.status),
+                directory=authority.directory_for(task_queue),
+                now=datetime.now(UTC),  # the worker's clock: see signed_requests.check
+                max_age=ledger.policy.signature_max_age,
+                used_nonces=ledger.used_nonces,
+                unsigned_allowed=authority.unsigned_allowed(task_queue),
+            )
 
     def _screened(
         self,
@@ -874,12 +900,23 @@ class ModelReleaseWorkflow:
         self._check(update, model, payload, both)
 
     def _apply(
-        self, request: str, actor: str, body: Any, change: Callable[[], str]
+        self,
+        request: str,
+        actor: str,
+        body: Any,
+        change: Callable[[], str],
+        payload: RawValue,
     ) -> UpdateResult:
         ledger = self._ledger
+        # The validator checked the signature; the handler (which also runs on replay) only
+        # records it, from the request itself: the accepted request's first audit event keeps
+        # the signed statement, and the nonce is spent.
+        raw = json.loads(raw_data(payload))
+        ledger.attesting = signed_requests.attestation(request, raw)
         try:
             message = change()
         except Refusal as refusal:
+            ledger.attesting = None
             # Recorded in the audit trail while the ``refused`` budget lasts; past it the
             # validator refuses such requests itself, so only a race reaches here unrecorded.
             if refusal.audited and not ledger.spent("refused"):
@@ -889,6 +926,10 @@ class ModelReleaseWorkflow:
             ledger.charge("refused", len(body.model_dump_json()))
             self._commit()
             raise self._refusal(refusal) from None
+        ledger.attesting = None
+        nonce = signed_requests.nonce_of(raw)
+        if nonce is not None:
+            ledger.used_nonces.add(nonce)
         ledger.charge(BUDGET_OF[request], len(body.model_dump_json()))
         self._commit()
         return self._result(message)
@@ -903,18 +944,20 @@ class ModelReleaseWorkflow:
             status_version=status.status_version,
         )
 
-    def _decide(self, kind: DecisionKind, req: DecisionRequest) -> UpdateResult:
+    def _decide(self, kind: DecisionKind, payload: RawValue) -> UpdateResult:
+        req = self._parse(kind.value, DecisionRequest, payload)
         return self._apply(
             kind.value,
             req.decider,
             req,
             lambda: self._ledger.apply_decision(kind, req, workflow.now()),
+            payload,
         )
 
     @workflow.update
     def approve(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Approve the current gate as one of its roles."""
-        return self._decide(DecisionKind.APPROVE, self._parse("approve", DecisionRequest, payload))
+        return self._decide(DecisionKind.APPROVE, payload)
 
     @approve.validator
     def _validate_approve(self, payload: RawValue = NO_ARGUMENT) -> None:
@@ -923,7 +966,7 @@ class ModelReleaseWorkflow:
     @workflow.update
     def reject(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Reject at the current gate: the release ends, every grant it made is revoked."""
-        return self._decide(DecisionKind.REJECT, self._parse("reject", DecisionRequest, payload))
+        return self._decide(DecisionKind.REJECT, payload)
 
     @reject.validator
     def _validate_reject(self, payload: RawValue = NO_ARGUMENT) -> None:
@@ -932,8 +975,7 @@ class ModelReleaseWorkflow:
     @workflow.update
     def request_changes(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Ask the submitter for changes; the gate waits for an amend."""
-        req = self._parse("request_changes", DecisionRequest, payload)
-        return self._decide(DecisionKind.REQUEST_CHANGES, req)
+        return self._decide(DecisionKind.REQUEST_CHANGES, payload)
 
     @request_changes.validator
     def _validate_request_changes(self, payload: RawValue = NO_ARGUMENT) -> None:
@@ -952,7 +994,7 @@ class ModelReleaseWorkflow:
     async def amend(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Change evidence or the artifact digest; approvals that covered a change lapse."""
         req = self._parse("amend", AmendRequest, payload)
-        result = self._apply("amend", req.by, req, lambda: self._amend(req))
+        result = self._apply("amend", req.by, req, lambda: self._amend(req), payload)
         if self._reverify:
             self._reverify = False
             await self._verify_evidence()
@@ -986,6 +1028,7 @@ class ModelReleaseWorkflow:
             req.by,
             req,
             lambda: self._ledger.apply_government(req, workflow.now()),
+            payload,
         )
 
     @record_government_response.validator
@@ -1004,7 +1047,7 @@ class ModelReleaseWorkflow:
         """Operator hold: nothing advances until resumed (or ``until`` passes)."""
         req = self._parse("hold", OperatorRequest, payload)
         return self._apply(
-            "hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now())
+            "hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now()), payload
         )
 
     @hold.validator
@@ -1022,7 +1065,7 @@ class ModelReleaseWorkflow:
         """Lift an operator (or missed-deadline) hold."""
         req = self._parse("resume", OperatorRequest, payload)
         return self._apply(
-            "resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now())
+            "resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now()), payload
         )
 
     @resume.validator
@@ -1040,7 +1083,11 @@ class ModelReleaseWorkflow:
         """End the release: every grant it made is revoked and everyone is told."""
         req = self._parse("withdraw", OperatorRequest, payload)
         return self._apply(
-            "withdraw", req.by, req, lambda: self._ledger.apply_withdraw(req, workflow.now())
+            "withdraw",
+            req.by,
+            req,
+            lambda: self._ledger.apply_withdraw(req, workflow.now()),
+            payload,
         )
 
     @withdraw.validator
@@ -1066,7 +1113,11 @@ class ModelReleaseWorkflow:
         """Lend a gate role to another roster member until a time."""
         req = self._parse("delegate", DelegationRequest, payload)
         return self._apply(
-            "delegate", req.by, req, lambda: self._ledger.apply_delegation(req, workflow.now())
+            "delegate",
+            req.by,
+            req,
+            lambda: self._ledger.apply_delegation(req, workflow.now()),
+            payload,
         )
 
     @delegate.validator
@@ -1080,6 +1131,28 @@ class ModelReleaseWorkflow:
         )
 
     @workflow.update
+    def revoke_delegation(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
+        """The delegator takes back a role they lent; it stops counting at once."""
+        req = self._parse("revoke_delegation", DelegationRevocation, payload)
+        return self._apply(
+            "revoke_delegation",
+            req.by,
+            req,
+            lambda: self._ledger.apply_revocation(req, workflow.now()),
+            payload,
+        )
+
+    @revoke_delegation.validator
+    def _validate_revoke_delegation(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
+            "revoke_delegation",
+            DelegationRevocation,
+            payload,
+            lambda req: self._ledger.validate_revocation(req, workflow.now()),
+            lambda ledger, req: ledger.apply_revocation(req, workflow.now()),
+        )
+
+    @workflow.update
     def suspend_access(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """An access order suspends this release's access in a scope; the stage is kept."""
         req = self._parse("suspend_access", AccessSuspensionRequest, payload)
@@ -1088,6 +1161,7 @@ class ModelReleaseWorkflow:
             req.by,
             req,
             lambda: self._ledger.apply_suspension(req, workflow.now()),
+            payload,
         )
 
     @suspend_access.validator
@@ -1105,7 +1179,11 @@ class ModelReleaseWorkflow:
         """The order that suspended access was lifted (with the safeguards it required)."""
         req = self._parse("restore_access", AccessRestoreRequest, payload)
         return self._apply(
-            "restore_access", req.by, req, lambda: self._ledger.apply_restore(req, workflow.now())
+            "restore_access",
+            req.by,
+            req,
+            lambda: self._ledger.apply_restore(req, workflow.now()),
+            payload,
         )
 
     @restore_access.validator
@@ -1132,6 +1210,7 @@ class ModelReleaseWorkflow:
             req.by,
             req,
             lambda: self._ledger.apply_partner_approval(req, workflow.now()),
+            payload,
         )
 
     @approve_partners.validator

@@ -12,6 +12,7 @@ from gatekeeper.models.enums import (
 from gatekeeper.models.messages import (
     AmendRequest,
     DecisionRequest,
+    DecisionSignature,
 )
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
@@ -25,6 +26,7 @@ from gatekeeper.rules import (
     require_person,
     resolve_acting,
 )
+from gatekeeper.statements import RequestSignature
 from workflows.checks import LedgerChecks
 from workflows.notices import when
 
@@ -87,7 +89,8 @@ class ReviewDecisions(LedgerChecks):
             at=now,
             comment=req.comment,
             covered=covered_digests(settings, self.spec),
-            signature=req.signature,
+            signature=req.signature if isinstance(req.signature, DecisionSignature) else None,
+            key_id=req.signature.key_id if isinstance(req.signature, RequestSignature) else None,
         )
         for previous in gate.decisions:
             same = {previous.person, previous.on_behalf_of or previous.person} & acting.identities

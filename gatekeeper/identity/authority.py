@@ -30,17 +30,33 @@ class KeyDirectory(Protocol):
 
 _lock = threading.Lock()
 _directories: dict[str, KeyDirectory] = {}
+#: Task queues whose worker accepts unsigned requests (``[identity] unsigned = "allow"``).
+_unsigned_allowed: set[str] = set()
 
 
-def install(task_queue: str, directory: KeyDirectory) -> None:
+def install(task_queue: str, directory: KeyDirectory, *, unsigned_allowed: bool = False) -> None:
+    """Make ``directory`` the key directory of the workflows on ``task_queue``; with
+    ``unsigned_allowed`` (the worker's ``[identity] unsigned = "allow"``, local experiments
+    only) their validators accept requests without a signature."""
     with _lock:
         _directories[task_queue] = directory
+        if unsigned_allowed:
+            _unsigned_allowed.add(task_queue)
+        else:
+            _unsigned_allowed.discard(task_queue)
 
 
 def uninstall(task_queue: str, directory: KeyDirectory | None = None) -> None:
     with _lock:
         if directory is None or _directories.get(task_queue) is directory:
             _directories.pop(task_queue, None)
+            _unsigned_allowed.discard(task_queue)
+
+
+def unsigned_allowed(task_queue: str) -> bool:
+    """Whether the worker on ``task_queue`` accepts unsigned requests (default: no)."""
+    with _lock:
+        return task_queue in _unsigned_allowed
 
 
 def directory_for(task_queue: str) -> KeyDirectory | None:

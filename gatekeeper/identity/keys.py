@@ -18,10 +18,16 @@ from enum import StrEnum
 from pydantic import AwareDatetime, Field
 
 from gatekeeper.canonical import canonical_json, sha256_hex
-from gatekeeper.models.base import Identifier, Model, ShortText
+from gatekeeper.models.base import KEY_ID_PATTERN, Identifier, Model, ShortText
 
-#: Pattern of a key id: the algorithm and 32 hex digits of the public key's sha256.
-KEY_ID_PATTERN = r"^ed25519:[0-9a-f]{32}$"
+__all__ = [
+    "KEY_ID_PATTERN",
+    "KeyKind",
+    "KeyRecord",
+    "PrincipalKind",
+    "certificate_bytes",
+    "key_id_of",
+]
 
 
 class KeyKind(StrEnum):

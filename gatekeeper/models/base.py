@@ -28,6 +28,11 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, validate_assignment=False)
 
 
+#: Pattern of a key id: the algorithm and 32 hex digits of the public key's sha256 (here, not in
+#: ``gatekeeper.identity.keys``, because request models carry key ids and are imported by it).
+KEY_ID_PATTERN = r"^ed25519:[0-9a-f]{32}$"
+
+
 #: Lower-case identifier: release ids, person ids, stage ids, cohort ids, roles.
 Identifier = Annotated[
     str,

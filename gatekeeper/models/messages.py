@@ -23,6 +23,11 @@ from gatekeeper.models.base import (
 )
 from gatekeeper.models.enums import GovernmentResponseKind
 from gatekeeper.models.spec import EvidenceRef
+from gatekeeper.statements import RequestSignature
+
+#: ``signature`` of a request: a registered key's signature over the request's statement
+#: (``gatekeeper.statements``); ``None`` only where the worker allows unsigned requests.
+SIGNATURE_DESCRIPTION = "a registered key's signature over the request (gatekeeper.statements)"
 
 
 class DecisionSignature(Model):
@@ -44,7 +49,11 @@ class DecisionRequest(Model):
         description="the stage the decider is deciding; refused if it is no longer current",
     )
     comment: Text = ""
-    signature: DecisionSignature | None = None
+    #: ``DecisionSignature``: the pre-registry form, kept so recorded histories still replay
+    #: (a live validator refuses it).
+    signature: RequestSignature | DecisionSignature | None = Field(
+        default=None, description=SIGNATURE_DESCRIPTION
+    )
 
 
 class AmendRequest(Model):
@@ -56,6 +65,7 @@ class AmendRequest(Model):
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=MAX_EVIDENCE)
     remove_evidence: list[Identifier] = Field(default_factory=list, max_length=MAX_EVIDENCE)
     note: Text = ""
+    signature: RequestSignature | None = Field(default=None, description=SIGNATURE_DESCRIPTION)
 
     @model_validator(mode="after")
     def _changes_something(self) -> AmendRequest:
@@ -79,7 +89,9 @@ class GovernmentResponse(Model):
     concern: Text = ""
     concern_id: Identifier | None = None
     reference: ShortText = Field(default="", description="the government's letter or ticket")
-    signature: DecisionSignature | None = None
+    signature: RequestSignature | DecisionSignature | None = Field(
+        default=None, description=SIGNATURE_DESCRIPTION
+    )
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> GovernmentResponse:
@@ -108,6 +120,7 @@ class OperatorRequest(Model):
     until: AwareDatetime | None = Field(
         default=None, description="hold only: resume by itself at this time"
     )
+    signature: RequestSignature | None = Field(default=None, description=SIGNATURE_DESCRIPTION)
 
 
 class DelegationRequest(Model):
@@ -118,6 +131,17 @@ class DelegationRequest(Model):
     role: Identifier
     until: AwareDatetime
     reason: Text = ""
+    signature: RequestSignature | None = Field(default=None, description=SIGNATURE_DESCRIPTION)
+
+
+class DelegationRevocation(Model):
+    """The delegator takes back a role they lent: it stops counting at once."""
+
+    by: Identifier
+    to: Identifier
+    role: Identifier
+    reason: Text = ""
+    signature: RequestSignature | None = Field(default=None, description=SIGNATURE_DESCRIPTION)
 
 
 class AccessSuspensionRequest(Model):
@@ -128,6 +152,7 @@ class AccessSuspensionRequest(Model):
     scope: Identifier = Field(description="foreign_persons, everyone or a jurisdiction code")
     exempt_partners: list[Identifier] = Field(default_factory=list, max_length=MAX_PARTNERS)
     reason: NonEmptyText
+    signature: RequestSignature | None = Field(default=None, description=SIGNATURE_DESCRIPTION)
 
 
 class AccessRestoreRequest(Model):
@@ -135,3 +160,4 @@ class AccessRestoreRequest(Model):
     by: Identifier
     safeguards: list[ShortText] = Field(default_factory=list, max_length=MAX_SAFEGUARDS)
     reason: NonEmptyText
+    signature: RequestSignature | None = Field(default=None, description=SIGNATURE_DESCRIPTION)

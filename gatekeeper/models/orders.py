@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
@@ -27,6 +27,7 @@ from gatekeeper.models.base import (
     Text,
 )
 from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
+from gatekeeper.statements import RequestSignature
 
 _CODE = r"[a-z0-9][a-z0-9._-]{0,63}"
 _SCOPE = re.compile(rf"^(foreign_persons|everyone|jurisdiction:{_CODE})$")
@@ -106,6 +107,8 @@ class OrderExemption(Model):
     at: datetime
     reason: Text = ""
     reference: ShortText = ""
+    #: The signed statement of the ``exempt`` request (``gatekeeper.signed_requests``).
+    attestation: dict[str, Any] | None = None
 
     def exempts(self, partner_id: str, model: str) -> bool:
         return partner_id in self.partners and covers_model(self.models, model)
@@ -248,6 +251,7 @@ class OrderExemptionRequest(Model):
     )
     reason: NonEmptyText
     reference: ShortText = ""
+    signature: RequestSignature | None = None
 
 
 class OrderLiftRequest(Model):
@@ -257,6 +261,7 @@ class OrderLiftRequest(Model):
     safeguards: list[ShortText] = Field(default_factory=list, max_length=MAX_SAFEGUARDS)
     reason: NonEmptyText
     reference: ShortText = ""
+    signature: RequestSignature | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> OrderLiftRequest:
@@ -353,6 +358,16 @@ class OrderStatus(Model):
     order: AccessOrderInput
     state: OrderState = "applying"
     issued_at: datetime
+    first_run_id: str = Field(
+        default="", description="the order workflow's first run id: what exempt and lift bind"
+    )
+    officers: list[Identifier] | None = Field(
+        default=None,
+        description="who may exempt and lift (the installed default policy's people with the "
+        "export_control_officer role when the order was applied); None: orders applied before "
+        "this rule",
+    )
+    lift_attestation: dict[str, Any] | None = None
     applied_at: datetime | None = None
     lifted_at: datetime | None = None
     lifted_by: Identifier | None = None

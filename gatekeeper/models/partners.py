@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field
 from gatekeeper.models.base import MAX_LIST, MAX_PARTNERS, Identifier, Model, ShortText, Text
 from gatekeeper.models.enums import VettingTier
 from gatekeeper.models.messages import DecisionSignature
+from gatekeeper.statements import RequestSignature
 from gatekeeper.models.policy import Cohort
 
 #: The most partners one stage proposes; the rest are not proposed, so not granted (fail closed).
@@ -71,9 +72,10 @@ class PartnerApprovalRequest(Model):
     decision: Literal["approve", "deny"]
     reason: Text = ""
     reference: ShortText = Field(default="", description="the government's letter or ticket")
-    signature: DecisionSignature | None = Field(
+    signature: RequestSignature | DecisionSignature | None = Field(
         default=None,
-        description="over decision 'partners:<decision>' and the sorted partner ids joined by ','",
+        description="a registered key's signature over the request (gatekeeper.statements); "
+        "the pre-registry form is kept so recorded histories replay",
     )
 
     def signed_subject(self) -> str:

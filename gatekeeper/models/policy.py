@@ -25,6 +25,10 @@ ALL_DESIGNATIONS = list(CoveredDesignation)
 MAX_GOVERNMENT_WINDOW = timedelta(days=30)
 
 
+#: How long a signed request counts after it was signed, unless the policy says otherwise.
+DEFAULT_SIGNATURE_MAX_AGE = timedelta(minutes=15)
+
+
 class Person(Model):
     """Someone on the roster. Their roles decide which gates they may decide."""
 
@@ -247,7 +251,7 @@ class Policy(Model):
     stages: list[Stage] = Field(min_length=1)
     notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
     require_signed_decisions: bool = False
-    signature_max_age: Duration = timedelta(minutes=15)
+    signature_max_age: Duration = DEFAULT_SIGNATURE_MAX_AGE
     distinct_approvers_across_gates: bool = False
 
     def person(self, person_id: str) -> Person | None:

@@ -43,7 +43,14 @@ class Decision(Model):
     covered: dict[str, str] = Field(
         default_factory=dict, description="digest of each evidence id the decision covered"
     )
+    #: The pre-registry signature (releases recorded before signed requests); current
+    #: decisions are signed requests whose attestation is in their audit event.
     signature: DecisionSignature | None = None
+    key_id: str | None = Field(
+        default=None,
+        description="the registered key that signed the decision (its audit event "
+        "holds the statement and signature)",
+    )
     valid: bool = True
     invalidated_reason: str = ""
     addressed_at: datetime | None = Field(
@@ -210,6 +217,11 @@ class ReleaseStatus(Model):
 
     release_id: Identifier
     spec: ReleaseSpec
+    first_run_id: str = Field(
+        default="",
+        description="the workflow's first run id: what a signed request binds besides the "
+        "release id, the stage, the artifact and the evidence digests (in spec)",
+    )
     policy_id: Identifier
     policy_version: str
     policy_sha256: str

@@ -33,7 +33,7 @@ from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.models import DecisionKind, OperatorRequest, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.workers.helpers import free_ports
 from tests.workflows.conftest import PARTNERS
 from workers.devserver import DevServer
@@ -110,7 +110,9 @@ async def scene(chromium: str, tmp_path: Path) -> AsyncIterator[Scene]:
                     graceful_shutdown_timeout=timedelta(seconds=5),
                 ):
                     yield await _three_releases(
-                        server, Releases(server.client, TASK_QUEUE), adapters.policies
+                        server,
+                        Releases(server.client, TASK_QUEUE, signer=signing.signer()),
+                        adapters.policies,
                     )
     finally:
         adapters.close()

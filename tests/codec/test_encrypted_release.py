@@ -29,7 +29,7 @@ from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, ModelRef
 from gatekeeper.releases import Releases, workflow_id
 from gatekeeper.settings import Settings
-from tests import factories, replaying
+from tests import factories, replaying, signing
 from tests.codec.keys import env_keys
 from tests.faults.pipeline import (
     awaiting_gate,
@@ -77,7 +77,12 @@ async def encrypted(
             activity_threads=8,
         )
         async with worker:
-            yield Encrypted(env, Releases(client, task_queue), converter.payload_codec, settings)
+            yield Encrypted(
+                env,
+                Releases(client, task_queue, signer=signing.signer()),
+                converter.payload_codec,
+                settings,
+            )
     adapters.close()
 
 

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import activities_from, open_adapters
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
+from tests import signing
 from workers.bench import drive_baseline, parse_args, process_memory_mb, render
 from workers.bench_baseline import BaselineWorkflow, noop, plan_from_history
 from workers.bench_release import (
@@ -52,7 +53,7 @@ class TestBaselineShape:
         settings = Settings(task_queue=task_queue, data_dir=tmp_path)
         seed_partners(settings.effective_registry_url)
         adapters = open_adapters(settings)
-        releases = Releases(env.client, task_queue)
+        releases = Releases(env.client, task_queue, signer=signing.signer())
         try:
             with ThreadPoolExecutor(8) as executor:
                 worker = build_worker(

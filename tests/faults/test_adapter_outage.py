@@ -34,7 +34,7 @@ from gatekeeper.egress import EgressRules
 from gatekeeper.models import Channel, NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.faults.pipeline import (
     approve_gate,
     awaiting_gate,
@@ -120,7 +120,12 @@ async def stage(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> As
                 activity_threads=8,
             )
             async with worker:
-                yield Stage(Releases(env.client, task_queue), receiver, f"{url}/hook", settings)
+                yield Stage(
+                    Releases(env.client, task_queue, signer=signing.signer()),
+                    receiver,
+                    f"{url}/hook",
+                    settings,
+                )
     adapters.close()
     shared.close()
     await asyncio.to_thread(http.close)

@@ -26,7 +26,7 @@ from activities import open_adapters
 from gatekeeper.models import NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.adapters.builders import write_worker_config
 from tests.adapters.test_webhook import REDELIVERY_HEADER, WebhookReceiver
 from tests.faults.pipeline import gatekeeper_worker, has_pollers, spawn, stop, worker_env
@@ -87,7 +87,7 @@ class TestWorkerKilledMidFanOut:
             data_dir,
             **{SECRET_ENV: "crash-test-secret", "GATEKEEPER_CONFIG": str(config)},
         )
-        releases = Releases(env.client, task_queue)
+        releases = Releases(env.client, task_queue, signer=signing.signer())
         first = replacement = None
         try:
             first = await spawn(CRASHABLE, environ, tmp_path / "first.log")

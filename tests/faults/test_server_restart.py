@@ -13,7 +13,7 @@ import pytest
 
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.faults.pipeline import (
     approve_gate,
     awaiting_gate,
@@ -52,7 +52,7 @@ class TestServerRestart:
             await first.start()
             environ = worker_env(first.target, task_queue, settings.data_dir)
             worker = await spawn(gatekeeper_worker(), environ, tmp_path / "worker.log")
-            releases = Releases(first.client, task_queue)
+            releases = Releases(first.client, task_queue, signer=signing.signer())
             release_id = f"restart-{uuid.uuid4().hex[:8]}"
             policy = fast_policy(window=WINDOW)
             await factories.start_release(
@@ -74,7 +74,7 @@ class TestServerRestart:
 
             second = servers[1]
             await second.start()
-            releases = Releases(second.client, task_queue)
+            releases = Releases(second.client, task_queue, signer=signing.signer())
             outcome = await run_to_launch(releases, release_id, within=90)
             collect(
                 settings.data_dir, settings.effective_registry_url, release_id

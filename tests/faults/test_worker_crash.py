@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.faults.pipeline import (
     approve_gate,
     awaiting_gate,
@@ -45,7 +45,7 @@ class Scene:
         self.environ = worker_env(
             env.client.service_client.config.target_host, task_queue, self.data_dir
         )
-        self.releases = Releases(env.client, task_queue)
+        self.releases = Releases(env.client, task_queue, signer=signing.signer())
 
     async def start_release(self, window: float = 2.0) -> str:
         release_id = f"crash-{uuid.uuid4().hex[:8]}"

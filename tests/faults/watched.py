@@ -39,7 +39,7 @@ from gatekeeper.failures import CONVERTER
 from gatekeeper.models import DecisionKind, ReleaseOutcome, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.faults.pipeline import (
     APPROVERS,
     awaiting_gate,
@@ -220,7 +220,7 @@ class Run:
             GK_FAULT_STICKY_SECONDS=str(STICKY_SECONDS),
         )
         self.fleet = Fleet(environ, self.tmp_path)
-        self.releases = Releases(self.env.client, self.task_queue)
+        self.releases = Releases(self.env.client, self.task_queue, signer=signing.signer())
         self.release_id = f"watched-{uuid.uuid4().hex[:8]}"
 
     # --- aiming -------------------------------------------------------------------------------

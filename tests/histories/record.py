@@ -37,7 +37,7 @@ from gatekeeper.models import (
 )
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from workers.devserver import temporal_executable
 from workflows.registry import ALL_WORKFLOWS
 
@@ -170,7 +170,7 @@ async def main() -> None:
             activities=activities_from(adapters),
             activity_executor=pool,
         ):
-            api = Releases(env.client, TASK_QUEUE)
+            api = Releases(env.client, TASK_QUEUE, signer=signing.signer())
             for scenario in SCENARIOS:
                 rid = await scenario(env, api)
                 history = await api.handle(rid).fetch_history()

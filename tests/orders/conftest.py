@@ -32,7 +32,7 @@ from gatekeeper.models import (
 from gatekeeper.orders import Orders
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.workflows.conftest import PARTNERS, Harness
 from workflows.registry import ALL_WORKFLOWS
 
@@ -118,9 +118,9 @@ async def orders(
         ):
             yield OrderHarness(
                 env,
-                Releases(env.client, task_queue),
+                Releases(env.client, task_queue, signer=signing.signer()),
                 adapters,
                 settings.data_dir,
-                Orders(env.client, task_queue),
+                Orders(env.client, task_queue, signer=signing.signer()),
             )
     adapters.close()

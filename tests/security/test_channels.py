@@ -35,7 +35,7 @@ from gatekeeper.models import NotificationPolicy, NotificationRoute, Policy, Rec
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.adapters.builders import write_worker_config
 from tests.adapters.test_webhook import WebhookReceiver
 from tests.faults.pipeline import gatekeeper_worker, has_pollers, spawn, stop, worker_env
@@ -289,7 +289,10 @@ async def localhost_hook(
     try:
         async with running_worker(env, task_queue, adapters):
             yield ConfiguredWorker(
-                Releases(env.client, task_queue), env.client, receiver, settings.data_dir
+                Releases(env.client, task_queue, signer=signing.signer()),
+                env.client,
+                receiver,
+                settings.data_dir,
             )
     finally:
         adapters.close()
@@ -369,7 +372,7 @@ class TestSecretsStayOnTheWorker:
             **{SECRET_ENV: CANARY},
         )
         log = tmp_path / "worker.log"
-        releases = Releases(env.client, task_queue)
+        releases = Releases(env.client, task_queue, signer=signing.signer())
         rid = f"secret-{uuid.uuid4().hex[:8]}"
         worker = None
         try:

@@ -51,7 +51,7 @@ from gatekeeper.errors import NoAnswer
 from gatekeeper.models import ReleaseStatus
 from gatekeeper.releases import WORKFLOW_TYPE, Releases, workflow_id
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.codec.keys import b64, codec, env_keys
 from tests.deploy.cli import admin_command
 from tests.faults.pipeline import awaiting_gate, fast_policy, seed_partners, status_until
@@ -140,7 +140,11 @@ async def deployment(env: WorkflowEnvironment, tmp_path: Path) -> DeploymentFact
                 )
                 async with worker:
                     yield Deployment(
-                        env, Releases(client, task_queue), env.client, converter, task_queue
+                        env,
+                        Releases(client, task_queue, signer=signing.signer()),
+                        env.client,
+                        converter,
+                        task_queue,
                     )
         finally:
             adapters.close()

@@ -30,7 +30,7 @@ from gatekeeper.models import AmendRequest, EvidenceKind, EvidenceRef, ReleaseSt
 from gatekeeper.models.spec import Artifact
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.security.conftest import Harness
 from tests.workflows.conftest import running_worker
 
@@ -318,7 +318,12 @@ async def configured(
     )
     adapters = open_adapters(settings)
     async with running_worker(env, task_queue, adapters):
-        yield Harness(env, Releases(env.client, task_queue), adapters, settings.data_dir)
+        yield Harness(
+            env,
+            Releases(env.client, task_queue, signer=signing.signer()),
+            adapters,
+            settings.data_dir,
+        )
     adapters.close()
 
 

@@ -45,7 +45,7 @@ from gatekeeper.models.installed import InstalledPolicy, ResolvePolicyRequest
 from gatekeeper.policy import policy_sha256
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.workflows.conftest import PARTNERS, Harness
 from workflows.registry import ALL_WORKFLOWS
 
@@ -496,7 +496,7 @@ class TestWhileTheReleaseIsStarting:
         release = threading.Event()
         slow = _SlowResolver(PolicyActivities(adapters.policies), release)
         found = [a for a in activities_from(adapters) if a.__name__ != "resolve_policy"]
-        api = Releases(env.client, task_queue)
+        api = Releases(env.client, task_queue, signer=signing.signer())
         rid = f"r-starting-{uuid.uuid4().hex[:8]}"
         try:
             with ThreadPoolExecutor(4) as pool:

@@ -28,7 +28,7 @@ from gatekeeper.models import (
 )
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from workflows.registry import ALL_WORKFLOWS
 
 PARTNERS = [
@@ -141,6 +141,9 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     """A real worker with every workflow and the activities bound to ``adapters``, running on
     ``task_queue`` for the duration of the block."""
+    if adapters.worker_key_path is not None and not adapters.worker_key_path.exists():
+        # The worker's own key (registered in the test directory): signs what orders relay.
+        signing.write_worker_key(adapters.worker_key_path)
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             env.client,
@@ -167,7 +170,12 @@ async def harness(
     # The store's default: what `gatekeeper release start` runs under when no --policy is named.
     factories.install_policy(adapters.policies, factories.policy(), default=True)
     async with running_worker(env, task_queue, adapters):
-        yield Harness(env, Releases(env.client, task_queue), adapters, settings.data_dir)
+        yield Harness(
+            env,
+            Releases(env.client, task_queue, signer=signing.signer()),
+            adapters,
+            settings.data_dir,
+        )
     adapters.close()
 
 

@@ -21,7 +21,7 @@ from gatekeeper.models import NotificationPolicy, NotificationRoute, Policy, Rec
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.adapters.test_webhook import IDEMPOTENCY_HEADER, REDELIVERY_HEADER, WebhookReceiver
 from tests.workflows.conftest import Harness, running_worker
 from workers.bench_notify import bench_fanout
@@ -96,7 +96,7 @@ async def _hooked_worker(
     factories.install_policy(adapters.policies, hooked_policy(), default=True)
     try:
         async with running_worker(env, task_queue, adapters):
-            yield Releases(env.client, task_queue), receiver
+            yield Releases(env.client, task_queue, signer=signing.signer()), receiver
     finally:
         adapters.close()
         receiver.stop()

@@ -22,7 +22,7 @@ from gatekeeper.models import DecisionKind, OperatorRequest, ReleaseState
 from gatekeeper.models.io import GrantRequest, GrantResult
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
+from tests import factories, signing
 from tests.workflows.conftest import PARTNERS, Harness
 from workflows.registry import ALL_WORKFLOWS
 
@@ -121,7 +121,7 @@ class TestWithdrawalDuringActivity:
             if getattr(a, "__name__", "") != "grant_partner_access"
         ]
         acts.append(slow.grant_partner_access)
-        api = Releases(env.client, task_queue)
+        api = Releases(env.client, task_queue, signer=signing.signer())
         with ThreadPoolExecutor(8) as pool:
             async with Worker(
                 env.client,

@@ -38,7 +38,7 @@ from gatekeeper.models import (
 )
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories, replaying
+from tests import factories, replaying, signing
 from tests.faults.pipeline import awaiting_gate, fast_policy, run_to_launch, status_until
 from tests.security.process import Ran, environment, gatekeeper
 from tests.workflows.conftest import PARTNERS
@@ -77,6 +77,7 @@ class Scene:
             task_queue,
             query_timeout=timedelta(seconds=5),
             update_timeout=timedelta(seconds=20),
+            signer=signing.signer(),
         )
 
     @asynccontextmanager
