@@ -54,12 +54,12 @@ from gatekeeper.models.messages import (
     AmendRequest,
     DecisionRequest,
     DelegationRequest,
+    DelegationRevocation,
     GovernmentResponse,
     OperatorRequest,
 )
 from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.spec import ReleaseSpec
-from gatekeeper.models.messages import DelegationRevocation
 from gatekeeper.models.status import (
     ReleaseInput,
     ReleaseOutcome,

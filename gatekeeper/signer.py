@@ -43,11 +43,8 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 def request_body(request: BaseModel | dict[str, Any]) -> dict[str, Any]:
     """The plain JSON a request is sent as: every field set or not defaulted, no signature."""
     if isinstance(request, BaseModel):
-        body = request.model_dump(mode="json", exclude_defaults=True)
-    else:
-        body = dict(request)
-    body.pop(SIGNATURE_FIELD, None)
-    return body
+        return request.model_dump(mode="json", exclude_defaults=True, exclude={SIGNATURE_FIELD})
+    return {k: v for k, v in request.items() if k != SIGNATURE_FIELD}
 
 
 class Signer:

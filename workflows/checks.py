@@ -9,13 +9,13 @@ from gatekeeper import signing
 from gatekeeper.models.messages import (
     DecisionSignature,
 )
-from gatekeeper.statements import RequestSignature
 from gatekeeper.rules import (
     Refusal,
     Rule,
     refuse,
     require_person,
 )
+from gatekeeper.statements import RequestSignature
 from workflows.ledger import LedgerCore
 from workflows.notices import when
 

@@ -24,10 +24,10 @@ with workflow.unsafe.imports_passed_through():
 
     from gatekeeper import routing, signed_requests
     from gatekeeper import search_attributes as sa
-    from gatekeeper.identity import authority
     from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError
     from gatekeeper.failures import Refused
+    from gatekeeper.identity import authority
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState

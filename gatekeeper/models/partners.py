@@ -18,8 +18,8 @@ from pydantic import AfterValidator, Field
 from gatekeeper.models.base import MAX_LIST, MAX_PARTNERS, Identifier, Model, ShortText, Text
 from gatekeeper.models.enums import VettingTier
 from gatekeeper.models.messages import DecisionSignature
-from gatekeeper.statements import RequestSignature
 from gatekeeper.models.policy import Cohort
+from gatekeeper.statements import RequestSignature
 
 #: The most partners one stage proposes; the rest are not proposed, so not granted (fail closed).
 MAX_CANDIDATES = MAX_PARTNERS
