@@ -17,13 +17,18 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gatekeeper.identity.keys import KeyRecord, PrincipalKind, certificate_bytes, key_id_of
+from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
 from gatekeeper.signer import Signer
-from gatekeeper.statements import public_key_b64
+from gatekeeper.statements import public_key_b64, sign_request
+
+if TYPE_CHECKING:
+    from gatekeeper.releases import Releases
 
 #: When every test key becomes valid.
 VALID_FROM = datetime(2020, 1, 1, tzinfo=UTC)
@@ -157,3 +162,21 @@ def write_worker_key(path: Path) -> Path:
     path.write_bytes(pem(worker_key()))
     path.chmod(0o600)
     return path
+
+
+async def signed(releases: Releases, release_id: str, action: str, body: Any, **over: Any) -> Any:
+    """``body`` (plain JSON, as a raw client sends it) signed by its actor's test key over the
+    release's current binding: an honest request. A body without a string actor is returned
+    as is (a malformed request is refused before any signature counts)."""
+    actor = body.get(ACTOR_FIELDS[action]) if isinstance(body, dict) else None
+    if not isinstance(actor, str):
+        return body
+    binding = over.pop("binding", None) or release_binding(await releases.status(release_id))
+    return sign_request(
+        over.pop("key", None) or person_key(actor),
+        action=action,
+        actor=actor,
+        request=body,
+        binding=binding,
+        **over,
+    )

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from gatekeeper import signing
-from gatekeeper.cli.session import sign_decision
+from gatekeeper import statements
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import (
     ApprovalGateStage,
-    DecisionKind,
-    DecisionRequest,
     DelegationRequest,
     OperatorRequest,
-    Person,
     Policy,
     QuorumRequirement,
     ReleaseState,
+    ReleaseStatus,
+    UpdateResult,
 )
+from gatekeeper.releases import Releases
+from gatekeeper.signed_requests import release_binding
 from tests import factories
+from tests import signing as test_keys
 from tests.workflows.conftest import Harness
 
 
@@ -168,76 +171,74 @@ class TestDelegation:
 
 
 class TestSignedDecisions:
-    """With require_signed_decisions, only a fresh, valid signature by the roster key counts."""
-
-    @pytest.fixture
-    def keys(self) -> dict[str, signing.Ed25519PrivateKey]:
-        return {
-            p.id: signing.load_private_key(signing.generate_keypair()[0]) for p in factories.ROSTER
-        }
-
-    def signed_policy(self, keys: dict[str, signing.Ed25519PrivateKey]) -> Policy:
-        roster = [
-            Person.model_validate(
-                {**p.model_dump(), "public_key": signing.public_key_b64(keys[p.id])}
-            )
-            for p in factories.ROSTER
-        ]
-        return factories.policy(roster=roster, require_signed_decisions=True)
+    """Only a fresh signature by a registered key of the decider, over what the release holds
+    now, counts; the accepted decision's audit event keeps the signed statement."""
 
     def sign(
-        self, key: signing.Ed25519PrivateKey, rid: str, person: str, role: str, **over: object
-    ) -> DecisionRequest:
-        signature = sign_decision(
+        self, key: Ed25519PrivateKey, status: ReleaseStatus, person: str, **over: Any
+    ) -> dict[str, Any]:
+        return statements.sign_request(
             key,
-            release_id=rid,
-            stage=str(over.get("stage", "internal_review")),
-            decision="approve",
-            decider=person,
-            role=role,
-            artifact_sha256=factories.spec(rid).artifact.sha256,
-        )
-        return DecisionRequest(
-            decider=person, role=role, stage="internal_review", signature=signature
+            action="approve",
+            actor=person,
+            request={"decider": person, "role": "safety", "stage": "internal_review"},
+            binding=over.pop("binding", release_binding(status)),
+            **over,
         )
 
-    async def test_valid_signature_accepted_and_audited(self, harness: Harness, keys: dict) -> None:  # type: ignore[type-arg]
-        rid = await started(harness, self.signed_policy(keys))
-        request = self.sign(keys["sam.safety"], rid, "sam.safety", "safety")
-        await harness.releases.decide(rid, DecisionKind.APPROVE, request)
+    async def send(self, harness: Harness, rid: str, body: dict[str, Any]) -> UpdateResult:
+        plain = Releases(harness.releases.client, harness.releases.task_queue)  # sends as is
+        return await plain._update(rid, "approve", body)
+
+    async def test_valid_signature_accepted_and_audited(self, harness: Harness) -> None:
+        rid = await started(harness)
+        status = await harness.releases.status(rid)
+        assert status.first_run_id, "the status names the first run a signer binds"
+        body = self.sign(test_keys.person_key("sam.safety"), status, "sam.safety")
+        await self.send(harness, rid, body)
         audit = await harness.releases.audit(rid)
         event = next(e for e in audit if e.action == "decision_approve")
-        assert request.signature is not None
-        assert event.details["signature"]["value"] == request.signature.value
-        assert event.details["signature"]["artifact_sha256"] == factories.spec(rid).artifact.sha256
+        attestation = event.details["attestation"]
+        assert attestation["signature"] == body["signature"]["value"]
+        assert attestation["statement"]["actor"] == event.actor == "sam.safety"
+        assert attestation["statement"]["binding"]["artifact_sha256"] == status.spec.artifact.sha256
+        assert event.details["key_id"] == body["signature"]["key_id"]
 
-    async def test_missing_forged_replayed_refused(self, harness: Harness, keys: dict) -> None:  # type: ignore[type-arg]
-        rid = await started(harness, self.signed_policy(keys))
+    async def test_missing_forged_replayed_refused(self, harness: Harness) -> None:
+        rid = await started(harness)
         before = await harness.releases.status(rid)
-        err = await refused(harness.approve(rid, "sam.safety", "safety"))
+        err = await refused(self.send(harness, rid, {"decider": "sam.safety", "role": "safety"}))
         assert err.rule == "signature_required"
-        forged = self.sign(keys["sara.safety"], rid, "sam.safety", "safety")  # someone else's key
-        err = await refused(harness.releases.decide(rid, DecisionKind.APPROVE, forged))
-        assert err.rule == "signature_invalid"
-        assert "does not verify against sam.safety's roster key" in str(err)
-        other_release = self.sign(keys["sam.safety"], "another-release", "sam.safety", "safety")
-        err = await refused(harness.releases.decide(rid, DecisionKind.APPROVE, other_release))
-        assert err.rule == "signature_invalid"
+        forged = self.sign(test_keys.person_key("sara.safety"), before, "sam.safety")
+        err = await refused(self.send(harness, rid, forged))
+        assert err.rule == "signature_wrong_signer"
+        assert "belongs to sara.safety, not to sam.safety" in str(err)
+        other = release_binding(before).model_copy(update={"subject_id": "another-release"})
+        err = await refused(
+            self.send(
+                harness,
+                rid,
+                self.sign(test_keys.person_key("sam.safety"), before, "sam.safety", binding=other),
+            )
+        )
+        assert err.rule == "signature_binding"
         assert (await harness.releases.status(rid)).audit_length == before.audit_length, "no trace"
 
-        good = self.sign(keys["sam.safety"], rid, "sam.safety", "safety")
-        await harness.releases.decide(rid, DecisionKind.APPROVE, good)
-        replay = good.model_copy(update={"decider": "sam.safety"})
-        err = await refused(harness.releases.decide(rid, DecisionKind.REQUEST_CHANGES, replay))
-        assert err.rule in ("signature_replayed", "signature_invalid")
-        err = await refused(harness.releases.decide(rid, DecisionKind.APPROVE, good))
-        assert err.rule == "signature_replayed"
+        good = self.sign(test_keys.person_key("sam.safety"), before, "sam.safety")
+        await self.send(harness, rid, good)
+        err = await refused(self.send(harness, rid, good))
+        assert err.rule in ("signature_replayed", "already_decided")
 
-    async def test_stale_signature_refused(self, harness: Harness, keys: dict) -> None:  # type: ignore[type-arg]
-        rid = await started(harness, self.signed_policy(keys))
-        request = self.sign(keys["sam.safety"], rid, "sam.safety", "safety")
-        await harness.skip(rid, 1)
-        err = await refused(harness.releases.decide(rid, DecisionKind.APPROVE, request))
+    async def test_stale_signature_refused(self, harness: Harness) -> None:
+        rid = await started(harness)
+        status = await harness.releases.status(rid)
+        body = self.sign(
+            test_keys.person_key("sam.safety"),
+            status,
+            "sam.safety",
+            signed_at=datetime.now(UTC) - timedelta(hours=1),
+        )
+        err = await refused(self.send(harness, rid, body))
         assert err.rule == "signature_stale"
 
 
@@ -326,7 +327,10 @@ class TestRawUpdateErrors:
         rid = await started(harness)
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await harness.handle(rid).execute_update(
-                "approve", {"decider": "ada.author", "role": "safety"}
+                "approve",
+                await test_keys.signed(
+                    harness.releases, rid, "approve", {"decider": "ada.author", "role": "safety"}
+                ),
             )
         assert isinstance(err.value.cause, ApplicationError)
         assert err.value.cause.type == "separation_of_duties"

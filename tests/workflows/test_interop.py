@@ -8,6 +8,7 @@ from collections import Counter
 
 from gatekeeper import search_attributes as sa
 from tests import factories
+from tests import signing as test_keys
 from tests.workflows.conftest import Harness
 from workers.devserver import temporal_executable
 
@@ -63,7 +64,7 @@ class TestTemporalCli:
             "--name",
             "approve",
             "--input",
-            json.dumps(refused),
+            json.dumps(await test_keys.signed(harness.releases, rid, "approve", refused)),
         )
         assert code != 0
         assert "authored evidence capability-eval" in out and "separation of duties" in out
@@ -78,7 +79,7 @@ class TestTemporalCli:
             "--name",
             "approve",
             "--input",
-            json.dumps(accepted),
+            json.dumps(await test_keys.signed(harness.releases, rid, "approve", accepted)),
         )
         assert code == 0, out
         assert "sam.safety approved internal_review as safety" in out

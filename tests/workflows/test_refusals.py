@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from gatekeeper.models import ReleaseStatus
 from tests import factories
+from tests import signing as test_keys
 from tests.workflows.conftest import Harness
 
 FAR_FUTURE = (datetime.now(UTC) + timedelta(days=3650)).isoformat()
@@ -265,6 +266,8 @@ class TestRefusedRequests:
         del name
         before = await harness.releases.status(rid)
         handle = harness.handle(rid)
+        # An honest request: signed by the key of the person it names.
+        payload = await test_keys.signed(harness.releases, rid, update, payload)
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await handle.execute_update(update, payload, result_type=dict)
         cause = err.value.cause
@@ -291,7 +294,11 @@ class TestRefusedRequests:
         assert (await harness.releases.status(rid)).audit_length == before.audit_length
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update(
-                "approve", {"decider": "ada.author", "role": "safety"}, result_type=dict
+                "approve",
+                await test_keys.signed(
+                    harness.releases, rid, "approve", {"decider": "ada.author", "role": "safety"}
+                ),
+                result_type=dict,
             )
         audit = await harness.releases.audit(rid)
         assert audit[-1].action == "request_refused"
@@ -304,7 +311,14 @@ class TestRefusedRequests:
         await harness.at_stage(status.release_id, "internal_review")
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await harness.handle(status.release_id).execute_update(
-                "approve", {"decider": "rm.reviewer", "role": "legal"}, result_type=dict
+                "approve",
+                await test_keys.signed(
+                    harness.releases,
+                    status.release_id,
+                    "approve",
+                    {"decider": "rm.reviewer", "role": "legal"},
+                ),
+                result_type=dict,
             )
         cause = err.value.cause
         assert isinstance(cause, ApplicationError)

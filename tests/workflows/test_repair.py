@@ -55,10 +55,11 @@ class DriftedRelease(ModelReleaseWorkflow):
     async def run(self, payload: RawValue = NO_ARGUMENT) -> ReleaseOutcome:
         return await super().run(payload)
 
-    def _decide(self, kind: DecisionKind, req: DecisionRequest) -> UpdateResult:
+    def _decide(self, kind: DecisionKind, payload: RawValue) -> UpdateResult:
         if not workflow.unsafe.is_replaying():  # it replays what it did not write itself
+            req = self._parse(kind.value, DecisionRequest, payload)
             workflow.upsert_memo({"drift": req.decider})
-        return super()._decide(kind, req)
+        return super()._decide(kind, payload)
 
 
 DRIFTED: list[type] = [DriftedRelease, AccessOrderWorkflow]
