@@ -19,6 +19,7 @@ from rich.table import Table
 from gatekeeper.adapters.registry.models import Partner, RegisteredPerson
 from gatekeeper.cli.common import JSON_OPTION, console, print_json, run, settings
 from gatekeeper.cli.render import markup, plain
+from gatekeeper.cli.session import signer
 from gatekeeper.client import connect
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
@@ -210,10 +211,16 @@ def check(
 # --- access orders --------------------------------------------------------------------------
 
 
+KEY_OPTION = typer.Option(
+    None, "--key", help="Ed25519 private key (PEM) to sign with (default: <keys dir>/<you>.pem)."
+)
+
+
 @asynccontextmanager
-async def _orders(config: Settings) -> AsyncIterator[Orders]:
+async def _orders(config: Settings, key: Path | None = None) -> AsyncIterator[Orders]:
+    """An orders client that signs exempt and lift with the key of the person each names."""
     client = await connect(config)
-    yield Orders(client, config.task_queue)
+    yield Orders(client, config.task_queue, signer=signer(config, key))
 
 
 def _print_order(status: OrderStatus, *, elapsed: float | None = None) -> None:
@@ -312,8 +319,11 @@ def order_exempt(
     ),
     reason: str = typer.Option("", "--reason", help="Why (e.g. the government's second letter)."),
     reference: str = typer.Option("", "--reference", help="The letter or docket."),
-    as_: str = typer.Option("", "--as", help="The operator recording the exemption."),
+    as_: str = typer.Option(
+        "", "--as", help="Who exempts (the policy's export_control_officer role)."
+    ),
     file: Path | None = typer.Option(None, "--file", help="An exemption file instead of options."),
+    key: Path | None = KEY_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Exempt named partners (and all their staff) from an order, for some or all models."""
@@ -338,7 +348,7 @@ def order_exempt(
     config = settings(ctx)
 
     async def go() -> OrderStatus:
-        async with _orders(config) as api:
+        async with _orders(config, key) as api:
             return await api.exempt(order_id, request)
 
     status = run(go())
@@ -357,8 +367,11 @@ def order_lift(
     ),
     reason: str = typer.Option("", "--reason", help="Why the order is lifted."),
     reference: str = typer.Option("", "--reference", help="The letter or docket."),
-    as_: str = typer.Option("", "--as", help="The operator lifting the order."),
+    as_: str = typer.Option(
+        "", "--as", help="Who lifts (the policy's export_control_officer role)."
+    ),
     file: Path | None = typer.Option(None, "--file", help="A lift file instead of options."),
+    key: Path | None = KEY_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Lift an order: registry first, then restore_access to every release it suspended."""
@@ -377,7 +390,7 @@ def order_lift(
     config = settings(ctx)
 
     async def go() -> OrderStatus:
-        async with _orders(config) as api:
+        async with _orders(config, key) as api:
             return await api.lift(order_id, request)
 
     started = time.monotonic()

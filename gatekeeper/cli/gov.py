@@ -8,9 +8,9 @@ from typing import Any
 import typer
 
 from gatekeeper.cli import common, render
-from gatekeeper.cli.session import load_key, parse_when, releases, sign_current
+from gatekeeper.cli.session import parse_when, releases
 from gatekeeper.errors import InputError
-from gatekeeper.models.enums import GovernmentResponseKind, WellKnownRole
+from gatekeeper.models.enums import GovernmentResponseKind
 from gatekeeper.models.messages import GovernmentResponse
 from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.payloads import parse_request
@@ -78,25 +78,10 @@ def respond(
         {"by": as_, "kind": kind, "reference": reference, **fields},
         "record_government_response",
     )
-    private_key = load_key(settings, as_, key)
 
     async def go() -> UpdateResult:
-        async with releases(settings) as api:
-            _, signature = await sign_current(
-                api,
-                private_key,
-                release_id,
-                decision=f"government:{kind.value}",
-                decider=as_,
-                role=WellKnownRole.GOVERNMENT_LIAISON.value,
-                subject=draft.signed_subject(),
-            )
-            request = parse_request(
-                GovernmentResponse,
-                {**draft.model_dump(), "signature": signature},
-                "record_government_response",
-            )
-            return await api.respond(release_id, request)
+        async with releases(settings, key) as api:
+            return await api.respond(release_id, draft)
 
     result = common.run(go())
     render.show_result(result, json_)
@@ -133,25 +118,10 @@ def approve_partners(
         },
         "approve_partners",
     )
-    private_key = load_key(settings, as_, key)
 
     async def go() -> UpdateResult:
-        async with releases(settings) as api:
-            _, signature = await sign_current(
-                api,
-                private_key,
-                release_id,
-                decision=f"partners:{decision}",
-                decider=as_,
-                role=WellKnownRole.GOVERNMENT_LIAISON.value,
-                subject=draft.signed_subject(),
-            )
-            request = parse_request(
-                PartnerApprovalRequest,
-                {**draft.model_dump(), "signature": signature},
-                "approve_partners",
-            )
-            return await api.approve_partners(release_id, request)
+        async with releases(settings, key) as api:
+            return await api.approve_partners(release_id, draft)
 
     result = common.run(go())
     render.show_result(result, json_)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -21,15 +22,23 @@ app = typer.Typer(
 
 AS_OPTION = typer.Option(..., "--as", help="The operator (a roster id).")
 REASON_OPTION = typer.Option(..., "--reason", help="Why; everyone notified reads it.")
+KEY_OPTION = typer.Option(
+    None, "--key", help="Ed25519 private key (PEM) to sign with (default: <keys dir>/<you>.pem)."
+)
 
 
 def _operate(
-    settings: Settings, action: str, release_id: str, fields: dict[str, Any], json_: bool
+    settings: Settings,
+    action: str,
+    release_id: str,
+    fields: dict[str, Any],
+    json_: bool,
+    key: Path | None = None,
 ) -> None:
     request = parse_request(OperatorRequest, fields, action)
 
     async def go() -> UpdateResult:
-        async with releases(settings) as api:
+        async with releases(settings, key) as api:
             return await api.operate(release_id, action, request)
 
     result = common.run(go())
@@ -45,6 +54,7 @@ def hold(
     until: str = typer.Option(
         None, "--until", help="Resume by itself at this time (2026-12-31, +2d)."
     ),
+    key: Path = KEY_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Stop the release advancing until it is resumed."""
@@ -55,6 +65,7 @@ def hold(
         release_id,
         {"by": as_, "reason": reason, "until": when},
         json_,
+        key,
     )
 
 
@@ -64,10 +75,11 @@ def resume(
     release_id: str = typer.Argument(...),
     as_: str = AS_OPTION,
     reason: str = REASON_OPTION,
+    key: Path = KEY_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Lift an operator hold (or a missed-deadline hold)."""
-    _operate(common.settings(ctx), "resume", release_id, {"by": as_, "reason": reason}, json_)
+    _operate(common.settings(ctx), "resume", release_id, {"by": as_, "reason": reason}, json_, key)
 
 
 @app.command()
@@ -76,10 +88,13 @@ def withdraw(
     release_id: str = typer.Argument(...),
     as_: str = AS_OPTION,
     reason: str = REASON_OPTION,
+    key: Path = KEY_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """End the release for good: every grant it made is revoked and everyone is told."""
-    _operate(common.settings(ctx), "withdraw", release_id, {"by": as_, "reason": reason}, json_)
+    _operate(
+        common.settings(ctx), "withdraw", release_id, {"by": as_, "reason": reason}, json_, key
+    )
 
 
 @app.command("reconcile-grants")

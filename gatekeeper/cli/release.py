@@ -187,13 +187,18 @@ def amend(
         None, "--artifact", help="PATH or URI@SHA256 of the new artifact."
     ),
     note: str = typer.Option("", "--note", help="What changed and why."),
+    key: Path = typer.Option(
+        None,
+        "--key",
+        help="Ed25519 private key (PEM) to sign with (default: <keys dir>/<you>.pem).",
+    ),
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Change evidence or the artifact. Approvals that covered a changed digest lapse."""
     settings = common.settings(ctx)
 
     async def go() -> UpdateResult:
-        async with releases(settings) as api:
+        async with releases(settings, key) as api:
             current = await api.status(release_id)
             items = {e.id: e for e in current.spec.evidence}
             updates = []

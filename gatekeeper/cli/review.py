@@ -10,13 +10,13 @@ from rich.markup import escape
 from gatekeeper.cli import common, render
 from gatekeeper.cli.inbox import Inbox, inbox_for
 from gatekeeper.cli.release import policy_for
-from gatekeeper.cli.session import load_key, parse_when, releases, sign_current
-from gatekeeper.errors import DecisionRefused
+from gatekeeper.cli.session import parse_when, releases
+from gatekeeper.errors import DecisionRefused, InputError
 from gatekeeper.models.enums import DecisionKind
-from gatekeeper.models.messages import DecisionRequest, DelegationRequest
+from gatekeeper.models.messages import DecisionRequest, DelegationRequest, DelegationRevocation
 from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
-from gatekeeper.releases import ListFilter
+from gatekeeper.releases import ListFilter, Releases
 from gatekeeper.settings import Settings
 from gatekeeper.text import for_markup
 
@@ -34,7 +34,7 @@ STAGE_OPTION = typer.Option(
 KEY_OPTION = typer.Option(
     None,
     "--key",
-    help="Ed25519 private key (PEM) to sign with (default: your key in the keys dir, if any).",
+    help="Ed25519 private key (PEM) to sign with (default: <keys dir>/<you>.pem).",
 )
 
 
@@ -54,18 +54,13 @@ def _decide(
         {"decider": person, "role": role, "stage": stage, "comment": comment},
         kind.value,
     )
-    key = load_key(settings, person, key_file)
 
     async def go() -> UpdateResult:
-        async with releases(settings) as api:
-            decided_stage, signature = await sign_current(
-                api, key, release_id, decision=kind.value, decider=person, role=role, stage=stage
-            )
-            request = parse_request(
-                DecisionRequest,
-                {**draft.model_dump(), "stage": decided_stage, "signature": signature},
-                kind.value,
-            )
+        async with releases(settings, key_file) as api:
+            # The decision names the stage it decides (the signature binds it too): a gate
+            # that moved on meanwhile refuses it rather than counting it elsewhere.
+            decided = stage or (await api.status(release_id)).stage
+            request = draft.model_copy(update={"stage": decided})
             return await api.decide(release_id, kind, request)
 
     return common.run(go())
@@ -115,46 +110,73 @@ def delegate(
     as_: str = AS_OPTION,
     to: str = typer.Option(..., "--to", help="Who may decide in your place."),
     role: str = ROLE_OPTION,
-    until: str = typer.Option(..., "--until", help="When the delegation ends (2026-12-31, +7d)."),
+    until: str | None = typer.Option(
+        None, "--until", help="When the delegation ends (2026-12-31, +7d); not with --revoke."
+    ),
     reason: str = typer.Option("", "--reason"),
+    revoke: bool = typer.Option(
+        False, "--revoke", help="Take the role back from --to: it stops counting at once."
+    ),
+    key: Path = KEY_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
-    """Let another roster member decide in one of your roles, until a time.
+    """Let another roster member decide in one of your roles, until a time (or, with
+    --revoke, take it back: decisions they made with it at the open gate no longer stand).
 
     A delegation is recorded in each release it applies to (and audited there). Without a
     release id it is sent to every running release; releases started later need it again.
+    Both are signed with your key, like every decision.
     """
     settings = common.settings(ctx)
-    request = parse_request(
-        DelegationRequest,
-        {
-            "by": as_,
-            "to": to,
-            "role": role,
-            "until": parse_when(until, option="--until"),
-            "reason": reason,
-        },
-        "delegate",
-    )
+    request: DelegationRequest | DelegationRevocation
+    if revoke:
+        if until is not None:
+            raise InputError("--until does not go with --revoke")
+        request = parse_request(
+            DelegationRevocation,
+            {"by": as_, "to": to, "role": role, "reason": reason},
+            "revoke_delegation",
+        )
+    else:
+        if until is None:
+            raise InputError("--until is required (or --revoke to take a delegation back)")
+        request = parse_request(
+            DelegationRequest,
+            {
+                "by": as_,
+                "to": to,
+                "role": role,
+                "until": parse_when(until, option="--until"),
+                "reason": reason,
+            },
+            "delegate",
+        )
+    done = "revoked" if revoke else "delegated"
+
+    async def send(api: Releases, rid: str) -> UpdateResult:
+        if isinstance(request, DelegationRevocation):
+            return await api.revoke_delegation(rid, request)
+        return await api.delegate(rid, request)
+
     if release_id is not None:
 
         async def one() -> UpdateResult:
-            async with releases(settings) as api:
-                return await api.delegate(release_id, request)
+            async with releases(settings, key) as api:
+                return await send(api, release_id)
 
         render.show_result(common.run(one()), json_)
         return
 
     async def every() -> list[tuple[str, str, str]]:
         outcomes: list[tuple[str, str, str]] = []
-        async with releases(settings) as api:
+        async with releases(settings, key) as api:
             # Only this deployment's releases: other task queues have other workers (or none).
             only_here = ListFilter(running_only=True, task_queue=settings.task_queue)
             running = await api.list(only_here, limit=10_000)
             for row in running:
                 try:
-                    result = await api.delegate(row.release_id, request)
-                    outcomes.append((row.release_id, "delegated", result.message))
+                    result = await send(api, row.release_id)
+                    outcomes.append((row.release_id, done, result.message))
                 except DecisionRefused as refused:
                     outcomes.append((row.release_id, refused.rule, str(refused)))
         return outcomes
@@ -166,9 +188,9 @@ def delegate(
         common.console.print("no running releases: nothing to delegate")
     else:
         for rid, kind, message in outcomes:
-            mark = "[green]✔[/]" if kind == "delegated" else "[yellow]✖[/]"
+            mark = "[green]✔[/]" if kind == done else "[yellow]✖[/]"
             common.console.print(f"{mark} {escape(rid)}: {for_markup(message, one_line=True)}")
-    if outcomes and all(kind != "delegated" for _, kind, _ in outcomes):
+    if outcomes and all(kind != done for _, kind, _ in outcomes):
         raise typer.Exit(7)
 
 

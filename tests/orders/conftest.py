@@ -106,6 +106,11 @@ async def orders(
         adapters.registry.add_partner(partner)
     for person in PEOPLE:
         adapters.registry.add_person(person)
+    # The worker's default policy names who may exempt from and lift orders (olga.ops).
+    factories.install_policy(adapters.policies, factories.policy(), default=True)
+    assert adapters.worker_key_path is not None
+    # The worker's own key (registered in the test directory): signs what orders relay.
+    signing.write_worker_key(adapters.worker_key_path)
     with ThreadPoolExecutor(max_workers=16) as executor:
         async with Worker(
             env.client,
