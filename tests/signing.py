@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import tempfile
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -147,14 +148,26 @@ def signer() -> Signer:
     return Signer(keys=person_key)
 
 
+#: People on no roster whom tests name (their requests are refused by the rules, not for want
+#: of a key on the client's side).
+STRANGERS = ("mallory", "nobody", "intern.nobody", "eve.outsider")
+
+
 def write_keys(keys_dir: Path, people: Iterable[str] | None = None) -> Path:
-    """Write ``<person>.pem`` for ``people`` (default: every roster person) into ``keys_dir``."""
+    """Write ``<person>.pem`` for ``people`` (default: every roster person and the strangers
+    tests name) into ``keys_dir``: what a CLI run by the test signs with."""
     keys_dir.mkdir(parents=True, exist_ok=True)
-    for person in people if people is not None else roster_people():
+    for person in people if people is not None else [*roster_people(), *STRANGERS]:
         path = keys_dir / f"{person}.pem"
         path.write_bytes(pem(person_key(person)))
         path.chmod(0o600)
     return keys_dir
+
+
+@functools.cache
+def shared_keys_dir() -> Path:
+    """A keys dir with every test person's key, for CLI subprocesses (one per test process)."""
+    return write_keys(Path(tempfile.mkdtemp(prefix="gatekeeper-test-keys-")))
 
 
 def write_worker_key(path: Path) -> Path:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from gatekeeper.cli import common, main
 from gatekeeper.models import Policy
-from tests import factories
+from tests import factories, signing
 from tests.workflows.conftest import Harness, harness
 
 __all__ = ["Cli", "cli", "harness"]
@@ -37,7 +37,7 @@ class Cli:
             "GATEKEEPER_TASK_QUEUE": harness.releases.task_queue,
             "GATEKEEPER_POLICY": str(policy_file),
             "GATEKEEPER_DATA_DIR": str(harness.data_dir),
-            "GATEKEEPER_KEYS_DIR": str(policy_file.parent / "keys"),
+            "GATEKEEPER_KEYS_DIR": str(signing.write_keys(policy_file.parent / "keys")),
         }
 
     async def __call__(self, *args: str) -> Result:

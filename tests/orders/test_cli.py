@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from gatekeeper.cli import common, main
 from gatekeeper.errors import DecisionRefused, OrderFileError
-from tests import factories
+from tests import factories, signing
 from tests.orders.conftest import OrderHarness, partner_policy, release_spec, unique
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders"
@@ -26,6 +26,7 @@ class Cli:
             "TEMPORAL_NAMESPACE": orders.env.client.namespace,
             "GATEKEEPER_TASK_QUEUE": orders.releases.task_queue,
             "GATEKEEPER_DATA_DIR": str(orders.data_dir),
+            "GATEKEEPER_KEYS_DIR": str(signing.shared_keys_dir()),
         }
 
     async def __call__(self, *args: str) -> Result:
@@ -73,7 +74,11 @@ class TestOrderCommands:
             f"deny (order): order {order_id} covers foreign persons",
         )
 
-        exemption = example("exemption.yaml", tmp_path / "exemption.yaml", models=[borealis])
+        # The examples name the shipped policy's export control officer; here it is the test
+        # policy's (the worker's default policy says who may exempt and lift).
+        exemption = example(
+            "exemption.yaml", tmp_path / "exemption.yaml", models=[borealis], by=factories.OPERATOR
+        )
         exempted = await cli("access", "order", "exempt", order_id, "--file", str(exemption))
         assert exempted.exit_code == 0, exempted.output
         assert f"exempt: acme-labs for {borealis}" in exempted.output
@@ -90,7 +95,12 @@ class TestOrderCommands:
         assert "restricted-request-routing" in str(short.exception)
 
         lifted = await cli(
-            "access", "order", "lift", order_id, "--file", str(EXAMPLES / "lift.yaml")
+            "access",
+            "order",
+            "lift",
+            order_id,
+            "--file",
+            str(example("lift.yaml", tmp_path / "lift.yaml", by=factories.OPERATOR)),
         )
         assert lifted.exit_code == 0, lifted.output
         assert f"order {order_id} is lifted" in lifted.output

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from gatekeeper import statements
 from gatekeeper.errors import DecisionRefused, OrderExists, OrderNotFound
 from gatekeeper.models import OperatorRequest, ReleaseState
 from gatekeeper.models.orders import (
@@ -15,7 +16,8 @@ from gatekeeper.models.orders import (
     OrderSpec,
     OrderStatus,
 )
-from tests import factories
+from gatekeeper.signed_requests import order_binding
+from tests import factories, signing
 from tests.orders.conftest import OrderHarness, partner_policy, release_spec, unique
 
 OPERATOR = factories.OPERATOR
@@ -126,8 +128,14 @@ class TestLifeCycle:
     ) -> None:
         order_id = unique("ec")
         await orders.orders.apply(spec(order_id, [unique("m")], "foreign_persons"), OPERATOR)
-        body = {"by": OPERATOR, "partners": ["acme-labs"], "reason": "licensed"}
         handle = orders.orders.handle(order_id)
+        body = statements.sign_request(
+            signing.person_key(OPERATOR),
+            action="exempt",
+            actor=OPERATOR,
+            request={"by": OPERATOR, "partners": ["acme-labs"], "reason": "licensed"},
+            binding=order_binding(order_id, (await orders.orders.status(order_id)).first_run_id),
+        )
         answer = await handle.execute_update("exempt", body, result_type=dict)
         assert set(answer) == {"message", "order_id", "state", "exemptions"}
         assert answer["exemptions"] == 1 and "acme-labs" in answer["message"]

@@ -16,7 +16,7 @@ import yaml
 
 from gatekeeper.cli import main
 from gatekeeper.models import ReleaseStatus
-from tests import factories
+from tests import factories, signing
 from tests.workflows.conftest import Harness, harness
 
 __all__ = ["Outcome", "Run", "decision_state", "harness", "run"]
@@ -78,7 +78,7 @@ class Run:
             "GATEKEEPER_TASK_QUEUE": harness.releases.task_queue,
             "GATEKEEPER_POLICY": str(policy_file),
             "GATEKEEPER_DATA_DIR": str(harness.data_dir),
-            "GATEKEEPER_KEYS_DIR": str(workdir / "keys"),
+            "GATEKEEPER_KEYS_DIR": str(signing.write_keys(workdir / "keys")),
             "COLUMNS": "200",
         }
 

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import signing
 from tests.deploy.cli import admin_command
 from tests.workflows.conftest import Harness
 
@@ -26,6 +27,8 @@ def environment(harness: Harness | None = None, **extra: str) -> dict[str, str]:
     """The child's environment: ours (PYTHONPATH included), pointed at the harness's server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))}
     env["COLUMNS"] = "400"  # wide enough that no table wraps what a test looks for
+    # Every test person's signing key (the test workers trust them): requests are signed.
+    env["GATEKEEPER_KEYS_DIR"] = str(signing.shared_keys_dir())
     if harness is not None:
         env |= {
             "TEMPORAL_ADDRESS": harness.env.client.service_client.config.target_host,

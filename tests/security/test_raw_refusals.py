@@ -36,7 +36,7 @@ from temporalio.exceptions import ApplicationError
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, DecisionRequest
 from gatekeeper.models.orders import OrderSpec
-from tests import factories
+from tests import factories, signing
 from tests.orders.conftest import OrderHarness, orders
 from tests.security.conftest import Harness
 from tests.workflows.test_interop import temporal
@@ -325,7 +325,7 @@ def cli_env(harness: Harness, workdir: Path) -> dict[str, str]:
         "GATEKEEPER_TASK_QUEUE": harness.releases.task_queue,
         "GATEKEEPER_POLICY": str(policy_file),
         "GATEKEEPER_DATA_DIR": str(harness.data_dir),
-        "GATEKEEPER_KEYS_DIR": str(workdir / "keys"),
+        "GATEKEEPER_KEYS_DIR": str(signing.write_keys(workdir / "keys")),
         "COLUMNS": "500",
     }
 
