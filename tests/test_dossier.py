@@ -18,13 +18,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import activities_from, open_adapters
-from gatekeeper import signing
 from gatekeeper.adapters.policy_store import PolicyStore
-from gatekeeper.cli.session import sign_decision
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
 from gatekeeper.dossier.verify import verify_file
 from gatekeeper.errors import InputError, ReleaseNotFound
-from gatekeeper.models import DecisionKind, DecisionRequest, Person, ReleaseState, ReleaseStatus
+from gatekeeper.identity import authority
+from gatekeeper.models import DecisionKind, ReleaseState, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
@@ -43,22 +42,9 @@ class Launched:
     data_dir: Path
 
 
-def signed_roster() -> tuple[list[Person], signing.Ed25519PrivateKey]:
-    """The test roster, with a signing key for sam.safety."""
-    key = signing.load_private_key(signing.generate_keypair()[0])
-    roster = [
-        p.model_copy(update={"public_key": signing.public_key_b64(key)})
-        if p.id == "sam.safety"
-        else p
-        for p in factories.ROSTER
-    ]
-    return roster, key
-
-
 async def launch(releases: Releases, env: WorkflowEnvironment, store: PolicyStore) -> str:
-    """Drive a release through every stage, one decision signed, and wait for its result."""
-    roster, key = signed_roster()
-    policy = factories.policy(roster=roster)
+    """Drive a release through every stage (every request signed), and wait for its result."""
+    policy = factories.policy()
     rid = f"dossier-{uuid.uuid4().hex[:8]}"
     spec = factories.spec(rid)
     await factories.start_release(releases, store, spec, policy)
@@ -73,23 +59,7 @@ async def launch(releases: Releases, env: WorkflowEnvironment, store: PolicyStor
         raise AssertionError(f"stuck at {status.stage}: {status.awaiting}")
 
     await until(lambda s: s.stage == "internal_review" and s.awaiting is not None)
-    signature = sign_decision(
-        key,
-        release_id=rid,
-        stage="internal_review",
-        decision="approve",
-        decider="sam.safety",
-        role="safety",
-        artifact_sha256=spec.artifact.sha256,
-    )
-    await releases.decide(
-        rid,
-        DecisionKind.APPROVE,
-        DecisionRequest(
-            decider="sam.safety", role="safety", stage="internal_review", signature=signature
-        ),
-    )
-    for decider, role in factories.INTERNAL_REVIEW[1:]:
+    for decider, role in factories.INTERNAL_REVIEW:
         await releases.decide(rid, DecisionKind.APPROVE, factories.decision(decider, role))
     await until(lambda s: s.stage == "government_testing_window" and s.awaiting is not None)
     await env.fast_forward(handle, timedelta(days=31))
@@ -113,6 +83,8 @@ async def launched(
     for partner in PARTNERS:
         adapters.registry.add_partner(partner)
     releases = Releases(env.client, task_queue, signer=test_keys.signer())
+    directory = test_keys.directory()
+    authority.install(task_queue, directory)
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             env.client,
@@ -124,6 +96,7 @@ async def launched(
         ):
             rid = await launch(releases, env, adapters.policies)
     adapters.close()
+    authority.uninstall(task_queue, directory)
     # Exported with no worker running: a finished release is read from its history.
     dossier = await collect_dossier(releases, rid, outbox_path=data_dir / "outbox.jsonl")
     yield Launched(rid, dossier, render(dossier, DossierFormat.JSON), data_dir)
@@ -169,9 +142,11 @@ class TestExportAfterLaunch:
             "brit-ai",
             "invited-co",
         }
+        # Every decision was a signed request (its statement is in its audit event).
         checks = {(d.person, d.signature_check) for d in dossier.decisions}
-        assert ("sam.safety", "verified") in checks
-        assert ("sec.one", "unsigned") in checks
+        assert ("sam.safety", "signed request") in checks
+        assert ("sec.one", "signed request") in checks
+        assert all(d.key_id for d in dossier.decisions)
         assert [d.person for d in dossier.decisions][-1] == "eve.exec"
         events = {n.event for n in dossier.notifications}
         assert {"release_started", "gate_waiting", "window_opened", "launched"} <= events

@@ -24,7 +24,11 @@ from gatekeeper.models.status import ReleaseStatus
 #: ``format`` of every JSON dossier this version writes (``audit verify`` recognises it).
 DOSSIER_FORMAT = "gatekeeper.release-dossier/1"
 
-SignatureCheck = Literal["verified", "invalid", "unsigned", "no key on the roster", "no policy"]
+#: ``signed request``: signed with a registered key (the worker checked it; the statement and
+#: signature are in the decision's audit event, which ``audit verify`` checks again).
+SignatureCheck = Literal[
+    "verified", "invalid", "unsigned", "no key on the roster", "no policy", "signed request"
+]
 PolicyCheck = Literal["matches", "does not match", "unavailable"]
 
 
@@ -41,6 +45,7 @@ class DecisionEntry(Model):
     valid: bool = True
     invalidated_reason: str = ""
     signature: DecisionSignature | None = None
+    key_id: str | None = None
     signature_check: SignatureCheck = "unsigned"
 
 
@@ -156,7 +161,10 @@ def decisions_of(status: ReleaseStatus, policy: Policy | None) -> list[DecisionE
             valid=decision.valid,
             invalidated_reason=decision.invalidated_reason,
             signature=decision.signature,
-            signature_check=_signature_check(
+            key_id=decision.key_id,
+            signature_check="signed request"
+            if decision.key_id is not None
+            else _signature_check(
                 status.release_id,
                 gate.stage,
                 decision.kind.value,

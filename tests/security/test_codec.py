@@ -130,7 +130,7 @@ async def deployment(env: WorkflowEnvironment, tmp_path: Path) -> DeploymentFact
             # Releases here name no policy: they run under the store's default, this one.
             factories.install_policy(adapters.policies, fast_policy(), default=True)
         try:
-            with ThreadPoolExecutor(max_workers=4) as executor:
+            with signing.trusted(task_queue), ThreadPoolExecutor(max_workers=4) as executor:
                 worker = build_worker(
                     client,
                     settings,
@@ -183,7 +183,7 @@ class TestPlaintextRefused:
             assert not new_events & UPDATE_OR_FAILURE_EVENTS, "a rejected update leaves no trace"
             # The same decision with the keys is accepted: the refusal was the encryption's.
             await d.releases.handle(rid).execute_update(
-                "approve", factories.decision(*PLAIN_APPROVAL.values())
+                "approve", await signing.signed(d.releases, rid, "approve", PLAIN_APPROVAL)
             )
             approved = await d.releases.status(rid)
             assert [a.person for a in approved.gates["internal_review"].decisions] == ["sam.safety"]
@@ -238,7 +238,7 @@ class TestPlaintextRefused:
             # The release still answers: a real approval goes through at once.
             await asyncio.wait_for(
                 d.releases.handle(rid).execute_update(
-                    "approve", factories.decision(*PLAIN_APPROVAL.values())
+                    "approve", await signing.signed(d.releases, rid, "approve", PLAIN_APPROVAL)
                 ),
                 30,
             )
@@ -252,7 +252,9 @@ class TestPlaintextRefused:
             rid = before.release_id
             # Accepted; its result comes back encrypted, unreadable to this client.
             result = await d.bare_handle(rid).execute_update(
-                "approve", PLAIN_APPROVAL, result_type=RawValue
+                "approve",
+                await signing.signed(d.releases, rid, "approve", PLAIN_APPROVAL),
+                result_type=RawValue,
             )
             assert result.payload.metadata["encoding"] == ENCODING
             after = await d.releases.status(rid)
@@ -313,7 +315,7 @@ class TestTemporalCli:
                 "--name",
                 "approve",
                 "--input",
-                json.dumps(PLAIN_APPROVAL),
+                json.dumps(await signing.signed(d.releases, rid, "approve", PLAIN_APPROVAL)),
             ]
             code, out = await temporal_cli(d, *update)
             assert code != 0 and "(type: plaintext_refused, retryable: false)" in out, out

@@ -374,6 +374,7 @@ async def gatekeeper(harness: Harness, *args: str) -> subprocess.CompletedProces
         "TEMPORAL_NAMESPACE": harness.env.client.namespace,
         "GATEKEEPER_TASK_QUEUE": harness.releases.task_queue,
         "GATEKEEPER_DATA_DIR": str(harness.data_dir.parent / "cli"),
+        "GATEKEEPER_KEYS_DIR": str(signing.shared_keys_dir()),
         "COLUMNS": "250",
     }
     return await asyncio.to_thread(

@@ -27,7 +27,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper.models import ReleaseState
 from gatekeeper.rules import PAYLOAD, PAYLOAD_BUDGET, REQUEST_BUDGETS
-from tests import factories
+from gatekeeper.signed_requests import release_binding
+from tests import factories, signing
 from tests.security.conftest import Harness
 
 #: Requests sent to the one release, and how many are in flight at once: the server admits at
@@ -154,8 +155,12 @@ async def send(harness: Harness, rid: str, mix: list[tuple[str, dict[str, Any]]]
     handle = harness.handle(rid)
     outcomes: Counter[str] = Counter()
     gate = asyncio.Semaphore(IN_FLIGHT)
+    # Every request is signed by the key of the person (or order) it names, as an insider with
+    # keys would flood; the binding does not move while the release waits at its gate.
+    binding = release_binding(await harness.releases.status(rid))
 
     async def one(name: str, body: dict[str, Any]) -> None:
+        body = await signing.signed(harness.releases, rid, name, body, binding=binding)
         async with gate:
             try:
                 await admitted(lambda: handle.execute_update(name, body, result_type=dict))
@@ -206,10 +211,21 @@ class TestFlood:
         # The release still finishes: lift the hold and the order, review, window, launch.
         op = factories.OPERATOR
         handle = harness.handle(rid)
-        await handle.execute_update("resume", {"by": op, "reason": "flood over"}, result_type=dict)
+        await handle.execute_update(
+            "resume",
+            await signing.signed(
+                harness.releases, rid, "resume", {"by": op, "reason": "flood over"}
+            ),
+            result_type=dict,
+        )
         await handle.execute_update(
             "restore_access",
-            {"order_id": "flood", "by": "access-order-flood", "reason": "lifted"},
+            await signing.signed(
+                harness.releases,
+                rid,
+                "restore_access",
+                {"order_id": "flood", "by": "access-order-flood", "reason": "lifted"},
+            ),
             result_type=dict,
         )
         outcome = await harness.launch(rid)
@@ -291,15 +307,20 @@ class TestSpentBudget:
         handle = harness.handle(rid)
         op = factories.OPERATOR
         budget = REQUEST_BUDGETS["operator"]
+
+        async def operate(action: str, reason: str) -> Any:
+            body = await signing.signed(harness.releases, rid, action, {"by": op, "reason": reason})
+            return await handle.execute_update(action, body, result_type=dict)
+
         for n in range(budget // 2):
-            await handle.execute_update("hold", {"by": op, "reason": f"h{n}"}, result_type=dict)
-            await handle.execute_update("resume", {"by": op, "reason": f"r{n}"}, result_type=dict)
+            await operate("hold", f"h{n}")
+            await operate("resume", f"r{n}")
         status = await harness.releases.status(rid)
         assert status.requests["operator"] == budget
 
         kinds = (await history_size(harness, rid))[2]
         with pytest.raises(WorkflowUpdateFailedError) as caught:
-            await handle.execute_update("hold", {"by": op, "reason": "one more"}, result_type=dict)
+            await operate("hold", "one more")
         cause = caught.value.cause
         assert isinstance(cause, ApplicationError)
         assert cause.type == "request_budget_exhausted"
@@ -309,9 +330,7 @@ class TestSpentBudget:
         accepted = "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
         assert (await history_size(harness, rid))[2][accepted] == kinds[accepted]
 
-        result = await handle.execute_update(
-            "withdraw", {"by": op, "reason": "flooded"}, result_type=dict
-        )
+        result = await operate("withdraw", "flooded")
         assert result["state"] == "withdrawn"
         assert set(result) == {"message", "release_id", "state", "stage", "status_version"}
         assert len(json.dumps(result)) < 500, "an update answers in a few hundred bytes"

@@ -36,6 +36,7 @@ from temporalio.exceptions import ApplicationError
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, DecisionRequest
 from gatekeeper.models.orders import OrderSpec
+from gatekeeper.signed_requests import ACTOR_FIELDS
 from tests import factories, signing
 from tests.orders.conftest import OrderHarness, orders
 from tests.security.conftest import Harness
@@ -273,9 +274,13 @@ class Refusal:
 
 
 async def send_raw(harness: Harness, rid: str, update: str, *inputs: Any) -> tuple[int, str]:
-    """``temporal workflow update execute`` with each input as a JSON argument."""
+    """``temporal workflow update execute`` with each input as a JSON argument; an input that
+    names its actor is signed with that person's key (an honest sender: what is tested is the
+    request's content, refused by its rules before any signature would count)."""
     args = ["workflow", "update", "execute", "-w", f"release-{rid}", "--name", update]
     for value in inputs:
+        if update in ACTOR_FIELDS and len(inputs) == 1:
+            value = await signing.signed(harness.releases, rid, update, value)
         args += ["--input", json.dumps(value)]
     return await temporal(harness, *args)
 
