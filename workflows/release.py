@@ -88,6 +88,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
     from gatekeeper.spec import check_spec_against_policy
+    from gatekeeper.statements import SIGNATURE_FIELD
     from workflows import timeouts
     from workflows.decisions import ReleaseLedger
     from workflows.details import current_details
@@ -115,6 +116,16 @@ class StaleClock(RuntimeError):
 def raw_data(payload: RawValue) -> bytes:
     """The update's argument as sent (what its history stores)."""
     return bytes(payload.payload.data)
+
+
+def content_size(request: Model) -> int:
+    """What a request counts against the payload budget: its JSON without the signature (a
+    signature's size is bounded, and accepted requests are counted by their own budgets)."""
+    return len(request.model_dump_json(exclude={SIGNATURE_FIELD}))
+
+
+def signature_size(request: Model) -> int:
+    return len(request.model_dump_json()) - content_size(request)
 
 
 def release_workflow_id(release_id: str) -> str:
@@ -893,7 +904,7 @@ class ModelReleaseWorkflow:
             self._ledger.screen(
                 update,
                 kind(req) if kind else update,
-                size,
+                size - signature_size(req),
                 lambda ledger: change(ledger, req),
             )
 
@@ -923,14 +934,14 @@ class ModelReleaseWorkflow:
                 ledger.refused(
                     refusal, workflow.now(), actor, request, body.model_dump(mode="json")
                 )
-            ledger.charge("refused", len(body.model_dump_json()))
+            ledger.charge("refused", content_size(body))
             self._commit()
             raise self._refusal(refusal) from None
         ledger.attesting = None
         nonce = signed_requests.nonce_of(raw)
         if nonce is not None:
             ledger.used_nonces.add(nonce)
-        ledger.charge(BUDGET_OF[request], len(body.model_dump_json()))
+        ledger.charge(BUDGET_OF[request], content_size(body))
         self._commit()
         return self._result(message)
 
