@@ -103,20 +103,26 @@ async def _dev(
     )
     # The packaged policies go into the worker's store, so `release start` works out of the box.
     installed = await asyncio.to_thread(_install_packaged_policies, settings)
+    # One machine: a local trust root (its key in the keys dir) registers the worker's key.
+    identity = await asyncio.to_thread(_local_trust_root, settings)
     # Installed before the server starts, so an early Ctrl-C also ends in a clean stop.
     with shutdown_signals(stop, on_force_exit=server.terminate_now):
         async with server:
             if stop.is_set():
                 return
             attributes = await registered_search_attributes(server.client)
-            _print_banner(settings, server, attributes, installed)
+            _print_banner(settings, server, attributes, installed, identity)
             # A server that dies under the worker ends the command instead of leaving a worker
             # retrying its polls forever.
             watch = asyncio.create_task(server.wait())
             watch.add_done_callback(lambda _: stop.set())
             try:
                 await run_worker(
-                    settings, client=server.client, stop_event=stop, handle_signals=False
+                    settings,
+                    client=server.client,
+                    stop_event=stop,
+                    handle_signals=False,
+                    local_identity=True,
                 )
             finally:
                 died = watch.done() and not watch.cancelled()
@@ -135,8 +141,25 @@ def _install_packaged_policies(settings: Settings) -> list[str]:
         return install_packaged(store)
 
 
+def _local_trust_root(settings: Settings) -> str:
+    """Make (or find) the local trust root; the banner's line about it."""
+    from gatekeeper.identity.registry import IdentityRegistry
+    from gatekeeper.identity.worker_key import local_trust_root, root_key_path
+
+    with IdentityRegistry(settings.effective_registry_url) as registry:
+        key, root, created = local_trust_root(settings, registry)
+    if key is None:
+        return f"{root.key_id} (its key is not in {settings.keys_dir})"
+    made = "created, " if created else ""
+    return f"{root.key_id} ({made}key {root_key_path(settings)}; --admin {root.principal})"
+
+
 def _print_banner(
-    settings: Settings, server: DevServer, attributes: dict[str, str], policies: list[str]
+    settings: Settings,
+    server: DevServer,
+    attributes: dict[str, str],
+    policies: list[str],
+    identity: str,
 ) -> None:
     # Plain label/value lines rather than a table: a table would truncate long paths in a pipe.
     rows = [
@@ -151,6 +174,7 @@ def _print_banner(
         ("Other shells", f"export TEMPORAL_ADDRESS={server.target}"),
         ("Search attributes", ", ".join(f"{k} ({v})" for k, v in attributes.items())),
         *(("Policy", line) for line in policies),
+        ("Trust root", identity),
     ]
     console = common.console
     console.print("[bold green]Gatekeeper dev is running[/bold green]")
