@@ -129,6 +129,7 @@ async def run_worker(
     activities: Sequence[Callable[..., Any]] | None = None,
     activity_threads: int = DEFAULT_ACTIVITY_THREADS,
     local_identity: bool = False,
+    identity: IdentityRegistry | None = None,
 ) -> None:
     """Run a worker until ``stop_event`` is set or SIGINT/SIGTERM arrives, then stop gracefully.
 
@@ -145,6 +146,8 @@ async def run_worker(
         local_identity: one machine (``gatekeeper dev``, the demo): a trust root is made in the
             keys dir if the registry has none, and registers the worker's key. Otherwise the
             worker's key must already be registered by an identity admin.
+        identity: the identity registry, already opened and checked by :func:`open_identity`
+            (the caller closes it); by default it is opened and checked here.
 
     Before polling, the worker checks its identity registry (a trust root, the pinned one if
     ``[identity] trust_root`` is set, and an identity log that verifies) and its own key, and
@@ -156,7 +159,9 @@ async def run_worker(
             identity registry cannot be trusted; the worker's key is not registered.
     """
     stop = stop_event or asyncio.Event()
-    identity = await asyncio.to_thread(open_identity, settings, local=local_identity)
+    owned = identity is None
+    if identity is None:
+        identity = await asyncio.to_thread(open_identity, settings, local=local_identity)
     try:
         with key_directory(task_queue or settings.task_queue, identity):
             await _run(
@@ -170,7 +175,8 @@ async def run_worker(
                 activity_threads=activity_threads,
             )
     finally:
-        identity.close()
+        if owned:
+            identity.close()
 
 
 def open_identity(settings: Settings, *, local: bool = False) -> IdentityRegistry:

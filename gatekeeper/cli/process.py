@@ -14,7 +14,7 @@ from gatekeeper.errors import ConfigError
 from gatekeeper.logging import configure_logging
 from gatekeeper.settings import Settings
 from workers.devserver import DevServer, ensure_search_attributes, registered_search_attributes
-from workers.worker import run_worker, shutdown_signals
+from workers.worker import open_identity, run_worker, shutdown_signals
 
 
 def register(app: typer.Typer) -> None:
@@ -44,10 +44,15 @@ def worker(
 
 
 async def _worker(settings: Settings, register_search_attributes: bool) -> None:
-    client = await connect(settings)
-    if register_search_attributes:
-        await ensure_search_attributes(client)
-    await run_worker(settings, client=client)
+    # Whom the worker trusts is checked before it dials Temporal at all.
+    identity = await asyncio.to_thread(open_identity, settings)
+    try:
+        client = await connect(settings)
+        if register_search_attributes:
+            await ensure_search_attributes(client)
+        await run_worker(settings, client=client, identity=identity)
+    finally:
+        identity.close()
 
 
 def dev(
