@@ -228,6 +228,66 @@ def identity_verify(
     )
 
 
+@identity_app.command("worker-key")
+def identity_worker_key(
+    ctx: typer.Context,
+    register: bool = typer.Option(
+        False, "--register", help="Register it as a worker key (needs --admin)."
+    ),
+    admin: str = typer.Option(None, "--admin", help="The identity admin registering it."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """The worker's own key ([identity] worker_key, default <data_dir>/worker-key.pem): created
+    if missing, printed, and with --register --admin A registered as a worker key."""
+    from gatekeeper.identity.keyfiles import load_or_create
+    from gatekeeper.identity.worker_key import WORKER_PRINCIPAL, worker_key_path
+
+    settings = common.settings(ctx)
+    if register and not admin:
+        raise InputError("--register needs --admin NAME (the identity admin who registers it)")
+    admin_key = _admin_key(settings, admin) if register else None
+    path = worker_key_path(settings)
+    key, created = load_or_create(path)
+    public = signing.public_key_b64(key)
+    key_id = key_id_of(public)
+    with _registry(settings) as registry:
+        record = registry.key(key_id)
+        if record is None and admin_key is not None:
+            record = registry.register(
+                principal=WORKER_PRINCIPAL,
+                principal_kind=PrincipalKind.WORKER,
+                public_key=public,
+                admin_key=admin_key,
+            )
+    if json_:
+        common.print_json(
+            {
+                "key_id": key_id,
+                "public_key": public,
+                "private_key": str(path),
+                "created": created,
+                "registered": record.model_dump(mode="json") if record else None,
+            }
+        )
+        return
+    made = "created" if created else "found"
+    common.console.print(f"worker key {made}: {path}", markup=False, highlight=False)
+    common.console.print(f"    key id       {key_id}", markup=False, highlight=False)
+    common.console.print(f"    public key   {public}", markup=False, highlight=False)
+    if record is not None:
+        common.console.print(
+            f"Registered to {record.principal} ({record.principal_kind.value}).", markup=False
+        )
+    else:
+        common.console.print(
+            "Not registered; an identity admin runs:\n"
+            f"    gatekeeper keys register --as {WORKER_PRINCIPAL} --kind worker "
+            f"--public-key {public} --admin ADMIN",
+            markup=False,
+            highlight=False,
+        )
+
+
 # -- gatekeeper keys ---------------------------------------------------------------------------
 
 

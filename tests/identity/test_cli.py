@@ -168,3 +168,22 @@ class TestKeysLifecycle:
         assert no_admin.returncode == 2 and "--register needs --admin" in no_admin.stderr
         assert bad_kind.returncode == 2 and "--kind: 'robot' is not one of" in bad_kind.stderr
         assert not (cli.settings.keys_dir / "bob.pem").exists()
+
+
+class TestWorkerKeyCommand:
+    """``identity worker-key`` makes the worker's key where the worker reads it, prints what an
+    admin registers, and with --register --admin registers it as a worker key."""
+
+    def test_created_printed_then_registered(self, cli: Cli) -> None:
+        cli.json("identity", "init")
+
+        shown = cli.json("identity", "worker-key")
+        registered = cli.json("identity", "worker-key", "--register", "--admin", "identity-root")
+
+        path = cli.settings.data_dir / "worker-key.pem"
+        assert shown["created"] and shown["registered"] is None
+        assert shown["private_key"] == str(path)
+        assert shown["key_id"] == private_key_id(read_private_key(path)) == registered["key_id"]
+        assert not registered["created"]
+        assert registered["registered"]["principal"] == "gatekeeper-worker"
+        assert registered["registered"]["principal_kind"] == "worker"
