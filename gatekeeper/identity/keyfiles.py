@@ -23,7 +23,7 @@ def write_private_key(path: Path, private_key: Ed25519PrivateKey, *, replace: bo
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
     try:
         descriptor = os.open(path, flags, 0o600)
