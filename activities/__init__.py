@@ -93,7 +93,9 @@ def open_adapters(settings: Settings) -> Adapters:
         registry=registry,
         http=http,
         policies=policies,
-        identity=IdentityRegistry(settings.effective_registry_url),
+        identity=IdentityRegistry(
+            settings.effective_registry_url, trust_root=settings.config.identity.trust_root
+        ),
         policy_checks=[channels_configured(settings.config)],
     )
 

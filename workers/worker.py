@@ -187,7 +187,9 @@ def open_identity(settings: Settings, *, local: bool = False) -> IdentityRegistr
     from gatekeeper.identity.registry import IdentityRegistry
     from gatekeeper.identity.worker_key import check_trust, ensure_worker_key, local_trust_root
 
-    registry = IdentityRegistry(settings.effective_registry_url)
+    registry = IdentityRegistry(
+        settings.effective_registry_url, trust_root=settings.config.identity.trust_root
+    )
     try:
         admin = None
         if local:
