@@ -44,8 +44,10 @@ _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 #: Modules the workflow sandbox shares with the worker process instead of re-importing: the
 #: update validators reach the worker's key directory through :mod:`gatekeeper.identity.authority`,
-#: which must be the process's one instance (a sandboxed copy would have no directory installed).
-SANDBOX_PASSTHROUGH = ("gatekeeper.identity",)
+#: which must be the process's one instance (a sandboxed copy would have no directory installed);
+#: ``cryptography``'s Rust core imports ``cryptography.exceptions`` lazily when a signature fails
+#: to verify, and that import inside the sandbox aborts the process (pyo3).
+SANDBOX_PASSTHROUGH = ("gatekeeper.identity", "cryptography")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

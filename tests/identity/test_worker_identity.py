@@ -71,6 +71,54 @@ class TestSandboxPassthrough:
             assert authority.directory_for(task_queue) is None
 
 
+class TestForgedRowsAreNotKeys:
+    """A key row written into the database by hand (no admin's certificate) is not a key to the
+    running worker's validators, even before a restart would find it in the identity log."""
+
+    async def test_a_hand_written_row_is_refused_by_the_validator(
+        self, client: Client, tmp_path: Path
+    ) -> None:
+        import sqlalchemy as sa
+
+        task_queue = f"ident-{uuid.uuid4().hex[:10]}"
+        settings = settings_in(tmp_path, task_queue)
+        forged = Ed25519PrivateKey.generate()
+        forged_id = private_key_id(forged)
+        with IdentityRegistry(settings.effective_registry_url) as registry:
+            register_people(registry, ["lena.fischer"], settings.keys_dir)
+            admin = registry.keys("identity-admin")[0]
+            engine = sa.create_engine(settings.effective_registry_url)
+            with engine.begin() as connection:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO identity_keys VALUES (:k, 'mallory', 'person', 'ed25519', "
+                        ":p, '2026-01-01 00:00:00.000000', NULL, NULL, '', :c, :s, "
+                        "'2026-01-01 00:00:00.000000', 99)"
+                    ),
+                    {
+                        "k": forged_id,
+                        "p": signing.public_key_b64(forged),
+                        "c": admin.key_id,
+                        "s": signing.sign(forged, b"not a certificate"),
+                    },
+                )
+            engine.dispose()
+            worker = build_worker(client, settings, workflows=[KeyLookupProbe], activities=[])
+            with key_directory(task_queue, registry):
+                async with worker:
+                    handle = await client.start_workflow(
+                        KeyLookupProbe.run,
+                        id=f"probe-{uuid.uuid4().hex[:8]}",
+                        task_queue=task_queue,
+                    )
+                    assert await handle.query(KeyLookupProbe.key, forged_id) is None
+                    with pytest.raises(WorkflowUpdateFailedError) as refused:
+                        await handle.execute_update(KeyLookupProbe.use_key, forged_id)
+                    assert "is not registered on this worker" in str(refused.value.cause)
+                    await handle.signal(KeyLookupProbe.done)
+                    assert await handle.result() == []
+
+
 class TestRunWorker:
     """run_worker opens the registry, checks it, registers (locally) or requires its key, and
     installs the registry for its task queue only while it runs."""
