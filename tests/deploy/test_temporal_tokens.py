@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -17,11 +19,13 @@ from typing import Any
 
 import jwt
 import pytest
+import yaml
 
 from gatekeeper import temporal_auth
 from tests.deploy.cli import admin_command
 
 AUDIENCE = temporal_auth.DEFAULT_AUDIENCE
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gatekeeper(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -263,3 +267,40 @@ class TestRefusedRequests:
         assert result.returncode == 3
         assert "is not an unencrypted PEM private key" in result.stderr
         assert result.stdout == ""
+
+
+class TestDocumentedSetup:
+    """The commands docs/deployment.md gives before the first ``docker compose up`` make a key
+    set and tokens the stack accepts: its audience, its namespace, writer for the worker and
+    admin for the setup job, at the paths its secrets name."""
+
+    def test_quick_start_tokens_fit_the_stack(self, tmp_path: Path) -> None:
+        doc = (ROOT / "docs" / "deployment.md").read_text()
+        section = doc[doc.index("## The compose stack") : doc.index("docker compose up -d")]
+        commands = [
+            line.replace("\\\n", " ")
+            for line in re.findall(
+                r"^\$ (gatekeeper temporal-auth (?:[^\n]*\\\n)*[^\n]*)$", section, re.M
+            )
+        ]
+        assert [c.split()[2] for c in commands] == ["keygen", "issue", "issue"]
+        key = tmp_path / "temporal-jwt.pem"
+        for command in commands:
+            argv = shlex.split(command.replace("$KEY", str(key)))[2:]
+            argv = [a.replace("deploy/temporal/", f"{tmp_path}/deploy/temporal/") for a in argv]
+            result = gatekeeper(*argv)
+            assert result.returncode == 0, (command, result.stderr)
+
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        jwks = tmp_path / "deploy/temporal/jwks/jwks.json"
+        audience = compose["services"]["temporal"]["environment"]["TEMPORAL_JWT_AUDIENCE"]
+        assert audience == "${TEMPORAL_JWT_AUDIENCE:-" + AUDIENCE + "}"
+        namespace = compose["x-gatekeeper-client"]["TEMPORAL_NAMESPACE"]
+        assert namespace == "${TEMPORAL_NAMESPACE:-default}"
+        expected = {"worker": "default:write", "setup": "default:admin"}
+        for secret in compose["secrets"].values():
+            name = Path(secret["file"]).name
+            token = (tmp_path / "deploy/temporal/tokens" / name).read_text().strip()
+            claims = verify(token, jwks)
+            assert claims["permissions"] == [expected[claims["sub"]]], name
+            assert name == f"{claims['sub']}.jwt"
