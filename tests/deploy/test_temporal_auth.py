@@ -293,24 +293,22 @@ class TestNothingBypassesTheAuthorizer:
 
 
 class TestGatekeeperProcessesCarryTokens:
-    """The worker and the setup job send their own token (a compose secret), read from
-    ``GATEKEEPER_TEMPORAL_TOKEN_FILE``; the worker's writes, the setup job's administers."""
+    """The worker and the setup job send their own token, read from
+    ``GATEKEEPER_TEMPORAL_TOKEN_FILE`` in a directory only that service mounts (so a token renewed
+    in place reaches the running worker); the worker's writes, the setup job's administers."""
 
-    def test_each_client_reads_its_own_secret(self, raw: dict[str, Any]) -> None:
+    def test_each_client_reads_its_own_token_directory(self, resolved: dict[str, Any]) -> None:
         sources = {}
         for name in ("worker", "gatekeeper-setup"):
-            service = raw["services"][name]
+            service = resolved["services"][name]
             token_file = PurePosixPath(environment(service)["GATEKEEPER_TEMPORAL_TOKEN_FILE"])
-            [secret] = service["secrets"]
-            assert token_file == PurePosixPath("/run/secrets") / secret["target"]
-            sources[name] = secret["source"]
+            host_dir = mounted_host_path(service, str(token_file.parent))
+            assert host_dir.is_relative_to(ROOT / "deploy" / "temporal" / "tokens")
+            sources[name] = host_dir / token_file.name
         assert sources["worker"] != sources["gatekeeper-setup"], "the worker gets no admin token"
-        for source in sources.values():
-            assert raw["secrets"][source]["file"].endswith(".jwt")
-
-    def test_token_files_are_never_committed(self, resolved: dict[str, Any]) -> None:
-        for secret in resolved["secrets"].values():
-            token = Path(secret["file"])
+        assert sources["worker"].parent.name == "worker"
+        assert sources["gatekeeper-setup"].parent.name == "setup"
+        for token in sources.values():
             ignored = subprocess.run(
                 ["git", "check-ignore", "-q", str(token)], cwd=ROOT, check=False
             )
@@ -327,7 +325,8 @@ class TestGatekeeperProcessesCarryTokens:
         token of the person signed in, never a service's."""
         for name in ("codec-server", "temporal-jwks", "temporal-ui"):
             service = raw["services"][name]
-            assert "secrets" not in service, name
             assert "GATEKEEPER_TEMPORAL_TOKEN_FILE" not in environment(service), name
+            for volume in service.get("volumes", []):
+                assert "tokens" not in str(volume), name
         ui = environment(raw["services"]["temporal-ui"])
         assert ui["TEMPORAL_AUTH_ENABLED"] == "${TEMPORAL_UI_AUTH_ENABLED:-false}"

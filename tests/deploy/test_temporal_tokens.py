@@ -298,9 +298,11 @@ class TestDocumentedSetup:
         namespace = compose["x-gatekeeper-client"]["TEMPORAL_NAMESPACE"]
         assert namespace == "${TEMPORAL_NAMESPACE:-default}"
         expected = {"worker": "default:write", "setup": "default:admin"}
-        for secret in compose["secrets"].values():
-            name = Path(secret["file"]).name
-            token = (tmp_path / "deploy/temporal/tokens" / name).read_text().strip()
-            claims = verify(token, jwks)
-            assert claims["permissions"] == [expected[claims["sub"]]], name
-            assert name == f"{claims['sub']}.jwt"
+        for service in ("worker", "gatekeeper-setup"):
+            [mount] = [v for v in compose["services"][service]["volumes"] if "tokens" in v]
+            directory = mount.rsplit(":", 2)[0].split("}", 1)[1].lstrip("/")
+            token_file = compose["x-gatekeeper-client"]["GATEKEEPER_TEMPORAL_TOKEN_FILE"]
+            token = tmp_path / "deploy/temporal/tokens" / directory / Path(token_file).name
+            claims = verify(token.read_text().strip(), jwks)
+            assert claims["permissions"] == [expected[claims["sub"]]], service
+            assert directory == claims["sub"]
