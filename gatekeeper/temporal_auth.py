@@ -39,6 +39,9 @@ PERMISSIONS_CLAIM = "permissions"
 DEFAULT_AUDIENCE = "gatekeeper-temporal"
 #: Longest lifetime a token may be issued for.
 MAX_TTL = timedelta(days=90)
+#: ``iat`` and ``nbf`` are set this far back: the server refuses a token issued "in the future",
+#: so a signing machine whose clock runs a little ahead must not make fresh tokens fail.
+CLOCK_SKEW = timedelta(seconds=60)
 #: Temporal's cluster-wide scope: a role there applies to every namespace.
 SYSTEM_NAMESPACE = "temporal-system"
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -232,8 +235,9 @@ def issue_token(
 ) -> str:
     """A JWT (ES256) for ``subject`` holding ``role`` on ``namespaces`` from ``now`` for ``ttl``.
 
-    Claims: ``sub``, ``permissions``, ``aud``, ``iat``, ``nbf``, ``exp``, a random ``jti``,
-    and ``iss`` when given. The header's ``kid`` names the signing key in the key set.
+    Claims: ``sub``, ``permissions``, ``aud``, ``iat`` and ``nbf`` (:data:`CLOCK_SKEW` before
+    ``now``), ``exp`` (``now + ttl``), a random ``jti``, and ``iss`` when given. The header's
+    ``kid`` names the signing key in the key set.
 
     Raises:
         InputError: a malformed subject, role, namespace, audience or lifetime.
@@ -246,14 +250,14 @@ def issue_token(
         raise InputError("--audience must not be empty")
     if not timedelta(0) < ttl <= MAX_TTL:
         raise InputError(f"a token lives longer than zero and at most {MAX_TTL.days} days")
-    issued = int(now.timestamp())
+    issued = int((now - CLOCK_SKEW).timestamp())
     claims: dict[str, Any] = {
         "sub": subject,
         PERMISSIONS_CLAIM: permissions(role, namespaces),
         "aud": audience,
         "iat": issued,
         "nbf": issued,
-        "exp": issued + int(ttl.total_seconds()),
+        "exp": int((now + ttl).timestamp()),
         "jti": secrets.token_hex(16),
     }
     if issuer:

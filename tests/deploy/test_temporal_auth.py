@@ -277,6 +277,15 @@ class TestNothingBypassesTheAuthorizer:
         # Without an internal frontend the worker service would call the public one, untokened.
         assert "publicClient" not in server_config
 
+    def test_every_configured_service_is_started(
+        self, resolved: dict[str, Any], server_config: dict[str, Any]
+    ) -> None:
+        """`temporal-server start` runs frontend, history, matching and worker unless
+        TEMPORAL_SERVICES names others: the internal frontend must be named, or the worker
+        service finds no frontend to call."""
+        started = environment(resolved["services"]["temporal"])["TEMPORAL_SERVICES"].split(",")
+        assert sorted(started) == sorted(server_config["services"])
+
     def test_published_port_is_the_public_frontend(
         self, raw: dict[str, Any], server_config: dict[str, Any]
     ) -> None:
