@@ -244,7 +244,10 @@ class TestTamperedRegistry:
         engine = sa.create_engine(installation.settings.effective_registry_url)
         with engine.begin() as connection:
             # The database refuses the edit while its triggers stand ...
-            with pytest.raises(sa.exc.IntegrityError, match="append-only"), connection.begin_nested():
+            with (
+                pytest.raises(sa.exc.IntegrityError, match="append-only"),
+                connection.begin_nested(),
+            ):
                 connection.execute(sa.text("UPDATE identity_log SET action = 'register'"))
             # ... so the attacker drops them first.
             connection.execute(sa.text("DROP TRIGGER identity_log_no_update"))
