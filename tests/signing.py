@@ -30,6 +30,7 @@ from gatekeeper.signer import Signer
 from gatekeeper.statements import public_key_b64, sign_request
 
 if TYPE_CHECKING:
+    from gatekeeper.identity.registry import IdentityRegistry
     from gatekeeper.releases import Releases
 
 #: When every test key becomes valid.
@@ -213,3 +214,30 @@ def trusted(task_queue: str) -> Iterator[MemoryDirectory]:
         yield installed
     finally:
         authority.uninstall(task_queue, installed)
+
+
+def register_everyone(registry: IdentityRegistry, admin_keys_dir: Path) -> Ed25519PrivateKey:
+    """Register every test person's key and the test worker's key in the worker's identity
+    registry (the same keys :func:`person_key` and :func:`worker_key` give, so a test signs
+    without reading files). Returns the identity admin's key (to register or revoke more)."""
+    from tests.identity_fixtures import admin_key
+
+    admin = admin_key(registry, admin_keys_dir)
+    for person in roster_people():
+        key = person_key(person)
+        if registry.key(key_id(key)) is None:
+            registry.register(
+                principal=person,
+                public_key=public_key_b64(key),
+                valid_from=VALID_FROM,
+                admin_key=admin,
+            )
+    if registry.key(key_id(worker_key())) is None:
+        registry.register(
+            principal=WORKER,
+            principal_kind=PrincipalKind.WORKER,
+            public_key=public_key_b64(worker_key()),
+            valid_from=VALID_FROM,
+            admin_key=admin,
+        )
+    return admin

@@ -33,7 +33,8 @@ from gatekeeper.orders import Orders
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
-from tests.workflows.conftest import PARTNERS, Harness
+from tests.workflows.conftest import PARTNERS, Harness, trust_test_keys
+from workers.worker import key_directory, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 #: Registry people: partner staff of each nationality, and members of the public.
@@ -108,15 +109,17 @@ async def orders(
         adapters.registry.add_person(person)
     # The worker's default policy names who may exempt from and lift orders (olga.ops).
     factories.install_policy(adapters.policies, factories.policy(), default=True)
-    assert adapters.worker_key_path is not None
-    # The worker's own key (registered in the test directory): signs what orders relay.
-    signing.write_worker_key(adapters.worker_key_path)
-    with ThreadPoolExecutor(max_workers=16) as executor:
+    trust_test_keys(adapters)
+    with (
+        ThreadPoolExecutor(max_workers=16) as executor,
+        key_directory(task_queue, adapters.identity),
+    ):
         async with Worker(
             env.client,
             task_queue=task_queue,
             workflows=ALL_WORKFLOWS,
             activities=activities_from(adapters, env.client),
+            workflow_runner=workflow_runner(),
             activity_executor=executor,
             max_concurrent_activities=16,
             graceful_shutdown_timeout=timedelta(seconds=5),

@@ -26,8 +26,9 @@ from temporalio.exceptions import ApplicationError
 from gatekeeper.models import DecisionKind, DecisionRequest, DelegationRequest, ReleaseStatus
 from gatekeeper.models.messages import DelegationRevocation
 from gatekeeper.signed_requests import ACTOR_FIELDS, order_binding, release_binding
-from gatekeeper.statements import Binding, sign_request
+from gatekeeper.statements import Binding, public_key_b64, sign_request
 from tests import factories, signing
+from tests.identity_fixtures import admin_key
 from tests.orders.conftest import OrderHarness, orders, partner_policy, release_spec, unique
 from tests.security.process import environment, gatekeeper
 from tests.workflows.test_interop import temporal
@@ -282,26 +283,31 @@ async def from_the_future(t: Target, b: Binding, h: OrderHarness) -> dict[str, A
 
 
 async def revoked_key(t: Target, b: Binding, h: OrderHarness) -> dict[str, Any]:
+    """A second key of the actor, registered and then revoked a minute ago."""
     actor = t.body[ACTOR_FIELDS[t.update]]
-    directory = signing_directory(h)
+    order = actor.startswith("access-order")
     key = Ed25519PrivateKey.generate()
-    kind = (
-        signing.PrincipalKind.WORKER
-        if actor.startswith("access-order")
-        else signing.PrincipalKind.PERSON
+    registry = h.adapters.identity
+    record = registry.register(
+        principal=signing.WORKER if order else actor,
+        principal_kind=signing.PrincipalKind.WORKER if order else signing.PrincipalKind.PERSON,
+        public_key=public_key_b64(key),
+        valid_from=datetime.now(UTC) - timedelta(hours=1),
+        admin_key=admin(h),
     )
-    principal = signing.WORKER if actor.startswith("access-order") else actor
-    record = directory.add(signing.record_for(key, principal, kind=kind))
-    directory.revoke(record.key_id, at=datetime.now(UTC) - timedelta(minutes=1))
+    registry.revoke(
+        record.key_id,
+        at=datetime.now(UTC) - timedelta(minutes=1),
+        reason="lost laptop",
+        admin_key=admin(h),
+    )
     return signed(t, b, key=key)
 
 
-def signing_directory(h: OrderHarness) -> signing.MemoryDirectory:
-    from gatekeeper.identity import authority
-
-    found = authority.directory_for(h.releases.task_queue)
-    assert isinstance(found, signing.MemoryDirectory)
-    return found
+def admin(h: OrderHarness) -> Ed25519PrivateKey:
+    """The identity admin the harness registered the test keys with."""
+    assert h.adapters.worker_key_path is not None
+    return admin_key(h.adapters.identity, h.adapters.worker_key_path.parent / "admin-keys")
 
 
 #: attack -> the rule that refuses it.
@@ -422,7 +428,11 @@ class TestOrderUpdates:
     ) -> None:
         target = await order_target(orders, update)
         # Signed correctly by intern.nobody's own registered key: authentic, but not allowed.
-        signing_directory(orders).add_people(["intern.nobody"])
+        orders.adapters.identity.register(
+            principal="intern.nobody",
+            public_key=public_key_b64(signing.person_key("intern.nobody")),
+            admin_key=admin(orders),
+        )
         body = {**target.body, "by": "intern.nobody"}
         request = signed(target, await target.binding(), body=body)
         await refused_unchanged(target, request, "not_authorised", raw_client(target))

@@ -29,6 +29,7 @@ from gatekeeper.models import (
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
+from workers.worker import key_directory, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 PARTNERS = [
@@ -135,21 +136,34 @@ class Harness:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def trust_test_keys(adapters: Adapters) -> None:
+    """Register the test keys in the worker's registry; give the worker its own key (which
+    signs what access orders relay to releases)."""
+    assert adapters.worker_key_path is not None
+    signing.register_everyone(adapters.identity, adapters.worker_key_path.parent / "admin-keys")
+    if not adapters.worker_key_path.exists():
+        signing.write_worker_key(adapters.worker_key_path)
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     env: WorkflowEnvironment, task_queue: str, adapters: Adapters
 ) -> AsyncIterator[Worker]:
     """A real worker with every workflow and the activities bound to ``adapters``, running on
-    ``task_queue`` for the duration of the block."""
-    if adapters.worker_key_path is not None and not adapters.worker_key_path.exists():
-        # The worker's own key (registered in the test directory): signs what orders relay.
-        signing.write_worker_key(adapters.worker_key_path)
-    with ThreadPoolExecutor(max_workers=8) as executor:
+    ``task_queue`` for the duration of the block, its validators reading keys from
+    ``adapters.identity``, where every test person's key and the worker's are registered
+    (``tests.signing``; more with ``tests.identity_fixtures.register_people``)."""
+    trust_test_keys(adapters)
+    with (
+        ThreadPoolExecutor(max_workers=8) as executor,
+        key_directory(task_queue, adapters.identity),
+    ):
         async with Worker(
             env.client,
             task_queue=task_queue,
             workflows=ALL_WORKFLOWS,
             activities=activities_from(adapters),
+            workflow_runner=workflow_runner(),
             activity_executor=executor,
             max_concurrent_activities=8,
             # Let in-flight activities finish at teardown instead of being cancelled inside
