@@ -24,6 +24,8 @@ from rich.console import Console
 
 from gatekeeper.audit import verify_chain
 from gatekeeper.errors import GatekeeperError, InputError
+from gatekeeper.identity.registry import ROOT_PRINCIPAL
+from gatekeeper.identity.worker_key import ROOT_KEY_FILE
 from gatekeeper.logging import configure_logging
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.releases import Releases
@@ -40,6 +42,17 @@ DEMO_POLICY_FILE = Path(__file__).resolve().parent.parent / "gatekeeper" / "poli
 DEMO_POLICY_REF = "voluntary-standard-demo@1"
 #: Who installs the demo policy (recorded in the store; shown by `policy list`).
 POLICY_ADMIN = "kim.larsen"
+
+#: Everyone who acts in the demo (each signs their requests with their own registered key).
+DEMO_PEOPLE = (
+    "dana.reyes",
+    "priya.natarajan",
+    "lena.fischer",
+    "hannah.cho",
+    "grace.whitfield",
+    "marcus.bell",
+    "elena.marsh",
+)
 
 PARTNERS = [
     ("gridline-energy", "Gridline Energy", "government_approved", "us"),
@@ -225,6 +238,19 @@ async def drive(demo: Demo, spec_path: Path) -> None:
             "--jurisdiction",
             jurisdiction,
         )
+
+    demo.note(
+        "Everyone who acts on the release gets a signing key, registered by the installation's "
+        "identity root: the worker refuses any request not signed by its actor's registered key."
+    )
+    root = Path(demo.env["GATEKEEPER_KEYS_DIR"]) / ROOT_KEY_FILE
+    for _ in range(int(STEP_TIMEOUT * 10)):  # the worker makes the demo's trust root at start
+        if root.exists():
+            break
+        await asyncio.sleep(0.1)
+    for person in DEMO_PEOPLE:
+        await demo.cli("keys", "generate", "--as", person, "--register", "--admin", ROOT_PRINCIPAL)
+    await demo.cli("keys", "list")
 
     demo.note("The release manager starts the release from its spec (digests are checked first).")
     await demo.cli("release", "start", str(spec_path), "--policy", DEMO_POLICY_REF)

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from gatekeeper.client import connect
+from gatekeeper.config import UnsignedRequests
 from gatekeeper.errors import ConfigError
 from gatekeeper.identity import authority
 from gatekeeper.reconcile import reconcile_forever
@@ -58,10 +59,13 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 @contextlib.contextmanager
-def key_directory(task_queue: str, directory: authority.KeyDirectory) -> Iterator[None]:
+def key_directory(
+    task_queue: str, directory: authority.KeyDirectory, *, unsigned_allowed: bool = False
+) -> Iterator[None]:
     """While active, the update validators of workflows on ``task_queue`` in this process look
-    keys up in ``directory`` (the worker's identity registry)."""
-    authority.install(task_queue, directory)
+    keys up in ``directory`` (the worker's identity registry); with ``unsigned_allowed``
+    (``[identity] unsigned = "allow"``) they also accept requests that carry no signature."""
+    authority.install(task_queue, directory, unsigned_allowed=unsigned_allowed)
     try:
         yield
     finally:
@@ -164,8 +168,15 @@ async def run_worker(
     owned = identity is None
     if identity is None:
         identity = await asyncio.to_thread(open_identity, settings, local=local_identity)
+    unsigned = settings.config.identity.unsigned is UnsignedRequests.ALLOW
+    if unsigned:
+        log.warning(
+            'UNSIGNED REQUESTS ARE ACCEPTED: [identity] unsigned = "allow" lets anyone who '
+            "reaches the namespace act as anyone; for local experiments only",
+            task_queue=task_queue or settings.task_queue,
+        )
     try:
-        with key_directory(task_queue or settings.task_queue, identity):
+        with key_directory(task_queue or settings.task_queue, identity, unsigned_allowed=unsigned):
             await _run(
                 settings,
                 task_queue=task_queue,
