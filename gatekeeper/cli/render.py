@@ -114,7 +114,7 @@ def status_view(status: ReleaseStatus) -> Group:
         for d in gate.decisions:
             by = d.person + (f" (for {d.on_behalf_of})" if d.on_behalf_of else "")
             valid = "yes" if d.valid else f"no: {d.invalidated_reason}"
-            signed = " ✍" if d.signature else ""
+            signed = " ✍" if d.signature or d.key_id else ""
             table.add_row(
                 d.kind.value + signed,
                 plain(by),
