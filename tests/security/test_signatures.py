@@ -669,3 +669,32 @@ class TestThroughOurCli:
         after = await orders.releases.status(rid)
         assert after.audit_length == before.audit_length
         assert after.status_version == before.status_version
+
+
+class TestUnsignedMode:
+    """Only a worker configured with ``[identity] unsigned = "allow"`` takes unsigned requests;
+    a signature that is present is still checked."""
+
+    async def test_unsigned_allowed_only_by_the_workers_setting(self, orders: OrderHarness) -> None:
+        from gatekeeper.identity import authority
+
+        rid = await at_review(orders)
+        queue, registry = orders.releases.task_queue, orders.adapters.identity
+        handle = orders.handle(rid)
+        unsigned = {"decider": "sam.safety", "role": "safety"}
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update("approve", unsigned, result_type=dict)
+        assert getattr(err.value.cause, "type", None) == "signature_required"
+        authority.install(queue, registry, unsigned_allowed=True)
+        try:
+            target = await release_target_for(orders, rid, "approve")
+            target.body = {"decider": "sec.one", "role": "security"}
+            forged = signed(target, await target.binding(), key=signing.person_key("sam.safety"))
+            await refused_unchanged(target, forged, "signature_wrong_signer", raw_client(target))
+            await handle.execute_update("approve", unsigned, result_type=dict)
+        finally:
+            authority.install(queue, registry)
+        gate = (await orders.releases.status(rid)).gates["internal_review"]
+        assert [d.person for d in gate.valid_approvals()] == ["sam.safety"]
+        event = (await orders.releases.audit(rid))[-1]
+        assert "attestation" not in event.details
