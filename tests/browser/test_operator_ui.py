@@ -100,7 +100,7 @@ async def scene(chromium: str, tmp_path: Path) -> AsyncIterator[Scene]:
         adapters.registry.add_partner(partner)
     try:
         async with DevServer(tmp_path / "server", port=port, ui_port=ui_port) as server:
-            with ThreadPoolExecutor(max_workers=4) as executor:
+            with signing.trusted(TASK_QUEUE), ThreadPoolExecutor(max_workers=4) as executor:
                 async with Worker(
                     server.client,
                     task_queue=TASK_QUEUE,

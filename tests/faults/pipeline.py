@@ -199,13 +199,16 @@ def worker_env(target: str, task_queue: str, data_dir: Path, **extra: str) -> di
 
 
 def register_worker_key(settings: Settings) -> None:
-    """Create the worker's key for ``settings`` and register it (a root and admin made if needed)."""
+    """Create the worker's key for ``settings`` and register it (a root and admin made if needed),
+    and every test person's signing key (``tests.signing``), so the tests' requests count."""
     from gatekeeper.identity.registry import IdentityRegistry
     from gatekeeper.identity.worker_key import ensure_worker_key
+    from tests import signing
     from tests.identity_fixtures import admin_key
 
     with IdentityRegistry(settings.effective_registry_url) as registry:
         ensure_worker_key(settings, registry, admin_key=admin_key(registry, settings.keys_dir))
+        signing.register_everyone(registry, settings.keys_dir)
 
 
 async def spawn(
