@@ -18,6 +18,7 @@ from activities.access import AccessActivities
 from activities.audit import AuditActivities
 from activities.evidence import EvidenceActivities
 from activities.government import GovernmentActivities
+from activities.identity import IdentityActivities
 from activities.launch import LaunchActivities
 from activities.notify import NotifyActivities
 from activities.orders import OrderActivities
@@ -36,7 +37,7 @@ from gatekeeper.adapters.notifier import SendJournal, granted_partners
 from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_factory
-from gatekeeper.config import WorkerConfig
+from gatekeeper.config import UnsignedRequests, WorkerConfig
 from gatekeeper.errors import ConfigError
 from gatekeeper.identity.registry import IdentityRegistry
 from gatekeeper.models.enums import Channel
@@ -68,6 +69,8 @@ class Adapters:
     identity: IdentityRegistry
     #: The worker's own checks of a policy, run by ``resolve_policy`` after the full policy check.
     policy_checks: list[PolicyCheck] = field(default_factory=list)
+    #: ``[identity] unsigned = "allow"``: unsigned requests are accepted (local experiments).
+    unsigned_allowed: bool = False
     #: The worker's own Ed25519 key (PEM; ``[identity] worker_key``, default
     #: ``<data_dir>/worker-key.pem``): signs what access orders relay to releases.
     worker_key_path: Path | None = None
@@ -113,6 +116,7 @@ def open_adapters(settings: Settings) -> Adapters:
         ),
         policy_checks=[channels_configured(settings.config)],
         worker_key_path=settings.config.identity.worker_key or data / "worker-key.pem",
+        unsigned_allowed=settings.config.identity.unsigned is UnsignedRequests.ALLOW,
     )
 
 
@@ -188,7 +192,12 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
     ]
     if client is not None:
         orders = OrderActivities(client, worker_key=adapters.worker_key)
-        found += [orders.find_affected_releases, orders.send_release_updates]
+        identity = IdentityActivities(adapters.identity, unsigned_allowed=adapters.unsigned_allowed)
+        found += [
+            orders.find_affected_releases,
+            orders.send_release_updates,
+            identity.check_signed_request,
+        ]
     return found
 
 

@@ -232,7 +232,10 @@ class Orders:
             OrderExists: the order id was used before.
             GatekeeperError: the order did not reach every release within ``within`` seconds.
         """
-        order = AccessOrderInput(**spec.model_dump(), issued_by=by)
+        order: Any = AccessOrderInput(**spec.model_dump(), issued_by=by)
+        if self.signer is not None:
+            # The order does not exist yet: its start binds the order id alone (never reused).
+            order = self.signer.sign("apply_order", order, order_binding(spec.order_id))
         try:
             handle = await self.client.start_workflow(
                 ORDER_WORKFLOW_TYPE,

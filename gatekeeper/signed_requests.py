@@ -57,6 +57,7 @@ ACTOR_FIELDS: dict[str, str] = {
     "restore_access": "by",
     "approve_partners": "by",
     # access orders
+    "apply_order": "issued_by",
     "exempt": "by",
     "lift": "by",
 }
@@ -98,8 +99,14 @@ def release_binding(status: ReleaseStatus) -> Binding:
     )
 
 
-def order_binding(order_id: str, first_run_id: str) -> Binding:
-    """What a signer of an access order's request binds: the order and its first run."""
+#: The first run id an order's *start* binds: the run does not exist yet when it is signed, and
+#: an order id is used once (the access registry refuses an order id it knows).
+NEW_ORDER = "new-order"
+
+
+def order_binding(order_id: str, first_run_id: str = NEW_ORDER) -> Binding:
+    """What a signer of an access order's request binds: the order and its first run (for the
+    order's start, :data:`NEW_ORDER`)."""
     return Binding(subject_id=order_id, first_run_id=first_run_id)
 
 

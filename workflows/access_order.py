@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseUpdate,
         ReleaseUpdateBatch,
         ReleaseUpdateResult,
+        SignedRequestCheck,
         covers_model,
         order_actor,
     )
@@ -105,6 +106,7 @@ class AccessOrderWorkflow:
         async with self._lock:
             if workflow.patched(OFFICERS_PATCH):
                 await self._resolve_officers()
+                await self._check_start(order)
             try:
                 applied = await workflow.execute_activity(
                     "apply_access_order",
@@ -166,6 +168,42 @@ class AccessOrderWorkflow:
             p.id for p in installed.policy.roster if ORDER_OFFICER_ROLE in p.roles
         )
         self._max_age = installed.policy.signature_max_age
+
+    async def _check_start(self, order: AccessOrderInput) -> None:
+        """The order's start is signed by the person applying it, who holds the officer role:
+        checked (by an activity, pinned in history) before anything is applied; a refusal ends
+        the order in one line with nothing recorded in the registry."""
+        status = self._status
+        try:
+            self._authorise("apply", order.issued_by)
+            body = order.model_dump(mode="json", exclude_defaults=True, exclude={"signature"})
+            if order.signature is not None:
+                body["signature"] = order.signature.model_dump(mode="json")
+            await workflow.execute_activity(
+                "check_signed_request",
+                SignedRequestCheck(
+                    action="apply_order",
+                    request=body,
+                    expected=signed_requests.order_binding(order.order_id),
+                    max_age_seconds=self._max_age.total_seconds(),
+                ),
+                start_to_close_timeout=timeouts.POLICY_TIMEOUT,
+                retry_policy=timeouts.POLICY_RETRY,
+                summary=f"Check the signature of {order.issued_by} on order {order.order_id}",
+            )
+        except (Refused, ActivityError) as err:
+            cause = err.cause if isinstance(err, ActivityError) else err
+            if isinstance(err, ActivityError) and not (
+                isinstance(cause, ApplicationError) and cause.non_retryable
+            ):
+                raise
+            assert isinstance(cause, ApplicationError)
+            status.state = "failed"
+            status.failure = cause.message
+            self._publish()
+            raise Refused(
+                f"order {order.order_id} refused: {cause.message}", cause.type or "refused"
+            ) from None
 
     def _authorise(self, update: str, by: str) -> None:
         officers = self._status.officers

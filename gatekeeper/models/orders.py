@@ -27,7 +27,7 @@ from gatekeeper.models.base import (
     Text,
 )
 from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
-from gatekeeper.statements import RequestSignature
+from gatekeeper.statements import Binding, RequestSignature
 
 _CODE = r"[a-z0-9][a-z0-9._-]{0,63}"
 _SCOPE = re.compile(rf"^(foreign_persons|everyone|jurisdiction:{_CODE})$")
@@ -234,9 +234,20 @@ class OrderSpec(Model):
 
 
 class AccessOrderInput(OrderSpec):
-    """The input of ``AccessOrderWorkflow``: the order and the operator applying it."""
+    """The input of ``AccessOrderWorkflow``: the order and the person applying it, who signs it
+    (``gatekeeper.signed_requests``: action ``apply_order``, bound to the order id)."""
 
     issued_by: Identifier
+    signature: RequestSignature | None = None
+
+
+class SignedRequestCheck(Model):
+    """What ``check_signed_request`` checks: a request as sent and the worker's binding."""
+
+    action: str = Field(max_length=64)
+    request: dict[str, Any]
+    expected: Binding
+    max_age_seconds: float = Field(gt=0)
 
 
 class OrderExemptionRequest(Model):

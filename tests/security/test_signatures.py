@@ -23,6 +23,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from gatekeeper.errors import RegistryError
 from gatekeeper.models import DecisionKind, DecisionRequest, DelegationRequest, ReleaseStatus
 from gatekeeper.models.messages import DelegationRevocation
 from gatekeeper.signed_requests import ACTOR_FIELDS, order_binding, release_binding
@@ -698,3 +699,78 @@ class TestUnsignedMode:
         assert [d.person for d in gate.valid_approvals()] == ["sam.safety"]
         event = (await orders.releases.audit(rid))[-1]
         assert "attestation" not in event.details
+
+
+class TestOrderStart:
+    """Applying an order is signed by the export control officer who applies it: an unsigned,
+    forged or unauthorised start ends the order at once, with nothing in the registry."""
+
+    async def start(self, h: OrderHarness, body: dict[str, Any]) -> ApplicationError:
+        from temporalio.client import WorkflowFailureError
+
+        from gatekeeper.orders import ORDER_WORKFLOW_TYPE, order_workflow_id
+
+        handle = await h.env.client.start_workflow(
+            ORDER_WORKFLOW_TYPE,
+            body,
+            id=order_workflow_id(body["order_id"]),
+            task_queue=h.releases.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError) and cause.non_retryable
+        assert "\n" not in cause.message
+        with pytest.raises(RegistryError):  # nothing was applied
+            h.registry.get_order(body["order_id"])
+        return cause
+
+    def order(self, by: str = OPERATOR) -> dict[str, Any]:
+        return {
+            "order_id": unique("sig"),
+            "models": [unique("m")],
+            "scope": "foreign_persons",
+            "reason": "export control",
+            "issued_by": by,
+        }
+
+    def sign(self, body: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+        return sign_request(
+            key,
+            action="apply_order",
+            actor=body["issued_by"],
+            request=body,
+            binding=order_binding(body["order_id"]),
+        )
+
+    async def test_unsigned_forged_and_unauthorised_starts(self, orders: OrderHarness) -> None:
+        unsigned = await self.start(orders, self.order())
+        assert unsigned.type == "signature_required"
+        forged = self.sign(self.order(), signing.person_key("sam.safety"))
+        assert (await self.start(orders, forged)).type == "signature_wrong_signer"
+        other = self.order()
+        elsewhere = sign_request(
+            signing.person_key(OPERATOR),
+            action="apply_order",
+            actor=OPERATOR,
+            request=other,
+            binding=order_binding("another-order"),
+        )
+        assert (await self.start(orders, elsewhere)).type == "signature_binding"
+        tampered = self.sign(self.order(), signing.person_key(OPERATOR))
+        tampered["scope"] = "everyone"
+        assert (await self.start(orders, tampered)).type == "signature_invalid"
+        not_an_officer = self.sign(self.order("sam.safety"), signing.person_key("sam.safety"))
+        refused = await self.start(orders, not_an_officer)
+        assert refused.type == "not_authorised" and "export_control_officer" in refused.message
+        honest = self.sign(self.order(), signing.person_key(OPERATOR))
+        handle = await orders.env.client.start_workflow(
+            "AccessOrderWorkflow",
+            honest,
+            id=f"access-order-{honest['order_id']}",
+            task_queue=orders.releases.task_queue,
+        )
+        status = await orders.orders.wait_applied(honest["order_id"], within=30)
+        assert status.state == "active"
+        assert orders.registry.get_order(honest["order_id"]).status != "lifted"
+        del handle
