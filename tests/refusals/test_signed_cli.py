@@ -88,6 +88,23 @@ class TestDelegateEverywhere:
         assert [(d.person, d.on_behalf_of) for d in gate.valid_approvals()] == [
             ("sec.two", "lee.legal")
         ]
+        # Taken back, signed like the delegation: it stops counting at once.
+        revoked = await run(
+            "review",
+            "delegate",
+            ids[1],
+            "--as",
+            "lee.legal",
+            "--to",
+            "sec.two",
+            "--role",
+            "legal",
+            "--revoke",
+        )
+        assert revoked.code == 0, revoked.stderr
+        status = await harness.releases.status(ids[1])
+        assert not status.gates["internal_review"].valid_approvals()
+        assert status.delegations[0].revoked_at is not None
 
 
 class TestSignedGovernmentResponses:
