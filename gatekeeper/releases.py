@@ -52,6 +52,7 @@ from gatekeeper.models.messages import (
     AccessRestoreRequest,
     AccessSuspensionRequest,
     AmendRequest,
+    AuthorshipAttestation,
     DecisionRequest,
     DelegationRequest,
     DelegationRevocation,
@@ -372,6 +373,11 @@ class Releases:
         self, release_id: str, request: DelegationRevocation
     ) -> UpdateResult:
         return await self._update(release_id, "revoke_delegation", request)
+
+    async def attest_authorship(
+        self, release_id: str, request: AuthorshipAttestation
+    ) -> UpdateResult:
+        return await self._update(release_id, "attest_authorship", request)
 
     async def approve_partners(
         self, release_id: str, request: PartnerApprovalRequest

@@ -128,6 +128,7 @@ BUDGET_OF: dict[str, str] = {
     "withdraw": "operator",
     "delegate": "delegate",
     "revoke_delegation": "delegate",
+    "attest_authorship": "amend",
     "suspend_access": "access",
     "restore_access": "access",
     "approve_partners": "partners",

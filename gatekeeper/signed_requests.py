@@ -56,6 +56,7 @@ ACTOR_FIELDS: dict[str, str] = {
     "suspend_access": "by",
     "restore_access": "by",
     "approve_partners": "by",
+    "attest_authorship": "by",
     # access orders
     "apply_order": "issued_by",
     "exempt": "by",

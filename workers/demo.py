@@ -266,6 +266,24 @@ async def drive(demo: Demo, spec_path: Path) -> None:
             "review", "approve", rid, "--as", "dana.reyes", "--role", "safety", expect_ok=False
         )
 
+        demo.note(
+            "A reviewer attests who wrote each piece of evidence (signed); authors may not "
+            "approve their own work, and the gate waits for every attestation."
+        )
+        for item in load_spec(spec_path).evidence:
+            authors = [a for author in item.authors for a in ("--author", author)]
+            if authors:
+                await demo.cli(
+                    "release",
+                    "attest-authorship",
+                    rid,
+                    "--as",
+                    "priya.natarajan",
+                    "--evidence",
+                    item.id,
+                    *authors,
+                )
+
         demo.note("Safety, security and legal approve the internal review.")
         for person, role, comment in (
             (

@@ -453,8 +453,16 @@ class LedgerCore:
         for request in gate.open_change_requests():
             blockers.append(f"changes requested by {request.person}")
         blockers.extend(f"evidence {item}" for item in self.evidence_failures())
+        blockers.extend(
+            f"authorship of {item} not attested" for item in self.unattested_authorship(settings)
+        )
         blockers.extend(f"held: {h.reason}" for h in self.status.active_holds())
         return blockers
+
+    def unattested_authorship(self, settings: GateSettings) -> list[str]:
+        """See ``ReviewDecisions.unattested_authorship`` (nothing to attest here)."""
+        del settings
+        return []
 
     def _await_gate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
         gate = self.status.gates[stage_id]

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         AccessRestoreRequest,
         AccessSuspensionRequest,
         AmendRequest,
+        AuthorshipAttestation,
         DecisionRequest,
         DelegationRequest,
         DelegationRevocation,
@@ -1161,6 +1162,28 @@ class ModelReleaseWorkflow:
             payload,
             lambda req: self._ledger.validate_revocation(req, workflow.now()),
             lambda ledger, req: ledger.apply_revocation(req, workflow.now()),
+        )
+
+    @workflow.update
+    def attest_authorship(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
+        """An author (for themselves) or a reviewer attests who wrote an evidence item."""
+        req = self._parse("attest_authorship", AuthorshipAttestation, payload)
+        return self._apply(
+            "attest_authorship",
+            req.by,
+            req,
+            lambda: self._ledger.apply_authorship(req, workflow.now()),
+            payload,
+        )
+
+    @attest_authorship.validator
+    def _validate_attest_authorship(self, payload: RawValue = NO_ARGUMENT) -> None:
+        self._screened(
+            "attest_authorship",
+            AuthorshipAttestation,
+            payload,
+            lambda req: self._ledger.validate_authorship(req, workflow.now()),
+            lambda ledger, req: ledger.apply_authorship(req, workflow.now()),
         )
 
     @workflow.update

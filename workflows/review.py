@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from gatekeeper.models.base import MAX_AUTHORS
 from gatekeeper.models.enums import (
     DecisionKind,
     NotificationEvent,
@@ -11,17 +12,21 @@ from gatekeeper.models.enums import (
 )
 from gatekeeper.models.messages import (
     AmendRequest,
+    AuthorshipAttestation,
     DecisionRequest,
     DecisionSignature,
 )
+from gatekeeper.models.policy import GateSettings
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
+    AttestedAuthorship,
     Decision,
 )
 from gatekeeper.rules import (
     Rule,
     authorize_decision,
     covered_digests,
+    gate_roles,
     refuse_audited,
     require_person,
     resolve_acting,
@@ -170,7 +175,7 @@ class ReviewDecisions(LedgerChecks):
                     Rule.AMEND_CLOSED_GATE,
                     f"{stage_id} already passed on {', '.join(hit)}; changing it needs a new release",
                 )
-        self.status.spec = new
+        self.status.spec = self._with_attested_authors(new)
         invalidated: list[str] = []
         found = self.open_gate_for_decisions()
         if found is not None:
@@ -226,6 +231,86 @@ class ReviewDecisions(LedgerChecks):
         if invalidated:
             parts.append(f"invalidated the approvals of {', '.join(invalidated)}")
         return "; ".join(parts), bool(changed) or new_digests.keys() != old_digests.keys()
+
+    # --- evidence authorship ---------------------------------------------------------------
+
+    def validate_authorship(self, req: AuthorshipAttestation, now: datetime) -> None:
+        del now
+        self._not_terminal()
+        require_person(self.policy, req.by)
+
+    def apply_authorship(self, req: AuthorshipAttestation, now: datetime) -> str:
+        """Record who wrote an evidence item, attested by one of its authors (for themselves)
+        or by a reviewer of a gate that covers it; the attested authors then count for
+        separation of duties like declared ones, while the item keeps its digest."""
+        self.validate_authorship(req, now)
+        item = next((e for e in self.spec.evidence if e.id == req.evidence_id), None)
+        if item is None:
+            raise refuse_audited(
+                Rule.UNKNOWN_EVIDENCE, f"no evidence with id '{req.evidence_id}' to attest"
+            )
+        authors = sorted(set(req.authors))
+        person = self.policy.person(req.by)
+        roles = set(person.roles) if person is not None else set()
+        reviewer = any(
+            set(gate_roles(stage)) & roles and item.id in covered_digests(stage, self.spec)
+            for stage in self.policy.stages
+            if isinstance(stage, GateSettings)
+        )
+        if authors != [req.by] and not reviewer:
+            raise refuse_audited(
+                Rule.NOT_AUTHORISED,
+                f"{req.by} may attest only their own authorship of {item.id} (a reviewer of a "
+                "gate that covers it may attest anyone's)",
+            )
+        previous = self.status.authorship.get(item.id)
+        if previous is not None and previous.sha256 == item.sha256 and previous.authors == authors:
+            return f"the authorship of {item.id} is already attested"
+        self.status.authorship[item.id] = AttestedAuthorship(
+            evidence_id=item.id, sha256=item.sha256, authors=authors, by=req.by, at=now
+        )
+        self.status.spec = self._with_attested_authors(self.spec)
+        self.audit(
+            now,
+            req.by,
+            "authorship_attested",
+            {
+                "evidence_id": item.id,
+                "sha256": item.sha256,
+                "authors": authors,
+                "comment": req.comment,
+            },
+        )
+        found = self.open_gate_for_decisions()
+        if found is not None:
+            self.refresh_gate(found[0].id, found[1], now)
+        return f"{req.by} attested that {', '.join(authors)} wrote {item.id}"
+
+    def _with_attested_authors(self, spec: ReleaseSpec) -> ReleaseSpec:
+        """``spec`` with the attested authors of each item added (attestations of the item's
+        current digest only)."""
+        data = spec.model_dump(mode="json")
+        for item in data["evidence"]:
+            attested = self.status.authorship.get(item["id"])
+            if attested is not None and attested.sha256 == item["sha256"]:
+                item["authors"] = sorted({*item["authors"], *attested.authors})[:MAX_AUTHORS]
+        return ReleaseSpec.model_validate(data)
+
+    def unattested_authorship(self, settings: GateSettings) -> list[str]:
+        """Evidence the gate covers whose authorship is not attested at its current digest,
+        when the policy requires attested authorship."""
+        if not self.policy.require_attested_authorship:
+            return []
+        covered = covered_digests(settings, self.spec)
+        return [
+            e.id
+            for e in self.spec.evidence
+            if e.id in covered
+            and (
+                (attested := self.status.authorship.get(e.id)) is None
+                or attested.sha256 != e.sha256
+            )
+        ]
 
     @staticmethod
     def _amended_spec(old: ReleaseSpec, req: AmendRequest) -> ReleaseSpec:

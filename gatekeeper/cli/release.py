@@ -14,7 +14,7 @@ from gatekeeper.cli.watch import WatchView, exit_code, follow_for
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import EvidenceKind
 from gatekeeper.models.installed import POLICY_REF_PATTERN
-from gatekeeper.models.messages import AmendRequest
+from gatekeeper.models.messages import AmendRequest, AuthorshipAttestation
 from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.spec import EvidenceRef
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
@@ -243,6 +243,37 @@ def amend(
 
     result = common.run(go())
     render.show_result(result, json_)
+
+
+@app.command("attest-authorship")
+def attest_authorship(
+    ctx: typer.Context,
+    release_id: str = typer.Argument(...),
+    as_: str = typer.Option(..., "--as", help="An author (for yourself) or a reviewer."),
+    evidence: str = typer.Option(..., "--evidence", help="The evidence id."),
+    author: list[str] = typer.Option(..., "--author", help="Who wrote it (repeat)."),
+    comment: str = typer.Option("", "--comment", "-m"),
+    key: Path = typer.Option(
+        None,
+        "--key",
+        help="Ed25519 private key (PEM) to sign with (default: <keys dir>/<you>.pem).",
+    ),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Attest who wrote an evidence item, signed: an author for themselves, or a reviewer of a
+    gate that covers it. Attested authors count for separation of duties."""
+    settings = common.settings(ctx)
+    request = parse_request(
+        AuthorshipAttestation,
+        {"by": as_, "evidence_id": evidence, "authors": author, "comment": comment},
+        "attest_authorship",
+    )
+
+    async def go() -> UpdateResult:
+        async with releases(settings, key) as api:
+            return await api.attest_authorship(release_id, request)
+
+    render.show_result(common.run(go()), json_)
 
 
 def _split(value: str, option: str, shape: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import AwareDatetime, Field, model_validator
 
 from gatekeeper.models.base import (
+    MAX_AUTHORS,
     MAX_EVIDENCE,
     MAX_PARTNERS,
     MAX_SAFEGUARDS,
@@ -141,6 +142,17 @@ class DelegationRevocation(Model):
     to: Identifier
     role: Identifier
     reason: Text = ""
+    signature: RequestSignature | None = Field(default=None, description=SIGNATURE_DESCRIPTION)
+
+
+class AuthorshipAttestation(Model):
+    """Who wrote an evidence item, attested by a signature: of an author (``authors == [by]``)
+    or of a reviewer of a gate that covers it, never the submitter's word alone."""
+
+    by: Identifier
+    evidence_id: Identifier
+    authors: list[Identifier] = Field(min_length=1, max_length=MAX_AUTHORS)
+    comment: Text = ""
     signature: RequestSignature | None = Field(default=None, description=SIGNATURE_DESCRIPTION)
 
 

@@ -252,6 +252,9 @@ class Policy(Model):
     notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
     require_signed_decisions: bool = False
     signature_max_age: Duration = DEFAULT_SIGNATURE_MAX_AGE
+    #: A gate closes only when the authorship of every evidence item it covers is attested
+    #: (``attest_authorship``, signed by an author or a reviewer), not the submitter's word.
+    require_attested_authorship: bool = False
     distinct_approvers_across_gates: bool = False
 
     def person(self, person_id: str) -> Person | None:

@@ -168,6 +168,16 @@ class Delegation(Model):
     revoked_at: datetime | None = None
 
 
+class AttestedAuthorship(Model):
+    """Who wrote an evidence item (at a digest), as a signed ``attest_authorship`` said."""
+
+    evidence_id: Identifier
+    sha256: str
+    authors: list[Identifier]
+    by: Identifier
+    at: datetime
+
+
 class Suspension(Model):
     order_id: Identifier
     by: Identifier
@@ -241,6 +251,11 @@ class ReleaseStatus(Model):
     )
     holds: list[HoldRecord] = Field(default_factory=list)
     delegations: list[Delegation] = Field(default_factory=list)
+    authorship: dict[str, AttestedAuthorship] = Field(
+        default_factory=dict,
+        description="attested authors by evidence id (they count for separation of duties "
+        "besides the declared ones; an attestation stands while the item keeps its digest)",
+    )
     suspensions: list[Suspension] = Field(default_factory=list)
     evidence_checks: list[EvidenceCheck] = Field(default_factory=list)
     started_at: datetime
