@@ -9,7 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from gatekeeper.models.base import Duration, Identifier, IdOrWildcard, Model, ShortText, Text
 from gatekeeper.models.enums import (
@@ -255,6 +261,19 @@ class Policy(Model):
     #: A gate closes only when the authorship of every evidence item it covers is attested
     #: (``attest_authorship``, signed by an author or a reviewer), not the submitter's word.
     require_attested_authorship: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_new_defaults(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """Fields added after releases were recorded are left out while at their default, so
+        a recorded policy's sha256 (over its JSON) stays what it was; when set they count."""
+        del info
+        data: dict[str, Any] = handler(self)
+        if not self.require_attested_authorship:
+            data.pop("require_attested_authorship", None)
+        return data
+
     distinct_approvers_across_gates: bool = False
 
     def person(self, person_id: str) -> Person | None:
