@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from activities.access import AccessActivities
-from activities.audit import AuditActivities
+from activities.audit import AnchorActivities, AuditActivities
 from activities.evidence import EvidenceActivities
 from activities.government import GovernmentActivities
 from activities.launch import LaunchActivities
@@ -28,6 +29,7 @@ from gatekeeper.adapters import (
     Notifier,
     Outbox,
 )
+from gatekeeper.adapters.anchors import AnchorStore
 from gatekeeper.adapters.email import email_factory
 from gatekeeper.adapters.notifier import SendJournal, granted_partners
 from gatekeeper.adapters.policy_store import PolicyStore
@@ -35,12 +37,14 @@ from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_factory
 from gatekeeper.config import WorkerConfig
 from gatekeeper.errors import ConfigError
+from gatekeeper.identity.heads import load_or_create_key
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.policy import Policy
 from gatekeeper.routing import unconfigured_channels
 from gatekeeper.settings import Settings
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from temporalio.client import Client
 
 
@@ -58,6 +62,10 @@ class Adapters:
     http: GuardedClient
     #: Installed policies (the registry's database); ``resolve_policy`` reads it.
     policies: PolicyStore
+    #: The append-only table of signed audit heads (the registry's database).
+    anchors: AnchorStore
+    #: The worker's own key (``[identity] worker_key``): signs audit heads.
+    worker_key: Ed25519PrivateKey
     #: The worker's own checks of a policy, run by ``resolve_policy`` after the full policy check.
     policy_checks: list[PolicyCheck] = field(default_factory=list)
 
@@ -65,6 +73,7 @@ class Adapters:
         """Release connections (workers call this on shutdown)."""
         self.registry.close()
         self.policies.close()
+        self.anchors.close()
         self.http.close()
 
 
@@ -88,8 +97,24 @@ def open_adapters(settings: Settings) -> Adapters:
         registry=registry,
         http=http,
         policies=policies,
+        anchors=AnchorStore(settings.effective_registry_url),
+        worker_key=_worker_key(settings),
         policy_checks=[channels_configured(settings.config)],
     )
+
+
+def worker_key_path(settings: Settings) -> Path:
+    """Where the worker's own private key is: ``[identity] worker_key``, else
+    ``<data_dir>/worker-key.pem``."""
+    return settings.config.identity.worker_key or settings.data_dir / "worker-key.pem"
+
+
+def _worker_key(settings: Settings) -> Ed25519PrivateKey:
+    path = worker_key_path(settings)
+    try:
+        return load_or_create_key(path)
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigError(f"[identity] worker_key: cannot use {path}: {err}") from err
 
 
 def channels_configured(config: WorkerConfig) -> PolicyCheck:
@@ -145,6 +170,7 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
     government = GovernmentActivities(adapters.clearinghouse)
     evidence = EvidenceActivities(adapters.evidence)
     audit = AuditActivities(adapters.audit_store)
+    anchor = AnchorActivities(adapters.audit_store, adapters.anchors, adapters.worker_key)
     launch = LaunchActivities(adapters.launcher, adapters.registry)
     access = AccessActivities(adapters.registry)
     policy = PolicyActivities(adapters.policies, adapters.policy_checks)
@@ -154,6 +180,7 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
         government.submit_to_government,
         evidence.verify_evidence,
         audit.record_audit_events,
+        anchor.anchor_audit_head,
         launch.publish_launch,
         access.grant_partner_access,
         access.revoke_partner_access,
@@ -180,4 +207,5 @@ __all__ = [
     "build_activities",
     "channels_configured",
     "open_adapters",
+    "worker_key_path",
 ]

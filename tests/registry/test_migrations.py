@@ -33,6 +33,7 @@ TABLES = {
     "operations",
     "policies",
     "policy_default",
+    "audit_anchors",
     "alembic_version",
 }
 
