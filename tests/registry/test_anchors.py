@@ -58,9 +58,11 @@ class TestAnchorStore:
             store.append(head(key, 0, "a" * 64))
         engine = sa.create_engine(empty_url)
         try:
-            with pytest.raises(sa.exc.DatabaseError, match="audit anchors are append-only"):
-                with engine.begin() as connection:
-                    connection.exec_driver_sql(statement)
+            with (
+                pytest.raises(sa.exc.DatabaseError, match="audit anchors are append-only"),
+                engine.begin() as connection,
+            ):
+                connection.exec_driver_sql(statement)
         finally:
             engine.dispose()
         with AnchorStore(empty_url) as store:
