@@ -31,7 +31,7 @@ from gatekeeper.statements import public_key_b64, timestamp, verify_bytes
 #: The audit action of a signed head in a release's chain.
 HEAD_ACTION = "audit_head_signed"
 #: Hex digits of each event's hash a head lists in ``links``.
-LINK_LENGTH = 12
+LINK_LENGTH = 8
 
 _HASH = r"^[0-9a-f]{64}$"
 
