@@ -23,6 +23,7 @@ from gatekeeper.text import for_terminal
 if TYPE_CHECKING:
     from gatekeeper.adapters.anchors import AnchorStore
     from gatekeeper.identity.heads import Anchor
+    from gatekeeper.identity.keys import KeyRecord
     from gatekeeper.identity.registry import IdentityRegistry
 
 app = typer.Typer(
@@ -109,8 +110,13 @@ def verify(
     if anchors is not False:
         read = _read_anchors(settings, file, required=anchors is True)
         if read is not None:
+            found, keys, where = read
             checks = Checks(
-                trust_root=root, anchors=read[0], anchors_from=read[1], unsigned_ok=unsigned
+                trust_root=root,
+                anchors=found,
+                anchor_keys=keys,
+                anchors_from=where,
+                unsigned_ok=unsigned,
             )
     result = verify_file(file, checks)
     # The message quotes the file, which may be anybody's: no control character reaches the terminal.
@@ -159,17 +165,24 @@ def _registry(settings: Settings) -> Iterator[tuple[IdentityRegistry | None, Anc
 
 def _read_anchors(
     settings: Settings, file: Path, *, required: bool
-) -> tuple[list[Anchor], str] | None:
-    """The anchors the anchor table holds for the dossier's release, and where they were read;
-    ``None`` when the table cannot be reached (an error with ``--anchors``)."""
+) -> tuple[list[Anchor], list[KeyRecord], str] | None:
+    """The anchors the anchor table holds for the dossier's release, the key records of their
+    signers (up to the root, from the identity registry) and where they were read; ``None`` when
+    the table cannot be reached (an error with ``--anchors``)."""
     release_id = _release_of(file)
     failure = ""
     if release_id is not None and _reachable(settings):
-        from gatekeeper.adapters.anchors import AnchorStore
-
         try:
-            with AnchorStore(settings.effective_registry_url) as store:
-                return store.anchors(release_id), store.url
+            with _registry(settings) as (identity, store):
+                if identity is not None and store is not None:
+                    found = store.anchors(release_id)
+                    keys: list[KeyRecord] = []
+                    for key_id in dict.fromkeys(a.head.key_id for a in found):
+                        try:
+                            keys += identity.chain_to_root(key_id)
+                        except GatekeeperError:
+                            continue
+                    return found, keys, store.url
         except GatekeeperError as err:
             failure = f": {err}"
     if required:

@@ -83,14 +83,15 @@ async def collect_dossier(
         lines = await asyncio.to_thread(Outbox(outbox_path).read)  # [] when there is no file
         source = str(outbox_path) if lines else ""
     execution = description.status or WorkflowExecutionStatus.RUNNING
+    anchored = await asyncio.to_thread(anchors, release_id) if anchors is not None else []
     keys: list[KeyRecord] = []
     if key_chain is not None:
-        for key_id in key_ids_used(audit):
+        used = key_ids_used(audit) + [a.head.key_id for a in anchored]
+        for key_id in dict.fromkeys(used):
             try:
                 keys += await asyncio.to_thread(key_chain, key_id)
             except GatekeeperError:
                 continue
-    anchored = await asyncio.to_thread(anchors, release_id) if anchors is not None else []
     return build_dossier(
         status=status,
         audit=audit,

@@ -66,6 +66,7 @@ def check_signatures(
     anchors: Iterable[Anchor] | None,
     anchors_from: str,
     unsigned_ok: bool = False,
+    extra_keys: Iterable[KeyRecord] = (),
 ) -> SignatureReport:
     """Check every attestation, signed head and anchor of a dossier's (hash-checked) chain.
 
@@ -73,6 +74,8 @@ def check_signatures(
         Problem: the first failing check, by event; one about the dossier as a whole otherwise.
     """
     keys = _keys(dossier.get("keys"))
+    for record in extra_keys:
+        keys.setdefault(record.key_id, record)
     trust = _Trust(keys, trust_root)
     problems: list[Problem] = []
     heads: list[tuple[int, SignedHead]] = []
@@ -224,7 +227,8 @@ class _Reason(Exception):
 
 
 def _label(index: int, event: AuditEvent) -> str:
-    return f"event #{index} ({event.action} at {event.at.isoformat()})"
+    at = event.model_dump(mode="json")["at"]  # as the file spells it
+    return f"event #{index} ({event.action} at {at})"
 
 
 def _parse_time(value: Any) -> datetime | None:

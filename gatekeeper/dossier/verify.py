@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gatekeeper.dossier.model import DOSSIER_FORMAT
 from gatekeeper.dossier.signatures import Problem, SignatureReport, check_signatures
 from gatekeeper.errors import InputError
 from gatekeeper.identity.heads import Anchor
+from gatekeeper.identity.keys import KeyRecord
 from gatekeeper.models.audit import AuditEvent
 
 _FORMAT_PREFIX = DOSSIER_FORMAT.rsplit("/", 1)[0]
@@ -59,12 +60,16 @@ class Checks:
         trust_root: the pinned root key id every key must chain to.
         anchors: the heads anchored for the release, read from the anchor table; ``None`` to
             use the anchors the dossier carries.
+        anchor_keys: the key records of the anchors' signers, read with them (a dossier carries
+            only the keys its own chain and the anchors read at export use).
         anchors_from: where ``anchors`` were read, for the verdict.
         unsigned_ok: accept an ended release that no worker signed (one from before signed heads).
     """
 
     trust_root: str | None = None
     anchors: list[Anchor] | None = None
+    #: Key records read with the anchors (the keys that signed them, and their certifiers).
+    anchor_keys: list[KeyRecord] = field(default_factory=list)
     anchors_from: str = ""
     unsigned_ok: bool = False
 
@@ -106,6 +111,7 @@ def verify_text(text: str, *, source: str = "input", checks: Checks | None = Non
             report = check_signatures(
                 events,
                 dossier,
+                extra_keys=checks.anchor_keys,
                 trust_root=checks.trust_root,
                 anchors=checks.anchors,
                 anchors_from=checks.anchors_from or "the dossier",
