@@ -107,6 +107,7 @@ def verify_text(text: str, *, source: str = "input", checks: Checks | None = Non
             raise _Altered(check.bad_seq, _chain_reason(events, check.bad_seq, check.reason))
         report: SignatureReport | None = None
         if dossier is not None:
+            _check_dossier(dossier, events)
             checks = checks or Checks()
             report = check_signatures(
                 events,
@@ -117,7 +118,6 @@ def verify_text(text: str, *, source: str = "input", checks: Checks | None = Non
                 anchors_from=checks.anchors_from or "the dossier",
                 unsigned_ok=checks.unsigned_ok,
             )
-            _check_dossier(dossier, events)
     except _Altered as altered:
         return Verification(
             ok=False, events=0, head="", message=altered.args[0], bad_seq=altered.index

@@ -22,13 +22,11 @@ from temporalio.api.enums.v1 import EventType
 
 from gatekeeper.audit import event_hash
 from gatekeeper.identity.heads import HEAD_ACTION
-from gatekeeper.identity.keys import PrincipalKind
 from gatekeeper.identity.registry import IdentityRegistry
 from gatekeeper.models import DecisionKind, DelegationRequest, OperatorRequest, ReleaseState
 from gatekeeper.models.audit import AuditEvent
-from gatekeeper.settings import Settings
-from gatekeeper.statements import public_key_b64
-from tests import factories, identity_fixtures
+from tests import factories
+from tests.anchoring import register_worker
 from tests.security.process import Ran, environment, gatekeeper
 from tests.workflows.conftest import Harness
 from tests.workflows.test_interop import temporal
@@ -62,20 +60,8 @@ class Anchored:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def anchored(harness: Harness, tmp_path: Path) -> Anchored:
-    registry = IdentityRegistry(Settings(data_dir=harness.data_dir).effective_registry_url)
-    try:
-        admin = identity_fixtures.admin_key(registry, tmp_path / "keys")
-        registry.register(
-            principal="gatekeeper-worker",
-            principal_kind=PrincipalKind.WORKER,
-            public_key=public_key_b64(harness.adapters.worker_key),
-            admin_key=admin,
-        )
-        root = registry.root()
-    finally:
-        registry.close()
-    assert root is not None
-    return Anchored(harness, root.key_id, tmp_path)
+    root = register_worker(harness.data_dir, harness.adapters.worker_key, tmp_path / "keys")
+    return Anchored(harness, root, tmp_path)
 
 
 def offline_env(tmp: Path, **extra: str) -> dict[str, str]:
