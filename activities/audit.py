@@ -10,7 +10,7 @@ from activities._errors import activity_errors
 from gatekeeper.adapters.anchors import AnchorStore
 from gatekeeper.adapters.audit_store import AuditStore
 from gatekeeper.errors import InputError
-from gatekeeper.identity.heads import AnchorRequest, SignedHead, sign_head
+from gatekeeper.identity.heads import AnchorRequest, HeadSignature, sign_head
 from gatekeeper.models.io import AuditFlushRequest, AuditFlushResult
 
 
@@ -50,14 +50,15 @@ class AnchorActivities:
         self._key = worker_key
 
     @activity.defn(name="anchor_audit_head")
-    def anchor_audit_head(self, request: AnchorRequest) -> SignedHead:
+    def anchor_audit_head(self, request: AnchorRequest) -> HeadSignature:
         """Sign the head at ``request.seq`` and append it to the anchor table, then store the
         events; a chain the audit store already holds differently fails without retrying (after
         the head is anchored, so the fork stays on record)."""
         with activity_errors():
             request = AnchorRequest.model_validate(request)
-            if len(request.links) != request.seq - request.first + 1 or (
-                request.links and request.links[-1] != request.hash[: len(request.links[-1])]
+            links = request.all_links()
+            if len(links) != request.seq - request.first + 1 or (
+                links and not request.hash.startswith(links[-1])
             ):
                 raise InputError("the head's links do not end at its hash")
             last = request.events[-1] if request.events else None
@@ -71,7 +72,7 @@ class AnchorActivities:
                 hash=request.hash,
                 reason=request.reason,
                 first=request.first,
-                links=request.links,
+                links=links,
             )
             anchored = self._anchors.append(signed)
             if request.events:
@@ -82,4 +83,8 @@ class AnchorActivities:
             request.seq,
             request.reason,
         )
-        return SignedHead(head=anchored.head, signature=anchored.signature)
+        return HeadSignature(
+            signed_at=anchored.head.signed_at,
+            key_id=anchored.head.key_id,
+            signature=anchored.signature,
+        )

@@ -197,8 +197,11 @@ class TestExportAfterLaunch:
         assert "partner:acme-labs" in launched_to, (
             "the cohort's granted partners hear of the launch"
         )
-        assert [e.action for e in dossier.audit[-2:]] == ["release_launched", "audit_head_signed"]
-        assert dossier.signed_heads[-1].head.seq == len(dossier.audit) - 2
+        ended = next(e.seq for e in dossier.audit if e.action == "release_launched")
+        final = dossier.signed_heads[-1].head
+        assert dossier.audit[-1].action == "audit_head_signed"
+        assert (final.seq, final.reason) == (len(dossier.audit) - 2, "release launched")
+        assert final.seq >= ended, "the release's end is signed"
         assert {k.principal_kind.value for k in dossier.keys} == {"admin", "worker"}
 
     def test_markdown_and_html_are_for_people(self, launched: Launched) -> None:

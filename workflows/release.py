@@ -26,7 +26,14 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError
     from gatekeeper.failures import Refused
-    from gatekeeper.identity.heads import HEAD_ACTION, LINK_LENGTH, AnchorRequest, SignedHead
+    from gatekeeper.identity.heads import (
+        HEAD_ACTION,
+        LINK_LENGTH,
+        AnchorRequest,
+        AuditHead,
+        HeadSignature,
+        SignedHead,
+    )
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState
@@ -784,24 +791,40 @@ class ModelReleaseWorkflow:
         start, head = self._audit_confirmed, chain[-1]
         first = min(self._signed_through + 1, head.seq)
         self._signed_through = head.seq
-        signed = await workflow.execute_activity(
+        request = AnchorRequest(
+            release_id=ledger.status.release_id,
+            first_run_id=workflow.info().first_execution_run_id,
+            events=chain[start:],
+            seq=head.seq,
+            hash=head.hash,
+            reason=reason,
+            first=first,
+            # Only the links the events sent do not give (the activity derives the others).
+            links=[e.hash[:LINK_LENGTH] for e in chain[first : max(first, start)]],
+        )
+        signature = await workflow.execute_activity(
             "anchor_audit_head",
-            AnchorRequest(
-                release_id=ledger.status.release_id,
-                first_run_id=workflow.info().first_execution_run_id,
-                events=chain[start:],
-                seq=head.seq,
-                hash=head.hash,
-                reason=reason,
-                first=first,
-                links=[e.hash[:LINK_LENGTH] for e in chain[first : head.seq + 1]],
-            ),
-            result_type=SignedHead,
+            request,
+            result_type=HeadSignature,
             start_to_close_timeout=timeouts.AUDIT_TIMEOUT,
             retry_policy=timeouts.AUDIT_RETRY,
             summary=f"Sign and anchor the audit head at event {head.seq} ({reason})",
         )
         self._audit_confirmed = max(self._audit_confirmed, head.seq + 1)
+        signed = SignedHead(
+            head=AuditHead(
+                release_id=request.release_id,
+                first_run_id=request.first_run_id,
+                seq=head.seq,
+                hash=head.hash,
+                signed_at=signature.signed_at,
+                key_id=signature.key_id,
+                reason=reason,
+                first=first,
+                links=request.all_links(),
+            ),
+            signature=signature.signature,
+        )
         ledger.audit(self._now(), "gatekeeper", HEAD_ACTION, signed.model_dump(mode="json"))
         self._commit()
 

@@ -81,7 +81,22 @@ class AnchorRequest(Model):
     hash: str = Field(pattern=_HASH)
     reason: str = Field(max_length=200)
     first: int = Field(default=0, ge=0)
+    #: The links of the events from ``first`` that are not among ``events`` (usually none: the
+    #: activity takes the others from ``events``).
     links: list[str] = Field(default_factory=list)
+
+    def all_links(self) -> list[str]:
+        """The head's ``links``: those sent, then a prefix of each event sent from ``first``."""
+        return self.links + [e.hash[:LINK_LENGTH] for e in self.events if e.seq >= self.first]
+
+
+class HeadSignature(Model):
+    """What ``anchor_audit_head`` answers: when and with which key the head was signed, and the
+    signature (the workflow knows the rest of the head)."""
+
+    signed_at: str
+    key_id: str = Field(pattern=KEY_ID_PATTERN)
+    signature: str
 
 
 def head_bytes(head: AuditHead) -> bytes:
