@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from activities.access import AccessActivities
@@ -38,6 +37,8 @@ from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_f
 from gatekeeper.config import WorkerConfig
 from gatekeeper.errors import ConfigError
 from gatekeeper.identity.heads import load_or_create_key
+from gatekeeper.identity.registry import IdentityRegistry
+from gatekeeper.identity.worker_key import worker_key_path
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.policy import Policy
 from gatekeeper.routing import unconfigured_channels
@@ -66,6 +67,9 @@ class Adapters:
     anchors: AnchorStore
     #: The worker's own key (``[identity] worker_key``): signs audit heads.
     worker_key: Ed25519PrivateKey
+    #: Registered keys (the registry's database): the worker installs it as its update
+    #: validators' key directory (``workers.worker.key_directory``).
+    identity: IdentityRegistry
     #: The worker's own checks of a policy, run by ``resolve_policy`` after the full policy check.
     policy_checks: list[PolicyCheck] = field(default_factory=list)
 
@@ -74,6 +78,7 @@ class Adapters:
         self.registry.close()
         self.policies.close()
         self.anchors.close()
+        self.identity.close()
         self.http.close()
 
 
@@ -99,14 +104,11 @@ def open_adapters(settings: Settings) -> Adapters:
         policies=policies,
         anchors=AnchorStore(settings.effective_registry_url),
         worker_key=_worker_key(settings),
+        identity=IdentityRegistry(
+            settings.effective_registry_url, trust_root=settings.config.identity.trust_root
+        ),
         policy_checks=[channels_configured(settings.config)],
     )
-
-
-def worker_key_path(settings: Settings) -> Path:
-    """Where the worker's own private key is: ``[identity] worker_key``, else
-    ``<data_dir>/worker-key.pem``."""
-    return settings.config.identity.worker_key or settings.data_dir / "worker-key.pem"
 
 
 def _worker_key(settings: Settings) -> Ed25519PrivateKey:

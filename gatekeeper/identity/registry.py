@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import Connection
@@ -50,6 +51,8 @@ from gatekeeper.identity.keys import (
     key_id_of,
 )
 from gatekeeper.models.base import Identifier, Model, ShortText
+
+log = structlog.get_logger(__name__)
 
 #: Who the trust root is, as a principal.
 ROOT_PRINCIPAL = "identity-root"
@@ -124,7 +127,9 @@ class IdentityRegistry(Database):
     """The registered keys and the identity log behind one SQLAlchemy URL. Thread-safe.
 
     Opening upgrades the schema to the newest migration, like the other registry stores.
-    ``clock`` gives "now" (validity checks, registration times); tests pass their own.
+    ``clock`` gives "now" (validity checks, registration times); tests pass their own. With
+    ``trust_root`` (a key id: the worker passes ``[identity] trust_root``), only keys whose
+    certificates lead to that root are returned by :meth:`key`.
     """
 
     def __init__(
@@ -132,20 +137,31 @@ class IdentityRegistry(Database):
         url: str,
         *,
         clock: Callable[[], datetime] = _utcnow,
+        trust_root: str | None = None,
         busy_timeout: float = SQLITE_BUSY_TIMEOUT,
     ) -> None:
         super().__init__(url, busy_timeout=busy_timeout)
         self._clock = clock
+        self._trust_root = trust_root
 
     # -- reading (the key directory the validators use) -------------------------------------
 
     def key(self, key_id: str) -> KeyRecord | None:
-        """The registered key with this id, revoked or not, or ``None``."""
+        """The registered key with this id, revoked or not, or ``None``.
+
+        A key whose certificates do not lead to the trust root (a row written into the table by
+        hand, or certified by a key that is not an admin) is ``None`` too, and logged.
+        """
         with self._read("read a key") as connection:
-            row = connection.execute(
-                sa.select(identity_keys).where(identity_keys.c.key_id == key_id)
-            ).first()
-        return _record(row) if row is not None else None
+            try:
+                return self._chain(connection, key_id)[0]
+            except UnknownKey:
+                return None
+            except IdentityRefused as err:
+                log.warning(
+                    "untrusted key in the identity registry", key_id=key_id, reason=str(err)
+                )
+                return None
 
     def keys(self, principal: str | None = None) -> list[KeyRecord]:
         """Every registered key (of ``principal``), by principal then registration order."""
@@ -172,47 +188,61 @@ class IdentityRegistry(Database):
     def chain_to_root(self, key_id: str) -> list[KeyRecord]:
         """The key and the keys that certified it, ending at the trust root.
 
-        Every certificate on the way is checked against its certifier's public key.
+        Every certificate on the way is checked against its certifier's public key, and the root
+        must be the pinned one if the registry was opened with ``trust_root``.
 
         Raises:
             UnknownKey: the key, or a certifier on the way, is not registered.
-            IdentityRefused: a certificate does not verify, or the chain does not end at a root.
+            IdentityRefused: a certificate does not verify, or the chain does not end at the root.
         """
-        chain: list[KeyRecord] = []
-        seen: set[str] = set()
-        current = key_id
         with self._read(f"read the certificate chain of {key_id}") as connection:
-            while True:
-                row = connection.execute(
-                    sa.select(identity_keys).where(identity_keys.c.key_id == current)
-                ).first()
-                if row is None:
-                    if not chain:
-                        raise UnknownKey(f"key {key_id} is not registered")
+            return self._chain(connection, key_id)
+
+    def _chain(self, connection: Connection, key_id: str) -> list[KeyRecord]:
+        chain: list[KeyRecord] = []
+        current = key_id
+        while True:
+            row = _row_by_id(connection, current)
+            if row is None:
+                if not chain:
+                    raise UnknownKey(f"key {key_id} is not registered")
+                raise IdentityRefused(
+                    f"key {chain[-1].key_id} is certified by {current}, which is not registered"
+                )
+            record = _record(row)
+            if any(seen.key_id == record.key_id for seen in chain):
+                raise IdentityRefused(f"the certificate chain of {key_id} loops")
+            if chain and record.principal_kind is not PrincipalKind.ADMIN:
+                raise IdentityRefused(
+                    f"key {chain[-1].key_id} is certified by {record.key_id}, which is not an "
+                    "admin key"
+                )
+            if chain and not _certificate_ok(chain[-1], record):
+                raise IdentityRefused(
+                    f"the certificate of key {chain[-1].key_id} does not verify with "
+                    f"{record.key_id}'s key"
+                )
+            chain.append(record)
+            if record.certified_by == record.key_id:
+                if not _certificate_ok(record, record):
+                    raise IdentityRefused(f"the root {record.key_id} does not certify itself")
+                if self._trust_root is not None and record.key_id != self._trust_root:
                     raise IdentityRefused(
-                        f"key {chain[-1].key_id} is certified by {current}, which is not registered"
+                        f"key {key_id} chains to {record.key_id}, not the pinned trust root "
+                        f"{self._trust_root}"
                     )
-                record = _record(row)
-                if record.key_id in seen:
-                    raise IdentityRefused(f"the certificate chain of {key_id} loops")
-                seen.add(record.key_id)
-                certifier = record if record.certified_by == record.key_id else None
-                if certifier is None:
-                    parent = connection.execute(
-                        sa.select(identity_keys).where(
-                            identity_keys.c.key_id == record.certified_by
-                        )
-                    ).first()
-                    certifier = _record(parent) if parent is not None else None
-                if certifier is not None and not _certificate_ok(record, certifier):
-                    raise IdentityRefused(
-                        f"the certificate of key {record.key_id} does not verify with "
-                        f"{record.certified_by}'s key"
-                    )
-                chain.append(record)
-                if record.certified_by == record.key_id:
-                    return chain
-                current = record.certified_by
+                return chain
+            current = record.certified_by
+
+    def _admin(
+        self, connection: Connection, admin_key: Ed25519PrivateKey, now: datetime
+    ) -> KeyRecord:
+        admin = _admin(connection, admin_key, now)
+        try:
+            self._chain(connection, admin.key_id)
+        except IdentityRefused as err:
+            raise IdentityRefused(f"the admin key {admin.key_id} is not trusted: {err}") from None
+        return admin
 
     def log(self) -> list[IdentityLogEntry]:
         """The identity log, oldest entry first."""
@@ -347,7 +377,7 @@ class IdentityRegistry(Database):
                 f"{start:%Y-%m-%d %H:%M} UTC"
             )
         with self._write(f"register a key for {principal}") as connection:
-            admin = _admin(connection, admin_key, now)
+            admin = self._admin(connection, admin_key, now)
             _refuse_duplicate(connection, public_key, key_id, principal)
             _refuse_other_kind(connection, principal, kind)
             record = _certified(
@@ -390,7 +420,7 @@ class IdentityRegistry(Database):
         now = self._clock()
         when = (at or now).astimezone(UTC)
         with self._write(f"revoke key {key_id}") as connection:
-            _admin(connection, admin_key, now)
+            self._admin(connection, admin_key, now)
             target = _target(connection, key_id)
             _refuse_revocation(target, when)
             _append(
@@ -431,7 +461,7 @@ class IdentityRegistry(Database):
         if valid_until is not None and valid_until.astimezone(UTC) <= now:
             raise IdentityRefused(f"valid until {valid_until:%Y-%m-%d %H:%M} UTC is not after now")
         with self._write(f"rotate key {key_id}") as connection:
-            admin = _admin(connection, admin_key, now)
+            admin = self._admin(connection, admin_key, now)
             old = _target(connection, key_id)
             why = old.why_not_valid_at(now)
             if why is not None:

@@ -478,10 +478,36 @@ class TestIdentityLog:
         assert filled.verify_log() == [f"key {key_id} (eve) is not in the identity log"]
         with pytest.raises(IdentityRefused, match="does not verify"):
             filled.chain_to_root(key_id)
+        # The validators' lookup does not return it, and it cannot act as an admin.
+        assert filled.key(key_id) is None
+        before = snapshot(filled)
+        with pytest.raises(IdentityRefused, match=r"admin key .* is not trusted: the certificate"):
+            filled.register(
+                principal="mallory",
+                public_key=public(Ed25519PrivateKey.generate()),
+                admin_key=forged,
+            )
+        assert snapshot(filled) == before
 
 
 class TestChain:
     """chain_to_root follows certificates to the self-certified root and checks each."""
+
+    def test_a_registry_opened_with_another_pinned_root_trusts_none_of_its_keys(
+        self, registry: IdentityRegistry, url: str, tmp_path: Path
+    ) -> None:
+        keys = register_people(registry, ["lena.fischer"], tmp_path)
+        key_id = private_key_id(keys["lena.fischer"])
+        other = key_id_of(public(Ed25519PrivateKey.generate()))
+        root = registry.root()
+        assert root is not None
+
+        with IdentityRegistry(url, trust_root=root.key_id) as pinned:
+            assert pinned.key(key_id) is not None
+        with IdentityRegistry(url, trust_root=other) as elsewhere:
+            assert elsewhere.key(key_id) is None
+            with pytest.raises(IdentityRefused, match=f"not the pinned trust root {other}"):
+                elsewhere.chain_to_root(key_id)
 
     def test_unknown_key(self, registry: IdentityRegistry) -> None:
         with pytest.raises(UnknownKey):
