@@ -65,8 +65,8 @@ class Adapters:
     policies: PolicyStore
     #: The append-only table of signed audit heads (the registry's database).
     anchors: AnchorStore
-    #: The worker's own key (``[identity] worker_key``): signs audit heads.
-    worker_key: Ed25519PrivateKey
+    #: The worker's own key (``[identity] worker_key``, loaded at open): signs audit heads.
+    head_key: Ed25519PrivateKey
     #: Registered keys (the registry's database): the worker installs it as its update
     #: validators' key directory (``workers.worker.key_directory``).
     identity: IdentityRegistry
@@ -103,7 +103,7 @@ def open_adapters(settings: Settings) -> Adapters:
         http=http,
         policies=policies,
         anchors=AnchorStore(settings.effective_registry_url),
-        worker_key=_worker_key(settings),
+        head_key=_worker_key(settings),
         identity=IdentityRegistry(
             settings.effective_registry_url, trust_root=settings.config.identity.trust_root
         ),
@@ -172,7 +172,7 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
     government = GovernmentActivities(adapters.clearinghouse)
     evidence = EvidenceActivities(adapters.evidence)
     audit = AuditActivities(adapters.audit_store)
-    anchor = AnchorActivities(adapters.audit_store, adapters.anchors, adapters.worker_key)
+    anchor = AnchorActivities(adapters.audit_store, adapters.anchors, adapters.head_key)
     launch = LaunchActivities(adapters.launcher, adapters.registry)
     access = AccessActivities(adapters.registry)
     policy = PolicyActivities(adapters.policies, adapters.policy_checks)
@@ -209,5 +209,4 @@ __all__ = [
     "build_activities",
     "channels_configured",
     "open_adapters",
-    "worker_key_path",
 ]

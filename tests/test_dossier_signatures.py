@@ -97,8 +97,14 @@ class Release:
     ) -> None:
         self.chain.append(at=self.tick(), actor=actor, action=action, details=details or {})
 
-    def signed(self, action: str, person: str, request: dict[str, Any]) -> None:
-        key = self.inst.people[person]
+    def signed(
+        self,
+        action: str,
+        person: str,
+        request: dict[str, Any],
+        key: Ed25519PrivateKey | None = None,
+    ) -> None:
+        key = key or self.inst.people[person]
         binding = Binding(subject_id=RELEASE, first_run_id=RUN, stage="internal_review")
         body = statement(
             action=action,
@@ -305,6 +311,49 @@ class TestForgedDossiers:
         assert not result.ok
         assert result.bad_seq == 2
         assert "of sam.safety was revoked at" in result.message
+
+
+class TestRelayedOrderRequests:
+    """An access order's request relayed to a release counts when a worker's key signed it, and
+    only then; a person's request counts only with that person's key."""
+
+    def test_a_worker_signs_what_an_order_relays(self, inst: Installation) -> None:
+        release = Release(inst)
+        release.event("release_started")
+        request = {"order_id": "ord-1", "by": "access-order-ord-1", "scope": "everyone"}
+        release.signed("suspend_access", "access-order-ord-1", request, key=inst.worker)
+
+        result = verify_text(text(release.dossier()), checks=Checks(trust_root=inst.root_id))
+
+        assert result.ok, result.message
+        assert "1 signed request(s)" in result.message
+
+    def test_a_person_cannot_sign_for_an_order(self, inst: Installation) -> None:
+        release = Release(inst)
+        release.event("release_started")
+        request = {"order_id": "ord-1", "by": "access-order-ord-1", "scope": "everyone"}
+        release.signed(
+            "suspend_access", "access-order-ord-1", request, key=inst.people["sam.safety"]
+        )
+
+        result = verify_text(text(release.dossier()), checks=Checks(trust_root=inst.root_id))
+
+        assert not result.ok
+        assert "access-order-ord-1's request is signed by sam.safety, not by a worker" in (
+            result.message
+        )
+
+    def test_a_worker_cannot_sign_for_a_person(self, inst: Installation) -> None:
+        release = Release(inst)
+        release.event("release_started")
+        release.signed(
+            "approve", "sam.safety", {"decider": "sam.safety", "role": "safety"}, key=inst.worker
+        )
+
+        result = verify_text(text(release.dossier()), checks=Checks(trust_root=inst.root_id))
+
+        assert not result.ok
+        assert "signed with a key of worker, not of sam.safety" in result.message
 
 
 class TestTrustRoot:

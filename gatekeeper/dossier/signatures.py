@@ -34,6 +34,8 @@ from gatekeeper.statements import verify_bytes
 #: Actions whose event ends a release.
 TERMINAL_ACTIONS = frozenset({"release_launched", "release_rejected", "release_withdrawn"})
 _MAX_CHAIN = 16
+#: Actors that are access orders relaying to releases (``gatekeeper.signed_requests``).
+ORDER_ACTOR_PREFIX = "access-order"
 
 
 class Problem(Exception):
@@ -258,7 +260,16 @@ def _check_attestation(index: int, event: AuditEvent, trust: _Trust) -> None:
             f"altered: {label}: the event names {event.actor}, the signed statement "
             f"{statement.get('actor')}",
         )
-    if key.principal != event.actor:
+    if event.actor.startswith(ORDER_ACTOR_PREFIX):
+        # An access order's request, relayed to the release by a worker, is signed by that
+        # worker's key (the order's own update was signed by its person, in the order's chain).
+        if key.principal_kind != PrincipalKind.WORKER:
+            raise Problem(
+                index,
+                f"altered: {label}: {event.actor}'s request is signed by {key.principal}, not "
+                "by a worker",
+            )
+    elif key.principal != event.actor or key.principal_kind != PrincipalKind.PERSON:
         raise Problem(
             index, f"altered: {label}: signed with a key of {key.principal}, not of {event.actor}"
         )
