@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from activities.access import AccessActivities
@@ -36,7 +37,6 @@ from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_factory
 from gatekeeper.config import WorkerConfig
 from gatekeeper.errors import ConfigError
-from gatekeeper.identity.heads import load_or_create_key
 from gatekeeper.identity.registry import IdentityRegistry
 from gatekeeper.identity.worker_key import worker_key_path
 from gatekeeper.models.enums import Channel
@@ -45,7 +45,6 @@ from gatekeeper.routing import unconfigured_channels
 from gatekeeper.settings import Settings
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from temporalio.client import Client
 
 
@@ -65,13 +64,15 @@ class Adapters:
     policies: PolicyStore
     #: The append-only table of signed audit heads (the registry's database).
     anchors: AnchorStore
-    #: The worker's own key (``[identity] worker_key``, loaded at open): signs audit heads.
-    head_key: Ed25519PrivateKey
     #: Registered keys (the registry's database): the worker installs it as its update
     #: validators' key directory (``workers.worker.key_directory``).
     identity: IdentityRegistry
     #: The worker's own checks of a policy, run by ``resolve_policy`` after the full policy check.
     policy_checks: list[PolicyCheck] = field(default_factory=list)
+    #: The worker's own Ed25519 key (PEM; ``[identity] worker_key``, default
+    #: ``<data_dir>/worker-key.pem``): signs audit heads (read when first needed: the worker
+    #: may create it after the adapters are opened).
+    worker_key_path: Path | None = None
 
     def close(self) -> None:
         """Release connections (workers call this on shutdown)."""
@@ -103,20 +104,12 @@ def open_adapters(settings: Settings) -> Adapters:
         http=http,
         policies=policies,
         anchors=AnchorStore(settings.effective_registry_url),
-        head_key=_worker_key(settings),
+        worker_key_path=worker_key_path(settings),
         identity=IdentityRegistry(
             settings.effective_registry_url, trust_root=settings.config.identity.trust_root
         ),
         policy_checks=[channels_configured(settings.config)],
     )
-
-
-def _worker_key(settings: Settings) -> Ed25519PrivateKey:
-    path = worker_key_path(settings)
-    try:
-        return load_or_create_key(path)
-    except (OSError, ValueError, TypeError) as err:
-        raise ConfigError(f"[identity] worker_key: cannot use {path}: {err}") from err
 
 
 def channels_configured(config: WorkerConfig) -> PolicyCheck:
@@ -172,7 +165,11 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
     government = GovernmentActivities(adapters.clearinghouse)
     evidence = EvidenceActivities(adapters.evidence)
     audit = AuditActivities(adapters.audit_store)
-    anchor = AnchorActivities(adapters.audit_store, adapters.anchors, adapters.head_key)
+    anchor = AnchorActivities(
+        adapters.audit_store,
+        adapters.anchors,
+        adapters.worker_key_path or Path("worker-key.pem"),
+    )
     launch = LaunchActivities(adapters.launcher, adapters.registry)
     access = AccessActivities(adapters.registry)
     policy = PolicyActivities(adapters.policies, adapters.policy_checks)

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 
 from activities._errors import activity_errors
 from gatekeeper.adapters.anchors import AnchorStore
 from gatekeeper.adapters.audit_store import AuditStore
-from gatekeeper.errors import InputError
-from gatekeeper.identity.heads import AnchorRequest, HeadSignature, sign_head
+from gatekeeper.errors import ConfigError, InputError
+from gatekeeper.identity.heads import AnchorRequest, HeadSignature, load_or_create_key, sign_head
 from gatekeeper.models.io import AuditFlushRequest, AuditFlushResult
 
 
@@ -42,12 +45,24 @@ class AnchorActivities:
     ``record_audit_events`` would), the anchor table and the worker's own private key.
     """
 
-    def __init__(
-        self, store: AuditStore, anchors: AnchorStore, worker_key: Ed25519PrivateKey
-    ) -> None:
+    def __init__(self, store: AuditStore, anchors: AnchorStore, worker_key: Path) -> None:
         self._store = store
         self._anchors = anchors
-        self._key = worker_key
+        self._key_path = worker_key
+        self._key: Ed25519PrivateKey | None = None
+        self._lock = threading.Lock()
+
+    def _worker_key(self) -> Ed25519PrivateKey:
+        """The worker's key, read (or, on a worker nobody set up, made) on first use."""
+        with self._lock:
+            if self._key is None:
+                try:
+                    self._key = load_or_create_key(self._key_path)
+                except (OSError, ValueError, TypeError) as err:
+                    raise ConfigError(
+                        f"[identity] worker_key: cannot use {self._key_path}: {err}"
+                    ) from err
+            return self._key
 
     @activity.defn(name="anchor_audit_head")
     def anchor_audit_head(self, request: AnchorRequest) -> HeadSignature:
@@ -65,7 +80,7 @@ class AnchorActivities:
             if last is not None and (last.seq, last.hash) != (request.seq, request.hash):
                 raise InputError("the head is not the last event sent")
             signed = sign_head(
-                self._key,
+                self._worker_key(),
                 release_id=request.release_id,
                 first_run_id=request.first_run_id,
                 seq=request.seq,

@@ -1,9 +1,10 @@
 """The worker's key registered for tests, so the heads it signs verify against a trust root.
 
-``register_worker(data_dir, worker_key, keys_dir)`` registers the worker's public key (kind
-``worker``) in the registry database under ``data_dir`` if it is not registered yet, certified by
-the test identity admin (``tests.identity_fixtures``), and returns the trust root's key id to pin.
-Register before the worker signs anything: a key counts only from its registration on.
+``register_worker(data_dir, key_path, keys_dir)`` registers the worker's public key (kind
+``worker``; the key in ``key_path``, made there if there is none) in the registry database under
+``data_dir`` if it is not registered yet, certified by the test identity admin
+(``tests.identity_fixtures``), and returns the trust root's key id to pin. Register before the
+worker signs anything: a key counts only from its registration on.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from gatekeeper.adapters.anchors import AnchorStore
+from gatekeeper.identity.heads import load_or_create_key
 from gatekeeper.identity.keys import PrincipalKind, key_id_of
 from gatekeeper.identity.registry import IdentityRegistry
 from gatekeeper.settings import Settings
@@ -26,8 +26,9 @@ from tests import identity_fixtures
 WORKER = "gatekeeper-worker"
 
 
-def register_worker(data_dir: Path, worker_key: Ed25519PrivateKey, keys_dir: Path) -> str:
-    """Register ``worker_key`` (once) in ``data_dir``'s registry; the trust root's key id."""
+def register_worker(data_dir: Path, key_path: Path | None, keys_dir: Path) -> str:
+    """Register the worker's key (once) in ``data_dir``'s registry; the trust root's key id."""
+    worker_key = load_or_create_key(key_path or data_dir / "worker-key.pem")
     registry = IdentityRegistry(Settings(data_dir=data_dir).effective_registry_url)
     try:
         public = public_key_b64(worker_key)

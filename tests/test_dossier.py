@@ -114,7 +114,7 @@ async def launched(
     adapters = open_adapters(Settings(task_queue=task_queue, data_dir=data_dir))
     for partner in PARTNERS:
         adapters.registry.add_partner(partner)
-    root = register_worker(data_dir, adapters.head_key, data_dir.parent / "keys")
+    root = register_worker(data_dir, adapters.worker_key_path, data_dir.parent / "keys")
     releases = Releases(env.client, task_queue)
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(

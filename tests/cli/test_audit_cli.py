@@ -26,7 +26,7 @@ async def audit(cli: Cli, *args: str) -> Result:
 @pytest.fixture
 def root(harness: Harness, tmp_path: Path) -> str:
     """The worker's key registered; the trust root to pin."""
-    return register_worker(harness.data_dir, harness.adapters.head_key, tmp_path / "keys")
+    return register_worker(harness.data_dir, harness.adapters.worker_key_path, tmp_path / "keys")
 
 
 async def withdrawn_release(harness: Harness) -> str:

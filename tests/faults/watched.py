@@ -36,7 +36,6 @@ from gatekeeper.dossier import DossierFormat, collect_dossier, render
 from gatekeeper.dossier.verify import Checks, verify_text
 from gatekeeper.errors import DecisionRefused, GatekeeperError
 from gatekeeper.failures import CONVERTER
-from gatekeeper.identity.heads import load_or_create_key
 from gatekeeper.models import DecisionKind, ReleaseOutcome, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
@@ -218,7 +217,7 @@ class Run:
         # The workers' shared key, registered before any of them signs a head.
         self.trust_root = register_worker(
             self.data_dir,
-            load_or_create_key(self.data_dir / "worker-key.pem"),
+            self.data_dir / "worker-key.pem",
             self.tmp_path / "keys",
         )
         environ = worker_env(

@@ -60,7 +60,7 @@ class Anchored:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def anchored(harness: Harness, tmp_path: Path) -> Anchored:
-    root = register_worker(harness.data_dir, harness.adapters.head_key, tmp_path / "keys")
+    root = register_worker(harness.data_dir, harness.adapters.worker_key_path, tmp_path / "keys")
     return Anchored(harness, root, tmp_path)
 
 
