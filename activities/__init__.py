@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from activities.access import AccessActivities
-from activities.audit import AuditActivities
+from activities.audit import AnchorActivities, AuditActivities
 from activities.evidence import EvidenceActivities
 from activities.government import GovernmentActivities
 from activities.identity import IdentityActivities
@@ -32,6 +32,7 @@ from gatekeeper.adapters import (
     Notifier,
     Outbox,
 )
+from gatekeeper.adapters.anchors import AnchorStore
 from gatekeeper.adapters.email import email_factory
 from gatekeeper.adapters.notifier import SendJournal, granted_partners
 from gatekeeper.adapters.policy_store import PolicyStore
@@ -40,6 +41,7 @@ from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_f
 from gatekeeper.config import UnsignedRequests, WorkerConfig
 from gatekeeper.errors import ConfigError
 from gatekeeper.identity.registry import IdentityRegistry
+from gatekeeper.identity.worker_key import worker_key_path
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.policy import Policy
 from gatekeeper.routing import unconfigured_channels
@@ -64,6 +66,8 @@ class Adapters:
     http: GuardedClient
     #: Installed policies (the registry's database); ``resolve_policy`` reads it.
     policies: PolicyStore
+    #: The append-only table of signed audit heads (the registry's database).
+    anchors: AnchorStore
     #: Registered keys (the registry's database): the worker installs it as its update
     #: validators' key directory (``workers.worker.key_directory``).
     identity: IdentityRegistry
@@ -72,12 +76,12 @@ class Adapters:
     #: ``[identity] unsigned = "allow"``: unsigned requests are accepted (local experiments).
     unsigned_allowed: bool = False
     #: The worker's own Ed25519 key (PEM; ``[identity] worker_key``, default
-    #: ``<data_dir>/worker-key.pem``): signs what access orders relay to releases.
+    #: ``<data_dir>/worker-key.pem``): signs audit heads and what access orders relay to
+    #: releases (read when first needed: the worker may create it after the adapters open).
     worker_key_path: Path | None = None
 
     def worker_key(self) -> Ed25519PrivateKey | None:
-        """The worker's private key, or ``None`` while it has none (read when needed: the
-        worker may create it after the adapters are opened)."""
+        """The worker's private key, or ``None`` while it has none."""
         path = self.worker_key_path
         if path is None or not path.exists():
             return None
@@ -87,6 +91,7 @@ class Adapters:
         """Release connections (workers call this on shutdown)."""
         self.registry.close()
         self.policies.close()
+        self.anchors.close()
         self.identity.close()
         self.http.close()
 
@@ -111,11 +116,12 @@ def open_adapters(settings: Settings) -> Adapters:
         registry=registry,
         http=http,
         policies=policies,
+        anchors=AnchorStore(settings.effective_registry_url),
+        worker_key_path=worker_key_path(settings),
         identity=IdentityRegistry(
             settings.effective_registry_url, trust_root=settings.config.identity.trust_root
         ),
         policy_checks=[channels_configured(settings.config)],
-        worker_key_path=settings.config.identity.worker_key or data / "worker-key.pem",
         unsigned_allowed=settings.config.identity.unsigned is UnsignedRequests.ALLOW,
     )
 
@@ -173,6 +179,11 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
     government = GovernmentActivities(adapters.clearinghouse)
     evidence = EvidenceActivities(adapters.evidence)
     audit = AuditActivities(adapters.audit_store)
+    anchor = AnchorActivities(
+        adapters.audit_store,
+        adapters.anchors,
+        adapters.worker_key_path or Path("worker-key.pem"),
+    )
     launch = LaunchActivities(adapters.launcher, adapters.registry)
     access = AccessActivities(adapters.registry)
     policy = PolicyActivities(adapters.policies, adapters.policy_checks)
@@ -182,6 +193,7 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
         government.submit_to_government,
         evidence.verify_evidence,
         audit.record_audit_events,
+        anchor.anchor_audit_head,
         launch.publish_launch,
         access.grant_partner_access,
         access.revoke_partner_access,

@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from activities import activities_from, open_adapters
 from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
-from gatekeeper.dossier.verify import verify_file
+from gatekeeper.dossier.verify import Checks, verify_file
 from gatekeeper.errors import InputError, ReleaseNotFound
 from gatekeeper.identity import authority
 from gatekeeper.models import DecisionKind, ReleaseState, ReleaseStatus
@@ -28,6 +28,7 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from tests import signing as test_keys
+from tests.anchoring import dossier_sources, register_worker
 from tests.workflows.conftest import PARTNERS
 from workflows.registry import ALL_WORKFLOWS
 
@@ -40,6 +41,8 @@ class Launched:
     dossier: Dossier
     json_text: str
     data_dir: Path
+    #: What ``audit verify`` checks signatures against (the test installation's trust root).
+    checks: Checks
 
 
 async def launch(releases: Releases, env: WorkflowEnvironment, store: PolicyStore) -> str:
@@ -82,9 +85,11 @@ async def launched(
     adapters = open_adapters(Settings(task_queue=task_queue, data_dir=data_dir))
     for partner in PARTNERS:
         adapters.registry.add_partner(partner)
+    root = register_worker(data_dir, adapters.worker_key_path, data_dir.parent / "keys")
+    # Every person's test key registered under the same root: every request is signed.
+    test_keys.register_everyone(adapters.identity, data_dir.parent / "keys")
     releases = Releases(env.client, task_queue, signer=test_keys.signer())
-    directory = test_keys.directory()
-    authority.install(task_queue, directory)
+    authority.install(task_queue, adapters.identity)
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             env.client,
@@ -95,11 +100,16 @@ async def launched(
             graceful_shutdown_timeout=timedelta(seconds=5),
         ):
             rid = await launch(releases, env, adapters.policies)
+    authority.uninstall(task_queue, adapters.identity)
     adapters.close()
-    authority.uninstall(task_queue, directory)
     # Exported with no worker running: a finished release is read from its history.
-    dossier = await collect_dossier(releases, rid, outbox_path=data_dir / "outbox.jsonl")
-    yield Launched(rid, dossier, render(dossier, DossierFormat.JSON), data_dir)
+    with dossier_sources(data_dir) as sources:
+        dossier = await collect_dossier(
+            releases, rid, outbox_path=data_dir / "outbox.jsonl", **sources
+        )
+    yield Launched(
+        rid, dossier, render(dossier, DossierFormat.JSON), data_dir, Checks(trust_root=root)
+    )
 
 
 def event_line(text: str, seq: int) -> int:
@@ -123,11 +133,17 @@ class TestExportAfterLaunch:
     receipt, grants, notifications and the full timeline, and it verifies."""
 
     def test_the_dossier_verifies(self, launched: Launched) -> None:
-        result = verify_text(launched.json_text)
+        result = verify_text(launched.json_text, checks=launched.checks)
 
         assert result.ok, result.message
         assert result.events == len(launched.dossier.audit) == launched.dossier.status.audit_length
-        assert result.message == f"ok: {result.events} events, head {result.head}"
+        heads = len(launched.dossier.signed_heads)
+        attested = sum("attestation" in e.details for e in launched.dossier.audit)
+        assert result.message.startswith(
+            f"ok: {result.events} events, head {result.head}; {attested} signed request(s), "
+            f"{heads} signed head(s) up to event {result.events - 2}, {heads} anchor(s) from "
+        )
+        assert heads == 6, "five stage ends (launch ends the release) and the release's end"
         assert result.head == launched.dossier.status.audit_head
 
     def test_it_carries_what_compliance_asks_for(self, launched: Launched) -> None:
@@ -159,7 +175,14 @@ class TestExportAfterLaunch:
         assert "partner:acme-labs" in launched_to, (
             "the cohort's granted partners hear of the launch"
         )
-        assert dossier.audit[-1].action == "release_launched"
+        ended = next(e.seq for e in dossier.audit if e.action == "release_launched")
+        final = dossier.signed_heads[-1].head
+        assert dossier.audit[-1].action == "audit_head_signed"
+        assert (final.seq, final.reason) == (len(dossier.audit) - 2, "release launched")
+        assert final.seq >= ended, "the release's end is signed"
+        kinds = {k.principal_kind.value for k in dossier.keys}
+        attested = any("attestation" in e.details for e in dossier.audit)
+        assert kinds == {"admin", "worker"} | ({"person"} if attested else set())
 
     def test_markdown_and_html_are_for_people(self, launched: Launched) -> None:
         markdown = render(launched.dossier, DossierFormat.MD)
@@ -314,9 +337,9 @@ class TestAuditStoreFile:
         path = launched.data_dir / "audit" / f"{launched.release_id}.jsonl"
         text = path.read_text()
 
-        assert (
-            verify_file(path).message
-            == f"ok: {len(launched.dossier.audit)} events, head {launched.dossier.audit_head}"
+        assert verify_file(path).message == (
+            f"ok: {len(launched.dossier.audit)} events, head {launched.dossier.audit_head}; "
+            "chain only (an audit-store file carries no keys: verify a dossier)"
         )
         lines = text.splitlines()
         lines[3] = lines[3].replace('"actor":"', '"actor":"x', 1)
