@@ -218,7 +218,7 @@ class Run:
         self.trust_root = register_worker(
             self.data_dir,
             self.data_dir / "worker-key.pem",
-            self.tmp_path / "keys",
+            self.data_dir / "keys",  # the admin keys worker_env registers with, too
         )
         environ = worker_env(
             self.env.client.service_client.config.target_host,
