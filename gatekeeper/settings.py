@@ -58,6 +58,10 @@ class Settings:
         reconcile_every: seconds between a worker's grant reconciliations
             (``GATEKEEPER_RECONCILE_EVERY``, see :mod:`gatekeeper.reconcile`); it also runs once
             when the worker starts.
+        evict_after_query: drop a release from the worker's cache after every status query it
+            answers (``GATEKEEPER_EVICT_AFTER_QUERY=1``; off by default). It removes the SDK's
+            "cached copy that missed an update" error (docs/running.md) at the price of a full
+            replay for the next task or query of that release on that worker.
         config: the worker's own configuration (channels, egress, evidence roots), read from
             ``GATEKEEPER_CONFIG`` or ``<data_dir>/gatekeeper.toml`` (see :mod:`gatekeeper.config`).
     """
@@ -80,6 +84,7 @@ class Settings:
     codec_server_cors_origins: tuple[str, ...] = ()
     config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
     reconcile_every: int = DEFAULT_RECONCILE_EVERY
+    evict_after_query: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +133,7 @@ class Settings:
             reconcile_every=_positive_int(
                 env, "GATEKEEPER_RECONCILE_EVERY", DEFAULT_RECONCILE_EVERY
             ),
+            evict_after_query=_flag(env, "GATEKEEPER_EVICT_AFTER_QUERY"),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

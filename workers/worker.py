@@ -35,6 +35,9 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 #: The SDK's default: after a worker dies, its cached workflows resume elsewhere this much later.
 STICKY_QUEUE_TIMEOUT = timedelta(seconds=10)
 
+#: The id the SDK's core gives a query that came as its own task (not with a workflow task).
+LEGACY_QUERY_ID = "legacy_query"
+
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -74,7 +77,7 @@ def build_worker(
     executor = activity_executor or ThreadPoolExecutor(
         max_workers=activity_threads, thread_name_prefix="gatekeeper-activity"
     )
-    return Worker(
+    worker = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(workflows),
@@ -87,6 +90,48 @@ def build_worker(
         max_cached_workflows=settings.max_cached_workflows,
         sticky_queue_schedule_to_start_timeout=sticky_queue_schedule_to_start_timeout,
     )
+    if settings.evict_after_query:
+        evict_after_legacy_queries(worker)
+    return worker
+
+
+def _is_legacy_query(activation: Any) -> bool:
+    return any(
+        job.HasField("query_workflow") and job.query_workflow.query_id == LEGACY_QUERY_ID
+        for job in activation.jobs
+    )
+
+
+def evict_after_legacy_queries(worker: Worker) -> None:
+    """Make ``worker`` drop a run from its cache after every status query it answers.
+
+    Why (docs/running.md, "A cached copy that missed an update"): a query answered while another
+    worker runs an approval's speculative task can leave this worker's cached copy standing at
+    that task without the approval, and the SDK's core later applies the release's whole history
+    on top of that copy and fails with ``No command scheduled for event ...
+    WorkflowExecutionUpdateAccepted`` (and, after a failed query, can keep the run stuck on this
+    worker). Dropping the copy after each query means the next task or query replays from
+    history. Cost: one full replay per query on this worker, also for the release's own worker.
+
+    The Python SDK has no public hook for this: the workflow worker's activation handler is
+    wrapped, and once a legacy query's activation is answered the core is asked to evict the run
+    (``temporalio.bridge.worker.Worker.request_workflow_eviction``, public on the bridge worker,
+    reached through the SDK worker's private ``_bridge_worker``; an SDK upgrade that moves either
+    fails ``tests/workers/test_evict_after_query.py``); core sends the usual eviction activation
+    once the run is idle. Only legacy queries (a query as its own task) evict; a query that rides
+    on a workflow task is answered by the worker running that task.
+    """
+    workflow_worker = worker._workflow_worker
+    if workflow_worker is None:  # a worker without workflows caches nothing
+        return
+    handle_activation = workflow_worker._handle_activation
+
+    async def handle_then_evict(activation: Any) -> None:
+        await handle_activation(activation)
+        if _is_legacy_query(activation):
+            worker._bridge_worker.request_workflow_eviction(activation.run_id)
+
+    workflow_worker._handle_activation = handle_then_evict  # type: ignore[method-assign,assignment]
 
 
 async def run_worker(
