@@ -35,6 +35,7 @@ from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_factory
 from gatekeeper.config import WorkerConfig
 from gatekeeper.errors import ConfigError
+from gatekeeper.identity.registry import IdentityRegistry
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.policy import Policy
 from gatekeeper.routing import unconfigured_channels
@@ -58,6 +59,9 @@ class Adapters:
     http: GuardedClient
     #: Installed policies (the registry's database); ``resolve_policy`` reads it.
     policies: PolicyStore
+    #: Registered keys (the registry's database): the worker installs it as its update
+    #: validators' key directory (``workers.worker.key_directory``).
+    identity: IdentityRegistry
     #: The worker's own checks of a policy, run by ``resolve_policy`` after the full policy check.
     policy_checks: list[PolicyCheck] = field(default_factory=list)
 
@@ -65,6 +69,7 @@ class Adapters:
         """Release connections (workers call this on shutdown)."""
         self.registry.close()
         self.policies.close()
+        self.identity.close()
         self.http.close()
 
 
@@ -88,6 +93,9 @@ def open_adapters(settings: Settings) -> Adapters:
         registry=registry,
         http=http,
         policies=policies,
+        identity=IdentityRegistry(
+            settings.effective_registry_url, trust_root=settings.config.identity.trust_root
+        ),
         policy_checks=[channels_configured(settings.config)],
     )
 

@@ -1,20 +1,41 @@
-"""``connect()``: a Temporal client with the pydantic data converter, configured by envconfig."""
+"""``connect()``: a Temporal client with the pydantic data converter, configured by envconfig.
+
+A bearer token for clusters that authorize callers (the compose stack's JWT authorizer, see
+docs/deployment.md) comes from the file named by ``GATEKEEPER_TEMPORAL_TOKEN_FILE``: it is sent
+as Temporal's API key (``authorization: Bearer <token>``), read at connect and re-read every
+minute while connected, so a renewed token replaces an expiring one without a restart. The token
+is never logged and never part of an error message (errors name the file only).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
+import structlog
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 
+from gatekeeper import redact
 from gatekeeper.codec import EncryptedPayloadConverter, codec_from_settings
 from gatekeeper.errors import ConfigError, ConnectionFailed
 from gatekeeper.failures import CONVERTER, EncodedRefusalFailureConverter
 from gatekeeper.settings import Settings
 
+log = structlog.get_logger(__name__)
+
 DEFAULT_ADDRESS = "localhost:7233"
+#: Seconds between re-reads of the token file while a client is connected.
+TOKEN_REFRESH_EVERY = 60.0
+#: A token file larger than this is refused: it is not a token (JWTs are a few hundred bytes).
+MAX_TOKEN_BYTES = 16 * 1024
+_TOKEN_VARIABLE = "GATEKEEPER_TEMPORAL_TOKEN_FILE"
+
+#: Running token refreshers, referenced so they are not garbage-collected mid-sleep.
+_refreshers: set[asyncio.Task[None]] = set()
 
 
 def connect_config(settings: Settings) -> dict[str, Any]:
@@ -30,7 +51,47 @@ def connect_config(settings: Settings) -> dict[str, Any]:
         raise ConfigError(f"Temporal connection settings are invalid: {err}") from err
     config.setdefault("target_host", DEFAULT_ADDRESS)
     config.setdefault("namespace", "default")
+    if settings.temporal_token_file is not None:
+        if config.get("api_key"):
+            raise ConfigError(
+                f"both {_TOKEN_VARIABLE} and an API key (TEMPORAL_API_KEY or the profile's "
+                "api_key) are set; keep one"
+            )
+        config["api_key"] = read_token(settings.temporal_token_file)
+        # As with TEMPORAL_API_KEY: a bearer token turns TLS on unless TEMPORAL_TLS says otherwise.
+        config.setdefault("tls", True)
     return config
+
+
+def read_token(path: Path) -> str:
+    """The bearer token in ``path``: one line, surrounding whitespace removed, no ``Bearer``.
+
+    The token is remembered by :mod:`gatekeeper.redact` so that it is masked should a library
+    ever quote it. Errors name the file and never its content.
+
+    Raises:
+        ConfigError: the file cannot be read, is empty, too large, or holds more than a token.
+    """
+    where = f"{_TOKEN_VARIABLE} {path}"
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TOKEN_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{where} cannot be read: {err.strerror or type(err).__name__}") from None
+    if len(raw) > MAX_TOKEN_BYTES:
+        raise ConfigError(f"{where} is larger than {MAX_TOKEN_BYTES // 1024} KiB: not a token")
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where} holds non-ASCII bytes: not a token") from None
+    if not token:
+        raise ConfigError(f"{where} is empty")
+    if token.lower().startswith("bearer"):
+        raise ConfigError(f"{where} must hold the token alone, without 'Bearer'")
+    if not all(ch.isprintable() and not ch.isspace() for ch in token):
+        raise ConfigError(f"{where} must hold one token on one line")
+    redact.remember(token)
+    return token
 
 
 def data_converter(settings: Settings) -> DataConverter:
@@ -60,12 +121,44 @@ async def connect(settings: Settings) -> Client:
     config = connect_config(settings)
     target = config["target_host"]
     try:
-        return await Client.connect(**config, data_converter=data_converter(settings))
+        client = await Client.connect(**config, data_converter=data_converter(settings))
     except RuntimeError as err:
         raise ConnectionFailed(
             f"cannot reach Temporal at {target} (namespace {config['namespace']}): "
             f"{_first_line(err)}; start one with `gatekeeper dev` or set TEMPORAL_ADDRESS"
         ) from err
+    if settings.temporal_token_file is not None:
+        keep_token_fresh(client, settings.temporal_token_file)
+    return client
+
+
+def keep_token_fresh(
+    client: Client, path: Path, every: float = TOKEN_REFRESH_EVERY
+) -> asyncio.Task[None]:
+    """Re-read the token file every ``every`` seconds and give the client a changed token.
+
+    Runs until the event loop ends (``asyncio.run`` cancels it). A file that cannot be read
+    keeps the previous token and logs why (the file's name, never a token).
+    """
+    task = asyncio.get_running_loop().create_task(
+        _refresh_token(client, path, every), name="gatekeeper-temporal-token"
+    )
+    _refreshers.add(task)
+    task.add_done_callback(_refreshers.discard)
+    return task
+
+
+async def _refresh_token(client: Client, path: Path, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            token = read_token(path)
+        except ConfigError as err:
+            log.warning("temporal_token_unreadable", error=str(err))
+            continue
+        if token != client.api_key:
+            client.api_key = token
+            log.info("temporal_token_renewed", file=str(path))
 
 
 def _first_line(err: BaseException) -> str:
@@ -76,7 +169,11 @@ def _first_line(err: BaseException) -> str:
         ("dns error", "unknown host"),
         ("timed out", "timed out"),
         ("certificate", "TLS certificate problem"),
-        ("Unauthenticated", "unauthenticated (check TEMPORAL_API_KEY / TLS settings)"),
+        (
+            "Unauthenticated",
+            f"unauthenticated (check TEMPORAL_API_KEY / {_TOKEN_VARIABLE} / TLS settings)",
+        ),
+        ("PermissionDenied", f"permission denied (check the token in {_TOKEN_VARIABLE})"),
     ):
         if needle.lower() in text.lower():
             return short

@@ -64,6 +64,10 @@ class Settings:
             replay for the next task or query of that release on that worker.
         config: the worker's own configuration (channels, egress, evidence roots), read from
             ``GATEKEEPER_CONFIG`` or ``<data_dir>/gatekeeper.toml`` (see :mod:`gatekeeper.config`).
+        temporal_token_file: a file holding the bearer token (a JWT, or a Temporal Cloud API
+            key) sent to Temporal as ``authorization: Bearer …`` (``GATEKEEPER_TEMPORAL_TOKEN_FILE``);
+            read when connecting and re-read while connected, so a renewed token is picked up
+            without a restart (see :mod:`gatekeeper.client`). Only the path is kept here.
     """
 
     task_queue: str = DEFAULT_TASK_QUEUE
@@ -85,6 +89,7 @@ class Settings:
     config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
     reconcile_every: int = DEFAULT_RECONCILE_EVERY
     evict_after_query: bool = False
+    temporal_token_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +104,7 @@ class Settings:
         key_file = env.get("GATEKEEPER_CODEC_KEY_FILE")
         data_dir = Path(env.get("GATEKEEPER_DATA_DIR", str(DEFAULT_DATA_DIR)))
         config_path = env.get("GATEKEEPER_CONFIG")
+        token_file = env.get("GATEKEEPER_TEMPORAL_TOKEN_FILE")
         config = (
             load_worker_config(Path(config_path), required=True)
             if config_path
@@ -134,6 +140,7 @@ class Settings:
                 env, "GATEKEEPER_RECONCILE_EVERY", DEFAULT_RECONCILE_EVERY
             ),
             evict_after_query=_flag(env, "GATEKEEPER_EVICT_AFTER_QUERY"),
+            temporal_token_file=Path(token_file) if token_file else None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

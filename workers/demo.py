@@ -146,6 +146,8 @@ async def run_demo(settings: Settings, *, spec_path: Path, keep: bool, console: 
     # line (the spec's relative uris resolve there); no client names a root.
     demo_settings = settings.with_overrides(
         data_dir=data_dir,
+        # The demo's own trust root, worker key and people's keys: made fresh with its data.
+        keys_dir=data_dir / "keys",
         task_queue=DEMO_TASK_QUEUE,
         config=settings.config.with_evidence_roots(await asyncio.to_thread(spec_folder, spec_path)),
     )
@@ -163,7 +165,11 @@ async def run_demo(settings: Settings, *, spec_path: Path, keep: bool, console: 
         stop_worker = asyncio.Event()
         worker = asyncio.create_task(
             run_worker(
-                demo_settings, client=server.client, stop_event=stop_worker, handle_signals=False
+                demo_settings,
+                client=server.client,
+                stop_event=stop_worker,
+                handle_signals=False,
+                local_identity=True,
             )
         )
         env = dict(os.environ)
@@ -172,6 +178,7 @@ async def run_demo(settings: Settings, *, spec_path: Path, keep: bool, console: 
             TEMPORAL_NAMESPACE="default",
             GATEKEEPER_DATA_DIR=str(data_dir),
             GATEKEEPER_TASK_QUEUE=DEMO_TASK_QUEUE,
+            GATEKEEPER_KEYS_DIR=str(demo_settings.keys_dir),
             GATEKEEPER_POLICY=str(DEMO_POLICY_FILE),
             GATEKEEPER_LOG_LEVEL="WARNING",
             COLUMNS="110",

@@ -15,16 +15,21 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from gatekeeper.client import connect
 from gatekeeper.errors import ConfigError
+from gatekeeper.identity import authority
 from gatekeeper.reconcile import reconcile_forever
 from gatekeeper.settings import Settings
+
+if TYPE_CHECKING:
+    from gatekeeper.identity.registry import IdentityRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +44,31 @@ STICKY_QUEUE_TIMEOUT = timedelta(seconds=10)
 LEGACY_QUERY_ID = "legacy_query"
 
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+#: Modules the workflow sandbox shares with the worker process instead of re-importing: the
+#: update validators reach the worker's key directory through :mod:`gatekeeper.identity.authority`,
+#: which must be the process's one instance (a sandboxed copy would have no directory installed);
+#: ``cryptography``'s Rust core imports ``cryptography.exceptions`` lazily when a signature fails
+#: to verify, and that import inside the sandbox aborts the process (pyo3).
+SANDBOX_PASSTHROUGH = ("gatekeeper.identity", "cryptography")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandboxed runner every Gatekeeper worker uses (see :data:`SANDBOX_PASSTHROUGH`)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+    )
+
+
+@contextlib.contextmanager
+def key_directory(task_queue: str, directory: authority.KeyDirectory) -> Iterator[None]:
+    """While active, the update validators of workflows on ``task_queue`` in this process look
+    keys up in ``directory`` (the worker's identity registry)."""
+    authority.install(task_queue, directory)
+    try:
+        yield
+    finally:
+        authority.uninstall(task_queue, directory)
 
 
 def build_worker(
@@ -82,6 +112,7 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=list(workflows),
         activities=list(activities),
+        workflow_runner=workflow_runner(),
         activity_executor=executor,
         # More concurrent activities than threads would only queue inside the pool, holding
         # tasks other workers could have taken.
@@ -144,6 +175,8 @@ async def run_worker(
     workflows: Sequence[type] | None = None,
     activities: Sequence[Callable[..., Any]] | None = None,
     activity_threads: int = DEFAULT_ACTIVITY_THREADS,
+    local_identity: bool = False,
+    identity: IdentityRegistry | None = None,
 ) -> None:
     """Run a worker until ``stop_event`` is set or SIGINT/SIGTERM arrives, then stop gracefully.
 
@@ -157,12 +190,79 @@ async def run_worker(
         workflows: overrides the workflows registered (see :func:`build_worker`).
         activities: overrides the activities registered (see :func:`build_worker`).
         activity_threads: threads (and concurrent activities) for synchronous activities.
+        local_identity: one machine (``gatekeeper dev``, the demo): a trust root is made in the
+            keys dir if the registry has none, and registers the worker's key. Otherwise the
+            worker's key must already be registered by an identity admin.
+        identity: the identity registry, already opened and checked by :func:`open_identity`
+            (the caller closes it); by default it is opened and checked here.
+
+    Before polling, the worker checks its identity registry (a trust root, the pinned one if
+    ``[identity] trust_root`` is set, and an identity log that verifies) and its own key, and
+    installs the registry as the key directory of its task queue's update validators.
 
     Raises:
         ConnectionFailed: the server could not be reached.
-        ConfigError: the server refused the worker (e.g. the namespace does not exist).
+        ConfigError: the server refused the worker (e.g. the namespace does not exist); the
+            identity registry cannot be trusted; the worker's key is not registered.
     """
     stop = stop_event or asyncio.Event()
+    owned = identity is None
+    if identity is None:
+        identity = await asyncio.to_thread(open_identity, settings, local=local_identity)
+    try:
+        with key_directory(task_queue or settings.task_queue, identity):
+            await _run(
+                settings,
+                task_queue=task_queue,
+                client=client,
+                stop=stop,
+                handle_signals=handle_signals,
+                workflows=workflows,
+                activities=activities,
+                activity_threads=activity_threads,
+            )
+    finally:
+        if owned:
+            identity.close()
+
+
+def open_identity(settings: Settings, *, local: bool = False) -> IdentityRegistry:
+    """The worker's identity registry, checked, with the worker's key registered in it.
+
+    See :func:`run_worker` (``local_identity``) and :mod:`gatekeeper.identity.worker_key`.
+    """
+    from gatekeeper.identity.registry import IdentityRegistry
+    from gatekeeper.identity.worker_key import check_trust, ensure_worker_key, local_trust_root
+
+    registry = IdentityRegistry(
+        settings.effective_registry_url, trust_root=settings.config.identity.trust_root
+    )
+    try:
+        admin = None
+        if local:
+            admin, root, created = local_trust_root(settings, registry)
+            if created:
+                log.info("trust root created", key_id=root.key_id, key=str(settings.keys_dir))
+        check_trust(settings, registry)
+        _, record = ensure_worker_key(settings, registry, admin_key=admin)
+        log.info("worker key", key_id=record.key_id, principal=record.principal)
+    except BaseException:
+        registry.close()
+        raise
+    return registry
+
+
+async def _run(
+    settings: Settings,
+    *,
+    task_queue: str | None,
+    client: Client | None,
+    stop: asyncio.Event,
+    handle_signals: bool,
+    workflows: Sequence[type] | None,
+    activities: Sequence[Callable[..., Any]] | None,
+    activity_threads: int,
+) -> None:
     client = client or await connect(settings)
     if activities is None:
         # Opening the adapters touches files and databases: keep that off the event loop.

@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         process,
         release,
         review,
+        temporal_auth,
     )
 
     app.add_typer(release.app, name="release")
@@ -27,8 +28,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ops.app, name="ops")
     app.add_typer(policy.app, name="policy")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(keys.identity_app, name="identity")
     app.add_typer(access.app, name="access")
     app.add_typer(audit.app, name="audit")
+    app.add_typer(temporal_auth.app, name="temporal-auth")
     process.register(app)
     admin.register(app)
     demo.register(app)

@@ -1,53 +1,510 @@
-"""``gatekeeper keys``: Ed25519 keys for signed decisions."""
+"""``gatekeeper keys`` and ``gatekeeper identity``: the keys the worker trusts, and who registers them.
+
+Private keys stay in the keys dir (``GATEKEEPER_KEYS_DIR``, ``<person>.pem``, mode 600). Public
+keys count only once an identity admin has registered them in the identity registry (the
+registry's database, which the worker reads): every change is signed with the admin's key from
+the keys dir (``--admin NAME`` reads ``NAME.pem``) and appended to the identity log.
+
+- ``gatekeeper identity init``: the installation's trust root (``identity-root.pem``).
+- ``gatekeeper identity log`` / ``identity verify``: the signed log of every change, re-checked.
+- ``gatekeeper keys generate|register|list|revoke|rotate``.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import TypeAdapter, ValidationError
+from rich.table import Table
 
 from gatekeeper import signing
 from gatekeeper.cli import common
-from gatekeeper.cli.session import key_path
-from gatekeeper.errors import InputError
-from gatekeeper.models.base import Identifier
+from gatekeeper.cli.session import key_path, parse_when
+from gatekeeper.errors import GatekeeperError, InputError
+from gatekeeper.identity.keyfiles import read_private_key, write_private_key
+from gatekeeper.identity.keys import KeyRecord, PrincipalKind, key_id_of
+from gatekeeper.models.base import Identifier, parse_duration
+from gatekeeper.settings import Settings
 from gatekeeper.text import for_markup
 
-app = typer.Typer(help="Signing keys for decisions.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from gatekeeper.identity.registry import IdentityRegistry
+
+app = typer.Typer(
+    help="Signing keys: generate, register, list, revoke, rotate.", no_args_is_help=True
+)
+identity_app = typer.Typer(
+    help="The identity registry: its trust root and the signed log of every change.",
+    no_args_is_help=True,
+)
+
+_KIND_HELP = "person, worker or admin"
+
+
+class IdentityLogBroken(GatekeeperError):
+    """The identity log or the key table fails verification (exit 1, like ``audit verify``)."""
+
+
+# -- shared ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _registry(settings: Settings) -> Iterator[IdentityRegistry]:
+    from gatekeeper.identity.registry import IdentityRegistry
+
+    with IdentityRegistry(settings.effective_registry_url) as registry:
+        yield registry
+
+
+def _principal(value: str, option: str = "--as") -> str:
+    try:
+        return TypeAdapter(Identifier).validate_python(value)
+    except ValidationError:
+        raise InputError(
+            f"{option}: '{value}' is not a principal id (lower-case letters, digits, . _ -)"
+        ) from None
+
+
+def _kind(value: str) -> PrincipalKind:
+    try:
+        return PrincipalKind(value)
+    except ValueError:
+        raise InputError(f"--kind: '{value}' is not one of {_KIND_HELP}") from None
+
+
+def _admin_key(settings: Settings, admin: str) -> Ed25519PrivateKey:
+    """The private key of admin ``admin`` from the keys dir."""
+    name = _principal(admin, "--admin")
+    path = key_path(settings, name)
+    if not path.exists():
+        raise InputError(
+            f"--admin: no key for {name} in {settings.keys_dir} ({path.name}); an identity "
+            "admin's changes are signed with their key"
+        )
+    try:
+        return read_private_key(path)
+    except InputError as err:
+        raise InputError(f"--admin: {err}") from None
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    return parse_when(value, option=option) if value else None
+
+
+def _stamp(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def _status(record: KeyRecord, now: datetime) -> str:
+    why = record.why_not_valid_at(now)
+    if why is None:
+        return "valid" if record.revoked_at is None else f"valid until {_stamp(record.revoked_at)}"
+    if record.revoked_at is not None and now >= record.revoked_at:
+        return "revoked"
+    if record.valid_until is not None and now >= record.valid_until:
+        return "expired"
+    return "not yet valid"
+
+
+def _row(record: KeyRecord, now: datetime) -> dict[str, Any]:
+    return {**record.model_dump(mode="json"), "status": _status(record, now)}
+
+
+def _print_record(title: str, record: KeyRecord) -> None:
+    common.console.print(f"[green]✔[/] {for_markup(title)}")
+    for label, value in (
+        ("key id", record.key_id),
+        ("principal", f"{record.principal} ({record.principal_kind.value})"),
+        ("public key", record.public_key),
+        ("valid", f"{_stamp(record.valid_from)} → {_stamp(record.valid_until)}"),
+        ("certified by", record.certified_by),
+    ):
+        common.console.print(f"    {label:<13}{value}", markup=False, highlight=False)
+
+
+def _write_new_key(path: Path, *, force: bool) -> Ed25519PrivateKey:
+    key = Ed25519PrivateKey.generate()
+    write_private_key(path, key, replace=force)
+    return key
+
+
+# -- gatekeeper identity -----------------------------------------------------------------------
+
+
+@identity_app.command("init")
+def identity_init(
+    ctx: typer.Context,
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Create the installation's trust root: its key in the keys dir, registered as the root."""
+    from gatekeeper.identity.worker_key import root_key_path
+
+    settings = common.settings(ctx)
+    path = root_key_path(settings)
+    with _registry(settings) as registry:
+        existing = registry.root()
+        if existing is not None:
+            raise InputError(
+                f"the identity registry already has a trust root ({existing.key_id}); an "
+                "installation has one root"
+            )
+        created = not path.exists()
+        key = _write_new_key(path, force=False) if created else read_private_key(path)
+        root = registry.init_root(key)
+    if json_:
+        common.print_json(
+            {**root.model_dump(mode="json"), "private_key": str(path), "key_created": created}
+        )
+        return
+    made = "written to" if created else "read from"
+    _print_record(f"trust root created; its private key {made} {path} (mode 600)", root)
+    common.console.print(
+        "Pin it in the worker's configuration (gatekeeper.toml):", markup=False, highlight=False
+    )
+    common.console.print(
+        f'    [identity]\n    trust_root = "{root.key_id}"', markup=False, highlight=False
+    )
+    common.console.print(
+        f"Register identity admins with `gatekeeper keys register --kind admin --admin "
+        f"{root.principal} ...`; keep {path.name} offline once they exist.",
+        markup=False,
+        highlight=False,
+    )
+
+
+@identity_app.command("log")
+def identity_log(ctx: typer.Context, json_: bool = common.JSON_OPTION) -> None:
+    """Every change to the registry, oldest first: who (which admin key) did what, when."""
+    settings = common.settings(ctx)
+    with _registry(settings) as registry:
+        entries = registry.log()
+    if json_:
+        common.print_json([entry.model_dump(mode="json") for entry in entries])
+        return
+    table = Table("seq", "at", "action", "key", "by", "hash")
+    for entry in entries:
+        table.add_row(
+            str(entry.seq),
+            _stamp(entry.at),
+            entry.action,
+            entry.key_id,
+            entry.by_key_id,
+            entry.hash[:16] + "…",
+        )
+    common.console.print(table)
+
+
+@identity_app.command("verify")
+def identity_verify(
+    ctx: typer.Context,
+    trust_root: str = typer.Option(
+        None, "--trust-root", help="Key id the root must be (default: [identity] trust_root)."
+    ),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Replay the identity log: every hash, signature and certificate, and the key table."""
+    settings = common.settings(ctx)
+    pinned = trust_root or settings.config.identity.trust_root
+    with _registry(settings) as registry:
+        problems = registry.verify_log(trust_root=pinned)
+        entries = len(registry.log())
+    if json_:
+        common.print_json({"ok": not problems, "entries": entries, "problems": problems})
+        if problems:
+            raise typer.Exit(1)
+        return
+    if problems:
+        raise IdentityLogBroken(problems[0])
+    common.console.print(
+        f"ok: {entries} identity log entries verify"
+        + (f", root {pinned}" if pinned else " (no trust root pinned)"),
+        markup=False,
+    )
+
+
+@identity_app.command("worker-key")
+def identity_worker_key(
+    ctx: typer.Context,
+    register: bool = typer.Option(
+        False, "--register", help="Register it as a worker key (needs --admin)."
+    ),
+    admin: str = typer.Option(None, "--admin", help="The identity admin registering it."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """The worker's own key ([identity] worker_key, default <data_dir>/worker-key.pem): created
+    if missing, printed, and with --register --admin A registered as a worker key."""
+    from gatekeeper.identity.keyfiles import load_or_create
+    from gatekeeper.identity.worker_key import WORKER_PRINCIPAL, worker_key_path
+
+    settings = common.settings(ctx)
+    if register and not admin:
+        raise InputError("--register needs --admin NAME (the identity admin who registers it)")
+    admin_key = _admin_key(settings, admin) if register else None
+    path = worker_key_path(settings)
+    key, created = load_or_create(path)
+    public = signing.public_key_b64(key)
+    key_id = key_id_of(public)
+    with _registry(settings) as registry:
+        record = registry.key(key_id)
+        if record is None and admin_key is not None:
+            record = registry.register(
+                principal=WORKER_PRINCIPAL,
+                principal_kind=PrincipalKind.WORKER,
+                public_key=public,
+                admin_key=admin_key,
+            )
+    if json_:
+        common.print_json(
+            {
+                "key_id": key_id,
+                "public_key": public,
+                "private_key": str(path),
+                "created": created,
+                "registered": record.model_dump(mode="json") if record else None,
+            }
+        )
+        return
+    made = "created" if created else "found"
+    common.console.print(f"worker key {made}: {path}", markup=False, highlight=False)
+    common.console.print(f"    key id       {key_id}", markup=False, highlight=False)
+    common.console.print(f"    public key   {public}", markup=False, highlight=False)
+    if record is not None:
+        common.console.print(
+            f"Registered to {record.principal} ({record.principal_kind.value}).", markup=False
+        )
+    else:
+        common.console.print(
+            "Not registered; an identity admin runs:\n"
+            f"    gatekeeper keys register --as {WORKER_PRINCIPAL} --kind worker "
+            f"--public-key {public} --admin ADMIN",
+            markup=False,
+            highlight=False,
+        )
+
+
+# -- gatekeeper keys ---------------------------------------------------------------------------
 
 
 @app.command()
 def generate(
     ctx: typer.Context,
-    as_: str = typer.Option(..., "--as", help="Whose key (a roster id)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing key."),
+    as_: str = typer.Option(..., "--as", help="Whose key (a principal id)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing key file."),
+    register: bool = typer.Option(
+        False, "--register", help="Also register the public key (needs --admin)."
+    ),
+    admin: str = typer.Option(None, "--admin", help="The identity admin registering it."),
+    kind: str = typer.Option("person", "--kind", help=_KIND_HELP),
+    valid_until: str = typer.Option(None, "--valid-until", help="e.g. 2027-06-30 or +365d."),
     json_: bool = common.JSON_OPTION,
 ) -> None:
-    """Create a key pair: the private key stays in the keys dir, the public key goes on the roster."""
-    try:
-        TypeAdapter(Identifier).validate_python(as_)
-    except ValidationError:
-        raise InputError(
-            f"--as: '{as_}' is not a roster id (lower-case letters, digits, . _ -)"
-        ) from None
+    """Create a key pair: the private key stays in the keys dir; the public key is registered by
+    an identity admin (here with --register --admin, or later with `keys register`)."""
+    person = _principal(as_)
     settings = common.settings(ctx)
-    path = key_path(settings, as_)
+    if register and not admin:
+        raise InputError("--register needs --admin NAME (the identity admin who registers it)")
+    principal_kind = _kind(kind)
+    until = _when(valid_until, "--valid-until")
+    path = key_path(settings, person)
     if path.exists() and not force:
         raise InputError(
-            f"{path} already exists; use --force to replace it "
-            "(old signatures stay valid only while the roster keeps the old public key)"
+            f"{path} already exists; use --force to replace it, or `gatekeeper keys rotate` to "
+            "register a successor"
         )
-    pem, public = signing.generate_keypair()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
+    admin_key = _admin_key(settings, admin) if register else None
+    if admin_key is not None:
+        # Refused before anything is written: a key file with no registration helps no one.
+        with _registry(settings) as registry:
+            pem_key = Ed25519PrivateKey.generate()
+            record = registry.register(
+                principal=person,
+                principal_kind=principal_kind,
+                public_key=signing.public_key_b64(pem_key),
+                valid_until=until,
+                admin_key=admin_key,
+            )
+        write_private_key(path, pem_key, replace=force)
+    else:
+        pem_key = _write_new_key(path, force=force)
+        record = None
+    public = signing.public_key_b64(pem_key)
     if json_:
-        common.print_json({"person": as_, "private_key": str(path), "public_key": public})
+        common.print_json(
+            {
+                "person": person,
+                "private_key": str(path),
+                "public_key": public,
+                "key_id": key_id_of(public),
+                "registered": record.model_dump(mode="json") if record else None,
+            }
+        )
         return
     common.console.print(f"[green]✔[/] private key written to {for_markup(path)} (mode 600)")
+    common.console.print(f"    key id       {key_id_of(public)}", markup=False, highlight=False)
+    common.console.print(f"    public key   {public}", markup=False, highlight=False)
+    if record is not None:
+        common.console.print(
+            f"Registered for {person} ({record.principal_kind.value}) by {admin}.", markup=False
+        )
+        return
     common.console.print(
-        f"Add the public key to the roster entry of {as_} in the policy:", markup=False
+        "It counts once an identity admin registers it:\n"
+        f"    gatekeeper keys register --as {person} --kind {principal_kind.value} "
+        f"--public-key {public} --admin ADMIN",
+        markup=False,
+        highlight=False,
     )
-    common.console.print(f"    public_key: {public}", highlight=False, markup=False)
+
+
+@app.command("register")
+def register_key(
+    ctx: typer.Context,
+    as_: str = typer.Option(..., "--as", help="Whose key (a principal id)."),
+    public_key: str = typer.Option(..., "--public-key", help="Base64 of the raw 32-byte key."),
+    kind: str = typer.Option("person", "--kind", help=_KIND_HELP),
+    valid_from: str = typer.Option(None, "--valid-from", help="Default: now."),
+    valid_until: str = typer.Option(None, "--valid-until", help="e.g. 2027-06-30 or +365d."),
+    admin: str = typer.Option(..., "--admin", help="The identity admin registering it."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Register a public key for a person, worker or admin, signed by an identity admin."""
+    settings = common.settings(ctx)
+    person = _principal(as_)
+    principal_kind = _kind(kind)
+    start = _when(valid_from, "--valid-from")
+    until = _when(valid_until, "--valid-until")
+    admin_key = _admin_key(settings, admin)
+    with _registry(settings) as registry:
+        record = registry.register(
+            principal=person,
+            principal_kind=principal_kind,
+            public_key=public_key.strip(),
+            valid_from=start,
+            valid_until=until,
+            admin_key=admin_key,
+        )
+    if json_:
+        common.print_json(record.model_dump(mode="json"))
+        return
+    _print_record(f"registered {record.key_id} for {person}", record)
+
+
+@app.command("list")
+def list_keys(
+    ctx: typer.Context,
+    as_: str = typer.Option(None, "--as", help="Only this principal's keys."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Registered keys: id, principal, kind, validity, revocation."""
+    settings = common.settings(ctx)
+    principal = _principal(as_) if as_ else None
+    with _registry(settings) as registry:
+        records = registry.keys(principal)
+    now = datetime.now(UTC)
+    if json_:
+        common.print_json([_row(record, now) for record in records])
+        return
+    table = Table("key id", "principal", "kind", "valid from", "valid until", "revoked", "status")
+    for record in records:
+        revoked = (
+            f"{_stamp(record.revoked_at)} ({record.revoked_reason})" if record.revoked_at else "-"
+        )
+        table.add_row(
+            record.key_id,
+            record.principal,
+            record.principal_kind.value,
+            _stamp(record.valid_from),
+            _stamp(record.valid_until),
+            for_markup(revoked),
+            _status(record, now),
+        )
+    common.console.print(table)
+
+
+@app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    key_id: str = typer.Argument(..., help="The key to revoke (see `keys list`)."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the identity log)."),
+    at: str = typer.Option(None, "--at", help="From when (default now; earlier if compromised)."),
+    admin: str = typer.Option(..., "--admin", help="The identity admin revoking it."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Revoke a key: signatures made from then on no longer count."""
+    settings = common.settings(ctx)
+    when = _when(at, "--at")
+    admin_key = _admin_key(settings, admin)
+    with _registry(settings) as registry:
+        record = registry.revoke(key_id.strip(), at=when, reason=reason, admin_key=admin_key)
+    if json_:
+        common.print_json(record.model_dump(mode="json"))
+        return
+    common.console.print(
+        f"[green]✔[/] revoked {record.key_id} of {for_markup(record.principal)} from "
+        f"{_stamp(record.revoked_at)}"
+    )
+
+
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    as_: str = typer.Option(..., "--as", help="Whose key (its private key is in the keys dir)."),
+    admin: str = typer.Option(..., "--admin", help="The identity admin registering the new key."),
+    grace: str = typer.Option(
+        "0s", "--grace", help="How long the old key still counts, e.g. 1h or 7d."
+    ),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Replace a principal's key: a new key is registered now and written to the keys dir; the old
+    one is revoked after the grace period (its file is kept beside it, renamed)."""
+    settings = common.settings(ctx)
+    person = _principal(as_)
+    period = parse_duration(grace)
+    if not isinstance(period, timedelta):
+        raise InputError(f"--grace: '{grace}' is not a duration (e.g. 1h, 7d, 90s)")
+    admin_key = _admin_key(settings, admin)
+    path = key_path(settings, person)
+    old_key = read_private_key(path) if path.exists() else None
+    if old_key is None:
+        raise InputError(f"no key for {person} in {settings.keys_dir} ({path.name}) to rotate")
+    old_id = key_id_of(signing.public_key_b64(old_key))
+    new_key = Ed25519PrivateKey.generate()
+    with _registry(settings) as registry:
+        if registry.key(old_id) is None:
+            raise InputError(
+                f"{path.name} holds {old_id}, which is not registered; register it or generate "
+                "a new key instead"
+            )
+        record = registry.rotate(
+            old_id,
+            public_key=signing.public_key_b64(new_key),
+            grace=period,
+            admin_key=admin_key,
+        )
+    retired = path.with_name(f"{person}.{old_id.split(':', 1)[1][:12]}.retired.pem")
+    path.rename(retired)
+    write_private_key(path, new_key)
+    if json_:
+        common.print_json(
+            {
+                **record.model_dump(mode="json"),
+                "replaces": old_id,
+                "old_key_revoked_at": (datetime.now(UTC) + period).isoformat(),
+                "private_key": str(path),
+                "retired_private_key": str(retired),
+            }
+        )
+        return
+    _print_record(f"rotated {old_id} of {person}", record)
+    common.console.print(
+        f"The old key counts for {grace} more; its file is now {retired}.",
+        markup=False,
+        highlight=False,
+    )

@@ -14,7 +14,7 @@ from gatekeeper.errors import ConfigError
 from gatekeeper.logging import configure_logging
 from gatekeeper.settings import Settings
 from workers.devserver import DevServer, ensure_search_attributes, registered_search_attributes
-from workers.worker import run_worker, shutdown_signals
+from workers.worker import open_identity, run_worker, shutdown_signals
 
 
 def register(app: typer.Typer) -> None:
@@ -44,10 +44,15 @@ def worker(
 
 
 async def _worker(settings: Settings, register_search_attributes: bool) -> None:
-    client = await connect(settings)
-    if register_search_attributes:
-        await ensure_search_attributes(client)
-    await run_worker(settings, client=client)
+    # Whom the worker trusts is checked before it dials Temporal at all.
+    identity = await asyncio.to_thread(open_identity, settings)
+    try:
+        client = await connect(settings)
+        if register_search_attributes:
+            await ensure_search_attributes(client)
+        await run_worker(settings, client=client, identity=identity)
+    finally:
+        identity.close()
 
 
 def dev(
@@ -103,20 +108,26 @@ async def _dev(
     )
     # The packaged policies go into the worker's store, so `release start` works out of the box.
     installed = await asyncio.to_thread(_install_packaged_policies, settings)
+    # One machine: a local trust root (its key in the keys dir) registers the worker's key.
+    identity = await asyncio.to_thread(_local_trust_root, settings)
     # Installed before the server starts, so an early Ctrl-C also ends in a clean stop.
     with shutdown_signals(stop, on_force_exit=server.terminate_now):
         async with server:
             if stop.is_set():
                 return
             attributes = await registered_search_attributes(server.client)
-            _print_banner(settings, server, attributes, installed)
+            _print_banner(settings, server, attributes, installed, identity)
             # A server that dies under the worker ends the command instead of leaving a worker
             # retrying its polls forever.
             watch = asyncio.create_task(server.wait())
             watch.add_done_callback(lambda _: stop.set())
             try:
                 await run_worker(
-                    settings, client=server.client, stop_event=stop, handle_signals=False
+                    settings,
+                    client=server.client,
+                    stop_event=stop,
+                    handle_signals=False,
+                    local_identity=True,
                 )
             finally:
                 died = watch.done() and not watch.cancelled()
@@ -135,8 +146,25 @@ def _install_packaged_policies(settings: Settings) -> list[str]:
         return install_packaged(store)
 
 
+def _local_trust_root(settings: Settings) -> str:
+    """Make (or find) the local trust root; the banner's line about it."""
+    from gatekeeper.identity.registry import IdentityRegistry
+    from gatekeeper.identity.worker_key import local_trust_root, root_key_path
+
+    with IdentityRegistry(settings.effective_registry_url) as registry:
+        key, root, created = local_trust_root(settings, registry)
+    if key is None:
+        return f"{root.key_id} (its key is not in {settings.keys_dir})"
+    made = "created, " if created else ""
+    return f"{root.key_id} ({made}key {root_key_path(settings)}; --admin {root.principal})"
+
+
 def _print_banner(
-    settings: Settings, server: DevServer, attributes: dict[str, str], policies: list[str]
+    settings: Settings,
+    server: DevServer,
+    attributes: dict[str, str],
+    policies: list[str],
+    identity: str,
 ) -> None:
     # Plain label/value lines rather than a table: a table would truncate long paths in a pipe.
     rows = [
@@ -151,6 +179,7 @@ def _print_banner(
         ("Other shells", f"export TEMPORAL_ADDRESS={server.target}"),
         ("Search attributes", ", ".join(f"{k} ({v})" for k, v in attributes.items())),
         *(("Policy", line) for line in policies),
+        ("Trust root", identity),
     ]
     console = common.console
     console.print("[bold green]Gatekeeper dev is running[/bold green]")

@@ -119,7 +119,7 @@ class TestImages:
     def test_gatekeeper_services_build_this_repository(
         self, services: dict[str, dict[str, Any]]
     ) -> None:
-        for name in ("gatekeeper-setup", "worker", "codec-server"):
+        for name in ("gatekeeper-setup", "worker", "codec-server", "temporal-jwks"):
             assert services[name]["build"] == ".", name
         dockerfile = (ROOT / "Dockerfile").read_text()
         froms = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
@@ -137,14 +137,22 @@ class TestStartOrder:
     def test_depends_on_conditions(self, services: dict[str, dict[str, Any]]) -> None:
         assert depends(services["temporal-schema"]) == {"postgresql": "service_healthy"}
         assert depends(services["temporal"]) == {
-            "temporal-schema": "service_completed_successfully"
+            "temporal-schema": "service_completed_successfully",
+            "temporal-jwks": "service_healthy",
         }
         assert depends(services["temporal-ui"]) == {"temporal": "service_healthy"}
         assert depends(services["gatekeeper-setup"]) == {"temporal": "service_healthy"}
         assert depends(services["worker"]) == {"gatekeeper-setup": "service_completed_successfully"}
 
     def test_health_checks(self, services: dict[str, dict[str, Any]]) -> None:
-        for name in ("postgresql", "temporal", "temporal-ui", "worker", "codec-server"):
+        for name in (
+            "postgresql",
+            "temporal-jwks",
+            "temporal",
+            "temporal-ui",
+            "worker",
+            "codec-server",
+        ):
             check = services[name].get("healthcheck")
             assert check and check["test"], f"{name} has no health check"
         for name, service in services.items():
@@ -210,11 +218,14 @@ class TestWiring:
                 source = volume.split(":")[0]
                 if source.startswith("./"):
                     assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+        # The server config names the dynamic config file; it lies in the mounted directory.
         temporal = services["temporal"]
-        config = environment(temporal)["DYNAMIC_CONFIG_FILE_PATH"]
+        server_config = next(v for v in temporal["volumes"] if v.endswith("gatekeeper.yaml:ro"))
+        server_config_host = ROOT / server_config.split(":")[0]
+        config = yaml.safe_load(server_config_host.read_text())["dynamicConfigClient"]["filepath"]
         mount = next(v for v in temporal["volumes"] if "dynamicconfig" in v)
         host_dir, container_dir = mount.split(":")[:2]
-        assert container_dir.endswith(str(Path(config).parent))
+        assert Path(config).parent == Path(container_dir)
         assert (ROOT / host_dir / Path(config).name).is_file()
         yaml.safe_load((ROOT / host_dir / Path(config).name).read_text())
 

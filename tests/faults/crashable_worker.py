@@ -28,7 +28,7 @@ from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.client import connect
 from gatekeeper.models.io import GrantRequest, GrantResult
 from gatekeeper.settings import Settings
-from workers.worker import build_worker, shutdown_signals
+from workers.worker import build_worker, key_directory, shutdown_signals
 
 STICKY_TIMEOUT = timedelta(seconds=1)
 
@@ -70,7 +70,7 @@ async def main() -> None:
         ),
     )
     stop = asyncio.Event()
-    with shutdown_signals(stop):
+    with shutdown_signals(stop), key_directory(settings.task_queue, adapters.identity):
         async with worker:
             print("worker ready", flush=True)
             await stop.wait()

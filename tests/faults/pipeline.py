@@ -27,6 +27,7 @@ from gatekeeper.audit import verify_chain
 from gatekeeper.errors import DecisionRefused, GatekeeperError
 from gatekeeper.models import DecisionKind, Policy, ReleaseOutcome, ReleaseState, ReleaseStatus
 from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
 from tests import factories
 from tests.workflows.conftest import PARTNERS
 
@@ -177,18 +178,34 @@ def collect(data_dir: Path, registry_url: str, release_id: str) -> Evidence:
 
 
 def worker_env(target: str, task_queue: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment of a worker process: Temporal by envconfig, Gatekeeper by its settings."""
+    """Environment of a worker process: Temporal by envconfig, Gatekeeper by its settings.
+
+    The worker's key (in ``data_dir``) is registered in its identity registry by an admin whose
+    key is in ``data_dir/keys``, as an operator does before starting a cluster worker.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "GATEKEEPER_"))}
     env.update(
         TEMPORAL_ADDRESS=target,
         TEMPORAL_NAMESPACE="default",
         GATEKEEPER_TASK_QUEUE=task_queue,
         GATEKEEPER_DATA_DIR=str(data_dir),
+        GATEKEEPER_KEYS_DIR=str(data_dir / "keys"),
         GATEKEEPER_LOG_FORMAT="json",
         GATEKEEPER_LOG_LEVEL="WARNING",
     )
     env.update(extra)
+    register_worker_key(Settings.from_env(env))
     return env
+
+
+def register_worker_key(settings: Settings) -> None:
+    """Create the worker's key for ``settings`` and register it (a root and admin made if needed)."""
+    from gatekeeper.identity.registry import IdentityRegistry
+    from gatekeeper.identity.worker_key import ensure_worker_key
+    from tests.identity_fixtures import admin_key
+
+    with IdentityRegistry(settings.effective_registry_url) as registry:
+        ensure_worker_key(settings, registry, admin_key=admin_key(registry, settings.keys_dir))
 
 
 async def spawn(

@@ -34,6 +34,7 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
 from tests.workflows.conftest import PARTNERS, Harness
+from workers.worker import key_directory, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 #: Registry people: partner staff of each nationality, and members of the public.
@@ -106,12 +107,16 @@ async def orders(
         adapters.registry.add_partner(partner)
     for person in PEOPLE:
         adapters.registry.add_person(person)
-    with ThreadPoolExecutor(max_workers=16) as executor:
+    with (
+        ThreadPoolExecutor(max_workers=16) as executor,
+        key_directory(task_queue, adapters.identity),
+    ):
         async with Worker(
             env.client,
             task_queue=task_queue,
             workflows=ALL_WORKFLOWS,
             activities=activities_from(adapters, env.client),
+            workflow_runner=workflow_runner(),
             activity_executor=executor,
             max_concurrent_activities=16,
             graceful_shutdown_timeout=timedelta(seconds=5),

@@ -255,7 +255,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
         "bad input for approve: decider: must be an id",
     ),
     ("wrong types", ["release", "list", "--limit", "lots"], 2, "--limit"),
-    ("wrong types", ["keys", "generate", "--as", "Not An Id"], 2, "not a roster id"),
+    ("wrong types", ["keys", "generate", "--as", "Not An Id"], 2, "not a principal id"),
     (
         "unknown fields",
         ["review", "approve", R, "--as", "sam.safety", "--role", "safety", "--sneaky", "1"],

@@ -33,6 +33,8 @@ TABLES = {
     "operations",
     "policies",
     "policy_default",
+    "identity_keys",
+    "identity_log",
     "alembic_version",
 }
 

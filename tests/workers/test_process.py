@@ -17,7 +17,11 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from gatekeeper.adapters.policy_store import PolicyStore
+from gatekeeper.identity.keyfiles import read_private_key
+from gatekeeper.identity.registry import IdentityRegistry, private_key_id
+from gatekeeper.identity.worker_key import WORKER_PRINCIPAL, ensure_worker_key
 from gatekeeper.settings import Settings
+from tests.identity_fixtures import admin_key
 from tests.workers.helpers import free_ports, wait_until
 
 #: The commands on an app of their own: the test does not depend on the root app's wiring.
@@ -70,10 +74,12 @@ class TestDev:
     async def test_dev_runs_and_stops_on_ctrl_c(self, tmp_path: Path) -> None:
         port, ui_port = free_ports(2)
         data_dir = tmp_path / "gk"
+        keys_dir = tmp_path / "keys"
         stderr_path = tmp_path / "stderr.log"
         env = {
             **os.environ,
             "GATEKEEPER_DATA_DIR": str(data_dir),
+            "GATEKEEPER_KEYS_DIR": str(keys_dir),
             "GATEKEEPER_TASK_QUEUE": "dev-test",
             "GATEKEEPER_LOG_FORMAT": "json",
         }
@@ -98,6 +104,10 @@ class TestDev:
             assert "voluntary-standard@1 installed, sha256" in banner
             assert "it is now the default" in banner
             assert "voluntary-standard-demo@1 installed" in banner
+            # A local trust root is made on first start; its key is in the keys dir.
+            [trust] = [line for line in banner.splitlines() if "Trust root" in line]
+            root_id = private_key_id(read_private_key(keys_dir / "identity-root.pem"))
+            assert f"{root_id} (created, key {keys_dir / 'identity-root.pem'}" in trust
             [roots] = [line for line in banner.splitlines() if "Evidence roots" in line]
             assert roots.split("Evidence roots")[1].strip() == f"{data_dir}, {Path.cwd()}"
 
@@ -125,6 +135,13 @@ class TestDev:
             assert default is not None and default.ref == "voluntary-standard@1"
         assert (data_dir / "temporal.log").exists()
         assert not (data_dir / "temporal.pid").exists()
+        # The worker's own key was made and registered by the local root.
+        with IdentityRegistry(Settings(data_dir=data_dir).effective_registry_url) as registry:
+            [worker_key] = registry.keys(WORKER_PRINCIPAL)
+            assert worker_key.key_id == private_key_id(
+                read_private_key(data_dir / "worker-key.pem")
+            )
+            assert worker_key.certified_by == root_id
 
 
 class TestWorkerCommand:
@@ -135,6 +152,10 @@ class TestWorkerCommand:
         address = client.service_client.config.target_host
         task_queue = f"cmd-{uuid.uuid4().hex[:8]}"
         stderr_path = tmp_path / "stderr.log"
+        # A cluster worker's key is registered by an identity admin before it starts.
+        settings = Settings(data_dir=tmp_path / "gk", keys_dir=tmp_path / "keys")
+        with IdentityRegistry(settings.effective_registry_url) as registry:
+            ensure_worker_key(settings, registry, admin_key=admin_key(registry, settings.keys_dir))
         env = {
             **os.environ,
             "TEMPORAL_ADDRESS": address,

@@ -7,6 +7,7 @@ import os
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,8 @@ from tests.workers.helpers import WaitForFinishWorkflow, wait_until
 from workers.worker import DEFAULT_ACTIVITY_THREADS, build_worker, run_worker
 
 
-def _settings(task_queue: str) -> Settings:
-    return Settings(task_queue=task_queue)
+def _settings(task_queue: str, tmp_path: Path) -> Settings:
+    return Settings(task_queue=task_queue, data_dir=tmp_path / "gk", keys_dir=tmp_path / "keys")
 
 
 def _started(logs: list[MutableMapping[str, Any]]) -> Callable[[], Awaitable[bool]]:
@@ -34,17 +35,20 @@ class TestRunWorker:
     """A worker polls the settings' task queue until its stop event is set, logs where it runs,
     and returns once shut down."""
 
-    async def test_runs_workflows_until_stopped(self, client: Client, task_queue: str) -> None:
+    async def test_runs_workflows_until_stopped(
+        self, client: Client, task_queue: str, tmp_path: Path
+    ) -> None:
         stop = asyncio.Event()
         with capture_logs() as logs:
             running = asyncio.create_task(
                 run_worker(
-                    _settings(task_queue),
+                    _settings(task_queue, tmp_path),
                     client=client,
                     stop_event=stop,
                     handle_signals=False,
                     workflows=[WaitForFinishWorkflow],
                     activities=[],
+                    local_identity=True,
                 )
             )
             handle = await client.start_workflow(
@@ -61,7 +65,9 @@ class TestRunWorker:
         assert started["address"] == client.service_client.config.target_host
         assert logs[-1]["event"] == "worker stopped"
 
-    async def test_unknown_namespace_is_a_config_error(self, client: Client) -> None:
+    async def test_unknown_namespace_is_a_config_error(
+        self, client: Client, tmp_path: Path
+    ) -> None:
         elsewhere = await Client.connect(
             client.service_client.config.target_host, namespace=f"missing-{uuid.uuid4().hex[:6]}"
         )
@@ -69,18 +75,21 @@ class TestRunWorker:
         with pytest.raises(ConfigError, match=r"worker could not start: .*missing-"):
             await asyncio.wait_for(
                 run_worker(
-                    _settings("tq"),
+                    _settings("tq", tmp_path),
                     client=elsewhere,
                     handle_signals=False,
                     workflows=[WaitForFinishWorkflow],
                     activities=[],
+                    local_identity=True,
                 ),
                 15,
             )
 
-    def test_build_worker_sizes_activities_to_its_threads(self, client: Client) -> None:
+    def test_build_worker_sizes_activities_to_its_threads(
+        self, client: Client, tmp_path: Path
+    ) -> None:
         worker = build_worker(
-            client, _settings("tq"), workflows=[WaitForFinishWorkflow], activities=[]
+            client, _settings("tq", tmp_path), workflows=[WaitForFinishWorkflow], activities=[]
         )
         config = worker.config()
 
@@ -92,15 +101,18 @@ class TestRunWorker:
 class TestSignals:
     """SIGTERM asks the worker to stop gracefully; the handlers are removed afterwards."""
 
-    async def test_sigterm_stops_gracefully(self, client: Client, task_queue: str) -> None:
+    async def test_sigterm_stops_gracefully(
+        self, client: Client, task_queue: str, tmp_path: Path
+    ) -> None:
         before = signal.getsignal(signal.SIGTERM)
         with capture_logs() as logs:
             running = asyncio.create_task(
                 run_worker(
-                    _settings(task_queue),
+                    _settings(task_queue, tmp_path),
                     client=client,
                     workflows=[WaitForFinishWorkflow],
                     activities=[],
+                    local_identity=True,
                 )
             )
             await wait_until(_started(logs))

@@ -29,6 +29,7 @@ from gatekeeper.models import (
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
+from workers.worker import key_directory, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 PARTNERS = [
@@ -140,13 +141,18 @@ async def running_worker(
     env: WorkflowEnvironment, task_queue: str, adapters: Adapters
 ) -> AsyncIterator[Worker]:
     """A real worker with every workflow and the activities bound to ``adapters``, running on
-    ``task_queue`` for the duration of the block."""
-    with ThreadPoolExecutor(max_workers=8) as executor:
+    ``task_queue`` for the duration of the block, its validators reading keys from
+    ``adapters.identity`` (register people with ``tests.identity_fixtures.register_people``)."""
+    with (
+        ThreadPoolExecutor(max_workers=8) as executor,
+        key_directory(task_queue, adapters.identity),
+    ):
         async with Worker(
             env.client,
             task_queue=task_queue,
             workflows=ALL_WORKFLOWS,
             activities=activities_from(adapters),
+            workflow_runner=workflow_runner(),
             activity_executor=executor,
             max_concurrent_activities=8,
             # Let in-flight activities finish at teardown instead of being cancelled inside

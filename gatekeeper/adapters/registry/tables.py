@@ -152,3 +152,39 @@ policy_default = sa.Table(
     sa.Column("set_at", UtcDateTime(), nullable=False),
     sa.ForeignKeyConstraint(["policy_id", "version"], ["policies.policy_id", "policies.version"]),
 )
+
+#: Registered public keys (see :mod:`gatekeeper.identity.registry`): the current state the
+#: identity log leads to. Only ``revoked_at``/``revoked_reason`` ever change, by a logged revocation.
+identity_keys = sa.Table(
+    "identity_keys",
+    metadata,
+    sa.Column("key_id", sa.String(48), primary_key=True),
+    sa.Column("principal", ID, nullable=False, index=True),
+    sa.Column("principal_kind", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("valid_from", UtcDateTime(), nullable=False),
+    sa.Column("valid_until", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_reason", sa.String(200), nullable=False),
+    sa.Column("certified_by", sa.String(48), nullable=False),
+    sa.Column("certificate", sa.String(128), nullable=False),
+    sa.Column("registered_at", UtcDateTime(), nullable=False),
+    sa.Column("log_seq", sa.Integer(), nullable=False),
+)
+
+#: Every identity change, signed by the admin key that made it and chained by hash. Rows are
+#: only ever inserted: the database refuses UPDATE and DELETE (triggers, migration 0004).
+identity_log = sa.Table(
+    "identity_log",
+    metadata,
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("key_id", sa.String(48), nullable=False),
+    sa.Column("by_key_id", sa.String(48), nullable=False),
+    sa.Column("body", sa.JSON(), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("signature", sa.String(128), nullable=False),
+)
