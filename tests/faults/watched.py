@@ -57,8 +57,11 @@ CRASHABLE = [sys.executable, "-m", "tests.faults.crashable_worker"]
 #: Long enough that a timer fires and the standby answers queries while the task waits there.
 STICKY_SECONDS = 2.0
 #: The SDK's own error when a worker's cached copy of a release missed an update another worker
-#: ran (docs/running.md, "A cached copy that missed an update"): the worker fails that one task,
-#: drops the copy and replays; the history is untouched. Tracked, not fixed here.
+#: ran (docs/running.md, "A cached copy that missed an update"): on a task the worker fails that
+#: one task and the retry replays; on a query the query fails and that worker may then hold the
+#: run stuck (its tasks time out) while the standbys take over. The history is untouched. An SDK
+#: defect (``python -m tests.faults.sdk_repro_cached_update``); ``GK_EVICT_AFTER_QUERY=1`` runs
+#: the fleet with the opt-in cure.
 CACHED_COPY_MISSED_UPDATE = re.compile(
     r"No command scheduled for event HistoryEvent\(id: \d+, WorkflowExecutionUpdateAccepted\)"
 )
