@@ -121,8 +121,8 @@ def build_worker(
         max_cached_workflows=settings.max_cached_workflows,
         sticky_queue_schedule_to_start_timeout=sticky_queue_schedule_to_start_timeout,
     )
-    if settings.evict_after_query:
-        evict_after_legacy_queries(worker)
+    if settings.evict_after_query != "off":
+        evict_after_legacy_queries(worker, only_stale=settings.evict_after_query == "stale")
     return worker
 
 
@@ -133,34 +133,53 @@ def _is_legacy_query(activation: Any) -> bool:
     )
 
 
-def evict_after_legacy_queries(worker: Worker) -> None:
-    """Make ``worker`` drop a run from its cache after every status query it answers.
+def evict_after_legacy_queries(worker: Worker, *, only_stale: bool = False) -> None:
+    """Make ``worker`` drop a run from its cache after a status query it answers.
 
     Why (docs/running.md, "A cached copy that missed an update"): a query answered while another
     worker runs an approval's speculative task can leave this worker's cached copy standing at
-    that task without the approval, and the SDK's core later applies the release's whole history
-    on top of that copy and fails with ``No command scheduled for event ...
+    that task without the approval; the SDK's core later applies the release's whole history on
+    top of that copy and fails with ``No command scheduled for event ...
     WorkflowExecutionUpdateAccepted`` (and, after a failed query, can keep the run stuck on this
-    worker). Dropping the copy after each query means the next task or query replays from
-    history. Cost: one full replay per query on this worker, also for the release's own worker.
+    worker). Dropping the copy means its next task or query replays from history.
 
-    The Python SDK has no public hook for this: the workflow worker's activation handler is
-    wrapped, and once a legacy query's activation is answered the core is asked to evict the run
-    (``temporalio.bridge.worker.Worker.request_workflow_eviction``, public on the bridge worker,
-    reached through the SDK worker's private ``_bridge_worker``; an SDK upgrade that moves either
-    fails ``tests/workers/test_evict_after_query.py``); core sends the usual eviction activation
-    once the run is idle. Only legacy queries (a query as its own task) evict; a query that rides
-    on a workflow task is answered by the worker running that task.
+    ``only_stale``: evict only when the query's activation is the first to show the copy a longer
+    history and carries nothing but the query, i.e. the history ended with workflow-task events
+    (another worker's task scheduled or in flight). The release's own worker answering its
+    sticky queries never meets that, so it keeps its cache. It does not cover a copy that such a
+    query *creates* (its first activation initializes the run). Without ``only_stale``: after
+    every legacy query, at one full replay per query on this worker.
+
+    Only legacy queries (a query as its own task) count; a query that rides on a workflow task
+    is answered by the worker running that task. The Python SDK has no public hook for this: the
+    workflow worker's activation handler is wrapped, and after the query is answered the core is
+    asked to evict the run (``temporalio.bridge.worker.Worker.request_workflow_eviction``, public
+    on the bridge worker, reached through the SDK worker's private ``_bridge_worker``; an SDK
+    upgrade that moves either fails ``tests/workers/test_evict_after_query.py``). Core sends the
+    usual eviction activation once the run is idle.
     """
     workflow_worker = worker._workflow_worker
     if workflow_worker is None:  # a worker without workflows caches nothing
         return
     handle_activation = workflow_worker._handle_activation
+    #: Per cached run, the history length of its last activation on this worker.
+    lengths: dict[str, int] = {}
 
     async def handle_then_evict(activation: Any) -> None:
+        if any(job.HasField("remove_from_cache") for job in activation.jobs):
+            lengths.pop(activation.run_id, None)
+            await handle_activation(activation)
+            return
+        before = lengths.get(activation.run_id)
+        lengths[activation.run_id] = activation.history_length
         await handle_activation(activation)
-        if _is_legacy_query(activation):
-            worker._bridge_worker.request_workflow_eviction(activation.run_id)
+        if not _is_legacy_query(activation):
+            return
+        if only_stale:
+            grown = before is not None and activation.history_length > before
+            if not grown or not all(job.HasField("query_workflow") for job in activation.jobs):
+                return
+        worker._bridge_worker.request_workflow_eviction(activation.run_id)
 
     workflow_worker._handle_activation = handle_then_evict  # type: ignore[method-assign,assignment]
 

@@ -64,6 +64,9 @@ NONDETERMINISM = re.compile(r"TMPRL1100|nondetermini", re.IGNORECASE)
 MITIGATIONS = {
     "none": "the SDK's defaults (cache 1000 runs)",
     "evict-after-query": "evict a run after every legacy query it answers",
+    "evict-grown-query": (
+        "evict a cached run after a legacy query that brought new events but no job"
+    ),
     "cache-1": "max_cached_workflows=1",
 }
 
@@ -132,6 +135,32 @@ def install_query_eviction(worker: Worker) -> None:
     wf_worker._handle_activation = handle  # type: ignore[method-assign]
 
 
+def install_grown_query_eviction(worker: Worker) -> None:
+    """Evict a run after a legacy query only when that query's activation is the first to show
+    a longer history and has no job besides the query: the query's history ended with workflow
+    task events (scheduled, started) this worker is not running. A worker's own sticky queries,
+    and queries that bring new jobs, keep the cache. Does not cover a copy *created* by such a
+    query (its first activation is the initialization)."""
+    wf_worker = worker._workflow_worker
+    assert wf_worker is not None
+    original = wf_worker._handle_activation
+    lengths: dict[str, int] = {}
+
+    async def handle(act: Any) -> None:
+        if any(j.HasField("remove_from_cache") for j in act.jobs):
+            lengths.pop(act.run_id, None)
+            await original(act)
+            return
+        before = lengths.get(act.run_id)
+        lengths[act.run_id] = act.history_length
+        await original(act)
+        grown = before is not None and act.history_length > before
+        if grown and _legacy_query(act) and all(j.HasField("query_workflow") for j in act.jobs):
+            worker._bridge_worker.request_workflow_eviction(act.run_id)
+
+    wf_worker._handle_activation = handle  # type: ignore[method-assign]
+
+
 def trace_activations(worker: Worker, identity: str) -> None:
     """Print each activation's jobs and history length (``REPRO_TRACE=1``)."""
     wf_worker = worker._workflow_worker
@@ -166,6 +195,8 @@ async def worker_main(args: argparse.Namespace) -> None:
         trace_activations(worker, args.identity)
     if args.mitigation == "evict-after-query":
         install_query_eviction(worker)
+    elif args.mitigation == "evict-grown-query":
+        install_grown_query_eviction(worker)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with worker:

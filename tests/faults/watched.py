@@ -60,8 +60,8 @@ STICKY_SECONDS = 2.0
 #: ran (docs/running.md, "A cached copy that missed an update"): on a task the worker fails that
 #: one task and the retry replays; on a query the query fails and that worker may then hold the
 #: run stuck (its tasks time out) while the standbys take over. The history is untouched. An SDK
-#: defect (``python -m tests.faults.sdk_repro_cached_update``); ``GK_EVICT_AFTER_QUERY=1`` runs
-#: the fleet with the opt-in cure.
+#: defect (``python -m tests.faults.sdk_repro_cached_update``); ``GK_EVICT_AFTER_QUERY=stale``
+#: (or ``all``) runs the fleet with an opt-in cure.
 CACHED_COPY_MISSED_UPDATE = re.compile(
     r"No command scheduled for event HistoryEvent\(id: \d+, WorkflowExecutionUpdateAccepted\)"
 )
@@ -221,9 +221,9 @@ class Run:
             self.task_queue,
             self.data_dir,
             GK_FAULT_STICKY_SECONDS=str(STICKY_SECONDS),
-            # GK_EVICT_AFTER_QUERY=1 runs the fleet with GATEKEEPER_EVICT_AFTER_QUERY=1, the
-            # opt-in cure for the cached-copy error above (docs/running.md).
-            GATEKEEPER_EVICT_AFTER_QUERY=os.environ.get("GK_EVICT_AFTER_QUERY", "0"),
+            # GK_EVICT_AFTER_QUERY=stale|all runs the fleet with GATEKEEPER_EVICT_AFTER_QUERY set
+            # so, the opt-in cures for the cached-copy error above (docs/running.md).
+            GATEKEEPER_EVICT_AFTER_QUERY=os.environ.get("GK_EVICT_AFTER_QUERY", "off"),
         )
         self.fleet = Fleet(environ, self.tmp_path)
         self.releases = Releases(self.env.client, self.task_queue)

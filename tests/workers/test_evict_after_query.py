@@ -1,7 +1,8 @@
-"""``GATEKEEPER_EVICT_AFTER_QUERY``: a worker drops a run from its cache after each status query.
+"""``GATEKEEPER_EVICT_AFTER_QUERY``: a worker drops a run from its cache after a status query.
 
 docs/running.md, "A cached copy that missed an update"; the SDK-only reproduction is
-``python -m tests.faults.sdk_repro_cached_update --mitigation evict-after-query``.
+``python -m tests.faults.sdk_repro_cached_update --mitigation evict-after-query`` (``all``) or
+``--mitigation evict-grown-query`` (``stale``).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from gatekeeper.settings import Settings
+from gatekeeper.errors import ConfigError
+from gatekeeper.settings import EvictAfterQuery, Settings
 from workers.worker import build_worker
 
 
@@ -46,7 +49,7 @@ def cached_runs(worker: Worker) -> set[str]:
     return set(workflow_worker._running_workflows)
 
 
-async def run_case(client: Client, tmp_path: Path, *, evict: bool) -> tuple[bool, int]:
+async def run_case(client: Client, tmp_path: Path, *, evict: EvictAfterQuery) -> tuple[bool, int]:
     """Start a run, query it, and say whether it was still cached 2 s after the answer; then
     finish it and return its result."""
     settings = Settings(data_dir=tmp_path, evict_after_query=evict)
@@ -84,21 +87,32 @@ async def run_case(client: Client, tmp_path: Path, *, evict: bool) -> tuple[bool
 
 
 class TestEvictAfterQuery:
-    """With the setting on, a run a worker answered a query for leaves that worker's cache and
-    its next task replays from history and completes; with it off (the default) the run stays
-    cached."""
+    """With ``all``, a run a worker answered a query for leaves that worker's cache and its next
+    task replays from history and completes; with ``off`` (the default) and with ``stale`` the
+    release's own worker keeps the run cached across its queries."""
 
-    async def test_on_evicts_after_a_query(self, env: WorkflowEnvironment, tmp_path: Path) -> None:
-        cached, result = await run_case(env.client, tmp_path, evict=True)
+    async def test_all_evicts_after_a_query(self, env: WorkflowEnvironment, tmp_path: Path) -> None:
+        cached, result = await run_case(env.client, tmp_path, evict="all")
         assert not cached
         assert result == 7
 
     async def test_off_keeps_the_cache(self, env: WorkflowEnvironment, tmp_path: Path) -> None:
-        cached, result = await run_case(env.client, tmp_path, evict=False)
+        cached, result = await run_case(env.client, tmp_path, evict="off")
+        assert cached
+        assert result == 7
+
+    async def test_stale_keeps_the_owners_cache(
+        self, env: WorkflowEnvironment, tmp_path: Path
+    ) -> None:
+        cached, result = await run_case(env.client, tmp_path, evict="stale")
         assert cached
         assert result == 7
 
     def test_setting_from_the_environment(self, tmp_path: Path) -> None:
         base = {"GATEKEEPER_DATA_DIR": str(tmp_path)}
-        assert not Settings.from_env(base).evict_after_query
-        assert Settings.from_env({**base, "GATEKEEPER_EVICT_AFTER_QUERY": "1"}).evict_after_query
+        assert Settings.from_env(base).evict_after_query == "off"
+        for mode in ("off", "stale", "all"):
+            env = {**base, "GATEKEEPER_EVICT_AFTER_QUERY": mode.upper()}
+            assert Settings.from_env(env).evict_after_query == mode
+        with pytest.raises(ConfigError, match="GATEKEEPER_EVICT_AFTER_QUERY must be off, stale"):
+            Settings.from_env({**base, "GATEKEEPER_EVICT_AFTER_QUERY": "1"})
