@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from activities.access import AccessActivities
-from activities.audit import AuditActivities
+from activities.audit import AnchorActivities, AuditActivities
 from activities.evidence import EvidenceActivities
 from activities.government import GovernmentActivities
 from activities.launch import LaunchActivities
@@ -28,6 +29,7 @@ from gatekeeper.adapters import (
     Notifier,
     Outbox,
 )
+from gatekeeper.adapters.anchors import AnchorStore
 from gatekeeper.adapters.email import email_factory
 from gatekeeper.adapters.notifier import SendJournal, granted_partners
 from gatekeeper.adapters.policy_store import PolicyStore
@@ -36,6 +38,7 @@ from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_f
 from gatekeeper.config import WorkerConfig
 from gatekeeper.errors import ConfigError
 from gatekeeper.identity.registry import IdentityRegistry
+from gatekeeper.identity.worker_key import worker_key_path
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.policy import Policy
 from gatekeeper.routing import unconfigured_channels
@@ -59,16 +62,23 @@ class Adapters:
     http: GuardedClient
     #: Installed policies (the registry's database); ``resolve_policy`` reads it.
     policies: PolicyStore
+    #: The append-only table of signed audit heads (the registry's database).
+    anchors: AnchorStore
     #: Registered keys (the registry's database): the worker installs it as its update
     #: validators' key directory (``workers.worker.key_directory``).
     identity: IdentityRegistry
     #: The worker's own checks of a policy, run by ``resolve_policy`` after the full policy check.
     policy_checks: list[PolicyCheck] = field(default_factory=list)
+    #: The worker's own Ed25519 key (PEM; ``[identity] worker_key``, default
+    #: ``<data_dir>/worker-key.pem``): signs audit heads (read when first needed: the worker
+    #: may create it after the adapters are opened).
+    worker_key_path: Path | None = None
 
     def close(self) -> None:
         """Release connections (workers call this on shutdown)."""
         self.registry.close()
         self.policies.close()
+        self.anchors.close()
         self.identity.close()
         self.http.close()
 
@@ -93,6 +103,8 @@ def open_adapters(settings: Settings) -> Adapters:
         registry=registry,
         http=http,
         policies=policies,
+        anchors=AnchorStore(settings.effective_registry_url),
+        worker_key_path=worker_key_path(settings),
         identity=IdentityRegistry(
             settings.effective_registry_url, trust_root=settings.config.identity.trust_root
         ),
@@ -153,6 +165,11 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
     government = GovernmentActivities(adapters.clearinghouse)
     evidence = EvidenceActivities(adapters.evidence)
     audit = AuditActivities(adapters.audit_store)
+    anchor = AnchorActivities(
+        adapters.audit_store,
+        adapters.anchors,
+        adapters.worker_key_path or Path("worker-key.pem"),
+    )
     launch = LaunchActivities(adapters.launcher, adapters.registry)
     access = AccessActivities(adapters.registry)
     policy = PolicyActivities(adapters.policies, adapters.policy_checks)
@@ -162,6 +179,7 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
         government.submit_to_government,
         evidence.verify_evidence,
         audit.record_audit_events,
+        anchor.anchor_audit_head,
         launch.publish_launch,
         access.grant_partner_access,
         access.revoke_partner_access,

@@ -1,11 +1,19 @@
-"""``record_audit_events``: flush a release's audit events to the audit store, idempotently."""
+"""``record_audit_events``: flush a release's audit events to the audit store, idempotently;
+``anchor_audit_head``: sign a release's audit head with the worker's key and anchor it."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 
 from activities._errors import activity_errors
+from gatekeeper.adapters.anchors import AnchorStore
 from gatekeeper.adapters.audit_store import AuditStore
+from gatekeeper.errors import ConfigError, InputError
+from gatekeeper.identity.heads import AnchorRequest, HeadSignature, load_or_create_key, sign_head
 from gatekeeper.models.io import AuditFlushRequest, AuditFlushResult
 
 
@@ -28,3 +36,70 @@ class AuditActivities:
             result.already_stored,
         )
         return result
+
+
+class AnchorActivities:
+    """``anchor_audit_head``: the worker's key signs a release's audit head, anchored outside.
+
+    Bound to the audit store (the events not stored yet go there first, as
+    ``record_audit_events`` would), the anchor table and the worker's own private key.
+    """
+
+    def __init__(self, store: AuditStore, anchors: AnchorStore, worker_key: Path) -> None:
+        self._store = store
+        self._anchors = anchors
+        self._key_path = worker_key
+        self._key: Ed25519PrivateKey | None = None
+        self._lock = threading.Lock()
+
+    def _worker_key(self) -> Ed25519PrivateKey:
+        """The worker's key, read (or, on a worker nobody set up, made) on first use."""
+        with self._lock:
+            if self._key is None:
+                try:
+                    self._key = load_or_create_key(self._key_path)
+                except (OSError, ValueError, TypeError) as err:
+                    raise ConfigError(
+                        f"[identity] worker_key: cannot use {self._key_path}: {err}"
+                    ) from err
+            return self._key
+
+    @activity.defn(name="anchor_audit_head")
+    def anchor_audit_head(self, request: AnchorRequest) -> HeadSignature:
+        """Sign the head at ``request.seq`` and append it to the anchor table, then store the
+        events; a chain the audit store already holds differently fails without retrying (after
+        the head is anchored, so the fork stays on record)."""
+        with activity_errors():
+            request = AnchorRequest.model_validate(request)
+            links = request.all_links()
+            if len(links) != request.seq - request.first + 1 or (
+                links and not request.hash.startswith(links[-1])
+            ):
+                raise InputError("the head's links do not end at its hash")
+            last = request.events[-1] if request.events else None
+            if last is not None and (last.seq, last.hash) != (request.seq, request.hash):
+                raise InputError("the head is not the last event sent")
+            signed = sign_head(
+                self._worker_key(),
+                release_id=request.release_id,
+                first_run_id=request.first_run_id,
+                seq=request.seq,
+                hash=request.hash,
+                reason=request.reason,
+                first=request.first,
+                links=links,
+            )
+            anchored = self._anchors.append(signed)
+            if request.events:
+                self._store.store(request.release_id, request.events)
+        activity.logger.info(
+            "audit head of %s signed at event %d (%s)",
+            request.release_id,
+            request.seq,
+            request.reason,
+        )
+        return HeadSignature(
+            signed_at=anchored.head.signed_at,
+            key_id=anchored.head.key_id,
+            signature=anchored.signature,
+        )

@@ -22,12 +22,13 @@ from gatekeeper import signing
 from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.cli.session import sign_decision
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
-from gatekeeper.dossier.verify import verify_file
+from gatekeeper.dossier.verify import Checks, verify_file
 from gatekeeper.errors import InputError, ReleaseNotFound
 from gatekeeper.models import DecisionKind, DecisionRequest, Person, ReleaseState, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
+from tests.anchoring import dossier_sources, register_worker
 from tests.workflows.conftest import PARTNERS
 from workflows.registry import ALL_WORKFLOWS
 
@@ -40,6 +41,8 @@ class Launched:
     dossier: Dossier
     json_text: str
     data_dir: Path
+    #: What ``audit verify`` checks signatures against (the test installation's trust root).
+    checks: Checks
 
 
 def signed_roster() -> tuple[list[Person], signing.Ed25519PrivateKey]:
@@ -111,6 +114,7 @@ async def launched(
     adapters = open_adapters(Settings(task_queue=task_queue, data_dir=data_dir))
     for partner in PARTNERS:
         adapters.registry.add_partner(partner)
+    root = register_worker(data_dir, adapters.worker_key_path, data_dir.parent / "keys")
     releases = Releases(env.client, task_queue)
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
@@ -124,8 +128,13 @@ async def launched(
             rid = await launch(releases, env, adapters.policies)
     adapters.close()
     # Exported with no worker running: a finished release is read from its history.
-    dossier = await collect_dossier(releases, rid, outbox_path=data_dir / "outbox.jsonl")
-    yield Launched(rid, dossier, render(dossier, DossierFormat.JSON), data_dir)
+    with dossier_sources(data_dir) as sources:
+        dossier = await collect_dossier(
+            releases, rid, outbox_path=data_dir / "outbox.jsonl", **sources
+        )
+    yield Launched(
+        rid, dossier, render(dossier, DossierFormat.JSON), data_dir, Checks(trust_root=root)
+    )
 
 
 def event_line(text: str, seq: int) -> int:
@@ -149,11 +158,17 @@ class TestExportAfterLaunch:
     receipt, grants, notifications and the full timeline, and it verifies."""
 
     def test_the_dossier_verifies(self, launched: Launched) -> None:
-        result = verify_text(launched.json_text)
+        result = verify_text(launched.json_text, checks=launched.checks)
 
         assert result.ok, result.message
         assert result.events == len(launched.dossier.audit) == launched.dossier.status.audit_length
-        assert result.message == f"ok: {result.events} events, head {result.head}"
+        heads = len(launched.dossier.signed_heads)
+        attested = sum("attestation" in e.details for e in launched.dossier.audit)
+        assert result.message.startswith(
+            f"ok: {result.events} events, head {result.head}; {attested} signed request(s), "
+            f"{heads} signed head(s) up to event {result.events - 2}, {heads} anchor(s) from "
+        )
+        assert heads == 6, "five stage ends (launch ends the release) and the release's end"
         assert result.head == launched.dossier.status.audit_head
 
     def test_it_carries_what_compliance_asks_for(self, launched: Launched) -> None:
@@ -183,7 +198,14 @@ class TestExportAfterLaunch:
         assert "partner:acme-labs" in launched_to, (
             "the cohort's granted partners hear of the launch"
         )
-        assert dossier.audit[-1].action == "release_launched"
+        ended = next(e.seq for e in dossier.audit if e.action == "release_launched")
+        final = dossier.signed_heads[-1].head
+        assert dossier.audit[-1].action == "audit_head_signed"
+        assert (final.seq, final.reason) == (len(dossier.audit) - 2, "release launched")
+        assert final.seq >= ended, "the release's end is signed"
+        kinds = {k.principal_kind.value for k in dossier.keys}
+        attested = any("attestation" in e.details for e in dossier.audit)
+        assert kinds == {"admin", "worker"} | ({"person"} if attested else set())
 
     def test_markdown_and_html_are_for_people(self, launched: Launched) -> None:
         markdown = render(launched.dossier, DossierFormat.MD)
@@ -336,9 +358,9 @@ class TestAuditStoreFile:
         path = launched.data_dir / "audit" / f"{launched.release_id}.jsonl"
         text = path.read_text()
 
-        assert (
-            verify_file(path).message
-            == f"ok: {len(launched.dossier.audit)} events, head {launched.dossier.audit_head}"
+        assert verify_file(path).message == (
+            f"ok: {len(launched.dossier.audit)} events, head {launched.dossier.audit_head}; "
+            "chain only (an audit-store file carries no keys: verify a dossier)"
         )
         lines = text.splitlines()
         lines[3] = lines[3].replace('"actor":"', '"actor":"x', 1)

@@ -26,6 +26,14 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError
     from gatekeeper.failures import Refused
+    from gatekeeper.identity.heads import (
+        HEAD_ACTION,
+        LINK_LENGTH,
+        AnchorRequest,
+        AuditHead,
+        HeadSignature,
+        SignedHead,
+    )
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState
@@ -99,6 +107,9 @@ RELEASE_STARTING = "release_starting"
 START_INPUT = "the release's start"
 #: ``ApplicationError.type`` of a spec the resolved policy does not admit (e.g. its submitter).
 SPEC_NOT_ALLOWED = "spec_not_allowed"
+#: The patch under which a release signs its audit head at stage ends and at its end (issue 12).
+#: Releases started before it (no marker in their history) finish without, as they started.
+ANCHOR_PATCH = "anchor-audit-heads"
 #: The shortest timer a wait starts: a clock already past still gets one (see _sleep_until_change).
 MIN_TIMER = timedelta(milliseconds=1)
 
@@ -150,6 +161,11 @@ class ModelReleaseWorkflow:
         self._published: dict[str, Any] = {}
         self._details = ""
         self._audit_confirmed = 0
+        # Whether this release signs its audit heads (ANCHOR_PATCH), the last event a head
+        # scheduled for signing covers, and whether the release's final head is signed.
+        self._anchoring = False
+        self._signed_through = -1
+        self._final_head_signed = False
         self._launching = False
         self._reverify = False
         # The deadline whose timer fired last, and the raw clock of the activation it fired in.
@@ -177,6 +193,7 @@ class ModelReleaseWorkflow:
                 # which Temporal retries, so the release resumes once a worker has the key.
                 raise RuntimeError(refusal.message)
             raise refusal  # malformed, or plaintext while encryption is on: refused for good
+        self._anchoring = workflow.patched(ANCHOR_PATCH)
         installed = await self._resolve_policy(inp)
         try:
             self._resolved = ReleaseLedger(inp.spec, installed, self._now())
@@ -204,7 +221,12 @@ class ModelReleaseWorkflow:
                 break
             ledger.finish_stage(stage, self._now(), note)
             self._commit()
-            self._start_audit_flush()
+            if self._anchoring:
+                self._pending.append(
+                    asyncio.create_task(self._sign_head(f"stage {stage.id} completed"))
+                )
+            else:
+                self._start_audit_flush()
         if ledger.status.state in (ReleaseState.REJECTED, ReleaseState.WITHDRAWN):
             await self._revoke_everything(ledger.status.outcome)
         await self._settle()
@@ -761,6 +783,51 @@ class ModelReleaseWorkflow:
         del result
         self._audit_confirmed = max(self._audit_confirmed, start + len(events))
 
+    async def _sign_head(self, reason: str) -> None:
+        """Store the events not stored yet, have the worker's key sign the chain's head and
+        anchor it outside the workflow (one activity), then record the signed head."""
+        ledger = self._ledger
+        chain = ledger.chain.events
+        start, head = self._audit_confirmed, chain[-1]
+        first = min(self._signed_through + 1, head.seq)
+        self._signed_through = head.seq
+        request = AnchorRequest(
+            release_id=ledger.status.release_id,
+            first_run_id=workflow.info().first_execution_run_id,
+            events=chain[start:],
+            seq=head.seq,
+            hash=head.hash,
+            reason=reason,
+            first=first,
+            # Only the links the events sent do not give (the activity derives the others).
+            links=[e.hash[:LINK_LENGTH] for e in chain[first : max(first, start)]],
+        )
+        signature = await workflow.execute_activity(
+            "anchor_audit_head",
+            request,
+            result_type=HeadSignature,
+            start_to_close_timeout=timeouts.AUDIT_TIMEOUT,
+            retry_policy=timeouts.AUDIT_RETRY,
+            summary=f"Sign and anchor the audit head at event {head.seq} ({reason})",
+        )
+        self._audit_confirmed = max(self._audit_confirmed, head.seq + 1)
+        signed = SignedHead(
+            head=AuditHead(
+                release_id=request.release_id,
+                first_run_id=request.first_run_id,
+                seq=head.seq,
+                hash=head.hash,
+                signed_at=signature.signed_at,
+                key_id=signature.key_id,
+                reason=reason,
+                first=first,
+                links=request.all_links(),
+            ),
+            signature=signature.signature,
+        )
+        ledger.audit(self._now(), "gatekeeper", HEAD_ACTION, signed.model_dump(mode="json"))
+        self._commit()
+
     async def _settle(self) -> None:
         """Finish every handler, notification and audit write before the workflow ends."""
         while True:
@@ -768,6 +835,10 @@ class ModelReleaseWorkflow:
             pending, self._pending = self._pending, []
             if pending:
                 await asyncio.gather(*pending)
+                continue
+            if self._anchoring and not self._final_head_signed:
+                self._final_head_signed = True
+                await self._sign_head(f"release {self._ledger.status.state.value}")
                 continue
             if self._audit_confirmed < len(self._ledger.chain):
                 await self._flush_audit()

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from gatekeeper.cli import common
 from gatekeeper.cli.session import releases
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_file
-from gatekeeper.errors import InputError
+from gatekeeper.dossier.verify import Checks
+from gatekeeper.errors import GatekeeperError, InputError
+from gatekeeper.settings import Settings
 from gatekeeper.text import for_terminal
+
+if TYPE_CHECKING:
+    from gatekeeper.adapters.anchors import AnchorStore
+    from gatekeeper.identity.heads import Anchor
+    from gatekeeper.identity.keys import KeyRecord
+    from gatekeeper.identity.registry import IdentityRegistry
 
 app = typer.Typer(
     help="Export a release's dossier (Markdown, JSON, HTML) and verify its audit chain.",
@@ -35,10 +48,16 @@ def export(
     settings = common.settings(ctx)
 
     async def go() -> Dossier:
-        async with releases(settings) as api:
-            return await collect_dossier(
-                api, release_id, outbox_path=settings.data_dir / "outbox.jsonl"
-            )
+        with _registry(settings) as (identity, anchors):
+            async with releases(settings) as api:
+                return await collect_dossier(
+                    api,
+                    release_id,
+                    outbox_path=settings.data_dir / "outbox.jsonl",
+                    key_chain=identity.chain_to_root if identity is not None else None,
+                    anchors=anchors.anchors if anchors is not None else None,
+                    anchors_source=anchors.url if anchors is not None else "",
+                )
 
     dossier = common.run(go())
     text = render(dossier, fmt)
@@ -59,13 +78,126 @@ def export(
 
 @app.command()
 def verify(
+    ctx: typer.Context,
     file: Path = typer.Argument(
         ..., help="A JSON dossier (audit export --format json) or an audit-store .jsonl file."
     ),
+    trust_root: str | None = typer.Option(
+        None,
+        "--trust-root",
+        metavar="KEY_ID",
+        help="The root key id every key must chain to (default: [identity] trust_root).",
+    ),
+    anchors: bool | None = typer.Option(
+        None,
+        "--anchors/--no-anchors",
+        help="Check against the anchors in the anchor table (the default when it can be "
+        "reached), or only those the dossier carries.",
+    ),
+    unsigned: bool = typer.Option(
+        False,
+        "--unsigned",
+        help="Accept an ended release no worker signed (from before signed heads).",
+    ),
 ) -> None:
-    """Recompute the audit chain; exit 1 naming the first altered event."""
-    result = verify_file(file)
+    """Recompute the audit chain and re-check every signature, signed head and anchor against
+    the pinned trust root, offline; exit 1 naming the first bad event or the fork."""
+    settings = common.settings(ctx)
+    root = trust_root or settings.config.identity.trust_root
+    if root is not None and not _KEY_ID.fullmatch(root):
+        raise InputError(f"--trust-root: {root!r} is not a key id (ed25519: and 32 hex digits)")
+    checks = Checks(trust_root=root, unsigned_ok=unsigned)
+    if anchors is not False:
+        read = _read_anchors(settings, file, required=anchors is True)
+        if read is not None:
+            found, keys, where = read
+            checks = Checks(
+                trust_root=root,
+                anchors=found,
+                anchor_keys=keys,
+                anchors_from=where,
+                unsigned_ok=unsigned,
+            )
+    result = verify_file(file, checks)
     # The message quotes the file, which may be anybody's: no control character reaches the terminal.
     common.console.print(for_terminal(result.message, one_line=True), markup=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+_KEY_ID = re.compile(r"ed25519:[0-9a-f]{32}")
+
+
+def _reachable(settings: Settings) -> bool:
+    """Whether the registry database exists (a SQLite file is never created by verifying)."""
+    url = settings.effective_registry_url
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).is_file()
+    return True
+
+
+@contextmanager
+def _registry(settings: Settings) -> Iterator[tuple[IdentityRegistry | None, AnchorStore | None]]:
+    """The identity registry and the anchor table, if the registry database can be opened."""
+    if not _reachable(settings):
+        yield None, None
+        return
+    from gatekeeper.adapters.anchors import AnchorStore
+    from gatekeeper.identity.registry import IdentityRegistry
+
+    try:
+        identity = IdentityRegistry(settings.effective_registry_url)
+    except GatekeeperError:
+        yield None, None
+        return
+    try:
+        anchors = AnchorStore(settings.effective_registry_url)
+    except GatekeeperError:
+        identity.close()
+        yield None, None
+        return
+    try:
+        yield identity, anchors
+    finally:
+        anchors.close()
+        identity.close()
+
+
+def _read_anchors(
+    settings: Settings, file: Path, *, required: bool
+) -> tuple[list[Anchor], list[KeyRecord], str] | None:
+    """The anchors the anchor table holds for the dossier's release, the key records of their
+    signers (up to the root, from the identity registry) and where they were read; ``None`` when
+    the table cannot be reached (an error with ``--anchors``)."""
+    release_id = _release_of(file)
+    failure = ""
+    if release_id is not None and _reachable(settings):
+        try:
+            with _registry(settings) as (identity, store):
+                if identity is not None and store is not None:
+                    found = store.anchors(release_id)
+                    keys: list[KeyRecord] = []
+                    for key_id in dict.fromkeys(a.head.key_id for a in found):
+                        try:
+                            keys += identity.chain_to_root(key_id)
+                        except GatekeeperError:
+                            continue
+                    return found, keys, store.url
+        except GatekeeperError as err:
+            failure = f": {err}"
+    if required:
+        raise InputError(
+            f"--anchors: the anchor table ({settings.effective_registry_url}) cannot be read"
+            f"{failure or ' (no registry database there)'}"
+        )
+    return None
+
+
+def _release_of(file: Path) -> str | None:
+    """The release id a JSON dossier names (``None`` for anything else)."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    release_id = data.get("release_id") if isinstance(data, dict) else None
+    return release_id if isinstance(release_id, str) else None

@@ -8,7 +8,7 @@ chain come from its result in history (no worker needed); a running one is queri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,10 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper.adapters.outbox import Outbox
-from gatekeeper.dossier.model import Dossier, build_dossier
-from gatekeeper.errors import ConnectionFailed, ReleaseNotFound
+from gatekeeper.dossier.model import Dossier, build_dossier, key_ids_used
+from gatekeeper.errors import ConnectionFailed, GatekeeperError, ReleaseNotFound
+from gatekeeper.identity.heads import Anchor
+from gatekeeper.identity.keys import KeyRecord
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.installed import InstalledPolicy
 from gatekeeper.models.status import ReleaseOutcome, ReleaseStatus
@@ -33,6 +35,9 @@ async def collect_dossier(
     *,
     outbox_path: Path | None = None,
     now: datetime | None = None,
+    key_chain: Callable[[str], list[KeyRecord]] | None = None,
+    anchors: Callable[[str], list[Anchor]] | None = None,
+    anchors_source: str = "",
 ) -> Dossier:
     """The dossier of ``release_id`` as it stands now.
 
@@ -42,6 +47,11 @@ async def collect_dossier(
         outbox_path: the outbox file whose lines list the notifications sent (the embedded
             default keeps it under the data directory); skipped if None or missing.
         now: the export time (default: the current time).
+        key_chain: a key id's record and the records certifying it up to the trust root (the
+            identity registry's ``chain_to_root``); a key it does not know is left out, and
+            ``audit verify`` then names it.
+        anchors: the heads anchored for a release (the anchor table), when it can be reached.
+        anchors_source: where ``anchors`` reads, for the reader.
 
     Raises:
         ReleaseNotFound: no such release.
@@ -73,6 +83,15 @@ async def collect_dossier(
         lines = await asyncio.to_thread(Outbox(outbox_path).read)  # [] when there is no file
         source = str(outbox_path) if lines else ""
     execution = description.status or WorkflowExecutionStatus.RUNNING
+    anchored = await asyncio.to_thread(anchors, release_id) if anchors is not None else []
+    keys: list[KeyRecord] = []
+    if key_chain is not None:
+        used = key_ids_used(audit) + [a.head.key_id for a in anchored]
+        for key_id in dict.fromkeys(used):
+            try:
+                keys += await asyncio.to_thread(key_chain, key_id)
+            except GatekeeperError:
+                continue
     return build_dossier(
         status=status,
         audit=audit,
@@ -83,6 +102,9 @@ async def collect_dossier(
         run_id=description.run_id,
         execution=execution.name.lower(),
         notifications_source=source,
+        keys=keys,
+        anchors=anchored,
+        anchors_source=anchors_source if anchors is not None else "",
     )
 
 

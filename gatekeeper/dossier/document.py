@@ -50,6 +50,7 @@ def sections(dossier: Dossier) -> list[Section]:
         _access(status),
         _operations(status),
         _notifications(dossier),
+        _signatures(dossier),
         _timeline(dossier),
     ]
 
@@ -367,6 +368,60 @@ def _notifications(dossier: Dossier) -> Section:
         "Notifications sent",
         tables=[Table(["audit #", "event", "subject", "deliveries", "channels", "at"], rows)],
         notes=[f"From {source}."],
+    )
+
+
+def _signatures(dossier: Dossier) -> Section:
+    heads = Table(
+        ["event", "hash", "signed", "by key", "why"],
+        [
+            [
+                str(h.head.seq),
+                h.head.hash[:16] + "…",
+                h.head.signed_at,
+                h.head.key_id,
+                h.head.reason,
+            ]
+            for h in dossier.signed_heads
+        ],
+    )
+    anchors = Table(
+        ["event", "hash", "signed", "anchored", "why"],
+        [
+            [
+                str(a.head.seq),
+                a.head.hash[:16] + "…",
+                a.head.signed_at,
+                when(a.anchored_at),
+                a.head.reason,
+            ]
+            for a in dossier.anchors
+        ],
+    )
+    keys = Table(
+        ["key", "of", "kind", "certified by", "valid from", "valid until", "revoked"],
+        [
+            [
+                k.key_id,
+                k.principal,
+                k.principal_kind.value,
+                "itself (trust root)" if k.certified_by == k.key_id else k.certified_by,
+                when(k.valid_from),
+                when(k.valid_until),
+                when(k.revoked_at),
+            ]
+            for k in dossier.keys
+        ],
+    )
+    source = dossier.anchors_source or "the anchor table could not be reached at export"
+    return Section(
+        "Signatures: signed heads, anchors and keys",
+        tables=[heads, anchors, keys],
+        notes=[
+            f"Anchors from {source}. `gatekeeper audit verify <dossier.json> --trust-root "
+            "KEY_ID` re-checks every signature, signed head and anchor offline, the keys' "
+            "certificates up to the pinned trust root included."
+        ],
     )
 
 

@@ -15,6 +15,8 @@ from pydantic import Field
 
 from gatekeeper import signing
 from gatekeeper.canonical import digest_of
+from gatekeeper.identity.heads import HEAD_ACTION, Anchor, SignedHead
+from gatekeeper.identity.keys import KeyRecord
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import Model
 from gatekeeper.models.messages import DecisionSignature
@@ -87,6 +89,15 @@ class Dossier(Model):
     notifications_source: str = ""
     audit_head: str
     audit: list[AuditEvent]
+    #: Every key an attestation or a signed head in the chain names, and the keys that certify
+    #: them, up to the trust root: what ``audit verify`` needs offline.
+    keys: list[KeyRecord] = Field(default_factory=list)
+    #: The heads the worker signed (the chain's ``audit_head_signed`` events), for the reader.
+    signed_heads: list[SignedHead] = Field(default_factory=list)
+    #: The heads anchored for this release outside the workflow, as read at export.
+    anchors: list[Anchor] = Field(default_factory=list)
+    #: Where ``anchors`` were read ("" when the anchor table could not be reached).
+    anchors_source: str = ""
 
 
 def build_dossier(
@@ -100,6 +111,9 @@ def build_dossier(
     run_id: str | None,
     execution: str,
     notifications_source: str = "",
+    keys: Iterable[KeyRecord] = (),
+    anchors: Iterable[Anchor] = (),
+    anchors_source: str = "",
 ) -> Dossier:
     """Assemble the dossier of one release.
 
@@ -113,7 +127,13 @@ def build_dossier(
         run_id: the run id, if known.
         execution: the workflow's execution status (``running``, ``completed``...).
         notifications_source: where the outbox lines came from, for the reader.
+        keys: the key records the chain's signatures need, with their certificate chains.
+        anchors: the heads anchored for the release.
+        anchors_source: where the anchors were read.
     """
+    unique: dict[str, KeyRecord] = {}
+    for record in keys:
+        unique.setdefault(record.key_id, record)
     return Dossier(
         exported_at=exported_at,
         release_id=status.release_id,
@@ -129,7 +149,32 @@ def build_dossier(
         notifications_source=notifications_source,
         audit_head=audit[-1].hash if audit else status.audit_head,
         audit=audit,
+        keys=sorted(unique.values(), key=lambda k: k.key_id),
+        signed_heads=signed_heads_of(audit),
+        anchors=list(anchors),
+        anchors_source=anchors_source,
     )
+
+
+def signed_heads_of(audit: Iterable[AuditEvent]) -> list[SignedHead]:
+    """The signed heads a chain records."""
+    return [SignedHead.model_validate(e.details) for e in audit if e.action == HEAD_ACTION]
+
+
+def key_ids_used(audit: Iterable[AuditEvent]) -> list[str]:
+    """The key ids the chain's attestations and signed heads name, in order of first use."""
+    found: dict[str, None] = {}
+    for event in audit:
+        if event.action == HEAD_ACTION:
+            head = event.details.get("head")
+            key_id = head.get("key_id") if isinstance(head, dict) else None
+        else:
+            attestation = event.details.get("attestation")
+            statement = attestation.get("statement") if isinstance(attestation, dict) else None
+            key_id = statement.get("key_id") if isinstance(statement, dict) else None
+        if isinstance(key_id, str):
+            found.setdefault(key_id, None)
+    return list(found)
 
 
 def _policy_check(policy: Policy | None, status: ReleaseStatus) -> PolicyCheck:

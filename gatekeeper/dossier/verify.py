@@ -8,16 +8,19 @@ the model would strip), the event counts as altered even though the parsed value
 
 A dossier carries more than the chain, and what the chain vouches for is checked too: the head
 and length the release recorded, the policy snapshot against the sha256 in the first event, and
-every decision in the decisions table against its audit event. The chain itself can be forged
-end to end by someone who recomputes every hash; compare the printed head with the head the
-release reports (``gatekeeper release status``) or the audit store holds.
+every decision in the decisions table against its audit event. A chain can be re-hashed end to
+end, so a dossier's signatures are checked too (:mod:`gatekeeper.dossier.signatures`): every
+attestation of a signed request, every head the worker signed, the certificates of their keys up
+to the pinned trust root, and the heads anchored outside the workflow (from the anchor table
+when given, else those the dossier carries). An audit-store file carries no keys: only its chain
+is checked.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,10 @@ from pydantic import ValidationError
 from gatekeeper.audit import verify_chain
 from gatekeeper.canonical import canonical_json, digest_of
 from gatekeeper.dossier.model import DOSSIER_FORMAT
+from gatekeeper.dossier.signatures import Problem, SignatureReport, check_signatures
 from gatekeeper.errors import InputError
+from gatekeeper.identity.heads import Anchor
+from gatekeeper.identity.keys import KeyRecord
 from gatekeeper.models.audit import AuditEvent
 
 _FORMAT_PREFIX = DOSSIER_FORMAT.rsplit("/", 1)[0]
@@ -43,13 +49,32 @@ class Verification:
     bad_seq: int | None = None
 
 
-class _Altered(Exception):
-    def __init__(self, index: int | None, message: str) -> None:
-        super().__init__(message)
-        self.index = index
+_Altered = Problem
 
 
-def verify_file(path: Path) -> Verification:
+@dataclass(frozen=True)
+class Checks:
+    """What to check a dossier's signatures against.
+
+    Args:
+        trust_root: the pinned root key id every key must chain to.
+        anchors: the heads anchored for the release, read from the anchor table; ``None`` to
+            use the anchors the dossier carries.
+        anchor_keys: the key records of the anchors' signers, read with them (a dossier carries
+            only the keys its own chain and the anchors read at export use).
+        anchors_from: where ``anchors`` were read, for the verdict.
+        unsigned_ok: accept an ended release that no worker signed (one from before signed heads).
+    """
+
+    trust_root: str | None = None
+    anchors: list[Anchor] | None = None
+    #: Key records read with the anchors (the keys that signed them, and their certifiers).
+    anchor_keys: list[KeyRecord] = field(default_factory=list)
+    anchors_from: str = ""
+    unsigned_ok: bool = False
+
+
+def verify_file(path: Path, checks: Checks | None = None) -> Verification:
     """Verify a JSON dossier or a JSONL audit-store file.
 
     Raises:
@@ -59,10 +84,10 @@ def verify_file(path: Path) -> Verification:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read: {err}") from err
-    return verify_text(text, source=str(path))
+    return verify_text(text, source=str(path), checks=checks)
 
 
-def verify_text(text: str, *, source: str = "input") -> Verification:
+def verify_text(text: str, *, source: str = "input", checks: Checks | None = None) -> Verification:
     """Verify the text of a JSON dossier or a JSONL audit-store file."""
     stripped = text.lstrip()
     raw: list[Any]
@@ -80,14 +105,42 @@ def verify_text(text: str, *, source: str = "input") -> Verification:
         check = verify_chain(events)
         if not check.ok and check.bad_seq is not None:
             raise _Altered(check.bad_seq, _chain_reason(events, check.bad_seq, check.reason))
+        report: SignatureReport | None = None
         if dossier is not None:
             _check_dossier(dossier, events)
+            checks = checks or Checks()
+            report = check_signatures(
+                events,
+                dossier,
+                extra_keys=checks.anchor_keys,
+                trust_root=checks.trust_root,
+                anchors=checks.anchors,
+                anchors_from=checks.anchors_from or "the dossier",
+                unsigned_ok=checks.unsigned_ok,
+            )
     except _Altered as altered:
         return Verification(
             ok=False, events=0, head="", message=altered.args[0], bad_seq=altered.index
         )
     head = check.head
-    return Verification(True, len(events), head, f"ok: {len(events)} events, head {head}")
+    message = f"ok: {len(events)} events, head {head}"
+    if report is None:
+        message += "; chain only (an audit-store file carries no keys: verify a dossier)"
+    else:
+        message += _summary(report)
+    return Verification(True, len(events), head, message)
+
+
+def _summary(report: SignatureReport) -> str:
+    parts = [f"{report.attestations} signed request(s)"]
+    if report.heads:
+        parts.append(f"{report.heads} signed head(s) up to event {report.signed_through}")
+    parts.append(f"{report.anchors} anchor(s) from {report.anchors_from}")
+    text = "; " + ", ".join(parts) + " verified"
+    if report.unsigned_tail is not None:
+        start, end = report.unsigned_tail
+        text += f"; events {start}–{end} are not signed yet"
+    return text
 
 
 def _load_dossier(text: str, source: str) -> dict[str, Any]:

@@ -6,12 +6,14 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import Result
 
 from gatekeeper.cli.audit import app
 from gatekeeper.errors import InputError, ReleaseNotFound
 from gatekeeper.models import OperatorRequest
 from tests import factories
+from tests.anchoring import register_worker
 from tests.cli.conftest import Cli, new_id
 from tests.workflows.conftest import Harness
 
@@ -19,6 +21,12 @@ from tests.workflows.conftest import Harness
 async def audit(cli: Cli, *args: str) -> Result:
     """``gatekeeper audit ...`` with the harness's environment (the group is this module's app)."""
     return await asyncio.to_thread(cli.runner.invoke, app, list(args), env=cli.env)
+
+
+@pytest.fixture
+def root(harness: Harness, tmp_path: Path) -> str:
+    """The worker's key registered; the trust root to pin."""
+    return register_worker(harness.data_dir, harness.adapters.worker_key_path, tmp_path / "keys")
 
 
 async def withdrawn_release(harness: Harness) -> str:
@@ -38,22 +46,23 @@ class TestExportAndVerify:
     command says which event and exits 1. Markdown and HTML go where they are asked."""
 
     async def test_export_then_verify_then_tamper(
-        self, cli: Cli, harness: Harness, tmp_path: Path
+        self, cli: Cli, harness: Harness, tmp_path: Path, root: str
     ) -> None:
         rid = await withdrawn_release(harness)
         path = tmp_path / "dossier.json"
 
         exported = await audit(cli, "export", rid, "--format", "json", "--output", str(path))
-        verified = await audit(cli, "verify", str(path))
+        verified = await audit(cli, "verify", str(path), "--trust-root", root)
 
         assert exported.exit_code == 0, exported.output
         assert f"wrote the json dossier of {rid}" in exported.stderr
         data = json.loads(path.read_text())
         assert data["status"]["state"] == "withdrawn"
         assert verified.exit_code == 0, verified.output
-        assert (
-            verified.stdout.strip() == f"ok: {len(data['audit'])} events, head {data['audit_head']}"
+        assert verified.stdout.startswith(
+            f"ok: {len(data['audit'])} events, head {data['audit_head']}; "
         )
+        assert "signed head(s) up to event" in verified.stdout
 
         decision = next(e for e in data["audit"] if e["action"] == "decision_approve")
         original = path.read_text()
@@ -65,11 +74,11 @@ class TestExportAndVerify:
         )
         lines[at] = lines[at].replace("fine by safety", "fine by safetx")
         path.write_text("\n".join(lines) + "\n")
-        altered = await audit(cli, "verify", str(path))
+        altered = await audit(cli, "verify", str(path), "--trust-root", root)
         path.write_text(
             original.replace("fine by safety", "fine by safetx", 1)
         )  # the status's copy
-        restated = await audit(cli, "verify", str(path))
+        restated = await audit(cli, "verify", str(path), "--trust-root", root)
 
         assert altered.exit_code == 1
         assert altered.stdout.strip() == (
@@ -97,7 +106,7 @@ class TestExportAndVerify:
         assert "<h2>Decisions</h2>" in (tmp_path / "d.html").read_text()
 
     async def test_a_running_release_is_exported_from_its_queries(
-        self, cli: Cli, harness: Harness, tmp_path: Path
+        self, cli: Cli, harness: Harness, tmp_path: Path, root: str
     ) -> None:
         rid = new_id()
         await harness.start(factories.spec(rid))
@@ -105,7 +114,7 @@ class TestExportAndVerify:
         path = tmp_path / "running.json"
 
         exported = await audit(cli, "export", rid, "-f", "json", "-o", str(path))
-        verified = await audit(cli, "verify", str(path))
+        verified = await audit(cli, "verify", str(path), "--trust-root", root)
 
         assert exported.exit_code == 0, exported.output
         assert json.loads(path.read_text())["execution"] == "running"

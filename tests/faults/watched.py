@@ -33,13 +33,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from gatekeeper.dossier import DossierFormat, collect_dossier, render
-from gatekeeper.dossier.verify import verify_text
+from gatekeeper.dossier.verify import Checks, verify_text
 from gatekeeper.errors import DecisionRefused, GatekeeperError
 from gatekeeper.failures import CONVERTER
 from gatekeeper.models import DecisionKind, ReleaseOutcome, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
+from tests.anchoring import dossier_sources, register_worker
 from tests.faults.pipeline import (
     APPROVERS,
     awaiting_gate,
@@ -216,6 +217,12 @@ class Run:
         self.data_dir = self.tmp_path / "data"
         self.settings = Settings(task_queue=self.task_queue, data_dir=self.data_dir)
         seed_partners(self.settings.effective_registry_url)
+        # The workers' shared key, registered before any of them signs a head.
+        self.trust_root = register_worker(
+            self.data_dir,
+            self.data_dir / "worker-key.pem",
+            self.tmp_path / "keys",
+        )
         environ = worker_env(
             self.env.client.service_client.config.target_host,
             self.task_queue,
@@ -377,10 +384,18 @@ class Run:
         # Status still answers after the launch (a broken history made it fail forever).
         status = await self.until(lambda s: s.state == outcome.status.state)
         assert status.status_version == outcome.status.status_version
-        dossier = await collect_dossier(
-            self.releases, self.release_id, outbox_path=self.data_dir / "outbox.jsonl"
+        with dossier_sources(self.data_dir) as sources:
+            dossier = await collect_dossier(
+                self.releases,
+                self.release_id,
+                outbox_path=self.data_dir / "outbox.jsonl",
+                **sources,
+            )
+        verified = verify_text(
+            render(dossier, DossierFormat.JSON),
+            source=self.release_id,
+            checks=Checks(trust_root=self.trust_root),
         )
-        verified = verify_text(render(dossier, DossierFormat.JSON), source=self.release_id)
         assert verified.ok, verified.message
         # Last, so the queries above count too.
         unexplained = self.fleet.unexplained()

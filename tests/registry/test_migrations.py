@@ -35,6 +35,7 @@ TABLES = {
     "policy_default",
     "identity_keys",
     "identity_log",
+    "audit_anchors",
     "alembic_version",
 }
 

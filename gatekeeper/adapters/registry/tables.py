@@ -188,3 +188,22 @@ identity_log = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False, unique=True),
     sa.Column("signature", sa.String(128), nullable=False),
 )
+
+#: Signed audit heads (see :mod:`gatekeeper.adapters.anchors`). Append-only: rows are inserted,
+#: never updated or deleted (triggers refuse both); two different heads for one release and seq
+#: are a fork, and both stay.
+audit_anchors = sa.Table(
+    "audit_anchors",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("release_id", ID, nullable=False, index=True),
+    sa.Column("first_run_id", ID, nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("signed_at", sa.String(32), nullable=False),
+    sa.Column("key_id", ID, nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("head", sa.JSON(), nullable=False),
+    sa.Column("signature", sa.String(200), nullable=False),
+    sa.Column("anchored_at", UtcDateTime(), nullable=False),
+)
