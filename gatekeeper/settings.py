@@ -62,9 +62,9 @@ class Settings:
             (``GATEKEEPER_RECONCILE_EVERY``, see :mod:`gatekeeper.reconcile`); it also runs once
             when the worker starts.
         evict_after_query: when a worker drops a release from its cache after a status query it
-            answers (``GATEKEEPER_EVICT_AFTER_QUERY``): ``off`` (the default), ``stale`` (only
+            answers (``GATEKEEPER_EVICT_AFTER_QUERY``): ``stale`` (the default: only
             when the query brought the cached copy a longer history and nothing else to apply:
-            another worker's workflow task is in flight), ``all`` (after every such query; a
+            another worker's workflow task is in flight), ``off``, ``all`` (after every such query; a
             full replay for the release's next task or query on that worker). Against the SDK's
             "cached copy that missed an update" error (docs/running.md).
         config: the worker's own configuration (channels, egress, evidence roots), read from
@@ -93,7 +93,7 @@ class Settings:
     codec_server_cors_origins: tuple[str, ...] = ()
     config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
     reconcile_every: int = DEFAULT_RECONCILE_EVERY
-    evict_after_query: EvictAfterQuery = "off"
+    evict_after_query: EvictAfterQuery = "stale"
     temporal_token_file: Path | None = None
 
     @classmethod
@@ -162,7 +162,7 @@ _FALSE = ("", "0", "false", "no", "off")
 
 
 def _evict_after_query(env: Mapping[str, str]) -> EvictAfterQuery:
-    raw = env.get("GATEKEEPER_EVICT_AFTER_QUERY", "").strip().lower() or "off"
+    raw = env.get("GATEKEEPER_EVICT_AFTER_QUERY", "").strip().lower() or "stale"
     for mode in get_args(EvictAfterQuery):
         if raw == mode:
             return cast(EvictAfterQuery, mode)

@@ -61,8 +61,9 @@ STICKY_SECONDS = 2.0
 #: ran (docs/running.md, "A cached copy that missed an update"): on a task the worker fails that
 #: one task and the retry replays; on a query the query fails and that worker may then hold the
 #: run stuck (its tasks time out) while the standbys take over. The history is untouched. An SDK
-#: defect (``python -m tests.faults.sdk_repro_cached_update``); ``GK_EVICT_AFTER_QUERY=stale``
-#: (or ``all``) runs the fleet with an opt-in cure.
+#: defect (``python -m tests.faults.sdk_repro_cached_update``); workers evict a copy a query made
+#: stale (``GATEKEEPER_EVICT_AFTER_QUERY=stale``, the default), ``GK_EVICT_AFTER_QUERY=off``
+#: runs the fleet without that cure.
 CACHED_COPY_MISSED_UPDATE = re.compile(
     r"No command scheduled for event HistoryEvent\(id: \d+, WorkflowExecutionUpdateAccepted\)"
 )
@@ -228,9 +229,10 @@ class Run:
             self.task_queue,
             self.data_dir,
             GK_FAULT_STICKY_SECONDS=str(STICKY_SECONDS),
-            # GK_EVICT_AFTER_QUERY=stale|all runs the fleet with GATEKEEPER_EVICT_AFTER_QUERY set
-            # so, the opt-in cures for the cached-copy error above (docs/running.md).
-            GATEKEEPER_EVICT_AFTER_QUERY=os.environ.get("GK_EVICT_AFTER_QUERY", "off"),
+            # GK_EVICT_AFTER_QUERY=off|stale|all runs the fleet with GATEKEEPER_EVICT_AFTER_QUERY
+            # set so (default: the worker's default, stale), the cure for the cached-copy error
+            # above (docs/running.md).
+            GATEKEEPER_EVICT_AFTER_QUERY=os.environ.get("GK_EVICT_AFTER_QUERY", "stale"),
         )
         self.fleet = Fleet(environ, self.tmp_path)
         self.releases = Releases(self.env.client, self.task_queue)

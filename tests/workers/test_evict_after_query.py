@@ -110,7 +110,7 @@ class TestEvictAfterQuery:
 
     def test_setting_from_the_environment(self, tmp_path: Path) -> None:
         base = {"GATEKEEPER_DATA_DIR": str(tmp_path)}
-        assert Settings.from_env(base).evict_after_query == "off"
+        assert Settings.from_env(base).evict_after_query == "stale"
         for mode in ("off", "stale", "all"):
             env = {**base, "GATEKEEPER_EVICT_AFTER_QUERY": mode.upper()}
             assert Settings.from_env(env).evict_after_query == mode
