@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, cast, get_args
 
 from gatekeeper.config import CONFIG_FILE_NAME, WorkerConfig, load_worker_config
 from gatekeeper.errors import ConfigError
@@ -20,6 +21,8 @@ DEFAULT_DATA_DIR = Path(".gatekeeper")
 DEFAULT_MAX_CACHED_WORKFLOWS = 250
 #: Seconds between a worker's grant reconciliations (``gatekeeper.reconcile``).
 DEFAULT_RECONCILE_EVERY = 300
+#: ``GATEKEEPER_EVICT_AFTER_QUERY`` (see :class:`Settings`, docs/running.md).
+EvictAfterQuery = Literal["off", "stale", "all"]
 _LOG_FORMATS = ("auto", "console", "json")
 
 
@@ -58,6 +61,12 @@ class Settings:
         reconcile_every: seconds between a worker's grant reconciliations
             (``GATEKEEPER_RECONCILE_EVERY``, see :mod:`gatekeeper.reconcile`); it also runs once
             when the worker starts.
+        evict_after_query: when a worker drops a release from its cache after a status query it
+            answers (``GATEKEEPER_EVICT_AFTER_QUERY``): ``stale`` (the default: only
+            when the query brought the cached copy a longer history and nothing else to apply:
+            another worker's workflow task is in flight), ``off``, ``all`` (after every such query; a
+            full replay for the release's next task or query on that worker). Against the SDK's
+            "cached copy that missed an update" error (docs/running.md).
         config: the worker's own configuration (channels, egress, evidence roots), read from
             ``GATEKEEPER_CONFIG`` or ``<data_dir>/gatekeeper.toml`` (see :mod:`gatekeeper.config`).
         temporal_token_file: a file holding the bearer token (a JWT, or a Temporal Cloud API
@@ -84,6 +93,7 @@ class Settings:
     codec_server_cors_origins: tuple[str, ...] = ()
     config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
     reconcile_every: int = DEFAULT_RECONCILE_EVERY
+    evict_after_query: EvictAfterQuery = "stale"
     temporal_token_file: Path | None = None
 
     @classmethod
@@ -134,6 +144,7 @@ class Settings:
             reconcile_every=_positive_int(
                 env, "GATEKEEPER_RECONCILE_EVERY", DEFAULT_RECONCILE_EVERY
             ),
+            evict_after_query=_evict_after_query(env),
             temporal_token_file=Path(token_file) if token_file else None,
         )
 
@@ -148,6 +159,14 @@ class Settings:
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
+
+
+def _evict_after_query(env: Mapping[str, str]) -> EvictAfterQuery:
+    raw = env.get("GATEKEEPER_EVICT_AFTER_QUERY", "").strip().lower() or "stale"
+    for mode in get_args(EvictAfterQuery):
+        if raw == mode:
+            return cast(EvictAfterQuery, mode)
+    raise ConfigError(f"GATEKEEPER_EVICT_AFTER_QUERY must be off, stale or all, not {raw!r}")
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -41,6 +41,9 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 #: The SDK's default: after a worker dies, its cached workflows resume elsewhere this much later.
 STICKY_QUEUE_TIMEOUT = timedelta(seconds=10)
 
+#: The id the SDK's core gives a query that came as its own task (not with a workflow task).
+LEGACY_QUERY_ID = "legacy_query"
+
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 #: Modules the workflow sandbox shares with the worker process instead of re-importing: the
@@ -108,7 +111,7 @@ def build_worker(
     executor = activity_executor or ThreadPoolExecutor(
         max_workers=activity_threads, thread_name_prefix="gatekeeper-activity"
     )
-    return Worker(
+    worker = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(workflows),
@@ -122,6 +125,67 @@ def build_worker(
         max_cached_workflows=settings.max_cached_workflows,
         sticky_queue_schedule_to_start_timeout=sticky_queue_schedule_to_start_timeout,
     )
+    if settings.evict_after_query != "off":
+        evict_after_legacy_queries(worker, only_stale=settings.evict_after_query == "stale")
+    return worker
+
+
+def _is_legacy_query(activation: Any) -> bool:
+    return any(
+        job.HasField("query_workflow") and job.query_workflow.query_id == LEGACY_QUERY_ID
+        for job in activation.jobs
+    )
+
+
+def evict_after_legacy_queries(worker: Worker, *, only_stale: bool = False) -> None:
+    """Make ``worker`` drop a run from its cache after a status query it answers.
+
+    Why (docs/running.md, "A cached copy that missed an update"): a query answered while another
+    worker runs an approval's speculative task can leave this worker's cached copy standing at
+    that task without the approval; the SDK's core later applies the release's whole history on
+    top of that copy and fails with ``No command scheduled for event ...
+    WorkflowExecutionUpdateAccepted`` (and, after a failed query, can keep the run stuck on this
+    worker). Dropping the copy means its next task or query replays from history.
+
+    ``only_stale``: evict only when the query's activation is the first to show the copy a longer
+    history and carries nothing but the query, i.e. the history ended with workflow-task events
+    (another worker's task scheduled or in flight). The release's own worker answering its
+    sticky queries never meets that, so it keeps its cache. It does not cover a copy that such a
+    query *creates* (its first activation initializes the run). Without ``only_stale``: after
+    every legacy query, at one full replay per query on this worker.
+
+    Only legacy queries (a query as its own task) count; a query that rides on a workflow task
+    is answered by the worker running that task. The Python SDK has no public hook for this: the
+    workflow worker's activation handler is wrapped, and after the query is answered the core is
+    asked to evict the run (``temporalio.bridge.worker.Worker.request_workflow_eviction``, public
+    on the bridge worker, reached through the SDK worker's private ``_bridge_worker``; an SDK
+    upgrade that moves either fails ``tests/workers/test_evict_after_query.py``). Core sends the
+    usual eviction activation once the run is idle.
+    """
+    workflow_worker = worker._workflow_worker
+    if workflow_worker is None:  # a worker without workflows caches nothing
+        return
+    handle_activation = workflow_worker._handle_activation
+    #: Per cached run, the history length of its last activation on this worker.
+    lengths: dict[str, int] = {}
+
+    async def handle_then_evict(activation: Any) -> None:
+        if any(job.HasField("remove_from_cache") for job in activation.jobs):
+            lengths.pop(activation.run_id, None)
+            await handle_activation(activation)
+            return
+        before = lengths.get(activation.run_id)
+        lengths[activation.run_id] = activation.history_length
+        await handle_activation(activation)
+        if not _is_legacy_query(activation):
+            return
+        if only_stale:
+            grown = before is not None and activation.history_length > before
+            if not grown or not all(job.HasField("query_workflow") for job in activation.jobs):
+                return
+        worker._bridge_worker.request_workflow_eviction(activation.run_id)
+
+    workflow_worker._handle_activation = handle_then_evict  # type: ignore[method-assign,assignment]
 
 
 async def run_worker(

@@ -172,7 +172,7 @@ class TestOperatorUi:
             await page.screenshot(path=shots[0])
 
             await page.get_by_role("link", name=f"release-{window}").click()
-            await expect(page.get_by_text("30-day government testing window")).to_be_visible()
+            await expect(page.get_by_text("30-day government testing window").first).to_be_visible()
             await page.get_by_text("User Metadata", exact=True).click()
             # The UI renders each markdown field in its own sandboxed frame, in this order.
             summary, _, current = (page.frame_locator("iframe").nth(i) for i in range(3))
