@@ -147,12 +147,14 @@ def evict_after_legacy_queries(worker: Worker, *, only_stale: bool = False) -> N
     WorkflowExecutionUpdateAccepted`` (and, after a failed query, can keep the run stuck on this
     worker). Dropping the copy means its next task or query replays from history.
 
-    ``only_stale``: evict only when the query's activation is the first to show the copy a longer
-    history and carries nothing but the query, i.e. the history ended with workflow-task events
-    (another worker's task scheduled or in flight). The release's own worker answering its
-    sticky queries never meets that, so it keeps its cache. It does not cover a copy that such a
-    query *creates* (its first activation initializes the run). Without ``only_stale``: after
-    every legacy query, at one full replay per query on this worker.
+    ``only_stale``: evict only after a query that *made* this worker's copy: either the copy was
+    built for queries alone (this worker has run no workflow task of the release since it cached
+    it: the history it was built from may end in another worker's workflow task, still in
+    flight), or the query is the first to show the copy a longer history and carries nothing but
+    the query (another worker ran tasks meanwhile). The
+    release's own worker answering its sticky queries meets neither, so it keeps its cache; a
+    worker that serves a release it does not run pays one replay per query. Without
+    ``only_stale``: after every legacy query, at one full replay per query on this worker.
 
     Only legacy queries (a query as its own task) count; a query that rides on a workflow task
     is answered by the worker running that task. The Python SDK has no public hook for this: the
@@ -168,20 +170,26 @@ def evict_after_legacy_queries(worker: Worker, *, only_stale: bool = False) -> N
     handle_activation = workflow_worker._handle_activation
     #: Per cached run, the history length of its last activation on this worker.
     lengths: dict[str, int] = {}
+    #: Cached runs this worker has run a workflow task of (not only replayed and queried).
+    ran: set[str] = set()
 
     async def handle_then_evict(activation: Any) -> None:
         if any(job.HasField("remove_from_cache") for job in activation.jobs):
             lengths.pop(activation.run_id, None)
+            ran.discard(activation.run_id)
             await handle_activation(activation)
             return
         before = lengths.get(activation.run_id)
         lengths[activation.run_id] = activation.history_length
+        only_query = all(job.HasField("query_workflow") for job in activation.jobs)
+        if not activation.is_replaying and not only_query:
+            ran.add(activation.run_id)
         await handle_activation(activation)
         if not _is_legacy_query(activation):
             return
         if only_stale:
             grown = before is not None and activation.history_length > before
-            if not grown or not all(job.HasField("query_workflow") for job in activation.jobs):
+            if activation.run_id in ran and not (grown and only_query):
                 return
         worker._bridge_worker.request_workflow_eviction(activation.run_id)
 

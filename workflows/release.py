@@ -172,6 +172,9 @@ class ModelReleaseWorkflow:
         self._resolved: ReleaseLedger | None = None
         self._integrity_error: str | None = None
         self._changes = 0
+        # The status as last committed (without its version): the version moves only when the
+        # status does (see ``_commit``).
+        self._committed = ""
         self._pending: list[asyncio.Task[None]] = []
         self._published: dict[str, Any] = {}
         self._details = ""
@@ -869,7 +872,16 @@ class ModelReleaseWorkflow:
     def _commit(self) -> None:
         """Send what the ledger wants said, refresh what operators see, wake the pipeline."""
         self._changes += 1
-        self._ledger.status.status_version += 1
+        # The version counts changes of the status, not commits: how many times the workflow
+        # wakes and commits an unchanged status depends on how the SDK splits history into
+        # activations, which is not the same for a worker that ran the release live and one that
+        # replays it (or caught a cached copy up), so counting commits made a status answered from
+        # replay differ from the live one (docs/running.md, "A worker killed while ...").
+        status = self._ledger.status
+        committed = status.model_dump_json(exclude={"status_version"})
+        if committed != self._committed:
+            self._committed = committed
+            status.status_version += 1
         for notice in self._ledger.take_notices():
             self._send(notice)
         self._publish()

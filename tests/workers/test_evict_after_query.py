@@ -116,3 +116,44 @@ class TestEvictAfterQuery:
             assert Settings.from_env(env).evict_after_query == mode
         with pytest.raises(ConfigError, match="GATEKEEPER_EVICT_AFTER_QUERY must be off, stale"):
             Settings.from_env({**base, "GATEKEEPER_EVICT_AFTER_QUERY": "1"})
+
+
+class TestStaleDropsACopyMadeForQueries:
+    """With ``stale``, a worker that has run none of a release's tasks drops the copy it built to
+    answer a status query (the history it was built from may end in another worker's task in
+    flight), and the release still finishes on it from history."""
+
+    async def test_a_query_only_copy_is_evicted(
+        self, env: WorkflowEnvironment, tmp_path: Path
+    ) -> None:
+        client = env.client
+        task_queue = f"evict-{uuid.uuid4().hex[:8]}"
+        # Another worker runs the first task without caching it (no sticky queue to wait on).
+        async with Worker(client, task_queue=task_queue, workflows=[Waits], max_cached_workflows=0):
+            handle = await client.start_workflow(
+                Waits.run, id=f"evict-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+            )
+            assert await handle.query(Waits.ping) == "pong"
+        run_id = handle.result_run_id
+        assert run_id is not None
+        settings = Settings(data_dir=tmp_path, evict_after_query="stale")
+        with ThreadPoolExecutor(1) as pool:
+            worker = build_worker(
+                client,
+                settings,
+                task_queue=task_queue,
+                workflows=[Waits],
+                activities=[],
+                activity_executor=pool,
+            )
+            async with worker:
+                assert await handle.query(Waits.ping) == "pong"
+                cached = True
+                for _ in range(40):
+                    await asyncio.sleep(0.05)
+                    cached = run_id in cached_runs(worker)
+                    if not cached:
+                        break
+                assert not cached
+                await handle.signal(Waits.finish)
+                assert await asyncio.wait_for(handle.result(), 20) == 7
