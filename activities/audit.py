@@ -90,8 +90,7 @@ class AnchorActivities:
                 links=links,
             )
             anchored = self._anchors.append(signed)
-            if request.events:
-                self._store.store(request.release_id, request.events)
+            stored = self._store.store(request.release_id, request.events)
         activity.logger.info(
             "audit head of %s signed at event %d (%s)",
             request.release_id,
@@ -102,4 +101,5 @@ class AnchorActivities:
             signed_at=anchored.head.signed_at,
             key_id=anchored.head.key_id,
             signature=anchored.signature,
+            stored_length=stored.length,
         )

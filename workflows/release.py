@@ -29,12 +29,9 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.failures import Refused
     from gatekeeper.identity import authority
     from gatekeeper.identity.heads import (
-        HEAD_ACTION,
         LINK_LENGTH,
         AnchorRequest,
-        AuditHead,
         HeadSignature,
-        SignedHead,
     )
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
@@ -801,12 +798,15 @@ class ModelReleaseWorkflow:
             retry_policy=timeouts.AUDIT_RETRY,
             summary=f"Record audit events {start}–{start + len(events) - 1}",
         )
-        del result
-        self._audit_confirmed = max(self._audit_confirmed, start + len(events))
+        # What the store says it holds, not what this flush sent: after a crash the replayed
+        # order of overlapping flushes and head signings may differ from the live one.
+        stored = start + len(events) if result.length is None else result.length
+        self._audit_confirmed = max(self._audit_confirmed, stored)
 
     async def _sign_head(self, reason: str) -> None:
         """Store the events not stored yet, have the worker's key sign the chain's head and
-        anchor it outside the workflow (one activity), then record the signed head."""
+        anchor it outside the workflow (one activity); the store's answer moves the "stored up
+        to" mark."""
         ledger = self._ledger
         chain = ledger.chain.events
         start, head = self._audit_confirmed, chain[-1]
@@ -831,23 +831,13 @@ class ModelReleaseWorkflow:
             retry_policy=timeouts.AUDIT_RETRY,
             summary=f"Sign and anchor the audit head at event {head.seq} ({reason})",
         )
-        self._audit_confirmed = max(self._audit_confirmed, head.seq + 1)
-        signed = SignedHead(
-            head=AuditHead(
-                release_id=request.release_id,
-                first_run_id=request.first_run_id,
-                seq=head.seq,
-                hash=head.hash,
-                signed_at=signature.signed_at,
-                key_id=signature.key_id,
-                reason=reason,
-                first=first,
-                links=request.all_links(),
-            ),
-            signature=signature.signature,
-        )
-        ledger.audit(self._now(), "gatekeeper", HEAD_ACTION, signed.model_dump(mode="json"))
-        self._commit()
+        stored = head.seq + 1 if signature.stored_length is None else signature.stored_length
+        self._audit_confirmed = max(self._audit_confirmed, stored)
+        # The signed head lives in the anchor table (and the dossier, read from there), not in
+        # the chain: the chain's content must not depend on when this continuation runs
+        # relative to update handlers, which is not the same live and on replay when a workflow
+        # task without commands sits between them (an event appended here landed at another
+        # position after a crash, and the audit store then refused the replayed chain).
 
     async def _settle(self) -> None:
         """Finish every handler, notification and audit write before the workflow ends."""

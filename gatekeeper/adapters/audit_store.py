@@ -84,7 +84,7 @@ class JsonlAuditStore:
                     os.fsync(handle.fileno())
         except OSError as err:
             raise AdapterError(f"cannot write the audit store {path}: {err}") from err
-        return AuditFlushResult(stored=new, already_stored=stored)
+        return AuditFlushResult(stored=new, already_stored=stored, length=len(chain))
 
     def read(self, release_id: str) -> list[AuditEvent]:
         """The stored chain of ``release_id``; a torn last line (a crashed write) is ignored.

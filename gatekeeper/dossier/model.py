@@ -139,6 +139,7 @@ def build_dossier(
     unique: dict[str, KeyRecord] = {}
     for record in keys:
         unique.setdefault(record.key_id, record)
+    anchors = list(anchors)
     return Dossier(
         exported_at=exported_at,
         release_id=status.release_id,
@@ -155,15 +156,30 @@ def build_dossier(
         audit_head=audit[-1].hash if audit else status.audit_head,
         audit=audit,
         keys=sorted(unique.values(), key=lambda k: k.key_id),
-        signed_heads=signed_heads_of(audit),
-        anchors=list(anchors),
+        signed_heads=signed_heads_of(audit, anchors),
+        anchors=anchors,
         anchors_source=anchors_source,
     )
 
 
-def signed_heads_of(audit: Iterable[AuditEvent]) -> list[SignedHead]:
-    """The signed heads a chain records."""
-    return [SignedHead.model_validate(e.details) for e in audit if e.action == HEAD_ACTION]
+def signed_heads_of(
+    audit: Iterable[AuditEvent], anchors: Iterable[Anchor] = ()
+) -> list[SignedHead]:
+    """The signed heads of this chain: the anchored heads it agrees with (a release's heads live
+    in the anchor table), and any a chain recorded as events (releases of the first version of
+    signed heads), in order of the event they cover."""
+    events = list(audit)
+    found = {
+        (h.head.seq, h.head.hash): h
+        for h in (SignedHead.model_validate(e.details) for e in events if e.action == HEAD_ACTION)
+    }
+    for anchor in anchors:
+        head = anchor.head
+        if head.seq < len(events) and events[head.seq].hash == head.hash:
+            found.setdefault(
+                (head.seq, head.hash), SignedHead(head=head, signature=anchor.signature)
+            )
+    return [found[key] for key in sorted(found)]
 
 
 def key_ids_used(audit: Iterable[AuditEvent]) -> list[str]:

@@ -91,18 +91,26 @@ def check_signatures(
                 attestations += 1
         except Problem as problem:
             problems.append(problem)
-    signed_through = max((h.head.seq for _, h in heads), default=-1)
     run_ids = {h.head.first_run_id for _, h in heads}
-    if len(run_ids) > 1:
-        problems.append(Problem(None, "altered: the signed heads name different first runs"))
     if anchors is None:
         anchors = _anchors(dossier.get("anchors"))
     anchors = [a for a in anchors if a.head.release_id == (events[0].release_id if events else "")]
+    chained = {h.head.seq for _, h in heads}
     for anchor in anchors:
         try:
             _check_anchor(events, dossier, anchor, trust)
         except Problem as problem:
             problems.append(problem)
+            continue
+        # A release's heads live in the anchor table: one this chain agrees with is a signed head
+        # of it (checked above: a worker's key, valid, chained to the root).
+        if _first_difference(events, anchor) is None and anchor.head.seq not in chained:
+            chained.add(anchor.head.seq)
+            heads.append((anchor.head.seq, anchor))
+            run_ids.add(anchor.head.first_run_id)
+    if len(run_ids) > 1:
+        problems.append(Problem(None, "altered: the signed heads name different first runs"))
+    signed_through = max((h.head.seq for _, h in heads), default=-1)
     terminal = next((i for i, e in enumerate(events) if e.action in TERMINAL_ACTIONS), None)
     tail: tuple[int, int] | None = None
     last = len(events) - 1

@@ -97,6 +97,8 @@ class HeadSignature(Model):
     signed_at: str
     key_id: str = Field(pattern=KEY_ID_PATTERN)
     signature: str
+    #: How many events the audit store holds for the release after the call.
+    stored_length: int | None = None
 
 
 def head_bytes(head: AuditHead) -> bytes:

@@ -229,21 +229,29 @@ class TestForgedDossier:
             {**d, "person": "lee.legal", "on_behalf_of": None} if d["person"] == "sec.two" else d
             for d in dossier["decisions"]
         ]
-        dossier["anchors"] = []
         forged = anchored.tmp / "forged.json"
         forged.write_text(json.dumps(dossier, indent=2))
-        shown = dossier["audit"][dropped]
+        # The forger also strips every signed head it carries.
+        stripped = dict(dossier, anchors=[], signed_heads=[])
+        bare = anchored.tmp / "forged-stripped.json"
+        bare.write_text(json.dumps(stripped, indent=2))
 
         offline = await anchored.verify(forged, env=offline_env(anchored.tmp))
         online = await anchored.verify(forged)
+        online_bare = await anchored.verify(bare)
+        offline_bare = await anchored.verify(bare, env=offline_env(anchored.tmp))
 
-        for ran in (offline, online):
+        # Against the heads the worker signed (the dossier's own, or the anchor table's), the
+        # first altered event is named.
+        for ran in (offline, online, online_bare):
             assert ran.code == 1, ran.stdout
-            assert ran.stdout.strip().startswith(
-                f"altered: event #{dropped} ({shown['action']} at {shown['at']}): the head "
-                "signed by the worker at "
-            ), ran.stdout
-            assert f"says event #{dropped} was another" in ran.stdout
+            assert ran.stdout.strip().startswith(f"fork at event {dropped}: anchored head "), (
+                ran.stdout
+            )
+            assert "is not this dossier's" in ran.stdout
+        # Offline, with every head stripped, it is at least not signed.
+        assert offline_bare.code == 1, offline_bare.stdout
+        assert offline_bare.stdout.startswith("not signed: the release ended at event #")
 
 
 class TestTrustRoot:
@@ -292,7 +300,9 @@ class TestOffline:
         ran = await anchored.verify(path, env=env)
         forced = await anchored.verify(path, "--anchors", env=env)
 
-        heads = [e for e in dossier["audit"] if e["action"] == HEAD_ACTION]
+        # The heads live in the anchor table; the dossier carries them as its anchors.
+        assert not [e for e in dossier["audit"] if e["action"] == HEAD_ACTION]
+        heads = dossier["signed_heads"]
         assert ran.code == 0, ran.stdout
         assert ran.stdout.startswith(f"ok: {len(dossier['audit'])} events, head ")
         assert f"{len(heads)} signed head(s)" in ran.stdout
