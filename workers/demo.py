@@ -83,7 +83,9 @@ class Demo:
     release_id: str
     started: float = field(default_factory=time.monotonic)
 
-    async def cli(self, *args: str, expect_ok: bool = True) -> str:
+    async def cli(
+        self, *args: str, expect_ok: bool = True, env: dict[str, str] | None = None
+    ) -> str:
         """Run one gatekeeper command as a person would, and show it with its output."""
         shown = "gatekeeper " + " ".join(shlex.quote(a) for a in args)
         self.console.print(f"\n[bold]$ {shown}[/]")
@@ -92,7 +94,7 @@ class Demo:
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env=self.env,
+            env=env or self.env,
         )
         output, _ = await process.communicate()
         text = output.decode(errors="replace").rstrip()
@@ -374,9 +376,30 @@ async def drive(demo: Demo, spec_path: Path) -> None:
         await timeline
 
 
+def trust_root_of(data_dir: Path) -> str:
+    """The key id of the trust root the demo's worker made in ``data_dir``'s registry."""
+    from gatekeeper.identity.registry import IdentityRegistry
+
+    with IdentityRegistry(Settings(data_dir=data_dir).effective_registry_url) as registry:
+        root = registry.root()
+    if root is None:
+        raise GatekeeperError("demo: the identity registry has no trust root")
+    return root.key_id
+
+
 async def finish(demo: Demo, started: float) -> None:
     rid = demo.release_id
     await demo.cli("release", "status", rid)
+    # The dossier, exported by the CLI and verified from the file alone: every signed request,
+    # every signed head and anchor it carries, against the demo's own trust root.
+    data_dir = Path(demo.env["GATEKEEPER_DATA_DIR"])
+    dossier = data_dir / f"{rid}-dossier.json"
+    await demo.cli("audit", "export", rid, "--format", "json", "--output", str(dossier))
+    root = await asyncio.to_thread(trust_root_of, data_dir)
+    offline = {**demo.env, "GATEKEEPER_DATA_DIR": str(data_dir / "offline")}
+    await demo.cli(
+        "audit", "verify", str(dossier), "--trust-root", root, "--no-anchors", env=offline
+    )
     status = await demo.releases.status(rid)
     events = await demo.releases.audit(rid)
     check = verify_chain(events)
