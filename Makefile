@@ -60,9 +60,9 @@ test-browser: $(STAMP) system-deps  ## only the real-browser check of the Tempor
 # the first failure. The time is printed at the end.
 SOAK_RUNS ?= 20
 
-soak: $(STAMP)  ## the watched crash test SOAK_RUNS (20) times in a row; stops at the first failure
+soak: $(STAMP)  ## the watched crash test SOAK_RUNS (20) times in a row, strict: any non-determinism in a worker log fails it; stops at the first failure
 	@start=$$(date +%s); \
-	SOAK_RUNS=$(SOAK_RUNS) $(BIN)/python -m pytest -x -p no:randomly \
+	GK_STRICT_NDE=$${GK_STRICT_NDE:-1} SOAK_RUNS=$(SOAK_RUNS) $(BIN)/python -m pytest -x -p no:randomly \
 	  tests/faults/test_crash_while_watched.py -k test_release_survives_aimed_kills; \
 	rc=$$?; echo "soak: SOAK_RUNS=$(SOAK_RUNS) exit $$rc in $$(( $$(date +%s) - start )) s"; exit $$rc
 

@@ -53,6 +53,7 @@ from gatekeeper.errors import GatekeeperError
 from gatekeeper.logging import configure_logging
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
+from gatekeeper.signer import Signer
 from workers.bench_baseline import (
     WORKFLOW_NAME,
     BaselinePlan,
@@ -70,7 +71,7 @@ from workers.bench_release import (
     seed_partners,
 )
 from workers.devserver import DevServer
-from workers.worker import DEFAULT_ACTIVITY_THREADS, build_worker
+from workers.worker import DEFAULT_ACTIVITY_THREADS, build_worker, key_directory, open_identity
 
 DEFAULT_RELEASES = 200
 DEFAULT_PARKED = 1000
@@ -126,16 +127,67 @@ async def timed(runs: Sequence[Awaitable[object]]) -> float:
     return time.perf_counter() - began
 
 
+# --- identity: signed requests, as in production --------------------------------------------
+
+
+def bench_identity(settings: Settings, people: Sequence[str]) -> Signer:
+    """What ``gatekeeper dev`` sets up, plus a key per person: a local trust root (in the keys
+    dir), the worker's key and every person's key registered in ``settings``' registry, so the
+    bench's requests are signed and checked exactly as a deployment's are."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gatekeeper import signing
+    from gatekeeper.identity.worker_key import local_trust_root
+
+    registry = open_identity(settings, local=True)
+    try:
+        admin, _, _ = local_trust_root(settings, registry)
+        if admin is None:
+            raise GatekeeperError(f"bench: no trust root key in {settings.keys_dir}")
+        settings.keys_dir.mkdir(parents=True, exist_ok=True)
+        for person in people:
+            key = Ed25519PrivateKey.generate()
+            registry.register(
+                principal=person, public_key=signing.public_key_b64(key), admin_key=admin
+            )
+            path = settings.keys_dir / f"{person}.pem"
+            path.write_bytes(pem_of(key))
+            path.chmod(0o600)
+    finally:
+        registry.close()
+    return Signer(keys_dir=settings.keys_dir)
+
+
+def pem_of(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 # --- throughput and latency ----------------------------------------------------------------
 
 
 async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str, Any]:
     """N releases, then N baseline workflows of the same shape, each on its own worker."""
-    settings = Settings(task_queue=f"bench-releases-{uuid.uuid4().hex[:6]}", data_dir=scratch)
+    settings = Settings(
+        task_queue=f"bench-releases-{uuid.uuid4().hex[:6]}",
+        data_dir=scratch,
+        keys_dir=scratch / "keys",
+    )
     await asyncio.to_thread(seed_partners, settings.effective_registry_url)
-    adapters = await asyncio.to_thread(open_adapters, settings)
-    releases = Releases(client, settings.task_queue)
     policy = bench_policy(WINDOW, PARTNER_PERIOD)
+    signer = await asyncio.to_thread(bench_identity, settings, [p.id for p in policy.roster])
+    adapters = await asyncio.to_thread(open_adapters, settings)
+    releases = Releases(client, settings.task_queue, signer=signer)
+    # The worker's validators check signatures against its registry, as in production.
+    identity = contextlib.ExitStack()
+    identity.enter_context(key_directory(settings.task_queue, adapters.identity))
     quick = bench_policy(IDLE_CLOCK, IDLE_CLOCK)
     await asyncio.to_thread(install_policies, settings.effective_registry_url, policy, quick)
     try:
@@ -161,6 +213,7 @@ async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str,
                     ]
                 )
     finally:
+        identity.close()
         adapters.close()
 
     plan = plan_from_history(history.events, [len(approvers) for _, approvers in GATES])
@@ -272,6 +325,15 @@ def process_memory_mb(pid: int) -> dict[str, float]:
 async def bench_parked(server: DevServer, scratch: Path, count: int) -> dict[str, Any]:
     """A ``gatekeeper worker`` process alone, with ``count`` releases in their 30-day window."""
     task_queue = f"bench-parked-{uuid.uuid4().hex[:6]}"
+    # Nobody is notified: parking a thousand releases costs a third of the time, and what a
+    # parked release holds in memory does not depend on notices already sent.
+    policy = bench_policy(PARKED_WINDOW, timedelta(days=14), notify=False)
+    # The worker process's key registered, and the reviewers' keys, before it starts.
+    signer = await asyncio.to_thread(
+        bench_identity,
+        Settings(task_queue=task_queue, data_dir=scratch, keys_dir=scratch / "keys"),
+        [p.id for p in policy.roster],
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "GATEKEEPER_"))}
     env.update(
         TEMPORAL_ADDRESS=server.target,
@@ -298,10 +360,7 @@ async def bench_parked(server: DevServer, scratch: Path, count: int) -> dict[str
 
         await poll_until(polling, within=60)
         idle = process_memory_mb(process.pid)
-        releases = Releases(server.client, task_queue)
-        # Nobody is notified: parking a thousand releases costs a third of the time, and what a
-        # parked release holds in memory does not depend on notices already sent.
-        policy = bench_policy(PARKED_WINDOW, timedelta(days=14), notify=False)
+        releases = Releases(server.client, task_queue, signer=signer)
         registry_url = Settings(data_dir=scratch).effective_registry_url
         await asyncio.to_thread(install_policies, registry_url, policy)
         gate = asyncio.Semaphore(PARK_CONCURRENCY)
