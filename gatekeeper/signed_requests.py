@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from gatekeeper.identity.authority import KeyDirectory
 from gatekeeper.identity.keys import PrincipalKind
 from gatekeeper.rules import Refusal, Rule, refuse
+from gatekeeper.signing import verify as verify_bytes
 from gatekeeper.statements import (
     SIGNATURE_FIELD,
     Binding,
@@ -34,7 +35,6 @@ from gatekeeper.statements import (
     binding_difference,
     statement,
     statement_bytes,
-    verify_bytes,
 )
 
 if TYPE_CHECKING:

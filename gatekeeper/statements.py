@@ -24,12 +24,15 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AwareDatetime, Field
 
 from gatekeeper.canonical import canonical_json
 from gatekeeper.models.base import KEY_ID_PATTERN, MAX_EVIDENCE, Model
+
+# One spelling of keys, times and verification for decisions and requests, re-exported here.
+from gatekeeper.signing import public_key_b64 as public_key_b64
+from gatekeeper.signing import timestamp as timestamp
 
 #: The field of a request that holds its signature; never part of what is signed.
 SIGNATURE_FIELD = "signature"
@@ -57,11 +60,6 @@ class RequestSignature(Model):
     nonce: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
     binding: Binding
     value: str = Field(pattern=r"^[A-Za-z0-9+/=]{40,200}$")
-
-
-def timestamp(value: datetime) -> str:
-    """The one spelling of a time inside a statement (UTC, microseconds, ``Z``)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def unsigned_body(request: dict[str, Any]) -> dict[str, Any]:
@@ -102,15 +100,6 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(18)
 
 
-def public_key_b64(private_key: Ed25519PrivateKey) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = private_key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return base64.b64encode(raw).decode("ascii")
-
-
 def sign_request(
     private_key: Ed25519PrivateKey,
     *,
@@ -144,17 +133,6 @@ def sign_request(
         value=base64.b64encode(private_key.sign(payload)).decode("ascii"),
     )
     return {**unsigned_body(request), SIGNATURE_FIELD: signature.model_dump(mode="json")}
-
-
-def verify_bytes(public_key_b64_value: str, payload: bytes, signature_b64: str) -> bool:
-    """True only for a well-formed Ed25519 signature by this key over exactly these bytes."""
-    try:
-        raw = base64.b64decode(public_key_b64_value, validate=True)
-        key = Ed25519PublicKey.from_public_bytes(raw)
-        key.verify(base64.b64decode(signature_b64, validate=True), payload)
-    except (ValueError, InvalidSignature):
-        return False
-    return True
 
 
 def binding_difference(expected: Binding, claimed: Binding) -> str | None:

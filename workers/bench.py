@@ -137,6 +137,7 @@ def bench_identity(settings: Settings, people: Sequence[str]) -> Signer:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from gatekeeper import signing
+    from gatekeeper.identity.keyfiles import write_private_key
     from gatekeeper.identity.worker_key import local_trust_root
 
     registry = open_identity(settings, local=True)
@@ -150,24 +151,10 @@ def bench_identity(settings: Settings, people: Sequence[str]) -> Signer:
             registry.register(
                 principal=person, public_key=signing.public_key_b64(key), admin_key=admin
             )
-            path = settings.keys_dir / f"{person}.pem"
-            path.write_bytes(pem_of(key))
-            path.chmod(0o600)
+            write_private_key(settings.keys_dir / f"{person}.pem", key)
     finally:
         registry.close()
     return Signer(keys_dir=settings.keys_dir)
-
-
-def pem_of(key: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
 
 
 # --- throughput and latency ----------------------------------------------------------------

@@ -29,7 +29,7 @@ from gatekeeper.canonical import canonical_json
 from gatekeeper.identity.heads import HEAD_ACTION, Anchor, SignedHead, verify_head
 from gatekeeper.identity.keys import KeyRecord, PrincipalKind, certificate_bytes, key_id_of
 from gatekeeper.models.audit import AuditEvent
-from gatekeeper.statements import verify_bytes
+from gatekeeper.signing import verify as verify_bytes
 
 #: Actions whose event ends a release.
 TERMINAL_ACTIONS = frozenset({"release_launched", "release_rejected", "release_withdrawn"})

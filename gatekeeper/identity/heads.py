@@ -26,7 +26,8 @@ from gatekeeper.canonical import canonical_json
 from gatekeeper.identity.keys import KEY_ID_PATTERN, key_id_of
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import Identifier, Model
-from gatekeeper.statements import public_key_b64, timestamp, verify_bytes
+from gatekeeper.signing import verify as verify_bytes
+from gatekeeper.statements import public_key_b64, timestamp
 
 #: The audit action of a signed head in a release's chain.
 HEAD_ACTION = "audit_head_signed"
