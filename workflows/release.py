@@ -1,7 +1,7 @@
 """ModelReleaseWorkflow: one release, interpreting its policy's pipeline of stages.
 
 The workflow waits (durable timers, conditions), calls activities for side effects, and answers
-updates; every change of state goes through :class:`~workflows.decisions.ReleaseLedger`, which is
+updates; every change of state goes through :class:`~gatekeeper.ledger.decisions.ReleaseLedger`, which is
 deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 """
 
@@ -33,6 +33,9 @@ with workflow.unsafe.imports_passed_through():
         AnchorRequest,
         HeadSignature,
     )
+    from gatekeeper.ledger.decisions import ReleaseLedger
+    from gatekeeper.ledger.notices import Notice, when
+    from gatekeeper.ledger.state import IntegrityError
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState
@@ -96,10 +99,7 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.spec import check_spec_against_policy
     from gatekeeper.statements import SIGNATURE_FIELD
     from workflows import timeouts
-    from workflows.decisions import ReleaseLedger
     from workflows.details import current_details
-    from workflows.ledger import IntegrityError
-    from workflows.notices import Notice, when
 
 
 M = TypeVar("M", bound=Model)

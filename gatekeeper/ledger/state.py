@@ -6,7 +6,7 @@ an audit event and, where people must hear about it, a :class:`Notice` that the 
 Keeping this free of Temporal calls lets the rules be tested directly and read as one story.
 
 Decisions (approve, amend, government responses, operator actions) live in
-:mod:`workflows.decisions`, which extends this class.
+:mod:`gatekeeper.ledger.decisions`, which extends this class.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from gatekeeper.audit import AuditChain
 from gatekeeper.canonical import digest_of
+from gatekeeper.ledger.notices import Notice, when
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
@@ -60,7 +61,6 @@ from gatekeeper.rules import (
     quorum_progress,
     refuse,
 )
-from workflows.notices import Notice, when
 
 SYSTEM = "gatekeeper"
 #: Evidence refusals an amend's answer names in full; further failing items are named by id.
@@ -71,8 +71,8 @@ class IntegrityError(Exception):
     """The workflow input is inconsistent (e.g. the policy does not match its recorded hash)."""
 
 
-class LedgerCore:
-    """State, audit, notices, stages and gates. See :class:`workflows.decisions.ReleaseLedger`."""
+class Ledger:
+    """State, audit, notices, stages and gates. See :class:`gatekeeper.ledger.decisions.ReleaseLedger`."""
 
     def __init__(self, spec: ReleaseSpec, installed: InstalledPolicy, now: datetime) -> None:
         """A release of ``spec`` under ``installed``, the version the worker's store resolved."""

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gatekeeper import signing
+from gatekeeper.ledger.notices import when
+from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.messages import (
     DecisionSignature,
 )
@@ -16,14 +18,12 @@ from gatekeeper.rules import (
     require_person,
 )
 from gatekeeper.statements import RequestSignature
-from workflows.ledger import LedgerCore
-from workflows.notices import when
 
 #: How far ahead a signature's time may be (clock skew between a laptop and the server).
 SIGNATURE_SKEW = timedelta(minutes=5)
 
 
-class LedgerChecks(LedgerCore):
+class LedgerChecks(Ledger):
     """Shared checks of the decision paths."""
 
     # --- shared checks --------------------------------------------------------------------

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from gatekeeper.ledger.checks import LedgerChecks
+from gatekeeper.ledger.notices import when
+from gatekeeper.ledger.state import SYSTEM
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
     NotificationEvent,
@@ -32,9 +35,6 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
-from workflows.checks import LedgerChecks
-from workflows.ledger import SYSTEM
-from workflows.notices import when
 
 #: The longest a role may be delegated for.
 MAX_DELEGATION = timedelta(days=90)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from gatekeeper.ledger.checks import LedgerChecks, attested
+from gatekeeper.ledger.state import SYSTEM
 from gatekeeper.models.enums import (
     NotificationEvent,
     WellKnownRole,
@@ -21,8 +23,6 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
-from workflows.checks import LedgerChecks, attested
-from workflows.ledger import SYSTEM
 
 
 class PartnerDecisions(LedgerChecks):

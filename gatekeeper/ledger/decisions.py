@@ -8,13 +8,13 @@ change or raises an *audited* :class:`~gatekeeper.rules.Refusal` that the workfl
 
 from __future__ import annotations
 
-from workflows.government import GovernmentDecisions
-from workflows.operations import OperatorDecisions
-from workflows.partner_lists import PartnerDecisions
-from workflows.review import ReviewDecisions
+from gatekeeper.ledger.government import GovernmentDecisions
+from gatekeeper.ledger.operations import OperatorDecisions
+from gatekeeper.ledger.partners import PartnerDecisions
+from gatekeeper.ledger.review import ReviewDecisions
 
 
 class ReleaseLedger(ReviewDecisions, GovernmentDecisions, OperatorDecisions, PartnerDecisions):
-    """The complete ledger: state (from :class:`~workflows.ledger.LedgerCore`) plus every decision
-    path, one module each: :mod:`workflows.review`, :mod:`workflows.government`,
-    :mod:`workflows.operations`, :mod:`workflows.partner_lists`."""
+    """The complete ledger: state (from :class:`~gatekeeper.ledger.state.Ledger`) plus every decision
+    path, one module each: :mod:`gatekeeper.ledger.review`, :mod:`gatekeeper.ledger.government`,
+    :mod:`gatekeeper.ledger.operations`, :mod:`gatekeeper.ledger.partners`."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from gatekeeper.ledger.checks import LedgerChecks
+from gatekeeper.ledger.notices import when
 from gatekeeper.models.base import MAX_AUTHORS
 from gatekeeper.models.enums import (
     DecisionKind,
@@ -32,8 +34,6 @@ from gatekeeper.rules import (
     resolve_acting,
 )
 from gatekeeper.statements import RequestSignature
-from workflows.checks import LedgerChecks
-from workflows.notices import when
 
 
 class ReviewDecisions(LedgerChecks):

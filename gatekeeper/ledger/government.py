@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from gatekeeper.ledger.checks import LedgerChecks, attested
+from gatekeeper.ledger.notices import when
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
     GovernmentResponseKind,
@@ -24,8 +26,6 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
-from workflows.checks import LedgerChecks, attested
-from workflows.notices import when
 
 #: When no government window applies, how far a government delay may reach.
 DEFAULT_MAX_DELAY = timedelta(days=30)
