@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
 from gatekeeper.adapters.registry import AccessRegistry, RegisteredPerson
 from gatekeeper.models import (
     AccessGrantStage,
@@ -33,9 +30,8 @@ from gatekeeper.orders import Orders
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
-from tests.workflows.conftest import PARTNERS, Harness, trust_test_keys
-from workers.worker import key_directory, workflow_runner
-from workflows.registry import ALL_WORKFLOWS
+from tests.helpers import adapters_for, running_worker
+from tests.workflows.conftest import Harness
 
 #: Registry people: partner staff of each nationality, and members of the public.
 PEOPLE = [
@@ -102,33 +98,17 @@ async def orders(
     env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> AsyncIterator[OrderHarness]:
     settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data")
-    adapters = open_adapters(settings)
-    for partner in PARTNERS:
-        adapters.registry.add_partner(partner)
+    adapters = adapters_for(task_queue, settings.data_dir)
     for person in PEOPLE:
         adapters.registry.add_person(person)
     # The worker's default policy names who may exempt from and lift orders (olga.ops).
     factories.install_policy(adapters.policies, factories.policy(), default=True)
-    trust_test_keys(adapters)
-    with (
-        ThreadPoolExecutor(max_workers=16) as executor,
-        key_directory(task_queue, adapters.identity),
-    ):
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=ALL_WORKFLOWS,
-            activities=activities_from(adapters, env.client),
-            workflow_runner=workflow_runner(),
-            activity_executor=executor,
-            max_concurrent_activities=16,
-            graceful_shutdown_timeout=timedelta(seconds=5),
-        ):
-            yield OrderHarness(
-                env,
-                Releases(env.client, task_queue, signer=signing.signer()),
-                adapters,
-                settings.data_dir,
-                Orders(env.client, task_queue, signer=signing.signer()),
-            )
+    async with running_worker(env.client, task_queue, adapters, orders=True, threads=16):
+        yield OrderHarness(
+            env,
+            Releases(env.client, task_queue, signer=signing.signer()),
+            adapters,
+            settings.data_dir,
+            Orders(env.client, task_queue, signer=signing.signer()),
+        )
     adapters.close()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -13,10 +11,8 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import Adapters, activities_from, open_adapters
-from gatekeeper.adapters.registry import Partner
+from activities import Adapters
 from gatekeeper.models import (
     DecisionKind,
     Policy,
@@ -24,24 +20,14 @@ from gatekeeper.models import (
     ReleaseSpec,
     ReleaseStatus,
     UpdateResult,
-    VettingTier,
 )
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
-from workers.worker import key_directory, workflow_runner
-from workflows.registry import ALL_WORKFLOWS
+from tests.helpers import PARTNERS, adapters_for, running_worker, status_until, trust_test_keys
 
-PARTNERS = [
-    Partner(
-        id="acme-labs", name="Acme Labs", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="us"
-    ),
-    Partner(id="brit-ai", name="Brit AI", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="gb"),
-    Partner(id="invited-co", name="Invited Co", tier=VettingTier.INVITE_ONLY, jurisdiction="us"),
-    Partner(
-        id="far-away", name="Far Away", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="jp"
-    ),
-]
+#: Re-exported: tests written before :mod:`tests.helpers` import them from here.
+__all__ = ["PARTNERS", "Harness", "harness", "running_worker", "trust_test_keys"]
 
 
 @dataclass
@@ -101,27 +87,20 @@ class Harness:
     async def until(
         self,
         release_id: str,
-        predicate: Callable[[ReleaseStatus], bool],
+        predicate: Callable[[ReleaseStatus], object],
         *,
         within: float = 15.0,
+        what: str = "the release to get there",
     ) -> ReleaseStatus:
-        """Poll get_status until ``predicate`` holds (the workflow moves on its own)."""
-        import asyncio
+        """Until ``predicate`` holds of the release's status (the workflow moves on its own)."""
+        return await status_until(self.releases, release_id, predicate, what=what, within=within)
 
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
-            status = await self.releases.status(release_id)
-            if predicate(status):
-                return status
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"timed out: stage={status.stage} state={status.state} awaiting={status.awaiting}"
-                )
-            await asyncio.sleep(0.05)
-
-    async def at_stage(self, release_id: str, stage: str, **kw: float) -> ReleaseStatus:
+    async def at_stage(self, release_id: str, stage: str, within: float = 15.0) -> ReleaseStatus:
         return await self.until(
-            release_id, lambda s: s.stage == stage and s.awaiting is not None, **kw
+            release_id,
+            lambda s: s.stage == stage and s.awaiting is not None,
+            within=within,
+            what=f"waiting at {stage}",
         )
 
     async def skip(self, release_id: str, days: float) -> None:
@@ -136,54 +115,15 @@ class Harness:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def trust_test_keys(adapters: Adapters) -> None:
-    """Register the test keys in the worker's registry; give the worker its own key (which
-    signs what access orders relay to releases)."""
-    assert adapters.worker_key_path is not None
-    signing.register_everyone(adapters.identity, adapters.worker_key_path.parent / "admin-keys")
-    if not adapters.worker_key_path.exists():
-        signing.write_worker_key(adapters.worker_key_path)
-
-
-@contextlib.asynccontextmanager
-async def running_worker(
-    env: WorkflowEnvironment, task_queue: str, adapters: Adapters
-) -> AsyncIterator[Worker]:
-    """A real worker with every workflow and the activities bound to ``adapters``, running on
-    ``task_queue`` for the duration of the block, its validators reading keys from
-    ``adapters.identity``, where every test person's key and the worker's are registered
-    (``tests.signing``; more with ``tests.identity_fixtures.register_people``)."""
-    trust_test_keys(adapters)
-    with (
-        ThreadPoolExecutor(max_workers=8) as executor,
-        key_directory(task_queue, adapters.identity),
-    ):
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=ALL_WORKFLOWS,
-            activities=activities_from(adapters),
-            workflow_runner=workflow_runner(),
-            activity_executor=executor,
-            max_concurrent_activities=8,
-            # Let in-flight activities finish at teardown instead of being cancelled inside
-            # their threads (which can interrupt a file write half-way).
-            graceful_shutdown_timeout=timedelta(seconds=5),
-        ) as worker:
-            yield worker
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def harness(
     env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data")
-    adapters = open_adapters(settings)
-    for partner in PARTNERS:
-        adapters.registry.add_partner(partner)
+    adapters = adapters_for(task_queue, settings.data_dir)
     # The store's default: what `gatekeeper release start` runs under when no --policy is named.
     factories.install_policy(adapters.policies, factories.policy(), default=True)
-    async with running_worker(env, task_queue, adapters):
+    async with running_worker(env.client, task_queue, adapters):
         yield Harness(
             env,
             Releases(env.client, task_queue, signer=signing.signer()),

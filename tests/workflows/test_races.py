@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, OperatorRequest, ReleaseState
 from gatekeeper.models.io import GrantRequest, GrantResult
 from gatekeeper.releases import Releases
-from gatekeeper.settings import Settings
 from tests import factories, signing
-from tests.workflows.conftest import PARTNERS, Harness
-from workflows.registry import ALL_WORKFLOWS
+from tests.helpers import adapters_for, running_worker, status_until
+from tests.workflows.conftest import Harness
 
 
 class TestSimultaneousDecisions:
@@ -88,17 +83,19 @@ class TestSimultaneousDecisions:
         assert all(g == "internal_review" for g in status.gates if status.gates[g].decisions)
 
 
-class SlowGrants:
-    """The real grant activity, slowed so a test can act while it is in flight."""
+class HeldGrants:
+    """The real grant activity, held in flight until the test lets it go."""
 
-    def __init__(self, real: object, started: threading.Event) -> None:
+    def __init__(self, real: object) -> None:
         self.real = real
-        self.started = started
+        self.started = threading.Event()
+        self.release = threading.Event()
 
     @activity.defn(name="grant_partner_access")
     def grant_partner_access(self, request: GrantRequest) -> GrantResult:
         self.started.set()
-        time.sleep(1.5)
+        # Held until the test has withdrawn the release (bounded, so a failing test ends).
+        self.release.wait(30)
         return self.real.grant_partner_access(request)  # type: ignore[attr-defined, no-any-return]
 
 
@@ -111,38 +108,21 @@ class TestWithdrawalDuringActivity:
     ) -> None:
         from activities.access import AccessActivities
 
-        adapters = open_adapters(Settings(task_queue=task_queue, data_dir=tmp_path))
-        for partner in PARTNERS:
-            adapters.registry.add_partner(partner)
-        started = threading.Event()
-        slow = SlowGrants(AccessActivities(adapters.registry), started)
-        acts = [
-            a
-            for a in activities_from(adapters)
-            if getattr(a, "__name__", "") != "grant_partner_access"
-        ]
-        acts.append(slow.grant_partner_access)
+        adapters = adapters_for(task_queue, tmp_path)
+        held = HeldGrants(AccessActivities(adapters.registry))
         api = Releases(env.client, task_queue, signer=signing.signer())
-        with ThreadPoolExecutor(8) as pool:
-            async with Worker(
-                env.client,
-                task_queue=task_queue,
-                workflows=ALL_WORKFLOWS,
-                activities=acts,
-                activity_executor=pool,
-                graceful_shutdown_timeout=timedelta(seconds=5),
-            ):
+        async with running_worker(
+            env.client, task_queue, adapters, replacing=[held.grant_partner_access]
+        ):
+            try:
                 rid = f"r-race-{uuid.uuid4().hex[:8]}"
                 policy = factories.policy(window=timedelta(seconds=1))
                 await factories.start_release(api, adapters.policies, factories.spec(rid), policy)
-                for _ in range(100):
-                    if (await api.status(rid)).awaiting:
-                        break
-                    await asyncio.sleep(0.05)
+                await status_until(api, rid, lambda s: s.awaiting, what="internal review")
                 for decider, role in factories.INTERNAL_REVIEW:
                     await api.decide(rid, DecisionKind.APPROVE, factories.decision(decider, role))
-                # The one-second window elapses in real time; then the slow grant starts.
-                assert await asyncio.to_thread(started.wait, 20), "grant activity never started"
+                # The one-second window elapses in real time; then the held grant starts.
+                assert await asyncio.to_thread(held.started.wait, 20), "grant never started"
                 result = await api.operate(
                     rid, "withdraw", OperatorRequest(by=factories.OPERATOR, reason="flaw")
                 )
@@ -154,7 +134,11 @@ class TestWithdrawalDuringActivity:
                     await api.decide(
                         rid, DecisionKind.APPROVE, factories.decision("sec.two", "security")
                     )
-                outcome = await api.handle(rid).result()
+                # Only now, the release withdrawn, does the test let the grant complete.
+                assert not adapters.registry.list_grants(rid), "granted before it was let go"
+            finally:
+                held.release.set()
+            outcome = await api.handle(rid).result()
         assert outcome.status.state is ReleaseState.WITHDRAWN
         assert len(outcome.status.grants) == 3
         assert all(g.status == "revoked" for g in outcome.status.grants)
