@@ -22,7 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -130,6 +131,32 @@ async def status_until(
         tolerate=OUTAGE if outages else (),
         show=describe_status,
     )
+
+
+async def activity_attempts(handle: WorkflowHandle[Any, Any], name: str) -> list[int]:
+    """The attempts each ``name`` activity of the workflow took, in the order they were
+    scheduled, once none of them is pending: Temporal runs none of them again. What a test
+    checks instead of waiting "long enough" to see that nothing is retried."""
+
+    async def pending() -> list[str]:
+        description = await handle.describe()
+        return [
+            f"{a.activity_type.name} (attempt {a.attempt}, {a.last_failure.message or 'running'})"
+            for a in description.raw_description.pending_activities
+            if a.activity_type.name == name
+        ]
+
+    await eventually(pending, lambda found: not found, what=f"no {name} activity pending")
+    scheduled: list[int] = []
+    attempts: dict[int, int] = {}
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_type.name == name:
+                scheduled.append(event.event_id)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            attempts[started.scheduled_event_id] = started.attempt
+    return [attempts.get(event_id, 0) for event_id in scheduled]
 
 
 def adapters_for(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -15,22 +13,17 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
 from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
 from gatekeeper.dossier.verify import Checks, verify_file
 from gatekeeper.errors import InputError, ReleaseNotFound
-from gatekeeper.identity import authority
 from gatekeeper.models import DecisionKind, ReleaseState, ReleaseStatus
 from gatekeeper.releases import Releases
-from gatekeeper.settings import Settings
 from tests import factories
 from tests import signing as test_keys
 from tests.anchoring import dossier_sources, register_worker
-from tests.workflows.conftest import PARTNERS
-from workflows.registry import ALL_WORKFLOWS
+from tests.helpers import adapters_for, running_worker, status_until
 
 
 @dataclass
@@ -53,13 +46,8 @@ async def launch(releases: Releases, env: WorkflowEnvironment, store: PolicyStor
     await factories.start_release(releases, store, spec, policy)
     handle = releases.handle(rid)
 
-    async def until(predicate: Callable[[ReleaseStatus], bool]) -> None:
-        for _ in range(300):
-            status = await releases.status(rid)
-            if predicate(status):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"stuck at {status.stage}: {status.awaiting}")
+    async def until(predicate: Callable[[ReleaseStatus], object]) -> None:
+        await status_until(releases, rid, predicate, within=15)
 
     await until(lambda s: s.stage == "internal_review" and s.awaiting is not None)
     for decider, role in factories.INTERNAL_REVIEW:
@@ -82,25 +70,14 @@ async def launched(
 ) -> AsyncIterator[Launched]:
     data_dir = tmp_path_factory.mktemp("dossier") / "data"
     task_queue = f"tq-dossier-{uuid.uuid4().hex[:8]}"
-    adapters = open_adapters(Settings(task_queue=task_queue, data_dir=data_dir))
-    for partner in PARTNERS:
-        adapters.registry.add_partner(partner)
+    adapters = adapters_for(task_queue, data_dir)
     root = register_worker(data_dir, adapters.worker_key_path, data_dir.parent / "keys")
-    # Every person's test key registered under the same root: every request is signed.
-    test_keys.register_everyone(adapters.identity, data_dir.parent / "keys")
     releases = Releases(env.client, task_queue, signer=test_keys.signer())
-    authority.install(task_queue, adapters.identity)
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=ALL_WORKFLOWS,
-            activities=activities_from(adapters),
-            activity_executor=executor,
-            graceful_shutdown_timeout=timedelta(seconds=5),
-        ):
-            rid = await launch(releases, env, adapters.policies)
-    authority.uninstall(task_queue, adapters.identity)
+    # Every person's test key registered under the same root: every request is signed.
+    async with running_worker(
+        env.client, task_queue, adapters, admin_keys=data_dir.parent / "keys"
+    ):
+        rid = await launch(releases, env, adapters.policies)
     adapters.close()
     # Exported with no worker running: a finished release is read from its history.
     with dossier_sources(data_dir) as sources:

@@ -13,31 +13,24 @@ refreshes the screenshots that ``docs/operators.md`` shows.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
 from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.models import DecisionKind, OperatorRequest, ReleaseStatus
 from gatekeeper.releases import Releases
-from gatekeeper.settings import Settings
 from tests import factories, signing
+from tests.helpers import adapters_for, running_worker, status_until
 from tests.workers.helpers import free_ports
-from tests.workflows.conftest import PARTNERS
 from workers.devserver import DevServer
-from workflows.registry import ALL_WORKFLOWS
 
 pytestmark = pytest.mark.browser
 
@@ -82,38 +75,30 @@ class Scene:
 
 
 async def until(api: Releases, release_id: str, stage: str) -> ReleaseStatus:
-    async with asyncio.timeout(20):
-        while True:
-            status = await api.status(release_id)
-            if status.stage == stage and status.awaiting is not None:
-                return status
-            await asyncio.sleep(0.05)
+    return await status_until(
+        api,
+        release_id,
+        lambda s: s.stage == stage and s.awaiting is not None,
+        what=f"waiting at {stage}",
+        within=20,
+    )
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def scene(chromium: str, tmp_path: Path) -> AsyncIterator[Scene]:
     del chromium  # only its check matters here: skip before starting anything
     port, ui_port = free_ports(2)
-    settings = Settings(task_queue=TASK_QUEUE, data_dir=tmp_path / "data")
-    adapters = open_adapters(settings)
-    for partner in PARTNERS:
-        adapters.registry.add_partner(partner)
+    adapters = adapters_for(TASK_QUEUE, tmp_path / "data")
     try:
-        async with DevServer(tmp_path / "server", port=port, ui_port=ui_port) as server:
-            with signing.trusted(TASK_QUEUE), ThreadPoolExecutor(max_workers=4) as executor:
-                async with Worker(
-                    server.client,
-                    task_queue=TASK_QUEUE,
-                    workflows=ALL_WORKFLOWS,
-                    activities=activities_from(adapters),
-                    activity_executor=executor,
-                    graceful_shutdown_timeout=timedelta(seconds=5),
-                ):
-                    yield await _three_releases(
-                        server,
-                        Releases(server.client, TASK_QUEUE, signer=signing.signer()),
-                        adapters.policies,
-                    )
+        async with (
+            DevServer(tmp_path / "server", port=port, ui_port=ui_port) as server,
+            running_worker(server.client, TASK_QUEUE, adapters, threads=4),
+        ):
+            yield await _three_releases(
+                server,
+                Releases(server.client, TASK_QUEUE, signer=signing.signer()),
+                adapters.policies,
+            )
     finally:
         adapters.close()
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 from gatekeeper.cli import common, main
 from gatekeeper.models import Policy
 from tests import factories, signing
+from tests.helpers import eventually
 from tests.workflows.conftest import Harness, harness
 
 __all__ = ["Cli", "cli", "harness"]
@@ -61,12 +62,13 @@ def cli(harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cl
 async def until_visible(client: Client, query: str, ids: Iterable[str], within: float = 10) -> None:
     """Wait until visibility returns exactly ``ids`` for ``query`` (it lags the workflows)."""
     wanted = {f"release-{i}" for i in ids}
-    async with asyncio.timeout(within):
-        while True:
-            found = {w.id async for w in client.list_workflows(query)}
-            if found == wanted:
-                return
-            await asyncio.sleep(0.05)
+
+    async def found() -> set[str]:
+        return {w.id async for w in client.list_workflows(query)}
+
+    await eventually(
+        found, lambda ids: ids == wanted, what=f"visibility to list {sorted(wanted)}", within=within
+    )
 
 
 def new_id() -> str:

@@ -8,7 +8,6 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities import activities_from, open_adapters
+from activities import open_adapters
 from gatekeeper.client import data_converter
 from gatekeeper.codec import ENCODING, EncryptionCodec
 from gatekeeper.codec_server import create_app, serve
@@ -39,8 +38,8 @@ from tests.faults.pipeline import (
     seed_partners,
     status_until,
 )
+from tests.helpers import running_worker
 from workers.devserver import temporal_executable
-from workers.worker import build_worker
 
 
 @dataclass
@@ -68,21 +67,13 @@ async def encrypted(
     client = Client(**{**env.client.config(), "data_converter": converter})
     adapters = open_adapters(settings)
     seed_partners(settings.effective_registry_url)
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        worker = build_worker(
-            client,
+    async with running_worker(client, task_queue, adapters):
+        yield Encrypted(
+            env,
+            Releases(client, task_queue, signer=signing.signer()),
+            converter.payload_codec,
             settings,
-            activities=activities_from(adapters),
-            activity_executor=executor,
-            activity_threads=8,
         )
-        async with worker:
-            yield Encrypted(
-                env,
-                Releases(client, task_queue, signer=signing.signer()),
-                converter.payload_codec,
-                settings,
-            )
     adapters.close()
 
 

@@ -7,7 +7,6 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,10 +15,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.testing import WorkflowEnvironment
 
-from activities import activities_from, open_adapters
+from activities import open_adapters
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import signing
+from tests.helpers import running_worker
 from workers.bench import drive_baseline, parse_args, process_memory_mb, render
 from workers.bench_baseline import BaselineWorkflow, noop, plan_from_history
 from workers.bench_release import (
@@ -29,7 +29,6 @@ from workers.bench_release import (
     install_policies,
     seed_partners,
 )
-from workers.worker import build_worker
 from workflows.registry import ALL_WORKFLOWS
 
 COUNTED = {
@@ -55,28 +54,23 @@ class TestBaselineShape:
         adapters = open_adapters(settings)
         releases = Releases(env.client, task_queue, signer=signing.signer())
         try:
-            with ThreadPoolExecutor(8) as executor:
-                worker = build_worker(
-                    env.client,
-                    settings,
-                    workflows=[*ALL_WORKFLOWS, BaselineWorkflow],
-                    activities=[*activities_from(adapters), noop],
-                    activity_executor=executor,
-                    activity_threads=8,
-                )
-                async with worker:
-                    release_id = f"bench-{uuid.uuid4().hex[:8]}"
-                    clock = timedelta(seconds=1)
-                    approvals: list[float] = []
-                    policy = bench_policy(clock, clock)
-                    await asyncio.to_thread(
-                        install_policies, settings.effective_registry_url, policy
-                    )
-                    await drive_release(releases, release_id, policy, approvals)
-                    history = await releases.handle(release_id).fetch_history()
-                    plan = plan_from_history(history.events, [len(a) for _, a in GATES])
-                    updates: list[float] = []
-                    baseline_id = await drive_baseline(env.client, task_queue, plan, updates)
+            async with running_worker(
+                env.client,
+                task_queue,
+                adapters,
+                workflows=[*ALL_WORKFLOWS, BaselineWorkflow],
+                extra_activities=[noop],
+            ):
+                release_id = f"bench-{uuid.uuid4().hex[:8]}"
+                clock = timedelta(seconds=1)
+                approvals: list[float] = []
+                policy = bench_policy(clock, clock)
+                await asyncio.to_thread(install_policies, settings.effective_registry_url, policy)
+                await drive_release(releases, release_id, policy, approvals)
+                history = await releases.handle(release_id).fetch_history()
+                plan = plan_from_history(history.events, [len(a) for _, a in GATES])
+                updates: list[float] = []
+                baseline_id = await drive_baseline(env.client, task_queue, plan, updates)
         finally:
             adapters.close()
         release_shape = shape(history.events)

@@ -26,6 +26,7 @@ from gatekeeper.client import connect, connect_config, keep_token_fresh
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
 from tests.deploy.cli import admin_command
+from tests.helpers import eventually
 
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ3b3JrZXItMSJ9.c2lnbmF0dXJlLW9uZQ"
 RENEWED = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ3b3JrZXItMSJ9.c2lnbmF0dXJlLXR3bw"
@@ -124,10 +125,8 @@ async def connected(env: WorkflowEnvironment, token_file: Path) -> AsyncIterator
 
 
 async def _until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        # The condition is another task's attribute, set without an event to wait on.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+    # The condition is another task's attribute, set without an event to wait on.
+    await eventually(condition, what="the token task to take the file's token", every=0.02)
 
 
 class TestConnectedClient:

@@ -19,17 +19,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
 
 from gatekeeper.adapters import JsonlAuditStore
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.audit import verify_chain
-from gatekeeper.errors import DecisionRefused, GatekeeperError
+from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, Policy, ReleaseOutcome, ReleaseState, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
-from tests import factories
-from tests.workflows.conftest import PARTNERS
+from tests import factories, helpers
+from tests.helpers import PARTNERS
 
 #: Approvers per gate; the partner gate's security reviewer differs from internal review's.
 APPROVERS = {
@@ -58,26 +57,13 @@ def seed_partners(registry_url: str) -> None:
 async def status_until(
     releases: Releases,
     release_id: str,
-    predicate: Callable[[ReleaseStatus], bool],
+    predicate: Callable[[ReleaseStatus], object],
     *,
     within: float = 30.0,
 ) -> ReleaseStatus:
     """Poll the release until ``predicate`` holds; a server or worker that is briefly away is
     retried, not fatal."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last = "no answer yet"
-    while True:
-        try:
-            status = await asyncio.wait_for(releases.status(release_id), 5)
-            if predicate(status):
-                return status
-            last = f"stage={status.stage} state={status.state} awaiting={status.awaiting}"
-        except (GatekeeperError, RPCError, TimeoutError) as err:
-            last = f"{type(err).__name__}: {err}"
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting on {release_id}: {last}")
-        await asyncio.sleep(0.1)
+    return await helpers.status_until(releases, release_id, predicate, within=within, outages=True)
 
 
 def awaiting_gate(stage: str) -> Callable[[ReleaseStatus], bool]:
@@ -114,23 +100,29 @@ async def run_to_launch(
     a crash or a restart) and tolerates the server or worker being briefly away.
     """
     handle = releases.handle(release_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last = "no answer yet"
-    while loop.time() < deadline:
-        try:
-            description = await asyncio.wait_for(handle.describe(), 5)
-            if description.status != WorkflowExecutionStatus.RUNNING:
-                return await handle.result()
-            status = await asyncio.wait_for(releases.status(release_id), 5)
-            last = f"stage={status.stage} state={status.state} awaiting={status.awaiting}"
-            if status.stage in APPROVERS and awaiting_gate(status.stage)(status):
-                await approve_gate(releases, release_id, status.stage)
-                continue
-        except (GatekeeperError, RPCError, TimeoutError) as err:
-            last = f"{type(err).__name__}: {err}"
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{release_id} did not finish within {within:g} s: {last}")
+
+    async def step() -> ReleaseOutcome | str:
+        """The outcome once the release ended; else approve a gate it waits at, and say where."""
+        description = await asyncio.wait_for(handle.describe(), 5)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            outcome: ReleaseOutcome = await handle.result()
+            return outcome
+        status = await asyncio.wait_for(releases.status(release_id), 5)
+        if status.stage in APPROVERS and awaiting_gate(status.stage)(status):
+            await approve_gate(releases, release_id, status.stage)
+        return helpers.describe_status(status)
+
+    ended = await helpers.eventually(
+        step,
+        lambda found: isinstance(found, ReleaseOutcome),
+        what=f"{release_id} to finish",
+        within=within,
+        every=0.1,
+        tolerate=helpers.OUTAGE,
+        show=str,
+    )
+    assert isinstance(ended, ReleaseOutcome)
+    return ended
 
 
 @dataclass
@@ -225,11 +217,7 @@ async def spawn(
 
 
 async def wait_for_file(path: Path, *, within: float) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if path.exists():
-                return
-            await asyncio.sleep(0.05)
+    await helpers.eventually(path.exists, what=f"{path} to be written", within=within)
 
 
 def gatekeeper_worker() -> list[str]:

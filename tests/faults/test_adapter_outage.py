@@ -9,7 +9,6 @@ import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest_asyncio
 from aiohttp import web
 from temporalio.testing import WorkflowEnvironment
 
-from activities import activities_from, channels_configured, open_adapters
+from activities import channels_configured, open_adapters
 from gatekeeper.adapters import Outbox
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, SendJournal, granted_partners
 from gatekeeper.adapters.registry import AccessRegistry
@@ -44,8 +43,8 @@ from tests.faults.pipeline import (
     seed_partners,
     status_until,
 )
+from tests.helpers import running_worker
 from tests.workers.helpers import wait_until
-from workers.worker import build_worker
 
 SECRET = "hook-secret"
 SECRET_ENV = "GK_TEST_HOOK_SECRET"
@@ -111,21 +110,13 @@ async def stage(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> As
             channels={"hook": hook}, egress=EgressSettings(allow_hosts=["127.0.0.1"])
         )
         adapters.policy_checks[:] = [channels_configured(configured)]
-        with ThreadPoolExecutor(max_workers=8) as executor:
-            worker = build_worker(
-                env.client,
+        async with running_worker(env.client, task_queue, adapters):
+            yield Stage(
+                Releases(env.client, task_queue, signer=signing.signer()),
+                receiver,
+                f"{url}/hook",
                 settings,
-                activities=activities_from(adapters),
-                activity_executor=executor,
-                activity_threads=8,
             )
-            async with worker:
-                yield Stage(
-                    Releases(env.client, task_queue, signer=signing.signer()),
-                    receiver,
-                    f"{url}/hook",
-                    settings,
-                )
     adapters.close()
     shared.close()
     await asyncio.to_thread(http.close)

@@ -30,6 +30,7 @@ from tests import factories, signing
 from tests.adapters.builders import write_worker_config
 from tests.adapters.test_webhook import REDELIVERY_HEADER, WebhookReceiver
 from tests.faults.pipeline import gatekeeper_worker, has_pollers, spawn, stop, worker_env
+from tests.helpers import eventually
 from workers.bench_notify import fanout_policy, fanout_spec, seed_cohort
 
 PARTNERS = 60
@@ -38,13 +39,10 @@ SECRET_ENV = "GATEKEEPER_CRASH_HOOK_SECRET"
 CRASHABLE = [sys.executable, "-m", "tests.faults.crashable_worker"]
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], within: float = 30.0, what: str = "the fan-out"
+) -> None:
+    await eventually(check, what=what, within=within)
 
 
 class TestWorkerKilledMidFanOut:

@@ -52,6 +52,7 @@ from tests.faults.pipeline import (
     stop,
     worker_env,
 )
+from tests.helpers import eventually
 from workflows.registry import ALL_WORKFLOWS
 
 CRASHABLE = [sys.executable, "-m", "tests.faults.crashable_worker"]
@@ -119,20 +120,21 @@ class Fleet:
         return worker
 
     async def all_ready(self, within: float = 60.0) -> None:
-        async with asyncio.timeout(within):
-            while not all(w.ready() for w in self.workers):
-                dead = [w for w in self.workers if w.process.returncode is not None]
-                assert not dead, f"worker {dead[0].pid} exited: {dead[0].log.read_text()[-2000:]}"
-                await asyncio.sleep(0.05)
+        def ready() -> bool:
+            dead = [w for w in self.workers if w.process.returncode is not None]
+            assert not dead, f"worker {dead[0].pid} exited: {dead[0].log.read_text()[-2000:]}"
+            return all(w.ready() for w in self.workers)
+
+        await eventually(ready, what="every worker process to be ready", within=within)
 
     async def standby_ready(self, holder: int, within: float = 60.0) -> None:
         """Until a workflow worker other than ``holder`` is ready to take over."""
-        async with asyncio.timeout(within):
-            while True:
-                standbys = [w for w in self.workers if w.pid != holder and w.role == "workflows"]
-                if any(w.ready() for w in standbys):
-                    return
-                await asyncio.sleep(0.05)
+
+        def ready() -> bool:
+            standbys = [w for w in self.workers if w.pid != holder and w.role == "workflows"]
+            return any(w.ready() for w in standbys)
+
+        await eventually(ready, what=f"a standby for holder {holder}", within=within)
 
     async def kill(self, pid: int) -> None:
         worker = next((w for w in self.workers if w.pid == pid), None)
@@ -255,27 +257,33 @@ class Run:
     async def timer_started(self, summary: str) -> datetime:
         """When the timer whose summary contains ``summary`` fires, once it has started."""
         handle = self.releases.handle(self.release_id)
-        async with asyncio.timeout(60):
-            while True:
-                for event in (await handle.fetch_history()).events:
-                    if event.event_type != EventType.EVENT_TYPE_TIMER_STARTED:
-                        continue
-                    said = event.user_metadata.summary.data.decode(errors="replace")
-                    if summary in said:
-                        started = event.event_time.ToDatetime(tzinfo=UTC)
-                        fire = event.timer_started_event_attributes.start_to_fire_timeout
-                        return started + fire.ToTimedelta()
-                await asyncio.sleep(0.1)
+
+        async def fires() -> datetime | None:
+            for event in (await handle.fetch_history()).events:
+                if event.event_type != EventType.EVENT_TYPE_TIMER_STARTED:
+                    continue
+                said = event.user_metadata.summary.data.decode(errors="replace")
+                if summary in said:
+                    started = event.event_time.ToDatetime(tzinfo=UTC)
+                    fire = event.timer_started_event_attributes.start_to_fire_timeout
+                    return started + fire.ToTimedelta()
+            return None
+
+        at = await eventually(
+            fires, what=f"a timer {summary!r} in the history", within=60, every=0.1
+        )
+        assert at is not None
+        return at
 
     async def live_holder(self) -> int:
         """The holder, once it is a live worker: after a kill, a status query may show what the
         next workflow task will do before that task has run on the standby."""
-        async with asyncio.timeout(30):
-            while True:
-                pid = await self.holder()
-                if pid not in self.fleet.killed:
-                    return pid
-                await asyncio.sleep(0.05)
+        return await eventually(
+            self.holder,
+            lambda pid: pid not in self.fleet.killed,
+            what="a live worker to complete a workflow task",
+            within=30,
+        )
 
     async def aim(self, name: str, *, at: datetime | None = None) -> None:
         """If ``name`` is aimed at: with a standby ready, kill the holder (at ``at`` if given)."""
@@ -349,13 +357,19 @@ class Run:
         await self.gate(partners, "partner-approved")
         await self.gate("launch_approval", "launch-approved")
         handle = self.releases.handle(self.release_id)
+
+        async def state() -> WorkflowExecutionStatus | None:
+            return (await handle.describe()).status
+
         try:
-            async with asyncio.timeout(60):
-                while True:
-                    if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-                        break
-                    await asyncio.sleep(0.1)
-        except TimeoutError:
+            await eventually(
+                state,
+                lambda found: found != WorkflowExecutionStatus.RUNNING,
+                what=f"{self.release_id} to end",
+                within=60,
+                every=0.1,
+            )
+        except AssertionError:
             await self.save_history()
             raise AssertionError(
                 f"{self.release_id} did not end; non-determinism in the worker logs: "

@@ -10,6 +10,7 @@ import pytest
 from gatekeeper.models import ReleaseState
 from gatekeeper.models.orders import OrderLiftRequest, OrderSpec
 from tests import factories
+from tests.helpers import eventually
 from tests.orders.conftest import OrderHarness, partner_policy, release_spec, unique
 
 RELEASES = 200
@@ -24,10 +25,17 @@ async def at_stage(orders: OrderHarness, model: str, count: int) -> None:
         f"WorkflowType = 'ModelReleaseWorkflow' AND ModelName = '{model}' "
         "AND ReleaseStage = 'vetted_partner_access'"
     )
-    deadline = time.monotonic() + 60
-    while (await orders.env.client.count_workflows(query)).count < count:
-        assert time.monotonic() < deadline, "releases did not reach partner access in time"
-        await asyncio.sleep(0.2)
+
+    async def counted() -> int:
+        return (await orders.env.client.count_workflows(query)).count
+
+    await eventually(
+        counted,
+        lambda n: n >= count,
+        what=f"{count} releases of {model} in partner access",
+        within=60,
+        every=0.2,
+    )
 
 
 @pytest.mark.slow

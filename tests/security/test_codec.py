@@ -13,7 +13,6 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,7 +36,7 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import activities_from, open_adapters
+from activities import open_adapters
 from gatekeeper.client import data_converter
 from gatekeeper.codec import (
     ENCODING,
@@ -55,10 +54,10 @@ from tests import factories, signing
 from tests.codec.keys import b64, codec, env_keys
 from tests.deploy.cli import admin_command
 from tests.faults.pipeline import awaiting_gate, fast_policy, seed_partners, status_until
+from tests.helpers import eventually, running_worker
 from tests.workers.helpers import free_ports
 from tests.workflows.conftest import Harness
 from workers.devserver import temporal_executable
-from workers.worker import build_worker
 
 #: What a client without the keys sends: the decision the Temporal CLI docs show.
 PLAIN_APPROVAL = {"decider": "sam.safety", "role": "safety"}
@@ -130,22 +129,14 @@ async def deployment(env: WorkflowEnvironment, tmp_path: Path) -> DeploymentFact
             # Releases here name no policy: they run under the store's default, this one.
             factories.install_policy(adapters.policies, fast_policy(), default=True)
         try:
-            with signing.trusted(task_queue), ThreadPoolExecutor(max_workers=4) as executor:
-                worker = build_worker(
-                    client,
-                    settings,
-                    activities=activities_from(adapters),
-                    activity_executor=executor,
-                    activity_threads=4,
+            async with running_worker(client, task_queue, adapters, threads=4):
+                yield Deployment(
+                    env,
+                    Releases(client, task_queue, signer=signing.signer()),
+                    env.client,
+                    converter,
+                    task_queue,
                 )
-                async with worker:
-                    yield Deployment(
-                        env,
-                        Releases(client, task_queue, signer=signing.signer()),
-                        env.client,
-                        converter,
-                        task_queue,
-                    )
         finally:
             adapters.close()
 
@@ -349,12 +340,13 @@ class TestMissingKey:
             early = Releases(client, old.task_queue, query_timeout=timedelta(seconds=1))
             with pytest.raises(NoAnswer):
                 await early.start(factories.spec(rid))  # the default: fast_policy()
-            for _ in range(100):
-                if EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in await old.events(rid):
-                    break
-                await asyncio.sleep(0.1)
-            events = await old.events(rid)
-            assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in events
+            events = await eventually(
+                lambda: old.events(rid),
+                lambda found: EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in found,
+                what="the old worker to fail the task it cannot decrypt",
+                within=10,
+                every=0.1,
+            )
             assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED not in events
         async with deployment(keys=newer, task_queue=old.task_queue) as new:
             status = await status_until(new.releases, rid, awaiting_gate("internal_review"))

@@ -31,8 +31,8 @@ from gatekeeper.models.spec import Artifact
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
+from tests.helpers import running_worker
 from tests.security.conftest import Harness
-from tests.workflows.conftest import running_worker
 
 SHADOW = Path("/etc/shadow")
 #: What an attacker sends as the "expected" digest: anything, hoping for the actual one back.

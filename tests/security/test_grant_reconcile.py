@@ -15,6 +15,7 @@ from pathlib import Path
 from gatekeeper.adapters.registry.models import RegisteredPerson
 from gatekeeper.models import NationalityStatus
 from gatekeeper.reconcile import reconcile_forever
+from tests.helpers import eventually
 from tests.refusals.conftest import Run
 from tests.security.conftest import Harness
 
@@ -102,11 +103,12 @@ class TestWorkerReconciles:
         url = f"sqlite:///{(harness.data_dir / 'registry.db').resolve()}"
         loop = asyncio.create_task(reconcile_forever(harness.env.client, url, 3600, stop))
         try:
-            for _ in range(200):
-                if not active(harness, rid):
-                    break
-                await asyncio.sleep(0.05)
-            assert active(harness, rid) == set()
+            await eventually(
+                lambda: active(harness, rid),
+                lambda grants: grants == set(),
+                what=f"the reconciliation loop to revoke {rid}'s grants",
+                within=10,
+            )
         finally:
             stop.set()
             await loop

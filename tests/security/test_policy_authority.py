@@ -15,7 +15,6 @@ import os
 import sys
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,9 +32,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
 from activities.policy import PolicyActivities
 from gatekeeper.adapters.policy_store import versioned_by_content
 from gatekeeper.adapters.registry.tables import policies
@@ -46,8 +43,8 @@ from gatekeeper.policy import policy_sha256
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
-from tests.workflows.conftest import PARTNERS, Harness
-from workflows.registry import ALL_WORKFLOWS
+from tests.helpers import adapters_for, eventually, running_worker
+from tests.workflows.conftest import Harness
 
 LAB_VERSION = "7"
 LAB_TITLE = "Lab frontier release standard"
@@ -457,16 +454,17 @@ class TestRunningReleasesKeepTheirVersion:
 async def starting_refusal(handle: Any) -> str:
     """The message a query gets once the workflow's first task ran (before it, the server
     answers that the workflow is not ready)."""
-    for _ in range(200):
+
+    async def query() -> str:
         try:
             await handle.query("get_status")
         except WorkflowQueryFailedError as err:
             return str(err)
-        except RPCError:
-            await asyncio.sleep(0.05)
-            continue
         raise AssertionError("the release answered before its policy was resolved")
-    raise AssertionError("no answer")
+
+    return await eventually(
+        query, what="the release's first task to refuse a query", within=10, tolerate=(RPCError,)
+    )
 
 
 class _SlowResolver:
@@ -489,50 +487,41 @@ class TestWhileTheReleaseIsStarting:
     async def test_queries_and_updates_wait_for_the_policy(
         self, env: Any, task_queue: str, tmp_path: Path
     ) -> None:
-        adapters = open_adapters(Settings(task_queue=task_queue, data_dir=tmp_path))
-        for partner in PARTNERS:
-            adapters.registry.add_partner(partner)
+        adapters = adapters_for(task_queue, tmp_path)
         ref = factories.install_policy(adapters.policies, factories.policy())
         release = threading.Event()
         slow = _SlowResolver(PolicyActivities(adapters.policies), release)
-        found = [a for a in activities_from(adapters) if a.__name__ != "resolve_policy"]
         api = Releases(env.client, task_queue, signer=signing.signer())
         rid = f"r-starting-{uuid.uuid4().hex[:8]}"
         try:
-            with ThreadPoolExecutor(4) as pool:
-                async with Worker(
-                    env.client,
+            async with running_worker(
+                env.client, task_queue, adapters, replacing=[slow.resolve_policy], threads=4
+            ):
+                handle = await env.client.start_workflow(
+                    "ModelReleaseWorkflow",
+                    {"spec": raw_spec(rid), "policy_ref": ref},
+                    id=f"release-{rid}",
                     task_queue=task_queue,
-                    workflows=ALL_WORKFLOWS,
-                    activities=[*found, slow.resolve_policy],
-                    activity_executor=pool,
-                    graceful_shutdown_timeout=timedelta(seconds=5),
-                ):
-                    handle = await env.client.start_workflow(
-                        "ModelReleaseWorkflow",
-                        {"spec": raw_spec(rid), "policy_ref": ref},
-                        id=f"release-{rid}",
-                        task_queue=task_queue,
+                )
+                assert await starting_refusal(handle) == (
+                    f"release {rid} is starting; try again in a moment"
+                )
+                with pytest.raises(WorkflowUpdateFailedError) as update:
+                    await handle.execute_update(
+                        DecisionKind.APPROVE.value,
+                        {"decider": "sam.safety", "role": "safety"},
                     )
-                    assert await starting_refusal(handle) == (
-                        f"release {rid} is starting; try again in a moment"
-                    )
-                    with pytest.raises(WorkflowUpdateFailedError) as update:
-                        await handle.execute_update(
-                            DecisionKind.APPROVE.value,
-                            {"decider": "sam.safety", "role": "safety"},
-                        )
-                    cause = update.value.cause
-                    assert isinstance(cause, ApplicationError)
-                    assert cause.type == "release_starting"
-                    release.set()
-                    status = await api.status(rid)  # waits out the rest of the start
-                    assert status.policy_sha256 == policy_sha256(
-                        versioned_by_content(factories.policy())
-                    )
-                    gate = status.gates.get("internal_review")
-                    assert gate is None or gate.decisions == [], "the refused update left no trace"
-                    await handle.terminate("test over")
+                cause = update.value.cause
+                assert isinstance(cause, ApplicationError)
+                assert cause.type == "release_starting"
+                release.set()
+                status = await api.status(rid)  # waits out the rest of the start
+                assert status.policy_sha256 == policy_sha256(
+                    versioned_by_content(factories.policy())
+                )
+                gate = status.gates.get("internal_review")
+                assert gate is None or gate.decisions == [], "the refused update left no trace"
+                await handle.terminate("test over")
         finally:
             release.set()
             adapters.close()

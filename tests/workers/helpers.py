@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 
 from temporalio import workflow
+
+from tests.helpers import eventually
 
 
 def free_ports(count: int) -> list[int]:
@@ -21,13 +22,9 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]]) -> None:
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str | None = None) -> None:
     """Poll ``check`` until it holds (within 10 s): for state only a server can report."""
-    async with asyncio.timeout(10):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.05)
+    await eventually(check, what=what or getattr(check, "__name__", "the check"), within=10)
 
 
 @workflow.defn(sandboxed=False)

@@ -6,7 +6,6 @@ real dev server) and then checks what people were told (the outbox) and what the
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from gatekeeper.models import (
 )
 from gatekeeper.releases import ListFilter
 from tests import factories
+from tests.helpers import eventually
 from tests.workflows.conftest import Harness
 from workflows.registry import ALL_WORKFLOWS
 
@@ -58,12 +58,12 @@ async def until_notified(
     harness: Harness, rid: str, event: str, count: int, *, within: float = 10.0
 ) -> list[set[str]]:
     """Wait until ``count`` notifications of ``event`` reached the outbox (activities are async)."""
-    async with asyncio.timeout(within):
-        while True:
-            found = notified(harness, rid, event)
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.05)
+    return await eventually(
+        lambda: notified(harness, rid, event),
+        lambda found: len(found) >= count,
+        what=f"{count} {event} notification(s) of {rid} in the outbox",
+        within=within,
+    )
 
 
 async def actions(harness: Harness, rid: str) -> list[str]:

@@ -9,6 +9,7 @@ from collections import Counter
 from gatekeeper import search_attributes as sa
 from tests import factories
 from tests import signing as test_keys
+from tests.helpers import eventually
 from tests.workflows.conftest import Harness
 from workers.devserver import temporal_executable
 
@@ -37,11 +38,13 @@ class TestTemporalCli:
         await harness.pass_internal_review(rid)
         await harness.at_stage(rid, "government_testing_window")
         query = f'ReleaseStage="government_testing_window" AND RiskTier="high" AND WorkflowId="release-{rid}"'
-        for _ in range(50):  # visibility is eventually consistent
-            code, out = await temporal(harness, "workflow", "list", "--query", query, "-o", "json")
-            if f"release-{rid}" in out:
-                break
-            await asyncio.sleep(0.2)
+        code, out = await eventually(  # visibility is eventually consistent
+            lambda: temporal(harness, "workflow", "list", "--query", query, "-o", "json"),
+            lambda ran: f"release-{rid}" in ran[1],
+            what=f"`temporal workflow list` to find release-{rid}",
+            within=10,
+            every=0.2,
+        )
         assert code == 0 and f"release-{rid}" in out, out
         description = await harness.handle(rid).describe()
         attrs = description.typed_search_attributes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -23,7 +22,8 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
 from tests.adapters.test_webhook import IDEMPOTENCY_HEADER, REDELIVERY_HEADER, WebhookReceiver
-from tests.workflows.conftest import Harness, running_worker
+from tests.helpers import activity_attempts, eventually, running_worker
+from tests.workflows.conftest import Harness
 from workers.bench_notify import bench_fanout
 
 SECRET_ENV = "GATEKEEPER_TEST_HOOK_SECRET"
@@ -135,12 +135,10 @@ def hooked_policy() -> Policy:
 
 
 async def audit_until(releases: Releases, rid: str, action: str) -> AuditEvent:
-    async with asyncio.timeout(15):
-        while True:
-            found = [e for e in await releases.audit(rid) if e.action == action]
-            if found:
-                return found[0]
-            await asyncio.sleep(0.05)
+    async def found() -> list[AuditEvent]:
+        return [e for e in await releases.audit(rid) if e.action == action]
+
+    return (await eventually(found, what=f"a {action} audit event of {rid}"))[0]
 
 
 class TestRetriesThroughTemporal:
@@ -155,10 +153,11 @@ class TestRetriesThroughTemporal:
         rid = f"hook-{uuid.uuid4().hex[:8]}"
         await releases.start(factories.spec(rid))  # the default: hooked_policy()
 
-        for _ in range(300):  # the retry comes about a second after the 503
-            if len(receiver.received) >= 2:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(  # the retry comes about a second after the 503
+            lambda: len(receiver.received),
+            lambda count: count >= 2,
+            what="the 503 and its retry at the receiver",
+        )
 
         first, second = receiver.received[:2]
         assert first.key == second.key == f"{rid}:release_started:0:{factories.SUBMITTER}:hook"
@@ -178,7 +177,8 @@ class TestRetriesThroughTemporal:
         await releases.start(factories.spec(rid))  # the default: hooked_policy()
 
         failed = await audit_until(releases, rid, "notification_failed")
-        await asyncio.sleep(1.5)  # longer than the first retry interval: nothing more arrives
+        # Its one attempt was final: Temporal runs no notification of the release again.
+        assert set(await activity_attempts(releases.handle(rid), "notify_stakeholders")) == {1}
 
         assert failed.details["key"] == f"{rid}:release_started:0"
         assert "HTTP 400" in failed.details["error"]
@@ -235,7 +235,8 @@ class TestUnconfiguredChannel:
         await factories.start_release(releases, store, factories.spec(rid), policy)
 
         failed = await audit_until(releases, rid, "notification_failed")
-        await asyncio.sleep(1.5)  # longer than the first retry interval: nothing is retried
+        # Its one attempt was final: Temporal runs no notification of the release again.
+        assert set(await activity_attempts(releases.handle(rid), "notify_stakeholders")) == {1}
 
         audits = [e for e in await releases.audit(rid) if e.action == "notification_failed"]
         assert audits == [failed]

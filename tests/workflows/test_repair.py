@@ -14,7 +14,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -24,9 +23,8 @@ from temporalio import workflow
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import Adapters, activities_from, open_adapters
+from activities import Adapters
 from gatekeeper.audit import verify_chain
 from gatekeeper.models import (
     Decision,
@@ -40,8 +38,8 @@ from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, replaying, signing
 from tests.faults.pipeline import awaiting_gate, fast_policy, run_to_launch, status_until
+from tests.helpers import adapters_for, running_worker
 from tests.security.process import Ran, environment, gatekeeper
-from tests.workflows.conftest import PARTNERS
 from workflows.registry import ALL_WORKFLOWS, AccessOrderWorkflow
 from workflows.release import NO_ARGUMENT, ModelReleaseWorkflow
 
@@ -70,9 +68,7 @@ class Scene:
         self.env = env
         self.task_queue = task_queue
         self.settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data")
-        self.adapters: Adapters = open_adapters(self.settings)
-        for partner in PARTNERS:
-            self.adapters.registry.add_partner(partner)
+        self.adapters: Adapters = adapters_for(task_queue, self.settings.data_dir)
         self.releases = Releases(
             env.client,
             task_queue,
@@ -83,18 +79,16 @@ class Scene:
 
     @asynccontextmanager
     async def worker(self, workflows: list[type]) -> AsyncIterator[None]:
-        with ThreadPoolExecutor(max_workers=4) as executor:
-            async with Worker(
-                self.env.client,
-                task_queue=self.task_queue,
-                workflows=workflows,
-                activities=activities_from(self.adapters),
-                activity_executor=executor,
-                graceful_shutdown_timeout=timedelta(seconds=5),
-                # No sticky queue: the next worker takes over at once, and replays from scratch.
-                max_cached_workflows=0,
-            ):
-                yield
+        async with running_worker(
+            self.env.client,
+            self.task_queue,
+            self.adapters,
+            workflows=workflows,
+            threads=4,
+            # No sticky queue: the next worker takes over at once, and replays from scratch.
+            max_cached_workflows=0,
+        ):
+            yield
 
     async def approve(self, release_id: str, decider: str, role: str) -> UpdateResult:
         return await self.releases.decide(
