@@ -15,10 +15,11 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 
 from gatekeeper.adapters import JsonlAuditStore
 from gatekeeper.adapters.registry import AccessRegistry
@@ -123,6 +124,42 @@ async def run_to_launch(
     )
     assert isinstance(ended, ReleaseOutcome)
     return ended
+
+
+@dataclass
+class Timer:
+    """A timer of a release's history: when it was started and (if it did) fired, server time."""
+
+    summary: str
+    started_at: datetime
+    fired_at: datetime | None
+
+
+def timers(history: WorkflowHistory, summary: str) -> list[Timer]:
+    """Every timer whose summary contains ``summary``, in the order they were started."""
+    found: dict[str, Timer] = {}
+    for event in history.events:
+        at = event.event_time.ToDatetime(tzinfo=UTC)
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            said = event.user_metadata.summary.data.decode(errors="replace")
+            if summary in said:
+                found[event.timer_started_event_attributes.timer_id] = Timer(said, at, None)
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            timer = found.get(event.timer_fired_event_attributes.timer_id)
+            if timer is not None:
+                timer.fired_at = at
+    return list(found.values())
+
+
+def task_workers(history: WorkflowHistory) -> list[tuple[int, datetime, int]]:
+    """Each completed workflow task: its event id, when, and the pid of the worker that
+    completed it (a worker's identity is ``pid@host``)."""
+    return [
+        (e.event_id, e.event_time.ToDatetime(tzinfo=UTC), int(identity.split("@", 1)[0]))
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        and (identity := e.workflow_task_completed_event_attributes.identity)
+    ]
 
 
 @dataclass

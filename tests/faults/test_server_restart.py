@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from tests.faults.pipeline import (
     spawn,
     status_until,
     stop,
+    timers,
     worker_env,
 )
 from tests.workers.helpers import free_ports
@@ -64,15 +66,18 @@ class TestServerRestart:
                 releases, release_id, lambda s: s.stage == "government_testing_window"
             )
             ends = status.government.window_ends_at
+            assert ends is not None
 
             assert first.pid is not None
             os.kill(first.pid, signum)
             await first.stop()
-            # Down past the window's end: its timer must fire once the server is back.
-            await asyncio.sleep(WINDOW)
+            # Down past the window's end (a deadline on the clock, nothing to be told of): its
+            # timer must fire once the server is back.
+            await asyncio.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 0.2)
             assert worker.returncode is None, "the worker must ride out the outage"
 
             second = servers[1]
+            up_at = datetime.now(UTC)
             await second.start()
             releases = Releases(second.client, task_queue, signer=signing.signer())
             outcome = await run_to_launch(releases, release_id, within=90)
@@ -83,6 +88,10 @@ class TestServerRestart:
             assert window is not None and window.ended_at is not None and ends is not None
             assert window.ended_at >= ends, "the window must not end early"
             assert outcome.status.government.window_ends_at == ends
+            # The one window timer fired after the server came back, not while it was down.
+            history = await releases.handle(release_id).fetch_history()
+            [timer] = timers(history, "government testing window")
+            assert timer.fired_at is not None and timer.fired_at >= up_at, (timer, up_at)
         finally:
             await stop(worker)
             for server in servers:
