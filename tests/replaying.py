@@ -22,17 +22,18 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from temporalio import workflow
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from gatekeeper.codec import ENCODING
 from gatekeeper.failures import CONVERTER
+from gatekeeper.orders import ORDER_WORKFLOW_TYPE
+from gatekeeper.releases import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
 from workflows.registry import ALL_WORKFLOWS
 
-#: The workflow types whose histories are checked: the worker's.
-GATEKEEPER_TYPES = {workflow._Definition.must_from_class(w).name for w in ALL_WORKFLOWS}
+#: The workflow types whose histories are checked: the worker's (the names clients start them by).
+GATEKEEPER_TYPES = {RELEASE_WORKFLOW_TYPE, ORDER_WORKFLOW_TYPE}
 
 _EXEMPT: set[str] = set()
 _CONVERTERS: dict[str, DataConverter] = {}

@@ -3,18 +3,19 @@
 A change that would break releases already running (a different command order, a removed timer)
 fails here. Every history the rest of the suite leaves behind is replayed too, when its test ends
 (:mod:`tests.replaying`, the autouse fixture in ``tests/conftest.py``). Such changes go behind
-``workflow.patched()``; re-recording the histories (``python -m tests.histories.record``) is only
-for changes made before any release ran.
+``workflow.patched()``; re-recording the histories (``python -m tests.histories.record NAME``,
+``--list`` names the scenarios) is only for changes made before any release ran, or to add one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from gatekeeper.failures import CONVERTER
@@ -24,26 +25,102 @@ from workflows.registry import ALL_WORKFLOWS
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
+@dataclass(frozen=True)
+class Covers:
+    """What a saved history is kept for: its workflow type, the updates it accepted (at least
+    this many of each) and the timers it started (by summary)."""
+
+    workflow_type: str
+    updates: dict[str, int] = field(default_factory=dict)
+    timers: frozenset[str] = frozenset()
+
+
+COVERAGE = {
+    "launched": Covers(
+        "ModelReleaseWorkflow",
+        {"approve": 7, "request_changes": 1, "amend": 1, "record_government_response": 3}
+        | {"hold": 1, "resume": 1},
+        frozenset({"30-day government testing window"}),
+    ),
+    "rejected": Covers("ModelReleaseWorkflow", {"reject": 1}),
+    "withdrawn": Covers("ModelReleaseWorkflow", {"approve": 3, "withdraw": 1}),
+    "access_order": Covers("AccessOrderWorkflow", {"exempt": 1, "lift": 1}),
+    "suspended_restored": Covers(
+        "ModelReleaseWorkflow", {"suspend_access": 2, "restore_access": 1}
+    ),
+    "partner_approval": Covers("ModelReleaseWorkflow", {"approve_partners": 3}),
+    "delegation": Covers(
+        "ModelReleaseWorkflow", {"delegate": 2, "revoke_delegation": 1, "approve": 5}
+    ),
+    "reminders": Covers(
+        "ModelReleaseWorkflow",
+        {"approve": 1},
+        frozenset(
+            {
+                "Reminder for internal_review",
+                "Escalation of internal_review",
+                "Deadline of internal_review",
+            }
+        ),
+    ),
+}
+
+
+def history_of(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"history-{path.stem}", path.read_text())
+
+
+def covered(history: WorkflowHistory) -> Covers:
+    """What ``history`` holds, in the terms of :class:`Covers`."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    updates: Counter[str] = Counter()
+    timers: set[str] = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            accepted = event.workflow_execution_update_accepted_event_attributes
+            updates[accepted.accepted_request.input.name] += 1
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            timers.add(CONVERTER.payload_converter.from_payload(event.user_metadata.summary, str))
+    return Covers(started.workflow_type.name, dict(updates), frozenset(timers))
+
+
 class TestReplay:
     """Every saved history replays without a non-determinism error."""
 
     def test_histories_exist(self) -> None:
-        assert {p.stem for p in HISTORIES} >= {"launched", "rejected", "withdrawn"}
+        assert {p.stem for p in HISTORIES} == set(COVERAGE)
+
+    @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+    def test_each_history_covers_what_it_is_kept_for(self, path: Path) -> None:
+        """A re-recorded history that lost its point (an update or timer it was kept for, or
+        the workflow run to its end) fails here, not silently."""
+        history = history_of(path)
+        wanted, found = COVERAGE[path.stem], covered(history)
+        assert found.workflow_type == wanted.workflow_type
+        short = {u: n for u, n in wanted.updates.items() if found.updates.get(u, 0) < n}
+        assert not short, f"{path.stem}: too few updates {short} (found {found.updates})"
+        assert wanted.timers <= found.timers, found.timers
+        assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
     @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
     async def test_replays(self, path: Path) -> None:
-        replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
-        history = WorkflowHistory.from_json(f"release-{path.stem}", path.read_text())
-        result = await replayer.replay_workflow(history)
+        replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=CONVERTER)
+        result = await replayer.replay_workflow(history_of(path))
         assert result.replay_failure is None
 
     async def test_a_changed_workflow_fails_replay(self, tmp_path: Path) -> None:
         """The replay test can fail: a history whose commands were altered does not replay."""
-        text = (Path(__file__).parent / "histories" / "rejected.json").read_text()
-        tampered = text.replace('"verify_evidence"', '"verify_evidenc3"', 1)
+        replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=CONVERTER)
+        result = await replayer.replay_workflow(tampered_rejected(), raise_on_replay_failure=False)
+        assert result.replay_failure is not None
+
+    async def test_a_changed_order_workflow_fails_replay(self) -> None:
+        """The same holds for the access order's history: its registry activity renamed."""
+        text = (Path(__file__).parent / "histories" / "access_order.json").read_text()
+        tampered = text.replace('"apply_access_order"', '"apply_access_ord3r"', 1)
         assert tampered != text
-        replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
-        history = WorkflowHistory.from_json("release-history-rejected", tampered)
+        replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=CONVERTER)
+        history = WorkflowHistory.from_json("history-access-order", tampered)
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is not None
 
@@ -62,8 +139,7 @@ class TestLastGoodTask:
 
     async def test_saved_histories_need_no_repair(self) -> None:
         for path in HISTORIES:
-            history = WorkflowHistory.from_json(f"release-{path.stem}", path.read_text())
-            assert await replay_failure(CONVERTER, history) is None, path.stem
+            assert await replay_failure(CONVERTER, history_of(path)) is None, path.stem
 
     async def test_the_task_that_scheduled_the_altered_command(self) -> None:
         history = tampered_rejected()

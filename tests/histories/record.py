@@ -1,66 +1,70 @@
 """Record the histories the replay tests run today's workflow code against.
 
-Run ``.venv/bin/python -m tests.histories.record`` only when a change to workflow code is meant to
-be incompatible with running releases (which, once releases run in production, it must not be:
-use ``workflow.patched()`` instead). Each scenario drives a real release on a fresh dev server.
+``python -m tests.histories.record NAME...`` records the named scenarios (``--list`` names them;
+``all`` records every one) on a fresh dev server, with the worker every test runs
+(:func:`tests.helpers.running_worker`), and writes each workflow's history to
+``tests/histories/<file>.json``. A scenario may write more than one file: ``access_order``
+writes the order's history and that of the release it suspended and restored.
+
+Re-record a history only when a change to workflow code is meant to be incompatible with
+running releases (which, once releases run in production, it must not be: use
+``workflow.patched()`` instead), or to add a scenario. The histories are the record of what
+earlier code did: re-recording one that still replays throws that record away.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from temporalio.testing._timeskipping import TimeSkippingConfig
-from temporalio.worker import Worker
+from temporalio.client import WorkflowHandle
 
-from activities import activities_from, open_adapters
-from gatekeeper import search_attributes
-from gatekeeper.adapters.registry import Partner
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import (
     AmendRequest,
+    ApprovalGateStage,
     DecisionKind,
+    DelegationRequest,
     EvidenceKind,
     EvidenceRef,
     GovernmentResponse,
     GovernmentResponseKind,
     OperatorRequest,
-    VettingTier,
+    ReleaseState,
 )
+from gatekeeper.models.messages import DelegationRevocation
+from gatekeeper.models.orders import OrderExemptionRequest, OrderLiftRequest, OrderSpec
+from gatekeeper.models.partners import PartnerApprovalRequest
+from gatekeeper.orders import Orders
 from gatekeeper.releases import Releases
-from gatekeeper.settings import Settings
 from tests import factories, signing
-from workers.devserver import temporal_executable
-from workflows.registry import ALL_WORKFLOWS
+from tests.helpers import adapters_for, running_worker, start_dev_server
+from tests.orders.conftest import PEOPLE, OrderHarness, partner_policy, release_spec
 
 HERE = Path(__file__).resolve().parent
 TASK_QUEUE = "histories"
+AnyHandle = WorkflowHandle  # type: ignore[type-arg]
+
+#: A scenario drives workflows on the harness and names the file each history goes to.
+Scenario = Callable[[OrderHarness], Awaitable[dict[str, AnyHandle]]]
 
 
-async def until(api: Releases, rid: str, check: Callable[..., bool]) -> None:
-    for _ in range(400):
-        if check(await api.status(rid)):
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(rid)
-
-
-async def launched(env: WorkflowEnvironment, api: Releases) -> str:
+async def launched(h: OrderHarness) -> dict[str, AnyHandle]:
     """Every stage, a refused self-approval, changes requested and amended, a concern, a delay."""
+    api = h.releases
     rid = "history-launched"
-    await api.start(factories.spec(rid), factories.policy_ref(factories.policy()))
-    await until(api, rid, lambda s: s.stage == "internal_review" and s.awaiting)
+    await h.start(factories.spec(rid), factories.policy())
+    await h.at_stage(rid, "internal_review")
     with contextlib.suppress(DecisionRefused):
-        await api.decide(rid, DecisionKind.APPROVE, factories.decision(factories.AUTHOR, "safety"))
-    await api.decide(rid, DecisionKind.APPROVE, factories.decision("sam.safety", "safety"))
+        await h.approve(rid, factories.AUTHOR, "safety")
+    await h.approve(rid, "sam.safety", "safety")
     await api.decide(
         rid, DecisionKind.REQUEST_CHANGES, factories.decision("lee.legal", "legal", comment="card")
     )
@@ -71,10 +75,8 @@ async def launched(env: WorkflowEnvironment, api: Releases) -> str:
         sha256=factories.sha("c2"),
     )
     await api.amend(rid, AmendRequest(by=factories.SUBMITTER, evidence=[card]))
-    for decider, role in factories.INTERNAL_REVIEW:
-        await api.decide(rid, DecisionKind.APPROVE, factories.decision(decider, role))
-    await until(api, rid, lambda s: s.stage == "government_testing_window")
-    handle = api.handle(rid)
+    await h.pass_internal_review(rid)
+    status = await h.at_stage(rid, "government_testing_window")
     await api.respond(
         rid,
         GovernmentResponse(
@@ -91,95 +93,221 @@ async def launched(env: WorkflowEnvironment, api: Releases) -> str:
             delay_until=status.government.window_ends_at + timedelta(days=2),
         ),
     )
-    await env.fast_forward(handle, timedelta(days=10))
+    await h.skip(rid, 10)
     await api.respond(
         rid, GovernmentResponse(by=factories.LIAISON, kind=GovernmentResponseKind.CONCERN_RESOLVED)
     )
-    await env.fast_forward(handle, timedelta(days=23))
-    await until(api, rid, lambda s: s.stage == "vetted_partner_access" and s.grants)
-    await env.fast_forward(handle, timedelta(days=15))
-    await until(api, rid, lambda s: s.awaiting and "security" in s.awaiting.roles)
-    await api.decide(rid, DecisionKind.APPROVE, factories.decision("sec.two", "security"))
-    await until(api, rid, lambda s: s.stage == "launch_approval" and s.awaiting)
+    await h.skip(rid, 23)
+    await h.until(rid, lambda s: s.stage == "vetted_partner_access" and s.grants)
+    await h.skip(rid, 15)
+    await h.until(rid, lambda s: s.awaiting and "security" in s.awaiting.roles)
+    await h.approve(rid, "sec.two", "security")
+    await h.at_stage(rid, "launch_approval")
     await api.operate(rid, "hold", OperatorRequest(by=factories.OPERATOR, reason="press embargo"))
     await api.operate(
         rid, "resume", OperatorRequest(by=factories.OPERATOR, reason="embargo lifted")
     )
-    await api.decide(rid, DecisionKind.APPROVE, factories.decision("eve.exec", "executive"))
-    await handle.result()
-    return rid
+    await h.approve(rid, "eve.exec", "executive")
+    await h.handle(rid).result()
+    return {"launched": h.handle(rid)}
 
 
-async def rejected(env: WorkflowEnvironment, api: Releases) -> str:
+async def rejected(h: OrderHarness) -> dict[str, AnyHandle]:
     rid = "history-rejected"
-    await api.start(factories.spec(rid))  # the store's default
-    await until(api, rid, lambda s: s.stage == "internal_review" and s.awaiting)
-    await api.decide(
+    await h.start(factories.spec(rid))
+    await h.at_stage(rid, "internal_review")
+    await h.releases.decide(
         rid, DecisionKind.REJECT, factories.decision("lee.legal", "legal", comment="no")
     )
-    await api.handle(rid).result()
-    return rid
+    await h.handle(rid).result()
+    return {"rejected": h.handle(rid)}
 
 
-async def withdrawn(env: WorkflowEnvironment, api: Releases) -> str:
+async def withdrawn(h: OrderHarness) -> dict[str, AnyHandle]:
     rid = "history-withdrawn"
-    await api.start(factories.spec(rid))  # the store's default
-    await until(api, rid, lambda s: s.stage == "internal_review" and s.awaiting)
-    for decider, role in factories.INTERNAL_REVIEW:
-        await api.decide(rid, DecisionKind.APPROVE, factories.decision(decider, role))
-    await until(api, rid, lambda s: s.stage == "government_testing_window")
-    await env.fast_forward(api.handle(rid), timedelta(days=31))
-    await until(api, rid, lambda s: s.grants)
-    await api.operate(
+    await h.start(factories.spec(rid))
+    await h.at_stage(rid, "internal_review")
+    await h.pass_internal_review(rid)
+    await h.until(rid, lambda s: s.stage == "government_testing_window")
+    await h.skip(rid, 31)
+    await h.until(rid, lambda s: s.grants)
+    await h.releases.operate(
         rid, "withdraw", OperatorRequest(by=factories.OPERATOR, reason="found a flaw")
     )
-    await api.handle(rid).result()
-    return rid
+    await h.handle(rid).result()
+    return {"withdrawn": h.handle(rid)}
 
 
-SCENARIOS: list[Callable[[WorkflowEnvironment, Releases], Awaitable[str]]] = [
-    launched,
-    rejected,
-    withdrawn,
-]
-
-
-async def main() -> None:
-    env = await WorkflowEnvironment.start_time_skipping_v2(
-        ts_config=TimeSkippingConfig(enabled=False),
-        dev_server_existing_path=temporal_executable(),
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "frontend.WorkflowTimeSkippingEnabled=true",
-        ],
-        data_converter=pydantic_data_converter,
-        search_attributes=search_attributes.ALL,
+async def access_order(h: OrderHarness) -> dict[str, AnyHandle]:
+    """An export-control order suspends a release's foreign-person access in partner access; an
+    exemption is added, the order is lifted, access is restored and the release launches."""
+    model, rid, order_id = "history-aurora", "history-suspended", "history-order"
+    await h.start(release_spec(model, rid), partner_policy())
+    await h.parked(rid)
+    order = OrderSpec.model_validate(
+        {"order_id": order_id, "models": [model], "scope": "foreign_persons", "reason": "export"}
     )
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(8) as pool:
-        adapters = open_adapters(Settings(task_queue=TASK_QUEUE, data_dir=Path(tmp)))
-        adapters.registry.add_partner(
-            Partner(
-                id="acme-labs", name="Acme", tier=VettingTier.GOVERNMENT_APPROVED, jurisdiction="us"
-            )
-        )
-        factories.install_policy(adapters.policies, factories.policy(), default=True)
-        async with Worker(
-            env.client,
-            task_queue=TASK_QUEUE,
-            workflows=ALL_WORKFLOWS,
-            activities=activities_from(adapters),
-            activity_executor=pool,
-        ):
-            api = Releases(env.client, TASK_QUEUE, signer=signing.signer())
-            for scenario in SCENARIOS:
-                rid = await scenario(env, api)
-                history = await api.handle(rid).fetch_history()
-                path = HERE / f"{scenario.__name__}.json"
-                path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-                print(f"recorded {path.name}: {len(history.events)} events")
-        adapters.close()
-    await env.shutdown()
+    await h.orders.apply(order, factories.OPERATOR)
+    await h.until(rid, lambda s: s.state is ReleaseState.SUSPENDED, what="suspended")
+    await h.orders.exempt(
+        order_id,
+        OrderExemptionRequest(by=factories.OPERATOR, partners=["brit-ai"], reason="licensed"),
+    )
+    await h.orders.lift(
+        order_id, OrderLiftRequest(by=factories.OPERATOR, safeguards=[], reason="review done")
+    )
+    await h.until(rid, lambda s: s.state is ReleaseState.ACTIVE, what="restored")
+    await h.orders.handle(order_id).result()
+    await h.skip(rid, 15)
+    await h.handle(rid).result()
+    return {"access_order": h.orders.handle(order_id), "suspended_restored": h.handle(rid)}
+
+
+async def partner_approval(h: OrderHarness) -> dict[str, AnyHandle]:
+    """The government approves partners entry by entry (``government_approves_partners``): two
+    approved, one denied; the period starts when the list settles; the release launches."""
+    rid = "history-partner-approval"
+    policy = partner_policy(timedelta(days=2), government_approves_partners=True)
+    await h.start(release_spec("history-borealis", rid), policy)
+    await h.until(
+        rid,
+        lambda s: s.awaiting is not None and "government's decision" in s.awaiting.what,
+        what="the government's decision on partners",
+    )
+    for body in (
+        {"by": factories.LIAISON, "partners": ["acme-labs"], "decision": "approve"},
+        {
+            "by": factories.LIAISON,
+            "partners": ["invited-co"],
+            "decision": "deny",
+            "reason": "not vetted",
+        },
+        {
+            "by": factories.LIAISON,
+            "partners": ["brit-ai"],
+            "decision": "approve",
+            "reference": "L-7",
+        },
+    ):
+        await h.releases.approve_partners(rid, PartnerApprovalRequest.model_validate(body))
+    await h.until(rid, lambda s: len(s.grants) == 2, what="two partners granted")
+    await h.skip(rid, 3)
+    await h.handle(rid).result()
+    return {"partner_approval": h.handle(rid)}
+
+
+async def delegation(h: OrderHarness) -> dict[str, AnyHandle]:
+    """A reviewer lends a role that is used and then expires; another lends one and takes it
+    back; the gate closes on the delegate's approval and the release runs to launch."""
+    rid = "history-delegation"
+    await h.start(factories.spec(rid), factories.policy())
+    await h.at_stage(rid, "internal_review")
+    soon = datetime.now(UTC) + timedelta(days=3)
+    await h.releases.delegate(
+        rid,
+        DelegationRequest(by="lee.legal", to="sec.two", role="legal", until=soon, reason="leave"),
+    )
+    await h.releases.delegate(
+        rid, DelegationRequest(by="sam.safety", to="eve.exec", role="safety", until=soon)
+    )
+    await h.releases.revoke_delegation(
+        rid, DelegationRevocation(by="sam.safety", to="eve.exec", role="safety", reason="back")
+    )
+    await h.approve(rid, "sec.two", "legal")
+    await h.approve(rid, "sam.safety", "safety")
+    await h.approve(rid, "sec.one", "security")
+    await h.at_stage(rid, "government_testing_window")
+    await h.skip(rid, 31)
+    await h.at_stage(rid, "vetted_partner_access")
+    await h.launch_from_partner_access(rid)
+    return {"delegation": h.handle(rid)}
+
+
+async def reminders(h: OrderHarness) -> dict[str, AnyHandle]:
+    """A gate that waits reminds the roles it awaits, escalates, and rejects at its deadline."""
+    rid = "history-reminders"
+    gate = ApprovalGateStage(
+        id="internal_review",
+        quorum=factories.REVIEW_QUORUM,
+        reminder_every=timedelta(days=2),
+        escalate_after=timedelta(days=3),
+        deadline=timedelta(days=6),
+        on_deadline="reject",
+    )
+    policy = factories.policy(stages=[gate, *factories.policy().stages[1:]])
+    await h.start(factories.spec(rid), policy)
+    await h.at_stage(rid, "internal_review")
+    await h.approve(rid, "sam.safety", "safety")
+    await h.skip(rid, 2.5)
+    await h.until(rid, lambda s: s.gates["internal_review"].reminders_sent == 1, what="reminder")
+    await h.skip(rid, 1)
+    await h.until(
+        rid, lambda s: s.gates["internal_review"].escalated_at is not None, what="escalation"
+    )
+    await h.skip(rid, 3)
+    await h.handle(rid).result()
+    return {"reminders": h.handle(rid)}
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.__name__: s
+    for s in (
+        launched,
+        rejected,
+        withdrawn,
+        access_order,
+        partner_approval,
+        delegation,
+        reminders,
+    )
+}
+
+
+async def record(names: list[str]) -> None:
+    env = await start_dev_server()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = Path(tmp)
+            adapters = adapters_for(TASK_QUEUE, data_dir)
+            for person in PEOPLE:
+                adapters.registry.add_person(person)
+            factories.install_policy(adapters.policies, factories.policy(), default=True)
+            async with running_worker(env.client, TASK_QUEUE, adapters, orders=True, threads=16):
+                harness = OrderHarness(
+                    env,
+                    Releases(env.client, TASK_QUEUE, signer=signing.signer()),
+                    adapters,
+                    data_dir,
+                    Orders(env.client, TASK_QUEUE, signer=signing.signer()),
+                )
+                for name in names:
+                    for stem, handle in (await SCENARIOS[name](harness)).items():
+                        history = await handle.fetch_history()
+                        path = HERE / f"{stem}.json"
+                        text = json.dumps(json.loads(history.to_json()), indent=1) + "\n"
+                        path.write_text(text)
+                        print(f"recorded {path.name}: {len(history.events)} events")
+            adapters.close()
+    finally:
+        await env.shutdown()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.histories.record", description=__doc__)
+    parser.add_argument("names", nargs="*", help="scenarios to record, or 'all'")
+    parser.add_argument("--list", action="store_true", help="name the scenarios and stop")
+    args = parser.parse_args(argv)
+    if args.list or not args.names:
+        for name, scenario in SCENARIOS.items():
+            print(f"{name}: {(scenario.__doc__ or '').splitlines()[0] if scenario.__doc__ else ''}")
+        return 0 if args.list else 2
+    names = list(SCENARIOS) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; --list names them")
+    asyncio.run(record(names))
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main(sys.argv[1:]))
