@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
@@ -79,8 +79,9 @@ async def start_dev_server(converter: DataConverter = CONVERTER) -> WorkflowEnvi
 OUTAGE: tuple[type[BaseException], ...] = (GatekeeperError, RPCError, TimeoutError)
 
 
+@overload
 async def eventually(
-    probe: Callable[[], Awaitable[T] | T],
+    probe: Callable[[], Awaitable[T]],
     until: Callable[[T], object] = bool,
     *,
     what: str,
@@ -88,7 +89,32 @@ async def eventually(
     every: float = 0.05,
     tolerate: tuple[type[BaseException], ...] = (),
     show: Callable[[T], str] = repr,
-) -> T:
+) -> T: ...
+
+
+@overload
+async def eventually(
+    probe: Callable[[], T],
+    until: Callable[[T], object] = bool,
+    *,
+    what: str,
+    within: float = 15.0,
+    every: float = 0.05,
+    tolerate: tuple[type[BaseException], ...] = (),
+    show: Callable[[T], str] = repr,
+) -> T: ...
+
+
+async def eventually(
+    probe: Callable[[], Any],
+    until: Callable[[Any], object] = bool,
+    *,
+    what: str,
+    within: float = 15.0,
+    every: float = 0.05,
+    tolerate: tuple[type[BaseException], ...] = (),
+    show: Callable[[Any], str] = repr,
+) -> Any:
     """Call ``probe`` (sync or async) every ``every`` seconds until ``until(value)`` holds, and
     return that value; after ``within`` seconds fail with an :class:`AssertionError` that names
     ``what`` was awaited and the last value seen (rendered with ``show``). Exceptions of the
@@ -99,8 +125,9 @@ async def eventually(
     last = "nothing yet (the probe never answered)"
     while True:
         try:
-            answer = probe()
-            value: T = await answer if inspect.isawaitable(answer) else answer  # type: ignore[assignment]
+            value = probe()
+            if inspect.isawaitable(value):
+                value = await value
         except tolerate as err:
             last = f"{type(err).__name__}: {err}"
         else:
@@ -153,6 +180,28 @@ async def status_until(
         every=0.1 if outages else 0.05,
         tolerate=OUTAGE if outages else (),
         show=describe_status,
+    )
+
+
+async def in_flight(handle: WorkflowHandle[Any, Any]) -> str | None:
+    """What the workflow has in flight (its pending workflow task and activities), or None."""
+    raw = (await handle.describe()).raw_description
+    busy = [a.activity_type.name for a in raw.pending_activities]
+    if raw.HasField("pending_workflow_task"):
+        busy.append("a workflow task")
+    return ", ".join(busy) or None
+
+
+async def settled(handle: WorkflowHandle[Any, Any], *, within: float = 15.0) -> None:
+    """Until the workflow has nothing in flight: whatever it does next waits for a timer or for
+    someone's request, so its history and status stay as they are until then. (What a test
+    checks instead of waiting "a while" for a workflow to go quiet.)"""
+    await eventually(
+        lambda: in_flight(handle),
+        lambda busy: busy is None,
+        what=f"{handle.id} to have nothing in flight",
+        within=within,
+        show=str,
     )
 
 

@@ -38,7 +38,7 @@ from tests.faults.pipeline import (
     wait_for_file,
     worker_env,
 )
-from tests.helpers import eventually
+from tests.helpers import eventually, settled
 
 CRASHABLE = [sys.executable, "-m", "tests.faults.crashable_worker"]
 
@@ -67,15 +67,6 @@ class Scene:
     def check(self, release_id: str, outcome: object) -> None:
         evidence = collect(self.data_dir, self.settings.effective_registry_url, release_id)
         evidence.assert_exactly_once(outcome)  # type: ignore[arg-type]
-
-
-async def idle(handle: WorkflowHandle[Any, Any]) -> str | None:
-    """None once the release has nothing in flight (no workflow task, no activity), else what."""
-    raw = (await handle.describe()).raw_description
-    busy = [a.activity_type.name for a in raw.pending_activities]
-    if raw.HasField("pending_workflow_task"):
-        busy.append("a workflow task")
-    return ", ".join(busy) or None
 
 
 async def pending_workflow_task(handle: WorkflowHandle[Any, Any]) -> str | None:
@@ -142,12 +133,7 @@ class TestWorkerKilled:
             release_id = await scene.start_release()
             handle = scene.releases.handle(release_id)
             await status_until(scene.releases, release_id, awaiting_gate("internal_review"))
-            await eventually(
-                lambda: idle(handle),
-                lambda busy: busy is None,
-                what="the release to finish what it started at the gate",
-                show=str,
-            )
+            await settled(handle)  # what it started at the gate is done
             # Signed now (a signature binds the release's status, which only a worker answers).
             binding = release_binding(await scene.releases.status(release_id))
             signed = [

@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WorkflowHandle
 
@@ -50,7 +51,7 @@ from tests.orders.conftest import PEOPLE, OrderHarness, partner_policy, release_
 
 HERE = Path(__file__).resolve().parent
 TASK_QUEUE = "histories"
-AnyHandle = WorkflowHandle  # type: ignore[type-arg]
+AnyHandle = WorkflowHandle[Any, Any]
 
 #: A scenario drives workflows on the harness and names the file each history goes to.
 Scenario = Callable[[OrderHarness], Awaitable[dict[str, AnyHandle]]]

@@ -31,7 +31,7 @@ from gatekeeper.models.spec import Artifact
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
-from tests.helpers import running_worker
+from tests.helpers import running_worker, settled
 from tests.security.conftest import Harness
 
 SHADOW = Path("/etc/shadow")
@@ -102,17 +102,16 @@ def check_of(status: ReleaseStatus, item_id: str) -> Any:
     return check
 
 
-async def assert_held_at_review(harness: Harness, release_id: str, seconds: float = 1.0) -> None:
-    """Every reviewer approved: for ``seconds`` the gate must still not close (a good file lets
+async def assert_held_at_review(harness: Harness, release_id: str) -> None:
+    """Every reviewer approved, and the release has settled (nothing in flight; only a request
+    could move it now): the gate has still not closed, it waits for an amend (a good file lets
     the same approvals close it at once, see the last test of TestInsideTheRoots)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        status = await harness.releases.status(release_id)
-        assert status.stage == "internal_review"
-        assert status.gates["internal_review"].closed_at is None
-        assert status.awaiting is not None
-        assert status.awaiting.people == [factories.SUBMITTER], "it waits for an amend"
-        await asyncio.sleep(0.1)
+    await settled(harness.handle(release_id))
+    status = await harness.releases.status(release_id)
+    assert status.stage == "internal_review"
+    assert status.gates["internal_review"].closed_at is None
+    assert status.awaiting is not None
+    assert status.awaiting.people == [factories.SUBMITTER], "it waits for an amend"
 
 
 async def started(harness: Harness) -> str:

@@ -38,6 +38,7 @@ from gatekeeper.models import DecisionKind, DecisionRequest
 from gatekeeper.models.orders import OrderSpec
 from gatekeeper.signed_requests import ACTOR_FIELDS
 from tests import factories, signing
+from tests.helpers import settled
 from tests.orders.conftest import OrderHarness, orders
 from tests.security.conftest import Harness
 from tests.workflows.test_interop import temporal
@@ -300,14 +301,8 @@ async def history(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:
 
 async def settled_history(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:
     """The history once the release is idle (its start-up notifications and audit writes done)."""
-    previous = await history(handle)
-    for _ in range(100):
-        await asyncio.sleep(0.3)
-        current = await history(handle)
-        if len(current) == len(previous):
-            return current
-        previous = current
-    raise AssertionError("the release never went idle")
+    await settled(handle)
+    return await history(handle)
 
 
 @pytest.fixture
