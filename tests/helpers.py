@@ -263,7 +263,7 @@ def activity_name(function: Callable[..., Any]) -> str:
 async def running_worker(
     client: Client | WorkflowEnvironment,
     task_queue: str,
-    adapters: Adapters,
+    adapters: Adapters | None = None,
     *,
     workflows: Sequence[type] = ALL_WORKFLOWS,
     activities: Sequence[Callable[..., Any]] | None = None,
@@ -283,6 +283,8 @@ async def running_worker(
         adapters: what its activities are bound to; its identity registry is the key directory
             of the worker's validators, where every test person's key and the worker's are
             registered (``tests.signing``; more with ``tests.identity_fixtures.register_people``).
+            Without adapters (a worker of test workflows), ``activities`` must be given and the
+            validators trust the test keys from memory (``tests.signing.trusted``).
         workflows: default every Gatekeeper workflow, run in the production sandbox.
         activities: default the production activities over ``adapters``
             (``activities.activities_from``).
@@ -296,17 +298,15 @@ async def running_worker(
     """
     if isinstance(client, WorkflowEnvironment):
         client = client.client
-    chosen = list(
-        activities
-        if activities is not None
-        else activities_from(adapters, client if orders else None)
-    )
+    if activities is None:
+        assert adapters is not None, "a worker without adapters needs its activities named"
+        activities = activities_from(adapters, client if orders else None)
+    chosen = list(activities)
     names = {activity_name(a) for a in replacing}
     unknown = names - {activity_name(a) for a in chosen}
     assert not unknown, f"no production activity to replace named {sorted(unknown)}"
     chosen = [a for a in chosen if activity_name(a) not in names]
     chosen += [*replacing, *extra_activities]
-    trust_test_keys(adapters, admin_keys)
     settings: dict[str, Any] = {
         "workflow_runner": workflow_runner(),
         "max_concurrent_activities": threads,
@@ -315,10 +315,13 @@ async def running_worker(
         "graceful_shutdown_timeout": timedelta(seconds=5),
         **options,
     }
-    with (
-        ThreadPoolExecutor(max_workers=threads) as executor,
-        key_directory(task_queue, adapters.identity),
-    ):
+    with contextlib.ExitStack() as stack:
+        if adapters is not None:
+            trust_test_keys(adapters, admin_keys)
+            stack.enter_context(key_directory(task_queue, adapters.identity))
+        else:
+            stack.enter_context(signing.trusted(task_queue))
+        executor = stack.enter_context(ThreadPoolExecutor(max_workers=threads))
         async with Worker(
             client,
             task_queue=task_queue,

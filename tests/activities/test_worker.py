@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.audit import AuditActivities
 from activities.evidence import EvidenceActivities
@@ -40,6 +38,7 @@ from tests.adapters.builders import (
     submission,
     webhook_settings,
 )
+from tests.helpers import running_worker
 
 
 @workflow.defn(sandboxed=False)
@@ -73,21 +72,15 @@ def all_activities(data: Path) -> list[Any]:
 
 
 async def call(client: Client, task_queue: str, data: Path, name: str, payload: Any) -> Any:
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            client,
+    async with running_worker(
+        client, task_queue, workflows=[CallActivity], activities=all_activities(data), threads=4
+    ):
+        return await client.execute_workflow(
+            CallActivity.run,
+            args=[name, payload.model_dump(mode="json")],
+            id=f"call-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
-            workflows=[CallActivity],
-            activities=all_activities(data),
-            activity_executor=executor,
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ):
-            return await client.execute_workflow(
-                CallActivity.run,
-                args=[name, payload.model_dump(mode="json")],
-                id=f"call-{uuid.uuid4().hex[:8]}",
-                task_queue=task_queue,
-            )
+        )
 
 
 class TestOnAWorker:

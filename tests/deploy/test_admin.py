@@ -15,7 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from gatekeeper import search_attributes
 from gatekeeper.settings import Settings
 from tests.deploy.cli import admin_command
-from tests.workers.helpers import WaitForFinishWorkflow, wait_until
+from tests.helpers import eventually
+from tests.workers.helpers import WaitForFinishWorkflow
 from workers.worker import build_worker
 
 
@@ -122,7 +123,7 @@ class TestHealth:
                     code, _, _ = await gatekeeper(env, "health", "--task-queue", task_queue)
                     return code == 0
 
-                await wait_until(polled)
+                await eventually(polled, what="`gatekeeper health` to pass", within=10)
 
 
 class TestCodecKey:

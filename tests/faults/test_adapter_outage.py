@@ -43,8 +43,7 @@ from tests.faults.pipeline import (
     seed_partners,
     status_until,
 )
-from tests.helpers import running_worker
-from tests.workers.helpers import wait_until
+from tests.helpers import eventually, running_worker
 
 SECRET = "hook-secret"
 SECRET_ENV = "GK_TEST_HOOK_SECRET"
@@ -167,7 +166,11 @@ class TestOutages:
         try:
             lock.execute("BEGIN EXCLUSIVE")
             await approve_gate(stage.releases, release_id, "internal_review")
-            await wait_until(lambda: retried(stage.releases, release_id, attempts=3))
+            await eventually(
+                lambda: retried(stage.releases, release_id, attempts=3),
+                what="the third attempt at the grant",
+                within=10,
+            )
             status = await stage.releases.status(release_id)
             assert not status.grants, "nothing can be granted while the registry is down"
         finally:

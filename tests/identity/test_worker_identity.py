@@ -21,9 +21,9 @@ from gatekeeper.identity.keys import PrincipalKind
 from gatekeeper.identity.registry import IdentityRegistry, private_key_id
 from gatekeeper.identity.worker_key import WORKER_PRINCIPAL, ensure_worker_key, worker_key_path
 from gatekeeper.settings import Settings
+from tests.helpers import eventually
 from tests.identity.sandboxed import KeyLookupProbe
 from tests.identity_fixtures import admin_key, register_people, root_key
-from tests.workers.helpers import wait_until
 from workers.worker import build_worker, key_directory, run_worker
 
 
@@ -141,8 +141,10 @@ class TestRunWorker:
                     local_identity=True,
                 )
             )
-            await wait_until(
-                lambda: asyncio.sleep(0, any(e["event"] == "worker started" for e in logs))
+            await eventually(
+                lambda: any(e["event"] == "worker started" for e in logs),
+                what="the worker to log that it started",
+                within=10,
             )
             assert authority.directory_for(task_queue) is not None
             stop.set()

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 
 from temporalio import workflow
-
-from tests.helpers import eventually
 
 
 def free_ports(count: int) -> list[int]:
@@ -20,11 +17,6 @@ def free_ports(count: int) -> list[int]:
             sock.bind(("127.0.0.1", 0))
             ports.append(sock.getsockname()[1])
         return ports
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], what: str | None = None) -> None:
-    """Poll ``check`` until it holds (within 10 s): for state only a server can report."""
-    await eventually(check, what=what or getattr(check, "__name__", "the check"), within=10)
 
 
 @workflow.defn(sandboxed=False)

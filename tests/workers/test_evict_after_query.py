@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import EvictAfterQuery, Settings
+from tests.helpers import running_worker
 from workers.worker import build_worker
 
 
@@ -129,7 +130,9 @@ class TestStaleDropsACopyMadeForQueries:
         client = env.client
         task_queue = f"evict-{uuid.uuid4().hex[:8]}"
         # Another worker runs the first task without caching it (no sticky queue to wait on).
-        async with Worker(client, task_queue=task_queue, workflows=[Waits], max_cached_workflows=0):
+        async with running_worker(
+            client, task_queue, workflows=[Waits], activities=[], max_cached_workflows=0
+        ):
             handle = await client.start_workflow(
                 Waits.run, id=f"evict-{uuid.uuid4().hex[:8]}", task_queue=task_queue
             )

@@ -21,8 +21,9 @@ from gatekeeper.identity.keyfiles import read_private_key
 from gatekeeper.identity.registry import IdentityRegistry, private_key_id
 from gatekeeper.identity.worker_key import WORKER_PRINCIPAL, ensure_worker_key
 from gatekeeper.settings import Settings
+from tests.helpers import eventually
 from tests.identity_fixtures import admin_key
-from tests.workers.helpers import free_ports, wait_until
+from tests.workers.helpers import free_ports
 
 #: The commands on an app of their own: the test does not depend on the root app's wiring.
 _RUN_APP = (
@@ -112,7 +113,9 @@ class TestDev:
             assert roots.split("Evidence roots")[1].strip() == f"{data_dir}, {Path.cwd()}"
 
             client = await Client.connect(f"127.0.0.1:{port}")
-            await wait_until(lambda: _pollers(client, "dev-test"))
+            await eventually(
+                lambda: _pollers(client, "dev-test"), what="a poller on dev-test", within=10
+            )
 
             process.send_signal(signal.SIGINT)
             assert await asyncio.wait_for(process.wait(), 30) == 0
@@ -171,7 +174,9 @@ class TestWorkerCommand:
                 env=env,
             )  # fmt: skip
         try:
-            await wait_until(lambda: _pollers(client, task_queue))
+            await eventually(
+                lambda: _pollers(client, task_queue), what=f"a poller on {task_queue}", within=10
+            )
             process.terminate()
             assert await asyncio.wait_for(process.wait(), 30) == 0
         finally:

@@ -16,7 +16,8 @@ from temporalio.client import Client
 
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
-from tests.workers.helpers import WaitForFinishWorkflow, wait_until
+from tests.helpers import eventually
+from tests.workers.helpers import WaitForFinishWorkflow
 from workers.worker import DEFAULT_ACTIVITY_THREADS, build_worker, run_worker
 
 
@@ -115,7 +116,7 @@ class TestSignals:
                     local_identity=True,
                 )
             )
-            await wait_until(_started(logs))
+            await eventually(_started(logs), what="the worker to log that it started", within=10)
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(running, 15)
 
