@@ -5,25 +5,24 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
 from gatekeeper.dossier.verify import Checks, verify_file
 from gatekeeper.errors import InputError, ReleaseNotFound
-from gatekeeper.models import DecisionKind, ReleaseState, ReleaseStatus
+from gatekeeper.models import ReleaseState
 from gatekeeper.releases import Releases
 from tests import factories
 from tests import signing as test_keys
 from tests.anchoring import dossier_sources, register_worker
-from tests.helpers import adapters_for, running_worker, status_until
+from tests.helpers import adapters_for, running_worker
+from tests.workflows.conftest import Harness
 
 
 @dataclass
@@ -36,32 +35,6 @@ class Launched:
     data_dir: Path
     #: What ``audit verify`` checks signatures against (the test installation's trust root).
     checks: Checks
-
-
-async def launch(releases: Releases, env: WorkflowEnvironment, store: PolicyStore) -> str:
-    """Drive a release through every stage (every request signed), and wait for its result."""
-    policy = factories.policy()
-    rid = f"dossier-{uuid.uuid4().hex[:8]}"
-    spec = factories.spec(rid)
-    await factories.start_release(releases, store, spec, policy)
-    handle = releases.handle(rid)
-
-    async def until(predicate: Callable[[ReleaseStatus], object]) -> None:
-        await status_until(releases, rid, predicate, within=15)
-
-    await until(lambda s: s.stage == "internal_review" and s.awaiting is not None)
-    for decider, role in factories.INTERNAL_REVIEW:
-        await releases.decide(rid, DecisionKind.APPROVE, factories.decision(decider, role))
-    await until(lambda s: s.stage == "government_testing_window" and s.awaiting is not None)
-    await env.fast_forward(handle, timedelta(days=31))
-    await until(lambda s: s.stage == "vetted_partner_access" and bool(s.grants))
-    await env.fast_forward(handle, timedelta(days=15))
-    await until(lambda s: bool(s.awaiting and "security" in s.awaiting.roles))
-    await releases.decide(rid, DecisionKind.APPROVE, factories.decision("sec.two", "security"))
-    await until(lambda s: s.stage == "launch_approval" and s.awaiting is not None)
-    await releases.decide(rid, DecisionKind.APPROVE, factories.decision("eve.exec", "executive"))
-    await handle.result()
-    return rid
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -77,7 +50,11 @@ async def launched(
     async with running_worker(
         env.client, task_queue, adapters, admin_keys=data_dir.parent / "keys"
     ):
-        rid = await launch(releases, env, adapters.policies)
+        # Through every stage (every request signed) to its result.
+        harness = Harness(env, releases, adapters, data_dir)
+        rid = (await harness.start(factories.spec(f"dossier-{uuid.uuid4().hex[:8]}"))).release_id
+        await harness.at_stage(rid, "internal_review")
+        await harness.launch(rid)
     adapters.close()
     # Exported with no worker running: a finished release is read from its history.
     with dossier_sources(data_dir) as sources:
