@@ -8,16 +8,13 @@ import base64
 import json
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.testing import WorkflowEnvironment
 
 from gatekeeper import search_attributes
-from gatekeeper.settings import Settings
 from tests.deploy.cli import admin_command
-from tests.helpers import eventually
+from tests.helpers import eventually, running_worker
 from tests.workers.helpers import WaitForFinishWorkflow
-from workers.worker import build_worker
 
 
 async def gatekeeper(env: WorkflowEnvironment, *args: str, **extra: str) -> tuple[int, str, str]:
@@ -108,22 +105,15 @@ class TestHealth:
     async def test_polling_worker_is_healthy(
         self, env: WorkflowEnvironment, task_queue: str
     ) -> None:
-        settings = Settings(task_queue=task_queue)
-        with ThreadPoolExecutor(max_workers=1) as executor:
-            worker = build_worker(
-                env.client,
-                settings,
-                workflows=[WaitForFinishWorkflow],
-                activities=[],
-                activity_executor=executor,
-            )
-            async with worker:
+        async with running_worker(
+            env.client, task_queue, workflows=[WaitForFinishWorkflow], activities=[], threads=1
+        ):
 
-                async def polled() -> bool:
-                    code, _, _ = await gatekeeper(env, "health", "--task-queue", task_queue)
-                    return code == 0
+            async def polled() -> bool:
+                code, _, _ = await gatekeeper(env, "health", "--task-queue", task_queue)
+                return code == 0
 
-                await eventually(polled, what="`gatekeeper health` to pass", within=10)
+            await eventually(polled, what="`gatekeeper health` to pass", within=10)
 
 
 class TestCodecKey:

@@ -16,14 +16,13 @@ from temporalio.common import SearchAttributeKey
 
 from gatekeeper import search_attributes
 from gatekeeper.errors import ConfigError, ConnectionFailed
-from gatekeeper.settings import Settings
+from tests.helpers import running_worker
 from tests.workers.helpers import WaitForFinishWorkflow, free_ports
 from workers.devserver import (
     DevServer,
     ensure_search_attributes,
     registered_search_attributes,
 )
-from workers.worker import build_worker
 
 EXPECTED_ATTRIBUTES = {
     "ModelName": "Keyword",
@@ -126,14 +125,9 @@ class TestRestart:
             assert await registered_search_attributes(client) == dict(
                 sorted(EXPECTED_ATTRIBUTES.items())
             )
-            worker = build_worker(
-                client,
-                Settings(data_dir=data_dir),
-                task_queue=task_queue,
-                workflows=[WaitForFinishWorkflow],
-                activities=[],
-            )
-            async with worker:
+            async with running_worker(
+                client, task_queue, workflows=[WaitForFinishWorkflow], activities=[], threads=1
+            ):
                 await handle.signal(WaitForFinishWorkflow.finish, "done")
                 assert await handle.result() == "kept: done"
 
