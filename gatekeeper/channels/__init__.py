@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
-from gatekeeper.channels import email, log, outbox, webhook
+from gatekeeper.channels import email, file, log, outbox, webhook
 from gatekeeper.channels.base import (
     ChannelConfig,
     ChannelContext,
@@ -37,6 +37,7 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
         outbox.CHANNEL,
         webhook.CHANNEL,
         email.CHANNEL,
+        file.CHANNEL,
     )
 }
 

@@ -1,10 +1,10 @@
 """A channel is one of the types the worker knows, configured by its operator: a configuration
-naming another type, a field of another type or a secret in place of a variable's name stops the
-worker before it dials Temporal, in one line naming the field.
+naming another type, a field of another type, a relative directory or a secret in place of a
+variable's name stops the worker before it dials Temporal, in one line naming the field.
 
 The attacks: smuggling a field of another channel type into a section (an SMTP host on a
-webhook), inventing a type, redefining a built-in channel, and writing a secret's value where its
-variable's name belongs (which must never be echoed back).
+webhook, a URL on a file channel), inventing a type, redefining a built-in channel, and writing a
+secret's value where its variable's name belongs (which must never be echoed back).
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ BAD_SECTIONS = [
             }
         },
         "channels.hook: smtp_host does not apply to webhook channels",
+    ),
+    (
+        {"drop": {"type": "file", "directory": "/srv/notices", "url": "https://evil.example/"}},
+        "channels.drop: url does not apply to file channels",
+    ),
+    (
+        {"drop": {"type": "file", "directory": "notices"}},
+        "channels.drop.directory: must be an absolute path",
     ),
     (
         {"outbox": {"type": "email", "smtp_host": "smtp.lab.example", "sender": "gk@lab.example"}},
