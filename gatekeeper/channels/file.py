@@ -9,9 +9,10 @@ Configured by the operator of the worker::
 
 A delivery is the file ``<sha256 of its key>.json`` holding the same document a webhook posts
 (:func:`~gatekeeper.channels.messages.notification_document`). It appears whole or not at all
-(written beside, synced, then linked into place), and exactly once: linking fails if the file
-exists, so a retried activity or a second worker never writes it twice. The outbox gets its
-line as for every channel.
+(written beside under a name starting with ``.``, synced, then linked into place), and exactly
+once: linking fails if the file exists, so a retried activity or a second worker never writes it
+twice. Programs picking files up read ``*.json`` only (a worker that dies mid-write can leave a
+``.*.partial`` behind). The outbox gets its line as for every channel.
 """
 
 from __future__ import annotations
