@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 
 from temporalio import workflow
+
+from tests.helpers import eventually
 
 
 def free_ports(count: int) -> list[int]:
@@ -17,6 +20,11 @@ def free_ports(count: int) -> list[int]:
             sock.bind(("127.0.0.1", 0))
             ports.append(sock.getsockname()[1])
         return ports
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Kept for tests written before :mod:`tests.helpers`: :func:`tests.helpers.eventually`."""
+    await eventually(check, what=getattr(check, "__name__", "the check"), within=10)
 
 
 @workflow.defn(sandboxed=False)

@@ -17,8 +17,7 @@ from gatekeeper.models import NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
-from tests.workers.helpers import wait_until
-from tests.workflows.conftest import running_worker
+from tests.helpers import eventually, running_worker
 
 
 class TestFileChannelRelease:
@@ -53,7 +52,7 @@ class TestFileChannelRelease:
                 async def written() -> bool:
                     return await asyncio.to_thread((directory / file_name(key)).exists)
 
-                await wait_until(written)
+                await eventually(written, what=f"{file_name(key)} in the directory", within=10)
                 audit = await releases.audit(rid)
         finally:
             adapters.close()
