@@ -1,14 +1,21 @@
-"""The two pieces of test infrastructure every server test shares.
+"""The shared infrastructure of the server tests.
 
 - :func:`eventually`: wait until something only a server (or another process) can report holds,
   with a timeout whose failure names what was awaited and the last value seen. The one poll
-  loop of the suite: a test waits on an event it controls where it can, and polls only for
-  state it cannot be told about (a workflow moving on its own, a process writing a file).
+  loop of the suite: a test waits on an event it controls where it can (a ``threading.Event``
+  an activity waits on, released by the test), and polls only for state it cannot be told about
+  (a workflow moving on its own, a process writing a file). :func:`status_until` is it on a
+  release's status, :func:`settled` on a workflow having nothing in flight, and
+  :func:`activity_attempts` reads from the history that nothing will be retried (instead of
+  sleeping "long enough").
 - :func:`running_worker`: a real Gatekeeper worker in this process (every workflow, the real
-  activities bound to the test's adapters, the production sandbox), running for the duration of
-  an ``async with`` block. Every in-process worker of the suite is started through it; tests
-  of the production worker function itself (``workers.worker.build_worker``/``run_worker``)
-  and worker *processes* (``tests/faults``) are the exceptions.
+  activities bound to the test's adapters, the production sandbox and key directory), running
+  for the duration of an ``async with`` block. Every in-process worker of the suite is started
+  through it; tests of the production worker functions themselves
+  (``workers.worker.build_worker``/``run_worker``) and worker *processes* (``tests/faults``)
+  are the exceptions.
+- :func:`start_dev_server`: the dev server of the session (``tests/conftest.py``) and of the
+  history recorder (``python -m tests.histories.record``).
 """
 
 from __future__ import annotations
