@@ -35,6 +35,7 @@ from gatekeeper.errors import (
     OrderFileError,
     OrderNotFound,
 )
+from gatekeeper.ids import order_id_of, order_workflow_id, release_id_of, release_workflow_id
 from gatekeeper.models.orders import (
     ALL_MODELS,
     AccessOrderInput,
@@ -49,7 +50,6 @@ from gatekeeper.models.orders import (
 )
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.releases import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
-from gatekeeper.releases import workflow_id as release_workflow_id
 from gatekeeper.signed_requests import order_binding, release_binding
 from gatekeeper.signer import Signer, request_body
 from gatekeeper.statements import sign_request
@@ -58,10 +58,6 @@ from gatekeeper.yamlfile import read_yaml_file, validate_model
 ORDER_WORKFLOW_TYPE = "AccessOrderWorkflow"
 #: How often ``apply`` looks whether the order has reached every release.
 POLL_SECONDS = 0.1
-
-
-def order_workflow_id(order_id: str) -> str:
-    return f"access-order-{order_id}"
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -111,7 +107,7 @@ async def find_running_releases(client: Client, models: list[str]) -> list[Affec
     """Every running release of ``models``, by release id."""
     found: dict[str, AffectedRelease] = {}
     async for execution in client.list_workflows(affected_query(models)):
-        release_id = execution.id.removeprefix("release-")
+        release_id = release_id_of(execution.id)
         model = execution.typed_search_attributes.get(sa.MODEL_NAME) or ""
         if model:
             found[release_id] = AffectedRelease(release_id=release_id, model=model)
@@ -341,7 +337,7 @@ class Orders:
 
 def _summary(execution: WorkflowExecution) -> OrderSummary:
     return OrderSummary(
-        order_id=execution.id.removeprefix("access-order-"),
+        order_id=order_id_of(execution.id),
         execution_status=execution.status.name.lower() if execution.status else "unknown",
         started_at=execution.start_time,
         closed_at=execution.close_time,

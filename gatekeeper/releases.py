@@ -45,6 +45,7 @@ from gatekeeper.errors import (
     ReleaseNotFound,
     StartRefused,
 )
+from gatekeeper.ids import release_id_of, release_workflow_id
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.installed import parse_policy_ref
@@ -80,10 +81,6 @@ QUERY_TIMEOUT = timedelta(seconds=15)
 REPAIR_CHECK_AFTER = timedelta(seconds=2)
 #: How long a decision may wait to be judged (validator and handler) before the same.
 UPDATE_TIMEOUT = timedelta(seconds=30)
-
-
-def workflow_id(release_id: str) -> str:
-    return f"release-{release_id}"
 
 
 #: Events that end a workflow task attempt.
@@ -186,7 +183,9 @@ class Releases:
         self.signer = signer
 
     def handle(self, release_id: str) -> WorkflowHandle[Any, ReleaseOutcome]:
-        return self.client.get_workflow_handle(workflow_id(release_id), result_type=ReleaseOutcome)
+        return self.client.get_workflow_handle(
+            release_workflow_id(release_id), result_type=ReleaseOutcome
+        )
 
     # --- start and read -------------------------------------------------------------------
 
@@ -221,7 +220,7 @@ class Releases:
             handle = await self.client.start_workflow(
                 WORKFLOW_TYPE,
                 ReleaseInput(spec=spec, policy_ref=policy_ref),
-                id=workflow_id(spec.release_id),
+                id=release_workflow_id(spec.release_id),
                 task_queue=self.task_queue,
                 result_type=ReleaseOutcome,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -235,7 +234,7 @@ class Releases:
             )
         except WorkflowAlreadyStartedError as err:
             raise ReleaseExists(
-                f"release {spec.release_id} already exists (workflow {workflow_id(spec.release_id)}); "
+                f"release {spec.release_id} already exists (workflow {release_workflow_id(spec.release_id)}); "
                 "release ids are never reused — choose a new release_id"
             ) from err
         try:
@@ -261,7 +260,7 @@ class Releases:
                 )
             except WorkflowQueryFailedError as err:
                 if task_failing(err.message):
-                    raise ReleaseNeedsRepair(_release_id(handle.id)) from err
+                    raise ReleaseNeedsRepair(release_id_of(handle.id)) from err
                 # The failure's type does not survive a query (and with payload encryption not
                 # even its message), so ask the release whether it is still starting.
                 try:
@@ -270,7 +269,7 @@ class Releases:
                     )
                 except WorkflowQueryFailedError as again:
                     if task_failing(again.message):
-                        raise ReleaseNeedsRepair(_release_id(handle.id)) from again
+                        raise ReleaseNeedsRepair(release_id_of(handle.id)) from again
                     raise DecisionRefused(err.message, rule="query_failed") from err
                 if not starting:
                     if retried:
@@ -468,13 +467,9 @@ class Releases:
                     rule="release_terminal",
                 )
             return ReleaseNotFound(
-                f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
+                f"no release '{release_id}' (workflow {release_workflow_id(release_id)} not found)"
             )
         return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
-
-
-def _release_id(wid: str) -> str:
-    return wid.removeprefix("release-")
 
 
 def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
@@ -495,7 +490,7 @@ def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
 
 def _summary(execution: WorkflowExecution) -> ReleaseSummary:
     attrs = execution.typed_search_attributes
-    release_id = execution.id.removeprefix("release-")
+    release_id = release_id_of(execution.id)
     return ReleaseSummary(
         release_id=release_id,
         model=attrs.get(sa.MODEL_NAME) or "",

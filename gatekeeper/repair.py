@@ -41,7 +41,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper.errors import GatekeeperError, ReleaseNotFound
-from gatekeeper.releases import workflow_id
+from gatekeeper.ids import release_workflow_id
 
 #: Events a reset carries over to the new run (``ResetReapplyType.ALL_ELIGIBLE``, none excluded).
 _REAPPLIED = {
@@ -187,7 +187,7 @@ async def repair(
 ) -> Repair:
     """Reset the release's workflow to the last task today's code replays, re-applying every
     later decision; do nothing if its history replays cleanly."""
-    wid = workflow_id(release_id)
+    wid = release_workflow_id(release_id)
     handle = client.get_workflow_handle(wid)
     try:
         description = await handle.describe()

@@ -33,6 +33,7 @@ import structlog
 from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.config import ChannelSettings
 from gatekeeper.errors import AdapterError, DeliveryError
+from gatekeeper.ids import release_workflow_id
 from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import Delivery, Notification, NotifyRequest, NotifyResult, Recipient
 from gatekeeper.models.policy import BUILTIN_CHANNELS
@@ -298,7 +299,7 @@ def message_text(notification: Notification, recipient: Recipient | None = None)
     if recipient is None or not recipient.id.startswith(PARTNER_PREFIX):
         lines.append(
             f"Where to look: `gatekeeper release status {notification.release_id}`, or workflow "
-            f"release-{notification.release_id} in the Temporal UI."
+            f"{release_workflow_id(notification.release_id)} in the Temporal UI."
         )
     return "\n".join(lines) + "\n"
 

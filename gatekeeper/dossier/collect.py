@@ -23,10 +23,11 @@ from gatekeeper.dossier.model import Dossier, build_dossier, key_ids_used
 from gatekeeper.errors import ConnectionFailed, GatekeeperError, ReleaseNotFound
 from gatekeeper.identity.heads import Anchor
 from gatekeeper.identity.keys import KeyRecord
+from gatekeeper.ids import release_workflow_id
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.installed import InstalledPolicy
 from gatekeeper.models.status import ReleaseOutcome, ReleaseStatus
-from gatekeeper.releases import Releases, workflow_id
+from gatekeeper.releases import Releases
 
 
 async def collect_dossier(
@@ -64,7 +65,7 @@ async def collect_dossier(
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ReleaseNotFound(
-                f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
+                f"no release '{release_id}' (workflow {release_workflow_id(release_id)} not found)"
             ) from err
         raise ConnectionFailed(f"cannot read release {release_id}: {err.message}") from err
     converter = releases.client.data_converter
