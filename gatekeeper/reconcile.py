@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.ids import release_workflow_id
 from gatekeeper.models.enums import ReleaseState
 from gatekeeper.models.io import RevokeRequest
+from gatekeeper.temporal_errors import not_found
 
 if TYPE_CHECKING:
     from gatekeeper.adapters.registry import AccessRegistry
@@ -61,7 +62,7 @@ async def ended_without_launch(client: Client, release_id: str) -> tuple[str, st
     try:
         description = await handle.describe()
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if not_found(err):
             return "not_found", ""
         raise
     status = description.status

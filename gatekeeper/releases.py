@@ -32,8 +32,8 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.errors import (
@@ -70,6 +70,13 @@ from gatekeeper.models.status import (
 )
 from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
 from gatekeeper.signer import Signer
+from gatekeeper.temporal_errors import (
+    refusal,
+    start_refusal,
+    task_failing,
+    timed_out,
+    workflow_error,
+)
 from gatekeeper.text import for_markdown
 
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
@@ -89,16 +96,6 @@ _TASK_ENDED = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
 }
-
-#: What Temporal says when a workflow task fails on every attempt: an update is refused with the
-#: first, a query fails with the Core SDK's non-determinism error (code TMPRL1100).
-_TASK_FAILING = ("workflow task in failed state", "nondeterminism", "tmprl1100")
-
-
-def task_failing(message: str) -> bool:
-    """Whether ``message`` says the release's workflow task keeps failing (it needs repair)."""
-    lowered = message.lower()
-    return any(marker in lowered for marker in _TASK_FAILING)
 
 
 @dataclass(frozen=True)
@@ -291,10 +288,7 @@ class Releases:
         try:
             await handle.result()
         except WorkflowFailureError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                return StartRefused(cause.message, rule=cause.type or "refused")
-            return StartRefused(str(cause or err))
+            return start_refusal(err)
         return StartRefused(f"release {handle.id} ended before it started")
 
     async def _answer(self, release_id: str, name: str, result_type: Any) -> Any:
@@ -408,10 +402,7 @@ class Releases:
                 raise ReleaseNeedsRepair(release_id) from err
             raise self._no_answer(release_id, self.update_timeout) from err
         except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                raise DecisionRefused(cause.message, rule=cause.type or "refused") from err
-            raise DecisionRefused(str(cause or err)) from err
+            raise refusal(err) from err
         except RPCError as err:
             raise self._rpc_error(release_id, err) from err
         return result
@@ -458,18 +449,19 @@ class Releases:
     def _rpc_error(self, release_id: str, err: RPCError) -> Exception:
         if task_failing(err.message):
             return ReleaseNeedsRepair(release_id)
-        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+        if timed_out(err):
             return self._no_answer(release_id, self.query_timeout)
-        if err.status == RPCStatusCode.NOT_FOUND:
-            if "already completed" in err.message or "completed" in err.message.lower():
-                return DecisionRefused(
-                    f"release {release_id} has ended; it accepts no further decisions",
-                    rule="release_terminal",
-                )
-            return ReleaseNotFound(
+        return workflow_error(
+            err,
+            what=f"release {release_id}",
+            ended=DecisionRefused(
+                f"release {release_id} has ended; it accepts no further decisions",
+                rule="release_terminal",
+            ),
+            missing=ReleaseNotFound(
                 f"no release '{release_id}' (workflow {release_workflow_id(release_id)} not found)"
-            )
-        return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
+            ),
+        )
 
 
 def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.converter import DataConverter
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.dossier.model import Dossier, build_dossier, key_ids_used
@@ -28,6 +28,7 @@ from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.installed import InstalledPolicy
 from gatekeeper.models.status import ReleaseOutcome, ReleaseStatus
 from gatekeeper.releases import Releases
+from gatekeeper.temporal_errors import not_found
 
 
 async def collect_dossier(
@@ -63,7 +64,7 @@ async def collect_dossier(
         description = await handle.describe()
         history = await handle.fetch_history()
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if not_found(err):
             raise ReleaseNotFound(
                 f"no release '{release_id}' (workflow {release_workflow_id(release_id)} not found)"
             ) from err
