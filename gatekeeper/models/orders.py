@@ -137,11 +137,6 @@ class AccessOrder(Model):
         default_factory=list, description="exemptions granted after the order was issued"
     )
 
-    @property
-    def suspension_scope(self) -> str:
-        """The scope as ``AccessSuspensionRequest.scope`` writes it (a bare jurisdiction code)."""
-        return self.scope.removeprefix("jurisdiction:")
-
     def exempt_for(self, model: str) -> list[str]:
         """Every partner exempt from this order for ``model``, sorted."""
         partners = set(self.exempt_partners)
