@@ -9,6 +9,7 @@ they surface:
   :class:`DecisionRefused` (:class:`StartRefused`) carrying the rule it broke (the
   ``ApplicationError`` type);
 - :func:`workflow_error`: an RPC about one workflow — not found, ended, or anything else;
+- :func:`unreachable`: a client that could not connect at all;
 - :func:`service_error`: an RPC to the cluster itself (namespaces, search attributes, task
   queues) — unreachable (:class:`ConnectionFailed`) or refused (:class:`ConfigError`);
 - :func:`not_found`, :func:`already_exists`, :func:`has_ended`, :func:`timed_out`, :func:`task_failing`: the
@@ -32,6 +33,8 @@ from gatekeeper.errors import (
 #: What Temporal says when a workflow task fails on every attempt: an update is refused with the
 #: first, a query fails with the Core SDK's non-determinism error (code TMPRL1100).
 _TASK_FAILING = ("workflow task in failed state", "nondeterminism", "tmprl1100")
+#: The file holding a bearer token for the cluster (see :mod:`gatekeeper.client`).
+TOKEN_VARIABLE = "GATEKEEPER_TEMPORAL_TOKEN_FILE"
 
 
 def refused_because(err: WorkflowUpdateFailedError | WorkflowFailureError) -> tuple[str, str]:
@@ -105,3 +108,31 @@ def service_error(
     if err.status in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
         hint = refused_hint
     return ConfigError(f"{what}: {err.message}{hint}")
+
+
+def unreachable(err: BaseException, *, target: str, namespace: str) -> ConnectionFailed:
+    """A client that could not connect to ``target``: the cause in a few words, and what to do."""
+    return ConnectionFailed(
+        f"cannot reach Temporal at {target} (namespace {namespace}): "
+        f"{_cause(err)}; start one with `gatekeeper dev` or set TEMPORAL_ADDRESS"
+    )
+
+
+def _cause(err: BaseException) -> str:
+    """The cause in a few words: Core's transport errors are long Rust debug strings."""
+    text = str(err)
+    for needle, short in (
+        ("Connection refused", "connection refused"),
+        ("dns error", "unknown host"),
+        ("timed out", "timed out"),
+        ("certificate", "TLS certificate problem"),
+        (
+            "Unauthenticated",
+            f"unauthenticated (check TEMPORAL_API_KEY / {TOKEN_VARIABLE} / TLS settings)",
+        ),
+        ("PermissionDenied", f"permission denied (check the token in {TOKEN_VARIABLE})"),
+    ):
+        if needle.lower() in text.lower():
+            return short
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else type(err).__name__
