@@ -98,9 +98,10 @@ def eligible_people(
 
 @dataclass(frozen=True)
 class Awaited:
-    """Whom an open gate waits for: its progress, the roles still wanted that someone eligible
-    holds, and the eligible people. Both lists empty: nobody left may approve (the gate can
-    only end by its deadline, an operator, or a rejection)."""
+    """Whom an open gate waits for: its progress, the roles its quorum still wants and the people
+    every rule lets approve now. When nobody is left who may approve, both lists are empty (no
+    inbox, no ``AwaitingRoles`` search names a refused approver): the gate can then only end by
+    its deadline, an operator or a rejection."""
 
     progress: QuorumProgress
     roles: list[str]
@@ -114,12 +115,15 @@ class Awaited:
 def awaited_at_gate(
     policy: Policy, status: ReleaseStatus, gate_settings: GateSettings, gate: GateState
 ) -> Awaited:
-    """Who ``gate`` awaits: the roles its quorum still needs, narrowed to the people every rule
-    lets approve, so an inbox or an ``AwaitingRoles`` search never names a refused approver."""
+    """Who ``gate`` awaits: the people every rule lets approve in a role the quorum still wants.
+
+    The roles stay the quorum's wanted roles (what ``AwaitingRoles`` has always published, so a
+    release's search-attribute updates, which are workflow commands, stay as they were) unless
+    nobody may approve: then none.
+    """
     progress = quorum_progress(gate_settings.quorum, gate.valid_approvals())
     wanted = progress.awaited_roles
     people = eligible_people(
         policy=policy, status=status, gate_settings=gate_settings, gate=gate, roles=wanted
     )
-    held = {role for person in policy.roster if person.id in people for role in person.roles}
-    return Awaited(progress, [role for role in wanted if role in held], people)
+    return Awaited(progress, wanted if people else [], people)
