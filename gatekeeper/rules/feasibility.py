@@ -23,10 +23,10 @@ from gatekeeper.models.policy import (
     Stage,
 )
 from gatekeeper.models.spec import ReleaseSpec
+from gatekeeper.rules import registry
 from gatekeeper.rules.base import Findings, Scope
 from gatekeeper.rules.people import covered_authors, roles_by_person
 from gatekeeper.rules.quorum import match_places
-from gatekeeper.rules.registry import GATE_RULES
 
 _RELEASE_MANAGER = WellKnownRole.RELEASE_MANAGER.value
 
@@ -46,7 +46,7 @@ def can_be_met(scope: Scope, gates: Sequence[GateSettings]) -> bool:
         {
             person
             for person, _ in people
-            if any(r.sets_aside(scope, gate, person) for r in GATE_RULES)
+            if any(r.sets_aside(scope, gate, person) for r in registry.GATE_RULES)
         }
         for gate in gates
     ]
@@ -61,7 +61,7 @@ def can_be_met(scope: Scope, gates: Sequence[GateSettings]) -> bool:
 
 def pooled(scope: Scope) -> bool:
     """Whether some rule needs every gate filled by different people at once."""
-    return any(rule.pools_gates(scope.policy) for rule in GATE_RULES)
+    return any(rule.pools_gates(scope.policy) for rule in registry.GATE_RULES)
 
 
 def gate_problem(scope: Scope, gate: GateSettings) -> str | None:
@@ -111,7 +111,7 @@ def pooled_problems(scope: Scope, *, gates_workable: bool) -> Findings:
 
 def rule_problems(scope: Scope) -> Findings:
     """Every rule's own problems with the policy (:meth:`GateRule.policy_problems`)."""
-    return [found for rule in GATE_RULES for found in rule.policy_problems(scope.policy)]
+    return [found for rule in registry.GATE_RULES for found in rule.policy_problems(scope.policy)]
 
 
 def spec_problems(policy: Policy, spec: ReleaseSpec) -> Findings:
