@@ -27,10 +27,11 @@ from gatekeeper.models.policy import GateSettings, Policy
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import Decision, GateState, ReleaseStatus
 from gatekeeper.rules.refusals import Refusal, Rule
-from gatekeeper.yamlfile import FieldPath
 
-#: Problems found in a policy: each the field it concerns and a sentence.
-Findings = list[tuple[FieldPath, str]]
+#: Problems found in a policy: each the field path it concerns (as ``gatekeeper.yamlfile``
+#: locates them; not imported, so the decision logic the workflow runs does not load YAML) and a
+#: sentence.
+Findings = list[tuple[tuple[str | int, ...], str]]
 
 
 @dataclass(frozen=True)
