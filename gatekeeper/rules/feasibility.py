@@ -116,7 +116,12 @@ def rule_problems(scope: Scope) -> Findings:
 
 def spec_problems(policy: Policy, spec: ReleaseSpec) -> Findings:
     """Gates the release's quorum can never pass once its submitter and the authors of the
-    evidence each gate covers are set aside (and, when gates are pooled, all of them at once)."""
+    evidence each gate covers are set aside.
+
+    Each gate is asked alone, even when a rule pools them: the workflow runs this check when a
+    release starts, so a stricter check would refuse, on replay, releases that started under
+    this one (it needs a ``workflow.patched`` guard first; see the report of issue 13).
+    """
     people = roles_by_person(policy)
     found: Findings = []
     gates = [
@@ -142,14 +147,6 @@ def spec_problems(policy: Policy, spec: ReleaseSpec) -> Findings:
                 "and authors may not approve their own evidence"
             )
             found.append((("evidence",), message))
-    if not found and len(gates) > 1 and pooled(known) and not can_be_met(known, gates):
-        ids = ", ".join(gate.id for gate in gates)
-        message = (
-            f"gates {ids} cannot all be met: this policy needs different approvers at each gate, "
-            "and once the submitter and the authors of covered evidence are set aside too few "
-            "people hold those roles"
-        )
-        found.append((("submitter",), message))
     return found
 
 

@@ -98,10 +98,9 @@ def eligible_people(
 
 @dataclass(frozen=True)
 class Awaited:
-    """Whom an open gate waits for: its progress, the roles its quorum still wants and the people
-    every rule lets approve now. When nobody is left who may approve, both lists are empty (no
-    inbox, no ``AwaitingRoles`` search names a refused approver): the gate can then only end by
-    its deadline, an operator or a rejection."""
+    """Whom an open gate waits for: its progress, the roles its quorum still wants, and the
+    people every rule lets approve now in one of them (none: nobody left may approve, and the
+    gate can only end by its deadline, an operator or a rejection)."""
 
     progress: QuorumProgress
     roles: list[str]
@@ -115,15 +114,16 @@ class Awaited:
 def awaited_at_gate(
     policy: Policy, status: ReleaseStatus, gate_settings: GateSettings, gate: GateState
 ) -> Awaited:
-    """Who ``gate`` awaits: the people every rule lets approve in a role the quorum still wants.
+    """Who ``gate`` awaits: the roles its quorum still wants, and the people every rule lets
+    approve in one of them, so an inbox never names a refused approver.
 
-    The roles stay the quorum's wanted roles (what ``AwaitingRoles`` has always published, so a
-    release's search-attribute updates, which are workflow commands, stay as they were) unless
-    nobody may approve: then none.
+    The roles are the quorum's wanted roles whoever holds them: they are published as the
+    ``AwaitingRoles`` search attribute, whose updates are workflow commands, so narrowing them
+    would change the commands of releases already running.
     """
     progress = quorum_progress(gate_settings.quorum, gate.valid_approvals())
     wanted = progress.awaited_roles
     people = eligible_people(
         policy=policy, status=status, gate_settings=gate_settings, gate=gate, roles=wanted
     )
-    return Awaited(progress, wanted if people else [], people)
+    return Awaited(progress, wanted, people)

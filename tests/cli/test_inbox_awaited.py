@@ -7,9 +7,13 @@ import json
 
 import pytest
 
+from gatekeeper.cli.inbox import waits_for
 from gatekeeper.errors import DecisionRefused
+from gatekeeper.models.status import Awaiting, GateState, HoldRecord, ReleaseStatus
+from gatekeeper.rules import awaited_at_gate
 from tests import factories
 from tests.cli.conftest import Cli, new_id, until_visible
+from tests.rules import world
 from tests.workflows.conftest import Harness
 
 
@@ -55,3 +59,40 @@ class TestAwaitedMayApprove:
         assert refused.value.rule == "distinct_approvers"
         await harness.approve(rid, "sec.two", "security")
         await harness.until(rid, lambda s: s.stage != "vetted_partner_access")
+
+
+class TestAGateNobodyMayApprove:
+    """An open gate that names nobody is in nobody's inbox, though its roles stay published;
+    a held one is still the operators'."""
+
+    @staticmethod
+    def stuck() -> ReleaseStatus:
+        roster = [world.person("rita", world.MANAGER), world.person("sam", "safety")]
+        gates = [
+            world.gate("review", world.req("safety")),
+            world.gate("final", world.req("safety")),
+        ]
+        policy = world.policy(roster, gates, distinct_approvers_across_gates=True)
+        review = GateState(
+            stage="review",
+            opened_at=world.NOW,
+            closed_at=world.NOW,
+            decisions=[world.approval("sam", "safety")],
+        )
+        final = GateState(stage="final", opened_at=world.NOW)
+        release = world.status(policy, world.spec("rita"), {"review": review, "final": final})
+        awaited = awaited_at_gate(policy, release, gates[1], final)
+        assert awaited.stuck and awaited.roles == ["safety"]
+        release.awaiting = Awaiting(
+            what="approval at final", roles=awaited.roles, people=awaited.people, since=world.NOW
+        )
+        return release
+
+    def test_nobody_is_offered_a_decision_at_a_stuck_gate(self) -> None:
+        assert waits_for(self.stuck(), "sam", ["safety"]) == []
+
+    def test_a_held_gate_is_still_the_operators(self) -> None:
+        release = self.stuck()
+        release.holds.append(HoldRecord(kind="operator", by="olga", reason="review", at=world.NOW))
+        release.awaiting = Awaiting(what="resume", roles=["operator"], since=world.NOW)
+        assert waits_for(release, "olga", ["operator"]) == ["operator"]
