@@ -120,7 +120,7 @@ def spec_problems(policy: Policy, spec: ReleaseSpec) -> Findings:
 
     Each gate is asked alone, even when a rule pools them: the workflow runs this check when a
     release starts, so a stricter check would refuse, on replay, releases that started under
-    this one (it needs a ``workflow.patched`` guard first; see the report of issue 13).
+    this one (a pooled check needs a ``workflow.patched`` guard in the workflow first).
     """
     people = roles_by_person(policy)
     found: Findings = []
