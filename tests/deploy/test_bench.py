@@ -16,19 +16,22 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
-from gatekeeper.releases import Releases
-from gatekeeper.settings import Settings
-from tests import signing
-from tests.helpers import running_worker
-from workers.bench import drive_baseline, parse_args, process_memory_mb, render
-from workers.bench_baseline import BaselineWorkflow, noop, plan_from_history
-from workers.bench_release import (
+from bench.baseline import BaselineWorkflow, noop, plan_from_history
+from bench.figures import process_memory_mb
+from bench.pipeline import drive_baseline
+from bench.release import (
     GATES,
     bench_policy,
     drive_release,
     install_policies,
     seed_partners,
 )
+from bench.report import render
+from bench.run import parse_args
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from tests import signing
+from tests.helpers import running_worker
 from workflows.registry import ALL_WORKFLOWS
 
 COUNTED = {
