@@ -1,7 +1,8 @@
 """ModelReleaseWorkflow: one release, interpreting its policy's pipeline of stages.
 
 The workflow waits (durable timers, conditions), calls activities for side effects, and answers
-updates; every change of state goes through :class:`~gatekeeper.ledger.decisions.ReleaseLedger`, which is
+updates; every change of state goes through the release's :class:`~gatekeeper.ledger.state.Ledger`
+and its deciders (:mod:`gatekeeper.ledger.deciders`, one per decision path), which are
 deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 """
 
@@ -33,9 +34,20 @@ with workflow.unsafe.imports_passed_through():
         AnchorRequest,
         HeadSignature,
     )
-    from gatekeeper.ledger.decisions import ReleaseLedger
+    from gatekeeper.ledger.checks import record_refusal
+    from gatekeeper.ledger.deciders import (
+        AmendDecider,
+        AuthorshipDecider,
+        Deciders,
+        DelegationDecider,
+        GovernmentDecider,
+        OperatorDecider,
+        PartnerListDecider,
+        ReviewDecider,
+        SuspensionDecider,
+    )
     from gatekeeper.ledger.notices import Notice, when
-    from gatekeeper.ledger.state import IntegrityError
+    from gatekeeper.ledger.state import IntegrityError, Ledger
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState
@@ -112,6 +124,11 @@ SPEC_NOT_ALLOWED = "spec_not_allowed"
 #: The patch under which a release signs its audit head at stage ends and at its end (issue 12).
 #: Releases started before it (no marker in their history) finish without, as they started.
 ANCHOR_PATCH = "anchor-audit-heads"
+#: The patch under which only the verification of the release's latest evidence is recorded
+#: (issue 13): each amend that changes a digest moves the ledger's evidence version, and a
+#: verification asked for at an older version is dropped when it lands. Releases started before
+#: it record every verification as it lands, as they did.
+EVIDENCE_PATCH = "versioned-evidence-checks"
 #: The shortest timer a wait starts: a clock already past still gets one (see _sleep_until_change).
 MIN_TIMER = timedelta(milliseconds=1)
 
@@ -166,7 +183,7 @@ class ModelReleaseWorkflow:
             if self._input is not None
             else workflow.info().workflow_id.removeprefix("release-")
         )
-        self._resolved: ReleaseLedger | None = None
+        self._resolved: Deciders | None = None
         self._integrity_error: str | None = None
         self._changes = 0
         # The status as last committed (without its version): the version moves only when the
@@ -179,6 +196,9 @@ class ModelReleaseWorkflow:
         # Whether this release signs its audit heads (ANCHOR_PATCH), the last event a head
         # scheduled for signing covers, and whether the release's final head is signed.
         self._anchoring = False
+        # Whether verifications count only for the evidence version they were asked for
+        # (EVIDENCE_PATCH).
+        self._versioned_evidence = False
         self._signed_through = -1
         self._final_head_signed = False
         self._launching = False
@@ -188,12 +208,17 @@ class ModelReleaseWorkflow:
         self._reached_clock: datetime | None = None
 
     @property
-    def _ledger(self) -> ReleaseLedger:
+    def _deciders(self) -> Deciders:
+        """The release's deciders, one per decision path, over its ledger."""
         if self._resolved is None:
             raise Refused(
                 f"release {self._release_id} is starting; try again in a moment", RELEASE_STARTING
             )
         return self._resolved
+
+    @property
+    def _ledger(self) -> Ledger:
+        return self._deciders.ledger
 
     # --- the pipeline ---------------------------------------------------------------------
 
@@ -209,9 +234,10 @@ class ModelReleaseWorkflow:
                 raise RuntimeError(refusal.message)
             raise refusal  # malformed, or plaintext while encryption is on: refused for good
         self._anchoring = workflow.patched(ANCHOR_PATCH)
+        self._versioned_evidence = workflow.patched(EVIDENCE_PATCH)
         installed = await self._resolve_policy(inp)
         try:
-            self._resolved = ReleaseLedger(inp.spec, installed, self._now())
+            self._resolved = Deciders.over(Ledger(inp.spec, installed, self._now()))
         except IntegrityError as err:
             self._integrity_error = str(err)
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
@@ -487,7 +513,8 @@ class ModelReleaseWorkflow:
             retry_policy=timeouts.ACCESS_RETRY,
             summary=f"List partners eligible for {', '.join(c.id for c in cohorts) or 'no cohort'}",
         )
-        partners = ledger.propose_partners(stage, eligible, self._now())
+        decider = self._deciders.partners
+        partners = decider.propose_partners(stage, eligible, self._now())
         self._commit()
         granted = GrantResult(skipped=eligible.skipped)
         batch = 0
@@ -515,16 +542,16 @@ class ModelReleaseWorkflow:
                     summary=f"Grant early access to {len(approved)} government-approved partner(s)",
                 )
                 ledger.record_grants(result, stage, self._now())
-                ledger.partners_granted(stage.id, approved)
+                decider.partners_granted(stage.id, approved)
                 granted.partners_total = granted.partner_count + result.partner_count
                 granted.grants.extend(result.grants[: GRANT_SAMPLE - len(granted.grants)])
                 self._commit()
                 continue
             if not approved and not partners.undecided():
-                ledger.settle_partner_list(stage.id, self._now())
+                decider.settle_partner_list(stage.id, self._now())
                 self._commit()
                 break
-            ledger.await_partner_list(stage.id, self._now())
+            decider.await_partner_list(stage.id, self._now())
             self._commit()
             await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
         return granted
@@ -669,8 +696,13 @@ class ModelReleaseWorkflow:
 
     # --- side effects ---------------------------------------------------------------------------
 
-    async def _verify_evidence(self) -> None:
-        spec = self._ledger.spec
+    async def _verify_evidence(self) -> bool:
+        """Verify the release's evidence as it is now; record the result unless an amend
+        changed the evidence meanwhile (a later verification is then on its way, and the
+        last to land must not be an older one). Whether the result was recorded."""
+        ledger = self._ledger
+        spec = ledger.spec
+        version = ledger.evidence_version if self._versioned_evidence else None
         try:
             result = await workflow.execute_activity(
                 "verify_evidence",
@@ -683,16 +715,20 @@ class ModelReleaseWorkflow:
                 summary="Verify evidence digests",
             )
         except ActivityError as err:
-            self._ledger.audit(
+            if version is not None and not ledger.evidence_current(version):
+                return False
+            ledger.audit(
                 self._now(),
                 "gatekeeper",
                 "evidence_unverified",
                 {"error": str(err.cause or err)},
             )
             self._commit()
-            return
-        self._ledger.record_evidence_checks(result, self._now())
+            return True
+        if not ledger.record_evidence_checks(result, self._now(), version):
+            return False
         self._commit()
+        return True
 
     async def _revoke_everything(self, reason: str) -> None:
         ledger = self._ledger
@@ -960,10 +996,10 @@ class ModelReleaseWorkflow:
         model: type[M],
         payload: RawValue,
         validate: Callable[[M], None],
-        change: Callable[[ReleaseLedger, M], object],
+        change: Callable[[Ledger, M], object],
         kind: Callable[[M], str] | None = None,
     ) -> None:
-        """``_check``, then the request budget (``ReleaseLedger.screen``): refuse, unrecorded,
+        """``_check``, then the request budget (``Ledger.screen``): refuse, unrecorded,
         what is past its budget, would change nothing, or is padded past its size."""
         size = len(raw_data(payload))
 
@@ -1005,8 +1041,8 @@ class ModelReleaseWorkflow:
             # Recorded in the audit trail while the ``refused`` budget lasts; past it the
             # validator refuses such requests itself, so only a race reaches here unrecorded.
             if refusal.audited and not ledger.spent("refused"):
-                ledger.refused(
-                    refusal, workflow.now(), actor, request, body.model_dump(mode="json")
+                record_refusal(
+                    ledger, refusal, workflow.now(), actor, request, body.model_dump(mode="json")
                 )
             ledger.charge("refused", content_size(body))
             self._commit()
@@ -1035,7 +1071,7 @@ class ModelReleaseWorkflow:
             kind.value,
             req.decider,
             req,
-            lambda: self._ledger.apply_decision(kind, req, workflow.now()),
+            lambda: self._deciders.review.apply_decision(kind, req, workflow.now()),
             payload,
         )
 
@@ -1071,8 +1107,8 @@ class ModelReleaseWorkflow:
             kind.value,
             DecisionRequest,
             payload,
-            lambda req: self._ledger.validate_decision(kind, req, workflow.now()),
-            lambda ledger, req: ledger.apply_decision(kind, req, workflow.now()),
+            lambda req: self._deciders.review.validate_decision(kind, req, workflow.now()),
+            lambda ledger, req: ReviewDecider(ledger).apply_decision(kind, req, workflow.now()),
         )
 
     @workflow.update
@@ -1082,15 +1118,20 @@ class ModelReleaseWorkflow:
         result = self._apply("amend", req.by, req, lambda: self._amend(req), payload)
         if self._reverify:
             self._reverify = False
-            await self._verify_evidence()
+            recorded = await self._verify_evidence()
             result = self._result(result.message)
             failures = self._ledger.evidence_failures()
-            if failures:
+            if not recorded:
+                result.message += (
+                    "; a later amend changed the evidence again (its verification is the one "
+                    "that counts)"
+                )
+            elif failures:
                 result.message += f"; evidence still failing: {', '.join(failures)}"
         return result
 
     def _amend(self, req: AmendRequest) -> str:
-        message, reverify = self._ledger.apply_amend(req, workflow.now())
+        message, reverify = self._deciders.amend.apply_amend(req, workflow.now())
         self._reverify = reverify
         return message
 
@@ -1100,8 +1141,8 @@ class ModelReleaseWorkflow:
             "amend",
             AmendRequest,
             payload,
-            lambda req: self._ledger.validate_amend(req, workflow.now()),
-            lambda ledger, req: ledger.apply_amend(req, workflow.now()),
+            lambda req: self._deciders.amend.validate_amend(req, workflow.now()),
+            lambda ledger, req: AmendDecider(ledger).apply_amend(req, workflow.now()),
         )
 
     @workflow.update
@@ -1112,7 +1153,7 @@ class ModelReleaseWorkflow:
             "record_government_response",
             req.by,
             req,
-            lambda: self._ledger.apply_government(req, workflow.now()),
+            lambda: self._deciders.government.apply_government(req, workflow.now()),
             payload,
         )
 
@@ -1122,8 +1163,8 @@ class ModelReleaseWorkflow:
             "record_government_response",
             GovernmentResponse,
             payload,
-            lambda req: self._ledger.validate_government(req, workflow.now()),
-            lambda ledger, req: ledger.apply_government(req, workflow.now()),
+            lambda req: self._deciders.government.validate_government(req, workflow.now()),
+            lambda ledger, req: GovernmentDecider(ledger).apply_government(req, workflow.now()),
             kind=lambda req: req.kind.value,
         )
 
@@ -1132,7 +1173,11 @@ class ModelReleaseWorkflow:
         """Operator hold: nothing advances until resumed (or ``until`` passes)."""
         req = self._parse("hold", OperatorRequest, payload)
         return self._apply(
-            "hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now()), payload
+            "hold",
+            req.by,
+            req,
+            lambda: self._deciders.operators.apply_hold(req, workflow.now()),
+            payload,
         )
 
     @hold.validator
@@ -1142,7 +1187,7 @@ class ModelReleaseWorkflow:
             OperatorRequest,
             payload,
             self._operator_check,
-            lambda ledger, req: ledger.apply_hold(req, workflow.now()),
+            lambda ledger, req: OperatorDecider(ledger).apply_hold(req, workflow.now()),
         )
 
     @workflow.update
@@ -1150,7 +1195,11 @@ class ModelReleaseWorkflow:
         """Lift an operator (or missed-deadline) hold."""
         req = self._parse("resume", OperatorRequest, payload)
         return self._apply(
-            "resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now()), payload
+            "resume",
+            req.by,
+            req,
+            lambda: self._deciders.operators.apply_resume(req, workflow.now()),
+            payload,
         )
 
     @resume.validator
@@ -1159,8 +1208,8 @@ class ModelReleaseWorkflow:
             "resume",
             OperatorRequest,
             payload,
-            lambda req: self._ledger.validate_operator(req, workflow.now()),
-            lambda ledger, req: ledger.apply_resume(req, workflow.now()),
+            lambda req: self._deciders.operators.validate_operator(req, workflow.now()),
+            lambda ledger, req: OperatorDecider(ledger).apply_resume(req, workflow.now()),
         )
 
     @workflow.update
@@ -1171,7 +1220,7 @@ class ModelReleaseWorkflow:
             "withdraw",
             req.by,
             req,
-            lambda: self._ledger.apply_withdraw(req, workflow.now()),
+            lambda: self._deciders.operators.apply_withdraw(req, workflow.now()),
             payload,
         )
 
@@ -1182,11 +1231,11 @@ class ModelReleaseWorkflow:
             OperatorRequest,
             payload,
             self._operator_check,
-            lambda ledger, req: ledger.apply_withdraw(req, workflow.now()),
+            lambda ledger, req: OperatorDecider(ledger).apply_withdraw(req, workflow.now()),
         )
 
     def _operator_check(self, req: OperatorRequest) -> None:
-        self._ledger.validate_operator(req, workflow.now())
+        self._deciders.operators.validate_operator(req, workflow.now())
         if self._launching:
             raise refuse(
                 Rule.LAUNCH_IN_PROGRESS,
@@ -1201,7 +1250,7 @@ class ModelReleaseWorkflow:
             "delegate",
             req.by,
             req,
-            lambda: self._ledger.apply_delegation(req, workflow.now()),
+            lambda: self._deciders.delegation.apply_delegation(req, workflow.now()),
             payload,
         )
 
@@ -1211,8 +1260,8 @@ class ModelReleaseWorkflow:
             "delegate",
             DelegationRequest,
             payload,
-            lambda req: self._ledger.validate_delegation(req, workflow.now()),
-            lambda ledger, req: ledger.apply_delegation(req, workflow.now()),
+            lambda req: self._deciders.delegation.validate_delegation(req, workflow.now()),
+            lambda ledger, req: DelegationDecider(ledger).apply_delegation(req, workflow.now()),
         )
 
     @workflow.update
@@ -1223,7 +1272,7 @@ class ModelReleaseWorkflow:
             "revoke_delegation",
             req.by,
             req,
-            lambda: self._ledger.apply_revocation(req, workflow.now()),
+            lambda: self._deciders.delegation.apply_revocation(req, workflow.now()),
             payload,
         )
 
@@ -1233,8 +1282,8 @@ class ModelReleaseWorkflow:
             "revoke_delegation",
             DelegationRevocation,
             payload,
-            lambda req: self._ledger.validate_revocation(req, workflow.now()),
-            lambda ledger, req: ledger.apply_revocation(req, workflow.now()),
+            lambda req: self._deciders.delegation.validate_revocation(req, workflow.now()),
+            lambda ledger, req: DelegationDecider(ledger).apply_revocation(req, workflow.now()),
         )
 
     @workflow.update
@@ -1245,7 +1294,7 @@ class ModelReleaseWorkflow:
             "attest_authorship",
             req.by,
             req,
-            lambda: self._ledger.apply_authorship(req, workflow.now()),
+            lambda: self._deciders.authorship.apply_authorship(req, workflow.now()),
             payload,
         )
 
@@ -1255,8 +1304,8 @@ class ModelReleaseWorkflow:
             "attest_authorship",
             AuthorshipAttestation,
             payload,
-            lambda req: self._ledger.validate_authorship(req, workflow.now()),
-            lambda ledger, req: ledger.apply_authorship(req, workflow.now()),
+            lambda req: self._deciders.authorship.validate_authorship(req, workflow.now()),
+            lambda ledger, req: AuthorshipDecider(ledger).apply_authorship(req, workflow.now()),
         )
 
     @workflow.update
@@ -1267,7 +1316,7 @@ class ModelReleaseWorkflow:
             "suspend_access",
             req.by,
             req,
-            lambda: self._ledger.apply_suspension(req, workflow.now()),
+            lambda: self._deciders.suspensions.apply_suspension(req, workflow.now()),
             payload,
         )
 
@@ -1277,8 +1326,8 @@ class ModelReleaseWorkflow:
             "suspend_access",
             AccessSuspensionRequest,
             payload,
-            lambda req: self._ledger.validate_suspension(req, workflow.now()),
-            lambda ledger, req: ledger.apply_suspension(req, workflow.now()),
+            lambda req: self._deciders.suspensions.validate_suspension(req, workflow.now()),
+            lambda ledger, req: SuspensionDecider(ledger).apply_suspension(req, workflow.now()),
         )
 
     @workflow.update
@@ -1289,7 +1338,7 @@ class ModelReleaseWorkflow:
             "restore_access",
             req.by,
             req,
-            lambda: self._ledger.apply_restore(req, workflow.now()),
+            lambda: self._deciders.suspensions.apply_restore(req, workflow.now()),
             payload,
         )
 
@@ -1299,13 +1348,13 @@ class ModelReleaseWorkflow:
             "restore_access",
             AccessRestoreRequest,
             payload,
-            lambda req: self._ledger.validate_suspension(
+            lambda req: self._deciders.suspensions.validate_suspension(
                 AccessSuspensionRequest(
                     order_id=req.order_id, by=req.by, scope="everyone", reason=req.reason
                 ),
                 workflow.now(),
             ),
-            lambda ledger, req: ledger.apply_restore(req, workflow.now()),
+            lambda ledger, req: SuspensionDecider(ledger).apply_restore(req, workflow.now()),
         )
 
     @workflow.update
@@ -1316,7 +1365,7 @@ class ModelReleaseWorkflow:
             "approve_partners",
             req.by,
             req,
-            lambda: self._ledger.apply_partner_approval(req, workflow.now()),
+            lambda: self._deciders.partners.apply_partner_approval(req, workflow.now()),
             payload,
         )
 
@@ -1326,8 +1375,10 @@ class ModelReleaseWorkflow:
             "approve_partners",
             PartnerApprovalRequest,
             payload,
-            lambda req: self._ledger.validate_partner_approval(req, workflow.now()),
-            lambda ledger, req: ledger.apply_partner_approval(req, workflow.now()),
+            lambda req: self._deciders.partners.validate_partner_approval(req, workflow.now()),
+            lambda ledger, req: PartnerListDecider(ledger).apply_partner_approval(
+                req, workflow.now()
+            ),
         )
 
     # --- queries --------------------------------------------------------------------------------
