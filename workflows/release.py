@@ -18,36 +18,45 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
-with workflow.unsafe.imports_passed_through():
-    # cryptography's Rust core imports this module lazily when a signature fails to verify;
-    # importing it here keeps that import outside the sandbox (else pyo3 aborts the process).
-    import cryptography.exceptions  # noqa: F401
+# The package itself is the sandbox's own (imported before the shared modules below are hung on
+# it): the sandboxed modules are then set on the sandbox's package, never on the process's, whose
+# ``gatekeeper.rules`` (say) stays the process's module.
+import gatekeeper
 
-    from gatekeeper import routing, signed_requests
-    from gatekeeper import search_attributes as sa
+# Shared with the worker process: imported once, outside the sandbox. The sandbox shares a module
+# only when it is imported by name inside this block, so each is named here; the rest, imported
+# below, the sandbox imports afresh for each run and checks. tests/workflows/test_sandbox.py
+# checks which side each module is on. Shared, and why:
+# - cryptography (and gatekeeper.signing and .statements, which hold it): a pyo3 module loads
+#   once per process; its Rust core imports cryptography.exceptions lazily when a signature
+#   fails to verify, and that import inside the sandbox aborts the process.
+# - gatekeeper.identity (authority, and the keys and heads it hands out): the worker's key
+#   directory is the process's one instance (a sandboxed copy has none installed).
+# - gatekeeper.models: the signed heads (gatekeeper.identity.heads) carry the ledger's audit
+#   events, so each model must be one class on both sides (pydantic refuses an instance of a
+#   look-alike class); and the pydantic classes are built once, not for every release.
+# - gatekeeper.errors, gatekeeper.failures, gatekeeper.codec_refusals: what the shared modules
+#   raise (parse_payload's BadInput, parse_policy_ref's InputError) is what this module catches.
+# - yaml and gatekeeper.yamlfile (reading and writing YAML files, which no workflow does; the
+#   policy checks import them): a parser of 6,000 lines, not decision logic, that each run
+#   would otherwise import again (about a tenth of a replay's CPU time).
+with workflow.unsafe.imports_passed_through():
+    import cryptography.exceptions  # noqa: F401
+    import yaml  # noqa: F401
+
+    import gatekeeper.identity.authority as authority
+    import gatekeeper.identity.keys
+    import gatekeeper.models.spec
+    import gatekeeper.signing
+    import gatekeeper.yamlfile  # noqa: F401
     from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError
     from gatekeeper.failures import Refused
-    from gatekeeper.identity import authority
     from gatekeeper.identity.heads import (
         LINK_LENGTH,
         AnchorRequest,
         HeadSignature,
     )
-    from gatekeeper.ledger.checks import record_refusal
-    from gatekeeper.ledger.deciders import (
-        AmendDecider,
-        AuthorshipDecider,
-        Deciders,
-        DelegationDecider,
-        GovernmentDecider,
-        OperatorDecider,
-        PartnerListDecider,
-        ReviewDecider,
-        SuspensionDecider,
-    )
-    from gatekeeper.ledger.notices import Notice, when
-    from gatekeeper.ledger.state import IntegrityError, Ledger
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState
@@ -107,12 +116,32 @@ with workflow.unsafe.imports_passed_through():
         ReleaseStatus,
         UpdateResult,
     )
-    from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
-    from gatekeeper.spec import check_spec_against_policy
     from gatekeeper.statements import SIGNATURE_FIELD
-    from workflows import timeouts
-    from workflows.details import current_details
 
+# The decision logic, imported and checked by the sandbox for each run (no I/O, clock or
+# randomness at import or in use): the ledger and its deciders, the rules, the spec's checks,
+# routing, request authentication, the timeouts and the details.
+import gatekeeper.routing as routing
+import gatekeeper.search_attributes as sa
+import gatekeeper.signed_requests as signed_requests
+from gatekeeper.ledger.checks import record_refusal
+from gatekeeper.ledger.deciders import (
+    AmendDecider,
+    AuthorshipDecider,
+    Deciders,
+    DelegationDecider,
+    GovernmentDecider,
+    OperatorDecider,
+    PartnerListDecider,
+    ReviewDecider,
+    SuspensionDecider,
+)
+from gatekeeper.ledger.notices import Notice, when
+from gatekeeper.ledger.state import IntegrityError, Ledger
+from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
+from gatekeeper.spec import check_spec_against_policy
+from workflows import timeouts
+from workflows.details import current_details
 
 M = TypeVar("M", bound=Model)
 #: ``ApplicationError.type`` while the release resolves its policy (validators and queries).
