@@ -174,7 +174,11 @@ async def bench(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> As
         contextlib.ExitStack() as release_all,
     ):
         # However a test ends, no held verification keeps a thread (or the worker) waiting.
-        release_all.callback(lambda: [h.release.set() for h in verifications.holds.values()])
+        def release_every_hold() -> None:
+            for hold in verifications.holds.values():
+                hold.release.set()
+
+        release_all.callback(release_every_hold)
         async with Worker(
             env.client,
             task_queue=task_queue,
