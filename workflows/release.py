@@ -1377,12 +1377,7 @@ class ModelReleaseWorkflow:
             "restore_access",
             AccessRestoreRequest,
             payload,
-            lambda req: self._deciders.suspensions.validate_suspension(
-                AccessSuspensionRequest(
-                    order_id=req.order_id, by=req.by, scope="everyone", reason=req.reason
-                ),
-                workflow.now(),
-            ),
+            lambda req: self._deciders.suspensions.validate_restore(req, workflow.now()),
             lambda ledger, req: SuspensionDecider(ledger).apply_restore(req, workflow.now()),
         )
 

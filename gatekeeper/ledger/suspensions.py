@@ -23,8 +23,17 @@ class SuspensionDecider:
     def validate_suspension(self, req: AccessSuspensionRequest, now: datetime) -> None:
         del now
         not_terminal(self.ledger)
-        if not req.by.startswith("access-order") and self.ledger.policy.person(req.by) is None:
-            raise refuse(Rule.UNKNOWN_PERSON, f"unknown person '{req.by}'")
+        self._known_sender(req.by)
+
+    def validate_restore(self, req: AccessRestoreRequest, now: datetime) -> None:
+        del now
+        not_terminal(self.ledger)
+        self._known_sender(req.by)
+
+    def _known_sender(self, by: str) -> None:
+        """An access order's workflow (``access-order…``) or a person on the roster."""
+        if not by.startswith("access-order") and self.ledger.policy.person(by) is None:
+            raise refuse(Rule.UNKNOWN_PERSON, f"unknown person '{by}'")
 
     def apply_suspension(self, req: AccessSuspensionRequest, now: datetime) -> str:
         self.validate_suspension(req, now)

@@ -130,3 +130,11 @@ class TestAccessOrders:
                 AccessRestoreRequest(order_id="o-9", by=OPS, reason="x"), T0
             )
         assert refused.value.rule is Rule.UNKNOWN_ORDER
+
+    def test_a_restore_from_an_unknown_sender_is_refused(self) -> None:
+        deciders = started()
+        with pytest.raises(Refusal) as refused:
+            deciders.suspensions.validate_restore(
+                AccessRestoreRequest(order_id="o-1", by="mallory", reason="x"), T0
+            )
+        assert refused.value.rule is Rule.UNKNOWN_PERSON

@@ -1,12 +1,13 @@
 """Concurrent amends: whatever order their evidence verifications land in, the release's
 evidence checks are those of its latest evidence.
 
-Each amend that changes a digest has the worker verify the evidence again (an activity the
-amend awaits). Verifications overlap when amends come quickly, or when one comes right after
-the start (whose own verification may still be running); an older verification that lands last
-must not overwrite the newer one's checks, or a gate could close on checks of evidence the
-release no longer has. The worker here runs the real verifier; the test holds chosen
-verifications in flight (until it releases them) to make an older one land last.
+The attack: a submitter amends to good evidence and, while it is being verified, amends again
+to evidence that does not match its digest. Each amend that changes a digest has the worker
+verify the evidence again (an activity the amend awaits), so the verifications overlap; if the
+older one ("ok") landed last and were recorded, a gate could close on checks of evidence the
+release no longer has. The same holds for an amend right after the start, whose own
+verification may still be running. The worker here runs the real verifier; the test holds
+chosen verifications in flight (until it releases them) to make an older one land last.
 """
 
 from __future__ import annotations
