@@ -37,9 +37,9 @@ import gatekeeper
 #   look-alike class); and the pydantic classes are built once, not for every release.
 # - gatekeeper.errors, gatekeeper.failures, gatekeeper.codec_refusals: what the shared modules
 #   raise (parse_payload's BadInput, parse_policy_ref's InputError) is what this module catches.
-# - yaml and gatekeeper.yamlfile (reading and writing YAML files, which no workflow does; the
-#   policy checks import them): a parser of 6,000 lines, not decision logic, that each run
-#   would otherwise import again (about a tenth of a replay's CPU time).
+# - yaml and gatekeeper.yamlfile (reading and writing YAML files, which no workflow does;
+#   gatekeeper.spec imports them to read spec files): a parser of 6,000 lines, not decision
+#   logic, that each run would otherwise import again (about a tenth of a replay's CPU time).
 with workflow.unsafe.imports_passed_through():
     import cryptography.exceptions  # noqa: F401
     import yaml  # noqa: F401
@@ -124,6 +124,7 @@ with workflow.unsafe.imports_passed_through():
 import gatekeeper.routing as routing
 import gatekeeper.search_attributes as sa
 import gatekeeper.signed_requests as signed_requests
+from gatekeeper.ids import release_id_of
 from gatekeeper.ledger.checks import record_refusal
 from gatekeeper.ledger.deciders import (
     AmendDecider,
@@ -136,10 +137,11 @@ from gatekeeper.ledger.deciders import (
     ReviewDecider,
     SuspensionDecider,
 )
-from gatekeeper.ledger.notices import Notice, when
+from gatekeeper.ledger.notices import Notice
 from gatekeeper.ledger.state import IntegrityError, Ledger
 from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
 from gatekeeper.spec import check_spec_against_policy
+from gatekeeper.text import when
 from workflows import timeouts
 from workflows.details import current_details
 
@@ -183,10 +185,6 @@ def signature_size(request: Model) -> int:
     return len(request.model_dump_json()) - content_size(request)
 
 
-def release_workflow_id(release_id: str) -> str:
-    return f"release-{release_id}"
-
-
 @workflow.defn(name="ModelReleaseWorkflow")
 class ModelReleaseWorkflow:
     """A model release from internal review to public launch, under one policy snapshot."""
@@ -210,7 +208,7 @@ class ModelReleaseWorkflow:
         self._release_id = (
             self._input.spec.release_id
             if self._input is not None
-            else workflow.info().workflow_id.removeprefix("release-")
+            else release_id_of(workflow.info().workflow_id)
         )
         self._resolved: Deciders | None = None
         self._integrity_error: str | None = None

@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.errors import InputError
+from gatekeeper.ids import release_id_of
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.releases import WORKFLOW_TYPE, Releases
@@ -99,11 +100,15 @@ def waits_for(status: ReleaseStatus, person: str, roles: Sequence[str]) -> list[
     """Why ``status`` waits for ``person`` (their matching roles, or ``submitter``); empty if not.
 
     When the release names the people it waits for (an approval gate, an amend), only they
-    count: the workflow left out the submitter, authors of covered evidence and anyone who
-    already decided. Otherwise (a government window, a held release) holding the role suffices.
+    count: the workflow names exactly those every rule lets approve (``gatekeeper.rules``), so
+    not the submitter, authors of covered evidence, anyone who already decided or (with distinct
+    approvers) approved another gate. An open gate that names nobody has nobody left who may
+    approve. Otherwise (a government window, a held release) holding the role suffices.
     """
     awaiting = status.awaiting
     if awaiting is None or status.terminal:
+        return []
+    if not awaiting.people and _at_open_gate(status):
         return []
     if awaiting.people:
         if person not in awaiting.people:
@@ -114,6 +119,12 @@ def waits_for(status: ReleaseStatus, person: str, roles: Sequence[str]) -> list[
     if matched and awaiting.people and _decided(status, person):
         return []  # the workflow's list is authoritative; this guards a stale one
     return matched
+
+
+def _at_open_gate(status: ReleaseStatus) -> bool:
+    """Whether the release waits at an open gate for its reviewers (not held: an operator)."""
+    gate = status.gates.get(status.stage or "")
+    return gate is not None and gate.closed_at is None and not status.active_holds()
 
 
 def _decided(status: ReleaseStatus, person: str) -> bool:
@@ -138,7 +149,7 @@ async def inbox_for(api: Releases, policy: Policy, person: str, *, limit: int = 
         count += 1
         if count > limit:
             break
-        release_id = execution.id.removeprefix("release-")
+        release_id = release_id_of(execution.id)
         try:
             status: ReleaseStatus = await api.handle(release_id).query(
                 "get_status", result_type=ReleaseStatus, rpc_timeout=STATUS_TIMEOUT

@@ -6,12 +6,12 @@ from datetime import datetime
 
 from gatekeeper.ledger.authorship import with_attested_authors
 from gatekeeper.ledger.checks import not_terminal
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.enums import DecisionKind, NotificationEvent
 from gatekeeper.models.messages import AmendRequest
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.rules import Rule, refuse_audited, require_person
+from gatekeeper.text import when
 
 
 class AmendDecider:

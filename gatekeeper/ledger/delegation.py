@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gatekeeper.ledger.checks import not_terminal
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import NotificationEvent
@@ -21,6 +20,7 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
+from gatekeeper.text import when
 
 #: The longest a role may be delegated for.
 MAX_DELEGATION = timedelta(days=90)

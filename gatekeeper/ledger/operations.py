@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from gatekeeper.ledger.checks import not_terminal
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.enums import (
     NotificationEvent,
@@ -20,6 +19,7 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
+from gatekeeper.text import when
 
 
 class OperatorDecider:

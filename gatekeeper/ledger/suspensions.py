@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from gatekeeper.ids import ORDER_ACTOR_PREFIX
 from gatekeeper.ledger.checks import not_terminal
 from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.enums import NotificationEvent
@@ -31,8 +32,9 @@ class SuspensionDecider:
         self._known_sender(req.by)
 
     def _known_sender(self, by: str) -> None:
-        """An access order's workflow (``access-order…``) or a person on the roster."""
-        if not by.startswith("access-order") and self.ledger.policy.person(by) is None:
+        """An access order's workflow (:data:`~gatekeeper.ids.ORDER_ACTOR_PREFIX`) or a person on
+        the roster."""
+        if not by.startswith(ORDER_ACTOR_PREFIX) and self.ledger.policy.person(by) is None:
             raise refuse(Rule.UNKNOWN_PERSON, f"unknown person '{by}'")
 
     def apply_suspension(self, req: AccessSuspensionRequest, now: datetime) -> str:
