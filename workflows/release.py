@@ -98,8 +98,8 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
     from gatekeeper.spec import check_spec_against_policy
     from gatekeeper.statements import SIGNATURE_FIELD
+    from gatekeeper.status_details import current_details
     from workflows import timeouts
-    from workflows.details import current_details
 
 
 M = TypeVar("M", bound=Model)
