@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
@@ -18,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -67,11 +67,15 @@ from gatekeeper.models.status import (
     ReleaseStatus,
     UpdateResult,
 )
+from gatekeeper.release_list import WORKFLOW_TYPE, ListFilter, ReleaseSummary, summary_of
 from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
 from gatekeeper.signer import Signer
 from gatekeeper.text import for_markdown
 
-WORKFLOW_TYPE = "ModelReleaseWorkflow"
+#: The update a start is sent with; the release answers it once it has started.
+STARTED_UPDATE = "wait_started"
+#: How Temporal fails an update whose workflow ended before the update completed.
+_ENDED_FIRST = "AcceptedUpdateCompletedWorkflow"
 #: The rule a release answers with while it resolves its policy.
 STARTING_RULE = "release_starting"
 #: How long a query may wait for a worker to answer before the caller is told why it waits.
@@ -104,67 +108,6 @@ def task_failing(message: str) -> bool:
     return any(marker in lowered for marker in _TASK_FAILING)
 
 
-@dataclass(frozen=True)
-class ReleaseSummary:
-    """One row of ``release list``: what visibility knows without asking the workflow."""
-
-    release_id: str
-    model: str
-    version: str
-    stage: str
-    state: str
-    risk_tier: str
-    awaiting_roles: list[str]
-    window_ends_at: datetime | None
-    submitted_by: str
-    started_at: datetime | None
-    closed_at: datetime | None
-    execution_status: str
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    """Filters for ``release list``; each becomes a clause of a visibility query."""
-
-    stage: str | None = None
-    state: str | None = None
-    model: str | None = None
-    awaiting_role: str | None = None
-    window_ends_before: datetime | None = None
-    submitted_by: str | None = None
-    risk_tier: str | None = None
-    running_only: bool = False
-    task_queue: str | None = None
-
-    def query(self) -> str:
-        clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
-        for attribute, value in (
-            (sa.RELEASE_STAGE.name, self.stage),
-            (sa.RELEASE_STATE.name, self.state),
-            (sa.MODEL_NAME.name, self.model),
-            (sa.AWAITING_ROLES.name, self.awaiting_role),
-            (sa.SUBMITTED_BY.name, self.submitted_by),
-            (sa.RISK_TIER.name, self.risk_tier),
-        ):
-            if value:
-                clauses.append(f"{attribute} = {_quote(value)}")
-        if self.window_ends_before is not None:
-            clauses.append(
-                f"{sa.GOVERNMENT_WINDOW_ENDS_AT.name} < '{self.window_ends_before.isoformat()}'"
-            )
-        if self.running_only:
-            clauses.append("ExecutionStatus = 'Running'")
-        if self.task_queue:
-            clauses.append(f"TaskQueue = {_quote(self.task_queue)}")
-        return " AND ".join(clauses)
-
-
-def _quote(value: str) -> str:
-    if "'" in value or "\\" in value:
-        raise ValueError(f"filter value {value!r} may not contain quotes or backslashes")
-    return f"'{value}'"
-
-
 class Releases:
     """Start, inspect and decide on releases through a Temporal client."""
 
@@ -194,8 +137,10 @@ class Releases:
         """Start a release under the installed policy ``policy_ref`` (``policy_id@version``;
         ``None``: the worker's default); refuse a release id that was ever used before.
 
-        The worker resolves the reference through its own policy store; this waits until the
-        release has done so and answers with its first status.
+        The worker resolves the reference through its own policy store. The start carries an
+        update (Update-with-Start) that the release answers once it has done so and reached its
+        first wait (a gate, the government, an operator) or ended; this then answers with that
+        status. Nothing polls.
 
         Raises:
             InputError: ``policy_ref`` is not ``ID@VERSION`` (nothing is started).
@@ -217,36 +162,79 @@ class Releases:
                 SearchAttributePair(sa.RELEASE_STATE, "active"),
             ]
         )
+        operation: WithStartWorkflowOperation[Any, ReleaseOutcome] = WithStartWorkflowOperation(
+            WORKFLOW_TYPE,
+            ReleaseInput(spec=spec, policy_ref=policy_ref),
+            id=workflow_id(spec.release_id),
+            task_queue=self.task_queue,
+            result_type=ReleaseOutcome,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=search,
+            static_summary=(
+                f"{spec.model.name} {spec.model.version} · risk {spec.risk_tier.value} · "
+                f"submitted by {spec.submitter}"
+            ),
+            static_details=_static_details(spec, policy_ref),
+        )
+        handle = self.handle(spec.release_id)
         try:
-            handle = await self.client.start_workflow(
-                WORKFLOW_TYPE,
-                ReleaseInput(spec=spec, policy_ref=policy_ref),
-                id=workflow_id(spec.release_id),
-                task_queue=self.task_queue,
-                result_type=ReleaseOutcome,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=search,
-                static_summary=(
-                    f"{spec.model.name} {spec.model.version} · risk {spec.risk_tier.value} · "
-                    f"submitted by {spec.submitter}"
-                ),
-                static_details=_static_details(spec, policy_ref),
+            # One call: the start, and an update the release answers once it has resolved its
+            # policy and reached its first wait (or with the refusal of its start).
+            await self.client.execute_update_with_start_workflow(
+                STARTED_UPDATE,
+                start_workflow_operation=operation,
+                result_type=UpdateResult,
+                rpc_timeout=self.update_timeout,
             )
         except WorkflowAlreadyStartedError as err:
             raise ReleaseExists(
-                f"release {spec.release_id} already exists (workflow {workflow_id(spec.release_id)}); "
+                f"release {spec.release_id} already exists (workflow {handle.id}); "
                 "release ids are never reused — choose a new release_id"
             ) from err
+        except WorkflowUpdateFailedError as err:
+            raise await self._refused_start(handle, err) from err
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            raise NoAnswer(
+                f"release {spec.release_id} started, but no worker answered within "
+                f"{self.update_timeout.total_seconds():g} s; is a worker running on task queue "
+                f"{self.task_queue!r}? (`gatekeeper worker`)"
+            ) from err
+        except RPCError as err:
+            raise await self._unanswered_start(handle, err) from err
         try:
             status: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
         except RPCError as err:
-            raise NoAnswer(
-                f"release {spec.release_id} started, but no worker answered within "
-                f"{self.query_timeout.total_seconds():g} s; is a worker running on task queue "
-                f"{self.task_queue!r}? (`gatekeeper worker`)"
-            ) from err
+            raise self._rpc_error(spec.release_id, err) from err
         return status
+
+    async def _unanswered_start(self, handle: WorkflowHandle[Any, Any], err: RPCError) -> Exception:
+        """Why a start's update got no answer: the release ended first (its refusal), or it runs
+        but no worker takes it up (none is running, or its workflow task fails, e.g. for a
+        codec key the worker lacks), or it never started (the server's own error)."""
+        release_id = _release_id(handle.id)
+        try:
+            refused = await self._start_refusal(handle)
+        except RPCError:
+            return self._rpc_error(release_id, err)
+        if refused is not None:
+            return refused
+        return NoAnswer(
+            f"release {release_id} started, but no worker answered ({err.message}); is a worker "
+            f"running on task queue {self.task_queue!r}, with the keys it needs? "
+            "(`gatekeeper worker`)"
+        )
+
+    async def _refused_start(
+        self, handle: WorkflowHandle[Any, Any], err: WorkflowUpdateFailedError
+    ) -> StartRefused:
+        """The refusal of a start: the update's own (the start input), else the release's end
+        (its policy refused: the release ended before it answered the update)."""
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type != _ENDED_FIRST:
+            return StartRefused(cause.message, rule=cause.type or "refused")
+        refused = await self._start_refusal(handle)
+        return refused or StartRefused(str(cause or err))
 
     async def _query(self, handle: WorkflowHandle[Any, Any], name: str, result_type: Any) -> Any:
         """Query ``name``; while the release is still resolving its policy, ask again; if it
@@ -335,7 +323,7 @@ class Releases:
     async def list(self, filters: ListFilter, *, limit: int = 100) -> list[ReleaseSummary]:
         rows = []
         async for execution in self.iterate(filters, limit=limit):
-            rows.append(_summary(execution))
+            rows.append(summary_of(execution))
         return rows
 
     async def iterate(
@@ -490,23 +478,4 @@ def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
         f"- Policy `{policy_ref or 'the default installed policy'}` (resolved by the worker; its "
         "sha256 is in the status)\n\n"
         f"| evidence | kind | sha256 |\n|---|---|---|\n{evidence}\n"
-    )
-
-
-def _summary(execution: WorkflowExecution) -> ReleaseSummary:
-    attrs = execution.typed_search_attributes
-    release_id = execution.id.removeprefix("release-")
-    return ReleaseSummary(
-        release_id=release_id,
-        model=attrs.get(sa.MODEL_NAME) or "",
-        version=attrs.get(sa.MODEL_VERSION) or "",
-        stage=attrs.get(sa.RELEASE_STAGE) or "",
-        state=attrs.get(sa.RELEASE_STATE) or "",
-        risk_tier=attrs.get(sa.RISK_TIER) or "",
-        awaiting_roles=list(attrs.get(sa.AWAITING_ROLES) or []),
-        window_ends_at=attrs.get(sa.GOVERNMENT_WINDOW_ENDS_AT),
-        submitted_by=attrs.get(sa.SUBMITTED_BY) or "",
-        started_at=execution.start_time,
-        closed_at=execution.close_time,
-        execution_status=execution.status.name.lower() if execution.status else "unknown",
     )

@@ -24,7 +24,8 @@ from gatekeeper import search_attributes as sa
 from gatekeeper.errors import InputError
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.status import ReleaseStatus
-from gatekeeper.releases import WORKFLOW_TYPE, Releases
+from gatekeeper.release_list import WORKFLOW_TYPE
+from gatekeeper.releases import Releases
 from gatekeeper.status_view import StatusView, view
 
 #: How long one release may take to answer ``get_status`` before the inbox skips it.

@@ -18,7 +18,7 @@ from gatekeeper.cli.common import console, print_json
 from gatekeeper.cli.inbox import InboxItem
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
-from gatekeeper.releases import ReleaseSummary
+from gatekeeper.release_list import ReleaseSummary
 from gatekeeper.status_view import Government, OpenGate, StatusView, view
 from gatekeeper.text import for_markup, for_terminal
 

@@ -49,7 +49,8 @@ from gatekeeper.codec import (
 from gatekeeper.codec_server import MAX_BODY_BYTES, create_app, serve
 from gatekeeper.errors import NoAnswer
 from gatekeeper.models import ReleaseStatus
-from gatekeeper.releases import WORKFLOW_TYPE, Releases, workflow_id
+from gatekeeper.release_list import WORKFLOW_TYPE
+from gatekeeper.releases import Releases, workflow_id
 from gatekeeper.settings import Settings
 from tests import factories, signing
 from tests.codec.keys import b64, codec, env_keys

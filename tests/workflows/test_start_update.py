@@ -1,0 +1,101 @@
+"""A start is one call: the workflow start and a ``wait_started`` update (Update-with-Start) that
+the release answers once it has resolved its policy and its first stage waits, or with the
+one-line refusal of its start. Nothing polls for the first status."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from gatekeeper.models import UpdateResult
+from gatekeeper.release_list import WORKFLOW_TYPE
+from gatekeeper.releases import STARTED_UPDATE, workflow_id
+from tests import factories
+from tests.workflows.conftest import Harness
+
+
+def updates(history: WorkflowHistory) -> list[str]:
+    """The updates the release accepted, by name, in order."""
+    return [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+
+
+class TestStartAnswersWhenTheReleaseWaits:
+    """``Releases.start`` returns the status of a release whose first gate already waits: the
+    update was accepted with the start, before any activity ran, and completed once."""
+
+    async def test_first_status_without_polling(self, harness: Harness) -> None:
+        rid = f"r-uws-{uuid.uuid4().hex[:8]}"
+
+        status = await harness.start(factories.spec(rid))
+
+        assert status.stage == "internal_review" and status.awaiting is not None
+        assert status.policy_sha256
+        history = await harness.handle(rid).fetch_history()
+        assert updates(history) == [STARTED_UPDATE]
+        kinds = [e.event_type for e in history.events]
+        accepted = kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+        assert accepted < kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        assert kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) == 1
+
+    async def test_a_later_wait_started_is_refused_and_changes_nothing(
+        self, harness: Harness
+    ) -> None:
+        rid = f"r-uws-{uuid.uuid4().hex[:8]}"
+        await harness.start(factories.spec(rid))
+        before = await harness.releases.status(rid)
+        events = len((await harness.handle(rid).fetch_history()).events)
+
+        with pytest.raises(WorkflowUpdateFailedError) as raised:
+            await harness.handle(rid).execute_update(STARTED_UPDATE, result_type=UpdateResult)
+
+        cause = raised.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == "already_started"
+        assert cause.message == f"release {rid} has started; read it with the get_status query"
+        after = await harness.releases.status(rid)
+        assert after.status_version == before.status_version
+        history = await harness.handle(rid).fetch_history()
+        assert len(history.events) == events, "a validator's refusal leaves no trace"
+        assert updates(history) == [STARTED_UPDATE]
+        await harness.handle(rid).terminate("test over")
+
+
+class TestARefusedStartAnswersTheUpdate:
+    """A raw client's Update-with-Start of a malformed start input gets the one-line
+    ``bad_input`` refusal from the update itself; the release ends without running anything."""
+
+    async def test_malformed_input(self, harness: Harness) -> None:
+        rid = f"r-uws-{uuid.uuid4().hex[:8]}"
+        operation: WithStartWorkflowOperation[object, object] = WithStartWorkflowOperation(
+            WORKFLOW_TYPE,
+            {"spec": {"release_id": rid, "model": "not a model"}},
+            id=workflow_id(rid),
+            task_queue=harness.releases.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+
+        with pytest.raises(WorkflowUpdateFailedError) as raised:
+            await harness.env.client.execute_update_with_start_workflow(
+                STARTED_UPDATE, start_workflow_operation=operation, result_type=UpdateResult
+            )
+
+        cause = raised.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == "bad_input"
+        assert "\n" not in cause.message and "spec" in cause.message
+        history = await harness.handle(rid).fetch_history()
+        kinds = [e.event_type for e in history.events]
+        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED in kinds
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
+        assert updates(history) == [], "refused by the validator: no trace"
