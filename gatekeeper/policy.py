@@ -34,6 +34,7 @@ from gatekeeper.models.policy import (
     QuorumRequirement,
     Stage,
 )
+from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import (
     FieldPath,
     YamlDocument,
@@ -42,7 +43,6 @@ from gatekeeper.yamlfile import (
     parse_yaml,
     read_yaml_file,
     sort_problems,
-    validate_model,
 )
 
 DEFAULT_POLICY_FILE = "default.yaml"

@@ -28,6 +28,7 @@ from gatekeeper.models.policy import AccessGrantStage, GateSettings, Policy, Sta
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.policy import quorum_satisfiable
 from gatekeeper.rules import covered_authors
+from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import (
     FieldPath,
     YamlDocument,
@@ -36,7 +37,6 @@ from gatekeeper.yamlfile import (
     parse_yaml,
     read_yaml_file,
     sort_problems,
-    validate_model,
 )
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
