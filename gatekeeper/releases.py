@@ -62,6 +62,7 @@ from gatekeeper.models.messages import (
 from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
+    STARTED_UPDATE,
     ReleaseInput,
     ReleaseOutcome,
     ReleaseStatus,
@@ -72,8 +73,6 @@ from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
 from gatekeeper.signer import Signer
 from gatekeeper.text import for_markdown
 
-#: The update a start is sent with; the release answers it once it has started.
-STARTED_UPDATE = "wait_started"
 #: How Temporal fails an update whose workflow ended before the update completed.
 _ENDED_FIRST = "AcceptedUpdateCompletedWorkflow"
 #: The rule a release answers with while it resolves its policy.

@@ -89,6 +89,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from gatekeeper.models.status import (
+        STARTED_UPDATE,
         GovernmentReceipt,
         ReleaseInput,
         ReleaseOutcome,
@@ -105,8 +106,6 @@ with workflow.unsafe.imports_passed_through():
 M = TypeVar("M", bound=Model)
 #: ``ApplicationError.type`` while the release resolves its policy (validators and queries).
 RELEASE_STARTING = "release_starting"
-#: The update a start is sent with (Update-with-Start): answers once the release has started.
-STARTED_UPDATE = "wait_started"
 #: How refusals of the start input name it ("bad input for the release's start: spec.x: ...").
 START_INPUT = "the release's start"
 #: ``ApplicationError.type`` of a spec the resolved policy does not admit (e.g. its submitter).

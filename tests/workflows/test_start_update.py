@@ -17,8 +17,9 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from gatekeeper.models import UpdateResult
+from gatekeeper.models.status import STARTED_UPDATE
 from gatekeeper.release_list import WORKFLOW_TYPE
-from gatekeeper.releases import STARTED_UPDATE, workflow_id
+from gatekeeper.releases import workflow_id
 from tests import factories
 from tests.workflows.conftest import Harness
 
@@ -49,27 +50,6 @@ class TestStartAnswersWhenTheReleaseWaits:
         accepted = kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
         assert accepted < kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
         assert kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) == 1
-
-    async def test_a_later_wait_started_is_refused_and_changes_nothing(
-        self, harness: Harness
-    ) -> None:
-        rid = f"r-uws-{uuid.uuid4().hex[:8]}"
-        await harness.start(factories.spec(rid))
-        before = await harness.releases.status(rid)
-        events = len((await harness.handle(rid).fetch_history()).events)
-
-        with pytest.raises(WorkflowUpdateFailedError) as raised:
-            await harness.handle(rid).execute_update(STARTED_UPDATE, result_type=UpdateResult)
-
-        cause = raised.value.cause
-        assert isinstance(cause, ApplicationError) and cause.type == "already_started"
-        assert cause.message == f"release {rid} has started; read it with the get_status query"
-        after = await harness.releases.status(rid)
-        assert after.status_version == before.status_version
-        history = await harness.handle(rid).fetch_history()
-        assert len(history.events) == events, "a validator's refusal leaves no trace"
-        assert updates(history) == [STARTED_UPDATE]
-        await harness.handle(rid).terminate("test over")
 
 
 class TestARefusedStartAnswersTheUpdate:
