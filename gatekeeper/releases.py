@@ -8,6 +8,7 @@ This is the one place Temporal client errors become Gatekeeper errors: a duplica
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -194,18 +195,26 @@ class Releases:
         except WorkflowUpdateFailedError as err:
             raise await self._refused_start(handle, err) from err
         except WorkflowUpdateRPCTimeoutOrCancelledError as err:
-            raise NoAnswer(
-                f"release {spec.release_id} started, but no worker answered within "
-                f"{self.update_timeout.total_seconds():g} s; is a worker running on task queue "
-                f"{self.task_queue!r}? (`gatekeeper worker`)"
-            ) from err
+            # A worker that answers but has not reached the first wait yet (a slow evidence
+            # check, a long first activity): its status as it is now. No worker: no answer.
+            try:
+                status: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
+            except RPCError:
+                raise NoAnswer(
+                    f"release {spec.release_id} started, but no worker answered within "
+                    f"{self.update_timeout.total_seconds():g} s; is a worker running on task "
+                    f"queue {self.task_queue!r}? (`gatekeeper worker`)"
+                ) from err
+            return status
         except RPCError as err:
             raise await self._unanswered_start(handle, err) from err
+        finally:
+            await _read_start_outcome(operation)
         try:
-            status: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
+            started: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
         except RPCError as err:
             raise self._rpc_error(spec.release_id, err) from err
-        return status
+        return started
 
     async def _unanswered_start(self, handle: WorkflowHandle[Any, Any], err: RPCError) -> Exception:
         """Why a start's update got no answer: the release ended first (its refusal), or it runs
@@ -458,6 +467,15 @@ class Releases:
                 f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
             )
         return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
+
+
+async def _read_start_outcome(operation: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Read the start's own outcome, which the SDK keeps in a future of ``operation``: a start
+    error nobody reads (the update's error said it already) is otherwise reported when the
+    future is collected ("Future exception was never retrieved"). The future is settled once the
+    call returned or raised; the timeout only guards an SDK that left it unset."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(operation.workflow_handle(), timeout=0.01)
 
 
 def _release_id(wid: str) -> str:
