@@ -4,6 +4,7 @@ validator, and the release, its status and its history stay as they were."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -18,6 +19,21 @@ from tests.workflows.test_interop import temporal
 from tests.workflows.test_start_update import updates
 
 
+async def quiet_history(harness: Harness, rid: str) -> int:
+    """The release's history length once it waits with nothing in flight (its first
+    notifications and audit writes done), so that any later event is the test's doing."""
+    handle = harness.handle(rid)
+    for _ in range(200):
+        raw = (await handle.describe()).raw_description
+        if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
+            first = len((await handle.fetch_history()).events)
+            await asyncio.sleep(0.2)
+            if len((await handle.fetch_history()).events) == first:
+                return first
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"release {rid} never became quiet")
+
+
 class TestWaitStartedAfterTheStart:
     """Once the release has started, ``wait_started`` is refused (``already_started``) and
     leaves no trace, whoever sends it."""
@@ -25,8 +41,8 @@ class TestWaitStartedAfterTheStart:
     async def test_sdk_client(self, harness: Harness) -> None:
         rid = f"r-uws-{uuid.uuid4().hex[:8]}"
         await harness.start(factories.spec(rid))
+        events = await quiet_history(harness, rid)
         before = await harness.releases.status(rid)
-        events = len((await harness.handle(rid).fetch_history()).events)
 
         with pytest.raises(WorkflowUpdateFailedError) as raised:
             await harness.handle(rid).execute_update(STARTED_UPDATE, result_type=UpdateResult)
@@ -44,7 +60,7 @@ class TestWaitStartedAfterTheStart:
     async def test_temporal_cli_with_an_argument(self, harness: Harness) -> None:
         rid = f"r-uws-{uuid.uuid4().hex[:8]}"
         await harness.start(factories.spec(rid))
-        events = len((await harness.handle(rid).fetch_history()).events)
+        events = await quiet_history(harness, rid)
 
         code, out = await temporal(
             harness,
