@@ -8,7 +8,6 @@ This is the one place Temporal client errors become Gatekeeper errors: a duplica
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -18,7 +17,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -27,16 +25,9 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from gatekeeper import search_attributes as sa
 from gatekeeper.errors import (
     DecisionRefused,
     InputError,
@@ -64,18 +55,15 @@ from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
     STARTED_UPDATE,
-    ReleaseInput,
     ReleaseOutcome,
     ReleaseStatus,
     UpdateResult,
 )
-from gatekeeper.release_list import WORKFLOW_TYPE, ListFilter, ReleaseSummary, summary_of
+from gatekeeper.release_list import ListFilter, ReleaseSummary, summary_of
+from gatekeeper.release_start import ENDED_FIRST, read_start_outcome, start_operation
 from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
 from gatekeeper.signer import Signer
-from gatekeeper.text import for_markdown
 
-#: How Temporal fails an update whose workflow ended before the update completed.
-_ENDED_FIRST = "AcceptedUpdateCompletedWorkflow"
 #: The rule a release answers with while it resolves its policy.
 STARTING_RULE = "release_starting"
 #: How long a query may wait for a worker to answer before the caller is told why it waits.
@@ -153,29 +141,8 @@ class Releases:
             )
         if policy_ref is not None:
             parse_policy_ref(policy_ref)
-        search = TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.MODEL_NAME, spec.model.name),
-                SearchAttributePair(sa.MODEL_VERSION, spec.model.version),
-                SearchAttributePair(sa.RISK_TIER, spec.risk_tier.value),
-                SearchAttributePair(sa.SUBMITTED_BY, spec.submitter),
-                SearchAttributePair(sa.RELEASE_STATE, "active"),
-            ]
-        )
-        operation: WithStartWorkflowOperation[Any, ReleaseOutcome] = WithStartWorkflowOperation(
-            WORKFLOW_TYPE,
-            ReleaseInput(spec=spec, policy_ref=policy_ref),
-            id=workflow_id(spec.release_id),
-            task_queue=self.task_queue,
-            result_type=ReleaseOutcome,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=search,
-            static_summary=(
-                f"{spec.model.name} {spec.model.version} · risk {spec.risk_tier.value} · "
-                f"submitted by {spec.submitter}"
-            ),
-            static_details=_static_details(spec, policy_ref),
+        operation = start_operation(
+            spec, policy_ref, workflow_id=workflow_id(spec.release_id), task_queue=self.task_queue
         )
         handle = self.handle(spec.release_id)
         try:
@@ -209,7 +176,7 @@ class Releases:
         except RPCError as err:
             raise await self._unanswered_start(handle, err) from err
         finally:
-            await _read_start_outcome(operation)
+            await read_start_outcome(operation)
         try:
             started: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
         except RPCError as err:
@@ -239,7 +206,7 @@ class Releases:
         """The refusal of a start: the update's own (the start input), else the release's end
         (its policy refused: the release ended before it answered the update)."""
         cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type != _ENDED_FIRST:
+        if isinstance(cause, ApplicationError) and cause.type != ENDED_FIRST:
             return StartRefused(cause.message, rule=cause.type or "refused")
         refused = await self._start_refusal(handle)
         return refused or StartRefused(str(cause or err))
@@ -469,30 +436,5 @@ class Releases:
         return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
 
 
-async def _read_start_outcome(operation: WithStartWorkflowOperation[Any, Any]) -> None:
-    """Read the start's own outcome, which the SDK keeps in a future of ``operation``: a start
-    error nobody reads (the update's error said it already) is otherwise reported when the
-    future is collected ("Future exception was never retrieved"). The future is settled once the
-    call returned or raised; the timeout only guards an SDK that left it unset."""
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(operation.workflow_handle(), timeout=0.01)
-
-
 def _release_id(wid: str) -> str:
     return wid.removeprefix("release-")
-
-
-def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
-    evidence = "\n".join(
-        f"| {for_markdown(e.id)} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence
-    )
-    return (
-        f"**{for_markdown(spec.model.name)} {for_markdown(spec.model.version)}** — "
-        f"release `{spec.release_id}`\n\n"
-        f"- Risk tier: **{spec.risk_tier.value}**; covered model: **{spec.covered_model.value}**\n"
-        f"- Submitted by `{spec.submitter}`\n"
-        f"- Artifact `{spec.artifact.sha256}`\n"
-        f"- Policy `{policy_ref or 'the default installed policy'}` (resolved by the worker; its "
-        "sha256 is in the status)\n\n"
-        f"| evidence | kind | sha256 |\n|---|---|---|\n{evidence}\n"
-    )
