@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -31,9 +31,8 @@ from gatekeeper.models.policy import (
     GovernmentWindowStage,
     LaunchStage,
     Policy,
-    QuorumRequirement,
-    Stage,
 )
+from gatekeeper.rules import Scope, feasibility, roles_by_person
 from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import (
     FieldPath,
@@ -119,40 +118,12 @@ def check_policy(policy: Policy, document: YamlDocument | None = None) -> list[P
     _check_roster(policy, findings)
     _check_stages(policy, findings)
     _check_notifications(policy, findings)
-    _check_signing(policy, findings)
+    findings.extend(feasibility.rule_problems(Scope(policy)))
     problems = [
         document.problem(path, message) if document else Problem(format_path(path), message)
         for path, message in findings
     ]
     return sort_problems(problems)
-
-
-def quorum_satisfiable(
-    requirements: Sequence[QuorumRequirement], people: Mapping[str, Collection[str]]
-) -> bool:
-    """Whether distinct people can fill every requirement at once, each person counting once.
-
-    ``people`` maps a person to the roles they can act in (on the roster, or in which they
-    approved). A requirement ``{roles: [safety, security], count: 2}`` needs two people each
-    holding one of those roles; a person holding both still fills one place. This is bipartite
-    matching of places to people (augmenting paths), deterministic for a given input order.
-    """
-    places = [frozenset(req.roles) for req in requirements for _ in range(req.count)]
-    if len(places) > len(people):
-        return False
-    holder: dict[str, int] = {}
-
-    def place(index: int, tried: set[str]) -> bool:
-        for person, roles in people.items():
-            if person in tried or places[index].isdisjoint(roles):
-                continue
-            tried.add(person)
-            if person not in holder or place(holder[person], tried):
-                holder[person] = index
-                return True
-        return False
-
-    return all(place(index, set()) for index in range(len(places)))
 
 
 def _packaged(name: str) -> LoadedPolicy:
@@ -247,16 +218,7 @@ def _check_stages(policy: Policy, out: _Findings) -> None:
             _check_access(policy, stage, path, out)
         if isinstance(stage, ApprovalGateStage | AccessGrantStage):
             gates_workable &= _check_gate(policy, stage, path, out)
-    if policy.distinct_approvers_across_gates and gates_workable:
-        everything = [
-            req for stage in stages if isinstance(stage, GateSettings) for req in stage.quorum
-        ]
-        if not quorum_satisfiable(everything, _roles_by_person(policy)):
-            message = (
-                f"cannot be met: every gate needs different approvers ({len(everything)} "
-                "requirements in all), and the roster has too few people holding those roles"
-            )
-            out.append((("distinct_approvers_across_gates",), message))
+    out.extend(feasibility.pooled_problems(Scope(policy), gates_workable=gates_workable))
 
 
 def _check_window(
@@ -304,7 +266,7 @@ def _check_gate(
     policy: Policy, stage: ApprovalGateStage | AccessGrantStage, path: FieldPath, out: _Findings
 ) -> bool:
     """Check a stage's quorum and clocks; return whether its quorum is workable."""
-    people = _roles_by_person(policy)
+    people = roles_by_person(policy)
     held = {role for roles in people.values() for role in roles}
     workable = True
     if isinstance(stage, ApprovalGateStage) and not stage.quorum:
@@ -331,7 +293,7 @@ def _check_gate(
             out.append(((*req_path, "count"), message))
             workable = False
     if workable and stage.quorum:
-        workable = _check_quorum_as_a_whole(policy, stage, path, people, out)
+        workable = _check_quorum_as_a_whole(policy, stage, path, out)
     _check_gate_clocks(stage, path, held, out)
     return workable
 
@@ -340,27 +302,12 @@ def _check_quorum_as_a_whole(
     policy: Policy,
     stage: ApprovalGateStage | AccessGrantStage,
     path: FieldPath,
-    people: Mapping[str, Collection[str]],
     out: _Findings,
 ) -> bool:
-    wanted = "; ".join(req.describe() for req in stage.quorum)
-    if not quorum_satisfiable(stage.quorum, people):
-        message = (
-            f"cannot be met ({wanted}): a person counts once across the gate, and the roster has "
-            "too few distinct people holding these roles"
-        )
-        out.append(((*path, "quorum"), message))
-        return False
-    for manager in (p.id for p in policy.people_with_role(_RELEASE_MANAGER)):
-        others = {person: roles for person, roles in people.items() if person != manager}
-        if not quorum_satisfiable(stage.quorum, others):
-            message = (
-                f"cannot be met if {manager} submits a release ({wanted}): a submitter never "
-                "approves their own release"
-            )
-            out.append(((*path, "quorum"), message))
-            return False
-    return True
+    problem = feasibility.gate_problem(Scope(policy), stage)
+    if problem is not None:
+        out.append(((*path, "quorum"), problem))
+    return problem is None
 
 
 def _check_gate_clocks(
@@ -418,34 +365,3 @@ def _check_notifications(policy: Policy, out: _Findings) -> None:
         if not (to.roles or to.people or to.cohorts or to.concerned):
             message = "has no recipients: name roles, people or cohorts, or set concerned: true"
             out.append(((*path, "to"), message))
-
-
-def _check_signing(policy: Policy, out: _Findings) -> None:
-    if policy.signature_max_age <= timedelta(0):
-        shown = _show(policy.signature_max_age)
-        out.append((("signature_max_age",), f"must be longer than zero (got {shown})"))
-    if not policy.require_signed_decisions:
-        return
-    approving = {
-        role for stage in _gates(policy.stages) for req in stage.quorum for role in req.roles
-    }
-    for index, person in enumerate(policy.roster):
-        roles = sorted(approving.intersection(person.roles))
-        if roles and person.public_key is None:
-            message = (
-                f"{person.id} has no public_key, but the policy requires signed decisions and "
-                f"they can approve as {', '.join(roles)}"
-            )
-            out.append((("roster", index), message))
-
-
-def _gates(stages: Sequence[Stage]) -> list[ApprovalGateStage | AccessGrantStage]:
-    return [s for s in stages if isinstance(s, ApprovalGateStage | AccessGrantStage)]
-
-
-def _roles_by_person(policy: Policy) -> dict[str, set[str]]:
-    # A duplicated id is reported on its own; merging keeps it from causing phantom problems.
-    people: dict[str, set[str]] = {}
-    for person in policy.roster:
-        people.setdefault(person.id, set()).update(person.roles)
-    return people

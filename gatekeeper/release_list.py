@@ -13,6 +13,7 @@ from datetime import datetime
 from temporalio.client import WorkflowExecution
 
 from gatekeeper import search_attributes as sa
+from gatekeeper.ids import release_id_of
 
 #: The release workflow's type name, as visibility lists it.
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
@@ -82,7 +83,7 @@ def _quote(value: str) -> str:
 def summary_of(execution: WorkflowExecution) -> ReleaseSummary:
     """One row of ``release list`` from a listed execution's search attributes."""
     attrs = execution.typed_search_attributes
-    release_id = execution.id.removeprefix("release-")
+    release_id = release_id_of(execution.id)
     return ReleaseSummary(
         release_id=release_id,
         model=attrs.get(sa.MODEL_NAME) or "",

@@ -25,8 +25,8 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from gatekeeper.errors import (
     DecisionRefused,
@@ -37,6 +37,7 @@ from gatekeeper.errors import (
     ReleaseNotFound,
     StartRefused,
 )
+from gatekeeper.ids import release_id_of, release_workflow_id
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.installed import parse_policy_ref
@@ -63,6 +64,14 @@ from gatekeeper.release_list import ListFilter, ReleaseSummary, summary_of
 from gatekeeper.release_start import ENDED_FIRST, read_start_outcome, start_operation
 from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
 from gatekeeper.signer import Signer
+from gatekeeper.temporal_errors import (
+    refusal,
+    refused_because,
+    start_refusal,
+    task_failing,
+    timed_out,
+    workflow_error,
+)
 
 #: The rule a release answers with while it resolves its policy.
 STARTING_RULE = "release_starting"
@@ -74,26 +83,12 @@ REPAIR_CHECK_AFTER = timedelta(seconds=2)
 UPDATE_TIMEOUT = timedelta(seconds=30)
 
 
-def workflow_id(release_id: str) -> str:
-    return f"release-{release_id}"
-
-
 #: Events that end a workflow task attempt.
 _TASK_ENDED = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
 }
-
-#: What Temporal says when a workflow task fails on every attempt: an update is refused with the
-#: first, a query fails with the Core SDK's non-determinism error (code TMPRL1100).
-_TASK_FAILING = ("workflow task in failed state", "nondeterminism", "tmprl1100")
-
-
-def task_failing(message: str) -> bool:
-    """Whether ``message`` says the release's workflow task keeps failing (it needs repair)."""
-    lowered = message.lower()
-    return any(marker in lowered for marker in _TASK_FAILING)
 
 
 class Releases:
@@ -117,7 +112,9 @@ class Releases:
         self.signer = signer
 
     def handle(self, release_id: str) -> WorkflowHandle[Any, ReleaseOutcome]:
-        return self.client.get_workflow_handle(workflow_id(release_id), result_type=ReleaseOutcome)
+        return self.client.get_workflow_handle(
+            release_workflow_id(release_id), result_type=ReleaseOutcome
+        )
 
     # --- start and read -------------------------------------------------------------------
 
@@ -142,7 +139,10 @@ class Releases:
         if policy_ref is not None:
             parse_policy_ref(policy_ref)
         operation = start_operation(
-            spec, policy_ref, workflow_id=workflow_id(spec.release_id), task_queue=self.task_queue
+            spec,
+            policy_ref,
+            workflow_id=release_workflow_id(spec.release_id),
+            task_queue=self.task_queue,
         )
         handle = self.handle(spec.release_id)
         try:
@@ -187,7 +187,7 @@ class Releases:
         """Why a start's update got no answer: the release ended first (its refusal), or it runs
         but no worker takes it up (none is running, or its workflow task fails, e.g. for a
         codec key the worker lacks), or it never started (the server's own error)."""
-        release_id = _release_id(handle.id)
+        release_id = release_id_of(handle.id)
         try:
             refused = await self._start_refusal(handle)
         except RPCError:
@@ -205,11 +205,11 @@ class Releases:
     ) -> StartRefused:
         """The refusal of a start: the update's own (the start input), else the release's end
         (its policy refused: the release ended before it answered the update)."""
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type != ENDED_FIRST:
-            return StartRefused(cause.message, rule=cause.type or "refused")
+        message, rule = refused_because(err)
+        if rule != ENDED_FIRST:
+            return StartRefused(message, rule=rule)
         refused = await self._start_refusal(handle)
-        return refused or StartRefused(str(cause or err))
+        return refused or StartRefused(message, rule=rule)
 
     async def _query(self, handle: WorkflowHandle[Any, Any], name: str, result_type: Any) -> Any:
         """Query ``name``; while the release is still resolving its policy, ask again; if it
@@ -224,7 +224,7 @@ class Releases:
                 )
             except WorkflowQueryFailedError as err:
                 if task_failing(err.message):
-                    raise ReleaseNeedsRepair(_release_id(handle.id)) from err
+                    raise ReleaseNeedsRepair(release_id_of(handle.id)) from err
                 # The failure's type does not survive a query (and with payload encryption not
                 # even its message), so ask the release whether it is still starting.
                 try:
@@ -233,7 +233,7 @@ class Releases:
                     )
                 except WorkflowQueryFailedError as again:
                     if task_failing(again.message):
-                        raise ReleaseNeedsRepair(_release_id(handle.id)) from again
+                        raise ReleaseNeedsRepair(release_id_of(handle.id)) from again
                     raise DecisionRefused(err.message, rule="query_failed") from err
                 if not starting:
                     if retried:
@@ -255,10 +255,7 @@ class Releases:
         try:
             await handle.result()
         except WorkflowFailureError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                return StartRefused(cause.message, rule=cause.type or "refused")
-            return StartRefused(str(cause or err))
+            return start_refusal(err)
         return StartRefused(f"release {handle.id} ended before it started")
 
     async def _answer(self, release_id: str, name: str, result_type: Any) -> Any:
@@ -372,10 +369,7 @@ class Releases:
                 raise ReleaseNeedsRepair(release_id) from err
             raise self._no_answer(release_id, self.update_timeout) from err
         except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                raise DecisionRefused(cause.message, rule=cause.type or "refused") from err
-            raise DecisionRefused(str(cause or err)) from err
+            raise refusal(err) from err
         except RPCError as err:
             raise self._rpc_error(release_id, err) from err
         return result
@@ -422,19 +416,16 @@ class Releases:
     def _rpc_error(self, release_id: str, err: RPCError) -> Exception:
         if task_failing(err.message):
             return ReleaseNeedsRepair(release_id)
-        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+        if timed_out(err):
             return self._no_answer(release_id, self.query_timeout)
-        if err.status == RPCStatusCode.NOT_FOUND:
-            if "already completed" in err.message or "completed" in err.message.lower():
-                return DecisionRefused(
-                    f"release {release_id} has ended; it accepts no further decisions",
-                    rule="release_terminal",
-                )
-            return ReleaseNotFound(
-                f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
-            )
-        return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
-
-
-def _release_id(wid: str) -> str:
-    return wid.removeprefix("release-")
+        return workflow_error(
+            err,
+            what=f"release {release_id}",
+            ended=DecisionRefused(
+                f"release {release_id} has ended; it accepts no further decisions",
+                rule="release_terminal",
+            ),
+            missing=ReleaseNotFound(
+                f"no release '{release_id}' (workflow {release_workflow_id(release_id)} not found)"
+            ),
+        )

@@ -10,11 +10,11 @@ Pure (no I/O): the release workflow sets these details after every change.
 
 from __future__ import annotations
 
-from gatekeeper.ledger.notices import when
 from gatekeeper.models.enums import StageStatus
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.status_view import Government, OpenGate, StatusView, view
 from gatekeeper.text import for_markdown as md
+from gatekeeper.text import when
 
 # Plain symbols, not emoji: they render in any font, including a headless browser's.
 _MARK = {

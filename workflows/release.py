@@ -33,8 +33,9 @@ with workflow.unsafe.imports_passed_through():
         AnchorRequest,
         HeadSignature,
     )
+    from gatekeeper.ids import release_id_of
     from gatekeeper.ledger.decisions import ReleaseLedger
-    from gatekeeper.ledger.notices import Notice, when
+    from gatekeeper.ledger.notices import Notice
     from gatekeeper.ledger.state import IntegrityError
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
@@ -100,6 +101,7 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.spec import check_spec_against_policy
     from gatekeeper.statements import SIGNATURE_FIELD
     from gatekeeper.status_details import current_details
+    from gatekeeper.text import when
     from workflows import timeouts
 
 
@@ -138,10 +140,6 @@ def signature_size(request: Model) -> int:
     return len(request.model_dump_json()) - content_size(request)
 
 
-def release_workflow_id(release_id: str) -> str:
-    return f"release-{release_id}"
-
-
 @workflow.defn(name="ModelReleaseWorkflow")
 class ModelReleaseWorkflow:
     """A model release from internal review to public launch, under one policy snapshot."""
@@ -165,7 +163,7 @@ class ModelReleaseWorkflow:
         self._release_id = (
             self._input.spec.release_id
             if self._input is not None
-            else workflow.info().workflow_id.removeprefix("release-")
+            else release_id_of(workflow.info().workflow_id)
         )
         self._resolved: ReleaseLedger | None = None
         self._integrity_error: str | None = None

@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.errors import InputError
+from gatekeeper.ids import release_id_of
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.release_list import WORKFLOW_TYPE
@@ -101,13 +102,17 @@ def waits_for(status: ReleaseStatus | StatusView, person: str, roles: Sequence[s
     """Why ``status`` waits for ``person`` (their matching roles, or ``submitter``); empty if not.
 
     When the release names the people it waits for (an approval gate, an amend), only they
-    count: the workflow left out the submitter, authors of covered evidence and anyone who
-    already decided. Otherwise (a government window, a held release) holding the role suffices.
+    count: the workflow names exactly those every rule lets approve (``gatekeeper.rules``), so
+    not the submitter, authors of covered evidence, anyone who already decided or (with distinct
+    approvers) approved another gate. An open gate that names nobody has nobody left who may
+    approve. Otherwise (a government window, a held release) holding the role suffices.
     """
     v = status if isinstance(status, StatusView) else view(status)
     waiting = v.waiting
     if waiting is None or v.terminal:
         return []
+    if not waiting.people and v.open_gate and not v.active_holds:
+        return []  # an open gate that names nobody has nobody left who may approve
     if waiting.people:
         if person not in waiting.people:
             return []
@@ -134,7 +139,7 @@ async def inbox_for(api: Releases, policy: Policy, person: str, *, limit: int = 
         count += 1
         if count > limit:
             break
-        release_id = execution.id.removeprefix("release-")
+        release_id = release_id_of(execution.id)
         try:
             status: ReleaseStatus = await api.handle(release_id).query(
                 "get_status", result_type=ReleaseStatus, rpc_timeout=STATUS_TIMEOUT

@@ -20,7 +20,7 @@ from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.release_list import ReleaseSummary
 from gatekeeper.status_view import Government, OpenGate, StatusView, view
-from gatekeeper.text import for_markup, for_terminal
+from gatekeeper.text import for_markup, for_terminal, when
 
 STATE_STYLE = {
     ReleaseState.ACTIVE: "cyan",
@@ -46,10 +46,6 @@ def plain(value: object, *, one_line: bool = True) -> Text:
 def markup(value: object) -> str:
     """A person's or a payload's text for a markup string: one line, markup escaped."""
     return for_markup(value, one_line=True)
-
-
-def when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
 
 def state_text(state: ReleaseState | str) -> Text:

@@ -6,18 +6,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gatekeeper import signing
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.messages import (
     DecisionSignature,
 )
 from gatekeeper.rules import (
+    SIGNATURES,
     Refusal,
     Rule,
     refuse,
     require_person,
 )
 from gatekeeper.statements import RequestSignature
+from gatekeeper.text import when
 
 #: How far ahead a signature's time may be (clock skew between a laptop and the server).
 SIGNATURE_SKEW = timedelta(minutes=5)
@@ -53,12 +54,9 @@ class LedgerChecks(Ledger):
         if isinstance(signature, RequestSignature):
             return
         if signature is None:
-            if self.policy.require_signed_decisions:
-                raise refuse(
-                    Rule.SIGNATURE_REQUIRED,
-                    f"policy {self.policy.policy_id} requires signed decisions; sign with "
-                    f"`gatekeeper keys generate --as {person_id}` and the CLI's --key",
-                )
+            unsigned = SIGNATURES.unsigned(self.policy, person_id, signed=False)
+            if unsigned is not None:
+                raise unsigned
             return
         person = require_person(self.policy, person_id)
         if not person.public_key:

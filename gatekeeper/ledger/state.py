@@ -18,11 +18,9 @@ from typing import Any, Self
 
 from gatekeeper.audit import AuditChain
 from gatekeeper.canonical import digest_of
-from gatekeeper.ledger.notices import Notice, when
+from gatekeeper.ledger.notices import Notice
 from gatekeeper.models.audit import AuditEvent
-from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
-    DecisionKind,
     NotificationEvent,
     ReleaseState,
     StageStatus,
@@ -47,6 +45,7 @@ from gatekeeper.models.status import (
     StageRecord,
 )
 from gatekeeper.rules import (
+    APPROVAL_EXPIRY,
     BUDGET_OF,
     FINISHING,
     FINISHING_MAX_BYTES,
@@ -57,10 +56,11 @@ from gatekeeper.rules import (
     QuorumProgress,
     Refusal,
     Rule,
-    eligible_people,
+    awaited_at_gate,
     quorum_progress,
     refuse,
 )
+from gatekeeper.text import when
 
 SYSTEM = "gatekeeper"
 #: Evidence refusals an amend's answer names in full; further failing items are named by id.
@@ -488,16 +488,13 @@ class Ledger:
                 until=gate.deadline_at,
             )
             return
-        roles = progress.awaited_roles
-        decided = {d.on_behalf_of or d.person for d in gate.valid_approvals()}
-        people = [
-            p for p in eligible_people(self.policy, settings, self.spec, roles) if p not in decided
-        ]
+        awaited = awaited_at_gate(self.policy, self.status, settings, gate)
+        stuck = "; no one left may approve" if awaited.stuck else ""
         self.await_(
-            f"approval at {stage_id}: {progress.describe()}",
+            f"approval at {stage_id}: {progress.describe()}{stuck}",
             now,
-            roles=roles,
-            people=people,
+            roles=awaited.roles,
+            people=awaited.people,
             until=gate.deadline_at,
         )
 
@@ -506,16 +503,9 @@ class Ledger:
         gate = self.status.gates[stage_id]
         if settings.approval_ttl is not None:
             for decision in gate.decisions:
-                if (
-                    decision.valid
-                    and decision.kind is DecisionKind.APPROVE
-                    and decision.at + settings.approval_ttl <= now
-                ):
+                if APPROVAL_EXPIRY.expired(decision, settings, now):
                     decision.valid = False
-                    age = format_duration(settings.approval_ttl)
-                    decision.invalidated_reason = (
-                        f"expired: older than {age} while the gate was open"
-                    )
+                    decision.invalidated_reason = APPROVAL_EXPIRY.reason(settings)
                     event = self.audit(
                         now,
                         SYSTEM,
@@ -536,11 +526,7 @@ class Ledger:
             self._await_gate(stage_id, settings, now)
 
     def next_expiry(self, stage_id: str, settings: GateSettings) -> datetime | None:
-        if settings.approval_ttl is None:
-            return None
-        gate = self.status.gates[stage_id]
-        times = [d.at + settings.approval_ttl for d in gate.valid_approvals()]
-        return min(times) if times else None
+        return APPROVAL_EXPIRY.next_expiry(self.status.gates[stage_id], settings)
 
     def close_gate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
         gate = self.status.gates[stage_id]

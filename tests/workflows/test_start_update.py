@@ -25,11 +25,12 @@ from temporalio.worker import Worker
 
 from activities import activities_from, open_adapters
 from activities.evidence import EvidenceActivities
+from gatekeeper.ids import release_workflow_id
 from gatekeeper.models import UpdateResult
 from gatekeeper.models.io import EvidenceCheckRequest, EvidenceCheckResult
 from gatekeeper.models.status import STARTED_UPDATE
 from gatekeeper.release_list import WORKFLOW_TYPE
-from gatekeeper.releases import Releases, workflow_id
+from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
 from tests.workflows.conftest import Harness
@@ -74,7 +75,7 @@ class TestARefusedStartAnswersTheUpdate:
         operation: WithStartWorkflowOperation[object, object] = WithStartWorkflowOperation(
             WORKFLOW_TYPE,
             {"spec": {"release_id": rid, "model": "not a model"}},
-            id=workflow_id(rid),
+            id=release_workflow_id(rid),
             task_queue=harness.releases.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
