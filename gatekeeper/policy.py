@@ -33,6 +33,7 @@ from gatekeeper.models.policy import (
     Policy,
 )
 from gatekeeper.rules import Scope, feasibility, roles_by_person
+from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import (
     FieldPath,
     YamlDocument,
@@ -41,7 +42,6 @@ from gatekeeper.yamlfile import (
     parse_yaml,
     read_yaml_file,
     sort_problems,
-    validate_model,
 )
 
 DEFAULT_POLICY_FILE = "default.yaml"

@@ -20,7 +20,7 @@ from gatekeeper.models import (
     Policy,
     ReleaseState,
 )
-from gatekeeper.releases import ListFilter
+from gatekeeper.release_list import ListFilter
 from tests import factories
 from tests.helpers import eventually
 from tests.workflows.conftest import Harness
