@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 
 from gatekeeper.failures import CONVERTER
 from gatekeeper.repair import last_good_task, replay_failure
+from tests.replaying import GATEKEEPER_TYPES
 from workflows.registry import ALL_WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -89,6 +90,11 @@ class TestReplay:
 
     def test_histories_exist(self) -> None:
         assert {p.stem for p in HISTORIES} == set(COVERAGE)
+
+    def test_every_workflow_type_is_covered_under_its_class_name(self) -> None:
+        """The histories' workflow types (which the replays below find registered) are the
+        workflow classes' names: what the after-test replay check selects runs by."""
+        assert {c.workflow_type for c in COVERAGE.values()} == GATEKEEPER_TYPES
 
     @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
     def test_each_history_covers_what_it_is_kept_for(self, path: Path) -> None:

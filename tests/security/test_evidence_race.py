@@ -17,9 +17,7 @@ import contextlib
 import threading
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +25,8 @@ import pytest_asyncio
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import Adapters, activities_from, open_adapters
+from activities import Adapters, open_adapters
 from activities.evidence import EvidenceActivities
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import AmendRequest, EvidenceKind, EvidenceRef, ReleaseStatus
@@ -37,9 +34,7 @@ from gatekeeper.models.io import EvidenceCheckRequest, EvidenceCheckResult
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
-from tests.workflows.conftest import trust_test_keys
-from workers.worker import key_directory, workflow_runner
-from workflows.registry import ALL_WORKFLOWS
+from tests.helpers import eventually, running_worker
 
 #: The evidence item the amends change (a file under the worker's data directory).
 REPORT = "report"
@@ -121,8 +116,9 @@ class Bench:
         """Wait until ``verifications`` evidence verifications completed and the release ran
         a workflow task after the last of them (so a query sees what it made of it)."""
         handle = self.releases.handle(release_id)
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
+
+        async def completed() -> tuple[int, bool]:
+            """Verifications completed, and whether a workflow task ran after the last one."""
             events = (await handle.fetch_history()).events
             scheduled = {
                 e.event_id
@@ -137,15 +133,19 @@ class Bench:
                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
                 and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
             ]
-            if len(done) >= verifications and any(
+            return len(done), bool(done) and any(
                 e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
                 and e.event_id > max(done)
                 for e in events
-            ):
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{len(done)} of {verifications} verifications completed")
-            await asyncio.sleep(0.05)
+            )
+
+        await eventually(
+            completed,
+            lambda found: found[0] >= verifications and found[1],
+            what=f"{verifications} evidence verification(s) of {release_id} taken in",
+            within=within,
+            show=lambda found: f"{found[0]} completed, a task after them: {found[1]}",
+        )
 
 
 def assert_checks_of_current_evidence(status: ReleaseStatus) -> None:
@@ -165,31 +165,18 @@ def report_check(status: ReleaseStatus) -> Any:
 async def bench(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> AsyncIterator[Bench]:
     settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data")
     adapters = open_adapters(settings)
-    trust_test_keys(adapters)
     verifications = HeldVerifications(EvidenceActivities(adapters.evidence))
-    acts = [a for a in activities_from(adapters) if getattr(a, "__name__", "") != "verify_evidence"]
-    acts.append(verifications.verify_evidence)
-    with (
-        ThreadPoolExecutor(max_workers=8) as executor,
-        key_directory(task_queue, adapters.identity),
-        contextlib.ExitStack() as release_all,
+    async with running_worker(
+        env.client, task_queue, adapters, replacing=[verifications.verify_evidence]
     ):
         # However a test ends, no held verification keeps a thread (or the worker) waiting.
-        def release_every_hold() -> None:
-            for hold in verifications.holds.values():
-                hold.release.set()
+        with contextlib.ExitStack() as release_all:
 
-        release_all.callback(release_every_hold)
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=ALL_WORKFLOWS,
-            activities=acts,
-            workflow_runner=workflow_runner(),
-            activity_executor=executor,
-            max_concurrent_activities=8,
-            graceful_shutdown_timeout=timedelta(seconds=5),
-        ):
+            def release_every_hold() -> None:
+                for hold in verifications.holds.values():
+                    hold.release.set()
+
+            release_all.callback(release_every_hold)
             yield Bench(
                 Releases(env.client, task_queue, signer=signing.signer()),
                 adapters,

@@ -4,7 +4,6 @@ validator, and the release, its status and its history stay as they were."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -14,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from gatekeeper.models import UpdateResult
 from gatekeeper.models.status import STARTED_UPDATE
 from tests import factories
+from tests.helpers import settled
 from tests.workflows.conftest import Harness
 from tests.workflows.test_interop import temporal
 from tests.workflows.test_start_update import updates
@@ -23,15 +23,8 @@ async def quiet_history(harness: Harness, rid: str) -> int:
     """The release's history length once it waits with nothing in flight (its first
     notifications and audit writes done), so that any later event is the test's doing."""
     handle = harness.handle(rid)
-    for _ in range(200):
-        raw = (await handle.describe()).raw_description
-        if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
-            first = len((await handle.fetch_history()).events)
-            await asyncio.sleep(0.2)
-            if len((await handle.fetch_history()).events) == first:
-                return first
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"release {rid} never became quiet")
+    await settled(handle)
+    return len((await handle.fetch_history()).events)
 
 
 class TestWaitStartedAfterTheStart:

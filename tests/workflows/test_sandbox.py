@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import gatekeeper.models.audit
 import workflows.release  # noqa: F401  (the host's copies the probe compares with)
 from gatekeeper.audit import AuditChain
 from gatekeeper.identity.heads import AnchorRequest
+from tests.helpers import running_worker
 from tests.workflows.sandbox_probe import SandboxProbe
 from workers.worker import workflow_runner
 
@@ -72,10 +72,11 @@ class TestWhatTheSandboxShares:
         self, env: WorkflowEnvironment, runner: str
     ) -> None:
         task_queue = f"sandbox-{uuid.uuid4().hex[:8]}"
-        async with Worker(
+        async with running_worker(
             env.client,
-            task_queue=task_queue,
+            task_queue,
             workflows=[SandboxProbe],
+            activities=[],
             workflow_runner=workflow_runner() if runner == "worker" else SandboxedWorkflowRunner(),
         ):
             held = await env.client.execute_workflow(

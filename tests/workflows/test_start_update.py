@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,8 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
-from activities import activities_from, open_adapters
+from activities import open_adapters
 from activities.evidence import EvidenceActivities
 from gatekeeper.ids import release_workflow_id
 from gatekeeper.models import UpdateResult
@@ -33,9 +31,8 @@ from gatekeeper.release_list import WORKFLOW_TYPE
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
+from tests.helpers import running_worker
 from tests.workflows.conftest import Harness
-from workers.worker import workflow_runner
-from workflows.registry import ALL_WORKFLOWS
 
 
 def updates(history: WorkflowHistory) -> list[str]:
@@ -118,7 +115,6 @@ class TestAStartStillOnItsWay:
         adapters = open_adapters(Settings(task_queue=task_queue, data_dir=tmp_path))
         go = threading.Event()
         held = _HeldEvidence(EvidenceActivities(adapters.evidence), go)
-        found = [a for a in activities_from(adapters) if a.__name__ != "verify_evidence"]
         api = Releases(
             env.client,
             task_queue,
@@ -127,24 +123,15 @@ class TestAStartStillOnItsWay:
         )
         rid = f"r-uws-{uuid.uuid4().hex[:8]}"
         try:
-            with ThreadPoolExecutor(4) as pool:
-                async with Worker(
-                    env.client,
-                    task_queue=task_queue,
-                    workflows=ALL_WORKFLOWS,
-                    activities=[*found, held.verify_evidence],
-                    activity_executor=pool,
-                    workflow_runner=workflow_runner(),
-                    graceful_shutdown_timeout=timedelta(seconds=5),
-                ):
-                    status = await factories.start_release(
-                        api, adapters.policies, factories.spec(rid)
-                    )
-                    assert status.awaiting is None and status.stage is None
-                    assert status.policy_sha256, "the policy was resolved"
-                    go.set()
-                    handle = api.handle(rid)
-                    await handle.terminate("test over")
+            async with running_worker(
+                env.client, task_queue, adapters, replacing=[held.verify_evidence], threads=4
+            ):
+                status = await factories.start_release(api, adapters.policies, factories.spec(rid))
+                assert status.awaiting is None and status.stage is None
+                assert status.policy_sha256, "the policy was resolved"
+                go.set()
+                handle = api.handle(rid)
+                await handle.terminate("test over")
         finally:
             go.set()
             adapters.close()

@@ -5,12 +5,12 @@ and checks them) renders the same details inside it as the test does outside."""
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from gatekeeper import order_decisions
 from gatekeeper.failures import CONVERTER
 from gatekeeper.status_details import current_details
+from tests.helpers import running_worker
 from tests.orders.test_decisions import status as order_status
 from tests.test_status_view import status as release_status
 from tests.workflows.sandboxed_render import RenderInSandbox
@@ -22,10 +22,11 @@ class TestViewInTheSandbox:
     async def test_render_inside_the_sandbox(self, client: Client, task_queue: str) -> None:
         converted = Client(**{**client.config(), "data_converter": CONVERTER})
         release, order = release_status(), order_status()
-        async with Worker(
+        async with running_worker(
             converted,
-            task_queue=task_queue,
+            task_queue,
             workflows=[RenderInSandbox],
+            activities=[],
             # cryptography's Rust core cannot be imported twice (the models' signature types
             # import it); every gatekeeper module is re-imported and checked by the sandbox.
             workflow_runner=SandboxedWorkflowRunner(
