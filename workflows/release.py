@@ -1430,8 +1430,10 @@ class ModelReleaseWorkflow:
 
     def _started(self) -> bool:
         """Whether the pipeline has reached its first wait (or ended) under its policy."""
-        ledger = self._resolved
-        return ledger is not None and (ledger.status.awaiting is not None or ledger.is_terminal())
+        if self._resolved is None:
+            return False
+        ledger = self._resolved.ledger
+        return ledger.status.awaiting is not None or ledger.is_terminal()
 
     @workflow.query
     def is_starting(self) -> bool:
