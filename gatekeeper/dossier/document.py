@@ -13,6 +13,7 @@ from typing import Any
 
 from gatekeeper.dossier.model import Dossier
 from gatekeeper.models.status import ReleaseStatus
+from gatekeeper.stages import leaves_when
 
 #: Characters of an audit event's details shown in the timeline (the JSON has them all).
 DETAILS_SHOWN = 160
@@ -131,7 +132,8 @@ def _policy(dossier: Dossier) -> Section:
         facts=facts,
         tables=[
             Table(
-                ["stage", "kind", "title"], [[s.id, s.kind.value, s.label] for s in policy.stages]
+                ["stage", "kind", "title", "leaves when"],
+                [[s.id, s.kind.value, s.label, leaves_when(s)] for s in policy.stages],
             ),
             Table(
                 ["person", "name", "roles", "signing key"],

@@ -26,6 +26,7 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
+from gatekeeper.stages import government_window
 
 #: When no government window applies, how far a government delay may reach.
 DEFAULT_MAX_DELAY = timedelta(days=30)
@@ -54,7 +55,7 @@ class GovernmentDecisions(LedgerChecks):
         require_role(self.policy, req.by, WellKnownRole.GOVERNMENT_LIAISON.value)
         gov = self.status.government
         if gov.receipt is None:
-            if self.window_stage() is None:
+            if government_window.window_stage(self) is None:
                 raise refuse_audited(
                     Rule.NO_GOVERNMENT_STAGE,
                     f"this release has no government stage (covered_model {self.spec.covered_model.value})",
@@ -95,7 +96,7 @@ class GovernmentDecisions(LedgerChecks):
                 hold.released_at = now
                 hold.released_by = req.by
         self.refresh_state()
-        stage = self.window_stage()
+        stage = government_window.window_stage(self)
         early = self._in_window() and stage is not None and stage.allow_early_clearance
         self.notify(
             NotificationEvent.GOVERNMENT_CLEARED,
@@ -116,7 +117,7 @@ class GovernmentDecisions(LedgerChecks):
         assert until is not None  # the model guarantees it for delay_requested
         if until <= now:
             raise refuse_audited(Rule.BAD_DATE, f"delay_until {when(until)} is not in the future")
-        stage = self.window_stage()
+        stage = government_window.window_stage(self)
         max_delay = stage.max_delay if stage else DEFAULT_MAX_DELAY
         if self._in_window() and gov.window_original_ends_at is not None:
             limit = gov.window_original_ends_at + max_delay
@@ -175,7 +176,7 @@ class GovernmentDecisions(LedgerChecks):
             roles=["operator"],
         )
         if self.status.stage and self._in_window() and stage is not None:
-            self.await_window(stage, now)
+            government_window.await_window(self, stage, now)
         return (
             f"delay recorded: the window now ends {when(gov.window_ends_at)}"
             if effect == "window_extended"
@@ -211,9 +212,9 @@ class GovernmentDecisions(LedgerChecks):
             concerned=[self.spec.submitter],
             roles=["security", "executive"],
         )
-        stage = self.window_stage()
+        stage = government_window.window_stage(self)
         if self._in_window() and stage is not None:
-            self.await_window(stage, now)
+            government_window.await_window(self, stage, now)
         return f"concern {concern.id} recorded; it blocks the window's end and the launch"
 
     def _concern_resolved(self, req: GovernmentResponse, now: datetime) -> str:
@@ -248,7 +249,7 @@ class GovernmentDecisions(LedgerChecks):
             f"{req.by} recorded that concern {concern.id} ({concern.text}) is resolved.",
             concerned=[self.spec.submitter],
         )
-        stage = self.window_stage()
+        stage = government_window.window_stage(self)
         if self._in_window() and stage is not None:
-            self.await_window(stage, now)
+            government_window.await_window(self, stage, now)
         return f"concern {concern.id} resolved"

@@ -35,6 +35,7 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
+from gatekeeper.stages import approval_gate
 
 #: The longest a role may be delegated for.
 MAX_DELEGATION = timedelta(days=90)
@@ -119,7 +120,7 @@ class OperatorDecisions(LedgerChecks):
         return f"resumed by {by}"
 
     def _extend_deadline(self, now: datetime) -> None:
-        found = self.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self)
         if found is not None and found[1].deadline is not None:
             found[2].deadline_at = now + found[1].deadline
 
@@ -138,7 +139,7 @@ class OperatorDecisions(LedgerChecks):
         require_role(self.policy, req.by, WellKnownRole.OPERATOR.value)
         reason = f"withdrawn by {req.by}: {req.reason}"
         self.end(ReleaseState.WITHDRAWN, now, reason, req.by)
-        self._notify_end(ReleaseState.WITHDRAWN, now, reason)
+        self.notify_end(ReleaseState.WITHDRAWN, now, reason)
         return f"{self.status.release_id} withdrawn; every grant it made is being revoked"
 
     # --- delegation ---------------------------------------------------------------------------
@@ -228,7 +229,7 @@ class OperatorDecisions(LedgerChecks):
         for delegation in active:
             delegation.revoked_at = now
         invalidated: list[str] = []
-        found = self.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self)
         if found is not None:
             for decision in found[2].decisions:
                 if (
@@ -258,7 +259,7 @@ class OperatorDecisions(LedgerChecks):
             concerned=[req.to, req.by],
         )
         if found is not None:
-            self.refresh_gate(found[0].id, found[1], now)
+            approval_gate.refresh_gate(self, found[0].id, found[1], now)
         return f"{req.by} revoked the delegation of {req.role} to {req.to}" + (
             f"; {len(invalidated)} decision(s) made with it no longer stand" if invalidated else ""
         )

@@ -33,6 +33,7 @@ from gatekeeper.rules import (
     require_person,
     resolve_acting,
 )
+from gatekeeper.stages import approval_gate
 from gatekeeper.statements import RequestSignature
 
 
@@ -62,7 +63,7 @@ class ReviewDecisions(LedgerChecks):
                 Rule.WRONG_STAGE,
                 f"{req.stage} is not the current stage (the release is at {current or 'its start'})",
             )
-        found = self.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self)
         if found is None:
             waiting = self.status.awaiting.what if self.status.awaiting else "its next step"
             raise refuse_audited(
@@ -121,7 +122,7 @@ class ReviewDecisions(LedgerChecks):
                 f": {req.comment}" if req.comment else ""
             )
             self.end(ReleaseState.REJECTED, now, reason, acting.person)
-            self._notify_end(ReleaseState.REJECTED, now, reason)
+            self.notify_end(ReleaseState.REJECTED, now, reason)
             return f"{who} rejected {self.status.release_id} at {stage.id}; the release is rejected"
         if kind is DecisionKind.REQUEST_CHANGES:
             self.notify(
@@ -132,9 +133,9 @@ class ReviewDecisions(LedgerChecks):
                 action_needed=f"Amend the release: `gatekeeper release amend {self.status.release_id} ...`",
                 concerned=[self.spec.submitter],
             )
-            self.refresh_gate(stage.id, settings, now)
+            approval_gate.refresh_gate(self, stage.id, settings, now)
             return f"{who} asked for changes at {stage.id}; the gate waits for an amend"
-        progress = self.progress(stage.id, settings)
+        progress = approval_gate.progress(self, stage.id, settings)
         self.notify(
             NotificationEvent.DECISION_RECORDED,
             event,
@@ -142,7 +143,7 @@ class ReviewDecisions(LedgerChecks):
             f"{who} approved {self.title} at {stage.id} as {acting.role}. Quorum: {progress.describe()}.",
             concerned=[self.spec.submitter],
         )
-        self.refresh_gate(stage.id, settings, now)
+        approval_gate.refresh_gate(self, stage.id, settings, now)
         return f"{who} approved {stage.id} as {acting.role}; quorum {progress.describe()}"
 
     # --- amend ---------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ class ReviewDecisions(LedgerChecks):
                 )
         self.status.spec = self._with_attested_authors(new)
         invalidated: list[str] = []
-        found = self.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self)
         if found is not None:
             gate = found[2]
             for decision in gate.decisions:
@@ -224,7 +225,7 @@ class ReviewDecisions(LedgerChecks):
                 concerned=invalidated,
             )
         if found is not None:
-            self.refresh_gate(found[0].id, found[1], now)
+            approval_gate.refresh_gate(self, found[0].id, found[1], now)
         parts = [f"amended {self.status.release_id}"]
         if changed:
             parts.append(f"changed {', '.join(changed)}")
@@ -281,9 +282,9 @@ class ReviewDecisions(LedgerChecks):
                 "comment": req.comment,
             },
         )
-        found = self.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self)
         if found is not None:
-            self.refresh_gate(found[0].id, found[1], now)
+            approval_gate.refresh_gate(self, found[0].id, found[1], now)
         return f"{req.by} attested that {', '.join(authors)} wrote {item.id}"
 
     def _with_attested_authors(self, spec: ReleaseSpec) -> ReleaseSpec:
@@ -295,22 +296,6 @@ class ReviewDecisions(LedgerChecks):
             if attested is not None and attested.sha256 == item["sha256"]:
                 item["authors"] = sorted({*item["authors"], *attested.authors})[:MAX_AUTHORS]
         return ReleaseSpec.model_validate(data)
-
-    def unattested_authorship(self, settings: GateSettings) -> list[str]:
-        """Evidence the gate covers whose authorship is not attested at its current digest,
-        when the policy requires attested authorship."""
-        if not self.policy.require_attested_authorship:
-            return []
-        covered = covered_digests(settings, self.spec)
-        return [
-            e.id
-            for e in self.spec.evidence
-            if e.id in covered
-            and (
-                (attested := self.status.authorship.get(e.id)) is None
-                or attested.sha256 != e.sha256
-            )
-        ]
 
     @staticmethod
     def _amended_spec(old: ReleaseSpec, req: AmendRequest) -> ReleaseSpec:

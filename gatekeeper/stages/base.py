@@ -1,0 +1,136 @@
+"""What every stage kind is made of, and what it may ask of the workflow that runs it.
+
+A stage kind is one module under :mod:`gatekeeper.stages` that provides a :class:`StageKindSpec`:
+
+- ``run(host, stage) -> note``: the coroutine that drives the stage until it may finish (the
+  note is what the stage record says when it completes). It talks to Temporal only through the
+  :class:`StageHost` the workflow hands it: the clock, commits, durable waits, activities.
+- its transitions: plain functions taking the :class:`~gatekeeper.ledger.state.Ledger` (no
+  Temporal), beside the coroutine;
+- ``check(ctx, index, stage)``: the policy rules of the kind, reported into a
+  :class:`PolicyCheck` (``gatekeeper policy check``, ``policy install``, the worker);
+- ``leaves_when(stage)`` and ``label``: how people read the stage (``gatekeeper policy show``,
+  the dossier's policy section).
+
+The registry (:data:`gatekeeper.stages.KINDS`) maps each :class:`~gatekeeper.models.enums.StageKind`
+to its spec; the workflow dispatches through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from gatekeeper.models.base import Model, format_duration
+from gatekeeper.models.enums import StageKind
+from gatekeeper.models.policy import Policy
+from gatekeeper.yamlfile import FieldPath
+
+if TYPE_CHECKING:
+    from gatekeeper.ledger.decisions import ReleaseLedger
+    from gatekeeper.models.policy import AccessGrantStage, ApprovalGateStage
+
+R = TypeVar("R", bound=Model)
+
+#: Problems found in a policy: the field's path and the one-line message.
+Findings = list[tuple[FieldPath, str]]
+
+
+class StageHost(Protocol):
+    """What a stage's coroutine may ask of the workflow running it (``ModelReleaseWorkflow``).
+
+    Everything that touches Temporal is here: the coroutine itself only reads and changes the
+    ledger, so the order of commands (activities, timers, search-attribute upserts) is the order
+    of the calls it makes on its host.
+    """
+
+    @property
+    def ledger(self) -> ReleaseLedger:
+        """The release's ledger."""
+        ...
+
+    def now(self) -> datetime:
+        """The pipeline's clock (the deadline itself in the activation its timer fired in)."""
+        ...
+
+    def commit(self) -> None:
+        """Send what the ledger wants said, publish the status, wake waiting coroutines."""
+        ...
+
+    async def sleep_until_change(self, clocks: dict[str, datetime | None]) -> str | None:
+        """Sleep until a change or the earliest clock (a durable timer named by its key);
+        return the name of the clock whose timer fired, or None if a change woke the stage."""
+        ...
+
+    async def until_unblocked(self, purpose: str, *, suspended_blocks: bool) -> None:
+        """Wait while the release is held (or, with ``suspended_blocks``, suspended)."""
+        ...
+
+    async def execute(
+        self, activity: str, request: Model, result_type: type[R], *, summary: str
+    ) -> R:
+        """Run ``activity`` with its timeouts and retry policy, under ``summary``."""
+        ...
+
+    def set_launching(self, launching: bool) -> None:
+        """Mark the launch as being published (operators' hold and withdraw wait meanwhile)."""
+        ...
+
+
+#: A stage's coroutine: drives the stage on its host; returns the stage record's note.
+Run = Callable[[StageHost, Any], Awaitable[str]]
+
+
+@dataclass
+class PolicyCheck:
+    """What a kind's policy check reads and where it reports.
+
+    ``people`` is the roster's roles by person; ``quorum_feasible`` is the roster-wide quorum
+    check :mod:`gatekeeper.policy` owns (the one quorum matcher), passed in so the stage kinds
+    never import the module that imports them.
+    """
+
+    policy: Policy
+    people: Mapping[str, Collection[str]]
+    quorum_feasible: Callable[
+        [
+            Policy,
+            ApprovalGateStage | AccessGrantStage,
+            FieldPath,
+            Mapping[str, Collection[str]],
+            Findings,
+        ],
+        bool,
+    ]
+    out: Findings = field(default_factory=list)
+
+    @property
+    def held_roles(self) -> set[str]:
+        return {role for roles in self.people.values() for role in roles}
+
+    def add(self, path: FieldPath, message: str) -> None:
+        self.out.append((path, message))
+
+
+@dataclass(frozen=True)
+class StageKindSpec:
+    """One stage kind: its policy model, coroutine, policy check and description."""
+
+    kind: StageKind
+    #: The pydantic model of the stage in a policy (a member of ``models.policy.Stage``).
+    model: type[Model]
+    #: How the kind is called in prose (``policy show``, the dossier).
+    label: str
+    run: Run
+    #: Report the kind's problems at ``stages[index]``; return whether a quorum it has is
+    #: workable (True when it has none), for the policy-wide distinct-approvers check.
+    check: Callable[[PolicyCheck, int, Any], bool]
+    #: One sentence on what makes the stage finish.
+    leaves_when: Callable[[Any], str]
+
+
+def show(value: timedelta) -> str:
+    """A duration as policy problems quote it (negative ones with their sign)."""
+    return "-" + format_duration(-value) if value < timedelta(0) else format_duration(value)
