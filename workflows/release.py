@@ -1,6 +1,8 @@
 """ModelReleaseWorkflow: one release, interpreting its policy's pipeline of stages.
 
-The workflow waits (durable timers, conditions), calls activities for side effects, and answers
+Each stage kind's coroutine lives with its kind in :mod:`gatekeeper.stages` and runs against
+this workflow as its ``StageHost`` (the pipeline dispatches through the registry). The workflow
+waits (durable timers, conditions), calls activities for side effects, and answers
 updates; every change of state goes through :class:`~gatekeeper.ledger.decisions.ReleaseLedger`, which is
 deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 """
@@ -350,8 +352,9 @@ class ModelReleaseWorkflow:
           the true clock. Without this, the lagging activation's commands would be sent ahead
           of an update delivered in the same task, an order replay does not reproduce.
 
-        Waits in stage coroutines are ``while`` loops around this call that re-read the ledger
-        through :meth:`now`; none keeps its own ``workflow.now() < end`` test.
+        Waits in stage coroutines (:mod:`gatekeeper.stages`, through ``StageHost``) are ``while``
+        loops around this call that re-read the ledger through :meth:`now`; none keeps its own
+        ``workflow.now() < end`` test.
         """
         seen = self._changes
         started = self.now()
