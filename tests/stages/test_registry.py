@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gatekeeper.cli.policy import app
+from gatekeeper.dossier.document import sections
+from gatekeeper.dossier.model import build_dossier
 from gatekeeper.errors import PolicyError
 from gatekeeper.ledger.decisions import ReleaseLedger
 from gatekeeper.models.enums import StageKind
@@ -175,3 +177,26 @@ class TestWaitingPeriodTransitions:
         note = waiting_period.end_wait(ledger, stage, ends, ends)
         assert note == "waited 7d (until 2026-12-08 09:00 UTC)"
         assert ledger.chain.events[-1].action == "waiting_ended"
+
+
+class TestDescriptions:
+    """Each kind describes itself once; ``policy show`` and the dossier both read it."""
+
+    def test_the_dossier_policy_section_says_what_ends_each_stage(self) -> None:
+        ledger, stage = ledger_with_wait()
+        dossier = build_dossier(
+            status=ledger.status,
+            audit=ledger.chain.events,
+            policy=ledger.policy,
+            outbox=[],
+            exported_at=NOW,
+            workflow_id="release-r-wait",
+            run_id=None,
+            execution="running",
+        )
+        policy = next(s for s in sections(dossier) if s.title == "Policy")
+        pipeline = policy.tables[0]
+        assert pipeline.headers == ["stage", "kind", "title", "leaves when"]
+        row = next(r for r in pipeline.rows if r[0] == stage.id)
+        assert row[1:] == ["waiting_period", "Cooling off", waiting_period.leaves_when(stage)]
+        assert [r[3] for r in pipeline.rows] == [leaves_when(s) for s in ledger.policy.stages]
