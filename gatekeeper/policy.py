@@ -29,7 +29,7 @@ from gatekeeper.models.policy import (
     QuorumRequirement,
     Stage,
 )
-from gatekeeper.stages import PolicyCheck, check_stage
+from gatekeeper.stages import CheckContext, check_stage
 from gatekeeper.stages.base import show
 from gatekeeper.yamlfile import (
     FieldPath,
@@ -219,7 +219,7 @@ def _check_stages(policy: Policy, out: _Findings) -> None:
     """Every stage by its kind's own check (:mod:`gatekeeper.stages`), then what spans gates."""
     stages = policy.stages
     _unique_ids(stages, ("stages",), "stage", out)
-    ctx = PolicyCheck(
+    ctx = CheckContext(
         policy=policy,
         people=_roles_by_person(policy),
         quorum_feasible=_check_quorum_as_a_whole,

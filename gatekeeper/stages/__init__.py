@@ -18,7 +18,7 @@ from gatekeeper.stages import (
     launch,
     waiting_period,
 )
-from gatekeeper.stages.base import PolicyCheck, StageHost, StageKindSpec
+from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec
 
 KINDS: dict[StageKind, StageKindSpec] = {
     spec.kind: spec
@@ -48,14 +48,14 @@ async def run_stage(host: StageHost, stage: Stage) -> str:
     return await kind_of(stage).run(host, stage)
 
 
-def check_stage(ctx: PolicyCheck, index: int, stage: Stage) -> bool:
+def check_stage(ctx: CheckContext, index: int, stage: Stage) -> bool:
     """Report ``stage``'s problems; whether a quorum it has is workable."""
     return kind_of(stage).check(ctx, index, stage)
 
 
 __all__ = [
     "KINDS",
-    "PolicyCheck",
+    "CheckContext",
     "StageHost",
     "StageKindSpec",
     "check_stage",

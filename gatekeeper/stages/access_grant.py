@@ -17,7 +17,7 @@ from gatekeeper.models.io import GRANT_SAMPLE, GrantRequest, GrantResult
 from gatekeeper.models.partners import EligiblePartners, EligiblePartnersRequest
 from gatekeeper.models.policy import AccessGrantStage, Cohort
 from gatekeeper.stages import approval_gate
-from gatekeeper.stages.base import PolicyCheck, StageHost, StageKindSpec, show
+from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
 from gatekeeper.yamlfile import FieldPath, did_you_mean
 
 
@@ -190,7 +190,7 @@ def record_grants(
 # --- policy checks ---------------------------------------------------------------------------
 
 
-def check(ctx: PolicyCheck, index: int, stage: AccessGrantStage) -> bool:
+def check(ctx: CheckContext, index: int, stage: AccessGrantStage) -> bool:
     path: FieldPath = ("stages", index)
     known = [cohort.id for cohort in ctx.policy.cohorts]
     if not known:
@@ -219,7 +219,6 @@ def leaves_when(stage: AccessGrantStage) -> str:
 SPEC = StageKindSpec(
     kind=StageKind.ACCESS_GRANT,
     model=AccessGrantStage,
-    label="partner access grant",
     run=run,
     check=check,
     leaves_when=leaves_when,

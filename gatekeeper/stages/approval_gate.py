@@ -28,7 +28,7 @@ from gatekeeper.models.policy import (
 )
 from gatekeeper.models.status import GateState, HoldRecord
 from gatekeeper.rules import QuorumProgress, covered_digests, eligible_people, quorum_progress
-from gatekeeper.stages.base import PolicyCheck, StageHost, StageKindSpec, show
+from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
 from gatekeeper.yamlfile import FieldPath, did_you_mean
 
 #: Shortest reminder interval a policy may set.
@@ -341,7 +341,7 @@ def deadline_passed(ledger: Ledger, stage_id: str, settings: GateSettings, now: 
 # --- policy checks ---------------------------------------------------------------------------
 
 
-def check(ctx: PolicyCheck, index: int, stage: ApprovalGateStage) -> bool:
+def check(ctx: CheckContext, index: int, stage: ApprovalGateStage) -> bool:
     path: FieldPath = ("stages", index)
     if not stage.quorum:
         message = "an approval gate needs a quorum: at least one requirement, e.g. '- role: safety'"
@@ -350,7 +350,7 @@ def check(ctx: PolicyCheck, index: int, stage: ApprovalGateStage) -> bool:
 
 
 def check_gate(
-    ctx: PolicyCheck, stage: ApprovalGateStage | AccessGrantStage, path: FieldPath
+    ctx: CheckContext, stage: ApprovalGateStage | AccessGrantStage, path: FieldPath
 ) -> bool:
     """Check a stage's quorum and clocks; return whether its quorum is workable."""
     people = ctx.people
@@ -384,7 +384,7 @@ def check_gate(
 
 
 def check_gate_clocks(
-    ctx: PolicyCheck, stage: GateSettings, path: FieldPath, held: set[str]
+    ctx: CheckContext, stage: GateSettings, path: FieldPath, held: set[str]
 ) -> None:
     for name in _GATE_CLOCKS:
         value: timedelta | None = getattr(stage, name)
@@ -433,7 +433,6 @@ def gate_sentence(stage: GateSettings, verb: str) -> str:
 SPEC = StageKindSpec(
     kind=StageKind.APPROVAL_GATE,
     model=ApprovalGateStage,
-    label="approval gate",
     run=run,
     check=check,
     leaves_when=leaves_when,

@@ -8,9 +8,9 @@ A stage kind is one module under :mod:`gatekeeper.stages` that provides a :class
 - its transitions: plain functions taking the :class:`~gatekeeper.ledger.state.Ledger` (no
   Temporal), beside the coroutine;
 - ``check(ctx, index, stage)``: the policy rules of the kind, reported into a
-  :class:`PolicyCheck` (``gatekeeper policy check``, ``policy install``, the worker);
-- ``leaves_when(stage)`` and ``label``: how people read the stage (``gatekeeper policy show``,
-  the dossier's policy section).
+  :class:`CheckContext` (``gatekeeper policy check``, ``policy install``, the worker);
+- ``leaves_when(stage)``: one sentence on what finishes the stage, as people read it
+  (``gatekeeper policy show``, the dossier's policy section; its title is ``stage.label``).
 
 The registry (:data:`gatekeeper.stages.KINDS`) maps each :class:`~gatekeeper.models.enums.StageKind`
 to its spec; the workflow dispatches through it.
@@ -84,7 +84,7 @@ Run = Callable[[StageHost, Any], Awaitable[str]]
 
 
 @dataclass
-class PolicyCheck:
+class CheckContext:
     """What a kind's policy check reads and where it reports.
 
     ``people`` is the roster's roles by person; ``quorum_feasible`` is the roster-wide quorum
@@ -121,12 +121,10 @@ class StageKindSpec:
     kind: StageKind
     #: The pydantic model of the stage in a policy (a member of ``models.policy.Stage``).
     model: type[Model]
-    #: How the kind is called in prose (``policy show``, the dossier).
-    label: str
     run: Run
     #: Report the kind's problems at ``stages[index]``; return whether a quorum it has is
     #: workable (True when it has none), for the policy-wide distinct-approvers check.
-    check: Callable[[PolicyCheck, int, Any], bool]
+    check: Callable[[CheckContext, int, Any], bool]
     #: One sentence on what makes the stage finish.
     leaves_when: Callable[[Any], str]
 

@@ -14,7 +14,7 @@ from gatekeeper.models.enums import NotificationEvent, StageKind
 from gatekeeper.models.io import SubmissionRequest
 from gatekeeper.models.policy import GovernmentSubmissionStage
 from gatekeeper.models.status import GovernmentReceipt
-from gatekeeper.stages.base import PolicyCheck, StageHost, StageKindSpec
+from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec
 
 
 async def run(host: StageHost, stage: GovernmentSubmissionStage) -> str:
@@ -61,7 +61,7 @@ def record_receipt(ledger: Ledger, receipt: GovernmentReceipt, now: datetime) ->
     )
 
 
-def check(ctx: PolicyCheck, index: int, stage: GovernmentSubmissionStage) -> bool:
+def check(ctx: CheckContext, index: int, stage: GovernmentSubmissionStage) -> bool:
     """Nothing of its own to check; the window after it checks that it comes first."""
     del ctx, index, stage
     return True
@@ -74,7 +74,6 @@ def leaves_when(stage: GovernmentSubmissionStage) -> str:
 SPEC = StageKindSpec(
     kind=StageKind.GOVERNMENT_SUBMISSION,
     model=GovernmentSubmissionStage,
-    label="government submission",
     run=run,
     check=check,
     leaves_when=leaves_when,

@@ -19,7 +19,7 @@ from gatekeeper.models.policy import (
     GovernmentSubmissionStage,
     GovernmentWindowStage,
 )
-from gatekeeper.stages.base import PolicyCheck, StageHost, StageKindSpec, show
+from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
 from gatekeeper.yamlfile import FieldPath
 
 
@@ -136,7 +136,7 @@ def close_window(ledger: Ledger, now: datetime) -> str:
 # --- policy checks ---------------------------------------------------------------------------
 
 
-def check(ctx: PolicyCheck, index: int, stage: GovernmentWindowStage) -> bool:
+def check(ctx: CheckContext, index: int, stage: GovernmentWindowStage) -> bool:
     path: FieldPath = ("stages", index)
     submitted = {
         designation
@@ -177,7 +177,6 @@ def leaves_when(stage: GovernmentWindowStage) -> str:
 SPEC = StageKindSpec(
     kind=StageKind.GOVERNMENT_WINDOW,
     model=GovernmentWindowStage,
-    label="government testing window",
     run=run,
     check=check,
     leaves_when=leaves_when,

@@ -12,7 +12,7 @@ from gatekeeper.ledger.state import SYSTEM, Ledger
 from gatekeeper.models.enums import ReleaseState, StageKind
 from gatekeeper.models.io import LaunchReceipt, LaunchRequest
 from gatekeeper.models.policy import LaunchStage, Stage
-from gatekeeper.stages.base import PolicyCheck, StageHost, StageKindSpec
+from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec
 
 
 async def run(host: StageHost, stage: LaunchStage) -> str:
@@ -80,7 +80,7 @@ def launched(ledger: Ledger, launch_id: str, now: datetime, stage: Stage) -> Non
 # --- policy checks ---------------------------------------------------------------------------
 
 
-def check(ctx: PolicyCheck, index: int, stage: LaunchStage) -> bool:
+def check(ctx: CheckContext, index: int, stage: LaunchStage) -> bool:
     del stage
     stages = ctx.policy.stages
     launches = [i for i, s in enumerate(stages) if isinstance(s, LaunchStage)]
@@ -99,7 +99,6 @@ def leaves_when(stage: LaunchStage) -> str:
 SPEC = StageKindSpec(
     kind=StageKind.LAUNCH,
     model=LaunchStage,
-    label="launch",
     run=run,
     check=check,
     leaves_when=leaves_when,

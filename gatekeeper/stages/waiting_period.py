@@ -16,7 +16,7 @@ from gatekeeper.ledger.state import SYSTEM, Ledger
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import StageKind
 from gatekeeper.models.policy import WaitingPeriodStage
-from gatekeeper.stages.base import PolicyCheck, StageHost, StageKindSpec, show
+from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
 
 #: The longest cooling-off wait a policy may set.
 MAX_WAITING_PERIOD = timedelta(days=365)
@@ -91,7 +91,7 @@ def end_wait(ledger: Ledger, stage: WaitingPeriodStage, ends: datetime, now: dat
 # --- policy checks and description -----------------------------------------------------------
 
 
-def check(ctx: PolicyCheck, index: int, stage: WaitingPeriodStage) -> bool:
+def check(ctx: CheckContext, index: int, stage: WaitingPeriodStage) -> bool:
     path = ("stages", index, "duration")
     if stage.duration <= timedelta(0):
         ctx.add(path, f"must be longer than zero (got {show(stage.duration)})")
@@ -111,7 +111,6 @@ def leaves_when(stage: WaitingPeriodStage) -> str:
 SPEC = StageKindSpec(
     kind=StageKind.WAITING_PERIOD,
     model=WaitingPeriodStage,
-    label="waiting period",
     run=run,
     check=check,
     leaves_when=leaves_when,
