@@ -33,16 +33,14 @@ from gatekeeper.adapters import (
     Outbox,
 )
 from gatekeeper.adapters.anchors import AnchorStore
-from gatekeeper.adapters.email import email_factory
-from gatekeeper.adapters.notifier import SendJournal, granted_partners
+from gatekeeper.adapters.notifier import granted_partners
 from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.adapters.registry import AccessRegistry
-from gatekeeper.adapters.webhook import GuardedClient, webhook_client, webhook_factory
+from gatekeeper.channels import ChannelContext, SendJournal
 from gatekeeper.config import UnsignedRequests, WorkerConfig
 from gatekeeper.errors import ConfigError
 from gatekeeper.identity.registry import IdentityRegistry
 from gatekeeper.identity.worker_key import worker_key_path
-from gatekeeper.models.enums import Channel
 from gatekeeper.models.policy import Policy
 from gatekeeper.routing import unconfigured_channels
 from gatekeeper.settings import Settings
@@ -63,7 +61,8 @@ class Adapters:
     audit_store: JsonlAuditStore
     launcher: FileDropLaunchPublisher
     registry: AccessRegistry
-    http: GuardedClient
+    #: What the channels share (outbox, journal, secrets, egress rules, one HTTP client).
+    channels: ChannelContext
     #: Installed policies (the registry's database); ``resolve_policy`` reads it.
     policies: PolicyStore
     #: The append-only table of signed audit heads (the registry's database).
@@ -93,7 +92,7 @@ class Adapters:
         self.policies.close()
         self.anchors.close()
         self.identity.close()
-        self.http.close()
+        self.channels.close()
 
 
 def open_adapters(settings: Settings) -> Adapters:
@@ -103,18 +102,23 @@ def open_adapters(settings: Settings) -> Adapters:
     outbox = Outbox(data / "outbox.jsonl")
     registry = AccessRegistry(settings.effective_registry_url)
     policies = PolicyStore(settings.effective_registry_url)
-    # One HTTP client for every webhook channel (connection reuse), closed with the adapters;
-    # every connection it opens passes the configuration's egress rules.
-    http = webhook_client(settings.config.egress.rules)
+    # What every channel type is bound to; what the factories open (one HTTP client for every
+    # webhook channel) is closed with the adapters.
+    channels = ChannelContext(
+        outbox=outbox,
+        journal=SendJournal(outbox, Outbox(data / "outbox.sending.jsonl")),
+        env=settings.env,
+        egress=settings.config.egress.rules,
+    )
     return Adapters(
         outbox=outbox,
-        notifier=_notifier(settings, outbox, registry, http),
+        notifier=_notifier(settings, channels, registry),
         clearinghouse=FileDropClearinghouse(data / "clearinghouse"),
         evidence=LocalEvidenceVerifier.from_settings(settings.config.evidence, data),
         audit_store=JsonlAuditStore(data / "audit"),
         launcher=FileDropLaunchPublisher(data / "launches"),
         registry=registry,
-        http=http,
+        channels=channels,
         policies=policies,
         anchors=AnchorStore(settings.effective_registry_url),
         worker_key_path=worker_key_path(settings),
@@ -141,12 +145,11 @@ def channels_configured(config: WorkerConfig) -> PolicyCheck:
     return check
 
 
-def _notifier(
-    settings: Settings, outbox: Outbox, registry: AccessRegistry, http: GuardedClient
-) -> Notifier:
-    """Log and outbox channels, and the webhook and e-mail channels the worker's configuration
-    defines, with secrets from the settings' environment and destinations limited by its egress
-    rules; cohorts expanded to the partners the registry granted.
+def _notifier(settings: Settings, context: ChannelContext, registry: AccessRegistry) -> Notifier:
+    """Log and outbox channels, and the channels the worker's configuration defines, of every
+    type in :data:`gatekeeper.channels.CHANNEL_TYPES`, with secrets from the settings'
+    environment and destinations limited by its egress rules; cohorts expanded to the partners
+    the registry granted.
 
     Raises:
         ConfigError: a configured channel's secret variable is not set (the worker does not
@@ -154,16 +157,13 @@ def _notifier(
     """
     config = settings.config
     for name, channel in sorted(config.channels.items()):
-        if channel.secret_env and not settings.env.get(channel.secret_env):
-            raise ConfigError(
-                f"channel {name!r}: the variable {channel.secret_env} named by its secret_env is "
-                "not set in the worker's environment"
-            )
-    journal = SendJournal(outbox, Outbox(settings.data_dir / "outbox.sending.jsonl"))
-    channels = ChannelRegistry.embedded(outbox)
-    egress = config.egress.rules
-    channels.register(Channel.WEBHOOK, webhook_factory(journal, settings.env, client=http))
-    channels.register(Channel.EMAIL, email_factory(journal, settings.env, egress=egress))
+        for field_name, variable in channel.secret_variables().items():
+            if not settings.env.get(variable):
+                raise ConfigError(
+                    f"channel {name!r}: the variable {variable} named by its {field_name} is "
+                    "not set in the worker's environment"
+                )
+    channels = ChannelRegistry.for_worker(context)
     return Notifier(
         channels, configured=config.channels, cohorts=granted_partners(registry.list_grants)
     )

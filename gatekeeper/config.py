@@ -1,9 +1,11 @@
 """The worker's own configuration: what no policy, spec or payload may choose.
 
-A policy routes events to channel *names*; what a channel is (its URL, SMTP host, sender, the
-variable holding its secret), which destinations the worker may reach, and which evidence it may
-read are decided here, by whoever runs the worker. The file is TOML, named by
-``GATEKEEPER_CONFIG`` (default: ``gatekeeper.toml`` in the data directory, if it exists)::
+A policy routes events to channel *names*; what a channel is (its type, and the type's fields:
+a URL, an SMTP host, a sender, the variable holding its secret), which destinations
+the worker may reach, and which evidence it may read are decided here, by whoever runs the
+worker. Each channel type is one module of :mod:`gatekeeper.channels`, holding the model of its
+sections. The file is TOML, named by ``GATEKEEPER_CONFIG`` (default: ``gatekeeper.toml`` in the
+data directory, if it exists)::
 
     [channels.security-webhook]
     type = "webhook"
@@ -38,13 +40,10 @@ channel's *name*.
 
 from __future__ import annotations
 
-import re
 import tomllib
-from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -56,7 +55,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from gatekeeper.egress import EgressRules, is_host_name_or_address, parse_allowed
+from gatekeeper.channels import CHANNEL_TYPES, ConfiguredChannel, type_problem
+from gatekeeper.egress import EgressRules, parse_allowed
 from gatekeeper.errors import ConfigError
 from gatekeeper.models.base import Identifier, Model
 from gatekeeper.models.policy import BUILTIN_CHANNELS
@@ -68,18 +68,6 @@ DEFAULT_EVIDENCE_MAX_BYTES = 1 << 30
 DEFAULT_HASH_TIMEOUT_SECONDS = 120.0
 #: Channel names every worker has without configuring them.
 BUILTIN_CHANNEL_NAMES = frozenset(BUILTIN_CHANNELS)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
-#: Per channel type: the fields it needs, and the fields that belong to the other type.
-_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "webhook": (("url", "secret_env"), ("smtp_host", "smtp_port", "sender")),
-    "email": (("smtp_host", "sender"), ("url",)),
-}
-
-
-def _no_control(value: str) -> None:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise PydanticCustomError("control", "must not contain control characters")
-
 
 #: The release gives ``verify_evidence`` 5 minutes (``workflows/timeouts.EVIDENCE_TIMEOUT``): the
 #: hashing limit stays well inside it, so a slow file is a refusal, never a timed-out activity.
@@ -87,102 +75,6 @@ MAX_HASH_TIMEOUT_SECONDS = 240.0
 #: URI schemes a release may name. ``file`` is read under the roots; the others are recorded as
 #: ``unverified`` (the worker never fetches a URL a client named). Any other scheme is refused.
 DEFAULT_EVIDENCE_SCHEMES = ("file", "https", "http", "s3", "gs")
-
-
-class ChannelSettings(Model):
-    """One delivery channel, as the operator of the worker defined it.
-
-    A ``webhook`` needs ``url`` (http or https, no credentials in it) and ``secret_env`` (webhooks
-    are always signed); an ``email`` channel needs ``smtp_host`` and ``sender`` and may name
-    ``secret_env`` for SMTP credentials. Fields of the other type are refused. ``secret_env`` is
-    the *name* of an environment variable of the worker; its value is read when the channel
-    opens and is never written anywhere.
-    """
-
-    # Destinations and the variable's name are left out of the repr, so a stray log line or
-    # traceback of these settings shows only the type.
-    type: Literal["webhook", "email"]
-    url: str | None = Field(default=None, max_length=2000, repr=False)
-    secret_env: str | None = Field(default=None, max_length=200, repr=False)
-    smtp_host: str | None = Field(default=None, max_length=253, repr=False)
-    smtp_port: int | None = Field(default=None, ge=1, le=65535, repr=False)
-    sender: str | None = Field(default=None, max_length=200, repr=False)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        _no_control(value)
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https"):
-            raise PydanticCustomError("url", "must be an http:// or https:// URL")
-        if parts.username is not None or parts.password is not None:
-            raise PydanticCustomError(
-                "url", "must not carry credentials; webhooks are signed with secret_env"
-            )
-        if not parts.hostname or not is_host_name_or_address(parts.hostname):
-            raise PydanticCustomError("url", "must name a host")
-        try:
-            parts.port  # noqa: B018 - raises on a port out of range or not a number
-        except ValueError:
-            raise PydanticCustomError("url", "has an invalid port") from None
-        if parts.fragment:
-            raise PydanticCustomError("url", "must not have a #fragment")
-        return value
-
-    @field_validator("secret_env")
-    @classmethod
-    def _secret_env(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.fullmatch(value):
-            raise PydanticCustomError(
-                "secret_env",
-                "must be the name of an environment variable (letters, digits, _), "
-                "not the secret itself",
-            )
-        return value
-
-    @field_validator("smtp_host")
-    @classmethod
-    def _smtp_host(cls, value: str | None) -> str | None:
-        if value is not None and not is_host_name_or_address(value):
-            raise PydanticCustomError("smtp_host", "must be a host name or an IP address")
-        return value
-
-    @field_validator("sender")
-    @classmethod
-    def _sender(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        _no_control(value)
-        _, address = parseaddr(value)
-        if "@" not in address or any(c.isspace() for c in address):
-            raise PydanticCustomError("sender", "must be an e-mail address")
-        return value
-
-    @model_validator(mode="after")
-    def _fields_of_the_type(self) -> ChannelSettings:
-        needed, foreign = _FIELDS[self.type]
-        for name in needed:
-            if getattr(self, name) is None:
-                raise PydanticCustomError(
-                    "channel", "{kind} channels need {name}", {"kind": self.type, "name": name}
-                )
-        for name in foreign:
-            if getattr(self, name) is not None:
-                raise PydanticCustomError(
-                    "channel",
-                    "{name} does not apply to {kind} channels",
-                    {"kind": self.type, "name": name},
-                )
-        return self
-
-    @property
-    def host(self) -> str:
-        """Where the channel connects: the URL's host, or the SMTP host."""
-        if self.url is not None:
-            return urlsplit(self.url).hostname or ""
-        return self.smtp_host or ""
 
 
 class EgressSettings(Model):
@@ -275,10 +167,29 @@ class IdentitySettings(Model):
 class WorkerConfig(Model):
     """The whole configuration file. Every section is optional."""
 
-    channels: dict[Identifier, ChannelSettings] = Field(default_factory=dict)
+    #: Channel names and what they are: each section's ``type`` picks its model (one module per
+    #: type in :mod:`gatekeeper.channels`).
+    channels: dict[Identifier, ConfiguredChannel] = Field(default_factory=dict)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _channel_types(cls, data: object) -> object:
+        # Before the union picks a model: an unknown type is named as such, at its field.
+        sections = data.get("channels") if isinstance(data, dict) else None
+        if not isinstance(sections, dict):
+            return data
+        for name, section in sections.items():
+            problem = type_problem(section)
+            if problem is not None:
+                raise PydanticCustomError(
+                    "channel",
+                    "channels.{name}.type: {problem}",
+                    {"name": str(name)[:64], "problem": problem},
+                )
+        return data
 
     @model_validator(mode="after")
     def _channels(self) -> WorkerConfig:
@@ -290,15 +201,15 @@ class WorkerConfig(Model):
                     "channels.{name}: '{name}' is built in; choose another name",
                     {"name": name},
                 )
-            problem = rules.configured_host_problem(channel.host)
-            if problem is not None:
-                field = "url" if channel.url is not None else "smtp_host"
-                raise PydanticCustomError(
-                    "egress",
-                    "channels.{name}.{field}: the destination {problem}; destinations outside "
-                    "the public internet must be listed in [egress] allow_hosts",
-                    {"name": name, "field": field, "problem": problem},
-                )
+            for field, host in channel.destinations():
+                problem = rules.configured_host_problem(host)
+                if problem is not None:
+                    raise PydanticCustomError(
+                        "egress",
+                        "channels.{name}.{field}: the destination {problem}; destinations "
+                        "outside the public internet must be listed in [egress] allow_hosts",
+                        {"name": name, "field": field, "problem": problem},
+                    )
         return self
 
     def with_evidence_roots(self, *extra: Path) -> WorkerConfig:
@@ -326,6 +237,14 @@ def load_worker_config(path: Path | None, *, required: bool = False) -> WorkerCo
         return WorkerConfig.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
+        where = ".".join(str(part) for part in _location(first["loc"]))
         prefix = f"{where}: " if where else ""  # a rule over several sections names its field
         raise ConfigError(f"{path}: {prefix}{first['msg']}") from None
+
+
+def _location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A field's location as the file spells it: ``channels.<name>.<field>``, without the
+    union's tag pydantic adds after the name."""
+    if len(loc) >= 3 and loc[0] == "channels" and loc[2] in CHANNEL_TYPES:
+        return (*loc[:2], *loc[3:])
+    return loc

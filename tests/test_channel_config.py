@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 
 from activities import open_adapters
+from gatekeeper.channels import CONFIGURABLE_TYPES
+from gatekeeper.channels.email import EmailSettings
+from gatekeeper.channels.file import FileSettings
+from gatekeeper.channels.webhook import WebhookSettings
 from gatekeeper.config import WorkerConfig, load_worker_config
 from gatekeeper.errors import ConfigError
 from gatekeeper.models.policy import NotificationPolicy
@@ -17,6 +21,8 @@ from tests.adapters.builders import write_worker_config
 
 HOOK = {"type": "webhook", "url": "https://hooks.lab.example/gk", "secret_env": "GK_HOOK"}
 MAIL = {"type": "email", "smtp_host": "smtp.lab.example", "sender": "gatekeeper@lab.example"}
+DROP = {"type": "file", "directory": "/srv/gatekeeper/notices"}
+TYPES = ", ".join(CONFIGURABLE_TYPES)
 
 
 def load(
@@ -29,14 +35,19 @@ def load(
 
 class TestChannels:
     """A webhook needs an http(s) url without credentials and a secret variable; an e-mail
-    channel needs an SMTP host and a sender; fields of the other type, built-in names and
-    secrets written in place of a variable's name are refused, each naming the field."""
+    channel needs an SMTP host and a sender; a file channel an absolute directory; fields of
+    another type, unknown or built-in types, built-in names and secrets written in place of a
+    variable's name are refused, each in one line naming the field."""
 
     def test_valid_channels_load(self, tmp_path: Path) -> None:
-        config = load(tmp_path, {"hook": HOOK, "mail": {**MAIL, "smtp_port": 587}})
+        config = load(tmp_path, {"hook": HOOK, "mail": {**MAIL, "smtp_port": 587}, "drop": DROP})
 
+        assert isinstance(config.channels["hook"], WebhookSettings)
         assert config.channels["hook"].host == "hooks.lab.example"
+        assert isinstance(config.channels["mail"], EmailSettings)
         assert config.channels["mail"].host == "smtp.lab.example"
+        assert isinstance(config.channels["drop"], FileSettings)
+        assert config.channels["drop"].directory == Path("/srv/gatekeeper/notices")
 
     @pytest.mark.parametrize(
         ("channel", "message"),
@@ -63,7 +74,14 @@ class TestChannels:
             ({**MAIL, "smtp_host": "smtp host"}, "hook.smtp_host: must be a host name"),
             ({"type": "email", "smtp_host": "smtp.lab.example"}, "email channels need sender"),
             ({**MAIL, "url": "https://x.example/"}, "url does not apply to email channels"),
-            ({"type": "pager"}, "hook.type:"),
+            ({"type": "pager"}, f"hook.type: 'pager' is not a channel type (one of {TYPES})"),
+            ({"url": "https://x.example/"}, f"hook.type: is missing (one of {TYPES})"),
+            ({"type": ["webhook"]}, "hook.type: \"['webhook']\" is not a channel type"),
+            ({"type": "log"}, "hook.type: 'log' is built in: route to the channel 'log' itself"),
+            ({"type": "file"}, "hook: file channels need directory"),
+            ({**DROP, "directory": "notices"}, "hook.directory: must be an absolute path"),
+            ({**DROP, "url": "https://x.example/"}, "hook: url does not apply to file channels"),
+            ({**HOOK, "colour": "red"}, "hook: colour does not apply to webhook channels"),
         ],
     )
     def test_refused(self, tmp_path: Path, channel: dict[str, object], message: str) -> None:

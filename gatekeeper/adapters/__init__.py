@@ -4,16 +4,11 @@ from gatekeeper.adapters.audit_store import AuditStore, JsonlAuditStore
 from gatekeeper.adapters.clearinghouse import Clearinghouse, FileDropClearinghouse
 from gatekeeper.adapters.evidence import EvidenceVerifier, LocalEvidenceVerifier
 from gatekeeper.adapters.launch import FileDropLaunchPublisher, LaunchPublisher
-from gatekeeper.adapters.notifier import (
-    ChannelFactory,
-    ChannelRegistry,
-    DeliveryChannel,
-    LogChannel,
-    Notifier,
-    OutboxChannel,
-    delivery_key,
-)
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, delivery_key
 from gatekeeper.adapters.outbox import Outbox
+from gatekeeper.channels import ChannelFactory, DeliveryChannel
+from gatekeeper.channels.log import LogChannel
+from gatekeeper.channels.outbox import OutboxChannel
 
 __all__ = [
     "AuditStore",

@@ -5,7 +5,8 @@ The ``Message-ID`` is derived from the delivery key, and the key itself travels 
 retried send may produce. Port 465 means TLS from the first byte; on any other port STARTTLS is
 used whenever the server offers it, and is required before credentials are sent.
 
-The channel is defined in the worker's configuration (``[channels.<name>]``, ``type = "email"``).
+The channel is defined in the worker's configuration (``[channels.<name>]``, ``type = "email"``,
+:mod:`gatekeeper.channels.email`).
 Credentials come from the worker's environment variable its ``secret_env`` names:
 ``user:password``, or just a password for the user named by ``sender``. The SMTP host is checked
 against the ``[egress]`` rules at every connection (:mod:`gatekeeper.egress`): resolved once, every
@@ -25,13 +26,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import cast
 
-from gatekeeper.adapters.notifier import (
-    ChannelConfig,
-    ChannelFactory,
-    DeliveryRecords,
-    SendJournal,
-    message_text,
-)
+from gatekeeper.channels.base import ChannelConfig, ChannelFactory, SendJournal, settings_of
+from gatekeeper.channels.email import EmailSettings
+from gatekeeper.channels.messages import DeliveryRecords, message_text
 from gatekeeper.egress import EgressGuard, EgressRefused, EgressRules
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.io import Notification, Recipient
@@ -134,11 +131,7 @@ class EmailChannel:
         tls_context: ssl.SSLContext | None = None,
         egress: EgressRules | None = None,
     ) -> None:
-        settings = config.settings
-        if settings is None or not settings.smtp_host or not settings.sender:
-            raise DeliveryError(
-                f"e-mail channel {config.id!r} needs smtp_host and sender", retryable=False
-            )
+        settings = settings_of(config, EmailSettings)
         self._config = config
         self._host = settings.smtp_host
         self._port = settings.smtp_port or 25
@@ -264,8 +257,8 @@ def email_factory(
 
     def open_email(config: ChannelConfig) -> EmailChannel:
         credentials = None
-        settings = config.settings
-        if settings is not None and settings.secret_env:
+        settings = settings_of(config, EmailSettings)
+        if settings.secret_env:
             secret = env.get(settings.secret_env, "")
             if not secret:
                 raise DeliveryError(
@@ -274,7 +267,7 @@ def email_factory(
                     retryable=False,
                 )
             user, colon, password = secret.partition(":")
-            credentials = (user, password) if colon else (settings.sender or "", secret)
+            credentials = (user, password) if colon else (settings.sender, secret)
         return EmailChannel(
             config, journal, credentials=credentials, tls_context=tls_context, egress=egress
         )

@@ -2,15 +2,16 @@
 
 A recipient names its channel; the notifier resolves the name against this worker alone: the
 built-in ``log`` and ``outbox``, or a channel the worker's configuration defines
-(:class:`~gatekeeper.config.ChannelSettings`). Nothing in a request says what a channel is. A name
-the worker does not define is reported back (``NotifyResult.unconfigured``) and nothing is sent on
-it, nor anywhere else in its place.
+(``[channels.<name>]``, :data:`gatekeeper.channels.ConfiguredChannel`). Nothing in a request says
+what a channel is. A name the worker does not define is reported back
+(``NotifyResult.unconfigured``) and nothing is sent on it, nor anywhere else in its place.
 
 Dispatch knows nothing about how a channel delivers. A channel is anything with
-``deliver(notification, recipient, key) -> bool`` and ``close()``; a :class:`ChannelRegistry`
-maps each :class:`~gatekeeper.models.enums.Channel` type to a factory that opens one for a
-resolved :class:`ChannelConfig`. Webhook and e-mail channels plug in with
-``registry.register(Channel.WEBHOOK, factory)``; nothing here changes.
+``deliver(notification, recipient, key) -> bool`` and ``close()``
+(:class:`~gatekeeper.channels.DeliveryChannel`); a :class:`ChannelRegistry` maps each channel
+type's name to a factory that opens one for a resolved :class:`~gatekeeper.channels.ChannelConfig`.
+:meth:`ChannelRegistry.for_worker` binds the factory of every type of
+:data:`gatekeeper.channels.CHANNEL_TYPES`; nothing here changes when a type is added.
 
 Every delivery carries the key ``<notification key>:<recipient id>:<channel id>``, made from the
 business and never from the attempt, and every channel deduplicates on it: a retried activity
@@ -26,16 +27,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import structlog
 
 from gatekeeper.adapters.outbox import Outbox
-from gatekeeper.config import ChannelSettings
+from gatekeeper.channels import (
+    BUILTIN_TYPES,
+    CHANNEL_TYPES,
+    ChannelConfig,
+    ChannelContext,
+    ChannelFactory,
+    ChannelSettings,
+    DeliveryChannel,
+    SendJournal,
+    builtin_channel,
+)
+from gatekeeper.channels.messages import PARTNER_PREFIX
 from gatekeeper.errors import AdapterError, DeliveryError
-from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import Delivery, Notification, NotifyRequest, NotifyResult, Recipient
-from gatekeeper.models.policy import BUILTIN_CHANNELS
 from gatekeeper.models.status import GrantRecord
 
 #: How many deliveries pass between two calls of the progress callback (activity heartbeats).
@@ -45,56 +52,6 @@ PROGRESS_SECONDS = 1.0
 #: Failures named in a :class:`~gatekeeper.errors.DeliveryError`'s message; the rest are counted.
 MAX_REPORTED_FAILURES = 5
 COHORT_PREFIX = "cohort:"
-PARTNER_PREFIX = "partner:"
-
-
-@dataclass(frozen=True)
-class ChannelConfig:
-    """A channel name as this worker resolved it: a built-in, or one its configuration defines.
-
-    Attributes:
-        id: the channel's name (what policies route to).
-        type: how it delivers.
-        settings: the worker's definition (None for the built-in ``log`` and ``outbox``).
-    """
-
-    id: str
-    type: Channel
-    settings: ChannelSettings | None = None
-
-
-def resolve_channel(name: str, configured: Mapping[str, ChannelSettings]) -> ChannelConfig | None:
-    """The channel ``name`` on this worker, or None if the worker does not define it."""
-    if name in BUILTIN_CHANNELS:
-        return ChannelConfig(name, Channel(name))
-    settings = configured.get(name)
-    if settings is None:
-        return None
-    return ChannelConfig(name, Channel(settings.type), settings)
-
-
-class DeliveryChannel(Protocol):
-    """One opened channel. Opened per dispatch, closed once after it."""
-
-    def deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
-        """Deliver unless ``key`` was delivered before.
-
-        Returns:
-            True if delivered now, False if ``key`` had already been delivered.
-
-        Raises:
-            DeliveryError: with ``retryable`` saying whether trying again can help.
-        """
-        ...
-
-    def close(self) -> None:
-        """Make what was delivered durable and release what the channel holds."""
-        ...
-
-
-#: Opens a channel for one configuration. Factories capture what they need (files, HTTP
-#: clients, the settings' environment for secrets) when they are registered.
-ChannelFactory = Callable[[ChannelConfig], DeliveryChannel]
 
 
 @dataclass(frozen=True)
@@ -110,6 +67,15 @@ class Contact:
 CohortMembers = Callable[[str, str], list[Contact]]
 
 
+def resolve_channel(name: str, configured: Mapping[str, ChannelSettings]) -> ChannelConfig | None:
+    """The channel ``name`` on this worker, or None if the worker does not define it."""
+    builtin = builtin_channel(name)
+    if builtin is not None:
+        return builtin
+    settings = configured.get(name)
+    return None if settings is None else ChannelConfig(name, settings)
+
+
 def delivery_key(notification: Notification, recipient: Recipient) -> str:
     """The idempotency key of one delivery: notification, recipient and channel."""
     return f"{notification.idempotency_key}:{recipient.id}:{recipient.channel}"
@@ -119,22 +85,33 @@ class ChannelRegistry:
     """Channel types the notifier can open, each with its factory."""
 
     def __init__(self) -> None:
-        self._factories: dict[Channel, ChannelFactory] = {}
+        self._factories: dict[str, ChannelFactory] = {}
+
+    @classmethod
+    def for_worker(cls, context: ChannelContext) -> ChannelRegistry:
+        """Every channel type of :data:`~gatekeeper.channels.CHANNEL_TYPES`, bound to what the
+        worker lends its channels (``context``: outbox, journal, secrets, egress rules)."""
+        registry = cls()
+        for name, channel_type in CHANNEL_TYPES.items():
+            registry.register(name, channel_type.bind(context))
+        return registry
 
     @classmethod
     def embedded(cls, outbox: Outbox) -> ChannelRegistry:
         """The embedded defaults: ``log`` and ``outbox``, both deduplicated through ``outbox``."""
+        # log and outbox send nothing off the machine: they never write the journal
+        context = ChannelContext(outbox=outbox, journal=SendJournal(outbox, outbox))
         registry = cls()
-        registry.register(Channel.LOG, lambda config: LogChannel(config, outbox))
-        registry.register(Channel.OUTBOX, lambda config: OutboxChannel(config, outbox))
+        for name in sorted(BUILTIN_TYPES):
+            registry.register(name, CHANNEL_TYPES[name].bind(context))
         return registry
 
-    def register(self, kind: Channel, factory: ChannelFactory) -> None:
+    def register(self, kind: str, factory: ChannelFactory) -> None:
         """Make channel type ``kind`` available; a later registration replaces an earlier one."""
         self._factories[kind] = factory
 
     @property
-    def kinds(self) -> frozenset[Channel]:
+    def kinds(self) -> frozenset[str]:
         return frozenset(self._factories)
 
     def open(self, config: ChannelConfig) -> DeliveryChannel:
@@ -148,7 +125,7 @@ class ChannelRegistry:
         if factory is None:
             known = ", ".join(sorted(self._factories)) or "none"
             raise DeliveryError(
-                f"channel {config.id!r} has type {config.type.value!r}, which this worker cannot "
+                f"channel {config.id!r} has type {config.type!r}, which this worker cannot "
                 f"deliver (known: {known})",
                 retryable=False,
             )
@@ -277,130 +254,6 @@ def granted_partners(list_grants: Callable[[str], list[GrantRecord]]) -> CohortM
         return list(seen.values())
 
     return members
-
-
-def message_text(notification: Notification, recipient: Recipient | None = None) -> str:
-    """The notification as plain text for people: what happened, what is needed, by when, where.
-
-    Partners (``partner:<id>`` recipients) are not pointed at Gatekeeper's own tools.
-    """
-    lines = [notification.body.strip()]
-    if notification.action_needed:
-        lines += ["", f"What is needed from you: {notification.action_needed}"]
-    if notification.due is not None:
-        lines.append(f"By: {notification.due.strftime('%Y-%m-%d %H:%M UTC')}")
-    where = f"stage {notification.stage}, " if notification.stage else ""
-    lines += [
-        "",
-        f"Release {notification.release_id} ({where}event {notification.event.value}, "
-        f"{notification.occurred_at.strftime('%Y-%m-%d %H:%M UTC')}).",
-    ]
-    if recipient is None or not recipient.id.startswith(PARTNER_PREFIX):
-        lines.append(
-            f"Where to look: `gatekeeper release status {notification.release_id}`, or workflow "
-            f"release-{notification.release_id} in the Temporal UI."
-        )
-    return "\n".join(lines) + "\n"
-
-
-class DeliveryRecords:
-    """Builds outbox lines for deliveries, serialising each notification once per fan-out."""
-
-    def __init__(self, config: ChannelConfig) -> None:
-        self._config = config
-        self._dumped: dict[str, dict[str, Any]] = {}
-
-    def record(
-        self, notification: Notification, recipient: Recipient, **extra: Any
-    ) -> dict[str, Any]:
-        body = self._dumped.get(notification.idempotency_key)
-        if body is None:
-            body = self._dumped[notification.idempotency_key] = notification.model_dump(mode="json")
-        return {
-            "channel": self._config.id,
-            "channel_type": self._config.type.value,
-            "recipient": recipient.model_dump(mode="json"),
-            "notification": body,
-            **extra,
-        }
-
-
-class SendJournal:
-    """Exactly-once bookkeeping for channels that send off the machine (webhook, e-mail).
-
-    ``delivered`` is the outbox: a key is written there once the far side accepted it, so a
-    retry skips it. ``sending`` holds a claim written *before* each send; finding a claim but no
-    delivery means an earlier attempt died or failed mid-send, and the far side may already have
-    the message. The send is repeated with the same key (receivers deduplicate on it) and marked
-    as a possible redelivery.
-    """
-
-    def __init__(self, delivered: Outbox, sending: Outbox) -> None:
-        self.delivered = delivered
-        self.sending = sending
-
-    def already_delivered(self, key: str) -> bool:
-        return self.delivered.contains(key)
-
-    def claim(self, key: str, channel: ChannelConfig) -> bool:
-        """Record that ``key`` is about to be sent; False if an earlier attempt claimed it."""
-        return self.sending.append(key, {"channel": channel.id, "channel_type": channel.type.value})
-
-    def record(self, key: str, record: dict[str, Any]) -> None:
-        self.delivered.append(key, record)
-
-    def sync(self) -> None:
-        self.delivered.sync()
-        self.sending.sync()
-
-
-class OutboxChannel:
-    """Writes each delivery as one line of the outbox: notification, recipient and channel."""
-
-    def __init__(self, config: ChannelConfig, outbox: Outbox) -> None:
-        self._outbox = outbox
-        self._records = DeliveryRecords(config)
-
-    def deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
-        return self._outbox.append(key, self._records.record(notification, recipient))
-
-    def close(self) -> None:
-        self._outbox.sync()
-
-
-class LogChannel:
-    """Emits one structlog event per delivery.
-
-    The key is claimed in the outbox (a line with ``channel_type`` ``log``) *before* the event
-    is emitted, so a retried activity or a second worker never logs a delivery twice. The price
-    is that a worker dying between the claim and the log line loses that one event; for a log
-    that is the right trade, and the outbox line still records the delivery.
-    """
-
-    def __init__(self, config: ChannelConfig, outbox: Outbox) -> None:
-        self._config = config
-        self._claims = OutboxChannel(config, outbox)
-        self._log = structlog.get_logger("gatekeeper.notifications")
-
-    def deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
-        if not self._claims.deliver(notification, recipient, key):
-            return False
-        self._log.info(
-            "notification.delivered",
-            key=key,
-            release_id=notification.release_id,
-            notification_event=notification.event.value,
-            stage=notification.stage,
-            recipient=recipient.id,
-            channel=self._config.id,
-            subject=notification.subject,
-            action_needed=notification.action_needed,
-            due=notification.due.isoformat() if notification.due else None,
-        )
-        return True
-
-    def close(self) -> None:
-        self._claims.close()
 
 
 @dataclass

@@ -16,7 +16,8 @@ redirects included (they are never followed). Receivers check requests with
 Where a webhook may go is limited by the worker's ``[egress]`` rules (:mod:`gatekeeper.egress`):
 every connection the HTTP client opens resolves the host once, checks every address, and connects
 to a checked address (:func:`webhook_client`). Environment proxies and ``.netrc`` are not used.
-Errors name the channel, never its URL or secret.
+Errors name the channel, never its URL or secret. The channel's configuration (``url``,
+``secret_env``) and its validation are :mod:`gatekeeper.channels.webhook`.
 """
 
 from __future__ import annotations
@@ -28,19 +29,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 import httpcore
 import httpx
 import structlog
 
-from gatekeeper.adapters.notifier import (
-    ChannelConfig,
-    ChannelFactory,
-    DeliveryRecords,
-    SendJournal,
-    message_text,
-)
+from gatekeeper.channels.base import ChannelConfig, ChannelFactory, SendJournal, settings_of
+from gatekeeper.channels.messages import DeliveryRecords, notification_document
+from gatekeeper.channels.webhook import WebhookSettings
 from gatekeeper.egress import EgressGuard, EgressRefused, EgressRules
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.io import Notification, Recipient
@@ -110,14 +106,7 @@ def verify_signature(
 
 def payload(notification: Notification, recipient: Recipient, key: str, channel: str) -> bytes:
     """The JSON body of one delivery: the notification as data, plus a text for people."""
-    document: dict[str, Any] = {
-        "type": "gatekeeper.notification",
-        "idempotency_key": key,
-        "channel": channel,
-        "recipient": recipient.model_dump(mode="json"),
-        "notification": notification.model_dump(mode="json"),
-        "text": message_text(notification, recipient),
-    }
+    document = notification_document(notification, recipient, key, channel)
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -203,11 +192,8 @@ class WebhookChannel:
         client: GuardedClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        url = config.settings.url if config.settings is not None else None
-        if not url:
-            raise DeliveryError(f"webhook channel {config.id!r} has no url", retryable=False)
         self._config = config
-        self._url = url
+        self._url = settings_of(config, WebhookSettings).url
         self._journal = journal
         self._secret = secret
         self._owns_client = client is None
@@ -282,8 +268,7 @@ def webhook_factory(
             return shared[0]
 
     def open_webhook(config: ChannelConfig) -> WebhookChannel:
-        variable = config.settings.secret_env if config.settings is not None else None
-        secret = env.get(variable, "") if variable else ""
+        secret = env.get(settings_of(config, WebhookSettings).secret_env, "")
         if not secret:
             raise DeliveryError(
                 f"webhook channel {config.id!r} has no secret on this worker (the variable its "

@@ -3,7 +3,6 @@
 from gatekeeper.models.audit import GENESIS_HASH, AuditEvent
 from gatekeeper.models.base import Duration, Identifier, Model, Sha256, format_duration
 from gatekeeper.models.enums import (
-    Channel,
     CoveredDesignation,
     DecisionKind,
     EvidenceKind,
@@ -77,7 +76,6 @@ __all__ = [
     "Artifact",
     "AuditEvent",
     "Awaiting",
-    "Channel",
     "Cohort",
     "Concern",
     "CoveredDesignation",

@@ -96,15 +96,6 @@ class Surface(StrEnum):
     CLOUD_MARKETPLACE = "cloud_marketplace"
 
 
-class Channel(StrEnum):
-    """Kinds of notification channel. ``log`` and ``outbox`` are the embedded defaults."""
-
-    LOG = "log"
-    OUTBOX = "outbox"
-    WEBHOOK = "webhook"
-    EMAIL = "email"
-
-
 class NotificationEvent(StrEnum):
     """Everything a stakeholder can be told about. Policies route these to people."""
 

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from gatekeeper.canonical import canonical_json, sha256_hex
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import Identifier, Model
-from gatekeeper.models.enums import Channel, NotificationEvent, Surface
+from gatekeeper.models.enums import NotificationEvent, Surface
 from gatekeeper.models.policy import Cohort
 from gatekeeper.models.spec import Artifact, EvidenceRef, ModelRef
 from gatekeeper.models.status import EvidenceCheck, GrantRecord
@@ -64,7 +64,8 @@ class NotifyRequest(Model):
 class Delivery(Model):
     recipient: str
     channel: Identifier
-    channel_type: Channel
+    #: The channel's type (``log``, ``outbox``, ``webhook``, ... : ``gatekeeper.channels``).
+    channel_type: Identifier
     key: str
     duplicate: bool = False
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.canonical import digest_of
-from gatekeeper.config import ChannelSettings
+from gatekeeper.channels.email import EmailSettings
+from gatekeeper.channels.webhook import WebhookSettings
 from gatekeeper.models.audit import GENESIS_HASH, AuditEvent
 from gatekeeper.models.enums import EvidenceKind, NotificationEvent, Surface
 from gatekeeper.models.io import (
@@ -53,16 +54,16 @@ def notify_request(
 
 def webhook_settings(
     url: str = "https://hooks.example.org/gatekeeper", secret_env: str = "HOOK_SECRET"
-) -> ChannelSettings:
+) -> WebhookSettings:
     """A webhook channel as a worker's configuration defines it."""
-    return ChannelSettings(type="webhook", url=url, secret_env=secret_env)
+    return WebhookSettings(type="webhook", url=url, secret_env=secret_env)
 
 
 def email_settings(
     host: str = "smtp.example.org", port: int | None = None, **extra: Any
-) -> ChannelSettings:
+) -> EmailSettings:
     """An e-mail channel as a worker's configuration defines it."""
-    return ChannelSettings(
+    return EmailSettings(
         type="email", smtp_host=host, smtp_port=port, sender="gatekeeper@lab.example", **extra
     )
 

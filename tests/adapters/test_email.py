@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gatekeeper.adapters.email import EmailChannel, GuardedSMTPSSL, email_factory, message_id
-from gatekeeper.adapters.notifier import ChannelConfig, ChannelRegistry, Notifier, SendJournal
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
 from gatekeeper.adapters.outbox import Outbox
+from gatekeeper.channels import ChannelConfig, SendJournal
 from gatekeeper.egress import EgressGuard, EgressRefused, EgressRules
 from gatekeeper.errors import DeliveryError
-from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import NotifyRequest, Recipient
 from tests.adapters.builders import email_settings, notify_request
 from tests.workers.helpers import free_ports
@@ -79,7 +79,7 @@ LOOPBACK = EgressRules.allowing(["127.0.0.1"])
 def mail(port: int, **extra: Any) -> ChannelConfig:
     """Channel ``mail`` as the worker's configuration defines it: the local server at ``port``."""
     settings = email_settings("127.0.0.1", port, **extra).model_copy(update={"sender": SENDER})
-    return ChannelConfig("mail", Channel.EMAIL, settings)
+    return ChannelConfig("mail", settings)
 
 
 def journal(tmp_path: Path) -> SendJournal:
@@ -95,7 +95,7 @@ def notifier(
 ) -> Notifier:
     """A worker's notifier whose configuration defines ``mail`` as the server at ``port``."""
     registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
-    registry.register(Channel.EMAIL, email_factory(journal(tmp_path), env or {}, egress=egress))
+    registry.register("email", email_factory(journal(tmp_path), env or {}, egress=egress))
     settings = mail(port, **extra).settings
     assert settings is not None
     return Notifier(registry, configured={"mail": settings})

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from gatekeeper.adapters.notifier import ChannelConfig, ChannelRegistry, Notifier, delivery_key
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, delivery_key
 from gatekeeper.adapters.outbox import Outbox
+from gatekeeper.channels import ChannelConfig
 from gatekeeper.errors import DeliveryError
-from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import Notification, NotifyRequest, Recipient
 from tests.adapters.builders import (
     email_settings,
@@ -39,9 +39,7 @@ class TestOutboxChannel:
         result = embedded(tmp_path / "outbox.jsonl").notify(request)
 
         assert [d.recipient for d in result.deliveries] == ["person-0", "person-1", "person-2"]
-        assert all(
-            d.channel == "outbox" and d.channel_type is Channel.OUTBOX for d in result.deliveries
-        )
+        assert all(d.channel == "outbox" and d.channel_type == "outbox" for d in result.deliveries)
         assert result.sent == 3
         written = lines(tmp_path / "outbox.jsonl")
         assert [r["key"] for r in written] == [d.key for d in result.deliveries]
@@ -108,7 +106,7 @@ class TestLogChannel:
         assert delivered[0]["key"] == result.deliveries[0].key
         assert delivered[0]["notification_event"] == "gate_waiting"
         assert delivered[0]["subject"] == "Atlas 2 waits for your review"
-        assert all(d.channel_type is Channel.LOG for d in result.deliveries)
+        assert all(d.channel_type == "log" for d in result.deliveries)
         assert [e for e in retried if e["event"] == "notification.delivered"] == []
         assert all(d.duplicate for d in again.deliveries)
 
@@ -141,13 +139,13 @@ class TestChannelResolution:
                 pass
 
         registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
-        registry.register(Channel.WEBHOOK, Recording)
+        registry.register("webhook", Recording)
         settings = webhook_settings("https://hooks.lab.example/reviewers")
         notifier = Notifier(registry, configured={"reviewers": settings})
 
         [delivery] = notifier.notify(notify_request(1, channel="reviewers")).deliveries
 
-        assert (delivery.channel, delivery.channel_type) == ("reviewers", Channel.WEBHOOK)
+        assert (delivery.channel, delivery.channel_type) == ("reviewers", "webhook")
         assert sent == [("reviewers", "https://hooks.lab.example/reviewers")]
 
     def test_a_request_cannot_define_a_channel(self, tmp_path: Path) -> None:
@@ -219,17 +217,17 @@ class TestChannelResolution:
                 sent.append(f"closed {self.config.id}")
 
         registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
-        registry.register(Channel.WEBHOOK, ListChannel)
+        registry.register("webhook", ListChannel)
         request = notify_request()
         request.recipients[:] = [*recipients(2, "hook"), *recipients(1, "outbox")]
 
         result = Notifier(registry, configured={"hook": webhook_settings()}).notify(request)
 
-        assert Channel.WEBHOOK in registry.kinds
+        assert "webhook" in registry.kinds
         assert [d.channel_type for d in result.deliveries] == [
-            Channel.WEBHOOK,
-            Channel.WEBHOOK,
-            Channel.OUTBOX,
+            "webhook",
+            "webhook",
+            "outbox",
         ]
         assert sent == [result.deliveries[0].key, result.deliveries[1].key, "closed hook"]
 
@@ -247,7 +245,7 @@ class TestChannelResolution:
                 closed.append("broken")
 
         registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
-        registry.register(Channel.EMAIL, Broken)
+        registry.register("email", Broken)
         request = notify_request(1)
         request.recipients.append(Recipient(id="x", channel="mail"))
 

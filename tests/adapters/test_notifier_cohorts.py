@@ -9,16 +9,12 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.adapters import notifier as notifier_module
-from gatekeeper.adapters.notifier import (
-    ChannelConfig,
-    ChannelRegistry,
-    Notifier,
-    granted_partners,
-    message_text,
-)
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, granted_partners
 from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.adapters.registry import AccessRegistry, Partner
-from gatekeeper.models.enums import Channel, Surface, VettingTier
+from gatekeeper.channels import ChannelConfig
+from gatekeeper.channels.messages import message_text
+from gatekeeper.models.enums import Surface, VettingTier
 from gatekeeper.models.io import GrantRequest, Notification, Recipient, RevokeRequest
 from gatekeeper.models.policy import Cohort
 from gatekeeper.models.spec import ModelRef
@@ -188,7 +184,7 @@ class TestProgress:
                 pass
 
         registry = ChannelRegistry.embedded(Outbox(tmp_path / "o.jsonl"))
-        registry.register(Channel.WEBHOOK, Slow)
+        registry.register("webhook", Slow)
         beats: list[int] = []
 
         Notifier(registry, configured={"hook": webhook_settings()}).notify(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, SendJournal
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
 from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.adapters.webhook import (
     IDEMPOTENCY_HEADER,
@@ -23,9 +23,9 @@ from gatekeeper.adapters.webhook import (
     verify_signature,
     webhook_factory,
 )
+from gatekeeper.channels import SendJournal
 from gatekeeper.egress import EgressRules
 from gatekeeper.errors import DeliveryError
-from gatekeeper.models.enums import Channel
 from gatekeeper.models.io import NotifyRequest
 from tests.adapters.builders import notify_request, webhook_settings
 from tests.workers.helpers import free_ports
@@ -136,7 +136,7 @@ def notifier(
     journal = SendJournal(outbox, Outbox(tmp_path / "outbox.sending.jsonl"))
     secrets = {"HOOK_SECRET": SECRET} if env is None else env
     registry.register(
-        Channel.WEBHOOK, webhook_factory(journal, secrets, egress=EgressRules.allowing(allow))
+        "webhook", webhook_factory(journal, secrets, egress=EgressRules.allowing(allow))
     )
     return Notifier(registry, configured={"hook": webhook_settings(url)})
 

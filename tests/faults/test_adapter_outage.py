@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import activities_from, channels_configured, open_adapters
 from gatekeeper.adapters import Outbox
-from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, SendJournal, granted_partners
+from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, granted_partners
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.webhook import (
     IDEMPOTENCY_HEADER,
@@ -28,10 +28,12 @@ from gatekeeper.adapters.webhook import (
     webhook_client,
     webhook_factory,
 )
+from gatekeeper.channels import SendJournal
+from gatekeeper.channels.webhook import WebhookSettings
 from gatekeeper.codec_server import serve
-from gatekeeper.config import ChannelSettings, EgressSettings, WorkerConfig
+from gatekeeper.config import EgressSettings, WorkerConfig
 from gatekeeper.egress import EgressRules
-from gatekeeper.models import Channel, NotificationPolicy, NotificationRoute, Recipients
+from gatekeeper.models import NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
@@ -101,9 +103,9 @@ async def stage(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> As
     http = webhook_client(EgressRules.allowing(["127.0.0.1"]))
     channels = ChannelRegistry.embedded(adapters.outbox)
     journal = SendJournal(adapters.outbox, Outbox(settings.data_dir / "outbox.sending.jsonl"))
-    channels.register(Channel.WEBHOOK, webhook_factory(journal, settings.env, client=http))
+    channels.register("webhook", webhook_factory(journal, settings.env, client=http))
     async with serve(app, "127.0.0.1", 0) as url:
-        hook = ChannelSettings(type="webhook", url=f"{url}/hook", secret_env=SECRET_ENV)
+        hook = WebhookSettings(type="webhook", url=f"{url}/hook", secret_env=SECRET_ENV)
         adapters.notifier = Notifier(
             channels, configured={"hook": hook}, cohorts=granted_partners(shared.list_grants)
         )

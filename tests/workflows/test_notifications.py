@@ -15,7 +15,8 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
-from gatekeeper.config import ChannelSettings, EgressSettings, WorkerConfig
+from gatekeeper.channels.webhook import WebhookSettings
+from gatekeeper.config import EgressSettings, WorkerConfig
 from gatekeeper.errors import StartRefused
 from gatekeeper.models import NotificationPolicy, NotificationRoute, Policy, Recipients
 from gatekeeper.models.audit import AuditEvent
@@ -83,7 +84,7 @@ async def _hooked_worker(
     receiver = WebhookReceiver()
     receiver.start()
     config = WorkerConfig(
-        channels={"hook": ChannelSettings(type="webhook", url=receiver.url, secret_env=SECRET_ENV)},
+        channels={"hook": WebhookSettings(type="webhook", url=receiver.url, secret_env=SECRET_ENV)},
         egress=EgressSettings(allow_hosts=["127.0.0.1"]),
     )
     settings = Settings(
