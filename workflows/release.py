@@ -289,6 +289,11 @@ class ModelReleaseWorkflow:
         """The release's ledger (refused with ``release_starting`` until the policy resolved)."""
         return self._ledger
 
+    @property
+    def partners(self) -> ReleaseLedger:
+        """The partner list's steps (the ledger's)."""
+        return self._ledger
+
     async def execute(
         self, activity: str, request: Model, result_type: type[M], *, summary: str
     ) -> M:

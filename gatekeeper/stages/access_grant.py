@@ -94,7 +94,7 @@ async def grant_approved_partners(
         EligiblePartners,
         summary=f"List partners eligible for {', '.join(c.id for c in cohorts) or 'no cohort'}",
     )
-    partners = ledger.propose_partners(stage, eligible, host.now())
+    partners = host.partners.propose_partners(stage, eligible, host.now())
     host.commit()
     granted = GrantResult(skipped=eligible.skipped)
     batch = 0
@@ -120,16 +120,16 @@ async def grant_approved_partners(
                 summary=f"Grant early access to {len(approved)} government-approved partner(s)",
             )
             record_grants(ledger, result, stage, host.now())
-            ledger.partners_granted(stage.id, approved)
+            host.partners.partners_granted(stage.id, approved)
             granted.partners_total = granted.partner_count + result.partner_count
             granted.grants.extend(result.grants[: GRANT_SAMPLE - len(granted.grants)])
             host.commit()
             continue
         if not approved and not partners.undecided():
-            ledger.settle_partner_list(stage.id, host.now())
+            host.partners.settle_partner_list(stage.id, host.now())
             host.commit()
             break
-        ledger.await_partner_list(stage.id, host.now())
+        host.partners.await_partner_list(stage.id, host.now())
         host.commit()
         await host.sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
     return granted

@@ -30,12 +30,27 @@ from gatekeeper.yamlfile import FieldPath
 
 if TYPE_CHECKING:
     from gatekeeper.ledger.decisions import ReleaseLedger
+    from gatekeeper.models.partners import EligiblePartners, PartnerList
     from gatekeeper.models.policy import AccessGrantStage, ApprovalGateStage
 
 R = TypeVar("R", bound=Model)
 
 #: Problems found in a policy: the field's path and the one-line message.
 Findings = list[tuple[FieldPath, str]]
+
+
+class PartnerSteps(Protocol):
+    """The steps of a partner list the government approves entry by entry, around its grants."""
+
+    def propose_partners(
+        self, stage: AccessGrantStage, eligible: EligiblePartners, now: datetime
+    ) -> PartnerList: ...
+
+    def partners_granted(self, stage_id: str, partner_ids: list[str]) -> None: ...
+
+    def settle_partner_list(self, stage_id: str, now: datetime) -> None: ...
+
+    def await_partner_list(self, stage_id: str, now: datetime) -> None: ...
 
 
 class StageHost(Protocol):
@@ -49,6 +64,11 @@ class StageHost(Protocol):
     @property
     def ledger(self) -> ReleaseLedger:
         """The release's ledger."""
+        ...
+
+    @property
+    def partners(self) -> PartnerSteps:
+        """The partner list's steps (``access_grant`` with ``government_approves_partners``)."""
         ...
 
     def now(self) -> datetime:
