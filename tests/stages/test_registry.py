@@ -16,7 +16,7 @@ from gatekeeper.cli.policy import app
 from gatekeeper.dossier.document import sections
 from gatekeeper.dossier.model import build_dossier
 from gatekeeper.errors import PolicyError
-from gatekeeper.ledger.decisions import ReleaseLedger
+from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.enums import StageKind
 from gatekeeper.models.installed import InstalledPolicy
 from gatekeeper.models.policy import Stage, WaitingPeriodStage
@@ -119,7 +119,7 @@ class TestWaitingPeriodPolicy:
         assert "7d pass" in result.output
 
 
-def ledger_with_wait() -> tuple[ReleaseLedger, WaitingPeriodStage]:
+def ledger_with_wait() -> tuple[Ledger, WaitingPeriodStage]:
     policy = factories.policy(
         stages=[
             *factories.policy().stages[:-1],
@@ -135,7 +135,7 @@ def ledger_with_wait() -> tuple[ReleaseLedger, WaitingPeriodStage]:
         installed_at=NOW,
         policy=policy,
     )
-    ledger = ReleaseLedger(factories.spec("r-wait"), installed, NOW)
+    ledger = Ledger(factories.spec("r-wait"), installed, NOW)
     stage = policy.stage("cooling_off")
     assert isinstance(stage, WaitingPeriodStage)
     ledger.enter_stage(stage, NOW)
