@@ -102,10 +102,8 @@ def check(ctx: CheckContext, index: int, stage: WaitingPeriodStage) -> bool:
 
 
 def leaves_when(stage: WaitingPeriodStage) -> str:
-    return (
-        f"{format_duration(stage.duration)} pass (a cooling-off wait: nothing to decide); "
-        "a hold keeps it from ending"
-    )
+    why = stage.reason or "a cooling-off wait: nothing to decide"
+    return f"{format_duration(stage.duration)} pass ({why}); a hold keeps it from ending"
 
 
 SPEC = StageKindSpec(
