@@ -11,26 +11,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
 from gatekeeper.canonical import digest_of
 from gatekeeper.errors import PolicyError, Problem
-from gatekeeper.models.enums import WellKnownRole
 from gatekeeper.models.policy import (
-    AccessGrantStage,
-    ApprovalGateStage,
-    GateSettings,
     Policy,
-    QuorumRequirement,
-    Stage,
 )
+from gatekeeper.rules import Scope, feasibility, roles_by_person
 from gatekeeper.stages import CheckContext, check_stage
-from gatekeeper.stages.base import show
 from gatekeeper.yamlfile import (
     FieldPath,
     YamlDocument,
@@ -44,7 +37,6 @@ from gatekeeper.yamlfile import (
 
 DEFAULT_POLICY_FILE = "default.yaml"
 DEMO_POLICY_FILE = "demo.yaml"
-_RELEASE_MANAGER = WellKnownRole.RELEASE_MANAGER.value
 
 _Findings = list[tuple[FieldPath, str]]
 
@@ -113,40 +105,12 @@ def check_policy(policy: Policy, document: YamlDocument | None = None) -> list[P
     _check_roster(policy, findings)
     _check_stages(policy, findings)
     _check_notifications(policy, findings)
-    _check_signing(policy, findings)
+    findings.extend(feasibility.rule_problems(Scope(policy)))
     problems = [
         document.problem(path, message) if document else Problem(format_path(path), message)
         for path, message in findings
     ]
     return sort_problems(problems)
-
-
-def quorum_satisfiable(
-    requirements: Sequence[QuorumRequirement], people: Mapping[str, Collection[str]]
-) -> bool:
-    """Whether distinct people can fill every requirement at once, each person counting once.
-
-    ``people`` maps a person to the roles they can act in (on the roster, or in which they
-    approved). A requirement ``{roles: [safety, security], count: 2}`` needs two people each
-    holding one of those roles; a person holding both still fills one place. This is bipartite
-    matching of places to people (augmenting paths), deterministic for a given input order.
-    """
-    places = [frozenset(req.roles) for req in requirements for _ in range(req.count)]
-    if len(places) > len(people):
-        return False
-    holder: dict[str, int] = {}
-
-    def place(index: int, tried: set[str]) -> bool:
-        for person, roles in people.items():
-            if person in tried or places[index].isdisjoint(roles):
-                continue
-            tried.add(person)
-            if person not in holder or place(holder[person], tried):
-                holder[person] = index
-                return True
-        return False
-
-    return all(place(index, set()) for index in range(len(places)))
 
 
 def _packaged(name: str) -> LoadedPolicy:
@@ -219,52 +183,11 @@ def _check_stages(policy: Policy, out: _Findings) -> None:
     """Every stage by its kind's own check (:mod:`gatekeeper.stages`), then what spans gates."""
     stages = policy.stages
     _unique_ids(stages, ("stages",), "stage", out)
-    ctx = CheckContext(
-        policy=policy,
-        people=_roles_by_person(policy),
-        quorum_feasible=_check_quorum_as_a_whole,
-        out=out,
-    )
+    ctx = CheckContext(policy=policy, people=roles_by_person(policy), out=out)
     gates_workable = True
     for index, stage in enumerate(stages):
         gates_workable &= check_stage(ctx, index, stage)
-    if policy.distinct_approvers_across_gates and gates_workable:
-        everything = [
-            req for stage in stages if isinstance(stage, GateSettings) for req in stage.quorum
-        ]
-        if not quorum_satisfiable(everything, _roles_by_person(policy)):
-            message = (
-                f"cannot be met: every gate needs different approvers ({len(everything)} "
-                "requirements in all), and the roster has too few people holding those roles"
-            )
-            out.append((("distinct_approvers_across_gates",), message))
-
-
-def _check_quorum_as_a_whole(
-    policy: Policy,
-    stage: ApprovalGateStage | AccessGrantStage,
-    path: FieldPath,
-    people: Mapping[str, Collection[str]],
-    out: _Findings,
-) -> bool:
-    wanted = "; ".join(req.describe() for req in stage.quorum)
-    if not quorum_satisfiable(stage.quorum, people):
-        message = (
-            f"cannot be met ({wanted}): a person counts once across the gate, and the roster has "
-            "too few distinct people holding these roles"
-        )
-        out.append(((*path, "quorum"), message))
-        return False
-    for manager in (p.id for p in policy.people_with_role(_RELEASE_MANAGER)):
-        others = {person: roles for person, roles in people.items() if person != manager}
-        if not quorum_satisfiable(stage.quorum, others):
-            message = (
-                f"cannot be met if {manager} submits a release ({wanted}): a submitter never "
-                "approves their own release"
-            )
-            out.append(((*path, "quorum"), message))
-            return False
-    return True
+    out.extend(feasibility.pooled_problems(Scope(policy), gates_workable=gates_workable))
 
 
 def _check_notifications(policy: Policy, out: _Findings) -> None:
@@ -288,34 +211,3 @@ def _check_notifications(policy: Policy, out: _Findings) -> None:
         if not (to.roles or to.people or to.cohorts or to.concerned):
             message = "has no recipients: name roles, people or cohorts, or set concerned: true"
             out.append(((*path, "to"), message))
-
-
-def _check_signing(policy: Policy, out: _Findings) -> None:
-    if policy.signature_max_age <= timedelta(0):
-        shown = show(policy.signature_max_age)
-        out.append((("signature_max_age",), f"must be longer than zero (got {shown})"))
-    if not policy.require_signed_decisions:
-        return
-    approving = {
-        role for stage in _gates(policy.stages) for req in stage.quorum for role in req.roles
-    }
-    for index, person in enumerate(policy.roster):
-        roles = sorted(approving.intersection(person.roles))
-        if roles and person.public_key is None:
-            message = (
-                f"{person.id} has no public_key, but the policy requires signed decisions and "
-                f"they can approve as {', '.join(roles)}"
-            )
-            out.append((("roster", index), message))
-
-
-def _gates(stages: Sequence[Stage]) -> list[ApprovalGateStage | AccessGrantStage]:
-    return [s for s in stages if isinstance(s, ApprovalGateStage | AccessGrantStage)]
-
-
-def _roles_by_person(policy: Policy) -> dict[str, set[str]]:
-    # A duplicated id is reported on its own; merging keeps it from causing phantom problems.
-    people: dict[str, set[str]] = {}
-    for person in policy.roster:
-        people.setdefault(person.id, set()).update(person.roles)
-    return people

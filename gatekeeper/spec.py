@@ -24,10 +24,9 @@ from urllib.request import url2pathname
 
 from gatekeeper.errors import Problem, SpecError
 from gatekeeper.models.enums import WellKnownRole
-from gatekeeper.models.policy import AccessGrantStage, GateSettings, Policy, Stage
+from gatekeeper.models.policy import AccessGrantStage, Policy, Stage
 from gatekeeper.models.spec import ReleaseSpec
-from gatekeeper.policy import quorum_satisfiable
-from gatekeeper.rules import covered_authors
+from gatekeeper.rules import feasibility
 from gatekeeper.yamlfile import (
     FieldPath,
     YamlDocument,
@@ -241,28 +240,7 @@ def _check_access(spec: ReleaseSpec, policy: Policy, out: _Findings) -> None:
 
 
 def _check_separation_of_duties(spec: ReleaseSpec, policy: Policy, out: _Findings) -> None:
-    people = {person.id: set(person.roles) for person in policy.roster}
-    for stage in _applicable(spec, policy):
-        if not isinstance(stage, GateSettings) or not stage.quorum:
-            continue
-        authors = set(covered_authors(stage, spec)) - {spec.submitter}
-        wanted = "; ".join(req.describe() for req in stage.quorum)
-        without_submitter = {p: r for p, r in people.items() if p != spec.submitter}
-        if not quorum_satisfiable(stage.quorum, without_submitter):
-            message = (
-                f"gate '{stage.id}' ({wanted}) cannot be met without the submitter, "
-                "who may not approve their own release"
-            )
-            out.append((("submitter",), message))
-            continue
-        rest = {p: r for p, r in without_submitter.items() if p not in authors}
-        if not quorum_satisfiable(stage.quorum, rest):
-            names = ", ".join(sorted(authors & people.keys()))
-            message = (
-                f"gate '{stage.id}' ({wanted}) cannot be met: {names} authored evidence it covers, "
-                "and authors may not approve their own evidence"
-            )
-            out.append((("evidence",), message))
+    out.extend(feasibility.spec_problems(policy, spec))
 
 
 def _file_problem(uri: str, expected: str) -> tuple[str, str] | None:

@@ -22,8 +22,8 @@ from gatekeeper.policy import (
     load_policy,
     parse_policy,
     policy_sha256,
-    quorum_satisfiable,
 )
+from gatekeeper.rules import quorum_satisfiable
 from tests import factories, yaml_edits
 
 BASE = """\

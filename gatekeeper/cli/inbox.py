@@ -99,11 +99,15 @@ def waits_for(status: ReleaseStatus, person: str, roles: Sequence[str]) -> list[
     """Why ``status`` waits for ``person`` (their matching roles, or ``submitter``); empty if not.
 
     When the release names the people it waits for (an approval gate, an amend), only they
-    count: the workflow left out the submitter, authors of covered evidence and anyone who
-    already decided. Otherwise (a government window, a held release) holding the role suffices.
+    count: the workflow names exactly those every rule lets approve (``gatekeeper.rules``), so
+    not the submitter, authors of covered evidence, anyone who already decided or (with distinct
+    approvers) approved another gate. An open gate that names nobody has nobody left who may
+    approve. Otherwise (a government window, a held release) holding the role suffices.
     """
     awaiting = status.awaiting
     if awaiting is None or status.terminal:
+        return []
+    if not awaiting.people and _at_open_gate(status):
         return []
     if awaiting.people:
         if person not in awaiting.people:
@@ -114,6 +118,12 @@ def waits_for(status: ReleaseStatus, person: str, roles: Sequence[str]) -> list[
     if matched and awaiting.people and _decided(status, person):
         return []  # the workflow's list is authoritative; this guards a stale one
     return matched
+
+
+def _at_open_gate(status: ReleaseStatus) -> bool:
+    """Whether the release waits at an open gate for its reviewers (not held: an operator)."""
+    gate = status.gates.get(status.stage or "")
+    return gate is not None and gate.closed_at is None and not status.active_holds()
 
 
 def _decided(status: ReleaseStatus, person: str) -> bool:

@@ -12,6 +12,7 @@ from gatekeeper.models.messages import (
     DecisionSignature,
 )
 from gatekeeper.rules import (
+    SIGNATURES,
     Refusal,
     Rule,
     refuse,
@@ -53,12 +54,9 @@ class LedgerChecks(Ledger):
         if isinstance(signature, RequestSignature):
             return
         if signature is None:
-            if self.policy.require_signed_decisions:
-                raise refuse(
-                    Rule.SIGNATURE_REQUIRED,
-                    f"policy {self.policy.policy_id} requires signed decisions; sign with "
-                    f"`gatekeeper keys generate --as {person_id}` and the CLI's --key",
-                )
+            unsigned = SIGNATURES.unsigned(self.policy, person_id, signed=False)
+            if unsigned is not None:
+                raise unsigned
             return
         person = require_person(self.policy, person_id)
         if not person.public_key:

@@ -14,7 +14,6 @@ from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import SYSTEM, Ledger
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
-    DecisionKind,
     NotificationEvent,
     ReleaseState,
     StageKind,
@@ -27,7 +26,15 @@ from gatekeeper.models.policy import (
     Stage,
 )
 from gatekeeper.models.status import GateState, HoldRecord
-from gatekeeper.rules import QuorumProgress, covered_digests, eligible_people, quorum_progress
+from gatekeeper.rules import (
+    APPROVAL_EXPIRY,
+    QuorumProgress,
+    Scope,
+    awaited_at_gate,
+    covered_digests,
+    feasibility,
+    quorum_progress,
+)
 from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
 from gatekeeper.yamlfile import FieldPath, did_you_mean
 
@@ -196,16 +203,13 @@ def await_gate(ledger: Ledger, stage_id: str, settings: GateSettings, now: datet
             until=gate.deadline_at,
         )
         return
-    roles = quorum.awaited_roles
-    decided = {d.on_behalf_of or d.person for d in gate.valid_approvals()}
-    people = [
-        p for p in eligible_people(ledger.policy, settings, ledger.spec, roles) if p not in decided
-    ]
+    awaited = awaited_at_gate(ledger.policy, ledger.status, settings, gate)
+    stuck = "; no one left may approve" if awaited.stuck else ""
     ledger.await_(
-        f"approval at {stage_id}: {quorum.describe()}",
+        f"approval at {stage_id}: {quorum.describe()}{stuck}",
         now,
-        roles=roles,
-        people=people,
+        roles=awaited.roles,
+        people=awaited.people,
         until=gate.deadline_at,
     )
 
@@ -215,14 +219,9 @@ def refresh_gate(ledger: Ledger, stage_id: str, settings: GateSettings, now: dat
     gate = ledger.status.gates[stage_id]
     if settings.approval_ttl is not None:
         for decision in gate.decisions:
-            if (
-                decision.valid
-                and decision.kind is DecisionKind.APPROVE
-                and decision.at + settings.approval_ttl <= now
-            ):
+            if APPROVAL_EXPIRY.expired(decision, settings, now):
                 decision.valid = False
-                age = format_duration(settings.approval_ttl)
-                decision.invalidated_reason = f"expired: older than {age} while the gate was open"
+                decision.invalidated_reason = APPROVAL_EXPIRY.reason(settings)
                 event = ledger.audit(
                     now,
                     SYSTEM,
@@ -244,11 +243,7 @@ def refresh_gate(ledger: Ledger, stage_id: str, settings: GateSettings, now: dat
 
 
 def next_expiry(ledger: Ledger, stage_id: str, settings: GateSettings) -> datetime | None:
-    if settings.approval_ttl is None:
-        return None
-    gate = ledger.status.gates[stage_id]
-    times = [d.at + settings.approval_ttl for d in gate.valid_approvals()]
-    return min(times) if times else None
+    return APPROVAL_EXPIRY.next_expiry(ledger.status.gates[stage_id], settings)
 
 
 def close_gate(ledger: Ledger, stage_id: str, settings: GateSettings, now: datetime) -> None:
@@ -378,7 +373,10 @@ def check_gate(
             ctx.add((*req_path, "count"), message)
             workable = False
     if workable and stage.quorum:
-        workable = ctx.quorum_feasible(ctx.policy, stage, path, people, ctx.out)
+        problem = feasibility.gate_problem(Scope(ctx.policy), stage)
+        if problem is not None:
+            ctx.add((*path, "quorum"), problem)
+            workable = False
     check_gate_clocks(ctx, stage, path, held)
     return workable
 

@@ -31,7 +31,7 @@ from gatekeeper.yamlfile import FieldPath
 if TYPE_CHECKING:
     from gatekeeper.ledger.decisions import ReleaseLedger
     from gatekeeper.models.partners import EligiblePartners, PartnerList
-    from gatekeeper.models.policy import AccessGrantStage, ApprovalGateStage
+    from gatekeeper.models.policy import AccessGrantStage
 
 R = TypeVar("R", bound=Model)
 
@@ -107,23 +107,11 @@ Run = Callable[[StageHost, Any], Awaitable[str]]
 class CheckContext:
     """What a kind's policy check reads and where it reports.
 
-    ``people`` is the roster's roles by person; ``quorum_feasible`` is the roster-wide quorum
-    check :mod:`gatekeeper.policy` owns (the one quorum matcher), passed in so the stage kinds
-    never import the module that imports them.
+    ``people`` is the roster's roles by person (:func:`gatekeeper.rules.roles_by_person`).
     """
 
     policy: Policy
     people: Mapping[str, Collection[str]]
-    quorum_feasible: Callable[
-        [
-            Policy,
-            ApprovalGateStage | AccessGrantStage,
-            FieldPath,
-            Mapping[str, Collection[str]],
-            Findings,
-        ],
-        bool,
-    ]
     out: Findings = field(default_factory=list)
 
     @property
