@@ -73,7 +73,7 @@ dev: $(STAMP)  ## embedded Temporal server (UI on :8233) plus a worker; Ctrl-C s
 	$(BIN)/gatekeeper dev
 
 bench: $(STAMP)  ## measure throughput, latency and memory; writes bench-results.json
-	$(BIN)/python -m workers.bench
+	$(BIN)/python -m bench
 
 clean:  ## remove the venv, caches and local server data
 	rm -rf $(VENV) .gatekeeper .mypy_cache .ruff_cache .pytest_cache

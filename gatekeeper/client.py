@@ -21,9 +21,10 @@ from temporalio.envconfig import ClientConfig
 
 from gatekeeper import redact
 from gatekeeper.codec import EncryptedPayloadConverter, codec_from_settings
-from gatekeeper.errors import ConfigError, ConnectionFailed
+from gatekeeper.errors import ConfigError
 from gatekeeper.failures import CONVERTER, EncodedRefusalFailureConverter
 from gatekeeper.settings import Settings
+from gatekeeper.temporal_errors import TOKEN_VARIABLE, unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +33,6 @@ DEFAULT_ADDRESS = "localhost:7233"
 TOKEN_REFRESH_EVERY = 60.0
 #: A token file larger than this is refused: it is not a token (JWTs are a few hundred bytes).
 MAX_TOKEN_BYTES = 16 * 1024
-_TOKEN_VARIABLE = "GATEKEEPER_TEMPORAL_TOKEN_FILE"
 
 #: Running token refreshers, referenced so they are not garbage-collected mid-sleep.
 _refreshers: set[asyncio.Task[None]] = set()
@@ -54,7 +54,7 @@ def connect_config(settings: Settings) -> dict[str, Any]:
     if settings.temporal_token_file is not None:
         if config.get("api_key"):
             raise ConfigError(
-                f"both {_TOKEN_VARIABLE} and an API key (TEMPORAL_API_KEY or the profile's "
+                f"both {TOKEN_VARIABLE} and an API key (TEMPORAL_API_KEY or the profile's "
                 "api_key) are set; keep one"
             )
         config["api_key"] = read_token(settings.temporal_token_file)
@@ -72,7 +72,7 @@ def read_token(path: Path) -> str:
     Raises:
         ConfigError: the file cannot be read, is empty, too large, or holds more than a token.
     """
-    where = f"{_TOKEN_VARIABLE} {path}"
+    where = f"{TOKEN_VARIABLE} {path}"
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_TOKEN_BYTES + 1)
@@ -123,10 +123,7 @@ async def connect(settings: Settings) -> Client:
     try:
         client = await Client.connect(**config, data_converter=data_converter(settings))
     except RuntimeError as err:
-        raise ConnectionFailed(
-            f"cannot reach Temporal at {target} (namespace {config['namespace']}): "
-            f"{_first_line(err)}; start one with `gatekeeper dev` or set TEMPORAL_ADDRESS"
-        ) from err
+        raise unreachable(err, target=target, namespace=config["namespace"]) from err
     if settings.temporal_token_file is not None:
         keep_token_fresh(client, settings.temporal_token_file)
     return client
@@ -159,23 +156,3 @@ async def _refresh_token(client: Client, path: Path, every: float) -> None:
         if token != client.api_key:
             client.api_key = token
             log.info("temporal_token_renewed", file=str(path))
-
-
-def _first_line(err: BaseException) -> str:
-    """The cause in a few words: Core's transport errors are long Rust debug strings."""
-    text = str(err)
-    for needle, short in (
-        ("Connection refused", "connection refused"),
-        ("dns error", "unknown host"),
-        ("timed out", "timed out"),
-        ("certificate", "TLS certificate problem"),
-        (
-            "Unauthenticated",
-            f"unauthenticated (check TEMPORAL_API_KEY / {_TOKEN_VARIABLE} / TLS settings)",
-        ),
-        ("PermissionDenied", f"permission denied (check the token in {_TOKEN_VARIABLE})"),
-    ):
-        if needle.lower() in text.lower():
-            return short
-    lines = text.strip().splitlines()
-    return lines[0][:200] if lines else type(err).__name__

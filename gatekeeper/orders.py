@@ -24,8 +24,8 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.errors import (
@@ -35,6 +35,7 @@ from gatekeeper.errors import (
     OrderFileError,
     OrderNotFound,
 )
+from gatekeeper.ids import order_id_of, order_workflow_id, release_id_of, release_workflow_id
 from gatekeeper.models.orders import (
     ALL_MODELS,
     AccessOrderInput,
@@ -49,19 +50,15 @@ from gatekeeper.models.orders import (
 )
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.releases import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
-from gatekeeper.releases import workflow_id as release_workflow_id
 from gatekeeper.signed_requests import order_binding, release_binding
 from gatekeeper.signer import Signer, request_body
 from gatekeeper.statements import sign_request
+from gatekeeper.temporal_errors import not_found, refusal, refused_because, workflow_error
 from gatekeeper.yamlfile import read_yaml_file, validate_model
 
 ORDER_WORKFLOW_TYPE = "AccessOrderWorkflow"
 #: How often ``apply`` looks whether the order has reached every release.
 POLL_SECONDS = 0.1
-
-
-def order_workflow_id(order_id: str) -> str:
-    return f"access-order-{order_id}"
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -111,7 +108,7 @@ async def find_running_releases(client: Client, models: list[str]) -> list[Affec
     """Every running release of ``models``, by release id."""
     found: dict[str, AffectedRelease] = {}
     async for execution in client.list_workflows(affected_query(models)):
-        release_id = execution.id.removeprefix("release-")
+        release_id = release_id_of(execution.id)
         model = execution.typed_search_attributes.get(sa.MODEL_NAME) or ""
         if model:
             found[release_id] = AffectedRelease(release_id=release_id, model=model)
@@ -148,14 +145,12 @@ async def send_release_update(
             )
         result = await handle.execute_update(update.name, payload, result_type=UpdateResult)
     except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        rule = cause.type if isinstance(cause, ApplicationError) else None
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        message, rule = refused_because(err)
         if rule == "unchanged":  # a re-delivery: the release already has this order's change
             return await _already_applied(handle, ack, message)
         outcome = "ended" if rule == "release_terminal" else "refused"
         return ack.model_copy(
-            update={"outcome": outcome, "detail": f"{rule or 'refused'}: {message}", "at": _now()}
+            update={"outcome": outcome, "detail": f"{rule}: {message}", "at": _now()}
         )
     except WorkflowQueryFailedError as err:
         # Still starting (its ledger does not exist yet): sent again with the next round.
@@ -163,7 +158,7 @@ async def send_release_update(
             update={"outcome": "unanswered", "detail": f"no status yet: {err}", "at": _now()}
         )
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if not_found(err):
             return ack.model_copy(
                 update={"outcome": "ended", "detail": "the release has ended", "at": _now()}
             )
@@ -320,28 +315,26 @@ class Orders:
                 name, request, result_type=result_type
             )
         except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                raise DecisionRefused(cause.message, rule=cause.type or "refused") from err
-            raise DecisionRefused(str(cause or err)) from err
+            raise refusal(err) from err
         except RPCError as err:
             raise self._rpc_error(order_id, err) from err
         return result
 
     def _rpc_error(self, order_id: str, err: RPCError) -> GatekeeperError:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            if "completed" in err.message.lower():
-                return DecisionRefused(
-                    f"access order {order_id} was lifted; it accepts no further changes",
-                    rule="order_lifted",
-                )
-            return OrderNotFound(f"no access order '{order_id}'")
-        return DecisionRefused(f"access order {order_id}: {err.message}", rule="rpc_error")
+        return workflow_error(
+            err,
+            what=f"access order {order_id}",
+            ended=DecisionRefused(
+                f"access order {order_id} was lifted; it accepts no further changes",
+                rule="order_lifted",
+            ),
+            missing=OrderNotFound(f"no access order '{order_id}'"),
+        )
 
 
 def _summary(execution: WorkflowExecution) -> OrderSummary:
     return OrderSummary(
-        order_id=execution.id.removeprefix("access-order-"),
+        order_id=order_id_of(execution.id),
         execution_status=execution.status.name.lower() if execution.status else "unknown",
         started_at=execution.start_time,
         closed_at=execution.close_time,

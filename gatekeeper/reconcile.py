@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
+from gatekeeper.ids import release_workflow_id
 from gatekeeper.models.enums import ReleaseState
 from gatekeeper.models.io import RevokeRequest
-from gatekeeper.releases import workflow_id
+from gatekeeper.temporal_errors import not_found
 
 if TYPE_CHECKING:
     from gatekeeper.adapters.registry import AccessRegistry
@@ -57,11 +58,11 @@ class Reconciled:
 async def ended_without_launch(client: Client, release_id: str) -> tuple[str, str] | None:
     """(workflow status, release state) if the release's workflow is closed and the release did
     not launch; None while it runs, or once it launched."""
-    handle = client.get_workflow_handle(workflow_id(release_id))
+    handle = client.get_workflow_handle(release_workflow_id(release_id))
     try:
         description = await handle.describe()
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if not_found(err):
             return "not_found", ""
         raise
     status = description.status

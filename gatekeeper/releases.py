@@ -32,8 +32,8 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.errors import (
@@ -45,6 +45,7 @@ from gatekeeper.errors import (
     ReleaseNotFound,
     StartRefused,
 )
+from gatekeeper.ids import release_id_of, release_workflow_id
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.installed import parse_policy_ref
@@ -69,6 +70,13 @@ from gatekeeper.models.status import (
 )
 from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
 from gatekeeper.signer import Signer
+from gatekeeper.temporal_errors import (
+    refusal,
+    start_refusal,
+    task_failing,
+    timed_out,
+    workflow_error,
+)
 from gatekeeper.text import for_markdown
 
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
@@ -82,26 +90,12 @@ REPAIR_CHECK_AFTER = timedelta(seconds=2)
 UPDATE_TIMEOUT = timedelta(seconds=30)
 
 
-def workflow_id(release_id: str) -> str:
-    return f"release-{release_id}"
-
-
 #: Events that end a workflow task attempt.
 _TASK_ENDED = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
 }
-
-#: What Temporal says when a workflow task fails on every attempt: an update is refused with the
-#: first, a query fails with the Core SDK's non-determinism error (code TMPRL1100).
-_TASK_FAILING = ("workflow task in failed state", "nondeterminism", "tmprl1100")
-
-
-def task_failing(message: str) -> bool:
-    """Whether ``message`` says the release's workflow task keeps failing (it needs repair)."""
-    lowered = message.lower()
-    return any(marker in lowered for marker in _TASK_FAILING)
 
 
 @dataclass(frozen=True)
@@ -186,7 +180,9 @@ class Releases:
         self.signer = signer
 
     def handle(self, release_id: str) -> WorkflowHandle[Any, ReleaseOutcome]:
-        return self.client.get_workflow_handle(workflow_id(release_id), result_type=ReleaseOutcome)
+        return self.client.get_workflow_handle(
+            release_workflow_id(release_id), result_type=ReleaseOutcome
+        )
 
     # --- start and read -------------------------------------------------------------------
 
@@ -221,7 +217,7 @@ class Releases:
             handle = await self.client.start_workflow(
                 WORKFLOW_TYPE,
                 ReleaseInput(spec=spec, policy_ref=policy_ref),
-                id=workflow_id(spec.release_id),
+                id=release_workflow_id(spec.release_id),
                 task_queue=self.task_queue,
                 result_type=ReleaseOutcome,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -235,7 +231,7 @@ class Releases:
             )
         except WorkflowAlreadyStartedError as err:
             raise ReleaseExists(
-                f"release {spec.release_id} already exists (workflow {workflow_id(spec.release_id)}); "
+                f"release {spec.release_id} already exists (workflow {release_workflow_id(spec.release_id)}); "
                 "release ids are never reused — choose a new release_id"
             ) from err
         try:
@@ -261,7 +257,7 @@ class Releases:
                 )
             except WorkflowQueryFailedError as err:
                 if task_failing(err.message):
-                    raise ReleaseNeedsRepair(_release_id(handle.id)) from err
+                    raise ReleaseNeedsRepair(release_id_of(handle.id)) from err
                 # The failure's type does not survive a query (and with payload encryption not
                 # even its message), so ask the release whether it is still starting.
                 try:
@@ -270,7 +266,7 @@ class Releases:
                     )
                 except WorkflowQueryFailedError as again:
                     if task_failing(again.message):
-                        raise ReleaseNeedsRepair(_release_id(handle.id)) from again
+                        raise ReleaseNeedsRepair(release_id_of(handle.id)) from again
                     raise DecisionRefused(err.message, rule="query_failed") from err
                 if not starting:
                     if retried:
@@ -292,10 +288,7 @@ class Releases:
         try:
             await handle.result()
         except WorkflowFailureError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                return StartRefused(cause.message, rule=cause.type or "refused")
-            return StartRefused(str(cause or err))
+            return start_refusal(err)
         return StartRefused(f"release {handle.id} ended before it started")
 
     async def _answer(self, release_id: str, name: str, result_type: Any) -> Any:
@@ -409,10 +402,7 @@ class Releases:
                 raise ReleaseNeedsRepair(release_id) from err
             raise self._no_answer(release_id, self.update_timeout) from err
         except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                raise DecisionRefused(cause.message, rule=cause.type or "refused") from err
-            raise DecisionRefused(str(cause or err)) from err
+            raise refusal(err) from err
         except RPCError as err:
             raise self._rpc_error(release_id, err) from err
         return result
@@ -459,22 +449,19 @@ class Releases:
     def _rpc_error(self, release_id: str, err: RPCError) -> Exception:
         if task_failing(err.message):
             return ReleaseNeedsRepair(release_id)
-        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+        if timed_out(err):
             return self._no_answer(release_id, self.query_timeout)
-        if err.status == RPCStatusCode.NOT_FOUND:
-            if "already completed" in err.message or "completed" in err.message.lower():
-                return DecisionRefused(
-                    f"release {release_id} has ended; it accepts no further decisions",
-                    rule="release_terminal",
-                )
-            return ReleaseNotFound(
-                f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
-            )
-        return DecisionRefused(f"release {release_id}: {err.message}", rule="rpc_error")
-
-
-def _release_id(wid: str) -> str:
-    return wid.removeprefix("release-")
+        return workflow_error(
+            err,
+            what=f"release {release_id}",
+            ended=DecisionRefused(
+                f"release {release_id} has ended; it accepts no further decisions",
+                rule="release_terminal",
+            ),
+            missing=ReleaseNotFound(
+                f"no release '{release_id}' (workflow {release_workflow_id(release_id)} not found)"
+            ),
+        )
 
 
 def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
@@ -495,7 +482,7 @@ def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
 
 def _summary(execution: WorkflowExecution) -> ReleaseSummary:
     attrs = execution.typed_search_attributes
-    release_id = execution.id.removeprefix("release-")
+    release_id = release_id_of(execution.id)
     return ReleaseSummary(
         release_id=release_id,
         model=attrs.get(sa.MODEL_NAME) or "",

@@ -29,6 +29,7 @@ idempotent by key, so nothing is sent or granted twice.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,10 +39,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.converter import DataConverter
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from gatekeeper.errors import GatekeeperError, ReleaseNotFound
-from gatekeeper.releases import workflow_id
+from gatekeeper.ids import release_workflow_id
+from gatekeeper.temporal_errors import not_found
 
 #: Events a reset carries over to the new run (``ResetReapplyType.ALL_ELIGIBLE``, none excluded).
 _REAPPLIED = {
@@ -115,15 +117,12 @@ def _quiet_runtime() -> Any:
 
 
 async def replay_failure(
-    converter: DataConverter, history: WorkflowHistory, *, workflows: list[type] | None = None
+    converter: DataConverter, history: WorkflowHistory, *, workflows: Sequence[type]
 ) -> str | None:
-    """Why ``history`` does not replay with the worker's workflows, or ``None`` if it does."""
+    """Why ``history`` does not replay with ``workflows`` (the worker's, ``ALL_WORKFLOWS`` of
+    :mod:`workflows.registry`), or ``None`` if it does."""
     from temporalio.worker import Replayer
 
-    if workflows is None:
-        from workflows.registry import ALL_WORKFLOWS
-
-        workflows = ALL_WORKFLOWS
     replayer = Replayer(workflows=workflows, data_converter=converter, runtime=_quiet_runtime())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     return None if result.replay_failure is None else str(result.replay_failure)
@@ -135,7 +134,7 @@ def _prefix(history: WorkflowHistory, end: int) -> WorkflowHistory:
 
 
 async def last_good_task(
-    converter: DataConverter, history: WorkflowHistory, *, workflows: list[type] | None = None
+    converter: DataConverter, history: WorkflowHistory, *, workflows: Sequence[type]
 ) -> int | None:
     """Index into ``history.events`` of the ``WORKFLOW_TASK_COMPLETED`` event to reset to: the
     completion of the first task whose commands the code disagrees with; ``None`` if the
@@ -182,18 +181,18 @@ async def repair(
     client: Client,
     release_id: str,
     *,
+    workflows: Sequence[type],
     reason: str | None = None,
-    workflows: list[type] | None = None,
 ) -> Repair:
     """Reset the release's workflow to the last task today's code replays, re-applying every
     later decision; do nothing if its history replays cleanly."""
-    wid = workflow_id(release_id)
+    wid = release_workflow_id(release_id)
     handle = client.get_workflow_handle(wid)
     try:
         description = await handle.describe()
         history = await handle.fetch_history()
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if not_found(err):
             raise ReleaseNotFound(f"no release '{release_id}' (workflow {wid} not found)") from err
         raise RepairFailed(f"release {release_id}: {err.message}") from err
     run_id = description.run_id

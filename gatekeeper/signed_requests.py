@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from gatekeeper.identity.authority import KeyDirectory
 from gatekeeper.identity.keys import PrincipalKind
+from gatekeeper.ids import ORDER_ACTOR_PREFIX
 from gatekeeper.rules import Refusal, Rule, refuse
 from gatekeeper.signing import verify as verify_bytes
 from gatekeeper.statements import (
@@ -65,8 +66,6 @@ ACTOR_FIELDS: dict[str, str] = {
 
 #: How far ahead of the worker's clock a signature's time may be (a laptop's clock skew).
 FUTURE_SKEW = timedelta(minutes=5)
-#: Actors that are access orders relaying to releases; their requests carry a worker's key.
-ORDER_ACTOR_PREFIX = "access-order"
 
 
 def binding_of(

@@ -12,12 +12,15 @@ value is stored as typed and never changes meaning on the way out:
   and HTML (``<``, ``>``, ``&``) escaped, so a value can add no heading, row, link or tag;
 - :func:`for_html`: controls neutralised, then HTML-escaped (quotes included).
 
+And :func:`when`, how a time reads wherever one is shown: messages, details, the CLI, dossiers.
+
 Pure (standard library only, no I/O): the release workflow uses it in its sandbox.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 #: What a neutralised control character reads as.
 REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
@@ -83,3 +86,23 @@ def for_html(value: object) -> str:
     """``value`` as HTML text: controls neutralised, ``& < > " '`` escaped."""
     text = for_terminal(value)
     return "".join(_HTML_ENTITIES.get(char, char) for char in text)
+
+
+def when(value: datetime | str | None, *, seconds: bool = False) -> str:
+    """How a time reads for people: ``2026-12-27 09:30 UTC`` (with ``seconds``,
+    ``2026-12-27 09:30:12 UTC``); ``—`` when there is none.
+
+    An aware time is shown in UTC; a naive one is taken to be UTC already. A string is read as
+    ISO 8601, and shown as it is if it is not.
+    """
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        value = parsed
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")

@@ -63,12 +63,14 @@ class TestLastGoodTask:
     async def test_saved_histories_need_no_repair(self) -> None:
         for path in HISTORIES:
             history = WorkflowHistory.from_json(f"release-{path.stem}", path.read_text())
-            assert await replay_failure(CONVERTER, history) is None, path.stem
+            assert await replay_failure(CONVERTER, history, workflows=ALL_WORKFLOWS) is None, (
+                path.stem
+            )
 
     async def test_the_task_that_scheduled_the_altered_command(self) -> None:
         history = tampered_rejected()
-        assert await replay_failure(CONVERTER, history) is not None
-        index = await last_good_task(CONVERTER, history)
+        assert await replay_failure(CONVERTER, history, workflows=ALL_WORKFLOWS) is not None
+        index = await last_good_task(CONVERTER, history, workflows=ALL_WORKFLOWS)
         assert index is not None
         events = history.events
         assert events[index].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
@@ -88,8 +90,8 @@ class TestLastGoodTask:
         assert altered, "the reset point is not the task that scheduled the altered activity"
         # What a reset keeps replays; one task more does not.
         kept = WorkflowHistory(history.workflow_id, list(events[: index + 1]))
-        assert await replay_failure(CONVERTER, kept) is None
+        assert await replay_failure(CONVERTER, kept, workflows=ALL_WORKFLOWS) is None
         one_more = WorkflowHistory(
             history.workflow_id, list(events[: index + 1 + next_completed + 1])
         )
-        assert await replay_failure(CONVERTER, one_more) is not None
+        assert await replay_failure(CONVERTER, one_more, workflows=ALL_WORKFLOWS) is not None

@@ -4,7 +4,7 @@
 restart, and registers Gatekeeper's search attributes. ``start-dev`` only applies its
 ``--search-attribute`` flags when it creates the namespace: on an existing database it accepts the
 flags but ignores any attribute added since, so every start also calls
-:func:`ensure_search_attributes`, which works against any cluster.
+:func:`gatekeeper.namespace.ensure_search_attributes`, which works against any cluster.
 """
 
 from __future__ import annotations
@@ -19,22 +19,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import structlog
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-    ListSearchAttributesResponse,
-)
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 from temporalio.converter import DataConverter
-from temporalio.service import RPCError, RPCStatusCode
 
 from gatekeeper import search_attributes
 from gatekeeper.errors import ConfigError, ConnectionFailed
 from gatekeeper.failures import CONVERTER
+from gatekeeper.namespace import ensure_search_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -306,85 +299,6 @@ class DevServer:
             f"the Temporal dev server exited with code {self._process.returncode}: {reason}; "
             f"see {self.log_path}"
         )
-
-
-async def ensure_search_attributes(
-    client: Client,
-    keys: Sequence[SearchAttributeKey[Any]] = search_attributes.ALL,
-    *,
-    namespace: str | None = None,
-) -> list[str]:
-    """Register whichever of ``keys`` the namespace lacks; return the names added.
-
-    Safe to run from many processes at once, and against a dev server, a self-hosted cluster or
-    any server whose operator service accepts ``AddSearchAttributes``.
-
-    Raises:
-        ConfigError: an attribute exists with another type, or the server refuses to register
-            (Temporal Cloud registers attributes through its own API, not this one).
-        ConnectionFailed: the server could not be reached.
-    """
-    namespace = namespace or client.namespace
-    existing = await _registered(client, namespace)
-    for key in keys:
-        have = existing.get(key.name)
-        if have is not None and have != key.indexed_value_type:
-            raise ConfigError(
-                f"search attribute {key.name} is registered as {_type_name(have)} on namespace "
-                f"{namespace}, but Gatekeeper needs {_type_name(key.indexed_value_type)}"
-            )
-    missing = {k.name: int(k.indexed_value_type) for k in keys if k.name not in existing}
-    if not missing:
-        return []
-    try:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)  # type: ignore[arg-type]
-        )
-    except RPCError as err:
-        if err.status != RPCStatusCode.ALREADY_EXISTS:  # another process registered them first
-            raise _rpc_error(
-                err, f"cannot register search attributes {', '.join(missing)}"
-            ) from err
-    log.info("search attributes registered", namespace=namespace, names=sorted(missing))
-    return sorted(missing)
-
-
-async def registered_search_attributes(
-    client: Client, namespace: str | None = None
-) -> dict[str, str]:
-    """Custom search attributes of the namespace: name to type (``Keyword``, ``Datetime``...)."""
-    response = await _list(client, namespace or client.namespace)
-    return {name: _type_name(value) for name, value in sorted(response.custom_attributes.items())}
-
-
-async def _registered(client: Client, namespace: str) -> dict[str, int]:
-    response = await _list(client, namespace)
-    return {**response.system_attributes, **response.custom_attributes}
-
-
-async def _list(client: Client, namespace: str) -> ListSearchAttributesResponse:
-    try:
-        return await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace)
-        )
-    except RPCError as err:
-        raise _rpc_error(err, "cannot list search attributes") from err
-
-
-def _rpc_error(err: RPCError, what: str) -> ConfigError | ConnectionFailed:
-    if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-        return ConnectionFailed(f"{what}: {err.message}")
-    hint = ""
-    if err.status in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
-        hint = " (on Temporal Cloud register them with `tcld` or the Cloud UI)"
-    return ConfigError(f"{what}: {err.message}{hint}")
-
-
-def _type_name(value: int) -> str:
-    try:
-        return SearchAttributeIndexedValueType(value).name.title().replace("_", "")
-    except ValueError:
-        return str(value)
 
 
 def _check_port_free(ip: str, port: int, what: str, flag: str, hint: str = "") -> None:

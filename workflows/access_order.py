@@ -77,10 +77,6 @@ def _parse(update: str, model: type[M], payload: RawValue) -> M:
         raise Refused(str(err), BAD_INPUT) from None
 
 
-def access_order_workflow_id(order_id: str) -> str:
-    return f"access-order-{order_id}"
-
-
 @workflow.defn(name="AccessOrderWorkflow")
 class AccessOrderWorkflow:
     """Suspend access to models across running releases and the registry; exempt; lift."""

@@ -7,10 +7,10 @@ patterns that hold no backtick.
 
 from __future__ import annotations
 
-from gatekeeper.ledger.notices import when
 from gatekeeper.models.enums import StageStatus
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.text import for_markdown as md
+from gatekeeper.text import when
 
 # Plain symbols, not emoji: they render in any font, including a headless browser's.
 _MARK = {

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         AnchorRequest,
         HeadSignature,
     )
+    from gatekeeper.ids import release_id_of
     from gatekeeper.ledger.decisions import ReleaseLedger
     from gatekeeper.ledger.notices import Notice
     from gatekeeper.ledger.state import IntegrityError
@@ -121,10 +122,6 @@ def signature_size(request: Model) -> int:
     return len(request.model_dump_json()) - content_size(request)
 
 
-def release_workflow_id(release_id: str) -> str:
-    return f"release-{release_id}"
-
-
 @workflow.defn(name="ModelReleaseWorkflow")
 class ModelReleaseWorkflow:
     """A model release from internal review to public launch, under one policy snapshot."""
@@ -148,7 +145,7 @@ class ModelReleaseWorkflow:
         self._release_id = (
             self._input.spec.release_id
             if self._input is not None
-            else workflow.info().workflow_id.removeprefix("release-")
+            else release_id_of(workflow.info().workflow_id)
         )
         self._resolved: ReleaseLedger | None = None
         self._integrity_error: str | None = None

@@ -9,7 +9,6 @@ hash, a gap, or an event that does not link to the stored head.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import threading
@@ -21,6 +20,7 @@ from typing import IO, Protocol
 import structlog
 from pydantic import ValidationError
 
+from gatekeeper.adapters.locking import locked
 from gatekeeper.errors import AdapterError
 from gatekeeper.models.audit import GENESIS_HASH, AuditEvent
 from gatekeeper.models.io import AuditFlushResult
@@ -113,9 +113,7 @@ def _locked(path: Path) -> Iterator[IO[bytes]]:
     A torn last line (a writer that died mid-write, so never acknowledged) is cut off first, so
     the next event starts on a line of its own.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    with locked(path) as handle:
         handle.seek(0)
         raw = handle.read()
         end = raw.rfind(b"\n") + 1

@@ -9,18 +9,17 @@ fan-out therefore costs 5,000 small appends, never 5,000 scans of the file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
 
+from gatekeeper.adapters.locking import locked
 from gatekeeper.errors import DeliveryError
 
 _log = structlog.get_logger(__name__)
@@ -61,7 +60,7 @@ class Outbox:
         line = {"key": key, "written_at": datetime.now(UTC).isoformat(), **record}
         data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         try:
-            with self._lock, _locked(self._path) as handle:
+            with self._lock, locked(self._path) as handle:
                 self._catch_up(handle)
                 if key in self._keys:
                     return False
@@ -84,7 +83,7 @@ class Outbox:
             DeliveryError: (retryable) the file could not be read.
         """
         try:
-            with self._lock, _locked(self._path) as handle:
+            with self._lock, locked(self._path) as handle:
                 self._catch_up(handle)
                 return key in self._keys
         except OSError as err:
@@ -135,15 +134,6 @@ class Outbox:
         # dead writer left; it is skipped (never parsed again) and the next append ends it.
         self._torn = end < len(chunk)
         self._offset = size
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[IO[bytes]]:
-    """``path`` opened for reading and appending, under an exclusive ``flock`` until closed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        yield handle
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gatekeeper.ids import release_workflow_id
+from gatekeeper.text import when
+
 if TYPE_CHECKING:
     from gatekeeper.channels.base import ChannelConfig
     from gatekeeper.models.io import Notification, Recipient
@@ -20,17 +23,17 @@ def message_text(notification: Notification, recipient: Recipient | None = None)
     if notification.action_needed:
         lines += ["", f"What is needed from you: {notification.action_needed}"]
     if notification.due is not None:
-        lines.append(f"By: {notification.due.strftime('%Y-%m-%d %H:%M UTC')}")
+        lines.append(f"By: {when(notification.due)}")
     where = f"stage {notification.stage}, " if notification.stage else ""
     lines += [
         "",
         f"Release {notification.release_id} ({where}event {notification.event.value}, "
-        f"{notification.occurred_at.strftime('%Y-%m-%d %H:%M UTC')}).",
+        f"{when(notification.occurred_at)}).",
     ]
     if recipient is None or not recipient.id.startswith(PARTNER_PREFIX):
         lines.append(
             f"Where to look: `gatekeeper release status {notification.release_id}`, or workflow "
-            f"release-{notification.release_id} in the Temporal UI."
+            f"{release_workflow_id(notification.release_id)} in the Temporal UI."
         )
     return "\n".join(lines) + "\n"
 

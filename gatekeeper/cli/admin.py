@@ -15,23 +15,24 @@ import structlog
 import typer
 from rich.markup import escape
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
-    DescribeNamespaceRequest,
     DescribeTaskQueueRequest,
-    RegisterNamespaceRequest,
 )
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from gatekeeper.cli import common
 from gatekeeper.client import connect
 from gatekeeper.codec import Keyring, codec_from_settings, generate_key
 from gatekeeper.errors import ConfigError, ConnectionFailed
 from gatekeeper.logging import configure_logging
+from gatekeeper.namespace import (
+    ensure_namespace,
+    ensure_search_attributes,
+    registered_search_attributes,
+)
 from gatekeeper.settings import Settings
-from workers.devserver import ensure_search_attributes, registered_search_attributes
+from gatekeeper.temporal_errors import service_error
 from workers.worker import shutdown_signals
 
 log = structlog.get_logger(__name__)
@@ -125,7 +126,7 @@ async def _register(
             client = await connect(settings)
             target = namespace or client.namespace
             if create:
-                await _ensure_namespace(client, target, retention, deadline)
+                await ensure_namespace(client, target, retention, deadline, retry_every=RETRY_EVERY)
             added = await ensure_search_attributes(client, namespace=target)
             return added, await registered_search_attributes(client, target)
         except ConnectionFailed as err:
@@ -133,46 +134,6 @@ async def _register(
                 raise
             log.info("waiting for the Temporal server", reason=str(err))
             await asyncio.sleep(RETRY_EVERY)
-
-
-async def _ensure_namespace(
-    client: Client, namespace: str, retention: timedelta, deadline: float
-) -> None:
-    """Create ``namespace`` unless it exists, then wait until the server serves it."""
-    try:
-        await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=namespace)
-        )
-        return
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise _rpc_failure(err, f"cannot describe namespace {namespace}") from err
-    request = RegisterNamespaceRequest(namespace=namespace)
-    request.workflow_execution_retention_period.FromTimedelta(retention)
-    try:
-        await client.workflow_service.register_namespace(request)
-        log.info("namespace created", namespace=namespace, retention_days=retention.days)
-    except RPCError as refused:
-        if refused.status != RPCStatusCode.ALREADY_EXISTS:  # another setup job was first
-            raise _rpc_failure(refused, f"cannot create namespace {namespace}") from refused
-    # The frontends learn of a new namespace on their next cache refresh (seconds).
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            await client.operator_service.list_search_attributes(
-                ListSearchAttributesRequest(namespace=namespace)
-            )
-            return
-        except RPCError as missing:
-            if missing.status != RPCStatusCode.NOT_FOUND or loop.time() >= deadline:
-                raise _rpc_failure(missing, f"namespace {namespace} is not served yet") from missing
-        await asyncio.sleep(RETRY_EVERY)
-
-
-def _rpc_failure(err: RPCError, what: str) -> ConfigError | ConnectionFailed:
-    if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-        return ConnectionFailed(f"{what}: {err.message}")
-    return ConfigError(f"{what}: {err.message}")
 
 
 # --- payload encryption --------------------------------------------------------------------
@@ -275,7 +236,7 @@ def health(
                 )
             )
         except RPCError as err:
-            raise _rpc_failure(err, f"cannot describe task queue {settings.task_queue}") from err
+            raise service_error(err, f"cannot describe task queue {settings.task_queue}") from err
         return len(response.pollers)
 
     count = common.run(pollers())

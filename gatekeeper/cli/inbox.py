@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.errors import InputError
+from gatekeeper.ids import release_id_of
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.releases import WORKFLOW_TYPE, Releases
@@ -148,7 +149,7 @@ async def inbox_for(api: Releases, policy: Policy, person: str, *, limit: int = 
         count += 1
         if count > limit:
             break
-        release_id = execution.id.removeprefix("release-")
+        release_id = release_id_of(execution.id)
         try:
             status: ReleaseStatus = await api.handle(release_id).query(
                 "get_status", result_type=ReleaseStatus, rpc_timeout=STATUS_TIMEOUT

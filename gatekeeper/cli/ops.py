@@ -138,12 +138,13 @@ def repair_command(
     replay: reset it to its last good workflow task, re-applying every later decision. A release
     whose history replays cleanly is left alone."""
     from gatekeeper.repair import Repair, repair
+    from workflows.registry import ALL_WORKFLOWS
 
     current = common.settings(ctx)
 
     async def go() -> Repair:
         async with releases(current) as api:
-            return await repair(api.client, release_id, reason=reason)
+            return await repair(api.client, release_id, workflows=ALL_WORKFLOWS, reason=reason)
 
     done = common.run(go())
     if json_:

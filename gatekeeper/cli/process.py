@@ -12,8 +12,9 @@ from gatekeeper.cli import common
 from gatekeeper.client import connect, data_converter
 from gatekeeper.errors import ConfigError
 from gatekeeper.logging import configure_logging
+from gatekeeper.namespace import ensure_search_attributes, registered_search_attributes
 from gatekeeper.settings import Settings
-from workers.devserver import DevServer, ensure_search_attributes, registered_search_attributes
+from workers.devserver import DevServer
 from workers.worker import open_identity, run_worker, shutdown_signals
 
 

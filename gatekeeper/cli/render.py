@@ -19,7 +19,7 @@ from gatekeeper.cli.inbox import InboxItem
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.releases import ReleaseSummary
-from gatekeeper.text import for_markup, for_terminal
+from gatekeeper.text import for_markup, for_terminal, when
 
 STATE_STYLE = {
     ReleaseState.ACTIVE: "cyan",
@@ -45,10 +45,6 @@ def plain(value: object, *, one_line: bool = True) -> Text:
 def markup(value: object) -> str:
     """A person's or a payload's text for a markup string: one line, markup escaped."""
     return for_markup(value, one_line=True)
-
-
-def when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
 
 def state_text(state: ReleaseState | str) -> Text:

@@ -16,17 +16,19 @@ from typing import Any
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.converter import DataConverter
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.dossier.model import Dossier, build_dossier, key_ids_used
 from gatekeeper.errors import ConnectionFailed, GatekeeperError, ReleaseNotFound
 from gatekeeper.identity.heads import Anchor
 from gatekeeper.identity.keys import KeyRecord
+from gatekeeper.ids import release_workflow_id
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.installed import InstalledPolicy
 from gatekeeper.models.status import ReleaseOutcome, ReleaseStatus
-from gatekeeper.releases import Releases, workflow_id
+from gatekeeper.releases import Releases
+from gatekeeper.temporal_errors import not_found
 
 
 async def collect_dossier(
@@ -62,9 +64,9 @@ async def collect_dossier(
         description = await handle.describe()
         history = await handle.fetch_history()
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if not_found(err):
             raise ReleaseNotFound(
-                f"no release '{release_id}' (workflow {workflow_id(release_id)} not found)"
+                f"no release '{release_id}' (workflow {release_workflow_id(release_id)} not found)"
             ) from err
         raise ConnectionFailed(f"cannot read release {release_id}: {err.message}") from err
     converter = releases.client.data_converter

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from functools import partial
 from typing import Any
 
+from gatekeeper import text
 from gatekeeper.dossier.model import Dossier
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.stages import leaves_when
@@ -56,16 +57,8 @@ def sections(dossier: Dossier) -> list[Section]:
     ]
 
 
-def when(value: datetime | str | None) -> str:
-    """How times read in a dossier: ``2026-12-27 09:30:12 UTC`` (``—`` when there is none)."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+#: How times read in a dossier: to the second, ``2026-12-27 09:30:12 UTC``.
+when = partial(text.when, seconds=True)
 
 
 def _summary(dossier: Dossier) -> Section:

@@ -28,14 +28,13 @@ from pydantic import ValidationError
 from gatekeeper.canonical import canonical_json
 from gatekeeper.identity.heads import HEAD_ACTION, Anchor, SignedHead, verify_head
 from gatekeeper.identity.keys import KeyRecord, PrincipalKind, certificate_bytes, key_id_of
+from gatekeeper.ids import ORDER_ACTOR_PREFIX
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.signing import verify as verify_bytes
 
 #: Actions whose event ends a release.
 TERMINAL_ACTIONS = frozenset({"release_launched", "release_rejected", "release_withdrawn"})
 _MAX_CHAIN = 16
-#: Actors that are access orders relaying to releases (``gatekeeper.signed_requests``).
-ORDER_ACTOR_PREFIX = "access-order"
 
 
 class Problem(Exception):

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gatekeeper import signing
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.messages import (
     DecisionSignature,
@@ -19,6 +18,7 @@ from gatekeeper.rules import (
     require_person,
 )
 from gatekeeper.statements import RequestSignature
+from gatekeeper.text import when
 
 #: How far ahead a signature's time may be (clock skew between a laptop and the server).
 SIGNATURE_SKEW = timedelta(minutes=5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gatekeeper.ledger.checks import LedgerChecks, attested
-from gatekeeper.ledger.notices import when
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
     GovernmentResponseKind,
@@ -27,6 +26,7 @@ from gatekeeper.rules import (
     require_role,
 )
 from gatekeeper.stages import government_window
+from gatekeeper.text import when
 
 #: When no government window applies, how far a government delay may reach.
 DEFAULT_MAX_DELAY = timedelta(days=30)

@@ -25,8 +25,3 @@ class Notice:
     due: datetime | None = None
     concerned: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
-
-
-def when(value: datetime | None) -> str:
-    """How times read in messages and details: ``2026-12-27 09:30 UTC``."""
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"

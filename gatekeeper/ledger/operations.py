@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from gatekeeper.ids import ORDER_ACTOR_PREFIX
 from gatekeeper.ledger.checks import LedgerChecks
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import SYSTEM
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
@@ -36,6 +36,7 @@ from gatekeeper.rules import (
     require_role,
 )
 from gatekeeper.stages import approval_gate
+from gatekeeper.text import when
 
 #: The longest a role may be delegated for.
 MAX_DELEGATION = timedelta(days=90)
@@ -269,7 +270,7 @@ class OperatorDecisions(LedgerChecks):
     def validate_suspension(self, req: AccessSuspensionRequest, now: datetime) -> None:
         del now
         self._not_terminal()
-        if not req.by.startswith("access-order") and self.policy.person(req.by) is None:
+        if not req.by.startswith(ORDER_ACTOR_PREFIX) and self.policy.person(req.by) is None:
             raise refuse(Rule.UNKNOWN_PERSON, f"unknown person '{req.by}'")
 
     def apply_suspension(self, req: AccessSuspensionRequest, now: datetime) -> str:

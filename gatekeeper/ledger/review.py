@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from gatekeeper.ledger.checks import LedgerChecks
-from gatekeeper.ledger.notices import when
 from gatekeeper.models.base import MAX_AUTHORS
 from gatekeeper.models.enums import (
     DecisionKind,
@@ -35,6 +34,7 @@ from gatekeeper.rules import (
 )
 from gatekeeper.stages import approval_gate
 from gatekeeper.statements import RequestSignature
+from gatekeeper.text import when
 
 
 class ReviewDecisions(LedgerChecks):

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from gatekeeper.audit import AuditChain
 from gatekeeper.canonical import digest_of
-from gatekeeper.ledger.notices import Notice, when
+from gatekeeper.ledger.notices import Notice
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import (
     NotificationEvent,
@@ -51,6 +51,7 @@ from gatekeeper.rules import (
     Rule,
     refuse,
 )
+from gatekeeper.text import when
 
 SYSTEM = "gatekeeper"
 #: Evidence refusals an amend's answer names in full; further failing items are named by id.

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
+from gatekeeper.ids import order_workflow_id
 from gatekeeper.models.base import (
     MAX_LIST,
     MAX_PARTNERS,
@@ -88,7 +89,7 @@ PartnerIds = Annotated[
 
 def order_actor(order_id: str) -> str:
     """Who the order's updates to releases are from (releases accept ``access-order*``)."""
-    return f"access-order-{order_id}"
+    return order_workflow_id(order_id)
 
 
 def covers_model(models: list[str], model: str) -> bool:
@@ -135,11 +136,6 @@ class AccessOrder(Model):
     exemptions: list[OrderExemption] = Field(
         default_factory=list, description="exemptions granted after the order was issued"
     )
-
-    @property
-    def suspension_scope(self) -> str:
-        """The scope as ``AccessSuspensionRequest.scope`` writes it (a bare jurisdiction code)."""
-        return self.scope.removeprefix("jurisdiction:")
 
     def exempt_for(self, model: str) -> list[str]:
         """Every partner exempt from this order for ``model``, sorted."""

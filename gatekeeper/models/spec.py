@@ -68,9 +68,6 @@ class ReleaseSpec(Model):
             seen.add(item.id)
         return self
 
-    def evidence_by_id(self, evidence_id: str) -> EvidenceRef | None:
-        return next((e for e in self.evidence if e.id == evidence_id), None)
-
     def digests(self) -> dict[str, str]:
         """Current digest of the artifact and of every evidence item, by id."""
         result = {ARTIFACT_KEY: self.artifact.sha256}

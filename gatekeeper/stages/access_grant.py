@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import SYSTEM, Ledger
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import NotificationEvent, StageKind
@@ -18,6 +17,7 @@ from gatekeeper.models.partners import EligiblePartners, EligiblePartnersRequest
 from gatekeeper.models.policy import AccessGrantStage, Cohort
 from gatekeeper.stages import approval_gate
 from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
+from gatekeeper.text import when
 from gatekeeper.yamlfile import FieldPath, did_you_mean
 
 

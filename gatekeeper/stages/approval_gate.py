@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import SYSTEM, Ledger
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
@@ -36,6 +35,7 @@ from gatekeeper.rules import (
     quorum_progress,
 )
 from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
+from gatekeeper.text import when
 from gatekeeper.yamlfile import FieldPath, did_you_mean
 
 #: Shortest reminder interval a policy may set.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import SYSTEM, Ledger
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import NotificationEvent, StageKind
@@ -20,6 +19,7 @@ from gatekeeper.models.policy import (
     GovernmentWindowStage,
 )
 from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
+from gatekeeper.text import when
 from gatekeeper.yamlfile import FieldPath
 
 

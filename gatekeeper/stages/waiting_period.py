@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gatekeeper.ledger.notices import when
 from gatekeeper.ledger.state import SYSTEM, Ledger
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import StageKind
 from gatekeeper.models.policy import WaitingPeriodStage
 from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec, show
+from gatekeeper.text import when
 
 #: The longest cooling-off wait a policy may set.
 MAX_WAITING_PERIOD = timedelta(days=365)

@@ -26,8 +26,9 @@ from gatekeeper.client import data_converter
 from gatekeeper.codec import ENCODING, EncryptionCodec
 from gatekeeper.codec_server import create_app, serve
 from gatekeeper.errors import DecisionRefused
+from gatekeeper.ids import release_workflow_id
 from gatekeeper.models import DecisionKind, ModelRef
-from gatekeeper.releases import Releases, workflow_id
+from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, replaying, signing
 from tests.codec.keys import env_keys
@@ -142,7 +143,7 @@ async def raw_history(env: WorkflowEnvironment, release_id: str) -> list[History
     response = await env.client.workflow_service.get_workflow_execution_history(
         GetWorkflowExecutionHistoryRequest(
             namespace=env.client.namespace,
-            execution={"workflow_id": workflow_id(release_id)},
+            execution={"workflow_id": release_workflow_id(release_id)},
         )
     )
     return list(response.history.events)
@@ -228,7 +229,7 @@ class TestEncryptedRelease:
                     "workflow",
                     "show",
                     "--workflow-id",
-                    workflow_id(release_id),
+                    release_workflow_id(release_id),
                     "--address",
                     encrypted.target,
                     "--output",

@@ -17,18 +17,21 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.testing import WorkflowEnvironment
 
 from activities import activities_from, open_adapters
-from gatekeeper.releases import Releases
-from gatekeeper.settings import Settings
-from tests import signing
-from workers.bench import drive_baseline, parse_args, process_memory_mb, render
-from workers.bench_baseline import BaselineWorkflow, noop, plan_from_history
-from workers.bench_release import (
+from bench.baseline import BaselineWorkflow, noop, plan_from_history
+from bench.figures import process_memory_mb
+from bench.pipeline import drive_baseline
+from bench.release import (
     GATES,
     bench_policy,
     drive_release,
     install_policies,
     seed_partners,
 )
+from bench.report import render
+from bench.run import parse_args
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
+from tests import signing
 from workers.worker import build_worker
 from workflows.registry import ALL_WORKFLOWS
 

@@ -23,6 +23,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
+from bench.notify import fanout_policy, fanout_spec, seed_cohort
 from gatekeeper.models import NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
@@ -30,7 +31,6 @@ from tests import factories, signing
 from tests.adapters.builders import write_worker_config
 from tests.adapters.test_webhook import REDELIVERY_HEADER, WebhookReceiver
 from tests.faults.pipeline import gatekeeper_worker, has_pollers, spawn, stop, worker_env
-from workers.bench_notify import fanout_policy, fanout_spec, seed_cohort
 
 PARTNERS = 60
 SECRET_ENV = "GATEKEEPER_CRASH_HOOK_SECRET"

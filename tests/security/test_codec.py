@@ -48,8 +48,9 @@ from gatekeeper.codec import (
 )
 from gatekeeper.codec_server import MAX_BODY_BYTES, create_app, serve
 from gatekeeper.errors import NoAnswer
+from gatekeeper.ids import release_workflow_id
 from gatekeeper.models import ReleaseStatus
-from gatekeeper.releases import WORKFLOW_TYPE, Releases, workflow_id
+from gatekeeper.releases import WORKFLOW_TYPE, Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
 from tests.codec.keys import b64, codec, env_keys
@@ -86,7 +87,7 @@ class Deployment:
     task_queue: str
 
     def bare_handle(self, release_id: str) -> WorkflowHandle:  # type: ignore[type-arg]
-        return self.bare.get_workflow_handle(workflow_id(release_id))
+        return self.bare.get_workflow_handle(release_workflow_id(release_id))
 
     async def started(self) -> ReleaseStatus:
         """A release (started with the keys) waiting for its internal review."""
@@ -198,7 +199,7 @@ class TestPlaintextRefused:
             handle = await d.bare.start_workflow(
                 WORKFLOW_TYPE,
                 {"spec": {"release_id": rid}, "policy_sha256": "0" * 64},
-                id=workflow_id(rid),
+                id=release_workflow_id(rid),
                 task_queue=d.task_queue,
             )
             with pytest.raises(WorkflowFailureError) as failed:
@@ -311,7 +312,7 @@ class TestTemporalCli:
                 "update",
                 "execute",
                 "-w",
-                workflow_id(rid),
+                release_workflow_id(rid),
                 "--name",
                 "approve",
                 "--input",

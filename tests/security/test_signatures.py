@@ -708,7 +708,8 @@ class TestOrderStart:
     async def start(self, h: OrderHarness, body: dict[str, Any]) -> ApplicationError:
         from temporalio.client import WorkflowFailureError
 
-        from gatekeeper.orders import ORDER_WORKFLOW_TYPE, order_workflow_id
+        from gatekeeper.ids import order_workflow_id
+        from gatekeeper.orders import ORDER_WORKFLOW_TYPE
 
         handle = await h.env.client.start_workflow(
             ORDER_WORKFLOW_TYPE,

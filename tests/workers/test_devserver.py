@@ -16,13 +16,10 @@ from temporalio.common import SearchAttributeKey
 
 from gatekeeper import search_attributes
 from gatekeeper.errors import ConfigError, ConnectionFailed
+from gatekeeper.namespace import ensure_search_attributes, registered_search_attributes
 from gatekeeper.settings import Settings
 from tests.workers.helpers import WaitForFinishWorkflow, free_ports
-from workers.devserver import (
-    DevServer,
-    ensure_search_attributes,
-    registered_search_attributes,
-)
+from workers.devserver import DevServer
 from workers.worker import build_worker
 
 EXPECTED_ATTRIBUTES = {

@@ -15,6 +15,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
+from bench.notify import bench_fanout
 from gatekeeper.channels.webhook import WebhookSettings
 from gatekeeper.config import EgressSettings, WorkerConfig
 from gatekeeper.errors import StartRefused
@@ -25,7 +26,6 @@ from gatekeeper.settings import Settings
 from tests import factories, signing
 from tests.adapters.test_webhook import IDEMPOTENCY_HEADER, REDELIVERY_HEADER, WebhookReceiver
 from tests.workflows.conftest import Harness, running_worker
-from workers.bench_notify import bench_fanout
 
 SECRET_ENV = "GATEKEEPER_TEST_HOOK_SECRET"
 

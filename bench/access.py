@@ -1,6 +1,6 @@
 """Measure access-check latency over a registry of 100,000 grants.
 
-    python -m gatekeeper.adapters.registry.bench [DIRECTORY]
+    python -m bench.access [DIRECTORY]
 
 builds a SQLite registry (10,000 partners, 20,000 people, 5 models on 2 surfaces, two active
 orders) through the registry's own grant path, then times in-process checks one by one and
