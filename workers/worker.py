@@ -46,12 +46,17 @@ LEGACY_QUERY_ID = "legacy_query"
 
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-#: Modules the workflow sandbox shares with the worker process instead of re-importing: the
-#: update validators reach the worker's key directory through :mod:`gatekeeper.identity.authority`,
-#: which must be the process's one instance (a sandboxed copy would have no directory installed);
-#: ``cryptography``'s Rust core imports ``cryptography.exceptions`` lazily when a signature fails
-#: to verify, and that import inside the sandbox aborts the process (pyo3).
-SANDBOX_PASSTHROUGH = ("gatekeeper.identity", "cryptography")
+#: Packages the workflow sandbox shares with the worker process instead of re-importing them for
+#: each run (everything else, the ledger, rules and stages included, the sandbox imports and
+#: checks): the update validators reach the worker's key directory through
+#: :mod:`gatekeeper.identity.authority`, which must be the process's one instance (a sandboxed copy
+#: would have no directory installed); ``cryptography``'s Rust core imports
+#: ``cryptography.exceptions`` lazily when a signature fails to verify, and that import inside the
+#: sandbox aborts the process (pyo3); the models are one class on both sides of the signed heads
+#: (``gatekeeper.identity.heads`` carries audit events) and are built once. The workflows name the
+#: same modules in their ``imports_passed_through`` blocks, so any runner shares them;
+#: ``tests/workflows/test_sandbox.py`` checks which side each module is on.
+SANDBOX_PASSTHROUGH = ("gatekeeper.identity", "gatekeeper.models", "cryptography")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

@@ -2,8 +2,9 @@
 
 Each stage kind's coroutine lives with its kind in :mod:`gatekeeper.stages` and runs against
 this workflow as its ``StageHost`` (the pipeline dispatches through the registry). The workflow
-waits (durable timers, conditions), calls activities for side effects, and answers
-updates; every change of state goes through :class:`~gatekeeper.ledger.decisions.ReleaseLedger`, which is
+waits (durable timers, conditions), calls activities for side effects, and answers updates;
+every change of state goes through the release's :class:`~gatekeeper.ledger.state.Ledger`
+and its deciders (:mod:`gatekeeper.ledger.deciders`, one per decision path), which are
 deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 """
 
@@ -19,26 +20,46 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
-with workflow.unsafe.imports_passed_through():
-    # cryptography's Rust core imports this module lazily when a signature fails to verify;
-    # importing it here keeps that import outside the sandbox (else pyo3 aborts the process).
-    import cryptography.exceptions  # noqa: F401
+# The package itself is the sandbox's own (imported before the shared modules below are hung on
+# it): the sandboxed modules are then set on the sandbox's package, never on the process's, whose
+# ``gatekeeper.rules`` (say) stays the process's module.
+import gatekeeper
 
-    from gatekeeper import routing, signed_requests
-    from gatekeeper import search_attributes as sa
+# Shared with the worker process: imported once, outside the sandbox. The sandbox shares a module
+# only when it is imported by name inside this block, so each is named here; the rest, imported
+# below, the sandbox imports afresh for each run and checks. tests/workflows/test_sandbox.py
+# checks which side each module is on. Shared, and why:
+# - cryptography (and gatekeeper.signing and .statements, which hold it): a pyo3 module loads
+#   once per process; its Rust core imports cryptography.exceptions lazily when a signature
+#   fails to verify, and that import inside the sandbox aborts the process.
+# - gatekeeper.identity (authority, and the keys and heads it hands out): the worker's key
+#   directory is the process's one instance (a sandboxed copy has none installed).
+# - gatekeeper.models: the signed heads (gatekeeper.identity.heads) carry the ledger's audit
+#   events, so each model must be one class on both sides (pydantic refuses an instance of a
+#   look-alike class); and the pydantic classes are built once, not for every release.
+# - gatekeeper.errors, gatekeeper.failures, gatekeeper.codec_refusals: what the shared modules
+#   raise (parse_payload's BadInput, parse_policy_ref's InputError) is what this module catches.
+# - yaml and gatekeeper.yamlfile (reading and writing YAML files, which no workflow does;
+#   gatekeeper.spec imports them to read spec files): a parser of 6,000 lines, not decision
+#   logic, that each run would otherwise import again (about a tenth of a replay's CPU time).
+with workflow.unsafe.imports_passed_through():
+    import cryptography.exceptions  # noqa: F401
+    import yaml  # noqa: F401
+
+    import gatekeeper.identity.authority as authority
+    import gatekeeper.identity.keys
+    import gatekeeper.models.policy  # the stage kinds' models (the Stage union)
+    import gatekeeper.models.spec
+    import gatekeeper.signing
+    import gatekeeper.yamlfile  # noqa: F401
     from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError
     from gatekeeper.failures import Refused
-    from gatekeeper.identity import authority
     from gatekeeper.identity.heads import (
         LINK_LENGTH,
         AnchorRequest,
         HeadSignature,
     )
-    from gatekeeper.ids import release_id_of
-    from gatekeeper.ledger.decisions import ReleaseLedger
-    from gatekeeper.ledger.notices import Notice
-    from gatekeeper.ledger.state import IntegrityError
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
     from gatekeeper.models.enums import DecisionKind, ReleaseState
@@ -79,13 +100,34 @@ with workflow.unsafe.imports_passed_through():
         ReleaseStatus,
         UpdateResult,
     )
-    from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
-    from gatekeeper.spec import check_spec_against_policy
-    from gatekeeper.stages import run_stage
     from gatekeeper.statements import SIGNATURE_FIELD
-    from workflows import timeouts
-    from workflows.details import current_details
 
+# The decision logic, imported and checked by the sandbox for each run (no I/O, clock or
+# randomness at import or in use): the ledger and its deciders, the rules, the spec's checks,
+# routing, request authentication, the stage kinds, the timeouts and the details.
+import gatekeeper.routing as routing
+import gatekeeper.search_attributes as sa
+import gatekeeper.signed_requests as signed_requests
+from gatekeeper.ids import release_id_of
+from gatekeeper.ledger.checks import record_refusal
+from gatekeeper.ledger.deciders import (
+    AmendDecider,
+    AuthorshipDecider,
+    Deciders,
+    DelegationDecider,
+    GovernmentDecider,
+    OperatorDecider,
+    PartnerListDecider,
+    ReviewDecider,
+    SuspensionDecider,
+)
+from gatekeeper.ledger.notices import Notice
+from gatekeeper.ledger.state import IntegrityError, Ledger
+from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
+from gatekeeper.spec import check_spec_against_policy
+from gatekeeper.stages import run_stage
+from workflows import timeouts
+from workflows.details import current_details
 
 M = TypeVar("M", bound=Model)
 #: ``ApplicationError.type`` while the release resolves its policy (validators and queries).
@@ -97,6 +139,11 @@ SPEC_NOT_ALLOWED = "spec_not_allowed"
 #: The patch under which a release signs its audit head at stage ends and at its end (issue 12).
 #: Releases started before it (no marker in their history) finish without, as they started.
 ANCHOR_PATCH = "anchor-audit-heads"
+#: The patch under which only the verification of the release's latest evidence is recorded
+#: (issue 13): each amend that changes a digest moves the ledger's evidence version, and a
+#: verification asked for at an older version is dropped when it lands. Releases started before
+#: it record every verification as it lands, as they did.
+EVIDENCE_PATCH = "versioned-evidence-checks"
 #: The shortest timer a wait starts: a clock already past still gets one (see sleep_until_change).
 MIN_TIMER = timedelta(milliseconds=1)
 
@@ -147,7 +194,7 @@ class ModelReleaseWorkflow:
             if self._input is not None
             else release_id_of(workflow.info().workflow_id)
         )
-        self._resolved: ReleaseLedger | None = None
+        self._resolved: Deciders | None = None
         self._integrity_error: str | None = None
         self._changes = 0
         # The status as last committed (without its version): the version moves only when the
@@ -160,6 +207,9 @@ class ModelReleaseWorkflow:
         # Whether this release signs its audit heads (ANCHOR_PATCH), the last event a head
         # scheduled for signing covers, and whether the release's final head is signed.
         self._anchoring = False
+        # Whether verifications count only for the evidence version they were asked for
+        # (EVIDENCE_PATCH).
+        self._versioned_evidence = False
         self._signed_through = -1
         self._final_head_signed = False
         self._launching = False
@@ -169,12 +219,17 @@ class ModelReleaseWorkflow:
         self._reached_clock: datetime | None = None
 
     @property
-    def _ledger(self) -> ReleaseLedger:
+    def _deciders(self) -> Deciders:
+        """The release's deciders, one per decision path, over its ledger."""
         if self._resolved is None:
             raise Refused(
                 f"release {self._release_id} is starting; try again in a moment", RELEASE_STARTING
             )
         return self._resolved
+
+    @property
+    def _ledger(self) -> Ledger:
+        return self._deciders.ledger
 
     # --- the pipeline ---------------------------------------------------------------------
 
@@ -190,9 +245,10 @@ class ModelReleaseWorkflow:
                 raise RuntimeError(refusal.message)
             raise refusal  # malformed, or plaintext while encryption is on: refused for good
         self._anchoring = workflow.patched(ANCHOR_PATCH)
+        self._versioned_evidence = workflow.patched(EVIDENCE_PATCH)
         installed = await self._resolve_policy(inp)
         try:
-            self._resolved = ReleaseLedger(inp.spec, installed, self.now())
+            self._resolved = Deciders.over(Ledger(inp.spec, installed, self.now()))
         except IntegrityError as err:
             self._integrity_error = str(err)
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
@@ -282,14 +338,14 @@ class ModelReleaseWorkflow:
     # methods (plus the clock and waits below); run() dispatches through the registry.
 
     @property
-    def ledger(self) -> ReleaseLedger:
+    def ledger(self) -> Ledger:
         """The release's ledger (refused with ``release_starting`` until the policy resolved)."""
         return self._ledger
 
     @property
-    def partners(self) -> ReleaseLedger:
-        """The partner list's steps (the ledger's)."""
-        return self._ledger
+    def partners(self) -> PartnerListDecider:
+        """The partner list's steps (its decider's)."""
+        return self._deciders.partners
 
     async def execute(
         self, activity: str, request: Model, result_type: type[M], *, summary: str
@@ -404,8 +460,13 @@ class ModelReleaseWorkflow:
 
     # --- side effects ---------------------------------------------------------------------------
 
-    async def _verify_evidence(self) -> None:
-        spec = self._ledger.spec
+    async def _verify_evidence(self) -> bool:
+        """Verify the release's evidence as it is now; record the result unless an amend
+        changed the evidence meanwhile (a later verification is then on its way, and the
+        last to land must not be an older one). Whether the result was recorded."""
+        ledger = self._ledger
+        spec = ledger.spec
+        version = ledger.evidence_version if self._versioned_evidence else None
         try:
             result = await workflow.execute_activity(
                 "verify_evidence",
@@ -418,16 +479,20 @@ class ModelReleaseWorkflow:
                 summary="Verify evidence digests",
             )
         except ActivityError as err:
-            self._ledger.audit(
+            if version is not None and not ledger.evidence_current(version):
+                return False
+            ledger.audit(
                 self.now(),
                 "gatekeeper",
                 "evidence_unverified",
                 {"error": str(err.cause or err)},
             )
             self.commit()
-            return
-        self._ledger.record_evidence_checks(result, self.now())
+            return True
+        if not ledger.record_evidence_checks(result, self.now(), version):
+            return False
         self.commit()
+        return True
 
     async def _revoke_everything(self, reason: str) -> None:
         ledger = self._ledger
@@ -695,10 +760,10 @@ class ModelReleaseWorkflow:
         model: type[M],
         payload: RawValue,
         validate: Callable[[M], None],
-        change: Callable[[ReleaseLedger, M], object],
+        change: Callable[[Ledger, M], object],
         kind: Callable[[M], str] | None = None,
     ) -> None:
-        """``_check``, then the request budget (``ReleaseLedger.screen``): refuse, unrecorded,
+        """``_check``, then the request budget (``Ledger.screen``): refuse, unrecorded,
         what is past its budget, would change nothing, or is padded past its size."""
         size = len(raw_data(payload))
 
@@ -740,8 +805,8 @@ class ModelReleaseWorkflow:
             # Recorded in the audit trail while the ``refused`` budget lasts; past it the
             # validator refuses such requests itself, so only a race reaches here unrecorded.
             if refusal.audited and not ledger.spent("refused"):
-                ledger.refused(
-                    refusal, workflow.now(), actor, request, body.model_dump(mode="json")
+                record_refusal(
+                    ledger, refusal, workflow.now(), actor, request, body.model_dump(mode="json")
                 )
             ledger.charge("refused", content_size(body))
             self.commit()
@@ -770,7 +835,7 @@ class ModelReleaseWorkflow:
             kind.value,
             req.decider,
             req,
-            lambda: self._ledger.apply_decision(kind, req, workflow.now()),
+            lambda: self._deciders.review.apply_decision(kind, req, workflow.now()),
             payload,
         )
 
@@ -806,8 +871,8 @@ class ModelReleaseWorkflow:
             kind.value,
             DecisionRequest,
             payload,
-            lambda req: self._ledger.validate_decision(kind, req, workflow.now()),
-            lambda ledger, req: ledger.apply_decision(kind, req, workflow.now()),
+            lambda req: self._deciders.review.validate_decision(kind, req, workflow.now()),
+            lambda ledger, req: ReviewDecider(ledger).apply_decision(kind, req, workflow.now()),
         )
 
     @workflow.update
@@ -817,15 +882,20 @@ class ModelReleaseWorkflow:
         result = self._apply("amend", req.by, req, lambda: self._amend(req), payload)
         if self._reverify:
             self._reverify = False
-            await self._verify_evidence()
+            recorded = await self._verify_evidence()
             result = self._result(result.message)
             failures = self._ledger.evidence_failures()
-            if failures:
+            if not recorded:
+                result.message += (
+                    "; a later amend changed the evidence again (its verification is the one "
+                    "that counts)"
+                )
+            elif failures:
                 result.message += f"; evidence still failing: {', '.join(failures)}"
         return result
 
     def _amend(self, req: AmendRequest) -> str:
-        message, reverify = self._ledger.apply_amend(req, workflow.now())
+        message, reverify = self._deciders.amend.apply_amend(req, workflow.now())
         self._reverify = reverify
         return message
 
@@ -835,8 +905,8 @@ class ModelReleaseWorkflow:
             "amend",
             AmendRequest,
             payload,
-            lambda req: self._ledger.validate_amend(req, workflow.now()),
-            lambda ledger, req: ledger.apply_amend(req, workflow.now()),
+            lambda req: self._deciders.amend.validate_amend(req, workflow.now()),
+            lambda ledger, req: AmendDecider(ledger).apply_amend(req, workflow.now()),
         )
 
     @workflow.update
@@ -847,7 +917,7 @@ class ModelReleaseWorkflow:
             "record_government_response",
             req.by,
             req,
-            lambda: self._ledger.apply_government(req, workflow.now()),
+            lambda: self._deciders.government.apply_government(req, workflow.now()),
             payload,
         )
 
@@ -857,8 +927,8 @@ class ModelReleaseWorkflow:
             "record_government_response",
             GovernmentResponse,
             payload,
-            lambda req: self._ledger.validate_government(req, workflow.now()),
-            lambda ledger, req: ledger.apply_government(req, workflow.now()),
+            lambda req: self._deciders.government.validate_government(req, workflow.now()),
+            lambda ledger, req: GovernmentDecider(ledger).apply_government(req, workflow.now()),
             kind=lambda req: req.kind.value,
         )
 
@@ -867,7 +937,11 @@ class ModelReleaseWorkflow:
         """Operator hold: nothing advances until resumed (or ``until`` passes)."""
         req = self._parse("hold", OperatorRequest, payload)
         return self._apply(
-            "hold", req.by, req, lambda: self._ledger.apply_hold(req, workflow.now()), payload
+            "hold",
+            req.by,
+            req,
+            lambda: self._deciders.operators.apply_hold(req, workflow.now()),
+            payload,
         )
 
     @hold.validator
@@ -877,7 +951,7 @@ class ModelReleaseWorkflow:
             OperatorRequest,
             payload,
             self._operator_check,
-            lambda ledger, req: ledger.apply_hold(req, workflow.now()),
+            lambda ledger, req: OperatorDecider(ledger).apply_hold(req, workflow.now()),
         )
 
     @workflow.update
@@ -885,7 +959,11 @@ class ModelReleaseWorkflow:
         """Lift an operator (or missed-deadline) hold."""
         req = self._parse("resume", OperatorRequest, payload)
         return self._apply(
-            "resume", req.by, req, lambda: self._ledger.apply_resume(req, workflow.now()), payload
+            "resume",
+            req.by,
+            req,
+            lambda: self._deciders.operators.apply_resume(req, workflow.now()),
+            payload,
         )
 
     @resume.validator
@@ -894,8 +972,8 @@ class ModelReleaseWorkflow:
             "resume",
             OperatorRequest,
             payload,
-            lambda req: self._ledger.validate_operator(req, workflow.now()),
-            lambda ledger, req: ledger.apply_resume(req, workflow.now()),
+            lambda req: self._deciders.operators.validate_operator(req, workflow.now()),
+            lambda ledger, req: OperatorDecider(ledger).apply_resume(req, workflow.now()),
         )
 
     @workflow.update
@@ -906,7 +984,7 @@ class ModelReleaseWorkflow:
             "withdraw",
             req.by,
             req,
-            lambda: self._ledger.apply_withdraw(req, workflow.now()),
+            lambda: self._deciders.operators.apply_withdraw(req, workflow.now()),
             payload,
         )
 
@@ -917,11 +995,11 @@ class ModelReleaseWorkflow:
             OperatorRequest,
             payload,
             self._operator_check,
-            lambda ledger, req: ledger.apply_withdraw(req, workflow.now()),
+            lambda ledger, req: OperatorDecider(ledger).apply_withdraw(req, workflow.now()),
         )
 
     def _operator_check(self, req: OperatorRequest) -> None:
-        self._ledger.validate_operator(req, workflow.now())
+        self._deciders.operators.validate_operator(req, workflow.now())
         if self._launching:
             raise refuse(
                 Rule.LAUNCH_IN_PROGRESS,
@@ -936,7 +1014,7 @@ class ModelReleaseWorkflow:
             "delegate",
             req.by,
             req,
-            lambda: self._ledger.apply_delegation(req, workflow.now()),
+            lambda: self._deciders.delegation.apply_delegation(req, workflow.now()),
             payload,
         )
 
@@ -946,8 +1024,8 @@ class ModelReleaseWorkflow:
             "delegate",
             DelegationRequest,
             payload,
-            lambda req: self._ledger.validate_delegation(req, workflow.now()),
-            lambda ledger, req: ledger.apply_delegation(req, workflow.now()),
+            lambda req: self._deciders.delegation.validate_delegation(req, workflow.now()),
+            lambda ledger, req: DelegationDecider(ledger).apply_delegation(req, workflow.now()),
         )
 
     @workflow.update
@@ -958,7 +1036,7 @@ class ModelReleaseWorkflow:
             "revoke_delegation",
             req.by,
             req,
-            lambda: self._ledger.apply_revocation(req, workflow.now()),
+            lambda: self._deciders.delegation.apply_revocation(req, workflow.now()),
             payload,
         )
 
@@ -968,8 +1046,8 @@ class ModelReleaseWorkflow:
             "revoke_delegation",
             DelegationRevocation,
             payload,
-            lambda req: self._ledger.validate_revocation(req, workflow.now()),
-            lambda ledger, req: ledger.apply_revocation(req, workflow.now()),
+            lambda req: self._deciders.delegation.validate_revocation(req, workflow.now()),
+            lambda ledger, req: DelegationDecider(ledger).apply_revocation(req, workflow.now()),
         )
 
     @workflow.update
@@ -980,7 +1058,7 @@ class ModelReleaseWorkflow:
             "attest_authorship",
             req.by,
             req,
-            lambda: self._ledger.apply_authorship(req, workflow.now()),
+            lambda: self._deciders.authorship.apply_authorship(req, workflow.now()),
             payload,
         )
 
@@ -990,8 +1068,8 @@ class ModelReleaseWorkflow:
             "attest_authorship",
             AuthorshipAttestation,
             payload,
-            lambda req: self._ledger.validate_authorship(req, workflow.now()),
-            lambda ledger, req: ledger.apply_authorship(req, workflow.now()),
+            lambda req: self._deciders.authorship.validate_authorship(req, workflow.now()),
+            lambda ledger, req: AuthorshipDecider(ledger).apply_authorship(req, workflow.now()),
         )
 
     @workflow.update
@@ -1002,7 +1080,7 @@ class ModelReleaseWorkflow:
             "suspend_access",
             req.by,
             req,
-            lambda: self._ledger.apply_suspension(req, workflow.now()),
+            lambda: self._deciders.suspensions.apply_suspension(req, workflow.now()),
             payload,
         )
 
@@ -1012,8 +1090,8 @@ class ModelReleaseWorkflow:
             "suspend_access",
             AccessSuspensionRequest,
             payload,
-            lambda req: self._ledger.validate_suspension(req, workflow.now()),
-            lambda ledger, req: ledger.apply_suspension(req, workflow.now()),
+            lambda req: self._deciders.suspensions.validate_suspension(req, workflow.now()),
+            lambda ledger, req: SuspensionDecider(ledger).apply_suspension(req, workflow.now()),
         )
 
     @workflow.update
@@ -1024,7 +1102,7 @@ class ModelReleaseWorkflow:
             "restore_access",
             req.by,
             req,
-            lambda: self._ledger.apply_restore(req, workflow.now()),
+            lambda: self._deciders.suspensions.apply_restore(req, workflow.now()),
             payload,
         )
 
@@ -1034,13 +1112,8 @@ class ModelReleaseWorkflow:
             "restore_access",
             AccessRestoreRequest,
             payload,
-            lambda req: self._ledger.validate_suspension(
-                AccessSuspensionRequest(
-                    order_id=req.order_id, by=req.by, scope="everyone", reason=req.reason
-                ),
-                workflow.now(),
-            ),
-            lambda ledger, req: ledger.apply_restore(req, workflow.now()),
+            lambda req: self._deciders.suspensions.validate_restore(req, workflow.now()),
+            lambda ledger, req: SuspensionDecider(ledger).apply_restore(req, workflow.now()),
         )
 
     @workflow.update
@@ -1051,7 +1124,7 @@ class ModelReleaseWorkflow:
             "approve_partners",
             req.by,
             req,
-            lambda: self._ledger.apply_partner_approval(req, workflow.now()),
+            lambda: self._deciders.partners.apply_partner_approval(req, workflow.now()),
             payload,
         )
 
@@ -1061,8 +1134,10 @@ class ModelReleaseWorkflow:
             "approve_partners",
             PartnerApprovalRequest,
             payload,
-            lambda req: self._ledger.validate_partner_approval(req, workflow.now()),
-            lambda ledger, req: ledger.apply_partner_approval(req, workflow.now()),
+            lambda req: self._deciders.partners.validate_partner_approval(req, workflow.now()),
+            lambda ledger, req: PartnerListDecider(ledger).apply_partner_approval(
+                req, workflow.now()
+            ),
         )
 
     # --- queries --------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gatekeeper.ledger.checks import LedgerChecks, attested
+from gatekeeper.ledger.checks import attested, check_signature, not_terminal
+from gatekeeper.ledger.state import Ledger
 from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import (
     GovernmentResponseKind,
@@ -32,18 +33,22 @@ from gatekeeper.text import when
 DEFAULT_MAX_DELAY = timedelta(days=30)
 
 
-class GovernmentDecisions(LedgerChecks):
+class GovernmentDecider:
     """The government liaison's records."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
 
     # --- government -------------------------------------------------------------------------
 
     def validate_government(self, req: GovernmentResponse, now: datetime) -> None:
-        self._not_terminal()
-        require_person(self.policy, req.by)
-        self._check_signature(
+        not_terminal(self.ledger)
+        require_person(self.ledger.policy, req.by)
+        check_signature(
+            self.ledger,
             person_id=req.by,
             signature=req.signature,
-            stage=self.status.stage,
+            stage=self.ledger.status.stage,
             decision=f"government:{req.kind.value}",
             role=WellKnownRole.GOVERNMENT_LIAISON.value,
             subject=req.signed_subject(),
@@ -52,20 +57,20 @@ class GovernmentDecisions(LedgerChecks):
 
     def apply_government(self, req: GovernmentResponse, now: datetime) -> str:
         self.validate_government(req, now)
-        require_role(self.policy, req.by, WellKnownRole.GOVERNMENT_LIAISON.value)
-        gov = self.status.government
+        require_role(self.ledger.policy, req.by, WellKnownRole.GOVERNMENT_LIAISON.value)
+        gov = self.ledger.status.government
         if gov.receipt is None:
-            if government_window.window_stage(self) is None:
+            if government_window.window_stage(self.ledger) is None:
                 raise refuse_audited(
                     Rule.NO_GOVERNMENT_STAGE,
-                    f"this release has no government stage (covered_model {self.spec.covered_model.value})",
+                    f"this release has no government stage (covered_model {self.ledger.spec.covered_model.value})",
                 )
             raise refuse_audited(
                 Rule.NO_GOVERNMENT_STAGE,
-                f"the release has not been submitted to the government yet (it is at {self.status.stage})",
+                f"the release has not been submitted to the government yet (it is at {self.ledger.status.stage})",
             )
         if req.signature is not None:
-            self.used_nonces.add(req.signature.nonce)
+            self.ledger.used_nonces.add(req.signature.nonce)
         kind = req.kind
         if kind is GovernmentResponseKind.CLEARED:
             return self._cleared(req, now)
@@ -76,11 +81,11 @@ class GovernmentDecisions(LedgerChecks):
         return self._concern_resolved(req, now)
 
     def _in_window(self) -> bool:
-        gov = self.status.government
+        gov = self.ledger.status.government
         return gov.window_opened_at is not None and gov.window_closed_at is None
 
     def _cleared(self, req: GovernmentResponse, now: datetime) -> str:
-        gov = self.status.government
+        gov = self.ledger.status.government
         if gov.cleared_at is not None:
             raise refuse_audited(
                 Rule.ALREADY_CLEARED,
@@ -88,36 +93,36 @@ class GovernmentDecisions(LedgerChecks):
             )
         gov.cleared_at = now
         gov.cleared_by = req.by
-        event = self.audit(
+        event = self.ledger.audit(
             now, req.by, "government_cleared", attested({"reference": req.reference}, req.signature)
         )
-        for hold in self.status.active_holds():
+        for hold in self.ledger.status.active_holds():
             if hold.kind == "government":
                 hold.released_at = now
                 hold.released_by = req.by
-        self.refresh_state()
-        stage = government_window.window_stage(self)
+        self.ledger.refresh_state()
+        stage = government_window.window_stage(self.ledger)
         early = self._in_window() and stage is not None and stage.allow_early_clearance
-        self.notify(
+        self.ledger.notify(
             NotificationEvent.GOVERNMENT_CLEARED,
             event,
-            f"Government cleared {self.title}",
+            f"Government cleared {self.ledger.title}",
             f"{req.by} recorded that the government cleared the release"
             + (f" ({req.reference})" if req.reference else "")
             + (". The testing window ends early." if early else "."),
-            concerned=[self.spec.submitter],
+            concerned=[self.ledger.spec.submitter],
         )
         if gov.open_concerns():
             return f"clearance recorded; {len(gov.open_concerns())} open concern(s) still block progress"
         return "clearance recorded" + ("; the window ends early" if early else "")
 
     def _delay(self, req: GovernmentResponse, now: datetime) -> str:
-        gov = self.status.government
+        gov = self.ledger.status.government
         until = req.delay_until
         assert until is not None  # the model guarantees it for delay_requested
         if until <= now:
             raise refuse_audited(Rule.BAD_DATE, f"delay_until {when(until)} is not in the future")
-        stage = government_window.window_stage(self)
+        stage = government_window.window_stage(self.ledger)
         max_delay = stage.max_delay if stage else DEFAULT_MAX_DELAY
         if self._in_window() and gov.window_original_ends_at is not None:
             limit = gov.window_original_ends_at + max_delay
@@ -135,7 +140,7 @@ class GovernmentDecisions(LedgerChecks):
                 gov.window_ends_at = until
         else:
             effect = "release_held"
-            self.status.holds.append(
+            self.ledger.status.holds.append(
                 HoldRecord(
                     kind="government",
                     by=req.by,
@@ -144,13 +149,13 @@ class GovernmentDecisions(LedgerChecks):
                     until=until,
                 )
             )
-            self.refresh_state()
+            self.ledger.refresh_state()
         gov.delays.append(
             DelayRecord(
                 requested_at=now, by=req.by, until=until, reference=req.reference, effect=effect
             )
         )
-        event = self.audit(
+        event = self.ledger.audit(
             now,
             req.by,
             "government_delay",
@@ -159,12 +164,12 @@ class GovernmentDecisions(LedgerChecks):
                 req.signature,
             ),
         )
-        self.notify(
+        self.ledger.notify(
             NotificationEvent.WINDOW_EXTENDED
             if effect == "window_extended"
             else NotificationEvent.HELD,
             event,
-            f"Government asked to delay {self.title}",
+            f"Government asked to delay {self.ledger.title}",
             f"The government asked to delay until {when(until)}; "
             + (
                 "the testing window now ends then."
@@ -172,11 +177,11 @@ class GovernmentDecisions(LedgerChecks):
                 else "the release is held until then."
             ),
             due=until,
-            concerned=[self.spec.submitter],
+            concerned=[self.ledger.spec.submitter],
             roles=["operator"],
         )
-        if self.status.stage and self._in_window() and stage is not None:
-            government_window.await_window(self, stage, now)
+        if self.ledger.status.stage and self._in_window() and stage is not None:
+            government_window.await_window(self.ledger, stage, now)
         return (
             f"delay recorded: the window now ends {when(gov.window_ends_at)}"
             if effect == "window_extended"
@@ -184,7 +189,7 @@ class GovernmentDecisions(LedgerChecks):
         )
 
     def _concern_raised(self, req: GovernmentResponse, now: datetime) -> str:
-        gov = self.status.government
+        gov = self.ledger.status.government
         concern = Concern(
             id=f"c{len(gov.concerns) + 1}",
             raised_at=now,
@@ -193,7 +198,7 @@ class GovernmentDecisions(LedgerChecks):
             reference=req.reference,
         )
         gov.concerns.append(concern)
-        event = self.audit(
+        event = self.ledger.audit(
             now,
             req.by,
             "concern_raised",
@@ -202,23 +207,23 @@ class GovernmentDecisions(LedgerChecks):
                 req.signature,
             ),
         )
-        self.notify(
+        self.ledger.notify(
             NotificationEvent.CONCERN_RAISED,
             event,
-            f"Government concern {concern.id} on {self.title}",
+            f"Government concern {concern.id} on {self.ledger.title}",
             f"The government raised a concern: {req.concern}. The release cannot leave the "
             "testing window or launch until it is resolved.",
             action_needed="Address the concern with the government; the liaison records its resolution.",
-            concerned=[self.spec.submitter],
+            concerned=[self.ledger.spec.submitter],
             roles=["security", "executive"],
         )
-        stage = government_window.window_stage(self)
+        stage = government_window.window_stage(self.ledger)
         if self._in_window() and stage is not None:
-            government_window.await_window(self, stage, now)
+            government_window.await_window(self.ledger, stage, now)
         return f"concern {concern.id} recorded; it blocks the window's end and the launch"
 
     def _concern_resolved(self, req: GovernmentResponse, now: datetime) -> str:
-        gov = self.status.government
+        gov = self.ledger.status.government
         open_ = gov.open_concerns()
         if req.concern_id is not None:
             concern = next((c for c in open_ if c.id == req.concern_id), None)
@@ -236,20 +241,20 @@ class GovernmentDecisions(LedgerChecks):
             )
         concern.resolved_at = now
         concern.resolved_by = req.by
-        event = self.audit(
+        event = self.ledger.audit(
             now,
             req.by,
             "concern_resolved",
             attested({"concern": concern.id, "reference": req.reference}, req.signature),
         )
-        self.notify(
+        self.ledger.notify(
             NotificationEvent.CONCERN_RESOLVED,
             event,
             f"Government concern {concern.id} resolved",
             f"{req.by} recorded that concern {concern.id} ({concern.text}) is resolved.",
-            concerned=[self.spec.submitter],
+            concerned=[self.ledger.spec.submitter],
         )
-        stage = government_window.window_stage(self)
+        stage = government_window.window_stage(self.ledger)
         if self._in_window() and stage is not None:
-            government_window.await_window(self, stage, now)
+            government_window.await_window(self.ledger, stage, now)
         return f"concern {concern.id} resolved"

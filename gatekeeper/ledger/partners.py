@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gatekeeper.ledger.checks import LedgerChecks, attested
-from gatekeeper.ledger.state import SYSTEM
+from gatekeeper.ledger.checks import attested, check_signature, not_terminal
+from gatekeeper.ledger.state import SYSTEM, Ledger
 from gatekeeper.models.enums import (
     NotificationEvent,
     WellKnownRole,
@@ -25,13 +25,17 @@ from gatekeeper.rules import (
 )
 
 
-class PartnerDecisions(LedgerChecks):
-    """The partner list proposed to the government, decided entry by entry."""
+class PartnerListDecider:
+    """The partner list proposed to the government, decided entry by entry: the liaison's
+    decisions, and the access grant stage's steps around them (propose, grant, settle)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
 
     @property
     def partner_lists(self) -> dict[str, PartnerList]:
         """Partner lists proposed to the government, by access_grant stage id (kept in status)."""
-        return {p.stage: p for p in self.status.partner_lists}
+        return {p.stage: p for p in self.ledger.status.partner_lists}
 
     # --- partners the government approves one by one ---------------------------------------
 
@@ -44,12 +48,12 @@ class PartnerDecisions(LedgerChecks):
             proposed_at=now,
             entries=[PartnerListEntry(candidate=c) for c in eligible.candidates],
         )
-        self.status.partner_lists = [
-            *(p for p in self.status.partner_lists if p.stage != stage.id),
+        self.ledger.status.partner_lists = [
+            *(p for p in self.ledger.status.partner_lists if p.stage != stage.id),
             partners,
         ]
         ids = [c.partner_id for c in eligible.candidates]
-        event = self.audit(
+        event = self.ledger.audit(
             now,
             SYSTEM,
             "partners_proposed",
@@ -57,15 +61,15 @@ class PartnerDecisions(LedgerChecks):
             stage=stage.id,
         )
         liaison = WellKnownRole.GOVERNMENT_LIAISON.value
-        self.notify(
+        self.ledger.notify(
             NotificationEvent.GATE_WAITING,
             event,
-            f"Partner list for {self.title} awaits the government",
-            f"{len(ids)} partner(s) are proposed for early access to {self.title}: "
+            f"Partner list for {self.ledger.title} awaits the government",
+            f"{len(ids)} partner(s) are proposed for early access to {self.ledger.title}: "
             f"{', '.join(ids) or 'none'}. Each is granted only once the government approves it.",
             action_needed="Record the government's decision on each partner (approve_partners).",
             roles=[liaison],
-            concerned=[self.spec.submitter],
+            concerned=[self.ledger.spec.submitter],
         )
         self.await_partner_list(stage.id, now)
         return partners
@@ -73,10 +77,10 @@ class PartnerDecisions(LedgerChecks):
     def await_partner_list(self, stage_id: str, now: datetime) -> None:
         partners = self.partner_lists[stage_id]
         undecided = partners.undecided()
-        if partners.to_grant() and self.is_blocked():
-            reasons = [h.reason for h in self.status.active_holds()]
-            reasons += [f"order {s.order_id}" for s in self.status.active_suspensions()]
-            self.await_(
+        if partners.to_grant() and self.ledger.is_blocked():
+            reasons = [h.reason for h in self.ledger.status.active_holds()]
+            reasons += [f"order {s.order_id}" for s in self.ledger.status.active_suspensions()]
+            self.ledger.await_(
                 f"the release to resume to grant approved partners ({'; '.join(reasons)})",
                 now,
                 roles=[WellKnownRole.OPERATOR.value],
@@ -86,20 +90,21 @@ class PartnerDecisions(LedgerChecks):
         shown = ", ".join(undecided[:10]) + (
             f" and {len(undecided) - 10} more" if len(undecided) > 10 else ""
         )
-        self.await_(
+        self.ledger.await_(
             f"the government's decision on partner(s) {shown} at {stage_id}",
             now,
             roles=[liaison],
-            people=[p.id for p in self.policy.people_with_role(liaison)],
+            people=[p.id for p in self.ledger.policy.people_with_role(liaison)],
         )
 
     def validate_partner_approval(self, req: PartnerApprovalRequest, now: datetime) -> None:
-        self._not_terminal()
-        require_person(self.policy, req.by)
-        self._check_signature(
+        not_terminal(self.ledger)
+        require_person(self.ledger.policy, req.by)
+        check_signature(
+            self.ledger,
             person_id=req.by,
             signature=req.signature,
-            stage=self.status.stage,
+            stage=self.ledger.status.stage,
             decision=f"partners:{req.decision}",
             role=WellKnownRole.GOVERNMENT_LIAISON.value,
             subject=req.signed_subject(),
@@ -109,8 +114,8 @@ class PartnerDecisions(LedgerChecks):
     def apply_partner_approval(self, req: PartnerApprovalRequest, now: datetime) -> str:
         """Record the government's decision on entries of the current stage's partner list."""
         self.validate_partner_approval(req, now)
-        require_role(self.policy, req.by, WellKnownRole.GOVERNMENT_LIAISON.value)
-        stage_id = self.status.stage or ""
+        require_role(self.ledger.policy, req.by, WellKnownRole.GOVERNMENT_LIAISON.value)
+        stage_id = self.ledger.status.stage or ""
         partners = self.partner_lists.get(stage_id)
         if partners is None or partners.settled_at is not None:
             raise refuse_audited(
@@ -135,7 +140,7 @@ class PartnerDecisions(LedgerChecks):
         fresh = [e for e in entries if e.decision is None]
         past = "approved" if req.decision == "approve" else "denied"
         if req.signature is not None:
-            self.used_nonces.add(req.signature.nonce)
+            self.ledger.used_nonces.add(req.signature.nonce)
         if not fresh:
             return f"already recorded: {', '.join(req.partners)} {past}"
         for entry in fresh:
@@ -145,7 +150,7 @@ class PartnerDecisions(LedgerChecks):
             entry.reason = req.reason
             entry.reference = req.reference
         ids = [e.candidate.partner_id for e in fresh]
-        event = self.audit(
+        event = self.ledger.audit(
             now,
             req.by,
             f"partners_{past}",
@@ -155,13 +160,13 @@ class PartnerDecisions(LedgerChecks):
             ),
         )
         left = len(partners.undecided())
-        self.notify(
+        self.ledger.notify(
             NotificationEvent.DECISION_RECORDED,
             event,
             f"Government {past} {len(ids)} partner(s)",
             f"{req.by} recorded that the government {past} {', '.join(ids)} for early "
-            f"access to {self.title}. {left} partner(s) still await a decision.",
-            concerned=[self.spec.submitter],
+            f"access to {self.ledger.title}. {left} partner(s) still await a decision.",
+            concerned=[self.ledger.spec.submitter],
         )
         self.await_partner_list(stage_id, now)
         return f"{', '.join(ids)} {past}; {left} partner(s) still undecided"
@@ -176,19 +181,19 @@ class PartnerDecisions(LedgerChecks):
         """Every entry is decided and every approved partner granted: the list is settled."""
         partners = self.partner_lists[stage_id]
         partners.settled_at = now
-        event = self.audit(
+        event = self.ledger.audit(
             now,
             SYSTEM,
             "partner_list_settled",
             {"approved": partners.approved(), "denied": partners.denied()},
             stage=stage_id,
         )
-        self.notify(
+        self.ledger.notify(
             NotificationEvent.DECISION_RECORDED,
             event,
-            f"Partner list for {self.title} settled",
+            f"Partner list for {self.ledger.title} settled",
             f"The government approved {len(partners.approved())} partner(s) "
             f"({', '.join(partners.approved()) or 'none'}) and denied "
             f"{len(partners.denied())}. The minimum partner period starts now.",
-            concerned=[self.spec.submitter],
+            concerned=[self.ledger.spec.submitter],
         )

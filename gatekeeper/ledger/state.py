@@ -5,10 +5,10 @@ clock: ``now`` is always passed in (the workflow passes ``workflow.now()``). Eac
 an audit event and, where people must hear about it, a :class:`Notice` that the workflow sends.
 Keeping this free of Temporal calls lets the rules be tested directly and read as one story.
 
-Decisions (approve, amend, government responses, operator actions) live in
-:mod:`gatekeeper.ledger.decisions`, which extends this class; what each stage kind does to the
-ledger (gates, the government window, grants, the launch) lives with the kind in
-:mod:`gatekeeper.stages`.
+Decisions (approve, amend, government responses, operator actions) are made by the deciders of
+:mod:`gatekeeper.ledger.deciders`, one object per decision path, each holding a ``Ledger``; what
+each stage kind does to the ledger (gates, the government window, grants, the launch) lives with
+the kind in :mod:`gatekeeper.stages`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from gatekeeper.models.policy import (
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
     Awaiting,
+    HoldRecord,
     ReleaseStatus,
     StageRecord,
 )
@@ -63,7 +64,8 @@ class IntegrityError(Exception):
 
 
 class Ledger:
-    """State, audit, notices and stage records. See :class:`gatekeeper.ledger.decisions.ReleaseLedger`."""
+    """State, audit, notices, holds and stage records; the deciders of
+    :mod:`gatekeeper.ledger.deciders` change it on people's requests."""
 
     def __init__(self, spec: ReleaseSpec, installed: InstalledPolicy, now: datetime) -> None:
         """A release of ``spec`` under ``installed``, the version the worker's store resolved."""
@@ -78,6 +80,10 @@ class Ledger:
         #: The attestation of the signed request being applied: the first audit event the
         #: request appends carries it (``details["attestation"]``), see :meth:`audit`.
         self.attesting: dict[str, Any] | None = None
+        #: Moves each time the evidence to verify changes (an amend that changes a digest): a
+        #: verification result counts only for the version it was asked for (see
+        #: :meth:`evidence_current`), so a slower, older verification never overwrites a newer one.
+        self.evidence_version = 0
         self.status = ReleaseStatus(
             release_id=spec.release_id,
             spec=spec,
@@ -227,6 +233,48 @@ class Ledger:
         if not changed:
             raise refuse(Rule.UNCHANGED, f"nothing to change: {message}")
 
+    # --- holds ----------------------------------------------------------------------------
+
+    def release_holds(self, holds: list[HoldRecord], now: datetime, by: str, reason: str) -> str:
+        """Lift ``holds`` (an operator's resume, or their time ran out)."""
+        for hold in holds:
+            hold.released_at = now
+            hold.released_by = by
+            if hold.kind == "deadline":
+                self._extend_deadline(now)
+        self.refresh_state()
+        event = self.audit(
+            now, by, "resumed", {"reason": reason, "holds": [h.reason for h in holds]}
+        )
+        self.notify(
+            NotificationEvent.RESUMED,
+            event,
+            f"{self.title} resumed",
+            f"{by} resumed the release: {reason}.",
+            concerned=[self.spec.submitter],
+            roles=["operator"],
+        )
+        return f"resumed by {by}"
+
+    def _extend_deadline(self, now: datetime) -> None:
+        """A missed deadline's hold was lifted: the open gate's deadline restarts from now."""
+        # The gate's module builds on this one, so it is imported when a hold is lifted.
+        from gatekeeper.stages import approval_gate
+
+        found = approval_gate.open_gate_for_decisions(self)
+        if found is not None and found[1].deadline is not None:
+            found[2].deadline_at = now + found[1].deadline
+
+    def expire_holds(self, now: datetime) -> None:
+        """Release holds whose ``until`` has passed (called by the workflow's clock)."""
+        due = [h for h in self.status.active_holds() if h.until is not None and h.until <= now]
+        if due:
+            self.release_holds(due, now, SYSTEM, "the hold's time ran out")
+
+    def next_hold_expiry(self) -> datetime | None:
+        times = [h.until for h in self.status.active_holds() if h.until is not None]
+        return min(times) if times else None
+
     # --- start, stages, end ---------------------------------------------------------------
 
     def start(self, now: datetime) -> None:
@@ -259,7 +307,20 @@ class Ledger:
             concerned=[spec.submitter],
         )
 
-    def record_evidence_checks(self, result: EvidenceCheckResult, now: datetime) -> None:
+    def evidence_current(self, version: int) -> bool:
+        """Whether a verification asked for at evidence ``version`` is still about the
+        release's evidence (no amend changed a digest since)."""
+        return version == self.evidence_version
+
+    def record_evidence_checks(
+        self, result: EvidenceCheckResult, now: datetime, version: int | None = None
+    ) -> bool:
+        """Record a verification's checks, unless it was asked for at an older evidence
+        ``version`` (then a newer verification is on its way and this one changes nothing);
+        whether it was recorded. ``None``: record it whatever the version (histories recorded
+        before versions existed)."""
+        if version is not None and not self.evidence_current(version):
+            return False
         self.status.evidence_checks = result.checks
         failures = result.failures
         event = self.audit(
@@ -278,6 +339,7 @@ class Ledger:
                 action_needed="Amend the release with the correct evidence or digests.",
                 concerned=[self.spec.submitter],
             )
+        return True
 
     def evidence_failures(self) -> list[str]:
         # A refusal's detail is its one-line rule (it says nothing about the file): the first few

@@ -29,7 +29,7 @@ from gatekeeper.models.policy import Policy
 from gatekeeper.yamlfile import FieldPath
 
 if TYPE_CHECKING:
-    from gatekeeper.ledger.decisions import ReleaseLedger
+    from gatekeeper.ledger.state import Ledger
     from gatekeeper.models.partners import EligiblePartners, PartnerList
     from gatekeeper.models.policy import AccessGrantStage
 
@@ -62,7 +62,7 @@ class StageHost(Protocol):
     """
 
     @property
-    def ledger(self) -> ReleaseLedger:
+    def ledger(self) -> Ledger:
         """The release's ledger."""
         ...
 

@@ -1,0 +1,125 @@
+"""Access orders reaching a release: access suspended (with exempt partners) and restored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gatekeeper.ids import ORDER_ACTOR_PREFIX
+from gatekeeper.ledger.checks import not_terminal
+from gatekeeper.ledger.state import Ledger
+from gatekeeper.models.enums import NotificationEvent
+from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
+from gatekeeper.models.status import Suspension
+from gatekeeper.rules import Rule, refuse
+
+
+class SuspensionDecider:
+    """What an access order (``AccessOrderWorkflow``) asks of a release."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    # --- access orders ------------------------------------------------------------------------
+
+    def validate_suspension(self, req: AccessSuspensionRequest, now: datetime) -> None:
+        del now
+        not_terminal(self.ledger)
+        self._known_sender(req.by)
+
+    def validate_restore(self, req: AccessRestoreRequest, now: datetime) -> None:
+        del now
+        not_terminal(self.ledger)
+        self._known_sender(req.by)
+
+    def _known_sender(self, by: str) -> None:
+        """An access order's workflow (:data:`~gatekeeper.ids.ORDER_ACTOR_PREFIX`) or a person on
+        the roster."""
+        if not by.startswith(ORDER_ACTOR_PREFIX) and self.ledger.policy.person(by) is None:
+            raise refuse(Rule.UNKNOWN_PERSON, f"unknown person '{by}'")
+
+    def apply_suspension(self, req: AccessSuspensionRequest, now: datetime) -> str:
+        self.validate_suspension(req, now)
+        for existing in self.ledger.status.active_suspensions():
+            if existing.order_id == req.order_id:
+                if sorted(existing.exempt_partners) == sorted(req.exempt_partners):
+                    return f"order {req.order_id} already suspends access"  # re-delivery
+                return self._change_exemptions(existing, req, now)
+        self.ledger.status.suspensions.append(
+            Suspension(
+                order_id=req.order_id,
+                by=req.by,
+                scope=req.scope,
+                exempt_partners=req.exempt_partners,
+                reason=req.reason,
+                at=now,
+            )
+        )
+        self.ledger.refresh_state()
+        event = self.ledger.audit(now, req.by, "access_suspended", req.model_dump(mode="json"))
+        self.ledger.notify(
+            NotificationEvent.ACCESS_SUSPENDED,
+            event,
+            f"Access to {self.ledger.title} suspended ({req.scope})",
+            f"Order {req.order_id} suspends access for {req.scope}: {req.reason}.",
+            concerned=[self.ledger.spec.submitter],
+            roles=["operator"],
+        )
+        return f"access suspended by order {req.order_id}"
+
+    def _change_exemptions(
+        self, suspension: Suspension, req: AccessSuspensionRequest, now: datetime
+    ) -> str:
+        """The order exempted (or stopped exempting) partners; the suspension itself stays."""
+        before = set(suspension.exempt_partners)
+        suspension.exempt_partners = list(req.exempt_partners)
+        added = sorted(set(req.exempt_partners) - before)
+        removed = sorted(before - set(req.exempt_partners))
+        event = self.ledger.audit(
+            now,
+            req.by,
+            "access_exemptions_changed",
+            {"order_id": req.order_id, "exempted": added, "no_longer_exempt": removed},
+        )
+        exempt = _names(req.exempt_partners, "nobody")
+        self.ledger.notify(
+            NotificationEvent.ACCESS_SUSPENDED,
+            event,
+            f"Order {req.order_id} now exempts {_names(req.exempt_partners, 'nobody', 3)}",
+            f"Order {req.order_id} still suspends access to {self.ledger.title} for {req.scope}; "
+            f"exempt partners (and all their staff): {exempt}.",
+            concerned=[self.ledger.spec.submitter],
+            roles=["operator"],
+        )
+        return f"order {req.order_id} exempts {_names(req.exempt_partners, 'nobody', 3)}"
+
+    def apply_restore(self, req: AccessRestoreRequest, now: datetime) -> str:
+        not_terminal(self.ledger)
+        active = [s for s in self.ledger.status.active_suspensions() if s.order_id == req.order_id]
+        if not active:
+            if any(s.order_id == req.order_id for s in self.ledger.status.suspensions):
+                return f"order {req.order_id} was already lifted"  # idempotent re-delivery
+            raise refuse(Rule.UNKNOWN_ORDER, f"order {req.order_id} does not suspend this release")
+        for suspension in active:
+            suspension.lifted_at = now
+            suspension.lifted_by = req.by
+            suspension.safeguards = list(req.safeguards)
+        self.ledger.refresh_state()
+        event = self.ledger.audit(now, req.by, "access_restored", req.model_dump(mode="json"))
+        self.ledger.notify(
+            NotificationEvent.ACCESS_RESTORED,
+            event,
+            f"Access to {self.ledger.title} restored",
+            f"Order {req.order_id} was lifted: {req.reason}."
+            + (f" Safeguards: {', '.join(req.safeguards)}." if req.safeguards else ""),
+            concerned=[self.ledger.spec.submitter],
+            roles=["operator"],
+        )
+        return f"access restored (order {req.order_id} lifted)"
+
+
+def _names(items: list[str], empty: str, shown: int = 20) -> str:
+    """``a, b, c`` or ``a, b, c and 497 more``: a message names a few, the audit keeps all."""
+    if not items:
+        return empty
+    head = ", ".join(items[:shown])
+    return head if len(items) <= shown else f"{head} and {len(items) - shown} more"
