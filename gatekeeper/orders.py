@@ -49,12 +49,13 @@ from gatekeeper.models.orders import (
     ReleaseUpdate,
 )
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
-from gatekeeper.releases import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
+from gatekeeper.release_list import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
 from gatekeeper.signed_requests import order_binding, release_binding
 from gatekeeper.signer import Signer, request_body
 from gatekeeper.statements import sign_request
 from gatekeeper.temporal_errors import not_found, refusal, refused_because, workflow_error
-from gatekeeper.yamlfile import read_yaml_file, validate_model
+from gatekeeper.yamlcheck import validate_model
+from gatekeeper.yamlfile import read_yaml_file
 
 ORDER_WORKFLOW_TYPE = "AccessOrderWorkflow"
 #: How often ``apply`` looks whether the order has reached every release.

@@ -24,6 +24,7 @@ from gatekeeper.models.policy import (
 )
 from gatekeeper.rules import Scope, feasibility, roles_by_person
 from gatekeeper.stages import CheckContext, check_stage
+from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import (
     FieldPath,
     YamlDocument,
@@ -32,7 +33,6 @@ from gatekeeper.yamlfile import (
     parse_yaml,
     read_yaml_file,
     sort_problems,
-    validate_model,
 )
 
 DEFAULT_POLICY_FILE = "default.yaml"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
@@ -26,16 +25,9 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from gatekeeper import search_attributes as sa
 from gatekeeper.errors import (
     DecisionRefused,
     InputError,
@@ -63,23 +55,24 @@ from gatekeeper.models.messages import (
 from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
-    ReleaseInput,
+    STARTED_UPDATE,
     ReleaseOutcome,
     ReleaseStatus,
     UpdateResult,
 )
+from gatekeeper.release_list import ListFilter, ReleaseSummary, summary_of
+from gatekeeper.release_start import ENDED_FIRST, read_start_outcome, start_operation
 from gatekeeper.signed_requests import ACTOR_FIELDS, release_binding
 from gatekeeper.signer import Signer
 from gatekeeper.temporal_errors import (
     refusal,
+    refused_because,
     start_refusal,
     task_failing,
     timed_out,
     workflow_error,
 )
-from gatekeeper.text import for_markdown
 
-WORKFLOW_TYPE = "ModelReleaseWorkflow"
 #: The rule a release answers with while it resolves its policy.
 STARTING_RULE = "release_starting"
 #: How long a query may wait for a worker to answer before the caller is told why it waits.
@@ -96,67 +89,6 @@ _TASK_ENDED = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
 }
-
-
-@dataclass(frozen=True)
-class ReleaseSummary:
-    """One row of ``release list``: what visibility knows without asking the workflow."""
-
-    release_id: str
-    model: str
-    version: str
-    stage: str
-    state: str
-    risk_tier: str
-    awaiting_roles: list[str]
-    window_ends_at: datetime | None
-    submitted_by: str
-    started_at: datetime | None
-    closed_at: datetime | None
-    execution_status: str
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    """Filters for ``release list``; each becomes a clause of a visibility query."""
-
-    stage: str | None = None
-    state: str | None = None
-    model: str | None = None
-    awaiting_role: str | None = None
-    window_ends_before: datetime | None = None
-    submitted_by: str | None = None
-    risk_tier: str | None = None
-    running_only: bool = False
-    task_queue: str | None = None
-
-    def query(self) -> str:
-        clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
-        for attribute, value in (
-            (sa.RELEASE_STAGE.name, self.stage),
-            (sa.RELEASE_STATE.name, self.state),
-            (sa.MODEL_NAME.name, self.model),
-            (sa.AWAITING_ROLES.name, self.awaiting_role),
-            (sa.SUBMITTED_BY.name, self.submitted_by),
-            (sa.RISK_TIER.name, self.risk_tier),
-        ):
-            if value:
-                clauses.append(f"{attribute} = {_quote(value)}")
-        if self.window_ends_before is not None:
-            clauses.append(
-                f"{sa.GOVERNMENT_WINDOW_ENDS_AT.name} < '{self.window_ends_before.isoformat()}'"
-            )
-        if self.running_only:
-            clauses.append("ExecutionStatus = 'Running'")
-        if self.task_queue:
-            clauses.append(f"TaskQueue = {_quote(self.task_queue)}")
-        return " AND ".join(clauses)
-
-
-def _quote(value: str) -> str:
-    if "'" in value or "\\" in value:
-        raise ValueError(f"filter value {value!r} may not contain quotes or backslashes")
-    return f"'{value}'"
 
 
 class Releases:
@@ -190,8 +122,10 @@ class Releases:
         """Start a release under the installed policy ``policy_ref`` (``policy_id@version``;
         ``None``: the worker's default); refuse a release id that was ever used before.
 
-        The worker resolves the reference through its own policy store; this waits until the
-        release has done so and answers with its first status.
+        The worker resolves the reference through its own policy store. The start carries an
+        update (Update-with-Start) that the release answers once it has done so and reached its
+        first wait (a gate, the government, an operator) or ended; this then answers with that
+        status. Nothing polls.
 
         Raises:
             InputError: ``policy_ref`` is not ``ID@VERSION`` (nothing is started).
@@ -204,45 +138,78 @@ class Releases:
             )
         if policy_ref is not None:
             parse_policy_ref(policy_ref)
-        search = TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.MODEL_NAME, spec.model.name),
-                SearchAttributePair(sa.MODEL_VERSION, spec.model.version),
-                SearchAttributePair(sa.RISK_TIER, spec.risk_tier.value),
-                SearchAttributePair(sa.SUBMITTED_BY, spec.submitter),
-                SearchAttributePair(sa.RELEASE_STATE, "active"),
-            ]
+        operation = start_operation(
+            spec,
+            policy_ref,
+            workflow_id=release_workflow_id(spec.release_id),
+            task_queue=self.task_queue,
         )
+        handle = self.handle(spec.release_id)
         try:
-            handle = await self.client.start_workflow(
-                WORKFLOW_TYPE,
-                ReleaseInput(spec=spec, policy_ref=policy_ref),
-                id=release_workflow_id(spec.release_id),
-                task_queue=self.task_queue,
-                result_type=ReleaseOutcome,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=search,
-                static_summary=(
-                    f"{spec.model.name} {spec.model.version} · risk {spec.risk_tier.value} · "
-                    f"submitted by {spec.submitter}"
-                ),
-                static_details=_static_details(spec, policy_ref),
+            # One call: the start, and an update the release answers once it has resolved its
+            # policy and reached its first wait (or with the refusal of its start).
+            await self.client.execute_update_with_start_workflow(
+                STARTED_UPDATE,
+                start_workflow_operation=operation,
+                result_type=UpdateResult,
+                rpc_timeout=self.update_timeout,
             )
         except WorkflowAlreadyStartedError as err:
             raise ReleaseExists(
-                f"release {spec.release_id} already exists (workflow {release_workflow_id(spec.release_id)}); "
+                f"release {spec.release_id} already exists (workflow {handle.id}); "
                 "release ids are never reused — choose a new release_id"
             ) from err
-        try:
-            status: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
+        except WorkflowUpdateFailedError as err:
+            raise await self._refused_start(handle, err) from err
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            # A worker that answers but has not reached the first wait yet (a slow evidence
+            # check, a long first activity): its status as it is now. No worker: no answer.
+            try:
+                status: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
+            except RPCError:
+                raise NoAnswer(
+                    f"release {spec.release_id} started, but no worker answered within "
+                    f"{self.update_timeout.total_seconds():g} s; is a worker running on task "
+                    f"queue {self.task_queue!r}? (`gatekeeper worker`)"
+                ) from err
+            return status
         except RPCError as err:
-            raise NoAnswer(
-                f"release {spec.release_id} started, but no worker answered within "
-                f"{self.query_timeout.total_seconds():g} s; is a worker running on task queue "
-                f"{self.task_queue!r}? (`gatekeeper worker`)"
-            ) from err
-        return status
+            raise await self._unanswered_start(handle, err) from err
+        finally:
+            await read_start_outcome(operation)
+        try:
+            started: ReleaseStatus = await self._query(handle, "get_status", ReleaseStatus)
+        except RPCError as err:
+            raise self._rpc_error(spec.release_id, err) from err
+        return started
+
+    async def _unanswered_start(self, handle: WorkflowHandle[Any, Any], err: RPCError) -> Exception:
+        """Why a start's update got no answer: the release ended first (its refusal), or it runs
+        but no worker takes it up (none is running, or its workflow task fails, e.g. for a
+        codec key the worker lacks), or it never started (the server's own error)."""
+        release_id = release_id_of(handle.id)
+        try:
+            refused = await self._start_refusal(handle)
+        except RPCError:
+            return self._rpc_error(release_id, err)
+        if refused is not None:
+            return refused
+        return NoAnswer(
+            f"release {release_id} started, but no worker answered ({err.message}); is a worker "
+            f"running on task queue {self.task_queue!r}, with the keys it needs? "
+            "(`gatekeeper worker`)"
+        )
+
+    async def _refused_start(
+        self, handle: WorkflowHandle[Any, Any], err: WorkflowUpdateFailedError
+    ) -> StartRefused:
+        """The refusal of a start: the update's own (the start input), else the release's end
+        (its policy refused: the release ended before it answered the update)."""
+        message, rule = refused_because(err)
+        if rule != ENDED_FIRST:
+            return StartRefused(message, rule=rule)
+        refused = await self._start_refusal(handle)
+        return refused or StartRefused(message, rule=rule)
 
     async def _query(self, handle: WorkflowHandle[Any, Any], name: str, result_type: Any) -> Any:
         """Query ``name``; while the release is still resolving its policy, ask again; if it
@@ -328,7 +295,7 @@ class Releases:
     async def list(self, filters: ListFilter, *, limit: int = 100) -> list[ReleaseSummary]:
         rows = []
         async for execution in self.iterate(filters, limit=limit):
-            rows.append(_summary(execution))
+            rows.append(summary_of(execution))
         return rows
 
     async def iterate(
@@ -462,38 +429,3 @@ class Releases:
                 f"no release '{release_id}' (workflow {release_workflow_id(release_id)} not found)"
             ),
         )
-
-
-def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
-    evidence = "\n".join(
-        f"| {for_markdown(e.id)} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence
-    )
-    return (
-        f"**{for_markdown(spec.model.name)} {for_markdown(spec.model.version)}** — "
-        f"release `{spec.release_id}`\n\n"
-        f"- Risk tier: **{spec.risk_tier.value}**; covered model: **{spec.covered_model.value}**\n"
-        f"- Submitted by `{spec.submitter}`\n"
-        f"- Artifact `{spec.artifact.sha256}`\n"
-        f"- Policy `{policy_ref or 'the default installed policy'}` (resolved by the worker; its "
-        "sha256 is in the status)\n\n"
-        f"| evidence | kind | sha256 |\n|---|---|---|\n{evidence}\n"
-    )
-
-
-def _summary(execution: WorkflowExecution) -> ReleaseSummary:
-    attrs = execution.typed_search_attributes
-    release_id = release_id_of(execution.id)
-    return ReleaseSummary(
-        release_id=release_id,
-        model=attrs.get(sa.MODEL_NAME) or "",
-        version=attrs.get(sa.MODEL_VERSION) or "",
-        stage=attrs.get(sa.RELEASE_STAGE) or "",
-        state=attrs.get(sa.RELEASE_STATE) or "",
-        risk_tier=attrs.get(sa.RISK_TIER) or "",
-        awaiting_roles=list(attrs.get(sa.AWAITING_ROLES) or []),
-        window_ends_at=attrs.get(sa.GOVERNMENT_WINDOW_ENDS_AT),
-        submitted_by=attrs.get(sa.SUBMITTED_BY) or "",
-        started_at=execution.start_time,
-        closed_at=execution.close_time,
-        execution_status=execution.status.name.lower() if execution.status else "unknown",
-    )

@@ -27,6 +27,7 @@ from gatekeeper.models.enums import WellKnownRole
 from gatekeeper.models.policy import AccessGrantStage, Policy, Stage
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.rules import feasibility
+from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import (
     FieldPath,
     YamlDocument,
@@ -35,7 +36,6 @@ from gatekeeper.yamlfile import (
     parse_yaml,
     read_yaml_file,
     sort_problems,
-    validate_model,
 )
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

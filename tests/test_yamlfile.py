@@ -8,13 +8,13 @@ import pytest
 
 from gatekeeper.errors import PolicyError, SpecError
 from gatekeeper.models import Policy, ReleaseSpec
+from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import (
     MAX_FILE_BYTES,
     format_path,
     parse_path,
     parse_yaml,
     read_yaml_file,
-    validate_model,
 )
 
 

@@ -8,6 +8,10 @@ releases started while the first batch went out. The order then waits for ``exem
 partners regain access, for some or all models) and ``lift`` (refused unless every required
 safeguard is attested); after the lift each suspended release gets ``restore_access`` and the
 workflow completes. ``get_status`` shows the counts and every release's latest answer.
+
+Every decision with an answer in the order's status alone (who may act, whether an exemption or
+lift is admissible, what each release is sent, the details operators see) is made by
+:mod:`gatekeeper.order_decisions`; this module is the Temporal shell around it.
 """
 
 from __future__ import annotations
@@ -24,16 +28,16 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     import cryptography.exceptions  # noqa: F401  (see workflows/release.py)
 
+    from gatekeeper import order_decisions as decide
     from gatekeeper import signed_requests
     from gatekeeper.errors import BadInput
     from gatekeeper.failures import Refused
     from gatekeeper.identity import authority
-    from gatekeeper.models.base import MAX_TEXT, Model
+    from gatekeeper.models.base import Model
     from gatekeeper.models.installed import InstalledPolicy, ResolvePolicyRequest
-    from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
+    from gatekeeper.models.messages import AccessRestoreRequest
     from gatekeeper.models.orders import (
         ALL_MODELS,
-        MAX_EXEMPTIONS,
         AccessOrderInput,
         AffectedReleases,
         AffectedReleasesRequest,
@@ -53,16 +57,12 @@ with workflow.unsafe.imports_passed_through():
         ReleaseUpdateBatch,
         ReleaseUpdateResult,
         SignedRequestCheck,
-        covers_model,
-        order_actor,
     )
     from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
     from gatekeeper.models.policy import DEFAULT_SIGNATURE_MAX_AGE
     from gatekeeper.rules import Refusal
     from workflows import timeouts
 
-#: The policy role whose holders may exempt from and lift access orders.
-ORDER_OFFICER_ROLE = "export_control_officer"
 #: ``workflow.patched`` id: orders resolve their officers (and signature age) at apply time.
 OFFICERS_PATCH = "order-officers"
 
@@ -112,7 +112,7 @@ class AccessOrderWorkflow:
                         scope=order.scope,
                         exempt_partners=order.exempt_partners,
                         required_safeguards=order.required_safeguards,
-                        reason=_reason(order.reason, order.reference),
+                        reason=decide.reason(order.reason, order.reference),
                         issued_by=order.issued_by,
                         issued_at=status.issued_at,
                     ),
@@ -160,9 +160,7 @@ class AccessOrderWorkflow:
         except ActivityError:
             status.officers = []
             return
-        status.officers = sorted(
-            p.id for p in installed.policy.roster if ORDER_OFFICER_ROLE in p.roles
-        )
+        status.officers = decide.officers(installed.policy)
         self._max_age = installed.policy.signature_max_age
 
     async def _check_start(self, order: AccessOrderInput) -> None:
@@ -171,7 +169,7 @@ class AccessOrderWorkflow:
         the order in one line with nothing recorded in the registry."""
         status = self._status
         try:
-            self._authorise("apply", order.issued_by)
+            decide.authorise(status, "apply", order.issued_by)
             body = order.model_dump(mode="json", exclude_defaults=True, exclude={"signature"})
             if order.signature is not None:
                 body["signature"] = order.signature.model_dump(mode="json")
@@ -200,15 +198,6 @@ class AccessOrderWorkflow:
             raise Refused(
                 f"order {order.order_id} refused: {cause.message}", cause.type or "refused"
             ) from None
-
-    def _authorise(self, update: str, by: str) -> None:
-        officers = self._status.officers
-        if officers is not None and by not in officers:
-            raise Refused(
-                f"{by} may not {update} order {self._status.order.order_id}: only the "
-                f"{ORDER_OFFICER_ROLE} role may ({', '.join(officers) or 'nobody holds it'})",
-                "not_authorised",
-            )
 
     def _authenticate(self, update: str, payload: RawValue) -> None:
         """The signed-request check of ``gatekeeper.signed_requests`` (validators only)."""
@@ -252,7 +241,8 @@ class AccessOrderWorkflow:
 
         def redeliver() -> bool:
             return (
-                bool(self._unanswered()) and status.redeliveries < timeouts.ORDER_MAX_REDELIVERIES
+                bool(decide.unanswered(status))
+                and status.redeliveries < timeouts.ORDER_MAX_REDELIVERIES
             )
 
         while status.state != "lifted" or redeliver():
@@ -265,29 +255,11 @@ class AccessOrderWorkflow:
             async with self._lock:
                 if status.state in ("active", "lifted") and redeliver():
                     status.redeliveries += 1
-                    await self._deliver([self._update_for(ack) for ack in self._unanswered()])
-
-    def _unanswered(self) -> list[ReleaseAck]:
-        return [a for a in self._status.releases.values() if a.outcome == "unanswered"]
-
-    def _update_for(self, ack: ReleaseAck) -> ReleaseUpdate:
-        if ack.update == "restore_access" and self._restore is not None:
-            return ReleaseUpdate(release_id=ack.release_id, model=ack.model, restore=self._restore)
-        return ReleaseUpdate(
-            release_id=ack.release_id, model=ack.model, suspend=self._suspension(ack.model)
-        )
+                    await self._deliver(
+                        [decide.resend(status, a, self._restore) for a in decide.unanswered(status)]
+                    )
 
     # --- reaching releases ----------------------------------------------------------------
-
-    def _suspension(self, model: str) -> AccessSuspensionRequest:
-        order = self._status.order
-        return AccessSuspensionRequest(
-            order_id=order.order_id,
-            by=order_actor(order.order_id),
-            scope=order.scope.removeprefix("jurisdiction:"),
-            exempt_partners=self._status.exempt_for(model),
-            reason=_reason(order.reason, order.reference),
-        )
 
     async def _sweep(self) -> None:
         """Suspend every running release of the order's models not reached yet."""
@@ -301,15 +273,7 @@ class AccessOrderWorkflow:
             retry_policy=timeouts.ORDER_FANOUT_RETRY,
             summary=f"Find running releases of {', '.join(status.order.models)}",
         )
-        fresh = [r for r in found.releases if r.release_id not in status.releases]
-        await self._deliver(
-            [
-                ReleaseUpdate(
-                    release_id=r.release_id, model=r.model, suspend=self._suspension(r.model)
-                )
-                for r in fresh
-            ]
-        )
+        await self._deliver(decide.newly_found(status, found.releases))
 
     async def _deliver(self, updates: list[ReleaseUpdate]) -> None:
         """Send ``updates`` in concurrent batches and record every answer."""
@@ -363,7 +327,7 @@ class AccessOrderWorkflow:
         attestation = self._attest("exempt", payload)
         await workflow.wait_condition(lambda: status.state != "applying")
         async with self._lock:
-            self._check_exempt(req)
+            decide.check_exempt(status, req)
             models = req.models or [ALL_MODELS]
             now = workflow.now()
             try:
@@ -402,24 +366,10 @@ class AccessOrderWorkflow:
             status.grants_restored += len(result.restored)
             self._publish()
             # Suspended releases of the exempted models carry the new exempt list.
-            await self._deliver(
-                [
-                    ReleaseUpdate(
-                        release_id=ack.release_id,
-                        model=ack.model,
-                        suspend=self._suspension(ack.model),
-                    )
-                    for ack in status.releases.values()
-                    if ack.outcome in ("acknowledged", "unanswered")
-                    and ack.update == "suspend_access"
-                    and covers_model(models, ack.model)
-                ]
-            )
+            await self._deliver(decide.after_exemption(status, models))
             await self._sweep()
         return OrderUpdateResult(
-            message=f"exempted {', '.join(req.partners[:3])}"
-            + (f" and {len(req.partners) - 3} more" if len(req.partners) > 3 else "")
-            + f" for {', '.join(models)}",
+            message=decide.exempted(req, models),
             order_id=status.order.order_id,
             state=status.state,
             exemptions=len(status.exemptions),
@@ -427,37 +377,8 @@ class AccessOrderWorkflow:
 
     @exempt.validator
     def _validate_exempt(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check_exempt(_parse("exempt", OrderExemptionRequest, payload))
+        decide.check_exempt(self._status, _parse("exempt", OrderExemptionRequest, payload))
         self._authenticate("exempt", payload)
-
-    def _check_exempt(self, req: OrderExemptionRequest) -> None:
-        status = self._status
-        self._authorise("exempt", req.by)
-        if status.state in ("lifting", "lifted", "failed"):
-            raise Refused(
-                f"order {status.order.order_id} is {status.state}; it takes no exemptions",
-                "order_lifted",
-            )
-        outside = [m for m in req.models if not covers_model(status.order.models, m)]
-        if outside:
-            raise Refused(
-                f"order {status.order.order_id} does not name {', '.join(outside)} "
-                f"(it names {', '.join(status.order.models)})",
-                "unknown_model",
-            )
-        if len(status.exemptions) >= MAX_EXEMPTIONS:
-            raise Refused(
-                f"order {status.order.order_id} already has {MAX_EXEMPTIONS} exemptions; "
-                "issue a new order instead",
-                "request_budget_exhausted",
-            )
-        models = req.models or [ALL_MODELS]
-        if all(set(req.partners) <= set(status.exempt_for(m)) for m in models):
-            raise Refused(
-                f"{', '.join(req.partners[:3])} already exempt from order "
-                f"{status.order.order_id} for {', '.join(models)}",
-                "unchanged",
-            )
 
     @workflow.update
     async def lift(self, payload: RawValue = NO_ARGUMENT) -> OrderStatus:
@@ -467,7 +388,7 @@ class AccessOrderWorkflow:
         attestation = self._attest("lift", payload)
         await workflow.wait_condition(lambda: status.state != "applying")
         async with self._lock:
-            self._check_lift(req)
+            decide.check_lift(status, req)
             status.state = "lifting"
             self._publish()
             now = workflow.now()
@@ -478,7 +399,7 @@ class AccessOrderWorkflow:
                         order_id=status.order.order_id,
                         lifted_by=req.by,
                         safeguards=req.safeguards,
-                        reason=_reason(req.reason, req.reference),
+                        reason=decide.reason(req.reason, req.reference),
                         lifted_at=now,
                     ),
                     result_type=LiftOrderResult,
@@ -498,43 +419,16 @@ class AccessOrderWorkflow:
             status.lift_attestation = attestation
             status.lift_reason = req.reason
             status.safeguards = list(req.safeguards)
-            restore = self._restore = AccessRestoreRequest(
-                order_id=status.order.order_id,
-                by=order_actor(status.order.order_id),
-                safeguards=req.safeguards,
-                reason=f"order lifted by {req.by}: {_reason(req.reason, req.reference)}",
-            )
-            await self._deliver(
-                [
-                    ReleaseUpdate(release_id=ack.release_id, model=ack.model, restore=restore)
-                    for ack in status.releases.values()
-                    # An unanswered suspension may yet be delivered: restore it too.
-                    if ack.outcome in ("acknowledged", "unanswered")
-                ]
-            )
+            self._restore = decide.restoration(status, req)
+            await self._deliver(decide.after_lift(status, self._restore))
             status.state = "lifted"
             self._publish()
         return status
 
     @lift.validator
     def _validate_lift(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._check_lift(_parse("lift", OrderLiftRequest, payload))
+        decide.check_lift(self._status, _parse("lift", OrderLiftRequest, payload))
         self._authenticate("lift", payload)
-
-    def _check_lift(self, req: OrderLiftRequest) -> None:
-        status = self._status
-        self._authorise("lift", req.by)
-        if status.state in ("lifting", "lifted", "failed"):
-            raise Refused(
-                f"order {status.order.order_id} is already {status.state}", "order_lifted"
-            )
-        missing = [s for s in status.order.required_safeguards if s not in req.safeguards]
-        if missing:
-            raise Refused(
-                f"order {status.order.order_id} can only be lifted once these safeguards are "
-                f"attested: {', '.join(missing)}",
-                "safeguards_missing",
-            )
 
     # --- queries and what operators see -----------------------------------------------------
 
@@ -544,28 +438,7 @@ class AccessOrderWorkflow:
         return self._status
 
     def _publish(self) -> None:
-        status = self._status
-        order = status.order
-        counts = status.counts()
-        lines = [
-            f"**Access order {order.order_id}** — {status.state}",
-            "",
-            f"- Models: {', '.join(order.models)}; scope: {order.scope}",
-            f"- Exempt: {', '.join(status.exempt_for(ALL_MODELS)) or 'nobody'}"
-            + (f" (+{len(status.exemptions)} exemption(s))" if status.exemptions else ""),
-            f"- Releases: {len(status.releases)} — "
-            + ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n),
-            f"- Registry grants suspended: {status.grants_suspended}; "
-            f"restored: {status.grants_restored}",
-        ]
-        if order.required_safeguards:
-            lines.append(f"- Lift requires: {', '.join(order.required_safeguards)}")
-        details = "\n".join(lines)
+        details = decide.details(self._status)
         if details != self._details:
             workflow.set_current_details(details)
             self._details = details
-
-
-def _reason(reason: str, reference: str) -> str:
-    text = f"{reason} ({reference})" if reference else reason
-    return text[:MAX_TEXT]

@@ -95,6 +95,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
     from gatekeeper.models.status import (
+        STARTED_UPDATE,
         ReleaseInput,
         ReleaseOutcome,
         ReleaseStatus,
@@ -126,8 +127,8 @@ from gatekeeper.ledger.state import IntegrityError, Ledger
 from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
 from gatekeeper.spec import check_spec_against_policy
 from gatekeeper.stages import run_stage
+from gatekeeper.status_details import current_details
 from workflows import timeouts
-from workflows.details import current_details
 
 M = TypeVar("M", bound=Model)
 #: ``ApplicationError.type`` while the release resolves its policy (validators and queries).
@@ -1140,7 +1141,36 @@ class ModelReleaseWorkflow:
             ),
         )
 
-    # --- queries --------------------------------------------------------------------------------
+    # --- the start and queries ------------------------------------------------------------------
+
+    @workflow.update(
+        name=STARTED_UPDATE, unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON
+    )
+    async def wait_started(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
+        """Answer once the release has resolved its policy and reached its first wait (or ended):
+        ``release start`` sends this with the start (Update-with-Start) instead of polling. A
+        start the worker refuses ends the release first; the update then fails with it (the
+        handler is abandoned, and the caller reads the one-line refusal from the result)."""
+        del payload  # takes nothing; an argument sent anyway changes nothing
+        await workflow.wait_condition(self._started)
+        return self._result("started")
+
+    @wait_started.validator
+    def _validate_wait_started(self, payload: RawValue = NO_ARGUMENT) -> None:
+        if self._input_refusal is not None:
+            raise self._input_refusal
+        if self._started():  # it answers the start it came with; more would only fill history
+            raise Refused(
+                f"release {self._release_id} has started; read it with the get_status query",
+                "already_started",
+            )
+
+    def _started(self) -> bool:
+        """Whether the pipeline has reached its first wait (or ended) under its policy."""
+        if self._resolved is None:
+            return False
+        ledger = self._resolved.ledger
+        return ledger.status.awaiting is not None or ledger.is_terminal()
 
     @workflow.query
     def is_starting(self) -> bool:

@@ -13,6 +13,7 @@ def register(app: typer.Typer) -> None:
         audit,
         demo,
         gov,
+        identity,
         keys,
         ops,
         policy,
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ops.app, name="ops")
     app.add_typer(policy.app, name="policy")
     app.add_typer(keys.app, name="keys")
-    app.add_typer(keys.identity_app, name="identity")
+    app.add_typer(identity.app, name="identity")
     app.add_typer(access.app, name="access")
     app.add_typer(audit.app, name="audit")
     app.add_typer(temporal_auth.app, name="temporal-auth")

@@ -25,7 +25,9 @@ from gatekeeper.errors import InputError
 from gatekeeper.ids import release_id_of
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.status import ReleaseStatus
-from gatekeeper.releases import WORKFLOW_TYPE, Releases
+from gatekeeper.release_list import WORKFLOW_TYPE
+from gatekeeper.releases import Releases
+from gatekeeper.status_view import StatusView, view
 
 #: How long one release may take to answer ``get_status`` before the inbox skips it.
 STATUS_TIMEOUT = timedelta(seconds=10)
@@ -96,7 +98,7 @@ def inbox_query(person: str, roles: Sequence[str], task_queue: str) -> str:
     )
 
 
-def waits_for(status: ReleaseStatus, person: str, roles: Sequence[str]) -> list[str]:
+def waits_for(status: ReleaseStatus | StatusView, person: str, roles: Sequence[str]) -> list[str]:
     """Why ``status`` waits for ``person`` (their matching roles, or ``submitter``); empty if not.
 
     When the release names the people it waits for (an approval gate, an amend), only they
@@ -105,33 +107,21 @@ def waits_for(status: ReleaseStatus, person: str, roles: Sequence[str]) -> list[
     approvers) approved another gate. An open gate that names nobody has nobody left who may
     approve. Otherwise (a government window, a held release) holding the role suffices.
     """
-    awaiting = status.awaiting
-    if awaiting is None or status.terminal:
+    v = status if isinstance(status, StatusView) else view(status)
+    waiting = v.waiting
+    if waiting is None or v.terminal:
         return []
-    if not awaiting.people and _at_open_gate(status):
-        return []
-    if awaiting.people:
-        if person not in awaiting.people:
+    if not waiting.people and v.open_gate and not v.active_holds:
+        return []  # an open gate that names nobody has nobody left who may approve
+    if waiting.people:
+        if person not in waiting.people:
             return []
-        if not awaiting.roles and person == status.spec.submitter:
+        if not waiting.roles and person == v.submitter:
             return ["submitter"]
-    matched = [role for role in awaiting.roles if role in roles]
-    if matched and awaiting.people and _decided(status, person):
+    matched = [role for role in waiting.roles if role in roles]
+    if matched and waiting.people and v.open_gate and v.open_gate.approved_by(person):
         return []  # the workflow's list is authoritative; this guards a stale one
     return matched
-
-
-def _at_open_gate(status: ReleaseStatus) -> bool:
-    """Whether the release waits at an open gate for its reviewers (not held: an operator)."""
-    gate = status.gates.get(status.stage or "")
-    return gate is not None and gate.closed_at is None and not status.active_holds()
-
-
-def _decided(status: ReleaseStatus, person: str) -> bool:
-    gate = status.gates.get(status.stage or "")
-    if gate is None or gate.closed_at is not None:
-        return False
-    return any(person in (d.person, d.on_behalf_of) for d in gate.valid_approvals())
 
 
 async def inbox_for(api: Releases, policy: Policy, person: str, *, limit: int = 200) -> Inbox:
@@ -157,29 +147,28 @@ async def inbox_for(api: Releases, policy: Policy, person: str, *, limit: int = 
         except RPCError:
             unreadable.append(release_id)
             continue
-        because = waits_for(status, person, roles)
+        seen = view(status)
+        because = waits_for(seen, person, roles)
         if because:
-            items.append(_item(status, because))
+            items.append(_item(seen, because))
     items.sort(key=lambda item: (item.since, item.release_id))
     return Inbox(items=items, unreadable=unreadable)
 
 
-def _item(status: ReleaseStatus, because: list[str]) -> InboxItem:
-    spec = status.spec
-    awaiting = status.awaiting
-    if awaiting is None:  # waits_for() only names a reason for a release that waits
-        raise ValueError(f"release {status.release_id} waits for nothing")
+def _item(v: StatusView, because: list[str]) -> InboxItem:
+    if v.waiting is None:  # waits_for() only names a reason for a release that waits
+        raise ValueError(f"release {v.release_id} waits for nothing")
     return InboxItem(
-        release_id=status.release_id,
-        model=spec.model.name,
-        version=spec.model.version,
-        stage=status.stage or "",
-        state=status.state.value,
-        what=awaiting.what,
+        release_id=v.release_id,
+        model=v.model,
+        version=v.version,
+        stage=v.stage or "",
+        state=v.state.value,
+        what=v.waiting.what,
         because=because,
-        since=awaiting.since,
-        until=awaiting.until,
-        submitted_by=spec.submitter,
+        since=v.waiting.since,
+        until=v.waiting.until,
+        submitted_by=v.submitter,
     )
 
 

@@ -1,13 +1,13 @@
-"""``gatekeeper keys`` and ``gatekeeper identity``: the keys the worker trusts, and who registers them.
+"""``gatekeeper keys``: the keys the worker trusts, and who registers them.
 
 Private keys stay in the keys dir (``GATEKEEPER_KEYS_DIR``, ``<person>.pem``, mode 600). Public
 keys count only once an identity admin has registered them in the identity registry (the
 registry's database, which the worker reads): every change is signed with the admin's key from
 the keys dir (``--admin NAME`` reads ``NAME.pem``) and appended to the identity log.
 
-- ``gatekeeper identity init``: the installation's trust root (``identity-root.pem``).
-- ``gatekeeper identity log`` / ``identity verify``: the signed log of every change, re-checked.
-- ``gatekeeper keys generate|register|list|revoke|rotate``.
+- ``gatekeeper keys generate|register|list|revoke|rotate`` (here);
+- ``gatekeeper identity init|log|verify|worker-key``: the trust root and the signed log
+  (:mod:`gatekeeper.cli.identity`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rich.table import Table
 from gatekeeper import signing
 from gatekeeper.cli import common
 from gatekeeper.cli.session import key_path, parse_when
-from gatekeeper.errors import GatekeeperError, InputError
+from gatekeeper.errors import InputError
 from gatekeeper.identity.keyfiles import read_private_key, write_private_key
 from gatekeeper.identity.keys import KeyRecord, PrincipalKind, key_id_of
 from gatekeeper.models.base import Identifier, parse_duration
@@ -39,23 +39,15 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Signing keys: generate, register, list, revoke, rotate.", no_args_is_help=True
 )
-identity_app = typer.Typer(
-    help="The identity registry: its trust root and the signed log of every change.",
-    no_args_is_help=True,
-)
 
 _KIND_HELP = "person, worker or admin"
-
-
-class IdentityLogBroken(GatekeeperError):
-    """The identity log or the key table fails verification (exit 1, like ``audit verify``)."""
 
 
 # -- shared ------------------------------------------------------------------------------------
 
 
 @contextmanager
-def _registry(settings: Settings) -> Iterator[IdentityRegistry]:
+def open_registry(settings: Settings) -> Iterator[IdentityRegistry]:
     from gatekeeper.identity.registry import IdentityRegistry
 
     with IdentityRegistry(settings.effective_registry_url) as registry:
@@ -78,7 +70,7 @@ def _kind(value: str) -> PrincipalKind:
         raise InputError(f"--kind: '{value}' is not one of {_KIND_HELP}") from None
 
 
-def _admin_key(settings: Settings, admin: str) -> Ed25519PrivateKey:
+def read_admin_key(settings: Settings, admin: str) -> Ed25519PrivateKey:
     """The private key of admin ``admin`` from the keys dir."""
     name = _principal(admin, "--admin")
     path = key_path(settings, name)
@@ -97,14 +89,14 @@ def _when(value: str | None, option: str) -> datetime | None:
     return parse_when(value, option=option) if value else None
 
 
-def _stamp(value: datetime | None) -> str:
+def stamp(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
 def _status(record: KeyRecord, now: datetime) -> str:
     why = record.why_not_valid_at(now)
     if why is None:
-        return "valid" if record.revoked_at is None else f"valid until {_stamp(record.revoked_at)}"
+        return "valid" if record.revoked_at is None else f"valid until {stamp(record.revoked_at)}"
     if record.revoked_at is not None and now >= record.revoked_at:
         return "revoked"
     if record.valid_until is not None and now >= record.valid_until:
@@ -116,179 +108,22 @@ def _row(record: KeyRecord, now: datetime) -> dict[str, Any]:
     return {**record.model_dump(mode="json"), "status": _status(record, now)}
 
 
-def _print_record(title: str, record: KeyRecord) -> None:
+def print_record(title: str, record: KeyRecord) -> None:
     common.console.print(f"[green]✔[/] {for_markup(title)}")
     for label, value in (
         ("key id", record.key_id),
         ("principal", f"{record.principal} ({record.principal_kind.value})"),
         ("public key", record.public_key),
-        ("valid", f"{_stamp(record.valid_from)} → {_stamp(record.valid_until)}"),
+        ("valid", f"{stamp(record.valid_from)} → {stamp(record.valid_until)}"),
         ("certified by", record.certified_by),
     ):
         common.console.print(f"    {label:<13}{value}", markup=False, highlight=False)
 
 
-def _write_new_key(path: Path, *, force: bool) -> Ed25519PrivateKey:
+def write_new_key(path: Path, *, force: bool) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     write_private_key(path, key, replace=force)
     return key
-
-
-# -- gatekeeper identity -----------------------------------------------------------------------
-
-
-@identity_app.command("init")
-def identity_init(
-    ctx: typer.Context,
-    json_: bool = common.JSON_OPTION,
-) -> None:
-    """Create the installation's trust root: its key in the keys dir, registered as the root."""
-    from gatekeeper.identity.worker_key import root_key_path
-
-    settings = common.settings(ctx)
-    path = root_key_path(settings)
-    with _registry(settings) as registry:
-        existing = registry.root()
-        if existing is not None:
-            raise InputError(
-                f"the identity registry already has a trust root ({existing.key_id}); an "
-                "installation has one root"
-            )
-        created = not path.exists()
-        key = _write_new_key(path, force=False) if created else read_private_key(path)
-        root = registry.init_root(key)
-    if json_:
-        common.print_json(
-            {**root.model_dump(mode="json"), "private_key": str(path), "key_created": created}
-        )
-        return
-    made = "written to" if created else "read from"
-    _print_record(f"trust root created; its private key {made} {path} (mode 600)", root)
-    common.console.print(
-        "Pin it in the worker's configuration (gatekeeper.toml):", markup=False, highlight=False
-    )
-    common.console.print(
-        f'    [identity]\n    trust_root = "{root.key_id}"', markup=False, highlight=False
-    )
-    common.console.print(
-        f"Register identity admins with `gatekeeper keys register --kind admin --admin "
-        f"{root.principal} ...`; keep {path.name} offline once they exist.",
-        markup=False,
-        highlight=False,
-    )
-
-
-@identity_app.command("log")
-def identity_log(ctx: typer.Context, json_: bool = common.JSON_OPTION) -> None:
-    """Every change to the registry, oldest first: who (which admin key) did what, when."""
-    settings = common.settings(ctx)
-    with _registry(settings) as registry:
-        entries = registry.log()
-    if json_:
-        common.print_json([entry.model_dump(mode="json") for entry in entries])
-        return
-    table = Table("seq", "at", "action", "key", "by", "hash")
-    for entry in entries:
-        table.add_row(
-            str(entry.seq),
-            _stamp(entry.at),
-            entry.action,
-            entry.key_id,
-            entry.by_key_id,
-            entry.hash[:16] + "…",
-        )
-    common.console.print(table)
-
-
-@identity_app.command("verify")
-def identity_verify(
-    ctx: typer.Context,
-    trust_root: str = typer.Option(
-        None, "--trust-root", help="Key id the root must be (default: [identity] trust_root)."
-    ),
-    json_: bool = common.JSON_OPTION,
-) -> None:
-    """Replay the identity log: every hash, signature and certificate, and the key table."""
-    settings = common.settings(ctx)
-    pinned = trust_root or settings.config.identity.trust_root
-    with _registry(settings) as registry:
-        problems = registry.verify_log(trust_root=pinned)
-        entries = len(registry.log())
-    if json_:
-        common.print_json({"ok": not problems, "entries": entries, "problems": problems})
-        if problems:
-            raise typer.Exit(1)
-        return
-    if problems:
-        raise IdentityLogBroken(problems[0])
-    common.console.print(
-        f"ok: {entries} identity log entries verify"
-        + (f", root {pinned}" if pinned else " (no trust root pinned)"),
-        markup=False,
-    )
-
-
-@identity_app.command("worker-key")
-def identity_worker_key(
-    ctx: typer.Context,
-    register: bool = typer.Option(
-        False, "--register", help="Register it as a worker key (needs --admin)."
-    ),
-    admin: str = typer.Option(None, "--admin", help="The identity admin registering it."),
-    json_: bool = common.JSON_OPTION,
-) -> None:
-    """The worker's own key ([identity] worker_key, default <data_dir>/worker-key.pem): created
-    if missing, printed, and with --register --admin A registered as a worker key."""
-    from gatekeeper.identity.keyfiles import load_or_create
-    from gatekeeper.identity.worker_key import WORKER_PRINCIPAL, worker_key_path
-
-    settings = common.settings(ctx)
-    if register and not admin:
-        raise InputError("--register needs --admin NAME (the identity admin who registers it)")
-    admin_key = _admin_key(settings, admin) if register else None
-    path = worker_key_path(settings)
-    key, created = load_or_create(path)
-    public = signing.public_key_b64(key)
-    key_id = key_id_of(public)
-    with _registry(settings) as registry:
-        record = registry.key(key_id)
-        if record is None and admin_key is not None:
-            record = registry.register(
-                principal=WORKER_PRINCIPAL,
-                principal_kind=PrincipalKind.WORKER,
-                public_key=public,
-                admin_key=admin_key,
-            )
-    if json_:
-        common.print_json(
-            {
-                "key_id": key_id,
-                "public_key": public,
-                "private_key": str(path),
-                "created": created,
-                "registered": record.model_dump(mode="json") if record else None,
-            }
-        )
-        return
-    made = "created" if created else "found"
-    common.console.print(f"worker key {made}: {path}", markup=False, highlight=False)
-    common.console.print(f"    key id       {key_id}", markup=False, highlight=False)
-    common.console.print(f"    public key   {public}", markup=False, highlight=False)
-    if record is not None:
-        common.console.print(
-            f"Registered to {record.principal} ({record.principal_kind.value}).", markup=False
-        )
-    else:
-        common.console.print(
-            "Not registered; an identity admin runs:\n"
-            f"    gatekeeper keys register --as {WORKER_PRINCIPAL} --kind worker "
-            f"--public-key {public} --admin ADMIN",
-            markup=False,
-            highlight=False,
-        )
-
-
-# -- gatekeeper keys ---------------------------------------------------------------------------
 
 
 @app.command()
@@ -318,10 +153,10 @@ def generate(
             f"{path} already exists; use --force to replace it, or `gatekeeper keys rotate` to "
             "register a successor"
         )
-    admin_key = _admin_key(settings, admin) if register else None
+    admin_key = read_admin_key(settings, admin) if register else None
     if admin_key is not None:
         # Refused before anything is written: a key file with no registration helps no one.
-        with _registry(settings) as registry:
+        with open_registry(settings) as registry:
             pem_key = Ed25519PrivateKey.generate()
             record = registry.register(
                 principal=person,
@@ -332,7 +167,7 @@ def generate(
             )
         write_private_key(path, pem_key, replace=force)
     else:
-        pem_key = _write_new_key(path, force=force)
+        pem_key = write_new_key(path, force=force)
         record = None
     public = signing.public_key_b64(pem_key)
     if json_:
@@ -380,8 +215,8 @@ def register_key(
     principal_kind = _kind(kind)
     start = _when(valid_from, "--valid-from")
     until = _when(valid_until, "--valid-until")
-    admin_key = _admin_key(settings, admin)
-    with _registry(settings) as registry:
+    admin_key = read_admin_key(settings, admin)
+    with open_registry(settings) as registry:
         record = registry.register(
             principal=person,
             principal_kind=principal_kind,
@@ -393,7 +228,7 @@ def register_key(
     if json_:
         common.print_json(record.model_dump(mode="json"))
         return
-    _print_record(f"registered {record.key_id} for {person}", record)
+    print_record(f"registered {record.key_id} for {person}", record)
 
 
 @app.command("list")
@@ -405,7 +240,7 @@ def list_keys(
     """Registered keys: id, principal, kind, validity, revocation."""
     settings = common.settings(ctx)
     principal = _principal(as_) if as_ else None
-    with _registry(settings) as registry:
+    with open_registry(settings) as registry:
         records = registry.keys(principal)
     now = datetime.now(UTC)
     if json_:
@@ -414,14 +249,14 @@ def list_keys(
     table = Table("key id", "principal", "kind", "valid from", "valid until", "revoked", "status")
     for record in records:
         revoked = (
-            f"{_stamp(record.revoked_at)} ({record.revoked_reason})" if record.revoked_at else "-"
+            f"{stamp(record.revoked_at)} ({record.revoked_reason})" if record.revoked_at else "-"
         )
         table.add_row(
             record.key_id,
             record.principal,
             record.principal_kind.value,
-            _stamp(record.valid_from),
-            _stamp(record.valid_until),
+            stamp(record.valid_from),
+            stamp(record.valid_until),
             for_markup(revoked),
             _status(record, now),
         )
@@ -440,15 +275,15 @@ def revoke(
     """Revoke a key: signatures made from then on no longer count."""
     settings = common.settings(ctx)
     when = _when(at, "--at")
-    admin_key = _admin_key(settings, admin)
-    with _registry(settings) as registry:
+    admin_key = read_admin_key(settings, admin)
+    with open_registry(settings) as registry:
         record = registry.revoke(key_id.strip(), at=when, reason=reason, admin_key=admin_key)
     if json_:
         common.print_json(record.model_dump(mode="json"))
         return
     common.console.print(
         f"[green]✔[/] revoked {record.key_id} of {for_markup(record.principal)} from "
-        f"{_stamp(record.revoked_at)}"
+        f"{stamp(record.revoked_at)}"
     )
 
 
@@ -469,14 +304,14 @@ def rotate(
     period = parse_duration(grace)
     if not isinstance(period, timedelta):
         raise InputError(f"--grace: '{grace}' is not a duration (e.g. 1h, 7d, 90s)")
-    admin_key = _admin_key(settings, admin)
+    admin_key = read_admin_key(settings, admin)
     path = key_path(settings, person)
     old_key = read_private_key(path) if path.exists() else None
     if old_key is None:
         raise InputError(f"no key for {person} in {settings.keys_dir} ({path.name}) to rotate")
     old_id = key_id_of(signing.public_key_b64(old_key))
     new_key = Ed25519PrivateKey.generate()
-    with _registry(settings) as registry:
+    with open_registry(settings) as registry:
         if registry.key(old_id) is None:
             raise InputError(
                 f"{path.name} holds {old_id}, which is not registered; register it or generate "
@@ -502,7 +337,7 @@ def rotate(
             }
         )
         return
-    _print_record(f"rotated {old_id} of {person}", record)
+    print_record(f"rotated {old_id} of {person}", record)
     common.console.print(
         f"The old key counts for {grace} more; its file is now {retired}.",
         markup=False,

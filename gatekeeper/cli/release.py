@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.spec import EvidenceRef
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.policy import LoadedPolicy, load_default_policy, load_policy
-from gatekeeper.releases import ListFilter, ReleaseSummary
+from gatekeeper.release_list import ListFilter, ReleaseSummary
 from gatekeeper.settings import Settings
 from gatekeeper.spec import load_checked_spec, local_path, sha256_file
 
@@ -72,14 +71,8 @@ def start(
     spec = load_checked_spec(spec_file, installed.policy)
 
     async def go() -> ReleaseStatus:
-        async with releases(settings) as api:
-            status = await api.start(spec, installed.ref)
-            for _ in range(100):  # the first stage is entered once evidence is verified
-                if status.awaiting is not None or status.terminal:
-                    break
-                await asyncio.sleep(0.1)
-                status = await api.status(spec.release_id)
-            return status
+        async with releases(settings) as api:  # answers once the first stage waits
+            return await api.start(spec, installed.ref)
 
     status = common.run(go())
     if json_:

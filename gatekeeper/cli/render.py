@@ -18,7 +18,8 @@ from gatekeeper.cli.common import console, print_json
 from gatekeeper.cli.inbox import InboxItem
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
-from gatekeeper.releases import ReleaseSummary
+from gatekeeper.release_list import ReleaseSummary
+from gatekeeper.status_view import Government, OpenGate, StatusView, view
 from gatekeeper.text import for_markup, for_terminal, when
 
 STATE_STYLE = {
@@ -54,19 +55,19 @@ def state_text(state: ReleaseState | str) -> Text:
     return Text("—")
 
 
-def status_view(status: ReleaseStatus) -> Group:
+def status_view(status: ReleaseStatus | StatusView) -> Group:
     """Everything an operator or reviewer asks first: where it is, what it waits for, who decided."""
-    spec = status.spec
+    v = status if isinstance(status, StatusView) else view(status)
     header = Text.assemble(
-        (for_terminal(f"{spec.model.name} {spec.model.version}", one_line=True), "bold"),
-        for_terminal(f"  release {status.release_id}  ·  ", one_line=True),
-        state_text(status.state),
-        f"  ·  risk {spec.risk_tier.value}  ·  covered {spec.covered_model.value}",
+        (for_terminal(v.headline, one_line=True), "bold"),
+        for_terminal(f"  release {v.release_id}  ·  ", one_line=True),
+        state_text(v.state),
+        f"  ·  risk {v.risk_tier}  ·  covered {v.covered_model}",
     )
     stages = Table(show_header=True, header_style="bold", expand=False, box=None, pad_edge=False)
     for column in ("stage", "status", "started", "ended", "note"):
         stages.add_column(column)
-    for stage in status.stages:
+    for stage in v.stages:
         stages.add_row(
             plain(stage.title),
             STAGE_MARK[stage.status],
@@ -78,103 +79,119 @@ def status_view(status: ReleaseStatus) -> Group:
         header,
         Text(
             for_terminal(
-                f"policy {status.policy_id} v{status.policy_version}  "
-                f"sha256 {status.policy_sha256[:16]}…  submitted by {spec.submitter}",
+                f"policy {v.policy_id} v{v.policy_version}  "
+                f"sha256 {v.policy_sha256[:16]}…  submitted by {v.submitter}",
                 one_line=True,
             ),
             style="dim",
         ),
         stages,
     ]
-    if status.awaiting:
-        awaiting = status.awaiting
-        who = markup(", ".join([*awaiting.roles, *awaiting.people]) or "—")
+    if v.waiting:
+        waiting = v.waiting
         line = (
-            f"[bold]waiting for[/] {markup(awaiting.what)}  [dim]from[/] {who}  "
-            f"[dim]since[/] {when(awaiting.since)}"
+            f"[bold]waiting for[/] {markup(waiting.what)}  [dim]from[/] "
+            f"{markup(', '.join(waiting.who) or '—')}  [dim]since[/] {when(waiting.since)}"
         )
-        if awaiting.until:
-            line += f"  [dim]until[/] {when(awaiting.until)}"
+        if waiting.until:
+            line += f"  [dim]until[/] {when(waiting.until)}"
         parts.append(Text.from_markup(line))
-    for stage_id, gate in status.gates.items():
-        if not gate.decisions:
-            continue
-        table = Table(
-            title=plain(f"decisions at {stage_id}"),
-            title_justify="left",
-            box=None,
-            header_style="bold",
-        )
-        for column in ("decision", "by", "role", "at", "valid", "comment"):
-            table.add_column(column)
-        for d in gate.decisions:
-            by = d.person + (f" (for {d.on_behalf_of})" if d.on_behalf_of else "")
-            valid = "yes" if d.valid else f"no: {d.invalidated_reason}"
-            signed = " ✍" if d.signature or d.key_id else ""
-            table.add_row(
-                d.kind.value + signed,
-                plain(by),
-                plain(d.role),
-                when(d.at),
-                plain(valid),
-                plain(d.comment, one_line=False),
-            )
-        parts.append(table)
-    gov = status.government
-    if gov.receipt or gov.window_opened_at:
-        line = (
-            f"[bold]government[/] receipt {markup(gov.receipt.receipt_id if gov.receipt else '—')}"
-        )
-        if gov.window_opened_at:
-            line += f"; window {when(gov.window_opened_at)} → {when(gov.window_ends_at)}"
-        if gov.cleared_at:
-            line += f"; cleared {when(gov.cleared_at)} by {markup(gov.cleared_by)}"
-        parts.append(Text.from_markup(line))
-        for concern in gov.concerns:
-            state = (
-                f"resolved {when(concern.resolved_at)}" if concern.resolved_at else "[red]open[/]"
-            )
-            parts.append(
-                Text.from_markup(
-                    f"  concern {markup(concern.id)}: {markup(concern.text)} ({state})"
-                )
-            )
-    for hold in status.active_holds():
+    if v.open_gate:
+        parts.append(_gate_line(v.open_gate))
+    parts.extend(_decision_tables(v))
+    parts.extend(_government_lines(v.government))
+    for hold in v.active_holds:
         parts.append(
             Text.from_markup(
                 f"[yellow]held[/] ({markup(hold.kind)}) by {markup(hold.by)}: {markup(hold.reason)}"
                 + (f" until {when(hold.until)}" if hold.until else "")
             )
         )
-    for suspension in status.active_suspensions():
+    for suspension in v.active_suspensions:
         parts.append(
             Text.from_markup(
                 f"[magenta]suspended[/] by order {markup(suspension.order_id)} "
                 f"({markup(suspension.scope)}): {markup(suspension.reason)}"
             )
         )
-    for check in status.evidence_checks:
-        if check.failed:  # one line each: the refusal or the reason (plain text, never markup)
-            parts.append(
-                Text.assemble(
-                    ("evidence ", "red"),
-                    for_terminal(f"{check.id} {check.result}: {check.detail}", one_line=True),
-                )
-            )
-    summary = status.grant_summary
-    if summary.total:
+    for failure in v.evidence_failures:  # the refusal or the reason (plain text, never markup)
         parts.append(
-            Text(
-                f"partner grants: {summary.total} to {summary.partners} partner(s) — "
-                f"{summary.active} active, {summary.suspended} suspended, {summary.revoked} revoked"
+            Text.assemble(
+                ("evidence ", "red"),
+                for_terminal(f"{failure.id} {failure.result}: {failure.detail}", one_line=True),
             )
         )
-    if status.outcome:
-        parts.append(Text.from_markup(f"[bold]outcome[/] {markup(status.outcome)}"))
-    parts.append(
-        Text(f"audit: {status.audit_length} events, head {status.audit_head[:16]}…", style="dim")
-    )
+    grants = v.grants
+    if grants.total:
+        parts.append(
+            Text(
+                f"partner grants: {grants.total} to {grants.partners} partner(s) — "
+                f"{grants.active} active, {grants.suspended} suspended, {grants.revoked} revoked"
+            )
+        )
+    if v.outcome:
+        parts.append(Text.from_markup(f"[bold]outcome[/] {markup(v.outcome)}"))
+    parts.append(Text(f"audit: {v.audit_length} events, head {v.audit_head[:16]}…", style="dim"))
     return Group(*parts)
+
+
+def _gate_line(gate: OpenGate) -> Text:
+    """The open gate's clocks and approvals: how long it has waited and who already said yes."""
+    parts = [f"opened {when(gate.opened_at)}"]
+    if gate.deadline_at:
+        parts.append(f"deadline {when(gate.deadline_at)}")
+    if gate.reminders_sent:
+        parts.append(f"{gate.reminders_sent} reminder(s) sent")
+    if gate.escalated_at:
+        parts.append(f"escalated {when(gate.escalated_at)}")
+    approvals = ", ".join(f"{a.who} ({a.role})" for a in gate.approvals)
+    parts.append(f"approved by {approvals}" if approvals else "no approval yet")
+    return Text.assemble(
+        ("gate ", "bold"), for_terminal(f"{gate.stage}: " + " · ".join(parts), one_line=True)
+    )
+
+
+def _decision_tables(v: StatusView) -> list[RenderableType]:
+    """One table per gate that recorded decisions, in the order the gates opened."""
+    tables: dict[str, Table] = {}
+    for d in v.decisions:
+        table = tables.get(d.stage)
+        if table is None:
+            table = tables[d.stage] = Table(
+                title=plain(f"decisions at {d.stage}"),
+                title_justify="left",
+                box=None,
+                header_style="bold",
+            )
+            for column in ("decision", "by", "role", "at", "valid", "comment"):
+                table.add_column(column)
+        table.add_row(
+            d.kind + (" ✍" if d.signed else ""),
+            plain(d.by),
+            plain(d.role),
+            when(d.at),
+            plain("yes" if d.valid else f"no: {d.invalidated_reason}"),
+            plain(d.comment, one_line=False),
+        )
+    return list(tables.values())
+
+
+def _government_lines(gov: Government) -> list[RenderableType]:
+    """Receipt, window and clearance on one line, then each concern with its state."""
+    lines: list[RenderableType] = []
+    if gov.involved:
+        line = f"[bold]government[/] receipt {markup(gov.receipt_id or '—')}"
+        if gov.window_opened_at:
+            line += f"; window {when(gov.window_opened_at)} → {when(gov.window_ends_at)}"
+        if gov.cleared_at:
+            line += f"; cleared {when(gov.cleared_at)} by {markup(gov.cleared_by)}"
+        lines.append(Text.from_markup(line))
+    for concern in gov.concerns:
+        state = f"resolved {when(concern.resolved_at)}" if concern.resolved_at else "[red]open[/]"
+        lines.append(
+            Text.from_markup(f"  concern {markup(concern.id)}: {markup(concern.text)} ({state})")
+        )
+    return lines
 
 
 def print_status(console: Console, status: ReleaseStatus) -> None:

@@ -16,7 +16,8 @@ from gatekeeper.models.enums import DecisionKind
 from gatekeeper.models.messages import DecisionRequest, DelegationRequest, DelegationRevocation
 from gatekeeper.models.payloads import parse_request
 from gatekeeper.models.status import UpdateResult
-from gatekeeper.releases import ListFilter, Releases
+from gatekeeper.release_list import ListFilter
+from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from gatekeeper.text import for_markup
 

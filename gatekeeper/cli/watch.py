@@ -33,13 +33,12 @@ from rich.table import Column
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.releases import Releases
+from gatekeeper.status_view import StatusView, view
 from gatekeeper.text import for_markup
 
 EXIT_LAUNCHED = 0
 EXIT_STOPPED = 1
 EXIT_TIMEOUT = 124
-
-_FINISHED = (StageStatus.DONE, StageStatus.SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -54,15 +53,15 @@ class Snapshot:
     outcome: str
 
     @classmethod
-    def of(cls, status: ReleaseStatus) -> Snapshot:
-        awaiting = status.awaiting
+    def of(cls, status: ReleaseStatus | StatusView) -> Snapshot:
+        v = status if isinstance(status, StatusView) else view(status)
         return cls(
-            state=status.state,
-            stage=status.stage,
-            stages=tuple((s.id, s.title, s.status, s.note) for s in status.stages),
-            awaiting=awaiting.what if awaiting else None,
-            awaited=(*awaiting.roles, *awaiting.people) if awaiting else (),
-            outcome=status.outcome,
+            state=v.state,
+            stage=v.stage,
+            stages=tuple((s.id, s.title, s.status, s.note) for s in v.stages),
+            awaiting=v.waiting.what if v.waiting else None,
+            awaited=v.waiting.who if v.waiting else (),
+            outcome=v.outcome,
         )
 
     @classmethod
@@ -170,39 +169,39 @@ class WatchView:
                 f"[dim]{stamp}[/]  {for_markup(line, one_line=True)}", markup=True, highlight=False
             )
 
-    def show(self, status: ReleaseStatus) -> None:
+    def show(self, status: ReleaseStatus | StatusView) -> None:
         if self._task is None:
             return
-        finished = sum(1 for s in status.stages if s.status in _FINISHED)
-        where = status.stage or "starting"
-        doing = status.awaiting.what if status.awaiting else status.state.value
+        v = status if isinstance(status, StatusView) else view(status)
+        where = v.stage or "starting"
+        doing = v.waiting.what if v.waiting else v.state.value
         self.progress.update(
             self._task,
-            total=len(status.stages),
-            completed=finished,
+            total=len(v.stages),
+            completed=v.finished,
             description=f"[bold]{for_markup(where, one_line=True)}[/] · "
             f"{for_markup(doing, one_line=True)}",
         )
 
 
 async def follow(
-    api: Releases, release_id: str, view: WatchView, *, interval: float = 0.5
+    api: Releases, release_id: str, out: WatchView, *, interval: float = 0.5
 ) -> ReleaseStatus:
     """Report every change of the release until it ends (wrap in ``asyncio.timeout`` to bound)."""
     previous: Snapshot | None = None
     while True:
         status = await api.status(release_id)
-        current = Snapshot.of(status)
+        seen = view(status)
+        current = Snapshot.of(seen)
         if previous is None:
-            spec = status.spec
             header = (
-                f"watching release {status.release_id} ({spec.model.name} {spec.model.version}), "
-                f"submitted by {spec.submitter}"
+                f"watching release {seen.release_id} ({seen.headline}), "
+                f"submitted by {seen.submitter}"
             )
-            view.changed(status, [header, *transitions(Snapshot.blank(status), current)])
+            out.changed(status, [header, *transitions(Snapshot.blank(status), current)])
         elif current != previous:
-            view.changed(status, transitions(previous, current))
-        view.show(status)
+            out.changed(status, transitions(previous, current))
+        out.show(seen)
         previous = current
         if status.terminal:
             return status
@@ -210,11 +209,11 @@ async def follow(
 
 
 async def follow_for(
-    api: Releases, release_id: str, view: WatchView, *, interval: float, limit: float | None
+    api: Releases, release_id: str, out: WatchView, *, interval: float, limit: float | None
 ) -> ReleaseStatus | None:
     """:func:`follow`, giving up after ``limit`` seconds (``None``: never) and returning ``None``."""
     try:
         async with asyncio.timeout(limit):
-            return await follow(api, release_id, view, interval=interval)
+            return await follow(api, release_id, out, interval=interval)
     except TimeoutError:
         return None

@@ -13,8 +13,9 @@ from typing import Any
 
 from gatekeeper import text
 from gatekeeper.dossier.model import Dossier
-from gatekeeper.models.status import ReleaseStatus
+from gatekeeper.models.status import GrantSummary, ReleaseStatus
 from gatekeeper.stages import leaves_when
+from gatekeeper.status_view import StatusView, view
 
 #: Characters of an audit event's details shown in the timeline (the JSON has them all).
 DETAILS_SHOWN = 160
@@ -42,15 +43,16 @@ def title(dossier: Dossier) -> str:
 def sections(dossier: Dossier) -> list[Section]:
     """Every section of the dossier, in reading order."""
     status = dossier.status
+    v = view(status)
     return [
-        _summary(dossier),
+        _summary(dossier, v),
         _spec(status),
         _policy(dossier),
-        _stages(status),
+        _stages(v),
         _decisions(dossier),
-        _government(status),
-        _access(status),
-        _operations(status),
+        _government(v),
+        _access(status, v),
+        _operations(v),
         _notifications(dossier),
         _signatures(dossier),
         _timeline(dossier),
@@ -61,17 +63,16 @@ def sections(dossier: Dossier) -> list[Section]:
 when = partial(text.when, seconds=True)
 
 
-def _summary(dossier: Dossier) -> Section:
-    status = dossier.status
+def _summary(dossier: Dossier, v: StatusView) -> Section:
     return Section(
         "Summary",
         facts=[
-            ("State", status.state.value),
-            ("Outcome", status.outcome or "—"),
-            ("Current stage", status.stage or "—"),
-            ("Started", when(status.started_at)),
-            ("Ended", when(status.ended_at)),
-            ("Submitted by", status.spec.submitter),
+            ("State", v.state.value),
+            ("Outcome", v.outcome or "—"),
+            ("Current stage", v.stage or "—"),
+            ("Started", when(v.started_at)),
+            ("Ended", when(v.ended_at)),
+            ("Submitted by", v.submitter),
             (
                 "Workflow",
                 f"{dossier.workflow_id} (run {dossier.run_id or '—'}, {dossier.execution})",
@@ -139,7 +140,7 @@ def _policy(dossier: Dossier) -> Section:
     )
 
 
-def _stages(status: ReleaseStatus) -> Section:
+def _stages(v: StatusView) -> Section:
     return Section(
         "Stages",
         tables=[
@@ -154,7 +155,7 @@ def _stages(status: ReleaseStatus) -> Section:
                         when(s.ended_at),
                         s.note,
                     ]
-                    for s in status.stages
+                    for s in v.stages
                 ],
             )
         ],
@@ -182,14 +183,13 @@ def _decisions(dossier: Dossier) -> Section:
     )
 
 
-def _government(status: ReleaseStatus) -> Section:
-    gov = status.government
-    receipt = gov.receipt
+def _government(v: StatusView) -> Section:
+    gov = v.government
     facts = [
         (
             "Receipt",
-            f"{receipt.receipt_id} from {receipt.clearinghouse} at {when(receipt.received_at)}"
-            if receipt
+            f"{gov.receipt_id} from {gov.clearinghouse} at {when(gov.received_at)}"
+            if gov.receipt_id
             else "—",
         ),
         ("Window opened", when(gov.window_opened_at)),
@@ -228,7 +228,7 @@ def _government(status: ReleaseStatus) -> Section:
     return Section("Government testing", facts=facts, tables=tables)
 
 
-def _access(status: ReleaseStatus) -> Section:
+def _access(status: ReleaseStatus, v: StatusView) -> Section:
     rows = [
         [
             g.partner_id + (f" ({g.partner_name})" if g.partner_name else ""),
@@ -259,13 +259,12 @@ def _access(status: ReleaseStatus) -> Section:
                 rows,
             )
         ],
-        facts=_grant_facts(status),
+        facts=_grant_facts(v.grants),
         notes=_grant_notes(status, len(rows)),
     )
 
 
-def _grant_facts(status: ReleaseStatus) -> list[tuple[str, str]]:
-    summary = status.grant_summary
+def _grant_facts(summary: GrantSummary) -> list[tuple[str, str]]:
     if not summary.total:
         return []
     return [
@@ -292,9 +291,9 @@ def _grant_notes(status: ReleaseStatus, listed: int) -> list[str]:
     return []
 
 
-def _operations(status: ReleaseStatus) -> Section:
+def _operations(v: StatusView) -> Section:
     tables = []
-    if status.holds:
+    if v.holds:
         tables.append(
             Table(
                 ["hold", "by", "reason", "at", "until", "released"],
@@ -307,11 +306,11 @@ def _operations(status: ReleaseStatus) -> Section:
                         when(h.until),
                         f"{when(h.released_at)} by {h.released_by}" if h.released_at else "—",
                     ]
-                    for h in status.holds
+                    for h in v.holds
                 ],
             )
         )
-    if status.suspensions:
+    if v.suspensions:
         tables.append(
             Table(
                 ["order", "scope", "by", "reason", "at", "lifted"],
@@ -324,18 +323,15 @@ def _operations(status: ReleaseStatus) -> Section:
                         when(s.at),
                         f"{when(s.lifted_at)} by {s.lifted_by}" if s.lifted_at else "—",
                     ]
-                    for s in status.suspensions
+                    for s in v.suspensions
                 ],
             )
         )
-    if status.delegations:
+    if v.delegations:
         tables.append(
             Table(
                 ["delegated by", "to", "role", "at", "until", "reason"],
-                [
-                    [d.by, d.to, d.role, when(d.at), when(d.until), d.reason]
-                    for d in status.delegations
-                ],
+                [[d.by, d.to, d.role, when(d.at), when(d.until), d.reason] for d in v.delegations],
             )
         )
     notes = [] if tables else ["No holds, access orders or delegations."]

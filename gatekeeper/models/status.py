@@ -302,6 +302,11 @@ class UpdateResult(Model):
     status_version: int
 
 
+#: The update a start carries (Update-with-Start); the release answers it once it has resolved
+#: its policy and its first stage waits, or fails it with the start's one-line refusal.
+STARTED_UPDATE = "wait_started"
+
+
 class ReleaseInput(Model):
     """The workflow's input: the spec and the *name* of the installed policy to run under.
 

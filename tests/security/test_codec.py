@@ -50,7 +50,8 @@ from gatekeeper.codec_server import MAX_BODY_BYTES, create_app, serve
 from gatekeeper.errors import NoAnswer
 from gatekeeper.ids import release_workflow_id
 from gatekeeper.models import ReleaseStatus
-from gatekeeper.releases import WORKFLOW_TYPE, Releases
+from gatekeeper.release_list import WORKFLOW_TYPE
+from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
 from tests.codec.keys import b64, codec, env_keys

@@ -21,7 +21,7 @@ from gatekeeper.models import (
     Policy,
     ReleaseState,
 )
-from gatekeeper.releases import ListFilter
+from gatekeeper.release_list import ListFilter
 from tests import factories
 from tests.workflows.conftest import Harness
 from workflows.registry import ALL_WORKFLOWS

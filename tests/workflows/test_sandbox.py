@@ -60,7 +60,8 @@ SANDBOXED = [
     "gatekeeper.routing",
     "gatekeeper.signed_requests",
     "gatekeeper.audit",
-    "workflows.details",
+    "gatekeeper.status_details",
+    "gatekeeper.status_view",
 ]
 
 
