@@ -1,7 +1,9 @@
 """ModelReleaseWorkflow: one release, interpreting its policy's pipeline of stages.
 
-The workflow waits (durable timers, conditions), calls activities for side effects, and answers
-updates; every change of state goes through the release's :class:`~gatekeeper.ledger.state.Ledger`
+Each stage kind's coroutine lives with its kind in :mod:`gatekeeper.stages` and runs against
+this workflow as its ``StageHost`` (the pipeline dispatches through the registry). The workflow
+waits (durable timers, conditions), calls activities for side effects, and answers updates;
+every change of state goes through the release's :class:`~gatekeeper.ledger.state.Ledger`
 and its deciders (:mod:`gatekeeper.ledger.deciders`, one per decision path), which are
 deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 """
@@ -46,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
 
     import gatekeeper.identity.authority as authority
     import gatekeeper.identity.keys
+    import gatekeeper.models.policy  # the stage kinds' models (the Stage union)
     import gatekeeper.models.spec
     import gatekeeper.signing
     import gatekeeper.yamlfile  # noqa: F401
@@ -66,21 +69,15 @@ with workflow.unsafe.imports_passed_through():
         parse_policy_ref,
     )
     from gatekeeper.models.io import (
-        GRANT_SAMPLE,
         AuditFlushRequest,
         AuditFlushResult,
         EvidenceCheckRequest,
         EvidenceCheckResult,
-        GrantRequest,
-        GrantResult,
-        LaunchReceipt,
-        LaunchRequest,
         Notification,
         NotifyRequest,
         NotifySummary,
         RevokeRequest,
         RevokeResult,
-        SubmissionRequest,
     )
     from gatekeeper.models.messages import (
         AccessRestoreRequest,
@@ -94,24 +91,11 @@ with workflow.unsafe.imports_passed_through():
         OperatorRequest,
     )
     from gatekeeper.models.partners import (
-        EligiblePartners,
-        EligiblePartnersRequest,
         PartnerApprovalRequest,
     )
     from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
-    from gatekeeper.models.policy import (
-        AccessGrantStage,
-        ApprovalGateStage,
-        Cohort,
-        GateSettings,
-        GovernmentSubmissionStage,
-        GovernmentWindowStage,
-        LaunchStage,
-        Stage,
-    )
     from gatekeeper.models.status import (
         STARTED_UPDATE,
-        GovernmentReceipt,
         ReleaseInput,
         ReleaseOutcome,
         ReleaseStatus,
@@ -121,7 +105,7 @@ with workflow.unsafe.imports_passed_through():
 
 # The decision logic, imported and checked by the sandbox for each run (no I/O, clock or
 # randomness at import or in use): the ledger and its deciders, the rules, the spec's checks,
-# routing, request authentication, the timeouts and the details.
+# routing, request authentication, the stage kinds, the timeouts and the details.
 import gatekeeper.routing as routing
 import gatekeeper.search_attributes as sa
 import gatekeeper.signed_requests as signed_requests
@@ -142,8 +126,8 @@ from gatekeeper.ledger.notices import Notice
 from gatekeeper.ledger.state import IntegrityError, Ledger
 from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
 from gatekeeper.spec import check_spec_against_policy
+from gatekeeper.stages import run_stage
 from gatekeeper.status_details import current_details
-from gatekeeper.text import when
 from workflows import timeouts
 
 M = TypeVar("M", bound=Model)
@@ -161,13 +145,13 @@ ANCHOR_PATCH = "anchor-audit-heads"
 #: verification asked for at an older version is dropped when it lands. Releases started before
 #: it record every verification as it lands, as they did.
 EVIDENCE_PATCH = "versioned-evidence-checks"
-#: The shortest timer a wait starts: a clock already past still gets one (see _sleep_until_change).
+#: The shortest timer a wait starts: a clock already past still gets one (see sleep_until_change).
 MIN_TIMER = timedelta(milliseconds=1)
 
 
 class StaleClock(RuntimeError):
     """A timer fired in an activation whose clock is before its deadline (see
-    ``ModelReleaseWorkflow._sleep_until_change``). Not a Temporal failure type: raising it fails
+    ``ModelReleaseWorkflow.sleep_until_change``). Not a Temporal failure type: raising it fails
     the workflow task, never the release; the task is retried from history."""
 
 
@@ -215,7 +199,7 @@ class ModelReleaseWorkflow:
         self._integrity_error: str | None = None
         self._changes = 0
         # The status as last committed (without its version): the version moves only when the
-        # status does (see ``_commit``).
+        # status does (see ``commit``).
         self._committed = ""
         self._pending: list[asyncio.Task[None]] = []
         self._published: dict[str, Any] = {}
@@ -265,7 +249,7 @@ class ModelReleaseWorkflow:
         self._versioned_evidence = workflow.patched(EVIDENCE_PATCH)
         installed = await self._resolve_policy(inp)
         try:
-            self._resolved = Deciders.over(Ledger(inp.spec, installed, self._now()))
+            self._resolved = Deciders.over(Ledger(inp.spec, installed, self.now()))
         except IntegrityError as err:
             self._integrity_error = str(err)
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
@@ -273,26 +257,26 @@ class ModelReleaseWorkflow:
         # What signed requests bind besides the release id: a later release reusing the id is
         # another subject (the same live and on replay).
         ledger.status.first_run_id = workflow.info().first_execution_run_id
-        ledger.start(self._now())
-        self._commit()
+        ledger.start(self.now())
+        self.commit()
         await self._verify_evidence()
         for stage in ledger.policy.stages:
             if ledger.is_terminal():
                 break
             if not ledger.applies(stage):
-                ledger.skip_stage(stage, self._now())
-                self._commit()
+                ledger.skip_stage(stage, self.now())
+                self.commit()
                 continue
-            await self._until_unblocked(f"to enter {stage.id}", suspended_blocks=False)
+            await self.until_unblocked(f"to enter {stage.id}", suspended_blocks=False)
             if ledger.is_terminal():
                 break
-            ledger.enter_stage(stage, self._now())
-            self._commit()
-            note = await self._run_stage(stage)
+            ledger.enter_stage(stage, self.now())
+            self.commit()
+            note = await run_stage(self, stage)
             if ledger.is_terminal():
                 break
-            ledger.finish_stage(stage, self._now(), note)
-            self._commit()
+            ledger.finish_stage(stage, self.now(), note)
+            self.commit()
             if self._anchoring:
                 self._pending.append(
                     asyncio.create_task(self._sign_head(f"stage {stage.id} completed"))
@@ -349,298 +333,50 @@ class ModelReleaseWorkflow:
             )
         return installed
 
-    async def _run_stage(self, stage: Stage) -> str:
-        if isinstance(stage, ApprovalGateStage):
-            return await self._approval_gate(stage, stage)
-        if isinstance(stage, GovernmentSubmissionStage):
-            return await self._government_submission(stage)
-        if isinstance(stage, GovernmentWindowStage):
-            return await self._government_window(stage)
-        if isinstance(stage, AccessGrantStage):
-            return await self._access_grant(stage)
-        if isinstance(stage, LaunchStage):
-            return await self._launch(stage)
-        raise ApplicationError(f"unknown stage kind {stage.kind}", non_retryable=True)
+    # --- what stages ask of the workflow (gatekeeper.stages.StageHost) ------------------------
+    #
+    # Each stage kind's coroutine lives with its kind in gatekeeper.stages and runs against these
+    # methods (plus the clock and waits below); run() dispatches through the registry.
 
-    async def _approval_gate(self, stage: Stage, settings: GateSettings) -> str:
-        ledger = self._ledger
-        gate = ledger.open_gate(stage, settings, self._now())
-        self._commit()
-        next_reminder = (
-            gate.opened_at + settings.reminder_every if settings.reminder_every else None
+    @property
+    def ledger(self) -> Ledger:
+        """The release's ledger (refused with ``release_starting`` until the policy resolved)."""
+        return self._ledger
+
+    @property
+    def partners(self) -> PartnerListDecider:
+        """The partner list's steps (its decider's)."""
+        return self._deciders.partners
+
+    async def execute(
+        self, activity: str, request: Model, result_type: type[M], *, summary: str
+    ) -> M:
+        """Run one of the pipeline's activities with its timeouts and retry policy."""
+        timeout, retry = timeouts.STAGE_ACTIVITIES[activity]
+        result: M = await workflow.execute_activity(
+            activity,
+            request,
+            result_type=result_type,
+            start_to_close_timeout=timeout,
+            retry_policy=retry,
+            summary=summary,
         )
-        escalate_at = gate.opened_at + settings.escalate_after if settings.escalate_after else None
-        while True:
-            now = self._now()
-            ledger.expire_holds(now)
-            ledger.refresh_gate(stage.id, settings, now)
-            if ledger.is_terminal():
-                return "ended"
-            if next_reminder is not None and now >= next_reminder and settings.reminder_every:
-                if not ledger.is_held():
-                    ledger.remind(stage.id, settings, now)
-                while next_reminder <= now:
-                    next_reminder += settings.reminder_every
-            if escalate_at is not None and now >= escalate_at and gate.escalated_at is None:
-                ledger.escalate(stage.id, settings, now)
-            if not ledger.gate_blockers(stage.id, settings):
-                ledger.close_gate(stage.id, settings, now)
-                self._commit()
-                approvers = [d.on_behalf_of or d.person for d in gate.valid_approvals()]
-                return f"approved by {', '.join(approvers)}" if approvers else "no quorum needed"
-            if gate.deadline_at is not None and now >= gate.deadline_at and not ledger.is_held():
-                ledger.deadline_passed(stage.id, settings, now)
-                self._commit()
-                continue
-            self._commit()
-            clocks = {
-                f"Reminder for {stage.id}": next_reminder,
-                f"Escalation of {stage.id}": escalate_at if gate.escalated_at is None else None,
-                f"Deadline of {stage.id}": gate.deadline_at,
-                f"Approval expiry at {stage.id}": ledger.next_expiry(stage.id, settings),
-                "Hold ends": ledger.next_hold_expiry(),
-            }
-            await self._sleep_until_change(clocks)
+        return result
 
-    async def _government_submission(self, stage: GovernmentSubmissionStage) -> str:
-        ledger = self._ledger
-        spec = ledger.spec
-        ledger.await_("the government clearinghouse's receipt", self._now())
-        self._commit()
-        receipt = await workflow.execute_activity(
-            "submit_to_government",
-            SubmissionRequest(
-                idempotency_key=f"{spec.release_id}:{stage.id}:submit",
-                release_id=spec.release_id,
-                model=spec.model,
-                artifact=spec.artifact,
-                covered_model=spec.covered_model.value,
-                evidence=spec.evidence,
-                clearinghouse=stage.clearinghouse,
-                submitted_by=spec.submitter,
-                requested_at=self._now(),
-            ),
-            result_type=GovernmentReceipt,
-            start_to_close_timeout=timeouts.GOVERNMENT_TIMEOUT,
-            retry_policy=timeouts.GOVERNMENT_RETRY,
-            summary=f"Submit {spec.model.name} {spec.model.version} to the government clearinghouse",
-        )
-        ledger.record_receipt(receipt, self._now())
-        self._commit()
-        return f"receipt {receipt.receipt_id}"
-
-    async def _government_window(self, stage: GovernmentWindowStage) -> str:
-        ledger = self._ledger
-        ledger.open_window(stage, self._now())
-        self._commit()
-        days = stage.duration.total_seconds() / 86400
-        label = (
-            f"{days:g}-day government testing window"
-            if days >= 1
-            else (
-                f"{stage.duration.total_seconds():g}-second government testing window (demo clock)"
-            )
-        )
-        while True:
-            now = self._now()
-            ledger.expire_holds(now)
-            if ledger.is_terminal():
-                return "ended"
-            may_end, _ = ledger.window_blockers(stage, now)
-            if may_end:
-                reason = ledger.close_window(now)
-                self._commit()
-                return reason
-            ledger.await_window(stage, now)
-            self._commit()
-            ends = ledger.status.government.window_ends_at
-            await self._sleep_until_change(
-                {
-                    label: ends if ends and ends > now else None,
-                    "Hold ends": ledger.next_hold_expiry(),
-                }
-            )
-
-    async def _access_grant(self, stage: AccessGrantStage) -> str:
-        ledger = self._ledger
-        spec = ledger.spec
-        await self._until_unblocked(f"to grant partner access at {stage.id}", suspended_blocks=True)
-        if ledger.is_terminal():
-            return "ended"
-        allowed = set(stage.cohorts) if stage.cohorts else {c.id for c in ledger.policy.cohorts}
-        cohorts = [
-            c for c in ledger.policy.cohorts if c.id in allowed and c.id in spec.partner_cohorts
-        ]
-        if stage.government_approves_partners:
-            # Granted entry by entry as the government approves; the period starts when settled.
-            result = await self._grant_approved_partners(stage, cohorts)
-            if ledger.is_terminal():
-                return "ended"
-        else:
-            ledger.await_("partner access grants from the registry", self._now())
-            self._commit()
-            result = await workflow.execute_activity(
-                "grant_partner_access",
-                GrantRequest(
-                    idempotency_key=f"{spec.release_id}:{stage.id}:grant",
-                    release_id=spec.release_id,
-                    stage=stage.id,
-                    model=spec.model,
-                    cohorts=cohorts,
-                    regions=spec.regions,
-                    surfaces=stage.surfaces,
-                    requested_at=self._now(),
-                ),
-                result_type=GrantResult,
-                start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
-                retry_policy=timeouts.ACCESS_RETRY,
-                summary=f"Grant early access to {', '.join(c.id for c in cohorts) or 'no cohort'}",
-            )
-            # Recorded even if the release was withdrawn meanwhile, so the cleanup revokes them.
-            ledger.record_grants(result, stage, self._now())
-            self._commit()
-        period_ends = self._now() + stage.minimum_period
-        while not ledger.is_terminal() and self._now() < period_ends:
-            ledger.expire_holds(self._now())
-            ledger.await_(
-                f"the minimum partner period (ends {when(period_ends)})",
-                self._now(),
-                until=period_ends,
-            )
-            self._commit()
-            await self._sleep_until_change(
-                {
-                    f"Minimum partner period of {stage.id}": period_ends,
-                    "Hold ends": ledger.next_hold_expiry(),
-                }
-            )
-        if ledger.is_terminal():
-            return "ended"
-        partners = result.partner_count
-        if stage.quorum:
-            note = await self._approval_gate(stage, stage)
-            return f"{partners} partner(s) granted; {note}"
-        return f"{partners} partner(s) granted"
-
-    async def _grant_approved_partners(
-        self, stage: AccessGrantStage, cohorts: list[Cohort]
-    ) -> GrantResult:
-        """Propose the eligible partners, grant each batch the liaison approves, until every
-        entry is decided (the list is settled). Denied partners are never granted."""
-        ledger = self._ledger
-        spec = ledger.spec
-        ledger.await_("the eligible partner list from the registry", self._now())
-        self._commit()
-        eligible = await workflow.execute_activity(
-            "list_eligible_partners",
-            EligiblePartnersRequest(
-                release_id=spec.release_id, cohorts=cohorts, regions=spec.regions
-            ),
-            result_type=EligiblePartners,
-            start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
-            retry_policy=timeouts.ACCESS_RETRY,
-            summary=f"List partners eligible for {', '.join(c.id for c in cohorts) or 'no cohort'}",
-        )
-        decider = self._deciders.partners
-        partners = decider.propose_partners(stage, eligible, self._now())
-        self._commit()
-        granted = GrantResult(skipped=eligible.skipped)
-        batch = 0
-        while not ledger.is_terminal():
-            ledger.expire_holds(self._now())
-            approved = partners.to_grant()
-            if approved and not ledger.is_blocked():
-                batch += 1
-                result = await workflow.execute_activity(
-                    "grant_partner_access",
-                    GrantRequest(
-                        idempotency_key=f"{spec.release_id}:{stage.id}:grant:{batch}",
-                        release_id=spec.release_id,
-                        stage=stage.id,
-                        model=spec.model,
-                        cohorts=cohorts,
-                        regions=spec.regions,
-                        surfaces=stage.surfaces,
-                        requested_at=self._now(),
-                        partners=approved,
-                    ),
-                    result_type=GrantResult,
-                    start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
-                    retry_policy=timeouts.ACCESS_RETRY,
-                    summary=f"Grant early access to {len(approved)} government-approved partner(s)",
-                )
-                ledger.record_grants(result, stage, self._now())
-                decider.partners_granted(stage.id, approved)
-                granted.partners_total = granted.partner_count + result.partner_count
-                granted.grants.extend(result.grants[: GRANT_SAMPLE - len(granted.grants)])
-                self._commit()
-                continue
-            if not approved and not partners.undecided():
-                decider.settle_partner_list(stage.id, self._now())
-                self._commit()
-                break
-            decider.await_partner_list(stage.id, self._now())
-            self._commit()
-            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
-        return granted
-
-    async def _launch(self, stage: LaunchStage) -> str:
-        ledger = self._ledger
-        spec = ledger.spec
-        while not ledger.is_terminal():
-            ledger.expire_holds(self._now())
-            blockers = ledger.launch_blockers()
-            if not blockers:
-                break
-            ledger.await_(f"launch is blocked: {'; '.join(blockers)}", self._now())
-            self._commit()
-            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
-        if ledger.is_terminal():
-            return "ended"
-        approvers = sorted(
-            {
-                d.on_behalf_of or d.person
-                for gate in ledger.status.gates.values()
-                for d in gate.valid_approvals()
-            }
-        )
-        ledger.await_("the launch to be published", self._now())
-        self._launching = True
-        self._commit()
-        try:
-            receipt = await workflow.execute_activity(
-                "publish_launch",
-                LaunchRequest(
-                    idempotency_key=f"{spec.release_id}:{stage.id}:launch",
-                    release_id=spec.release_id,
-                    model=spec.model,
-                    artifact=spec.artifact,
-                    surfaces=stage.surfaces,
-                    approved_by=approvers,
-                    requested_at=self._now(),
-                ),
-                result_type=LaunchReceipt,
-                start_to_close_timeout=timeouts.LAUNCH_TIMEOUT,
-                retry_policy=timeouts.LAUNCH_RETRY,
-                summary=f"Publish {spec.model.name} {spec.model.version} ({', '.join(stage.surfaces)})",
-            )
-        finally:
-            self._launching = False
-        ledger.launched(receipt.launch_id, self._now(), stage)
-        self._commit()
-        return f"published as {receipt.launch_id}"
+    def set_launching(self, launching: bool) -> None:
+        self._launching = launching
 
     # --- waiting ----------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
         """The pipeline's clock: ``workflow.now()``, except in the activation where a deadline's
-        timer fired, where it is that deadline (see :meth:`_sleep_until_change`)."""
+        timer fired, where it is that deadline (see :meth:`sleep_until_change`)."""
         now = workflow.now()
         if self._reached is not None and now == self._reached_clock:
             return self._reached
         return now
 
-    async def _sleep_until_change(self, clocks: dict[str, datetime | None]) -> str | None:
+    async def sleep_until_change(self, clocks: dict[str, datetime | None]) -> str | None:
         """Sleep until any state change, or until the earliest clock (a durable timer); return
         the name of the clock whose timer fired, or None if a change woke the pipeline.
 
@@ -660,7 +396,7 @@ class ModelReleaseWorkflow:
         The pattern, in this one place:
 
         - The fired deadline is remembered with the raw clock of its activation; for the rest of
-          that activation :meth:`_now` reads the deadline itself. Every decision the pipeline
+          that activation :meth:`now` reads the deadline itself. Every decision the pipeline
           makes after a timer fired (``expire_holds``, ``refresh_gate``, ``window_blockers``,
           ``deadline_passed``, the partner period, reminders, escalation) compares deadlines
           with that value, which is the same live and on replay, and is at or past the deadline,
@@ -675,11 +411,12 @@ class ModelReleaseWorkflow:
           the true clock. Without this, the lagging activation's commands would be sent ahead
           of an update delivered in the same task, an order replay does not reproduce.
 
-        Waits in stage coroutines are ``while`` loops around this call that re-read the ledger
-        through :meth:`_now`; none keeps its own ``workflow.now() < end`` test.
+        Waits in stage coroutines (:mod:`gatekeeper.stages`, through ``StageHost``) are ``while``
+        loops around this call that re-read the ledger through :meth:`now`; none keeps its own
+        ``workflow.now() < end`` test.
         """
         seen = self._changes
-        started = self._now()
+        started = self.now()
         due = [(at, name) for name, at in clocks.items() if at is not None]
         if not due:
             await workflow.wait_condition(lambda: self._changes != seen)
@@ -704,10 +441,10 @@ class ModelReleaseWorkflow:
             return name
         return None
 
-    async def _until_unblocked(self, purpose: str, *, suspended_blocks: bool) -> None:
+    async def until_unblocked(self, purpose: str, *, suspended_blocks: bool) -> None:
         ledger = self._ledger
         while not ledger.is_terminal():
-            ledger.expire_holds(self._now())
+            ledger.expire_holds(self.now())
             blocked = ledger.is_held() or (suspended_blocks and ledger.status.active_suspensions())
             if not blocked:
                 return
@@ -716,11 +453,11 @@ class ModelReleaseWorkflow:
                 reasons += [f"order {s.order_id}" for s in ledger.status.active_suspensions()]
             ledger.await_(
                 f"the release to resume {purpose} ({'; '.join(reasons)})",
-                self._now(),
+                self.now(),
                 roles=["operator"],
             )
-            self._commit()
-            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
+            self.commit()
+            await self.sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
 
     # --- side effects ---------------------------------------------------------------------------
 
@@ -746,16 +483,16 @@ class ModelReleaseWorkflow:
             if version is not None and not ledger.evidence_current(version):
                 return False
             ledger.audit(
-                self._now(),
+                self.now(),
                 "gatekeeper",
                 "evidence_unverified",
                 {"error": str(err.cause or err)},
             )
-            self._commit()
+            self.commit()
             return True
-        if not ledger.record_evidence_checks(result, self._now(), version):
+        if not ledger.record_evidence_checks(result, self.now(), version):
             return False
-        self._commit()
+        self.commit()
         return True
 
     async def _revoke_everything(self, reason: str) -> None:
@@ -770,15 +507,15 @@ class ModelReleaseWorkflow:
                 release_id=ledger.status.release_id,
                 grant_ids=[],  # every grant the release still holds, however many (the registry has them)
                 reason=reason,
-                requested_at=self._now(),
+                requested_at=self.now(),
             ),
             result_type=RevokeResult,
             start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
             retry_policy=timeouts.ACCESS_RETRY,
             summary=f"Revoke {outstanding} partner grant(s)",
         )
-        ledger.record_revocations(result, self._now(), reason)
-        self._commit()
+        ledger.record_revocations(result, self.now(), reason)
+        self.commit()
 
     def _send(self, notice: Notice) -> None:
         ledger = self._ledger
@@ -796,7 +533,7 @@ class ModelReleaseWorkflow:
             body=notice.body,
             action_needed=notice.action_needed,
             due=notice.due,
-            occurred_at=self._now(),
+            occurred_at=self.now(),
         )
         # Recipients are people and whole cohorts (the activity expands a cohort to its
         # partners), so one activity per notice is the rule; a roster too large for one request
@@ -841,8 +578,8 @@ class ModelReleaseWorkflow:
                 "nothing was sent on them",
                 "unconfigured_channels": list(result.unconfigured),
             }
-        self._ledger.audit(self._now(), "gatekeeper", "notification_failed", failure)
-        self._commit()
+        self._ledger.audit(self.now(), "gatekeeper", "notification_failed", failure)
+        self.commit()
 
     def _start_audit_flush(self) -> None:
         self._pending.append(asyncio.create_task(self._flush_audit()))
@@ -923,7 +660,7 @@ class ModelReleaseWorkflow:
 
     # --- after every change -----------------------------------------------------------------------
 
-    def _commit(self) -> None:
+    def commit(self) -> None:
         """Send what the ledger wants said, refresh what operators see, wake the pipeline."""
         self._changes += 1
         # The version counts changes of the status, not commits: how many times the workflow
@@ -1073,14 +810,14 @@ class ModelReleaseWorkflow:
                     ledger, refusal, workflow.now(), actor, request, body.model_dump(mode="json")
                 )
             ledger.charge("refused", content_size(body))
-            self._commit()
+            self.commit()
             raise self._refusal(refusal) from None
         ledger.attesting = None
         nonce = signed_requests.nonce_of(raw)
         if nonce is not None:
             ledger.used_nonces.add(nonce)
         ledger.charge(BUDGET_OF[request], content_size(body))
-        self._commit()
+        self.commit()
         return self._result(message)
 
     def _result(self, message: str) -> UpdateResult:
