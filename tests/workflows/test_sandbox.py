@@ -62,6 +62,10 @@ SANDBOXED = [
     "gatekeeper.audit",
     "gatekeeper.status_details",
     "gatekeeper.status_view",
+    "workflows.effects",  # the release workflow's own parts
+    "workflows.requests",
+    "workflows.updates",
+    "workflows.waiting",
 ]
 
 
