@@ -46,8 +46,16 @@ format: $(STAMP)  ## apply ruff's formatting and safe fixes
 # overlap well even on two cores. Tests of one file stay on one worker (shared fixtures).
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
-test: lint system-deps  ## lint, then the whole test suite against the real Temporal dev server
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+# The server-free tests of the decision logic (rules, ledger, stage kinds, layering, the status
+# view): seconds, and run first so a broken rule fails the run before any server starts.
+FAST_TESTS := tests/rules tests/ledger tests/stages tests/test_layering.py tests/test_boundaries.py tests/test_status_view.py
+
+test: lint system-deps  ## lint, the server-free tests (fail fast), then the rest against the real Temporal dev server
+	@# Workflow sandboxes import the decision logic afresh for every run: compiled once here, not
+	@# per import (PYTHONDONTWRITEBYTECODE=1 would otherwise leave nothing compiled).
+	$(BIN)/python -m compileall -q gatekeeper workflows activities workers
+	$(BIN)/python -m pytest -q -x $(FAST_TESTS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(addprefix --ignore=,$(FAST_TESTS))
 
 test-fast: $(STAMP)  ## the test suite without lint or the browser test
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m 'not browser'

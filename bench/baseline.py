@@ -18,6 +18,8 @@ from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
+from gatekeeper.models.status import STARTED_UPDATE
+
 WORKFLOW_NAME = "BenchBaselineWorkflow"
 ACTIVITY_NAME = "bench_noop"
 #: The same bound every Gatekeeper activity has, so the server tracks the same timeouts.
@@ -92,6 +94,9 @@ def plan_from_history(events: Iterable[HistoryEvent], gate_sizes: Sequence[int])
                 timers = segments[index].timers
                 timers[timers.index(seconds)] = 0.001
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            accepted = event.workflow_execution_update_accepted_event_attributes
+            if accepted.accepted_request.input.name == STARTED_UPDATE:
+                continue  # the start's own update (Update-with-Start), not a gate's decision
             if in_gate == 0:
                 if not gates:
                     raise ValueError("the history has more updates than the gates account for")

@@ -13,26 +13,17 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
 from gatekeeper.canonical import digest_of
 from gatekeeper.errors import PolicyError, Problem
-from gatekeeper.models.base import format_duration
-from gatekeeper.models.enums import CoveredDesignation, WellKnownRole
 from gatekeeper.models.policy import (
-    MAX_GOVERNMENT_WINDOW,
-    AccessGrantStage,
-    ApprovalGateStage,
-    GateSettings,
-    GovernmentSubmissionStage,
-    GovernmentWindowStage,
-    LaunchStage,
     Policy,
 )
 from gatekeeper.rules import Scope, feasibility, roles_by_person
+from gatekeeper.stages import CheckContext, check_stage
 from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import (
     FieldPath,
@@ -46,10 +37,6 @@ from gatekeeper.yamlfile import (
 
 DEFAULT_POLICY_FILE = "default.yaml"
 DEMO_POLICY_FILE = "demo.yaml"
-_RELEASE_MANAGER = WellKnownRole.RELEASE_MANAGER.value
-#: Shortest reminder interval a policy may set.
-MIN_REMINDER_INTERVAL = timedelta(hours=1)
-_GATE_CLOCKS = ("approval_ttl", "reminder_every", "escalate_after", "deadline")
 
 _Findings = list[tuple[FieldPath, str]]
 
@@ -155,10 +142,6 @@ def _unique_ids(items: Sequence[_HasId], prefix: FieldPath, what: str, out: _Fin
             first[item.id] = index
 
 
-def _show(value: timedelta) -> str:
-    return "-" + format_duration(-value) if value < timedelta(0) else format_duration(value)
-
-
 def _public_key_problem(value: str) -> str | None:
     try:
         raw = base64.b64decode(value, validate=True)
@@ -197,151 +180,14 @@ def _check_roster(policy: Policy, out: _Findings) -> None:
 
 
 def _check_stages(policy: Policy, out: _Findings) -> None:
+    """Every stage by its kind's own check (:mod:`gatekeeper.stages`), then what spans gates."""
     stages = policy.stages
     _unique_ids(stages, ("stages",), "stage", out)
-    launches = [i for i, stage in enumerate(stages) if isinstance(stage, LaunchStage)]
-    for index in launches[1:]:
-        out.append(
-            (("stages", index), f"only one launch stage is allowed (stages[{launches[0]}] is one)")
-        )
-    if launches and launches[0] != len(stages) - 1:
-        out.append((("stages", launches[0]), "the launch stage must be the last stage"))
-    submitted: set[CoveredDesignation] = set()
+    ctx = CheckContext(policy=policy, people=roles_by_person(policy), out=out)
     gates_workable = True
     for index, stage in enumerate(stages):
-        path: FieldPath = ("stages", index)
-        if isinstance(stage, GovernmentSubmissionStage):
-            submitted.update(stage.applies_to)
-        elif isinstance(stage, GovernmentWindowStage):
-            _check_window(stage, path, submitted, out)
-        elif isinstance(stage, AccessGrantStage):
-            _check_access(policy, stage, path, out)
-        if isinstance(stage, ApprovalGateStage | AccessGrantStage):
-            gates_workable &= _check_gate(policy, stage, path, out)
+        gates_workable &= check_stage(ctx, index, stage)
     out.extend(feasibility.pooled_problems(Scope(policy), gates_workable=gates_workable))
-
-
-def _check_window(
-    stage: GovernmentWindowStage,
-    path: FieldPath,
-    submitted: set[CoveredDesignation],
-    out: _Findings,
-) -> None:
-    missing = [d.value for d in stage.applies_to if d not in submitted]
-    if missing:
-        message = (
-            f"runs for {', '.join(missing)} releases, but no earlier government_submission stage "
-            "does: the government must receive the model before its testing window opens"
-        )
-        out.append(((*path, "applies_to"), message))
-    if stage.duration <= timedelta(0):
-        out.append(((*path, "duration"), f"must be longer than zero (got {_show(stage.duration)})"))
-    elif stage.duration > MAX_GOVERNMENT_WINDOW:
-        limit = MAX_GOVERNMENT_WINDOW.days
-        out.append(
-            ((*path, "duration"), f"must be at most {limit} days (got {_show(stage.duration)})")
-        )
-    if stage.max_delay < timedelta(0):
-        out.append(((*path, "max_delay"), f"must not be negative (got {_show(stage.max_delay)})"))
-
-
-def _check_access(policy: Policy, stage: AccessGrantStage, path: FieldPath, out: _Findings) -> None:
-    known = [cohort.id for cohort in policy.cohorts]
-    if not known:
-        out.append((path, "grants partner access, but the policy declares no cohorts"))
-    for index, cohort in enumerate(stage.cohorts):
-        if known and cohort not in known:
-            out.append(
-                (
-                    (*path, "cohorts", index),
-                    f"unknown cohort '{cohort}'{did_you_mean(cohort, known)}",
-                )
-            )
-    if stage.minimum_period < timedelta(0):
-        shown = _show(stage.minimum_period)
-        out.append(((*path, "minimum_period"), f"must not be negative (got {shown})"))
-
-
-def _check_gate(
-    policy: Policy, stage: ApprovalGateStage | AccessGrantStage, path: FieldPath, out: _Findings
-) -> bool:
-    """Check a stage's quorum and clocks; return whether its quorum is workable."""
-    people = roles_by_person(policy)
-    held = {role for roles in people.values() for role in roles}
-    workable = True
-    if isinstance(stage, ApprovalGateStage) and not stage.quorum:
-        message = "an approval gate needs a quorum: at least one requirement, e.g. '- role: safety'"
-        out.append(((*path, "quorum"), message))
-        workable = False
-    for index, requirement in enumerate(stage.quorum):
-        req_path = (*path, "quorum", index)
-        for role_index, role in enumerate(requirement.roles):
-            if role == _RELEASE_MANAGER:
-                message = "release_manager can never approve: a submitter may not approve a release"
-                out.append(((*req_path, "roles", role_index), message))
-                workable = False
-            elif role not in held:
-                message = f"no one on the roster holds role '{role}'{did_you_mean(role, held)}"
-                out.append(((*req_path, "roles", role_index), message))
-                workable = False
-        eligible = [p for p, roles in people.items() if not roles.isdisjoint(requirement.roles)]
-        if eligible and requirement.count > len(eligible):
-            message = (
-                f"needs {requirement.count} people holding {' or '.join(requirement.roles)}, but "
-                f"the roster has only {len(eligible)} ({', '.join(eligible)})"
-            )
-            out.append(((*req_path, "count"), message))
-            workable = False
-    if workable and stage.quorum:
-        workable = _check_quorum_as_a_whole(policy, stage, path, out)
-    _check_gate_clocks(stage, path, held, out)
-    return workable
-
-
-def _check_quorum_as_a_whole(
-    policy: Policy,
-    stage: ApprovalGateStage | AccessGrantStage,
-    path: FieldPath,
-    out: _Findings,
-) -> bool:
-    problem = feasibility.gate_problem(Scope(policy), stage)
-    if problem is not None:
-        out.append(((*path, "quorum"), problem))
-    return problem is None
-
-
-def _check_gate_clocks(
-    stage: GateSettings, path: FieldPath, held: set[str], out: _Findings
-) -> None:
-    for name in _GATE_CLOCKS:
-        value: timedelta | None = getattr(stage, name)
-        if value is not None and value <= timedelta(0):
-            out.append(((*path, name), f"must be longer than zero (got {_show(value)})"))
-    reminder = stage.reminder_every
-    if reminder is not None and timedelta(0) < reminder < MIN_REMINDER_INTERVAL:
-        # Each reminder is a timer and a notification in the release's history; a gate that
-        # waits weeks must not remind every few seconds (and nobody wants that mail).
-        out.append(
-            (
-                (*path, "reminder_every"),
-                f"must be at least {_show(MIN_REMINDER_INTERVAL)} (got {_show(reminder)})",
-            )
-        )
-    if stage.escalate_after is None:
-        return
-    if not stage.escalate_to:
-        out.append(((*path, "escalate_to"), "names no role to escalate to"))
-    for index, role in enumerate(stage.escalate_to):
-        if role not in held:
-            message = f"no one on the roster holds role '{role}'{did_you_mean(role, held)}"
-            out.append(((*path, "escalate_to", index), message))
-    deadline = stage.deadline
-    if deadline is not None and timedelta(0) < deadline <= stage.escalate_after:
-        message = (
-            f"must be shorter than the deadline ({_show(deadline)}), or the gate never "
-            f"escalates (got {_show(stage.escalate_after)})"
-        )
-        out.append(((*path, "escalate_after"), message))
 
 
 def _check_notifications(policy: Policy, out: _Findings) -> None:

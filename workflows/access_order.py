@@ -232,7 +232,7 @@ class AccessOrderWorkflow:
         """Wait for the lift, sending again to releases that did not answer (bounded), and
         after the lift until every restore is answered or the rounds run out.
 
-        Deadlines cannot drift here (see ``ModelReleaseWorkflow._sleep_until_change``): the only
+        Deadlines cannot drift here (see ``workflows.waiting.Waits.sleep_until_change``): the only
         timer is a fixed ``workflow.sleep`` between rounds, and a fired one is a round reached;
         nothing compares ``workflow.now()`` with a deadline, so a clock that lags the history
         (a query answered while the task waits on a dead worker's sticky queue) cannot start

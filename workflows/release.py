@@ -1,17 +1,16 @@
 """ModelReleaseWorkflow: one release, interpreting its policy's pipeline of stages.
 
-The workflow waits (durable timers, conditions), calls activities for side effects, and answers
-updates; every change of state goes through the release's :class:`~gatekeeper.ledger.state.Ledger`
+Each stage kind's coroutine lives with its kind in :mod:`gatekeeper.stages` and runs against
+this workflow as its ``StageHost`` (the pipeline dispatches through the registry). The workflow
+waits (durable timers, conditions), calls activities for side effects, and answers updates;
+every change of state goes through the release's :class:`~gatekeeper.ledger.state.Ledger`
 and its deciders (:mod:`gatekeeper.ledger.deciders`, one per decision path), which are
 deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -44,107 +43,53 @@ with workflow.unsafe.imports_passed_through():
     import cryptography.exceptions  # noqa: F401
     import yaml  # noqa: F401
 
-    import gatekeeper.identity.authority as authority
+    import gatekeeper.identity.authority  # validators read its key directory
+    import gatekeeper.identity.heads  # the signed heads (workflows.effects)
     import gatekeeper.identity.keys
+    import gatekeeper.models.policy  # the stage kinds' models (the Stage union)
     import gatekeeper.models.spec
     import gatekeeper.signing
+    import gatekeeper.statements  # signed requests (workflows.requests)
     import gatekeeper.yamlfile  # noqa: F401
     from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError
     from gatekeeper.failures import Refused
-    from gatekeeper.identity.heads import (
-        LINK_LENGTH,
-        AnchorRequest,
-        HeadSignature,
-    )
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.base import Model
-    from gatekeeper.models.enums import DecisionKind, ReleaseState
+    from gatekeeper.models.enums import ReleaseState
     from gatekeeper.models.installed import (
         InstalledPolicy,
         ResolvePolicyRequest,
         parse_policy_ref,
     )
-    from gatekeeper.models.io import (
-        GRANT_SAMPLE,
-        AuditFlushRequest,
-        AuditFlushResult,
-        EvidenceCheckRequest,
-        EvidenceCheckResult,
-        GrantRequest,
-        GrantResult,
-        LaunchReceipt,
-        LaunchRequest,
-        Notification,
-        NotifyRequest,
-        NotifySummary,
-        RevokeRequest,
-        RevokeResult,
-        SubmissionRequest,
-    )
-    from gatekeeper.models.messages import (
-        AccessRestoreRequest,
-        AccessSuspensionRequest,
-        AmendRequest,
-        AuthorshipAttestation,
-        DecisionRequest,
-        DelegationRequest,
-        DelegationRevocation,
-        GovernmentResponse,
-        OperatorRequest,
-    )
-    from gatekeeper.models.partners import (
-        EligiblePartners,
-        EligiblePartnersRequest,
-        PartnerApprovalRequest,
-    )
+    from gatekeeper.models.messages import AmendRequest
     from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
-    from gatekeeper.models.policy import (
-        AccessGrantStage,
-        ApprovalGateStage,
-        Cohort,
-        GateSettings,
-        GovernmentSubmissionStage,
-        GovernmentWindowStage,
-        LaunchStage,
-        Stage,
-    )
     from gatekeeper.models.status import (
         STARTED_UPDATE,
-        GovernmentReceipt,
         ReleaseInput,
         ReleaseOutcome,
         ReleaseStatus,
         UpdateResult,
     )
-    from gatekeeper.statements import SIGNATURE_FIELD
 
 # The decision logic, imported and checked by the sandbox for each run (no I/O, clock or
 # randomness at import or in use): the ledger and its deciders, the rules, the spec's checks,
-# routing, request authentication, the timeouts and the details.
-import gatekeeper.routing as routing
+# routing, request authentication, the stage kinds, the timeouts and the details; and this
+# workflow's own parts: its side effects, its requests and its waits.
 import gatekeeper.search_attributes as sa
-import gatekeeper.signed_requests as signed_requests
 from gatekeeper.ids import release_id_of
-from gatekeeper.ledger.checks import record_refusal
-from gatekeeper.ledger.deciders import (
-    AmendDecider,
-    AuthorshipDecider,
-    Deciders,
-    DelegationDecider,
-    GovernmentDecider,
-    OperatorDecider,
-    PartnerListDecider,
-    ReviewDecider,
-    SuspensionDecider,
-)
-from gatekeeper.ledger.notices import Notice
+from gatekeeper.ledger.deciders import AmendDecider, Deciders, PartnerListDecider
 from gatekeeper.ledger.state import IntegrityError, Ledger
-from gatekeeper.rules import BUDGET_OF, PADDING_BYTES, Refusal, Rule, refuse
 from gatekeeper.spec import check_spec_against_policy
+from gatekeeper.stages import run_stage
 from gatekeeper.status_details import current_details
-from gatekeeper.text import when
 from workflows import timeouts
+from workflows.effects import Effects
+from workflows.requests import Requests, request_update
+from workflows.updates import UPDATES
+from workflows.waiting import MIN_TIMER, StaleClock, Waits
+
+__all__ = ["MIN_TIMER", "NO_ARGUMENT", "ModelReleaseWorkflow", "StaleClock"]
 
 M = TypeVar("M", bound=Model)
 #: ``ApplicationError.type`` while the release resolves its policy (validators and queries).
@@ -161,29 +106,6 @@ ANCHOR_PATCH = "anchor-audit-heads"
 #: verification asked for at an older version is dropped when it lands. Releases started before
 #: it record every verification as it lands, as they did.
 EVIDENCE_PATCH = "versioned-evidence-checks"
-#: The shortest timer a wait starts: a clock already past still gets one (see _sleep_until_change).
-MIN_TIMER = timedelta(milliseconds=1)
-
-
-class StaleClock(RuntimeError):
-    """A timer fired in an activation whose clock is before its deadline (see
-    ``ModelReleaseWorkflow._sleep_until_change``). Not a Temporal failure type: raising it fails
-    the workflow task, never the release; the task is retried from history."""
-
-
-def raw_data(payload: RawValue) -> bytes:
-    """The update's argument as sent (what its history stores)."""
-    return bytes(payload.payload.data)
-
-
-def content_size(request: Model) -> int:
-    """What a request counts against the payload budget: its JSON without the signature (a
-    signature's size is bounded, and accepted requests are counted by their own budgets)."""
-    return len(request.model_dump_json(exclude={SIGNATURE_FIELD}))
-
-
-def signature_size(request: Model) -> int:
-    return len(request.model_dump_json()) - content_size(request)
 
 
 @workflow.defn(name="ModelReleaseWorkflow")
@@ -213,27 +135,17 @@ class ModelReleaseWorkflow:
         )
         self._resolved: Deciders | None = None
         self._integrity_error: str | None = None
-        self._changes = 0
         # The status as last committed (without its version): the version moves only when the
-        # status does (see ``_commit``).
+        # status does (see ``commit``).
         self._committed = ""
-        self._pending: list[asyncio.Task[None]] = []
         self._published: dict[str, Any] = {}
         self._details = ""
-        self._audit_confirmed = 0
-        # Whether this release signs its audit heads (ANCHOR_PATCH), the last event a head
-        # scheduled for signing covers, and whether the release's final head is signed.
-        self._anchoring = False
-        # Whether verifications count only for the evidence version they were asked for
-        # (EVIDENCE_PATCH).
-        self._versioned_evidence = False
-        self._signed_through = -1
-        self._final_head_signed = False
         self._launching = False
         self._reverify = False
-        # The deadline whose timer fired last, and the raw clock of the activation it fired in.
-        self._reached: datetime | None = None
-        self._reached_clock: datetime | None = None
+        # The pipeline's clock and waits, its side effects, and its requests' screening.
+        self._waits = Waits()
+        self._effects = Effects(self)
+        self._requests = Requests(self)
 
     @property
     def _deciders(self) -> Deciders:
@@ -248,6 +160,26 @@ class ModelReleaseWorkflow:
     def _ledger(self) -> Ledger:
         return self._deciders.ledger
 
+    @property
+    def deciders(self) -> Deciders:
+        """The release's deciders (refused with ``release_starting`` until the policy resolved)."""
+        return self._deciders
+
+    @property
+    def integrity_error(self) -> str | None:
+        """Why the release's policy and spec failed their integrity check, if they did."""
+        return self._integrity_error
+
+    @property
+    def launching(self) -> bool:
+        """Whether the launch is being published (operators' hold and withdraw wait meanwhile)."""
+        return self._launching
+
+    @property
+    def requests(self) -> Requests:
+        """The screening every request update goes through."""
+        return self._requests
+
     # --- the pipeline ---------------------------------------------------------------------
 
     @workflow.run
@@ -261,11 +193,11 @@ class ModelReleaseWorkflow:
                 # which Temporal retries, so the release resumes once a worker has the key.
                 raise RuntimeError(refusal.message)
             raise refusal  # malformed, or plaintext while encryption is on: refused for good
-        self._anchoring = workflow.patched(ANCHOR_PATCH)
-        self._versioned_evidence = workflow.patched(EVIDENCE_PATCH)
+        self._effects.anchoring = workflow.patched(ANCHOR_PATCH)
+        self._effects.versioned_evidence = workflow.patched(EVIDENCE_PATCH)
         installed = await self._resolve_policy(inp)
         try:
-            self._resolved = Deciders.over(Ledger(inp.spec, installed, self._now()))
+            self._resolved = Deciders.over(Ledger(inp.spec, installed, self.now()))
         except IntegrityError as err:
             self._integrity_error = str(err)
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
@@ -273,35 +205,30 @@ class ModelReleaseWorkflow:
         # What signed requests bind besides the release id: a later release reusing the id is
         # another subject (the same live and on replay).
         ledger.status.first_run_id = workflow.info().first_execution_run_id
-        ledger.start(self._now())
-        self._commit()
-        await self._verify_evidence()
+        ledger.start(self.now())
+        self.commit()
+        await self._effects.verify_evidence()
         for stage in ledger.policy.stages:
             if ledger.is_terminal():
                 break
             if not ledger.applies(stage):
-                ledger.skip_stage(stage, self._now())
-                self._commit()
+                ledger.skip_stage(stage, self.now())
+                self.commit()
                 continue
-            await self._until_unblocked(f"to enter {stage.id}", suspended_blocks=False)
+            await self.until_unblocked(f"to enter {stage.id}", suspended_blocks=False)
             if ledger.is_terminal():
                 break
-            ledger.enter_stage(stage, self._now())
-            self._commit()
-            note = await self._run_stage(stage)
+            ledger.enter_stage(stage, self.now())
+            self.commit()
+            note = await run_stage(self, stage)
             if ledger.is_terminal():
                 break
-            ledger.finish_stage(stage, self._now(), note)
-            self._commit()
-            if self._anchoring:
-                self._pending.append(
-                    asyncio.create_task(self._sign_head(f"stage {stage.id} completed"))
-                )
-            else:
-                self._start_audit_flush()
+            ledger.finish_stage(stage, self.now(), note)
+            self.commit()
+            self._effects.stage_completed(stage.id)
         if ledger.status.state in (ReleaseState.REJECTED, ReleaseState.WITHDRAWN):
-            await self._revoke_everything(ledger.status.outcome)
-        await self._settle()
+            await self._effects.revoke_everything(ledger.status.outcome)
+        await self._effects.settle()
         return ReleaseOutcome(status=ledger.status, audit=ledger.chain.events)
 
     async def _resolve_policy(self, inp: ReleaseInput) -> InstalledPolicy:
@@ -349,365 +276,57 @@ class ModelReleaseWorkflow:
             )
         return installed
 
-    async def _run_stage(self, stage: Stage) -> str:
-        if isinstance(stage, ApprovalGateStage):
-            return await self._approval_gate(stage, stage)
-        if isinstance(stage, GovernmentSubmissionStage):
-            return await self._government_submission(stage)
-        if isinstance(stage, GovernmentWindowStage):
-            return await self._government_window(stage)
-        if isinstance(stage, AccessGrantStage):
-            return await self._access_grant(stage)
-        if isinstance(stage, LaunchStage):
-            return await self._launch(stage)
-        raise ApplicationError(f"unknown stage kind {stage.kind}", non_retryable=True)
+    # --- what stages ask of the workflow (gatekeeper.stages.StageHost) ------------------------
+    #
+    # Each stage kind's coroutine lives with its kind in gatekeeper.stages and runs against these
+    # methods (plus the clock and waits below); run() dispatches through the registry.
 
-    async def _approval_gate(self, stage: Stage, settings: GateSettings) -> str:
-        ledger = self._ledger
-        gate = ledger.open_gate(stage, settings, self._now())
-        self._commit()
-        next_reminder = (
-            gate.opened_at + settings.reminder_every if settings.reminder_every else None
+    @property
+    def ledger(self) -> Ledger:
+        """The release's ledger (refused with ``release_starting`` until the policy resolved)."""
+        return self._ledger
+
+    @property
+    def partners(self) -> PartnerListDecider:
+        """The partner list's steps (its decider's)."""
+        return self._deciders.partners
+
+    async def execute(
+        self, activity: str, request: Model, result_type: type[M], *, summary: str
+    ) -> M:
+        """Run one of the pipeline's activities with its timeouts and retry policy."""
+        timeout, retry = timeouts.STAGE_ACTIVITIES[activity]
+        result: M = await workflow.execute_activity(
+            activity,
+            request,
+            result_type=result_type,
+            start_to_close_timeout=timeout,
+            retry_policy=retry,
+            summary=summary,
         )
-        escalate_at = gate.opened_at + settings.escalate_after if settings.escalate_after else None
-        while True:
-            now = self._now()
-            ledger.expire_holds(now)
-            ledger.refresh_gate(stage.id, settings, now)
-            if ledger.is_terminal():
-                return "ended"
-            if next_reminder is not None and now >= next_reminder and settings.reminder_every:
-                if not ledger.is_held():
-                    ledger.remind(stage.id, settings, now)
-                while next_reminder <= now:
-                    next_reminder += settings.reminder_every
-            if escalate_at is not None and now >= escalate_at and gate.escalated_at is None:
-                ledger.escalate(stage.id, settings, now)
-            if not ledger.gate_blockers(stage.id, settings):
-                ledger.close_gate(stage.id, settings, now)
-                self._commit()
-                approvers = [d.on_behalf_of or d.person for d in gate.valid_approvals()]
-                return f"approved by {', '.join(approvers)}" if approvers else "no quorum needed"
-            if gate.deadline_at is not None and now >= gate.deadline_at and not ledger.is_held():
-                ledger.deadline_passed(stage.id, settings, now)
-                self._commit()
-                continue
-            self._commit()
-            clocks = {
-                f"Reminder for {stage.id}": next_reminder,
-                f"Escalation of {stage.id}": escalate_at if gate.escalated_at is None else None,
-                f"Deadline of {stage.id}": gate.deadline_at,
-                f"Approval expiry at {stage.id}": ledger.next_expiry(stage.id, settings),
-                "Hold ends": ledger.next_hold_expiry(),
-            }
-            await self._sleep_until_change(clocks)
+        return result
 
-    async def _government_submission(self, stage: GovernmentSubmissionStage) -> str:
-        ledger = self._ledger
-        spec = ledger.spec
-        ledger.await_("the government clearinghouse's receipt", self._now())
-        self._commit()
-        receipt = await workflow.execute_activity(
-            "submit_to_government",
-            SubmissionRequest(
-                idempotency_key=f"{spec.release_id}:{stage.id}:submit",
-                release_id=spec.release_id,
-                model=spec.model,
-                artifact=spec.artifact,
-                covered_model=spec.covered_model.value,
-                evidence=spec.evidence,
-                clearinghouse=stage.clearinghouse,
-                submitted_by=spec.submitter,
-                requested_at=self._now(),
-            ),
-            result_type=GovernmentReceipt,
-            start_to_close_timeout=timeouts.GOVERNMENT_TIMEOUT,
-            retry_policy=timeouts.GOVERNMENT_RETRY,
-            summary=f"Submit {spec.model.name} {spec.model.version} to the government clearinghouse",
-        )
-        ledger.record_receipt(receipt, self._now())
-        self._commit()
-        return f"receipt {receipt.receipt_id}"
+    def set_launching(self, launching: bool) -> None:
+        self._launching = launching
 
-    async def _government_window(self, stage: GovernmentWindowStage) -> str:
-        ledger = self._ledger
-        ledger.open_window(stage, self._now())
-        self._commit()
-        days = stage.duration.total_seconds() / 86400
-        label = (
-            f"{days:g}-day government testing window"
-            if days >= 1
-            else (
-                f"{stage.duration.total_seconds():g}-second government testing window (demo clock)"
-            )
-        )
-        while True:
-            now = self._now()
-            ledger.expire_holds(now)
-            if ledger.is_terminal():
-                return "ended"
-            may_end, _ = ledger.window_blockers(stage, now)
-            if may_end:
-                reason = ledger.close_window(now)
-                self._commit()
-                return reason
-            ledger.await_window(stage, now)
-            self._commit()
-            ends = ledger.status.government.window_ends_at
-            await self._sleep_until_change(
-                {
-                    label: ends if ends and ends > now else None,
-                    "Hold ends": ledger.next_hold_expiry(),
-                }
-            )
+    # --- waiting (workflows.waiting) -------------------------------------------------------
 
-    async def _access_grant(self, stage: AccessGrantStage) -> str:
-        ledger = self._ledger
-        spec = ledger.spec
-        await self._until_unblocked(f"to grant partner access at {stage.id}", suspended_blocks=True)
-        if ledger.is_terminal():
-            return "ended"
-        allowed = set(stage.cohorts) if stage.cohorts else {c.id for c in ledger.policy.cohorts}
-        cohorts = [
-            c for c in ledger.policy.cohorts if c.id in allowed and c.id in spec.partner_cohorts
-        ]
-        if stage.government_approves_partners:
-            # Granted entry by entry as the government approves; the period starts when settled.
-            result = await self._grant_approved_partners(stage, cohorts)
-            if ledger.is_terminal():
-                return "ended"
-        else:
-            ledger.await_("partner access grants from the registry", self._now())
-            self._commit()
-            result = await workflow.execute_activity(
-                "grant_partner_access",
-                GrantRequest(
-                    idempotency_key=f"{spec.release_id}:{stage.id}:grant",
-                    release_id=spec.release_id,
-                    stage=stage.id,
-                    model=spec.model,
-                    cohorts=cohorts,
-                    regions=spec.regions,
-                    surfaces=stage.surfaces,
-                    requested_at=self._now(),
-                ),
-                result_type=GrantResult,
-                start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
-                retry_policy=timeouts.ACCESS_RETRY,
-                summary=f"Grant early access to {', '.join(c.id for c in cohorts) or 'no cohort'}",
-            )
-            # Recorded even if the release was withdrawn meanwhile, so the cleanup revokes them.
-            ledger.record_grants(result, stage, self._now())
-            self._commit()
-        period_ends = self._now() + stage.minimum_period
-        while not ledger.is_terminal() and self._now() < period_ends:
-            ledger.expire_holds(self._now())
-            ledger.await_(
-                f"the minimum partner period (ends {when(period_ends)})",
-                self._now(),
-                until=period_ends,
-            )
-            self._commit()
-            await self._sleep_until_change(
-                {
-                    f"Minimum partner period of {stage.id}": period_ends,
-                    "Hold ends": ledger.next_hold_expiry(),
-                }
-            )
-        if ledger.is_terminal():
-            return "ended"
-        partners = result.partner_count
-        if stage.quorum:
-            note = await self._approval_gate(stage, stage)
-            return f"{partners} partner(s) granted; {note}"
-        return f"{partners} partner(s) granted"
-
-    async def _grant_approved_partners(
-        self, stage: AccessGrantStage, cohorts: list[Cohort]
-    ) -> GrantResult:
-        """Propose the eligible partners, grant each batch the liaison approves, until every
-        entry is decided (the list is settled). Denied partners are never granted."""
-        ledger = self._ledger
-        spec = ledger.spec
-        ledger.await_("the eligible partner list from the registry", self._now())
-        self._commit()
-        eligible = await workflow.execute_activity(
-            "list_eligible_partners",
-            EligiblePartnersRequest(
-                release_id=spec.release_id, cohorts=cohorts, regions=spec.regions
-            ),
-            result_type=EligiblePartners,
-            start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
-            retry_policy=timeouts.ACCESS_RETRY,
-            summary=f"List partners eligible for {', '.join(c.id for c in cohorts) or 'no cohort'}",
-        )
-        decider = self._deciders.partners
-        partners = decider.propose_partners(stage, eligible, self._now())
-        self._commit()
-        granted = GrantResult(skipped=eligible.skipped)
-        batch = 0
-        while not ledger.is_terminal():
-            ledger.expire_holds(self._now())
-            approved = partners.to_grant()
-            if approved and not ledger.is_blocked():
-                batch += 1
-                result = await workflow.execute_activity(
-                    "grant_partner_access",
-                    GrantRequest(
-                        idempotency_key=f"{spec.release_id}:{stage.id}:grant:{batch}",
-                        release_id=spec.release_id,
-                        stage=stage.id,
-                        model=spec.model,
-                        cohorts=cohorts,
-                        regions=spec.regions,
-                        surfaces=stage.surfaces,
-                        requested_at=self._now(),
-                        partners=approved,
-                    ),
-                    result_type=GrantResult,
-                    start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
-                    retry_policy=timeouts.ACCESS_RETRY,
-                    summary=f"Grant early access to {len(approved)} government-approved partner(s)",
-                )
-                ledger.record_grants(result, stage, self._now())
-                decider.partners_granted(stage.id, approved)
-                granted.partners_total = granted.partner_count + result.partner_count
-                granted.grants.extend(result.grants[: GRANT_SAMPLE - len(granted.grants)])
-                self._commit()
-                continue
-            if not approved and not partners.undecided():
-                decider.settle_partner_list(stage.id, self._now())
-                self._commit()
-                break
-            decider.await_partner_list(stage.id, self._now())
-            self._commit()
-            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
-        return granted
-
-    async def _launch(self, stage: LaunchStage) -> str:
-        ledger = self._ledger
-        spec = ledger.spec
-        while not ledger.is_terminal():
-            ledger.expire_holds(self._now())
-            blockers = ledger.launch_blockers()
-            if not blockers:
-                break
-            ledger.await_(f"launch is blocked: {'; '.join(blockers)}", self._now())
-            self._commit()
-            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
-        if ledger.is_terminal():
-            return "ended"
-        approvers = sorted(
-            {
-                d.on_behalf_of or d.person
-                for gate in ledger.status.gates.values()
-                for d in gate.valid_approvals()
-            }
-        )
-        ledger.await_("the launch to be published", self._now())
-        self._launching = True
-        self._commit()
-        try:
-            receipt = await workflow.execute_activity(
-                "publish_launch",
-                LaunchRequest(
-                    idempotency_key=f"{spec.release_id}:{stage.id}:launch",
-                    release_id=spec.release_id,
-                    model=spec.model,
-                    artifact=spec.artifact,
-                    surfaces=stage.surfaces,
-                    approved_by=approvers,
-                    requested_at=self._now(),
-                ),
-                result_type=LaunchReceipt,
-                start_to_close_timeout=timeouts.LAUNCH_TIMEOUT,
-                retry_policy=timeouts.LAUNCH_RETRY,
-                summary=f"Publish {spec.model.name} {spec.model.version} ({', '.join(stage.surfaces)})",
-            )
-        finally:
-            self._launching = False
-        ledger.launched(receipt.launch_id, self._now(), stage)
-        self._commit()
-        return f"published as {receipt.launch_id}"
-
-    # --- waiting ----------------------------------------------------------------------------
-
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
         """The pipeline's clock: ``workflow.now()``, except in the activation where a deadline's
-        timer fired, where it is that deadline (see :meth:`_sleep_until_change`)."""
-        now = workflow.now()
-        if self._reached is not None and now == self._reached_clock:
-            return self._reached
-        return now
+        timer fired, where it is that deadline (see :meth:`Waits.sleep_until_change`)."""
+        return self._waits.now()
 
-    async def _sleep_until_change(self, clocks: dict[str, datetime | None]) -> str | None:
+    async def sleep_until_change(self, clocks: dict[str, datetime | None]) -> str | None:
         """Sleep until any state change, or until the earliest clock (a durable timer); return
-        the name of the clock whose timer fired, or None if a change woke the pipeline.
+        the name of the clock whose timer fired, or None if a change woke the pipeline. Every
+        wait of the release goes through here: :meth:`Waits.sleep_until_change` says why
+        deadlines cannot drift."""
+        return await self._waits.sleep_until_change(clocks)
 
-        **Deadlines cannot drift.** Every wait of the release goes through here, and the rule is:
-        *a fired timer is the deadline reached*; "is it time yet" is never derived again from
-        ``workflow.now()`` in a way that could start a second timer for the same deadline.
-
-        Why: ``workflow.now()`` is the start time of the workflow task being run, and it is not
-        always the same live and on replay. When a worker dies and its release's timer fires
-        while the next task waits on the dead worker's sticky queue, a fresh worker that answers
-        a status query meanwhile applies the fired timer with the clock of the *previous* task
-        (temporalio 1.35, server 1.32; docs/running.md has the reproduction). A loop
-        ``while workflow.now() < end: wait_condition(..., timeout=end - now)`` then starts a
-        second timer for the same deadline; replay, which sees the later clock, does not, and
-        the history no longer replays (TMPRL1100 ... does not handle TimerStarted).
-
-        The pattern, in this one place:
-
-        - The fired deadline is remembered with the raw clock of its activation; for the rest of
-          that activation :meth:`_now` reads the deadline itself. Every decision the pipeline
-          makes after a timer fired (``expire_holds``, ``refresh_gate``, ``window_blockers``,
-          ``deadline_passed``, the partner period, reminders, escalation) compares deadlines
-          with that value, which is the same live and on replay, and is at or past the deadline,
-          so the deadline counts as reached (the ledger compares with ``<=``/``>=``).
-        - Whether a timer is started never depends on the clock: a due clock always gets one,
-          of at least a millisecond, even if the clock says it is already past.
-        - Timer *durations* may differ live and on replay; Temporal does not compare them.
-        - A timer that fires while ``workflow.now()`` is still before its deadline can only be
-          that lagging clock (a real task starts after the timer fired). The activation then
-          fails with :class:`StaleClock`, a workflow *task* failure (not the release's): the
-          worker drops the run from its cache and the next task replays it from history with
-          the true clock. Without this, the lagging activation's commands would be sent ahead
-          of an update delivered in the same task, an order replay does not reproduce.
-
-        Waits in stage coroutines are ``while`` loops around this call that re-read the ledger
-        through :meth:`_now`; none keeps its own ``workflow.now() < end`` test.
-        """
-        seen = self._changes
-        started = self._now()
-        due = [(at, name) for name, at in clocks.items() if at is not None]
-        if not due:
-            await workflow.wait_condition(lambda: self._changes != seen)
-            return None
-        at, name = min(due)
-        remaining = max(at - workflow.now(), MIN_TIMER)
-        try:
-            await workflow.wait_condition(
-                lambda: self._changes != seen, timeout=remaining, timeout_summary=name
-            )
-        except TimeoutError:
-            if workflow.now() < at:
-                # Impossible in a true task (it starts after the timer fired, so at or past
-                # ``at``): this activation runs on a clock that lags the history. Fail it so the
-                # worker evicts the run and replays it from history with the right clock.
-                raise StaleClock(
-                    f"the timer of {name} fired but the clock reads {workflow.now().isoformat()}, "
-                    f"before {at.isoformat()}: evicting to replay"
-                ) from None
-            self._reached = max(at, started)
-            self._reached_clock = workflow.now()
-            return name
-        return None
-
-    async def _until_unblocked(self, purpose: str, *, suspended_blocks: bool) -> None:
+    async def until_unblocked(self, purpose: str, *, suspended_blocks: bool) -> None:
         ledger = self._ledger
         while not ledger.is_terminal():
-            ledger.expire_holds(self._now())
+            ledger.expire_holds(self.now())
             blocked = ledger.is_held() or (suspended_blocks and ledger.status.active_suspensions())
             if not blocked:
                 return
@@ -716,216 +335,17 @@ class ModelReleaseWorkflow:
                 reasons += [f"order {s.order_id}" for s in ledger.status.active_suspensions()]
             ledger.await_(
                 f"the release to resume {purpose} ({'; '.join(reasons)})",
-                self._now(),
+                self.now(),
                 roles=["operator"],
             )
-            self._commit()
-            await self._sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
-
-    # --- side effects ---------------------------------------------------------------------------
-
-    async def _verify_evidence(self) -> bool:
-        """Verify the release's evidence as it is now; record the result unless an amend
-        changed the evidence meanwhile (a later verification is then on its way, and the
-        last to land must not be an older one). Whether the result was recorded."""
-        ledger = self._ledger
-        spec = ledger.spec
-        version = ledger.evidence_version if self._versioned_evidence else None
-        try:
-            result = await workflow.execute_activity(
-                "verify_evidence",
-                EvidenceCheckRequest(
-                    release_id=spec.release_id, artifact=spec.artifact, evidence=spec.evidence
-                ),
-                result_type=EvidenceCheckResult,
-                start_to_close_timeout=timeouts.EVIDENCE_TIMEOUT,
-                retry_policy=timeouts.EVIDENCE_RETRY,
-                summary="Verify evidence digests",
-            )
-        except ActivityError as err:
-            if version is not None and not ledger.evidence_current(version):
-                return False
-            ledger.audit(
-                self._now(),
-                "gatekeeper",
-                "evidence_unverified",
-                {"error": str(err.cause or err)},
-            )
-            self._commit()
-            return True
-        if not ledger.record_evidence_checks(result, self._now(), version):
-            return False
-        self._commit()
-        return True
-
-    async def _revoke_everything(self, reason: str) -> None:
-        ledger = self._ledger
-        outstanding = ledger.unrevoked_grants()
-        if not outstanding:
-            return
-        result = await workflow.execute_activity(
-            "revoke_partner_access",
-            RevokeRequest(
-                idempotency_key=f"{ledger.status.release_id}:revoke-all:{ledger.status.state.value}",
-                release_id=ledger.status.release_id,
-                grant_ids=[],  # every grant the release still holds, however many (the registry has them)
-                reason=reason,
-                requested_at=self._now(),
-            ),
-            result_type=RevokeResult,
-            start_to_close_timeout=timeouts.ACCESS_TIMEOUT,
-            retry_policy=timeouts.ACCESS_RETRY,
-            summary=f"Revoke {outstanding} partner grant(s)",
-        )
-        ledger.record_revocations(result, self._now(), reason)
-        self._commit()
-
-    def _send(self, notice: Notice) -> None:
-        ledger = self._ledger
-        recipients = routing.recipients_for(
-            ledger.policy, notice.event, concerned=notice.concerned, roles=notice.roles
-        )
-        if not recipients:
-            return
-        notification = Notification(
-            idempotency_key=f"{ledger.status.release_id}:{notice.event.value}:{notice.audit_seq}",
-            release_id=ledger.status.release_id,
-            event=notice.event,
-            stage=notice.stage,
-            subject=notice.subject,
-            body=notice.body,
-            action_needed=notice.action_needed,
-            due=notice.due,
-            occurred_at=self._now(),
-        )
-        # Recipients are people and whole cohorts (the activity expands a cohort to its
-        # partners), so one activity per notice is the rule; a roster too large for one request
-        # is split. Delivery keys do not depend on the batch, so batching never re-sends.
-        batches = [
-            recipients[start : start + timeouts.NOTIFY_BATCH]
-            for start in range(0, len(recipients), timeouts.NOTIFY_BATCH)
-        ]
-        for number, batch in enumerate(batches, start=1):
-            # Channels travel as names only: what they are is the worker's configuration.
-            request = NotifyRequest(notification=notification, recipients=batch)
-            who = sorted({r.id for r in batch})
-            summary = f"Notify {len(who)} recipient(s): {notice.event.value}"
-            if len(batches) > 1:
-                summary += f" (batch {number} of {len(batches)})"
-            self._pending.append(asyncio.create_task(self._deliver(request, summary)))
-
-    async def _deliver(self, request: NotifyRequest, summary: str) -> None:
-        key = request.notification.idempotency_key
-        failure: dict[str, Any]
-        try:
-            # The result is counts (see NotifySummary), and the channel names the worker does
-            # not define: nothing was sent on those, which is a failed notification.
-            result = await workflow.execute_activity(
-                "notify_stakeholders",
-                request,
-                result_type=NotifySummary,
-                start_to_close_timeout=timeouts.NOTIFY_TIMEOUT,
-                heartbeat_timeout=timeouts.NOTIFY_HEARTBEAT_TIMEOUT,
-                retry_policy=timeouts.NOTIFY_RETRY,
-                summary=summary,
-            )
-        except ActivityError as err:
-            failure = {"key": key, "error": str(err.cause or err)}
-        else:
-            if not result.unconfigured:
-                return
-            names = ", ".join(result.unconfigured)
-            failure = {
-                "key": key,
-                "error": f"channel(s) {names} are not defined in the worker's configuration; "
-                "nothing was sent on them",
-                "unconfigured_channels": list(result.unconfigured),
-            }
-        self._ledger.audit(self._now(), "gatekeeper", "notification_failed", failure)
-        self._commit()
-
-    def _start_audit_flush(self) -> None:
-        self._pending.append(asyncio.create_task(self._flush_audit()))
-
-    async def _flush_audit(self) -> None:
-        # Always from the last *confirmed* event: overlapping flushes may repeat events (the store
-        # skips those) but can never leave a gap.
-        start = self._audit_confirmed
-        events: list[AuditEvent] = self._ledger.chain.events[start:]
-        if not events:
-            return
-        result = await workflow.execute_activity(
-            "record_audit_events",
-            AuditFlushRequest(release_id=self._ledger.status.release_id, events=events),
-            result_type=AuditFlushResult,
-            start_to_close_timeout=timeouts.AUDIT_TIMEOUT,
-            retry_policy=timeouts.AUDIT_RETRY,
-            summary=f"Record audit events {start}–{start + len(events) - 1}",
-        )
-        # What the store says it holds, not what this flush sent: after a crash the replayed
-        # order of overlapping flushes and head signings may differ from the live one.
-        stored = start + len(events) if result.length is None else result.length
-        self._audit_confirmed = max(self._audit_confirmed, stored)
-
-    async def _sign_head(self, reason: str) -> None:
-        """Store the events not stored yet, have the worker's key sign the chain's head and
-        anchor it outside the workflow (one activity); the store's answer moves the "stored up
-        to" mark."""
-        ledger = self._ledger
-        chain = ledger.chain.events
-        start, head = self._audit_confirmed, chain[-1]
-        first = min(self._signed_through + 1, head.seq)
-        self._signed_through = head.seq
-        request = AnchorRequest(
-            release_id=ledger.status.release_id,
-            first_run_id=workflow.info().first_execution_run_id,
-            events=chain[start:],
-            seq=head.seq,
-            hash=head.hash,
-            reason=reason,
-            first=first,
-            # Only the links the events sent do not give (the activity derives the others).
-            links=[e.hash[:LINK_LENGTH] for e in chain[first : max(first, start)]],
-        )
-        signature = await workflow.execute_activity(
-            "anchor_audit_head",
-            request,
-            result_type=HeadSignature,
-            start_to_close_timeout=timeouts.AUDIT_TIMEOUT,
-            retry_policy=timeouts.AUDIT_RETRY,
-            summary=f"Sign and anchor the audit head at event {head.seq} ({reason})",
-        )
-        stored = head.seq + 1 if signature.stored_length is None else signature.stored_length
-        self._audit_confirmed = max(self._audit_confirmed, stored)
-        # The signed head lives in the anchor table (and the dossier, read from there), not in
-        # the chain: the chain's content must not depend on when this continuation runs
-        # relative to update handlers, which is not the same live and on replay when a workflow
-        # task without commands sits between them (an event appended here landed at another
-        # position after a crash, and the audit store then refused the replayed chain).
-
-    async def _settle(self) -> None:
-        """Finish every handler, notification and audit write before the workflow ends."""
-        while True:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            pending, self._pending = self._pending, []
-            if pending:
-                await asyncio.gather(*pending)
-                continue
-            if self._anchoring and not self._final_head_signed:
-                self._final_head_signed = True
-                await self._sign_head(f"release {self._ledger.status.state.value}")
-                continue
-            if self._audit_confirmed < len(self._ledger.chain):
-                await self._flush_audit()
-                continue
-            if workflow.all_handlers_finished() and not self._pending:
-                return
+            self.commit()
+            await self.sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
 
     # --- after every change -----------------------------------------------------------------------
 
-    def _commit(self) -> None:
+    def commit(self) -> None:
         """Send what the ledger wants said, refresh what operators see, wake the pipeline."""
-        self._changes += 1
+        self._waits.changed()
         # The version counts changes of the status, not commits: how many times the workflow
         # wakes and commits an unchanged status depends on how the SDK splits history into
         # activations, which is not the same for a worker that ran the release live and one that
@@ -937,7 +357,7 @@ class ModelReleaseWorkflow:
             self._committed = committed
             status.status_version += 1
         for notice in self._ledger.take_notices():
-            self._send(notice)
+            self._effects.send(notice)
         self._publish()
 
     def _publish(self) -> None:
@@ -969,185 +389,21 @@ class ModelReleaseWorkflow:
             workflow.set_current_details(details)
             self._details = details
 
-    # --- updates ----------------------------------------------------------------------------------
-    #
-    # Every update takes one plain JSON argument and parses it itself: the parameter is a RawValue,
-    # so the SDK hands over the payload as sent and never fails decoding it. The validator parses
-    # (a malformed payload is refused there in one line, rule ``bad_input``, leaving no trace in
-    # history), then checks the rules; the handler parses again (the same deterministic function;
-    # validators do not run on replay) and applies. Every refusal is a ``Refused``: non-retryable,
-    # typed by its rule, written to history without a stack trace (gatekeeper.failures).
+    # --- updates (workflows.requests screens them; workflows.updates declares them) ----------
 
-    def _refusal(self, refusal: Refusal) -> Refused:
-        return Refused(refusal.message, refusal.rule.value)
-
-    def _parse(self, update: str, model: type[M], payload: RawValue) -> M:
-        try:
-            return parse_payload(model, payload, update)
-        except BadInput as err:
-            raise Refused(str(err), BAD_INPUT) from None
-
-    def _check(
-        self, update: str, model: type[M], payload: RawValue, validate: Callable[[M], None]
-    ) -> None:
-        if self._integrity_error is not None:
-            raise Refused(self._integrity_error, "IntegrityError")
-        request = self._parse(update, model, payload)
-        try:
-            validate(request)
-            self._authenticate(update, payload)
-        except Refusal as refusal:
-            raise self._refusal(refusal) from None
-
-    def _authenticate(self, update: str, payload: RawValue) -> None:
-        """Refuse a request not signed by a registered, currently valid key of its actor over
-        what this release holds now (``gatekeeper.signed_requests``). Validators never run on
-        replay, so reading the worker's live key directory here keeps histories deterministic."""
-        ledger = self._ledger
-        request = json.loads(raw_data(payload))
-        task_queue = workflow.info().task_queue
-        with workflow.unsafe.sandbox_unrestricted():
-            signed_requests.check(
-                action=update,
-                request=request,
-                expected=signed_requests.release_binding(ledger.status),
-                directory=authority.directory_for(task_queue),
-                now=datetime.now(UTC),  # the worker's clock: see signed_requests.check
-                max_age=ledger.policy.signature_max_age,
-                used_nonces=ledger.used_nonces,
-                unsigned_allowed=authority.unsigned_allowed(task_queue),
-            )
-
-    def _screened(
-        self,
-        update: str,
-        model: type[M],
-        payload: RawValue,
-        validate: Callable[[M], None],
-        change: Callable[[Ledger, M], object],
-        kind: Callable[[M], str] | None = None,
-    ) -> None:
-        """``_check``, then the request budget (``Ledger.screen``): refuse, unrecorded,
-        what is past its budget, would change nothing, or is padded past its size."""
-        size = len(raw_data(payload))
-
-        def both(req: M) -> None:
-            validate(req)
-            compact = len(req.model_dump_json())
-            if size > 2 * compact + PADDING_BYTES:
-                raise refuse(
-                    Rule.REQUEST_TOO_LARGE,
-                    f"{update}: the payload is {size // 1024} KB for {compact} bytes of request",
-                )
-            self._ledger.screen(
-                update,
-                kind(req) if kind else update,
-                size - signature_size(req),
-                lambda ledger: change(ledger, req),
-            )
-
-        self._check(update, model, payload, both)
-
-    def _apply(
-        self,
-        request: str,
-        actor: str,
-        body: Any,
-        change: Callable[[], str],
-        payload: RawValue,
-    ) -> UpdateResult:
-        ledger = self._ledger
-        # The validator checked the signature; the handler (which also runs on replay) only
-        # records it, from the request itself: the accepted request's first audit event keeps
-        # the signed statement, and the nonce is spent.
-        raw = json.loads(raw_data(payload))
-        ledger.attesting = signed_requests.attestation(request, raw)
-        try:
-            message = change()
-        except Refusal as refusal:
-            ledger.attesting = None
-            # Recorded in the audit trail while the ``refused`` budget lasts; past it the
-            # validator refuses such requests itself, so only a race reaches here unrecorded.
-            if refusal.audited and not ledger.spent("refused"):
-                record_refusal(
-                    ledger, refusal, workflow.now(), actor, request, body.model_dump(mode="json")
-                )
-            ledger.charge("refused", content_size(body))
-            self._commit()
-            raise self._refusal(refusal) from None
-        ledger.attesting = None
-        nonce = signed_requests.nonce_of(raw)
-        if nonce is not None:
-            ledger.used_nonces.add(nonce)
-        ledger.charge(BUDGET_OF[request], content_size(body))
-        self._commit()
-        return self._result(message)
-
-    def _result(self, message: str) -> UpdateResult:
-        status = self._ledger.status
-        return UpdateResult(
-            message=message,
-            release_id=status.release_id,
-            state=status.state,
-            stage=status.stage,
-            status_version=status.status_version,
-        )
-
-    def _decide(self, kind: DecisionKind, payload: RawValue) -> UpdateResult:
-        req = self._parse(kind.value, DecisionRequest, payload)
-        return self._apply(
-            kind.value,
-            req.decider,
-            req,
-            lambda: self._deciders.review.apply_decision(kind, req, workflow.now()),
-            payload,
-        )
-
-    @workflow.update
-    def approve(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """Approve the current gate as one of its roles."""
-        return self._decide(DecisionKind.APPROVE, payload)
-
-    @approve.validator
-    def _validate_approve(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screen_decision(DecisionKind.APPROVE, payload)
-
-    @workflow.update
-    def reject(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """Reject at the current gate: the release ends, every grant it made is revoked."""
-        return self._decide(DecisionKind.REJECT, payload)
-
-    @reject.validator
-    def _validate_reject(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screen_decision(DecisionKind.REJECT, payload)
-
-    @workflow.update
-    def request_changes(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """Ask the submitter for changes; the gate waits for an amend."""
-        return self._decide(DecisionKind.REQUEST_CHANGES, payload)
-
-    @request_changes.validator
-    def _validate_request_changes(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screen_decision(DecisionKind.REQUEST_CHANGES, payload)
-
-    def _screen_decision(self, kind: DecisionKind, payload: RawValue) -> None:
-        self._screened(
-            kind.value,
-            DecisionRequest,
-            payload,
-            lambda req: self._deciders.review.validate_decision(kind, req, workflow.now()),
-            lambda ledger, req: ReviewDecider(ledger).apply_decision(kind, req, workflow.now()),
-        )
+    approve = request_update(UPDATES["approve"])
+    reject = request_update(UPDATES["reject"])
+    request_changes = request_update(UPDATES["request_changes"])
 
     @workflow.update
     async def amend(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
         """Change evidence or the artifact digest; approvals that covered a change lapse."""
-        req = self._parse("amend", AmendRequest, payload)
-        result = self._apply("amend", req.by, req, lambda: self._amend(req), payload)
+        req = self._requests.parse("amend", AmendRequest, payload)
+        result = self._requests.apply("amend", req.by, req, lambda: self._amend(req), payload)
         if self._reverify:
             self._reverify = False
-            recorded = await self._verify_evidence()
-            result = self._result(result.message)
+            recorded = await self._effects.verify_evidence()
+            result = self._requests.result(result.message)
             failures = self._ledger.evidence_failures()
             if not recorded:
                 result.message += (
@@ -1165,7 +421,7 @@ class ModelReleaseWorkflow:
 
     @amend.validator
     def _validate_amend(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
+        self._requests.screened(
             "amend",
             AmendRequest,
             payload,
@@ -1173,236 +429,16 @@ class ModelReleaseWorkflow:
             lambda ledger, req: AmendDecider(ledger).apply_amend(req, workflow.now()),
         )
 
-    @workflow.update
-    def record_government_response(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """Record what the government said: cleared, delay requested, concern raised/resolved."""
-        req = self._parse("record_government_response", GovernmentResponse, payload)
-        return self._apply(
-            "record_government_response",
-            req.by,
-            req,
-            lambda: self._deciders.government.apply_government(req, workflow.now()),
-            payload,
-        )
-
-    @record_government_response.validator
-    def _validate_government(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "record_government_response",
-            GovernmentResponse,
-            payload,
-            lambda req: self._deciders.government.validate_government(req, workflow.now()),
-            lambda ledger, req: GovernmentDecider(ledger).apply_government(req, workflow.now()),
-            kind=lambda req: req.kind.value,
-        )
-
-    @workflow.update
-    def hold(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """Operator hold: nothing advances until resumed (or ``until`` passes)."""
-        req = self._parse("hold", OperatorRequest, payload)
-        return self._apply(
-            "hold",
-            req.by,
-            req,
-            lambda: self._deciders.operators.apply_hold(req, workflow.now()),
-            payload,
-        )
-
-    @hold.validator
-    def _validate_hold(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "hold",
-            OperatorRequest,
-            payload,
-            self._operator_check,
-            lambda ledger, req: OperatorDecider(ledger).apply_hold(req, workflow.now()),
-        )
-
-    @workflow.update
-    def resume(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """Lift an operator (or missed-deadline) hold."""
-        req = self._parse("resume", OperatorRequest, payload)
-        return self._apply(
-            "resume",
-            req.by,
-            req,
-            lambda: self._deciders.operators.apply_resume(req, workflow.now()),
-            payload,
-        )
-
-    @resume.validator
-    def _validate_resume(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "resume",
-            OperatorRequest,
-            payload,
-            lambda req: self._deciders.operators.validate_operator(req, workflow.now()),
-            lambda ledger, req: OperatorDecider(ledger).apply_resume(req, workflow.now()),
-        )
-
-    @workflow.update
-    def withdraw(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """End the release: every grant it made is revoked and everyone is told."""
-        req = self._parse("withdraw", OperatorRequest, payload)
-        return self._apply(
-            "withdraw",
-            req.by,
-            req,
-            lambda: self._deciders.operators.apply_withdraw(req, workflow.now()),
-            payload,
-        )
-
-    @withdraw.validator
-    def _validate_withdraw(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "withdraw",
-            OperatorRequest,
-            payload,
-            self._operator_check,
-            lambda ledger, req: OperatorDecider(ledger).apply_withdraw(req, workflow.now()),
-        )
-
-    def _operator_check(self, req: OperatorRequest) -> None:
-        self._deciders.operators.validate_operator(req, workflow.now())
-        if self._launching:
-            raise refuse(
-                Rule.LAUNCH_IN_PROGRESS,
-                "the launch is being published right now; ask again once it has finished",
-            )
-
-    @workflow.update
-    def delegate(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """Lend a gate role to another roster member until a time."""
-        req = self._parse("delegate", DelegationRequest, payload)
-        return self._apply(
-            "delegate",
-            req.by,
-            req,
-            lambda: self._deciders.delegation.apply_delegation(req, workflow.now()),
-            payload,
-        )
-
-    @delegate.validator
-    def _validate_delegate(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "delegate",
-            DelegationRequest,
-            payload,
-            lambda req: self._deciders.delegation.validate_delegation(req, workflow.now()),
-            lambda ledger, req: DelegationDecider(ledger).apply_delegation(req, workflow.now()),
-        )
-
-    @workflow.update
-    def revoke_delegation(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """The delegator takes back a role they lent; it stops counting at once."""
-        req = self._parse("revoke_delegation", DelegationRevocation, payload)
-        return self._apply(
-            "revoke_delegation",
-            req.by,
-            req,
-            lambda: self._deciders.delegation.apply_revocation(req, workflow.now()),
-            payload,
-        )
-
-    @revoke_delegation.validator
-    def _validate_revoke_delegation(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "revoke_delegation",
-            DelegationRevocation,
-            payload,
-            lambda req: self._deciders.delegation.validate_revocation(req, workflow.now()),
-            lambda ledger, req: DelegationDecider(ledger).apply_revocation(req, workflow.now()),
-        )
-
-    @workflow.update
-    def attest_authorship(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """An author (for themselves) or a reviewer attests who wrote an evidence item."""
-        req = self._parse("attest_authorship", AuthorshipAttestation, payload)
-        return self._apply(
-            "attest_authorship",
-            req.by,
-            req,
-            lambda: self._deciders.authorship.apply_authorship(req, workflow.now()),
-            payload,
-        )
-
-    @attest_authorship.validator
-    def _validate_attest_authorship(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "attest_authorship",
-            AuthorshipAttestation,
-            payload,
-            lambda req: self._deciders.authorship.validate_authorship(req, workflow.now()),
-            lambda ledger, req: AuthorshipDecider(ledger).apply_authorship(req, workflow.now()),
-        )
-
-    @workflow.update
-    def suspend_access(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """An access order suspends this release's access in a scope; the stage is kept."""
-        req = self._parse("suspend_access", AccessSuspensionRequest, payload)
-        return self._apply(
-            "suspend_access",
-            req.by,
-            req,
-            lambda: self._deciders.suspensions.apply_suspension(req, workflow.now()),
-            payload,
-        )
-
-    @suspend_access.validator
-    def _validate_suspend(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "suspend_access",
-            AccessSuspensionRequest,
-            payload,
-            lambda req: self._deciders.suspensions.validate_suspension(req, workflow.now()),
-            lambda ledger, req: SuspensionDecider(ledger).apply_suspension(req, workflow.now()),
-        )
-
-    @workflow.update
-    def restore_access(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """The order that suspended access was lifted (with the safeguards it required)."""
-        req = self._parse("restore_access", AccessRestoreRequest, payload)
-        return self._apply(
-            "restore_access",
-            req.by,
-            req,
-            lambda: self._deciders.suspensions.apply_restore(req, workflow.now()),
-            payload,
-        )
-
-    @restore_access.validator
-    def _validate_restore(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "restore_access",
-            AccessRestoreRequest,
-            payload,
-            lambda req: self._deciders.suspensions.validate_restore(req, workflow.now()),
-            lambda ledger, req: SuspensionDecider(ledger).apply_restore(req, workflow.now()),
-        )
-
-    @workflow.update
-    def approve_partners(self, payload: RawValue = NO_ARGUMENT) -> UpdateResult:
-        """The government liaison approves or denies entries of the proposed partner list."""
-        req = self._parse("approve_partners", PartnerApprovalRequest, payload)
-        return self._apply(
-            "approve_partners",
-            req.by,
-            req,
-            lambda: self._deciders.partners.apply_partner_approval(req, workflow.now()),
-            payload,
-        )
-
-    @approve_partners.validator
-    def _validate_approve_partners(self, payload: RawValue = NO_ARGUMENT) -> None:
-        self._screened(
-            "approve_partners",
-            PartnerApprovalRequest,
-            payload,
-            lambda req: self._deciders.partners.validate_partner_approval(req, workflow.now()),
-            lambda ledger, req: PartnerListDecider(ledger).apply_partner_approval(
-                req, workflow.now()
-            ),
-        )
+    record_government_response = request_update(UPDATES["record_government_response"])
+    hold = request_update(UPDATES["hold"])
+    resume = request_update(UPDATES["resume"])
+    withdraw = request_update(UPDATES["withdraw"])
+    delegate = request_update(UPDATES["delegate"])
+    revoke_delegation = request_update(UPDATES["revoke_delegation"])
+    attest_authorship = request_update(UPDATES["attest_authorship"])
+    suspend_access = request_update(UPDATES["suspend_access"])
+    restore_access = request_update(UPDATES["restore_access"])
+    approve_partners = request_update(UPDATES["approve_partners"])
 
     # --- the start and queries ------------------------------------------------------------------
 
@@ -1416,7 +452,7 @@ class ModelReleaseWorkflow:
         handler is abandoned, and the caller reads the one-line refusal from the result)."""
         del payload  # takes nothing; an argument sent anyway changes nothing
         await workflow.wait_condition(self._started)
-        return self._result("started")
+        return self._requests.result("started")
 
     @wait_started.validator
     def _validate_wait_started(self, payload: RawValue = NO_ARGUMENT) -> None:
@@ -1430,8 +466,10 @@ class ModelReleaseWorkflow:
 
     def _started(self) -> bool:
         """Whether the pipeline has reached its first wait (or ended) under its policy."""
-        ledger = self._resolved
-        return ledger is not None and (ledger.status.awaiting is not None or ledger.is_terminal())
+        if self._resolved is None:
+            return False
+        ledger = self._resolved.ledger
+        return ledger.status.awaiting is not None or ledger.is_terminal()
 
     @workflow.query
     def is_starting(self) -> bool:

@@ -75,6 +75,14 @@ LAUNCH_RETRY = RetryPolicy(
     non_retryable_error_types=PERMANENT_ERRORS,
 )
 
+#: The activities stage kinds call (``StageHost.execute``): each one's timeout and retry policy.
+STAGE_ACTIVITIES: dict[str, tuple[timedelta, RetryPolicy]] = {
+    "submit_to_government": (GOVERNMENT_TIMEOUT, GOVERNMENT_RETRY),
+    "grant_partner_access": (ACCESS_TIMEOUT, ACCESS_RETRY),
+    "list_eligible_partners": (ACCESS_TIMEOUT, ACCESS_RETRY),
+    "publish_launch": (LAUNCH_TIMEOUT, LAUNCH_RETRY),
+}
+
 # --- access orders ----------------------------------------------------------------------------
 
 ORDER_RELEASE_UPDATE_TIMEOUT = timedelta(seconds=30)

@@ -20,19 +20,11 @@ from rich.text import Text
 
 from gatekeeper.cli import common
 from gatekeeper.errors import InputError, PolicyError
-from gatekeeper.models.base import format_duration
 from gatekeeper.models.enums import CoveredDesignation
 from gatekeeper.models.installed import POLICY_REF_PATTERN, InstalledPolicy
-from gatekeeper.models.policy import (
-    AccessGrantStage,
-    ApprovalGateStage,
-    GateSettings,
-    GovernmentSubmissionStage,
-    GovernmentWindowStage,
-    Stage,
-)
 from gatekeeper.policy import LoadedPolicy, load_policy, load_policy_or_default
 from gatekeeper.settings import Settings
+from gatekeeper.stages import leaves_when
 
 #: A person id, as :data:`gatekeeper.models.base.Identifier` defines it.
 _PERSON_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -207,37 +199,6 @@ def show(
         )
         return
     _print_policy(loaded)
-
-
-def leaves_when(stage: Stage) -> str:
-    """One sentence on what makes ``stage`` finish, for people reading a pipeline."""
-    if isinstance(stage, ApprovalGateStage):
-        return _gate_sentence(stage, "approve") + "; any reject ends the release"
-    if isinstance(stage, GovernmentSubmissionStage):
-        return f"clearinghouse '{stage.clearinghouse}' returns a receipt"
-    if isinstance(stage, GovernmentWindowStage):
-        text = f"{format_duration(stage.duration)} pass"
-        if stage.allow_early_clearance:
-            text += ", or the liaison records 'cleared'"
-        return (
-            f"{text}; delays may extend it up to {format_duration(stage.max_delay)} past its "
-            "original end; an open concern blocks it"
-        )
-    if isinstance(stage, AccessGrantStage):
-        cohorts = ", ".join(stage.cohorts) or "all cohorts"
-        text = f"{cohorts} granted, then {format_duration(stage.minimum_period)} pass"
-        if stage.quorum:
-            text += ", then " + _gate_sentence(stage, "approve")
-        return text
-    return f"published on {', '.join(stage.surfaces)}"
-
-
-def _gate_sentence(stage: GateSettings, verb: str) -> str:
-    wanted = " and ".join(req.describe() for req in stage.quorum)
-    text = f"{wanted} {verb}"
-    if stage.deadline is not None:
-        text += f" (deadline {format_duration(stage.deadline)}: {stage.on_deadline})"
-    return text
 
 
 def _print_policy(loaded: LoadedPolicy) -> None:

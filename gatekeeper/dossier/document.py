@@ -14,6 +14,7 @@ from typing import Any
 from gatekeeper import text
 from gatekeeper.dossier.model import Dossier
 from gatekeeper.models.status import GrantSummary, ReleaseStatus
+from gatekeeper.stages import leaves_when
 from gatekeeper.status_view import StatusView, view
 
 #: Characters of an audit event's details shown in the timeline (the JSON has them all).
@@ -125,7 +126,8 @@ def _policy(dossier: Dossier) -> Section:
         facts=facts,
         tables=[
             Table(
-                ["stage", "kind", "title"], [[s.id, s.kind.value, s.label] for s in policy.stages]
+                ["stage", "kind", "title", "leaves when"],
+                [[s.id, s.kind.value, s.label, leaves_when(s)] for s in policy.stages],
             ),
             Table(
                 ["person", "name", "roles", "signing key"],

@@ -11,6 +11,7 @@ from gatekeeper.models.enums import DecisionKind, NotificationEvent
 from gatekeeper.models.messages import AmendRequest
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.rules import Rule, refuse_audited, require_person
+from gatekeeper.stages import approval_gate
 from gatekeeper.text import when
 
 
@@ -55,7 +56,7 @@ class AmendDecider:
                 )
         self.ledger.status.spec = with_attested_authors(self.ledger, new)
         invalidated: list[str] = []
-        found = self.ledger.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self.ledger)
         if found is not None:
             gate = found[2]
             for decision in gate.decisions:
@@ -102,7 +103,7 @@ class AmendDecider:
                 concerned=invalidated,
             )
         if found is not None:
-            self.ledger.refresh_gate(found[0].id, found[1], now)
+            approval_gate.refresh_gate(self.ledger, found[0].id, found[1], now)
         parts = [f"amended {self.ledger.status.release_id}"]
         if changed:
             parts.append(f"changed {', '.join(changed)}")

@@ -18,6 +18,7 @@ from gatekeeper.rules import (
     refuse_audited,
     require_person,
 )
+from gatekeeper.stages import approval_gate
 
 
 class AuthorshipDecider:
@@ -75,9 +76,9 @@ class AuthorshipDecider:
                 "comment": req.comment,
             },
         )
-        found = self.ledger.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self.ledger)
         if found is not None:
-            self.ledger.refresh_gate(found[0].id, found[1], now)
+            approval_gate.refresh_gate(self.ledger, found[0].id, found[1], now)
         return f"{req.by} attested that {', '.join(authors)} wrote {item.id}"
 
 

@@ -20,6 +20,7 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
+from gatekeeper.stages import approval_gate
 from gatekeeper.text import when
 
 #: The longest a role may be delegated for.
@@ -121,7 +122,7 @@ class DelegationDecider:
         for delegation in active:
             delegation.revoked_at = now
         invalidated: list[str] = []
-        found = self.ledger.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self.ledger)
         if found is not None:
             for decision in found[2].decisions:
                 if (
@@ -151,7 +152,7 @@ class DelegationDecider:
             concerned=[req.to, req.by],
         )
         if found is not None:
-            self.ledger.refresh_gate(found[0].id, found[1], now)
+            approval_gate.refresh_gate(self.ledger, found[0].id, found[1], now)
         return f"{req.by} revoked the delegation of {req.role} to {req.to}" + (
             f"; {len(invalidated)} decision(s) made with it no longer stand" if invalidated else ""
         )

@@ -26,6 +26,7 @@ from gatekeeper.rules import (
     require_person,
     require_role,
 )
+from gatekeeper.stages import government_window
 from gatekeeper.text import when
 
 #: When no government window applies, how far a government delay may reach.
@@ -59,7 +60,7 @@ class GovernmentDecider:
         require_role(self.ledger.policy, req.by, WellKnownRole.GOVERNMENT_LIAISON.value)
         gov = self.ledger.status.government
         if gov.receipt is None:
-            if self.ledger.window_stage() is None:
+            if government_window.window_stage(self.ledger) is None:
                 raise refuse_audited(
                     Rule.NO_GOVERNMENT_STAGE,
                     f"this release has no government stage (covered_model {self.ledger.spec.covered_model.value})",
@@ -100,7 +101,7 @@ class GovernmentDecider:
                 hold.released_at = now
                 hold.released_by = req.by
         self.ledger.refresh_state()
-        stage = self.ledger.window_stage()
+        stage = government_window.window_stage(self.ledger)
         early = self._in_window() and stage is not None and stage.allow_early_clearance
         self.ledger.notify(
             NotificationEvent.GOVERNMENT_CLEARED,
@@ -121,7 +122,7 @@ class GovernmentDecider:
         assert until is not None  # the model guarantees it for delay_requested
         if until <= now:
             raise refuse_audited(Rule.BAD_DATE, f"delay_until {when(until)} is not in the future")
-        stage = self.ledger.window_stage()
+        stage = government_window.window_stage(self.ledger)
         max_delay = stage.max_delay if stage else DEFAULT_MAX_DELAY
         if self._in_window() and gov.window_original_ends_at is not None:
             limit = gov.window_original_ends_at + max_delay
@@ -180,7 +181,7 @@ class GovernmentDecider:
             roles=["operator"],
         )
         if self.ledger.status.stage and self._in_window() and stage is not None:
-            self.ledger.await_window(stage, now)
+            government_window.await_window(self.ledger, stage, now)
         return (
             f"delay recorded: the window now ends {when(gov.window_ends_at)}"
             if effect == "window_extended"
@@ -216,9 +217,9 @@ class GovernmentDecider:
             concerned=[self.ledger.spec.submitter],
             roles=["security", "executive"],
         )
-        stage = self.ledger.window_stage()
+        stage = government_window.window_stage(self.ledger)
         if self._in_window() and stage is not None:
-            self.ledger.await_window(stage, now)
+            government_window.await_window(self.ledger, stage, now)
         return f"concern {concern.id} recorded; it blocks the window's end and the launch"
 
     def _concern_resolved(self, req: GovernmentResponse, now: datetime) -> str:
@@ -253,7 +254,7 @@ class GovernmentDecider:
             f"{req.by} recorded that concern {concern.id} ({concern.text}) is resolved.",
             concerned=[self.ledger.spec.submitter],
         )
-        stage = self.ledger.window_stage()
+        stage = government_window.window_stage(self.ledger)
         if self._in_window() and stage is not None:
-            self.ledger.await_window(stage, now)
+            government_window.await_window(self.ledger, stage, now)
         return f"concern {concern.id} resolved"

@@ -91,5 +91,5 @@ class OperatorDecider:
         require_role(self.ledger.policy, req.by, WellKnownRole.OPERATOR.value)
         reason = f"withdrawn by {req.by}: {req.reason}"
         self.ledger.end(ReleaseState.WITHDRAWN, now, reason, req.by)
-        self.ledger._notify_end(ReleaseState.WITHDRAWN, now, reason)
+        self.ledger.notify_end(ReleaseState.WITHDRAWN, now, reason)
         return f"{self.ledger.status.release_id} withdrawn; every grant it made is being revoked"

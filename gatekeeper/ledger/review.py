@@ -24,6 +24,7 @@ from gatekeeper.rules import (
     require_person,
     resolve_acting,
 )
+from gatekeeper.stages import approval_gate
 from gatekeeper.statements import RequestSignature
 
 
@@ -57,7 +58,7 @@ class ReviewDecider:
                 Rule.WRONG_STAGE,
                 f"{req.stage} is not the current stage (the release is at {current or 'its start'})",
             )
-        found = self.ledger.open_gate_for_decisions()
+        found = approval_gate.open_gate_for_decisions(self.ledger)
         if found is None:
             waiting = (
                 self.ledger.status.awaiting.what if self.ledger.status.awaiting else "its next step"
@@ -122,7 +123,7 @@ class ReviewDecider:
                 f": {req.comment}" if req.comment else ""
             )
             self.ledger.end(ReleaseState.REJECTED, now, reason, acting.person)
-            self.ledger._notify_end(ReleaseState.REJECTED, now, reason)
+            self.ledger.notify_end(ReleaseState.REJECTED, now, reason)
             return f"{who} rejected {self.ledger.status.release_id} at {stage.id}; the release is rejected"
         if kind is DecisionKind.REQUEST_CHANGES:
             self.ledger.notify(
@@ -133,9 +134,9 @@ class ReviewDecider:
                 action_needed=f"Amend the release: `gatekeeper release amend {self.ledger.status.release_id} ...`",
                 concerned=[self.ledger.spec.submitter],
             )
-            self.ledger.refresh_gate(stage.id, settings, now)
+            approval_gate.refresh_gate(self.ledger, stage.id, settings, now)
             return f"{who} asked for changes at {stage.id}; the gate waits for an amend"
-        progress = self.ledger.progress(stage.id, settings)
+        progress = approval_gate.progress(self.ledger, stage.id, settings)
         self.ledger.notify(
             NotificationEvent.DECISION_RECORDED,
             event,
@@ -143,5 +144,5 @@ class ReviewDecider:
             f"{who} approved {self.ledger.title} at {stage.id} as {acting.role}. Quorum: {progress.describe()}.",
             concerned=[self.ledger.spec.submitter],
         )
-        self.ledger.refresh_gate(stage.id, settings, now)
+        approval_gate.refresh_gate(self.ledger, stage.id, settings, now)
         return f"{who} approved {stage.id} as {acting.role}; quorum {progress.describe()}"

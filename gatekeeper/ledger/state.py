@@ -6,14 +6,16 @@ an audit event and, where people must hear about it, a :class:`Notice` that the 
 Keeping this free of Temporal calls lets the rules be tested directly and read as one story.
 
 Decisions (approve, amend, government responses, operator actions) are made by the deciders of
-:mod:`gatekeeper.ledger.deciders`, one object per decision path, each holding a ``Ledger``.
+:mod:`gatekeeper.ledger.deciders`, one object per decision path, each holding a ``Ledger``; what
+each stage kind does to the ledger (gates, the government window, grants, the launch) lives with
+the kind in :mod:`gatekeeper.stages`.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Self
 
 from gatekeeper.audit import AuditChain
@@ -26,26 +28,19 @@ from gatekeeper.models.enums import (
     StageStatus,
 )
 from gatekeeper.models.installed import InstalledPolicy
-from gatekeeper.models.io import GRANT_SAMPLE, EvidenceCheckResult, GrantResult, RevokeResult
+from gatekeeper.models.io import EvidenceCheckResult, RevokeResult
 from gatekeeper.models.policy import (
-    AccessGrantStage,
-    ApprovalGateStage,
-    GateSettings,
-    GovernmentWindowStage,
     Policy,
     Stage,
 )
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
     Awaiting,
-    GateState,
-    GovernmentReceipt,
     HoldRecord,
     ReleaseStatus,
     StageRecord,
 )
 from gatekeeper.rules import (
-    APPROVAL_EXPIRY,
     BUDGET_OF,
     FINISHING,
     FINISHING_MAX_BYTES,
@@ -53,12 +48,8 @@ from gatekeeper.rules import (
     PAYLOAD_BUDGET,
     REPEATS,
     REQUEST_BUDGETS,
-    QuorumProgress,
     Refusal,
     Rule,
-    awaited_at_gate,
-    covered_digests,
-    quorum_progress,
     refuse,
 )
 from gatekeeper.text import when
@@ -73,7 +64,7 @@ class IntegrityError(Exception):
 
 
 class Ledger:
-    """State, audit, notices, holds, stages and gates; the deciders of
+    """State, audit, notices, holds and stage records; the deciders of
     :mod:`gatekeeper.ledger.deciders` change it on people's requests."""
 
     def __init__(self, spec: ReleaseSpec, installed: InstalledPolicy, now: datetime) -> None:
@@ -266,7 +257,11 @@ class Ledger:
         return f"resumed by {by}"
 
     def _extend_deadline(self, now: datetime) -> None:
-        found = self.open_gate_for_decisions()
+        """A missed deadline's hold was lifted: the open gate's deadline restarts from now."""
+        # The gate's module builds on this one, so it is imported when a hold is lifted.
+        from gatekeeper.stages import approval_gate
+
+        found = approval_gate.open_gate_for_decisions(self)
         if found is not None and found[1].deadline is not None:
             found[2].deadline_at = now + found[1].deadline
 
@@ -448,237 +443,8 @@ class Ledger:
         summary = self.status.grant_summary
         return summary.active + summary.suspended
 
-    # --- approval gates -------------------------------------------------------------------
-
-    def open_gate(self, stage: Stage, settings: GateSettings, now: datetime) -> GateState:
-        gate = GateState(
-            stage=stage.id,
-            opened_at=now,
-            deadline_at=now + settings.deadline if settings.deadline else None,
-        )
-        self.status.gates[stage.id] = gate
-        event = self.audit(
-            now,
-            SYSTEM,
-            "gate_opened",
-            {"quorum": self.progress(stage.id, settings).describe()},
-            stage=stage.id,
-        )
-        roles = self.progress(stage.id, settings).awaited_roles
-        self._await_gate(stage.id, settings, now)
-        self.notify(
-            NotificationEvent.GATE_WAITING,
-            event,
-            f"{stage.label}: your decision is needed",
-            f"{self.title} is waiting at {stage.label}. It needs "
-            f"{self.progress(stage.id, settings).describe()}.",
-            action_needed=f"Review and run `gatekeeper review approve {self.status.release_id} "
-            f"--as <you> --role <role>` (or reject / request-changes).",
-            due=gate.deadline_at,
-            roles=roles,
-            stage=stage.id,
-        )
-        return gate
-
-    def gate(self, stage_id: str) -> GateState | None:
-        return self.status.gates.get(stage_id)
-
-    def open_gate_for_decisions(self) -> tuple[Stage, GateSettings, GateState] | None:
-        """The current stage's gate, if it is open for decisions right now."""
-        stage_id = self.status.stage
-        if stage_id is None:
-            return None
-        stage = self.policy.stage(stage_id)
-        gate = self.status.gates.get(stage_id)
-        if stage is None or gate is None or gate.closed_at is not None:
-            return None
-        if not isinstance(stage, ApprovalGateStage | AccessGrantStage):
-            return None
-        return stage, stage, gate
-
-    def progress(self, stage_id: str, settings: GateSettings) -> QuorumProgress:
-        gate = self.status.gates.get(stage_id)
-        approvals = gate.valid_approvals() if gate else []
-        return quorum_progress(settings.quorum, approvals)
-
-    def gate_blockers(self, stage_id: str, settings: GateSettings) -> list[str]:
-        """Why the gate cannot close yet (empty when it can)."""
-        gate = self.status.gates[stage_id]
-        blockers = []
-        progress = self.progress(stage_id, settings)
-        if not progress.met:
-            blockers.append(f"quorum: {progress.describe()}")
-        for request in gate.open_change_requests():
-            blockers.append(f"changes requested by {request.person}")
-        blockers.extend(f"evidence {item}" for item in self.evidence_failures())
-        blockers.extend(
-            f"authorship of {item} not attested" for item in self.unattested_authorship(settings)
-        )
-        blockers.extend(f"held: {h.reason}" for h in self.status.active_holds())
-        return blockers
-
-    def unattested_authorship(self, settings: GateSettings) -> list[str]:
-        """Evidence the gate covers whose authorship is not attested at its current digest,
-        when the policy requires attested authorship."""
-        if not self.policy.require_attested_authorship:
-            return []
-        covered = covered_digests(settings, self.spec)
-        return [
-            e.id
-            for e in self.spec.evidence
-            if e.id in covered
-            and (
-                (attested := self.status.authorship.get(e.id)) is None
-                or attested.sha256 != e.sha256
-            )
-        ]
-
-    def _await_gate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
-        gate = self.status.gates[stage_id]
-        progress = self.progress(stage_id, settings)
-        open_requests = gate.open_change_requests()
-        holds = self.status.active_holds()
-        if holds:
-            # Decisions are refused while held, so the reviewers are not who it waits for: an
-            # operator's inbox and `AwaitingRoles="operator"` must find it, a reviewer's must not.
-            self.await_(
-                f"the release to resume at {stage_id} ({'; '.join(h.reason for h in holds)})",
-                now,
-                roles=["operator"],
-                until=min((h.until for h in holds if h.until), default=None),
-            )
-            return
-        if open_requests or self.evidence_failures():
-            self.await_(
-                "an amend from the submitter (changes requested)",
-                now,
-                roles=[],
-                people=[self.spec.submitter],
-                until=gate.deadline_at,
-            )
-            return
-        awaited = awaited_at_gate(self.policy, self.status, settings, gate)
-        stuck = "; no one left may approve" if awaited.stuck else ""
-        self.await_(
-            f"approval at {stage_id}: {progress.describe()}{stuck}",
-            now,
-            roles=awaited.roles,
-            people=awaited.people,
-            until=gate.deadline_at,
-        )
-
-    def refresh_gate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
-        """Expire stale approvals and recompute what the gate awaits."""
-        gate = self.status.gates[stage_id]
-        if settings.approval_ttl is not None:
-            for decision in gate.decisions:
-                if APPROVAL_EXPIRY.expired(decision, settings, now):
-                    decision.valid = False
-                    decision.invalidated_reason = APPROVAL_EXPIRY.reason(settings)
-                    event = self.audit(
-                        now,
-                        SYSTEM,
-                        "approval_expired",
-                        {"person": decision.person, "role": decision.role},
-                        stage=stage_id,
-                    )
-                    self.notify(
-                        NotificationEvent.APPROVALS_INVALIDATED,
-                        event,
-                        f"Your approval at {stage_id} expired",
-                        f"{decision.person}'s approval of {self.title} at {stage_id} "
-                        f"({when(decision.at)}) expired before the gate closed.",
-                        action_needed="Review again and approve if it still holds.",
-                        concerned=[decision.person],
-                    )
-        if gate.closed_at is None and not self.is_terminal():
-            self._await_gate(stage_id, settings, now)
-
-    def next_expiry(self, stage_id: str, settings: GateSettings) -> datetime | None:
-        return APPROVAL_EXPIRY.next_expiry(self.status.gates[stage_id], settings)
-
-    def close_gate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
-        gate = self.status.gates[stage_id]
-        gate.closed_at = now
-        approvers = [d.on_behalf_of or d.person for d in gate.valid_approvals()]
-        event = self.audit(now, SYSTEM, "gate_passed", {"approvers": approvers}, stage=stage_id)
-        self.notify(
-            NotificationEvent.GATE_PASSED,
-            event,
-            f"{stage_id} passed",
-            f"{self.title} passed {stage_id} with the approval of {', '.join(approvers) or 'nobody (no quorum)'}.",
-            concerned=[self.spec.submitter, *approvers],
-        )
-
-    def remind(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
-        gate = self.status.gates[stage_id]
-        gate.reminders_sent += 1
-        progress = self.progress(stage_id, settings)
-        event = self.audit(
-            now,
-            SYSTEM,
-            "reminder_sent",
-            {"count": gate.reminders_sent, "awaiting": progress.awaited_roles},
-            stage=stage_id,
-        )
-        self.notify(
-            NotificationEvent.REMINDER,
-            event,
-            f"Reminder: {stage_id} still needs you",
-            f"{self.title} has waited at {stage_id} since {when(gate.opened_at)}; it still needs "
-            f"{progress.describe()}.",
-            action_needed="Review and decide.",
-            due=gate.deadline_at,
-            roles=progress.awaited_roles,
-            stage=stage_id,
-        )
-
-    def escalate(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
-        gate = self.status.gates[stage_id]
-        gate.escalated_at = now
-        progress = self.progress(stage_id, settings)
-        event = self.audit(now, SYSTEM, "escalated", {"to": settings.escalate_to}, stage=stage_id)
-        self.notify(
-            NotificationEvent.ESCALATION,
-            event,
-            f"Escalation: {stage_id} has waited since {when(gate.opened_at)}",
-            f"{self.title} is stuck at {stage_id}; it still needs {progress.describe()}.",
-            action_needed="Find the missing reviewers or decide how to proceed.",
-            due=gate.deadline_at,
-            roles=list(settings.escalate_to),
-            stage=stage_id,
-        )
-
-    def deadline_passed(self, stage_id: str, settings: GateSettings, now: datetime) -> None:
-        """The gate's deadline passed: fail closed (reject) or hold for an operator."""
-        gate = self.status.gates[stage_id]
-        reason = f"{stage_id} missed its deadline {when(gate.deadline_at)}"
-        gate.deadline_at = None
-        event = self.audit(
-            now, SYSTEM, "deadline_missed", {"action": settings.on_deadline}, stage=stage_id
-        )
-        self.notify(
-            NotificationEvent.DEADLINE_MISSED,
-            event,
-            f"{stage_id} missed its deadline",
-            f"{self.title}: {reason}. Policy action: {settings.on_deadline}.",
-            action_needed=(
-                "Nothing: the release was rejected (fail closed)."
-                if settings.on_deadline == "reject"
-                else "Operators: chase the missing reviewers, then `gatekeeper ops resume` "
-                "(the deadline restarts) or `gatekeeper ops withdraw`."
-            ),
-            roles=["operator", *settings.escalate_to],
-            concerned=[self.spec.submitter],
-        )
-        if settings.on_deadline == "reject":
-            self.end(ReleaseState.REJECTED, now, reason, SYSTEM)
-            self._notify_end(ReleaseState.REJECTED, now, reason)
-        else:
-            self.status.holds.append(HoldRecord(kind="deadline", by=SYSTEM, reason=reason, at=now))
-            self.refresh_state()
-
-    def _notify_end(self, state: ReleaseState, now: datetime, reason: str) -> None:
+    def notify_end(self, state: ReleaseState, now: datetime, reason: str) -> None:
+        """Tell the people concerned that the release ended (after :meth:`end`)."""
         event = self.chain.events[-1]
         names = {
             ReleaseState.REJECTED: NotificationEvent.REJECTED,
@@ -692,153 +458,3 @@ class Ledger:
             f"The release of {self.title} was {state.value} at {when(now)}: {reason}.",
             concerned=[self.spec.submitter],
         )
-
-    # --- government -----------------------------------------------------------------------
-
-    def record_receipt(self, receipt: GovernmentReceipt, now: datetime) -> None:
-        self.status.government.receipt = receipt
-        event = self.audit(
-            now,
-            SYSTEM,
-            "government_submitted",
-            {"receipt_id": receipt.receipt_id, "clearinghouse": receipt.clearinghouse},
-        )
-        self.notify(
-            NotificationEvent.GOVERNMENT_SUBMITTED,
-            event,
-            f"{self.title} submitted for government testing",
-            f"Submitted to the {receipt.clearinghouse} clearinghouse; receipt {receipt.receipt_id}.",
-            roles=["government_liaison"],
-            concerned=[self.spec.submitter],
-        )
-
-    def window_stage(self) -> GovernmentWindowStage | None:
-        for stage in self.policy.stages:
-            if isinstance(stage, GovernmentWindowStage) and self.applies(stage):
-                return stage
-        return None
-
-    def open_window(self, stage: GovernmentWindowStage, now: datetime) -> None:
-        gov = self.status.government
-        gov.window_opened_at = now
-        gov.window_original_ends_at = now + stage.duration
-        gov.window_ends_at = now + stage.duration
-        event = self.audit(
-            now,
-            SYSTEM,
-            "window_opened",
-            {"ends_at": when(gov.window_ends_at), "days": stage.duration / timedelta(days=1)},
-        )
-        self.notify(
-            NotificationEvent.WINDOW_OPENED,
-            event,
-            f"Government testing window opened for {self.title}",
-            f"The government may test {self.title} until {when(gov.window_ends_at)}. The release "
-            "does not go to partners or the public before the window ends"
-            + (" or the government clears it." if stage.allow_early_clearance else "."),
-            action_needed="Record the government's responses with `gatekeeper gov respond`.",
-            due=gov.window_ends_at,
-            roles=["government_liaison"],
-        )
-        self.await_window(stage, now)
-
-    def window_blockers(
-        self, stage: GovernmentWindowStage, now: datetime
-    ) -> tuple[bool, list[str]]:
-        """(may the window end now?, what still blocks it)."""
-        gov = self.status.government
-        blockers = [f"open concern {c.id}: {c.text}" for c in gov.open_concerns()]
-        blockers.extend(f"held: {h.reason}" for h in self.status.active_holds())
-        cleared = gov.cleared_at is not None and stage.allow_early_clearance
-        elapsed = gov.window_ends_at is not None and now >= gov.window_ends_at
-        return (cleared or elapsed) and not blockers, blockers
-
-    def await_window(self, stage: GovernmentWindowStage, now: datetime) -> None:
-        gov = self.status.government
-        concerns = gov.open_concerns()
-        if concerns:
-            what = f"government concern {concerns[0].id} to be resolved"
-        else:
-            what = f"the government testing window (ends {when(gov.window_ends_at)})"
-        self.await_(what, now, roles=["government_liaison"], until=gov.window_ends_at)
-
-    def close_window(self, now: datetime) -> str:
-        gov = self.status.government
-        gov.window_closed_at = now
-        if gov.cleared_at is not None and gov.window_ends_at and now < gov.window_ends_at:
-            reason = f"cleared early by {gov.cleared_by} at {when(gov.cleared_at)}"
-        else:
-            reason = f"window elapsed at {when(gov.window_ends_at)}"
-        event = self.audit(now, SYSTEM, "window_ended", {"reason": reason})
-        self.notify(
-            NotificationEvent.WINDOW_ENDED,
-            event,
-            f"Government testing window ended for {self.title}",
-            f"The window ended ({reason}). Ending the window permits the next stage; it is "
-            "not a government approval.",
-            roles=["government_liaison"],
-            concerned=[self.spec.submitter],
-        )
-        return reason
-
-    # --- partner access and launch --------------------------------------------------------
-
-    def record_grants(self, result: GrantResult, stage: AccessGrantStage, now: datetime) -> None:
-        """Count every grant made; keep the first few in full (the registry keeps them all)."""
-        known = {g.grant_id for g in self.status.grants}
-        room = GRANT_SAMPLE - len(self.status.grants)
-        fresh = [g for g in result.grants if g.grant_id not in known]
-        self.status.grants.extend(fresh[: max(room, 0)])
-        summary = self.status.grant_summary
-        summary.total += result.count
-        summary.suspended += result.suspended_count
-        summary.active += result.count - result.suspended_count
-        summary.partners += result.partner_count
-        counts = result.cohort_counts or {}
-        if not counts:
-            for grant in result.grants:
-                counts[grant.cohort] = counts.get(grant.cohort, 0) + 1
-        for cohort, count in counts.items():
-            summary.cohorts[cohort] = summary.cohorts.get(cohort, 0) + count
-        if result.grants_digest:
-            summary.digests.append(result.grants_digest)
-        partners = sorted({g.partner_id for g in result.grants})
-        event = self.audit(
-            now,
-            SYSTEM,
-            "access_granted",
-            {
-                "count": result.count,
-                "partners": result.partner_count,
-                "cohorts": counts,
-                "grants_digest": result.grants_digest,
-                "grants": [g.grant_id for g in result.grants],
-                "sample_partners": partners,
-                "skipped": result.skipped,
-            },
-            stage=stage.id,
-        )
-        cohorts = sorted(counts)
-        self.notify(
-            NotificationEvent.PARTNER_ACCESS_GRANTED,
-            event,
-            f"Early access to {self.title} granted",
-            f"{result.partner_count} vetted partner(s) in {', '.join(cohorts) or 'no cohort'} now "
-            f"have early access ({result.count} grant(s)); {len(result.skipped)} not eligible.",
-            concerned=[self.spec.submitter],
-        )
-
-    def launch_blockers(self) -> list[str]:
-        blockers = [f"held: {h.reason}" for h in self.status.active_holds()]
-        blockers.extend(
-            f"suspended by order {s.order_id}" for s in self.status.active_suspensions()
-        )
-        blockers.extend(
-            f"open government concern {c.id}" for c in self.status.government.open_concerns()
-        )
-        return blockers
-
-    def launched(self, launch_id: str, now: datetime, stage: Stage) -> None:
-        self.finish_stage(stage, now, f"published as {launch_id}")
-        self.end(ReleaseState.LAUNCHED, now, f"published as {launch_id}", SYSTEM)
-        self._notify_end(ReleaseState.LAUNCHED, now, f"published as {launch_id}")

@@ -41,6 +41,7 @@ class StageKind(StrEnum):
     GOVERNMENT_WINDOW = "government_window"
     ACCESS_GRANT = "access_grant"
     LAUNCH = "launch"
+    WAITING_PERIOD = "waiting_period"
 
 
 class ReleaseState(StrEnum):

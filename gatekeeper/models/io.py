@@ -264,5 +264,5 @@ class AuditFlushResult(Model):
     already_stored: int
     #: How many events the store holds for the release after this call (``None`` in results
     #: recorded before it was reported): the workflow's "stored up to" mark comes from here, never
-    #: from its own count of what it sent (see ``ModelReleaseWorkflow._flush_audit``).
+    #: from its own count of what it sent (see ``workflows.effects.Effects._flush_audit``).
     length: int | None = None

@@ -141,12 +141,22 @@ class LaunchStage(StageBase):
     )
 
 
+class WaitingPeriodStage(StageBase):
+    """A fixed cooling-off wait before the next stage: nothing to decide, nobody to ask."""
+
+    kind: Literal[StageKind.WAITING_PERIOD] = StageKind.WAITING_PERIOD
+    duration: Duration
+    reason: ShortText = Field(default="", description="why the release waits (shown meanwhile)")
+
+
+#: Every stage kind's model (each kind's module is in :mod:`gatekeeper.stages`).
 Stage = Annotated[
     ApprovalGateStage
     | GovernmentSubmissionStage
     | GovernmentWindowStage
     | AccessGrantStage
-    | LaunchStage,
+    | LaunchStage
+    | WaitingPeriodStage,
     Field(discriminator="kind"),
 ]
 

@@ -16,6 +16,7 @@ from gatekeeper.models import DecisionKind, Policy, ReleaseSpec
 from gatekeeper.models.installed import InstalledPolicy
 from gatekeeper.models.messages import DecisionRequest
 from gatekeeper.models.policy import ApprovalGateStage, GateSettings
+from gatekeeper.stages import approval_gate
 from tests import factories
 
 #: When every test release starts.
@@ -51,7 +52,7 @@ def at_gate(deciders: Deciders, stage_id: str = "internal_review", now: datetime
     stage = ledger.policy.stage(stage_id)
     assert isinstance(stage, ApprovalGateStage)
     ledger.enter_stage(stage, now)
-    ledger.open_gate(stage, stage, now)
+    approval_gate.open_gate(ledger, stage, stage, now)
     return deciders
 
 

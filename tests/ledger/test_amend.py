@@ -15,6 +15,7 @@ from gatekeeper.models.io import EvidenceCheckResult
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import EvidenceCheck
 from gatekeeper.rules import Refusal, Rule
+from gatekeeper.stages import approval_gate
 from tests import factories
 from tests.ledger.build import T0, approve, at_gate, audit_actions, gate_settings, started
 
@@ -92,7 +93,7 @@ class TestEvidenceVersions:
         assert {c.expected for c in ledger.status.evidence_checks} == set(
             spec_second.digests().values()
         )
-        assert ledger.gate_blockers("internal_review", gate_settings(ledger))
+        assert approval_gate.gate_blockers(ledger, "internal_review", gate_settings(ledger))
 
     def test_a_verification_without_a_version_is_recorded_as_before(self) -> None:
         """Releases started before versions existed record every verification as it lands."""

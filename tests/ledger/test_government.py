@@ -17,6 +17,7 @@ from gatekeeper.models.partners import (
 from gatekeeper.models.policy import AccessGrantStage, GovernmentWindowStage
 from gatekeeper.models.status import GovernmentReceipt
 from gatekeeper.rules import Refusal, Rule
+from gatekeeper.stages import government_submission, government_window
 from tests import factories
 from tests.ledger.build import T0, started
 
@@ -26,13 +27,13 @@ LIAISON = factories.LIAISON
 def in_window() -> Deciders:
     deciders = started()
     ledger = deciders.ledger
-    ledger.record_receipt(
-        GovernmentReceipt(receipt_id="rcpt-1", clearinghouse="test", received_at=T0), T0
+    government_submission.record_receipt(
+        ledger, GovernmentReceipt(receipt_id="rcpt-1", clearinghouse="test", received_at=T0), T0
     )
-    stage = ledger.window_stage()
+    stage = government_window.window_stage(ledger)
     assert isinstance(stage, GovernmentWindowStage)
     ledger.enter_stage(stage, T0)
-    ledger.open_window(stage, T0)
+    government_window.open_window(ledger, stage, T0)
     return deciders
 
 
@@ -50,7 +51,7 @@ class TestGovernment:
     def test_a_concern_blocks_the_window_until_resolved(self) -> None:
         deciders = in_window()
         ledger = deciders.ledger
-        stage = ledger.window_stage()
+        stage = government_window.window_stage(ledger)
         assert stage is not None
         deciders.government.apply_government(
             GovernmentResponse(
@@ -59,12 +60,12 @@ class TestGovernment:
             T0,
         )
         end = T0 + stage.duration
-        may_end, blockers = ledger.window_blockers(stage, end)
+        may_end, blockers = government_window.window_blockers(ledger, stage, end)
         assert not may_end and blockers == ["open concern c1: bio uplift"]
         deciders.government.apply_government(
             GovernmentResponse(by=LIAISON, kind=GovernmentResponseKind.CONCERN_RESOLVED), end
         )
-        assert ledger.window_blockers(stage, end) == (True, [])
+        assert government_window.window_blockers(ledger, stage, end) == (True, [])
 
     def test_a_delay_past_the_maximum_is_refused(self) -> None:
         deciders = in_window()

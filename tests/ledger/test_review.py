@@ -10,6 +10,7 @@ from gatekeeper.ledger.checks import record_refusal
 from gatekeeper.models import DecisionKind, ReleaseState
 from gatekeeper.models.messages import DecisionRequest
 from gatekeeper.rules import Refusal, Rule
+from gatekeeper.stages import approval_gate
 from tests import factories
 from tests.ledger.build import T0, approve, at_gate, audit_actions, gate_settings, started
 
@@ -22,10 +23,10 @@ class TestApprovals:
         ledger = deciders.ledger
         for decider, role in factories.INTERNAL_REVIEW[:-1]:
             approve(deciders, decider, role)
-            assert ledger.gate_blockers("internal_review", gate_settings(ledger))
+            assert approval_gate.gate_blockers(ledger, "internal_review", gate_settings(ledger))
         message = approve(deciders, *factories.INTERNAL_REVIEW[-1])
         assert "quorum" in message
-        assert ledger.gate_blockers("internal_review", gate_settings(ledger)) == []
+        assert approval_gate.gate_blockers(ledger, "internal_review", gate_settings(ledger)) == []
         assert audit_actions(ledger).count("decision_approve") == 3
 
     def test_a_person_without_the_role_is_refused_and_nothing_changes(self) -> None:
@@ -84,5 +85,5 @@ class TestRejectAndChanges:
         ledger = deciders.ledger
         assert ledger.status.awaiting is not None
         assert ledger.status.awaiting.people == [factories.SUBMITTER]
-        blockers = ledger.gate_blockers("internal_review", gate_settings(ledger))
+        blockers = approval_gate.gate_blockers(ledger, "internal_review", gate_settings(ledger))
         assert "changes requested by sec.one" in blockers

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -29,7 +30,6 @@ from gatekeeper.audit import verify_chain
 from gatekeeper.models import (
     Decision,
     DecisionKind,
-    DecisionRequest,
     ReleaseOutcome,
     ReleaseState,
     UpdateResult,
@@ -42,6 +42,7 @@ from tests.helpers import adapters_for, running_worker
 from tests.security.process import Ran, environment, gatekeeper
 from workflows.registry import ALL_WORKFLOWS, AccessOrderWorkflow
 from workflows.release import NO_ARGUMENT, ModelReleaseWorkflow
+from workflows.requests import Requests
 
 
 @workflow.defn(name="ModelReleaseWorkflow", sandboxed=False)
@@ -53,11 +54,26 @@ class DriftedRelease(ModelReleaseWorkflow):
     async def run(self, payload: RawValue = NO_ARGUMENT) -> ReleaseOutcome:
         return await super().run(payload)
 
-    def _decide(self, kind: DecisionKind, payload: RawValue) -> UpdateResult:
-        if not workflow.unsafe.is_replaying():  # it replays what it did not write itself
-            req = self._parse(kind.value, DecisionRequest, payload)
-            workflow.upsert_memo({"drift": req.decider})
-        return super()._decide(kind, payload)
+    @property
+    def requests(self) -> Requests:
+        return DriftedRequests(self)
+
+
+class DriftedRequests(Requests):
+    """The drifted code's requests: each decision writes a memo before it is applied."""
+
+    def apply(
+        self,
+        request: str,
+        actor: str,
+        body: Any,
+        change: Callable[[], str],
+        payload: RawValue,
+    ) -> UpdateResult:
+        decision = request in {kind.value for kind in DecisionKind}
+        if decision and not workflow.unsafe.is_replaying():  # it replays what it did not write
+            workflow.upsert_memo({"drift": actor})
+        return super().apply(request, actor, body, change, payload)
 
 
 DRIFTED: list[type] = [DriftedRelease, AccessOrderWorkflow]

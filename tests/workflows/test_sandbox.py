@@ -48,6 +48,9 @@ SANDBOXED = [
     "gatekeeper.ledger.government",
     "gatekeeper.ledger.operations",
     "gatekeeper.ledger.checks",
+    "gatekeeper.stages",
+    "gatekeeper.stages.approval_gate",
+    "gatekeeper.stages.waiting_period",
     "gatekeeper.rules",
     "gatekeeper.rules.quorum",
     "gatekeeper.rules.registry",
@@ -59,6 +62,10 @@ SANDBOXED = [
     "gatekeeper.audit",
     "gatekeeper.status_details",
     "gatekeeper.status_view",
+    "workflows.effects",  # the release workflow's own parts
+    "workflows.requests",
+    "workflows.updates",
+    "workflows.waiting",
 ]
 
 
