@@ -79,12 +79,14 @@ async def pending_workflow_task(handle: WorkflowHandle[Any, Any]) -> str | None:
     return f"state {task.state}, attempt {task.attempt}"
 
 
-def accepted_updates(history: WorkflowHistory) -> list[int]:
-    """The event id of each update's acceptance."""
+def accepted_updates(history: WorkflowHistory, name: str) -> list[int]:
+    """The event id of each acceptance of an update called ``name``."""
     return [
         e.event_id
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        == name
     ]
 
 
@@ -156,7 +158,7 @@ class TestWorkerKilled:
             # The approvals were accepted by the replacement: the task that accepted the first
             # one, and every task after it, was completed by the replacement.
             history = await handle.fetch_history()
-            accepted = accepted_updates(history)
+            accepted = accepted_updates(history, DecisionKind.APPROVE.value)
             assert len(accepted) == len(factories.INTERNAL_REVIEW)
             tasks = task_workers(history)
             accepting = max(event_id for event_id, _, _ in tasks if event_id < accepted[0])
