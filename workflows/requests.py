@@ -199,8 +199,9 @@ class Requests:
 @dataclass(frozen=True)
 class RequestUpdate(Generic[M]):
     """One request update: its name (as clients send it), its request model, who sends it, how
-    its decider checks it (validator), applies it (handler) and previews it on a copy of the
-    ledger (the budget's "would it change anything"), and the budget kind it counts under."""
+    its decider checks it (validator) and applies it (handler; the budget's "would it change
+    anything" applies it to deciders over a copy of the ledger), and the budget kind it counts
+    under."""
 
     name: str
     model: type[M]
@@ -208,7 +209,6 @@ class RequestUpdate(Generic[M]):
     actor: Callable[[M], str]
     validate: Callable[[Deciders, M, datetime], None]
     apply: Callable[[Deciders, M, datetime], str]
-    preview: Callable[[Ledger, M, datetime], object]
     kind: Callable[[M], str] | None = None
     #: Refused while the launch is being published (an operator's hold and withdraw).
     waits_for_launch: bool = False
@@ -247,7 +247,7 @@ def request_update(spec: RequestUpdate[M]) -> Any:
             spec.model,
             payload,
             lambda req: validate(host, req),
-            lambda ledger, req: spec.preview(ledger, req, workflow.now()),
+            lambda ledger, req: spec.apply(Deciders.over(ledger), req, workflow.now()),
             kind=spec.kind,
         )
 

@@ -25,16 +25,8 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.models.partners import PartnerApprovalRequest
 
 from gatekeeper.ledger.deciders import (
-    AuthorshipDecider,
     Deciders,
-    DelegationDecider,
-    GovernmentDecider,
-    OperatorDecider,
-    PartnerListDecider,
-    ReviewDecider,
-    SuspensionDecider,
 )
-from gatekeeper.ledger.state import Ledger
 from workflows.requests import RequestUpdate
 
 
@@ -47,12 +39,7 @@ def decision(kind: DecisionKind, doc: str) -> RequestUpdate[DecisionRequest]:
     def apply(d: Deciders, req: DecisionRequest, now: datetime) -> str:
         return d.review.apply_decision(kind, req, now)
 
-    def preview(ledger: Ledger, req: DecisionRequest, now: datetime) -> object:
-        return ReviewDecider(ledger).apply_decision(kind, req, now)
-
-    return RequestUpdate(
-        kind.value, DecisionRequest, doc, lambda r: r.decider, validate, apply, preview
-    )
+    return RequestUpdate(kind.value, DecisionRequest, doc, lambda r: r.decider, validate, apply)
 
 
 _UPDATES: list[RequestUpdate[Any]] = [
@@ -71,7 +58,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.government.validate_government(r, now),
         lambda d, r, now: d.government.apply_government(r, now),
-        lambda ledger, r, now: GovernmentDecider(ledger).apply_government(r, now),
         kind=lambda r: r.kind.value,
     ),
     RequestUpdate(
@@ -81,7 +67,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.operators.validate_operator(r, now),
         lambda d, r, now: d.operators.apply_hold(r, now),
-        lambda ledger, r, now: OperatorDecider(ledger).apply_hold(r, now),
         waits_for_launch=True,
     ),
     RequestUpdate(
@@ -91,7 +76,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.operators.validate_operator(r, now),
         lambda d, r, now: d.operators.apply_resume(r, now),
-        lambda ledger, r, now: OperatorDecider(ledger).apply_resume(r, now),
     ),
     RequestUpdate(
         "withdraw",
@@ -100,7 +84,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.operators.validate_operator(r, now),
         lambda d, r, now: d.operators.apply_withdraw(r, now),
-        lambda ledger, r, now: OperatorDecider(ledger).apply_withdraw(r, now),
         waits_for_launch=True,
     ),
     RequestUpdate(
@@ -110,7 +93,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.delegation.validate_delegation(r, now),
         lambda d, r, now: d.delegation.apply_delegation(r, now),
-        lambda ledger, r, now: DelegationDecider(ledger).apply_delegation(r, now),
     ),
     RequestUpdate(
         "revoke_delegation",
@@ -119,7 +101,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.delegation.validate_revocation(r, now),
         lambda d, r, now: d.delegation.apply_revocation(r, now),
-        lambda ledger, r, now: DelegationDecider(ledger).apply_revocation(r, now),
     ),
     RequestUpdate(
         "attest_authorship",
@@ -128,7 +109,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.authorship.validate_authorship(r, now),
         lambda d, r, now: d.authorship.apply_authorship(r, now),
-        lambda ledger, r, now: AuthorshipDecider(ledger).apply_authorship(r, now),
     ),
     RequestUpdate(
         "suspend_access",
@@ -137,7 +117,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.suspensions.validate_suspension(r, now),
         lambda d, r, now: d.suspensions.apply_suspension(r, now),
-        lambda ledger, r, now: SuspensionDecider(ledger).apply_suspension(r, now),
     ),
     RequestUpdate(
         "restore_access",
@@ -146,7 +125,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.suspensions.validate_restore(r, now),
         lambda d, r, now: d.suspensions.apply_restore(r, now),
-        lambda ledger, r, now: SuspensionDecider(ledger).apply_restore(r, now),
     ),
     RequestUpdate(
         "approve_partners",
@@ -155,7 +133,6 @@ _UPDATES: list[RequestUpdate[Any]] = [
         lambda r: r.by,
         lambda d, r, now: d.partners.validate_partner_approval(r, now),
         lambda d, r, now: d.partners.apply_partner_approval(r, now),
-        lambda ledger, r, now: PartnerListDecider(ledger).apply_partner_approval(r, now),
     ),
 ]
 
