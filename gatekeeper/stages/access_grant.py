@@ -39,16 +39,7 @@ async def run(host: StageHost, stage: AccessGrantStage) -> str:
         host.commit()
         result = await host.execute(
             "grant_partner_access",
-            GrantRequest(
-                idempotency_key=f"{spec.release_id}:{stage.id}:grant",
-                release_id=spec.release_id,
-                stage=stage.id,
-                model=spec.model,
-                cohorts=cohorts,
-                regions=spec.regions,
-                surfaces=stage.surfaces,
-                requested_at=host.now(),
-            ),
+            grant_request(ledger, stage, cohorts, "grant", host.now()),
             GrantResult,
             summary=f"Grant early access to {', '.join(c.id for c in cohorts) or 'no cohort'}",
         )
@@ -105,16 +96,8 @@ async def grant_approved_partners(
             batch += 1
             result = await host.execute(
                 "grant_partner_access",
-                GrantRequest(
-                    idempotency_key=f"{spec.release_id}:{stage.id}:grant:{batch}",
-                    release_id=spec.release_id,
-                    stage=stage.id,
-                    model=spec.model,
-                    cohorts=cohorts,
-                    regions=spec.regions,
-                    surfaces=stage.surfaces,
-                    requested_at=host.now(),
-                    partners=approved,
+                grant_request(
+                    ledger, stage, cohorts, f"grant:{batch}", host.now(), partners=approved
                 ),
                 GrantResult,
                 summary=f"Grant early access to {len(approved)} government-approved partner(s)",
@@ -133,6 +116,31 @@ async def grant_approved_partners(
         host.commit()
         await host.sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
     return granted
+
+
+def grant_request(
+    ledger: Ledger,
+    stage: AccessGrantStage,
+    cohorts: list[Cohort],
+    step: str,
+    now: datetime,
+    *,
+    partners: list[str] | None = None,
+) -> GrantRequest:
+    """The grant activity's request for ``cohorts`` at ``stage`` (all of them, or only the
+    government-approved ``partners``); ``step`` makes its idempotency key."""
+    spec = ledger.spec
+    return GrantRequest(
+        idempotency_key=f"{spec.release_id}:{stage.id}:{step}",
+        release_id=spec.release_id,
+        stage=stage.id,
+        model=spec.model,
+        cohorts=cohorts,
+        regions=spec.regions,
+        surfaces=stage.surfaces,
+        requested_at=now,
+        partners=partners,
+    )
 
 
 # --- transitions -----------------------------------------------------------------------------
