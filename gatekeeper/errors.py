@@ -30,6 +30,7 @@ was configured with never reaches a terminal, a log line or a release's history.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gatekeeper.redact import mask
@@ -185,3 +186,36 @@ class StartRefused(InputError):
     def __init__(self, message: str, rule: str = "refused") -> None:
         super().__init__(message)
         self.rule = rule
+
+
+def _class_names(root: type[BaseException]) -> set[str]:
+    names = {root.__name__}
+    for sub in root.__subclasses__():
+        names |= _class_names(sub)
+    return names
+
+
+#: Class names from outside our tree a failure relayed through Temporal carries in its text
+#: (``str()`` of an ``ApplicationError`` is ``"<type>: <message>"``).
+OTHER_INTERNAL_NAMES = frozenset(
+    {
+        "ApplicationError",
+        "ActivityError",
+        "ChildWorkflowError",
+        "WorkflowFailureError",
+        "WorkflowUpdateFailedError",
+        "ValidationError",
+        "OrderRefused",
+        "Refused",
+    }
+)
+
+
+def scrub_class_names(message: str) -> str:
+    """``message`` without internal class names quoted as ``Name: `` prefixes, as a failure
+    relayed through an activity or a workflow reads (``the registry refused the exemption:
+    RegistryError: no partner x`` becomes ``...: no partner x``). Every subclass of
+    :class:`GatekeeperError` counts, wherever it is defined."""
+    names = _class_names(GatekeeperError) | OTHER_INTERNAL_NAMES
+    pattern = r"\b(?:" + "|".join(sorted(names)) + r"):\s*"
+    return re.sub(pattern, "", message)

@@ -10,6 +10,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,12 +22,20 @@ from gatekeeper.cli.common import JSON_OPTION, console, print_json, run, setting
 from gatekeeper.cli.render import markup, plain
 from gatekeeper.cli.session import signer
 from gatekeeper.client import connect
-from gatekeeper.errors import InputError
+from gatekeeper.errors import InputError, RegistryError, scrub_class_names
+from gatekeeper.ids import RELEASE_PREFIX, release_id_of
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
-from gatekeeper.models.orders import OrderExemptionRequest, OrderLiftRequest, OrderStatus
+from gatekeeper.models.orders import (
+    ALL_MODELS,
+    AccessOrder,
+    OrderExemptionRequest,
+    OrderLiftRequest,
+    OrderStatus,
+)
 from gatekeeper.models.payloads import parse_request
 from gatekeeper.orders import Orders, load_exemption, load_lift, load_order_spec
 from gatekeeper.settings import Settings
+from gatekeeper.text import when
 
 if TYPE_CHECKING:
     from gatekeeper.adapters.registry import AccessRegistry
@@ -55,6 +64,11 @@ def _registry(ctx: typer.Context) -> Iterator[AccessRegistry]:
     registry = AccessRegistry(settings(ctx).effective_registry_url)
     try:
         yield registry
+    except RegistryError as err:
+        if err.retryable:
+            raise
+        # The registry refused what was asked (a duplicate, an unknown partner): bad input.
+        raise InputError(str(err)) from err
     finally:
         registry.close()
 
@@ -66,11 +80,15 @@ def partner_add(
     name: str = typer.Option("", "--name", help="Display name (default: the id)."),
     tier: VettingTier = typer.Option(..., "--tier", help="Vetting tier."),
     jurisdiction: str = typer.Option(..., "--jurisdiction", help="Region code, e.g. us, gb."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Register a vetted partner organisation."""
+    """Register a vetted partner organisation (an id already registered is refused, exit 2)."""
     partner = Partner(id=partner_id, name=name, tier=tier, jurisdiction=jurisdiction)
     with _registry(ctx) as registry:
         added = registry.add_partner(partner)
+    if as_json:
+        print_json(added)
+        return
     console.print(
         f"added partner {added.id} ({added.tier.value}, {added.jurisdiction})", markup=False
     )
@@ -103,13 +121,18 @@ def person_add(
         NationalityStatus.UNKNOWN, "--nationality", help="US person, foreign person or unknown."
     ),
     location: str | None = typer.Option(None, "--location", help="Region code; unknown if unset."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Register a person (unknown nationality is denied under any nationality-scoped order)."""
+    """Register a person (unknown nationality is denied under any nationality-scoped order).
+    An id already registered, or an unknown partner, is refused (exit 2)."""
     person = RegisteredPerson(
         id=person_id, partner_id=partner, nationality=nationality, location=location
     )
     with _registry(ctx) as registry:
         added = registry.add_person(person)
+    if as_json:
+        print_json(added)
+        return
     org = f" of {added.partner_id}" if added.partner_id else ""
     console.print(f"added person {added.id}{org} ({added.nationality.value})", markup=False)
 
@@ -140,12 +163,18 @@ def person_list(
 @app.command("grants")
 def grants(
     ctx: typer.Context,
-    release_id: str = typer.Argument(..., metavar="RELEASE_ID", help="The release."),
+    release_id: str = typer.Argument(
+        ..., metavar="RELEASE_ID", help="The release (the 'release-' prefix is optional)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List a release's grants, revoked and suspended ones included."""
     with _registry(ctx) as registry:
         found = registry.list_grants(release_id)
+        if not found and release_id.startswith(RELEASE_PREFIX):
+            # The id as the Temporal UI shows it (the workflow id).
+            release_id = release_id_of(release_id)
+            found = registry.list_grants(release_id)
     if as_json:
         print_json(found)
         return
@@ -182,11 +211,24 @@ def orders(
             plain(o.order_id),
             plain(", ".join(o.models)),
             plain(o.scope),
-            plain(", ".join(o.exempt_partners) or "-"),
+            plain(exempt_cell(o)),
             plain(o.status),
-            o.issued_at.isoformat(timespec="minutes"),
+            when(o.issued_at),
         )
-    console.print(table)
+    console.print(table, soft_wrap=False)
+
+
+def exempt_cell(order: AccessOrder) -> str:
+    """Who is exempt from ``order``: partners named in it (for every model), then each later
+    exemption's partners with the models it covers (``uk-lab (aurora)``); ``-`` for nobody."""
+    parts = list(order.exempt_partners)
+    for exemption in order.exemptions:
+        partners = ", ".join(exemption.partners)
+        if ALL_MODELS in exemption.models:
+            parts.append(partners)
+        else:
+            parts.append(f"{partners} ({', '.join(exemption.models)})")
+    return "; ".join(dict.fromkeys(parts)) or "-"
 
 
 @app.command("check")
@@ -242,7 +284,7 @@ def _print_order(status: OrderStatus, *, elapsed: float | None = None) -> None:
         f"{status.grants_restored} restored; checks enforce the order per person at once"
     )
     if status.failure:
-        console.print(f"[red]failed:[/red] {markup(status.failure)}")
+        console.print(f"[red]failed:[/red] {markup(scrub_class_names(status.failure))}")
     for exemption in status.exemptions:
         console.print(
             plain(
@@ -445,7 +487,7 @@ def order_list(
         table.add_row(
             plain(row["order_id"]),
             plain(row["execution_status"]),
-            started.isoformat(timespec="seconds") if hasattr(started, "isoformat") else "-",
-            closed.isoformat(timespec="seconds") if hasattr(closed, "isoformat") else "-",
+            when(started) if isinstance(started, datetime) else "-",
+            when(closed) if isinstance(closed, datetime) else "-",
         )
     console.print(table)

@@ -156,6 +156,11 @@ def codec_server(
         "(default: GATEKEEPER_CODEC_SERVER_CORS_ORIGIN, else the dev server's UI on localhost). "
         "No wildcard.",
     ),
+    json_: bool = typer.Option(
+        False,
+        "--json",
+        help="Announce the server as one JSON object on stdout and log JSON lines on stderr.",
+    ),
 ) -> None:
     """Serve /encode and /decode so the Temporal UI and CLI can show encrypted payloads.
 
@@ -169,6 +174,8 @@ def codec_server(
     from gatekeeper.codec_server import DEFAULT_UI_ORIGINS, check_bind, create_app, serve
 
     settings = common.settings(ctx)
+    if json_:
+        settings = settings.with_overrides(log_format="json")
     configure_logging(settings)
     token = settings.codec_server_token
     # Before anything else, and long before a socket is opened.
@@ -186,6 +193,18 @@ def codec_server(
         stop = asyncio.Event()
         with shutdown_signals(stop):
             async with serve(app, host, port) as url:
+                if json_:
+                    common.print_json(
+                        {
+                            "url": url,
+                            "keys": list(codec.keyring.ids),
+                            "active_key": codec.keyring.active,
+                            "token_required": bool(token),
+                            "cors_origins": origins,
+                        }
+                    )
+                    await stop.wait()
+                    return
                 console = common.console
                 console.print(f"[bold green]Codec server on {escape(url)}[/bold green]")
                 console.print(
@@ -206,10 +225,14 @@ def codec_server(
 
 def codec_key(
     key_id: str = typer.Option("k1", "--id", help="Id to give the key (kept in every payload)."),
+    json_: bool = common.JSON_OPTION,
 ) -> None:
     """Print a new random 256-bit key as 'id:base64', ready for GATEKEEPER_CODEC_KEYS."""
     key = generate_key()
     Keyring(keys={key_id: base64.b64decode(key)}, active=key_id)  # refuses an unusable id
+    if json_:
+        common.print_json({"id": key_id, "key": key, "value": f"{key_id}:{key}"})
+        return
     typer.echo(f"{key_id}:{key}")
 
 
@@ -221,6 +244,7 @@ def health(
     task_queue: str = typer.Option(
         None, "--task-queue", help="Task queue to check (default: the settings' task queue)."
     ),
+    json_: bool = common.JSON_OPTION,
 ) -> None:
     """Exit 0 when the server answers and a worker polls the task queue; 1 otherwise."""
     settings = common.settings(ctx).with_overrides(task_queue=task_queue)
@@ -240,6 +264,11 @@ def health(
         return len(response.pollers)
 
     count = common.run(pollers())
+    if json_:
+        common.print_json(
+            {"healthy": count > 0, "task_queue": settings.task_queue, "pollers": count}
+        )
+        raise typer.Exit(0 if count else 1)
     if count == 0:
         common.err_console.print(
             f"unhealthy: no worker polls task queue {settings.task_queue}", markup=False

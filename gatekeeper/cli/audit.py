@@ -35,24 +35,42 @@ app = typer.Typer(
 @app.command()
 def export(
     ctx: typer.Context,
-    release_id: str = typer.Argument(..., help="Release id (without the 'release-' prefix)."),
-    fmt: DossierFormat = typer.Option(
-        DossierFormat.MD, "--format", "-f", help="md or html for people; json to verify later."
+    release_id: str = typer.Argument(
+        ..., help="Release id (the 'release-' prefix the Temporal UI shows is optional)."
+    ),
+    fmt: DossierFormat | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="md (the default) or html for people; json to verify later.",
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write the dossier to this file instead of stdout."
+    ),
+    json_: bool = typer.Option(
+        False,
+        "--json",
+        help="Machine-readable: the JSON dossier on stdout (as --format json), or with --output "
+        "a JSON summary of what was written.",
     ),
 ) -> None:
     """Write the release dossier: spec, policy and its hash, decisions with their signatures,
     government receipts and responses, grants and revocations, notifications sent, timeline."""
     settings = common.settings(ctx)
+    if fmt is None:
+        fmt = DossierFormat.JSON if json_ and output is None else DossierFormat.MD
+    elif json_ and output is None and fmt is not DossierFormat.JSON:
+        raise InputError(
+            f"--json writes the JSON dossier on stdout; give --output FILE to write the "
+            f"{fmt.value} one and get a JSON summary"
+        )
 
     async def go() -> Dossier:
         with _registry(settings) as (identity, anchors):
             async with releases(settings) as api:
                 return await collect_dossier(
                     api,
-                    release_id,
+                    await api.resolve(release_id),
                     outbox_path=settings.data_dir / "outbox.jsonl",
                     key_chain=identity.chain_to_root if identity is not None else None,
                     anchors=anchors.anchors if anchors is not None else None,
@@ -69,6 +87,17 @@ def export(
         output.write_text(text, encoding="utf-8")
     except OSError as err:
         raise InputError(f"--output: cannot write {output}: {err}") from err
+    if json_:
+        common.print_json(
+            {
+                "release_id": dossier.release_id,
+                "format": fmt.value,
+                "output": str(output),
+                "audit_events": len(dossier.audit),
+                "audit_head": dossier.audit_head,
+            }
+        )
+        return
     common.err_console.print(
         f"wrote the {fmt.value} dossier of {release_id} ({len(dossier.audit)} audit events, "
         f"head {dossier.audit_head[:16]}…) to {output}",
@@ -99,6 +128,9 @@ def verify(
         "--unsigned",
         help="Accept an ended release no worker signed (from before signed heads).",
     ),
+    json_: bool = typer.Option(
+        False, "--json", help="Print the verdict as JSON (ok, events, head, message, bad_seq)."
+    ),
 ) -> None:
     """Recompute the audit chain and re-check every signature, signed head and anchor against
     the pinned trust root, offline; exit 1 naming the first bad event or the fork."""
@@ -119,8 +151,12 @@ def verify(
                 unsigned_ok=unsigned,
             )
     result = verify_file(file, checks)
-    # The message quotes the file, which may be anybody's: no control character reaches the terminal.
-    common.console.print(for_terminal(result.message, one_line=True), markup=False)
+    if json_:
+        common.print_json(result)
+    else:
+        # The message quotes the file, which may be anybody's: no control character reaches
+        # the terminal.
+        common.console.print(for_terminal(result.message, one_line=True), markup=False)
     if not result.ok:
         raise typer.Exit(1)
 

@@ -12,7 +12,21 @@ from pydantic import ValidationError
 
 from gatekeeper import redact
 from gatekeeper.cli import common
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.errors import (
+    AdapterError,
+    ConfigError,
+    ConnectionFailed,
+    DecisionRefused,
+    GatekeeperError,
+    InputError,
+    NoAnswer,
+    OrderExists,
+    OrderNotFound,
+    ReleaseExists,
+    ReleaseNeedsRepair,
+    ReleaseNotFound,
+    scrub_class_names,
+)
 from gatekeeper.models.payloads import one_line
 from gatekeeper.settings import Settings
 from gatekeeper.text import for_markup
@@ -44,8 +58,14 @@ def _root(
 
 def _line(text: object) -> str:
     """An error's text for the one line the CLI prints: secrets masked, controls and markup
-    neutralised (a message may quote what a person typed)."""
-    return for_markup(redact.mask(str(text)), one_line=True)
+    neutralised (a message may quote what a person typed), internal class names dropped."""
+    return for_markup(_plain(text), one_line=True)
+
+
+def _plain(text: object) -> str:
+    """An error's text, masked, on one line, without the internal class names a failure
+    relayed through Temporal carries (``RegistryError: no partner x`` reads ``no partner x``)."""
+    return " ".join(scrub_class_names(redact.mask(str(text))).split())
 
 
 def _register() -> None:
@@ -57,40 +77,79 @@ def _register() -> None:
     groups.register(app)
 
 
+#: What ``type`` an error has in its JSON form, by class (the first match wins).
+ERROR_TYPES: tuple[tuple[type[GatekeeperError], str], ...] = (
+    (ReleaseNeedsRepair, "needs_repair"),
+    (NoAnswer, "no_answer"),
+    (DecisionRefused, "refused"),
+    (OrderExists, "order_exists"),
+    (ReleaseExists, "release_exists"),
+    (OrderNotFound, "order_not_found"),
+    (ReleaseNotFound, "release_not_found"),
+    (ConnectionFailed, "unreachable"),
+    (ConfigError, "config"),
+    (InputError, "bad_input"),
+    (AdapterError, "failed"),
+)
+
+
+def error_type(err: GatekeeperError) -> str:
+    """The stable name of an error's kind in JSON output (never a class name)."""
+    for cls, name in ERROR_TYPES:
+        if isinstance(err, cls):
+            return name
+    return "failed"
+
+
+class _Report:
+    """Where the error boundary reports: one red line, or one JSON object under ``--json``."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def __call__(self, message: str, code: int, kind: str, rule: str | None = None) -> None:
+        if self.as_json:
+            common.error_json(_plain(message), exit_code=code, kind=kind, rule=rule)
+        else:
+            common.err_console.print(f"[red]error:[/red] {_line(message)}", highlight=False)
+        sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning every Gatekeeper error into one line and an exit code."""
+    """Entry point: run the app, turning every Gatekeeper error into one line and an exit code
+    (one JSON object on stderr instead when the command line has ``--json``)."""
     _register()
+    report = _Report(common.wants_json(sys.argv[1:] if argv is None else argv))
     try:
         # Without standalone mode typer *returns* a command's exit code instead of exiting.
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except GatekeeperError as err:
-        common.err_console.print(f"[red]error:[/red] {_line(err)}", highlight=False)
-        sys.exit(err.exit_code)
+        report(str(err), err.exit_code, error_type(err), getattr(err, "rule", None))
     except ValidationError as err:
         # Models validate user input at the CLI edge; the first problem in one line, worded as
         # the workflow words a refused payload (requests go through parse_request instead).
-        common.err_console.print(f"[red]error:[/red] {_line(one_line(err))}", highlight=False)
-        sys.exit(2)
+        report(one_line(err), 2, "bad_input", "bad_input")
     except (typer.Abort, KeyboardInterrupt):
-        common.err_console.print("aborted")
+        if report.as_json:
+            common.error_json("aborted", exit_code=130, kind="aborted")
+        else:
+            common.err_console.print("aborted")
         sys.exit(130)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except typer.TyperException as err:  # usage errors: unknown option, missing argument
-        common.err_console.print(f"[red]error:[/red] {_line(err.format_message())}")
-        sys.exit(err.exit_code or 2)
+        report(err.format_message(), err.exit_code or 2, "usage")
     except Exception as err:  # a bug: still one masked line (the trace only when debugging)
         if os.environ.get("GATEKEEPER_LOG_LEVEL", "").upper() == "DEBUG":
             trace = "".join(traceback.format_exception(err))
             common.err_console.print(redact.mask(trace), markup=False, highlight=False)
-        common.err_console.print(
-            f"[red]error:[/red] unexpected {type(err).__name__}: {_line(err)} "
-            "(set GATEKEEPER_LOG_LEVEL=DEBUG for the trace)",
-            highlight=False,
+        report(
+            f"unexpected {type(err).__name__}: {err} (set GATEKEEPER_LOG_LEVEL=DEBUG for the trace)",
+            1,
+            "unexpected",
         )
-        sys.exit(1)
 
 
 def run(argv: list[str] | None = None) -> None:

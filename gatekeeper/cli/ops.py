@@ -144,7 +144,8 @@ def repair_command(
 
     async def go() -> Repair:
         async with releases(current) as api:
-            return await repair(api.client, release_id, workflows=ALL_WORKFLOWS, reason=reason)
+            named = await api.resolve(release_id)
+            return await repair(api.client, named, workflows=ALL_WORKFLOWS, reason=reason)
 
     done = common.run(go())
     if json_:

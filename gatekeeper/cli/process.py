@@ -34,12 +34,17 @@ def worker(
         "--register-search-attributes",
         help="Register Gatekeeper's search attributes on the namespace first (self-hosted only).",
     ),
+    json_: bool = typer.Option(
+        False, "--json", help="Log JSON lines (GATEKEEPER_LOG_FORMAT=json)."
+    ),
 ) -> None:
     """Run a worker against the Temporal server named by TEMPORAL_ADDRESS (or a profile).
 
     Stops gracefully on Ctrl-C or SIGTERM; a second signal exits at once.
     """
-    settings = common.settings(ctx).with_overrides(task_queue=task_queue)
+    settings = common.settings(ctx).with_overrides(
+        task_queue=task_queue, log_format="json" if json_ else None
+    )
     configure_logging(settings)
     common.run(_worker(settings, register_search_attributes))
 
@@ -67,6 +72,11 @@ def dev(
         "--ui-codec-endpoint",
         help="Codec server the UI decodes payloads through (see `gatekeeper codec-server`).",
     ),
+    json_: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the banner as one JSON object on stdout and log JSON lines on stderr.",
+    ),
 ) -> None:
     """Start an embedded Temporal dev server and a worker in this process.
 
@@ -80,11 +90,20 @@ def dev(
     settings = settings.with_overrides(
         data_dir=settings.data_dir.resolve(),
         config=settings.config.with_evidence_roots(Path.cwd()),
+        log_format="json" if json_ else None,
     )
     configure_logging(settings)
     extra = ["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else []
     common.run(
-        _dev(settings, ip=ip, port=port, ui_port=ui_port, headless=headless, extra_args=extra)
+        _dev(
+            settings,
+            ip=ip,
+            port=port,
+            ui_port=ui_port,
+            headless=headless,
+            extra_args=extra,
+            as_json=json_,
+        )
     )
 
 
@@ -96,6 +115,7 @@ async def _dev(
     ui_port: int,
     headless: bool,
     extra_args: list[str] | None = None,
+    as_json: bool = False,
 ) -> None:
     stop = asyncio.Event()
     server = DevServer(
@@ -117,7 +137,7 @@ async def _dev(
             if stop.is_set():
                 return
             attributes = await registered_search_attributes(server.client)
-            _print_banner(settings, server, attributes, installed, identity)
+            _print_banner(settings, server, attributes, installed, identity, as_json=as_json)
             # A server that dies under the worker ends the command instead of leaving a worker
             # retrying its polls forever.
             watch = asyncio.create_task(server.wait())
@@ -166,6 +186,8 @@ def _print_banner(
     attributes: dict[str, str],
     policies: list[str],
     identity: str,
+    *,
+    as_json: bool = False,
 ) -> None:
     # Plain label/value lines rather than a table: a table would truncate long paths in a pipe.
     rows = [
@@ -182,6 +204,22 @@ def _print_banner(
         *(("Policy", line) for line in policies),
         ("Trust root", identity),
     ]
+    if as_json:
+        common.print_json(
+            {
+                "temporal_address": server.target,
+                "namespace": server.namespace,
+                "ui": server.ui_url,
+                "data_dir": str(server.data_dir),
+                "task_queue": settings.task_queue,
+                "evidence_roots": [str(settings.data_dir), *settings.config.evidence.roots],
+                "environment": {"TEMPORAL_ADDRESS": server.target},
+                "search_attributes": attributes,
+                "policies": policies,
+                "trust_root": identity,
+            }
+        )
+        return
     console = common.console
     console.print("[bold green]Gatekeeper dev is running[/bold green]")
     for label, value in rows:

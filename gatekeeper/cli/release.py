@@ -11,7 +11,7 @@ from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
 from gatekeeper.cli.watch import WatchView, exit_code, follow_for
 from gatekeeper.errors import InputError
-from gatekeeper.models.enums import EvidenceKind
+from gatekeeper.models.enums import EvidenceKind, ReleaseState, RiskTier
 from gatekeeper.models.installed import POLICY_REF_PATTERN
 from gatekeeper.models.messages import AmendRequest, AuthorshipAttestation
 from gatekeeper.models.payloads import parse_request
@@ -92,7 +92,7 @@ def start(
 @app.command()
 def status(
     ctx: typer.Context,
-    release_id: str = typer.Argument(..., help="Release id (without the 'release-' prefix)."),
+    release_id: str = typer.Argument(..., help="Release id (the 'release-' prefix the Temporal UI shows is optional)."),
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Show a release: stages, what it waits for and from whom, decisions, government, grants."""
@@ -133,6 +133,12 @@ def list_(
 ) -> None:
     """List releases through Temporal visibility, newest first, with filters."""
     settings = common.settings(ctx)
+    if state:
+        common.one_of("--state", state, [s.value for s in ReleaseState], "a release state")
+    if risk:
+        common.one_of("--risk-tier", risk, [r.value for r in RiskTier], "a risk tier")
+    if stage:
+        common.one_of("--stage", stage, known_stages(settings), "a stage of any installed policy")
     try:
         filters = ListFilter(
             stage=stage,
@@ -156,12 +162,29 @@ def list_(
 
     rows = common.run(go())
     if json_:
-        common.print_json([row.__dict__ for row in rows])
+        common.print_json(rows)
         return
     if not rows:
         common.console.print(f"no releases match ({query})", markup=False)
         return
-    common.console.print(render.list_table(rows))
+    common.console.print(render.list_table(rows), soft_wrap=False)
+
+
+def known_stages(settings: Settings) -> list[str]:
+    """Every stage id a release can be at: those of the policies installed in the store (when
+    the registry exists; listing never creates it), the packaged ones and ``GATEKEEPER_POLICY``'s."""
+    from gatekeeper.policy import load_demo_policy
+
+    policies = [load_default_policy().policy, load_demo_policy().policy]
+    if settings.policy_path is not None and settings.policy_path.is_file():
+        policies.append(load_policy(settings.policy_path).policy)
+    url = settings.effective_registry_url
+    if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).is_file():
+        from gatekeeper.cli.policy import open_store
+
+        with open_store(settings) as store:
+            policies += [installed.policy for installed in store.list()]
+    return sorted({stage.id for policy in policies for stage in policy.stages})
 
 
 @app.command()
@@ -295,7 +318,7 @@ def _locate(location: str, option: str) -> tuple[str, str]:
 @app.command()
 def watch(
     ctx: typer.Context,
-    release_id: str = typer.Argument(..., help="Release id (without the 'release-' prefix)."),
+    release_id: str = typer.Argument(..., help="Release id (the 'release-' prefix the Temporal UI shows is optional)."),
     interval: float = typer.Option(
         0.5, "--interval", min=0.05, max=60.0, help="Seconds between polls of the release."
     ),

@@ -66,7 +66,7 @@ def status_view(status: ReleaseStatus | StatusView) -> Group:
     )
     stages = Table(show_header=True, header_style="bold", expand=False, box=None, pad_edge=False)
     for column in ("stage", "status", "started", "ended", "note"):
-        stages.add_column(column)
+        stages.add_column(column, overflow="fold")
     for stage in v.stages:
         stages.add_row(
             plain(stage.title),
@@ -164,7 +164,7 @@ def _decision_tables(v: StatusView) -> list[RenderableType]:
                 header_style="bold",
             )
             for column in ("decision", "by", "role", "at", "valid", "comment"):
-                table.add_column(column)
+                table.add_column(column, overflow="fold")
         table.add_row(
             d.kind + (" ✍" if d.signed else ""),
             plain(d.by),
@@ -195,7 +195,9 @@ def _government_lines(gov: Government) -> list[RenderableType]:
 
 
 def print_status(console: Console, status: ReleaseStatus) -> None:
-    console.print(Panel(status_view(status), expand=False))
+    # Wrapped to the terminal, never cut: what a release waits for and from whom is the line
+    # people read first, whatever its length.
+    console.print(Panel(status_view(status), expand=False), soft_wrap=False)
 
 
 def show_result(result: UpdateResult, json_: bool) -> None:
@@ -220,35 +222,63 @@ def print_result(console: Console, result: UpdateResult) -> None:
     )
 
 
-def list_table(rows: Sequence[ReleaseSummary]) -> Table:
-    table = Table(header_style="bold", box=None)
-    for column in (
-        "release",
-        "model",
-        "version",
-        "stage",
-        "state",
-        "awaiting",
-        "window ends",
-        "risk",
-        "submitted by",
-        "started",
-    ):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            plain(row.release_id),
-            plain(row.model),
-            plain(row.version),
-            plain(row.stage or "—"),
-            state_text(row.state) if row.state else plain(row.execution_status),
-            plain(", ".join(row.awaiting_roles) or "—"),
-            when(row.window_ends_at),
-            plain(row.risk_tier),
-            plain(row.submitted_by),
-            when(row.started_at),
-        )
+#: ``release list``'s columns, most important first: at a narrow width the last ones are
+#: dropped until the table fits; the first five (which release, where it is, its state, whom
+#: it waits for and since when) always stay, wrapped if they must.
+LIST_COLUMNS: tuple[str, ...] = (
+    "release",
+    "stage",
+    "state",
+    "awaiting",
+    "since",
+    "window ends",
+    "model",
+    "version",
+    "risk",
+    "submitted by",
+    "started",
+)
+LIST_KEPT = 5
+
+
+def _list_cells(row: ReleaseSummary) -> dict[str, Text]:
+    return {
+        "release": plain(row.release_id),
+        "model": plain(row.model),
+        "version": plain(row.version),
+        "stage": plain(row.stage or "—"),
+        "state": state_text(row.state) if row.state else plain(row.execution_status),
+        "awaiting": plain(", ".join(row.awaiting_roles) or "—"),
+        "since": Text(when(row.awaiting_since)),
+        "window ends": Text(when(row.window_ends_at)),
+        "risk": plain(row.risk_tier),
+        "submitted by": plain(row.submitted_by),
+        "started": Text(when(row.started_at)),
+    }
+
+
+def list_table(rows: Sequence[ReleaseSummary], width: int | None = None) -> Table:
+    """The releases as a table that fits ``width`` (the console's): less important columns
+    are dropped first, and what is left wraps rather than being cut."""
+    cells = [_list_cells(row) for row in rows]
+    available = width if width is not None else console.width
+    chosen = list(LIST_COLUMNS)
+    while len(chosen) > LIST_KEPT and _natural_width(chosen, cells) > available:
+        chosen.pop()
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in LIST_COLUMNS:
+        if column in chosen:
+            table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*(row[column] for column in LIST_COLUMNS if column in chosen))
     return table
+
+
+def _natural_width(columns: Sequence[str], cells: Sequence[dict[str, Text]]) -> int:
+    """How wide the table is with ``columns`` and nothing wrapped (one space either side of a
+    column, none at the edges)."""
+    widths = [max([len(c)] + [row[c].cell_len for row in cells]) for c in columns]
+    return sum(widths) + 2 * (len(widths) - 1)
 
 
 def age(since: datetime, now: datetime | None = None) -> str:

@@ -76,30 +76,44 @@ def issue(
     out: Path | None = typer.Option(
         None, "--out", help="Write the token to this file (mode 600) instead of printing it."
     ),
+    json_: bool = common.JSON_OPTION,
 ) -> None:
     """Sign a bearer token: `sub`, `permissions` (<namespace>:<read|write|admin>), `aud`, `exp`."""
     settings = common.settings(ctx)
     namespaces = namespace or [settings.env.get("TEMPORAL_NAMESPACE") or "default"]
     lifetime = temporal_auth.parse_ttl(ttl)
+    now = datetime.now(UTC)
     token = temporal_auth.issue_token(
         temporal_auth.load_signing_key(key),
         subject=subject,
         role=role,
         namespaces=namespaces,
         ttl=lifetime,
-        now=datetime.now(UTC),
+        now=now,
         audience=audience
         or settings.env.get("TEMPORAL_JWT_AUDIENCE")
         or temporal_auth.DEFAULT_AUDIENCE,
         issuer=issuer,
     )
+    granted = temporal_auth.permissions(role, namespaces)
+    if out is not None:
+        temporal_auth.write_token(out, token)
+    if json_:
+        body: dict[str, object] = {
+            "subject": subject,
+            "permissions": granted,
+            "expires_at": now + lifetime,
+            "out": str(out) if out is not None else None,
+        }
+        if out is None:
+            body["token"] = token
+        common.print_json(body)
+        return
     if out is None:
         common.console.print(token, markup=False)
         return
-    temporal_auth.write_token(out, token)
-    granted = ", ".join(temporal_auth.permissions(role, namespaces))
     common.err_console.print(
-        f"[green]✔[/] token for {for_markup(subject)} ({for_markup(granted)}, "
+        f"[green]✔[/] token for {for_markup(subject)} ({for_markup(', '.join(granted))}, "
         f"{for_markup(ttl)}) written to {for_markup(out)} (mode 600)"
     )
 
@@ -108,8 +122,12 @@ def issue(
 def retire(
     kid: str = typer.Argument(..., help="The key id (`kid`) to remove."),
     jwks: Path = JWKS_OPTION,
+    json_: bool = common.JSON_OPTION,
 ) -> None:
     """Remove a key from the key set: tokens it signed are refused once the server re-reads it
     (within a minute)."""
     temporal_auth.retire_key(jwks, kid)
+    if json_:
+        common.print_json({"retired": kid, "jwks": str(jwks)})
+        return
     common.console.print(f"[green]✔[/] key {for_markup(kid)} removed from {for_markup(jwks)}")

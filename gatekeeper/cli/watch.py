@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -30,20 +31,26 @@ from rich.progress import (
 )
 from rich.table import Column
 
+from gatekeeper.cli.common import rfc3339
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.status_view import StatusView, view
-from gatekeeper.text import for_markup
+from gatekeeper.text import for_markup, when
 
 EXIT_LAUNCHED = 0
 EXIT_STOPPED = 1
 EXIT_TIMEOUT = 124
 
 
+#: One thing that changed, and when it happened (not when the watcher saw it).
+Change = tuple[datetime, str]
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """The parts of a release a watcher reports on; two equal snapshots mean nothing to say."""
+    """The parts of a release a watcher reports on; two equal snapshots mean nothing to say
+    (the times say when each change happened, and are no change themselves)."""
 
     state: ReleaseState
     stage: str | None
@@ -51,9 +58,18 @@ class Snapshot:
     awaiting: str | None
     awaited: tuple[str, ...]
     outcome: str
+    #: Each stage's start and end, in ``stages``' order.
+    stage_times: tuple[tuple[datetime | None, datetime | None], ...] = field(
+        default=(), compare=False
+    )
+    awaiting_since: datetime | None = field(default=None, compare=False)
+    updated_at: datetime | None = field(default=None, compare=False)
+    ended_at: datetime | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, status: ReleaseStatus | StatusView) -> Snapshot:
+    def of(cls, status: ReleaseStatus | StatusView, updated_at: datetime | None = None) -> Snapshot:
+        if isinstance(status, ReleaseStatus):
+            updated_at = updated_at or status.updated_at
         v = status if isinstance(status, StatusView) else view(status)
         return cls(
             state=v.state,
@@ -62,6 +78,10 @@ class Snapshot:
             awaiting=v.waiting.what if v.waiting else None,
             awaited=v.waiting.who if v.waiting else (),
             outcome=v.outcome,
+            stage_times=tuple((s.started_at, s.ended_at) for s in v.stages),
+            awaiting_since=v.waiting.since if v.waiting else None,
+            updated_at=updated_at,
+            ended_at=v.ended_at,
         )
 
     @classmethod
@@ -79,24 +99,41 @@ class Snapshot:
 
 def transitions(before: Snapshot, after: Snapshot) -> list[str]:
     """One line per thing that changed between two snapshots, in the order it happened."""
-    lines: list[str] = []
-    for (_, title, old, _), (_, _, new, note) in zip(before.stages, after.stages, strict=True):
+    return [line for _, line in timed_transitions(before, after)]
+
+
+def timed_transitions(before: Snapshot, after: Snapshot) -> list[Change]:
+    """:func:`transitions` with when each happened: a stage's own start or end, the release's
+    end, when its current wait began; the last change of the release for the rest. A release
+    first seen long after it ended shows each step at its own time, in the order they came."""
+    fallback = after.updated_at or datetime.now(UTC)
+    stages: list[Change] = []
+    times = after.stage_times or ((None, None),) * len(after.stages)
+    for (_, title, old, _), (_, _, new, note), (started, ended) in zip(
+        before.stages, after.stages, times, strict=True
+    ):
         if old is new:
             continue
         if new is StageStatus.CURRENT:
-            lines.append(f"▶ {title} started")
+            stages.append((started or fallback, f"▶ {title} started"))
         elif new is StageStatus.DONE:
-            lines.append(f"✔ {title} done" + (f": {note}" if note else ""))
+            if old is StageStatus.PENDING and started is not None:
+                stages.append((started, f"▶ {title} started"))
+            stages.append((ended or fallback, f"✔ {title} done" + (f": {note}" if note else "")))
         elif new is StageStatus.SKIPPED:
-            lines.append(f"↷ {title} skipped" + (f": {note}" if note else ""))
+            stages.append(
+                (ended or started or fallback, f"↷ {title} skipped" + (f": {note}" if note else ""))
+            )
+    # Stable: two steps at the same instant keep the pipeline's order.
+    lines = sorted(stages, key=lambda change: change[0])
     if after.state is not before.state:
         if after.state.terminal:
-            lines.append(f"■ {after.state.value}: {after.outcome}")
+            lines.append((after.ended_at or fallback, f"■ {after.state.value}: {after.outcome}"))
         else:
-            lines.append(f"● now {after.state.value} (was {before.state.value})")
+            lines.append((fallback, f"● now {after.state.value} (was {before.state.value})"))
     if after.awaiting and (after.awaiting, after.awaited) != (before.awaiting, before.awaited):
         who = f" — from {', '.join(after.awaited)}" if after.awaited else ""
-        lines.append(f"… waiting for {after.awaiting}{who}")
+        lines.append((after.awaiting_since or fallback, f"… waiting for {after.awaiting}{who}"))
     return lines
 
 
@@ -107,17 +144,20 @@ def exit_code(status: ReleaseStatus | None) -> int:
     return EXIT_LAUNCHED if status.state is ReleaseState.LAUNCHED else EXIT_STOPPED
 
 
-def as_json(status: ReleaseStatus, changes: list[str]) -> dict[str, Any]:
+def as_json(status: ReleaseStatus, changes: list[Change]) -> dict[str, Any]:
+    """One JSON line: the release as it is (``at`` its last change), what changed, and when
+    each change happened (``events``)."""
     awaiting = status.awaiting
     return {
         "release_id": status.release_id,
-        "at": status.updated_at.isoformat(),
+        "at": rfc3339(status.updated_at),
         "state": status.state.value,
         "stage": status.stage,
         "stages": {s.id: s.status.value for s in status.stages},
         "awaiting": awaiting.model_dump(mode="json") if awaiting else None,
         "outcome": status.outcome or None,
-        "changes": changes,
+        "changes": [line for _, line in changes],
+        "events": [{"at": rfc3339(at), "change": line} for at, line in changes],
     }
 
 
@@ -157,16 +197,18 @@ class WatchView:
     ) -> None:
         self.progress.stop()
 
-    def changed(self, status: ReleaseStatus, changes: list[str]) -> None:
+    def changed(self, status: ReleaseStatus, changes: list[Change]) -> None:
         if self.json_lines:
             sys.stdout.write(json.dumps(as_json(status, changes), ensure_ascii=False) + "\n")
             sys.stdout.flush()
             return
-        stamp = status.updated_at.strftime("%Y-%m-%d %H:%M:%S")
-        for line in changes:
+        for at, line in changes:
             # A line quotes stage titles, notes and outcomes: people's text, never markup.
             self.progress.console.print(
-                f"[dim]{stamp}[/]  {for_markup(line, one_line=True)}", markup=True, highlight=False
+                f"[dim]{when(at, seconds=True)}[/]  {for_markup(line, one_line=True)}",
+                markup=True,
+                highlight=False,
+                soft_wrap=False,
             )
 
     def show(self, status: ReleaseStatus | StatusView) -> None:
@@ -192,15 +234,18 @@ async def follow(
     while True:
         status = await api.status(release_id)
         seen = view(status)
-        current = Snapshot.of(seen)
+        current = Snapshot.of(seen, status.updated_at)
         if previous is None:
             header = (
                 f"watching release {seen.release_id} ({seen.headline}), "
                 f"submitted by {seen.submitter}"
             )
-            out.changed(status, [header, *transitions(Snapshot.blank(status), current)])
+            out.changed(
+                status,
+                [(status.started_at, header), *timed_transitions(Snapshot.blank(status), current)],
+            )
         elif current != previous:
-            out.changed(status, transitions(previous, current))
+            out.changed(status, timed_transitions(previous, current))
         out.show(seen)
         previous = current
         if status.terminal:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from rich.console import Console
 
-from gatekeeper.cli.watch import WatchView, follow
+from gatekeeper.cli.watch import Change, WatchView, follow
 from gatekeeper.errors import ReleaseNotFound
 from gatekeeper.models import DecisionKind, ReleaseState, ReleaseStatus
 from tests import factories
@@ -56,7 +56,7 @@ class Recorder(WatchView):
         self.reports: list[tuple[ReleaseStatus, list[str]]] = []
         self._news = asyncio.Event()
 
-    def changed(self, status: ReleaseStatus, changes: list[str]) -> None:
+    def changed(self, status: ReleaseStatus, changes: list[Change]) -> None:
         self.reports.append((status, changes))
         self._news.set()
 
@@ -81,7 +81,7 @@ class TestFollow:
             final = await watching
 
         assert final.state is ReleaseState.LAUNCHED
-        lines = [line for _, changes in view.reports for line in changes]
+        lines = [line for _, changes in view.reports for _, line in changes]
         started = [
             line.removeprefix("▶ ").removesuffix(" started") for line in lines if "▶" in line
         ]
