@@ -92,7 +92,9 @@ def start(
 @app.command()
 def status(
     ctx: typer.Context,
-    release_id: str = typer.Argument(..., help="Release id (the 'release-' prefix the Temporal UI shows is optional)."),
+    release_id: str = typer.Argument(
+        ..., help="Release id (the 'release-' prefix the Temporal UI shows is optional)."
+    ),
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Show a release: stages, what it waits for and from whom, decisions, government, grants."""
@@ -318,7 +320,9 @@ def _locate(location: str, option: str) -> tuple[str, str]:
 @app.command()
 def watch(
     ctx: typer.Context,
-    release_id: str = typer.Argument(..., help="Release id (the 'release-' prefix the Temporal UI shows is optional)."),
+    release_id: str = typer.Argument(
+        ..., help="Release id (the 'release-' prefix the Temporal UI shows is optional)."
+    ),
     interval: float = typer.Option(
         0.5, "--interval", min=0.05, max=60.0, help="Seconds between polls of the release."
     ),
