@@ -18,7 +18,14 @@ import typer
 from rich.table import Table
 
 from gatekeeper.adapters.registry.models import Partner, RegisteredPerson
-from gatekeeper.cli.common import JSON_OPTION, console, print_json, run, settings
+from gatekeeper.cli.common import (
+    JSON_OPTION,
+    console,
+    print_json,
+    print_table,
+    run,
+    settings,
+)
 from gatekeeper.cli.render import markup, plain
 from gatekeeper.cli.session import signer
 from gatekeeper.client import connect
@@ -109,7 +116,7 @@ def partner_list(
     table = Table("id", "name", "tier", "jurisdiction", title=f"{len(found)} partners")
     for p in found:
         table.add_row(plain(p.id), plain(p.name), p.tier.value, plain(p.jurisdiction))
-    console.print(table)
+    print_table(table)
 
 
 @person_app.command("add")
@@ -157,7 +164,7 @@ def person_list(
             p.nationality.value,
             plain(p.location or "unknown"),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("grants")
@@ -190,7 +197,7 @@ def grants(
             plain(g.status),
             plain(g.reason),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("orders")
@@ -215,7 +222,7 @@ def orders(
             plain(o.status),
             when(o.issued_at),
         )
-    console.print(table, soft_wrap=False)
+    print_table(table)
 
 
 def exempt_cell(order: AccessOrder) -> str:
@@ -319,7 +326,7 @@ def _print_order(status: OrderStatus, *, elapsed: float | None = None) -> None:
                 )
             )
         )
-    console.print(table)
+    print_table(table)
 
 
 @order_app.command("apply")
@@ -490,4 +497,4 @@ def order_list(
             when(started) if isinstance(started, datetime) else "-",
             when(closed) if isinstance(closed, datetime) else "-",
         )
-    console.print(table)
+    print_table(table)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.table import Table
 
 from gatekeeper.errors import InputError
 from gatekeeper.settings import Settings
@@ -133,3 +134,11 @@ def one_of(option: str, value: str, allowed: Sequence[str], what: str) -> str:
     if len(listed) > 240:
         listed = listed[:239] + "…"
     raise InputError(f"{option}: '{value}' is not {what}{hint}; one of {listed}")
+
+
+def print_table(table: Table, out: Console | None = None) -> None:
+    """Print ``table`` to fit the terminal: a cell too long for its column wraps onto more lines,
+    and is never cut with an ellipsis (an id or a key id cut short is no id at all)."""
+    for column in table.columns:
+        column.overflow = "fold"
+    (out or console).print(table, soft_wrap=False)

@@ -92,7 +92,7 @@ def identity_log(ctx: typer.Context, json_: bool = common.JSON_OPTION) -> None:
             entry.by_key_id,
             entry.hash[:16] + "…",
         )
-    common.console.print(table)
+    common.print_table(table)
 
 
 @app.command("verify")

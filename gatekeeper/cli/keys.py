@@ -260,7 +260,7 @@ def list_keys(
             for_markup(revoked),
             _status(record, now),
         )
-    common.console.print(table)
+    common.print_table(table)
 
 
 @app.command("revoke")

@@ -149,7 +149,7 @@ def list_(ctx: typer.Context, as_json: bool = common.JSON_OPTION) -> None:
             item.installed_at.strftime("%Y-%m-%d %H:%M UTC"),
             "default" if item.is_default else "",
         )
-    common.console.print(table)
+    common.print_table(table)
 
 
 def _summary(item: InstalledPolicy) -> dict[str, object]:
@@ -218,11 +218,11 @@ def _print_policy(loaded: LoadedPolicy) -> None:
         name = Text(stage.id)
         name.append(f"\n{stage.kind.value}", style="dim")
         pipeline.add_row(str(index), name, runs_for, Text(leaves_when(stage)))
-    console.print(pipeline)
+    common.print_table(pipeline, console)
     roster = Table(title="Roster", title_justify="left")
     for column in ("person", "name", "roles", "signing key"):
         roster.add_column(column, overflow="fold")
     for person in policy.roster:
         key = "yes" if person.public_key else "-"
         roster.add_row(person.id, Text(person.name), Text(", ".join(person.roles)), key)
-    console.print(roster)
+    common.print_table(roster, console)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner, Result
 
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.cli.access import app
-from gatekeeper.errors import RegistryError
+from gatekeeper.errors import InputError
 from gatekeeper.settings import Settings
 from tests.registry.builders import RELEASE, grant_request, order, populate
 
@@ -55,13 +55,15 @@ class TestPartners:
         ]
         assert (cli.settings.data_dir / "registry.db").exists()
 
-    def test_a_duplicate_partner_is_a_one_line_registry_error(self, cli: Cli) -> None:
+    def test_a_duplicate_partner_is_one_line_of_bad_input(self, cli: Cli) -> None:
         cli("partner", "add", "acme", "--tier", "invite_only", "--jurisdiction", "us")
 
         result = cli("partner", "add", "acme", "--tier", "invite_only", "--jurisdiction", "us")
 
         assert result.exit_code != 0
-        assert isinstance(result.exception, RegistryError)
+        # What the registry refused is bad input (exit 2), in the registry's own words.
+        assert isinstance(result.exception, InputError)
+        assert result.exception.exit_code == 2
         assert str(result.exception) == "partner acme already exists"
 
     def test_an_unknown_tier_is_a_usage_error(self, cli: Cli) -> None:
@@ -97,7 +99,8 @@ class TestPeople:
     def test_a_person_of_an_unknown_partner_is_refused(self, cli: Cli) -> None:
         result = cli("person", "add", "alice", "--partner", "ghost")
 
-        assert isinstance(result.exception, RegistryError)
+        assert isinstance(result.exception, InputError)
+        assert result.exception.exit_code == 2
         assert str(result.exception) == "no partner ghost"
 
 
