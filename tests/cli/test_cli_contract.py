@@ -155,6 +155,13 @@ class TestFilters:
             assert ran.code == 2, ran
             assert one_error_line(ran) == expected
 
+        role = await run(harness, "release", "list", "--awaiting-role", "operater")
+        assert role.code == 2
+        assert one_error_line(role).startswith(
+            "error: --awaiting-role: 'operater' is not a role of any installed policy (did you "
+            "mean 'operator'?); one of "
+        )
+
         stage = await run(harness, "release", "list", "--stage", "goverment_testing_window")
         assert stage.code == 2
         assert one_error_line(stage).startswith(
@@ -212,6 +219,17 @@ class TestWidth:
             assert f"since {when(status.awaiting.since)}" in text
             # Only the digests are shortened on purpose (their first 16 hex digits).
             assert "…" not in re.sub(r"[0-9a-f]{16}…", "", text), text
+
+    async def test_no_table_cuts_a_cell(self, tmp_path: Path) -> None:
+        env = {"GATEKEEPER_DATA_DIR": str(tmp_path / "data")}
+        long_id = "p." + "x" * 60
+        added = await run(None, "access", "person", "add", long_id, "--location", "gb", **env)
+        assert added.code == 0, added.stderr
+        ran = await run(None, "access", "person", "list", columns=40, **env)
+        lines = ran.stdout.splitlines()
+        assert all(len(line) <= 40 for line in lines), lines
+        assert "…" not in ran.stdout, "a long id wraps, it is never cut"
+        assert "".join(re.findall(r"[px.]+", ran.stdout)).count("x" * 60) == 1
 
 
 class TestTimes:
