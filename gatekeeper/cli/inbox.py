@@ -21,6 +21,7 @@ from typing import Any
 from temporalio.service import RPCError
 
 from gatekeeper import search_attributes as sa
+from gatekeeper.cli.common import rfc3339
 from gatekeeper.errors import InputError
 from gatekeeper.ids import release_id_of
 from gatekeeper.models.policy import Policy
@@ -57,8 +58,8 @@ class InboxItem:
             "state": self.state,
             "what": self.what,
             "because": self.because,
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat() if self.until else None,
+            "since": rfc3339(self.since),
+            "until": rfc3339(self.until) if self.until else None,
             "submitted_by": self.submitted_by,
         }
 

@@ -331,7 +331,7 @@ def rotate(
             {
                 **record.model_dump(mode="json"),
                 "replaces": old_id,
-                "old_key_revoked_at": (datetime.now(UTC) + period).isoformat(),
+                "old_key_revoked_at": common.rfc3339(datetime.now(UTC) + period),
                 "private_key": str(path),
                 "retired_private_key": str(retired),
             }

@@ -25,6 +25,7 @@ from gatekeeper.models.installed import POLICY_REF_PATTERN, InstalledPolicy
 from gatekeeper.policy import LoadedPolicy, load_policy, load_policy_or_default
 from gatekeeper.settings import Settings
 from gatekeeper.stages import leaves_when
+from gatekeeper.text import when
 
 #: A person id, as :data:`gatekeeper.models.base.Identifier` defines it.
 _PERSON_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -161,7 +162,7 @@ def _summary(item: InstalledPolicy) -> dict[str, object]:
         "stages": len(item.policy.stages),
         "sha256": item.sha256,
         "installed_by": item.installed_by,
-        "installed_at": item.installed_at.isoformat(),
+        "installed_at": common.rfc3339(item.installed_at),
         "default": item.is_default,
     }
 
@@ -187,8 +188,7 @@ def show(
             LoadedPolicy(
                 item.policy,
                 item.sha256,
-                f"installed by {item.installed_by} at "
-                f"{item.installed_at.isoformat(timespec='seconds')}",
+                f"installed by {item.installed_by} at {when(item.installed_at, seconds=True)}",
             )
         )
         return
