@@ -18,7 +18,9 @@ from gatekeeper.cli import main
 from gatekeeper.models import DecisionKind
 from gatekeeper.text import when
 from tests import factories
+from tests.anchoring import register_worker
 from tests.cli.conftest import new_id
+from tests.cli.test_audit_cli import withdrawn_release
 from tests.orders.conftest import OrderHarness, orders, release_spec, unique
 from tests.orders.test_cli import example
 from tests.security.process import Ran, environment, gatekeeper
@@ -357,6 +359,39 @@ class TestJsonEverywhere:
 
         walk(typer.main.get_command(main.app), [])
         assert missing == ["demo"]
+
+    async def test_audit_export_and_verify(self, harness: Harness, tmp_path: Path) -> None:
+        root = register_worker(
+            harness.data_dir, harness.adapters.worker_key_path, tmp_path / "keys"
+        )
+        rid = await withdrawn_release(harness)
+        path = tmp_path / "dossier.json"
+        exported = await run(
+            harness, "audit", "export", f"release-{rid}", "-o", str(path), "--json"
+        )
+        assert exported.code == 0, exported.stderr
+        summary = json.loads(exported.stdout)
+        assert (summary["release_id"], summary["format"], summary["output"]) == (
+            rid,
+            "md",
+            str(path),
+        )
+        dossier = await run(harness, "audit", "export", rid, "--json")
+        assert json.loads(dossier.stdout)["release_id"] == rid, "--json alone: the JSON dossier"
+        path.write_text(dossier.stdout)
+
+        verified = await run(harness, "audit", "verify", str(path), "--trust-root", root, "--json")
+        assert verified.code == 0, verified.stdout + verified.stderr
+        verdict = json.loads(verified.stdout)
+        assert verdict["ok"] is True and verdict["head"] == summary["audit_head"]
+
+        path.write_text(dossier.stdout.replace("fine by safety", "fine by safetx"))
+        tampered = await run(harness, "audit", "verify", str(path), "--trust-root", root, "--json")
+        assert tampered.code == 1
+        assert json.loads(tampered.stdout)["ok"] is False
+
+        mixed = await run(harness, "audit", "export", rid, "--format", "html", "--json")
+        assert json_error(mixed)["type"] == "bad_input"
 
     async def test_health_and_codec_key(self, harness: Harness) -> None:
         health = await run(harness, "health", "--json")
