@@ -71,6 +71,16 @@ class TestErrors:
             "type": "release_not_found",
         }
 
+    async def test_unreachable_and_misconfigured_under_json(self, tmp_path: Path) -> None:
+        env = {"TEMPORAL_ADDRESS": "127.0.0.1:1", "GATEKEEPER_DATA_DIR": str(tmp_path / "data")}
+        unreachable = json_error(await run(None, "release", "status", "r-1", "--json", **env))
+        assert (unreachable["exit_code"], unreachable["type"]) == (4, "unreachable")
+        assert unreachable["error"].startswith("cannot reach Temporal at 127.0.0.1:1")
+        # A long-running command too: the worker refuses to start without a trust root.
+        worker = json_error(await run(None, "worker", "--json", **env))
+        assert (worker["exit_code"], worker["type"]) == (3, "config")
+        assert "trust root" in worker["error"]
+
     async def test_usage_error_under_json(self, harness: Harness) -> None:
         ran = await run(harness, "release", "list", "--limit", "0", "--json")
         body = json_error(ran)
