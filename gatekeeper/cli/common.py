@@ -92,12 +92,6 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-def json_line(value: Any) -> None:
-    """Write ``value`` as one JSON line on stdout (``release watch --json``)."""
-    sys.stdout.write(json.dumps(to_jsonable(value), ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
 def wants_json(argv: Sequence[str]) -> bool:
     """Whether the command line asks for JSON (``--json`` before any ``--``)."""
     for arg in argv:
@@ -110,7 +104,8 @@ def wants_json(argv: Sequence[str]) -> bool:
 
 def error_json(message: str, *, exit_code: int, kind: str, rule: str | None = None) -> None:
     """The one JSON object an error becomes under ``--json``, on one line of stderr:
-    ``{"error": "...", "exit_code": 5, "type": "not_found"}`` (and ``"rule"`` for a refusal)."""
+    ``{"error": "...", "exit_code": 5, "type": "release_not_found"}`` (and ``"rule"``, the
+    rule broken, for a refusal)."""
     body: dict[str, Any] = {"error": message, "exit_code": exit_code, "type": kind}
     if rule:
         body["rule"] = rule
