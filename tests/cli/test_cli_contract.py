@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,12 @@ from tests import factories
 from tests.anchoring import register_worker
 from tests.cli.conftest import new_id
 from tests.cli.test_audit_cli import withdrawn_release
+from tests.deploy.cli import admin_command
 from tests.orders.conftest import OrderHarness, orders, release_spec, unique
 from tests.orders.test_cli import example
 from tests.security.process import Ran, environment, gatekeeper
+from tests.workers.helpers import free_ports
+from tests.workers.test_process import _stop_leftovers
 from tests.workflows.conftest import Harness
 
 __all__ = ["orders"]  # the fixture, for the tests of access orders
@@ -414,3 +418,41 @@ class TestJsonEverywhere:
         assert json.loads(health.stdout)["pollers"] >= 1
         key = json.loads((await run(None, "codec-key", "--id", "k9", "--json")).stdout)
         assert key["value"] == f"k9:{key['key']}"
+
+
+class TestDevJson:
+    """``gatekeeper dev --json`` announces itself as one JSON object on stdout (logs on stderr
+    as JSON lines) and still stops cleanly on Ctrl-C."""
+
+    async def test_banner_as_json(self, tmp_path: Path) -> None:
+        port, ui_port = free_ports(2)
+        data_dir = tmp_path / "gk"
+        env = environment(
+            None,
+            GATEKEEPER_DATA_DIR=str(data_dir),
+            GATEKEEPER_KEYS_DIR=str(tmp_path / "keys"),
+            GATEKEEPER_TASK_QUEUE="dev-json",
+        )
+        process = await asyncio.create_subprocess_exec(
+            *admin_command("dev", "--json", "--headless", "--port", str(port), "--ui-port", str(ui_port)),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            text = ""
+            while not text.endswith("}\n"):
+                line = await asyncio.wait_for(process.stdout.readline(), 60)
+                assert line, f"output ended early: {text}"
+                text += line.decode()
+            banner = json.loads(text)
+            assert banner["temporal_address"] == f"127.0.0.1:{port}"
+            assert banner["data_dir"] == str(data_dir.resolve())
+            assert banner["task_queue"] == "dev-json"
+            assert banner["ui"] is None
+            assert any(p.startswith("voluntary-standard@1") for p in banner["policies"])
+            process.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+        finally:
+            await _stop_leftovers(process, data_dir)
