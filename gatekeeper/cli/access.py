@@ -257,7 +257,7 @@ def _print_order(status: OrderStatus, *, elapsed: float | None = None) -> None:
     console.print(
         f"order {markup(order.order_id)} is [bold]{markup(status.state)}[/bold]{took}: "
         f"{markup(', '.join(order.models))} for {markup(order.scope)}; "
-        f"{len(status.releases)} running release(s): "
+        f"{len(status.releases)} release(s) reached: "
         + markup(
             ", ".join(
                 f"{n} {outcome}" for outcome, n in counts.items() if n or outcome == "pending"

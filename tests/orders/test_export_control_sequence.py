@@ -129,7 +129,7 @@ class TestForeignPersonsOrderSequence:
         lines = applied.stdout.splitlines()
         assert lines[0].startswith(f"order {order_id} is active in ")
         assert lines[0].endswith(
-            f": {aurora}, {borealis} for foreign_persons; 0 running release(s): 0 pending"
+            f": {aurora}, {borealis} for foreign_persons; 0 release(s) reached: 0 pending"
         )
         assert lines[1] == (
             "registry: checks deny foreign persons and unknown nationalities, except exempt "
@@ -178,7 +178,7 @@ class TestForeignPersonsOrderSequence:
         out = exempted.stdout.splitlines()
         assert out[0] == (
             f"order {order_id} is active: {aurora}, {borealis} for foreign_persons; "
-            "1 running release(s): 0 pending, 1 acknowledged"
+            "1 release(s) reached: 0 pending, 1 acknowledged"
         )
         assert out[1].startswith("registry: checks deny foreign persons")
         assert (
@@ -238,6 +238,7 @@ class TestForeignPersonsOrderSequence:
         assert lifted.returncode == 0, lifted.stderr
         out = lifted.stdout.splitlines()
         assert out[0].startswith(f"order {order_id} is lifted in ")
+        assert out[0].endswith("; 1 release(s) reached: 0 pending, 1 acknowledged")
         assert out[1] == "registry: order lifted, 0 grant(s) restored; checks no longer apply it"
         assert "checks enforce the order per person at once" not in lifted.stdout
         assert "lift requires" not in lifted.stdout
