@@ -14,14 +14,17 @@ import asyncio
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gatekeeper.adapters.registry.models import PublicLaunch
 from gatekeeper.cli import common, main
 from gatekeeper.models import ReleaseState
+from gatekeeper.models.enums import Surface
 from gatekeeper.models.status import ReleaseStatus
 from tests import factories, signing
 from tests.orders.conftest import PEOPLE, OrderHarness, partner_policy, release_spec, unique
@@ -293,14 +296,28 @@ class TestOrdersNamingUnusedModels:
         assert refused.stdout == ""
         missing = await gk.run("access", "order", "status", order_id)
         assert missing.returncode == 5, missing.stderr
-        assert orders.registry.list_orders() == [] or all(
-            o.order_id != order_id for o in orders.registry.list_orders()
+        assert order_id not in {o.order_id for o in orders.registry.list_orders()}
         )
         assert (await orders.releases.status(release.release_id)).suspensions == []
 
-        # A model a release has used passes --strict.
+        # A model a release has used passes --strict, and so does one whose release is gone
+        # from visibility (past the namespace's retention) but whose launch made it public.
+        launched = unique("cirrus")
+        orders.registry.record_public_launch(
+            PublicLaunch(
+                release_id=unique("gone"),
+                model_name=launched,
+                model_version="1.0.0",
+                surface=Surface.API,
+                launch_id="launch-1",
+                published_at=datetime.now(UTC),
+            )
+        )
         used_only = example(
-            "export-control-order.yaml", tmp_path / "used.yaml", order_id=order_id, models=[used]
+            "export-control-order.yaml",
+            tmp_path / "used.yaml",
+            order_id=order_id,
+            models=[used, launched],
         )
         applied = await gk.run(
             "access", "order", "apply", str(used_only), "--as", "olga.ops", "--strict"
@@ -309,5 +326,9 @@ class TestOrdersNamingUnusedModels:
         assert applied.stderr == ""
         assert (await gk.check(used, "alice"), await gk.check(used, "bruno")) == (
             "allow:grant",
+            "deny:order",
+        )
+        assert (await gk.check(launched, "pat"), await gk.check(launched, "fred")) == (
+            "allow:public",
             "deny:order",
         )
