@@ -297,7 +297,6 @@ class TestOrdersNamingUnusedModels:
         missing = await gk.run("access", "order", "status", order_id)
         assert missing.returncode == 5, missing.stderr
         assert order_id not in {o.order_id for o in orders.registry.list_orders()}
-        )
         assert (await orders.releases.status(release.release_id)).suspensions == []
 
         # A model a release has used passes --strict, and so does one whose release is gone
