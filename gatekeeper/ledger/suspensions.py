@@ -140,17 +140,20 @@ class SuspensionDecider:
             suspension.lifted_by = req.by
             suspension.safeguards = list(req.safeguards)
         self.ledger.refresh_state()
+        per_person = all(s.per_person for s in active)
         event = self.ledger.audit(now, req.by, "access_restored", req.model_dump(mode="json"))
         self.ledger.notify(
             NotificationEvent.ACCESS_RESTORED,
             event,
-            f"Access to {self.ledger.title} restored",
+            f"Order {req.order_id} on {self.ledger.title} lifted"
+            if per_person
+            else f"Access to {self.ledger.title} restored",
             f"Order {req.order_id} was lifted: {req.reason}."
             + (f" Safeguards: {', '.join(req.safeguards)}." if req.safeguards else ""),
             concerned=[self.ledger.spec.submitter],
             roles=["operator"],
         )
-        if all(s.per_person for s in active):
+        if per_person:
             return f"order {req.order_id} lifted (access checks enforced it per person)"
         return f"access restored (order {req.order_id} lifted)"
 
