@@ -229,6 +229,16 @@ async def _orders(config: Settings, key: Path | None = None) -> AsyncIterator[Or
     yield Orders(client, config.task_queue, signer=signer(config, key))
 
 
+def _registry_exists(config: Settings) -> bool:
+    """Whether the registry can be read without creating it (a SQLite file that is missing is
+    not created just to look for public launches: visibility alone then answers)."""
+    url = config.effective_registry_url
+    if not url.startswith("sqlite:///"):
+        return True
+    name = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return not name or name == ":memory:" or Path(name).exists()
+
+
 def registry_line(status: OrderStatus) -> str:
     """What the order does now, after the step just taken, in one line."""
     if status.state == "failed":
@@ -327,7 +337,7 @@ def order_apply(
     async def go() -> OrderStatus:
         async with _orders(config) as api:
             unused = await models_without_releases(api.client, spec.models)
-            if unused:
+            if unused and _registry_exists(config):
                 with _registry(ctx) as registry:
                     unused = [m for m in unused if not registry.list_public_launches(m)]
             if unused:

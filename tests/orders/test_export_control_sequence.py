@@ -331,3 +331,22 @@ class TestOrdersNamingUnusedModels:
             "allow:public",
             "deny:order",
         )
+
+    async def test_a_shell_without_the_registry_does_not_create_one(
+        self, orders: OrderHarness, gk: Gatekeeper, tmp_path: Path
+    ) -> None:
+        """The check reads the registry only if it exists: an operator's shell elsewhere gets
+        visibility's answer and no new, empty registry file."""
+        order_id, typo = unique("ec"), unique("auroar")
+        order_file = example(
+            "export-control-order.yaml", tmp_path / "order.yaml", order_id=order_id, models=[typo]
+        )
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        gk.env["GATEKEEPER_DATA_DIR"] = str(elsewhere)
+        refused = await gk.run(
+            "access", "order", "apply", str(order_file), "--as", "olga.ops", "--strict"
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().endswith("; nothing applied (--strict)")
+        assert not (elsewhere / "registry.db").exists()
