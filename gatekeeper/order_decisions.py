@@ -201,6 +201,13 @@ def after_lift(status: OrderStatus, restore: AccessRestoreRequest) -> list[Relea
 # --- what operators see -----------------------------------------------------------------------
 
 
+def effect(scope: str) -> str:
+    """What an order of ``scope`` does to the releases it reaches (``gatekeeper.ledger.suspensions``)."""
+    if scope == "foreign_persons":
+        return "enforced per person by access checks; releases go on granting and launching"
+    return "releases suspended until the lift"
+
+
 def details(status: OrderStatus) -> str:
     """The order's current details (Markdown) for the Temporal UI."""
     order = status.order
@@ -208,7 +215,7 @@ def details(status: OrderStatus) -> str:
     lines = [
         f"**Access order {order.order_id}** — {status.state}",
         "",
-        f"- Models: {', '.join(order.models)}; scope: {order.scope}",
+        f"- Models: {', '.join(order.models)}; scope: {order.scope} ({effect(order.scope)})",
         f"- Exempt: {', '.join(status.exempt_for(ALL_MODELS)) or 'nobody'}"
         + (f" (+{len(status.exemptions)} exemption(s))" if status.exemptions else ""),
         f"- Releases: {len(status.releases)} — "

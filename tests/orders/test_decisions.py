@@ -111,6 +111,7 @@ class TestWhatReleasesAreSent:
         assert fresh.suspend.reason == "export rule (docket 7)"
         assert decide.reason("x" * (MAX_TEXT + 10), "") == "x" * MAX_TEXT, "bounded"
         assert "**Access order o-1** — active" in decide.details(s)
+        assert "scope: foreign_persons (enforced per person by access checks;" in decide.details(s)
 
     def test_an_exemptions_sweep_looks_only_for_the_models_it_names(self) -> None:
         s = status()
