@@ -9,27 +9,23 @@ one JSON object on one line of stderr instead, stdout staying empty::
 
 A refusal adds ``"rule"`` (the rule broken). Messages never carry internal class names.
 
-=====  =================  ======================================================================
-exit   ``type``           meaning
-=====  =================  ======================================================================
-0                         done (``release watch``: launched; ``access check``: allowed)
-1      ``failed``         a side effect failed; or a check answered no (``access check`` denied,
-                          ``audit verify`` found a problem, ``health`` unhealthy, ``release
-                          watch`` saw the release end without launching): those print their
-                          answer, not an error
-1      ``unexpected``     a bug (the trace with ``GATEKEEPER_LOG_LEVEL=DEBUG``)
-2      ``bad_input``      bad input: a file, an argument or a value the registry refused
-2      ``usage``          an unknown option, a missing argument, a value of the wrong type
-3      ``config``         configuration (settings, registry URL, keys, trust root)
-4      ``unreachable``    the Temporal server could not be reached
-5      ``release_not_found`` / ``order_not_found``   no such release / access order
-6      ``release_exists`` / ``order_exists``         that id was used before
-7      ``refused``        the release (or order) refused the decision; ``rule`` names why
-8      ``no_answer``      no answer in time (usually: no worker running)
-9      ``needs_repair``   the release's workflow task keeps failing (``gatekeeper ops repair``)
-124                       ``release watch --timeout`` passed first
-130    ``aborted``        interrupted (Ctrl-C)
-=====  =================  ======================================================================
+Exit codes, with the error's ``type``:
+
+- 0: done (``release watch``: launched; ``access check``: allowed).
+- 1: ``failed``, a side effect failed; ``unexpected``, a bug (the trace with
+  ``GATEKEEPER_LOG_LEVEL=DEBUG``). Also a check that answered no: ``access check`` denied,
+  ``audit verify`` found a problem, ``health`` unhealthy, ``release watch`` saw the release end
+  without launching (these print their answer, not an error).
+- 2: ``bad_input`` (a file, an argument or a value the registry refused) or ``usage`` (an
+  unknown option, a missing argument, a value of the wrong type).
+- 3: ``config``, configuration (settings, registry URL, keys, trust root).
+- 4: ``unreachable``, the Temporal server could not be reached.
+- 5: ``release_not_found`` or ``order_not_found``.
+- 6: ``release_exists`` or ``order_exists`` (ids are never reused).
+- 7: ``refused``, the release or order refused the decision (``rule`` says why).
+- 8: ``no_answer``, no answer in time (usually: no worker running).
+- 9: ``needs_repair``, the release's workflow task keeps failing (``gatekeeper ops repair``).
+- 124: ``release watch --timeout`` passed first. 130: ``aborted`` (Ctrl-C).
 """
 
 from __future__ import annotations
