@@ -284,7 +284,13 @@ class TestKeyedCommandMeetsPlainWorker:
         code, err = await run_cli(*command, env=env)
         assert code == 3, err
         [line] = err.strip().splitlines()
-        assert line.startswith("error: refused a payload that is not encrypted"), line
+        # Under --json the one line is a JSON object (see gatekeeper.cli.main).
+        refusal = json.loads(line)
+        assert refusal["error"].startswith("refused a payload that is not encrypted"), line
+        assert (refusal["exit_code"], refusal["type"]) == (3, "config")
+        plain = await run_cli(*command[:-1], env=env)
+        assert plain[0] == 3
+        assert plain[1].strip().startswith("error: refused a payload that is not encrypted")
         code, err = await run_cli(*command, env={**env, "GATEKEEPER_CODEC_ALLOW_PLAINTEXT": "1"})
         assert code == 0, err
 
