@@ -64,6 +64,9 @@ class Effects:
         self.versioned_evidence = False
         self.signed_through = -1
         self.final_head_signed = False
+        # Whether a request refused in its handler is stored at once under a summary that says
+        # so (REFUSAL_PATCH): the timeline's only sign of it otherwise is an update like any other.
+        self.refusals_shown = False
 
     def stage_completed(self, stage_id: str) -> None:
         """Sign the audit head at a stage's end (ANCHOR_PATCH), or else store the events so far."""
@@ -195,7 +198,15 @@ class Effects:
     def start_audit_flush(self) -> None:
         self.pending.append(asyncio.create_task(self._flush_audit()))
 
-    async def _flush_audit(self) -> None:
+    def refusal_recorded(self, summary: str) -> None:
+        """Store the audit events so far, the refusal's among them, under ``summary`` (which
+        says what was refused, from whom, by which rule): in the Temporal UI an update refused
+        in its handler looks like an accepted one (the update's own entry is green either way),
+        and this activity beside it tells them apart. Under REFUSAL_PATCH only."""
+        if self.refusals_shown:
+            self.pending.append(asyncio.create_task(self._flush_audit(summary)))
+
+    async def _flush_audit(self, why: str | None = None) -> None:
         # Always from the last *confirmed* event: overlapping flushes may repeat events (the store
         # skips those) but can never leave a gap.
         start = self.audit_confirmed
@@ -208,7 +219,9 @@ class Effects:
             result_type=AuditFlushResult,
             start_to_close_timeout=timeouts.AUDIT_TIMEOUT,
             retry_policy=timeouts.AUDIT_RETRY,
-            summary=f"Record audit events {start}–{start + len(events) - 1}",
+            summary=f"{why}: record audit events {start}–{start + len(events) - 1}"
+            if why
+            else f"Record audit events {start}–{start + len(events) - 1}",
         )
         # What the store says it holds, not what this flush sent: after a crash the replayed
         # order of overlapping flushes and head signings may differ from the live one.
