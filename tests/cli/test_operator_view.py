@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
@@ -383,3 +385,47 @@ class TestDetailsDoNotRunTogether:
         static = await described.static_details()
         assert static is not None and "|" not in static
         assert "- capability-eval · capability_evaluation · `" in static
+
+
+OPERATORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operators.md"
+
+
+def documented_queries() -> list[str]:
+    """Every visibility query of docs/operators.md's question/query table."""
+    rows = re.findall(r"^\| [^|`]+ \| `([^`]+)` \|$", OPERATORS_DOC.read_text(), re.MULTILINE)
+    return [row for row in rows if not row.startswith("gatekeeper ")]
+
+
+class TestDocumentedQueries:
+    """Every query docs/operators.md gives operators is one the server accepts, and the
+    ``AwaitingSince`` ones find a held release by how long it has waited."""
+
+    async def test_the_server_takes_every_documented_query(self, harness: Harness) -> None:
+        queries = documented_queries()
+        assert len(queries) >= 19
+        assert any("AwaitingSince <" in q for q in queries)
+        assert 'ReleaseOutcome="withdrawn"' in queries
+        queue = harness.releases.task_queue
+        for query in queries:
+            count = await harness.env.client.count_workflows(f"TaskQueue = '{queue}' AND ({query})")
+            assert count.count == 0, query
+
+    async def test_awaiting_since_finds_a_release_by_its_wait(
+        self, cli: Cli, harness: Harness
+    ) -> None:
+        rid = new_id()
+        await harness.start(factories.spec(rid))
+        await harness.at_stage(rid, "internal_review")
+        await ok(cli, "ops", "hold", rid, "--as", factories.OPERATOR, "--reason", REVIEW)
+        held = await harness.until(
+            rid, lambda s: bool(s.awaiting and s.awaiting.roles == ["operator"])
+        )
+        assert held.awaiting is not None
+        since = held.awaiting.since
+        queue = harness.releases.task_queue
+        after = (since + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        before = (since - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        base = f"TaskQueue = '{queue}' AND AwaitingRoles = 'operator'"
+        await until_visible(harness.env.client, f'{base} AND AwaitingSince < "{after}"', [rid])
+        await until_visible(harness.env.client, f'{base} AND AwaitingSince > "{before}"', [rid])
+        await until_visible(harness.env.client, f'{base} AND AwaitingSince < "{before}"', [])
