@@ -119,6 +119,10 @@ TIMER_PATCH = "one-timer-per-deadline"
 #: stored at once by an activity whose summary says it was refused, so the Temporal UI's
 #: timeline tells it from an accepted one (workflows.effects).
 REFUSAL_PATCH = "refusals-in-timeline"
+#: The patch under which a ``foreign_persons`` order is recorded as enforced per person (issue
+#: 14): the release goes on granting and launching, and access checks deny the persons it covers.
+#: Releases started before it (no marker) wait for such an order's lift, as they did.
+PER_PERSON_ORDERS_PATCH = "per-person-orders"
 
 
 @workflow.defn(name="ModelReleaseWorkflow")
@@ -219,6 +223,7 @@ class ModelReleaseWorkflow:
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
         ledger = self._ledger
         ledger.operators_awaited = operators_awaited
+        ledger.per_person_orders = workflow.patched(PER_PERSON_ORDERS_PATCH)
         # What signed requests bind besides the release id: a later release reusing the id is
         # another subject (the same live and on replay).
         ledger.status.first_run_id = workflow.info().first_execution_run_id

@@ -94,6 +94,10 @@ class Ledger:
         #: When each party (``role:ID``, ``person:ID``, or ``""`` for a wait on no one) was first
         #: awaited at the current stage; cleared when a stage starts or ends.
         self.first_awaited: dict[str, datetime] = {}
+        #: Whether a ``foreign_persons`` order is recorded as enforced person by person (the
+        #: release goes on granting and launching; see ``SuspensionDecider``). The workflow sets
+        #: it under its ``per-person-orders`` patch: releases started before it wait as they did.
+        self.per_person_orders = False
         self.status = ReleaseStatus(
             release_id=spec.release_id,
             spec=spec,
