@@ -230,6 +230,9 @@ class TestTheWindowTimer:
         assert status.government.window_ends_at == ends
         assert status.awaiting is not None and status.awaiting.since == window.awaiting.since  # type: ignore[union-attr]
         assert await timers(handle, WINDOW_TIMER) == ["running"]
+        shown = json.loads(await ok(cli, "release", "status", rid, "--json"))
+        since = datetime.fromisoformat(shown["awaiting"]["since"].replace("Z", "+00:00"))
+        assert since == window.government.window_opened_at, "`release status` waits since the open"
 
         later = ends + timedelta(days=2)
         await ok(cli, "gov", "respond", rid, *liaison, "--delay-until", later.isoformat())
