@@ -35,6 +35,9 @@ from gatekeeper.ledger.notices import Notice
 from gatekeeper.ledger.state import Ledger
 from workflows import timeouts
 
+#: Refusals one refusal flush names in its summary (the audit trail has them all).
+REFUSALS_NAMED = 3
+
 
 class EffectHost(Protocol):
     """What the side effects ask of the workflow."""
@@ -67,6 +70,8 @@ class Effects:
         # Whether a request refused in its handler is stored at once under a summary that says
         # so (REFUSAL_PATCH): the timeline's only sign of it otherwise is an update like any other.
         self.refusals_shown = False
+        self._refusals: list[str] = []
+        self._refusal_flush: asyncio.Task[None] | None = None
 
     def stage_completed(self, stage_id: str) -> None:
         """Sign the audit head at a stage's end (ANCHOR_PATCH), or else store the events so far."""
@@ -202,9 +207,25 @@ class Effects:
         """Store the audit events so far, the refusal's among them, under ``summary`` (which
         says what was refused, from whom, by which rule): in the Temporal UI an update refused
         in its handler looks like an accepted one (the update's own entry is green either way),
-        and this activity beside it tells them apart. Under REFUSAL_PATCH only."""
-        if self.refusals_shown:
-            self.pending.append(asyncio.create_task(self._flush_audit(summary)))
+        and this activity beside it tells them apart. Under REFUSAL_PATCH only.
+
+        One such flush runs at a time, for every refusal recorded since the last one started:
+        each sends only the events not stored yet, so a burst of refusals costs a few small
+        activities, not one per refusal each carrying the whole chain."""
+        if not self.refusals_shown:
+            return
+        self._refusals.append(summary)
+        if self._refusal_flush is None or self._refusal_flush.done():
+            self._refusal_flush = asyncio.create_task(self._flush_refusals())
+            self.pending.append(self._refusal_flush)
+
+    async def _flush_refusals(self) -> None:
+        while self._refusals:
+            taken, self._refusals = self._refusals, []
+            shown = "; ".join(taken[:REFUSALS_NAMED])
+            if len(taken) > REFUSALS_NAMED:
+                shown += f" (and {len(taken) - REFUSALS_NAMED} more refusal(s))"
+            await self._flush_audit(shown)
 
     async def _flush_audit(self, why: str | None = None) -> None:
         # Always from the last *confirmed* event: overlapping flushes may repeat events (the store
