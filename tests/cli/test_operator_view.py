@@ -11,6 +11,8 @@ the session's dev server (time skipped where the clocks matter).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import re
@@ -24,6 +26,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.converter import DataConverter
 
 from gatekeeper import search_attributes as sa
+from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import ReleaseStatus
 from gatekeeper.text import when
 from tests import factories
@@ -305,6 +308,43 @@ class TestRefusalsInTheTimeline:
         assert not any("sam.safety" in s for s in summaries if s.startswith("Refused"))
         audit = await harness.releases.audit(rid)
         assert [e.actor for e in audit if e.action == "request_refused"] == [factories.SUBMITTER]
+
+    async def test_a_burst_of_refusals_shares_few_activities(self, harness: Harness) -> None:
+        """Five refusals at once: every one is named or counted by the activities that store
+        them, which run one at a time, each sending only the events not stored yet."""
+        rid = new_id()
+        await harness.start(factories.spec(rid))
+        await harness.at_stage(rid, "internal_review")
+        strangers = ["lee.legal", "lou.legal", "eve.exec", "ed.exec", factories.LIAISON]
+
+        async def refused(person: str) -> None:
+            with contextlib.suppress(DecisionRefused):
+                await harness.approve(rid, person, "safety")
+
+        await asyncio.gather(*(refused(p) for p in strangers))
+        audit = await harness.releases.audit(rid)
+        assert sorted(e.actor for e in audit if e.action == "request_refused") == sorted(strangers)
+
+        def counted(summaries: list[str]) -> int:
+            total = 0
+            for summary in summaries:
+                named, _, _ = summary.partition(": record audit events")
+                more = re.search(r" \(and (\d+) more refusal\(s\)\)$", named)
+                total += named.count("Refused approve by ") + (int(more.group(1)) if more else 0)
+            return total
+
+        shown = await eventually(
+            lambda: activity_summaries(harness.handle(rid)),
+            lambda found: counted([s for s in found if s.startswith("Refused")]) == 5,
+            what="every refusal named or counted",
+        )
+        flushes = [s for s in shown if s.startswith("Refused")]
+        assert 1 <= len(flushes) <= len(strangers), flushes
+        # One at a time, each from where the last one stopped: no event is sent twice.
+        ranges = [
+            tuple(map(int, re.findall(r"record audit events (\d+)–(\d+)$", s)[0])) for s in flushes
+        ]
+        assert all(end + 1 == start for (_, end), (start, _) in itertools.pairwise(ranges)), ranges
 
 
 class TestOutcomeAndWindowEnd:
