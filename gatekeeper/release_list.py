@@ -11,16 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from temporalio.client import WorkflowExecution
-from temporalio.common import SearchAttributeKey
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.ids import release_id_of
 
 #: The release workflow's type name, as visibility lists it.
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
-#: When the roles a release awaits were first awaited at its stage. Read by name: a namespace
-#: (or a release) without it lists the row with no "since".
-AWAITING_SINCE = SearchAttributeKey.for_datetime("AwaitingSince")
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ def summary_of(execution: WorkflowExecution) -> ReleaseSummary:
         state=attrs.get(sa.RELEASE_STATE) or "",
         risk_tier=attrs.get(sa.RISK_TIER) or "",
         awaiting_roles=list(attrs.get(sa.AWAITING_ROLES) or []),
-        awaiting_since=attrs.get(AWAITING_SINCE),
+        awaiting_since=attrs.get(sa.AWAITING_SINCE),
         window_ends_at=attrs.get(sa.GOVERNMENT_WINDOW_ENDS_AT),
         submitted_by=attrs.get(sa.SUBMITTED_BY) or "",
         started_at=execution.start_time,
