@@ -203,7 +203,8 @@ class TestWidth:
     async def test_list_at_80_columns(self, harness: Harness) -> None:
         rid = new_id()
         await harness.start(factories.spec(rid))
-        await harness.at_stage(rid, "internal_review")
+        status = await harness.at_stage(rid, "internal_review")
+        assert status.awaiting is not None
         await asyncio.sleep(1)  # visibility lags the workflow a little
         ran = await run(harness, "release", "list", "--running", columns=80)
         assert ran.code == 0, ran.stderr
@@ -213,6 +214,9 @@ class TestWidth:
         row = next(line for line in lines if rid in line)
         assert row.split()[:3] == [rid, "internal_review", "active"]
         assert "safety" in row
+        assert when(status.awaiting.since) in row, (
+            "since: when the awaited roles were first awaited"
+        )
 
         wide = await run(harness, "release", "list", "--running", columns=250)
         assert wide.stdout.splitlines()[0].split()[:5] == lines[0].split()
