@@ -5,11 +5,14 @@ access and before launching, and is held as one the order reached; the order's l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from gatekeeper.cli import common, main
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.ledger.state import SYSTEM
 from gatekeeper.ledger.suspensions import FOUND_ACTION
@@ -23,7 +26,8 @@ from gatekeeper.models.orders import (
 )
 from gatekeeper.models.status import ReleaseStatus
 from tests import factories
-from tests.orders.conftest import OrderHarness, partner_policy, release_spec, unique
+from tests.orders.conftest import PEOPLE, OrderHarness, partner_policy, release_spec, unique
+from tests.orders.test_export_control_sequence import Gatekeeper, example
 
 OPERATOR = factories.OPERATOR
 SAFEGUARDS = ["misuse-classifier-v2", "misuse-reporting"]
@@ -235,3 +239,64 @@ class TestBeforeLaunching:
             release_id, "withdraw", OperatorRequest(by=OPERATOR, reason="test over")
         )
         await orders.until(release_id, lambda s: s.state is ReleaseState.WITHDRAWN)
+
+
+@pytest.fixture
+def gk(orders: OrderHarness, monkeypatch: pytest.MonkeyPatch) -> Gatekeeper:
+    if not main.app.registered_groups:
+        main._register()
+    monkeypatch.setattr(common.console, "width", 200)
+    return Gatekeeper(orders)
+
+
+class TestThroughTheCli:
+    """The same as an operator sees it: ``access order apply`` (everyone), a release started
+    after it held before granting, ``access check`` denying every person, ``release status``
+    awaiting the operator, ``access order lift`` restoring it (and counting a release that never
+    held the order apart), then grants and the launch."""
+
+    async def test_apply_then_start_then_lift(
+        self, orders: OrderHarness, gk: Gatekeeper, tmp_path: Path
+    ) -> None:
+        model = unique("aurora")
+        order_id = unique("ec-all")
+        order_file = example(
+            "export-control-order.yaml",
+            tmp_path / "order.yaml",
+            order_id=order_id,
+            models=[model],
+            scope="everyone",
+        )
+        applied = await gk.run("access", "order", "apply", str(order_file), "--as", "olga.ops")
+        assert applied.returncode == 0, applied.stderr
+        assert applied.stdout.splitlines()[0].endswith("0 release(s) reached: 0 pending")
+
+        held = await held_release(orders, model)
+        waiting = await orders.start(release_spec(model), factories.policy())
+        await orders.at_stage(waiting.release_id, "internal_review")
+
+        shown = await gk.run("release", "status", held.release_id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        view = json.loads(shown.stdout)
+        assert view["state"] == "suspended"
+        assert "operator" in view["awaiting"]["roles"]
+        for person in (p.id for p in PEOPLE):
+            assert await gk.check(model, person) in ("deny:order", "deny:fail_closed")
+        assert grant_statuses(orders, held.release_id) == {}
+
+        lift_file = example("lift.yaml", tmp_path / "lift.yaml", by="olga.ops")
+        lifted = await gk.run("access", "order", "lift", order_id, "--file", str(lift_file))
+
+        assert lifted.returncode == 0, lifted.stderr
+        first = lifted.stdout.splitlines()[0]
+        assert first.startswith(f"order {order_id} is lifted in ")
+        assert first.endswith(
+            "; 2 release(s) reached: 0 pending, 1 acknowledged, 1 not_suspended"
+        ), first
+        await orders.parked(held.release_id)
+        assert await gk.check(model, "alice") == "allow:grant"
+        assert await gk.check(model, "pat") == "deny:no_grant"
+        await orders.skip(held.release_id, 15)
+        await orders.until(held.release_id, lambda s: s.state is ReleaseState.LAUNCHED)
+        assert await gk.check(model, "pat") == "allow:public"
+        assert (await orders.releases.status(waiting.release_id)).suspensions == []
