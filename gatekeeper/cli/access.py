@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from gatekeeper.adapters.registry.models import Partner, RegisteredPerson
+from gatekeeper.cli import stores
 from gatekeeper.cli.common import JSON_OPTION, console, print_json, run, settings
 from gatekeeper.cli.render import markup, plain
 from gatekeeper.cli.session import signer
@@ -48,11 +49,11 @@ app.add_typer(order_app, name="order")
 
 
 @contextmanager
-def _registry(ctx: typer.Context) -> Iterator[AccessRegistry]:
+def _registry(ctx: typer.Context, *, create: bool = False) -> Iterator[AccessRegistry]:
     # Imported here: SQLAlchemy and alembic cost every other command half a second to load.
     from gatekeeper.adapters.registry import AccessRegistry
 
-    registry = AccessRegistry(settings(ctx).effective_registry_url)
+    registry = AccessRegistry(stores.registry_url(settings(ctx), create=create))
     try:
         yield registry
     finally:
@@ -69,7 +70,7 @@ def partner_add(
 ) -> None:
     """Register a vetted partner organisation."""
     partner = Partner(id=partner_id, name=name, tier=tier, jurisdiction=jurisdiction)
-    with _registry(ctx) as registry:
+    with _registry(ctx, create=True) as registry:
         added = registry.add_partner(partner)
     console.print(
         f"added partner {added.id} ({added.tier.value}, {added.jurisdiction})", markup=False
@@ -108,7 +109,7 @@ def person_add(
     person = RegisteredPerson(
         id=person_id, partner_id=partner, nationality=nationality, location=location
     )
-    with _registry(ctx) as registry:
+    with _registry(ctx, create=True) as registry:
         added = registry.add_person(person)
     org = f" of {added.partner_id}" if added.partner_id else ""
     console.print(f"added person {added.id}{org} ({added.nationality.value})", markup=False)
