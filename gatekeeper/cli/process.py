@@ -119,8 +119,8 @@ async def _dev(
             if stop.is_set():
                 return
             attributes = await registered_search_attributes(server.client)
-            exports = shell_exports(settings, server.target, server.namespace, root_id)
-            _print_banner(settings, server, attributes, installed, identity, exports)
+            environment = shell_environment(settings, server.target, server.namespace, root_id)
+            _print_banner(settings, server, attributes, installed, identity, environment)
             # A server that dies under the worker ends the command instead of leaving a worker
             # retrying its polls forever.
             watch = asyncio.create_task(server.wait())
@@ -164,10 +164,12 @@ def _local_trust_root(settings: Settings) -> tuple[str, str]:
     return line, root.key_id
 
 
-def shell_exports(settings: Settings, target: str, namespace: str, root_id: str) -> list[str]:
-    """``export NAME=value`` lines for another shell: what its commands need to reach the same
-    engine (the server) and the files the CLI opens itself (registry, outbox, keys), every path
-    absolute, every value quoted. Settings left at their defaults are not repeated."""
+def shell_environment(
+    settings: Settings, target: str, namespace: str, root_id: str
+) -> dict[str, str]:
+    """What another shell must export: what its commands need to reach the same engine (the
+    server) and the files the CLI opens itself (registry, outbox, keys), every path absolute.
+    Settings left at their defaults are not repeated."""
     values = {
         "TEMPORAL_ADDRESS": target,
         "TEMPORAL_NAMESPACE": namespace,
@@ -185,7 +187,7 @@ def shell_exports(settings: Settings, target: str, namespace: str, root_id: str)
         values["GATEKEEPER_POLICY"] = str(settings.policy_path.resolve())
     if config := settings.env.get("GATEKEEPER_CONFIG"):
         values["GATEKEEPER_CONFIG"] = str(Path(config).resolve())
-    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    return values
 
 
 def _print_banner(
@@ -194,7 +196,7 @@ def _print_banner(
     attributes: dict[str, str],
     policies: list[str],
     identity: str,
-    exports: list[str],
+    environment: dict[str, str],
 ) -> None:
     # Plain label/value lines rather than a table: a table would truncate long paths in a pipe.
     rows = [
@@ -216,6 +218,6 @@ def _print_banner(
         console.print(f"  [bold]{label:<18}[/bold]{escape(value)}")
     # Unstyled and never wrapped: pasted as printed.
     console.print("In another shell, in this directory, paste:")
-    for line in exports:
-        console.print(f"  {line}", markup=False)
+    for name, value in environment.items():
+        console.print(f"  export {name}={shlex.quote(value)}", markup=False)
     console.print("Press Ctrl-C to stop (the worker first, then the server).")
