@@ -387,3 +387,5 @@ class TestWalkthrough:
         dossier = json.loads(dossier_file.read_text(encoding="utf-8"))
         assert dossier["release_id"] == RELEASE
         assert dossier["notifications"], "the dossier lists no notification (no outbox read)"
+        # Nothing the second shell ran opened a data directory of its own.
+        assert not (work / ".gatekeeper").exists()
