@@ -154,12 +154,24 @@ def resend(
     )
 
 
-def newly_found(status: OrderStatus, found: Iterable[AffectedRelease]) -> list[ReleaseUpdate]:
-    """Suspensions for the running releases a sweep found that the order has not reached."""
+def sweep_models(status: OrderStatus, models: list[str] | None) -> list[str]:
+    """The models a sweep looks for: the order's, or those of ``models`` (an exemption's, where
+    ``*`` means every model of the order) that the order names."""
+    if models is None or ALL_MODELS in models:
+        return list(status.order.models)
+    return [m for m in models if covers_model(status.order.models, m)]
+
+
+def newly_found(
+    status: OrderStatus, found: Iterable[AffectedRelease], models: list[str] | None = None
+) -> list[ReleaseUpdate]:
+    """Suspensions for the running releases (of ``models``, default the order's) a sweep found
+    that the order has not reached."""
+    wanted = status.order.models if models is None else models
     return [
         ReleaseUpdate(release_id=r.release_id, model=r.model, suspend=suspension(status, r.model))
         for r in found
-        if r.release_id not in status.releases
+        if r.release_id not in status.releases and covers_model(wanted, r.model)
     ]
 
 
@@ -189,6 +201,13 @@ def after_lift(status: OrderStatus, restore: AccessRestoreRequest) -> list[Relea
 # --- what operators see -----------------------------------------------------------------------
 
 
+def effect(scope: str) -> str:
+    """What an order of ``scope`` does to the releases it reaches (``gatekeeper.ledger.suspensions``)."""
+    if scope == "foreign_persons":
+        return "enforced per person by access checks; releases go on granting and launching"
+    return "releases suspended until the lift"
+
+
 def details(status: OrderStatus) -> str:
     """The order's current details (Markdown) for the Temporal UI."""
     order = status.order
@@ -196,7 +215,7 @@ def details(status: OrderStatus) -> str:
     lines = [
         f"**Access order {order.order_id}** — {status.state}",
         "",
-        f"- Models: {', '.join(order.models)}; scope: {order.scope}",
+        f"- Models: {', '.join(order.models)}; scope: {order.scope} ({effect(order.scope)})",
         f"- Exempt: {', '.join(status.exempt_for(ALL_MODELS)) or 'nobody'}"
         + (f" (+{len(status.exemptions)} exemption(s))" if status.exemptions else ""),
         f"- Releases: {len(status.releases)} — "

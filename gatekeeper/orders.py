@@ -53,7 +53,13 @@ from gatekeeper.release_list import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
 from gatekeeper.signed_requests import order_binding, release_binding
 from gatekeeper.signer import Signer, request_body
 from gatekeeper.statements import sign_request
-from gatekeeper.temporal_errors import not_found, refusal, refused_because, workflow_error
+from gatekeeper.temporal_errors import (
+    not_found,
+    refusal,
+    refused_because,
+    service_error,
+    workflow_error,
+)
 from gatekeeper.yamlcheck import validate_model
 from gatekeeper.yamlfile import read_yaml_file
 
@@ -103,6 +109,28 @@ def affected_query(models: list[str]) -> str:
         names = ", ".join(f"'{m}'" for m in models)
         clauses.append(f"{sa.MODEL_NAME.name} IN ({names})")
     return " AND ".join(clauses)
+
+
+def releases_of_query(model: str) -> str:
+    """The visibility query for every release of ``model``, running or finished."""
+    return f"WorkflowType = '{RELEASE_WORKFLOW_TYPE}' AND {sa.MODEL_NAME.name} = '{model}'"
+
+
+async def models_without_releases(client: Client, models: list[str]) -> list[str]:
+    """The models of ``models`` (``*`` aside) that no release was started for, as far as
+    visibility remembers (finished releases drop out after the namespace's retention, so the
+    caller also asks the registry for public launches)."""
+    unused: list[str] = []
+    for model in models:
+        if model == ALL_MODELS:
+            continue
+        try:
+            counted = await client.count_workflows(releases_of_query(model))
+        except RPCError as err:
+            raise service_error(err, "count the releases of the order's models") from err
+        if counted.count == 0:
+            unused.append(model)
+    return unused
 
 
 async def find_running_releases(client: Client, models: list[str]) -> list[AffectedRelease]:

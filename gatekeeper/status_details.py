@@ -67,6 +67,11 @@ def details(v: StatusView) -> str:
             f"**Access suspended by order {md(suspension.order_id)} ({md(suspension.scope)}):** "
             f"{md(suspension.reason)}"
         )
+    for order in v.per_person_orders:
+        lines.append(
+            f"**Under order {md(order.order_id)} ({md(order.scope)}), enforced per person by "
+            f"access checks:** {md(order.reason)}"
+        )
     for failure in v.evidence_failures:
         lines.append(f"**Evidence {md(failure.id)} {failure.result}:** {md(failure.detail)}")
     grants = v.grants

@@ -179,7 +179,13 @@ class StatusView:
 
     @property
     def active_suspensions(self) -> tuple[Suspension, ...]:
-        return tuple(s for s in self.suspensions if s.lifted_at is None)
+        """Orders in force that suspend the release (it waits before granting and launching)."""
+        return tuple(s for s in self.suspensions if s.lifted_at is None and not s.per_person)
+
+    @property
+    def per_person_orders(self) -> tuple[Suspension, ...]:
+        """Orders in force that access checks enforce person by person (the release goes on)."""
+        return tuple(s for s in self.suspensions if s.lifted_at is None and s.per_person)
 
 
 def view(status: ReleaseStatus) -> StatusView:

@@ -50,6 +50,10 @@ COVERAGE = {
         "ModelReleaseWorkflow", {"suspend_access": 2, "restore_access": 1}
     ),
     "partner_approval": Covers("ModelReleaseWorkflow", {"approve_partners": 3}),
+    # Issue 14: a foreign_persons order recorded per person (the release goes on), and an
+    # exemption that sweeps only the models it names.
+    "per_person_order": Covers("ModelReleaseWorkflow", {"suspend_access": 2, "restore_access": 1}),
+    "exemption_sweep": Covers("AccessOrderWorkflow", {"exempt": 1, "lift": 1}),
     "delegation": Covers(
         "ModelReleaseWorkflow", {"delegate": 2, "revoke_delegation": 1, "approve": 5}
     ),

@@ -65,6 +65,10 @@ with workflow.unsafe.imports_passed_through():
 
 #: ``workflow.patched`` id: orders resolve their officers (and signature age) at apply time.
 OFFICERS_PATCH = "order-officers"
+#: ``workflow.patched`` id (issue 14): an exemption's sweep looks only for releases of the models
+#: it names, so it changes nothing for the releases of the order's other models. Exemptions
+#: accepted before it swept every model of the order, as their histories replay.
+EXEMPTION_SCOPE_PATCH = "exemption-sweeps-its-models"
 
 
 M = TypeVar("M", bound=Model)
@@ -261,19 +265,21 @@ class AccessOrderWorkflow:
 
     # --- reaching releases ----------------------------------------------------------------
 
-    async def _sweep(self) -> None:
-        """Suspend every running release of the order's models not reached yet."""
+    async def _sweep(self, models: list[str] | None = None) -> None:
+        """Suspend every running release of the order's models (or of ``models``, some of
+        them) not reached yet."""
         status = self._status
         status.sweeps += 1
+        models = decide.sweep_models(status, models)
         found = await workflow.execute_activity(
             "find_affected_releases",
-            AffectedReleasesRequest(order_id=status.order.order_id, models=status.order.models),
+            AffectedReleasesRequest(order_id=status.order.order_id, models=models),
             result_type=AffectedReleases,
             start_to_close_timeout=timeouts.ORDER_FIND_TIMEOUT,
             retry_policy=timeouts.ORDER_FANOUT_RETRY,
-            summary=f"Find running releases of {', '.join(status.order.models)}",
+            summary=f"Find running releases of {', '.join(models)}",
         )
-        await self._deliver(decide.newly_found(status, found.releases))
+        await self._deliver(decide.newly_found(status, found.releases, models))
 
     async def _deliver(self, updates: list[ReleaseUpdate]) -> None:
         """Send ``updates`` in concurrent batches and record every answer."""
@@ -365,9 +371,11 @@ class AccessOrderWorkflow:
             )
             status.grants_restored += len(result.restored)
             self._publish()
-            # Suspended releases of the exempted models carry the new exempt list.
+            # Suspended releases of the exempted models carry the new exempt list; releases of
+            # those models started since the order was applied are reached now. The order's
+            # other models' releases are not touched.
             await self._deliver(decide.after_exemption(status, models))
-            await self._sweep()
+            await self._sweep(models if workflow.patched(EXEMPTION_SCOPE_PATCH) else None)
         return OrderUpdateResult(
             message=decide.exempted(req, models),
             order_id=status.order.order_id,

@@ -106,6 +106,10 @@ ANCHOR_PATCH = "anchor-audit-heads"
 #: verification asked for at an older version is dropped when it lands. Releases started before
 #: it record every verification as it lands, as they did.
 EVIDENCE_PATCH = "versioned-evidence-checks"
+#: The patch under which a ``foreign_persons`` order is recorded as enforced per person (issue
+#: 14): the release goes on granting and launching, and access checks deny the persons it covers.
+#: Releases started before it (no marker) wait for such an order's lift, as they did.
+PER_PERSON_ORDERS_PATCH = "per-person-orders"
 
 
 @workflow.defn(name="ModelReleaseWorkflow")
@@ -202,6 +206,7 @@ class ModelReleaseWorkflow:
             self._integrity_error = str(err)
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
         ledger = self._ledger
+        ledger.per_person_orders = workflow.patched(PER_PERSON_ORDERS_PATCH)
         # What signed requests bind besides the release id: a later release reusing the id is
         # another subject (the same live and on replay).
         ledger.status.first_run_id = workflow.info().first_execution_run_id

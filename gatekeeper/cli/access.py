@@ -18,7 +18,7 @@ from rich.table import Table
 
 from gatekeeper.adapters.registry.models import Partner, RegisteredPerson
 from gatekeeper.cli import stores
-from gatekeeper.cli.common import JSON_OPTION, console, print_json, run, settings
+from gatekeeper.cli.common import JSON_OPTION, console, err_console, print_json, run, settings
 from gatekeeper.cli.render import markup, plain
 from gatekeeper.cli.session import signer
 from gatekeeper.client import connect
@@ -26,7 +26,13 @@ from gatekeeper.errors import InputError
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
 from gatekeeper.models.orders import OrderExemptionRequest, OrderLiftRequest, OrderStatus
 from gatekeeper.models.payloads import parse_request
-from gatekeeper.orders import Orders, load_exemption, load_lift, load_order_spec
+from gatekeeper.orders import (
+    Orders,
+    load_exemption,
+    load_lift,
+    load_order_spec,
+    models_without_releases,
+)
 from gatekeeper.settings import Settings
 
 if TYPE_CHECKING:
@@ -224,6 +230,33 @@ async def _orders(config: Settings, key: Path | None = None) -> AsyncIterator[Or
     yield Orders(client, config.task_queue, signer=signer(config, key))
 
 
+def _registry_exists(config: Settings) -> bool:
+    """Whether the registry can be read without creating it (a SQLite file that is missing is
+    not created just to look for public launches: visibility alone then answers)."""
+    return stores.missing_registry(config) is None
+
+
+def registry_line(status: OrderStatus) -> str:
+    """What the order does now, after the step just taken, in one line."""
+    if status.state == "failed":
+        return "registry: nothing recorded"
+    if status.state in ("lifting", "lifted"):
+        return (
+            f"registry: order lifted, {status.grants_restored} grant(s) restored; "
+            "checks no longer apply it"
+        )
+    if status.order.scope == "foreign_persons":
+        return (
+            "registry: checks deny foreign persons and unknown nationalities, except exempt "
+            "partners' staff; no grant is suspended and releases go on granting"
+        )
+    return (
+        f"registry: {status.grants_suspended} grant(s) suspended org-wide, "
+        f"{status.grants_restored} restored by exemptions; checks deny everyone the order "
+        "covers; its releases wait to grant and launch"
+    )
+
+
 def _print_order(status: OrderStatus, *, elapsed: float | None = None) -> None:
     order = status.order
     counts = status.counts()
@@ -231,17 +264,14 @@ def _print_order(status: OrderStatus, *, elapsed: float | None = None) -> None:
     console.print(
         f"order {markup(order.order_id)} is [bold]{markup(status.state)}[/bold]{took}: "
         f"{markup(', '.join(order.models))} for {markup(order.scope)}; "
-        f"{len(status.releases)} running release(s): "
+        f"{len(status.releases)} release(s) reached: "
         + markup(
             ", ".join(
                 f"{n} {outcome}" for outcome, n in counts.items() if n or outcome == "pending"
             )
         )
     )
-    console.print(
-        f"registry: {status.grants_suspended} grant(s) suspended org-wide, "
-        f"{status.grants_restored} restored; checks enforce the order per person at once"
-    )
+    console.print(plain(registry_line(status)))
     if status.failure:
         console.print(f"[red]failed:[/red] {markup(status.failure)}")
     for exemption in status.exemptions:
@@ -289,6 +319,12 @@ def order_apply(
     no_wait: bool = typer.Option(
         False, "--no-wait", help="Return once started, before every release has answered."
     ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Refuse an order naming a model that no release has used and no launch made "
+        "public (usually a typo); without it such an order is applied with a warning.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Apply an order: registry first, then suspend_access to every running release."""
@@ -297,6 +333,22 @@ def order_apply(
 
     async def go() -> OrderStatus:
         async with _orders(config) as api:
+            unused = await models_without_releases(api.client, spec.models)
+            if unused and _registry_exists(config):
+                with _registry(ctx) as registry:
+                    unused = [m for m in unused if not registry.list_public_launches(m)]
+            if unused:
+                names = ", ".join(unused)
+                line = (
+                    f"order {spec.order_id} names {names}, which no release has used and no "
+                    "launch made public"
+                )
+                if strict:
+                    raise InputError(f"{line}; nothing applied (--strict)")
+                err_console.print(
+                    f"warning: {line}; applying it anyway (a typo? --strict refuses)",
+                    markup=False,
+                )
             return await api.apply(spec, as_, wait=not no_wait)
 
     started = time.monotonic()

@@ -114,6 +114,13 @@ def status_view(status: ReleaseStatus | StatusView) -> Group:
                 f"({markup(suspension.scope)}): {markup(suspension.reason)}"
             )
         )
+    for order in v.per_person_orders:
+        parts.append(
+            Text.from_markup(
+                f"[magenta]under order[/] {markup(order.order_id)} ({markup(order.scope)}, "
+                f"enforced per person by access checks): {markup(order.reason)}"
+            )
+        )
     for failure in v.evidence_failures:  # the refusal or the reason (plain text, never markup)
         parts.append(
             Text.assemble(

@@ -84,6 +84,10 @@ class Ledger:
         #: verification result counts only for the version it was asked for (see
         #: :meth:`evidence_current`), so a slower, older verification never overwrites a newer one.
         self.evidence_version = 0
+        #: Whether a ``foreign_persons`` order is recorded as enforced person by person (the
+        #: release goes on granting and launching; see ``SuspensionDecider``). The workflow sets
+        #: it under its ``per-person-orders`` patch: releases started before it wait as they did.
+        self.per_person_orders = False
         self.status = ReleaseStatus(
             release_id=spec.release_id,
             spec=spec,

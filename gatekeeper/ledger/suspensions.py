@@ -1,4 +1,12 @@
-"""Access orders reaching a release: access suspended (with exempt partners) and restored."""
+"""Access orders reaching a release: access suspended (with exempt partners) and restored.
+
+An order whose scope covers whole organisations (``everyone``, a jurisdiction) suspends the
+release: it waits before granting partner access and before launching until the order is
+lifted. A ``foreign_persons`` order is enforced person by person by the registry's access checks
+(a partner's US staff keep access, its foreign staff are denied), so the release records it and
+goes on granting and launching (:attr:`~gatekeeper.models.status.Suspension.per_person`); only
+releases started before the ``per-person-orders`` patch still wait for such an order.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,9 @@ from gatekeeper.models.enums import NotificationEvent
 from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
 from gatekeeper.models.status import Suspension
 from gatekeeper.rules import Rule, refuse
+
+#: The order scope that access checks enforce person by person (see the module docstring).
+FOREIGN_PERSONS = "foreign_persons"
 
 
 class SuspensionDecider:
@@ -39,11 +50,12 @@ class SuspensionDecider:
 
     def apply_suspension(self, req: AccessSuspensionRequest, now: datetime) -> str:
         self.validate_suspension(req, now)
-        for existing in self.ledger.status.active_suspensions():
+        for existing in self.ledger.status.orders_in_force():
             if existing.order_id == req.order_id:
                 if sorted(existing.exempt_partners) == sorted(req.exempt_partners):
-                    return f"order {req.order_id} already suspends access"  # re-delivery
+                    return f"order {req.order_id} already {_verb(existing)}"  # re-delivery
                 return self._change_exemptions(existing, req, now)
+        per_person = self.ledger.per_person_orders and req.scope == FOREIGN_PERSONS
         self.ledger.status.suspensions.append(
             Suspension(
                 order_id=req.order_id,
@@ -52,9 +64,12 @@ class SuspensionDecider:
                 exempt_partners=req.exempt_partners,
                 reason=req.reason,
                 at=now,
+                per_person=per_person,
             )
         )
         self.ledger.refresh_state()
+        if per_person:
+            return self._record_per_person(req, now)
         event = self.ledger.audit(now, req.by, "access_suspended", req.model_dump(mode="json"))
         self.ledger.notify(
             NotificationEvent.ACCESS_SUSPENDED,
@@ -65,6 +80,22 @@ class SuspensionDecider:
             roles=["operator"],
         )
         return f"access suspended by order {req.order_id}"
+
+    def _record_per_person(self, req: AccessSuspensionRequest, now: datetime) -> str:
+        """A ``foreign_persons`` order: recorded, and the release goes on (checks enforce it)."""
+        event = self.ledger.audit(now, req.by, "access_order_recorded", req.model_dump(mode="json"))
+        exempt = _names(req.exempt_partners, "", 3)
+        self.ledger.notify(
+            NotificationEvent.ACCESS_SUSPENDED,
+            event,
+            f"Order {req.order_id} covers foreign persons' access to {self.ledger.title}",
+            f"Order {req.order_id}: {req.reason}. The release goes on granting and launching; "
+            "access checks deny the persons the order covers (foreign persons, and anyone whose "
+            "nationality is unknown)" + (f", except the staff of {exempt}" if exempt else "") + ".",
+            concerned=[self.ledger.spec.submitter],
+            roles=["operator"],
+        )
+        return f"order {req.order_id} recorded: checks deny the foreign persons it covers"
 
     def _change_exemptions(
         self, suspension: Suspension, req: AccessSuspensionRequest, now: datetime
@@ -81,11 +112,16 @@ class SuspensionDecider:
             {"order_id": req.order_id, "exempted": added, "no_longer_exempt": removed},
         )
         exempt = _names(req.exempt_partners, "nobody")
+        still = (
+            "is still enforced person by person on"
+            if suspension.per_person
+            else "still suspends access to"
+        )
         self.ledger.notify(
             NotificationEvent.ACCESS_SUSPENDED,
             event,
             f"Order {req.order_id} now exempts {_names(req.exempt_partners, 'nobody', 3)}",
-            f"Order {req.order_id} still suspends access to {self.ledger.title} for {req.scope}; "
+            f"Order {req.order_id} {still} {self.ledger.title} for {req.scope}; "
             f"exempt partners (and all their staff): {exempt}.",
             concerned=[self.ledger.spec.submitter],
             roles=["operator"],
@@ -94,7 +130,7 @@ class SuspensionDecider:
 
     def apply_restore(self, req: AccessRestoreRequest, now: datetime) -> str:
         not_terminal(self.ledger)
-        active = [s for s in self.ledger.status.active_suspensions() if s.order_id == req.order_id]
+        active = [s for s in self.ledger.status.orders_in_force() if s.order_id == req.order_id]
         if not active:
             if any(s.order_id == req.order_id for s in self.ledger.status.suspensions):
                 return f"order {req.order_id} was already lifted"  # idempotent re-delivery
@@ -104,17 +140,29 @@ class SuspensionDecider:
             suspension.lifted_by = req.by
             suspension.safeguards = list(req.safeguards)
         self.ledger.refresh_state()
+        per_person = all(s.per_person for s in active)
         event = self.ledger.audit(now, req.by, "access_restored", req.model_dump(mode="json"))
         self.ledger.notify(
             NotificationEvent.ACCESS_RESTORED,
             event,
-            f"Access to {self.ledger.title} restored",
+            f"Order {req.order_id} on {self.ledger.title} lifted"
+            if per_person
+            else f"Access to {self.ledger.title} restored",
             f"Order {req.order_id} was lifted: {req.reason}."
             + (f" Safeguards: {', '.join(req.safeguards)}." if req.safeguards else ""),
             concerned=[self.ledger.spec.submitter],
             roles=["operator"],
         )
+        if per_person:
+            return f"order {req.order_id} lifted (access checks enforced it per person)"
         return f"access restored (order {req.order_id} lifted)"
+
+
+def _verb(suspension: Suspension) -> str:
+    """What an order in force does to the release, for a re-delivery's answer."""
+    return (
+        "covers the release (enforced per person)" if suspension.per_person else "suspends access"
+    )
 
 
 def _names(items: list[str], empty: str, shown: int = 20) -> str:

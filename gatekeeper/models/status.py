@@ -188,6 +188,12 @@ class Suspension(Model):
     lifted_at: datetime | None = None
     lifted_by: Identifier | None = None
     safeguards: list[str] = Field(default_factory=list)
+    per_person: bool = Field(
+        default=False,
+        description="enforced person by person by the registry's access checks (a "
+        "foreign_persons order): the release goes on granting and launching, and checks deny "
+        "the persons the order covers; false: the release waits before granting and launching",
+    )
 
 
 #: ``refused``: the worker's evidence rules forbid reading the item (outside the roots, not a
@@ -286,6 +292,12 @@ class ReleaseStatus(Model):
         return [h for h in self.holds if h.released_at is None]
 
     def active_suspensions(self) -> list[Suspension]:
+        """The orders in force that suspend the release (it grants and launches only after)."""
+        return [s for s in self.suspensions if s.lifted_at is None and not s.per_person]
+
+    def orders_in_force(self) -> list[Suspension]:
+        """Every order in force on the release: those suspending it and those that access
+        checks enforce person by person (:attr:`Suspension.per_person`)."""
         return [s for s in self.suspensions if s.lifted_at is None]
 
 

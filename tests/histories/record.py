@@ -140,13 +140,14 @@ async def withdrawn(h: OrderHarness) -> dict[str, AnyHandle]:
 
 
 async def access_order(h: OrderHarness) -> dict[str, AnyHandle]:
-    """An export-control order suspends a release's foreign-person access in partner access; an
-    exemption is added, the order is lifted, access is restored and the release launches."""
+    """An order covering everyone suspends a release in partner access; an exemption is added,
+    the order is lifted, access is restored and the release launches. (Recorded with a
+    ``foreign_persons`` order, before such orders were enforced per person, issue 14.)"""
     model, rid, order_id = "history-aurora", "history-suspended", "history-order"
     await h.start(release_spec(model, rid), partner_policy())
     await h.parked(rid)
     order = OrderSpec.model_validate(
-        {"order_id": order_id, "models": [model], "scope": "foreign_persons", "reason": "export"}
+        {"order_id": order_id, "models": [model], "scope": "everyone", "reason": "export"}
     )
     await h.orders.apply(order, factories.OPERATOR)
     await h.until(rid, lambda s: s.state is ReleaseState.SUSPENDED, what="suspended")
@@ -162,6 +163,49 @@ async def access_order(h: OrderHarness) -> dict[str, AnyHandle]:
     await h.skip(rid, 15)
     await h.handle(rid).result()
     return {"access_order": h.orders.handle(order_id), "suspended_restored": h.handle(rid)}
+
+
+async def per_person_order(h: OrderHarness) -> dict[str, AnyHandle]:
+    """A foreign_persons order on two models reaches a release in its testing window (enforced
+    per person: it is recorded, and the release goes on to grant while the order stands); a
+    one-model exemption sweeps only that model; the lift restores; the release launches
+    (issue 14)."""
+    model, other = "history-boreal", "history-cirrus"
+    rid, order_id = "history-per-person", "history-per-person-order"
+    await h.start(release_spec(model, rid), factories.policy(partner_quorum=False))
+    await h.pass_internal_review(rid)
+    await h.at_stage(rid, "government_testing_window")
+    order = OrderSpec.model_validate(
+        {
+            "order_id": order_id,
+            "models": [model, other],
+            "scope": "foreign_persons",
+            "reason": "export",
+        }
+    )
+    await h.orders.apply(order, factories.OPERATOR)
+    await h.until(rid, lambda s: bool(s.orders_in_force()), what="the order recorded")
+    await h.skip(rid, 31)
+    await h.parked(rid)  # granted while the order stands
+    await h.orders.exempt(
+        order_id,
+        OrderExemptionRequest(
+            by=factories.OPERATOR, partners=["brit-ai"], models=[model], reason="licensed"
+        ),
+    )
+    await h.until(
+        rid, lambda s: s.orders_in_force()[0].exempt_partners == ["brit-ai"], what="exempted"
+    )
+    await h.orders.lift(
+        order_id, OrderLiftRequest(by=factories.OPERATOR, safeguards=[], reason="review done")
+    )
+    await h.until(rid, lambda s: not s.orders_in_force(), what="the order lifted")
+    await h.orders.handle(order_id).result()
+    await h.skip(rid, 15)
+    await h.at_stage(rid, "launch_approval")
+    await h.approve(rid, "eve.exec", "executive")
+    await h.handle(rid).result()
+    return {"per_person_order": h.handle(rid), "exemption_sweep": h.orders.handle(order_id)}
 
 
 async def partner_approval(h: OrderHarness) -> dict[str, AnyHandle]:
@@ -257,6 +301,7 @@ SCENARIOS: dict[str, Scenario] = {
         rejected,
         withdrawn,
         access_order,
+        per_person_order,
         partner_approval,
         delegation,
         reminders,

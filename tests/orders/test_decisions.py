@@ -111,3 +111,18 @@ class TestWhatReleasesAreSent:
         assert fresh.suspend.reason == "export rule (docket 7)"
         assert decide.reason("x" * (MAX_TEXT + 10), "") == "x" * MAX_TEXT, "bounded"
         assert "**Access order o-1** — active" in decide.details(s)
+        assert "scope: foreign_persons (enforced per person by access checks;" in decide.details(s)
+
+    def test_an_exemptions_sweep_looks_only_for_the_models_it_names(self) -> None:
+        s = status()
+        assert decide.sweep_models(s, None) == ["aurora", "borealis"]
+        assert decide.sweep_models(s, ["*"]) == ["aurora", "borealis"], "every model of the order"
+        assert decide.sweep_models(s, ["aurora"]) == ["aurora"]
+        everything = status(order=s.order.model_copy(update={"models": ["*"]}))
+        assert decide.sweep_models(everything, ["zephyr"]) == ["zephyr"]
+        found = [
+            AffectedRelease(release_id="r-8", model="aurora"),
+            AffectedRelease(release_id="r-9", model="borealis"),
+        ]
+        [fresh] = decide.newly_found(s, found, ["aurora"])
+        assert fresh.release_id == "r-8", "a release of another model is left alone"

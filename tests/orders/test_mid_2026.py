@@ -90,9 +90,10 @@ class TestMid2026Sequence:
         assert status.state == "active"
         assert list(status.releases) == [early.release_id]  # the launched one has ended
         ack = status.releases[early.release_id]
+        # Enforced person by person: the release records the order and is not suspended.
         assert (ack.outcome, ack.state, ack.stage) == (
             "acknowledged",
-            "suspended",
+            "active",
             "vetted_partner_access",
         )
         suspended = answers(orders, checker, models)
@@ -117,8 +118,9 @@ class TestMid2026Sequence:
             ),
         }
         release = await orders.releases.status(early.release_id)
-        assert release.state is ReleaseState.SUSPENDED
+        assert release.state is ReleaseState.ACTIVE
         assert release.stage == "vetted_partner_access"
+        assert [s.per_person for s in release.orders_in_force()] == [True]
 
         # A second letter: named trusted partners and their foreign staff, for one model.
         status = await orders.orders.exempt(
@@ -138,8 +140,8 @@ class TestMid2026Sequence:
             **row(borealis, bruno="allow:grant", dana="allow:grant"),
         }
         release = await orders.releases.status(early.release_id)
-        assert release.state is ReleaseState.SUSPENDED
-        assert release.active_suspensions()[0].exempt_partners == ["acme-labs"]
+        assert release.state is ReleaseState.ACTIVE
+        assert release.orders_in_force()[0].exempt_partners == ["acme-labs"]
 
         # Lifted after review, but only once the new safeguards are in place.
         with pytest.raises(DecisionRefused) as refused:

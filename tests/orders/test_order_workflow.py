@@ -191,7 +191,8 @@ class TestReleasesReached:
         bystander = await parked_release(orders, other)
         order_id = unique("ec")
 
-        status = await orders.orders.apply(spec(order_id, [named], "foreign_persons"), OPERATOR)
+        # An order covering whole organisations suspends the releases it reaches.
+        status = await orders.orders.apply(spec(order_id, [named], "everyone"), OPERATOR)
 
         assert sorted(status.releases) == sorted(ids)
         assert status.counts()["acknowledged"] == 3
@@ -204,7 +205,7 @@ class TestReleasesReached:
             )
         assert (await orders.releases.status(bystander)).state is ReleaseState.ACTIVE
 
-        # A release started after the order is reached when the order next sweeps.
+        # A release started after the order is reached when an exemption for its model sweeps.
         late = await parked_release(orders, named)
         status = await orders.orders.exempt(
             order_id, OrderExemptionRequest(by=OPERATOR, partners=["brit-ai"], reason="licensed")
@@ -222,6 +223,63 @@ class TestReleasesReached:
         actions = [e.action for e in audit]
         assert actions.count("access_suspended") == 1
         assert actions.count("access_restored") == 1
+
+    async def test_a_foreign_persons_order_is_recorded_and_the_release_goes_on(
+        self, orders: OrderHarness
+    ) -> None:
+        model = unique("aurora")
+        release_id = await parked_release(orders, model)
+        order_id = unique("ec")
+
+        status = await orders.orders.apply(spec(order_id, [model], "foreign_persons"), OPERATOR)
+
+        ack = status.releases[release_id]
+        assert (ack.outcome, ack.state, ack.detail) == (
+            "acknowledged",
+            "active",
+            f"order {order_id} recorded: checks deny the foreign persons it covers",
+        )
+        release = await orders.releases.status(release_id)
+        assert release.state is ReleaseState.ACTIVE
+        assert release.active_suspensions() == []
+        assert [(s.order_id, s.per_person) for s in release.orders_in_force()] == [(order_id, True)]
+        # Not suspended, so the minimum period ends and the release launches under the order;
+        # checks still deny the foreign persons it covers, public launch or not.
+        await orders.skip(release_id, 15)
+        await orders.until(release_id, lambda s: s.state is ReleaseState.LAUNCHED)
+        assert orders.registry.check_access(model, "pat").rule.value == "public"
+        assert orders.registry.check_access(model, "fred").rule.value == "order"
+        actions = [e.action for e in await orders.releases.audit(release_id)]
+        assert actions.count("access_order_recorded") == 1
+        assert "access_suspended" not in actions
+        await orders.orders.lift(order_id, lift())
+        assert orders.registry.check_access(model, "fred").rule.value == "public"
+
+    async def test_an_exemption_reaches_only_releases_of_the_models_it_names(
+        self, orders: OrderHarness
+    ) -> None:
+        named, other = unique("aurora"), unique("borealis")
+        order_id = unique("all")
+        await orders.orders.apply(spec(order_id, [named, other], "everyone"), OPERATOR)
+        # Both start after the order: neither is reached by the order's own sweeps.
+        late_named = await parked_release(orders, named)
+        late_other = await parked_release(orders, other)
+        before = [e.action for e in await orders.releases.audit(late_other)]
+
+        status = await orders.orders.exempt(
+            order_id,
+            OrderExemptionRequest(
+                by=OPERATOR, partners=["brit-ai"], models=[named], reason="licensed"
+            ),
+        )
+
+        assert list(status.releases) == [late_named]
+        assert (await orders.releases.status(late_named)).state is ReleaseState.SUSPENDED
+        untouched = await orders.releases.status(late_other)
+        assert (untouched.state, untouched.suspensions) == (ReleaseState.ACTIVE, [])
+        assert [e.action for e in await orders.releases.audit(late_other)] == before
+        await orders.orders.lift(order_id, lift())
+        assert (await orders.releases.status(late_named)).state is ReleaseState.ACTIVE
 
     async def test_a_release_that_ended_is_recorded_as_ended(self, orders: OrderHarness) -> None:
         model = unique("aurora")

@@ -63,8 +63,10 @@ class TestTwoHundredReleases:
             OrderSpec(
                 order_id=unique("ec-fleet"),
                 models=[model],
-                scope="foreign_persons",
-                reason="export licence required for access by foreign persons",
+                # Covering whole organisations, so each release is suspended (a foreign_persons
+                # order is enforced per person and the releases would go on).
+                scope="everyone",
+                reason="export licence required for any access",
             ),
             factories.OPERATOR,
         )
