@@ -366,16 +366,20 @@ class TestWalkthrough:
 
         env, work = _second_shell(engine, tmp_path)
         ran: list[tuple[Step, str]] = []
-        for block in blocks:
-            if block.kind != "run":
-                continue
-            for step in block.steps:
-                code, output = _run(step, env, work)
-                wrong = problems(step, code, output)
-                assert not wrong, (
-                    f"README.md:{step.line}: `{step.command}` {'; '.join(wrong)}\n{output}"
-                )
-                ran.append((step, output))
+        # Every command and what it printed, for whoever updates the README.
+        with (tmp_path / "transcript.txt").open("w", encoding="utf-8") as transcript:
+            for block in blocks:
+                if block.kind != "run":
+                    continue
+                for step in block.steps:
+                    code, output = _run(step, env, work)
+                    transcript.write(f"$ {step.command}\n{output}[exit {code}]\n\n")
+                    transcript.flush()
+                    wrong = problems(step, code, output)
+                    assert not wrong, (
+                        f"README.md:{step.line}: `{step.command}` {'; '.join(wrong)}\n{output}"
+                    )
+                    ran.append((step, output))
 
         # The walkthrough ends launched, with a dossier that verifies and lists notifications.
         status = _run(Step(0, f"gatekeeper release status {RELEASE} --json"), env, work)
