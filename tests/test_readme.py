@@ -256,7 +256,7 @@ def _clean_env(home: Path) -> dict[str, str]:
         HOME=str(home),
         PATH=os.pathsep.join([*path, env.get("PATH", "")]),
         PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])]),
-        COLUMNS="100",
+        COLUMNS="80",  # the terminal the issue was found in
     )
     return env
 
