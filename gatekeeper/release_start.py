@@ -71,8 +71,10 @@ async def read_start_outcome(operation: WithStartWorkflowOperation[Any, Any]) ->
 
 
 def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
+    # A list, not a table: the Temporal UI renders a Markdown table without cell padding, so
+    # its columns ran together ("capability-evalcapability_evaluation").
     evidence = "\n".join(
-        f"| {for_markdown(e.id)} | {e.kind.value} | `{e.sha256[:12]}` |" for e in spec.evidence
+        f"- {for_markdown(e.id)} · {e.kind.value} · `{e.sha256[:12]}`" for e in spec.evidence
     )
     return (
         f"**{for_markdown(spec.model.name)} {for_markdown(spec.model.version)}** — "
@@ -82,5 +84,5 @@ def _static_details(spec: ReleaseSpec, policy_ref: str | None) -> str:
         f"- Artifact `{spec.artifact.sha256}`\n"
         f"- Policy `{policy_ref or 'the default installed policy'}` (resolved by the worker; its "
         "sha256 is in the status)\n\n"
-        f"| evidence | kind | sha256 |\n|---|---|---|\n{evidence}\n"
+        f"**Evidence** (id · kind · sha256):\n\n{evidence}\n"
     )

@@ -11,7 +11,7 @@ Pure (no I/O): the release workflow sets these details after every change.
 from __future__ import annotations
 
 from gatekeeper.models.enums import StageStatus
-from gatekeeper.models.status import ReleaseStatus
+from gatekeeper.models.status import ReleaseStatus, StageRecord
 from gatekeeper.status_view import Government, OpenGate, StatusView, view
 from gatekeeper.text import for_markdown as md
 from gatekeeper.text import when
@@ -39,14 +39,13 @@ def details(v: StatusView) -> str:
         f"**{v.covered_model}** · submitted by `{v.submitter}` · policy "
         f"`{v.policy_id}` v{v.policy_version} (`{v.policy_sha256[:12]}`)",
         "",
-        "| stage | status | started | ended | note |",
-        "|---|---|---|---|---|",
+        "**Stages:**",
+        "",
     ]
-    for stage in v.stages:
-        lines.append(
-            f"| {md(stage.title)} | {_MARK[stage.status]} | {when(stage.started_at)} | "
-            f"{when(stage.ended_at)} | {md(stage.note or '')} |"
-        )
+    # A list, not a table: the Temporal UI renders a Markdown table without cell padding, so
+    # its columns ran together ("Internal review✔ done").
+    for number, stage in enumerate(v.stages, start=1):
+        lines.append(f"{number}. {_stage_line(stage)}")
     lines.append("")
     if v.waiting:
         waiting = v.waiting
@@ -86,6 +85,21 @@ def details(v: StatusView) -> str:
     return "\n".join(lines)
 
 
+def _stage_line(stage: StageRecord) -> str:
+    """One stage: its mark and title, when it ran, and its note, separated so they cannot run
+    together however the list is rendered."""
+    parts = [f"{_MARK[stage.status]} — **{md(stage.title)}**"]
+    if stage.started_at and stage.ended_at:
+        parts.append(f"{when(stage.started_at)} → {when(stage.ended_at)}")
+    elif stage.started_at:
+        parts.append(f"since {when(stage.started_at)}")
+    elif stage.ended_at:
+        parts.append(when(stage.ended_at))
+    if stage.note:
+        parts.append(md(stage.note))
+    return " · ".join(parts)
+
+
 def _gate_line(gate: OpenGate) -> str:
     """The open gate's clocks and approvals: how long it has waited and who already said yes."""
     parts = [f"opened {when(gate.opened_at)}"]
@@ -104,10 +118,15 @@ def _government_lines(gov: Government) -> list[str]:
     """Receipt, window and clearance on one line, then each concern with its state."""
     lines: list[str] = []
     if gov.window_opened_at:
-        line = (
-            f"**Government window:** opened {when(gov.window_opened_at)}, ends "
-            f"{when(gov.window_ends_at)}"
-        )
+        line = f"**Government window:** opened {when(gov.window_opened_at)}, "
+        if gov.window_closed_at is not None:
+            # Ended: when it did (a clearance ends it before its scheduled end), not the date
+            # a delay had extended it to.
+            line += f"ended {when(gov.window_closed_at)}"
+            if gov.cleared_early:
+                line += f" (cleared early; it was to end {when(gov.window_ends_at)})"
+        else:
+            line += f"ends {when(gov.window_ends_at)}"
         if gov.cleared_at:
             line += f", cleared {when(gov.cleared_at)} by `{gov.cleared_by}`"
         if gov.receipt_id:

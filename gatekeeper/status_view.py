@@ -115,6 +115,23 @@ class Government:
     concerns: tuple[Concern, ...]
 
     @property
+    def cleared_early(self) -> bool:
+        """Whether the window ended at a clearance, before its scheduled end."""
+        closed, ends = self.window_closed_at, self.window_ends_at
+        return (
+            self.cleared_at is not None
+            and closed is not None
+            and ends is not None
+            and closed < ends
+        )
+
+    @property
+    def window_end(self) -> datetime | None:
+        """When the window ended (a clearance, or its end reached) or, still open, is to end:
+        what "window ends" shows (an early clearance must not show the extended date)."""
+        return self.window_closed_at if self.window_closed_at is not None else self.window_ends_at
+
+    @property
     def involved(self) -> bool:
         """Whether the government has the release yet (a receipt, or its window opened)."""
         return self.receipt_id is not None or self.window_opened_at is not None

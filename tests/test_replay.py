@@ -63,6 +63,14 @@ COVERAGE = {
         {"approve": 4, "hold": 1, "resume": 1},
         frozenset({"Waiting period of cooling_off"}),
     ),
+    # Issue 14's patches (awaiting-operator-and-since, one-timer-per-deadline,
+    # refusals-in-timeline): holds in the window and the partner period, responses that keep the
+    # window's timer, a delay that moves it, an early clearance, a refusal shown in the timeline.
+    "held_window": Covers(
+        "ModelReleaseWorkflow",
+        {"approve": 6, "hold": 2, "resume": 2, "record_government_response": 5},
+        frozenset({"30-day government testing window"}),
+    ),
     "reminders": Covers(
         "ModelReleaseWorkflow",
         {"approve": 1},

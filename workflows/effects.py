@@ -35,6 +35,9 @@ from gatekeeper.ledger.notices import Notice
 from gatekeeper.ledger.state import Ledger
 from workflows import timeouts
 
+#: Refusals one refusal flush names in its summary (the audit trail has them all).
+REFUSALS_NAMED = 3
+
 
 class EffectHost(Protocol):
     """What the side effects ask of the workflow."""
@@ -64,6 +67,11 @@ class Effects:
         self.versioned_evidence = False
         self.signed_through = -1
         self.final_head_signed = False
+        # Whether a request refused in its handler is stored at once under a summary that says
+        # so (REFUSAL_PATCH): the timeline's only sign of it otherwise is an update like any other.
+        self.refusals_shown = False
+        self._refusals: list[str] = []
+        self._refusal_flush: asyncio.Task[None] | None = None
 
     def stage_completed(self, stage_id: str) -> None:
         """Sign the audit head at a stage's end (ANCHOR_PATCH), or else store the events so far."""
@@ -195,7 +203,31 @@ class Effects:
     def start_audit_flush(self) -> None:
         self.pending.append(asyncio.create_task(self._flush_audit()))
 
-    async def _flush_audit(self) -> None:
+    def refusal_recorded(self, summary: str) -> None:
+        """Store the audit events so far, the refusal's among them, under ``summary`` (which
+        says what was refused, from whom, by which rule): in the Temporal UI an update refused
+        in its handler looks like an accepted one (the update's own entry is green either way),
+        and this activity beside it tells them apart. Under REFUSAL_PATCH only.
+
+        One such flush runs at a time, for every refusal recorded since the last one started:
+        each sends only the events not stored yet, so a burst of refusals costs a few small
+        activities, not one per refusal each carrying the whole chain."""
+        if not self.refusals_shown:
+            return
+        self._refusals.append(summary)
+        if self._refusal_flush is None or self._refusal_flush.done():
+            self._refusal_flush = asyncio.create_task(self._flush_refusals())
+            self.pending.append(self._refusal_flush)
+
+    async def _flush_refusals(self) -> None:
+        while self._refusals:
+            taken, self._refusals = self._refusals, []
+            shown = "; ".join(taken[:REFUSALS_NAMED])
+            if len(taken) > REFUSALS_NAMED:
+                shown += f" (and {len(taken) - REFUSALS_NAMED} more refusal(s))"
+            await self._flush_audit(shown)
+
+    async def _flush_audit(self, why: str | None = None) -> None:
         # Always from the last *confirmed* event: overlapping flushes may repeat events (the store
         # skips those) but can never leave a gap.
         start = self.audit_confirmed
@@ -208,7 +240,9 @@ class Effects:
             result_type=AuditFlushResult,
             start_to_close_timeout=timeouts.AUDIT_TIMEOUT,
             retry_policy=timeouts.AUDIT_RETRY,
-            summary=f"Record audit events {start}–{start + len(events) - 1}",
+            summary=f"{why}: record audit events {start}–{start + len(events) - 1}"
+            if why
+            else f"Record audit events {start}–{start + len(events) - 1}",
         )
         # What the store says it holds, not what this flush sent: after a crash the replayed
         # order of overlapping flushes and head signings may differ from the live one.

@@ -106,6 +106,19 @@ ANCHOR_PATCH = "anchor-audit-heads"
 #: verification asked for at an older version is dropped when it lands. Releases started before
 #: it record every verification as it lands, as they did.
 EVIDENCE_PATCH = "versioned-evidence-checks"
+#: The patch under which (issue 14) a held release awaits ``operator`` wherever it is held, the
+#: status's ``awaiting.since`` is when the awaited parties were first awaited at the stage, and
+#: the release keeps ``AwaitingSince`` and ``ReleaseOutcome`` current (and ``GovernmentWindowEndsAt``
+#: at the clearance once a window is cleared early). Releases started before upsert as they did.
+AWAITING_PATCH = "awaiting-operator-and-since"
+#: The patch under which a wait woken by a change keeps its deadline's timer running when the
+#: deadline did not move (one timer per distinct deadline, workflows.waiting). Releases started
+#: before start a new timer at every wake, as they did.
+TIMER_PATCH = "one-timer-per-deadline"
+#: The patch under which a request refused in its handler (and recorded in the audit trail) is
+#: stored at once by an activity whose summary says it was refused, so the Temporal UI's
+#: timeline tells it from an accepted one (workflows.effects).
+REFUSAL_PATCH = "refusals-in-timeline"
 #: The patch under which a ``foreign_persons`` order is recorded as enforced per person (issue
 #: 14): the release goes on granting and launching, and access checks deny the persons it covers.
 #: Releases started before it (no marker) wait for such an order's lift, as they did.
@@ -199,6 +212,9 @@ class ModelReleaseWorkflow:
             raise refusal  # malformed, or plaintext while encryption is on: refused for good
         self._effects.anchoring = workflow.patched(ANCHOR_PATCH)
         self._effects.versioned_evidence = workflow.patched(EVIDENCE_PATCH)
+        operators_awaited = workflow.patched(AWAITING_PATCH)
+        self._waits.keep_timers = workflow.patched(TIMER_PATCH)
+        self._effects.refusals_shown = workflow.patched(REFUSAL_PATCH)
         installed = await self._resolve_policy(inp)
         try:
             self._resolved = Deciders.over(Ledger(inp.spec, installed, self.now()))
@@ -206,6 +222,7 @@ class ModelReleaseWorkflow:
             self._integrity_error = str(err)
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
         ledger = self._ledger
+        ledger.operators_awaited = operators_awaited
         ledger.per_person_orders = workflow.patched(PER_PERSON_ORDERS_PATCH)
         # What signed requests bind besides the release id: a later release reusing the id is
         # another subject (the same live and on replay).
@@ -226,11 +243,13 @@ class ModelReleaseWorkflow:
             ledger.enter_stage(stage, self.now())
             self.commit()
             note = await run_stage(self, stage)
+            self._waits.drop_timers()  # the stage's clocks that never fired
             if ledger.is_terminal():
                 break
             ledger.finish_stage(stage, self.now(), note)
             self.commit()
             self._effects.stage_completed(stage.id)
+        self._waits.drop_timers()
         if ledger.status.state in (ReleaseState.REJECTED, ReleaseState.WITHDRAWN):
             await self._effects.revoke_everything(ledger.status.outcome)
         await self._effects.settle()
@@ -314,6 +333,9 @@ class ModelReleaseWorkflow:
     def set_launching(self, launching: bool) -> None:
         self._launching = launching
 
+    def refusal_recorded(self, summary: str) -> None:
+        self._effects.refusal_recorded(summary)
+
     # --- waiting (workflows.waiting) -------------------------------------------------------
 
     def now(self) -> datetime:
@@ -334,6 +356,7 @@ class ModelReleaseWorkflow:
             ledger.expire_holds(self.now())
             blocked = ledger.is_held() or (suspended_blocks and ledger.status.active_suspensions())
             if not blocked:
+                self._waits.drop_timers()
                 return
             reasons = [h.reason for h in ledger.status.active_holds()]
             if suspended_blocks:
@@ -367,22 +390,12 @@ class ModelReleaseWorkflow:
 
     def _publish(self) -> None:
         status = self._ledger.status
-        awaiting = status.awaiting
-        values: dict[str, Any] = {
-            sa.RELEASE_STAGE.name: status.stage or "",
-            sa.RELEASE_STATE.name: status.state.value,
-            sa.AWAITING_ROLES.name: list(awaiting.roles) if awaiting else [],
-            sa.GOVERNMENT_WINDOW_ENDS_AT.name: status.government.window_ends_at,
-        }
+        issue_14 = self._ledger.operators_awaited
+        values = sa.current_values(status, issue_14=issue_14)
         changed = [k for k, v in values.items() if self._published.get(k, object()) != v]
         if changed:
             pairs: list[Any] = []
-            for key in (
-                sa.RELEASE_STAGE,
-                sa.RELEASE_STATE,
-                sa.AWAITING_ROLES,
-                sa.GOVERNMENT_WINDOW_ENDS_AT,
-            ):
+            for key in sa.KEPT_CURRENT if issue_14 else sa.KEPT_CURRENT_BEFORE_14:
                 if key.name not in changed:
                     continue
                 value = values[key.name]

@@ -73,6 +73,11 @@ class RequestHost(Protocol):
 
     def commit(self) -> None: ...
 
+    def refusal_recorded(self, summary: str) -> None:
+        """A refused request was recorded in the audit trail: show it (``summary``) in the
+        release's timeline."""
+        ...
+
 
 class Requests:
     """Parse, check, authenticate, budget and apply the release's requests."""
@@ -170,12 +175,15 @@ class Requests:
             ledger.attesting = None
             # Recorded in the audit trail while the ``refused`` budget lasts; past it the
             # validator refuses such requests itself, so only a race reaches here unrecorded.
-            if refusal.audited and not ledger.spent("refused"):
+            recorded = refusal.audited and not ledger.spent("refused")
+            if recorded:
                 record_refusal(
                     ledger, refusal, workflow.now(), actor, request, body.model_dump(mode="json")
                 )
             ledger.charge("refused", content_size(body))
             self._host.commit()
+            if recorded:
+                self._host.refusal_recorded(f"Refused {request} by {actor}: {refusal.rule.value}")
             raise self.refusal(refusal) from None
         ledger.attesting = None
         nonce = signed_requests.nonce_of(raw)

@@ -6,6 +6,7 @@ goes through :meth:`Waits.sleep_until_change`; its docstring says why deadlines 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -28,6 +29,12 @@ class Waits:
         self.changes = 0
         self.reached: datetime | None = None
         self.reached_clock: datetime | None = None
+        #: Whether a wait woken by a change leaves its clocks' timers running (TIMER_PATCH):
+        #: one timer per clock and deadline, started once, cancelled only when its deadline
+        #: moves or no wait asks for it any more. Without it (releases started before), each
+        #: wait starts a timer for its earliest clock and a change cancels it.
+        self.keep_timers = False
+        self._timers: dict[str, tuple[datetime, asyncio.Task[None]]] = {}
 
     def changed(self) -> None:
         """A change was committed: wake every wait."""
@@ -80,6 +87,8 @@ class Waits:
         loops around this call that re-read the ledger through :meth:`now`; none keeps its own
         ``workflow.now() < end`` test.
         """
+        if self.keep_timers:
+            return await self._sleep_keeping_timers(clocks)
         seen = self.changes
         started = self.now()
         due = [(at, name) for name, at in clocks.items() if at is not None]
@@ -105,3 +114,49 @@ class Waits:
             self.reached_clock = workflow.now()
             return name
         return None
+
+    async def _sleep_keeping_timers(self, clocks: dict[str, datetime | None]) -> str | None:
+        """:meth:`sleep_until_change` with one timer per clock and deadline (TIMER_PATCH).
+
+        Each clock named in ``clocks`` has a running timer for its deadline; one the previous
+        wait started for the same deadline is kept (a government response that does not move
+        the window's end leaves its timer alone), one whose deadline moved or that no longer
+        appears is cancelled. The same rules hold: a fired timer is its deadline reached, and
+        whether a timer is started never depends on the clock.
+        """
+        seen = self.changes
+        started = self.now()
+        wanted = {name: at for name, at in clocks.items() if at is not None}
+        for name in list(self._timers):
+            if wanted.get(name) != self._timers[name][0]:
+                self._timers.pop(name)[1].cancel()
+        for name, at in sorted(wanted.items(), key=lambda item: (item[1], item[0])):
+            if name not in self._timers:
+                remaining = max(at - workflow.now(), MIN_TIMER)
+                timer = asyncio.ensure_future(workflow.sleep(remaining, summary=name))
+                self._timers[name] = (at, timer)
+
+        def fired() -> list[tuple[datetime, str]]:
+            return [(at, name) for name, (at, timer) in self._timers.items() if timer.done()]
+
+        await workflow.wait_condition(lambda: self.changes != seen or bool(fired()))
+        done = fired()
+        if not done:
+            return None
+        at, name = min(done)
+        del self._timers[name]
+        if workflow.now() < at:
+            raise StaleClock(
+                f"the timer of {name} fired but the clock reads {workflow.now().isoformat()}, "
+                f"before {at.isoformat()}: evicting to replay"
+            )
+        self.reached = max(at, started)
+        self.reached_clock = workflow.now()
+        return name
+
+    def drop_timers(self) -> None:
+        """Cancel the timers of clocks no wait asks for any more (a stage ended, a release
+        resumed): they would otherwise fire later for nothing, in the timeline too."""
+        for _, timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

@@ -55,6 +55,8 @@ from gatekeeper.rules import (
 from gatekeeper.text import when
 
 SYSTEM = "gatekeeper"
+#: The role every held release awaits (``ops resume``, ``ops withdraw``).
+OPERATOR = "operator"
 #: Evidence refusals an amend's answer names in full; further failing items are named by id.
 SHOWN_REFUSALS = 3
 
@@ -84,6 +86,14 @@ class Ledger:
         #: verification result counts only for the version it was asked for (see
         #: :meth:`evidence_current`), so a slower, older verification never overwrites a newer one.
         self.evidence_version = 0
+        #: Whether the release follows issue 14's rules for what it awaits (the workflow sets it
+        #: under its patch, so releases started before keep their histories): a held release
+        #: awaits ``operator`` wherever it is held, and ``awaiting.since`` is when the parties it
+        #: awaits were first awaited at this stage, not when the sentence last changed.
+        self.operators_awaited = False
+        #: When each party (``role:ID``, ``person:ID``, or ``""`` for a wait on no one) was first
+        #: awaited at the current stage; cleared when a stage starts or ends.
+        self.first_awaited: dict[str, datetime] = {}
         #: Whether a ``foreign_persons`` order is recorded as enforced person by person (the
         #: release goes on granting and launching; see ``SuspensionDecider``). The workflow sets
         #: it under its ``per-person-orders`` patch: releases started before it wait as they did.
@@ -197,6 +207,7 @@ class Ledger:
         copied.chain = AuditChain(self.chain.release_id, self.chain.events)
         copied.notices = []
         copied.used_nonces = set(self.used_nonces)
+        copied.first_awaited = dict(self.first_awaited)
         try:
             message = change(copied)
         except Refusal as refusal:
@@ -364,6 +375,7 @@ class Ledger:
         record.status = StageStatus.CURRENT
         record.started_at = now
         self.status.stage = stage.id
+        self.first_awaited.clear()
         self.audit(now, SYSTEM, "stage_entered", {"kind": stage.kind.value}, stage=stage.id)
 
     def skip_stage(self, stage: Stage, now: datetime) -> None:
@@ -378,6 +390,7 @@ class Ledger:
         record.ended_at = now
         record.note = note
         self.status.awaiting = None
+        self.first_awaited.clear()
         self.audit(now, SYSTEM, "stage_completed", {"note": note}, stage=stage.id)
 
     def _record(self, stage_id: str) -> StageRecord:
@@ -395,11 +408,32 @@ class Ledger:
         people: list[str] | None = None,
         until: datetime | None = None,
     ) -> None:
-        current = self.status.awaiting
-        since = current.since if current and current.what == what else now
+        roles, people = list(roles or []), list(people or [])
+        if not self.operators_awaited:
+            current = self.status.awaiting
+            since = current.since if current and current.what == what else now
+        else:
+            holds = self.status.active_holds()
+            if holds and OPERATOR not in roles:
+                # Nothing advances until the hold lifts, so whoever else must act, an operator
+                # must too: their inbox and ``AwaitingRoles="operator"`` find every held release.
+                roles = [OPERATOR, *roles]
+                what = f"the release to resume ({'; '.join(h.reason for h in holds)}); meanwhile {what}"
+            since = self.awaited_since(roles, people, now)
         self.status.awaiting = Awaiting(
-            what=what, roles=roles or [], people=people or [], since=since, until=until
+            what=what, roles=roles, people=people, since=since, until=until
         )
+
+    def awaited_since(self, roles: list[str], people: list[str], now: datetime) -> datetime:
+        """Since when the release has awaited these parties at this stage: the earliest time any
+        of them was first awaited here (a wait on no one counts as one party). What the release
+        says it waits for may change (a concern raised, an approval counted, a delay) without
+        the wait starting again; a new party (a hold's operator, the submitter asked to amend)
+        starts its own clock."""
+        parties = [f"role:{r}" for r in roles] + [f"person:{p}" for p in people] or [""]
+        for party in parties:
+            self.first_awaited.setdefault(party, now)
+        return min(self.first_awaited[party] for party in parties)
 
     def end(self, state: ReleaseState, now: datetime, outcome: str, actor: str) -> AuditEvent:
         """Make the release terminal. Cleanup (revoking grants) is the workflow's next step."""

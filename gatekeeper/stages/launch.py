@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gatekeeper.ledger.state import SYSTEM, Ledger
+from gatekeeper.ledger.state import OPERATOR, SYSTEM, Ledger
 from gatekeeper.models.enums import ReleaseState, StageKind
 from gatekeeper.models.io import LaunchReceipt, LaunchRequest
 from gatekeeper.models.policy import LaunchStage, Stage
@@ -23,7 +23,13 @@ async def run(host: StageHost, stage: LaunchStage) -> str:
         blockers = launch_blockers(ledger)
         if not blockers:
             break
-        ledger.await_(f"launch is blocked: {'; '.join(blockers)}", host.now())
+        # Held, it awaits an operator (the blockers name the hold): see Ledger.await_.
+        held = ledger.operators_awaited and ledger.is_held()
+        ledger.await_(
+            f"launch is blocked: {'; '.join(blockers)}",
+            host.now(),
+            roles=[OPERATOR] if held else None,
+        )
         host.commit()
         await host.sleep_until_change({"Hold ends": ledger.next_hold_expiry()})
     if ledger.is_terminal():

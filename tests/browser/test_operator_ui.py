@@ -13,6 +13,7 @@ refreshes the screenshots that ``docs/operators.md`` shows.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -25,6 +26,7 @@ import pytest
 import pytest_asyncio
 
 from gatekeeper.adapters.policy_store import PolicyStore
+from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, OperatorRequest, ReleaseStatus
 from gatekeeper.releases import Releases
 from tests import factories, signing
@@ -116,6 +118,13 @@ async def _three_releases(server: DevServer, api: Releases, store: PolicyStore) 
     await api.operate(
         held, "hold", OperatorRequest(by=factories.OPERATOR, reason="export-control review")
     )
+    # A refusal the release records (the submitter holds no reviewer role): the timeline must
+    # tell it from the accepted approval that follows.
+    with contextlib.suppress(DecisionRefused):
+        await api.decide(
+            review, DecisionKind.APPROVE, factories.decision(factories.SUBMITTER, "safety")
+        )
+    await api.decide(review, DecisionKind.APPROVE, factories.decision("sam.safety", "safety"))
     in_window = await until(api, window, "government_testing_window")
     assert server.ui_url is not None
     return Scene(ui=server.ui_url, in_window=in_window, held=held, in_review=review)
@@ -138,7 +147,11 @@ class TestOperatorUi:
                 await expect(page.get_by_role("link", name=f"release-{other}")).to_have_count(0)
 
         window = scene.in_window.release_id
-        shots = [tmp_path / "operator-ui-filter.png", tmp_path / "operator-ui.png"]
+        shots = [
+            tmp_path / "operator-ui-filter.png",
+            tmp_path / "operator-ui.png",
+            tmp_path / "operator-ui-refused.png",
+        ]
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1400, "height": 1150})
@@ -170,6 +183,27 @@ class TestOperatorUi:
             await expect(current.get_by_text("Government window:")).to_be_visible()
             await expect(current.get_by_text("▶ current")).to_be_visible()
             await page.screenshot(path=shots[1])
+
+            # The held release awaits the operator; its details hold no table (the UI draws one
+            # without cell padding, running its columns together).
+            await page.goto(f"{scene.ui}/namespaces/default/workflows/release-{scene.held}")
+            await page.get_by_text("User Metadata", exact=True).click()
+            current = page.frame_locator("iframe").nth(2)
+            waiting = current.get_by_text("Waiting for:").locator("..")
+            await expect(waiting).to_contain_text(
+                "the release to resume at internal_review (export-control review) — from operator"
+            )
+            await expect(current.get_by_text("Internal review", exact=True)).to_be_visible()
+            await expect(current.locator("table")).to_have_count(0)
+            await expect(page.frame_locator("iframe").nth(1).locator("table")).to_have_count(0)
+
+            # In the timeline the refused approval is followed by its own activity, whose summary
+            # says so; the accepted one is not.
+            await page.goto(f"{scene.ui}/namespaces/default/workflows/release-{scene.in_review}")
+            refused = page.get_by_text("Refused approve by rita.manager: role_not_held")
+            await expect(refused.first).to_be_visible()
+            await expect(page.get_by_text("Refused approve by sam.safety")).to_have_count(0)
+            await page.screenshot(path=shots[2])
             await browser.close()
 
         for shot in shots:

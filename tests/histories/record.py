@@ -294,6 +294,55 @@ async def reminders(h: OrderHarness) -> dict[str, AnyHandle]:
     return {"reminders": h.handle(rid)}
 
 
+async def held_window(h: OrderHarness) -> dict[str, AnyHandle]:
+    """Issue 14's patches: a refusal shown in the timeline, a hold in the window (awaiting the
+    operator), responses that keep the window's one timer, a delay that moves it, an early
+    clearance, a hold in the partner period, the launch (ReleaseOutcome)."""
+    api = h.releases
+    rid = "history-held-window"
+    liaison = factories.LIAISON
+    await h.start(factories.spec(rid), factories.policy())
+    await h.at_stage(rid, "internal_review")
+    with contextlib.suppress(DecisionRefused):
+        await h.approve(rid, factories.SUBMITTER, "safety")
+    await h.pass_internal_review(rid)
+    status = await h.at_stage(rid, "government_testing_window")
+    ends = status.government.window_ends_at
+    assert ends is not None
+    hold = OperatorRequest(by=factories.OPERATOR, reason="export-control review")
+    await api.operate(rid, "hold", hold)
+    await h.until(rid, lambda s: s.awaiting and "operator" in s.awaiting.roles, what="held")
+    await api.respond(
+        rid,
+        GovernmentResponse(by=liaison, kind=GovernmentResponseKind.CONCERN_RAISED, concern="leak"),
+    )
+    await api.respond(
+        rid, GovernmentResponse(by=liaison, kind=GovernmentResponseKind.CONCERN_RESOLVED)
+    )
+    earlier = GovernmentResponse(
+        by=liaison, kind=GovernmentResponseKind.DELAY_REQUESTED, delay_until=ends - timedelta(1)
+    )
+    await api.respond(rid, earlier)
+    await api.operate(rid, "resume", OperatorRequest(by=factories.OPERATOR, reason="cleared"))
+    later = GovernmentResponse(
+        by=liaison, kind=GovernmentResponseKind.DELAY_REQUESTED, delay_until=ends + timedelta(2)
+    )
+    await api.respond(rid, later)
+    await h.skip(rid, 5)
+    await api.respond(rid, GovernmentResponse(by=liaison, kind=GovernmentResponseKind.CLEARED))
+    await h.until(rid, lambda s: s.stage == "vetted_partner_access" and s.grants)
+    await api.operate(rid, "hold", hold)
+    await h.until(rid, lambda s: s.awaiting and s.awaiting.roles == ["operator"], what="held")
+    await api.operate(rid, "resume", OperatorRequest(by=factories.OPERATOR, reason="cleared"))
+    await h.skip(rid, 15)
+    await h.until(rid, lambda s: s.awaiting and "security" in s.awaiting.roles)
+    await h.approve(rid, "sec.two", "security")
+    await h.at_stage(rid, "launch_approval")
+    await h.approve(rid, "eve.exec", "executive")
+    await h.handle(rid).result()
+    return {"held_window": h.handle(rid)}
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.__name__: s
     for s in (
@@ -305,6 +354,7 @@ SCENARIOS: dict[str, Scenario] = {
         partner_approval,
         delegation,
         reminders,
+        held_window,
     )
 }
 

@@ -30,6 +30,8 @@ EXPECTED_ATTRIBUTES = {
     "AwaitingRoles": "KeywordList",
     "GovernmentWindowEndsAt": "Datetime",
     "SubmittedBy": "Keyword",
+    "AwaitingSince": "Datetime",
+    "ReleaseOutcome": "Keyword",
 }
 
 

@@ -270,6 +270,6 @@ class TestStory:
 
         metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
         details = metadata.current_details
-        assert "| Internal review | **▶ current** |" in details
+        assert "1. **▶ current** — **Internal review** · since " in details
         assert "**Gate internal_review:**" in details and "1 reminder(s) sent" in details
         assert "**Deadline / ends:**" in details
