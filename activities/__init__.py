@@ -201,6 +201,7 @@ def activities_from(adapters: Adapters, client: Client | None = None) -> list[Ca
         access.lift_access_order,
         access.exempt_access_order,
         access.list_eligible_partners,
+        access.find_orders_in_force,
     ]
     if client is not None:
         orders = OrderActivities(client, worker_key=adapters.worker_key)

@@ -13,14 +13,27 @@ from temporalio import activity
 from activities._errors import activity_errors
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.errors import InputError
-from gatekeeper.models.io import GrantRequest, GrantResult, RevokeRequest, RevokeResult
+from gatekeeper.models.base import MAX_TEXT
+from gatekeeper.models.io import (
+    MAX_ORDERS_FOUND,
+    GrantRequest,
+    GrantResult,
+    OrderFound,
+    OrdersInForce,
+    OrdersInForceRequest,
+    RevokeRequest,
+    RevokeResult,
+)
+from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
 from gatekeeper.models.orders import (
+    AccessOrder,
     ApplyOrderRequest,
     ApplyOrderResult,
     ExemptOrderRequest,
     ExemptOrderResult,
     LiftOrderRequest,
     LiftOrderResult,
+    order_actor,
 )
 from gatekeeper.models.partners import EligiblePartners, EligiblePartnersRequest
 
@@ -70,6 +83,23 @@ class AccessActivities:
         )
         return result.compacted()
 
+    @activity.defn(name="find_orders_in_force")
+    def find_orders_in_force(self, request: OrdersInForceRequest) -> OrdersInForce:
+        """The active orders covering the release's model, read-only: what each would have sent
+        the release, so a release started after an order's sweeps records it itself; and, for
+        the orders the release names, the restore their lift would have sent."""
+        with activity_errors():
+            request = OrdersInForceRequest.model_validate(request)
+            orders = self._registry.orders_for_model(request.model, request.recheck)
+        found = [_found(order, request.model) for order in orders[:MAX_ORDERS_FOUND]]
+        activity.logger.info(
+            "release %s: %d order(s) cover %s",
+            request.release_id,
+            sum(1 for f in found if f.lifted is None),
+            request.model,
+        )
+        return OrdersInForce(orders=found)
+
     @activity.defn(name="apply_access_order")
     def apply_access_order(self, request: ApplyOrderRequest) -> ApplyOrderResult:
         """Record an access order and suspend the grants it covers organisation-wide."""
@@ -111,3 +141,28 @@ class AccessActivities:
             len(result.still_suspended),
         )
         return result
+
+
+def _found(order: AccessOrder, model: str) -> OrderFound:
+    """``order`` as a release of ``model`` records it (``gatekeeper.order_decisions`` builds the
+    same requests for the updates an order sends)."""
+    actor = order_actor(order.order_id)
+    suspend = AccessSuspensionRequest(
+        order_id=order.order_id,
+        by=actor,
+        scope=order.scope.removeprefix("jurisdiction:"),
+        exempt_partners=order.exempt_for(model),
+        reason=order.reason or f"access order {order.order_id}",
+    )
+    lifted = None
+    if order.status == "lifted":
+        lifted = AccessRestoreRequest(
+            order_id=order.order_id,
+            by=actor,
+            safeguards=order.safeguards,
+            reason=(
+                f"order lifted by {order.lifted_by or 'an officer'}: "
+                f"{order.lift_reason or 'no reason given'}"
+            )[:MAX_TEXT],
+        )
+    return OrderFound(suspend=suspend, lifted=lifted)

@@ -198,6 +198,19 @@ def after_lift(status: OrderStatus, restore: AccessRestoreRequest) -> list[Relea
     ]
 
 
+def lift_sweep(
+    status: OrderStatus, found: Iterable[AffectedRelease], restore: AccessRestoreRequest
+) -> list[ReleaseUpdate]:
+    """Restores for the running releases of the order's models that the lift's sweep found and
+    the order never reached: releases started after its sweeps, which may have found the order
+    in the registry themselves (one that did not answers ``not_suspended``)."""
+    return [
+        ReleaseUpdate(release_id=r.release_id, model=r.model, restore=restore)
+        for r in found
+        if r.release_id not in status.releases and covers_model(status.order.models, r.model)
+    ]
+
+
 # --- what operators see -----------------------------------------------------------------------
 
 

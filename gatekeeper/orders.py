@@ -178,6 +178,9 @@ async def send_release_update(
         if rule == "unchanged":  # a re-delivery: the release already has this order's change
             return await _already_applied(handle, ack, message)
         outcome = "ended" if rule == "release_terminal" else "refused"
+        if rule == "unknown_order" and update.restore is not None:
+            # A release the lift's sweep found that never held the order: nothing to restore.
+            outcome = "not_suspended"
         return ack.model_copy(
             update={"outcome": outcome, "detail": f"{rule}: {message}", "at": _now()}
         )

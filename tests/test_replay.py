@@ -54,6 +54,15 @@ COVERAGE = {
     # exemption that sweeps only the models it names.
     "per_person_order": Covers("ModelReleaseWorkflow", {"suspend_access": 2, "restore_access": 1}),
     "exemption_sweep": Covers("AccessOrderWorkflow", {"exempt": 1, "lift": 1}),
+    # Issue 14 (release-finds-orders, lift-sweeps-late-releases): a release started after an
+    # everyone order's sweeps finds the order itself and is held before granting; the lift's
+    # sweep restores it, and it grants and launches.
+    "late_release": Covers(
+        "ModelReleaseWorkflow",
+        {"restore_access": 1},
+        frozenset({"Minimum partner period of vetted_partner_access"}),
+    ),
+    "late_order_lift": Covers("AccessOrderWorkflow", {"lift": 1}),
     "delegation": Covers(
         "ModelReleaseWorkflow", {"delegate": 2, "revoke_delegation": 1, "approve": 5}
     ),

@@ -69,6 +69,12 @@ OFFICERS_PATCH = "order-officers"
 #: it names, so it changes nothing for the releases of the order's other models. Exemptions
 #: accepted before it swept every model of the order, as their histories replay.
 EXEMPTION_SCOPE_PATCH = "exemption-sweeps-its-models"
+#: ``workflow.patched`` id (issue 14): after restoring the releases it reached, the lift looks
+#: again for running releases of its models and sends ``restore_access`` to each it never
+#: reached (a release started after the order's sweeps holds the order when it found it in the
+#: registry itself; one that did not is counted ``not_suspended``). Lifts before it restored only
+#: the releases the order reached, as their histories replay.
+LIFT_SWEEP_PATCH = "lift-sweeps-late-releases"
 
 
 M = TypeVar("M", bound=Model)
@@ -281,6 +287,22 @@ class AccessOrderWorkflow:
         )
         await self._deliver(decide.newly_found(status, found.releases, models))
 
+    async def _sweep_lifted(self, restore: AccessRestoreRequest) -> None:
+        """Restore the running releases of the order's models it never reached (see
+        :data:`LIFT_SWEEP_PATCH`)."""
+        status = self._status
+        status.sweeps += 1
+        models = list(status.order.models)
+        found = await workflow.execute_activity(
+            "find_affected_releases",
+            AffectedReleasesRequest(order_id=status.order.order_id, models=models),
+            result_type=AffectedReleases,
+            start_to_close_timeout=timeouts.ORDER_FIND_TIMEOUT,
+            retry_policy=timeouts.ORDER_FANOUT_RETRY,
+            summary=f"Find running releases of {', '.join(models)} the order never reached",
+        )
+        await self._deliver(decide.lift_sweep(status, found.releases, restore))
+
     async def _deliver(self, updates: list[ReleaseUpdate]) -> None:
         """Send ``updates`` in concurrent batches and record every answer."""
         if not updates:
@@ -429,6 +451,8 @@ class AccessOrderWorkflow:
             status.safeguards = list(req.safeguards)
             self._restore = decide.restoration(status, req)
             await self._deliver(decide.after_lift(status, self._restore))
+            if workflow.patched(LIFT_SWEEP_PATCH):
+                await self._sweep_lifted(self._restore)
             status.state = "lifted"
             self._publish()
         return status

@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         ResolvePolicyRequest,
         parse_policy_ref,
     )
+    from gatekeeper.models.io import MAX_ORDERS_FOUND, OrdersInForce, OrdersInForceRequest
     from gatekeeper.models.messages import AmendRequest
     from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
     from gatekeeper.models.status import (
@@ -123,6 +124,12 @@ REFUSAL_PATCH = "refusals-in-timeline"
 #: 14): the release goes on granting and launching, and access checks deny the persons it covers.
 #: Releases started before it (no marker) wait for such an order's lift, as they did.
 PER_PERSON_ORDERS_PATCH = "per-person-orders"
+#: The patch under which (issue 14) the release reads the organisation-wide orders covering its
+#: model from the registry itself before granting partner access and before launching, and
+#: records each it does not hold (a release started after an order's sweeps is held as one the
+#: order reached; :meth:`ModelReleaseWorkflow.find_orders`). Releases started before it rely on
+#: the order's updates alone, as they did.
+ORDERS_FOUND_PATCH = "release-finds-orders"
 
 
 @workflow.defn(name="ModelReleaseWorkflow")
@@ -159,6 +166,7 @@ class ModelReleaseWorkflow:
         self._details = ""
         self._launching = False
         self._reverify = False
+        self._finds_orders = False
         # The pipeline's clock and waits, its side effects, and its requests' screening.
         self._waits = Waits()
         self._effects = Effects(self)
@@ -215,6 +223,7 @@ class ModelReleaseWorkflow:
         operators_awaited = workflow.patched(AWAITING_PATCH)
         self._waits.keep_timers = workflow.patched(TIMER_PATCH)
         self._effects.refusals_shown = workflow.patched(REFUSAL_PATCH)
+        self._finds_orders = workflow.patched(ORDERS_FOUND_PATCH)
         installed = await self._resolve_policy(inp)
         try:
             self._resolved = Deciders.over(Ledger(inp.spec, installed, self.now()))
@@ -329,6 +338,38 @@ class ModelReleaseWorkflow:
             summary=summary,
         )
         return result
+
+    async def find_orders(self, purpose: str) -> None:
+        """Read the orders covering the release's model from the registry and record each it
+        does not hold (``SuspensionDecider.record_found``), before ``purpose`` (granting,
+        launching). An order's sweeps reach the releases running when it is applied; a release
+        started later learns the order here, so it is held all the same. Orders it holds are
+        read too: one the registry has lifted is restored (its restore may have been lost). When
+        an order was newly recorded the registry is read once more for it, so a lift that came
+        between the read and the record (its restore refused: the release did not hold the
+        order yet) is not missed."""
+        if not self._finds_orders:
+            return
+        ledger = self._ledger
+        recheck = [s.order_id for s in ledger.status.orders_in_force()]
+        for _ in range(2):
+            if ledger.is_terminal():
+                return
+            found = await self.execute(
+                "find_orders_in_force",
+                OrdersInForceRequest(
+                    release_id=ledger.spec.release_id,
+                    model=ledger.spec.model.name,
+                    recheck=recheck[:MAX_ORDERS_FOUND],
+                ),
+                OrdersInForce,
+                summary=f"Find the access orders covering {ledger.spec.model.name} {purpose}",
+            )
+            recorded = self._deciders.suspensions.record_found(found, self.now())
+            self.commit()
+            if not recorded:
+                return
+            recheck = recorded
 
     def set_launching(self, launching: bool) -> None:
         self._launching = launching

@@ -80,6 +80,7 @@ STAGE_ACTIVITIES: dict[str, tuple[timedelta, RetryPolicy]] = {
     "submit_to_government": (GOVERNMENT_TIMEOUT, GOVERNMENT_RETRY),
     "grant_partner_access": (ACCESS_TIMEOUT, ACCESS_RETRY),
     "list_eligible_partners": (ACCESS_TIMEOUT, ACCESS_RETRY),
+    "find_orders_in_force": (ACCESS_TIMEOUT, ACCESS_RETRY),
     "publish_launch": (LAUNCH_TIMEOUT, LAUNCH_RETRY),
 }
 

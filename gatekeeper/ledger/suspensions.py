@@ -14,14 +14,19 @@ from datetime import datetime
 
 from gatekeeper.ids import ORDER_ACTOR_PREFIX
 from gatekeeper.ledger.checks import not_terminal
-from gatekeeper.ledger.state import Ledger
+from gatekeeper.ledger.state import SYSTEM, Ledger
+from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import NotificationEvent
+from gatekeeper.models.io import OrdersInForce
 from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
 from gatekeeper.models.status import Suspension
 from gatekeeper.rules import Rule, refuse
 
 #: The order scope that access checks enforce person by person (see the module docstring).
 FOREIGN_PERSONS = "foreign_persons"
+#: The audit action of an order the release read from the registry itself (it started after the
+#: order's sweeps): :meth:`SuspensionDecider.record_found`.
+FOUND_ACTION = "access_order_found"
 
 
 class SuspensionDecider:
@@ -48,7 +53,11 @@ class SuspensionDecider:
         if not by.startswith(ORDER_ACTOR_PREFIX) and self.ledger.policy.person(by) is None:
             raise refuse(Rule.UNKNOWN_PERSON, f"unknown person '{by}'")
 
-    def apply_suspension(self, req: AccessSuspensionRequest, now: datetime) -> str:
+    def apply_suspension(
+        self, req: AccessSuspensionRequest, now: datetime, *, found: bool = False
+    ) -> str:
+        """Record the order ``req`` names (or its new exempt list). ``found``: the release read
+        the order from the registry itself (:meth:`record_found`), not from the order's update."""
         self.validate_suspension(req, now)
         for existing in self.ledger.status.orders_in_force():
             if existing.order_id == req.order_id:
@@ -68,22 +77,36 @@ class SuspensionDecider:
             )
         )
         self.ledger.refresh_state()
+        if found:
+            details = req.model_dump(mode="json", exclude={"signature"})
+            details["per_person"] = per_person
+            event = self.ledger.audit(now, SYSTEM, FOUND_ACTION, details)
+        elif per_person:
+            event = self.ledger.audit(
+                now, req.by, "access_order_recorded", req.model_dump(mode="json")
+            )
+        else:
+            event = self.ledger.audit(now, req.by, "access_suspended", req.model_dump(mode="json"))
         if per_person:
-            return self._record_per_person(req, now)
-        event = self.ledger.audit(now, req.by, "access_suspended", req.model_dump(mode="json"))
+            return self._record_per_person(req, event)
         self.ledger.notify(
             NotificationEvent.ACCESS_SUSPENDED,
             event,
             f"Access to {self.ledger.title} suspended ({req.scope})",
-            f"Order {req.order_id} suspends access for {req.scope}: {req.reason}.",
+            f"Order {req.order_id} suspends access for {req.scope}: {req.reason}."
+            + (
+                " The release found the order in force itself (it started after the order "
+                "reached the running releases) and waits to grant and launch until the lift."
+                if found
+                else ""
+            ),
             concerned=[self.ledger.spec.submitter],
             roles=["operator"],
         )
         return f"access suspended by order {req.order_id}"
 
-    def _record_per_person(self, req: AccessSuspensionRequest, now: datetime) -> str:
+    def _record_per_person(self, req: AccessSuspensionRequest, event: AuditEvent) -> str:
         """A ``foreign_persons`` order: recorded, and the release goes on (checks enforce it)."""
-        event = self.ledger.audit(now, req.by, "access_order_recorded", req.model_dump(mode="json"))
         exempt = _names(req.exempt_partners, "", 3)
         self.ledger.notify(
             NotificationEvent.ACCESS_SUSPENDED,
@@ -96,6 +119,33 @@ class SuspensionDecider:
             roles=["operator"],
         )
         return f"order {req.order_id} recorded: checks deny the foreign persons it covers"
+
+    def record_found(self, found: OrdersInForce, now: datetime) -> list[str]:
+        """What the release read from the registry itself before granting or launching: each
+        order covering its model that it does not hold yet is recorded as the order's own
+        ``suspend_access`` would have been (audit :data:`FOUND_ACTION`), and each order it holds
+        that the registry has lifted since is restored as the lift's ``restore_access`` would
+        have restored it. Returns the ids of the orders newly recorded.
+
+        An order the release holds already (reached by the order's sweep, or found before) is
+        left as it is (the order's exemptions reach it through its own updates), and one it
+        held and saw lifted is never recorded again."""
+        if self.ledger.is_terminal():
+            return []
+        held = {s.order_id for s in self.ledger.status.suspensions}
+        recorded: list[str] = []
+        for order in found.orders:
+            order_id = order.suspend.order_id
+            if order.lifted is not None:
+                if any(s.order_id == order_id for s in self.ledger.status.orders_in_force()):
+                    self.apply_restore(order.lifted, now)
+                continue
+            if order_id in held:
+                continue
+            self.apply_suspension(order.suspend, now, found=True)
+            held.add(order_id)
+            recorded.append(order_id)
+        return recorded
 
     def _change_exemptions(
         self, suspension: Suspension, req: AccessSuspensionRequest, now: datetime

@@ -15,6 +15,7 @@ from gatekeeper.canonical import canonical_json, sha256_hex
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import Identifier, Model
 from gatekeeper.models.enums import NotificationEvent, Surface
+from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
 from gatekeeper.models.policy import Cohort
 from gatekeeper.models.spec import Artifact, EvidenceRef, ModelRef
 from gatekeeper.models.status import EvidenceCheck, GrantRecord
@@ -252,6 +253,33 @@ class LaunchReceipt(Model):
     launch_id: str
     published_at: datetime
     location: str = ""
+
+
+#: Orders one ``find_orders_in_force`` answer lists at most (a model has a handful at a time).
+MAX_ORDERS_FOUND = 50
+
+
+class OrdersInForceRequest(Model):
+    """Which organisation-wide orders cover ``model`` now (read-only; a release asks before it
+    grants partner access and before it launches), and what became of the orders ``recheck``
+    names (the release holds them, lifted since?)."""
+
+    release_id: Identifier
+    model: Identifier
+    recheck: list[Identifier] = Field(default_factory=list, max_length=MAX_ORDERS_FOUND)
+
+
+class OrderFound(Model):
+    """One order covering the release's model, as the release records it: the suspension the
+    order would have sent it (with the partners exempt for its model), and, once the registry
+    has lifted the order, the restore its lift would have sent."""
+
+    suspend: AccessSuspensionRequest
+    lifted: AccessRestoreRequest | None = None
+
+
+class OrdersInForce(Model):
+    orders: list[OrderFound] = Field(default_factory=list, max_length=MAX_ORDERS_FOUND)
 
 
 class AuditFlushRequest(Model):

@@ -137,6 +137,10 @@ class AccessOrder(Model):
         default_factory=list, description="exemptions granted after the order was issued"
     )
 
+    def names(self, model: str) -> bool:
+        """Whether the order covers ``model`` (by name, or as every model)."""
+        return covers_model(self.models, model)
+
     def exempt_for(self, model: str) -> list[str]:
         """Every partner exempt from this order for ``model``, sorted."""
         partners = set(self.exempt_partners)
@@ -278,8 +282,17 @@ class OrderLiftRequest(Model):
 
 UpdateName = Literal["suspend_access", "restore_access"]
 #: ``unanswered``: no answer in time (is the release's worker running?); the order sends again.
-AckOutcome = Literal["pending", "acknowledged", "ended", "refused", "unanswered"]
-OUTCOMES: tuple[AckOutcome, ...] = ("pending", "acknowledged", "ended", "refused", "unanswered")
+#: ``not_suspended``: a release the lift's sweep found that the order never suspended (it
+#: started after the order and did not hold it): nothing to restore, and not a failure.
+AckOutcome = Literal["pending", "acknowledged", "ended", "refused", "unanswered", "not_suspended"]
+OUTCOMES: tuple[AckOutcome, ...] = (
+    "pending",
+    "acknowledged",
+    "ended",
+    "refused",
+    "unanswered",
+    "not_suspended",
+)
 
 
 class ReleaseUpdate(Model):

@@ -24,6 +24,9 @@ from gatekeeper.yamlfile import FieldPath, did_you_mean
 async def run(host: StageHost, stage: AccessGrantStage) -> str:
     ledger = host.ledger
     spec = ledger.spec
+    # A release started after an order's sweeps learns the order here, and is held as one the
+    # order reached (the registry alone would only start its grants suspended).
+    await host.find_orders("before granting partner access")
     await host.until_unblocked(f"to grant partner access at {stage.id}", suspended_blocks=True)
     if ledger.is_terminal():
         return "ended"

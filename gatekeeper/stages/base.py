@@ -88,6 +88,11 @@ class StageHost(Protocol):
         """Wait while the release is held (or, with ``suspended_blocks``, suspended)."""
         ...
 
+    async def find_orders(self, purpose: str) -> None:
+        """Read the orders covering the release's model from the registry and record those it
+        does not hold yet (before granting partner access and before launching)."""
+        ...
+
     async def execute(
         self, activity: str, request: Model, result_type: type[R], *, summary: str
     ) -> R:

@@ -18,6 +18,7 @@ from gatekeeper.stages.base import CheckContext, StageHost, StageKindSpec
 async def run(host: StageHost, stage: LaunchStage) -> str:
     ledger = host.ledger
     spec = ledger.spec
+    await host.find_orders("before launching")
     while not ledger.is_terminal():
         ledger.expire_holds(host.now())
         blockers = launch_blockers(ledger)

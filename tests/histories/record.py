@@ -343,6 +343,32 @@ async def held_window(h: OrderHarness) -> dict[str, AnyHandle]:
     return {"held_window": h.handle(rid)}
 
 
+async def late_release(h: OrderHarness) -> dict[str, AnyHandle]:
+    """Issue 14 (release-finds-orders, lift-sweeps-late-releases): a release started after an
+    everyone order's sweeps finds the order in the registry itself and is held before granting;
+    the lift's own sweep finds it and restores it; it grants, its period passes, it launches."""
+    model = "history-late"
+    rid, order_id = "history-late-release", "history-late-order"
+    order = OrderSpec.model_validate(
+        {"order_id": order_id, "models": [model], "scope": "everyone", "reason": "export"}
+    )
+    await h.orders.apply(order, factories.OPERATOR)
+    await h.start(release_spec(model, rid), partner_policy())
+    await h.until(
+        rid,
+        lambda s: s.awaiting is not None and "to grant partner access" in s.awaiting.what,
+        what="held before granting",
+    )
+    await h.orders.lift(
+        order_id, OrderLiftRequest(by=factories.OPERATOR, safeguards=[], reason="review done")
+    )
+    await h.orders.handle(order_id).result()
+    await h.parked(rid)
+    await h.skip(rid, 15)
+    await h.handle(rid).result()
+    return {"late_release": h.handle(rid), "late_order_lift": h.orders.handle(order_id)}
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.__name__: s
     for s in (
@@ -355,6 +381,7 @@ SCENARIOS: dict[str, Scenario] = {
         delegation,
         reminders,
         held_window,
+        late_release,
     )
 }
 

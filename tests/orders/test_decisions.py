@@ -126,3 +126,16 @@ class TestWhatReleasesAreSent:
         ]
         [fresh] = decide.newly_found(s, found, ["aurora"])
         assert fresh.release_id == "r-8", "a release of another model is left alone"
+
+    def test_the_lifts_sweep_restores_only_releases_never_reached(self) -> None:
+        s = status()
+        lift = OrderLiftRequest(by="olga.officer", safeguards=["classifier-v2"], reason="done")
+        restore = decide.restoration(s, lift)
+        found = [
+            AffectedRelease(release_id="r-1", model="aurora"),  # reached: restored already
+            AffectedRelease(release_id="r-3", model="aurora"),  # reached, ended since
+            AffectedRelease(release_id="r-8", model="borealis"),  # started after the sweeps
+            AffectedRelease(release_id="r-9", model="zephyr"),  # not the order's model
+        ]
+        [late] = decide.lift_sweep(s, found, restore)
+        assert (late.release_id, late.restore) == ("r-8", restore)

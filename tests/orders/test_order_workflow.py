@@ -9,6 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from gatekeeper import statements
 from gatekeeper.errors import DecisionRefused, OrderExists, OrderNotFound
+from gatekeeper.ledger.suspensions import FOUND_ACTION
 from gatekeeper.models import OperatorRequest, ReleaseState
 from gatekeeper.models.orders import (
     OrderExemptionRequest,
@@ -36,6 +37,18 @@ def lift(*safeguards: str) -> OrderLiftRequest:
 async def parked_release(orders: OrderHarness, model: str) -> str:
     status = await orders.start(release_spec(model), partner_policy())
     await orders.parked(status.release_id)
+    return status.release_id
+
+
+async def held_release(orders: OrderHarness, model: str) -> str:
+    """A release started after an order covering whole organisations: it finds the order in the
+    registry itself and is held before granting partner access."""
+    status = await orders.start(release_spec(model), partner_policy())
+    await orders.until(
+        status.release_id,
+        lambda s: s.awaiting is not None and "to grant partner access" in s.awaiting.what,
+        what="held before granting partner access",
+    )
     return status.release_id
 
 
@@ -205,8 +218,9 @@ class TestReleasesReached:
             )
         assert (await orders.releases.status(bystander)).state is ReleaseState.ACTIVE
 
-        # A release started after the order is reached when an exemption for its model sweeps.
-        late = await parked_release(orders, named)
+        # A release started after the order finds it in the registry itself and is held before
+        # granting; an exemption for its model sweeps and reaches it with the new exempt list.
+        late = await held_release(orders, named)
         status = await orders.orders.exempt(
             order_id, OrderExemptionRequest(by=OPERATOR, partners=["brit-ai"], reason="licensed")
         )
@@ -221,7 +235,9 @@ class TestReleasesReached:
             assert (await orders.releases.status(release_id)).state is ReleaseState.ACTIVE
         audit = await orders.releases.audit(late)
         actions = [e.action for e in audit]
-        assert actions.count("access_suspended") == 1
+        assert actions.count(FOUND_ACTION) == 1
+        assert "access_suspended" not in actions  # the order never sent it its suspension
+        assert actions.count("access_exemptions_changed") == 1
         assert actions.count("access_restored") == 1
 
     async def test_a_foreign_persons_order_is_recorded_and_the_release_goes_on(
@@ -261,9 +277,10 @@ class TestReleasesReached:
         named, other = unique("aurora"), unique("borealis")
         order_id = unique("all")
         await orders.orders.apply(spec(order_id, [named, other], "everyone"), OPERATOR)
-        # Both start after the order: neither is reached by the order's own sweeps.
-        late_named = await parked_release(orders, named)
-        late_other = await parked_release(orders, other)
+        # Both start after the order: neither is reached by the order's own sweeps; each finds
+        # the order in the registry itself and is held before granting.
+        late_named = await held_release(orders, named)
+        late_other = await held_release(orders, other)
         before = [e.action for e in await orders.releases.audit(late_other)]
 
         status = await orders.orders.exempt(
@@ -275,11 +292,21 @@ class TestReleasesReached:
 
         assert list(status.releases) == [late_named]
         assert (await orders.releases.status(late_named)).state is ReleaseState.SUSPENDED
+        assert (await orders.releases.status(late_named)).active_suspensions()[
+            0
+        ].exempt_partners == ["brit-ai"]
         untouched = await orders.releases.status(late_other)
-        assert (untouched.state, untouched.suspensions) == (ReleaseState.ACTIVE, [])
+        assert untouched.state is ReleaseState.SUSPENDED
+        assert [(s.order_id, s.exempt_partners) for s in untouched.suspensions] == [(order_id, [])]
         assert [e.action for e in await orders.releases.audit(late_other)] == before
-        await orders.orders.lift(order_id, lift())
-        assert (await orders.releases.status(late_named)).state is ReleaseState.ACTIVE
+        # The lift restores both: late_named reached by the exemption, late_other by its sweep.
+        lifted = await orders.orders.lift(order_id, lift())
+        assert {a.release_id: a.outcome for a in lifted.releases.values()} == {
+            late_named: "acknowledged",
+            late_other: "acknowledged",
+        }
+        for release_id in (late_named, late_other):
+            assert (await orders.releases.status(release_id)).state is ReleaseState.ACTIVE
 
     async def test_a_release_that_ended_is_recorded_as_ended(self, orders: OrderHarness) -> None:
         model = unique("aurora")

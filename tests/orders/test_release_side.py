@@ -5,7 +5,10 @@ is recorded and enforced person by person by the registry, and the release goes 
 from __future__ import annotations
 
 from gatekeeper.ledger.deciders import Deciders
+from gatekeeper.ledger.state import SYSTEM
+from gatekeeper.ledger.suspensions import FOUND_ACTION
 from gatekeeper.models import ReleaseState
+from gatekeeper.models.io import OrderFound, OrdersInForce
 from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
 from tests.ledger.build import T0, at_gate, audit_actions, started
 
@@ -79,3 +82,65 @@ class TestForeignPersonsOrders:
         assert deciders.ledger.status.state is ReleaseState.SUSPENDED
         assert deciders.ledger.is_blocked()
         assert audit_actions(deciders.ledger)[-1] == "access_suspended"
+
+
+def found(scope: str, *exempt: str, since_lifted: bool = False) -> OrdersInForce:
+    """What ``find_orders_in_force`` answers for order o-1."""
+    return OrdersInForce(
+        orders=[
+            OrderFound(suspend=order(scope, *exempt), lifted=lifted() if since_lifted else None)
+        ]
+    )
+
+
+class TestOrdersTheReleaseFindsItself:
+    """A release started after an order's sweeps records the order it reads from the registry as
+    the order's own update would have, once; a lift it reads restores it; it never takes back an
+    order it saw lifted."""
+
+    def test_an_everyone_order_suspends_it(self) -> None:
+        deciders = per_person_release()
+        ledger = deciders.ledger
+        assert deciders.suspensions.record_found(found("everyone", "brit-ai"), T0) == ["o-1"]
+        assert ledger.status.state is ReleaseState.SUSPENDED and ledger.is_blocked()
+        [suspension] = ledger.status.active_suspensions()
+        assert (suspension.by, suspension.exempt_partners) == (ACTOR, ["brit-ai"])
+        event = ledger.chain.events[-1]
+        assert (event.action, event.actor, event.details["per_person"]) == (
+            FOUND_ACTION,
+            SYSTEM,
+            False,
+        )
+        assert "found the order in force itself" in ledger.take_notices()[-1].body
+        events = len(ledger.chain)
+        assert deciders.suspensions.record_found(found("everyone"), T0) == []  # held already
+        assert len(ledger.chain) == events
+        assert ledger.status.active_suspensions()[0].exempt_partners == ["brit-ai"]
+
+    def test_a_lift_it_reads_restores_it_and_it_stays_lifted(self) -> None:
+        deciders = per_person_release()
+        ledger = deciders.ledger
+        deciders.suspensions.record_found(found("everyone"), T0)
+        assert deciders.suspensions.record_found(found("everyone", since_lifted=True), T0) == []
+        assert ledger.status.state is ReleaseState.ACTIVE and not ledger.is_blocked()
+        assert ledger.status.suspensions[0].lifted_by == ACTOR
+        assert audit_actions(ledger)[-1] == "access_restored"
+        # A stale read that still shows the order active does not hold it again.
+        assert deciders.suspensions.record_found(found("everyone"), T0) == []
+        assert ledger.status.orders_in_force() == []
+
+    def test_a_lifted_order_it_never_held_is_ignored(self) -> None:
+        deciders = per_person_release()
+        events = len(deciders.ledger.chain)
+        assert deciders.suspensions.record_found(found("everyone", since_lifted=True), T0) == []
+        assert deciders.ledger.status.suspensions == []
+        assert len(deciders.ledger.chain) == events
+
+    def test_a_foreign_persons_order_is_recorded_per_person(self) -> None:
+        deciders = per_person_release()
+        ledger = deciders.ledger
+        assert deciders.suspensions.record_found(found("foreign_persons"), T0) == ["o-1"]
+        assert ledger.status.state is ReleaseState.ACTIVE and not ledger.is_blocked()
+        assert ledger.status.orders_in_force()[0].per_person
+        assert audit_actions(ledger)[-1] == FOUND_ACTION
+        assert "goes on granting and launching" in ledger.take_notices()[-1].body

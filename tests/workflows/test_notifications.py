@@ -41,7 +41,9 @@ class TestCohortFanOut:
         assert result.notify_activities == 1
         assert result.notify_request_bytes < 4_000
         assert result.notify_result_bytes < 1_000
-        assert result.history_events < 60
+        # Independent of the cohort's size (about 60, with the release's registry reads of the
+        # orders covering its model before granting and before launching).
+        assert result.history_events < 70
         assert result.history_bytes < 64_000
         lines = [
             json.loads(line)

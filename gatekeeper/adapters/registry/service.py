@@ -198,6 +198,16 @@ class AccessRegistry(Database):
         with self._read("list access orders") as connection:
             return [records.order_model(row) for row in connection.execute(query)]
 
+    def orders_for_model(self, model: str, recheck: list[str] | None = None) -> list[AccessOrder]:
+        """The active orders naming ``model`` (or every model), and the orders ``recheck``
+        names whatever their state, in issue order."""
+        wanted = set(recheck or [])
+        return [
+            order
+            for order in self.list_orders()
+            if order.order_id in wanted or (order.status == "active" and order.names(model))
+        ]
+
     def get_order(self, order_id: str) -> AccessOrder:
         """One access order, lifted or not.
 
