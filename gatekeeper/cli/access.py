@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from gatekeeper.adapters.registry.models import Partner, RegisteredPerson
+from gatekeeper.cli import stores
 from gatekeeper.cli.common import (
     JSON_OPTION,
     console,
@@ -71,11 +72,11 @@ app.add_typer(order_app, name="order")
 
 
 @contextmanager
-def _registry(ctx: typer.Context) -> Iterator[AccessRegistry]:
+def _registry(ctx: typer.Context, *, create: bool = False) -> Iterator[AccessRegistry]:
     # Imported here: SQLAlchemy and alembic cost every other command half a second to load.
     from gatekeeper.adapters.registry import AccessRegistry
 
-    registry = AccessRegistry(settings(ctx).effective_registry_url)
+    registry = AccessRegistry(stores.registry_url(settings(ctx), create=create))
     try:
         yield registry
     except RegistryError as err:
@@ -98,7 +99,7 @@ def partner_add(
 ) -> None:
     """Register a vetted partner organisation (an id already registered is refused, exit 2)."""
     partner = Partner(id=partner_id, name=name, tier=tier, jurisdiction=jurisdiction)
-    with _registry(ctx) as registry:
+    with _registry(ctx, create=True) as registry:
         added = registry.add_partner(partner)
     if as_json:
         print_json(added)
@@ -142,7 +143,7 @@ def person_add(
     person = RegisteredPerson(
         id=person_id, partner_id=partner, nationality=nationality, location=location
     )
-    with _registry(ctx) as registry:
+    with _registry(ctx, create=True) as registry:
         added = registry.add_person(person)
     if as_json:
         print_json(added)
@@ -282,11 +283,7 @@ async def _orders(config: Settings, key: Path | None = None) -> AsyncIterator[Or
 def _registry_exists(config: Settings) -> bool:
     """Whether the registry can be read without creating it (a SQLite file that is missing is
     not created just to look for public launches: visibility alone then answers)."""
-    url = config.effective_registry_url
-    if not url.startswith("sqlite:///"):
-        return True
-    name = url.removeprefix("sqlite:///").split("?", 1)[0]
-    return not name or name == ":memory:" or Path(name).exists()
+    return stores.missing_registry(config) is None
 
 
 def registry_line(status: OrderStatus) -> str:

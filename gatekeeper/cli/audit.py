@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gatekeeper.cli import common
+from gatekeeper.cli import common, stores
 from gatekeeper.cli.session import releases
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_file
 from gatekeeper.dossier.verify import Checks
@@ -65,13 +65,15 @@ def export(
             f"{fmt.value} one and get a JSON summary"
         )
 
+    stores.note_missing_registry(settings, "the dossier carries no key certificates or anchors")
+
     async def go() -> Dossier:
         with _registry(settings) as (identity, anchors):
             async with releases(settings) as api:
                 return await collect_dossier(
                     api,
                     await api.resolve(release_id),
-                    outbox_path=settings.data_dir / "outbox.jsonl",
+                    outbox_path=stores.outbox_path(settings),
                     key_chain=identity.chain_to_root if identity is not None else None,
                     anchors=anchors.anchors if anchors is not None else None,
                     anchors_source=anchors.url if anchors is not None else "",

@@ -42,7 +42,7 @@ def identity_init(
 
     settings = common.settings(ctx)
     path = root_key_path(settings)
-    with keys.open_registry(settings) as registry:
+    with keys.open_registry(settings, create=True) as registry:
         existing = registry.root()
         if existing is not None:
             raise InputError(
@@ -145,7 +145,7 @@ def identity_worker_key(
     key, created = load_or_create(path)
     public = signing.public_key_b64(key)
     key_id = key_id_of(public)
-    with keys.open_registry(settings) as registry:
+    with keys.open_registry(settings, create=True) as registry:
         record = registry.key(key_id)
         if record is None and admin_key is not None:
             record = registry.register(

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 
 from gatekeeper import signing
-from gatekeeper.cli import common
+from gatekeeper.cli import common, stores
 from gatekeeper.cli.session import key_path, parse_when
 from gatekeeper.errors import InputError
 from gatekeeper.identity.keyfiles import read_private_key, write_private_key
@@ -47,10 +47,10 @@ _KIND_HELP = "person, worker or admin"
 
 
 @contextmanager
-def open_registry(settings: Settings) -> Iterator[IdentityRegistry]:
+def open_registry(settings: Settings, *, create: bool = False) -> Iterator[IdentityRegistry]:
     from gatekeeper.identity.registry import IdentityRegistry
 
-    with IdentityRegistry(settings.effective_registry_url) as registry:
+    with IdentityRegistry(stores.registry_url(settings, create=create)) as registry:
         yield registry
 
 
@@ -156,7 +156,7 @@ def generate(
     admin_key = read_admin_key(settings, admin) if register else None
     if admin_key is not None:
         # Refused before anything is written: a key file with no registration helps no one.
-        with open_registry(settings) as registry:
+        with open_registry(settings, create=True) as registry:
             pem_key = Ed25519PrivateKey.generate()
             record = registry.register(
                 principal=person,
@@ -216,7 +216,7 @@ def register_key(
     start = _when(valid_from, "--valid-from")
     until = _when(valid_until, "--valid-until")
     admin_key = read_admin_key(settings, admin)
-    with open_registry(settings) as registry:
+    with open_registry(settings, create=True) as registry:
         record = registry.register(
             principal=person,
             principal_kind=principal_kind,
@@ -276,7 +276,7 @@ def revoke(
     settings = common.settings(ctx)
     when = _when(at, "--at")
     admin_key = read_admin_key(settings, admin)
-    with open_registry(settings) as registry:
+    with open_registry(settings, create=True) as registry:
         record = registry.revoke(key_id.strip(), at=when, reason=reason, admin_key=admin_key)
     if json_:
         common.print_json(record.model_dump(mode="json"))
@@ -311,7 +311,7 @@ def rotate(
         raise InputError(f"no key for {person} in {settings.keys_dir} ({path.name}) to rotate")
     old_id = key_id_of(signing.public_key_b64(old_key))
     new_key = Ed25519PrivateKey.generate()
-    with open_registry(settings) as registry:
+    with open_registry(settings, create=True) as registry:
         if registry.key(old_id) is None:
             raise InputError(
                 f"{path.name} holds {old_id}, which is not registered; register it or generate "

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from gatekeeper.cli import common, render
+from gatekeeper.cli import common, render, stores
 from gatekeeper.cli.session import parse_when, releases
 from gatekeeper.models.messages import OperatorRequest
 from gatekeeper.models.payloads import parse_request
@@ -109,7 +109,7 @@ def reconcile_grants_command(ctx: typer.Context, json_: bool = common.JSON_OPTIO
 
     async def go() -> list[Reconciled]:
         async with releases(current) as api:
-            registry = AccessRegistry(current.effective_registry_url)
+            registry = AccessRegistry(stores.registry_url(current))
             try:
                 return await reconcile_grants(api.client, registry)
             finally:

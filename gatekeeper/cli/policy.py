@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gatekeeper.cli import common
+from gatekeeper.cli import common, stores
 from gatekeeper.errors import InputError, PolicyError
 from gatekeeper.models.enums import CoveredDesignation
 from gatekeeper.models.installed import POLICY_REF_PATTERN, InstalledPolicy
@@ -73,12 +73,12 @@ def check(
 
 
 @contextmanager
-def open_store(settings: Settings) -> Iterator[PolicyStore]:
+def open_store(settings: Settings, *, create: bool = False) -> Iterator[PolicyStore]:
     """The policy store the workers read (the access registry's database)."""
     # Imported here: SQLAlchemy and alembic cost every other command half a second to load.
     from gatekeeper.adapters.policy_store import PolicyStore
 
-    store = PolicyStore(settings.effective_registry_url)
+    store = PolicyStore(stores.registry_url(settings, create=create))
     try:
         yield store
     finally:
@@ -105,7 +105,7 @@ def install(
     if not _PERSON_ID.match(by):
         raise InputError(f"--as: {by!r} is not a person id (lower-case letters, digits, . _ -)")
     loaded = load_policy(file)
-    with open_store(common.settings(ctx)) as store:
+    with open_store(common.settings(ctx), create=True) as store:
         result = store.install(loaded.policy, by=by, default=default)
     if as_json:
         common.print_json(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 
 import typer
@@ -13,7 +14,8 @@ from gatekeeper.client import connect, data_converter
 from gatekeeper.errors import ConfigError
 from gatekeeper.logging import configure_logging
 from gatekeeper.namespace import ensure_search_attributes, registered_search_attributes
-from gatekeeper.settings import Settings
+from gatekeeper.redact import mask
+from gatekeeper.settings import DEFAULT_TASK_QUEUE, Settings
 from workers.devserver import DevServer
 from workers.worker import open_identity, run_worker, shutdown_signals
 
@@ -130,14 +132,17 @@ async def _dev(
     # The packaged policies go into the worker's store, so `release start` works out of the box.
     installed = await asyncio.to_thread(_install_packaged_policies, settings)
     # One machine: a local trust root (its key in the keys dir) registers the worker's key.
-    identity = await asyncio.to_thread(_local_trust_root, settings)
+    identity, root_id = await asyncio.to_thread(_local_trust_root, settings)
     # Installed before the server starts, so an early Ctrl-C also ends in a clean stop.
     with shutdown_signals(stop, on_force_exit=server.terminate_now):
         async with server:
             if stop.is_set():
                 return
             attributes = await registered_search_attributes(server.client)
-            _print_banner(settings, server, attributes, installed, identity, as_json=as_json)
+            environment = shell_environment(settings, server.target, server.namespace, root_id)
+            _print_banner(
+                settings, server, attributes, installed, identity, environment, as_json=as_json
+            )
             # A server that dies under the worker ends the command instead of leaving a worker
             # retrying its polls forever.
             watch = asyncio.create_task(server.wait())
@@ -167,17 +172,44 @@ def _install_packaged_policies(settings: Settings) -> list[str]:
         return install_packaged(store)
 
 
-def _local_trust_root(settings: Settings) -> str:
-    """Make (or find) the local trust root; the banner's line about it."""
+def _local_trust_root(settings: Settings) -> tuple[str, str]:
+    """Make (or find) the local trust root; the banner's line about it, and its key id."""
     from gatekeeper.identity.registry import IdentityRegistry
     from gatekeeper.identity.worker_key import local_trust_root, root_key_path
 
     with IdentityRegistry(settings.effective_registry_url) as registry:
         key, root, created = local_trust_root(settings, registry)
     if key is None:
-        return f"{root.key_id} (its key is not in {settings.keys_dir})"
+        return f"{root.key_id} (its key is not in {settings.keys_dir})", root.key_id
     made = "created, " if created else ""
-    return f"{root.key_id} ({made}key {root_key_path(settings)}; --admin {root.principal})"
+    line = f"{root.key_id} ({made}key {root_key_path(settings)}; --admin {root.principal})"
+    return line, root.key_id
+
+
+def shell_environment(
+    settings: Settings, target: str, namespace: str, root_id: str
+) -> dict[str, str]:
+    """What another shell must export: what its commands need to reach the same engine (the
+    server) and the files the CLI opens itself (registry, outbox, keys), every path absolute.
+    Settings left at their defaults are not repeated."""
+    values = {
+        "TEMPORAL_ADDRESS": target,
+        "TEMPORAL_NAMESPACE": namespace,
+        "GATEKEEPER_DATA_DIR": str(settings.data_dir.resolve()),
+        "GATEKEEPER_KEYS_DIR": str(settings.keys_dir.expanduser().resolve()),
+        # The key id to pin: `audit verify --trust-root "$GATEKEEPER_TRUST_ROOT"`.
+        "GATEKEEPER_TRUST_ROOT": root_id,
+    }
+    if settings.task_queue != DEFAULT_TASK_QUEUE:
+        values["GATEKEEPER_TASK_QUEUE"] = settings.task_queue
+    if settings.registry_url:
+        # Never printed with a password in it: the masked form is shown, to be filled in.
+        values["GATEKEEPER_REGISTRY_URL"] = mask(settings.registry_url)
+    if settings.policy_path is not None:
+        values["GATEKEEPER_POLICY"] = str(settings.policy_path.resolve())
+    if config := settings.env.get("GATEKEEPER_CONFIG"):
+        values["GATEKEEPER_CONFIG"] = str(Path(config).resolve())
+    return values
 
 
 def _print_banner(
@@ -186,6 +218,7 @@ def _print_banner(
     attributes: dict[str, str],
     policies: list[str],
     identity: str,
+    environment: dict[str, str],
     *,
     as_json: bool = False,
 ) -> None:
@@ -199,7 +232,6 @@ def _print_banner(
             "Evidence roots",
             ", ".join(str(p) for p in [settings.data_dir, *settings.config.evidence.roots]),
         ),
-        ("Other shells", f"export TEMPORAL_ADDRESS={server.target}"),
         ("Search attributes", ", ".join(f"{k} ({v})" for k, v in attributes.items())),
         *(("Policy", line) for line in policies),
         ("Trust root", identity),
@@ -213,7 +245,7 @@ def _print_banner(
                 "data_dir": str(server.data_dir),
                 "task_queue": settings.task_queue,
                 "evidence_roots": [str(settings.data_dir), *settings.config.evidence.roots],
-                "environment": {"TEMPORAL_ADDRESS": server.target},
+                "environment": environment,
                 "search_attributes": attributes,
                 "policies": policies,
                 "trust_root": identity,
@@ -224,4 +256,8 @@ def _print_banner(
     console.print("[bold green]Gatekeeper dev is running[/bold green]")
     for label, value in rows:
         console.print(f"  [bold]{label:<18}[/bold]{escape(value)}")
+    # Unstyled and never wrapped: pasted as printed.
+    console.print("In another shell, in this directory, paste:")
+    for name, value in environment.items():
+        console.print(f"  export {name}={shlex.quote(value)}", markup=False)
     console.print("Press Ctrl-C to stop (the worker first, then the server).")

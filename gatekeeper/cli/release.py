@@ -9,7 +9,7 @@ import typer
 
 from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
-from gatekeeper.cli.watch import WatchView, exit_code, follow_for
+from gatekeeper.cli.watch import EXIT_STOPPED, WatchView, awaits, exit_code, follow_for
 from gatekeeper.errors import InputError
 from gatekeeper.models.enums import EvidenceKind, ReleaseState, RiskTier, WellKnownRole
 from gatekeeper.models.installed import POLICY_REF_PATTERN
@@ -367,19 +367,41 @@ def watch(
     json_: bool = typer.Option(
         False, "--json", help="Write one JSON object per change (JSON lines) instead of text."
     ),
+    until_awaiting: str = typer.Option(
+        None,
+        "--until-awaiting",
+        metavar="ROLE_OR_PERSON",
+        help="Stop (exit 0) as soon as the release waits for a decision from this role or person.",
+    ),
 ) -> None:
     """Follow a release stage by stage until it ends.
 
     Exits 0 when the release launched, 1 when it was rejected or withdrawn, 124 on --timeout.
+    With --until-awaiting: 0 once the release waits for that role or person, 1 if it ended first.
     """
     settings = common.settings(ctx)
 
     async def go() -> ReleaseStatus | None:
         async with releases(settings) as api:
             with WatchView(common.console, json_lines=json_) as view:
-                return await follow_for(api, release_id, view, interval=interval, limit=timeout)
+                return await follow_for(
+                    api,
+                    release_id,
+                    view,
+                    interval=interval,
+                    limit=timeout,
+                    until_awaiting=until_awaiting,
+                )
 
     final = common.run(go())
     if final is None and not json_:
         common.err_console.print(f"still running after {timeout:g} s; stopped watching")
+    if until_awaiting is not None and final is not None:
+        if awaits(final, until_awaiting):
+            raise typer.Exit(0)
+        common.err_console.print(
+            f"the release ended ({final.state.value}) before awaiting {until_awaiting}",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_STOPPED)
     raise typer.Exit(exit_code(final))

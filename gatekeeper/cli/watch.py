@@ -226,10 +226,24 @@ class WatchView:
         )
 
 
+def awaits(status: ReleaseStatus, who: str) -> bool:
+    """Whether the release waits for a decision from ``who`` (a role or a person) now."""
+    awaiting = status.awaiting
+    return (
+        not status.terminal and awaiting is not None and who in (*awaiting.roles, *awaiting.people)
+    )
+
+
 async def follow(
-    api: Releases, release_id: str, out: WatchView, *, interval: float = 0.5
+    api: Releases,
+    release_id: str,
+    out: WatchView,
+    *,
+    interval: float = 0.5,
+    until_awaiting: str | None = None,
 ) -> ReleaseStatus:
-    """Report every change of the release until it ends (wrap in ``asyncio.timeout`` to bound)."""
+    """Report every change of the release until it ends, or (``until_awaiting``) until it waits
+    for that role or person (wrap in ``asyncio.timeout`` to bound)."""
     previous: Snapshot | None = None
     while True:
         status = await api.status(release_id)
@@ -248,17 +262,25 @@ async def follow(
             out.changed(status, timed_transitions(previous, current))
         out.show(seen)
         previous = current
-        if status.terminal:
+        if status.terminal or (until_awaiting is not None and awaits(status, until_awaiting)):
             return status
         await asyncio.sleep(interval)
 
 
 async def follow_for(
-    api: Releases, release_id: str, out: WatchView, *, interval: float, limit: float | None
+    api: Releases,
+    release_id: str,
+    out: WatchView,
+    *,
+    interval: float,
+    limit: float | None,
+    until_awaiting: str | None = None,
 ) -> ReleaseStatus | None:
     """:func:`follow`, giving up after ``limit`` seconds (``None``: never) and returning ``None``."""
     try:
         async with asyncio.timeout(limit):
-            return await follow(api, release_id, out, interval=interval)
+            return await follow(
+                api, release_id, out, interval=interval, until_awaiting=until_awaiting
+            )
     except TimeoutError:
         return None

@@ -456,6 +456,9 @@ class TestDevJson:
             assert banner["task_queue"] == "dev-json"
             assert banner["ui"] is None
             assert any(p.startswith("voluntary-standard@1") for p in banner["policies"])
+            # What another shell must export, as the text banner's `export` lines say.
+            assert banner["environment"]["TEMPORAL_ADDRESS"] == f"127.0.0.1:{port}"
+            assert banner["environment"]["GATEKEEPER_DATA_DIR"] == str(data_dir.resolve())
             process.send_signal(signal.SIGINT)
             assert await asyncio.wait_for(process.wait(), 30) == 0
         finally:

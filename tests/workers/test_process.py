@@ -68,6 +68,23 @@ async def _stop_leftovers(process: asyncio.subprocess.Process, data_dir: Path) -
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
+async def _another_shell_reaches_it(exports: list[str], tmp_path: Path, root_id: str) -> None:
+    """A shell elsewhere, with only the pasted lines, reads the engine's registry and keys."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))}
+    env["HOME"] = str(tmp_path / "other-home")
+    script = "\n".join([*exports, f"{sys.executable} -m gatekeeper keys list --json"])
+    shell = await asyncio.create_subprocess_exec(
+        "bash", "-c", script, cwd=elsewhere, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(shell.communicate(), 60)
+    assert shell.returncode == 0, err.decode()
+    assert root_id in {key["key_id"] for key in json.loads(out)}
+    assert not (elsewhere / ".gatekeeper").exists()
+
+
 class TestDev:
     """``gatekeeper dev`` starts a server and a worker, says where everything is, keeps its data
     under the data directory, and on Ctrl-C stops the worker then the server and exits 0."""
@@ -111,6 +128,18 @@ class TestDev:
             assert f"{root_id} (created, key {keys_dir / 'identity-root.pem'}" in trust
             [roots] = [line for line in banner.splitlines() if "Evidence roots" in line]
             assert roots.split("Evidence roots")[1].strip() == f"{data_dir}, {Path.cwd()}"
+
+            # Lines to paste in another shell: everything its commands need, paths absolute.
+            exports = [line.strip() for line in banner.splitlines() if "  export " in line]
+            assert exports == [
+                f"export TEMPORAL_ADDRESS=127.0.0.1:{port}",
+                "export TEMPORAL_NAMESPACE=default",
+                f"export GATEKEEPER_DATA_DIR={data_dir}",
+                f"export GATEKEEPER_KEYS_DIR={keys_dir}",
+                f"export GATEKEEPER_TRUST_ROOT={root_id}",
+                "export GATEKEEPER_TASK_QUEUE=dev-test",
+            ]
+            await _another_shell_reaches_it(exports, tmp_path, root_id)
 
             client = await Client.connect(f"127.0.0.1:{port}")
             await eventually(
