@@ -29,6 +29,17 @@ class Refused(ApplicationError):
         super().__init__(message, type=rule, non_retryable=True)
 
 
+def cause_message(err: BaseException) -> str:
+    """The message of what made ``err`` fail (an activity's or child's cause), without the
+    ``Type: `` prefix ``str()`` of an ``ApplicationError`` carries: the text a person reads in
+    a status, an outbox record or a refusal, where an internal class name means nothing."""
+    cause = err.__cause__ if err.__cause__ is not None else getattr(err, "cause", None)
+    target = cause if cause is not None else err
+    if isinstance(target, FailureError):
+        return target.message
+    return str(target)
+
+
 class RefusalFailureConverter(DefaultFailureConverter):
     """The default failure converter, except that a :class:`Refused` carries no stack trace and
     no failure carries a secret the process knows of or a pattern recognises."""

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper import order_decisions as decide
     from gatekeeper import signed_requests
     from gatekeeper.errors import BadInput
-    from gatekeeper.failures import Refused
+    from gatekeeper.failures import Refused, cause_message
     from gatekeeper.identity import authority
     from gatekeeper.models.base import Model
     from gatekeeper.models.installed import InstalledPolicy, ResolvePolicyRequest
@@ -133,7 +133,7 @@ class AccessOrderWorkflow:
                 )
             except ActivityError as err:
                 status.state = "failed"
-                status.failure = str(err.cause or err)
+                status.failure = cause_message(err)
                 self._publish()
                 raise ApplicationError(
                     f"the registry refused order {order.order_id}: {status.failure}",
@@ -378,7 +378,7 @@ class AccessOrderWorkflow:
                 )
             except ActivityError as err:
                 raise Refused(
-                    f"the registry refused the exemption: {err.cause or err}", "exemption_refused"
+                    f"the registry refused the exemption: {cause_message(err)}", "exemption_refused"
                 ) from err
             status.exemptions.append(
                 OrderExemption(
@@ -441,7 +441,7 @@ class AccessOrderWorkflow:
                 status.state = "active"
                 self._publish()
                 raise Refused(
-                    f"the registry refused the lift: {err.cause or err}", "lift_refused"
+                    f"the registry refused the lift: {cause_message(err)}", "lift_refused"
                 ) from err
             status.grants_restored += len(lifted.restored)
             status.lifted_at = now

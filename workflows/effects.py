@@ -16,6 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from gatekeeper.failures import cause_message
     from gatekeeper.identity.heads import LINK_LENGTH, AnchorRequest, HeadSignature
     from gatekeeper.models.audit import AuditEvent
     from gatekeeper.models.io import (
@@ -105,7 +106,7 @@ class Effects:
                 self._host.now(),
                 "gatekeeper",
                 "evidence_unverified",
-                {"error": str(err.cause or err)},
+                {"error": cause_message(err)},
             )
             self._host.commit()
             return True
@@ -186,7 +187,7 @@ class Effects:
                 summary=summary,
             )
         except ActivityError as err:
-            failure = {"key": key, "error": str(err.cause or err)}
+            failure = {"key": key, "error": cause_message(err)}
         else:
             if not result.unconfigured:
                 return

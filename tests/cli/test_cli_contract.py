@@ -349,6 +349,18 @@ class TestRegistryCommands:
         assert refused.code == 7
         line = one_error_line(refused)
         assert line.startswith("error: ") and "no partner nobody-labs" in line
+        # Not only the CLI's line: what the order workflow answers any client (the raw
+        # `temporal` CLI included) names no internal class either.
+        history = await orders.env.client.get_workflow_handle(
+            f"access-order-{order_id}"
+        ).fetch_history()
+        failures = [
+            e.workflow_execution_update_completed_event_attributes.outcome.failure.message
+            for e in history.events
+            if e.HasField("workflow_execution_update_completed_event_attributes")
+        ]
+        refusal = [m for m in failures if "nobody-labs" in m]
+        assert refusal == ["the registry refused the exemption: no partner nobody-labs"]
 
         exempted = await run(
             orders, "access", "order", "exempt", order_id, "--partner", "acme-labs",
