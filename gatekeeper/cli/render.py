@@ -246,6 +246,8 @@ LIST_COLUMNS: tuple[str, ...] = (
     "started",
 )
 LIST_KEPT = 5
+#: Columns never folded: short fixed-shape values (a time, a state) and the release id.
+UNBROKEN_COLUMNS = frozenset({"release", "state", "since", "window ends", "started"})
 
 
 def _list_cells(row: ReleaseSummary) -> dict[str, Text]:
@@ -275,7 +277,13 @@ def list_table(rows: Sequence[ReleaseSummary], width: int | None = None) -> Tabl
     table = Table(header_style="bold", box=None, pad_edge=False)
     for column in LIST_COLUMNS:
         if column in chosen:
-            table.add_column(column, overflow="fold")
+            # A time or a state folded onto two lines reads as two values: those keep their
+            # width and the free-text columns (awaiting first) fold instead.
+            whole = column in UNBROKEN_COLUMNS
+            natural = max([len(column)] + [row[column].cell_len for row in cells])
+            table.add_column(
+                column, overflow="fold", no_wrap=whole, min_width=natural if whole else None
+            )
     for row in cells:
         table.add_row(*(row[column] for column in LIST_COLUMNS if column in chosen))
     return table
