@@ -246,8 +246,10 @@ LIST_COLUMNS: tuple[str, ...] = (
     "started",
 )
 LIST_KEPT = 5
-#: Columns never folded: short fixed-shape values (a time, a state) and the release id.
-UNBROKEN_COLUMNS = frozenset({"release", "state", "since", "window ends", "started"})
+#: Columns never folded: the release id, its stage id and short fixed-shape values (a state, a time).
+UNBROKEN_COLUMNS = frozenset({"release", "stage", "state", "since", "window ends", "started"})
+#: The least width whom a release awaits keeps before the stage column folds too.
+AWAITING_ROOM = 12
 
 
 def _list_cells(row: ReleaseSummary) -> dict[str, Text]:
@@ -268,24 +270,32 @@ def _list_cells(row: ReleaseSummary) -> dict[str, Text]:
 
 def list_table(rows: Sequence[ReleaseSummary], width: int | None = None) -> Table:
     """The releases as a table that fits ``width`` (the console's): less important columns
-    are dropped first, and what is left wraps rather than being cut."""
+    are dropped first; if the kept ones still do not fit, "since" shows how long ago (``2h 5m
+    ago``) instead of the date, and whom it awaits folds onto more lines. The id, stage, state
+    and time are never folded (a time on two lines reads as two values); nothing is cut."""
     cells = [_list_cells(row) for row in rows]
     available = width if width is not None else console.width
     chosen = list(LIST_COLUMNS)
     while len(chosen) > LIST_KEPT and _natural_width(chosen, cells) > available:
         chosen.pop()
+    if _natural_width(chosen, cells) > available:
+        for row, cell in zip(rows, cells, strict=True):
+            if row.awaiting_since is not None:
+                cell["since"] = Text(f"{age(row.awaiting_since)} ago")
+    fixed = [c for c in chosen if c in UNBROKEN_COLUMNS]
+    room = available - _natural_width(fixed, cells) - 2 * (len(chosen) - len(fixed))
+    folding = {c for c in chosen if c not in UNBROKEN_COLUMNS}
+    if room < AWAITING_ROOM * len(folding) and "stage" in chosen:
+        folding.add("stage")  # a very long id: the stage folds rather than whom it awaits
     table = Table(header_style="bold", box=None, pad_edge=False)
-    for column in LIST_COLUMNS:
-        if column in chosen:
-            # A time or a state folded onto two lines reads as two values: those keep their
-            # width and the free-text columns (awaiting first) fold instead.
-            whole = column in UNBROKEN_COLUMNS
-            natural = max([len(column)] + [row[column].cell_len for row in cells])
-            table.add_column(
-                column, overflow="fold", no_wrap=whole, min_width=natural if whole else None
-            )
-    for row in cells:
-        table.add_row(*(row[column] for column in LIST_COLUMNS if column in chosen))
+    for column in chosen:
+        whole = column not in folding
+        natural = _natural_width([column], cells)
+        table.add_column(
+            column, overflow="fold", no_wrap=whole, min_width=natural if whole else None
+        )
+    for cell in cells:
+        table.add_row(*(cell[column] for column in chosen))
     return table
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -38,7 +39,7 @@ def rendered(rows: list[ReleaseSummary], width: int = 80) -> list[str]:
 
 
 class TestEightyColumns:
-    """At 80 columns the release, its state and since when keep their width on the row's
+    """At 80 columns the release, its stage, its state and since when keep their width on the row's
     first line; only the free text (whom it awaits) folds."""
 
     def test_a_long_awaited_list_folds_and_the_time_stays_whole(self) -> None:
@@ -47,13 +48,32 @@ class TestEightyColumns:
         assert all(len(line) <= 80 for line in lines)
         assert lines[0].split() == ["release", "stage", "state", "awaiting", "since"]
         first = lines[1]
-        assert first.startswith("aurora-2.0.0-rc.1 ")
-        assert when(SINCE) in first
+        assert first.split()[:3] == ["aurora-2.0.0-rc.1", "government_testing_window", "held"]
+        # Too narrow for the date: how long ago, on the row's first line, in one piece.
+        assert re.search(r"\b\d+[dhms]( \d+[dhms])? ago$", first.rstrip()), first
         assert "held" in first
         # Folded cells continue on the next lines, in their own column: nothing is cut.
         folded = "".join("".join(line.split()) for line in lines[1:])
         for role in roles:
             assert role in folded
+
+    def test_a_short_row_keeps_the_date(self) -> None:
+        lines = rendered([summary("aurora-2.0.0", ["operator"])])
+        assert lines[1].split()[:4] == [
+            "aurora-2.0.0",
+            "government_testing_window",
+            "held",
+            "operator",
+        ]
+        assert lines[1].rstrip().endswith(when(SINCE))
+
+    def test_a_very_long_id_folds_the_stage_not_the_id_or_the_time(self) -> None:
+        rid = "a-very-long-release-id-2.0.0-rc.1"
+        lines = rendered([summary(rid, ["operator", "government_liaison", "safety"])])
+        assert all(len(line) <= 80 for line in lines)
+        row = next(line for line in lines if rid in line)
+        assert row.startswith(rid + " ") and row.split()[2] == "held"
+        assert row.rstrip().endswith("ago")
 
     def test_wider_terminals_get_the_other_columns_back(self) -> None:
         lines = rendered([summary("aurora-2.0.0", ["operator"])], width=200)
