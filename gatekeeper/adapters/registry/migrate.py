@@ -12,6 +12,7 @@ There is no ``alembic.ini``: :func:`alembic_config` builds the configuration, po
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from gatekeeper.adapters.registry.engine import WRITE_OPTION, translated
+from gatekeeper.errors import RegistryError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: Key of the PostgreSQL advisory lock that serialises concurrent upgrades.
@@ -52,6 +54,26 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+#: Reads of the schema version a fresh SQLite file may refuse at once while another opener
+#: turns it to WAL (the busy handler is not consulted then), and the pause before each retry.
+_LOCKED_READS = 6
+_LOCKED_PAUSE = 0.05
+
+
+def _revision_when_readable(engine: Engine) -> str | None:
+    """:func:`current_revision`, retried a few times on SQLite's transient "database is locked"
+    (seen with several openers of an empty file at once); any other error at once."""
+    for attempt in range(_LOCKED_READS):
+        try:
+            return current_revision(engine)
+        except RegistryError as err:
+            last = attempt == _LOCKED_READS - 1
+            if last or not err.retryable or engine.dialect.name != "sqlite":
+                raise
+            time.sleep(_LOCKED_PAUSE * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def upgrade(engine: Engine) -> str:
     """Bring the schema to head, if it is not there already; returns the revision.
 
@@ -59,7 +81,7 @@ def upgrade(engine: Engine) -> str:
     ``BEGIN IMMEDIATE``, PostgreSQL by an advisory lock. The loser then finds the schema at head.
     """
     head = head_revision()
-    if current_revision(engine) == head:
+    if _revision_when_readable(engine) == head:
         return head
     with (
         translated("migrate the registry schema"),
