@@ -22,6 +22,7 @@ notifications read from the engine's outbox.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -33,7 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
 
+from gatekeeper.failures import CONVERTER
+from gatekeeper.settings import DEFAULT_TASK_QUEUE
+from tests.replaying import Checked, check_task_queue
 from workers.demo import free_port
 from workers.devserver import temporal_executable
 
@@ -247,6 +252,12 @@ class Engine:
     ui_port: int
 
 
+async def _replay_engine(engine: Engine) -> Checked:
+    """Replay the histories of everything the walkthrough ran on the engine's task queue."""
+    client = await Client.connect(f"127.0.0.1:{engine.port}", data_converter=CONVERTER)
+    return await check_task_queue(client, DEFAULT_TASK_QUEUE)
+
+
 def _clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))}
     # The venv's console scripts (gatekeeper, temporal) as `source .venv/bin/activate` gives,
@@ -393,3 +404,7 @@ class TestWalkthrough:
         assert dossier["notifications"], "the dossier lists no notification (no outbox read)"
         # Nothing the second shell ran opened a data directory of its own.
         assert not (work / ".gatekeeper").exists()
+        # Every workflow the walkthrough ran (the release, the order) replays from scratch
+        # with this checkout's code, like the histories of every other test.
+        checked = asyncio.run(_replay_engine(engine))
+        assert checked.replayed >= 2 and not checked.failures, checked.failures
