@@ -277,14 +277,7 @@ class AccessOrderWorkflow:
         status = self._status
         status.sweeps += 1
         models = decide.sweep_models(status, models)
-        found = await workflow.execute_activity(
-            "find_affected_releases",
-            AffectedReleasesRequest(order_id=status.order.order_id, models=models),
-            result_type=AffectedReleases,
-            start_to_close_timeout=timeouts.ORDER_FIND_TIMEOUT,
-            retry_policy=timeouts.ORDER_FANOUT_RETRY,
-            summary=f"Find running releases of {', '.join(models)}",
-        )
+        found = await self._find_running(models, f"Find running releases of {', '.join(models)}")
         await self._deliver(decide.newly_found(status, found.releases, models))
 
     async def _sweep_lifted(self, restore: AccessRestoreRequest) -> None:
@@ -293,15 +286,22 @@ class AccessOrderWorkflow:
         status = self._status
         status.sweeps += 1
         models = list(status.order.models)
-        found = await workflow.execute_activity(
+        found = await self._find_running(
+            models, f"Find running releases of {', '.join(models)} the order never reached"
+        )
+        await self._deliver(decide.lift_sweep(status, found.releases, restore))
+
+    async def _find_running(self, models: list[str], summary: str) -> AffectedReleases:
+        """The running releases of ``models``, by a visibility query (an activity)."""
+        found: AffectedReleases = await workflow.execute_activity(
             "find_affected_releases",
-            AffectedReleasesRequest(order_id=status.order.order_id, models=models),
+            AffectedReleasesRequest(order_id=self._status.order.order_id, models=models),
             result_type=AffectedReleases,
             start_to_close_timeout=timeouts.ORDER_FIND_TIMEOUT,
             retry_policy=timeouts.ORDER_FANOUT_RETRY,
-            summary=f"Find running releases of {', '.join(models)} the order never reached",
+            summary=summary,
         )
-        await self._deliver(decide.lift_sweep(status, found.releases, restore))
+        return found
 
     async def _deliver(self, updates: list[ReleaseUpdate]) -> None:
         """Send ``updates`` in concurrent batches and record every answer."""
