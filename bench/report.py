@@ -84,4 +84,10 @@ def render(results: dict[str, Any]) -> Table:
         )
     else:
         row("notification fan-out", "skipped")
+    console = results.get("console")
+    if console:
+        from bench.console_render import rows
+
+        for label, value in rows(console):
+            row(label, value)
     return table

@@ -20,6 +20,7 @@ from rich.console import Console
 from temporalio.client import Client
 
 from bench.access import run_benchmark
+from bench.console_render import bench_console
 from bench.notify import bench_fanout as notify_fanout
 from bench.parked import bench_parked
 from bench.pipeline import bench_pipeline
@@ -42,6 +43,7 @@ class Options:
     fanout_partners: int | None = None
     access: bool = True
     only_pipeline: bool = False
+    console: bool = True
 
 
 def bench_access(scratch: Path) -> dict[str, Any]:
@@ -91,6 +93,11 @@ async def run_bench(options: Options, *, say: Callable[[str], None] = print) -> 
                 say("notification fan-out …")
                 results["fanout"] = await bench_fanout(
                     server.client, _dir(scratch, "fanout"), options.fanout_partners
+                )
+            if options.console and not options.only_pipeline:
+                say(f"console: {options.releases} releases in the namespace, each page rendered …")
+                results["console"] = await bench_console(
+                    server.client, _dir(scratch, "console"), releases=options.releases, say=say
                 )
         finally:
             await server.stop()
@@ -153,6 +160,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--no-access", action="store_true", help="skip the access-check bench")
     parser.add_argument(
+        "--no-console", action="store_true", help="skip the console's render-time bench"
+    )
+    parser.add_argument(
         "--only-pipeline",
         action="store_true",
         help="only the pipeline (throughput, latency, history bytes): no memory, fan-out, access",
@@ -166,6 +176,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         json_out=args.json_out,
         fanout_partners=args.fanout_partners,
         access=not args.no_access,
+        console=not args.no_console,
         only_pipeline=args.only_pipeline,
     )
 

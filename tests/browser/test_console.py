@@ -1,0 +1,313 @@
+"""The console in a real browser: sign-in through a real OpenID provider, the inbox and the
+release page, passkey-signed decisions, and the refusals a console must make.
+
+Everything is real (:mod:`tests.browser.console_fixtures`): the provider (oidc-provider-mock),
+the worker on the session's dev server with its identity registry, the console served by uvicorn,
+Debian's chromium with a virtual authenticator. Run alone with ``pytest -m browser``; without
+chromium or playwright it skips, except in CI (``CI`` set).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gatekeeper.models import DecisionKind
+from tests import factories
+from tests.browser.console_fixtures import Stack, Visitor
+
+pytestmark = pytest.mark.browser
+
+#: Every page the console serves to a signed-in person (``{id}``: a release).
+PAGES = [
+    "/",
+    "/inbox",
+    "/releases",
+    "/releases/{id}",
+    "/releases/{id}/dossier",
+    "/orders",
+    "/passkeys",
+]
+
+
+async def history_size(stack: Stack, release_id: str) -> tuple[int, int]:
+    """(audit events, status version): what a refused request must leave as it was."""
+    status = await stack.releases.status(release_id)
+    return len(await stack.releases.audit(release_id)), status.status_version
+
+
+async def act_form(visitor: Visitor, release_id: str, **fields: str) -> dict[str, str]:
+    """What a hand-made POST to ``/releases/{id}/act`` carries: a decision's fields and a made-up
+    passkey assertion, plus (unless given) the session's real CSRF token."""
+    await visitor.page.goto(f"/releases/{release_id}")
+    form = {
+        "csrf_token": await visitor.csrf(),
+        "signed_at": "2026-01-01T00:00:00+00:00",
+        "nonce": "0" * 32,
+        "key_id": "webauthn:" + "0" * 32,
+        "credential_id": "AAAA",
+        "authenticator_data": "AAAA",
+        "client_data_json": "e30",
+        "signature": "AAAA",
+    }
+    form.update(fields)
+    return {k: v for k, v in form.items() if v is not None}
+
+
+class TestSignIn:
+    """A roster person signs in through the real OpenID provider and sees their inbox: the
+    releases waiting for them, with their role; signing out ends the session."""
+
+    async def test_sign_in_inbox_sign_out(self, stack: Stack) -> None:
+        from playwright.async_api import expect
+
+        status = await stack.start()
+        async with stack.person("priya.natarajan") as priya:
+            page = priya.page
+            await expect(page.get_by_text("Priya Natarajan").first).to_be_visible()
+            row = page.locator(f"[data-testid=inbox-row][data-release='{status.release_id}']")
+            await expect(row).to_have_count(1)
+            await expect(row).to_contain_text("internal_review")
+            await expect(row).to_contain_text("safety")
+            await expect(page.get_by_test_id("dev-banner")).to_have_count(0)
+
+            await page.get_by_test_id("signout").click()
+            await page.wait_for_url(re.compile(r"/signin"))
+            await page.goto("/inbox")
+            await page.wait_for_url(re.compile(r"/signin"))
+
+    async def test_a_subject_linked_to_nobody_is_not_signed_in(self, stack: Stack) -> None:
+        """The provider vouches for a subject the identity registry links to no one: the
+        console signs nobody in and says why."""
+        from playwright.async_api import expect
+
+        async with stack.person("mallory", sign_in=False) as mallory:
+            page = mallory.page
+            await page.goto("/signin")
+            await page.locator(
+                "a[href*='/auth/login'], form[action*='/auth/login'] button"
+            ).first.click()
+            await page.locator("input[name=sub]").fill("sub-mallory")
+            await page.get_by_role("button", name="Authorize").click()
+            await page.wait_for_url(re.compile(r"/signin"))
+            await expect(page.get_by_test_id("signout")).to_have_count(0)
+            await page.goto("/inbox")
+            await page.wait_for_url(re.compile(r"/signin"))
+
+
+class TestOpenRelease:
+    """From the inbox a reviewer opens a release: the stage graph, who is awaited by name, the
+    evidence with its digests, and the decision forms of her role."""
+
+    async def test_open_from_inbox(self, stack: Stack) -> None:
+        from playwright.async_api import expect
+
+        status = await stack.start()
+        rid = status.release_id
+        async with stack.person("lena.fischer") as lena:
+            page = lena.page
+            await page.locator(f"[data-testid=inbox-row][data-release='{rid}'] a").first.click()
+            await page.wait_for_url(re.compile(rf"/releases/{re.escape(rid)}$"))
+            await expect(page.get_by_test_id("stage-graph")).to_contain_text("internal_review")
+            awaited = page.get_by_test_id("awaited")
+            for name in ("Priya Natarajan", "Lena Fischer", "Hannah Cho"):
+                await expect(awaited).to_contain_text(name)
+            for item in status.spec.evidence:
+                await expect(page.get_by_text(item.sha256[:16]).first).to_be_visible()
+            approve = page.locator("[data-testid=decision-form][data-action=approve]")
+            await expect(approve).to_have_count(1)
+
+
+class TestPasskeyApproval:
+    """A reviewer registers a passkey (pending until an identity admin approves it with the
+    real CLI), approves with it in the browser, and the worker records the approval as signed
+    by her passkey; once the gate's other conditions hold the release moves on, as the page
+    shows."""
+
+    async def test_register_approve_and_move_on(self, stack: Stack) -> None:
+        from playwright.async_api import expect
+
+        status = await stack.start()
+        rid = status.release_id
+        async with stack.person("priya.natarajan") as priya:
+            await priya.register_passkey(approve=False)
+            # Pending: not yet a key the worker accepts, so the console offers no signing yet
+            # or the worker refuses; either way nothing is recorded.
+            before = await history_size(stack, rid)
+            await stack.approve_passkeys("priya.natarajan")
+            stack.passkeys["priya.natarajan"] = (await priya.credentials())[0]
+            await priya.page.goto("/passkeys")
+            await expect(priya.page.get_by_test_id("passkey-status")).to_contain_text(
+                re.compile("approved|active|valid", re.I)
+            )
+
+            flash = await priya.decide(rid, "approve", comment="Evals adequate for the tier.")
+            assert "refused" not in flash.lower(), flash
+            after = await stack.releases.status(rid)
+            gate = after.gates["internal_review"]
+            assert [d.decider for d in gate.decisions if d.kind is DecisionKind.APPROVE] == [
+                "priya.natarajan"
+            ]
+            assert (await history_size(stack, rid))[0] > before[0]
+            events = await stack.releases.audit(rid)
+            approved = [
+                e for e in events if e.action == "approved" and e.actor == "priya.natarajan"
+            ]
+            assert approved, [e.action for e in events]
+            kinds = priya.page.get_by_test_id("signature-kind")
+            await expect(kinds.first).to_contain_text("passkey")
+
+            # The others approve (their CLI keys, through the client API), a reviewer attests
+            # the evidence's authorship: the gate closes and the release moves on.
+            await stack.attest_authorship(rid, "priya.natarajan")
+            for decider, role in (("lena.fischer", "security"), ("hannah.cho", "legal")):
+                await stack.releases.decide(
+                    rid, DecisionKind.APPROVE, factories.decision(decider, role)
+                )
+            await stack.until(rid, "government_testing_window")
+            await priya.page.goto(f"/releases/{rid}")
+            await expect(priya.page.get_by_test_id("stage-graph")).to_contain_text(
+                "government_testing_window"
+            )
+            await expect(
+                priya.page.locator("[data-testid=decision-form][data-action=approve]")
+            ).to_have_count(0)
+
+
+class TestNoRoleNoForm:
+    """A person without the role sees no decision form, and a forged POST with her valid
+    session and CSRF token is refused before anything is sent: nothing changes."""
+
+    async def test_no_form_and_forged_post_refused(self, stack: Stack) -> None:
+        from playwright.async_api import expect
+
+        status = await stack.start()
+        rid = status.release_id
+        async with stack.person("kim.larsen") as kim:
+            await kim.page.goto(f"/releases/{rid}")
+            for action in ("approve", "reject", "request_changes"):
+                await expect(
+                    kim.page.locator(f"[data-testid=decision-form][data-action={action}]")
+                ).to_have_count(0)
+            before = await history_size(stack, rid)
+            response = await kim.page.request.post(
+                f"/releases/{rid}/act",
+                form=await act_form(kim, rid, action="approve", role="safety", comment="forged"),
+                max_redirects=0,
+            )
+            body = await response.text()
+            assert response.status in (400, 403) or "refused" in body, (response.status, body)
+            assert "refused" in body.lower() or response.status == 303
+            assert await history_size(stack, rid) == before
+
+
+class TestMarkupIsInert:
+    """A comment holding a script, an image with onerror and Rich/Markdown markup, typed in the
+    console, is shown as the literal text it is: no script runs, no dialog opens, nothing is
+    rendered as markup (and the same for a spec's description)."""
+
+    COMMENT = (
+        "<script>alert('xss')</script> [bold]loud[/bold] **strong** "
+        "<img src=x onerror=\"alert('img')\"> [link=https://evil.example]click[/link]"
+    )
+
+    async def test_comment_and_description_shown_literally(self, stack: Stack) -> None:
+        from playwright.async_api import expect
+
+        description = "Model <script>alert('spec')</script> **bold** [red]red[/red] <b>b</b>"
+        status = await stack.start(description=description)
+        rid = status.release_id
+        async with stack.person("hannah.cho") as hannah:
+            await hannah.ensure_passkey()
+            flash = await hannah.decide(rid, "request_changes", comment=self.COMMENT)
+            assert "refused" not in flash.lower(), flash
+            page = hannah.page
+            await page.goto(f"/releases/{rid}")
+            await expect(page.get_by_text(self.COMMENT, exact=False).first).to_be_visible()
+            await expect(page.get_by_text(description).first).to_be_visible()
+            # Nothing of it became an element: no image, no handler, no emphasis, and no
+            # inline script beyond what the console itself ships.
+            assert await page.locator("img[src=x], [onerror]").count() == 0
+            assert await page.locator("strong, b").filter(has_text="strong").count() == 0
+            assert await page.locator("script").filter(has_text="alert").count() == 0
+            await page.reload()
+            assert hannah.dialogs == []
+
+
+class TestCsrf:
+    """A POST without the session's CSRF token, or with a wrong one, is refused with the
+    one-line reason, and nothing changes (not even signing out)."""
+
+    async def test_missing_and_wrong_token_refused(self, stack: Stack) -> None:
+        status = await stack.start()
+        rid = status.release_id
+        async with stack.person("samuel.okafor") as samuel:
+            before = await history_size(stack, rid)
+            for token in (None, "wrong-" + "x" * 40):
+                response = await samuel.page.request.post(
+                    f"/releases/{rid}/act",
+                    form=await act_form(
+                        samuel, rid, action="approve", role="safety", comment="x", csrf_token=token
+                    ),
+                    max_redirects=0,
+                )
+                assert response.status == 403
+                assert "refused: the form's CSRF token is missing or wrong" in await response.text()
+            response = await samuel.page.request.post("/signout", form={}, max_redirects=0)
+            assert response.status == 403
+            await samuel.page.goto("/inbox")
+            assert samuel.page.url.endswith("/inbox")
+            assert await history_size(stack, rid) == before
+
+
+class TestAnonymous:
+    """Nothing but the sign-in page is served to an anonymous visitor: every page redirects to
+    it, and the JSON API answers 401."""
+
+    async def test_every_page_redirects_to_sign_in(self, stack: Stack) -> None:
+        status = await stack.start()
+        rid = status.release_id
+        async with stack.person("nobody", sign_in=False) as anonymous:
+            for path in PAGES:
+                url = path.format(id=rid)
+                response = await anonymous.page.request.get(url, max_redirects=0)
+                assert response.status == 303, (url, response.status)
+                assert response.headers["location"].endswith("/signin"), url
+                await anonymous.page.goto(url)
+                assert anonymous.page.url == f"{stack.console}/signin", url
+            before = await history_size(stack, rid)
+            response = await anonymous.page.request.post(
+                f"/releases/{rid}/prepare",
+                data={"action": "approve", "role": "safety"},
+                max_redirects=0,
+            )
+            assert response.status in (401, 403)
+            assert await history_size(stack, rid) == before
+
+
+class TestOperatorHoldResume:
+    """An operator holds a release with a reason and resumes it, each signed with her passkey;
+    the page shows the hold, and the reviewers' forms only after the resume."""
+
+    async def test_hold_then_resume(self, stack: Stack) -> None:
+        from playwright.async_api import expect
+
+        status = await stack.start()
+        rid = status.release_id
+        async with stack.person("kim.larsen") as kim:
+            await kim.ensure_passkey()
+            flash = await kim.decide(rid, "hold", reason="export-control review")
+            assert "refused" not in flash.lower(), flash
+            held = await stack.releases.status(rid)
+            assert [h.reason for h in held.active_holds()] == ["export-control review"]
+            await expect(kim.page.get_by_text("export-control review").first).to_be_visible()
+            await expect(
+                kim.page.locator("[data-testid=decision-form][data-action=resume]")
+            ).to_have_count(1)
+
+            flash = await kim.decide(rid, "resume", reason="cleared by counsel")
+            assert "refused" not in flash.lower(), flash
+            resumed = await stack.releases.status(rid)
+            assert resumed.active_holds() == []
+            assert resumed.awaiting is not None and "safety" in resumed.awaiting.roles
