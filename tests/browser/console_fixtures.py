@@ -27,6 +27,7 @@ import re
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -118,17 +119,54 @@ class Provider:
 
 
 @contextlib.contextmanager
-def oidc_provider(people: dict[str, str]) -> Iterator[Provider]:
-    """``oidc-provider-mock`` on a free loopback port; ``people`` maps each roster id to their
-    e-mail. The authorize page lets a person type their subject (what the tests do)."""
-    from oidc_provider_mock import User, run_server_in_thread
+def oidc_provider(people: dict[str, str], log: Path) -> Iterator[Provider]:
+    """``oidc-provider-mock`` on a free loopback port, in a child process of its own (its
+    authlib warns of deprecations, which this test session turns into errors); ``people`` maps
+    each roster id to their e-mail. The authorize page lets a person type their subject (what
+    the tests do); the issuer is ``http://localhost:<port>``."""
+    import httpx
 
-    users = [
-        User(sub=subject_of(person), claims={"email": email, "email_verified": True})
+    claims = [
+        json.dumps({"sub": subject_of(person), "email": email, "email_verified": True})
         for person, email in people.items()
     ]
-    with run_server_in_thread(port=0, user_claims=users) as server:
-        yield Provider(issuer=f"http://localhost:{server.server_port}")
+    for _ in range(3):  # a port taken in between: try another
+        port = free_port()
+        with log.open("ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1",
+                 "--port", str(port), *(a for c in claims for a in ("--user-claims", c))],
+                stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"},
+            )  # fmt: skip
+        issuer = f"http://localhost:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while process.poll() is None and time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    found = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2)
+                    if found.status_code == 200 and found.json()["issuer"] == issuer:
+                        break
+                time.sleep(0.1)
+            else:
+                if process.poll() is None:
+                    raise RuntimeError(f"the OpenID provider did not answer (log: {log})")
+                continue
+            yield Provider(issuer=issuer)
+            return
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    raise RuntimeError(f"the OpenID provider did not start (log: {log})")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- the console, served by uvicorn in a thread -------------------------------------------------
@@ -185,10 +223,9 @@ class Stack:
     #: the authenticator of every later browser context of theirs).
     passkeys: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    @property
-    def client_env(self) -> dict[str, str]:
-        """The environment the real CLI runs with: this stack's server, queue, data and the
-        identity admin's keys."""
+    def client_env(self, data_dir: Path | None = None) -> dict[str, str]:
+        """The environment the real CLI runs with: this stack's server, queue, data (or
+        ``data_dir``) and the identity admin's keys."""
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))
         }
@@ -196,7 +233,7 @@ class Stack:
             TEMPORAL_ADDRESS=self.env.client.service_client.config.target_host,
             TEMPORAL_NAMESPACE=self.env.client.namespace,
             GATEKEEPER_TASK_QUEUE=self.task_queue,
-            GATEKEEPER_DATA_DIR=str(self.data_dir),
+            GATEKEEPER_DATA_DIR=str(data_dir or self.data_dir),
             GATEKEEPER_KEYS_DIR=str(self.admin_keys),
             GATEKEEPER_LOG_LEVEL="WARNING",
             PYTHONPATH=str(REPO),
@@ -204,8 +241,11 @@ class Stack:
         )
         return env
 
-    async def cli(self, *args: str, ok: bool = True) -> tuple[int, str, str]:
-        """``gatekeeper <args>`` in a child process (never blocking the worker's loop)."""
+    async def cli(
+        self, *args: str, ok: bool = True, data_dir: Path | None = None
+    ) -> tuple[int, str, str]:
+        """``gatekeeper <args>`` in a child process (never blocking the worker's loop), on this
+        stack's data directory or ``data_dir`` (an empty one: offline)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -213,7 +253,7 @@ class Stack:
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self.client_env,
+            env=self.client_env(data_dir),
         )
         out, err = await asyncio.wait_for(process.communicate(), 120)
         code = process.returncode
@@ -254,7 +294,7 @@ class Stack:
     async def attest_authorship(self, release_id: str, by: str) -> None:
         """A reviewer attests who wrote each evidence item of the sample spec (the demo policy
         requires it before a gate closes)."""
-        from gatekeeper.models import AuthorshipAttestation
+        from gatekeeper.models.messages import AuthorshipAttestation
 
         status = await self.releases.status(release_id)
         for item in status.spec.evidence:
@@ -322,9 +362,7 @@ class Visitor:
 
         page = self.page
         await page.goto("/signin")
-        await page.locator(
-            "a[href*='/auth/login'], form[action*='/auth/login'] button"
-        ).first.click()
+        await page.get_by_test_id("signin-oidc").click()
         await page.wait_for_url(re.compile(re.escape(self.stack.provider.issuer) + "/"))
         await page.locator("input[name=sub]").fill(subject_of(self.person))
         await page.get_by_role("button", name="Authorize").click()
@@ -346,7 +384,7 @@ class Visitor:
         await self.page.goto("/passkeys")
         await self.page.get_by_test_id("passkey-register").click()
         await expect(self.page.get_by_test_id("passkey-status")).to_contain_text(
-            re.compile("pending|awaiting", re.I)
+            "waiting for an identity admin"
         )
         [credential] = await self.credentials()
         if approve:
@@ -357,6 +395,14 @@ class Visitor:
         """The person has an approved passkey in this context's authenticator."""
         if self.person not in self.stack.passkeys:
             await self.register_passkey()
+
+    async def at_stage(self, release_id: str, stage: str) -> None:
+        """The release page shows ``stage`` as the current step of its stage graph."""
+        from playwright.async_api import expect
+
+        await self.page.goto(f"/releases/{release_id}")
+        current = self.page.locator("[data-testid=stage-graph] [aria-current=step]")
+        await expect(current).to_have_attribute("data-stage", stage)
 
     async def csrf(self) -> str:
         """The session's CSRF token, as the page's own forms carry it."""
@@ -472,7 +518,7 @@ async def stack(
         factories.install_policy, adapters.policies, demo, default=True
     )
     try:
-        with oidc_provider(roster_emails()) as provider:
+        with oidc_provider(roster_emails(), root / "oidc.log") as provider:
             async with running_worker(env.client, task_queue, adapters, admin_keys=admin_keys):
                 await asyncio.to_thread(
                     link_everyone, adapters.identity, admin_keys, provider.issuer

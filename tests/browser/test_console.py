@@ -10,12 +10,13 @@ chromium or playwright it skips, except in CI (``CI`` set).
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 
 from gatekeeper.models import DecisionKind
 from tests import factories
-from tests.browser.console_fixtures import Stack, Visitor
+from tests.browser.console_fixtures import Stack, Visitor, sample_spec
 
 pytestmark = pytest.mark.browser
 
@@ -38,11 +39,15 @@ async def history_size(stack: Stack, release_id: str) -> tuple[int, int]:
 
 
 async def act_form(visitor: Visitor, release_id: str, **fields: str) -> dict[str, str]:
-    """What a hand-made POST to ``/releases/{id}/act`` carries: a decision's fields and a made-up
-    passkey assertion, plus (unless given) the session's real CSRF token."""
+    """What a hand-made POST to ``/releases/{id}/act`` carries: a decision's fields, a made-up
+    passkey assertion, what the page showed (``seen``, from any of its forms) and (unless
+    given) the session's real CSRF token."""
     await visitor.page.goto(f"/releases/{release_id}")
+    seen = await visitor.page.locator("input[name=seen]").first.get_attribute("value")
+    assert seen
     form = {
         "csrf_token": await visitor.csrf(),
+        "seen": seen,
         "signed_at": "2026-01-01T00:00:00+00:00",
         "nonce": "0" * 32,
         "key_id": "webauthn:" + "0" * 32,
@@ -79,21 +84,21 @@ class TestSignIn:
 
     async def test_a_subject_linked_to_nobody_is_not_signed_in(self, stack: Stack) -> None:
         """The provider vouches for a subject the identity registry links to no one: the
-        console signs nobody in and says why."""
+        console signs nobody in and says how an identity admin links it."""
         from playwright.async_api import expect
 
         async with stack.person("mallory", sign_in=False) as mallory:
             page = mallory.page
             await page.goto("/signin")
-            await page.locator(
-                "a[href*='/auth/login'], form[action*='/auth/login'] button"
-            ).first.click()
+            await page.get_by_test_id("signin-oidc").click()
             await page.locator("input[name=sub]").fill("sub-mallory")
             await page.get_by_role("button", name="Authorize").click()
-            await page.wait_for_url(re.compile(r"/signin"))
+            await expect(
+                page.get_by_text("no Gatekeeper person is linked to sub-mallory")
+            ).to_be_visible()
             await expect(page.get_by_test_id("signout")).to_have_count(0)
             await page.goto("/inbox")
-            await page.wait_for_url(re.compile(r"/signin"))
+            await page.wait_for_url(re.compile(r"/signin$"))
 
 
 class TestOpenRelease:
@@ -109,7 +114,7 @@ class TestOpenRelease:
             page = lena.page
             await page.locator(f"[data-testid=inbox-row][data-release='{rid}'] a").first.click()
             await page.wait_for_url(re.compile(rf"/releases/{re.escape(rid)}$"))
-            await expect(page.get_by_test_id("stage-graph")).to_contain_text("internal_review")
+            await lena.at_stage(rid, "internal_review")
             awaited = page.get_by_test_id("awaited")
             for name in ("Priya Natarajan", "Lena Fischer", "Hannah Cho"):
                 await expect(awaited).to_contain_text(name)
@@ -138,23 +143,20 @@ class TestPasskeyApproval:
             await stack.approve_passkeys("priya.natarajan")
             stack.passkeys["priya.natarajan"] = (await priya.credentials())[0]
             await priya.page.goto("/passkeys")
-            await expect(priya.page.get_by_test_id("passkey-status")).to_contain_text(
-                re.compile("approved|active|valid", re.I)
-            )
+            await expect(priya.page.get_by_test_id("passkey-status")).to_have_text("active")
 
             flash = await priya.decide(rid, "approve", comment="Evals adequate for the tier.")
             assert "refused" not in flash.lower(), flash
             after = await stack.releases.status(rid)
             gate = after.gates["internal_review"]
-            assert [d.decider for d in gate.decisions if d.kind is DecisionKind.APPROVE] == [
+            assert [d.person for d in gate.decisions if d.kind is DecisionKind.APPROVE] == [
                 "priya.natarajan"
             ]
             assert (await history_size(stack, rid))[0] > before[0]
             events = await stack.releases.audit(rid)
-            approved = [
-                e for e in events if e.action == "approved" and e.actor == "priya.natarajan"
-            ]
-            assert approved, [e.action for e in events]
+            [approved] = [e for e in events if e.action == "decision_approve"]
+            assert approved.actor == "priya.natarajan"
+            assert approved.details["attestation"]["kind"] == "webauthn", approved.details
             kinds = priya.page.get_by_test_id("signature-kind")
             await expect(kinds.first).to_contain_text("passkey")
 
@@ -166,10 +168,7 @@ class TestPasskeyApproval:
                     rid, DecisionKind.APPROVE, factories.decision(decider, role)
                 )
             await stack.until(rid, "government_testing_window")
-            await priya.page.goto(f"/releases/{rid}")
-            await expect(priya.page.get_by_test_id("stage-graph")).to_contain_text(
-                "government_testing_window"
-            )
+            await priya.at_stage(rid, "government_testing_window")
             await expect(
                 priya.page.locator("[data-testid=decision-form][data-action=approve]")
             ).to_have_count(0)
@@ -194,18 +193,21 @@ class TestNoRoleNoForm:
             response = await kim.page.request.post(
                 f"/releases/{rid}/act",
                 form=await act_form(kim, rid, action="approve", role="safety", comment="forged"),
-                max_redirects=0,
             )
-            body = await response.text()
-            assert response.status in (400, 403) or "refused" in body, (response.status, body)
-            assert "refused" in body.lower() or response.status == 303
+            # Back on the release page, whose flash line is the console's refusal.
+            assert response.status == 200 and response.url.endswith(f"/releases/{rid}")
+            assert "refused: you may not approve this release now" in unescape(
+                await response.text()
+            )
             assert await history_size(stack, rid) == before
+            status = await stack.releases.status(rid)
+            assert status.gates["internal_review"].decisions == []
 
 
 class TestMarkupIsInert:
     """A comment holding a script, an image with onerror and Rich/Markdown markup, typed in the
     console, is shown as the literal text it is: no script runs, no dialog opens, nothing is
-    rendered as markup (and the same for a spec's description)."""
+    rendered as markup (and the same for a title the spec gave its evidence)."""
 
     COMMENT = (
         "<script>alert('xss')</script> [bold]loud[/bold] **strong** "
@@ -215,8 +217,12 @@ class TestMarkupIsInert:
     async def test_comment_and_description_shown_literally(self, stack: Stack) -> None:
         from playwright.async_api import expect
 
-        description = "Model <script>alert('spec')</script> **bold** [red]red[/red] <b>b</b>"
-        status = await stack.start(description=description)
+        title = "Evals <script>alert('spec')</script> **bold** [red]red[/red] <b>b</b>"
+        evidence = [
+            {**item.model_dump(mode="json"), "title": title if n == 0 else item.title}
+            for n, item in enumerate(sample_spec("x").evidence)
+        ]
+        status = await stack.start(evidence=evidence)
         rid = status.release_id
         async with stack.person("hannah.cho") as hannah:
             await hannah.ensure_passkey()
@@ -225,7 +231,7 @@ class TestMarkupIsInert:
             page = hannah.page
             await page.goto(f"/releases/{rid}")
             await expect(page.get_by_text(self.COMMENT, exact=False).first).to_be_visible()
-            await expect(page.get_by_text(description).first).to_be_visible()
+            await expect(page.get_by_text(title).first).to_be_visible()
             # Nothing of it became an element: no image, no handler, no emphasis, and no
             # inline script beyond what the console itself ships.
             assert await page.locator("img[src=x], [onerror]").count() == 0
@@ -253,7 +259,9 @@ class TestCsrf:
                     max_redirects=0,
                 )
                 assert response.status == 403
-                assert "refused: the form's CSRF token is missing or wrong" in await response.text()
+                assert "refused: the form's CSRF token is missing or wrong; reload the page" in (
+                    unescape(await response.text())
+                )
             response = await samuel.page.request.post("/signout", form={}, max_redirects=0)
             assert response.status == 403
             await samuel.page.goto("/inbox")
