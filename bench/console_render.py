@@ -3,12 +3,12 @@ namespace, p50 and p90 of the time the app takes to answer.
 
 A real worker runs the releases (the bench policy with real clocks, so nothing moves on its own
 while pages are timed): a quarter parked in their government window, a quarter with one approval
-of three, the rest waiting for their whole internal review. The console app
-(:func:`gatekeeper.console.create_app`) is driven in process through its ASGI interface
-(``httpx.ASGITransport``), signed in by the development sign-in as a safety reviewer, so what
-is timed is the server's work only (routing, the Temporal queries and visibility list, the
-template), not a network or a browser. Pages: the inbox, the release list, one release page and
-the orders page.
+of three, the rest waiting for their whole internal review; one access order in force. The
+console app (:func:`gatekeeper.console.create_app`) is driven in process through its ASGI
+interface (``httpx.ASGITransport``), signed in by the development sign-in as a safety reviewer,
+so what is timed is the server's work only (routing, the Temporal queries and visibility list,
+the template), not a network or a browser. Pages: the inbox, the release list, one release page
+and the orders page.
 
 ``python -m bench.console_render`` runs it alone on a fresh dev server; ``make bench`` runs it
 with the rest (:mod:`bench.run`).
@@ -49,6 +49,8 @@ from bench.release import (
 )
 from gatekeeper.adapters.policy_store import PolicyStore, versioned_by_content
 from gatekeeper.models import Policy
+from gatekeeper.models.orders import OrderSpec
+from gatekeeper.orders import Orders
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from workers.worker import DEFAULT_ACTIVITY_THREADS, build_worker, key_directory
@@ -60,6 +62,8 @@ WARMUP = 5
 #: Who the pages are rendered for: a safety reviewer (their inbox holds most releases).
 VIEWER = "sam.safety"
 PAGES = ("inbox", "releases", "release", "orders")
+#: Who applies the bench's access order (the bench policy's operator).
+OPERATOR = "olga.ops"
 
 
 def install_default(registry_url: str, policy: Policy) -> None:
@@ -175,18 +179,34 @@ async def bench_console(
     await asyncio.to_thread(install_default, settings.effective_registry_url, policy)
     adapters = await asyncio.to_thread(open_adapters, settings)
     api = Releases(client, settings.task_queue, signer=signer)
-    figures: dict[str, Any] = {"releases": releases}
+    figures: dict[str, Any] = {"release_count": releases, "renders": renders}
     try:
         with (
             key_directory(settings.task_queue, adapters.identity),
             ThreadPoolExecutor(DEFAULT_ACTIVITY_THREADS) as executor,
         ):
             worker = build_worker(
-                client, settings, activities=activities_from(adapters), activity_executor=executor
+                client,
+                settings,
+                activities=activities_from(adapters, client),
+                activity_executor=executor,
             )
             async with worker:
                 began = time.perf_counter()
-                ids = await populate(api, policy, releases, uuid.uuid4().hex[:6])
+                run = uuid.uuid4().hex[:6]
+                ids = await populate(api, policy, releases, run)
+                # One order in force (on the model's next version: no release here is held by
+                # it), so the Orders page has a row to render.
+                await Orders(client, settings.task_queue, signer=signer).apply(
+                    OrderSpec(
+                        order_id=f"order-{run}",
+                        models=["bench-model-next"],
+                        scope="everyone",
+                        required_safeguards=["misuse-classifier-v2"],
+                        reason="export rule (bench)",
+                    ),
+                    OPERATOR,
+                )
                 figures["populate_seconds"] = round(time.perf_counter() - began, 1)
                 say(f"console: {releases} releases in place; rendering each page {renders} times …")
                 # A release waiting for its reviewers (one approval in): the page does the most.
@@ -209,7 +229,7 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
     """The report's rows: one per page, p50 / p90."""
     return [
         (
-            f"console {name} render p50 / p90 ({figures['releases']} releases)",
+            f"console {name} render p50 / p90 ({figures['release_count']} releases)",
             f"{figures[name]['p50_ms']:.1f} / {figures[name]['p90_ms']:.1f} ms",
         )
         for name in PAGES

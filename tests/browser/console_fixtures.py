@@ -55,7 +55,7 @@ from tests.identity_fixtures import admin_key
 
 if TYPE_CHECKING:
     import uvicorn
-    from playwright.async_api import Browser, BrowserContext, CDPSession, Page
+    from playwright.async_api import Browser, BrowserContext, CDPSession, Dialog, Page, ViewportSize
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_IMG = REPO / "docs" / "img"
@@ -74,7 +74,7 @@ CHROMIUM_ARGS = [
 ADMIN = "identity-admin"
 #: How long a browser step may take before it fails (the machine is shared).
 STEP_MS = 20_000
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 
 
 def chromium_path() -> str:
@@ -307,14 +307,18 @@ class Stack:
     async def person(self, person: str, *, sign_in: bool = True) -> AsyncIterator[Visitor]:
         """A browser context of ``person``'s own, with a virtual authenticator (their passkey
         lives there), signed in through the provider unless ``sign_in`` is False."""
-        context = await self.browser.new_context(base_url=self.console, viewport=VIEWPORT)  # type: ignore[arg-type]
+        context = await self.browser.new_context(base_url=self.console, viewport=VIEWPORT)
         try:
             context.set_default_timeout(STEP_MS)
             page = await context.new_page()
             dialogs: list[str] = []
-            page.on(
-                "dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss()))
-            )
+
+            async def dialog(opened: Dialog) -> None:
+                """A dialog a page opened (none should): noted, then dismissed."""
+                dialogs.append(opened.message)
+                await opened.dismiss()
+
+            page.on("dialog", dialog)
             cdp = await context.new_cdp_session(page)
             await cdp.send("WebAuthn.enable", {"enableUI": False})
             made = await cdp.send(

@@ -38,14 +38,16 @@ async def history_size(stack: Stack, release_id: str) -> tuple[int, int]:
     return len(await stack.releases.audit(release_id)), status.status_version
 
 
-async def act_form(visitor: Visitor, release_id: str, **fields: str) -> dict[str, str]:
+async def act_form(
+    visitor: Visitor, release_id: str, **fields: str | None
+) -> dict[str, str | float | bool]:
     """What a hand-made POST to ``/releases/{id}/act`` carries: a decision's fields, a made-up
     passkey assertion, what the page showed (``seen``, from any of its forms) and (unless
     given) the session's real CSRF token."""
     await visitor.page.goto(f"/releases/{release_id}")
     seen = await visitor.page.locator("input[name=seen]").first.get_attribute("value")
     assert seen
-    form = {
+    form: dict[str, str | None] = {
         "csrf_token": await visitor.csrf(),
         "seen": seen,
         "signed_at": "2026-01-01T00:00:00+00:00",

@@ -18,7 +18,7 @@ class TestConsoleRenderBench:
         figures = await bench_console(
             env.client, tmp_path / "console", releases=4, renders=3, say=said.append
         )
-        assert figures["releases"] == 4
+        assert figures["release_count"] == 4
         for page in PAGES:
             assert figures[page]["renders"] == 3
             assert 0 < figures[page]["p50_ms"] <= figures[page]["p90_ms"] <= figures[page]["max_ms"]
