@@ -42,7 +42,14 @@ from gatekeeper.adapters.registry.tables import identity_keys, identity_log
 from gatekeeper.identity import key_table as kt
 from gatekeeper.identity import log as ilog
 from gatekeeper.identity.key_table import IdentityRefused, UnknownKey, decode_public_key
-from gatekeeper.identity.keys import KeyKind, KeyRecord, PrincipalKind, key_id_of
+from gatekeeper.identity.keys import (
+    KeyKind,
+    KeyRecord,
+    PendingPasskey,
+    PrincipalKind,
+    SsoLink,
+    key_id_of,
+)
 from gatekeeper.identity.log import (
     GENESIS,
     IdentityLogEntry,
@@ -408,6 +415,77 @@ class IdentityRegistry(Database):
             kt.insert_key(connection, record, now, seq)
             kt.set_revoked(connection, key_id, retire, reason)
         return record
+
+    # -- passkeys (requested by the console, approved by an identity admin) -------------------
+
+    def enroll_passkey(
+        self,
+        person: str,
+        *,
+        credential_id: str,
+        public_key: str,
+        rp_id: str,
+        origin: str,
+        label: str = "",
+    ) -> PendingPasskey:
+        """Record ``person``'s request to register a passkey (no admin signature: a request).
+        It counts for nothing until an identity admin approves it (:meth:`approve_passkey`)."""
+        raise NotImplementedError
+
+    def pending_passkeys(self, person: str | None = None) -> list[PendingPasskey]:
+        """Passkey enrollments waiting for an admin (of ``person``), oldest first."""
+        raise NotImplementedError
+
+    def passkey_enrollments(self, person: str | None = None) -> list[PendingPasskey]:
+        """Every passkey enrollment (pending, approved, rejected), oldest first."""
+        raise NotImplementedError
+
+    def approve_passkey(
+        self,
+        enrollment_id: str,
+        admin_key: Ed25519PrivateKey,
+        *,
+        valid_until: datetime | None = None,
+    ) -> KeyRecord:
+        """Register the enrolled passkey as a ``webauthn`` key of its person, certified by
+        ``admin_key`` and logged."""
+        raise NotImplementedError
+
+    def reject_passkey(self, enrollment_id: str, admin_key: Ed25519PrivateKey, reason: str) -> None:
+        """Refuse a pending enrollment (logged, signed by ``admin_key``)."""
+        raise NotImplementedError
+
+    def passkeys(self, person: str) -> list[KeyRecord]:
+        """``person``'s passkeys that are valid now."""
+        return [r for r in self.valid_keys(person) if r.kind is KeyKind.WEBAUTHN]
+
+    # -- single sign-on links (issuer + subject -> person) ---------------------------------
+
+    def link_sso(
+        self,
+        person: str,
+        *,
+        issuer: str,
+        subject: str,
+        email: str | None = None,
+        admin_key: Ed25519PrivateKey,
+    ) -> SsoLink:
+        """Link the OIDC identity (``issuer``, ``subject``) to ``person`` (logged, signed)."""
+        raise NotImplementedError
+
+    def unlink_sso(
+        self, person: str, *, issuer: str, subject: str, admin_key: Ed25519PrivateKey
+    ) -> None:
+        """Remove the link of (``issuer``, ``subject``) to ``person`` (logged, signed)."""
+        raise NotImplementedError
+
+    def sso_person(self, issuer: str, subject: str) -> str | None:
+        """The person the OIDC identity (``issuer``, ``subject``) is linked to, or ``None``."""
+        raise NotImplementedError
+
+    def sso_links(self, person: str | None = None) -> list[SsoLink]:
+        """The single sign-on links (of ``person``)."""
+        raise NotImplementedError
 
 
 # -- helpers -------------------------------------------------------------------------------------
