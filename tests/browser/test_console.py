@@ -139,9 +139,17 @@ class TestPasskeyApproval:
         rid = status.release_id
         async with stack.person("priya.natarajan") as priya:
             await priya.register_passkey(approve=False)
-            # Pending: not yet a key the worker accepts, so the console offers no signing yet
-            # or the worker refuses; either way nothing is recorded.
+            # Pending: it signs nothing until an identity admin approves it.
             before = await history_size(stack, rid)
+            page = priya.page
+            await page.goto(f"/releases/{rid}")
+            form = page.locator("[data-testid=decision-form][data-action=approve]")
+            await form.get_by_test_id("decision-comment").fill("too early")
+            await form.get_by_test_id("decision-submit").click()
+            await expect(form.locator(".sign-status")).to_contain_text(
+                "refused: you have no active passkey"
+            )
+            assert await history_size(stack, rid) == before
             await stack.approve_passkeys("priya.natarajan")
             stack.passkeys["priya.natarajan"] = (await priya.credentials())[0]
             await priya.page.goto("/passkeys")
@@ -196,8 +204,7 @@ class TestNoRoleNoForm:
                 f"/releases/{rid}/act",
                 form=await act_form(kim, rid, action="approve", role="safety", comment="forged"),
             )
-            # Back on the release page, whose flash line is the console's refusal.
-            assert response.status == 200 and response.url.endswith(f"/releases/{rid}")
+            assert response.status == 403
             assert "refused: you may not approve this release now" in unescape(
                 await response.text()
             )
@@ -205,11 +212,29 @@ class TestNoRoleNoForm:
             status = await stack.releases.status(rid)
             assert status.gates["internal_review"].decisions == []
 
+        # A reviewer who holds another role: her form offers only her own; a POST naming a
+        # role she does not hold is refused the same way.
+        async with stack.person("samuel.okafor") as samuel:
+            await samuel.page.goto(f"/releases/{rid}")
+            roles = samuel.page.locator(
+                "[data-testid=decision-form][data-action=approve] select[name=role] option"
+            )
+            await expect(roles).to_have_text(["safety"])
+            response = await samuel.page.request.post(
+                f"/releases/{rid}/act",
+                form=await act_form(samuel, rid, action="approve", role="legal", comment="forged"),
+            )
+            assert response.status == 403
+            assert "refused: you may not decide this gate as 'legal'" in unescape(
+                await response.text()
+            )
+            assert await history_size(stack, rid) == before
+
 
 class TestMarkupIsInert:
     """A comment holding a script, an image with onerror and Rich/Markdown markup, typed in the
     console, is shown as the literal text it is: no script runs, no dialog opens, nothing is
-    rendered as markup (and the same for a title the spec gave its evidence)."""
+    rendered as markup (and the same for the spec's description and an evidence title)."""
 
     COMMENT = (
         "<script>alert('xss')</script> [bold]loud[/bold] **strong** "
@@ -224,7 +249,8 @@ class TestMarkupIsInert:
             {**item.model_dump(mode="json"), "title": title if n == 0 else item.title}
             for n, item in enumerate(sample_spec("x").evidence)
         ]
-        status = await stack.start(evidence=evidence)
+        description = "Model <b>bold</b> __under__ [italic]it[/italic] <script>alert(1)</script>"
+        status = await stack.start(evidence=evidence, description=description)
         rid = status.release_id
         async with stack.person("hannah.cho") as hannah:
             await hannah.ensure_passkey()
@@ -234,6 +260,7 @@ class TestMarkupIsInert:
             await page.goto(f"/releases/{rid}")
             await expect(page.get_by_text(self.COMMENT, exact=False).first).to_be_visible()
             await expect(page.get_by_text(title).first).to_be_visible()
+            await expect(page.get_by_text(description).first).to_be_visible()
             # Nothing of it became an element: no image, no handler, no emphasis, and no
             # inline script beyond what the console itself ships.
             assert await page.locator("img[src=x], [onerror]").count() == 0
