@@ -60,7 +60,7 @@ test: lint system-deps  ## lint, the server-free tests (fail fast), then the res
 test-fast: $(STAMP)  ## the test suite without lint or the browser test
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m 'not browser'
 
-test-browser: $(STAMP) system-deps  ## only the real-browser check of the Temporal UI
+test-browser: $(STAMP) system-deps  ## only the real-browser tests (the Temporal UI, the console)
 	$(BIN)/python -m pytest -m browser
 
 # The crash test of tests/faults/test_crash_while_watched.py, SOAK_RUNS times in a row (each run

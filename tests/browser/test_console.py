@@ -21,6 +21,15 @@ from tests.browser.console_fixtures import Stack, Visitor, sample_spec
 pytestmark = pytest.mark.browser
 
 #: Every page the console serves to a signed-in person (``{id}``: a release).
+#: Every POST route (``{id}``: a release); anonymous, each is refused before it acts.
+POSTS = [
+    "/releases/{id}/act",
+    "/releases/{id}/prepare",
+    "/releases/{id}/verify",
+    "/passkeys/options",
+    "/passkeys",
+    "/signout",
+]
 PAGES = [
     "/",
     "/inbox",
@@ -300,7 +309,7 @@ class TestCsrf:
 
 class TestAnonymous:
     """Nothing but the sign-in page is served to an anonymous visitor: every page redirects to
-    it, and the JSON API answers 401."""
+    it, and every POST (forms and the JSON API) is refused; nothing changes."""
 
     async def test_every_page_redirects_to_sign_in(self, stack: Stack) -> None:
         status = await stack.start()
@@ -314,9 +323,19 @@ class TestAnonymous:
                 await anonymous.page.goto(url)
                 assert anonymous.page.url == f"{stack.console}/signin", url
             before = await history_size(stack, rid)
+            for path in POSTS:
+                url = path.format(id=rid)
+                response = await anonymous.page.request.post(
+                    url, form={"action": "approve", "role": "safety"}, max_redirects=0
+                )
+                refused = response.status in (401, 403) or (
+                    response.status == 303 and response.headers["location"].endswith("/signin")
+                )
+                assert refused, (url, response.status, response.headers.get("location"))
             response = await anonymous.page.request.post(
                 f"/releases/{rid}/prepare",
-                data={"action": "approve", "role": "safety"},
+                data={"action": "approve", "fields": {"role": "safety"}},
+                headers={"Accept": "application/json"},
                 max_redirects=0,
             )
             assert response.status in (401, 403)
