@@ -42,7 +42,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Adapters
-from gatekeeper.config import WorkerConfig
+from gatekeeper.config import ConsoleConfig, WorkerConfig
 from gatekeeper.identity.registry import IdentityRegistry
 from gatekeeper.models import ReleaseSpec, ReleaseStatus
 from gatekeeper.policy import load_demo_policy
@@ -459,9 +459,9 @@ def roster_emails() -> dict[str, str]:
 
 def console_app(
     env: WorkflowEnvironment, gatekeeper: Settings, sock: socket.socket, issuer: str
-) -> tuple[Any, str]:
-    """The console app for this stack and its URL (``http://localhost:<port>``): OIDC sign-in
-    at ``issuer``, its own Temporal connection (made in its own event loop) to the test server."""
+) -> Any:
+    """The console app for this stack at ``http://localhost:<port of sock>``: OIDC sign-in at
+    ``issuer``, its own Temporal connection (made in its own event loop) to the test server."""
     from gatekeeper.console import ConsoleSettings, create_app
     from gatekeeper.console.settings import OidcSettings
 
@@ -481,7 +481,7 @@ def console_app(
         session_secret=secrets.token_urlsafe(32),
         oidc=OidcSettings(issuer, "gatekeeper-console", secrets.token_urlsafe(16)),
     )
-    return create_app(settings), url
+    return create_app(settings)
 
 
 @pytest.fixture(scope="module")
@@ -528,21 +528,36 @@ async def stack(
                     link_everyone, adapters.identity, admin_keys, provider.issuer
                 )
                 sock = loopback_socket()
-                app, url = console_app(env, gatekeeper, sock, provider.issuer)
+                url = f"http://localhost:{sock.getsockname()[1]}"
+                stack = Stack(
+                    env=env,
+                    task_queue=task_queue,
+                    data_dir=data_dir,
+                    adapters=adapters,
+                    releases=Releases(env.client, task_queue, signer=signing.signer()),
+                    provider=provider,
+                    console=url,
+                    admin_keys=admin_keys,
+                    browser=playwright_browser,
+                    policy_ref=policy_ref,
+                    people=roster_emails(),
+                )
+                # The console's own key, registered as a trusted gateway by the identity admin
+                # with the real CLI (which makes the PEM): where the policy allows, a decision
+                # may carry the console's attestation of the OIDC identity instead of a passkey.
+                gateway = root / "console-gateway.pem"
+                await stack.cli(
+                    "keys", "gateway", "register", "--name", "console",
+                    "--key-file", str(gateway), "--as", ADMIN,
+                )  # fmt: skip
+                config = gatekeeper.config.model_copy(
+                    update={"console": ConsoleConfig(gateway_key=gateway)}
+                )
+                app = console_app(
+                    env, gatekeeper.with_overrides(config=config), sock, provider.issuer
+                )
                 with ConsoleServer(app, sock):
-                    yield Stack(
-                        env=env,
-                        task_queue=task_queue,
-                        data_dir=data_dir,
-                        adapters=adapters,
-                        releases=Releases(env.client, task_queue, signer=signing.signer()),
-                        provider=provider,
-                        console=url,
-                        admin_keys=admin_keys,
-                        browser=playwright_browser,
-                        policy_ref=policy_ref,
-                        people=roster_emails(),
-                    )
+                    yield stack
             checked = await replaying.check_task_queue(env.client, task_queue)
             assert not checked.failures, "\n".join(checked.failures)
     finally:

@@ -367,3 +367,39 @@ class TestOperatorHoldResume:
             resumed = await stack.releases.status(rid)
             assert resumed.active_holds() == []
             assert resumed.awaiting is not None and "safety" in resumed.awaiting.roles
+
+
+class TestGatewayAttestation:
+    """Where the release's policy accepts it (the demo policy: gate decisions), a reviewer
+    signed in through the provider may decide with the console's attestation of her OIDC
+    identity instead of a passkey: the worker records it as a gateway signature naming her
+    issuer and subject, and the page says so. Operator actions offer no such button."""
+
+    async def test_approve_attested_by_the_console(self, stack: Stack) -> None:
+        from playwright.async_api import expect
+
+        status = await stack.start()
+        rid = status.release_id
+        async with stack.person("tomas.alvarez") as tomas:
+            page = tomas.page
+            await page.goto(f"/releases/{rid}")
+            form = page.locator("[data-testid=decision-form][data-action=approve]")
+            await form.get_by_test_id("decision-comment").fill("Terms reviewed.")
+            await form.get_by_test_id("decision-submit-gateway").click()
+            flash = page.get_by_test_id("flash")
+            await expect(flash).to_contain_text("tomas.alvarez approved internal_review")
+            subject = f"gateway (SSO {stack.provider.issuer} sub-tomas.alvarez)"
+            await expect(page.get_by_test_id("signature-kind").first).to_have_text(subject)
+
+        events = await stack.releases.audit(rid)
+        [approved] = [e for e in events if e.action == "decision_approve"]
+        attestation = approved.details["attestation"]
+        assert attestation["kind"] == "gateway"
+        assert attestation["statement"]["sso"]["subject"] == "sub-tomas.alvarez"
+        assert attestation["statement"]["sso"]["issuer"] == stack.provider.issuer
+
+        async with stack.person("kim.larsen") as kim:
+            await kim.page.goto(f"/releases/{rid}")
+            hold = kim.page.locator("[data-testid=decision-form][data-action=hold]")
+            await expect(hold).to_have_count(1)
+            await expect(hold.get_by_test_id("decision-submit-gateway")).to_have_count(0)
