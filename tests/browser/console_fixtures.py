@@ -491,8 +491,11 @@ def console_chromium() -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def playwright_browser(console_chromium: str) -> AsyncIterator[Browser]:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # Every wait of the tests (a passkey signing, the worker answering) gets the same patience
+    # as a browser step: the machine may be busy with the rest of the suite.
+    expect.set_options(timeout=STEP_MS)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=console_chromium, args=CHROMIUM_ARGS
