@@ -1,7 +1,8 @@
 """The console's real-browser tests: everything they run against, all real and on loopback.
 
-- a real OpenID Connect provider (``oidc-provider-mock``) on a free loopback port, which knows
-  each roster person under their own subject (``sub-<person id>``) with their roster e-mail;
+- a real OpenID Connect provider (``oidc-provider-mock``, in a child process) on a free
+  loopback port, which knows each roster person under their own subject (``sub-<person id>``)
+  with their roster e-mail; the identity admin links each subject to its person;
 - a real Gatekeeper worker on the session's dev server (its own task queue and data directory,
   the identity registry there trusting the test keys of every roster person, the packaged demo
   policy installed as the store's default), and the sample evidence of ``examples/``;
@@ -12,8 +13,10 @@
   CDP virtual authenticator (ctap2, internal, resident keys, user verification) holding their
   passkey, signs in through the provider's authorize page, and acts in the console.
 
-The identity admin's steps run through the real CLI (``gatekeeper keys passkey approve``), the
-way an admin would type them: the console never approves a passkey.
+The identity admin's steps that the tests are about run through the real CLI (``gatekeeper keys
+passkey approve``, ``gatekeeper keys gateway register``), the way an admin would type them: the
+console never approves a passkey. The console holds a gateway key (registered so), so where the
+demo policy allows it a decision may carry the console's attestation instead of a passkey.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ def chromium_path() -> str:
 
 def subject_of(person: str) -> str:
     """The provider's subject for ``person``: not their roster id, so only the identity
-    registry's SSO link (or the verified e-mail) ties the two together."""
+    registry's SSO link (``link_everyone``) ties the two together."""
     return f"sub-{person}"
 
 
