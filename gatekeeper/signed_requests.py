@@ -37,6 +37,7 @@ from gatekeeper.ids import ORDER_ACTOR_PREFIX
 from gatekeeper.rules import Refusal, Rule, refuse
 from gatekeeper.signing import verify as verify_bytes
 from gatekeeper.statements import (
+    KIND_LABELS,
     SIGNATURE_FIELD,
     Binding,
     RequestSignature,
@@ -78,9 +79,6 @@ FUTURE_SKEW = timedelta(minutes=5)
 
 #: Updates of access orders: never gateway-attested.
 ORDER_ACTIONS = frozenset({"apply_order", "exempt", "lift"})
-
-#: How each kind of signature is named in refusals, the dossier and ``release status``.
-KIND_LABELS = {"key": "CLI key", "webauthn": "passkey", "gateway": "gateway"}
 
 
 def binding_of(

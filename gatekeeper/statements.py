@@ -161,6 +161,23 @@ class RequestSignature(Model):
         return data
 
 
+#: How each kind of signature is named to people (refusals, the dossier, ``audit verify``).
+KIND_LABELS: dict[str, str] = {"key": "CLI key", "webauthn": "passkey", "gateway": "gateway"}
+
+
+def signature_label(kind: str, sso: Any = None) -> str:
+    """``CLI key``, ``passkey`` or ``gateway (SSO <issuer> <subject>)``: how the dossier, the
+    status and ``audit verify`` name the kind of a signature (``sso``: the attested claims, as
+    :class:`SsoClaims` or its statement form)."""
+    if kind == "gateway":
+        if isinstance(sso, SsoClaims):
+            return f"gateway (SSO {sso.issuer} {sso.subject})"
+        if isinstance(sso, dict):
+            return f"gateway (SSO {sso.get('issuer', '?')} {sso.get('subject', '?')})"
+        return "gateway"
+    return KIND_LABELS.get(kind, kind)
+
+
 def unsigned_body(request: dict[str, Any]) -> dict[str, Any]:
     """The request as sent, without its signature: what the statement covers."""
     return {k: v for k, v in request.items() if k != SIGNATURE_FIELD}

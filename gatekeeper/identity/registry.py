@@ -392,6 +392,11 @@ class IdentityRegistry(Database):
         with self._write(f"rotate key {key_id}") as connection:
             admin = self._admin(connection, admin_key, now)
             old = kt.target(connection, key_id)
+            if old.kind is KeyKind.WEBAUTHN:
+                raise IdentityRefused(
+                    f"key {key_id} of {old.principal} is a passkey: enroll a new one in the "
+                    "console and revoke this one"
+                )
             why = old.why_not_valid_at(now)
             if why is not None:
                 raise IdentityRefused(f"{why}; register a new key instead of rotating it")
@@ -689,6 +694,17 @@ class IdentityRegistry(Database):
         with self._read("read a single sign-on link") as connection:
             row = _sso_row(connection, issuer, subject)
         return str(row.person) if row is not None else None
+
+    def sso_link_entries(self, issuer: str, subject: str) -> list[IdentityLogEntry]:
+        """The identity log entries that linked or unlinked (``issuer``, ``subject``), oldest
+        first: what a dossier carries to prove a gateway-attested identity was linked."""
+        return [
+            entry
+            for entry in self.log()
+            if entry.action in (LogAction.LINK_SSO, LogAction.UNLINK_SSO)
+            and entry.body.get("sso", {}).get("issuer") == issuer
+            and entry.body.get("sso", {}).get("subject") == subject
+        ]
 
     def sso_links(self, person: str | None = None) -> list[SsoLink]:
         """The single sign-on links (of ``person``), by person then issuer and subject."""
