@@ -11,6 +11,7 @@ markup (no ``|safe``, no Markdown).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,7 @@ from gatekeeper.signed_requests import release_binding
 from gatekeeper.signing import verify as verify_bytes
 from gatekeeper.statements import Binding
 from gatekeeper.status_view import Government, StatusView, view
+from gatekeeper.webauthn import assertion_problem
 
 #: Finds a registered key by id (the identity registry's ``key``), or None.
 KeyLookup = Callable[[str], KeyRecord | None]
@@ -197,16 +199,18 @@ def verify_attestation(attestation: dict[str, Any], actor: str, record: KeyRecor
 def _verify_webauthn(
     attestation: dict[str, Any], statement: dict[str, Any], signature: str, record: KeyRecord
 ) -> str | None:
-    """The engine's one passkey check (``gatekeeper.webauthn``), as ``audit verify`` runs it."""
-    try:
-        from gatekeeper import webauthn  # the engine's module (issue 15)
-    except ImportError:
-        return "this console cannot check passkey assertions"
-    check = getattr(webauthn, "attestation_problem", None)
-    if check is None:
-        return "this console cannot check passkey assertions"
-    problem = check(attestation, record)
-    return None if problem is None else str(problem)
+    """The engine's one passkey check (:func:`gatekeeper.webauthn.assertion_problem`), over the
+    challenge the statement makes (the sha256 of its canonical JSON), as ``audit verify`` runs it."""
+    proof = attestation.get("webauthn")
+    if not isinstance(proof, dict):
+        return "the passkey attestation carries no assertion"
+    return assertion_problem(
+        record,
+        challenge=hashlib.sha256(canonical_json(statement)).digest(),
+        authenticator_data=str(proof.get("authenticator_data", "")),
+        client_data_json=str(proof.get("client_data_json", "")),
+        signature_b64=signature,
+    )
 
 
 def _decision_events(audit: Sequence[AuditEvent]) -> dict[tuple[str, str, str], AuditEvent]:
