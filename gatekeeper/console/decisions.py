@@ -198,7 +198,7 @@ def forms_for(
         if isinstance(stage, GateSettings)
         for role in gate_roles(stage)
     ]
-    mine = {role: None for role in dict.fromkeys(deciding) if role in me.roles}
+    mine: dict[str, str | None] = {r: None for r in dict.fromkeys(deciding) if r in me.roles}
     if mine:
         others = tuple(p.id for p in policy.roster if p.id != person)
         forms.append(Form(DELEGATE, roles=mine, people=others, gateway=DELEGATE in allowed))

@@ -26,7 +26,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import decode_credential_public_key
-from webauthn.helpers.cose import COSEAlgorithmIdentifier, COSECRV
+from webauthn.helpers.cose import COSECRV, COSEAlgorithmIdentifier
 from webauthn.helpers.decode_credential_public_key import DecodedEC2PublicKey
 from webauthn.helpers.exceptions import InvalidCBORData, InvalidRegistrationResponse
 from webauthn.helpers.structs import (
@@ -156,7 +156,8 @@ async def register(request: Request, person: SignedInPerson = Depends(current_pe
         raise Refused("refused: the registration response is not JSON", 400) from None
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
         raise Refused("refused: the registration response carries no credential", 400)
-    label = body.get("label") if isinstance(body.get("label"), str) else ""
+    raw_label = body.get("label")
+    label = raw_label if isinstance(raw_label, str) else ""
     origin = origin_of(ctx.settings.url)
     try:
         verified = verify_registration_response(
