@@ -7,18 +7,24 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gatekeeper.identity.keys import PrincipalKind
 from gatekeeper.identity.registry import IdentityRegistry
-from gatekeeper.models import ReleaseStatus
+from gatekeeper.models import Policy, ReleaseStatus
 from gatekeeper.models.enums import EvidenceKind
 from gatekeeper.models.messages import AmendRequest
 from gatekeeper.models.spec import EvidenceRef
-from gatekeeper.statements import b64url_decode
+from gatekeeper.statements import b64url_decode, public_key_b64
 from tests import factories
-from tests.console.conftest import BASE_URL, Console
+from tests.console.conftest import BASE_URL, Console, console_for, console_settings
 from tests.console.test_release_page import act, flash_of, seen_on, unchanged
-from tests.identity_fixtures import admin_key
+from tests.identity_fixtures import admin_key, write_key
 from tests.webauthn_soft import SoftAuthenticator
 from tests.workflows.conftest import Harness
 
@@ -288,3 +294,144 @@ class TestPasskeyDecisions:
         assert answer.status_code == 409
         assert answer.json()["error"].startswith("refused: you have no active passkey")
         assert flash_of  # the page's flash line is only for form posts
+
+
+ISSUER = "https://idp.example"
+
+
+def oidc_session_cookie(person: str, subject: str) -> str:
+    """The session cookie an OpenID Connect sign-in leaves (Starlette's signed session, with
+    the test console's secret): the identity provider's part is the console helper's tests'."""
+    import base64
+    import json
+    import time
+
+    from itsdangerous import TimestampSigner
+
+    from tests.console.conftest import SECRET
+
+    session = {
+        "person": person,
+        "issuer": ISSUER,
+        "subject": subject,
+        "auth_time": int(time.time()) - 60,
+        "csrf": "c" * 43,
+    }
+    data = base64.b64encode(json.dumps(session).encode("utf-8"))
+    return TimestampSigner(SECRET).sign(data).decode("utf-8")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def gateway_setup(harness: Harness, tmp_path: Path) -> AsyncIterator[tuple[Console, Policy]]:
+    """A console holding a gateway key registered as a gateway, sam.safety's OIDC identity
+    linked to him, and a policy that accepts gateway-attested approvals."""
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "console-gateway.pem"
+    write_key(key_file, key)
+    registry = registry_of(harness)
+    admin = admin_key(registry, harness.adapters.worker_key_path.parent / "admin-keys")  # type: ignore[union-attr]
+    await asyncio.to_thread(
+        lambda: registry.register(
+            principal="console",
+            principal_kind=PrincipalKind.GATEWAY,
+            public_key=public_key_b64(key),
+            admin_key=admin,
+        )
+    )
+    await asyncio.to_thread(
+        lambda: registry.link_sso("sam.safety", issuer=ISSUER, subject="sub-sam", admin_key=admin)
+    )
+    policy = factories.policy(version="gw", gateway_attestation=["approve"])
+    await asyncio.to_thread(harness.install, factories.policy(), default=True)
+    settings = console_settings(
+        harness.env.client,
+        harness.data_dir,
+        harness.releases.task_queue,
+        console={"gateway_key": str(key_file)},
+    )
+    async with console_for(settings) as found:
+        yield found, policy
+
+
+class TestGatewayAttested:
+    """Where the release's policy lists the action, a person signed in through OpenID Connect
+    may have the console attest the decision with its gateway key; a development sign-in
+    attests nobody."""
+
+    async def test_gateway_attested_approval_is_accepted(
+        self, gateway_setup: tuple[Console, Policy], harness: Harness
+    ) -> None:
+        console, policy = gateway_setup
+        status = await harness.start(policy=policy)
+        rid = status.release_id
+        console.http.cookies.set("gk_session", oidc_session_cookie("sam.safety", "sub-sam"))
+        page = (await console.get(f"/releases/{rid}")).text
+        assert 'data-testid="decision-submit-gateway"' in page
+        line = await act(
+            console,
+            rid,
+            {"action": "approve", "role": "safety", "seen": seen_on(page), "mode": "gateway"},
+        )
+        assert line.startswith("sam.safety approved internal_review as safety"), line
+        decided = (await console.get(f"/releases/{rid}")).text
+        kinds = re.findall(r'data-testid="signature-kind" data-kind="([a-z]+)">([^<]*)<', decided)
+        assert kinds == [("gateway", f"gateway (SSO {ISSUER} sub-sam)")]
+        assert "✓ verifies" in decided
+
+    async def test_development_sign_in_gets_no_gateway_attestation(
+        self, gateway_setup: tuple[Console, Policy], harness: Harness
+    ) -> None:
+        console, policy = gateway_setup
+        status = await harness.start(policy=policy)
+        await console.dev_signin("sam.safety")
+        page = (await console.get(f"/releases/{status.release_id}")).text
+        assert 'data-testid="decision-submit-gateway"' not in page
+        before = await harness.releases.status(status.release_id)
+        line = await act(
+            console,
+            status.release_id,
+            {"action": "approve", "role": "safety", "seen": seen_on(page), "mode": "gateway"},
+        )
+        assert line == (
+            "refused: a development sign-in attests no identity; sign with your passkey"
+        )
+        await unchanged(harness, before)
+
+
+class TestOperatorByPasskey:
+    """An operator holds and resumes a release, each signed with her passkey."""
+
+    async def test_hold_and_resume(self, console: Console, harness: Harness) -> None:
+        status = await harness.start()
+        rid = status.release_id
+        await console.dev_signin(factories.OPERATOR)
+        soft = authenticator(f"olga-{rid}")
+        await register_passkey(console, harness, soft)
+        line = await sign_and_act(console, soft, rid, "hold", {"reason": "incident <b>42</b>"})
+        assert line == f"held by {factories.OPERATOR}"
+        held = await harness.releases.status(rid)
+        assert [h.reason for h in held.active_holds()] == ["incident <b>42</b>"]
+        page = (await console.get(f"/releases/{rid}")).text
+        assert "incident &lt;b&gt;42&lt;/b&gt;" in page
+        assert "resume" in re.findall(r'data-action="([a-z_]+)"', page)
+        line = await sign_and_act(console, soft, rid, "resume", {"reason": "fixed"})
+        assert "resume" in line or "lifted" in line, line
+        assert not (await harness.releases.status(rid)).active_holds()
+
+
+class TestAnonymous:
+    """Nobody signed in gets the release page, its JSON or its dossier."""
+
+    async def test_anonymous_is_sent_to_sign_in(self, console: Console, harness: Harness) -> None:
+        status = await harness.start()
+        rid = status.release_id
+        page = await console.get(f"/releases/{rid}")
+        assert page.status_code == 303 and page.headers["location"] == "/signin"
+        dossier = await console.get(f"/releases/{rid}/dossier")
+        assert dossier.status_code == 303 and dossier.headers["location"] == "/signin"
+        prepared = await console.post(
+            f"/releases/{rid}/prepare", json={"action": "approve"}, headers={"X-CSRF-Token": "x"}
+        )
+        assert prepared.status_code in (401, 403)
+        passkeys = await console.get("/passkeys")
+        assert passkeys.status_code == 303
