@@ -84,6 +84,20 @@ LABELS = {
     REVOKE: "Revoke a delegation",
 }
 
+#: What a refused POST says the person may not do ("refused: you may not … now").
+DOING = {
+    "approve": "approve this release",
+    "reject": "reject this release",
+    "request_changes": "request changes to this release",
+    GOVERNMENT: "record the government's response for this release",
+    PARTNERS: "decide partner list entries of this release",
+    "hold": "hold this release",
+    "resume": "resume this release",
+    "withdraw": "withdraw this release",
+    DELEGATE: "delegate a role on this release",
+    REVOKE: "revoke a delegation on this release",
+}
+
 Fields = Mapping[str, str | Sequence[str]]
 
 
@@ -222,7 +236,7 @@ def refusal(forms: Sequence[Form], action: str, request: Mapping[str, Any]) -> s
     partners, a delegation) must be among what the form offered."""
     form = form_named(forms, action)
     if form is None:
-        return f"refused: you may not {LABELS.get(action, action).lower()} this release now"
+        return f"refused: you may not {DOING.get(action, action)} now"
     if action in GATE_ACTIONS and request.get("role") not in form.roles:
         return f"refused: you may not decide this gate as {request.get('role')!r}"
     if action == PARTNERS:
