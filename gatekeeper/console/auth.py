@@ -192,9 +192,9 @@ async def signin_page(request: Request) -> Response:
 @router.post("/signin/dev")
 async def dev_signin(request: Request) -> Response:
     ctx = context(request)
-    form = await checked_form(request)
     if not ctx.settings.dev_sign_in or not client_is_loopback(request):
         raise Refused(DEV_REFUSED, 403)
+    form = await checked_form(request)
     chosen = form.get("person")
     policy = await ctx.roster()
     if not isinstance(chosen, str) or policy.person(chosen) is None:
@@ -209,6 +209,8 @@ async def dev_signin(request: Request) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
+    if "person" not in request.session:
+        raise NotSignedIn
     await checked_form(request)
     request.session.clear()
     return RedirectResponse("/signin", status_code=303)
