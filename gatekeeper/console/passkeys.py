@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import time
 from typing import Any
@@ -58,6 +59,15 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def is_ip_address(host: str) -> bool:
+    """Whether ``host`` is an IP address: browsers refuse one as a relying party id."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def approve_command(enrollment_id: str) -> str:
     return f"gatekeeper keys passkey approve {enrollment_id}"
 
@@ -82,6 +92,7 @@ async def passkeys_page(
             "approve_command": approve_command,
             "rp_id": ctx.settings.rp_id,
             "origin": origin_of(ctx.settings.url),
+            "rp_is_ip": is_ip_address(ctx.settings.rp_id),
         },
         person=person,
     )

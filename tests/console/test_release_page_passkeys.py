@@ -146,6 +146,7 @@ class TestPasskeyRegistration:
             f"waiting for an identity admin: `gatekeeper keys passkey approve {enrollment}`"
         )
         page = (await console.get("/passkeys")).text
+        assert 'data-testid="passkey-warning"' in page  # a browser needs a host name, not an IP
         assert 'data-state="pending"' in page
         assert f"gatekeeper keys passkey approve {enrollment}" in page
         assert registry_of(harness).passkeys("sam.safety") == []  # counts for nothing yet
