@@ -72,6 +72,11 @@ def approve_command(enrollment_id: str) -> str:
     return f"gatekeeper keys passkey approve {enrollment_id}"
 
 
+def waiting_line(enrollment_id: str) -> str:
+    """What the page says of a passkey an identity admin has not approved yet."""
+    return f"pending: waiting for an identity admin: `{approve_command(enrollment_id)}`"
+
+
 def _state(ctx: ConsoleContext, person: str) -> tuple[list[KeyRecord], list[PendingPasskey]]:
     registry = ctx.identity()
     return registry.passkeys(person), registry.passkey_enrollments(person)
@@ -202,6 +207,6 @@ async def register(request: Request, person: SignedInPerson = Depends(current_pe
             "enrollment_id": pending.enrollment_id,
             "key_id": pending.key_id,
             "state": pending.state,
-            "message": f"waiting for an identity admin: `{approve_command(pending.enrollment_id)}`",
+            "message": waiting_line(pending.enrollment_id),
         }
     )

@@ -200,7 +200,6 @@ def _render(
             "page": page,
             "v": page.v,
             "verification": verification,
-            "signing_note": "" if not person.dev else "development sign-in",
         },
         person=person,
     )

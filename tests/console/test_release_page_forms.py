@@ -19,9 +19,7 @@ from gatekeeper.errors import BadInput
 from gatekeeper.models import Policy, ReleaseStatus
 from gatekeeper.models.messages import DelegationRequest, OperatorRequest
 from tests import factories
-from tests.workflows.conftest import Harness, harness
-
-__all__ = ["harness"]
+from tests.workflows.conftest import Harness
 
 POLICY = factories.policy()
 

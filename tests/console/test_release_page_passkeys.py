@@ -143,7 +143,7 @@ class TestPasskeyRegistration:
         assert answer.status_code == 200, answer.text
         enrollment = answer.json()["enrollment_id"]
         assert answer.json()["message"] == (
-            f"waiting for an identity admin: `gatekeeper keys passkey approve {enrollment}`"
+            f"pending: waiting for an identity admin: `gatekeeper keys passkey approve {enrollment}`"
         )
         page = (await console.get("/passkeys")).text
         assert 'data-testid="passkey-warning"' in page  # a browser needs a host name, not an IP
@@ -200,7 +200,7 @@ class TestPasskeyDecisions:
             await console.dev_signin(person)
             soft = authenticator(f"{person}-{rid}")
             said = await register_passkey(console, harness, soft)
-            assert said.startswith("waiting for an identity admin: ")
+            assert said.startswith("pending: waiting for an identity admin: ")
             line = await sign_and_act(
                 console, soft, rid, "approve", {"role": role, "comment": f"{role} ok"}
             )

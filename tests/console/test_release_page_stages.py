@@ -223,3 +223,4 @@ class TestEnded:
         assert 'data-testid="release-state" class="state state-launched">launched<' in page
         assert actions_on(page) == []
         assert 'data-status="done"' in page
+        assert 'data-stage="outcome" data-status="launched"' in page  # the graph ends in it
