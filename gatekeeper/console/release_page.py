@@ -365,17 +365,17 @@ def _signed(
     if _one(form, "mode") == "gateway":
         key = gateway_key(ctx)
         if key is None:
-            raise Refused("refused: this console has no gateway key; sign with your passkey", 403)
+            raise Refused("refused: this console has no gateway key; sign with your passkey", 400)
         if action not in gateway_actions(prepared.policy):
             policy = prepared.policy
             raise Refused(
                 f"the policy {policy.policy_id}@{policy.version} does not accept "
                 f"gateway-attested {action}; sign with your passkey or CLI key",
-                403,
+                400,
             )
         if person.dev:
             raise Refused(
-                "refused: a development sign-in attests no identity; sign with your passkey", 403
+                "refused: a development sign-in attests no identity; sign with your passkey", 400
             )
         claims = SsoClaims(issuer=person.issuer, subject=person.subject, auth_time=person.auth_time)
         return gateway_signed(
@@ -427,8 +427,8 @@ async def act(
         )
         signed = _signed(ctx, person, prepared, form)
     except Refused as refused:
-        if refused.status_code == 404:
-            raise
+        if refused.status_code != 400:
+            raise  # a form the page does not offer this person: refused outright, not a flash
         _flash(request, refused.message)
         return _back(release_id)
     try:

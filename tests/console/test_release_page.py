@@ -7,6 +7,7 @@ import asyncio
 import html
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -58,6 +59,14 @@ async def act(console: Console, release_id: str, data: dict[str, str]) -> str:
     return flash_of((await console.get(f"/releases/{release_id}")).text)
 
 
+async def refused_outright(console: Console, release_id: str, data: dict[str, str]) -> str:
+    """POST a decision the page does not offer the person: 403 and the refusal, no redirect."""
+    token = await console.csrf(f"/releases/{release_id}")
+    answer = await console.post(f"/releases/{release_id}/act", data={"csrf_token": token, **data})
+    assert answer.status_code == 403, (answer.status_code, answer.text[:300])
+    return flash_of(answer.text)
+
+
 class TestThePage:
     """The page shows the stages, whom the release awaits by name, the evidence with digests,
     the decisions with their signature kind, and the audit chain."""
@@ -95,7 +104,10 @@ class TestThePage:
     async def test_decisions_show_their_signature_kind_and_markup_inert(
         self, console: Console, harness: Harness
     ) -> None:
-        status = await harness.start()
+        description = "Model <b>bold</b> <script>alert('spec')</script> **strong** [red]x[/red]"
+        status = await harness.start(
+            factories.spec(f"r-{uuid.uuid4().hex[:10]}", description=description)
+        )
         comment = (
             '<script>alert("x")</script> **bold** [click](javascript:alert(1)) [red]Rich[/red]'
         )
@@ -108,6 +120,8 @@ class TestThePage:
         text = (await console.get(f"/releases/{status.release_id}")).text
         assert "<script>alert" not in text and "<strong>" not in text
         assert 'href="javascript' not in text
+        shown = re.search(r'data-testid="release-description">([^<]*)<', text)
+        assert shown and html.unescape(shown.group(1)) == description
         cell = re.search(r'data-testid="decision-comment-text">([^<]*)</td>', text)
         assert cell and html.unescape(cell.group(1)) == comment  # shown exactly as written
         kinds = re.findall(r'data-testid="signature-kind" data-kind="([a-z]+)">([^<]*)<', text)
@@ -131,7 +145,7 @@ class TestRefusedBeforeSending:
         await console.dev_signin("eve.exec")
         seen = seen_on((await console.get(f"/releases/{status.release_id}")).text)
         before = await harness.releases.status(status.release_id)
-        line = await act(
+        line = await refused_outright(
             console,
             status.release_id,
             {"action": "approve", "role": "safety", "comment": "forged", "seen": seen},
@@ -144,7 +158,7 @@ class TestRefusedBeforeSending:
         await console.dev_signin("sam.safety")
         seen = seen_on((await console.get(f"/releases/{status.release_id}")).text)
         before = await harness.releases.status(status.release_id)
-        line = await act(
+        line = await refused_outright(
             console, status.release_id, {"action": "approve", "role": "security", "seen": seen}
         )
         assert line == "refused: you may not decide this gate as 'security'"

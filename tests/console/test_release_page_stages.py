@@ -13,7 +13,7 @@ from gatekeeper.models.messages import DelegationRequest, GovernmentResponse
 from gatekeeper.models.policy import AccessGrantStage, LaunchStage, NotificationPolicy
 from tests import factories
 from tests.console.conftest import Console
-from tests.console.test_release_page import act, seen_on, unchanged
+from tests.console.test_release_page import refused_outright, seen_on, unchanged
 from tests.console.test_release_page_passkeys import authenticator, register_passkey, sign_and_act
 from tests.workflows.conftest import Harness
 
@@ -134,7 +134,7 @@ class TestDelegation:
         page = (await console.get(f"/releases/{rid}")).text
         assert "revoke_delegation" not in actions_on(page)
         before = await harness.releases.status(rid)
-        line = await act(
+        line = await refused_outright(
             console,
             rid,
             {
@@ -181,7 +181,7 @@ class TestPartnerList:
             assert f'name="partners" value="{partner}"' in page
 
         before = await harness.releases.status(rid)
-        line = await act(
+        line = await refused_outright(
             console,
             rid,
             {
