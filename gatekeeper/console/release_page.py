@@ -44,9 +44,11 @@ from gatekeeper.console.auth import (
 )
 from gatekeeper.console.context import ConsoleContext, context
 from gatekeeper.console.decisions import (
+    DOING,
     FIELDS,
     MULTI_FIELDS,
     build_request,
+    form_named,
     forms_for,
     gateway_actions,
     refusal,
@@ -278,6 +280,8 @@ async def _prepared(
     policy = await release_policy(ctx, status)
     has_gateway = getattr(ctx.settings.config, "gateway_key", None) is not None
     forms = forms_for(policy, status, person.id, datetime.now(UTC), gateway=has_gateway)
+    if form_named(forms, action) is None:  # before reading anything else the POST carries
+        raise Refused(f"refused: you may not {DOING[action]} now", 403)
     try:
         binding = parse_binding(seen, release_id)
         request = build_request(action, person.id, binding.stage, fields)

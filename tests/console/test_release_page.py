@@ -153,6 +153,20 @@ class TestRefusedBeforeSending:
         assert line == "refused: you may not approve this release now"
         await unchanged(harness, before)
 
+    async def test_forged_post_carrying_nothing_the_page_gave_is_refused(
+        self, console: Console, harness: Harness
+    ) -> None:
+        status = await harness.start()
+        await console.dev_signin("eve.exec")
+        before = await harness.releases.status(status.release_id)
+        line = await refused_outright(
+            console,
+            status.release_id,
+            {"action": "approve", "role": "safety", "signature": "AAAA", "nonce": "0" * 32},
+        )
+        assert line == "refused: you may not approve this release now"
+        await unchanged(harness, before)
+
     async def test_forged_role_is_refused(self, console: Console, harness: Harness) -> None:
         status = await harness.start()
         await console.dev_signin("sam.safety")
