@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from gatekeeper.errors import BadInput
 from gatekeeper.models.enums import DecisionKind, GovernmentResponseKind, WellKnownRole
 from gatekeeper.models.messages import (
+    AuthorshipAttestation,
     DecisionRequest,
     DelegationRequest,
     DelegationRevocation,
@@ -40,7 +41,14 @@ from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.payloads import one_line
 from gatekeeper.models.policy import GateSettings, Policy
 from gatekeeper.models.status import ReleaseStatus
-from gatekeeper.rules import Attempt, Refusal, gate_roles, refusal_of, resolve_acting
+from gatekeeper.rules import (
+    Attempt,
+    Refusal,
+    covered_digests,
+    gate_roles,
+    refusal_of,
+    resolve_acting,
+)
 from gatekeeper.signer import request_body
 
 #: Gate decisions (the update names), in the order the page shows them.
@@ -50,6 +58,7 @@ PARTNERS = "approve_partners"
 OPERATOR_ACTIONS = ("hold", "resume", "withdraw")
 DELEGATE = "delegate"
 REVOKE = "revoke_delegation"
+AUTHORSHIP = "attest_authorship"
 
 #: Every action a form may send, and the fields its form carries (anything else is ignored).
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -63,6 +72,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "withdraw": ("reason",),
     DELEGATE: ("to", "role", "until", "reason"),
     REVOKE: ("to", "role", "reason"),
+    AUTHORSHIP: ("evidence_id", "authors", "comment"),
 }
 #: Fields that may carry several values (checkboxes).
 MULTI_FIELDS = frozenset({"partners"})
@@ -82,6 +92,7 @@ LABELS = {
     "withdraw": "Withdraw",
     DELEGATE: "Delegate a role",
     REVOKE: "Revoke a delegation",
+    AUTHORSHIP: "Attest who wrote an evidence item",
 }
 
 #: What a refused POST says the person may not do ("refused: you may not … now").
@@ -96,6 +107,7 @@ DOING = {
     "withdraw": "withdraw this release",
     DELEGATE: "delegate a role on this release",
     REVOKE: "revoke a delegation on this release",
+    AUTHORSHIP: "attest authorship on this release",
 }
 
 Fields = Mapping[str, str | Sequence[str]]
@@ -118,6 +130,9 @@ class Form:
     #: record_government_response: the response kinds on offer; the open concerns' ids.
     kinds: tuple[str, ...] = ()
     concerns: tuple[str, ...] = ()
+    #: attest_authorship: the evidence items the person may attest -> True when they may attest
+    #: anyone's authorship (a reviewer of a gate covering it), False when only their own.
+    evidence: dict[str, bool] = field(default_factory=dict)
     #: Whether the release's policy accepts this action attested by the console (gateway).
     gateway: bool = False
 
@@ -216,6 +231,9 @@ def forms_for(
     if mine:
         others = tuple(p.id for p in policy.roster if p.id != person)
         forms.append(Form(DELEGATE, roles=mine, people=others, gateway=DELEGATE in allowed))
+    attestable = _attestable(policy, status, person) if policy.require_attested_authorship else {}
+    if attestable:
+        forms.append(Form(AUTHORSHIP, evidence=attestable, gateway=AUTHORSHIP in allowed))
     standing = tuple(
         (d.to, d.role, d.until)
         for d in status.delegations
@@ -224,6 +242,27 @@ def forms_for(
     if standing:
         forms.append(Form(REVOKE, delegations=standing, gateway=REVOKE in allowed))
     return forms
+
+
+def _attestable(policy: Policy, status: ReleaseStatus, person: str) -> dict[str, bool]:
+    """Evidence items whose authorship ``person`` may attest and nobody attested at their
+    current digest yet (as the worker's ``apply_authorship`` allows: a reviewer of a gate that
+    covers the item attests anyone's, an author only their own)."""
+    me = policy.person(person)
+    roles = set(me.roles) if me is not None else set()
+    found: dict[str, bool] = {}
+    for item in status.spec.evidence:
+        attested = status.authorship.get(item.id)
+        if attested is not None and attested.sha256 == item.sha256:
+            continue
+        reviewer = any(
+            set(gate_roles(stage)) & roles and item.id in covered_digests(stage, status.spec)
+            for stage in policy.stages
+            if isinstance(stage, GateSettings)
+        )
+        if reviewer or person in item.authors:
+            found[item.id] = reviewer
+    return found
 
 
 def form_named(forms: Sequence[Form], action: str) -> Form | None:
@@ -247,6 +286,12 @@ def refusal(forms: Sequence[Form], action: str, request: Mapping[str, Any]) -> s
         request.get("role") not in form.roles or request.get("to") not in form.people
     ):
         return "refused: you may delegate only a gate role you hold, to someone on the roster"
+    if action == AUTHORSHIP:
+        item = str(request.get("evidence_id"))
+        if item not in form.evidence:
+            return f"refused: you may not attest the authorship of {item!r} now"
+        if not form.evidence[item] and request.get("authors") != [request.get("by")]:
+            return f"refused: you may attest only your own authorship of {item!r}"
     if action == REVOKE and not any(
         (to, role) == (request.get("to"), request.get("role")) for to, role, _ in form.delegations
     ):
@@ -330,6 +375,14 @@ def build_request(action: str, person: str, stage: str | None, fields: Fields) -
             "role": _one(fields, "role"),
             "until": _instant(_one(fields, "until"), "until"),
             "reason": _one(fields, "reason"),
+        }
+    elif action == AUTHORSHIP:
+        model = AuthorshipAttestation
+        data = {
+            "by": person,
+            "evidence_id": _one(fields, "evidence_id"),
+            "authors": sorted(set(_one(fields, "authors").replace(",", " ").split())),
+            "comment": _one(fields, "comment"),
         }
     else:
         model = DelegationRevocation

@@ -73,6 +73,8 @@ class EvidenceRow:
     authors: tuple[str, ...]
     check: str
     detail: str
+    #: Who attested the authors of the item at its current digest ("" if nobody).
+    attested: str = ""
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,13 @@ def _verify_webauthn(
     )
 
 
+def _attested(status: ReleaseStatus, evidence_id: str, sha256: str) -> str:
+    found = status.authorship.get(evidence_id)
+    if found is None or found.sha256 != sha256:
+        return ""
+    return f"authors attested by {found.by}: {', '.join(found.authors)}"
+
+
 def _decision_events(audit: Sequence[AuditEvent]) -> dict[tuple[str, str, str], AuditEvent]:
     """The audit event of each recorded gate decision, by (stage, person, time)."""
     found: dict[tuple[str, str, str], AuditEvent] = {}
@@ -275,6 +284,7 @@ def page_model(
             authors=tuple(e.authors),
             check=checks[e.id].result if e.id in checks else "",
             detail=checks[e.id].detail if e.id in checks else "",
+            attested=_attested(status, e.id, e.sha256),
         )
         for e in status.spec.evidence
     )

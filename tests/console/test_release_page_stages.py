@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from gatekeeper.models.enums import GovernmentResponseKind
@@ -224,3 +225,68 @@ class TestEnded:
         assert actions_on(page) == []
         assert 'data-status="done"' in page
         assert 'data-stage="outcome" data-status="launched"' in page  # the graph ends in it
+
+
+class TestAuthorship:
+    """Under a policy that requires attested authorship, a reviewer of a gate covering the
+    evidence attests who wrote it by passkey; an author may attest only their own authorship."""
+
+    async def test_reviewer_attests_an_author_refused_for_others(
+        self, console: Console, harness: Harness
+    ) -> None:
+        policy = factories.policy(version="attested", require_attested_authorship=True)
+        spec = factories.spec(f"r-{uuid.uuid4().hex[:10]}")
+        card = spec.evidence[1].model_copy(update={"authors": [factories.LIAISON]})
+        spec = spec.model_copy(update={"evidence": [spec.evidence[0], card]})
+        status = await harness.start(spec, policy=policy)
+        rid = status.release_id
+
+        # The liaison decides no gate: he may attest only his own authorship of what he wrote.
+        await console.dev_signin(factories.LIAISON)
+        page = (await console.get(f"/releases/{rid}")).text
+        assert "attest_authorship" in actions_on(page)
+        assert '<option value="system-card">system-card (your own authorship only)' in page
+        assert 'value="capability-eval"' not in page
+        before = await harness.releases.status(rid)
+        line = await refused_outright(
+            console,
+            rid,
+            {
+                "action": "attest_authorship",
+                "evidence_id": "capability-eval",
+                "authors": factories.LIAISON,
+                "seen": seen_on(page),
+            },
+        )
+        assert line == "refused: you may not attest the authorship of 'capability-eval' now"
+        line = await refused_outright(
+            console,
+            rid,
+            {
+                "action": "attest_authorship",
+                "evidence_id": "system-card",
+                "authors": "sam.safety",
+                "seen": seen_on(page),
+            },
+        )
+        assert line == "refused: you may attest only your own authorship of 'system-card'"
+        await console.dev_signin(factories.SUBMITTER)
+        assert "attest_authorship" not in actions_on((await console.get(f"/releases/{rid}")).text)
+        await unchanged(harness, before)
+
+        await console.dev_signin("sam.safety")
+        soft = authenticator(f"sam-attest-{rid}")
+        await register_passkey(console, harness, soft)
+        line = await sign_and_act(
+            console,
+            soft,
+            rid,
+            "attest_authorship",
+            {"evidence_id": "capability-eval", "authors": f"{factories.AUTHOR}, jun.park"},
+        )
+        assert (
+            line == f"sam.safety attested that {factories.AUTHOR}, jun.park wrote capability-eval"
+        )
+        page = (await console.get(f"/releases/{rid}")).text
+        assert f"authors attested by sam.safety: {factories.AUTHOR}, jun.park" in page
+        assert '<option value="capability-eval">' not in page  # attested at this digest
