@@ -456,7 +456,7 @@ def _anchor_reader(ctx: ConsoleContext) -> tuple[Any, Any]:
 
 async def dossier_json(ctx: ConsoleContext, release_id: str) -> str:
     """The release's JSON dossier as ``gatekeeper audit export --format json`` writes it."""
-    registry = ctx.identity()
+    registry = await asyncio.to_thread(ctx.identity)
     store, anchors = await asyncio.to_thread(_anchor_reader, ctx)
     try:
         outbox = ctx.settings.gatekeeper.data_dir / "outbox.jsonl"
