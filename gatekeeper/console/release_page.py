@@ -167,8 +167,9 @@ async def load_page(
     ctx: ConsoleContext, release_id: str, person: SignedInPerson
 ) -> tuple[ReleasePage, Policy]:
     try:
-        status = await ctx.releases.status(release_id)
-        audit = await ctx.releases.audit(release_id)
+        status, audit = await asyncio.gather(
+            ctx.releases.status(release_id), ctx.releases.audit(release_id)
+        )
     except ReleaseNotFound as err:
         raise Refused(str(err), 404) from err
     policy = await release_policy(ctx, status)
