@@ -155,10 +155,10 @@ def open_gate(policy: Policy, status: ReleaseStatus) -> GateSettings | None:
 
 def gateway_actions(policy: Policy) -> frozenset[str]:
     """Actions the policy accepts attested by a gateway (``gateway_attestation``; '*': all)."""
-    listed = getattr(policy, "gateway_attestation", None) or []
+    listed = [str(action) for action in policy.gateway_attestation]
     if "*" in listed:
         return frozenset(FIELDS)
-    return frozenset(str(a) for a in listed)
+    return frozenset(listed)
 
 
 def forms_for(

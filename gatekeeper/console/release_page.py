@@ -26,7 +26,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -53,7 +52,7 @@ from gatekeeper.console.decisions import (
     gateway_actions,
     refusal,
 )
-from gatekeeper.console.release_view import ReleasePage, page_model
+from gatekeeper.console.release_view import KeyLookup, ReleasePage, page_model
 from gatekeeper.dossier.collect import collect_dossier
 from gatekeeper.dossier.render import to_json
 from gatekeeper.dossier.verify import Checks, Verification, verify_text
@@ -100,18 +99,16 @@ def _release_id(release_id: str) -> str:
 # --- the release's own policy ----------------------------------------------------------------------
 
 
-@dataclass
-class _PolicyCache:
-    by_sha: dict[str, Policy]
-
-
-_policies = _PolicyCache({})
+#: Policies by their sha256 (a recorded policy never changes), read once per console process.
+_POLICIES: dict[str, Policy] = {}
+#: How many policies the console remembers.
+MAX_POLICIES = 64
 
 
 async def release_policy(ctx: ConsoleContext, status: ReleaseStatus) -> Policy:
     """The policy the release runs under: the installed version it names, checked against the
     sha256 the release recorded (else the snapshot its history holds)."""
-    cached = _policies.by_sha.get(status.policy_sha256)
+    cached = _POLICIES.get(status.policy_sha256)
     if cached is not None:
         return cached
     ref = f"{status.policy_id}@{status.policy_version}"
@@ -120,7 +117,9 @@ async def release_policy(ctx: ConsoleContext, status: ReleaseStatus) -> Policy:
         policy = await _from_history(ctx, status.release_id)
     if policy is None:
         raise Refused(f"the policy {ref} of release {status.release_id} is not installed here", 500)
-    _policies.by_sha[status.policy_sha256] = policy
+    if len(_POLICIES) >= MAX_POLICIES:
+        _POLICIES.clear()
+    _POLICIES[status.policy_sha256] = policy
     return policy
 
 
@@ -149,15 +148,15 @@ async def _from_history(ctx: ConsoleContext, release_id: str) -> Policy | None:
 
 def gateway_key(ctx: ConsoleContext) -> Ed25519PrivateKey | None:
     """The console's gateway key (``[console] gateway_key``), or None."""
-    path: Path | None = getattr(ctx.settings.config, "gateway_key", None)
+    path = ctx.settings.config.gateway_key
     if path is None:
         return None
     return load_private_key(path)
 
 
-def _key_lookup(ctx: ConsoleContext) -> Any:
-    registry = ctx.identity()
-    return registry.key
+def _key_lookup(ctx: ConsoleContext) -> KeyLookup:
+    """The identity registry's key lookup (opens the registry: call from a thread)."""
+    return ctx.identity().key
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -173,7 +172,7 @@ async def load_page(
     except ReleaseNotFound as err:
         raise Refused(str(err), 404) from err
     policy = await release_policy(ctx, status)
-    has_gateway = getattr(ctx.settings.config, "gateway_key", None) is not None
+    has_gateway = ctx.settings.config.gateway_key is not None
     page = await asyncio.to_thread(
         lambda: page_model(
             status,
@@ -279,7 +278,7 @@ async def _prepared(
     except ReleaseNotFound as err:
         raise Refused(str(err), 404) from err
     policy = await release_policy(ctx, status)
-    has_gateway = getattr(ctx.settings.config, "gateway_key", None) is not None
+    has_gateway = ctx.settings.config.gateway_key is not None
     forms = forms_for(policy, status, person.id, datetime.now(UTC), gateway=has_gateway)
     if form_named(forms, action) is None:  # before reading anything else the POST carries
         raise Refused(f"refused: you may not {DOING[action]} now", 403)

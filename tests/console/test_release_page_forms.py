@@ -153,5 +153,6 @@ class TestConsoleRefusal:
 
     def test_gateway_actions_follow_the_policy(self) -> None:
         assert gateway_actions(POLICY) == frozenset()
-        listed = POLICY.model_copy(update={"gateway_attestation": ["approve"]})
-        assert gateway_actions(listed) == {"approve"}
+        assert gateway_actions(factories.policy(gateway_attestation=["approve"])) == {"approve"}
+        everything = gateway_actions(factories.policy(gateway_attestation=["*"]))
+        assert {"approve", "hold", "record_government_response"} <= everything
