@@ -212,6 +212,24 @@ class TestRefusedBeforeSending:
         assert "CSRF" in prepared.json()["error"]
         await unchanged(harness, before)
 
+    async def test_a_binding_shown_for_another_release_is_refused(
+        self, console: Console, harness: Harness
+    ) -> None:
+        first = await harness.start()
+        second = await harness.start()
+        await console.dev_signin("sam.safety")
+        seen = seen_on((await console.get(f"/releases/{first.release_id}")).text)
+        token = await console.csrf(f"/releases/{second.release_id}")
+        answer = await console.post(
+            f"/releases/{second.release_id}/prepare",
+            json={"action": "approve", "fields": {"role": "safety"}, "seen": seen},
+            headers={"X-CSRF-Token": token},
+        )
+        assert answer.status_code == 400
+        assert answer.json() == {
+            "error": f"refused: the form was shown for {first.release_id}, not {second.release_id}"
+        }
+
     async def test_prepare_refuses_a_form_not_offered(
         self, console: Console, harness: Harness
     ) -> None:
