@@ -3,9 +3,9 @@ with their own passkey, then the dossier downloaded from the console verified of
 
 The release manager starts the release from ``examples/release.yaml`` (starting is theirs, a CLI
 or client step, not a console form); then the people of the demo policy
-(``gatekeeper/policies/demo.yaml``) review, record the government's responses, vet the partner
-period and approve the launch, in the console. ``GATEKEEPER_UPDATE_SCREENSHOTS=1`` also
-refreshes the screenshots ``docs/console.md`` shows.
+(``gatekeeper/policies/demo.yaml``) attest the evidence's authorship, review, record the
+government's responses, vet the partner period and approve the launch, in the console.
+``GATEKEEPER_UPDATE_SCREENSHOTS=1`` also refreshes the screenshots ``docs/console.md`` shows.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from gatekeeper.models import ReleaseState
-from tests.browser.console_fixtures import DOCS_IMG, Stack, Visitor
+from tests.browser.console_fixtures import DOCS_IMG, Stack, Visitor, sample_spec
 from tests.helpers import status_until
 
 pytestmark = pytest.mark.browser
@@ -45,10 +45,11 @@ async def decided(visitor: Visitor, release_id: str, action: str, **fields: str)
 
 
 class TestFullReleaseInTheConsole:
-    """A release goes from start to ``launched`` with every review, government response,
-    partner-period vetting and launch approval taken in the console by the demo policy's people,
-    each signing with their own passkey; the dossier downloaded from the console verifies
-    offline with ``gatekeeper audit verify``, and names each decision's signature a passkey."""
+    """A release goes from start to ``launched`` with every authorship attestation, review,
+    government response, partner-period vetting and launch approval taken in the console by the
+    demo policy's people, each signing with their own passkey; the dossier downloaded from the
+    console verifies offline with ``gatekeeper audit verify``, and names every signed request in
+    it a passkey's."""
 
     async def test_start_to_launched(self, stack: Stack, tmp_path: Path) -> None:
         from playwright.async_api import expect
@@ -67,9 +68,18 @@ class TestFullReleaseInTheConsole:
                     row = page.locator(f"[data-testid=inbox-row][data-release='{rid}']")
                     await expect(row).to_have_count(1)
                     shots["console-inbox.png"] = await _shot(page, tmp_path, "console-inbox.png")
-                    # The reviewer attests who wrote the evidence (the demo policy requires
-                    # it before the gate closes).
-                    await stack.attest_authorship(rid, person)
+                    # The reviewer attests who wrote each piece of evidence (the demo policy
+                    # requires it before the gate closes), one signed form per item.
+                    for item in sample_spec(rid).evidence:
+                        await decided(
+                            reviewer,
+                            rid,
+                            "attest_authorship",
+                            evidence_id=item.id,
+                            authors=", ".join(item.authors),
+                        )
+                        attested = page.locator(f"tr[data-evidence='{item.id}']")
+                        await expect(attested.get_by_test_id("authorship-attested")).to_be_visible()
                 await decided(reviewer, rid, "approve", comment=comment)
                 await expect(page.get_by_test_id("signature-kind").first).to_contain_text("passkey")
                 if index == 0:
@@ -131,17 +141,15 @@ class TestFullReleaseInTheConsole:
             dossier = tmp_path / f"{rid}-dossier.json"
             await (await download_info.value).save_as(dossier)
 
-        # Every step taken in the console carries a passkey assertion; the authorship
-        # attestations (client API, a CLI key: the console has no form for them) a key's.
+        # Every signed request in the chain is a step taken in the console, with a passkey.
         kinds = attestation_kinds(json.loads(dossier.read_text()))
-        console = {a: k for a, k in kinds.items() if a.startswith(CONSOLE_ACTIONS)}
-        assert console == {
+        assert kinds == {
+            "authorship_attested": {"webauthn"},
             "decision_approve": {"webauthn"},
             "concern_raised": {"webauthn"},
             "concern_resolved": {"webauthn"},
             "government_cleared": {"webauthn"},
         }, kinds
-        assert kinds["authorship_attested"] == {"key"}, kinds
         root = stack.adapters.identity.root()
         assert root is not None
         offline = tmp_path / "offline"
@@ -165,10 +173,6 @@ async def _shot(page: object, folder: Path, name: str) -> Path:
     path = folder / name
     await page.screenshot(path=path, full_page=True)
     return path
-
-
-#: Actions the people of the demo policy took in the console (each event's action in the chain).
-CONSOLE_ACTIONS = ("decision_", "government_", "concern_")
 
 
 def attestation_kinds(dossier: dict[str, Any]) -> dict[str, set[str]]:
