@@ -165,7 +165,10 @@ def _notifier(settings: Settings, context: ChannelContext, registry: AccessRegis
                 )
     channels = ChannelRegistry.for_worker(context)
     return Notifier(
-        channels, configured=config.channels, cohorts=granted_partners(registry.list_grants)
+        channels,
+        configured=config.channels,
+        cohorts=granted_partners(registry.list_grants),
+        console_url=config.console.url,
     )
 
 

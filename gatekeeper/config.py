@@ -34,6 +34,15 @@ data directory, if it exists)::
     trust_root = "ed25519:…"         # the installation's root key id (gatekeeper identity init)
     worker_key = "/srv/gatekeeper/worker-key.pem"   # signs audit heads
 
+    [console]
+    url = "https://gatekeeper.example.com"   # public base URL: links in notifications, passkeys
+    oidc_issuer = "https://login.example.com/realms/lab"
+    oidc_client_id = "gatekeeper-console"
+    oidc_client_secret_env = "GATEKEEPER_OIDC_CLIENT_SECRET"
+    session_secret_env = "GATEKEEPER_CONSOLE_SESSION_SECRET"
+    dev_sign_in = false              # pick anyone from the roster; loopback only (gatekeeper dev)
+    gateway_key = "/srv/gatekeeper/console-key.pem"   # the console's own Ed25519 key
+
 Nothing here is ever copied into a workflow's history, a log line or an error message except a
 channel's *name*.
 """
@@ -44,6 +53,7 @@ import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -112,6 +122,12 @@ def _absolute(path: Path) -> Path:
     return path
 
 
+def _absolute_file(path: Path) -> Path:
+    if not path.is_absolute():
+        raise ValueError(f"must be an absolute path, not {str(path)!r}")
+    return path
+
+
 #: A URI scheme as RFC 3986 spells it, lower case.
 Scheme = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]{0,31}$")]
 
@@ -164,6 +180,61 @@ class IdentitySettings(Model):
     worker_key: Annotated[Path, AfterValidator(_absolute)] | None = None
 
 
+#: An environment variable's name (its value stays in the environment).
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+def _http_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"must be an http(s) URL with a host, not {value[:80]!r}")
+    if parsed.query or parsed.fragment or parsed.username or parsed.password:
+        raise ValueError(f"must not carry a query, a fragment or credentials: {value[:80]!r}")
+    return value
+
+
+#: An absolute http(s) URL without query, fragment or credentials, exactly as written (an OIDC
+#: issuer is compared character for character with the ``iss`` of its tokens).
+HttpUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+#: The same, kept without a trailing slash (a base URL that paths are appended to).
+BaseUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_http_url),
+    AfterValidator(lambda value: value.rstrip("/")),
+]
+
+
+class ConsoleConfig(Model):
+    """The web console (``gatekeeper console``, :mod:`gatekeeper.console`) and the links to it.
+
+    ``url`` is where people reach the console: notifications that ask someone to act link to
+    its pages (none when unset), and passkeys are bound to its origin (rp id: its host). Sign-in
+    is OpenID Connect against ``oidc_issuer`` (discovery), as client ``oidc_client_id`` whose
+    secret is in the variable ``oidc_client_secret_env`` names; a signed-in subject must be
+    linked to a person in the identity registry (``gatekeeper keys sso link``). ``dev_sign_in``
+    lets anyone pick a roster person, and only works while the console listens on loopback.
+    """
+
+    url: BaseUrl | None = None
+    oidc_issuer: HttpUrl | None = None
+    oidc_client_id: str | None = Field(default=None, min_length=1, max_length=256)
+    oidc_client_secret_env: EnvName | None = None
+    session_secret_env: EnvName | None = None
+    dev_sign_in: bool = False
+    gateway_key: Annotated[Path, AfterValidator(_absolute_file)] | None = None
+
+    @model_validator(mode="after")
+    def _oidc_whole(self) -> ConsoleConfig:
+        named = [self.oidc_issuer, self.oidc_client_id, self.oidc_client_secret_env]
+        if any(v is not None for v in named) and not all(v is not None for v in named):
+            raise PydanticCustomError(
+                "console",
+                "console: oidc_issuer, oidc_client_id and oidc_client_secret_env go together",
+            )
+        return self
+
+
 class WorkerConfig(Model):
     """The whole configuration file. Every section is optional."""
 
@@ -173,6 +244,7 @@ class WorkerConfig(Model):
     egress: EgressSettings = Field(default_factory=EgressSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -7,13 +7,23 @@ one listed execution back as a :class:`ReleaseSummary` row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from temporalio.client import WorkflowExecution
 
 from gatekeeper import search_attributes as sa
+from gatekeeper.choices import one_of
+from gatekeeper.errors import InputError
 from gatekeeper.ids import release_id_of
+from gatekeeper.models.enums import ReleaseState, RiskTier, WellKnownRole
+from gatekeeper.models.policy import Policy
+
+if TYPE_CHECKING:
+    from gatekeeper.settings import Settings
 
 #: The release workflow's type name, as visibility lists it.
 WORKFLOW_TYPE = "ModelReleaseWorkflow"
@@ -100,3 +110,108 @@ def summary_of(execution: WorkflowExecution) -> ReleaseSummary:
         closed_at=execution.close_time,
         execution_status=execution.status.name.lower() if execution.status else "unknown",
     )
+
+
+#: How the CLI names each filter in its refusals (``--state: 'Held' is not a release state``).
+CLI_NAMES: Mapping[str, str] = {
+    "stage": "--stage",
+    "state": "--state",
+    "risk_tier": "--risk-tier",
+    "awaiting_role": "--awaiting-role",
+}
+
+
+def checked_filter(
+    settings: Settings,
+    *,
+    stage: str | None = None,
+    state: str | None = None,
+    model: str | None = None,
+    awaiting_role: str | None = None,
+    risk_tier: str | None = None,
+    window_ends_before: datetime | None = None,
+    submitted_by: str | None = None,
+    running_only: bool = False,
+    names: Mapping[str, str] = CLI_NAMES,
+) -> ListFilter:
+    """A :class:`ListFilter` whose values are checked first: a state and a risk tier must be
+    known ones, a stage and an awaited role those of some policy a release can run under.
+    ``names`` says how the refusal names each filter (the CLI's options, the console's fields).
+    Reads the policy store (synchronous).
+
+    Raises:
+        InputError: (one line) the first bad value, naming the closest known one.
+    """
+    if state:
+        one_of(names["state"], state, [s.value for s in ReleaseState], "a release state")
+    if risk_tier:
+        one_of(names["risk_tier"], risk_tier, [r.value for r in RiskTier], "a risk tier")
+    if stage or awaiting_role:
+        policies = known_policies(settings)
+        if stage:
+            one_of(names["stage"], stage, known_stages(policies), "a stage of any installed policy")
+        if awaiting_role:
+            one_of(
+                names["awaiting_role"],
+                awaiting_role,
+                known_roles(policies),
+                "a role of any installed policy",
+            )
+    filters = ListFilter(
+        stage=stage,
+        state=state,
+        model=model,
+        awaiting_role=awaiting_role,
+        window_ends_before=window_ends_before,
+        submitted_by=submitted_by,
+        risk_tier=risk_tier,
+        running_only=running_only,
+    )
+    try:
+        filters.query()
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    return filters
+
+
+def known_policies(settings: Settings) -> list[Policy]:
+    """Every policy a release can run under: those installed in the store (when the registry
+    exists; reading never creates it), the packaged ones and ``GATEKEEPER_POLICY``'s file."""
+    from gatekeeper.policy import load_default_policy, load_demo_policy, load_policy
+
+    policies = [load_default_policy().policy, load_demo_policy().policy]
+    if settings.policy_path is not None and settings.policy_path.is_file():
+        policies.append(load_policy(settings.policy_path).policy)
+    url = settings.effective_registry_url
+    if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).is_file():
+        from gatekeeper.adapters.policy_store import PolicyStore
+
+        with PolicyStore(url) as store:
+            policies += [installed.policy for installed in store.list()]
+    return policies
+
+
+def known_stages(policies: list[Policy]) -> list[str]:
+    """Every stage id of ``policies``, sorted."""
+    return sorted({stage.id for policy in policies for stage in policy.stages})
+
+
+def known_roles(policies: list[Policy]) -> list[str]:
+    """Every role a release can await under ``policies``: the well-known ones, the rosters',
+    and each role a stage names (quorums, escalations)."""
+    roles = {role.value for role in WellKnownRole}
+    for policy in policies:
+        roles.update(role for person in policy.roster for role in person.roles)
+        _named_roles(policy.model_dump(mode="json")["stages"], "", roles)
+    return sorted(roles)
+
+
+def _named_roles(value: object, key: str, into: set[str]) -> None:
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _named_roles(item, str(name), into)
+    elif isinstance(value, list):
+        for item in value:
+            _named_roles(item, key, into)
+    elif isinstance(value, str) and ("role" in key or key == "escalate_to"):
+        into.add(value)

@@ -40,7 +40,7 @@ from gatekeeper.channels import (
     SendJournal,
     builtin_channel,
 )
-from gatekeeper.channels.messages import PARTNER_PREFIX
+from gatekeeper.channels.messages import PARTNER_PREFIX, with_console_link
 from gatekeeper.errors import AdapterError, DeliveryError
 from gatekeeper.models.io import Delivery, Notification, NotifyRequest, NotifyResult, Recipient
 from gatekeeper.models.status import GrantRecord
@@ -143,6 +143,9 @@ class Notifier:
             (``Settings.config.channels``); ``log`` and ``outbox`` are always there.
         cohorts: who a ``cohort:<id>`` recipient stands for; without it a cohort is delivered
             to as one recipient.
+        console_url: the web console's base URL (``[console] url``): a notification that asks
+            someone to act carries the link to the release's page there (see
+            :func:`~gatekeeper.channels.messages.with_console_link`); ``None``, no link.
     """
 
     def __init__(
@@ -151,10 +154,12 @@ class Notifier:
         *,
         configured: Mapping[str, ChannelSettings] | None = None,
         cohorts: CohortMembers | None = None,
+        console_url: str | None = None,
     ) -> None:
         self._channels = channels
         self._configured = dict(configured or {})
         self._cohorts = cohorts
+        self._console_url = console_url
 
     def notify(
         self, request: NotifyRequest, progress: Callable[[int], None] | None = None
@@ -198,7 +203,10 @@ class Notifier:
         try:
             for channel_id, config in used.items():
                 channels[channel_id] = self._channels.open(config)
-            outcome = _dispatch(request.notification, recipients, used, channels, progress)
+            linked = with_console_link(request.notification, self._console_url)
+            outcome = _dispatch(
+                request.notification, recipients, used, channels, progress, linked=linked
+            )
         except BaseException:
             _close_all(channels.values(), quiet=True)  # the error in flight is the one to report
             raise
@@ -297,6 +305,8 @@ def _dispatch(
     configs: dict[str, ChannelConfig],
     channels: dict[str, DeliveryChannel],
     progress: Callable[[int], None] | None,
+    *,
+    linked: Notification | None = None,
 ) -> _Outcome:
     outcome = _Outcome(deliveries=[], failures=[], deferred=0)
     # A channel that failed in a way that may pass (down, throttling) is not hammered with the
@@ -310,7 +320,10 @@ def _dispatch(
             outcome.deferred += 1
         else:
             try:
-                sent = _deliver(channels[recipient.channel], notification, recipient, key)
+                # People get the console link (when there is one); partners never do.
+                partner = recipient.id.startswith(PARTNER_PREFIX)
+                shown = notification if partner or linked is None else linked
+                sent = _deliver(channels[recipient.channel], shown, recipient, key)
             except DeliveryError as err:
                 outcome.failures.append(
                     _Failure(recipient.id, config.id, str(err), retryable=err.retryable)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from gatekeeper.ids import release_workflow_id
 from gatekeeper.text import when
@@ -12,6 +13,24 @@ if TYPE_CHECKING:
     from gatekeeper.models.io import Notification, Recipient
 
 PARTNER_PREFIX = "partner:"
+#: Where a notification carries the link to the console page its reader acts on.
+CONSOLE_URL = "console_url"
+
+
+def console_page(base_url: str, release_id: str) -> str:
+    """The console page where people act on ``release_id`` (its Release page)."""
+    return f"{base_url.rstrip('/')}/releases/{quote(release_id, safe='')}"
+
+
+def with_console_link(notification: Notification, base_url: str | None) -> Notification | None:
+    """``notification`` carrying the link to the console page where its reader acts
+    (``details["console_url"]``), when it asks someone to act and the worker knows the console
+    (``[console] url``); else ``None``. Added by the worker when it delivers: the workflow
+    never knows the URL, so nothing about it enters a release's history."""
+    if not base_url or not notification.action_needed:
+        return None
+    details = {**notification.details, CONSOLE_URL: console_page(base_url, notification.release_id)}
+    return notification.model_copy(update={"details": details})
 
 
 def message_text(notification: Notification, recipient: Recipient | None = None) -> str:
@@ -24,6 +43,9 @@ def message_text(notification: Notification, recipient: Recipient | None = None)
         lines += ["", f"What is needed from you: {notification.action_needed}"]
     if notification.due is not None:
         lines.append(f"By: {when(notification.due)}")
+    link = notification.details.get(CONSOLE_URL)
+    if isinstance(link, str) and link:
+        lines.append(f"Act here: {link}")
     where = f"stage {notification.stage}, " if notification.stage else ""
     lines += [
         "",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import difflib
 import enum
 import json
 import sys
@@ -23,7 +22,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from gatekeeper.errors import InputError
+from gatekeeper.choices import one_of as one_of  # re-exported: every command uses it
 from gatekeeper.settings import Settings
 
 T = TypeVar("T")
@@ -111,24 +110,6 @@ def error_json(message: str, *, exit_code: int, kind: str, rule: str | None = No
         body["rule"] = rule
     sys.stderr.write(json.dumps(body, ensure_ascii=False) + "\n")
     sys.stderr.flush()
-
-
-def one_of(option: str, value: str, allowed: Sequence[str], what: str) -> str:
-    """``value`` if it is one of ``allowed``; else a one-line refusal naming the closest one.
-
-    Raises:
-        InputError: ``--state: 'Held' is not a release state (did you mean 'held'?); one of
-            active, held, ...``.
-    """
-    if value in allowed:
-        return value
-    by_lower = {a.lower(): a for a in allowed}
-    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
-    hint = f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
-    listed = ", ".join(allowed)
-    if len(listed) > 240:
-        listed = listed[:239] + "…"
-    raise InputError(f"{option}: '{value}' is not {what}{hint}; one of {listed}")
 
 
 def print_table(table: Table, out: Console | None = None) -> None:

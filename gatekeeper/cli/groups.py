@@ -11,6 +11,7 @@ def register(app: typer.Typer) -> None:
         access,
         admin,
         audit,
+        console,
         demo,
         gov,
         identity,
@@ -36,3 +37,4 @@ def register(app: typer.Typer) -> None:
     process.register(app)
     admin.register(app)
     demo.register(app)
+    console.register(app)

@@ -11,15 +11,14 @@ from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
 from gatekeeper.cli.watch import EXIT_STOPPED, WatchView, awaits, exit_code, follow_for
 from gatekeeper.errors import InputError
-from gatekeeper.models.enums import EvidenceKind, ReleaseState, RiskTier, WellKnownRole
+from gatekeeper.models.enums import EvidenceKind
 from gatekeeper.models.installed import POLICY_REF_PATTERN
 from gatekeeper.models.messages import AmendRequest, AuthorshipAttestation
 from gatekeeper.models.payloads import parse_request
-from gatekeeper.models.policy import Policy
 from gatekeeper.models.spec import EvidenceRef
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.policy import LoadedPolicy, load_default_policy, load_policy
-from gatekeeper.release_list import ListFilter, ReleaseSummary
+from gatekeeper.release_list import ReleaseSummary, checked_filter
 from gatekeeper.settings import Settings
 from gatekeeper.spec import load_checked_spec, local_path, sha256_file
 
@@ -136,36 +135,20 @@ def list_(
 ) -> None:
     """List releases through Temporal visibility, newest first, with filters."""
     settings = common.settings(ctx)
-    if state:
-        common.one_of("--state", state, [s.value for s in ReleaseState], "a release state")
-    if risk:
-        common.one_of("--risk-tier", risk, [r.value for r in RiskTier], "a risk tier")
-    if stage or awaiting:
-        policies = known_policies(settings)
-        if stage:
-            common.one_of(
-                "--stage", stage, known_stages(policies), "a stage of any installed policy"
-            )
-        if awaiting:
-            common.one_of(
-                "--awaiting-role", awaiting, known_roles(policies), "a role of any installed policy"
-            )
-    try:
-        filters = ListFilter(
-            stage=stage,
-            state=state,
-            model=model,
-            awaiting_role=awaiting,
-            window_ends_before=parse_when(window_before, option="--window-ends-before")
-            if window_before
-            else None,
-            submitted_by=submitted_by,
-            risk_tier=risk,
-            running_only=running,
-        )
-        query = filters.query()
-    except ValueError as err:
-        raise InputError(str(err)) from err
+    filters = checked_filter(
+        settings,
+        stage=stage,
+        state=state,
+        model=model,
+        awaiting_role=awaiting,
+        window_ends_before=parse_when(window_before, option="--window-ends-before")
+        if window_before
+        else None,
+        submitted_by=submitted_by,
+        risk_tier=risk,
+        running_only=running,
+    )
+    query = filters.query()
 
     async def go() -> list[ReleaseSummary]:
         async with releases(settings) as api:
@@ -179,49 +162,6 @@ def list_(
         common.console.print(f"no releases match ({query})", markup=False)
         return
     common.console.print(render.list_table(rows), soft_wrap=False)
-
-
-def known_policies(settings: Settings) -> list[Policy]:
-    """Every policy a release can run under: those installed in the store (when the registry
-    exists; reading never creates it), the packaged ones and ``GATEKEEPER_POLICY``'s file."""
-    from gatekeeper.policy import load_demo_policy
-
-    policies = [load_default_policy().policy, load_demo_policy().policy]
-    if settings.policy_path is not None and settings.policy_path.is_file():
-        policies.append(load_policy(settings.policy_path).policy)
-    url = settings.effective_registry_url
-    if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).is_file():
-        from gatekeeper.cli.policy import open_store
-
-        with open_store(settings) as store:
-            policies += [installed.policy for installed in store.list()]
-    return policies
-
-
-def known_stages(policies: list[Policy]) -> list[str]:
-    """Every stage id of ``policies``, sorted."""
-    return sorted({stage.id for policy in policies for stage in policy.stages})
-
-
-def known_roles(policies: list[Policy]) -> list[str]:
-    """Every role a release can await under ``policies``: the well-known ones, the rosters',
-    and each role a stage names (quorums, escalations)."""
-    roles = {role.value for role in WellKnownRole}
-    for policy in policies:
-        roles.update(role for person in policy.roster for role in person.roles)
-        _named_roles(policy.model_dump(mode="json")["stages"], "", roles)
-    return sorted(roles)
-
-
-def _named_roles(value: object, key: str, into: set[str]) -> None:
-    if isinstance(value, dict):
-        for name, item in value.items():
-            _named_roles(item, str(name), into)
-    elif isinstance(value, list):
-        for item in value:
-            _named_roles(item, key, into)
-    elif isinstance(value, str) and ("role" in key or key == "escalate_to"):
-        into.add(value)
 
 
 @app.command()
