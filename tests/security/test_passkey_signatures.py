@@ -375,6 +375,10 @@ class TestAcceptedAndVerifiedOffline:
         assert passkey_event["details"]["attestation"]["statement"]["key_id"] == soft.key_id
         assert len(dossier["sso_links"]) == 1
         assert any(k["key_id"] == soft.key_id for k in dossier["keys"])
+        shown = await gatekeeper("release", "status", rid, env=environment(orders))
+        assert shown.code == 0, shown.stderr
+        assert "approve ✍ passkey" in shown.stdout, shown.stdout
+        assert f"approve ✍ gateway (SSO {ISSUER} u-1001)" in shown.stdout, shown.stdout
 
     async def test_a_tampered_assertion_is_found(
         self, orders: OrderHarness, tmp_path: Path
