@@ -168,6 +168,7 @@ class TestPasskeyEnrollment:
             ({"origin": "https://console.example/path"}, "origin"),
             ({"origin": "javascript:alert(1)"}, "origin"),
             ({"rp_id": "Evil Example"}, "rp_id"),
+            ({"rp_id": "evil.example"}, "is not the host of origin"),
         ]:
             with pytest.raises(IdentityRefused, match=needle):
                 registry.enroll_passkey("lena.fischer", **{**good, **change})
