@@ -23,8 +23,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from gatekeeper import signing
+from gatekeeper.canonical import canonical_json, sha256_hex
 from gatekeeper.identity.keys import KeyKind, PrincipalKind
 from gatekeeper.identity.log import certificate_ok
 from gatekeeper.identity.registry import (
@@ -34,6 +36,8 @@ from gatekeeper.identity.registry import (
     UnknownKey,
 )
 from gatekeeper.settings import Settings
+from gatekeeper.signed_requests import attestation
+from gatekeeper.statements import Binding, RequestSignature, sign_request
 from tests.identity_fixtures import ADMIN, admin_key, register_people
 from tests.registry.conftest import sqlite_url
 from tests.webauthn_soft import ORIGIN, RP_ID, SoftAuthenticator
@@ -488,3 +492,63 @@ class TestCli:
             "--as", ADMIN,
         )  # fmt: skip
         refused(again, "is already registered to console")
+
+
+class TestSignatureKinds:
+    """A CLI key's signature and its attestation are byte for byte what they were before
+    passkeys and gateways existed; a signature's kind and its proof go together."""
+
+    BINDING = Binding(subject_id="aurora-2", first_run_id="run-1", stage="internal_review")
+    REQUEST = {"decider": "sam.safety", "role": "safety", "comment": "ok"}
+    WHEN = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+    def test_a_key_signature_is_unchanged(self) -> None:
+        key = Ed25519PrivateKey.from_private_bytes(b"\1" * 32)
+        signed = sign_request(
+            key,
+            action="approve",
+            actor="sam.safety",
+            request=self.REQUEST,
+            binding=self.BINDING,
+            signed_at=self.WHEN,
+            nonce="n" * 24,
+        )
+
+        assert list(signed["signature"]) == ["key_id", "signed_at", "nonce", "binding", "value"]
+        recorded = attestation("approve", signed)
+        assert recorded is not None and set(recorded) == {"statement", "signature"}
+        # Pinned from the code before issue 15 (commit 8c90ccc; Ed25519 is deterministic): the
+        # signed request and its audit attestation, as canonical JSON.
+        assert sha256_hex(canonical_json(signed)) == (
+            "77d943bb18a5760c2290777ea40cecf792af54a6b526d04d8030acf5267b517c"
+        )
+        assert sha256_hex(canonical_json(recorded)) == (
+            "de495a0b79143e6875cfb987711360b9b1fdf13c248395585779dfdd0f1feebc"
+        )
+        # and the model round-trip (a workflow re-dumping the request) keeps it so.
+        assert (
+            RequestSignature.model_validate(signed["signature"]).model_dump(mode="json")
+            == (signed["signature"])
+        )
+
+    def test_kind_and_proof_go_together(self) -> None:
+        base = {
+            "key_id": "webauthn:" + "0" * 32,
+            "signed_at": self.WHEN.isoformat(),
+            "nonce": "n" * 24,
+            "binding": self.BINDING.model_dump(mode="json"),
+            "value": base64.b64encode(b"\1" * 70).decode(),
+        }
+        proof = {"authenticator_data": "A" * 50, "client_data_json": "B" * 40}
+        sso = {"issuer": ISSUER, "subject": "u-1", "auth_time": self.WHEN.isoformat()}
+        for bad in (
+            {"kind": "webauthn"},
+            {"kind": "gateway"},
+            {"webauthn": proof},
+            {"sso": sso},
+            {"kind": "webauthn", "sso": sso, "webauthn": proof},
+            {"kind": "passkey", "webauthn": proof},
+        ):
+            with pytest.raises(ValidationError):
+                RequestSignature.model_validate({**base, **bad})
+        assert RequestSignature.model_validate({**base, "kind": "webauthn", "webauthn": proof})
