@@ -4,7 +4,10 @@ development sign-in only on loopback, every page the security headers."""
 from __future__ import annotations
 
 import html
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,22 @@ class TestDevSignIn:
                 gatekeeper=settings, host="10.0.0.5", session_secret=SECRET, dev_sign_in=True
             )
         assert ConsoleSettings.resolve(settings, host="::1").dev_sign_in
+
+    def test_the_command_refuses_it_off_loopback(self, tmp_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+        env["GATEKEEPER_DATA_DIR"] = str(tmp_path)
+        ran = subprocess.run(
+            [sys.executable, "-m", "gatekeeper", "console", "--host", "0.0.0.0", "--dev-sign-in"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert ran.returncode == 3
+        assert ran.stderr.strip().splitlines() == [
+            "error: console: dev_sign_in works only while the console listens on loopback "
+            "(127.0.0.1, ::1, localhost), not on '0.0.0.0'; configure OIDC sign-in"
+        ]
 
     async def test_a_caller_off_loopback_cannot_use_it(
         self, console: Console, harness: ConsoleHarness
