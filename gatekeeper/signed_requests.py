@@ -12,6 +12,13 @@ request's audit event and remembers the nonce.
 Requests that access orders send to releases (actor ``access-order-<id>``) are signed by a
 worker's own key (``principal_kind`` worker): the order's person signed the order's update, the
 worker relays it.
+
+A signature has a kind (``gatekeeper.statements``): ``key`` (the actor's Ed25519 CLI key),
+``webauthn`` (the actor's registered passkey: :func:`gatekeeper.webauthn.assertion_problem`
+checks the assertion against the challenge recomputed from the worker's binding) or ``gateway``
+(a registered gateway's key attesting a single sign-on identity the registry links to the actor;
+only where the release's policy lists the action in ``gateway_attestation``, never on an access
+order's update).
 """
 
 from __future__ import annotations
@@ -25,18 +32,21 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from gatekeeper.identity.authority import KeyDirectory
-from gatekeeper.identity.keys import PrincipalKind
+from gatekeeper.identity.keys import KeyKind, KeyRecord, PrincipalKind
 from gatekeeper.ids import ORDER_ACTOR_PREFIX
 from gatekeeper.rules import Refusal, Rule, refuse
 from gatekeeper.signing import verify as verify_bytes
 from gatekeeper.statements import (
+    KIND_LABELS,
     SIGNATURE_FIELD,
     Binding,
     RequestSignature,
     binding_difference,
+    challenge,
     statement,
     statement_bytes,
 )
+from gatekeeper.webauthn import assertion_problem
 
 if TYPE_CHECKING:
     from gatekeeper.models.status import ReleaseStatus
@@ -66,6 +76,9 @@ ACTOR_FIELDS: dict[str, str] = {
 
 #: How far ahead of the worker's clock a signature's time may be (a laptop's clock skew).
 FUTURE_SKEW = timedelta(minutes=5)
+
+#: Updates of access orders: never gateway-attested.
+ORDER_ACTIONS = frozenset({"apply_order", "exempt", "lift"})
 
 
 def binding_of(
@@ -139,13 +152,16 @@ def check(
     max_age: timedelta,
     used_nonces: Collection[str],
     unsigned_allowed: bool,
+    gateway_actions: Collection[str] = (),
+    policy_ref: str = "",
 ) -> None:
     """Refuse (unaudited, one line) a request that is not signed as the worker requires.
 
     ``request`` is the update's argument as sent (plain JSON), ``expected`` the worker's own
     binding, ``now`` the worker's real clock (validators never run on replay, so they may read
     it; a signature's age is real time since signing, whatever a test did to the workflow's
-    clock).
+    clock). ``gateway_actions`` is the release's policy's ``gateway_attestation`` (updates, or
+    ``*``), ``policy_ref`` its ``id@version`` for the refusal.
     """
     actor = str(request.get(ACTOR_FIELDS[action], ""))
     signature = signature_of(request)
@@ -162,23 +178,14 @@ def check(
             Rule.SIGNATURE_INVALID,
             "this worker has no identity registry installed, so no signature can count",
         )
+    if signature.kind == "gateway":
+        _gateway_allowed(action, actor, gateway_actions, policy_ref)
     record = directory.key(signature.key_id)
     if record is None:
         raise refuse(
             Rule.SIGNATURE_UNKNOWN_KEY, f"key {signature.key_id} is not registered with this worker"
         )
-    if actor.startswith(ORDER_ACTOR_PREFIX):
-        if record.principal_kind is not PrincipalKind.WORKER:
-            raise refuse(
-                Rule.SIGNATURE_WRONG_SIGNER,
-                f"{action} by {actor} must be signed by a Gatekeeper worker's key, not by "
-                f"{record.principal}'s",
-            )
-    elif record.principal != actor or record.principal_kind is not PrincipalKind.PERSON:
-        raise refuse(
-            Rule.SIGNATURE_WRONG_SIGNER,
-            f"key {signature.key_id} belongs to {record.principal}, not to {actor}",
-        )
+    _check_signer(action, actor, signature, record, directory)
     why = record.why_not_valid_at(signature.signed_at)
     if why is not None:
         raise refuse(Rule.SIGNATURE_KEY_NOT_VALID, why)
@@ -200,15 +207,33 @@ def check(
     difference = binding_difference(expected, signature.binding)
     if difference is not None:
         raise refuse(Rule.SIGNATURE_BINDING, difference)
-    payload = statement_bytes(
-        action=action,
-        actor=actor,
-        request=dict(request),
-        binding=expected,
-        key_id=signature.key_id,
-        signed_at=signature.signed_at,
-        nonce=signature.nonce,
-    )
+    fields: dict[str, Any] = {
+        "action": action,
+        "actor": actor,
+        "request": dict(request),
+        "binding": expected,
+        "key_id": signature.key_id,
+        "signed_at": signature.signed_at,
+        "nonce": signature.nonce,
+    }
+    if signature.kind == "webauthn":
+        assert signature.webauthn is not None  # RequestSignature checks kind and proof agree
+        problem = assertion_problem(
+            record,
+            challenge=challenge(**fields),
+            authenticator_data=signature.webauthn.authenticator_data,
+            client_data_json=signature.webauthn.client_data_json,
+            signature_b64=signature.value,
+        )
+        if problem is not None:
+            rule = (
+                Rule.SIGNATURE_BINDING if "challenge differs" in problem else Rule.SIGNATURE_INVALID
+            )
+            raise refuse(rule, problem)
+        return
+    if signature.sso is not None:
+        fields["sso"] = signature.sso.statement()
+    payload = statement_bytes(**fields)
     if not _well_formed(signature.value) or not verify_bytes(
         record.public_key, payload, signature.value
     ):
@@ -217,6 +242,80 @@ def check(
             f"the signature does not verify with key {signature.key_id} of {record.principal} "
             f"over this {action} request",
         )
+
+
+def _gateway_allowed(
+    action: str, actor: str, gateway_actions: Collection[str], policy_ref: str
+) -> None:
+    if action in ORDER_ACTIONS or actor.startswith(ORDER_ACTOR_PREFIX):
+        raise refuse(
+            Rule.SIGNATURE_GATEWAY_NOT_ALLOWED,
+            f"{action} on an access order is never gateway-attested; sign with your passkey or "
+            "CLI key",
+        )
+    if action not in gateway_actions and "*" not in gateway_actions:
+        raise refuse(
+            Rule.SIGNATURE_GATEWAY_NOT_ALLOWED,
+            f"the policy {policy_ref or '(unknown)'} does not accept gateway-attested {action}; "
+            "sign with your passkey or CLI key",
+        )
+
+
+def _check_signer(
+    action: str,
+    actor: str,
+    signature: RequestSignature,
+    record: KeyRecord,
+    directory: KeyDirectory,
+) -> None:
+    """Refuse a signature whose key may not sign for ``actor`` with the signature's kind."""
+    if signature.kind == "gateway":
+        if record.principal_kind is not PrincipalKind.GATEWAY or record.kind is not KeyKind.ED25519:
+            raise refuse(
+                Rule.SIGNATURE_WRONG_SIGNER,
+                f"key {signature.key_id} belongs to {record.principal}, a "
+                f"{record.principal_kind.value}, not a registered gateway",
+            )
+        assert signature.sso is not None  # RequestSignature checks kind and claims agree
+        sso = signature.sso
+        linked = directory.sso_person(sso.issuer, sso.subject)
+        if linked != actor:
+            raise refuse(
+                Rule.SIGNATURE_WRONG_SIGNER,
+                f"the single sign-on identity {sso.issuer} {sso.subject} is "
+                + (f"linked to {linked}, not to {actor}" if linked else "not linked to anyone")
+                + "; an identity admin links it (`gatekeeper keys sso link`)",
+            )
+        if sso.auth_time - signature.signed_at > FUTURE_SKEW:
+            raise refuse(
+                Rule.SIGNATURE_INVALID,
+                "the gateway attests a sign-in after the time of signing",
+            )
+        return
+    if actor.startswith(ORDER_ACTOR_PREFIX):
+        if record.principal_kind is not PrincipalKind.WORKER or signature.kind != "key":
+            raise refuse(
+                Rule.SIGNATURE_WRONG_SIGNER,
+                f"{action} by {actor} must be signed by a Gatekeeper worker's key, not by "
+                f"{record.principal}'s",
+            )
+        return
+    if record.principal != actor or record.principal_kind is not PrincipalKind.PERSON:
+        raise refuse(
+            Rule.SIGNATURE_WRONG_SIGNER,
+            f"key {signature.key_id} belongs to {record.principal}, not to {actor}",
+        )
+    wanted = KeyKind.WEBAUTHN if signature.kind == "webauthn" else KeyKind.ED25519
+    if record.kind is not wanted:
+        raise refuse(
+            Rule.SIGNATURE_WRONG_SIGNER,
+            f"key {signature.key_id} of {actor} is a {_label_of(record.kind)}, but the request "
+            f"is signed as a {KIND_LABELS[signature.kind]}",
+        )
+
+
+def _label_of(kind: KeyKind) -> str:
+    return KIND_LABELS["webauthn" if kind is KeyKind.WEBAUTHN else "key"]
 
 
 def _well_formed(value: str) -> bool:
@@ -237,7 +336,7 @@ def attestation(action: str, request: Mapping[str, Any]) -> dict[str, Any] | Non
         return None
     if signature is None:
         return None
-    return {
+    recorded: dict[str, Any] = {
         "statement": statement(
             action=action,
             actor=str(request.get(ACTOR_FIELDS[action], "")),
@@ -246,9 +345,15 @@ def attestation(action: str, request: Mapping[str, Any]) -> dict[str, Any] | Non
             key_id=signature.key_id,
             signed_at=signature.signed_at,
             nonce=signature.nonce,
+            sso=signature.sso.statement() if signature.sso is not None else None,
         ),
         "signature": signature.value,
     }
+    if signature.kind != "key":
+        recorded["kind"] = signature.kind
+    if signature.webauthn is not None:
+        recorded["webauthn"] = signature.webauthn.model_dump(mode="json")
+    return recorded
 
 
 def nonce_of(request: Mapping[str, Any]) -> str | None:

@@ -15,20 +15,47 @@ name, the actor the request names, the request itself exactly as sent (every fie
 order and its first run, the stage, the artifact digest and every evidence digest), the key id,
 the time of signing and a one-time nonce. The worker recomputes the binding from its own state;
 the binding inside the signature only lets a refusal say precisely what differs.
+
+A signature has one of three kinds (``RequestSignature.kind``):
+
+- ``key`` (the default, left out of the JSON): an Ed25519 signature by the actor's CLI key over
+  :func:`statement_bytes`;
+- ``webauthn``: a passkey assertion (WebAuthn, ES256). The browser's challenge is
+  :func:`challenge`, the sha256 of the same statement; the signature carries the authenticator
+  data and client data JSON the browser returned, and ``value`` is the DER ECDSA signature over
+  ``authenticatorData || sha256(clientDataJSON)`` (:mod:`gatekeeper.webauthn` checks it);
+- ``gateway``: the web console's Ed25519 signature over the statement with ``sso`` added (the
+  OIDC identity it attests), by a key registered as a gateway, where the policy allows it.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import AwareDatetime, Field
+from pydantic import (
+    AwareDatetime,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from gatekeeper.canonical import canonical_json
-from gatekeeper.models.base import KEY_ID_PATTERN, MAX_EVIDENCE, Model
+from gatekeeper.models.base import (
+    KEY_ID_PATTERN,
+    MAX_EVIDENCE,
+    Model,
+    ShortText,
+    SsoIssuer,
+    SsoSubject,
+)
 
 # One spelling of keys, times and verification for decisions and requests, re-exported here.
 from gatekeeper.signing import public_key_b64 as public_key_b64
@@ -52,14 +79,103 @@ class Binding(Model):
     evidence: dict[str, str] = Field(default_factory=dict, max_length=MAX_EVIDENCE)
 
 
+#: base64url without padding, as a browser returns WebAuthn buffers.
+B64URL_PATTERN = r"^[A-Za-z0-9_-]*$"
+#: Bounds on what a passkey assertion may carry: authenticator data is 37 bytes plus extensions,
+#: client data JSON a few hundred bytes.
+MAX_AUTHENTICATOR_DATA = 1024
+MAX_CLIENT_DATA_JSON = 2048
+
+SignatureKind = Literal["key", "webauthn", "gateway"]
+
+
+class WebAuthnProof(Model):
+    """What a passkey assertion carries besides its signature, exactly as the browser returned
+    it (base64url, no padding)."""
+
+    authenticator_data: str = Field(
+        min_length=50, max_length=MAX_AUTHENTICATOR_DATA * 4 // 3 + 4, pattern=B64URL_PATTERN
+    )
+    client_data_json: str = Field(
+        min_length=20, max_length=MAX_CLIENT_DATA_JSON * 4 // 3 + 4, pattern=B64URL_PATTERN
+    )
+
+
+class SsoClaims(Model):
+    """The single sign-on identity a gateway attests: who the OIDC provider said signed in."""
+
+    issuer: SsoIssuer
+    subject: SsoSubject
+    auth_time: AwareDatetime
+    email: ShortText | None = None
+
+    def statement(self) -> dict[str, Any]:
+        """How the claims appear in a signed statement (one spelling of the time)."""
+        data: dict[str, Any] = {
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "auth_time": timestamp(self.auth_time),
+        }
+        if self.email is not None:
+            data["email"] = self.email
+        return data
+
+
 class RequestSignature(Model):
-    """A signature over a request's statement, by a registered key."""
+    """A signature over a request's statement, by a registered key (see the module's doc for
+    the three kinds)."""
 
     key_id: str = Field(pattern=KEY_ID_PATTERN)
     signed_at: AwareDatetime
     nonce: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
     binding: Binding
+    #: base64: a 64-byte Ed25519 signature (``key``, ``gateway``), or the DER ECDSA P-256
+    #: signature of a passkey assertion (``webauthn``).
     value: str = Field(pattern=r"^[A-Za-z0-9+/=]{40,200}$")
+    kind: SignatureKind = "key"
+    webauthn: WebAuthnProof | None = None
+    sso: SsoClaims | None = None
+
+    @model_validator(mode="after")
+    def _proof_fits_kind(self) -> RequestSignature:
+        if (self.kind == "webauthn") != (self.webauthn is not None):
+            raise ValueError("a passkey signature (kind webauthn) carries its webauthn proof")
+        if (self.kind == "gateway") != (self.sso is not None):
+            raise ValueError("a gateway signature (kind gateway) carries the sso it attests")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _as_before_for_keys(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """A ``key`` signature dumps exactly as before the other kinds existed (recorded
+        requests and attestations stay byte-identical)."""
+        del info
+        data: dict[str, Any] = handler(self)
+        if self.kind == "key":
+            data.pop("kind", None)
+        if self.webauthn is None:
+            data.pop("webauthn", None)
+        if self.sso is None:
+            data.pop("sso", None)
+        return data
+
+
+#: How each kind of signature is named to people (refusals, the dossier, ``audit verify``).
+KIND_LABELS: dict[str, str] = {"key": "CLI key", "webauthn": "passkey", "gateway": "gateway"}
+
+
+def signature_label(kind: str, sso: Any = None) -> str:
+    """``CLI key``, ``passkey`` or ``gateway (SSO <issuer> <subject>)``: how the dossier, the
+    status and ``audit verify`` name the kind of a signature (``sso``: the attested claims, as
+    :class:`SsoClaims` or its statement form)."""
+    if kind == "gateway":
+        if isinstance(sso, SsoClaims):
+            return f"gateway (SSO {sso.issuer} {sso.subject})"
+        if isinstance(sso, dict):
+            return f"gateway (SSO {sso.get('issuer', '?')} {sso.get('subject', '?')})"
+        return "gateway"
+    return KIND_LABELS.get(kind, kind)
 
 
 def unsigned_body(request: dict[str, Any]) -> dict[str, Any]:
@@ -76,9 +192,13 @@ def statement(
     key_id: str,
     signed_at: datetime,
     nonce: str,
+    sso: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The statement as plain JSON data (what the audit trail keeps to re-verify it)."""
-    return {
+    """The statement as plain JSON data (what the audit trail keeps to re-verify it).
+
+    ``sso`` (a gateway's attestation: :meth:`SsoClaims.statement`) is included only when given.
+    """
+    body: dict[str, Any] = {
         "v": 1,
         "type": "gatekeeper.request",
         "action": action,
@@ -89,6 +209,9 @@ def statement(
         "signed_at": timestamp(signed_at),
         "nonce": nonce,
     }
+    if sso is not None:
+        body["sso"] = sso
+    return body
 
 
 def statement_bytes(**fields: Any) -> bytes:
@@ -98,6 +221,119 @@ def statement_bytes(**fields: Any) -> bytes:
 
 def new_nonce() -> str:
     return secrets.token_urlsafe(18)
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding (how WebAuthn spells bytes)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(value: str) -> bytes:
+    """The bytes of base64url text with or without padding. Raises ValueError when malformed."""
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as err:
+        raise ValueError("not base64url") from err
+
+
+def challenge(
+    *,
+    action: str,
+    actor: str,
+    request: dict[str, Any],
+    binding: Binding,
+    key_id: str,
+    signed_at: datetime,
+    nonce: str,
+) -> bytes:
+    """The 32 bytes a browser passes as the WebAuthn challenge: the sha256 of the statement
+    (:func:`statement_bytes`), so the passkey signs exactly what a CLI key would."""
+    return hashlib.sha256(
+        statement_bytes(
+            action=action,
+            actor=actor,
+            request=request,
+            binding=binding,
+            key_id=key_id,
+            signed_at=signed_at,
+            nonce=nonce,
+        )
+    ).digest()
+
+
+def webauthn_signed(
+    request: dict[str, Any],
+    *,
+    action: str,
+    actor: str,
+    binding: Binding,
+    key_id: str,
+    signed_at: datetime,
+    nonce: str,
+    authenticator_data: str,
+    client_data_json: str,
+    signature: str,
+) -> dict[str, Any]:
+    """``request`` with a passkey signature added, as the console sends it.
+
+    ``authenticator_data``, ``client_data_json`` and ``signature`` are what the browser's
+    ``navigator.credentials.get`` returned (base64url); the assertion's challenge must have been
+    :func:`challenge` of the same fields.
+    """
+    value = base64.b64encode(b64url_decode(signature)).decode("ascii")
+    signed = RequestSignature(
+        key_id=key_id,
+        signed_at=signed_at,
+        nonce=nonce,
+        binding=binding,
+        value=value,
+        kind="webauthn",
+        webauthn=WebAuthnProof(
+            authenticator_data=authenticator_data, client_data_json=client_data_json
+        ),
+    )
+    return {**unsigned_body(request), SIGNATURE_FIELD: signed.model_dump(mode="json")}
+
+
+def gateway_signed(
+    private_key: Ed25519PrivateKey,
+    request: dict[str, Any],
+    *,
+    action: str,
+    actor: str,
+    binding: Binding,
+    sso: SsoClaims,
+    signed_at: datetime | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    """``request`` with the gateway's (the console's) signature attesting ``sso`` added: the
+    worker accepts it only where the policy allows gateway-attested ``action`` and the registry
+    links ``sso`` to ``actor``."""
+    from gatekeeper.identity.keys import key_id_of  # it imports the models, which import us
+
+    key_id = key_id_of(public_key_b64(private_key))
+    signed_at = signed_at or datetime.now(UTC)
+    nonce = nonce or new_nonce()
+    payload = statement_bytes(
+        action=action,
+        actor=actor,
+        request=request,
+        binding=binding,
+        key_id=key_id,
+        signed_at=signed_at,
+        nonce=nonce,
+        sso=sso.statement(),
+    )
+    signed = RequestSignature(
+        key_id=key_id,
+        signed_at=signed_at,
+        nonce=nonce,
+        binding=binding,
+        value=base64.b64encode(private_key.sign(payload)).decode("ascii"),
+        kind="gateway",
+        sso=sso,
+    )
+    return {**unsigned_body(request), SIGNATURE_FIELD: signed.model_dump(mode="json")}
 
 
 def sign_request(

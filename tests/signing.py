@@ -96,10 +96,19 @@ class MemoryDirectory:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[str, KeyRecord] = {}
+        self._sso: dict[tuple[str, str], str] = {}
 
     def key(self, key_id: str) -> KeyRecord | None:
         with self._lock:
             return self._records.get(key_id)
+
+    def sso_person(self, issuer: str, subject: str) -> str | None:
+        with self._lock:
+            return self._sso.get((issuer, subject))
+
+    def link_sso(self, person: str, issuer: str, subject: str) -> None:
+        with self._lock:
+            self._sso[(issuer, subject)] = person
 
     def add(self, record: KeyRecord) -> KeyRecord:
         with self._lock:

@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     import cryptography.exceptions  # noqa: F401  (see workflows/release.py)
 
+    import gatekeeper.webauthn  # noqa: F401  (holds cryptography's ECDSA: see workflows/release.py)
     from gatekeeper import order_decisions as decide
     from gatekeeper import signed_requests
     from gatekeeper.errors import BadInput

@@ -26,7 +26,7 @@ import gatekeeper
 # only when it is imported by name inside this block, so each is named here; the rest, imported
 # below, the sandbox imports afresh for each run and checks. tests/workflows/test_sandbox.py
 # checks which side each module is on. Shared, and why:
-# - cryptography (and gatekeeper.signing and .statements, which hold it): a pyo3 module loads
+# - cryptography (and gatekeeper.signing, .statements and .webauthn, which hold it): a pyo3 module loads
 #   once per process; its Rust core imports cryptography.exceptions lazily when a signature
 #   fails to verify, and that import inside the sandbox aborts the process.
 # - gatekeeper.identity (authority, and the keys and heads it hands out): the worker's key
@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     import gatekeeper.models.spec
     import gatekeeper.signing
     import gatekeeper.statements  # signed requests (workflows.requests)
+    import gatekeeper.webauthn  # passkey assertions: holds cryptography's ECDSA
     import gatekeeper.yamlfile  # noqa: F401
     from gatekeeper.codec_refusals import UNDECRYPTABLE_PAYLOAD
     from gatekeeper.errors import BadInput, InputError

@@ -123,6 +123,8 @@ class Requests:
                 max_age=ledger.policy.signature_max_age,
                 used_nonces=ledger.used_nonces,
                 unsigned_allowed=authority.unsigned_allowed(task_queue),
+                gateway_actions=ledger.policy.gateway_attestation,
+                policy_ref=f"{ledger.policy.policy_id}@{ledger.policy.version}",
             )
 
     def screened(

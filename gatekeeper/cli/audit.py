@@ -77,6 +77,7 @@ def export(
                     key_chain=identity.chain_to_root if identity is not None else None,
                     anchors=anchors.anchors if anchors is not None else None,
                     anchors_source=anchors.url if anchors is not None else "",
+                    sso_proof=identity.sso_link_entries if identity is not None else None,
                 )
 
     dossier = common.run(go())

@@ -10,6 +10,8 @@ registry, an admin's key from the keys dir, how a key record prints) these comma
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
@@ -18,6 +20,7 @@ from gatekeeper.cli import common, keys
 from gatekeeper.errors import GatekeeperError, InputError
 from gatekeeper.identity.keyfiles import read_private_key
 from gatekeeper.identity.keys import PrincipalKind, key_id_of
+from gatekeeper.text import for_markup
 
 app = typer.Typer(
     help="The identity registry: its trust root and the signed log of every change.",
@@ -88,11 +91,19 @@ def identity_log(ctx: typer.Context, json_: bool = common.JSON_OPTION) -> None:
             str(entry.seq),
             keys.stamp(entry.at),
             entry.action,
-            entry.key_id,
+            entry.key_id or _sso_of(entry.body),
             entry.by_key_id,
             entry.hash[:16] + "…",
         )
     common.print_table(table)
+
+
+def _sso_of(body: dict[str, Any]) -> str:
+    """What a single sign-on entry is about, where other entries name a key."""
+    sso = body.get("sso")
+    if not isinstance(sso, dict):
+        return "-"
+    return for_markup(f"{sso.get('issuer')} {sso.get('subject')} → {sso.get('person')}")
 
 
 @app.command("verify")

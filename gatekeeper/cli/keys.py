@@ -6,6 +6,9 @@ registry's database, which the worker reads): every change is signed with the ad
 the keys dir (``--admin NAME`` reads ``NAME.pem``) and appended to the identity log.
 
 - ``gatekeeper keys generate|register|list|revoke|rotate`` (here);
+- ``gatekeeper keys passkey list|approve|reject``: passkeys people enrolled in the console;
+- ``gatekeeper keys sso link|unlink|list``: single sign-on identities linked to people;
+- ``gatekeeper keys gateway register``: the console's key, as a trusted gateway;
 - ``gatekeeper identity init|log|verify|worker-key``: the trust root and the signed log
   (:mod:`gatekeeper.cli.identity`).
 """
@@ -28,7 +31,7 @@ from gatekeeper.cli import common, stores
 from gatekeeper.cli.session import key_path, parse_when
 from gatekeeper.errors import InputError
 from gatekeeper.identity.keyfiles import read_private_key, write_private_key
-from gatekeeper.identity.keys import KeyRecord, PrincipalKind, key_id_of
+from gatekeeper.identity.keys import KeyKind, KeyRecord, PendingPasskey, PrincipalKind, key_id_of
 from gatekeeper.models.base import Identifier, parse_duration
 from gatekeeper.settings import Settings
 from gatekeeper.text import for_markup
@@ -40,7 +43,7 @@ app = typer.Typer(
     help="Signing keys: generate, register, list, revoke, rotate.", no_args_is_help=True
 )
 
-_KIND_HELP = "person, worker or admin"
+_KIND_HELP = "person, worker, admin or gateway"
 
 
 # -- shared ------------------------------------------------------------------------------------
@@ -254,7 +257,7 @@ def list_keys(
         table.add_row(
             record.key_id,
             record.principal,
-            record.principal_kind.value,
+            record.principal_kind.value + (" (passkey)" if record.kind is KeyKind.WEBAUTHN else ""),
             stamp(record.valid_from),
             stamp(record.valid_until),
             for_markup(revoked),
@@ -343,3 +346,235 @@ def rotate(
         markup=False,
         highlight=False,
     )
+
+
+# -- passkeys (enrolled through the console, approved here) -------------------------------------
+
+passkey_app = typer.Typer(
+    help="Passkeys people enrolled in the web console: list, approve, reject (identity admins).",
+    no_args_is_help=True,
+)
+app.add_typer(passkey_app, name="passkey")
+
+_ADMIN_HELP = "The identity admin deciding (their key is NAME.pem in the keys dir)."
+
+
+def _enrollment_row(enrollment: PendingPasskey) -> dict[str, Any]:
+    return enrollment.model_dump(mode="json")
+
+
+@passkey_app.command("list")
+def passkey_list(
+    ctx: typer.Context,
+    pending: bool = typer.Option(False, "--pending", help="Only those waiting for an admin."),
+    as_: str = typer.Option(None, "--as", "--person", help="Only this person's."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Passkey enrollments: who asked, when, for which console origin, and their state."""
+    settings = common.settings(ctx)
+    person = _principal(as_) if as_ else None
+    with open_registry(settings) as registry:
+        found = (
+            registry.pending_passkeys(person) if pending else registry.passkey_enrollments(person)
+        )
+    if json_:
+        common.print_json([_enrollment_row(e) for e in found])
+        return
+    table = Table("enrollment", "person", "key id", "label", "origin", "requested", "state")
+    for e in found:
+        state = e.state + (f" ({e.reason})" if e.reason else "")
+        table.add_row(
+            e.enrollment_id,
+            e.person,
+            e.key_id,
+            for_markup(e.label),
+            e.origin,
+            stamp(e.requested_at),
+            for_markup(state),
+        )
+    common.print_table(table)
+
+
+@passkey_app.command("approve")
+def passkey_approve(
+    ctx: typer.Context,
+    enrollment_id: str = typer.Argument(..., help="The enrollment (see `keys passkey list`)."),
+    admin: str = typer.Option(..., "--admin", "--as", help=_ADMIN_HELP),
+    valid_until: str = typer.Option(None, "--valid-until", help="e.g. 2027-06-30 or +365d."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Register an enrolled passkey for its person, certified by the admin and logged: from now
+    on it signs their decisions in the console."""
+    settings = common.settings(ctx)
+    until = _when(valid_until, "--valid-until")
+    admin_key = read_admin_key(settings, admin)
+    with open_registry(settings, create=True) as registry:
+        record = registry.approve_passkey(enrollment_id.strip(), admin_key, valid_until=until)
+    if json_:
+        common.print_json(record.model_dump(mode="json"))
+        return
+    print_record(f"approved passkey {record.key_id} of {record.principal}", record)
+    common.console.print(
+        f"    {'origin':<13}{record.origin} (relying party {record.rp_id})",
+        markup=False,
+        highlight=False,
+    )
+
+
+@passkey_app.command("reject")
+def passkey_reject(
+    ctx: typer.Context,
+    enrollment_id: str = typer.Argument(..., help="The enrollment (see `keys passkey list`)."),
+    admin: str = typer.Option(..., "--admin", "--as", help=_ADMIN_HELP),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the identity log)."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Refuse an enrolled passkey (logged); it never counts."""
+    settings = common.settings(ctx)
+    admin_key = read_admin_key(settings, admin)
+    with open_registry(settings, create=True) as registry:
+        registry.reject_passkey(enrollment_id.strip(), admin_key, reason)
+    if json_:
+        common.print_json({"enrollment_id": enrollment_id.strip(), "state": "rejected"})
+        return
+    common.console.print(
+        f"[green]✔[/] rejected passkey enrollment {for_markup(enrollment_id.strip())}"
+    )
+
+
+# -- single sign-on links ------------------------------------------------------------------------
+
+sso_app = typer.Typer(
+    help="Single sign-on identities (OIDC issuer + subject) linked to people: link, unlink, list.",
+    no_args_is_help=True,
+)
+app.add_typer(sso_app, name="sso")
+
+
+@sso_app.command("link")
+def sso_link(
+    ctx: typer.Context,
+    person: str = typer.Argument(..., help="The roster person the identity is."),
+    issuer: str = typer.Option(..., "--issuer", help="The OIDC provider's issuer URL."),
+    subject: str = typer.Option(..., "--subject", help="The subject (sub) it gives the person."),
+    email: str = typer.Option(None, "--email", help="Their e-mail there (for the reader)."),
+    admin: str = typer.Option(..., "--admin", "--as", help=_ADMIN_HELP),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Link an OIDC identity to a person (signed by the admin, logged): the console signs them in
+    as that person, and a gateway may attest it where the policy allows."""
+    settings = common.settings(ctx)
+    name = _principal(person, "PERSON")
+    admin_key = read_admin_key(settings, admin)
+    with open_registry(settings, create=True) as registry:
+        link = registry.link_sso(
+            name, issuer=issuer.strip(), subject=subject.strip(), email=email, admin_key=admin_key
+        )
+    if json_:
+        common.print_json(link.model_dump(mode="json"))
+        return
+    common.console.print(
+        f"[green]✔[/] linked {for_markup(link.issuer)} {for_markup(link.subject)} to "
+        f"{for_markup(link.person)}"
+    )
+
+
+@sso_app.command("unlink")
+def sso_unlink(
+    ctx: typer.Context,
+    person: str = typer.Argument(..., help="The person it is linked to."),
+    issuer: str = typer.Option(..., "--issuer", help="The OIDC provider's issuer URL."),
+    subject: str = typer.Option(..., "--subject", help="The subject (sub)."),
+    admin: str = typer.Option(..., "--admin", "--as", help=_ADMIN_HELP),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Remove a link (signed by the admin, logged): the identity no longer signs in as them."""
+    settings = common.settings(ctx)
+    name = _principal(person, "PERSON")
+    admin_key = read_admin_key(settings, admin)
+    with open_registry(settings, create=True) as registry:
+        registry.unlink_sso(
+            name, issuer=issuer.strip(), subject=subject.strip(), admin_key=admin_key
+        )
+    if json_:
+        common.print_json({"person": name, "issuer": issuer.strip(), "subject": subject.strip()})
+        return
+    common.console.print(
+        f"[green]✔[/] unlinked {for_markup(issuer.strip())} {for_markup(subject.strip())} from "
+        f"{for_markup(name)}"
+    )
+
+
+@sso_app.command("list")
+def sso_list(
+    ctx: typer.Context,
+    person: str = typer.Option(None, "--person", "--as", help="Only this person's."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Linked single sign-on identities."""
+    settings = common.settings(ctx)
+    name = _principal(person, "--person") if person else None
+    with open_registry(settings) as registry:
+        links = registry.sso_links(name)
+    if json_:
+        common.print_json([link.model_dump(mode="json") for link in links])
+        return
+    table = Table("person", "issuer", "subject", "e-mail", "linked", "by")
+    for link in links:
+        table.add_row(
+            link.person,
+            for_markup(link.issuer),
+            for_markup(link.subject),
+            for_markup(link.email or "-"),
+            stamp(link.linked_at),
+            link.linked_by,
+        )
+    common.print_table(table)
+
+
+# -- gateway keys (the console's) ----------------------------------------------------------------
+
+gateway_app = typer.Typer(
+    help="Gateway keys: the web console's key, which may attest single sign-on identities.",
+    no_args_is_help=True,
+)
+app.add_typer(gateway_app, name="gateway")
+
+
+@gateway_app.command("register")
+def gateway_register(
+    ctx: typer.Context,
+    name: str = typer.Option("console", "--name", help="The gateway's principal id."),
+    key_file: Path = typer.Option(
+        ..., "--key-file", help="The gateway's Ed25519 PEM (created, mode 600, when missing)."
+    ),
+    admin: str = typer.Option(..., "--admin", "--as", help=_ADMIN_HELP),
+    valid_until: str = typer.Option(None, "--valid-until", help="e.g. 2027-06-30 or +365d."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Register the console's key as a trusted gateway (signed by the admin, logged). It counts
+    only where a policy lists updates in `gateway_attestation`, for identities an admin linked."""
+    settings = common.settings(ctx)
+    principal = _principal(name, "--name")
+    until = _when(valid_until, "--valid-until")
+    admin_key = read_admin_key(settings, admin)
+    created = not key_file.exists()
+    key = Ed25519PrivateKey.generate() if created else read_private_key(key_file)
+    with open_registry(settings, create=True) as registry:
+        record = registry.register(
+            principal=principal,
+            principal_kind=PrincipalKind.GATEWAY,
+            public_key=signing.public_key_b64(key),
+            valid_until=until,
+            admin_key=admin_key,
+        )
+    if created:
+        write_private_key(key_file, key)
+    if json_:
+        common.print_json({**record.model_dump(mode="json"), "key_file": str(key_file)})
+        return
+    print_record(f"registered gateway {principal} ({record.key_id})", record)
+    if created:
+        common.console.print(
+            f"    {'key file':<13}{key_file} (new, mode 600)", markup=False, highlight=False
+        )

@@ -19,10 +19,11 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
 from gatekeeper.adapters.outbox import Outbox
-from gatekeeper.dossier.model import Dossier, build_dossier, key_ids_used
+from gatekeeper.dossier.model import Dossier, build_dossier, key_ids_used, sso_identities
 from gatekeeper.errors import ConnectionFailed, GatekeeperError, ReleaseNotFound
 from gatekeeper.identity.heads import Anchor
 from gatekeeper.identity.keys import KeyRecord
+from gatekeeper.identity.log import IdentityLogEntry
 from gatekeeper.ids import release_workflow_id
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.installed import InstalledPolicy
@@ -40,6 +41,7 @@ async def collect_dossier(
     key_chain: Callable[[str], list[KeyRecord]] | None = None,
     anchors: Callable[[str], list[Anchor]] | None = None,
     anchors_source: str = "",
+    sso_proof: Callable[[str, str], list[IdentityLogEntry]] | None = None,
 ) -> Dossier:
     """The dossier of ``release_id`` as it stands now.
 
@@ -54,6 +56,9 @@ async def collect_dossier(
             ``audit verify`` then names it.
         anchors: the heads anchored for a release (the anchor table), when it can be reached.
         anchors_source: where ``anchors`` reads, for the reader.
+        sso_proof: the identity log entries that linked (or unlinked) a single sign-on identity
+            (the identity registry's ``sso_link_entries``): the dossier carries them, and their
+            admins' keys, for each identity a gateway attested.
 
     Raises:
         ReleaseNotFound: no such release.
@@ -87,8 +92,14 @@ async def collect_dossier(
     execution = description.status or WorkflowExecutionStatus.RUNNING
     anchored = await asyncio.to_thread(anchors, release_id) if anchors is not None else []
     keys: list[KeyRecord] = []
+    links: list[IdentityLogEntry] = []
+    if sso_proof is not None:
+        for issuer, subject in sso_identities(audit):
+            links += await asyncio.to_thread(sso_proof, issuer, subject)
     if key_chain is not None:
-        used = key_ids_used(audit) + [a.head.key_id for a in anchored]
+        used = (
+            key_ids_used(audit) + [a.head.key_id for a in anchored] + [e.by_key_id for e in links]
+        )
         for key_id in dict.fromkeys(used):
             try:
                 keys += await asyncio.to_thread(key_chain, key_id)
@@ -107,6 +118,7 @@ async def collect_dossier(
         keys=keys,
         anchors=anchored,
         anchors_source=anchors_source if anchors is not None else "",
+        sso_links=links,
     )
 
 

@@ -167,6 +167,8 @@ def _decisions(dossier: Dossier) -> Section:
     for d in dossier.decisions:
         who = d.person + (f" for {d.on_behalf_of}" if d.on_behalf_of else "")
         signature: str = d.signature_check
+        if d.signed_with:
+            signature += f" ({d.signed_with})"
         if d.signature is not None:
             signature += f" (signed {when(d.signature.signed_at)}, nonce {d.signature.nonce})"
         validity = "valid" if d.valid else f"lapsed: {d.invalidated_reason}"

@@ -17,11 +17,13 @@ from gatekeeper import signing
 from gatekeeper.canonical import digest_of
 from gatekeeper.identity.heads import HEAD_ACTION, Anchor, SignedHead
 from gatekeeper.identity.keys import KeyRecord
+from gatekeeper.identity.log import IdentityLogEntry
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import Model
 from gatekeeper.models.messages import DecisionSignature
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.status import ReleaseStatus
+from gatekeeper.statements import signature_label
 
 #: ``format`` of every JSON dossier this version writes (``audit verify`` recognises it).
 DOSSIER_FORMAT = "gatekeeper.release-dossier/1"
@@ -49,6 +51,9 @@ class DecisionEntry(Model):
     signature: DecisionSignature | None = None
     key_id: str | None = None
     signature_check: SignatureCheck = "unsigned"
+    #: How the signed request was signed: "CLI key", "passkey" or "gateway (SSO <issuer>
+    #: <subject>)" (from its attestation in the audit chain; "" when unsigned).
+    signed_with: str = ""
 
 
 class DeliveryEntry(Model):
@@ -103,6 +108,10 @@ class Dossier(Model):
     anchors: list[Anchor] = Field(default_factory=list)
     #: Where ``anchors`` were read ("" when the anchor table could not be reached).
     anchors_source: str = ""
+    #: The identity log entries (signed by identity admins) that linked, or unlinked, the single
+    #: sign-on identities gateway-attested requests name: ``audit verify`` checks each gateway
+    #: attestation's identity was linked to its actor when signed.
+    sso_links: list[IdentityLogEntry] = Field(default_factory=list)
 
 
 def build_dossier(
@@ -119,6 +128,7 @@ def build_dossier(
     keys: Iterable[KeyRecord] = (),
     anchors: Iterable[Anchor] = (),
     anchors_source: str = "",
+    sso_links: Iterable[IdentityLogEntry] = (),
 ) -> Dossier:
     """Assemble the dossier of one release.
 
@@ -135,6 +145,8 @@ def build_dossier(
         keys: the key records the chain's signatures need, with their certificate chains.
         anchors: the heads anchored for the release.
         anchors_source: where the anchors were read.
+        sso_links: the identity log entries linking the single sign-on identities that
+            gateway-attested requests name.
     """
     unique: dict[str, KeyRecord] = {}
     for record in keys:
@@ -150,7 +162,7 @@ def build_dossier(
         policy_sha256=status.policy_sha256,
         policy_check=_policy_check(policy, status),
         status=status,
-        decisions=decisions_of(status, policy),
+        decisions=decisions_of(status, policy, audit),
         notifications=notifications_of(status.release_id, outbox),
         notifications_source=notifications_source,
         audit_head=audit[-1].hash if audit else status.audit_head,
@@ -159,6 +171,7 @@ def build_dossier(
         signed_heads=signed_heads_of(audit, anchors),
         anchors=anchors,
         anchors_source=anchors_source,
+        sso_links=sorted({e.seq: e for e in sso_links}.values(), key=lambda e: e.seq),
     )
 
 
@@ -198,6 +211,20 @@ def key_ids_used(audit: Iterable[AuditEvent]) -> list[str]:
     return list(found)
 
 
+def sso_identities(audit: Iterable[AuditEvent]) -> list[tuple[str, str]]:
+    """The single sign-on identities (issuer, subject) the chain's gateway attestations name."""
+    found: dict[tuple[str, str], None] = {}
+    for event in audit:
+        attestation = event.details.get("attestation")
+        statement = attestation.get("statement") if isinstance(attestation, dict) else None
+        sso = statement.get("sso") if isinstance(statement, dict) else None
+        if isinstance(sso, dict):
+            issuer, subject = sso.get("issuer"), sso.get("subject")
+            if isinstance(issuer, str) and isinstance(subject, str):
+                found.setdefault((issuer, subject), None)
+    return list(found)
+
+
 def _policy_check(policy: Policy | None, status: ReleaseStatus) -> PolicyCheck:
     if policy is None:
         return "unavailable"
@@ -208,8 +235,34 @@ def _policy_check(policy: Policy | None, status: ReleaseStatus) -> PolicyCheck:
     )
 
 
-def decisions_of(status: ReleaseStatus, policy: Policy | None) -> list[DecisionEntry]:
+def signature_kinds(audit: Iterable[AuditEvent]) -> dict[tuple[str, str, str, str], str]:
+    """(actor, action, stage, key id) -> how each attested request was signed
+    (:func:`gatekeeper.statements.signature_label`)."""
+    found: dict[tuple[str, str, str, str], str] = {}
+    for event in audit:
+        attestation = event.details.get("attestation")
+        if not isinstance(attestation, dict):
+            continue
+        statement = attestation.get("statement")
+        if not isinstance(statement, dict):
+            continue
+        binding = statement.get("binding")
+        stage = binding.get("stage") if isinstance(binding, dict) else None
+        where = (
+            str(statement.get("actor")),
+            str(statement.get("action")),
+            str(stage),
+            str(statement.get("key_id")),
+        )
+        found[where] = signature_label(str(attestation.get("kind", "key")), statement.get("sso"))
+    return found
+
+
+def decisions_of(
+    status: ReleaseStatus, policy: Policy | None, audit: Iterable[AuditEvent] = ()
+) -> list[DecisionEntry]:
     """Every decision at every gate, in the order they were made."""
+    kinds = signature_kinds(audit)
     entries = [
         DecisionEntry(
             stage=gate.stage,
@@ -223,6 +276,10 @@ def decisions_of(status: ReleaseStatus, policy: Policy | None) -> list[DecisionE
             invalidated_reason=decision.invalidated_reason,
             signature=decision.signature,
             key_id=decision.key_id,
+            signed_with=kinds.get(
+                (decision.person, decision.kind.value, gate.stage, decision.key_id or ""),
+                "CLI key" if decision.key_id is not None else "",
+            ),
             signature_check="signed request"
             if decision.key_id is not None
             else _signature_check(

@@ -5,7 +5,12 @@ hash after it. What they cannot recompute are signatures:
 
 - every **attestation** (an accepted signed request's ``details["attestation"]``): the statement's
   canonical JSON verifies with the key it names, taken from the dossier's key set; the key's
-  principal is the event's actor and was valid when the statement was signed;
+  principal is the event's actor and was valid when the statement was signed. A passkey's
+  attestation (``kind`` webauthn) is re-checked as the worker did (:mod:`gatekeeper.webauthn`:
+  challenge = sha256 of the statement, origin, relying party, user verified, ECDSA); a gateway's
+  (``kind`` gateway) verifies with a key registered as a gateway, and the dossier's ``sso_links``
+  (identity log entries an admin signed) must show the attested identity linked to the actor
+  when it signed;
 - every **signed head** (``audit_head_signed``): a worker's key signed that the chain's event at
   ``seq`` has hash ``hash`` (and lists a prefix of each event's hash since the previous head, so
   a re-hashed chain is caught at the first event that differs);
@@ -18,6 +23,8 @@ Pure functions over plain JSON data; no I/O.
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,12 +32,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gatekeeper.canonical import canonical_json
+from gatekeeper.canonical import canonical_json, sha256_hex
 from gatekeeper.identity.heads import HEAD_ACTION, Anchor, SignedHead, verify_head
-from gatekeeper.identity.keys import KeyRecord, PrincipalKind, certificate_bytes, key_id_of
+from gatekeeper.identity.keys import (
+    KeyKind,
+    KeyRecord,
+    PrincipalKind,
+    certificate_bytes,
+    key_id_for,
+)
+from gatekeeper.identity.log import IdentityLogEntry, LogAction, iso
 from gatekeeper.ids import ORDER_ACTOR_PREFIX
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.signing import verify as verify_bytes
+from gatekeeper.statements import signature_label
+from gatekeeper.webauthn import assertion_problem
 
 #: Actions whose event ends a release.
 TERMINAL_ACTIONS = frozenset({"release_launched", "release_rejected", "release_withdrawn"})
@@ -57,6 +73,8 @@ class SignatureReport:
     anchors_from: str
     #: Events after the last signed head that nothing signed yet (a running release).
     unsigned_tail: tuple[int, int] | None = None
+    #: How many attestations of each kind ("CLI key", "passkey", "gateway"), in order met.
+    kinds: tuple[tuple[str, int], ...] = ()
 
 
 def check_signatures(
@@ -77,16 +95,17 @@ def check_signatures(
     keys = _keys(dossier.get("keys"))
     for record in extra_keys:
         keys.setdefault(record.key_id, record)
-    trust = _Trust(keys, trust_root)
+    trust = _Trust(keys, trust_root, _links(dossier.get("sso_links")))
     problems: list[Problem] = []
     heads: list[tuple[int, SignedHead]] = []
     attestations = 0
+    kinds: Counter[str] = Counter()
     for index, event in enumerate(events):
         try:
             if event.action == HEAD_ACTION:
                 heads.append((index, _check_head(events, index, event, trust)))
             elif "attestation" in event.details:
-                _check_attestation(index, event, trust)
+                kinds[_check_attestation(index, event, trust)] += 1
                 attestations += 1
         except Problem as problem:
             problems.append(problem)
@@ -142,6 +161,7 @@ def check_signatures(
         anchors=len(anchors),
         anchors_from=anchors_from,
         unsigned_tail=tail,
+        kinds=tuple(kinds.items()),
     )
 
 
@@ -160,7 +180,7 @@ def _keys(raw: Any) -> dict[str, KeyRecord]:
                 None, f"altered: key #{number} of the dossier is not a key record ({where})"
             ) from err
         try:
-            derived = key_id_of(record.public_key)
+            derived = key_id_for(record.kind, record.public_key)
         except ValueError as err:
             raise Problem(None, f"altered: key {record.key_id}: {err}") from err
         if derived != record.key_id:
@@ -174,9 +194,15 @@ def _keys(raw: Any) -> dict[str, KeyRecord]:
 class _Trust:
     """Which keys chain to the pinned root (each answer computed once)."""
 
-    def __init__(self, keys: dict[str, KeyRecord], root: str | None) -> None:
+    def __init__(
+        self,
+        keys: dict[str, KeyRecord],
+        root: str | None,
+        links: list[IdentityLogEntry] | None = None,
+    ) -> None:
         self.keys = keys
         self.root = root
+        self.links = links or []
         self._known: dict[str, str | None] = {}
 
     def key(self, key_id: Any, what: str) -> KeyRecord:
@@ -250,13 +276,22 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _check_attestation(index: int, event: AuditEvent, trust: _Trust) -> None:
+def _check_attestation(index: int, event: AuditEvent, trust: _Trust) -> str:
+    """Check one attestation; how its kind is named (``signature_label``)."""
     label = _label(index, event)
     attestation = event.details.get("attestation")
     statement = attestation.get("statement") if isinstance(attestation, dict) else None
     signature = attestation.get("signature") if isinstance(attestation, dict) else None
     if not isinstance(statement, dict) or not isinstance(signature, str):
         raise Problem(index, f"altered: {label}: its attestation is not a signed statement")
+    assert isinstance(attestation, dict)
+    kind = attestation.get("kind", "key")
+    if kind not in ("key", "webauthn", "gateway"):
+        raise Problem(index, f"altered: {label}: its attestation is of an unknown kind")
+    if (kind == "gateway") != ("sso" in statement):
+        raise Problem(
+            index, f"altered: {label}: only a gateway's statement attests a single sign-on"
+        )
     try:
         key = trust.key(statement.get("key_id"), "its attestation")
     except _Reason as why:
@@ -267,10 +302,15 @@ def _check_attestation(index: int, event: AuditEvent, trust: _Trust) -> None:
             f"altered: {label}: the event names {event.actor}, the signed statement "
             f"{statement.get('actor')}",
         )
-    if event.actor.startswith(ORDER_ACTOR_PREFIX):
+    signed_at = _parse_time(statement.get("signed_at"))
+    if signed_at is None:
+        raise Problem(index, f"altered: {label}: its statement has no time of signing")
+    if kind == "gateway":
+        _check_gateway(index, label, event, key, statement, signed_at, trust)
+    elif event.actor.startswith(ORDER_ACTOR_PREFIX):
         # An access order's request, relayed to the release by a worker, is signed by that
         # worker's key (the order's own update was signed by its person, in the order's chain).
-        if key.principal_kind != PrincipalKind.WORKER:
+        if key.principal_kind != PrincipalKind.WORKER or kind != "key":
             raise Problem(
                 index,
                 f"altered: {label}: {event.actor}'s request is signed by {key.principal}, not "
@@ -280,14 +320,114 @@ def _check_attestation(index: int, event: AuditEvent, trust: _Trust) -> None:
         raise Problem(
             index, f"altered: {label}: signed with a key of {key.principal}, not of {event.actor}"
         )
-    signed_at = _parse_time(statement.get("signed_at"))
-    if signed_at is None:
-        raise Problem(index, f"altered: {label}: its statement has no time of signing")
+    elif (key.kind is KeyKind.WEBAUTHN) != (kind == "webauthn"):
+        raise Problem(
+            index, f"altered: {label}: signed as a {signature_label(kind)} with key {key.key_id}"
+        )
     invalid = key.why_not_valid_at(signed_at)
     if invalid is not None:
         raise Problem(index, f"altered: {label}: {invalid}")
+    if kind == "webauthn":
+        proof = attestation.get("webauthn")
+        if not isinstance(proof, dict) or not all(
+            isinstance(proof.get(name), str) for name in ("authenticator_data", "client_data_json")
+        ):
+            raise Problem(index, f"altered: {label}: its passkey assertion is missing")
+        problem = assertion_problem(
+            key,
+            challenge=hashlib.sha256(canonical_json(statement)).digest(),
+            authenticator_data=proof["authenticator_data"],
+            client_data_json=proof["client_data_json"],
+            signature_b64=signature,
+        )
+        if problem is not None:
+            raise Problem(index, f"altered: {label}: {problem}")
+        return signature_label(kind)
     if not verify_bytes(key.public_key, canonical_json(statement), signature):
         raise Problem(index, f"altered: {label}: the signature of {event.actor} does not verify")
+    return signature_label(kind)
+
+
+def _check_gateway(
+    index: int,
+    label: str,
+    event: AuditEvent,
+    key: KeyRecord,
+    statement: dict[str, Any],
+    signed_at: datetime,
+    trust: _Trust,
+) -> None:
+    """A gateway's attestation: by a registered gateway, of an identity an admin had linked to
+    the actor when it was signed (the dossier's ``sso_links``)."""
+    if key.principal_kind != PrincipalKind.GATEWAY or key.kind is not KeyKind.ED25519:
+        raise Problem(
+            index,
+            f"altered: {label}: attested by {key.principal}, which is not a registered gateway",
+        )
+    sso = statement.get("sso")
+    issuer = sso.get("issuer") if isinstance(sso, dict) else None
+    subject = sso.get("subject") if isinstance(sso, dict) else None
+    if not isinstance(issuer, str) or not isinstance(subject, str):
+        raise Problem(index, f"altered: {label}: its single sign-on claims are malformed")
+    linked: str | None = None
+    for entry in sorted(trust.links, key=lambda e: e.seq):
+        body = entry.body.get("sso")
+        if not isinstance(body, dict) or (body.get("issuer"), body.get("subject")) != (
+            issuer,
+            subject,
+        ):
+            continue
+        why = _link_problem(entry, trust)
+        if why is not None:
+            raise Problem(index, f"altered: {label}: the link of {issuer} {subject}: {why}")
+        if entry.at > signed_at:
+            break
+        linked = body.get("person") if entry.action == LogAction.LINK_SSO else None
+    if linked != event.actor:
+        raise Problem(
+            index,
+            f"altered: {label}: the dossier does not show {issuer} {subject} linked to "
+            f"{event.actor} when the gateway signed"
+            + (f" (it was linked to {linked})" if linked else ""),
+        )
+
+
+def _link_problem(entry: IdentityLogEntry, trust: _Trust) -> str | None:
+    """``None`` when ``entry`` is an identity log entry an admin trusted then signed."""
+    body = entry.body
+    if entry.action not in (LogAction.LINK_SSO, LogAction.UNLINK_SSO):
+        return f"entry {entry.seq} is a {entry.action}, not a link"
+    if (
+        sha256_hex(canonical_json(body)) != entry.hash
+        or body.get("action") != entry.action
+        or body.get("by") != entry.by_key_id
+        or body.get("at") != iso(entry.at)
+    ):
+        return f"identity log entry {entry.seq} was edited"
+    try:
+        admin = trust.key(entry.by_key_id, f"identity log entry {entry.seq}")
+    except _Reason as why:
+        return str(why)
+    if admin.principal_kind != PrincipalKind.ADMIN:
+        return f"identity log entry {entry.seq} is signed by {admin.principal}, not an admin"
+    invalid = admin.why_not_valid_at(entry.at)
+    if invalid is not None:
+        return invalid
+    if not verify_bytes(admin.public_key, canonical_json(body), entry.signature):
+        return f"the admin's signature on identity log entry {entry.seq} does not verify"
+    return None
+
+
+def _links(raw: Any) -> list[IdentityLogEntry]:
+    found: list[IdentityLogEntry] = []
+    for number, item in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            found.append(IdentityLogEntry.model_validate(item))
+        except ValidationError as err:
+            raise Problem(
+                None, f"altered: single sign-on link #{number} of the dossier is malformed"
+            ) from err
+    return found
 
 
 def _check_head(

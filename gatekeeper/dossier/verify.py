@@ -137,6 +137,9 @@ def _summary(report: SignatureReport) -> str:
         parts.append(f"{report.heads} signed head(s) up to event {report.signed_through}")
     parts.append(f"{report.anchors} anchor(s) from {report.anchors_from}")
     text = "; " + ", ".join(parts) + " verified"
+    if report.kinds:
+        # Which kind each signed request has: CLI key, passkey, gateway (SSO issuer subject).
+        text += "; signed with " + ", ".join(f"{kind} x{count}" for kind, count in report.kinds)
     if report.unsigned_tail is not None:
         start, end = report.unsigned_tail
         text += f"; events {start}–{end} are not signed yet"

@@ -27,6 +27,10 @@ class KeyDirectory(Protocol):
         """The registered key with this id, revoked or not, or ``None``."""
         ...
 
+    def sso_person(self, issuer: str, subject: str) -> str | None:
+        """The person an identity admin linked the OIDC identity (issuer, subject) to."""
+        ...
+
 
 _lock = threading.Lock()
 _directories: dict[str, KeyDirectory] = {}

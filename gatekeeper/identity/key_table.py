@@ -80,6 +80,9 @@ def record(row: Any) -> KeyRecord:
         revoked_reason=row.revoked_reason,
         certified_by=row.certified_by,
         certificate=row.certificate,
+        credential_id=row.credential_id,
+        rp_id=row.rp_id,
+        origin=row.origin,
     )
 
 
@@ -183,6 +186,9 @@ def insert_key(connection: Connection, record: KeyRecord, now: datetime, seq: in
             certificate=record.certificate,
             registered_at=now,
             log_seq=seq,
+            credential_id=record.credential_id,
+            rp_id=record.rp_id,
+            origin=record.origin,
         )
     )
 

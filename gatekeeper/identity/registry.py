@@ -27,22 +27,38 @@ refusals of a change in :mod:`gatekeeper.identity.key_table`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from gatekeeper import signing
 from gatekeeper.adapters.registry.database import Database
 from gatekeeper.adapters.registry.engine import SQLITE_BUSY_TIMEOUT
-from gatekeeper.adapters.registry.tables import identity_keys, identity_log
+from gatekeeper.adapters.registry.tables import (
+    identity_keys,
+    identity_log,
+    identity_sso_links,
+    passkey_enrollments,
+)
 from gatekeeper.identity import key_table as kt
 from gatekeeper.identity import log as ilog
 from gatekeeper.identity.key_table import IdentityRefused, UnknownKey, decode_public_key
-from gatekeeper.identity.keys import KeyKind, KeyRecord, PrincipalKind, key_id_of
+from gatekeeper.identity.keys import (
+    KeyKind,
+    KeyRecord,
+    PendingPasskey,
+    PrincipalKind,
+    SsoLink,
+    key_id_of,
+    webauthn_key_id,
+)
 from gatekeeper.identity.log import (
     GENESIS,
     IdentityLogEntry,
@@ -53,6 +69,7 @@ from gatekeeper.identity.log import (
     iso,
     private_key_id,
 )
+from gatekeeper.webauthn import load_public_key as load_passkey
 
 log = structlog.get_logger(__name__)
 
@@ -213,7 +230,8 @@ class IdentityRegistry(Database):
         to. With ``trust_root``, the log's root must be that key. The replay stops at the first
         broken entry (what follows it cannot be trusted), naming it.
         """
-        return ilog.replay(self.log(), self.keys(), trust_root)
+        links = {(link.issuer, link.subject): link.person for link in self.sso_links()}
+        return ilog.replay(self.log(), self.keys(), trust_root, links)
 
     # -- changing (each change signed by an admin key and logged) ----------------------------
 
@@ -374,6 +392,11 @@ class IdentityRegistry(Database):
         with self._write(f"rotate key {key_id}") as connection:
             admin = self._admin(connection, admin_key, now)
             old = kt.target(connection, key_id)
+            if old.kind is KeyKind.WEBAUTHN:
+                raise IdentityRefused(
+                    f"key {key_id} of {old.principal} is a passkey: enroll a new one in the "
+                    "console and revoke this one"
+                )
             why = old.why_not_valid_at(now)
             if why is not None:
                 raise IdentityRefused(f"{why}; register a new key instead of rotating it")
@@ -409,12 +432,365 @@ class IdentityRegistry(Database):
             kt.set_revoked(connection, key_id, retire, reason)
         return record
 
+    # -- passkeys (requested by the console, approved by an identity admin) -------------------
+
+    def enroll_passkey(
+        self,
+        person: str,
+        *,
+        credential_id: str,
+        public_key: str,
+        rp_id: str,
+        origin: str,
+        label: str = "",
+    ) -> PendingPasskey:
+        """Record ``person``'s request to register a passkey (no admin signature: a request).
+        It counts for nothing until an identity admin approves it (:meth:`approve_passkey`).
+
+        Raises:
+            IdentityRefused: a malformed credential, public key, relying party or origin; the
+                passkey is registered or already waits; ``person`` has too many waiting.
+        """
+        person = kt.principal(person)
+        try:
+            load_passkey(public_key)
+            key_id = webauthn_key_id(public_key)
+        except ValueError as err:
+            raise IdentityRefused(f"passkey: {err}") from None
+        now = self._clock()
+        try:
+            enrollment = PendingPasskey(
+                enrollment_id="pk-" + secrets.token_hex(6),
+                person=person,
+                key_id=key_id,
+                credential_id=credential_id,
+                public_key=public_key,
+                rp_id=rp_id,
+                origin=origin,
+                label=label,
+                requested_at=now,
+            )
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise IdentityRefused(f"passkey enrollment: {where}: {first['msg']}") from None
+        with self._write(f"enroll a passkey for {person}") as connection:
+            if kt.row_by_public_key(connection, public_key) is not None:
+                raise IdentityRefused(f"passkey {key_id} is already registered")
+            waiting = [
+                row
+                for row in connection.execute(
+                    sa.select(passkey_enrollments).where(passkey_enrollments.c.state == "pending")
+                ).all()
+                if row.person == person or row.key_id == key_id
+            ]
+            if any(row.key_id == key_id for row in waiting):
+                raise IdentityRefused(f"passkey {key_id} already waits for an identity admin")
+            if len(waiting) >= MAX_PENDING_PASSKEYS:
+                raise IdentityRefused(
+                    f"{person} has {len(waiting)} passkeys waiting for an identity admin; "
+                    "ask them to approve or reject those first"
+                )
+            connection.execute(
+                sa.insert(passkey_enrollments).values(
+                    **enrollment.model_dump(exclude={"state", "decided_at", "decided_by"}),
+                    state="pending",
+                )
+            )
+        return enrollment
+
+    def pending_passkeys(self, person: str | None = None) -> list[PendingPasskey]:
+        """Passkey enrollments waiting for an admin (of ``person``), oldest first."""
+        return [e for e in self.passkey_enrollments(person) if e.state == "pending"]
+
+    def passkey_enrollments(self, person: str | None = None) -> list[PendingPasskey]:
+        """Every passkey enrollment (pending, approved, rejected), oldest first."""
+        query = sa.select(passkey_enrollments).order_by(passkey_enrollments.c.requested_at)
+        if person is not None:
+            query = query.where(passkey_enrollments.c.person == person)
+        with self._read("list passkey enrollments") as connection:
+            rows = connection.execute(query).all()
+        return [_enrollment(row) for row in rows]
+
+    def approve_passkey(
+        self,
+        enrollment_id: str,
+        admin_key: Ed25519PrivateKey,
+        *,
+        valid_until: datetime | None = None,
+    ) -> KeyRecord:
+        """Register the enrolled passkey as a ``webauthn`` key of its person, certified by
+        ``admin_key`` and logged (``approve_passkey``).
+
+        Raises:
+            IdentityRefused: not a pending enrollment; ``admin_key`` is not a valid admin key;
+                the passkey is registered already; the person has keys of another kind.
+        """
+        now = self._clock()
+        end = valid_until.astimezone(UTC) if valid_until is not None else None
+        if end is not None and end <= now:
+            raise IdentityRefused(f"valid until {end:%Y-%m-%d %H:%M} UTC is not after now")
+        with self._write(f"approve passkey enrollment {enrollment_id}") as connection:
+            admin = self._admin(connection, admin_key, now)
+            enrollment = _pending(connection, enrollment_id)
+            kt.refuse_duplicate(
+                connection, enrollment.public_key, enrollment.key_id, enrollment.person
+            )
+            kt.refuse_other_kind(connection, enrollment.person, PrincipalKind.PERSON)
+            record = certified(
+                KeyRecord(
+                    key_id=enrollment.key_id,
+                    principal=enrollment.person,
+                    principal_kind=PrincipalKind.PERSON,
+                    kind=KeyKind.WEBAUTHN,
+                    public_key=enrollment.public_key,
+                    valid_from=now,
+                    valid_until=end,
+                    certified_by=admin.key_id,
+                    certificate="",
+                    credential_id=enrollment.credential_id,
+                    rp_id=enrollment.rp_id,
+                    origin=enrollment.origin,
+                ),
+                admin_key,
+            )
+            seq = ilog.append(
+                connection,
+                LogChange(
+                    LogAction.APPROVE_PASSKEY,
+                    record.key_id,
+                    key=record,
+                    passkey={
+                        "enrollment_id": enrollment.enrollment_id,
+                        "person": enrollment.person,
+                        "requested_at": iso(enrollment.requested_at),
+                    },
+                ),
+                admin_key,
+                now,
+            )
+            kt.insert_key(connection, record, now, seq)
+            _decide(connection, enrollment_id, "approved", now, admin.key_id, "")
+        return record
+
+    def reject_passkey(self, enrollment_id: str, admin_key: Ed25519PrivateKey, reason: str) -> None:
+        """Refuse a pending enrollment (logged ``reject_passkey``, signed by ``admin_key``).
+
+        Raises:
+            IdentityRefused: not a pending enrollment; not a valid admin key; no reason.
+        """
+        reason = kt.reason(reason)
+        now = self._clock()
+        with self._write(f"reject passkey enrollment {enrollment_id}") as connection:
+            admin = self._admin(connection, admin_key, now)
+            enrollment = _pending(connection, enrollment_id)
+            ilog.append(
+                connection,
+                LogChange(
+                    LogAction.REJECT_PASSKEY,
+                    enrollment.key_id,
+                    passkey={
+                        "enrollment_id": enrollment.enrollment_id,
+                        "person": enrollment.person,
+                        "reason": reason,
+                    },
+                ),
+                admin_key,
+                now,
+            )
+            _decide(connection, enrollment_id, "rejected", now, admin.key_id, reason)
+
+    def passkeys(self, person: str) -> list[KeyRecord]:
+        """``person``'s passkeys that are valid now (approved, not revoked or expired)."""
+        return [r for r in self.valid_keys(person) if r.kind is KeyKind.WEBAUTHN]
+
+    # -- single sign-on links (issuer + subject -> person) ---------------------------------
+
+    def link_sso(
+        self,
+        person: str,
+        *,
+        issuer: str,
+        subject: str,
+        email: str | None = None,
+        admin_key: Ed25519PrivateKey,
+    ) -> SsoLink:
+        """Link the OIDC identity (``issuer``, ``subject``) to ``person`` (logged ``link_sso``,
+        signed by ``admin_key``). An identity is linked to one person at a time.
+
+        Raises:
+            IdentityRefused: not a valid admin key; a malformed issuer, subject or e-mail; the
+                identity is linked already.
+        """
+        person = kt.principal(person)
+        now = self._clock()
+        with self._write(f"link a single sign-on identity to {person}") as connection:
+            admin = self._admin(connection, admin_key, now)
+            try:
+                link = SsoLink(
+                    person=person,
+                    issuer=issuer,
+                    subject=subject,
+                    email=email,
+                    linked_at=now,
+                    linked_by=admin.key_id,
+                )
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise IdentityRefused(f"single sign-on link: {where}: {first['msg']}") from None
+            existing = _sso_row(connection, link.issuer, link.subject)
+            if existing is not None:
+                whose = "them" if existing.person == person else existing.person
+                raise IdentityRefused(
+                    f"{link.issuer} {link.subject} is already linked to {whose}"
+                    + ("" if existing.person == person else "; unlink it first")
+                )
+            sso = {"person": person, "issuer": link.issuer, "subject": link.subject}
+            if link.email is not None:
+                sso["email"] = link.email
+            seq = ilog.append(
+                connection, LogChange(LogAction.LINK_SSO, "", sso=sso), admin_key, now
+            )
+            connection.execute(
+                sa.insert(identity_sso_links).values(**link.model_dump(), log_seq=seq)
+            )
+        return link
+
+    def unlink_sso(
+        self, person: str, *, issuer: str, subject: str, admin_key: Ed25519PrivateKey
+    ) -> None:
+        """Remove the link of (``issuer``, ``subject``) to ``person`` (logged ``unlink_sso``).
+
+        Raises:
+            IdentityRefused: not a valid admin key; the identity is not linked to ``person``.
+        """
+        person = kt.principal(person)
+        now = self._clock()
+        with self._write(f"unlink a single sign-on identity from {person}") as connection:
+            self._admin(connection, admin_key, now)
+            existing = _sso_row(connection, issuer, subject)
+            if existing is None or existing.person != person:
+                raise IdentityRefused(f"{issuer} {subject} is not linked to {person}")
+            ilog.append(
+                connection,
+                LogChange(
+                    LogAction.UNLINK_SSO,
+                    "",
+                    sso={"person": person, "issuer": issuer, "subject": subject},
+                ),
+                admin_key,
+                now,
+            )
+            connection.execute(
+                sa.delete(identity_sso_links).where(
+                    identity_sso_links.c.issuer == issuer,
+                    identity_sso_links.c.subject == subject,
+                )
+            )
+
+    def sso_person(self, issuer: str, subject: str) -> str | None:
+        """The person the OIDC identity (``issuer``, ``subject``) is linked to, or ``None``."""
+        with self._read("read a single sign-on link") as connection:
+            row = _sso_row(connection, issuer, subject)
+        return str(row.person) if row is not None else None
+
+    def sso_link_entries(self, issuer: str, subject: str) -> list[IdentityLogEntry]:
+        """The identity log entries that linked or unlinked (``issuer``, ``subject``), oldest
+        first: what a dossier carries to prove a gateway-attested identity was linked."""
+        return [
+            entry
+            for entry in self.log()
+            if entry.action in (LogAction.LINK_SSO, LogAction.UNLINK_SSO)
+            and entry.body.get("sso", {}).get("issuer") == issuer
+            and entry.body.get("sso", {}).get("subject") == subject
+        ]
+
+    def sso_links(self, person: str | None = None) -> list[SsoLink]:
+        """The single sign-on links (of ``person``), by person then issuer and subject."""
+        query = sa.select(identity_sso_links).order_by(
+            identity_sso_links.c.person, identity_sso_links.c.issuer, identity_sso_links.c.subject
+        )
+        if person is not None:
+            query = query.where(identity_sso_links.c.person == person)
+        with self._read("list single sign-on links") as connection:
+            rows = connection.execute(query).all()
+        return [
+            SsoLink(
+                person=row.person,
+                issuer=row.issuer,
+                subject=row.subject,
+                email=row.email,
+                linked_at=row.linked_at,
+                linked_by=row.linked_by,
+            )
+            for row in rows
+        ]
+
+
+#: How many passkeys one person may have waiting for an admin (a console cannot flood them).
+MAX_PENDING_PASSKEYS = 5
+
+
+def _enrollment(row: Any) -> PendingPasskey:
+    return PendingPasskey(
+        enrollment_id=row.enrollment_id,
+        person=row.person,
+        key_id=row.key_id,
+        credential_id=row.credential_id,
+        public_key=row.public_key,
+        rp_id=row.rp_id,
+        origin=row.origin,
+        label=row.label,
+        requested_at=row.requested_at,
+        state=row.state,
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+        reason=row.reason,
+    )
+
+
+def _pending(connection: Connection, enrollment_id: str) -> PendingPasskey:
+    row = connection.execute(
+        sa.select(passkey_enrollments).where(passkey_enrollments.c.enrollment_id == enrollment_id)
+    ).first()
+    if row is None:
+        raise UnknownKey(
+            f"no passkey enrollment {enrollment_id} (see `gatekeeper keys passkey list --pending`)"
+        )
+    enrollment = _enrollment(row)
+    if enrollment.state != "pending":
+        raise IdentityRefused(
+            f"passkey enrollment {enrollment_id} of {enrollment.person} was already "
+            f"{enrollment.state}"
+        )
+    return enrollment
+
+
+def _decide(
+    connection: Connection, enrollment_id: str, state: str, at: datetime, by: str, reason: str
+) -> None:
+    connection.execute(
+        sa.update(passkey_enrollments)
+        .where(passkey_enrollments.c.enrollment_id == enrollment_id)
+        .values(state=state, decided_at=at, decided_by=by, reason=reason)
+    )
+
+
+def _sso_row(connection: Connection, issuer: str, subject: str) -> Any:
+    return connection.execute(
+        sa.select(identity_sso_links).where(
+            identity_sso_links.c.issuer == issuer, identity_sso_links.c.subject == subject
+        )
+    ).first()
+
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
 __all__ = [
     "GENESIS",
+    "MAX_PENDING_PASSKEYS",
     "ROOT_PRINCIPAL",
     "IdentityLogEntry",
     "IdentityRefused",

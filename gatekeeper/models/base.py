@@ -28,9 +28,10 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, validate_assignment=False)
 
 
-#: Pattern of a key id: the algorithm and 32 hex digits of the public key's sha256 (here, not in
+#: Pattern of a key id: the algorithm (``ed25519`` for a CLI, worker, admin or gateway key,
+#: ``webauthn`` for a passkey) and 32 hex digits of the public key's sha256 (here, not in
 #: ``gatekeeper.identity.keys``, because request models carry key ids and are imported by it).
-KEY_ID_PATTERN = r"^ed25519:[0-9a-f]{32}$"
+KEY_ID_PATTERN = r"^(ed25519|webauthn):[0-9a-f]{32}$"
 
 
 #: Lower-case identifier: release ids, person ids, stage ids, cohort ids, roles.
@@ -97,6 +98,16 @@ NonEmptyText = Annotated[
 ]
 
 #: List bounds shared by the request models (documented in docs/requests.md).
+#: A single sign-on issuer (the OIDC provider's issuer URL) and a subject it names.
+SsoIssuer = Annotated[
+    str,
+    StringConstraints(pattern=r"^https?://\S{1,290}$", max_length=300),
+    AfterValidator(_no_controls(frozenset())),
+]
+SsoSubject = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_controls(frozenset()))
+]
+
 MAX_EVIDENCE = 100  #: evidence items in a spec, and in one amend
 MAX_AUTHORS = 20  #: authors of one evidence item
 MAX_LIST = 100  #: cohorts, regions, models an order names

@@ -31,6 +31,27 @@ ALL_DESIGNATIONS = list(CoveredDesignation)
 MAX_GOVERNMENT_WINDOW = timedelta(days=30)
 
 
+#: The release updates a policy may let a gateway attest (``gateway_attestation``): every signed
+#: update of a release (``gatekeeper.signed_requests.ACTOR_FIELDS`` less the access orders'),
+#: or ``*``.
+GatewayAction = Literal[
+    "*",
+    "approve",
+    "reject",
+    "request_changes",
+    "amend",
+    "record_government_response",
+    "hold",
+    "resume",
+    "withdraw",
+    "delegate",
+    "revoke_delegation",
+    "suspend_access",
+    "restore_access",
+    "approve_partners",
+    "attest_authorship",
+]
+
 #: How long a signed request counts after it was signed, unless the policy says otherwise.
 DEFAULT_SIGNATURE_MAX_AGE = timedelta(minutes=15)
 
@@ -271,6 +292,11 @@ class Policy(Model):
     #: A gate closes only when the authorship of every evidence item it covers is attested
     #: (``attest_authorship``, signed by an author or a reviewer), not the submitter's word.
     require_attested_authorship: bool = False
+    #: Updates (``approve``, ``reject``...; ``*`` for all) a decision may carry the console's
+    #: signature attesting the signed-in single sign-on identity (``gateway`` kind) instead of
+    #: the person's passkey or CLI key. Empty (the default): every request is signed by its
+    #: person. Never applies to access orders.
+    gateway_attestation: list[GatewayAction] = Field(default_factory=list, max_length=30)
 
     @model_serializer(mode="wrap")
     def _without_new_defaults(
@@ -282,6 +308,8 @@ class Policy(Model):
         data: dict[str, Any] = handler(self)
         if not self.require_attested_authorship:
             data.pop("require_attested_authorship", None)
+        if not self.gateway_attestation:
+            data.pop("gateway_attestation", None)
         return data
 
     distinct_approvers_across_gates: bool = False

@@ -27,6 +27,8 @@ class Rule(StrEnum):
     SIGNATURE_WRONG_SIGNER = "signature_wrong_signer"
     SIGNATURE_KEY_NOT_VALID = "signature_key_not_valid"
     SIGNATURE_BINDING = "signature_binding"
+    #: A gateway-attested request the release's policy does not accept for this action.
+    SIGNATURE_GATEWAY_NOT_ALLOWED = "signature_gateway_not_allowed"
     NOT_AUTHORISED = "not_authorised"
     WRONG_STAGE = "wrong_stage"
     NOT_A_GATE = "not_a_gate"

@@ -469,7 +469,7 @@ class TestIdentityLog:
                 sa.text(
                     "INSERT INTO identity_keys VALUES (:k, 'eve', 'admin', 'ed25519', :p, "
                     "'2026-01-01 00:00:00.000000', NULL, NULL, '', :c, 'AAAA', "
-                    "'2026-01-01 00:00:00.000000', 99)"
+                    "'2026-01-01 00:00:00.000000', 99, NULL, NULL, NULL)"
                 ),
                 {"k": key_id, "p": public(forged), "c": admin.key_id},
             )

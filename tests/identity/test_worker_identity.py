@@ -93,7 +93,7 @@ class TestForgedRowsAreNotKeys:
                     sa.text(
                         "INSERT INTO identity_keys VALUES (:k, 'mallory', 'person', 'ed25519', "
                         ":p, '2026-01-01 00:00:00.000000', NULL, NULL, '', :c, :s, "
-                        "'2026-01-01 00:00:00.000000', 99)"
+                        "'2026-01-01 00:00:00.000000', 99, NULL, NULL, NULL)"
                     ),
                     {
                         "k": forged_id,

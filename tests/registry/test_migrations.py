@@ -36,6 +36,8 @@ TABLES = {
     "identity_keys",
     "identity_log",
     "audit_anchors",
+    "passkey_enrollments",
+    "identity_sso_links",
     "alembic_version",
 }
 

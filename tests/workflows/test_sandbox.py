@@ -28,6 +28,7 @@ from workers.worker import workflow_runner
 SHARED = [
     "cryptography.exceptions",  # pyo3: loads once per process
     "gatekeeper.signing",  # holds the rest of cryptography
+    "gatekeeper.webauthn",  # holds cryptography's ECDSA (passkeys)
     "gatekeeper.identity.authority",  # the worker's one key directory
     "gatekeeper.identity.keys",
     "gatekeeper.identity.heads",  # signed heads carry audit events ...

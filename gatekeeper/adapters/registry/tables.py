@@ -162,7 +162,7 @@ identity_keys = sa.Table(
     sa.Column("principal", ID, nullable=False, index=True),
     sa.Column("principal_kind", sa.String(16), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("public_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("public_key", sa.String(128), nullable=False, unique=True),
     sa.Column("valid_from", UtcDateTime(), nullable=False),
     sa.Column("valid_until", UtcDateTime(), nullable=True),
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
@@ -170,6 +170,45 @@ identity_keys = sa.Table(
     sa.Column("certified_by", sa.String(48), nullable=False),
     sa.Column("certificate", sa.String(128), nullable=False),
     sa.Column("registered_at", UtcDateTime(), nullable=False),
+    sa.Column("log_seq", sa.Integer(), nullable=False),
+    # A passkey's credential id, relying party id and origin (migration 0006); NULL otherwise.
+    sa.Column("credential_id", sa.String(1400), nullable=True),
+    sa.Column("rp_id", sa.String(253), nullable=True),
+    sa.Column("origin", sa.String(300), nullable=True),
+)
+
+#: Passkeys people asked to register (through the console), each waiting for an identity admin
+#: (``state`` pending) or decided (approved: registered as a key; rejected). A request, not a
+#: key: nothing here counts for a signature.
+passkey_enrollments = sa.Table(
+    "passkey_enrollments",
+    metadata,
+    sa.Column("enrollment_id", sa.String(16), primary_key=True),
+    sa.Column("person", ID, nullable=False, index=True),
+    sa.Column("key_id", sa.String(48), nullable=False),
+    sa.Column("credential_id", sa.String(1400), nullable=False),
+    sa.Column("public_key", sa.String(128), nullable=False),
+    sa.Column("rp_id", sa.String(253), nullable=False),
+    sa.Column("origin", sa.String(300), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("decided_at", UtcDateTime(), nullable=True),
+    sa.Column("decided_by", sa.String(48), nullable=True),
+    sa.Column("reason", sa.String(200), nullable=False),
+)
+
+#: Single sign-on identities (OIDC issuer + subject) linked to roster people: the current state
+#: the identity log's ``link_sso``/``unlink_sso`` entries lead to.
+identity_sso_links = sa.Table(
+    "identity_sso_links",
+    metadata,
+    sa.Column("issuer", sa.String(300), primary_key=True),
+    sa.Column("subject", sa.String(255), primary_key=True),
+    sa.Column("person", ID, nullable=False, index=True),
+    sa.Column("email", sa.String(200), nullable=True),
+    sa.Column("linked_at", UtcDateTime(), nullable=False),
+    sa.Column("linked_by", sa.String(48), nullable=False),
     sa.Column("log_seq", sa.Integer(), nullable=False),
 )
 
