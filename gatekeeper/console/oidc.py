@@ -102,7 +102,7 @@ async def callback(request: Request) -> Response:
             400,
         ) from None
     except Exception as err:  # a bad ID token (signature, audience, expiry) or transport
-        log.warning("oidc callback failed: %s", type(err).__name__)
+        log.warning("oidc callback failed: %s: %s", type(err).__name__, err)
         raise Refused(
             "refused: sign-in failed (the provider's answer did not verify); start again from "
             "the sign-in page",
