@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.service import RPCError
 
 from gatekeeper.console import auth, oidc, pages
 from gatekeeper.console.auth import NotSignedIn, Refused
@@ -199,6 +200,13 @@ def _error_pages(app: FastAPI) -> None:
     async def gatekeeper_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, GatekeeperError)
         return _problem(request, f"error: {one_line(err)}", status_of(err))
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(request: Request, err: Exception) -> Response:
+        # A call the client API does not translate (a visibility listing): say so in one line.
+        return _problem(
+            request, f"error: Temporal did not answer the console ({one_line(err)})", 503
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: Exception) -> Response:

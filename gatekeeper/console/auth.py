@@ -64,6 +64,8 @@ class SignedInPerson:
     subject: str
     auth_time: datetime
     on_roster: bool
+    #: The e-mail the provider gave at sign-in (OIDC only), if any.
+    email: str | None = None
 
     @property
     def dev(self) -> bool:
@@ -163,6 +165,7 @@ async def current_person(request: Request) -> SignedInPerson:
         subject=subject,
         auth_time=datetime.fromtimestamp(auth_time, UTC),
         on_roster=found is not None,
+        email=session.get("email") if isinstance(session.get("email"), str) else None,
     )
     request.scope["gk_person"] = signed_in  # error pages show the top bar too
     return signed_in
@@ -183,7 +186,6 @@ async def signin_page(request: Request) -> Response:
             "issuer": ctx.settings.oidc.issuer if ctx.settings.oidc else None,
             "roster": list(policy.roster) if policy else [],
             "dev_here": ctx.settings.dev_sign_in and client_is_loopback(request),
-            "problem": request.query_params.get("problem", "")[:200],
         },
         person=None,
     )
