@@ -189,6 +189,8 @@ def _error_pages(app: FastAPI) -> None:
     async def not_signed_in(request: Request, _: Exception) -> Response:
         if wants_json(request):
             return JSONResponse({"error": "sign in first"}, status_code=401)
+        if request.method == "GET":
+            auth.remember_page(request)  # a link in a notification leads there after sign-in
         return RedirectResponse("/signin", status_code=303)
 
     @app.exception_handler(Refused)

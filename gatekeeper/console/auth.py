@@ -109,6 +109,39 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
+#: The longest page address kept to return to after sign-in.
+MAX_NEXT = 500
+
+
+def remember_page(request: Request) -> None:
+    """Keep the page an anonymous visitor asked for (a link in a notification), to return to
+    it after sign-in. Only a path of this console: never another site (``//host``)."""
+    path = request.url.path
+    if request.url.query:
+        path += "?" + request.url.query
+    if safe_next(path):
+        request.session["next"] = path
+
+
+def safe_next(path: object) -> bool:
+    """Whether ``path`` is a page of this console: one leading slash, no scheme or host."""
+    return (
+        isinstance(path, str)
+        and len(path) <= MAX_NEXT
+        and path.startswith("/")
+        and not path.startswith("//")
+        and "\\" not in path
+        and not any(ord(c) < 0x20 for c in path)
+        and not path.startswith(("/signin", "/auth/", "/static/"))
+    )
+
+
+def after_sign_in(request: Request) -> str:
+    """Where a sign-in leads: the page asked for before it, else the Inbox."""
+    wanted = request.session.get("next")
+    return wanted if isinstance(wanted, str) and safe_next(wanted) else "/inbox"
+
+
 def begin_session(
     request: Request, *, person: str, issuer: str, subject: str, auth_time: datetime
 ) -> None:
@@ -203,10 +236,11 @@ async def dev_signin(request: Request) -> Response:
         raise Refused(
             f"refused: {str(chosen)[:64]!r} is not on the roster of policy {policy.policy_id}", 400
         )
+    target = after_sign_in(request)
     begin_session(
         request, person=chosen, issuer=DEV_ISSUER, subject=chosen, auth_time=datetime.now(UTC)
     )
-    return RedirectResponse("/inbox", status_code=303)
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/signout")

@@ -245,3 +245,39 @@ class TestHeaders:
             "gk_session", cookie[:-4] + ("AAAA" if cookie[-4:] != "AAAA" else "BBBB")
         )
         assert (await console.get("/inbox")).headers["location"] == "/signin"
+
+
+class TestReturnAfterSignIn:
+    """A link followed before signing in (from a notification) leads to its page after
+    sign-in; only a page of this console, never another site."""
+
+    async def test_the_page_asked_for_comes_after_sign_in(self, console: Console) -> None:
+        asked = await console.get("/releases", params={"state": "held"})
+        assert asked.headers["location"] == "/signin"
+        answer = await console.dev_signin("sam.safety")
+        assert answer.headers["location"] == "/releases?state=held"
+        token = await console.csrf("/inbox")
+        await console.post("/signout", data={"csrf_token": token})
+        assert (await console.dev_signin("sam.safety")).headers["location"] == "/inbox"
+
+    async def test_never_another_site(self, console: Console) -> None:
+        # The path //evil.example/x (percent-encoded so the client keeps it a path).
+        await console.get("/%2Fevil.example/x")
+        assert (await console.dev_signin("sam.safety")).headers["location"] == "/inbox"
+
+    def test_what_counts_as_a_page_of_the_console(self) -> None:
+        from gatekeeper.console.auth import safe_next
+
+        for good in ("/inbox", "/releases/r-1?x=1"):
+            assert safe_next(good), good
+        for bad in (
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "inbox",
+            "/signin",
+            "/auth/callback?code=x",
+            "/x\r\nSet-Cookie: a=b",
+            "/" + "a" * 600,
+        ):
+            assert not safe_next(bad), bad
