@@ -73,12 +73,28 @@ class TestResolved:
 
     def test_resolved_from_the_environment(self, tmp_path: Path) -> None:
         settings = self.section(tmp_path, OIDC_SECRET="client-secret", SESSION_SECRET=SECRET)
-        resolved = ConsoleSettings.resolve(settings, host="0.0.0.0", port=8400)
+        resolved = ConsoleSettings.resolve(settings, host="127.0.0.1", port=8400)
         assert resolved.oidc is not None and resolved.oidc.client_secret == "client-secret"
         assert resolved.session_secret == SECRET
         assert "client-secret" not in repr(resolved) and SECRET not in repr(resolved)
         assert resolved.url == "http://127.0.0.1:8400"
         assert not resolved.dev_sign_in
+
+    def test_beyond_loopback_it_needs_its_url(self, tmp_path: Path) -> None:
+        settings = self.section(tmp_path, OIDC_SECRET="client-secret", SESSION_SECRET=SECRET)
+        with pytest.raises(ConfigError, match="set url in \\[console\\]"):
+            ConsoleSettings.resolve(settings, host="0.0.0.0", port=8400)
+        public = settings.config.model_copy(
+            update={
+                "console": settings.config.console.model_copy(
+                    update={"url": "https://gatekeeper.example.com"}
+                )
+            }
+        )
+        resolved = ConsoleSettings.resolve(
+            Settings(data_dir=tmp_path, config=public, env=settings.env), host="0.0.0.0"
+        )
+        assert resolved.url == "https://gatekeeper.example.com" and resolved.secure_cookies
 
     def test_missing_or_short_secrets(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=r"SESSION_SECRET .* at least 32"):
