@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -36,6 +37,8 @@ from gatekeeper.errors import (
 )
 from gatekeeper.orders import Orders
 from gatekeeper.releases import Releases
+
+log = structlog.get_logger(__name__)
 
 SESSION_COOKIE = "gk_session"
 
@@ -75,7 +78,25 @@ class SecurityHeaders:
             await refused(scope, receive, self._sending(send, static=False))
             return
         static = str(scope.get("path", "")).startswith("/static/")
-        await self.app(scope, receive, self._sending(send, static=static))
+        started = False
+        sending = self._sending(send, static=static)
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await sending(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            # A bug: one line for the person, the trace in the log (never in the page).
+            log.exception("console request failed", path=scope.get("path"))
+            if started:
+                raise
+            failed = PlainTextResponse(
+                "error: the console failed on this page; its log says why", status_code=500
+            )
+            await failed(scope, receive, sending)
 
     @staticmethod
     def _sending(send: Send, *, static: bool) -> Send:

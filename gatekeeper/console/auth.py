@@ -27,7 +27,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from gatekeeper.console.context import context
-from gatekeeper.console.settings import is_loopback
+from gatekeeper.console.settings import SESSION_MAX_AGE, is_loopback
 
 #: The issuer recorded for a development sign-in (never a URL, so never an OIDC issuer).
 DEV_ISSUER = "dev-sign-in"
@@ -153,9 +153,14 @@ def begin_session(
             "issuer": issuer,
             "subject": subject,
             "auth_time": int(auth_time.timestamp()),
+            "signed_in_at": int(_now().timestamp()),
             "csrf": secrets.token_urlsafe(32),
         }
     )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def client_is_loopback(request: Request) -> bool:
@@ -174,12 +179,17 @@ async def current_person(request: Request) -> SignedInPerson:
     issuer = session.get("issuer")
     subject = session.get("subject")
     auth_time = session.get("auth_time")
+    signed_in_at = session.get("signed_in_at")
     if not (
         isinstance(person, str)
         and isinstance(issuer, str)
         and isinstance(subject, str)
         and isinstance(auth_time, int)
+        and isinstance(signed_in_at, int)
     ):
+        raise NotSignedIn
+    if _now().timestamp() - signed_in_at > SESSION_MAX_AGE:
+        session.clear()  # a sign-in lasts a working day, however busy (the cookie slides)
         raise NotSignedIn
     if issuer == DEV_ISSUER:
         if not ctx.settings.dev_sign_in or not client_is_loopback(request):

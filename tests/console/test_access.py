@@ -281,3 +281,40 @@ class TestReturnAfterSignIn:
             "/" + "a" * 600,
         ):
             assert not safe_next(bad), bad
+
+
+class TestSessionLifetime:
+    """A sign-in lasts SESSION_MAX_AGE from when it happened, however often it is used."""
+
+    async def test_an_old_sign_in_is_over(
+        self, console: Console, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from gatekeeper.console import auth
+        from gatekeeper.console.settings import SESSION_MAX_AGE
+
+        await console.dev_signin("sam.safety")
+        assert (await console.get("/inbox")).status_code == 200
+        later = datetime.now(UTC) + timedelta(seconds=SESSION_MAX_AGE + 60)
+        monkeypatch.setattr(auth, "_now", lambda: later)
+        assert (await console.get("/inbox")).headers["location"] == "/signin"
+
+
+class TestFailures:
+    """A bug on a page is one line for the person (the trace goes to the log), with the same
+    headers as every page."""
+
+    async def test_a_failing_page(self, console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+        await console.dev_signin("sam.safety")
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(console.app.state.console.releases, "list", broken)
+        page = await console.get("/releases")
+        assert page.status_code == 500
+        assert page.text == "error: the console failed on this page; its log says why"
+        assert "secret internals" not in page.text
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["cache-control"] == "no-store"
