@@ -179,16 +179,16 @@ async def current_person(request: Request) -> SignedInPerson:
     issuer = session.get("issuer")
     subject = session.get("subject")
     auth_time = session.get("auth_time")
-    signed_in_at = session.get("signed_in_at")
     if not (
         isinstance(person, str)
         and isinstance(issuer, str)
         and isinstance(subject, str)
         and isinstance(auth_time, int)
-        and isinstance(signed_in_at, int)
     ):
         raise NotSignedIn
-    if _now().timestamp() - signed_in_at > SESSION_MAX_AGE:
+    signed_in_at = session.get("signed_in_at")
+    since = signed_in_at if isinstance(signed_in_at, int) else auth_time
+    if _now().timestamp() - since > SESSION_MAX_AGE:
         session.clear()  # a sign-in lasts a working day, however busy (the cookie slides)
         raise NotSignedIn
     if issuer == DEV_ISSUER:
