@@ -83,6 +83,9 @@ REPAIR_CHECK_AFTER = timedelta(seconds=2)
 UPDATE_TIMEOUT = timedelta(seconds=30)
 
 
+#: Signed updates that go to access orders, not releases.
+_ORDER_ACTIONS = frozenset({"apply_order", "exempt", "lift"})
+
 #: Events that end a workflow task attempt.
 _TASK_ENDED = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
@@ -349,6 +352,16 @@ class Releases:
 
     async def restore(self, release_id: str, request: AccessRestoreRequest) -> UpdateResult:
         return await self._update(release_id, "restore_access", request)
+
+    async def send_signed(
+        self, release_id: str, action: str, request: dict[str, Any]
+    ) -> UpdateResult:
+        """Send ``request`` (plain JSON that already carries its signature: a passkey's, a
+        gateway's) as the update ``action``, exactly as it is: never re-signed, never re-dumped,
+        so the worker checks the very statement that was signed."""
+        if action not in ACTOR_FIELDS or action in _ORDER_ACTIONS:
+            raise ValueError(f"{action!r} is not a release's signed update")
+        return await self._update(release_id, action, request)
 
     async def _update(self, release_id: str, name: str, request: Any) -> UpdateResult:
         # A release whose workflow task keeps failing would hold the update until the timeout

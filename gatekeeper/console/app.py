@@ -22,7 +22,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
-from gatekeeper.console import auth, oidc, pages
+from gatekeeper.console import auth, oidc, pages, passkeys, release_page
 from gatekeeper.console.auth import NotSignedIn, Refused
 from gatekeeper.console.context import STATIC, ConsoleContext, context
 from gatekeeper.console.settings import SESSION_MAX_AGE, ConsoleSettings, is_loopback
@@ -180,8 +180,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(oidc.router)
     app.include_router(pages.router)
-    # The Release page and the passkey pages (gatekeeper.console.release_page, .passkeys) are
-    # included here too, one line each.
+    app.include_router(release_page.router)
+    app.include_router(passkeys.router)
     _error_pages(app)
     app.add_middleware(
         SessionMiddleware,
