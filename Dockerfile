@@ -1,4 +1,5 @@
-# The Gatekeeper image: the `gatekeeper` command (worker, setup and codec-server in compose).
+# The Gatekeeper image: the `gatekeeper` command (worker, setup, codec-server and console in
+# compose; the console's templates and stylesheet ship inside the package).
 #   docker build -t gatekeeper:0.1.0 .
 #   docker run --rm -e TEMPORAL_ADDRESS=host:7233 gatekeeper:0.1.0 worker
 

@@ -77,7 +77,7 @@ soak: $(STAMP)  ## the watched crash test SOAK_RUNS (20) times in a row, strict:
 demo: $(STAMP)  ## run one sample release end to end on an embedded Temporal server
 	$(BIN)/gatekeeper demo
 
-dev: $(STAMP)  ## embedded Temporal server (UI on :8233) plus a worker; Ctrl-C stops both
+dev: $(STAMP)  ## embedded Temporal server (UI on :8233), a worker and the web console (:8400); Ctrl-C stops them
 	$(BIN)/gatekeeper dev
 
 bench: $(STAMP)  ## measure throughput, latency and memory; writes bench-results.json

@@ -14,6 +14,7 @@ it are not found here; the delegate sees them with ``gatekeeper release list --a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,8 @@ from gatekeeper.status_view import StatusView, view
 
 #: How long one release may take to answer ``get_status`` before the inbox skips it.
 STATUS_TIMEOUT = timedelta(seconds=10)
+#: Candidates asked at once.
+STATUS_QUERIES = 16
 
 
 @dataclass(frozen=True)
@@ -137,19 +140,30 @@ async def inbox_for(api: Releases, policy: Policy, person: str, *, limit: int = 
     """
     roles = roster_roles(policy, person)
     query = inbox_query(person, roles, api.task_queue)
+    candidates: list[str] = []
+    async for execution in api.client.list_workflows(query):
+        if len(candidates) >= limit:
+            break
+        candidates.append(release_id_of(execution.id))
+    # Each candidate answers its own query; a few at a time (a page of the console waits on
+    # them all), the order of the answers does not matter (the items are sorted after).
+    gate = asyncio.Semaphore(STATUS_QUERIES)
+
+    async def read(release_id: str) -> ReleaseStatus | None:
+        async with gate:
+            try:
+                status: ReleaseStatus = await api.handle(release_id).query(
+                    "get_status", result_type=ReleaseStatus, rpc_timeout=STATUS_TIMEOUT
+                )
+            except RPCError:
+                return None
+            return status
+
+    answers = await asyncio.gather(*(read(release_id) for release_id in candidates))
     items: list[InboxItem] = []
     unreadable: list[str] = []
-    count = 0
-    async for execution in api.client.list_workflows(query):
-        count += 1
-        if count > limit:
-            break
-        release_id = release_id_of(execution.id)
-        try:
-            status: ReleaseStatus = await api.handle(release_id).query(
-                "get_status", result_type=ReleaseStatus, rpc_timeout=STATUS_TIMEOUT
-            )
-        except RPCError:
+    for release_id, status in zip(candidates, answers, strict=True):
+        if status is None:
             unreadable.append(release_id)
             continue
         seen = view(status)

@@ -46,7 +46,7 @@ from gatekeeper.statements import (
     statement,
     statement_bytes,
 )
-from gatekeeper.webauthn import assertion_problem
+from gatekeeper.webauthn import CHALLENGE_DIFFERS, assertion_problem
 
 if TYPE_CHECKING:
     from gatekeeper.models.status import ReleaseStatus
@@ -227,7 +227,7 @@ def check(
         )
         if problem is not None:
             rule = (
-                Rule.SIGNATURE_BINDING if "challenge differs" in problem else Rule.SIGNATURE_INVALID
+                Rule.SIGNATURE_BINDING if problem == CHALLENGE_DIFFERS else Rule.SIGNATURE_INVALID
             )
             raise refuse(rule, problem)
         return

@@ -14,6 +14,7 @@ Pure (standard library and the models, no I/O): the release workflow builds it i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -92,6 +93,9 @@ class DecisionRow:
     invalidated_reason: str
     signed: bool
     comment: str
+    #: How it was signed when known ("CLI key", "passkey", "gateway (SSO <issuer> <subject>)":
+    #: ``gatekeeper.dossier.model.signature_kinds`` of the audit chain); "" when not given.
+    signed_with: str = ""
 
     @property
     def by(self) -> str:
@@ -205,8 +209,11 @@ class StatusView:
         return tuple(s for s in self.suspensions if s.lifted_at is None and s.per_person)
 
 
-def view(status: ReleaseStatus) -> StatusView:
-    """The view of ``status`` every renderer formats."""
+def view(
+    status: ReleaseStatus, signed_with: Mapping[tuple[str, str, str, str], str] | None = None
+) -> StatusView:
+    """The view of ``status`` every renderer formats; ``signed_with`` (from the audit chain:
+    (actor, action, stage, key id) -> kind) names how each signed decision was signed."""
     spec = status.spec
     awaiting = status.awaiting
     gov = status.government
@@ -248,6 +255,9 @@ def view(status: ReleaseStatus) -> StatusView:
                 invalidated_reason=d.invalidated_reason,
                 signed=d.signature is not None or d.key_id is not None,
                 comment=d.comment,
+                signed_with=(signed_with or {}).get(
+                    (d.person, d.kind.value, stage_id, d.key_id or ""), ""
+                ),
             )
             for stage_id, gate in status.gates.items()
             for d in gate.decisions

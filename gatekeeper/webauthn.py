@@ -39,6 +39,10 @@ FLAG_USER_PRESENT = 0x01
 FLAG_USER_VERIFIED = 0x04
 #: rpIdHash (32) + flags (1) + signCount (4).
 AUTH_DATA_MIN = 37
+#: The refusal of an assertion over another statement than the one the verifier holds.
+CHALLENGE_DIFFERS = (
+    "the passkey assertion is for another statement (challenge differs); look again and sign"
+)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ def assertion_problem(
     if client.get("type") != "webauthn.get":
         return f"the passkey's client data is of type {str(client.get('type'))[:40]!r}, not webauthn.get"
     if client.get("challenge") != base64.urlsafe_b64encode(challenge).rstrip(b"=").decode():
-        return "the passkey assertion is for another statement (challenge differs); look again and sign"
+        return CHALLENGE_DIFFERS
     if client.get("origin") != record.origin:
         return (
             f"the passkey assertion was made on {str(client.get('origin'))[:80]}, the passkey is "

@@ -57,4 +57,5 @@ def dossier_sources(data_dir: Path) -> Iterator[dict[str, Any]]:
             "key_chain": registry.chain_to_root,
             "anchors": anchors.anchors,
             "anchors_source": anchors.url,
+            "sso_proof": registry.sso_link_entries,
         }

@@ -530,6 +530,35 @@ class TestGoodPolicies:
         changed = BASE.replace("duration: 30d", "duration: 29d")
         assert parse_policy(changed).sha256 != parse_policy(BASE).sha256
 
+    def test_gateway_attestation_counts_only_when_set(self) -> None:
+        """Left out of the recorded policy while empty (recorded policies keep their sha256);
+        set, it is part of the policy and of its sha256; only release updates are named."""
+        base = parse_policy(BASE)
+        explicit = parse_policy(BASE + "gateway_attestation: []\n")
+        allowing = parse_policy(BASE + "gateway_attestation: [approve, reject]\n")
+
+        assert "gateway_attestation" not in base.policy.model_dump(mode="json")
+        assert explicit.sha256 == base.sha256
+        assert allowing.sha256 != base.sha256
+        assert allowing.policy.gateway_attestation == ["approve", "reject"]
+        assert allowing.policy.model_dump(mode="json")["gateway_attestation"] == [
+            "approve",
+            "reject",
+        ]
+        for bad in ("[lift]", "[apply_order]", "[approve, 'drop table']"):
+            with pytest.raises(PolicyError):
+                parse_policy(BASE + f"gateway_attestation: {bad}\n")
+
+    def test_the_demo_policy_accepts_gateway_decisions(self) -> None:
+        from gatekeeper.policy import load_demo_policy
+
+        assert load_demo_policy().policy.gateway_attestation == [
+            "approve",
+            "reject",
+            "request_changes",
+        ]
+        assert load_default_policy().policy.gateway_attestation == []
+
     def test_a_valid_public_key_is_accepted(self) -> None:
         text = BASE.replace(
             "    roles: [safety]\n", f"    roles: [safety]\n    public_key: {KEY_32}\n"

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RELEASE = "aurora-2.0.0"
 #: What the README's ports stand for in the banner it shows.
-README_PORT, README_UI_PORT = "7233", "8233"
+README_PORT, README_UI_PORT, README_CONSOLE_PORT = "7233", "8233", "8400"
 BANNER_END = "Press Ctrl-C to stop"
 STEP_TIMEOUT = 120.0
 DEV_START_TIMEOUT = 120.0
@@ -250,6 +250,7 @@ class Engine:
     exports: dict[str, str]
     port: int
     ui_port: int
+    console_port: int
 
 
 async def _replay_engine(engine: Engine) -> Checked:
@@ -280,10 +281,12 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     env = _clean_env(home)
     # Where `make dev` keeps its data (.gatekeeper under the checkout), moved under tmp.
     env["GATEKEEPER_DATA_DIR"] = str(tmp_path / ".gatekeeper")
-    port, ui_port = free_port(), free_port()
+    port, ui_port, console_port = free_port(), free_port(), free_port()
     log = (tmp_path / "dev.stderr").open("w")
+    command = [sys.executable, "-m", "gatekeeper", "dev", "--port", str(port)]
+    command += ["--ui-port", str(ui_port), "--console-port", str(console_port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "gatekeeper", "dev", "--port", str(port), "--ui-port", str(ui_port)],
+        command,
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -297,7 +300,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
             for line in banner
             if line.strip().startswith("export ")
         )
-        yield Engine(process, banner, exports, port, ui_port)
+        yield Engine(process, banner, exports, port, ui_port, console_port)
     finally:
         process.terminate()
         try:
@@ -364,7 +367,9 @@ class TestWalkthrough:
         [dev] = [b for b in blocks if b.kind == "dev"]
         [make_dev] = dev.steps
         shown = [
-            line.replace(README_PORT, str(engine.port)).replace(README_UI_PORT, str(engine.ui_port))
+            line.replace(README_PORT, str(engine.port))
+            .replace(README_UI_PORT, str(engine.ui_port))
+            .replace(README_CONSOLE_PORT, str(engine.console_port))
             for line in make_dev.shown
         ]
         missing = missing_lines(shown, "\n".join(engine.banner))

@@ -80,14 +80,16 @@ class DeliveryRecords:
 
     def __init__(self, config: ChannelConfig) -> None:
         self._config = config
-        self._dumped: dict[str, dict[str, Any]] = {}
+        self._dumped: dict[str, dict[str, Any]] = {}  # by key and link
 
     def record(
         self, notification: Notification, recipient: Recipient, **extra: Any
     ) -> dict[str, Any]:
-        body = self._dumped.get(notification.idempotency_key)
+        # People's copy may carry the console link and partners' not: one dump of each.
+        cached = f"{notification.idempotency_key}|{notification.details.get(CONSOLE_URL, '')}"
+        body = self._dumped.get(cached)
         if body is None:
-            body = self._dumped[notification.idempotency_key] = notification.model_dump(mode="json")
+            body = self._dumped[cached] = notification.model_dump(mode="json")
         return {
             "channel": self._config.id,
             "channel_type": self._config.type,

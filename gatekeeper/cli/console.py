@@ -45,6 +45,6 @@ def console(
             }
         )
     else:
-        how = "development sign-in (loopback only)" if resolved.dev_sign_in else "OIDC sign-in"
+        how = "development sign-in, loopback only" if resolved.dev_sign_in else "OIDC sign-in"
         common.console.print(f"Gatekeeper console on {resolved.url}  ({how})", markup=False)
     common.run(server.serve())

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
+import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -18,6 +21,15 @@ from gatekeeper.redact import mask
 from gatekeeper.settings import DEFAULT_TASK_QUEUE, Settings
 from workers.devserver import DevServer
 from workers.worker import open_identity, run_worker, shutdown_signals
+
+if TYPE_CHECKING:
+    from gatekeeper.console.server import ConsoleServer
+
+#: Where ``gatekeeper dev`` serves the console (loopback only: development sign-in).
+CONSOLE_HOST = "127.0.0.1"
+DEFAULT_CONSOLE_PORT = 8400
+#: How long the console may take to close its connections once the worker has stopped.
+CONSOLE_STOP_SECONDS = 5.0
 
 
 def register(app: typer.Typer) -> None:
@@ -74,16 +86,25 @@ def dev(
         "--ui-codec-endpoint",
         help="Codec server the UI decodes payloads through (see `gatekeeper codec-server`).",
     ),
+    console_port: int = typer.Option(
+        DEFAULT_CONSOLE_PORT,
+        "--console-port",
+        min=1,
+        max=65535,
+        help="Port of the web console (on 127.0.0.1, with development sign-in).",
+    ),
+    no_console: bool = typer.Option(False, "--no-console", help="Do not start the web console."),
     json_: bool = typer.Option(
         False,
         "--json",
         help="Print the banner as one JSON object on stdout and log JSON lines on stderr.",
     ),
 ) -> None:
-    """Start an embedded Temporal dev server and a worker in this process.
+    """Start an embedded Temporal dev server, a worker and the web console in this process.
 
     Everything lives under the data directory (default .gatekeeper/), so releases survive a
-    restart. Ctrl-C stops the worker, then the server.
+    restart. The console (http://127.0.0.1:8400) lets anyone on this machine sign in as anyone
+    on the roster: development only. Ctrl-C stops the worker, then the console and the server.
     """
     # Absolute, so the banner and the adapters name the same place whatever the cwd does later.
     settings = common.settings(ctx)
@@ -105,6 +126,7 @@ def dev(
             headless=headless,
             extra_args=extra,
             as_json=json_,
+            console_port=None if no_console else console_port,
         )
     )
 
@@ -118,6 +140,7 @@ async def _dev(
     headless: bool,
     extra_args: list[str] | None = None,
     as_json: bool = False,
+    console_port: int | None = None,
 ) -> None:
     stop = asyncio.Event()
     server = DevServer(
@@ -140,13 +163,26 @@ async def _dev(
                 return
             attributes = await registered_search_attributes(server.client)
             environment = shell_environment(settings, server.target, server.namespace, root_id)
+            console, console_line = _console(settings, server, console_port)
+            if console is not None:
+                # The worker's notifications link to this console (unless [console] url says
+                # where people reach it).
+                settings = _linking(settings, console.url)
             _print_banner(
-                settings, server, attributes, installed, identity, environment, as_json=as_json
+                settings,
+                server,
+                attributes,
+                installed,
+                identity,
+                environment,
+                as_json=as_json,
+                console_at=(console.url if console else None, console_line),
             )
             # A server that dies under the worker ends the command instead of leaving a worker
             # retrying its polls forever.
             watch = asyncio.create_task(server.wait())
             watch.add_done_callback(lambda _: stop.set())
+            serving = asyncio.create_task(console.run()) if console is not None else None
             try:
                 await run_worker(
                     settings,
@@ -158,11 +194,78 @@ async def _dev(
             finally:
                 died = watch.done() and not watch.cancelled()
                 watch.cancel()
+                if console is not None and serving is not None:
+                    await console.stop(serving)
             if died:
                 raise ConfigError(
                     f"the Temporal dev server exited unexpectedly with code {watch.result()}; "
                     f"see {server.log_path}"
                 )
+
+
+class _DevConsole:
+    """The web console of ``gatekeeper dev``: on loopback, development sign-in, the dev
+    server's client, in the same event loop as the worker (nothing it does blocks the loop)."""
+
+    def __init__(self, server: ConsoleServer, sock: socket.socket, url: str) -> None:
+        self.server = server
+        self.sock = sock
+        self.url = url
+
+    async def run(self) -> None:
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            self.sock.close()
+
+    async def stop(self, serving: asyncio.Task[None]) -> None:
+        self.server.stop()
+        try:
+            await asyncio.wait_for(serving, CONSOLE_STOP_SECONDS)
+        except (TimeoutError, asyncio.CancelledError):
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+
+
+def _console(
+    settings: Settings, server: DevServer, port: int | None
+) -> tuple[_DevConsole | None, str]:
+    """The console to start (and the banner's line about it); ``None`` when ``--no-console`` or
+    its port is taken (the engine runs anyway: the banner says why there is no console)."""
+    if port is None:
+        return None, "off (--no-console)"
+    from gatekeeper.console.server import console_server
+    from gatekeeper.console.settings import ConsoleSettings
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((CONSOLE_HOST, port))
+        sock.listen(128)  # connecting works from the banner on; uvicorn accepts once it runs
+    except OSError as err:
+        sock.close()
+        return None, (
+            f"not started: {CONSOLE_HOST}:{port} is not free ({err.strerror}); "
+            "choose another with --console-port"
+        )
+    resolved = ConsoleSettings.resolve(
+        settings, host=CONSOLE_HOST, port=port, dev_sign_in=True, client=server.client
+    )
+    console = console_server(resolved, own_signals=False)
+    return _DevConsole(console, sock, resolved.url), (
+        f"{resolved.url}  (development sign-in, loopback only)"
+    )
+
+
+def _linking(settings: Settings, url: str) -> Settings:
+    """``settings`` whose worker links notifications to the console at ``url``, unless its
+    configuration names the console's URL already."""
+    section = settings.config.console
+    if section.url is not None:
+        return settings
+    linked = settings.config.model_copy(update={"console": section.model_copy(update={"url": url})})
+    return settings.with_overrides(config=linked)
 
 
 def _install_packaged_policies(settings: Settings) -> list[str]:
@@ -221,11 +324,13 @@ def _print_banner(
     environment: dict[str, str],
     *,
     as_json: bool = False,
+    console_at: tuple[str | None, str] = (None, "off (--no-console)"),
 ) -> None:
     # Plain label/value lines rather than a table: a table would truncate long paths in a pipe.
     rows = [
         ("Temporal gRPC", f"{server.target}  (namespace {server.namespace})"),
         ("Temporal UI", server.ui_url or "off (--headless)"),
+        ("Console", console_at[1]),
         ("Data", f"{server.data_dir}  (server log: {server.log_path.name})"),
         ("Task queue", settings.task_queue),
         (
@@ -242,6 +347,7 @@ def _print_banner(
                 "temporal_address": server.target,
                 "namespace": server.namespace,
                 "ui": server.ui_url,
+                "console": console_at[0],
                 "data_dir": str(server.data_dir),
                 "task_queue": settings.task_queue,
                 "evidence_roots": [str(settings.data_dir), *settings.config.evidence.roots],

@@ -10,7 +10,9 @@ import typer
 from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
 from gatekeeper.cli.watch import EXIT_STOPPED, WatchView, awaits, exit_code, follow_for
+from gatekeeper.dossier.model import signature_kinds
 from gatekeeper.errors import InputError
+from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import EvidenceKind
 from gatekeeper.models.installed import POLICY_REF_PATTERN
 from gatekeeper.models.messages import AmendRequest, AuthorshipAttestation
@@ -100,15 +102,18 @@ def status(
     """Show a release: stages, what it waits for and from whom, decisions, government, grants."""
     settings = common.settings(ctx)
 
-    async def go() -> ReleaseStatus:
+    async def go() -> tuple[ReleaseStatus, list[AuditEvent]]:
         async with releases(settings) as api:
-            return await api.status(release_id)
+            status = await api.status(release_id)
+            # How each decision was signed (passkey, gateway) is in its audit event.
+            audit = [] if json_ else await api.audit(status.release_id)
+            return status, audit
 
-    result = common.run(go())
+    result, audit = common.run(go())
     if json_:
         common.print_json(result)
     else:
-        render.print_status(common.console, result)
+        render.print_status(common.console, result, signature_kinds(audit))
 
 
 @app.command("list")

@@ -6,7 +6,7 @@ Every value that came from a person or a payload is printed through :mod:`gateke
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from rich.console import Console, Group, RenderableType
@@ -173,7 +173,11 @@ def _decision_tables(v: StatusView) -> list[RenderableType]:
             for column in ("decision", "by", "role", "at", "valid", "comment"):
                 table.add_column(column, overflow="fold")
         table.add_row(
-            d.kind + (" ✍" if d.signed else ""),
+            plain(
+                d.kind
+                + (" ✍" if d.signed else "")
+                + (f" {d.signed_with}" if d.signed_with not in ("", "CLI key") else "")
+            ),
             plain(d.by),
             plain(d.role),
             when(d.at),
@@ -201,10 +205,16 @@ def _government_lines(gov: Government) -> list[RenderableType]:
     return lines
 
 
-def print_status(console: Console, status: ReleaseStatus) -> None:
+def print_status(
+    console: Console,
+    status: ReleaseStatus,
+    signed_with: Mapping[tuple[str, str, str, str], str] | None = None,
+) -> None:
+    """``signed_with``: how each decision was signed (see ``status_view.view``); a passkey or
+    gateway signature is named after the decision's ✍."""
     # Wrapped to the terminal, never cut: what a release waits for and from whom is the line
     # people read first, whatever its length.
-    console.print(Panel(status_view(status), expand=False), soft_wrap=False)
+    console.print(Panel(status_view(view(status, signed_with)), expand=False), soft_wrap=False)
 
 
 def show_result(result: UpdateResult, json_: bool) -> None:

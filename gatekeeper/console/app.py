@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.service import RPCError
 
 from gatekeeper.console import auth, oidc, pages, passkeys, release_page
 from gatekeeper.console.auth import NotSignedIn, Refused
@@ -35,6 +37,8 @@ from gatekeeper.errors import (
 )
 from gatekeeper.orders import Orders
 from gatekeeper.releases import Releases
+
+log = structlog.get_logger(__name__)
 
 SESSION_COOKIE = "gk_session"
 
@@ -74,7 +78,25 @@ class SecurityHeaders:
             await refused(scope, receive, self._sending(send, static=False))
             return
         static = str(scope.get("path", "")).startswith("/static/")
-        await self.app(scope, receive, self._sending(send, static=static))
+        started = False
+        sending = self._sending(send, static=static)
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await sending(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            # A bug: one line for the person, the trace in the log (never in the page).
+            log.exception("console request failed", path=scope.get("path"))
+            if started:
+                raise
+            failed = PlainTextResponse(
+                "error: the console failed on this page; its log says why", status_code=500
+            )
+            await failed(scope, receive, sending)
 
     @staticmethod
     def _sending(send: Send, *, static: bool) -> Send:
@@ -188,6 +210,8 @@ def _error_pages(app: FastAPI) -> None:
     async def not_signed_in(request: Request, _: Exception) -> Response:
         if wants_json(request):
             return JSONResponse({"error": "sign in first"}, status_code=401)
+        if request.method == "GET":
+            auth.remember_page(request)  # a link in a notification leads there after sign-in
         return RedirectResponse("/signin", status_code=303)
 
     @app.exception_handler(Refused)
@@ -199,6 +223,13 @@ def _error_pages(app: FastAPI) -> None:
     async def gatekeeper_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, GatekeeperError)
         return _problem(request, f"error: {one_line(err)}", status_of(err))
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(request: Request, err: Exception) -> Response:
+        # A call the client API does not translate (a visibility listing): say so in one line.
+        return _problem(
+            request, f"error: Temporal did not answer the console ({one_line(err)})", 503
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: Exception) -> Response:

@@ -27,7 +27,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from gatekeeper.console.context import context
-from gatekeeper.console.settings import is_loopback
+from gatekeeper.console.settings import SESSION_MAX_AGE, is_loopback
 
 #: The issuer recorded for a development sign-in (never a URL, so never an OIDC issuer).
 DEV_ISSUER = "dev-sign-in"
@@ -64,6 +64,8 @@ class SignedInPerson:
     subject: str
     auth_time: datetime
     on_roster: bool
+    #: The e-mail the provider gave at sign-in (OIDC only), if any.
+    email: str | None = None
 
     @property
     def dev(self) -> bool:
@@ -107,6 +109,39 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
+#: The longest page address kept to return to after sign-in.
+MAX_NEXT = 500
+
+
+def remember_page(request: Request) -> None:
+    """Keep the page an anonymous visitor asked for (a link in a notification), to return to
+    it after sign-in. Only a path of this console: never another site (``//host``)."""
+    path = request.url.path
+    if request.url.query:
+        path += "?" + request.url.query
+    if safe_next(path):
+        request.session["next"] = path
+
+
+def safe_next(path: object) -> bool:
+    """Whether ``path`` is a page of this console: one leading slash, no scheme or host."""
+    return (
+        isinstance(path, str)
+        and len(path) <= MAX_NEXT
+        and path.startswith("/")
+        and not path.startswith("//")
+        and "\\" not in path
+        and not any(ord(c) < 0x20 for c in path)
+        and not path.startswith(("/signin", "/auth/", "/static/"))
+    )
+
+
+def after_sign_in(request: Request) -> str:
+    """Where a sign-in leads: the page asked for before it, else the Inbox."""
+    wanted = request.session.get("next")
+    return wanted if isinstance(wanted, str) and safe_next(wanted) else "/inbox"
+
+
 def begin_session(
     request: Request, *, person: str, issuer: str, subject: str, auth_time: datetime
 ) -> None:
@@ -118,9 +153,14 @@ def begin_session(
             "issuer": issuer,
             "subject": subject,
             "auth_time": int(auth_time.timestamp()),
+            "signed_in_at": int(_now().timestamp()),
             "csrf": secrets.token_urlsafe(32),
         }
     )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def client_is_loopback(request: Request) -> bool:
@@ -146,6 +186,11 @@ async def current_person(request: Request) -> SignedInPerson:
         and isinstance(auth_time, int)
     ):
         raise NotSignedIn
+    signed_in_at = session.get("signed_in_at")
+    since = signed_in_at if isinstance(signed_in_at, int) else auth_time
+    if _now().timestamp() - since > SESSION_MAX_AGE:
+        session.clear()  # a sign-in lasts a working day, however busy (the cookie slides)
+        raise NotSignedIn
     if issuer == DEV_ISSUER:
         if not ctx.settings.dev_sign_in or not client_is_loopback(request):
             session.clear()
@@ -163,6 +208,7 @@ async def current_person(request: Request) -> SignedInPerson:
         subject=subject,
         auth_time=datetime.fromtimestamp(auth_time, UTC),
         on_roster=found is not None,
+        email=session.get("email") if isinstance(session.get("email"), str) else None,
     )
     request.scope["gk_person"] = signed_in  # error pages show the top bar too
     return signed_in
@@ -183,7 +229,6 @@ async def signin_page(request: Request) -> Response:
             "issuer": ctx.settings.oidc.issuer if ctx.settings.oidc else None,
             "roster": list(policy.roster) if policy else [],
             "dev_here": ctx.settings.dev_sign_in and client_is_loopback(request),
-            "problem": request.query_params.get("problem", "")[:200],
         },
         person=None,
     )
@@ -201,10 +246,11 @@ async def dev_signin(request: Request) -> Response:
         raise Refused(
             f"refused: {str(chosen)[:64]!r} is not on the roster of policy {policy.policy_id}", 400
         )
+    target = after_sign_in(request)
     begin_session(
         request, person=chosen, issuer=DEV_ISSUER, subject=chosen, auth_time=datetime.now(UTC)
     )
-    return RedirectResponse("/inbox", status_code=303)
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/signout")

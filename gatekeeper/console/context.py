@@ -110,10 +110,7 @@ class ConsoleContext:
         return person
 
     def _read_sso(self, issuer: str, subject: str) -> str | None:
-        # ``IdentityRegistry.sso_person`` (issue 15's identity part); absent: nobody is linked.
-        lookup = getattr(self.identity(), "sso_person", None)
-        found = lookup(issuer, subject) if lookup is not None else None
-        return found if isinstance(found, str) else None
+        return self.identity().sso_person(issuer, subject)
 
     def close(self) -> None:
         if self._identity is not None:

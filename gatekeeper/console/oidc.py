@@ -26,7 +26,7 @@ with warnings.catch_warnings():
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from gatekeeper.console.auth import Refused, begin_session
+from gatekeeper.console.auth import Refused, after_sign_in, begin_session
 from gatekeeper.console.context import context
 from gatekeeper.console.settings import OidcSettings
 
@@ -102,7 +102,7 @@ async def callback(request: Request) -> Response:
             400,
         ) from None
     except Exception as err:  # a bad ID token (signature, audience, expiry) or transport
-        log.warning("oidc callback failed: %s", type(err).__name__)
+        log.warning("oidc callback failed: %s: %s", type(err).__name__, err)
         raise Refused(
             "refused: sign-in failed (the provider's answer did not verify); start again from "
             "the sign-in page",
@@ -116,6 +116,7 @@ async def callback(request: Request) -> Response:
     if person is None:
         raise Refused(f"refused: {unlinked(subject, issuer)}", 403)
     auth_time = claims.get("auth_time") or claims.get("iat")
+    target = after_sign_in(request)
     begin_session(
         request,
         person=person,
@@ -126,7 +127,7 @@ async def callback(request: Request) -> Response:
     email = claims.get("email")
     if isinstance(email, str):
         request.session["email"] = email[:320]
-    return RedirectResponse("/inbox", status_code=303)
+    return RedirectResponse(target, status_code=303)
 
 
 def _oauth_reason(err: OAuthError) -> str:

@@ -42,6 +42,7 @@ def console_server(settings: ConsoleSettings, *, own_signals: bool = True) -> Co
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=None,  # the process's logging (gatekeeper.logging) stays as it is
         access_log=False,
         proxy_headers=False,
         server_header=False,

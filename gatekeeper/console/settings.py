@@ -37,6 +37,14 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def _dev_on_loopback(dev_sign_in: bool, host: str) -> None:
+    if dev_sign_in and not is_loopback(host):
+        raise ConfigError(
+            f"console: dev_sign_in works only while the console listens on loopback "
+            f"(127.0.0.1, ::1, localhost), not on {host!r}; configure OIDC sign-in"
+        )
+
+
 @dataclass(frozen=True)
 class OidcSettings:
     """The OpenID Connect provider people sign in with (discovery from ``issuer``)."""
@@ -71,11 +79,7 @@ class ConsoleSettings:
     client: Client | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.dev_sign_in and not is_loopback(self.host):
-            raise ConfigError(
-                f"console: dev_sign_in works only while the console listens on loopback "
-                f"(127.0.0.1, ::1, localhost), not on {self.host!r}; configure OIDC sign-in"
-            )
+        _dev_on_loopback(self.dev_sign_in, self.host)
         if len(self.session_secret) < MIN_SECRET_LENGTH:
             raise ConfigError(
                 f"console: the session secret must be at least {MIN_SECRET_LENGTH} characters"
@@ -123,6 +127,7 @@ class ConsoleSettings:
         """
         section = settings.config.console
         dev = section.dev_sign_in if dev_sign_in is None else dev_sign_in
+        _dev_on_loopback(dev, host)
         env = settings.env
         if section.session_secret_env:
             secret = env.get(section.session_secret_env, "")
@@ -147,8 +152,14 @@ class ConsoleSettings:
                     "(oidc_client_secret_env) is not set"
                 )
             oidc = OidcSettings(section.oidc_issuer, section.oidc_client_id, client_secret)
+        if section.url is None and not is_loopback(host):
+            raise ConfigError(
+                f"console: set url in [console] to where people reach the console (e.g. "
+                f"https://gatekeeper.example.com): it listens on {host!r}, beyond this machine, "
+                "and sign-in returns to that URL"
+            )
         shown = f"[{host}]" if ":" in host else host
-        url = section.url or f"http://{'127.0.0.1' if shown == '0.0.0.0' else shown}:{port}"
+        url = section.url or f"http://{shown}:{port}"
         return cls(
             gatekeeper=settings,
             host=host,

@@ -397,7 +397,7 @@ def _signatures(dossier: Dossier) -> Section:
             [
                 k.key_id,
                 k.principal,
-                k.principal_kind.value,
+                k.principal_kind.value + (f" (passkey, {k.origin})" if k.origin else ""),
                 "itself (trust root)" if k.certified_by == k.key_id else k.certified_by,
                 when(k.valid_from),
                 when(k.valid_until),

@@ -345,7 +345,7 @@ def _check_attestation(index: int, event: AuditEvent, trust: _Trust) -> str:
         return signature_label(kind)
     if not verify_bytes(key.public_key, canonical_json(statement), signature):
         raise Problem(index, f"altered: {label}: the signature of {event.actor} does not verify")
-    return signature_label(kind)
+    return signature_label(kind, statement.get("sso"))
 
 
 def _check_gateway(

@@ -16,6 +16,7 @@ import binascii
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
@@ -23,6 +24,7 @@ from pydantic import (
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
+    model_validator,
 )
 
 from gatekeeper.canonical import canonical_json, sha256_hex
@@ -105,6 +107,15 @@ def webauthn_key_id(public_key_b64: str) -> str:
     return "webauthn:" + sha256_hex(raw)[:32]
 
 
+def rp_id_problem(rp_id: str, origin: str) -> str | None:
+    """``None`` when ``rp_id`` may be the relying party of pages at ``origin`` (WebAuthn: the
+    origin's host or a domain it is under), else why not."""
+    host = urlsplit(origin).hostname or ""
+    if host == rp_id or host.endswith("." + rp_id):
+        return None
+    return f"relying party id {rp_id} is not the host of origin {origin} or a domain above it"
+
+
 def key_id_for(kind: KeyKind | str, public_key_b64: str) -> str:
     """The id of a public key of ``kind``. Raises ValueError when malformed."""
     if KeyKind(kind) is KeyKind.WEBAUTHN:
@@ -136,6 +147,20 @@ class KeyRecord(Model):
     credential_id: str | None = Field(default=None, pattern=CREDENTIAL_ID_PATTERN)
     rp_id: str | None = Field(default=None, pattern=RP_ID_PATTERN)
     origin: str | None = Field(default=None, pattern=ORIGIN_PATTERN)
+
+    @model_validator(mode="after")
+    def _passkey_fields_for_passkeys(self) -> KeyRecord:
+        fields = (self.credential_id, self.rp_id, self.origin)
+        if self.kind is KeyKind.WEBAUTHN:
+            if None in fields:
+                raise ValueError("a passkey names its credential id, relying party id and origin")
+            assert self.origin is not None and self.rp_id is not None
+            why = rp_id_problem(self.rp_id, self.origin)
+            if why is not None:
+                raise ValueError(why)
+        elif fields != (None, None, None):
+            raise ValueError("only a passkey names a credential id, relying party id or origin")
+        return self
 
     @model_serializer(mode="wrap")
     def _without_passkey_fields(
@@ -216,6 +241,13 @@ class PendingPasskey(Model):
     #: The admin key id that approved or rejected it.
     decided_by: str | None = None
     reason: ShortText = ""
+
+    @model_validator(mode="after")
+    def _rp_fits_origin(self) -> PendingPasskey:
+        why = rp_id_problem(self.rp_id, self.origin)
+        if why is not None:
+            raise ValueError(why)
+        return self
 
 
 class SsoLink(Model):

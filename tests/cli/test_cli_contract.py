@@ -443,7 +443,7 @@ class TestDevJson:
     as JSON lines) and still stops cleanly on Ctrl-C."""
 
     async def test_banner_as_json(self, tmp_path: Path) -> None:
-        port, ui_port = free_ports(2)
+        port, ui_port, console_port = free_ports(3)
         data_dir = tmp_path / "gk"
         env = environment(
             None,
@@ -452,7 +452,10 @@ class TestDevJson:
             GATEKEEPER_TASK_QUEUE="dev-json",
         )
         process = await asyncio.create_subprocess_exec(
-            *admin_command("dev", "--json", "--headless", "--port", str(port), "--ui-port", str(ui_port)),
+            *admin_command(
+                "dev", "--json", "--headless", "--port", str(port), "--ui-port", str(ui_port),
+                "--console-port", str(console_port),
+            ),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env,
@@ -469,6 +472,7 @@ class TestDevJson:
             assert banner["data_dir"] == str(data_dir.resolve())
             assert banner["task_queue"] == "dev-json"
             assert banner["ui"] is None
+            assert banner["console"] == f"http://127.0.0.1:{console_port}"
             assert any(p.startswith("voluntary-standard@1") for p in banner["policies"])
             # What another shell must export, as the text banner's `export` lines say.
             assert banner["environment"]["TEMPORAL_ADDRESS"] == f"127.0.0.1:{port}"

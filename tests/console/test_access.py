@@ -4,7 +4,10 @@ development sign-in only on loopback, every page the security headers."""
 from __future__ import annotations
 
 import html
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +140,22 @@ class TestDevSignIn:
             )
         assert ConsoleSettings.resolve(settings, host="::1").dev_sign_in
 
+    def test_the_command_refuses_it_off_loopback(self, tmp_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+        env["GATEKEEPER_DATA_DIR"] = str(tmp_path)
+        ran = subprocess.run(
+            [sys.executable, "-m", "gatekeeper", "console", "--host", "0.0.0.0", "--dev-sign-in"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert ran.returncode == 3
+        assert ran.stderr.strip().splitlines() == [
+            "error: console: dev_sign_in works only while the console listens on loopback "
+            "(127.0.0.1, ::1, localhost), not on '0.0.0.0'; configure OIDC sign-in"
+        ]
+
     async def test_a_caller_off_loopback_cannot_use_it(
         self, console: Console, harness: ConsoleHarness
     ) -> None:
@@ -226,3 +245,76 @@ class TestHeaders:
             "gk_session", cookie[:-4] + ("AAAA" if cookie[-4:] != "AAAA" else "BBBB")
         )
         assert (await console.get("/inbox")).headers["location"] == "/signin"
+
+
+class TestReturnAfterSignIn:
+    """A link followed before signing in (from a notification) leads to its page after
+    sign-in; only a page of this console, never another site."""
+
+    async def test_the_page_asked_for_comes_after_sign_in(self, console: Console) -> None:
+        asked = await console.get("/releases", params={"state": "held"})
+        assert asked.headers["location"] == "/signin"
+        answer = await console.dev_signin("sam.safety")
+        assert answer.headers["location"] == "/releases?state=held"
+        token = await console.csrf("/inbox")
+        await console.post("/signout", data={"csrf_token": token})
+        assert (await console.dev_signin("sam.safety")).headers["location"] == "/inbox"
+
+    async def test_never_another_site(self, console: Console) -> None:
+        # The path //evil.example/x (percent-encoded so the client keeps it a path).
+        await console.get("/%2Fevil.example/x")
+        assert (await console.dev_signin("sam.safety")).headers["location"] == "/inbox"
+
+    def test_what_counts_as_a_page_of_the_console(self) -> None:
+        from gatekeeper.console.auth import safe_next
+
+        for good in ("/inbox", "/releases/r-1?x=1"):
+            assert safe_next(good), good
+        for bad in (
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "inbox",
+            "/signin",
+            "/auth/callback?code=x",
+            "/x\r\nSet-Cookie: a=b",
+            "/" + "a" * 600,
+        ):
+            assert not safe_next(bad), bad
+
+
+class TestSessionLifetime:
+    """A sign-in lasts SESSION_MAX_AGE from when it happened, however often it is used."""
+
+    async def test_an_old_sign_in_is_over(
+        self, console: Console, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from gatekeeper.console import auth
+        from gatekeeper.console.settings import SESSION_MAX_AGE
+
+        await console.dev_signin("sam.safety")
+        assert (await console.get("/inbox")).status_code == 200
+        later = datetime.now(UTC) + timedelta(seconds=SESSION_MAX_AGE + 60)
+        monkeypatch.setattr(auth, "_now", lambda: later)
+        assert (await console.get("/inbox")).headers["location"] == "/signin"
+
+
+class TestFailures:
+    """A bug on a page is one line for the person (the trace goes to the log), with the same
+    headers as every page."""
+
+    async def test_a_failing_page(self, console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+        await console.dev_signin("sam.safety")
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(console.app.state.console.releases, "list", broken)
+        page = await console.get("/releases")
+        assert page.status_code == 500
+        assert page.text == "error: the console failed on this page; its log says why"
+        assert "secret internals" not in page.text
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["cache-control"] == "no-store"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from datetime import timedelta
 
-from gatekeeper.models import ModelRef, OperatorRequest
+from gatekeeper.models import ApprovalGateStage, ModelRef, OperatorRequest
 from gatekeeper.models.orders import OrderSpec
 from tests import factories
 from tests.cli.conftest import until_visible
@@ -18,6 +19,12 @@ SCRIPT = "<script>alert(1)</script>"
 
 def new_id() -> str:
     return f"r-{uuid.uuid4().hex[:10]}"
+
+
+def row_of(page: str, release_id: str) -> str:
+    """The Inbox row of ``release_id``."""
+    row = page[page.index(f'data-release="{release_id}"') :]
+    return row[: row.index("</tr>")]
 
 
 def rows(page: str, testid: str) -> list[str]:
@@ -68,6 +75,35 @@ class TestInbox:
         assert rid not in rows((await console.get("/inbox")).text, "inbox-row")
         await console.dev_signin("lee.legal")
         assert rows((await console.get("/inbox")).text, "inbox-row") == [rid]
+
+    async def test_the_deadline_counts_down_and_an_escalation_shows(
+        self, console: Console, harness: ConsoleHarness
+    ) -> None:
+        stages = list(factories.policy().stages)
+        stages[0] = ApprovalGateStage(
+            id="internal_review",
+            quorum=factories.REVIEW_QUORUM,
+            escalate_after=timedelta(days=5),
+            deadline=timedelta(days=20),
+        )
+        started = await harness.start(policy=factories.policy(stages=stages))
+        rid = started.release_id
+        await harness.at_stage(rid, "internal_review")
+        await console.dev_signin("sam.safety")
+        before = await console.get("/inbox")
+        row = row_of(before.text, rid)
+        assert 'data-testid="deadline"' in row and ">in 19 d " in row
+        assert 'data-testid="escalated"' not in row
+
+        await harness.skip(rid, 5.5)
+        status = await harness.until(
+            rid, lambda s: s.gates["internal_review"].escalated_at is not None
+        )
+        assert status.awaiting is not None and status.awaiting.until is not None
+        row = row_of((await console.get("/inbox")).text, rid)
+        assert 'data-testid="escalated"' in row
+        until = status.awaiting.until.isoformat().replace("+00:00", "Z")
+        assert f'datetime="{until}"' in row
 
 
 class TestReleases:

@@ -51,7 +51,7 @@ def depends(service: dict[str, Any]) -> dict[str, str]:
 class TestComposeParser:
     """Debian's docker-compose validates the file, with and without the encryption profile."""
 
-    @pytest.mark.parametrize("profile", [[], ["--profile", "encryption"]])
+    @pytest.mark.parametrize("profile", [[], ["--profile", "encryption"], ["--profile", "console"]])
     def test_config_is_valid(self, profile: list[str]) -> None:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))
@@ -152,6 +152,7 @@ class TestStartOrder:
             "temporal-ui",
             "worker",
             "codec-server",
+            "console",
         ):
             check = services[name].get("healthcheck")
             assert check and check["test"], f"{name} has no health check"
@@ -273,10 +274,47 @@ class TestCodecServerIsGuarded:
         assert len(result.stderr.strip().splitlines()) == 1
 
 
+class TestConsole:
+    """The web console: same engine and data as the workers, on the host's loopback only, with
+    its secrets from the operator's environment."""
+
+    def test_wiring(self, services: dict[str, dict[str, Any]]) -> None:
+        console, worker = services["console"], services["worker"]
+        env, worker_env = environment(console), environment(worker)
+        for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "GATEKEEPER_TASK_QUEUE"):
+            assert env[name] == worker_env[name], name
+        assert env["GATEKEEPER_DATA_DIR"] == "/data"
+        assert "gatekeeper-data:/data" in console["volumes"]
+        assert depends(console) == {"gatekeeper-setup": "service_completed_successfully"}
+        assert console["ports"] == ["127.0.0.1:8400:8400"]
+        assert console["profiles"] == ["console"]
+        for name in ("GATEKEEPER_OIDC_CLIENT_SECRET", "GATEKEEPER_CONSOLE_SESSION_SECRET"):
+            assert env[name] == f"${{{name}:-}}", "from the operator's environment, no default"
+        command = console["command"]
+        assert command[0] == "console"
+        assert command[command.index("--port") + 1] == "8400"
+
+    def test_it_refuses_to_start_without_a_way_to_sign_in(
+        self, services: dict[str, dict[str, Any]], tmp_path: Path
+    ) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+        env["GATEKEEPER_DATA_DIR"] = str(tmp_path)
+        result = subprocess.run(
+            admin_command(*services["console"]["command"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert result.returncode == 3, result.stderr
+        assert "session_secret_env" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 class TestCommands:
     """The commands the Gatekeeper containers run exist in the CLI with those options."""
 
-    @pytest.mark.parametrize("service", ["gatekeeper-setup", "codec-server"])
+    @pytest.mark.parametrize("service", ["gatekeeper-setup", "codec-server", "console"])
     def test_deployment_commands_parse(
         self, services: dict[str, dict[str, Any]], service: str
     ) -> None:

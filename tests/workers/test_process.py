@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class TestDev:
     under the data directory, and on Ctrl-C stops the worker then the server and exits 0."""
 
     async def test_dev_runs_and_stops_on_ctrl_c(self, tmp_path: Path) -> None:
-        port, ui_port = free_ports(2)
+        port, ui_port, console_port = free_ports(3)
         data_dir = tmp_path / "gk"
         keys_dir = tmp_path / "keys"
         stderr_path = tmp_path / "stderr.log"
@@ -105,6 +106,7 @@ class TestDev:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", _RUN_APP,
                 "dev", "--port", str(port), "--ui-port", str(ui_port),
+                "--console-port", str(console_port),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
                 env=env,
@@ -114,6 +116,15 @@ class TestDev:
             banner = await asyncio.wait_for(_read_until(process.stdout, "Press Ctrl-C"), 60)
             assert f"127.0.0.1:{port}" in banner
             assert f"http://127.0.0.1:{ui_port}" in banner
+            # The web console, with development sign-in (loopback only), serves its sign-in page.
+            assert (
+                f"Console           http://127.0.0.1:{console_port}  (development sign-in, "
+                "loopback only)" in banner
+            )
+            signin = await asyncio.to_thread(
+                urllib.request.urlopen, f"http://127.0.0.1:{console_port}/signin", timeout=10
+            )
+            assert signin.status == 200 and b'data-testid="dev-banner"' in signin.read()
             assert str(data_dir) in banner
             assert "dev-test" in banner
             assert f"TEMPORAL_ADDRESS=127.0.0.1:{port}" in banner
