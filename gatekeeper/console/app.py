@@ -235,7 +235,11 @@ def _error_pages(app: FastAPI) -> None:
     async def http_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, StarletteHTTPException)
         if "person" not in request.session:  # anonymous: nothing but the sign-in page
-            return await not_signed_in(request, err)
+            # Not remembered as the page to return to: no such page (the browser's own
+            # /favicon.ico would otherwise be where every sign-in leads).
+            if wants_json(request):
+                return JSONResponse({"error": "sign in first"}, status_code=401)
+            return RedirectResponse("/signin", status_code=303)
         return _problem(request, f"error: {err.detail}", err.status_code)
 
 

@@ -362,18 +362,20 @@ class Visitor:
     authenticator: str
     dialogs: list[str]
 
-    async def sign_in(self) -> None:
-        """Sign in as a person would: the console's sign-in page, the provider's authorize page
-        (type the subject, Authorize), back through the console's callback to the inbox."""
+    async def sign_in(self, landing: str = "/inbox") -> None:
+        """Sign in as a person would: the console's sign-in page (the browser asks for its
+        favicon too), the provider's authorize page (type the subject, Authorize), back through
+        the console's callback to ``landing`` (the inbox, or the page asked for before)."""
         from playwright.async_api import expect
 
         page = self.page
-        await page.goto("/signin")
+        if not page.url.endswith("/signin"):
+            await page.goto("/signin")
         await page.get_by_test_id("signin-oidc").click()
         await page.wait_for_url(re.compile(re.escape(self.stack.provider.issuer) + "/"))
         await page.locator("input[name=sub]").fill(subject_of(self.person))
         await page.get_by_role("button", name="Authorize").click()
-        await page.wait_for_url(re.compile(re.escape(self.stack.console) + "/inbox"))
+        await page.wait_for_url(re.compile(re.escape(self.stack.console + landing) + "$"))
         await expect(page.get_by_test_id("signout")).to_be_visible()
 
     async def credentials(self) -> list[dict[str, Any]]:

@@ -93,6 +93,16 @@ class TestSignIn:
             await page.goto("/inbox")
             await page.wait_for_url(re.compile(r"/signin"))
 
+    async def test_the_page_asked_for_comes_after_sign_in(self, stack: Stack) -> None:
+        """A link to a release (as a notification carries it) opened before sign-in: the
+        console asks to sign in, then shows that release, not the inbox."""
+        status = await stack.start()
+        async with stack.person("hannah.cho", sign_in=False) as hannah:
+            await hannah.page.goto(f"/releases/{status.release_id}")
+            await hannah.page.wait_for_url(re.compile(r"/signin$"))
+            await hannah.sign_in(landing=f"/releases/{status.release_id}")
+            await hannah.at_stage(status.release_id, "internal_review")
+
     async def test_a_subject_linked_to_nobody_is_not_signed_in(self, stack: Stack) -> None:
         """The provider vouches for a subject the identity registry links to no one: the
         console signs nobody in and says how an identity admin links it."""

@@ -108,8 +108,10 @@ class TestOidcSignIn:
         assert 'data-testid="signin-oidc"' in page.text
         assert 'data-testid="dev-banner"' not in page.text
 
-        # A link followed first (from a notification) leads on to its page after sign-in.
+        # A link followed first (from a notification) leads on to its page after sign-in; what
+        # the browser asks for by itself meanwhile (its favicon: no such page) does not.
         assert (await oidc_console.get("/orders")).headers["location"] == "/signin"
+        assert (await oidc_console.get("/favicon.ico")).headers["location"] == "/signin"
         done = await sign_in(oidc_console, provider, sub)
         assert done.status_code == 303 and done.headers["location"] == "/orders"
         inbox = await oidc_console.get("/inbox")
