@@ -17,6 +17,7 @@ import pytest
 from gatekeeper.models import DecisionKind
 from tests import factories
 from tests.browser.console_fixtures import Stack, Visitor, sample_spec
+from tests.helpers import status_until
 
 pytestmark = pytest.mark.browser
 
@@ -413,3 +414,58 @@ class TestGatewayAttestation:
             hold = kim.page.locator("[data-testid=decision-form][data-action=hold]")
             await expect(hold).to_have_count(1)
             await expect(hold.get_by_test_id("decision-submit-gateway")).to_have_count(0)
+
+
+class TestStalePageRefused:
+    """A reviewer signs what her page showed: when the submitter amended an evidence item
+    after she loaded the page, the worker refuses her passkey-signed approval with its one-line
+    reason, which the page shows, and records nothing; reloaded, she approves what she sees."""
+
+    async def test_amended_since_loaded(self, stack: Stack) -> None:
+        from playwright.async_api import expect
+
+        from gatekeeper.models.messages import AmendRequest
+
+        status = await stack.start()
+        rid = status.release_id
+        items = {item.id: item for item in status.spec.evidence}
+        async with stack.person("marcus.bell") as marcus:
+            await marcus.ensure_passkey()
+            page = marcus.page
+            await page.goto(f"/releases/{rid}")
+
+            # Meanwhile the submitter points the system card at another (real) file.
+            other = items["red-team-report"]
+            moved = items["system-card"].model_copy(
+                update={"uri": other.uri, "sha256": other.sha256}
+            )
+            await stack.releases.amend(
+                rid, AmendRequest(by=status.spec.submitter, evidence=[moved], note="new card")
+            )
+            await status_until(
+                stack.releases,
+                rid,
+                lambda s: (
+                    s.awaiting is not None
+                    and "security" in s.awaiting.roles
+                    and {e.id: e.sha256 for e in s.spec.evidence}["system-card"] == other.sha256
+                ),
+                what="the amended release waiting for security again",
+            )
+            before = await history_size(stack, rid)
+
+            form = page.locator("[data-testid=decision-form][data-action=approve]")
+            await form.get_by_test_id("decision-comment").fill("Looks fine.")
+            await form.get_by_test_id("decision-submit").click()
+            await expect(page.get_by_test_id("flash")).to_contain_text(
+                "the signature covers other evidence than the release holds (system-card); "
+                "look again and sign"
+            )
+            after = await stack.releases.status(rid)
+            assert [d.person for d in after.gates["internal_review"].decisions] == []
+            # The worker's refusal of a signed request leaves the release as it was, apart
+            # from the refusal it records.
+            assert (await history_size(stack, rid))[1] == before[1]
+
+            flash = await marcus.decide(rid, "approve", comment="Seen the new card.")
+            assert flash.startswith("marcus.bell approved internal_review"), flash

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from datetime import timedelta
@@ -134,6 +135,17 @@ class TestFullReleaseInTheConsole:
             assert status.state is ReleaseState.LAUNCHED
             await elena.page.goto(f"/releases/{rid}")
             await expect(elena.page.get_by_test_id("release-state")).to_have_text("launched")
+
+            # The page's own check of the chain and every signature in it, then the list of
+            # releases, which shows the outcome.
+            await elena.page.get_by_test_id("verify-button").click()
+            await expect(elena.page.get_by_test_id("verify-result")).to_have_text(
+                re.compile(r"^verified: ")
+            )
+            await elena.page.goto("/releases?state=launched")
+            row = elena.page.locator(f"[data-testid=release-row][data-release='{rid}']")
+            await expect(row.get_by_test_id("outcome")).to_have_text("launched")
+            await elena.page.goto(f"/releases/{rid}")
 
             # The dossier, downloaded as a reviewer would, verified from the file alone.
             async with elena.page.expect_download() as download_info:
