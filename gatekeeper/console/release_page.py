@@ -52,7 +52,7 @@ from gatekeeper.console.decisions import (
     gateway_actions,
     refusal,
 )
-from gatekeeper.console.release_view import KeyLookup, ReleasePage, page_model
+from gatekeeper.console.release_view import ReleasePage, page_model
 from gatekeeper.dossier.collect import collect_dossier
 from gatekeeper.dossier.render import to_json
 from gatekeeper.dossier.verify import Checks, Verification, verify_text
@@ -154,11 +154,6 @@ def gateway_key(ctx: ConsoleContext) -> Ed25519PrivateKey | None:
     return load_private_key(path)
 
 
-def _key_lookup(ctx: ConsoleContext) -> KeyLookup:
-    """The identity registry's key lookup (opens the registry: call from a thread)."""
-    return ctx.identity().key
-
-
 # --- the page ------------------------------------------------------------------------------------
 
 
@@ -180,7 +175,7 @@ async def load_page(
             policy,
             person.id,
             datetime.now(UTC),
-            keys=_key_lookup(ctx),
+            directory=ctx.identity(),
             gateway=has_gateway and not person.dev,
         )
     )
@@ -465,6 +460,7 @@ async def dossier_json(ctx: ConsoleContext, release_id: str) -> str:
             release_id,
             outbox_path=outbox if outbox.exists() else None,
             key_chain=registry.chain_to_root,
+            sso_proof=registry.sso_link_entries,
             anchors=anchors,
             anchors_source=store.url,
         )
