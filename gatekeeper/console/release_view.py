@@ -110,6 +110,28 @@ class AuditRow:
 
 
 @dataclass(frozen=True)
+class PasskeyChoice:
+    """One of the signed-in person's active passkeys, as the decision forms offer it."""
+
+    key_id: str
+    label: str
+    #: When it became active (an identity admin approved it).
+    registered: datetime
+
+
+def passkey_choices(keys: Sequence[KeyRecord], labels: dict[str, str]) -> tuple[PasskeyChoice, ...]:
+    """The passkeys ``keys`` (a person's active ones), newest first, with the labels given at
+    registration (``labels``: by key id)."""
+    return tuple(
+        sorted(
+            (PasskeyChoice(k.key_id, labels.get(k.key_id, ""), k.valid_from) for k in keys),
+            key=lambda c: (c.registered, c.key_id),
+            reverse=True,
+        )
+    )
+
+
+@dataclass(frozen=True)
 class ReleasePage:
     """Everything the release page shows."""
 
@@ -132,6 +154,9 @@ class ReleasePage:
     #: The binding as the page embeds it (what a passkey signs: what the person saw).
     binding_json: str
     now: datetime
+    #: The person's active passkeys, newest first (a form offers the choice when there are two
+    #: or more; the newest is the default).
+    passkeys: tuple[PasskeyChoice, ...] = ()
 
     def form(self, action: str) -> Form | None:
         return next((f for f in self.forms if f.action == action), None)
@@ -252,6 +277,7 @@ def page_model(
     *,
     directory: Directory | None = None,
     gateway: bool = False,
+    passkeys: tuple[PasskeyChoice, ...] = (),
 ) -> ReleasePage:
     """The release page of ``status`` as ``person`` sees it at ``now``."""
     v = view(status)
@@ -344,4 +370,5 @@ def page_model(
         binding=binding,
         binding_json=canonical_json(binding).decode("utf-8"),
         now=now,
+        passkeys=passkeys,
     )
