@@ -459,6 +459,9 @@ class TestSeveralPasskeys:
             await asyncio.to_thread(registry.approve_passkey, enrollment.enrollment_id, admin)
 
         await console.dev_signin("sam.safety")
+        listed = (await console.get("/passkeys")).text
+        assert f"“laptop” <code>{laptop.key_id}</code>" in listed
+        assert f"“phone” <code>{phone.key_id}</code>" in listed
         page = (await console.get(f"/releases/{rid}")).text
         choice = re.search(
             r'<form[^>]*data-action="approve".*?<select name="passkey" data-testid="passkey-choice">'
