@@ -261,6 +261,18 @@ def _gateway_allowed(
         )
 
 
+def gateway_problem(
+    action: str, actor: str, gateway_actions: Collection[str], policy_ref: str
+) -> str | None:
+    """Why a gateway may not attest ``action`` by ``actor`` under a policy accepting
+    ``gateway_actions`` (the worker's own check, as one line), or ``None``."""
+    try:
+        _gateway_allowed(action, actor, gateway_actions, policy_ref)
+    except Refusal as refusal:
+        return refusal.message
+    return None
+
+
 def _check_signer(
     action: str,
     actor: str,

@@ -103,7 +103,7 @@ def dev(
     """Start an embedded Temporal dev server, a worker and the web console in this process.
 
     Everything lives under the data directory (default .gatekeeper/), so releases survive a
-    restart. The console (http://127.0.0.1:8400) lets anyone on this machine sign in as anyone
+    restart. The console (http://localhost:8400, on 127.0.0.1) lets anyone on this machine sign in as anyone
     on the roster: development only. Ctrl-C stops the worker, then the console and the server.
     """
     # Absolute, so the banner and the adapters name the same place whatever the cwd does later.

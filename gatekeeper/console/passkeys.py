@@ -93,6 +93,7 @@ async def passkeys_page(
         "passkeys.html",
         {
             "active": active,
+            "labels": {e.key_id: e.label for e in enrollments if e.state == "approved"},
             "enrollments": list(reversed(enrollments)),
             "approve_command": approve_command,
             "rp_id": ctx.settings.rp_id,

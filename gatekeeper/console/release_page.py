@@ -6,7 +6,9 @@ Routes (see docs/console.md):
   signed-in person may use (:mod:`gatekeeper.console.decisions`).
 - ``POST /releases/{id}/prepare`` (JSON, ``X-CSRF-Token``): the WebAuthn challenge of the exact
   request a form will send, over the binding the page showed (what the person saw: stage,
-  artifact and evidence digests). The browser's passkey signs it (static/console.js).
+  artifact and evidence digests), for the passkey the person chose on the form (``key_id``, one
+  of their active passkeys; without it their newest). The browser's passkey signs it
+  (static/console.js).
 - ``POST /releases/{id}/act`` (form): rebuilds the same request from the same fields, attaches
   the passkey's assertion (``statements.webauthn_signed``) or, where the release's policy allows
   it and the console holds a gateway key, the console's attestation of the sign-in
@@ -52,7 +54,12 @@ from gatekeeper.console.decisions import (
     gateway_actions,
     refusal,
 )
-from gatekeeper.console.release_view import KeyLookup, ReleasePage, page_model
+from gatekeeper.console.release_view import (
+    PasskeyChoice,
+    ReleasePage,
+    page_model,
+    passkey_choices,
+)
 from gatekeeper.dossier.collect import collect_dossier
 from gatekeeper.dossier.render import to_json
 from gatekeeper.dossier.verify import Checks, Verification, verify_text
@@ -154,11 +161,6 @@ def gateway_key(ctx: ConsoleContext) -> Ed25519PrivateKey | None:
     return load_private_key(path)
 
 
-def _key_lookup(ctx: ConsoleContext) -> KeyLookup:
-    """The identity registry's key lookup (opens the registry: call from a thread)."""
-    return ctx.identity().key
-
-
 # --- the page ------------------------------------------------------------------------------------
 
 
@@ -180,11 +182,21 @@ async def load_page(
             policy,
             person.id,
             datetime.now(UTC),
-            keys=_key_lookup(ctx),
+            directory=ctx.identity(),
             gateway=has_gateway and not person.dev,
+            passkeys=_passkeys(ctx, person.id),
         )
     )
     return page, policy
+
+
+def _passkeys(ctx: ConsoleContext, person: str) -> tuple[PasskeyChoice, ...]:
+    """``person``'s active passkeys, newest first, with their registration labels."""
+    registry = ctx.identity()
+    labels = {
+        e.key_id: e.label for e in registry.passkey_enrollments(person) if e.state == "approved"
+    }
+    return passkey_choices(registry.passkeys(person), labels)
 
 
 def _render(
@@ -293,9 +305,26 @@ async def _prepared(
     return Prepared(action, request, binding, policy, status)
 
 
-def _newest_passkey(ctx: ConsoleContext, person: str) -> KeyRecord | None:
+def chosen_passkey(ctx: ConsoleContext, person: str, chosen: Any) -> KeyRecord:
+    """The passkey ``person`` chose on the form (a key id), or without a choice their newest.
+
+    Raises:
+        Refused: they have no active passkey; the choice is not one of their active passkeys.
+    """
     keys = ctx.identity().passkeys(person)
-    return max(keys, key=lambda k: k.valid_from) if keys else None
+    if not keys:
+        raise Refused(NO_PASSKEY, 409)
+    if chosen is None or chosen == "":
+        return max(keys, key=lambda k: (k.valid_from, k.key_id))
+    found = next((k for k in keys if isinstance(chosen, str) and k.key_id == chosen), None)
+    if found is None:
+        shown = chosen[:80] if isinstance(chosen, str) else type(chosen).__name__
+        raise Refused(
+            f"refused: {shown!r} is not one of your active passkeys; choose one of yours on the "
+            "form (reload the page)",
+            400,
+        )
+    return found
 
 
 @router.post("/releases/{release_id}/prepare")
@@ -314,13 +343,13 @@ async def prepare(
     except ValueError:
         raise Refused("refused: prepare takes a JSON object", 400) from None
     if not isinstance(body, dict) or not isinstance(body.get("action"), str):
-        raise Refused("refused: prepare takes {action, fields, seen}", 400)
+        raise Refused("refused: prepare takes {action, fields, seen, key_id}", 400)
     action = body["action"]
     raw_fields = body.get("fields")
     fields = form_fields(action, raw_fields if isinstance(raw_fields, dict) else {})
     prepared = await _prepared(ctx, person, release_id, action, fields, body.get("seen"))
-    key = await asyncio.to_thread(_newest_passkey, ctx, person.id)
-    if key is None or key.credential_id is None:
+    key = await asyncio.to_thread(chosen_passkey, ctx, person.id, body.get("key_id"))
+    if key.credential_id is None:
         raise Refused(NO_PASSKEY, 409)
     signed_at = datetime.now(UTC)
     nonce = new_nonce()
@@ -465,6 +494,7 @@ async def dossier_json(ctx: ConsoleContext, release_id: str) -> str:
             release_id,
             outbox_path=outbox if outbox.exists() else None,
             key_chain=registry.chain_to_root,
+            sso_proof=registry.sso_link_entries,
             anchors=anchors,
             anchors_source=store.url,
         )

@@ -2,8 +2,8 @@
 
 Built from what every other view reads (``Releases.status()`` through
 :func:`gatekeeper.status_view.view`, and ``Releases.audit()``) plus the release's own policy (for
-names and the forms, :mod:`gatekeeper.console.decisions`). Pure: no I/O besides the key
-directory it is given to re-check each decision's signature.
+names and the forms, :mod:`gatekeeper.console.decisions`). Pure: no I/O besides the identity
+registry it is given to re-check each decision's signature (:class:`SignatureChecks`).
 
 Every text here is plain data: the template shows it through Jinja2's autoescaping, never as
 markup (no ``|safe``, no Markdown).
@@ -11,31 +11,24 @@ markup (no ``|safe``, no Markdown).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from gatekeeper.canonical import canonical_json
 from gatekeeper.console.decisions import Form, forms_for
+from gatekeeper.dossier.signatures import AttestationCheck
 from gatekeeper.identity.keys import KeyRecord
+from gatekeeper.identity.log import IdentityLogEntry
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.partners import PartnerList
 from gatekeeper.models.policy import Policy
 from gatekeeper.models.status import GrantSummary, HoldRecord, ReleaseStatus
-from gatekeeper.signed_requests import release_binding
-from gatekeeper.signing import verify as verify_bytes
-from gatekeeper.statements import Binding
+from gatekeeper.signed_requests import gateway_problem, release_binding
+from gatekeeper.statements import Binding, signature_label
 from gatekeeper.status_view import Government, StatusView, view
-from gatekeeper.webauthn import assertion_problem
-
-#: Finds a registered key by id (the identity registry's ``key``), or None.
-KeyLookup = Callable[[str], KeyRecord | None]
-
-#: How each kind of signature reads on the page (and in the dossier).
-KIND_LABELS = {"key": "CLI key", "webauthn": "passkey", "gateway": "gateway"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +81,8 @@ class SignatureState:
     #: checked here (no key directory, or an unsigned or pre-registry decision).
     verified: bool | None
     why: str = ""
+    #: Said with a signature that verifies (a gateway's identity unlinked since, say).
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +110,28 @@ class AuditRow:
 
 
 @dataclass(frozen=True)
+class PasskeyChoice:
+    """One of the signed-in person's active passkeys, as the decision forms offer it."""
+
+    key_id: str
+    label: str
+    #: When it became active (an identity admin approved it).
+    registered: datetime
+
+
+def passkey_choices(keys: Sequence[KeyRecord], labels: dict[str, str]) -> tuple[PasskeyChoice, ...]:
+    """The passkeys ``keys`` (a person's active ones), newest first, with the labels given at
+    registration (``labels``: by key id)."""
+    return tuple(
+        sorted(
+            (PasskeyChoice(k.key_id, labels.get(k.key_id, ""), k.valid_from) for k in keys),
+            key=lambda c: (c.registered, c.key_id),
+            reverse=True,
+        )
+    )
+
+
+@dataclass(frozen=True)
 class ReleasePage:
     """Everything the release page shows."""
 
@@ -137,6 +154,9 @@ class ReleasePage:
     #: The binding as the page embeds it (what a passkey signs: what the person saw).
     binding_json: str
     now: datetime
+    #: The person's active passkeys, newest first (a form offers the choice when there are two
+    #: or more; the newest is the default).
+    passkeys: tuple[PasskeyChoice, ...] = ()
 
     def form(self, action: str) -> Form | None:
         return next((f for f in self.forms if f.action == action), None)
@@ -158,10 +178,34 @@ def safe_link(uri: str) -> str | None:
     return None
 
 
-def signature_state(event: AuditEvent | None, keys: KeyLookup | None) -> SignatureState:
-    """How the request recorded by ``event`` was signed, re-checked against the registered key
-    (the same checks as ``audit verify``'s, less the certificate chain, which the verify button
-    re-checks with the whole dossier)."""
+class Directory(Protocol):
+    """What the page reads from the identity registry (an ``IdentityRegistry``) to re-check
+    each decision's signature."""
+
+    def key(self, key_id: str) -> KeyRecord | None: ...
+
+    def sso_link_entries(self, issuer: str, subject: str) -> list[IdentityLogEntry]: ...
+
+    def sso_person(self, issuer: str, subject: str) -> str | None: ...
+
+
+class SignatureChecks:
+    """The checks behind the page's "verifies" mark: ``audit verify``'s check of an attestation
+    (:class:`gatekeeper.dossier.signatures.AttestationCheck`) against the identity registry, plus
+    the worker's policy check of a gateway's attestation (the release's policy lists the action
+    in ``gateway_attestation``: :func:`gatekeeper.signed_requests.gateway_problem`)."""
+
+    def __init__(self, directory: Directory, policy: Policy) -> None:
+        self.directory = directory
+        self.attestations = AttestationCheck(directory.key, directory.sso_link_entries)
+        self.gateway_actions = frozenset(str(a) for a in policy.gateway_attestation)
+        self.policy_ref = f"{policy.policy_id}@{policy.version}"
+
+
+def signature_state(event: AuditEvent | None, checks: SignatureChecks | None) -> SignatureState:
+    """How the request recorded by ``event`` was signed, and whether it verifies now with the
+    registered keys (``checks``; ``None``: not checked). The dossier's certificate chain to the
+    pinned root, signed heads and anchors are what the verify button adds."""
     attestation = event.details.get("attestation") if event is not None else None
     if not isinstance(attestation, dict):
         return SignatureState("unsigned", "unsigned", None, None)
@@ -169,49 +213,36 @@ def signature_state(event: AuditEvent | None, keys: KeyLookup | None) -> Signatu
     statement = attestation.get("statement")
     statement = statement if isinstance(statement, dict) else {}
     key_id = statement.get("key_id") if isinstance(statement.get("key_id"), str) else None
-    label = KIND_LABELS.get(kind, kind)
     sso = statement.get("sso")
-    if kind == "gateway" and isinstance(sso, dict):
-        label = f"gateway (SSO {sso.get('issuer', '?')} {sso.get('subject', '?')})"
-    if keys is None or key_id is None or event is None:
+    label = signature_label(kind, sso)
+    if checks is None or event is None:
         return SignatureState(kind, label, key_id, None)
-    record = keys(key_id)
-    if record is None:
-        return SignatureState(kind, label, key_id, False, f"key {key_id} is not registered")
-    why = verify_attestation(attestation, event.actor, record)
-    return SignatureState(kind, label, key_id, why is None, why or "")
+    why: str | None = None
+    if kind == "gateway":
+        why = gateway_problem(
+            str(statement.get("action", "")),
+            event.actor,
+            checks.gateway_actions,
+            checks.policy_ref,
+        )
+    if why is None:
+        why = checks.attestations.problem(event)
+    if why is not None:
+        return SignatureState(kind, label, key_id, False, why)
+    return SignatureState(kind, label, key_id, True, note=_link_now(checks, event.actor, sso))
 
 
-def verify_attestation(attestation: dict[str, Any], actor: str, record: KeyRecord) -> str | None:
-    """Why ``attestation`` (an audit event's) does not verify with ``record``, or None."""
-    statement = attestation.get("statement")
-    signature = attestation.get("signature")
-    if not isinstance(statement, dict) or not isinstance(signature, str):
-        return "the attestation is not a signed statement"
-    kind = str(attestation.get("kind") or "key")
-    if kind != "gateway" and record.principal != actor:
-        return f"signed with a key of {record.principal}, not of {actor}"
-    if kind == "webauthn":
-        return _verify_webauthn(attestation, statement, signature, record)
-    if not verify_bytes(record.public_key, canonical_json(statement), signature):
-        return f"the signature does not verify with key {record.key_id}"
-    return None
-
-
-def _verify_webauthn(
-    attestation: dict[str, Any], statement: dict[str, Any], signature: str, record: KeyRecord
-) -> str | None:
-    """The engine's one passkey check (:func:`gatekeeper.webauthn.assertion_problem`), over the
-    challenge the statement makes (the sha256 of its canonical JSON), as ``audit verify`` runs it."""
-    proof = attestation.get("webauthn")
-    if not isinstance(proof, dict):
-        return "the passkey attestation carries no assertion"
-    return assertion_problem(
-        record,
-        challenge=hashlib.sha256(canonical_json(statement)).digest(),
-        authenticator_data=str(proof.get("authenticator_data", "")),
-        client_data_json=str(proof.get("client_data_json", "")),
-        signature_b64=signature,
+def _link_now(checks: SignatureChecks, actor: str, sso: Any) -> str:
+    """For a gateway's attestation (which counts by the link in force when it was signed): a
+    note when the identity is no longer linked to ``actor``."""
+    if not isinstance(sso, dict):
+        return ""
+    issuer, subject = str(sso.get("issuer", "")), str(sso.get("subject", ""))
+    now = checks.directory.sso_person(issuer, subject)
+    if now == actor:
+        return ""
+    return f"{issuer} {subject} was linked to {actor} when signed; " + (
+        f"it is linked to {now} now" if now else "it is not linked now"
     )
 
 
@@ -244,8 +275,9 @@ def page_model(
     person: str,
     now: datetime,
     *,
-    keys: KeyLookup | None = None,
+    directory: Directory | None = None,
     gateway: bool = False,
+    passkeys: tuple[PasskeyChoice, ...] = (),
 ) -> ReleasePage:
     """The release page of ``status`` as ``person`` sees it at ``now``."""
     v = view(status)
@@ -289,6 +321,7 @@ def page_model(
         for e in status.spec.evidence
     )
     events = _decision_events(audit)
+    signatures = SignatureChecks(directory, policy) if directory is not None else None
     decisions = tuple(
         DecisionView(
             stage=row.stage,
@@ -299,7 +332,9 @@ def page_model(
             comment=row.comment,
             valid=row.valid,
             invalidated_reason=row.invalidated_reason,
-            signature=signature_state(events.get((row.stage, row.person, _instant(row.at))), keys),
+            signature=signature_state(
+                events.get((row.stage, row.person, _instant(row.at))), signatures
+            ),
         )
         for row in v.decisions
     )
@@ -335,4 +370,5 @@ def page_model(
         binding=binding,
         binding_json=canonical_json(binding).decode("utf-8"),
         now=now,
+        passkeys=passkeys,
     )

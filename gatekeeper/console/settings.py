@@ -158,7 +158,9 @@ class ConsoleSettings:
                 f"https://gatekeeper.example.com): it listens on {host!r}, beyond this machine, "
                 "and sign-in returns to that URL"
             )
-        shown = f"[{host}]" if ":" in host else host
+        # Browsers make passkeys only for host names, never for an IP address: a console on
+        # loopback is reached as localhost.
+        shown = "localhost" if is_loopback(host) else (f"[{host}]" if ":" in host else host)
         url = section.url or f"http://{shown}:{port}"
         return cls(
             gatekeeper=settings,

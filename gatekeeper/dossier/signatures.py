@@ -18,14 +18,16 @@ hash after it. What they cannot recompute are signatures:
 - every **anchor** (the heads written outside the workflow, read from the anchor table or from
   the dossier): a chain that disagrees with one is a fork (an edit, or a Temporal reset).
 
-Pure functions over plain JSON data; no I/O.
+Pure functions over plain JSON data; no I/O. :class:`AttestationCheck` runs the same check of an
+attestation with keys and links read from the identity registry instead of a dossier (the
+console's "verifies" mark).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -191,7 +193,23 @@ def _keys(raw: Any) -> dict[str, KeyRecord]:
     return keys
 
 
-class _Trust:
+class _Keys:
+    """Where the checks of an attestation find keys and single sign-on links: the dossier's
+    (:class:`_Trust`) or the identity registry's (:class:`_Directory`)."""
+
+    #: Named in a refusal ("the dossier does not show ...").
+    source = "the dossier"
+
+    def key(self, key_id: Any, what: str) -> KeyRecord:
+        """The trusted record of ``key_id``, else ``_Reason``."""
+        raise NotImplementedError
+
+    def links_of(self, issuer: str, subject: str) -> list[IdentityLogEntry]:
+        """The identity log entries that linked or unlinked (``issuer``, ``subject``)."""
+        raise NotImplementedError
+
+
+class _Trust(_Keys):
     """Which keys chain to the pinned root (each answer computed once)."""
 
     def __init__(
@@ -204,6 +222,9 @@ class _Trust:
         self.root = root
         self.links = links or []
         self._known: dict[str, str | None] = {}
+
+    def links_of(self, issuer: str, subject: str) -> list[IdentityLogEntry]:
+        return self.links
 
     def key(self, key_id: Any, what: str) -> KeyRecord:
         """The record of ``key_id`` if it chains to the trust root, else a reason."""
@@ -258,6 +279,69 @@ class _Reason(Exception):
     pass
 
 
+class _Directory(_Keys):
+    """The identity registry as the source of keys and links (it returns only keys whose
+    certificates lead to its trust root); each answer read once."""
+
+    source = "the identity registry"
+
+    def __init__(
+        self,
+        key: Callable[[str], KeyRecord | None],
+        links: Callable[[str, str], Sequence[IdentityLogEntry]],
+    ) -> None:
+        self._key = key
+        self._links = links
+        self._keys: dict[str, KeyRecord | None] = {}
+        self._found: dict[tuple[str, str], list[IdentityLogEntry]] = {}
+
+    def key(self, key_id: Any, what: str) -> KeyRecord:
+        if not isinstance(key_id, str):
+            raise _Reason(f"{what} names no key")
+        if key_id not in self._keys:
+            self._keys[key_id] = self._key(key_id)
+        record = self._keys[key_id]
+        if record is None:
+            raise _Reason(f"{what} is by key {key_id}, which is not registered")
+        return record
+
+    def links_of(self, issuer: str, subject: str) -> list[IdentityLogEntry]:
+        if (issuer, subject) not in self._found:
+            self._found[(issuer, subject)] = list(self._links(issuer, subject))
+        return self._found[(issuer, subject)]
+
+
+class AttestationCheck:
+    """``audit verify``'s check of each attestation, against the identity registry instead of a
+    dossier's keys and links (the release page's "verifies" mark): the key is registered (its
+    certificates lead to the registry's root) and was valid when the statement was signed; a CLI
+    key or passkey is the actor's (a passkey's assertion re-checked by
+    :func:`gatekeeper.webauthn.assertion_problem`); a gateway's key is a registered gateway's and
+    the signed identity log shows the attested single sign-on identity linked to the actor when
+    the gateway signed. One instance remembers the keys and links it read.
+
+    Args:
+        key: the registry's ``key`` (a key by id, revoked or not; ``None`` if unknown).
+        sso_link_entries: the registry's ``sso_link_entries`` (issuer, subject).
+    """
+
+    def __init__(
+        self,
+        key: Callable[[str], KeyRecord | None],
+        sso_link_entries: Callable[[str, str], Sequence[IdentityLogEntry]],
+    ) -> None:
+        self._directory = _Directory(key, sso_link_entries)
+
+    def problem(self, event: AuditEvent) -> str | None:
+        """Why the attestation ``event`` records does not verify, in one line; ``None`` if it
+        does."""
+        try:
+            _attestation_kind(event, self._directory)
+        except _Reason as why:
+            return str(why)
+        return None
+
+
 # --- events -----------------------------------------------------------------------------------------
 
 
@@ -278,61 +362,54 @@ def _parse_time(value: Any) -> datetime | None:
 
 def _check_attestation(index: int, event: AuditEvent, trust: _Trust) -> str:
     """Check one attestation; how its kind is named (``signature_label``)."""
-    label = _label(index, event)
+    try:
+        return _attestation_kind(event, trust)
+    except _Reason as why:
+        raise Problem(index, f"altered: {_label(index, event)}: {why}") from None
+
+
+def _attestation_kind(event: AuditEvent, trust: _Keys) -> str:
+    """The checks of one attestation against the keys and links of ``trust``: how its kind is
+    named, or ``_Reason`` (why it does not verify)."""
     attestation = event.details.get("attestation")
     statement = attestation.get("statement") if isinstance(attestation, dict) else None
     signature = attestation.get("signature") if isinstance(attestation, dict) else None
     if not isinstance(statement, dict) or not isinstance(signature, str):
-        raise Problem(index, f"altered: {label}: its attestation is not a signed statement")
+        raise _Reason("its attestation is not a signed statement")
     assert isinstance(attestation, dict)
     kind = attestation.get("kind", "key")
     if kind not in ("key", "webauthn", "gateway"):
-        raise Problem(index, f"altered: {label}: its attestation is of an unknown kind")
+        raise _Reason("its attestation is of an unknown kind")
     if (kind == "gateway") != ("sso" in statement):
-        raise Problem(
-            index, f"altered: {label}: only a gateway's statement attests a single sign-on"
-        )
-    try:
-        key = trust.key(statement.get("key_id"), "its attestation")
-    except _Reason as why:
-        raise Problem(index, f"altered: {label}: {why}") from None
+        raise _Reason("only a gateway's statement attests a single sign-on")
+    key = trust.key(statement.get("key_id"), "its attestation")
     if statement.get("actor") != event.actor:
-        raise Problem(
-            index,
-            f"altered: {label}: the event names {event.actor}, the signed statement "
-            f"{statement.get('actor')}",
+        raise _Reason(
+            f"the event names {event.actor}, the signed statement {statement.get('actor')}"
         )
     signed_at = _parse_time(statement.get("signed_at"))
     if signed_at is None:
-        raise Problem(index, f"altered: {label}: its statement has no time of signing")
+        raise _Reason("its statement has no time of signing")
     if kind == "gateway":
-        _check_gateway(index, label, event, key, statement, signed_at, trust)
+        _check_gateway(event, key, statement, signed_at, trust)
     elif event.actor.startswith(ORDER_ACTOR_PREFIX):
         # An access order's request, relayed to the release by a worker, is signed by that
         # worker's key (the order's own update was signed by its person, in the order's chain).
         if key.principal_kind != PrincipalKind.WORKER or kind != "key":
-            raise Problem(
-                index,
-                f"altered: {label}: {event.actor}'s request is signed by {key.principal}, not "
-                "by a worker",
-            )
+            raise _Reason(f"{event.actor}'s request is signed by {key.principal}, not by a worker")
     elif key.principal != event.actor or key.principal_kind != PrincipalKind.PERSON:
-        raise Problem(
-            index, f"altered: {label}: signed with a key of {key.principal}, not of {event.actor}"
-        )
+        raise _Reason(f"signed with a key of {key.principal}, not of {event.actor}")
     elif (key.kind is KeyKind.WEBAUTHN) != (kind == "webauthn"):
-        raise Problem(
-            index, f"altered: {label}: signed as a {signature_label(kind)} with key {key.key_id}"
-        )
+        raise _Reason(f"signed as a {signature_label(kind)} with key {key.key_id}")
     invalid = key.why_not_valid_at(signed_at)
     if invalid is not None:
-        raise Problem(index, f"altered: {label}: {invalid}")
+        raise _Reason(invalid)
     if kind == "webauthn":
         proof = attestation.get("webauthn")
         if not isinstance(proof, dict) or not all(
             isinstance(proof.get(name), str) for name in ("authenticator_data", "client_data_json")
         ):
-            raise Problem(index, f"altered: {label}: its passkey assertion is missing")
+            raise _Reason("its passkey assertion is missing")
         problem = assertion_problem(
             key,
             challenge=hashlib.sha256(canonical_json(statement)).digest(),
@@ -341,36 +418,31 @@ def _check_attestation(index: int, event: AuditEvent, trust: _Trust) -> str:
             signature_b64=signature,
         )
         if problem is not None:
-            raise Problem(index, f"altered: {label}: {problem}")
+            raise _Reason(problem)
         return signature_label(kind)
     if not verify_bytes(key.public_key, canonical_json(statement), signature):
-        raise Problem(index, f"altered: {label}: the signature of {event.actor} does not verify")
+        raise _Reason(f"the signature of {event.actor} does not verify")
     return signature_label(kind, statement.get("sso"))
 
 
 def _check_gateway(
-    index: int,
-    label: str,
     event: AuditEvent,
     key: KeyRecord,
     statement: dict[str, Any],
     signed_at: datetime,
-    trust: _Trust,
+    trust: _Keys,
 ) -> None:
     """A gateway's attestation: by a registered gateway, of an identity an admin had linked to
     the actor when it was signed (the dossier's ``sso_links``)."""
     if key.principal_kind != PrincipalKind.GATEWAY or key.kind is not KeyKind.ED25519:
-        raise Problem(
-            index,
-            f"altered: {label}: attested by {key.principal}, which is not a registered gateway",
-        )
+        raise _Reason(f"attested by {key.principal}, which is not a registered gateway")
     sso = statement.get("sso")
     issuer = sso.get("issuer") if isinstance(sso, dict) else None
     subject = sso.get("subject") if isinstance(sso, dict) else None
     if not isinstance(issuer, str) or not isinstance(subject, str):
-        raise Problem(index, f"altered: {label}: its single sign-on claims are malformed")
+        raise _Reason("its single sign-on claims are malformed")
     linked: str | None = None
-    for entry in sorted(trust.links, key=lambda e: e.seq):
+    for entry in sorted(trust.links_of(issuer, subject), key=lambda e: e.seq):
         body = entry.body.get("sso")
         if not isinstance(body, dict) or (body.get("issuer"), body.get("subject")) != (
             issuer,
@@ -379,20 +451,18 @@ def _check_gateway(
             continue
         why = _link_problem(entry, trust)
         if why is not None:
-            raise Problem(index, f"altered: {label}: the link of {issuer} {subject}: {why}")
+            raise _Reason(f"the link of {issuer} {subject}: {why}")
         if entry.at > signed_at:
             break
         linked = body.get("person") if entry.action == LogAction.LINK_SSO else None
     if linked != event.actor:
-        raise Problem(
-            index,
-            f"altered: {label}: the dossier does not show {issuer} {subject} linked to "
-            f"{event.actor} when the gateway signed"
-            + (f" (it was linked to {linked})" if linked else ""),
+        raise _Reason(
+            f"{trust.source} does not show {issuer} {subject} linked to {event.actor} when the "
+            "gateway signed" + (f" (it was linked to {linked})" if linked else "")
         )
 
 
-def _link_problem(entry: IdentityLogEntry, trust: _Trust) -> str | None:
+def _link_problem(entry: IdentityLogEntry, trust: _Keys) -> str | None:
     """``None`` when ``entry`` is an identity log entry an admin trusted then signed."""
     body = entry.body
     if entry.action not in (LogAction.LINK_SSO, LogAction.UNLINK_SSO):

@@ -472,7 +472,7 @@ class TestDevJson:
             assert banner["data_dir"] == str(data_dir.resolve())
             assert banner["task_queue"] == "dev-json"
             assert banner["ui"] is None
-            assert banner["console"] == f"http://127.0.0.1:{console_port}"
+            assert banner["console"] == f"http://localhost:{console_port}"
             assert any(p.startswith("voluntary-standard@1") for p in banner["policies"])
             # What another shell must export, as the text banner's `export` lines say.
             assert banner["environment"]["TEMPORAL_ADDRESS"] == f"127.0.0.1:{port}"

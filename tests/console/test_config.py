@@ -77,7 +77,7 @@ class TestResolved:
         assert resolved.oidc is not None and resolved.oidc.client_secret == "client-secret"
         assert resolved.session_secret == SECRET
         assert "client-secret" not in repr(resolved) and SECRET not in repr(resolved)
-        assert resolved.url == "http://127.0.0.1:8400"
+        assert resolved.url == "http://localhost:8400"
         assert not resolved.dev_sign_in
 
     def test_beyond_loopback_it_needs_its_url(self, tmp_path: Path) -> None:

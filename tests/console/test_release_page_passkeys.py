@@ -435,3 +435,104 @@ class TestAnonymous:
         assert prepared.status_code in (401, 403)
         passkeys = await console.get("/passkeys")
         assert passkeys.status_code == 303
+
+
+class TestSeveralPasskeys:
+    """Someone with passkeys on several devices chooses which one signs: the form lists them by
+    label and date registered (newest first, the default), prepare signs for the chosen key, and
+    a key that is not one of the person's active passkeys is refused in one line."""
+
+    async def test_choose_which_passkey_signs(self, console: Console, harness: Harness) -> None:
+        status = await harness.start()
+        rid = status.release_id
+        registry = registry_of(harness)
+        admin = admin_key(registry, harness.adapters.worker_key_path.parent / "admin-keys")  # type: ignore[union-attr]
+        laptop = authenticator(f"sam-laptop-{rid}")
+        phone = authenticator(f"sam-phone-{rid}")
+        lenas = authenticator(f"lena-{rid}")
+        for soft, person, label in (
+            (laptop, "sam.safety", "laptop"),
+            (phone, "sam.safety", "phone"),
+            (lenas, "lena.fischer", "lena's"),
+        ):
+            enrollment = await asyncio.to_thread(soft.enroll, registry, person, label)
+            await asyncio.to_thread(registry.approve_passkey, enrollment.enrollment_id, admin)
+
+        await console.dev_signin("sam.safety")
+        listed = (await console.get("/passkeys")).text
+        assert f"“laptop” <code>{laptop.key_id}</code>" in listed
+        assert f"“phone” <code>{phone.key_id}</code>" in listed
+        page = (await console.get(f"/releases/{rid}")).text
+        choice = re.search(
+            r'<form[^>]*data-action="approve".*?<select name="passkey" data-testid="passkey-choice">'
+            r"(.*?)</select>",
+            page,
+            re.S,
+        )
+        assert choice, "the approve form offers no choice of passkey"
+        options = re.findall(r'<option value="([^"]+)"( selected)?>([^<]*)<', choice.group(1))
+        assert [(key, bool(selected)) for key, selected, _ in options] == [
+            (phone.key_id, True),
+            (laptop.key_id, False),
+        ]
+        assert [html.unescape(text).split(" · ")[0] for _, _, text in options] == [
+            "phone",
+            "laptop",
+        ]
+        assert all(" · registered 20" in text for _, _, text in options)
+
+        seen = seen_on(page)
+        token = await console.csrf(f"/releases/{rid}")
+
+        async def prepare_for(key_id: object) -> Any:
+            body: dict[str, Any] = {"action": "approve", "fields": {"role": "safety"}, "seen": seen}
+            if key_id is not None:
+                body["key_id"] = key_id
+            return await console.post(
+                f"/releases/{rid}/prepare", json=body, headers={"X-CSRF-Token": token}
+            )
+
+        newest = await prepare_for(None)
+        assert newest.status_code == 200
+        assert newest.json()["key_id"] == phone.key_id
+        before = await harness.releases.status(rid)
+        for wrong in (lenas.key_id, "webauthn:" + "0" * 32, ["x"]):
+            refused = await prepare_for(wrong)
+            assert refused.status_code == 400, refused.text
+            line = refused.json()["error"]
+            assert "\n" not in line
+            assert line.startswith("refused: ") and "is not one of your active passkeys" in line
+        await unchanged(harness, before)
+
+        older = await prepare_for(laptop.key_id)
+        assert older.status_code == 200, older.text
+        prepared = older.json()
+        assert prepared["key_id"] == laptop.key_id
+        assert prepared["allow_credentials"] == [laptop.credential_id]
+        assert prepared["statement"]["key_id"] == laptop.key_id
+        signed = laptop.assertion(b64url_decode(prepared["challenge"]))
+        line = await act(
+            console,
+            rid,
+            {
+                "action": "approve",
+                "role": "safety",
+                "seen": seen,
+                "passkey": laptop.key_id,
+                "signed_at": prepared["signed_at"],
+                "nonce": prepared["nonce"],
+                "key_id": prepared["key_id"],
+                **signed,
+            },
+        )
+        assert line.startswith("sam.safety approved internal_review as safety"), line
+        decided = await harness.releases.status(rid)
+        assert [d.key_id for d in decided.gates["internal_review"].decisions] == [laptop.key_id]
+
+    async def test_one_passkey_no_choice(self, console: Console, harness: Harness) -> None:
+        status = await harness.start()
+        await console.dev_signin("sam.safety")
+        await register_passkey(console, harness, authenticator(f"sam-only-{status.release_id}"))
+        page = (await console.get(f"/releases/{status.release_id}")).text
+        assert 'data-testid="decision-form"' in page
+        assert 'data-testid="passkey-choice"' not in page

@@ -118,7 +118,7 @@ class TestDev:
             assert f"http://127.0.0.1:{ui_port}" in banner
             # The web console, with development sign-in (loopback only), serves its sign-in page.
             assert (
-                f"Console           http://127.0.0.1:{console_port}  (development sign-in, "
+                f"Console           http://localhost:{console_port}  (development sign-in, "
                 "loopback only)" in banner
             )
             signin = await asyncio.to_thread(

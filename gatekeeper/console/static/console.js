@@ -2,8 +2,9 @@
 //
 // 1. A form with data-sign="passkey" (every decision form of the release page): on submit, ask
 //    POST /releases/{id}/prepare for the WebAuthn challenge of the exact request the form will
-//    send (the page's "seen" field is what the person saw: stage, artifact and evidence digests),
-//    have the passkey sign it (navigator.credentials.get, user verification required), put the
+//    send (the page's "seen" field is what the person saw: stage, artifact and evidence digests;
+//    the form's "passkey" choice, when the person has several, names the key), have that
+//    passkey sign it (navigator.credentials.get, user verification required), put the
 //    assertion into the form's hidden fields and submit it. The worker checks the assertion.
 // 2. The passkey page: register a passkey (navigator.credentials.create); the server keeps it as
 //    a pending enrollment that an identity admin approves.
@@ -13,7 +14,7 @@
 (function () {
   const SIGNATURE_FIELDS = [
     "csrf_token", "action", "seen", "mode", "signed_at", "nonce", "key_id", "credential_id",
-    "authenticator_data", "client_data_json", "signature",
+    "authenticator_data", "client_data_json", "signature", "passkey",
   ];
 
   function toB64url(buffer) {
@@ -87,10 +88,13 @@
     const release = form.getAttribute("data-release");
     const action = form.querySelector('input[name="action"]').value;
     const seen = form.querySelector('input[name="seen"]').value;
+    const choice = form.querySelector('select[name="passkey"]');
+    const body = { action: action, fields: fieldsOf(form), seen: seen };
+    if (choice && choice.value) body.key_id = choice.value; // else the server takes the newest
     say(form, "Preparing the statement…");
     const prepared = await postJson(
       "/releases/" + encodeURIComponent(release) + "/prepare",
-      { action: action, fields: fieldsOf(form), seen: seen },
+      body,
       csrfOf(form),
     );
     say(form, "Touch your passkey to sign…");
