@@ -103,6 +103,7 @@ async def console_client(settings: Settings, client: Client) -> AsyncIterator[An
     """An httpx client on the console app in process (lifespan run), signed in as
     :data:`VIEWER` through the development sign-in (the ASGI client is on loopback)."""
     import httpx
+
     from gatekeeper.console import ConsoleSettings, create_app
 
     app = create_app(
