@@ -50,6 +50,8 @@ from gatekeeper.models.orders import (
 )
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.release_list import WORKFLOW_TYPE as RELEASE_WORKFLOW_TYPE
+from gatekeeper.release_list import quote_literal
+from gatekeeper.releases import QUERY_TIMEOUT
 from gatekeeper.signed_requests import order_binding, release_binding
 from gatekeeper.signer import Signer, request_body
 from gatekeeper.statements import sign_request
@@ -320,9 +322,11 @@ class Orders:
         return rows
 
     async def _iterate(self, limit: int) -> AsyncIterator[WorkflowExecution]:
+        # Only this installation's orders (its task queue): an order another worker set runs on
+        # its own queue, and a query to it would wait for a worker that is not ours.
         count = 0
         async for execution in self.client.list_workflows(
-            f"WorkflowType = '{ORDER_WORKFLOW_TYPE}'"
+            f"WorkflowType = '{ORDER_WORKFLOW_TYPE}' AND TaskQueue = {quote_literal(self.task_queue)}"
         ):
             yield execution
             count += 1
@@ -331,7 +335,9 @@ class Orders:
 
     async def _query(self, handle: WorkflowHandle[Any, Any], order_id: str) -> OrderStatus:
         try:
-            status: OrderStatus = await handle.query("get_status", result_type=OrderStatus)
+            status: OrderStatus = await handle.query(
+                "get_status", result_type=OrderStatus, rpc_timeout=QUERY_TIMEOUT
+            )
         except RPCError as err:
             raise self._rpc_error(order_id, err) from err
         return status

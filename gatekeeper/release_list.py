@@ -73,7 +73,7 @@ class ListFilter:
             (sa.RISK_TIER.name, self.risk_tier),
         ):
             if value:
-                clauses.append(f"{attribute} = {_quote(value)}")
+                clauses.append(f"{attribute} = {quote_literal(value)}")
         if self.window_ends_before is not None:
             clauses.append(
                 f"{sa.GOVERNMENT_WINDOW_ENDS_AT.name} < '{self.window_ends_before.isoformat()}'"
@@ -81,11 +81,12 @@ class ListFilter:
         if self.running_only:
             clauses.append("ExecutionStatus = 'Running'")
         if self.task_queue:
-            clauses.append(f"TaskQueue = {_quote(self.task_queue)}")
+            clauses.append(f"TaskQueue = {quote_literal(self.task_queue)}")
         return " AND ".join(clauses)
 
 
-def _quote(value: str) -> str:
+def quote_literal(value: str) -> str:
+    """A string literal of a visibility query (no quotes or backslashes in ``value``)."""
     if "'" in value or "\\" in value:
         raise ValueError(f"filter value {value!r} may not contain quotes or backslashes")
     return f"'{value}'"

@@ -8,11 +8,14 @@ import re
 import uuid
 from datetime import timedelta
 
+from gatekeeper.ids import order_workflow_id
 from gatekeeper.models import ApprovalGateStage, ModelRef, OperatorRequest
 from gatekeeper.models.orders import OrderSpec
+from gatekeeper.orders import ORDER_WORKFLOW_TYPE
 from tests import factories
 from tests.cli.conftest import until_visible
 from tests.console.conftest import Console, ConsoleHarness
+from tests.helpers import eventually
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -203,3 +206,46 @@ class TestTextIsInert:
         assert "<script>" not in section and "<b>x</b>" not in section
         assert html.escape(reason, quote=False) in section, "shown exactly as written"
         assert "classifier v2" in section and "active" in section
+
+
+class TestOrdersOfThisInstallation:
+    """The Orders page lists the orders of this installation's task queue only: an order another
+    worker set (its own queue, no worker of ours to answer a query) is neither listed nor
+    waited on."""
+
+    async def test_an_order_on_another_queue_is_not_listed(
+        self, console: Console, harness: ConsoleHarness
+    ) -> None:
+        ours, theirs = (f"o-{uuid.uuid4().hex[:8]}" for _ in range(2))
+
+        def spec(order_id: str) -> OrderSpec:
+            return OrderSpec.model_validate(
+                {
+                    "order_id": order_id,
+                    "models": [f"nomodel{uuid.uuid4().hex[:6]}"],
+                    "scope": "everyone",
+                    "reason": "export control",
+                }
+            )
+
+        # Started on a queue no worker polls: nothing answers for it.
+        await harness.env.client.start_workflow(
+            ORDER_WORKFLOW_TYPE,
+            spec(theirs).model_dump(mode="json"),
+            id=order_workflow_id(theirs),
+            task_queue=f"nobody-{uuid.uuid4().hex[:6]}",
+        )
+        await harness.orders.apply(spec(ours), factories.OPERATOR)
+        client = harness.env.client
+
+        async def listed() -> set[str]:
+            query = f"WorkflowId = 'access-order-{theirs}' OR WorkflowId = 'access-order-{ours}'"
+            return {w.id async for w in client.list_workflows(query)}
+
+        await eventually(listed, lambda ids: len(ids) == 2, what="both orders listed")
+        await console.dev_signin(factories.OPERATOR)
+        page = await console.get("/orders")
+        assert page.status_code == 200
+        shown = rows(page.text, "order-row")
+        assert ours in shown and theirs not in shown
+        assert "error:" not in page.text
