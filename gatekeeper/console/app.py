@@ -234,7 +234,9 @@ def _error_pages(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, StarletteHTTPException)
-        if "person" not in request.session:  # anonymous: nothing but the sign-in page
+        try:
+            await auth.current_person(request)  # a signed-out copy of a cookie is anonymous too
+        except NotSignedIn:  # anonymous: nothing but the sign-in page
             # Not remembered as the page to return to: no such page (the browser's own
             # /favicon.ico would otherwise be where every sign-in leads).
             if wants_json(request):

@@ -2,8 +2,12 @@
 
 A session is Starlette's signed cookie ``gk_session`` (HttpOnly, SameSite=Lax, Secure unless the
 console is plain http on loopback) holding ``person``, ``issuer``, ``subject``, ``auth_time``
-and ``csrf``. It is replaced whole at every sign-in, so a session id planted before sign-in
-carries nothing over.
+``csrf`` and ``sid``, a random session id (192 bits). It is replaced whole at every sign-in, so
+a session planted before sign-in carries nothing over. Signing out records the ``sid`` as ended
+in the registry database (:mod:`gatekeeper.adapters.console_sessions`); every request reads it
+there (one primary-key read, in a thread), so a copy of the cookie taken before signing out is
+no session afterwards, on every console replica sharing that database. A cookie without a
+``sid`` (made before session ids existed) is no session either.
 
 Sign-in is OpenID Connect (:mod:`gatekeeper.console.oidc`): the provider's ``(iss, sub)`` must
 be linked to a person in the identity registry. For development, ``dev_sign_in`` lets anyone
@@ -19,13 +23,14 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from gatekeeper.adapters.console_sessions import MAX_SID
 from gatekeeper.console.context import context
 from gatekeeper.console.settings import SESSION_MAX_AGE, is_loopback
 
@@ -36,6 +41,8 @@ CSRF_HEADER = "X-CSRF-Token"
 #: What a refused CSRF check says.
 CSRF_REFUSED = "refused: the form's CSRF token is missing or wrong; reload the page"
 DEV_REFUSED = "refused: development sign-in works only on loopback"
+#: Bytes of randomness in a session id (``secrets.token_urlsafe``: 32 characters).
+SID_BYTES = 24
 
 router = APIRouter()
 
@@ -155,8 +162,29 @@ def begin_session(
             "auth_time": int(auth_time.timestamp()),
             "signed_in_at": int(_now().timestamp()),
             "csrf": secrets.token_urlsafe(32),
+            "sid": secrets.token_urlsafe(SID_BYTES),
         }
     )
+
+
+def session_id(session: dict[str, Any]) -> str | None:
+    """The session's id, if it has a well-formed one (a cookie from before session ids: none)."""
+    sid = session.get("sid")
+    if isinstance(sid, str) and 32 <= len(sid) <= MAX_SID:
+        return sid
+    return None
+
+
+def session_expires(session: dict[str, Any]) -> datetime:
+    """When the session's sign-in is over anyway (:data:`SESSION_MAX_AGE` after it)."""
+    now = _now()
+    signed_in_at = session.get("signed_in_at")
+    since = (
+        datetime.fromtimestamp(signed_in_at, UTC)
+        if isinstance(signed_in_at, int) and signed_in_at <= now.timestamp()
+        else now
+    )
+    return since + timedelta(seconds=SESSION_MAX_AGE)
 
 
 def _now() -> datetime:
@@ -171,7 +199,9 @@ async def current_person(request: Request) -> SignedInPerson:
     """The signed-in person (a FastAPI dependency); anonymous requests raise :class:`NotSignedIn`.
 
     A development session counts only while dev sign-in is on and the request comes from
-    loopback; an OIDC session only while its (issuer, subject) is still linked to the person.
+    loopback; an OIDC session only while its (issuer, subject) is still linked to the person;
+    any session only while its ``sid`` has not been signed out (read from the registry on every
+    request). A session that does not count is cleared (the response drops the cookie).
     """
     ctx = context(request)
     session = request.session
@@ -191,11 +221,15 @@ async def current_person(request: Request) -> SignedInPerson:
     if _now().timestamp() - since > SESSION_MAX_AGE:
         session.clear()  # a sign-in lasts a working day, however busy (the cookie slides)
         raise NotSignedIn
-    if issuer == DEV_ISSUER:
-        if not ctx.settings.dev_sign_in or not client_is_loopback(request):
-            session.clear()
-            raise NotSignedIn
-    elif await ctx.sso_person(issuer, subject) != person:
+    dev_void = not ctx.settings.dev_sign_in or not client_is_loopback(request)
+    if issuer == DEV_ISSUER and dev_void:
+        session.clear()
+        raise NotSignedIn
+    sid = session_id(session)
+    if sid is None or await ctx.session_ended(sid):
+        session.clear()  # signed out (on any replica), or a cookie from before session ids
+        raise NotSignedIn
+    if issuer != DEV_ISSUER and await ctx.sso_person(issuer, subject) != person:
         session.clear()  # unlinked (or linked to someone else) since the sign-in
         raise NotSignedIn
     policy = await ctx.roster()
@@ -258,5 +292,11 @@ async def signout(request: Request) -> Response:
     if "person" not in request.session:
         raise NotSignedIn
     await checked_form(request)
+    sid = session_id(request.session)
+    if sid is not None:
+        # Every copy of this cookie, on every replica, is no session from now on. Recorded
+        # before the cookie is cleared: if the registry cannot record it, the page says so and
+        # the person is still signed in (never told "signed out" when a copy would still work).
+        await context(request).end_session(sid, session_expires(request.session))
     request.session.clear()
     return RedirectResponse("/signin", status_code=303)

@@ -23,6 +23,9 @@ from gatekeeper.policy import load_default_policy
 from gatekeeper.releases import Releases
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from gatekeeper.adapters.console_sessions import EndedSessions
     from gatekeeper.console.auth import SignedInPerson
     from gatekeeper.identity.registry import IdentityRegistry
 
@@ -63,6 +66,7 @@ class ConsoleContext:
     _roster: tuple[float, Policy] | None = None
     _sso: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
     _identity: IdentityRegistry | None = None
+    _sessions: EndedSessions | None = None
 
     # --- roster -------------------------------------------------------------------------------
 
@@ -112,10 +116,39 @@ class ConsoleContext:
     def _read_sso(self, issuer: str, subject: str) -> str | None:
         return self.identity().sso_person(issuer, subject)
 
+    # --- sessions ended by signing out ---------------------------------------------------------
+
+    def ended_sessions(self) -> EndedSessions:
+        """The registry's record of sessions ended by signing out (opened on first use; call
+        from a thread). Shared by every console replica on the same registry database."""
+        if self._sessions is None:
+            from gatekeeper.adapters.console_sessions import EndedSessions
+
+            self._sessions = EndedSessions(self.settings.gatekeeper.effective_registry_url)
+        return self._sessions
+
+    async def session_ended(self, sid: str) -> bool:
+        """Whether the session ``sid`` was signed out (on any replica): read on every request,
+        in a thread, never believed from memory."""
+        return await asyncio.to_thread(self._read_ended, sid)
+
+    def _read_ended(self, sid: str) -> bool:
+        return self.ended_sessions().ended(sid)
+
+    async def end_session(self, sid: str, expires_at: datetime) -> None:
+        """Record ``sid`` as signed out until ``expires_at`` (in a thread)."""
+        await asyncio.to_thread(self._end, sid, expires_at)
+
+    def _end(self, sid: str, expires_at: datetime) -> None:
+        self.ended_sessions().end(sid, expires_at=expires_at)
+
     def close(self) -> None:
         if self._identity is not None:
             self._identity.close()
             self._identity = None
+        if self._sessions is not None:
+            self._sessions.close()
+            self._sessions = None
 
     # --- pages --------------------------------------------------------------------------------
 

@@ -304,6 +304,7 @@ def oidc_session_cookie(person: str, subject: str) -> str:
     the test console's secret): the identity provider's part is the console helper's tests'."""
     import base64
     import json
+    import secrets
     import time
 
     from itsdangerous import TimestampSigner
@@ -316,6 +317,7 @@ def oidc_session_cookie(person: str, subject: str) -> str:
         "subject": subject,
         "auth_time": int(time.time()) - 60,
         "csrf": "c" * 43,
+        "sid": secrets.token_urlsafe(24),
     }
     data = base64.b64encode(json.dumps(session).encode("utf-8"))
     return TimestampSigner(SECRET).sign(data).decode("utf-8")

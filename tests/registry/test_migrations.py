@@ -38,6 +38,7 @@ TABLES = {
     "audit_anchors",
     "passkey_enrollments",
     "identity_sso_links",
+    "console_sessions_ended",
     "alembic_version",
 }
 

@@ -246,3 +246,14 @@ audit_anchors = sa.Table(
     sa.Column("signature", sa.String(200), nullable=False),
     sa.Column("anchored_at", UtcDateTime(), nullable=False),
 )
+
+#: Console sessions ended by signing out (see :mod:`gatekeeper.adapters.console_sessions`): a
+#: session cookie naming one of these ``sid``s is no session, on every console replica. Each row
+#: carries when its session would have expired anyway; rows past it are pruned.
+console_sessions_ended = sa.Table(
+    "console_sessions_ended",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),
+    sa.Column("ended_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)
