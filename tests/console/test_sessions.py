@@ -356,9 +356,7 @@ class TestEndedSessionsRecord:
             assert store.ended(recent) and store.ended(fresh)
             assert store.count() == 2, "ending a session twice keeps one row"
 
-    async def test_sign_out_records_when_the_session_would_expire(
-        self, console: Console, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    async def test_sign_out_records_when_the_session_would_expire(self, console: Console) -> None:
         from gatekeeper.adapters.registry.tables import console_sessions_ended as table
 
         await console.dev_signin("sam.safety")
