@@ -309,31 +309,16 @@ def gateway_signed(
     """``request`` with the gateway's (the console's) signature attesting ``sso`` added: the
     worker accepts it only where the policy allows gateway-attested ``action`` and the registry
     links ``sso`` to ``actor``."""
-    from gatekeeper.identity.keys import key_id_of  # it imports the models, which import us
-
-    key_id = key_id_of(public_key_b64(private_key))
-    signed_at = signed_at or datetime.now(UTC)
-    nonce = nonce or new_nonce()
-    payload = statement_bytes(
+    return _ed25519_signed(
+        private_key,
         action=action,
         actor=actor,
         request=request,
         binding=binding,
-        key_id=key_id,
         signed_at=signed_at,
         nonce=nonce,
-        sso=sso.statement(),
-    )
-    signed = RequestSignature(
-        key_id=key_id,
-        signed_at=signed_at,
-        nonce=nonce,
-        binding=binding,
-        value=base64.b64encode(private_key.sign(payload)).decode("ascii"),
-        kind="gateway",
         sso=sso,
     )
-    return {**unsigned_body(request), SIGNATURE_FIELD: signed.model_dump(mode="json")}
 
 
 def sign_request(
@@ -347,6 +332,31 @@ def sign_request(
     nonce: str | None = None,
 ) -> dict[str, Any]:
     """``request`` (plain JSON data) with a ``signature`` added, as a client sends it."""
+    return _ed25519_signed(
+        private_key,
+        action=action,
+        actor=actor,
+        request=request,
+        binding=binding,
+        signed_at=signed_at,
+        nonce=nonce,
+        sso=None,
+    )
+
+
+def _ed25519_signed(
+    private_key: Ed25519PrivateKey,
+    *,
+    action: str,
+    actor: str,
+    request: dict[str, Any],
+    binding: Binding,
+    signed_at: datetime | None,
+    nonce: str | None,
+    sso: SsoClaims | None,
+) -> dict[str, Any]:
+    """``request`` signed with an Ed25519 key: a person's CLI key (``sso`` None, kind "key"), or
+    a gateway's attesting ``sso`` (kind "gateway", the claims inside the statement)."""
     from gatekeeper.identity.keys import key_id_of  # it imports the models, which import us
 
     key_id = key_id_of(public_key_b64(private_key))
@@ -360,14 +370,23 @@ def sign_request(
         key_id=key_id,
         signed_at=signed_at,
         nonce=nonce,
+        sso=sso.statement() if sso is not None else None,
     )
-    signature = RequestSignature(
-        key_id=key_id,
-        signed_at=signed_at,
-        nonce=nonce,
-        binding=binding,
-        value=base64.b64encode(private_key.sign(payload)).decode("ascii"),
-    )
+    value = base64.b64encode(private_key.sign(payload)).decode("ascii")
+    if sso is None:
+        signature = RequestSignature(
+            key_id=key_id, signed_at=signed_at, nonce=nonce, binding=binding, value=value
+        )
+    else:
+        signature = RequestSignature(
+            key_id=key_id,
+            signed_at=signed_at,
+            nonce=nonce,
+            binding=binding,
+            value=value,
+            kind="gateway",
+            sso=sso,
+        )
     return {**unsigned_body(request), SIGNATURE_FIELD: signature.model_dump(mode="json")}
 
 
