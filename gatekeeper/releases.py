@@ -262,14 +262,18 @@ class Releases:
         return StartRefused(f"release {handle.id} ended before it started")
 
     async def _answer(self, release_id: str, name: str, result_type: Any) -> Any:
-        """Query ``name``; a query still unanswered after :data:`REPAIR_CHECK_AFTER` is checked
-        against a failing workflow task (which would keep it waiting to the timeout)."""
+        """Query ``name``; while the query is unanswered, every :data:`REPAIR_CHECK_AFTER` the
+        release is checked for a failing workflow task (which would keep the query waiting to
+        the timeout). Checked again and again, not once: Temporal shows a task as failing only
+        once its retry is pending, which may come after the first check."""
         task = asyncio.ensure_future(self._query(self.handle(release_id), name, result_type))
         try:
-            done, _ = await asyncio.wait({task}, timeout=REPAIR_CHECK_AFTER.total_seconds())
-            if not done and await self.needs_repair(release_id):
-                raise ReleaseNeedsRepair(release_id)
-            return await task
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=REPAIR_CHECK_AFTER.total_seconds())
+                if done:
+                    return task.result()
+                if await self.needs_repair(release_id):
+                    raise ReleaseNeedsRepair(release_id)
         finally:
             if not task.done():
                 task.cancel()
