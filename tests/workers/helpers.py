@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
@@ -10,15 +11,31 @@ from temporalio import workflow
 
 from tests.helpers import eventually
 
+#: Ports handed out lie below Linux's ephemeral range (32768-60999 by default), from which every
+#: outgoing connection takes its local port: a port picked there (by binding port 0) can be taken
+#: by any test's client socket before the server meant to listen on it binds it, and the server
+#: then fails with "address already in use" (seen once with the Temporal UI test in make test).
+PORT_RANGE = range(20000, 32000)
+#: The defaults of `gatekeeper dev` (gRPC, UI, console), which a developer may be running.
+RESERVED_PORTS = frozenset({7233, 8233, 8400})
+
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago."""
+    """``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago, chosen at random
+    outside the ephemeral range (see :data:`PORT_RANGE`)."""
+    chooser = random.SystemRandom()
     with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
+        ports: list[int] = []
+        while len(ports) < count:
+            port = chooser.choice(PORT_RANGE)
+            if port in ports or port in RESERVED_PORTS:
+                continue
             sock = stack.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(port)
         return ports
 
 
