@@ -14,7 +14,6 @@ refreshes the screenshots that ``docs/operators.md`` shows.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import uuid
@@ -30,6 +29,7 @@ from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, OperatorRequest, ReleaseStatus
 from gatekeeper.releases import Releases
 from tests import factories, signing
+from tests.browser.console_fixtures import chromium_path
 from tests.helpers import adapters_for, running_worker, status_until
 from tests.workers.helpers import free_ports
 from workers.devserver import DevServer
@@ -51,19 +51,8 @@ TASK_QUEUE = "gatekeeper-ui-test"
 
 @pytest.fixture
 def chromium() -> str:
-    """Debian's chromium, or skip (fail in CI) saying what to install, before any server starts."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    missing = None
-    if importlib.util.find_spec("playwright") is None:
-        missing = "playwright is not installed (pip install playwright; it is a dev extra)"
-    elif path is None:
-        missing = "chromium is not installed (apt-get install -y chromium chromium-driver)"
-    if missing is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser test: {missing}")
-        pytest.skip(missing)
-    assert path is not None
-    return path
+    """Debian's chromium, or skip (fail in CI), before any server starts."""
+    return chromium_path()
 
 
 @dataclass

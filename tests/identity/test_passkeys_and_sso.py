@@ -10,11 +10,8 @@ nothing.
 from __future__ import annotations
 
 import base64
-import json
-import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,9 +32,9 @@ from gatekeeper.identity.registry import (
     IdentityRegistry,
     UnknownKey,
 )
-from gatekeeper.settings import Settings
 from gatekeeper.signed_requests import attestation
 from gatekeeper.statements import Binding, RequestSignature, sign_request
+from tests.identity.test_cli import Cli as IdentityCli
 from tests.identity_fixtures import ADMIN, admin_key, register_people
 from tests.registry.conftest import sqlite_url
 from tests.webauthn_soft import ORIGIN, RP_ID, SoftAuthenticator
@@ -354,37 +351,16 @@ class TestSsoLinks:
 # --- the CLI --------------------------------------------------------------------------------------
 
 
-class Cli:
+class Cli(IdentityCli):
+    """The CLI of tests/identity/test_cli.py (``run``, ``json``) over a registry with two people."""
+
     def __init__(self, tmp_path: Path) -> None:
-        self.settings = Settings(data_dir=tmp_path / "gk", keys_dir=tmp_path / "keys")
+        super().__init__(tmp_path)
         with IdentityRegistry(self.settings.effective_registry_url) as registry:
             register_people(registry, ["lena.fischer", "mallory"], self.settings.keys_dir)
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))
-        }
-        self.env.update(
-            GATEKEEPER_DATA_DIR=str(self.settings.data_dir),
-            GATEKEEPER_KEYS_DIR=str(self.settings.keys_dir),
-            COLUMNS="250",
-        )
 
     def registry(self) -> IdentityRegistry:
         return IdentityRegistry(self.settings.effective_registry_url)
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gatekeeper", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=self.env,
-            check=False,
-        )
-
-    def json(self, *args: str) -> Any:
-        result = self.run(*args, "--json")
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
 
     def state(self) -> tuple[Any, ...]:
         with self.registry() as registry:
