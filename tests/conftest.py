@@ -14,6 +14,9 @@ from gatekeeper.identity import authority
 from tests import replaying, signing
 from tests.helpers import start_dev_server
 
+#: ``database_url`` and the session's PostgreSQL server, for every test directory.
+pytest_plugins = ["tests.databases"]
+
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
