@@ -257,3 +257,64 @@ console_sessions_ended = sa.Table(
     sa.Column("ended_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )
+
+#: Idempotency keys made by workflows (``<release>:<stage>:<action>:<seq>``, and for a delivery
+#: ``<notification key>:<recipient>:<channel>``): bounded, so one index covers them on every
+#: backend.
+KEY = sa.String(400)
+
+#: The send journal (issue 16): one row per delivery key, shared by every worker of the
+#: installation. A row with ``delivered_at`` unset is a *claim*: an attempt began to send and may
+#: have reached the far side; ``delivered_at`` set means the channel accepted it, and the row then
+#: carries what was delivered (notification, recipient, channel). The key is the primary key, so
+#: "claim it" and "record it" are each one insert that exactly one worker wins.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("release_id", ID, nullable=False, index=True),
+    sa.Column("channel", ID, nullable=False),
+    sa.Column("channel_type", sa.String(32), nullable=False),
+    sa.Column("claimed_at", UtcDateTime(), nullable=False),
+    sa.Column("delivered_at", UtcDateTime(), nullable=True),
+    sa.Column("record", sa.JSON(), nullable=True),
+)
+
+#: Every release's audit chain as the workflow flushed it (issue 16; before, one JSONL file per
+#: release under the data directory). Append-only: triggers refuse updates and deletes, as for
+#: ``audit_anchors``.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("release_id", ID, primary_key=True),
+    sa.Column("seq", sa.Integer(), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("event", sa.JSON(), nullable=False),
+    sa.Column("stored_at", UtcDateTime(), nullable=False),
+)
+
+#: The embedded clearinghouse (issue 16): what each submission sent and the one receipt issued
+#: for its idempotency key, whichever worker asked first.
+clearinghouse_receipts = sa.Table(
+    "clearinghouse_receipts",
+    metadata,
+    sa.Column("idempotency_key", KEY, primary_key=True),
+    sa.Column("release_id", ID, nullable=False, index=True),
+    sa.Column("receipt_id", ID, nullable=False, unique=True),
+    sa.Column("clearinghouse", ID, nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("submission", sa.JSON(), nullable=False),
+    sa.Column("receipt", sa.JSON(), nullable=False),
+)
+
+#: The embedded launch publisher (issue 16): one launch record per idempotency key.
+launches = sa.Table(
+    "launches",
+    metadata,
+    sa.Column("idempotency_key", KEY, primary_key=True),
+    sa.Column("release_id", ID, nullable=False, index=True),
+    sa.Column("launch_id", ID, nullable=False, unique=True),
+    sa.Column("published_at", UtcDateTime(), nullable=False),
+    sa.Column("record", sa.JSON(), nullable=False),
+)
