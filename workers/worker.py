@@ -59,10 +59,13 @@ _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SANDBOX_PASSTHROUGH = ("gatekeeper", "cryptography")
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandboxed runner every Gatekeeper worker uses (see :data:`SANDBOX_PASSTHROUGH`)."""
+def workflow_runner(passthrough: Sequence[str] = ()) -> SandboxedWorkflowRunner:
+    """The sandboxed runner every Gatekeeper worker uses (see :data:`SANDBOX_PASSTHROUGH`);
+    ``passthrough`` names more modules to share (the bench's baseline plans)."""
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            *SANDBOX_PASSTHROUGH, *passthrough
+        )
     )
 
 
@@ -90,6 +93,7 @@ def build_worker(
     activity_executor: Executor | None = None,
     activity_threads: int = DEFAULT_ACTIVITY_THREADS,
     sticky_queue_schedule_to_start_timeout: timedelta = STICKY_QUEUE_TIMEOUT,
+    passthrough: Sequence[str] = (),
 ) -> Worker:
     """A worker for Gatekeeper's workflows and activities (not yet running).
 
@@ -106,6 +110,8 @@ def build_worker(
         sticky_queue_schedule_to_start_timeout: how long a workflow task waits for this worker
             on its sticky queue before any worker may take it; a worker that dies without
             shutting down delays each of its cached workflows by this much.
+        passthrough: more modules the workflow sandbox shares with the process
+            (:func:`workflow_runner`).
     """
     # Imported here, by name, so this module loads without the workflow sandbox's import cost
     # and before either package is complete.
@@ -121,7 +127,7 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=list(workflows),
         activities=list(activities),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(passthrough),
         activity_executor=executor,
         # More concurrent activities than threads would only queue inside the pool, holding
         # tasks other workers could have taken.
