@@ -224,7 +224,8 @@ async def run_baselines(
             workflows=[BaselineWorkflow],
             activities=[noop],
             activity_executor=executor,
-            passthrough=("bench.plans",),
+            # The baseline's workflow module is shared like the release's (`workflows`).
+            passthrough=("bench.baseline", "bench.plans"),
         )
         async with worker:
             first = await drive_baseline(client, task_queue, WORKFLOW_NAME, plan, [])
