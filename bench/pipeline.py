@@ -23,17 +23,22 @@ from temporalio.client import (
     OutboundInterceptor,
     StartWorkflowUpdateInput,
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowHistory,
     WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import RawValue, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from activities import activities_from, open_adapters
+from bench import plans
 from bench.baseline import (
     IDLE_WORKFLOW_NAME,
     WORKFLOW_NAME,
     BaselinePlan,
     BaselineWorkflow,
+    Call,
     noop,
     plan_from_history,
     register,
@@ -41,6 +46,7 @@ from bench.baseline import (
 from bench.figures import history_bytes, latency_ms, timed
 from bench.postgres import postgres_database
 from bench.release import (
+    APPROVAL_ATTEMPTS,
     GATES,
     bench_policy,
     drive_release,
@@ -141,12 +147,12 @@ async def run_releases(
     settings: Settings,
     count: int,
     *,
-    idle: bool = True,
+    idle: int = IDLE_RELEASES,
     sampled: Callable[[], Awaitable[None]] | None = None,
 ) -> ReleaseRun:
-    """One warm-up release (its history is kept), then with ``idle`` :data:`IDLE_RELEASES` one
-    at a time, then ``count`` at once, all on one in-process worker on ``settings``' registry.
-    ``sampled`` is awaited while the ``count`` releases run (e.g. a profiler's sampling)."""
+    """One warm-up release (its history is kept), then ``idle`` releases one at a time, then
+    ``count`` at once, all on one in-process worker on ``settings``' registry. ``sampled`` is
+    awaited while the ``count`` releases run (e.g. a profiler's sampling)."""
     config = client.config()
     config["interceptors"] = [*config["interceptors"], UpdateTimer()]
     client = Client(**config)
@@ -173,7 +179,7 @@ async def run_releases(
                 result = ReleaseRun(seconds=0.0, history=history)
                 if idle:
                     timing_updates(result.idle_updates)
-                    for n in range(IDLE_RELEASES):
+                    for n in range(idle):
                         await drive_release(releases, f"bench-idle-{n}-{run}", quick, result.idle)
                 starting = asyncio.Semaphore(STARTS_IN_FLIGHT)
 
@@ -207,7 +213,7 @@ class BaselineRun:
 
 
 async def run_baselines(
-    client: Client, settings: Settings, plan: BaselinePlan, count: int
+    client: Client, settings: Settings, plan: BaselinePlan, count: int, idle_runs: int
 ) -> BaselineRun:
     """The baseline's pass, as :func:`run_releases`: one to keep, the idle ones, then ``count``
     at once, on a worker built the same way (threads, cache, sandbox)."""
@@ -230,7 +236,7 @@ async def run_baselines(
         async with worker:
             first = await drive_baseline(client, task_queue, WORKFLOW_NAME, plan, [])
             history = await client.get_workflow_handle(first).fetch_history()
-            for _ in range(IDLE_RELEASES):
+            for _ in range(idle_runs):
                 await drive_baseline(client, task_queue, IDLE_WORKFLOW_NAME, plan, idle)
             starting = asyncio.Semaphore(STARTS_IN_FLIGHT)
             seconds = await timed(
@@ -250,10 +256,12 @@ async def bench_pipeline(
     count: int,
     *,
     postgres: bool = True,
+    idle: int = IDLE_RELEASES,
     say: Callable[[str], None] = print,
     sampled: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """N releases, N baselines, and (``postgres``) N releases on PostgreSQL: the figures."""
+    """N releases, N baselines, and (``postgres``) N releases on PostgreSQL: the figures.
+    ``idle`` releases (and baselines) run one at a time first, for the idle round trips."""
     sqlite_dir = scratch / "sqlite"
     sqlite_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(
@@ -261,12 +269,12 @@ async def bench_pipeline(
         data_dir=sqlite_dir,
         keys_dir=sqlite_dir / "keys",
     )
-    releases = await run_releases(client, settings, count, sampled=sampled)
+    releases = await run_releases(client, settings, count, idle=idle, sampled=sampled)
     plan = plan_from_history(
         releases.history.events, [len(a) for _, a in GATES], started_update=STARTED_UPDATE
     )
     say(f"baseline: {count} bare workflows of the release's shape …")
-    baseline = await run_baselines(client, settings, plan, count)
+    baseline = await run_baselines(client, settings, plan, count, idle)
 
     release_rate = count / releases.seconds
     baseline_rate = count / baseline.seconds
@@ -309,7 +317,7 @@ async def bench_pipeline(
                 keys_dir=pg_dir / "keys",
                 registry_url=url,
             )
-            on_pg = await run_releases(client, pg_settings, count, idle=False)
+            on_pg = await run_releases(client, pg_settings, count, idle=0)
         pg_rate = count / on_pg.seconds
         figures["postgres"] = {
             "release_seconds": round(on_pg.seconds, 2),
@@ -346,11 +354,14 @@ async def drive_baseline(
     )
     async with starting or contextlib.nullcontext():
         if plan.started_update is not None:
-            await client.execute_update_with_start_workflow(
-                plan.started_update.name,
-                args=plan.started_update.raw(),
-                start_workflow_operation=operation,
-            )
+            # Started, but its answer lost to an overloaded machine: polled below, as a
+            # release's driver does.
+            with contextlib.suppress(WorkflowUpdateRPCTimeoutOrCancelledError):
+                await client.execute_update_with_start_workflow(
+                    plan.started_update.name,
+                    args=plan.started_update.raw(),
+                    start_workflow_operation=operation,
+                )
         else:
             await client.start_workflow(
                 workflow_type,
@@ -367,26 +378,39 @@ async def drive_baseline(
         await asyncio.sleep(registered.seconds_before(index))
 
         async def ready(index: int = index) -> bool:
-            gate: int = await handle.query("gate", result_type=int)
+            try:
+                gate: int = await handle.query("gate", result_type=int)
+            except RPCError:  # unanswered on an overloaded machine: not yet
+                return False
             return gate == index
 
         await poll_until(ready, within=300)
         for call in registered.segments[index].updates:
             began = time.perf_counter()
-            await handle.execute_update(call.name, args=call.raw())
+            await bare_update(handle, call)
             latencies.append(time.perf_counter() - began)
     await asyncio.wait_for(handle.result(), 300)
     return handle.id
 
 
-def _registered(workflow_type: str, plan: BaselinePlan) -> BaselinePlan:
-    from bench import plans
+async def bare_update(handle: WorkflowHandle[Any, Any], call: Call) -> None:
+    """One of the release's updates, sent again under the same update id if its answer was lost
+    to an overloaded machine (the server answers a repeated id once), as
+    :func:`bench.release.approve` asks again."""
+    update_id = uuid.uuid4().hex
+    for attempt in range(APPROVAL_ATTEMPTS):
+        try:
+            await handle.execute_update(call.name, args=call.raw(), id=update_id)
+            return
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            if attempt + 1 == APPROVAL_ATTEMPTS:
+                raise
 
+
+def _registered(workflow_type: str, plan: BaselinePlan) -> BaselinePlan:
     found: BaselinePlan = plans.PLANS.get(workflow_type, plan)
     return found
 
 
-def _raw(payloads: Sequence[Any]) -> list[Any]:
-    from temporalio.common import RawValue
-
+def _raw(payloads: Sequence[Any]) -> list[RawValue]:
     return [RawValue(p) for p in payloads]

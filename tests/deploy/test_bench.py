@@ -26,7 +26,7 @@ from bench.baseline import (
     register,
 )
 from bench.figures import process_memory_mb
-from bench.pipeline import drive_baseline
+from bench.pipeline import bench_pipeline, drive_baseline
 from bench.release import (
     GATES,
     bench_policy,
@@ -73,26 +73,19 @@ def shape(events: Iterable[HistoryEvent]) -> Counter[str]:
 
 def carried(events: Sequence[HistoryEvent]) -> dict[str, Any]:
     """What a workflow was given: its start input, start search attributes and summary, and
-    each update's name and argument payloads, as bytes."""
+    each update's name and argument payloads (messages: equal when their bytes and metadata
+    are, whatever order a map was serialized in)."""
     started = events[0].workflow_execution_started_event_attributes
+    accepted = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
     return {
-        "input": [p.SerializeToString() for p in started.input.payloads],
-        "search_attributes": {
-            name: payload.SerializeToString()
-            for name, payload in started.search_attributes.indexed_fields.items()
-        },
-        "summary": events[0].user_metadata.SerializeToString(),
-        "updates": [
-            (
-                e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name,
-                [
-                    p.SerializeToString()
-                    for p in e.workflow_execution_update_accepted_event_attributes.accepted_request.input.args.payloads
-                ],
-            )
-            for e in events
-            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
-        ],
+        "input": list(started.input.payloads),
+        "search_attributes": dict(started.search_attributes.indexed_fields),
+        "summary": events[0].user_metadata,
+        "updates": [(update.name, list(update.args.payloads)) for update in accepted],
     }
 
 
@@ -256,3 +249,31 @@ class TestReport:
     def test_memory_reading(self) -> None:
         memory = process_memory_mb(os.getpid())
         assert 10 < memory["rss_mb"] <= memory["peak_rss_mb"]
+
+
+class TestPipelineSmoke:
+    """``make bench``'s pipeline, small (read-only in CI, no target asserted): releases, bare
+    baselines and releases with the registry on a PostgreSQL server the bench starts itself;
+    every figure is there and the table renders."""
+
+    async def test_small_run(self, env: WorkflowEnvironment, tmp_path: Path) -> None:
+        said: list[str] = []
+        figures = await bench_pipeline(env.client, tmp_path, 2, idle=1, say=said.append)
+        assert figures["releases"] == 2
+        for rate in ("releases_per_second", "baseline_per_second", "ratio", "history_ratio"):
+            assert figures[rate] > 0, rate
+        # 5 approvals per release: 1 idle release, 2 under load; the bare baseline alike.
+        assert figures["approval_idle"]["count"] == figures["approval_update_idle"]["count"] == 5
+        assert (
+            figures["approval_loaded"]["count"] == figures["baseline_update_loaded"]["count"] == 10
+        )
+        assert figures["baseline_update_idle"]["count"] == 5
+        postgres = figures["postgres"]
+        assert postgres is not None and postgres["releases_per_second"] > 0
+        assert postgres["approval_loaded"]["count"] == 10
+        assert postgres["history_bytes"] > 0
+        assert figures["shape"]["upserts"] >= 10 and figures["shape"]["updates"] == 5
+        assert any("PostgreSQL" in line for line in said)
+        console = Console(width=200, record=True)
+        console.print(render({"pipeline": figures}))
+        assert "releases/s, registry on PostgreSQL" in console.export_text()
