@@ -1,0 +1,171 @@
+"""What a release costs in Temporal (issue 16): one notify activity per workflow task, one
+search-attribute upsert per workflow task with only what changed, and one patch marker."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
+
+from gatekeeper import search_attributes as sa
+from gatekeeper.failures import CONVERTER
+from gatekeeper.models.io import NotifyBatch
+from tests.workflows.conftest import Harness
+from workflows.release import COST_PATCH
+
+CHANGE_VERSION = "TemporalChangeVersion"
+
+
+@dataclass
+class Task:
+    """What one workflow task's completion commanded, by kind."""
+
+    notify: list[NotifyBatch] = field(default_factory=list)
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    markers: int = 0
+
+
+def tasks_of(events: list[HistoryEvent]) -> list[Task]:
+    """The commands of each completed workflow task (the events after its completion, up to the
+    next task's start)."""
+    tasks: list[Task] = []
+    for event in events:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks.append(Task())
+        elif not tasks:
+            continue
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == "notify_stakeholders":
+                [payload] = attributes.input.payloads
+                tasks[-1].notify.append(NotifyBatch.model_validate_json(payload.data))
+        elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            tasks[-1].upserts.append(
+                {
+                    name: CONVERTER.payload_converter.from_payload(value)
+                    for name, value in fields.indexed_fields.items()
+                }
+            )
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            tasks[-1].markers += 1
+    return tasks
+
+
+async def launched(harness: Harness) -> tuple[str, list[HistoryEvent]]:
+    """A release driven from its start to its launch, and its history."""
+    status = await harness.start()
+    rid = status.release_id
+    await harness.at_stage(rid, "internal_review")
+    await harness.launch(rid)
+    history = await harness.handle(rid).fetch_history()
+    return rid, list(history.events)
+
+
+class TestOneNotifyActivityPerTask:
+    """Every notice a workflow task raises goes out in one ``notify_stakeholders`` activity, each
+    notification under the key it always had: the outbox holds each delivery once, keyed by
+    notification, recipient and channel, whichever batch carried it."""
+
+    async def test_a_release_notifies_once_per_task(self, harness: Harness) -> None:
+        rid, events = await launched(harness)
+        tasks = tasks_of(events)
+
+        per_task = [len(t.notify) for t in tasks]
+        assert max(per_task) == 1, per_task
+        batches = [b for t in tasks for b in t.notify]
+        # A gate's last approval records the decision, passes the gate and opens the next one:
+        # those notices travel together.
+        assert max(len(b.requests) for b in batches) >= 2
+        keys = [r.notification.idempotency_key for b in batches for r in b.requests]
+        assert len(keys) == len(set(keys)), "no notification is sent twice"
+        assert all(key.startswith(f"{rid}:") for key in keys)
+
+        lines = [line for line in harness.outbox_lines() if line["key"].startswith(f"{rid}:")]
+        delivered = Counter(line["key"] for line in lines)
+        assert set(delivered.values()) == {1}
+        assert {line["notification"]["idempotency_key"] for line in lines} == set(keys)
+        assert {line["key"] for line in lines} == {
+            f"{line['notification']['idempotency_key']}:{line['recipient']['id']}:"
+            f"{line['recipient']['channel']}"
+            for line in lines
+        }
+        assert not [
+            e for e in await harness.releases.audit(rid) if e.action == "notification_failed"
+        ]
+
+
+class TestUpsertsOnlyWhatChanged:
+    """The release upserts its search attributes at most once per workflow task, each time only
+    the values that differ from what it upserted before (or the start set), and what the
+    namespace's visibility shows at the end is the release's final state."""
+
+    async def test_one_upsert_per_task_of_changed_values(self, harness: Harness) -> None:
+        rid, events = await launched(harness)
+        tasks = tasks_of(events)
+
+        published: dict[str, Any] = {
+            sa.RELEASE_STATE.name: "active",  # what `release start` sets
+            sa.AWAITING_ROLES.name: [],
+        }
+        for number, task in enumerate(tasks):
+            kept = [u for u in task.upserts if CHANGE_VERSION not in u]
+            assert len(kept) <= 1, (number, kept)
+            for upsert in kept:
+                same = {k: v for k, v in upsert.items() if _same(published.get(k), v)}
+                assert not same, f"task {number} upserted unchanged values {same}"
+                published.update(upsert)
+
+        description = await harness.handle(rid).describe()
+        shown = description.typed_search_attributes
+        assert shown.get(sa.RELEASE_STATE) == "launched"
+        assert shown.get(sa.RELEASE_OUTCOME) == "launched"
+        assert shown.get(sa.RELEASE_STAGE) == "public_launch"
+        assert not shown.get(sa.AWAITING_ROLES)
+        assert shown.get(sa.AWAITING_SINCE) is None
+
+
+def _same(before: Any, after: Any) -> bool:
+    """Whether an upsert of ``after`` changes nothing over ``before`` (an empty list or an unset
+    value is no value)."""
+    return (before or None) == (after or None)
+
+
+class TestOneMarker:
+    """A release started today records one patch marker (and one ``TemporalChangeVersion``
+    upsert) for all the patches it runs under, not one per patch."""
+
+    async def test_the_start_records_one_marker(self, harness: Harness) -> None:
+        _, events = await launched(harness)
+        tasks = tasks_of(events)
+
+        assert sum(t.markers for t in tasks) == 1
+        versions = [u[CHANGE_VERSION] for t in tasks for u in t.upserts if CHANGE_VERSION in u]
+        assert versions == [[COST_PATCH]]
+        markers = [e for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+        details = markers[0].marker_recorded_event_attributes.details
+        assert COST_PATCH in json.dumps(
+            {k: [p.data.decode() for p in v.payloads] for k, v in details.items()}
+        )
+
+
+class TestPinnedHistory:
+    """The saved history of a release under the patch (tests/histories/cost_patch.json, which
+    tests/test_replay.py replays) keeps what it is kept for: the one marker, and notices
+    batched."""
+
+    def test_it_was_recorded_under_the_patch(self) -> None:
+        path = Path(__file__).parents[1] / "histories" / "cost_patch.json"
+        history = WorkflowHistory.from_json("cost-patch", path.read_text())
+        tasks = tasks_of(list(history.events))
+
+        versions = [u[CHANGE_VERSION] for t in tasks for u in t.upserts if CHANGE_VERSION in u]
+        assert versions == [[COST_PATCH]]
+        assert max(len(b.requests) for t in tasks for b in t.notify) >= 2
