@@ -56,6 +56,7 @@ from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
     STARTED_UPDATE,
+    ReleaseHead,
     ReleaseOutcome,
     ReleaseStatus,
     UpdateResult,
@@ -79,6 +80,8 @@ STARTING_RULE = "release_starting"
 QUERY_TIMEOUT = timedelta(seconds=15)
 #: How long a query waits before checking whether the release's workflow task is failing.
 REPAIR_CHECK_AFTER = timedelta(seconds=2)
+#: What a worker that predates the ``get_head`` query answers it with (the SDK's words).
+HEAD_UNKNOWN = "Query handler for 'get_head' expected but not found"
 #: How long a decision may wait to be judged (validator and handler) before the same.
 UPDATE_TIMEOUT = timedelta(seconds=30)
 
@@ -285,6 +288,20 @@ class Releases:
             raise await self._diagnosed(release_id, err) from err
         return result
 
+    async def head(self, release_id: str) -> ReleaseHead:
+        """Where the release is (``get_head``: its status version, stage, state, what it awaits
+        and what a signed request binds), a few hundred bytes where ``status`` answers the
+        whole release. A worker that predates the query is asked for the status instead."""
+        try:
+            result: ReleaseHead = await self._answer(release_id, "get_head", ReleaseHead)
+        except DecisionRefused as err:
+            if HEAD_UNKNOWN not in str(err):
+                raise
+            return ReleaseHead.of(await self.status(release_id))
+        except RPCError as err:
+            raise await self._diagnosed(release_id, err) from err
+        return result
+
     async def audit(self, release_id: str) -> list[AuditEvent]:
         try:
             events: list[AuditEvent] = await self._answer(release_id, "get_audit", list[AuditEvent])
@@ -374,9 +391,7 @@ class Releases:
             raise ReleaseNeedsRepair(release_id)
         if self.signer is not None and name in ACTOR_FIELDS:
             # What the signer binds is what the release holds now (its status).
-            request = self.signer.sign(
-                name, request, release_binding(await self.status(release_id))
-            )
+            request = self.signer.sign(name, request, release_binding(await self.head(release_id)))
         try:
             result: UpdateResult = await self.handle(release_id).execute_update(
                 name, request, result_type=UpdateResult, rpc_timeout=self.update_timeout

@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
     from gatekeeper.models.status import (
         STARTED_UPDATE,
+        ReleaseHead,
         ReleaseInput,
         ReleaseOutcome,
         ReleaseStatus,
@@ -593,6 +594,13 @@ class ModelReleaseWorkflow:
     def get_status(self) -> ReleaseStatus:
         """The whole release: stage, state, what is awaited and from whom, approvals, grants."""
         return self._ledger.status
+
+    @workflow.query
+    def get_head(self) -> ReleaseHead:
+        """Where the release is, in a few hundred bytes: its status's version, stage, state and
+        what it awaits, and what a signed request binds (pollers and signers read this, and
+        ``get_status`` only when they need the whole release)."""
+        return ReleaseHead.of(self._ledger.status)
 
     @workflow.query
     def get_audit(self) -> list[AuditEvent]:

@@ -16,6 +16,8 @@ from temporalio.client import WorkflowHistory
 from gatekeeper import search_attributes as sa
 from gatekeeper.failures import CONVERTER
 from gatekeeper.models.io import NotifyBatch
+from gatekeeper.models.status import ReleaseHead, ReleaseStatus
+from gatekeeper.signed_requests import release_binding
 from tests.workflows.conftest import Harness
 from workflows.release import COST_PATCH
 
@@ -169,3 +171,28 @@ class TestPinnedHistory:
         versions = [u[CHANGE_VERSION] for t in tasks for u in t.upserts if CHANGE_VERSION in u]
         assert versions == [[COST_PATCH]]
         assert max(len(b.requests) for t in tasks for b in t.notify) >= 2
+
+
+class TestHeadQuery:
+    """``get_head`` answers where the release is in a few hundred bytes: the same status version,
+    state, stage, awaited roles and signing binding as the whole status (``get_status``), which
+    is many times larger; what the CLI signs over it is what the worker checks."""
+
+    async def test_the_head_matches_the_status(self, harness: Harness) -> None:
+        status = await harness.start()
+        rid = status.release_id
+        await harness.at_stage(rid, "internal_review")
+        await harness.approve(rid, "sam.safety", "safety")  # signed over the head
+
+        handle = harness.handle(rid)
+        raw_head = await handle.query("get_head", result_type=dict)
+        raw_status = await handle.query("get_status", result_type=dict)
+        head = ReleaseHead.model_validate(raw_head)
+        full = ReleaseStatus.model_validate(raw_status)
+
+        assert head == ReleaseHead.of(full)
+        assert head.status_version == full.status_version > 0
+        assert (head.stage, head.awaiting_roles) == ("internal_review", ["security", "legal"])
+        assert release_binding(head) == release_binding(full)
+        assert len(json.dumps(raw_head)) < 1_000 < 4 * 1_000 < len(json.dumps(raw_status))
+        assert await harness.releases.head(rid) == head
