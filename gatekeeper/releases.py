@@ -385,13 +385,23 @@ class Releases:
         return await self._update(release_id, action, request)
 
     async def _update(self, release_id: str, name: str, request: Any) -> UpdateResult:
-        # A release whose workflow task keeps failing would hold the update until the timeout
-        # (the server keeps it in memory, not in the history): say so at once and send nothing.
-        if await self.needs_repair(release_id):
-            raise ReleaseNeedsRepair(release_id)
-        if self.signer is not None and name in ACTOR_FIELDS:
-            # What the signer binds is what the release holds now (its status).
-            request = self.signer.sign(name, request, release_binding(await self.head(release_id)))
+        # What the signer binds is what the release holds now (its head), asked for while the
+        # release is checked for repair: one round trip before the update, not two.
+        signer = self.signer if name in ACTOR_FIELDS else None
+        head = asyncio.ensure_future(self.head(release_id)) if signer is not None else None
+        try:
+            # A release whose workflow task keeps failing would hold the update until the
+            # timeout (the server keeps it in memory, not in the history): say so at once and
+            # send nothing.
+            if await self.needs_repair(release_id):
+                raise ReleaseNeedsRepair(release_id)
+            if signer is not None and head is not None:
+                request = signer.sign(name, request, release_binding(await head))
+        finally:
+            if head is not None and not head.done():
+                head.cancel()
+            elif head is not None and not head.cancelled():
+                head.exception()  # retrieved: an error raised above is the one reported
         try:
             result: UpdateResult = await self.handle(release_id).execute_update(
                 name, request, result_type=UpdateResult, rpc_timeout=self.update_timeout

@@ -4,21 +4,32 @@ search-attribute upsert per workflow task with only what changed, and one patch 
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
 
 from gatekeeper import search_attributes as sa
 from gatekeeper.failures import CONVERTER
+from gatekeeper.models import DecisionKind, NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.models.io import NotifyBatch
 from gatekeeper.models.status import ReleaseHead, ReleaseStatus
+from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
 from gatekeeper.signed_requests import release_binding
+from tests import factories
+from tests.adapters.test_webhook import WebhookReceiver
+from tests.helpers import activity_attempts, status_until
 from tests.workflows.conftest import Harness
+from tests.workflows.test_notifications import _hooked_worker
 from workflows.release import COST_PATCH
 
 CHANGE_VERSION = "TemporalChangeVersion"
@@ -196,3 +207,71 @@ class TestHeadQuery:
         assert release_binding(head) == release_binding(full)
         assert len(json.dumps(raw_head)) < 1_000 < 4 * 1_000 < len(json.dumps(raw_status))
         assert await harness.releases.head(rid) == head
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def unchecked(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[tuple[Releases, WebhookReceiver]]:
+    """A worker that skips its own channel check at start (the situation of a release that
+    started before its worker's configuration lost a channel)."""
+    async with _hooked_worker(env, task_queue, tmp_path, checks=False) as running:
+        yield running
+
+
+class TestAFailedNoticeInABatch:
+    """A notice of a batch that cannot be delivered is audited on its own, once, naming its key;
+    the other notices of the same activity are delivered, and the activity is not retried."""
+
+    async def test_only_the_failed_notice_is_audited(
+        self, unchecked: tuple[Releases, WebhookReceiver], tmp_path: Path
+    ) -> None:
+        releases, receiver = unchecked
+        rid = f"batch-{uuid.uuid4().hex[:8]}"
+        policy = factories.policy(
+            notifications=NotificationPolicy(
+                routes=[
+                    NotificationRoute(
+                        events=["decision_recorded"],
+                        to=Recipients(concerned=True),
+                        channels=["pager"],
+                    ),
+                    NotificationRoute(
+                        events=["gate_passed"], to=Recipients(concerned=True), channels=["outbox"]
+                    ),
+                ]
+            )
+        )
+        store = Settings(data_dir=tmp_path / "data").effective_registry_url  # the worker's
+        await factories.start_release(releases, store, factories.spec(rid), policy)
+        await status_until(releases, rid, lambda s: s.stage == "internal_review" and s.awaiting)
+        for decider, role in factories.INTERNAL_REVIEW:
+            await releases.decide(rid, DecisionKind.APPROVE, factories.decision(decider, role))
+        await status_until(releases, rid, lambda s: s.stage == "government_testing_window")
+        assert set(await activity_attempts(releases.handle(rid), "notify_stakeholders")) == {1}
+
+        history = await releases.handle(rid).fetch_history()
+        batches = [b for t in tasks_of(list(history.events)) for b in t.notify]
+        together = [b for b in batches if len(b.requests) > 1]
+        assert [[r.notification.event.value for r in b.requests] for b in together] == [
+            ["decision_recorded", "gate_passed"]
+        ]
+        recorded = {
+            r.notification.idempotency_key
+            for b in batches
+            for r in b.requests
+            if r.notification.event.value == "decision_recorded"
+        }
+        assert len(recorded) == len(factories.INTERNAL_REVIEW)
+
+        failed = [e for e in await releases.audit(rid) if e.action == "notification_failed"]
+        assert sorted(e.details["key"] for e in failed) == sorted(recorded)
+        assert {tuple(e.details["unconfigured_channels"]) for e in failed} == {("pager",)}
+        outbox = [
+            json.loads(line)
+            for line in (tmp_path / "data" / "outbox.jsonl").read_text().splitlines()
+        ]
+        mine = [line for line in outbox if line["notification"]["release_id"] == rid]
+        assert {line["notification"]["event"] for line in mine} == {"gate_passed"}
+        assert len({line["key"] for line in mine}) == len(mine) > 0
+        assert receiver.received == []
