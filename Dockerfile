@@ -11,8 +11,10 @@ COPY gatekeeper ./gatekeeper
 COPY workflows ./workflows
 COPY activities ./activities
 COPY workers ./workers
-# Wheels for Gatekeeper and every dependency, so the final stage needs no build tools.
-RUN python -m pip wheel --wheel-dir /wheels .
+# Wheels for Gatekeeper and every dependency, so the final stage needs no build tools. The
+# `postgres` extra is the PostgreSQL driver (psycopg 3, libpq inside its wheel): workers on
+# several hosts share one PostgreSQL database (GATEKEEPER_REGISTRY_URL=postgresql+psycopg://...).
+RUN python -m pip wheel --wheel-dir /wheels ".[postgres]"
 
 FROM python:3.11.13-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -22,7 +24,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN useradd --system --uid 10001 --create-home gatekeeper \
     && mkdir /data && chown gatekeeper:gatekeeper /data
 COPY --from=build /wheels /wheels
-RUN python -m pip install --no-index --find-links=/wheels gatekeeper && rm -rf /wheels
+RUN python -m pip install --no-index --find-links=/wheels "gatekeeper[postgres]" && rm -rf /wheels
 USER gatekeeper
 WORKDIR /home/gatekeeper
 VOLUME ["/data"]

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps lint format test test-fast test-browser soak demo dev bench clean
+.PHONY: help install system-deps lint format test test-fast test-weights test-browser soak demo dev bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,7 +43,9 @@ format: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 
 # Two pytest workers, each with its own dev server: the tests mostly wait on Temporal, so two
-# overlap well even on two cores. Tests of one file stay on one worker (shared fixtures).
+# overlap well even on two cores. Tests of one file stay on one worker (shared fixtures); the
+# longest files go out first (tests/scheduling.py, from the seconds in tests/file_weights.json),
+# so neither worker ends the run alone on a long file. `make test-weights` refreshes the table.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 # The server-free tests of the decision logic (rules, ledger, stage kinds, layering, the status
@@ -59,6 +61,9 @@ test: lint system-deps  ## lint, the server-free tests (fail fast), then the res
 
 test-fast: $(STAMP)  ## the test suite without lint or the browser test
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m 'not browser'
+
+test-weights: $(STAMP)  ## run the suite as `make test` does and record each test file's seconds in tests/file_weights.json
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --file-weights=tests/file_weights.json
 
 test-browser: $(STAMP) system-deps  ## only the real-browser tests (the Temporal UI, the console)
 	$(BIN)/python -m pytest -m browser

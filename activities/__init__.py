@@ -1,8 +1,12 @@
 """Activities: thin wrappers that validate input, call a service object, translate its errors.
 
-:func:`open_adapters` builds the embedded-default service objects from the settings (files and a
-SQLite registry under ``data_dir``); :func:`activities_from` lists the activity callables a worker
-registers. The adapters are opened once per worker process and shared by all activity threads.
+:func:`open_adapters` builds the embedded-default service objects from the settings: everything a
+worker keeps (send journal, audit chains, clearinghouse receipts, launch records, grants, policies,
+keys, anchors) in the one registry database (``settings.effective_registry_url``: SQLite under
+``data_dir`` by default, PostgreSQL by URL, shared by workers on every host), plus the outbox
+file, a human-readable mirror of this worker's deliveries. :func:`activities_from` lists the
+activity callables a worker registers. The adapters are opened once per worker process and shared
+by all activity threads.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -25,15 +29,18 @@ from activities.orders import OrderActivities
 from activities.policy import PolicyActivities, PolicyCheck
 from gatekeeper.adapters import (
     ChannelRegistry,
-    FileDropClearinghouse,
-    FileDropLaunchPublisher,
-    JsonlAuditStore,
+    DatabaseAuditStore,
+    DatabaseClearinghouse,
+    DatabaseLaunchPublisher,
+    DeliveryStore,
     LocalEvidenceVerifier,
     Notifier,
     Outbox,
 )
 from gatekeeper.adapters.anchors import AnchorStore
+from gatekeeper.adapters.legacy import import_data_dir
 from gatekeeper.adapters.notifier import granted_partners
+from gatekeeper.adapters.outbox import OUTBOX_FILE
 from gatekeeper.adapters.policy_store import PolicyStore
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.channels import ChannelContext, SendJournal
@@ -54,14 +61,18 @@ if TYPE_CHECKING:
 class Adapters:
     """Every service object a worker's activities use."""
 
+    #: This worker's outbox file: one human-readable line per delivery it made (a mirror; the
+    #: deliveries themselves are :attr:`deliveries`).
     outbox: Outbox
+    #: The send journal (the registry's database): every worker's deliveries, once per key.
+    deliveries: DeliveryStore
     notifier: Notifier
-    clearinghouse: FileDropClearinghouse
+    clearinghouse: DatabaseClearinghouse
     evidence: LocalEvidenceVerifier
-    audit_store: JsonlAuditStore
-    launcher: FileDropLaunchPublisher
+    audit_store: DatabaseAuditStore
+    launcher: DatabaseLaunchPublisher
     registry: AccessRegistry
-    #: What the channels share (outbox, journal, secrets, egress rules, one HTTP client).
+    #: What the channels share (journal, secrets, egress rules, one HTTP client).
     channels: ChannelContext
     #: Installed policies (the registry's database); ``resolve_policy`` reads it.
     policies: PolicyStore
@@ -89,6 +100,10 @@ class Adapters:
     def close(self) -> None:
         """Release connections (workers call this on shutdown)."""
         self.registry.close()
+        self.deliveries.close()
+        self.clearinghouse.close()
+        self.audit_store.close()
+        self.launcher.close()
         self.policies.close()
         self.anchors.close()
         self.identity.close()
@@ -96,38 +111,74 @@ class Adapters:
 
 
 def open_adapters(settings: Settings) -> Adapters:
-    """The embedded-default adapters, keeping their files under ``settings.data_dir``."""
+    """The embedded-default adapters on ``settings.effective_registry_url``, and the outbox file
+    under ``settings.data_dir``.
+
+    A data directory from before the database kept the worker's state (its outbox, send claims,
+    audit chains, clearinghouse receipts, launch records) is imported into the database first,
+    once (:func:`gatekeeper.adapters.legacy.import_data_dir`), so an upgraded worker neither
+    sends again nor forks a chain.
+    """
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    outbox = Outbox(data / "outbox.jsonl")
-    registry = AccessRegistry(settings.effective_registry_url)
-    policies = PolicyStore(settings.effective_registry_url)
-    # What every channel type is bound to; what the factories open (one HTTP client for every
-    # webhook channel) is closed with the adapters.
-    channels = ChannelContext(
-        outbox=outbox,
-        journal=SendJournal(outbox, Outbox(data / "outbox.sending.jsonl")),
-        env=settings.env,
-        egress=settings.config.egress.rules,
-    )
+    url = settings.effective_registry_url
+    opened: list[Any] = []
+    try:
+        deliveries = _opened(opened, DeliveryStore(url))
+        audit_store = _opened(opened, DatabaseAuditStore(url))
+        clearinghouse = _opened(opened, DatabaseClearinghouse(url))
+        launcher = _opened(opened, DatabaseLaunchPublisher(url))
+        import_data_dir(
+            data,
+            deliveries=deliveries,
+            audit=audit_store,
+            clearinghouse=clearinghouse,
+            launches=launcher,
+        )
+        registry = _opened(opened, AccessRegistry(url))
+        policies = _opened(opened, PolicyStore(url))
+        anchors = _opened(opened, AnchorStore(url))
+        identity = _opened(
+            opened, IdentityRegistry(url, trust_root=settings.config.identity.trust_root)
+        )
+        outbox = Outbox(data / OUTBOX_FILE)
+        # What every channel type is bound to; what the factories open (one HTTP client for
+        # every webhook channel) is closed with the adapters.
+        channels = ChannelContext(
+            journal=SendJournal(deliveries, outbox),
+            env=settings.env,
+            egress=settings.config.egress.rules,
+        )
+        notifier = _notifier(settings, channels, registry)
+    except BaseException:
+        for store in reversed(opened):
+            store.close()
+        raise
     return Adapters(
         outbox=outbox,
-        notifier=_notifier(settings, channels, registry),
-        clearinghouse=FileDropClearinghouse(data / "clearinghouse"),
+        deliveries=deliveries,
+        notifier=notifier,
+        clearinghouse=clearinghouse,
         evidence=LocalEvidenceVerifier.from_settings(settings.config.evidence, data),
-        audit_store=JsonlAuditStore(data / "audit"),
-        launcher=FileDropLaunchPublisher(data / "launches"),
+        audit_store=audit_store,
+        launcher=launcher,
         registry=registry,
         channels=channels,
         policies=policies,
-        anchors=AnchorStore(settings.effective_registry_url),
+        anchors=anchors,
         worker_key_path=worker_key_path(settings),
-        identity=IdentityRegistry(
-            settings.effective_registry_url, trust_root=settings.config.identity.trust_root
-        ),
+        identity=identity,
         policy_checks=[channels_configured(settings.config)],
         unsigned_allowed=settings.config.identity.unsigned is UnsignedRequests.ALLOW,
     )
+
+
+T = TypeVar("T")
+
+
+def _opened(opened: list[Any], store: T) -> T:
+    opened.append(store)
+    return store
 
 
 def channels_configured(config: WorkerConfig) -> PolicyCheck:

@@ -56,6 +56,7 @@ from gatekeeper.models.partners import PartnerApprovalRequest
 from gatekeeper.models.spec import ReleaseSpec
 from gatekeeper.models.status import (
     STARTED_UPDATE,
+    ReleaseHead,
     ReleaseOutcome,
     ReleaseStatus,
     UpdateResult,
@@ -79,6 +80,8 @@ STARTING_RULE = "release_starting"
 QUERY_TIMEOUT = timedelta(seconds=15)
 #: How long a query waits before checking whether the release's workflow task is failing.
 REPAIR_CHECK_AFTER = timedelta(seconds=2)
+#: What a worker that predates the ``get_head`` query answers it with (the SDK's words).
+HEAD_UNKNOWN = "Query handler for 'get_head' expected but not found"
 #: How long a decision may wait to be judged (validator and handler) before the same.
 UPDATE_TIMEOUT = timedelta(seconds=30)
 
@@ -285,6 +288,20 @@ class Releases:
             raise await self._diagnosed(release_id, err) from err
         return result
 
+    async def head(self, release_id: str) -> ReleaseHead:
+        """Where the release is (``get_head``: its status version, stage, state, what it awaits
+        and what a signed request binds), a few hundred bytes where ``status`` answers the
+        whole release. A worker that predates the query is asked for the status instead."""
+        try:
+            result: ReleaseHead = await self._answer(release_id, "get_head", ReleaseHead)
+        except DecisionRefused as err:
+            if HEAD_UNKNOWN not in str(err):
+                raise
+            return ReleaseHead.of(await self.status(release_id))
+        except RPCError as err:
+            raise await self._diagnosed(release_id, err) from err
+        return result
+
     async def audit(self, release_id: str) -> list[AuditEvent]:
         try:
             events: list[AuditEvent] = await self._answer(release_id, "get_audit", list[AuditEvent])
@@ -368,15 +385,23 @@ class Releases:
         return await self._update(release_id, action, request)
 
     async def _update(self, release_id: str, name: str, request: Any) -> UpdateResult:
-        # A release whose workflow task keeps failing would hold the update until the timeout
-        # (the server keeps it in memory, not in the history): say so at once and send nothing.
-        if await self.needs_repair(release_id):
-            raise ReleaseNeedsRepair(release_id)
-        if self.signer is not None and name in ACTOR_FIELDS:
-            # What the signer binds is what the release holds now (its status).
-            request = self.signer.sign(
-                name, request, release_binding(await self.status(release_id))
-            )
+        # What the signer binds is what the release holds now (its head), asked for while the
+        # release is checked for repair: one round trip before the update, not two.
+        signer = self.signer if name in ACTOR_FIELDS else None
+        head = asyncio.ensure_future(self.head(release_id)) if signer is not None else None
+        try:
+            # A release whose workflow task keeps failing would hold the update until the
+            # timeout (the server keeps it in memory, not in the history): say so at once and
+            # send nothing.
+            if await self.needs_repair(release_id):
+                raise ReleaseNeedsRepair(release_id)
+            if signer is not None and head is not None:
+                request = signer.sign(name, request, release_binding(await head))
+        finally:
+            if head is not None and not head.done():
+                head.cancel()
+            elif head is not None and not head.cancelled():
+                head.exception()  # retrieved: an error raised above is the one reported
         try:
             result: UpdateResult = await self.handle(release_id).execute_update(
                 name, request, result_type=UpdateResult, rpc_timeout=self.update_timeout

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, TypedSearchAttributes
 
 from gatekeeper.models.status import ReleaseStatus
 
@@ -77,6 +77,22 @@ def current_values(status: ReleaseStatus, *, issue_14: bool = True) -> dict[str,
         values[GOVERNMENT_WINDOW_ENDS_AT.name] = gov.window_closed_at
     values[AWAITING_SINCE.name] = awaiting.since if awaiting else None
     values[RELEASE_OUTCOME.name] = status.state.value if status.state.terminal else None
+    return values
+
+
+def started_values(start: TypedSearchAttributes) -> dict[str, Any]:
+    """The kept-current attributes' values as a workflow started with ``start`` has them, in the
+    terms of :func:`current_values` (unset: None). An unset ``AwaitingRoles`` is no roles and an
+    unset ``ReleaseStage`` no stage (``""``): readers take them so (gatekeeper.release_list), so
+    a release need not upsert them before it has a stage or awaits anyone."""
+    values: dict[str, Any] = {}
+    for key in KEPT_CURRENT:
+        value = start.get(key)
+        if value is None and key.name == AWAITING_ROLES.name:
+            value = []
+        elif value is None and key.name == RELEASE_STAGE.name:
+            value = ""
+        values[key.name] = list(value) if isinstance(value, list) else value
     return values
 
 

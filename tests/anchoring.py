@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.adapters.anchors import AnchorStore
+from gatekeeper.adapters.deliveries import DeliveryStore
+from gatekeeper.dossier.collect import journal_source
 from gatekeeper.identity.heads import load_or_create_key
 from gatekeeper.identity.keys import PrincipalKind, key_id_of
 from gatekeeper.identity.registry import IdentityRegistry
@@ -48,12 +50,18 @@ def register_worker(data_dir: Path, key_path: Path | None, keys_dir: Path) -> st
 
 
 @contextmanager
-def dossier_sources(data_dir: Path) -> Iterator[dict[str, Any]]:
-    """``collect_dossier``'s keyword arguments for the keys and anchors in ``data_dir``'s registry
-    (what ``gatekeeper audit export`` passes)."""
-    url = Settings(data_dir=data_dir).effective_registry_url
-    with IdentityRegistry(url) as registry, AnchorStore(url) as anchors:
+def dossier_sources(data_dir: Path, url: str | None = None) -> Iterator[dict[str, Any]]:
+    """``collect_dossier``'s keyword arguments for the deliveries, keys and anchors in the
+    registry (``url``, else ``data_dir``'s; what ``gatekeeper audit export`` passes)."""
+    url = url or Settings(data_dir=data_dir).effective_registry_url
+    with (
+        IdentityRegistry(url) as registry,
+        AnchorStore(url) as anchors,
+        DeliveryStore(url) as deliveries,
+    ):
         yield {
+            "deliveries": deliveries.lines,
+            "deliveries_source": journal_source(deliveries.url),
             "key_chain": registry.chain_to_root,
             "anchors": anchors.anchors,
             "anchors_source": anchors.url,

@@ -14,8 +14,9 @@ from gatekeeper.identity import authority
 from tests import replaying, signing
 from tests.helpers import start_dev_server
 
-#: ``database_url`` and the session's PostgreSQL server, for every test directory.
-pytest_plugins = ["tests.databases"]
+#: ``database_url`` and the session's PostgreSQL server, for every test directory; the order test
+#: files reach the xdist workers in (the longest first, :mod:`tests.scheduling`).
+pytest_plugins = ["tests.databases", "tests.scheduling"]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

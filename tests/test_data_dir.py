@@ -96,8 +96,8 @@ class TestWritersSaySo:
 
 class TestDossierSources:
     """``audit export`` from a shell pointed elsewhere still exports what Temporal holds, and
-    says in one line each that the outbox (notifications) and the registry (key certificates,
-    anchors) were not found; pointed at the engine's directory it says nothing of the kind."""
+    says in one line that the registry (its deliveries, key certificates and anchors) was not
+    found; pointed at the engine's directory it says nothing of the kind."""
 
     async def test_export_notes_what_it_lacks(self, harness: Harness, tmp_path: Path) -> None:
         status = await harness.start()
@@ -114,9 +114,8 @@ class TestDossierSources:
         notes = [line for line in ran.stderr.splitlines() if line.startswith("note: ")]
         assert notes == [
             f"note: no registry in the data directory {elsewhere} (registry.db does not exist): "
-            f"the dossier carries no key certificates or anchors; {POINTER}",
-            f"note: no outbox in the data directory {elsewhere}: the dossier lists no "
-            f"notifications; {POINTER}",
+            "the dossier lists no notifications and carries no key certificates or anchors; "
+            f"{POINTER}",
         ]
         assert json.loads(out.read_text())["notifications"] == []
         assert not elsewhere.exists()
@@ -128,4 +127,4 @@ class TestDossierSources:
 
         assert here.code == 0, here.stderr
         assert "note:" not in here.stderr
-        assert json.loads(out.read_text())["notifications"], "the engine's outbox lists them"
+        assert json.loads(out.read_text())["notifications"], "the engine's send journal lists them"

@@ -13,11 +13,13 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from gatekeeper.adapters.audit_store import DatabaseAuditStore
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
 from gatekeeper.dossier.verify import Checks, verify_file
 from gatekeeper.errors import InputError, ReleaseNotFound
 from gatekeeper.models import ReleaseState
 from gatekeeper.releases import Releases
+from gatekeeper.settings import Settings
 from tests import factories
 from tests import signing as test_keys
 from tests.anchoring import dossier_sources, register_worker
@@ -58,9 +60,7 @@ async def launched(
     adapters.close()
     # Exported with no worker running: a finished release is read from its history.
     with dossier_sources(data_dir) as sources:
-        dossier = await collect_dossier(
-            releases, rid, outbox_path=data_dir / "outbox.jsonl", **sources
-        )
+        dossier = await collect_dossier(releases, rid, **sources)
     yield Launched(
         rid, dossier, render(dossier, DossierFormat.JSON), data_dir, Checks(trust_root=root)
     )
@@ -286,10 +286,15 @@ class TestTampering:
 
 
 class TestAuditStoreFile:
-    """The audit store's JSONL file verifies the same way, line by line."""
+    """An audit-store JSONL file (the chain the worker stored, one event per line, as workers
+    kept it before the database) verifies the same way, line by line."""
 
     def test_store_file_verifies_and_names_an_edited_line(self, launched: Launched) -> None:
-        path = launched.data_dir / "audit" / f"{launched.release_id}.jsonl"
+        with DatabaseAuditStore(Settings(data_dir=launched.data_dir).effective_registry_url) as db:
+            stored = db.read(launched.release_id)
+        assert stored == launched.dossier.audit, "the worker stored the whole chain"
+        path = launched.data_dir / f"{launched.release_id}.jsonl"
+        path.write_text("".join(e.model_dump_json() + "\n" for e in stored))
         text = path.read_text()
 
         assert verify_file(path).message == (

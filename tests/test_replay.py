@@ -43,6 +43,14 @@ COVERAGE = {
         | {"hold": 1, "resume": 1},
         frozenset({"30-day government testing window"}),
     ),
+    # Issue 16's patch (release-costs-what-it-must, standing for every earlier patch): the
+    # launched scenario with a task's notices in one activity and one upsert per task.
+    "cost_patch": Covers(
+        "ModelReleaseWorkflow",
+        {"approve": 7, "request_changes": 1, "amend": 1, "record_government_response": 3}
+        | {"hold": 1, "resume": 1},
+        frozenset({"30-day government testing window"}),
+    ),
     "rejected": Covers("ModelReleaseWorkflow", {"reject": 1}),
     "withdrawn": Covers("ModelReleaseWorkflow", {"approve": 3, "withdraw": 1}),
     "access_order": Covers("AccessOrderWorkflow", {"exempt": 1, "lift": 1}),

@@ -25,6 +25,9 @@ with workflow.unsafe.imports_passed_through():
         EvidenceCheckRequest,
         EvidenceCheckResult,
         Notification,
+        NotifyBatch,
+        NotifyBatchSummary,
+        NotifyFailure,
         NotifyRequest,
         NotifySummary,
         RevokeRequest,
@@ -73,6 +76,11 @@ class Effects:
         self.refusals_shown = False
         self._refusals: list[str] = []
         self._refusal_flush: asyncio.Task[None] | None = None
+        # Whether the notices of one workflow task go out in one activity (COST_PATCH), and
+        # those waiting for the end of the task.
+        self.batched_notices = False
+        self._outgoing: list[NotifyRequest] = []
+        self._notice_flush: asyncio.Task[None] | None = None
 
     def stage_completed(self, stage_id: str) -> None:
         """Sign the audit head at a stage's end (ANCHOR_PATCH), or else store the events so far."""
@@ -162,6 +170,14 @@ class Effects:
             recipients[start : start + timeouts.NOTIFY_BATCH]
             for start in range(0, len(recipients), timeouts.NOTIFY_BATCH)
         ]
+        if self.batched_notices:
+            self._outgoing += [
+                NotifyRequest(notification=notification, recipients=b) for b in batches
+            ]
+            if self._notice_flush is None:
+                self._notice_flush = asyncio.create_task(self._flush_notices())
+                self.pending.append(self._notice_flush)
+            return
         for number, batch in enumerate(batches, start=1):
             # Channels travel as names only: what they are is the worker's configuration.
             request = NotifyRequest(notification=notification, recipients=batch)
@@ -191,14 +207,58 @@ class Effects:
         else:
             if not result.unconfigured:
                 return
-            names = ", ".join(result.unconfigured)
-            failure = {
-                "key": key,
-                "error": f"channel(s) {names} are not defined in the worker's configuration; "
-                "nothing was sent on them",
-                "unconfigured_channels": list(result.unconfigured),
-            }
+            failure = _failure_details(NotifyFailure(key=key, unconfigured=result.unconfigured))
         self._host.ledger.audit(self._host.now(), "gatekeeper", "notification_failed", failure)
+        self._host.commit()
+
+    async def _flush_notices(self) -> None:
+        """Send every notice the workflow task raised, once the task's work is done (a condition
+        is checked only when nothing else is ready to run), in as few activities as the batch
+        size allows: one, unless the task notified more than :data:`timeouts.NOTIFY_BATCH`
+        recipients. Notices raised after this flush took them go out in the next one."""
+        await workflow.wait_condition(lambda: True)
+        taken, self._outgoing, self._notice_flush = self._outgoing, [], None
+        batches: list[list[NotifyRequest]] = [[]]
+        size = 0
+        for request in taken:
+            if batches[-1] and size + len(request.recipients) > timeouts.NOTIFY_BATCH:
+                batches.append([])
+                size = 0
+            batches[-1].append(request)
+            size += len(request.recipients)
+        await asyncio.gather(*(self._deliver_batch(batch) for batch in batches))
+
+    async def _deliver_batch(self, requests: list[NotifyRequest]) -> None:
+        events = list(dict.fromkeys(r.notification.event.value for r in requests))
+        recipients = len({r.id for request in requests for r in request.recipients})
+        summary = f"Notify {recipients} recipient(s): {', '.join(events)}"
+        if len(requests) > 1:
+            summary += f" ({len(requests)} notices)"
+        failed: list[NotifyFailure]
+        try:
+            result = await workflow.execute_activity(
+                "notify_stakeholders",
+                NotifyBatch(requests=requests),
+                result_type=NotifyBatchSummary,
+                start_to_close_timeout=timeouts.NOTIFY_TIMEOUT,
+                heartbeat_timeout=timeouts.NOTIFY_HEARTBEAT_TIMEOUT,
+                retry_policy=timeouts.NOTIFY_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            # No answer at all (timed out, the worker lost): none of them is known delivered.
+            failed = [
+                NotifyFailure(key=r.notification.idempotency_key, error=cause_message(err))
+                for r in requests
+            ]
+        else:
+            failed = result.failed
+        if not failed:
+            return
+        for failure in failed:
+            self._host.ledger.audit(
+                self._host.now(), "gatekeeper", "notification_failed", _failure_details(failure)
+            )
         self._host.commit()
 
     def start_audit_flush(self) -> None:
@@ -303,3 +363,16 @@ class Effects:
                 continue
             if workflow.all_handlers_finished() and not self.pending:
                 return
+
+
+def _failure_details(failure: NotifyFailure) -> dict[str, Any]:
+    """The ``notification_failed`` audit event's details for ``failure``."""
+    if failure.error or not failure.unconfigured:
+        return {"key": failure.key, "error": failure.error}
+    names = ", ".join(failure.unconfigured)
+    return {
+        "key": failure.key,
+        "error": f"channel(s) {names} are not defined in the worker's configuration; "
+        "nothing was sent on them",
+        "unconfigured_channels": list(failure.unconfigured),
+    }

@@ -10,6 +10,7 @@ deterministic and free of Temporal calls. Workflow id: ``release-<release_id>``.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -68,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from gatekeeper.models.payloads import BAD_INPUT, NO_ARGUMENT, parse_payload
     from gatekeeper.models.status import (
         STARTED_UPDATE,
+        ReleaseHead,
         ReleaseInput,
         ReleaseOutcome,
         ReleaseStatus,
@@ -131,6 +133,23 @@ PER_PERSON_ORDERS_PATCH = "per-person-orders"
 #: order reached; :meth:`ModelReleaseWorkflow.find_orders`). Releases started before it rely on
 #: the order's updates alone, as they did.
 ORDERS_FOUND_PATCH = "release-finds-orders"
+#: The patch under which (issue 16) a release costs what it must in Temporal: the notices one
+#: workflow task raises go out in one ``notify_stakeholders`` activity (workflows.effects), and
+#: the search attributes are upserted once per workflow task, with only the values that changed
+#: since the last upsert. It also stands for every patch above: a release started under it
+#: records this one marker (one ``TemporalChangeVersion`` upsert) instead of one per patch, and
+#: behaves as if each were present. Releases started before it take each patch as they did.
+COST_PATCH = "release-costs-what-it-must"
+#: The patches :data:`COST_PATCH` stands for (all of them present in a release started under it).
+COVERED_PATCHES = (
+    ANCHOR_PATCH,
+    EVIDENCE_PATCH,
+    AWAITING_PATCH,
+    TIMER_PATCH,
+    REFUSAL_PATCH,
+    ORDERS_FOUND_PATCH,
+    PER_PERSON_ORDERS_PATCH,
+)
 
 
 @workflow.defn(name="ModelReleaseWorkflow")
@@ -168,6 +187,10 @@ class ModelReleaseWorkflow:
         self._launching = False
         self._reverify = False
         self._finds_orders = False
+        # Whether search attributes are upserted once per workflow task (COST_PATCH), and the
+        # pending upsert of this task.
+        self._coalesced = False
+        self._upsert: asyncio.Task[None] | None = None
         # The pipeline's clock and waits, its side effects, and its requests' screening.
         self._waits = Waits()
         self._effects = Effects(self)
@@ -219,12 +242,18 @@ class ModelReleaseWorkflow:
                 # which Temporal retries, so the release resumes once a worker has the key.
                 raise RuntimeError(refusal.message)
             raise refusal  # malformed, or plaintext while encryption is on: refused for good
-        self._effects.anchoring = workflow.patched(ANCHOR_PATCH)
-        self._effects.versioned_evidence = workflow.patched(EVIDENCE_PATCH)
-        operators_awaited = workflow.patched(AWAITING_PATCH)
-        self._waits.keep_timers = workflow.patched(TIMER_PATCH)
-        self._effects.refusals_shown = workflow.patched(REFUSAL_PATCH)
-        self._finds_orders = workflow.patched(ORDERS_FOUND_PATCH)
+        patched = self._patched
+        self._coalesced = self._effects.batched_notices = workflow.patched(COST_PATCH)
+        if self._coalesced:
+            # What the start set (``release start`` sets ReleaseState) is published already,
+            # and what it left unset needs no upsert to stay unset.
+            self._published = sa.started_values(workflow.info().typed_search_attributes)
+        self._effects.anchoring = patched(ANCHOR_PATCH)
+        self._effects.versioned_evidence = patched(EVIDENCE_PATCH)
+        operators_awaited = patched(AWAITING_PATCH)
+        self._waits.keep_timers = patched(TIMER_PATCH)
+        self._effects.refusals_shown = patched(REFUSAL_PATCH)
+        self._finds_orders = patched(ORDERS_FOUND_PATCH)
         installed = await self._resolve_policy(inp)
         try:
             self._resolved = Deciders.over(Ledger(inp.spec, installed, self.now()))
@@ -233,7 +262,7 @@ class ModelReleaseWorkflow:
             raise ApplicationError(str(err), type="IntegrityError", non_retryable=True) from None
         ledger = self._ledger
         ledger.operators_awaited = operators_awaited
-        ledger.per_person_orders = workflow.patched(PER_PERSON_ORDERS_PATCH)
+        ledger.per_person_orders = patched(PER_PERSON_ORDERS_PATCH)
         # What signed requests bind besides the release id: a later release reusing the id is
         # another subject (the same live and on replay).
         ledger.status.first_run_id = workflow.info().first_execution_run_id
@@ -264,6 +293,14 @@ class ModelReleaseWorkflow:
             await self._effects.revoke_everything(ledger.status.outcome)
         await self._effects.settle()
         return ReleaseOutcome(status=ledger.status, audit=ledger.chain.events)
+
+    def _patched(self, patch_id: str) -> bool:
+        """``workflow.patched(patch_id)``, except under :data:`COST_PATCH`, which stands for it
+        (no marker of its own)."""
+        if self._coalesced:
+            assert patch_id in COVERED_PATCHES, patch_id
+            return True
+        return workflow.patched(patch_id)
 
     async def _resolve_policy(self, inp: ReleaseInput) -> InstalledPolicy:
         """The installed policy ``inp`` names, resolved and checked by the worker; the activity
@@ -431,6 +468,27 @@ class ModelReleaseWorkflow:
         self._publish()
 
     def _publish(self) -> None:
+        if self._coalesced:
+            if self._upsert is None:
+                self._upsert = asyncio.create_task(self._publish_at_task_end())
+                self._effects.pending.append(self._upsert)
+        else:
+            self._upsert_changed()
+        details = current_details(self._ledger.status)
+        if details != self._details:
+            workflow.set_current_details(details)
+            self._details = details
+
+    async def _publish_at_task_end(self) -> None:
+        """Upsert what changed once the workflow task's work is done (a condition is checked
+        only when nothing else is ready to run): a step that moves the stage and what is
+        awaited through several commits upserts the net change once, and a value that went
+        and came back within the task is not upserted at all."""
+        await workflow.wait_condition(lambda: True)
+        self._upsert = None
+        self._upsert_changed()
+
+    def _upsert_changed(self) -> None:
         status = self._ledger.status
         issue_14 = self._ledger.operators_awaited
         values = sa.current_values(status, issue_14=issue_14)
@@ -444,10 +502,6 @@ class ModelReleaseWorkflow:
                 pairs.append(key.value_unset() if value is None else key.value_set(value))
             workflow.upsert_search_attributes(pairs)
             self._published.update(values)
-        details = current_details(status)
-        if details != self._details:
-            workflow.set_current_details(details)
-            self._details = details
 
     # --- updates (workflows.requests screens them; workflows.updates declares them) ----------
 
@@ -540,6 +594,13 @@ class ModelReleaseWorkflow:
     def get_status(self) -> ReleaseStatus:
         """The whole release: stage, state, what is awaited and from whom, approvals, grants."""
         return self._ledger.status
+
+    @workflow.query
+    def get_head(self) -> ReleaseHead:
+        """Where the release is, in a few hundred bytes: its status's version, stage, state and
+        what it awaits, and what a signed request binds (pollers and signers read this, and
+        ``get_status`` only when they need the whole release)."""
+        return ReleaseHead.of(self._ledger.status)
 
     @workflow.query
     def get_audit(self) -> list[AuditEvent]:

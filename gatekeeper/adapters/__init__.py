@@ -1,9 +1,10 @@
 """Service objects behind the activities: plain Python, no Temporal, deduplicating side effects."""
 
-from gatekeeper.adapters.audit_store import AuditStore, JsonlAuditStore
-from gatekeeper.adapters.clearinghouse import Clearinghouse, FileDropClearinghouse
+from gatekeeper.adapters.audit_store import AuditStore, DatabaseAuditStore
+from gatekeeper.adapters.clearinghouse import Clearinghouse, DatabaseClearinghouse
+from gatekeeper.adapters.deliveries import DeliveryStore
 from gatekeeper.adapters.evidence import EvidenceVerifier, LocalEvidenceVerifier
-from gatekeeper.adapters.launch import FileDropLaunchPublisher, LaunchPublisher
+from gatekeeper.adapters.launch import DatabaseLaunchPublisher, LaunchPublisher
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, delivery_key
 from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.channels import ChannelFactory, DeliveryChannel
@@ -15,11 +16,12 @@ __all__ = [
     "ChannelFactory",
     "ChannelRegistry",
     "Clearinghouse",
+    "DatabaseAuditStore",
+    "DatabaseClearinghouse",
+    "DatabaseLaunchPublisher",
     "DeliveryChannel",
+    "DeliveryStore",
     "EvidenceVerifier",
-    "FileDropClearinghouse",
-    "FileDropLaunchPublisher",
-    "JsonlAuditStore",
     "LaunchPublisher",
     "LocalEvidenceVerifier",
     "LogChannel",

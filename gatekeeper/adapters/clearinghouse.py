@@ -1,34 +1,36 @@
-"""The government clearinghouse, embedded default: a file drop that issues receipts.
+"""The government clearinghouse, embedded default: receipts issued from the registry's database.
 
-``<dir>/submissions/<key>.json`` holds what was submitted and ``<dir>/receipts/<key>.json`` the
-receipt. The first receipt written for a key is the only one: a retried or concurrent submission
-with the same key gets that receipt back unchanged, whichever worker wrote it.
+Each submission is one row of ``clearinghouse_receipts``, keyed by its idempotency key: what was
+submitted and the receipt issued for it. The first receipt stored for a key is the only one: a
+retried or concurrent submission with the same key, from any worker on any host, gets that
+receipt back unchanged (the row is one insert that exactly one writer wins).
 
-The small file primitives here (:func:`drop_filename`, :func:`write_replacing`,
-:func:`write_once`) are shared with the launch file drop.
+Before issue 16 the drop was files (``<data dir>/clearinghouse/{submissions,receipts}/``); an
+upgraded worker imports them once (:mod:`gatekeeper.adapters.legacy`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import sqlalchemy as sa
 from pydantic import ValidationError
 
+from gatekeeper.adapters.registry.database import Database
+from gatekeeper.adapters.registry.engine import SQLITE_BUSY_TIMEOUT
+from gatekeeper.adapters.registry.once import insert_once
+from gatekeeper.adapters.registry.tables import clearinghouse_receipts
 from gatekeeper.errors import ClearinghouseError
 from gatekeeper.models.io import SubmissionRequest
 from gatekeeper.models.status import GovernmentReceipt
 
 Clock = Callable[[], datetime]
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+@-]{0,150}")
+#: Where a receipt says its submission is kept: the table and the submission's key.
+LOCATION_PREFIX = "clearinghouse_receipts:"
 
 
 class Clearinghouse(Protocol):
@@ -47,117 +49,91 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class FileDropClearinghouse:
-    """Submissions and receipts as JSON files under one directory. Safe across processes.
+class DatabaseClearinghouse(Database):
+    """Submissions and their receipts in the registry's database. Thread-safe; shared by every
+    worker.
 
     Args:
-        directory: the drop directory; ``submissions/`` and ``receipts/`` are created in it.
+        url: the registry database (SQLite by default, PostgreSQL for several hosts).
         name: the clearinghouse name written on receipts.
         clock: the time receipts are stamped with.
     """
 
-    def __init__(self, directory: Path, name: str = "file-drop", clock: Clock = _utcnow) -> None:
-        self._directory = Path(directory)
+    def __init__(
+        self,
+        url: str,
+        name: str = "embedded",
+        *,
+        clock: Clock = _utcnow,
+        busy_timeout: float = SQLITE_BUSY_TIMEOUT,
+    ) -> None:
+        super().__init__(url, busy_timeout=busy_timeout)
         self._name = name
         self._clock = clock
 
     def submit(self, request: SubmissionRequest) -> GovernmentReceipt:
-        """Drop the submission and issue its receipt, or return the receipt issued before."""
-        filename = drop_filename(request.idempotency_key)
-        submission = self._directory / "submissions" / filename
-        receipt_path = self._directory / "receipts" / filename
-        try:
-            existing = _read_receipt(receipt_path)
-            if existing is not None:
-                return existing
-            write_replacing(submission, request.model_dump_json(indent=2).encode("utf-8"))
-            receipt = GovernmentReceipt(
-                receipt_id=f"GOV-{uuid.uuid4().hex[:12]}",
-                clearinghouse=self._name,
-                received_at=self._clock(),
-                location=str(submission),
-            )
-            if write_once(receipt_path, receipt.model_dump_json(indent=2).encode("utf-8")):
-                return receipt
-            # Another worker issued the receipt between our look and our write: theirs stands.
-            stored = _read_receipt(receipt_path)
-        except OSError as err:
-            raise ClearinghouseError(f"cannot write to the clearinghouse drop: {err}") from err
+        """Store the submission and issue its receipt, or return the receipt issued before."""
+        key = request.idempotency_key
+        existing = self.receipt(key)
+        if existing is not None:
+            return existing
+        receipt = GovernmentReceipt(
+            receipt_id=f"GOV-{uuid.uuid4().hex[:12]}",
+            clearinghouse=self._name,
+            received_at=self._clock(),
+            location=f"{LOCATION_PREFIX}{key}",
+        )
+        if self.import_receipt(key, request.release_id, request.model_dump(mode="json"), receipt):
+            return receipt
+        # Another worker issued the receipt between our look and our insert: theirs stands.
+        stored = self.receipt(key)
         if stored is None:
-            raise ClearinghouseError(f"receipt {receipt_path} vanished")
+            raise ClearinghouseError(f"the receipt of {key} vanished")
         return stored
 
+    def receipt(self, key: str) -> GovernmentReceipt | None:
+        """The receipt issued for ``key``, or None."""
+        with self._read(f"read the clearinghouse receipt of {key}") as db:
+            row = db.execute(
+                sa.select(clearinghouse_receipts.c.receipt).where(
+                    clearinghouse_receipts.c.idempotency_key == key
+                )
+            ).first()
+        if row is None:
+            return None
+        try:
+            return GovernmentReceipt.model_validate(row[0])
+        except ValidationError as err:
+            raise ClearinghouseError(
+                f"stored receipt of {key} is corrupt: {err.error_count()} problem(s)",
+                retryable=False,
+            ) from err
 
-def _read_receipt(path: Path) -> GovernmentReceipt | None:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        return GovernmentReceipt.model_validate_json(raw)
-    except ValidationError as err:
-        raise ClearinghouseError(
-            f"stored receipt {path} is corrupt: {err.error_count()} problem(s)", retryable=False
-        ) from err
+    def import_receipt(
+        self, key: str, release_id: str, submission: dict[str, Any], receipt: GovernmentReceipt
+    ) -> bool:
+        """Store ``receipt`` for ``key`` unless one is stored; True if this call stored it."""
+        with self._write(f"store the clearinghouse receipt of {key}") as db:
+            return insert_once(
+                db,
+                clearinghouse_receipts,
+                {
+                    "idempotency_key": key,
+                    "release_id": release_id,
+                    "receipt_id": receipt.receipt_id,
+                    "clearinghouse": receipt.clearinghouse,
+                    "received_at": receipt.received_at,
+                    "submission": submission,
+                    "receipt": receipt.model_dump(mode="json"),
+                },
+            )
 
-
-def drop_filename(key: str, suffix: str = ".json") -> str:
-    """A file name for an idempotency key: the key itself when it is safe, else its digest.
-
-    Keys are made by the workflow (``<release>:<stage>:<action>:<seq>``) and are safe as they
-    are; anything with a slash, a leading dot or an odd character is named by its sha256
-    instead, so no key can escape the drop directory.
-    """
-    if _SAFE_NAME.fullmatch(key):
-        return key + suffix
-    return "key-" + hashlib.sha256(key.encode("utf-8")).hexdigest() + suffix
-
-
-def write_replacing(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, then ``os.replace``), durably."""
-    tmp = _write_temp(path, data)
-    try:
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _sync_directory(path.parent)
-
-
-def write_once(path: Path, data: bytes) -> bool:
-    """Create ``path`` with ``data`` atomically unless it exists; True if this call created it.
-
-    The temp file is hard-linked into place, which fails if ``path`` exists: the first writer
-    wins, even across processes, and nobody ever sees a half-written file.
-    """
-    tmp = _write_temp(path, data)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
-    _sync_directory(path.parent)
-    return True
-
-
-def _write_temp(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def receipts(self, release_id: str) -> list[GovernmentReceipt]:
+        """Every receipt issued for ``release_id``'s submissions, oldest first."""
+        with self._read(f"read the clearinghouse receipts of {release_id}") as db:
+            rows = db.execute(
+                sa.select(clearinghouse_receipts.c.receipt)
+                .where(clearinghouse_receipts.c.release_id == release_id)
+                .order_by(clearinghouse_receipts.c.received_at)
+            ).all()
+        return [GovernmentReceipt.model_validate(r) for (r,) in rows]

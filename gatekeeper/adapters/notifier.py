@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.channels import (
     BUILTIN_TYPES,
     CHANNEL_TYPES,
@@ -90,17 +89,16 @@ class ChannelRegistry:
     @classmethod
     def for_worker(cls, context: ChannelContext) -> ChannelRegistry:
         """Every channel type of :data:`~gatekeeper.channels.CHANNEL_TYPES`, bound to what the
-        worker lends its channels (``context``: outbox, journal, secrets, egress rules)."""
+        worker lends its channels (``context``: journal, secrets, egress rules)."""
         registry = cls()
         for name, channel_type in CHANNEL_TYPES.items():
             registry.register(name, channel_type.bind(context))
         return registry
 
     @classmethod
-    def embedded(cls, outbox: Outbox) -> ChannelRegistry:
-        """The embedded defaults: ``log`` and ``outbox``, both deduplicated through ``outbox``."""
-        # log and outbox send nothing off the machine: they never write the journal
-        context = ChannelContext(outbox=outbox, journal=SendJournal(outbox, outbox))
+    def embedded(cls, journal: SendJournal) -> ChannelRegistry:
+        """The embedded defaults: ``log`` and ``outbox``, both deduplicated through ``journal``."""
+        context = ChannelContext(journal=journal)
         registry = cls()
         for name in sorted(BUILTIN_TYPES):
             registry.register(name, CHANNEL_TYPES[name].bind(context))
@@ -308,44 +306,127 @@ def _dispatch(
     *,
     linked: Notification | None = None,
 ) -> _Outcome:
+    """Deliver to ``recipients`` a hundred at a time (:data:`PROGRESS_EVERY`): within each
+    hundred, a channel that takes batches (:class:`~gatekeeper.channels.base.BatchChannel`)
+    gets its share in one call, the others one delivery at a time. Deliveries are reported in
+    the recipients' order."""
     outcome = _Outcome(deliveries=[], failures=[], deferred=0)
     # A channel that failed in a way that may pass (down, throttling) is not hammered with the
     # rest of the fan-out: its deliveries wait for the activity's next attempt.
     paused: set[str] = set()
-    reported = time.monotonic()
-    for done, recipient in enumerate(recipients, start=1):
-        config = configs[recipient.channel]
-        key = delivery_key(notification, recipient)
-        if recipient.channel in paused:
-            outcome.deferred += 1
-        else:
-            try:
-                # People get the console link (when there is one); partners never do.
-                partner = recipient.id.startswith(PARTNER_PREFIX)
-                shown = notification if partner or linked is None else linked
-                sent = _deliver(channels[recipient.channel], shown, recipient, key)
-            except DeliveryError as err:
-                outcome.failures.append(
-                    _Failure(recipient.id, config.id, str(err), retryable=err.retryable)
+    clock = _Progress(progress)
+    for start in range(0, len(recipients), PROGRESS_EVERY):
+        chunk = recipients[start : start + PROGRESS_EVERY]
+        shares: dict[str, list[int]] = {}
+        for index, recipient in enumerate(chunk):
+            shares.setdefault(recipient.channel, []).append(index)
+        sent: dict[int, bool] = {}
+        for channel_id, indices in shares.items():
+            config, channel = configs[channel_id], channels[channel_id]
+            items = [
+                (
+                    _shown(notification, linked, chunk[i]),
+                    chunk[i],
+                    delivery_key(notification, chunk[i]),
                 )
-                if err.retryable:
-                    paused.add(recipient.channel)
+                for i in indices
+            ]
+            batch = getattr(channel, "deliver_many", None)
+            if channel_id in paused:
+                outcome.deferred += len(items)
+            elif batch is not None:
+                try:
+                    flags = _deliver_batch(batch, items)
+                except DeliveryError as err:
+                    outcome.failures.append(
+                        _Failure(items[0][1].id, config.id, str(err), retryable=err.retryable)
+                    )
+                    if err.retryable:
+                        paused.add(channel_id)
+                        outcome.deferred += len(items) - 1
+                    else:
+                        outcome.failures += [
+                            _Failure(r.id, config.id, str(err), retryable=False)
+                            for _, r, _ in items[1:]
+                        ]
+                else:
+                    sent.update(zip(indices, flags, strict=True))
+                clock.tick(start + len(sent))
             else:
+                for i, (shown, recipient, key) in zip(indices, items, strict=True):
+                    if channel_id in paused:
+                        outcome.deferred += 1
+                        continue
+                    try:
+                        sent[i] = _deliver(channel, shown, recipient, key)
+                    except DeliveryError as err:
+                        outcome.failures.append(
+                            _Failure(recipient.id, config.id, str(err), retryable=err.retryable)
+                        )
+                        if err.retryable:
+                            paused.add(channel_id)
+                    clock.tick(start + len(sent))
+        for index, recipient in enumerate(chunk):
+            if index in sent:
+                config = configs[recipient.channel]
                 outcome.deliveries.append(
                     Delivery(
                         recipient=recipient.id,
                         channel=config.id,
                         channel_type=config.type,
-                        key=key,
-                        duplicate=not sent,
+                        key=delivery_key(notification, recipient),
+                        duplicate=not sent[index],
                     )
                 )
-        if progress is not None:
-            now = time.monotonic()
-            if done % PROGRESS_EVERY == 0 or now - reported >= PROGRESS_SECONDS:
-                progress(done)
-                reported = now
+        clock.done(start + len(chunk))
     return outcome
+
+
+def _shown(
+    notification: Notification, linked: Notification | None, recipient: Recipient
+) -> Notification:
+    """People get the console link (when there is one); partners never do."""
+    partner = recipient.id.startswith(PARTNER_PREFIX)
+    return notification if partner or linked is None else linked
+
+
+class _Progress:
+    """Calls ``progress`` every :data:`PROGRESS_EVERY` deliveries, and at least every
+    :data:`PROGRESS_SECONDS` while a slow channel works through a hundred."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self._progress = progress
+        self._reported = time.monotonic()
+
+    def tick(self, done: int) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if now - self._reported >= PROGRESS_SECONDS:
+            self._progress(done)
+            self._reported = now
+
+    def done(self, done: int) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if done % PROGRESS_EVERY == 0 or now - self._reported >= PROGRESS_SECONDS:
+            self._progress(done)
+            self._reported = now
+
+
+def _deliver_batch(
+    batch: Callable[[list[tuple[Notification, Recipient, str]]], list[bool]],
+    items: list[tuple[Notification, Recipient, str]],
+) -> list[bool]:
+    try:
+        return batch(items)
+    except DeliveryError:
+        raise
+    except AdapterError as err:
+        raise DeliveryError(str(err), retryable=err.retryable) from err
+    except OSError as err:
+        raise DeliveryError(f"{len(items)} deliveries failed: {err}") from err
 
 
 def _deliver(

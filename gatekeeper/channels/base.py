@@ -6,8 +6,8 @@ A channel type is one module in :mod:`gatekeeper.channels` holding
   (a member of the discriminated union the worker's ``[channels.<name>]`` sections validate
   against), with the type's own validation beside its fields;
 - its factory, ``bind(context) -> ChannelFactory``: given what the worker lends its channels (a
-  :class:`ChannelContext`: the outbox, the send journal, the environment holding secrets, the
-  egress rules), a function opening one :class:`DeliveryChannel` per dispatch;
+  :class:`ChannelContext`: the send journal, the environment holding secrets, the egress
+  rules), a function opening one :class:`DeliveryChannel` per dispatch;
 - one :class:`ChannelType` record naming the two, listed in the registry
   (``gatekeeper/channels/__init__.py``).
 
@@ -18,7 +18,7 @@ commands read that configuration; HTTP and SMTP stacks are imported only when a 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, TypeVar
@@ -31,6 +31,7 @@ from gatekeeper.errors import DeliveryError
 from gatekeeper.models.base import Model
 
 if TYPE_CHECKING:  # the configuration imports this module; the adapters stay off its path
+    from gatekeeper.adapters.deliveries import DeliveryStore
     from gatekeeper.adapters.outbox import Outbox
     from gatekeeper.models.io import Notification, Recipient
 
@@ -161,38 +162,75 @@ class DeliveryChannel(Protocol):
         ...
 
 
+class BatchChannel(DeliveryChannel, Protocol):
+    """A channel that can also deliver a batch at once (the notifier hands it up to a hundred
+    deliveries in one call): ``log``, ``outbox`` and ``file`` record their batch in the journal
+    with a few statements instead of a transaction per delivery."""
+
+    def deliver_many(self, items: Sequence[tuple[Notification, Recipient, str]]) -> list[bool]:
+        """:meth:`deliver` each ``(notification, recipient, key)``; True for each delivered now.
+
+        Raises:
+            DeliveryError: the batch could not be recorded; none of it counts as delivered.
+        """
+        ...
+
+
 #: Opens a channel for one configuration. Factories capture what they need (files, HTTP
 #: clients, the environment for secrets) when they are bound to a :class:`ChannelContext`.
 ChannelFactory = Callable[[ChannelConfig], DeliveryChannel]
 
 
 class SendJournal:
-    """Exactly-once bookkeeping for channels that send off the machine (webhook, e-mail).
+    """Exactly-once bookkeeping shared by every channel, across workers and hosts.
 
-    ``delivered`` is the outbox: a key is written there once the far side accepted it, so a
-    retry skips it. ``sending`` holds a claim written *before* each send; finding a claim but no
-    delivery means an earlier attempt died or failed mid-send, and the far side may already have
-    the message. The send is repeated with the same key (receivers deduplicate on it) and marked
-    as a possible redelivery.
+    ``deliveries`` is the database's send journal (:class:`~gatekeeper.adapters.deliveries.
+    DeliveryStore`): a key is recorded there once the channel accepted it, by exactly one writer,
+    so a retry (on any worker) skips it. Channels that send off the machine (webhook, e-mail)
+    first *claim* the key there; finding a claim but no delivery means an earlier attempt died or
+    failed mid-send, and the far side may already have the message: the send is repeated with
+    the same key (receivers deduplicate on it) and marked as a possible redelivery.
+
+    ``outbox`` (optional) is the worker's human-readable outbox file: each delivery this worker
+    recorded gets one line there, after the database has it. It is a mirror, never consulted.
     """
 
-    def __init__(self, delivered: Outbox, sending: Outbox) -> None:
-        self.delivered = delivered
-        self.sending = sending
+    def __init__(self, deliveries: DeliveryStore, outbox: Outbox | None = None) -> None:
+        self.deliveries = deliveries
+        self.outbox = outbox
 
     def already_delivered(self, key: str) -> bool:
-        return self.delivered.contains(key)
+        return self.deliveries.delivered(key)
 
     def claim(self, key: str, channel: ChannelConfig) -> bool:
         """Record that ``key`` is about to be sent; False if an earlier attempt claimed it."""
-        return self.sending.append(key, {"channel": channel.id, "channel_type": channel.type})
+        return self.deliveries.claim(key, channel=channel.id, channel_type=channel.type)
 
-    def record(self, key: str, record: dict[str, Any]) -> None:
-        self.delivered.append(key, record)
+    def record(self, key: str, record: dict[str, Any]) -> bool:
+        """Record ``key`` as delivered (and mirror it to the outbox file); False if some
+        writer recorded it before."""
+        if not self.deliveries.record(key, record):
+            return False
+        if self.outbox is not None:
+            self.outbox.append(key, record)
+        return True
+
+    def delivered_among(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` are recorded as delivered (one look-up for a batch)."""
+        return self.deliveries.delivered_among(keys)
+
+    def record_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
+        """Record a batch (and mirror the ones recorded now to the outbox file, in order); the
+        keys this call recorded."""
+        won = self.deliveries.record_many(items)
+        if self.outbox is not None and won:
+            self.outbox.append_many([(k, r) for k, r in items if k in won])
+        return won
 
     def sync(self) -> None:
-        self.delivered.sync()
-        self.sending.sync()
+        """Make the outbox file's lines durable (the database's are once committed)."""
+        if self.outbox is not None:
+            self.outbox.sync()
 
 
 @dataclass
@@ -200,8 +238,7 @@ class ChannelContext:
     """What a worker lends the channels it opens.
 
     Attributes:
-        outbox: one line per delivered key, whatever the channel (the dossier reads it).
-        journal: send claims and deliveries of channels that send off the machine.
+        journal: every channel's deliveries (the database) and their outbox-file mirror.
         env: the worker's environment: secrets are read from it when a channel opens, by the
             variable name its configuration gives, and never written anywhere.
         egress: where the worker may connect besides public addresses.
@@ -209,7 +246,6 @@ class ChannelContext:
             worker's adapters (:meth:`close`).
     """
 
-    outbox: Outbox
     journal: SendJournal
     env: Mapping[str, str] = field(default_factory=dict)
     egress: EgressRules = field(default_factory=EgressRules)

@@ -10,9 +10,11 @@ Configured by the operator of the worker::
 A delivery is the file ``<sha256 of its key>.json`` holding the same document a webhook posts
 (:func:`~gatekeeper.channels.messages.notification_document`). It appears whole or not at all
 (written beside under a name starting with ``.``, synced, then linked into place), and exactly
-once: linking fails if the file exists, so a retried activity or a second worker never writes it
-twice. Programs picking files up read ``*.json`` only (a worker that dies mid-write can leave a
-``.*.partial`` behind). The outbox gets its line as for every channel.
+once: a key the send journal (the database, shared by every worker) has recorded is not written
+again, and linking fails if the file exists, so a retried activity or a second worker sharing
+the directory never writes it twice. Programs picking files up read ``*.json`` only (a worker
+that dies mid-write can leave a ``.*.partial`` behind). The journal records the delivery, and
+the outbox file gets its line, as for every channel.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -38,7 +41,7 @@ from gatekeeper.channels.messages import DeliveryRecords, notification_document
 from gatekeeper.errors import DeliveryError
 
 if TYPE_CHECKING:
-    from gatekeeper.adapters.outbox import Outbox
+    from gatekeeper.channels.base import SendJournal
     from gatekeeper.models.io import Notification, Recipient
 
 
@@ -65,16 +68,28 @@ def file_name(key: str) -> str:
 class FileChannel:
     """Writes each delivery as one file of ``directory``, once per key."""
 
-    def __init__(self, config: ChannelConfig, directory: Path, outbox: Outbox) -> None:
+    def __init__(self, config: ChannelConfig, directory: Path, journal: SendJournal) -> None:
         self._config = config
         self._directory = directory
-        self._outbox = outbox
+        self._journal = journal
         self._records = DeliveryRecords(config)
         self._wrote = False
 
     def deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
-        if self._outbox.contains(key):
+        if self._journal.already_delivered(key):
             return False
+        return self._deliver(notification, recipient, key)
+
+    def deliver_many(self, items: Sequence[tuple[Notification, Recipient, str]]) -> list[bool]:
+        """:meth:`deliver` for a batch: one look-up of what was delivered before, then each file
+        written and recorded as :meth:`deliver` does."""
+        done = self._journal.delivered_among([key for _, _, key in items])
+        return [
+            False if key in done else self._deliver(notification, recipient, key)
+            for notification, recipient, key in items
+        ]
+
+    def _deliver(self, notification: Notification, recipient: Recipient, key: str) -> bool:
         document = notification_document(notification, recipient, key, self._config.id)
         data = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
         name = file_name(key)
@@ -85,7 +100,7 @@ class FileChannel:
                 f"file channel {self._config.id!r} could not write {key}: "
                 f"{type(err).__name__}: {err.strerror or 'failed'}"
             ) from err
-        self._outbox.append(key, self._records.record(notification, recipient, file=name))
+        self._journal.record(key, self._records.record(notification, recipient, file=name))
         return created
 
     def close(self) -> None:
@@ -97,7 +112,7 @@ class FileChannel:
                 finally:
                     os.close(fd)
         finally:
-            self._outbox.sync()
+            self._journal.sync()
 
     def _write_once(self, name: str, data: bytes) -> bool:
         """Write ``data`` to ``name`` unless it exists; False if it did."""
@@ -121,11 +136,11 @@ class FileChannel:
 
 
 def bind(context: ChannelContext) -> ChannelFactory:
-    """File channels recording their deliveries in the worker's outbox."""
+    """File channels recording their deliveries in the worker's journal."""
 
     def open_file(config: ChannelConfig) -> FileChannel:
         settings = settings_of(config, FileSettings)
-        return FileChannel(config, settings.directory, context.outbox)
+        return FileChannel(config, settings.directory, context.journal)
 
     return open_file
 

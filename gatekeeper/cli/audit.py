@@ -15,6 +15,7 @@ import typer
 from gatekeeper.cli import common, stores
 from gatekeeper.cli.session import releases
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_file
+from gatekeeper.dossier.collect import journal_source
 from gatekeeper.dossier.verify import Checks
 from gatekeeper.errors import GatekeeperError, InputError
 from gatekeeper.settings import Settings
@@ -22,6 +23,7 @@ from gatekeeper.text import for_terminal
 
 if TYPE_CHECKING:
     from gatekeeper.adapters.anchors import AnchorStore
+    from gatekeeper.adapters.deliveries import DeliveryStore
     from gatekeeper.identity.heads import Anchor
     from gatekeeper.identity.keys import KeyRecord
     from gatekeeper.identity.registry import IdentityRegistry
@@ -65,15 +67,18 @@ def export(
             f"{fmt.value} one and get a JSON summary"
         )
 
-    stores.note_missing_registry(settings, "the dossier carries no key certificates or anchors")
+    stores.note_missing_registry(
+        settings, "the dossier lists no notifications and carries no key certificates or anchors"
+    )
 
     async def go() -> Dossier:
-        with _registry(settings) as (identity, anchors):
+        with _registry(settings) as (identity, anchors), _deliveries(settings) as journal:
             async with releases(settings) as api:
                 return await collect_dossier(
                     api,
                     await api.resolve(release_id),
-                    outbox_path=stores.outbox_path(settings),
+                    deliveries=journal.lines if journal is not None else None,
+                    deliveries_source=journal_source(journal.url) if journal is not None else "",
                     key_chain=identity.chain_to_root if identity is not None else None,
                     anchors=anchors.anchors if anchors is not None else None,
                     anchors_source=anchors.url if anchors is not None else "",
@@ -200,6 +205,25 @@ def _registry(settings: Settings) -> Iterator[tuple[IdentityRegistry | None, Anc
     finally:
         anchors.close()
         identity.close()
+
+
+@contextmanager
+def _deliveries(settings: Settings) -> Iterator[DeliveryStore | None]:
+    """The send journal (every worker's deliveries), if the registry database can be opened."""
+    if not _reachable(settings):
+        yield None
+        return
+    from gatekeeper.adapters.deliveries import DeliveryStore
+
+    try:
+        store = DeliveryStore(settings.effective_registry_url)
+    except GatekeeperError:
+        yield None
+        return
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _read_anchors(

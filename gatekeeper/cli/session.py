@@ -18,7 +18,7 @@ from gatekeeper.errors import InputError, ReleaseNotFound
 from gatekeeper.ids import RELEASE_PREFIX, release_id_of, release_workflow_id
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.base import parse_duration
-from gatekeeper.models.status import ReleaseOutcome, ReleaseStatus, UpdateResult
+from gatekeeper.models.status import ReleaseHead, ReleaseOutcome, ReleaseStatus, UpdateResult
 from gatekeeper.release_list import WORKFLOW_TYPE
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
@@ -89,6 +89,9 @@ class NamedReleases(Releases):
 
     async def status(self, release_id: str) -> ReleaseStatus:
         return await super().status(await self.resolve(release_id))
+
+    async def head(self, release_id: str) -> ReleaseHead:
+        return await super().head(await self.resolve(release_id))
 
     async def audit(self, release_id: str) -> list[AuditEvent]:
         return await super().audit(await self.resolve(release_id))

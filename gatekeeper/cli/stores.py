@@ -1,14 +1,14 @@
-"""The engine's files a CLI command opens itself: the registry database and the outbox.
+"""The engine's database a CLI command opens itself: the registry.
 
-Most commands talk to the worker through Temporal, but a few read or write the engine's files
-directly (partners and people, grants, orders, checks, keys, policies, the dossier's outbox
-lines). A shell whose ``GATEKEEPER_DATA_DIR`` is not the engine's would otherwise open a new,
+Most commands talk to the worker through Temporal, but a few read or write the engine's database
+directly (partners and people, grants, orders, checks, keys, policies, the dossier's
+notifications). A shell whose ``GATEKEEPER_DATA_DIR`` is not the engine's would otherwise open a new,
 empty registry in silence and answer from it: an empty table, a wrong ``access check``, a
 dossier without notifications. So:
 
 - a command that only reads refuses (exit 3) when the registry does not exist, naming the path;
 - a command that writes creates it, as a first installation step may, and says so on stderr;
-- ``audit export`` says on stderr what its dossier lacks when the outbox or registry is absent.
+- ``audit export`` says on stderr what its dossier lacks when the registry is absent.
 
 Every line names the data directory and how to point at the engine's: the ``export`` lines
 ``gatekeeper dev`` prints. Only a SQLite registry (the default, under the data directory) can be
@@ -22,9 +22,6 @@ from pathlib import Path
 from gatekeeper.cli.common import err_console
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
-
-#: The embedded outbox's file, under the data directory (as the worker's activities open it).
-OUTBOX_FILE = "outbox.jsonl"
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -86,15 +83,3 @@ def note_missing_registry(settings: Settings, consequence: str) -> None:
         err_console.print(
             f"note: {_where(settings, path)}: {consequence}; {_pointer(settings)}", markup=False
         )
-
-
-def outbox_path(settings: Settings) -> Path:
-    """The outbox file; one line on stderr when it does not exist (no notification is listed)."""
-    path = settings.data_dir / OUTBOX_FILE
-    if not path.exists():
-        err_console.print(
-            f"note: no outbox in the data directory {settings.data_dir.resolve()}: the dossier "
-            f"lists no notifications; {_DATA_DIR}",
-            markup=False,
-        )
-    return path

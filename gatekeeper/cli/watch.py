@@ -1,6 +1,7 @@
 """``gatekeeper release watch``: follow one release, stage by stage, until it ends.
 
-The watcher polls ``get_status`` (a query: it never changes the release) and prints one line per
+The watcher polls ``get_head`` (a query: it never changes the release; the whole ``get_status``
+only when the head's status version moved) and prints one line per
 transition (a stage starting, finishing or being skipped, the state changing, what the release
 waits for changing), under a live progress bar on a terminal. With ``--json`` it writes one JSON
 object per change instead, for scripts.
@@ -245,8 +246,13 @@ async def follow(
     """Report every change of the release until it ends, or (``until_awaiting``) until it waits
     for that role or person (wrap in ``asyncio.timeout`` to bound)."""
     previous: Snapshot | None = None
+    status: ReleaseStatus | None = None
     while True:
-        status = await api.status(release_id)
+        # The release's head is a few hundred bytes; the whole status is read only when its
+        # version moved (an unchanged version is an unchanged status).
+        head = await api.head(release_id)
+        if status is None or head.status_version != status.status_version:
+            status = await api.status(release_id)
         seen = view(status)
         current = Snapshot.of(seen, status.updated_at)
         if previous is None:

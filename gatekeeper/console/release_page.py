@@ -60,7 +60,7 @@ from gatekeeper.console.release_view import (
     page_model,
     passkey_choices,
 )
-from gatekeeper.dossier.collect import collect_dossier
+from gatekeeper.dossier.collect import collect_dossier, journal_source
 from gatekeeper.dossier.render import to_json
 from gatekeeper.dossier.verify import Checks, Verification, verify_text
 from gatekeeper.errors import GatekeeperError, InputError, ReleaseNotFound
@@ -483,16 +483,27 @@ def _anchor_reader(ctx: ConsoleContext) -> tuple[Any, Any]:
     return store, store.anchors
 
 
+def _delivery_reader(ctx: ConsoleContext) -> Any:
+    from gatekeeper.adapters.deliveries import DeliveryStore
+
+    return DeliveryStore(ctx.settings.gatekeeper.effective_registry_url)
+
+
 async def dossier_json(ctx: ConsoleContext, release_id: str) -> str:
     """The release's JSON dossier as ``gatekeeper audit export --format json`` writes it."""
     registry = await asyncio.to_thread(ctx.identity)
     store, anchors = await asyncio.to_thread(_anchor_reader, ctx)
     try:
-        outbox = ctx.settings.gatekeeper.data_dir / "outbox.jsonl"
+        journal = await asyncio.to_thread(_delivery_reader, ctx)
+    except BaseException:
+        store.close()
+        raise
+    try:
         dossier = await collect_dossier(
             ctx.releases,
             release_id,
-            outbox_path=outbox if outbox.exists() else None,
+            deliveries=journal.lines,
+            deliveries_source=journal_source(journal.url),
             key_chain=registry.chain_to_root,
             sso_proof=registry.sso_link_entries,
             anchors=anchors,
@@ -502,6 +513,7 @@ async def dossier_json(ctx: ConsoleContext, release_id: str) -> str:
         raise Refused(str(err), 404) from err
     finally:
         store.close()
+        journal.close()
     return to_json(dossier)
 
 

@@ -1,8 +1,10 @@
-"""Gathering a release's dossier from Temporal and the outbox.
+"""Gathering a release's dossier from Temporal and the registry's database.
 
 The policy snapshot is the workflow's own input, read from the first event of its history, so
 the dossier shows the exact policy the release ran under. A finished release's status and audit
-chain come from its result in history (no worker needed); a running one is queried.
+chain come from its result in history (no worker needed); a running one is queried. The
+notifications sent are the deliveries every worker recorded in the database's send journal, so a
+dossier is whole whichever worker (on whichever host) delivered them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from temporalio.api.history.v1 import HistoryEvent
@@ -18,7 +19,6 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
-from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.dossier.model import Dossier, build_dossier, key_ids_used, sso_identities
 from gatekeeper.errors import ConnectionFailed, GatekeeperError, ReleaseNotFound
 from gatekeeper.identity.heads import Anchor
@@ -32,11 +32,17 @@ from gatekeeper.releases import Releases
 from gatekeeper.temporal_errors import not_found
 
 
+def journal_source(url: str) -> str:
+    """Where a dossier's notifications were read, for the reader: the send journal's database."""
+    return f"the send journal (deliveries) in {url}"
+
+
 async def collect_dossier(
     releases: Releases,
     release_id: str,
     *,
-    outbox_path: Path | None = None,
+    deliveries: Callable[[str], list[dict[str, Any]]] | None = None,
+    deliveries_source: str = "",
     now: datetime | None = None,
     key_chain: Callable[[str], list[KeyRecord]] | None = None,
     anchors: Callable[[str], list[Anchor]] | None = None,
@@ -48,8 +54,9 @@ async def collect_dossier(
     Args:
         releases: the client-side release API.
         release_id: the release.
-        outbox_path: the outbox file whose lines list the notifications sent (the embedded
-            default keeps it under the data directory); skipped if None or missing.
+        deliveries: a release's recorded deliveries, each shaped as an outbox line (the send
+            journal's ``DeliveryStore.lines``), when the database can be reached.
+        deliveries_source: where ``deliveries`` reads, for the reader.
         now: the export time (default: the current time).
         key_chain: a key id's record and the records certifying it up to the trust root (the
             identity registry's ``chain_to_root``); a key it does not know is left out, and
@@ -86,9 +93,9 @@ async def collect_dossier(
         audit = await releases.audit(release_id)
     lines: list[dict[str, Any]] = []
     source = ""
-    if outbox_path is not None:
-        lines = await asyncio.to_thread(Outbox(outbox_path).read)  # [] when there is no file
-        source = str(outbox_path) if lines else ""
+    if deliveries is not None:
+        lines = await asyncio.to_thread(deliveries, status.release_id)
+        source = deliveries_source
     execution = description.status or WorkflowExecutionStatus.RUNNING
     anchored = await asyncio.to_thread(anchors, release_id) if anchors is not None else []
     keys: list[KeyRecord] = []

@@ -356,7 +356,7 @@ def _notifications(dossier: Dossier) -> Section:
                 when(n.occurred_at),
             ]
         )
-    source = dossier.notifications_source or "no outbox was available"
+    source = dossier.notifications_source or "no send journal was available"
     return Section(
         "Notifications sent",
         tables=[Table(["audit #", "event", "subject", "deliveries", "channels", "at"], rows)],

@@ -119,6 +119,37 @@ class NotifySummary(Model):
         )
 
 
+class NotifyBatch(Model):
+    """Every notification one workflow task produced, for one ``notify_stakeholders`` call: one
+    activity in history however many notices a step raised. Each notification keeps its own
+    idempotency key, so its deliveries' keys do not depend on how notices were batched, and a
+    retry of the batch skips what an earlier attempt delivered."""
+
+    requests: list[NotifyRequest] = Field(min_length=1)
+
+
+class NotifyFailure(Model):
+    """A notification of a batch that was not (fully) delivered: by its idempotency key, the
+    error (empty when only ``unconfigured`` channels are why), and the channel names routed to
+    that the worker does not define."""
+
+    key: str
+    error: str = ""
+    unconfigured: list[str] = Field(default_factory=list)
+
+
+class NotifyBatchSummary(Model):
+    """What one batched ``notify_stakeholders`` call did: counts over the batch, and only the
+    notifications the workflow must audit as failed (a retryable failure is reported here only
+    by the last attempt; earlier ones raise, so Temporal retries and delivered keys are skipped)."""
+
+    notifications: int
+    deliveries: int = 0
+    delivered: int = 0
+    already_delivered: int = 0
+    failed: list[NotifyFailure] = Field(default_factory=list)
+
+
 class SubmissionRequest(Model):
     idempotency_key: str
     release_id: Identifier

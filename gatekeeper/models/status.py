@@ -301,6 +301,40 @@ class ReleaseStatus(Model):
         return [s for s in self.suspensions if s.lifted_at is None]
 
 
+class ReleaseHead(Model):
+    """Where a release is, in a few hundred bytes (the ``get_head`` query): its status's version,
+    state, stage and what it awaits, and what a signed request binds. Pollers (``release
+    watch``) and signers read this, and query the whole status (``get_status``) only when they
+    need it, e.g. when ``status_version`` moved."""
+
+    release_id: Identifier
+    status_version: int
+    state: ReleaseState
+    stage: Identifier | None = None
+    awaiting_roles: list[Identifier] = Field(default_factory=list)
+    updated_at: datetime
+    first_run_id: str = ""
+    artifact_sha256: str | None = None
+    evidence: dict[str, str] = Field(
+        default_factory=dict, description="evidence digests by evidence id"
+    )
+
+    @classmethod
+    def of(cls, status: ReleaseStatus) -> ReleaseHead:
+        spec = status.spec
+        return cls(
+            release_id=status.release_id,
+            status_version=status.status_version,
+            state=status.state,
+            stage=status.stage,
+            awaiting_roles=list(status.awaiting.roles) if status.awaiting else [],
+            updated_at=status.updated_at,
+            first_run_id=status.first_run_id,
+            artifact_sha256=spec.artifact.sha256,
+            evidence={e.id: e.sha256 for e in spec.evidence},
+        )
+
+
 class UpdateResult(Model):
     """What every update answers: the decision's outcome in one line and where the release is
     now. Small on purpose (it is stored in history once per update); callers that need the

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.audit import AuditActivities
-from gatekeeper.adapters.audit_store import JsonlAuditStore
+from gatekeeper.adapters.audit_store import DatabaseAuditStore
 from gatekeeper.models.io import AuditFlushRequest, AuditFlushResult
 from tests.adapters.builders import RELEASE, chain
 
@@ -17,8 +15,8 @@ from tests.adapters.builders import RELEASE, chain
 class TestRecordAuditEvents:
     """A retried flush stores nothing twice; an altered chain is a final AdapterError."""
 
-    def test_stores_once(self, tmp_path: Path) -> None:
-        acts = AuditActivities(JsonlAuditStore(tmp_path))
+    def test_stores_once(self, audit_store: DatabaseAuditStore) -> None:
+        acts = AuditActivities(audit_store)
         env = ActivityEnvironment()
         request = AuditFlushRequest(release_id=RELEASE, events=chain(4))
 
@@ -28,10 +26,10 @@ class TestRecordAuditEvents:
         assert isinstance(first, AuditFlushResult)
         assert (first.stored, first.already_stored) == (4, 0)
         assert (retry.stored, retry.already_stored) == (0, 4)
-        assert JsonlAuditStore(tmp_path).read(RELEASE) == chain(4)
+        assert audit_store.read(RELEASE) == chain(4)
 
-    def test_conflicting_chain_fails_for_good(self, tmp_path: Path) -> None:
-        acts = AuditActivities(JsonlAuditStore(tmp_path))
+    def test_conflicting_chain_fails_for_good(self, audit_store: DatabaseAuditStore) -> None:
+        acts = AuditActivities(audit_store)
         env = ActivityEnvironment()
         env.run(acts.record_audit_events, AuditFlushRequest(release_id=RELEASE, events=chain(2)))
         altered = AuditFlushRequest(release_id=RELEASE, events=chain(2, altered=True))

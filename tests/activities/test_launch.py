@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.launch import LaunchActivities
-from gatekeeper.adapters.launch import FileDropLaunchPublisher
+from gatekeeper.adapters.launch import DatabaseLaunchPublisher
 from gatekeeper.models.io import LaunchReceipt
 from tests.adapters.builders import launch
 
 
 class TestPublishLaunch:
-    """A retry returns the first launch; a broken drop is retried."""
+    """A retry returns the first launch; an unreachable database is retried."""
 
-    def test_publishes_once(self, tmp_path: Path) -> None:
-        acts = LaunchActivities(FileDropLaunchPublisher(tmp_path))
+    def test_publishes_once(self, launcher: DatabaseLaunchPublisher) -> None:
+        acts = LaunchActivities(launcher)
         env = ActivityEnvironment()
 
         first = env.run(acts.publish_launch, launch())
@@ -26,13 +27,16 @@ class TestPublishLaunch:
 
         assert isinstance(first, LaunchReceipt)
         assert retry == first
-        assert len(list(tmp_path.iterdir())) == 1
+        stored = launcher.launch(launch().idempotency_key)
+        assert stored is not None and stored.launch_id == first.launch_id
 
-    def test_unwritable_drop_is_retryable(self, tmp_path: Path) -> None:
-        (tmp_path / "drop").write_text("not a directory")
-        acts = LaunchActivities(FileDropLaunchPublisher(tmp_path / "drop"))
+    def test_an_unreachable_database_is_retryable(
+        self, launcher: DatabaseLaunchPublisher, break_database: Callable[[Any], None]
+    ) -> None:
+        acts = LaunchActivities(launcher)
+        break_database(launcher)
 
         with pytest.raises(ApplicationError) as caught:
             ActivityEnvironment().run(acts.publish_launch, launch())
 
-        assert (caught.value.type, caught.value.non_retryable) == ("AdapterError", False)
+        assert (caught.value.type, caught.value.non_retryable) == ("RegistryError", False)

@@ -11,13 +11,15 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
-from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.models.io import NotifySummary, Recipient
 from tests.adapters.builders import notify_request
+from tests.journals import journal_at
+
+pytestmark = pytest.mark.usefixtures("journals")
 
 
 def activities(path: Path) -> NotifyActivities:
-    return NotifyActivities(Notifier(ChannelRegistry.embedded(Outbox(path))))
+    return NotifyActivities(Notifier(ChannelRegistry.embedded(journal_at(path))))
 
 
 class TestNotifyStakeholders:

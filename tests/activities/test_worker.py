@@ -20,13 +20,15 @@ from activities.launch import LaunchActivities
 from activities.notify import NotifyActivities
 from gatekeeper.adapters import (
     ChannelRegistry,
-    FileDropClearinghouse,
-    FileDropLaunchPublisher,
-    JsonlAuditStore,
+    DatabaseAuditStore,
+    DatabaseClearinghouse,
+    DatabaseLaunchPublisher,
+    DeliveryStore,
     LocalEvidenceVerifier,
     Notifier,
     Outbox,
 )
+from gatekeeper.channels import SendJournal
 from gatekeeper.models.io import AuditFlushRequest, Recipient
 from gatekeeper.models.spec import Artifact
 from tests.adapters.builders import (
@@ -56,18 +58,20 @@ class CallActivity:
 
 
 def all_activities(data: Path) -> list[Any]:
+    url = f"sqlite:///{data / 'registry.db'}"
+    journal = SendJournal(DeliveryStore(url), Outbox(data / "outbox.jsonl"))
     return [
         NotifyActivities(
             Notifier(
-                ChannelRegistry.embedded(Outbox(data / "outbox.jsonl")),
+                ChannelRegistry.embedded(journal),
                 # A webhook channel this worker defines but has no channel type for.
                 configured={"hook": webhook_settings()},
             )
         ).notify_stakeholders,
-        GovernmentActivities(FileDropClearinghouse(data / "clearinghouse")).submit_to_government,
+        GovernmentActivities(DatabaseClearinghouse(url)).submit_to_government,
         EvidenceActivities(LocalEvidenceVerifier()).verify_evidence,
-        AuditActivities(JsonlAuditStore(data / "audit")).record_audit_events,
-        LaunchActivities(FileDropLaunchPublisher(data / "launches")).publish_launch,
+        AuditActivities(DatabaseAuditStore(url)).record_audit_events,
+        LaunchActivities(DatabaseLaunchPublisher(url)).publish_launch,
     ]
 
 

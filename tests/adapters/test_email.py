@@ -22,13 +22,15 @@ from cryptography.x509.oid import NameOID
 
 from gatekeeper.adapters.email import EmailChannel, GuardedSMTPSSL, email_factory, message_id
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
-from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.channels import ChannelConfig, SendJournal
 from gatekeeper.egress import EgressGuard, EgressRefused, EgressRules
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.io import NotifyRequest, Recipient
 from tests.adapters.builders import email_settings, notify_request
+from tests.journals import Journals, journal_at, unrecord
 from tests.workers.helpers import free_ports
+
+pytestmark = pytest.mark.usefixtures("journals")
 
 SENDER = "gatekeeper@meridian-ai.example"
 
@@ -83,7 +85,7 @@ def mail(port: int, **extra: Any) -> ChannelConfig:
 
 
 def journal(tmp_path: Path) -> SendJournal:
-    return SendJournal(Outbox(tmp_path / "outbox.jsonl"), Outbox(tmp_path / "outbox.sending.jsonl"))
+    return journal_at(tmp_path / "outbox.jsonl")
 
 
 def notifier(
@@ -94,7 +96,7 @@ def notifier(
     **extra: Any,
 ) -> Notifier:
     """A worker's notifier whose configuration defines ``mail`` as the server at ``port``."""
-    registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
+    registry = ChannelRegistry.embedded(journal(tmp_path))
     registry.register("email", email_factory(journal(tmp_path), env or {}, egress=egress))
     settings = mail(port, **extra).settings
     assert settings is not None
@@ -145,14 +147,14 @@ class TestDelivery:
         assert len(set(smtp.mailbox.ids())) == 3
 
     def test_a_resend_after_a_lost_outcome_is_the_same_message(
-        self, tmp_path: Path, smtp: SmtpServer
+        self, tmp_path: Path, smtp: SmtpServer, journals: Journals
     ) -> None:
         req = request(1)
         channel = EmailChannel(mail(smtp.port), journal(tmp_path), egress=LOOPBACK)
         key = "atlas-2:internal_review:gate_waiting:0:person-0:mail"
         channel.deliver(req.notification, req.recipients[0], key)
         channel.close()
-        (tmp_path / "outbox.jsonl").unlink()  # as if the worker died before recording it
+        unrecord(journals.url, key)  # as if the worker died before recording it
 
         notifier(tmp_path, smtp.port).notify(req)
 

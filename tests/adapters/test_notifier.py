@@ -9,7 +9,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, delivery_key
-from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.channels import ChannelConfig
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.io import Notification, NotifyRequest, Recipient
@@ -20,10 +19,13 @@ from tests.adapters.builders import (
     recipients,
     webhook_settings,
 )
+from tests.journals import journal_at
+
+pytestmark = pytest.mark.usefixtures("journals")
 
 
 def embedded(path: Path) -> Notifier:
-    return Notifier(ChannelRegistry.embedded(Outbox(path)))
+    return Notifier(ChannelRegistry.embedded(journal_at(path)))
 
 
 def lines(path: Path) -> list[dict[str, object]]:
@@ -138,7 +140,7 @@ class TestChannelResolution:
             def close(self) -> None:
                 pass
 
-        registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
+        registry = ChannelRegistry.embedded(journal_at(tmp_path / "outbox.jsonl"))
         registry.register("webhook", Recording)
         settings = webhook_settings("https://hooks.lab.example/reviewers")
         notifier = Notifier(registry, configured={"reviewers": settings})
@@ -184,7 +186,7 @@ class TestChannelResolution:
 
     def test_unregistered_channel_type_is_refused_before_any_delivery(self, tmp_path: Path) -> None:
         notifier = Notifier(
-            ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl")),
+            ChannelRegistry.embedded(journal_at(tmp_path / "outbox.jsonl")),
             configured={"hook": webhook_settings()},
         )
         request = notify_request(2)
@@ -216,7 +218,7 @@ class TestChannelResolution:
             def close(self) -> None:
                 sent.append(f"closed {self.config.id}")
 
-        registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
+        registry = ChannelRegistry.embedded(journal_at(tmp_path / "outbox.jsonl"))
         registry.register("webhook", ListChannel)
         request = notify_request()
         request.recipients[:] = [*recipients(2, "hook"), *recipients(1, "outbox")]
@@ -244,7 +246,7 @@ class TestChannelResolution:
             def close(self) -> None:
                 closed.append("broken")
 
-        registry = ChannelRegistry.embedded(Outbox(tmp_path / "outbox.jsonl"))
+        registry = ChannelRegistry.embedded(journal_at(tmp_path / "outbox.jsonl"))
         registry.register("email", Broken)
         request = notify_request(1)
         request.recipients.append(Recipient(id="x", channel="mail"))

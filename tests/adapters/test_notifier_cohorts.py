@@ -10,7 +10,6 @@ import pytest
 
 from gatekeeper.adapters import notifier as notifier_module
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, granted_partners
-from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.adapters.registry import AccessRegistry, Partner
 from gatekeeper.channels import ChannelConfig
 from gatekeeper.channels.messages import message_text
@@ -19,6 +18,9 @@ from gatekeeper.models.io import GrantRequest, Notification, Recipient, RevokeRe
 from gatekeeper.models.policy import Cohort
 from gatekeeper.models.spec import ModelRef
 from tests.adapters.builders import RELEASE, T0, notification, notify_request, webhook_settings
+from tests.journals import journal_at
+
+pytestmark = pytest.mark.usefixtures("journals")
 
 ALLIED = Cohort(id="allied", tiers=[VettingTier.INVITE_ONLY], jurisdictions=["*"])
 GOV = Cohort(id="gov", tiers=[VettingTier.GOVERNMENT_APPROVED], jurisdictions=["us"])
@@ -51,9 +53,9 @@ def registry(tmp_path: Path) -> AccessRegistry:
 
 
 def cohort_notifier(tmp_path: Path, registry: AccessRegistry) -> Notifier:
-    outbox = Outbox(tmp_path / "outbox.jsonl")
     return Notifier(
-        ChannelRegistry.embedded(outbox), cohorts=granted_partners(registry.list_grants)
+        ChannelRegistry.embedded(journal_at(tmp_path / "outbox.jsonl")),
+        cohorts=granted_partners(registry.list_grants),
     )
 
 
@@ -135,7 +137,9 @@ class TestCohortExpansion:
         request = notify_request(0)
         request.recipients[:] = [Recipient(id="cohort:allied", channel="outbox")]
 
-        result = Notifier(ChannelRegistry.embedded(Outbox(tmp_path / "o.jsonl"))).notify(request)
+        result = Notifier(ChannelRegistry.embedded(journal_at(tmp_path / "o.jsonl"))).notify(
+            request
+        )
 
         assert [d.recipient for d in result.deliveries] == ["cohort:allied"]
 
@@ -183,7 +187,7 @@ class TestProgress:
             def close(self) -> None:
                 pass
 
-        registry = ChannelRegistry.embedded(Outbox(tmp_path / "o.jsonl"))
+        registry = ChannelRegistry.embedded(journal_at(tmp_path / "o.jsonl"))
         registry.register("webhook", Slow)
         beats: list[int] = []
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
-from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.adapters.webhook import (
     IDEMPOTENCY_HEADER,
     REDELIVERY_HEADER,
@@ -23,12 +22,15 @@ from gatekeeper.adapters.webhook import (
     verify_signature,
     webhook_factory,
 )
-from gatekeeper.channels import SendJournal
+from gatekeeper.channels import ChannelConfig
 from gatekeeper.egress import EgressRules
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.io import NotifyRequest
 from tests.adapters.builders import notify_request, webhook_settings
+from tests.journals import journal_at
 from tests.workers.helpers import free_ports
+
+pytestmark = pytest.mark.usefixtures("journals")
 
 SECRET = "s3cret-for-tests"
 
@@ -131,9 +133,8 @@ def notifier(
     allow: tuple[str, ...] = LOOPBACK_ALLOWED,
 ) -> Notifier:
     """A worker's notifier whose configuration defines channel ``hook`` as a webhook to ``url``."""
-    outbox = Outbox(tmp_path / "outbox.jsonl")
-    registry = ChannelRegistry.embedded(outbox)
-    journal = SendJournal(outbox, Outbox(tmp_path / "outbox.sending.jsonl"))
+    journal = journal_at(tmp_path / "outbox.jsonl")
+    registry = ChannelRegistry.embedded(journal)
     secrets = {"HOOK_SECRET": SECRET} if env is None else env
     registry.register(
         "webhook", webhook_factory(journal, secrets, egress=EgressRules.allowing(allow))
@@ -208,9 +209,9 @@ class TestOncePerKey:
     def test_a_send_interrupted_before_it_was_recorded_is_redelivered_with_the_same_key(
         self, tmp_path: Path, receiver: WebhookReceiver
     ) -> None:
-        sending = Outbox(tmp_path / "outbox.sending.jsonl")
         interrupted = "atlas-2:internal_review:gate_waiting:0:person-1:hook"
-        sending.append(interrupted, {"channel": "hook", "channel_type": "webhook"})  # a dead try
+        hook = ChannelConfig("hook", webhook_settings(receiver.url))
+        journal_at(tmp_path / "outbox.jsonl").claim(interrupted, hook)  # a try that died
 
         notifier(tmp_path, receiver.url).notify(request(2))
 

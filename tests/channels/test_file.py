@@ -11,23 +11,22 @@ import pytest
 
 from activities import open_adapters
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, delivery_key
-from gatekeeper.adapters.outbox import Outbox
-from gatekeeper.channels import ChannelContext, SendJournal
+from gatekeeper.channels import ChannelContext
 from gatekeeper.channels.file import FileSettings, file_name
 from gatekeeper.config import load_worker_config
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.io import NotifyRequest
 from gatekeeper.settings import Settings
 from tests.adapters.builders import notification, notify_request, write_worker_config
+from tests.journals import Journals, journal_at, unrecord
+
+pytestmark = pytest.mark.usefixtures("journals")
 
 
 def worker_notifier(data: Path, directory: Path) -> tuple[Notifier, ChannelContext]:
     """A worker's notifier (every registered type bound) whose configuration defines ``drop`` as
     a file channel writing to ``directory``."""
-    outbox = Outbox(data / "outbox.jsonl")
-    context = ChannelContext(
-        outbox=outbox, journal=SendJournal(outbox, Outbox(data / "outbox.sending.jsonl"))
-    )
+    context = ChannelContext(journal=journal_at(data / "outbox.jsonl"))
     settings = FileSettings(type="file", directory=directory)
     return Notifier(ChannelRegistry.for_worker(context), configured={"drop": settings}), context
 
@@ -79,11 +78,15 @@ class TestFileChannel:
         assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == written
         assert len(outbox_lines(tmp_path)) == 3
 
-    def test_a_file_written_before_a_crash_is_not_written_again(self, tmp_path: Path) -> None:
-        # An attempt that died after writing the files but before the outbox lines.
+    def test_a_file_written_before_a_crash_is_not_written_again(
+        self, tmp_path: Path, journals: Journals
+    ) -> None:
+        # An attempt that died after writing the files but before recording the deliveries.
         request = notify_request(2, channel="drop")
         directory = tmp_path / "drop"
         notify(tmp_path, directory, request)
+        for recipient in request.recipients:
+            unrecord(journals.url, delivery_key(request.notification, recipient))
         (tmp_path / "outbox.jsonl").unlink()
         before = {p.name: p.read_bytes() for p in directory.iterdir()}
 
@@ -129,12 +132,16 @@ class TestFileChannelOnAWorker:
     """A worker whose configuration file defines a file channel delivers on it through the
     adapters it opens (nothing besides the configuration names the type)."""
 
-    def test_configured_in_toml(self, tmp_path: Path) -> None:
+    def test_configured_in_toml(self, tmp_path: Path, database_url: str) -> None:
         directory = tmp_path / "notices"
         path = write_worker_config(
             tmp_path / "gatekeeper.toml", {"drop": {"type": "file", "directory": str(directory)}}
         )
-        settings = Settings(data_dir=tmp_path / "data", config=load_worker_config(path))
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            registry_url=database_url,
+            config=load_worker_config(path),
+        )
         adapters = open_adapters(settings)
         try:
             result = adapters.notifier.notify(notify_request(2, channel="drop"))

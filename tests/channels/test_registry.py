@@ -10,7 +10,6 @@ from typing import Any, Literal
 import pytest
 
 from gatekeeper.adapters.notifier import ChannelRegistry
-from gatekeeper.adapters.outbox import Outbox
 from gatekeeper.channels import (
     BUILTIN_TYPES,
     CHANNEL_TYPES,
@@ -19,17 +18,18 @@ from gatekeeper.channels import (
     ChannelContext,
     ChannelSettings,
     ChannelType,
-    SendJournal,
 )
 from gatekeeper.channels.email import EmailSettings
 from gatekeeper.config import WorkerConfig
 from gatekeeper.errors import DeliveryError
 from gatekeeper.models.policy import BUILTIN_CHANNELS
+from tests.journals import journal_at
+
+pytestmark = pytest.mark.usefixtures("journals")
 
 
 def context(tmp_path: Path) -> ChannelContext:
-    outbox = Outbox(tmp_path / "outbox.jsonl")
-    return ChannelContext(outbox=outbox, journal=SendJournal(outbox, outbox))
+    return ChannelContext(journal=journal_at(tmp_path / "outbox.jsonl"))
 
 
 class TestRegistry:

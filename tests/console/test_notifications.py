@@ -7,8 +7,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gatekeeper.adapters.deliveries import DeliveryStore
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
 from gatekeeper.adapters.outbox import Outbox
+from gatekeeper.channels import SendJournal
 from gatekeeper.channels.messages import CONSOLE_URL, message_text, with_console_link
 from gatekeeper.models.enums import NotificationEvent
 from gatekeeper.models.io import Notification, NotifyRequest, Recipient
@@ -53,9 +55,11 @@ class TestTheWorkerLinksToTheConsole:
 class TestTheMessage:
     """The text people read says where to act; a partner and an unconfigured worker: nowhere."""
 
-    def test_people_get_the_link_partners_do_not(self, tmp_path: Path) -> None:
+    def test_people_get_the_link_partners_do_not(self, tmp_path: Path, database_url: str) -> None:
+        deliveries = DeliveryStore(database_url)
         outbox = Outbox(tmp_path / "outbox.jsonl")
-        notifier = Notifier(ChannelRegistry.embedded(outbox), console_url=BASE_URL + "/")
+        journal = SendJournal(deliveries, outbox)
+        notifier = Notifier(ChannelRegistry.embedded(journal), console_url=BASE_URL + "/")
         sent = notification()
         notifier.notify(
             NotifyRequest(
@@ -66,10 +70,13 @@ class TestTheMessage:
                 ],
             )
         )
-        lines = {line["recipient"]["id"]: line for line in outbox.read()}
+        recorded = deliveries.lines("aurora-2.0.0")
+        deliveries.close()
         link = f"{BASE_URL}/releases/aurora-2.0.0"
-        assert lines["sam.safety"]["notification"]["details"] == {CONSOLE_URL: link}
-        assert lines["partner:acme-labs"]["notification"]["details"] == {}
+        for found in (recorded, outbox.read()):  # the journal, and the outbox file's mirror
+            lines = {line["recipient"]["id"]: line for line in found}
+            assert lines["sam.safety"]["notification"]["details"] == {CONSOLE_URL: link}
+            assert lines["partner:acme-labs"]["notification"]["details"] == {}
 
         linked = with_console_link(sent, BASE_URL)
         assert linked is not None

@@ -334,8 +334,8 @@ class TestEndedSessionsRecord:
     """Each ended session keeps a row until its session would have expired anyway (plus a
     grace for replicas' clocks); rows past it are pruned whenever a session is ended."""
 
-    def test_expired_rows_are_pruned_on_insert(self, tmp_path: Path) -> None:
-        url = f"sqlite:///{tmp_path / 'registry.db'}"
+    def test_expired_rows_are_pruned_on_insert(self, database_url: str) -> None:
+        url = database_url
         now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
         clock = [now]
         with EndedSessions(url, clock=lambda: clock[0]) as store:

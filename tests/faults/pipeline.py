@@ -21,7 +21,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 
-from gatekeeper.adapters import JsonlAuditStore
+from gatekeeper.adapters import DatabaseAuditStore, DeliveryStore
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.audit import verify_chain
 from gatekeeper.errors import DecisionRefused
@@ -192,13 +192,21 @@ class Evidence:
 
 
 def collect(data_dir: Path, registry_url: str, release_id: str) -> Evidence:
-    """Read the outbox, the registry and the audit store the release's workers wrote."""
+    """Read the deliveries, the registry and the audit store the release's workers wrote (the
+    database), and the outbox file's lines: a mirror, so every line's key is a recorded
+    delivery, and no key has two lines."""
     outbox = data_dir / "outbox.jsonl"
     lines = [json.loads(x) for x in outbox.read_text().splitlines() if x.strip()]
-    keys = [line["key"] for line in lines if line["key"].startswith(f"{release_id}:")]
+    mirrored = [line["key"] for line in lines if line["key"].startswith(f"{release_id}:")]
+    with DeliveryStore(registry_url) as deliveries:
+        keys = [str(line["key"]) for line in deliveries.lines(release_id)]
+    assert set(mirrored) <= set(keys), "the outbox file lists a delivery the journal lacks"
+    # A key the file lists twice counts as delivered twice.
+    keys += list((Counter(mirrored) - Counter(set(mirrored))).elements())
     with AccessRegistry(registry_url) as registry:
         grants = [(g.partner_id, g.surface.value) for g in registry.list_grants(release_id)]
-    stored = JsonlAuditStore(data_dir / "audit").read(release_id)
+    with DatabaseAuditStore(registry_url) as audit:
+        stored = audit.read(release_id)
     check = verify_chain(stored)
     return Evidence(keys, grants, check.ok, check.reason or "")
 

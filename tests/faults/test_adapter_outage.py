@@ -17,7 +17,7 @@ from aiohttp import web
 from temporalio.testing import WorkflowEnvironment
 
 from activities import channels_configured, open_adapters
-from gatekeeper.adapters import Outbox
+from gatekeeper.adapters import DatabaseAuditStore, DeliveryStore
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier, granted_partners
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.adapters.webhook import (
@@ -91,16 +91,23 @@ async def stage(env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> As
     settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data", env={SECRET_ENV: SECRET})
     seed_partners(settings.effective_registry_url)
     adapters = open_adapters(settings)
-    # The worker's registry waits only briefly for a lock, as a remote database would time out.
+    # The worker's database waits only briefly for a lock, as a remote database would time out
+    # (the registry, the send journal and the audit store share it).
+    url = settings.effective_registry_url
     shared, adapters.registry = (
         adapters.registry,
-        AccessRegistry(settings.effective_registry_url, busy_timeout=REGISTRY_BUSY_TIMEOUT),
+        AccessRegistry(url, busy_timeout=REGISTRY_BUSY_TIMEOUT),
     )
+    opened = [adapters.audit_store, adapters.deliveries]
+    adapters.audit_store = DatabaseAuditStore(url, busy_timeout=REGISTRY_BUSY_TIMEOUT)
+    adapters.deliveries = DeliveryStore(url, busy_timeout=REGISTRY_BUSY_TIMEOUT)
+    for store in opened:
+        store.close()
     # The production notifier's channels, with a webhook HTTP client this fixture closes; the
     # worker's configuration defines channel "hook" as the local receiver (loopback allowed).
     http = webhook_client(EgressRules.allowing(["127.0.0.1"]))
-    channels = ChannelRegistry.embedded(adapters.outbox)
-    journal = SendJournal(adapters.outbox, Outbox(settings.data_dir / "outbox.sending.jsonl"))
+    journal = SendJournal(adapters.deliveries, adapters.outbox)
+    channels = ChannelRegistry.embedded(journal)
     channels.register("webhook", webhook_factory(journal, settings.env, client=http))
     async with serve(app, "127.0.0.1", 0) as url:
         hook = WebhookSettings(type="webhook", url=f"{url}/hook", secret_env=SECRET_ENV)
@@ -138,18 +145,24 @@ def policy_with_webhook() -> object:
     )
 
 
+#: Activities that need the worker's database (the registry, the send journal, the audit store).
+NEEDS_THE_DATABASE = {"grant_partner_access", "record_audit_events", "notify_stakeholders"}
+
+
 async def retried(releases: Releases, release_id: str, *, attempts: int) -> bool:
-    """Whether the grant activity has reached its ``attempts``-th attempt (so it has failed)."""
+    """Whether an activity needing the database has reached its ``attempts``-th attempt (so it
+    has failed)."""
     description = await releases.handle(release_id).describe()
     return any(
-        activity.activity_type.name == "grant_partner_access" and activity.attempt >= attempts
+        activity.activity_type.name in NEEDS_THE_DATABASE and activity.attempt >= attempts
         for activity in description.raw_description.pending_activities
     )
 
 
 class TestOutages:
-    """The webhook is down for its first requests and the registry is locked when the release
-    grants access; both recover and nothing is done twice."""
+    """The webhook is down for its first requests and the worker's database (registry, send
+    journal, audit store) is locked when the release moves on to grant access; both recover and
+    nothing is done twice."""
 
     async def test_release_survives_webhook_and_registry_outages(self, stage: Stage) -> None:
         release_id = f"outage-{uuid.uuid4().hex[:8]}"
@@ -170,11 +183,11 @@ class TestOutages:
             await approve_gate(stage.releases, release_id, "internal_review")
             await eventually(
                 lambda: retried(stage.releases, release_id, attempts=3),
-                what="the third attempt at the grant",
+                what="the third attempt at an activity needing the database",
                 within=10,
             )
             status = await stage.releases.status(release_id)
-            assert not status.grants, "nothing can be granted while the registry is down"
+            assert not status.grants, "nothing can be granted while the database is down"
         finally:
             lock.execute("ROLLBACK")
             lock.close()

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
 from bench.notify import fanout_policy, fanout_spec, seed_cohort
+from gatekeeper.adapters.deliveries import DeliveryStore
 from gatekeeper.models import NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
@@ -130,9 +131,13 @@ class TestWorkerKilledMidFanOut:
         for key in resent:
             repeats = [r for r in receiver.received if r.key == key]
             assert repeats[-1].headers.get(REDELIVERY_HEADER) == "1"
+        with DeliveryStore(settings.effective_registry_url) as journal:
+            recorded = [line["key"] for line in journal.lines(release_id)]
+        assert set(recorded) == expected, "the journal records every delivery, each once"
         outbox = [json.loads(x) for x in (data_dir / "outbox.jsonl").read_text().splitlines()]
-        delivered = Counter(
+        mirrored = Counter(
             line["key"] for line in outbox if line["key"].startswith(f"{release_id}:")
         )
-        assert set(delivered) == expected and set(delivered.values()) == {1}, "outbox: no duplicate"
+        # The killed worker may have died between recording a delivery and its outbox line.
+        assert set(mirrored) <= expected and set(mirrored.values()) == {1}, "outbox: no duplicate"
         print(f"requests at the kill: {at_kill}; sent again: {sorted(resent)}")

@@ -404,7 +404,6 @@ class Run:
             dossier = await collect_dossier(
                 self.releases,
                 self.release_id,
-                outbox_path=self.data_dir / "outbox.jsonl",
                 **sources,
             )
         verified = verify_text(

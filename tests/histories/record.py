@@ -59,8 +59,18 @@ Scenario = Callable[[OrderHarness], Awaitable[dict[str, AnyHandle]]]
 
 async def launched(h: OrderHarness) -> dict[str, AnyHandle]:
     """Every stage, a refused self-approval, changes requested and amended, a concern, a delay."""
+    return {"launched": await drive_to_launch(h, "history-launched")}
+
+
+async def cost_patch(h: OrderHarness) -> dict[str, AnyHandle]:
+    """Issue 16 (release-costs-what-it-must): ``launched`` under the patch that batches a
+    task's notices into one activity and upserts search attributes once per task."""
+    return {"cost_patch": await drive_to_launch(h, "history-cost-patch")}
+
+
+async def drive_to_launch(h: OrderHarness, rid: str) -> AnyHandle:
+    """The ``launched`` scenario for release ``rid``."""
     api = h.releases
-    rid = "history-launched"
     await h.start(factories.spec(rid), factories.policy())
     await h.at_stage(rid, "internal_review")
     with contextlib.suppress(DecisionRefused):
@@ -110,7 +120,7 @@ async def launched(h: OrderHarness) -> dict[str, AnyHandle]:
     )
     await h.approve(rid, "eve.exec", "executive")
     await h.handle(rid).result()
-    return {"launched": h.handle(rid)}
+    return h.handle(rid)
 
 
 async def rejected(h: OrderHarness) -> dict[str, AnyHandle]:
@@ -382,6 +392,7 @@ SCENARIOS: dict[str, Scenario] = {
         reminders,
         held_window,
         late_release,
+        cost_patch,
     )
 }
 

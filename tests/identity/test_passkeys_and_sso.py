@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from gatekeeper import signing
+from gatekeeper.adapters.registry.tables import identity_sso_links
 from gatekeeper.canonical import canonical_json, sha256_hex
 from gatekeeper.identity.keys import KeyKind, PrincipalKind
 from gatekeeper.identity.log import certificate_ok
@@ -34,17 +35,18 @@ from gatekeeper.identity.registry import (
 )
 from gatekeeper.signed_requests import attestation
 from gatekeeper.statements import Binding, RequestSignature, sign_request
+from tests.identity.tampering import drop_log_triggers, edit_log_body, insert_key, tampering
 from tests.identity.test_cli import Cli as IdentityCli
 from tests.identity_fixtures import ADMIN, admin_key, register_people
-from tests.registry.conftest import sqlite_url
 from tests.webauthn_soft import ORIGIN, RP_ID, SoftAuthenticator
 
 ISSUER = "https://sso.example.com"
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return sqlite_url(tmp_path / "registry.db")
+def url(database_url: str) -> str:
+    """An empty registry database on each backend (a SQLite file, a PostgreSQL database)."""
+    return database_url
 
 
 @pytest.fixture
@@ -275,19 +277,21 @@ class TestSsoLinks:
     ) -> None:
         admin = admin_key(registry, tmp_path / "keys")
         registry.link_sso("lena.fischer", issuer=ISSUER, subject="u-7", admin_key=admin)
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:
+        with tampering(url) as connection:
             connection.execute(
-                sa.text(
-                    "INSERT INTO identity_sso_links VALUES ('https://sso.example.com', 'u-evil', "
-                    "'mallory', NULL, '2026-01-01 00:00:00.000000', :by, 99)"
-                ),
-                {"by": registry.log()[-1].by_key_id},
+                sa.insert(identity_sso_links).values(
+                    issuer=ISSUER,
+                    subject="u-evil",
+                    person="mallory",
+                    email=None,
+                    linked_at=datetime(2026, 1, 1, tzinfo=UTC),
+                    linked_by=registry.log()[-1].by_key_id,
+                    log_seq=99,
+                )
             )
             connection.execute(
                 sa.text("UPDATE identity_sso_links SET person = 'mallory' WHERE subject = 'u-7'")
             )
-        engine.dispose()
 
         assert registry.verify_log() == [
             f"the single sign-on link {ISSUER} u-7 names mallory, the identity log lena.fischer",
@@ -300,16 +304,13 @@ class TestSsoLinks:
         admin = admin_key(registry, tmp_path / "keys")
         registry.link_sso("lena.fischer", issuer=ISSUER, subject="u-7", admin_key=admin)
         seq = registry.log()[-1].seq
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP TRIGGER identity_log_no_update"))
-            connection.execute(
-                sa.text(
-                    "UPDATE identity_log SET body = json_set(body, '$.sso.person', 'mallory') "
-                    f"WHERE seq = {seq}"
-                )
+        with tampering(url) as connection:
+            drop_log_triggers(connection)
+            edit_log_body(
+                connection,
+                seq,
+                lambda body: dict(body, sso=dict(body["sso"], person="mallory")),
             )
-        engine.dispose()
 
         assert registry.verify_log() == [
             f"identity log entry {seq}: its hash does not match its content (the entry was edited)"
@@ -323,24 +324,20 @@ class TestSsoLinks:
         admin = admin_key(registry, tmp_path / "keys")
         record = soft.register(registry, "lena.fischer", admin)
         forged = SoftAuthenticator()
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO identity_keys VALUES (:k, 'lena.fischer', 'person', 'webauthn', "
-                    ":p, '2026-01-01 00:00:00.000000', NULL, NULL, '', :c, :s, "
-                    "'2026-01-01 00:00:00.000000', 99, :cred, 'localhost', :o)"
-                ),
-                {
-                    "k": forged.key_id,
-                    "p": forged.public_key,
-                    "c": record.certified_by,
-                    "s": record.certificate,
-                    "cred": forged.credential_id,
-                    "o": ORIGIN,
-                },
+        with tampering(url) as connection:
+            insert_key(
+                connection,
+                key_id=forged.key_id,
+                principal="lena.fischer",
+                principal_kind="person",
+                kind="webauthn",
+                public_key=forged.public_key,
+                certified_by=record.certified_by,
+                certificate=record.certificate,
+                credential_id=forged.credential_id,
+                rp_id="localhost",
+                origin=ORIGIN,
             )
-        engine.dispose()
 
         assert registry.verify_log() == [
             f"key {forged.key_id} (lena.fischer) is not in the identity log"

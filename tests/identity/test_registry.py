@@ -21,8 +21,8 @@ from gatekeeper.identity.registry import (
     UnknownKey,
     private_key_id,
 )
+from tests.identity.tampering import drop_log_triggers, edit_log_body, insert_key, tampering
 from tests.identity_fixtures import admin_key, register_people, root_key
-from tests.registry.conftest import sqlite_url
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -41,8 +41,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return sqlite_url(tmp_path / "registry.db")
+def url(database_url: str) -> str:
+    """An empty registry database on each backend (a SQLite file, a PostgreSQL database)."""
+    return database_url
 
 
 @pytest.fixture
@@ -393,28 +394,26 @@ class TestIdentityLog:
     def test_the_database_refuses_to_update_or_delete_an_entry(
         self, filled: IdentityRegistry, url: str
     ) -> None:
-        engine = sa.create_engine(url)
         for statement in ("UPDATE identity_log SET action = 'x'", "DELETE FROM identity_log"):
-            with pytest.raises(sa.exc.IntegrityError, match="append-only"), engine.begin() as c:
+            # SQLite's RAISE(ABORT) is a constraint failure; PostgreSQL's RAISE EXCEPTION is not.
+            with pytest.raises(sa.exc.DatabaseError, match="append-only"), tampering(url) as c:
                 c.execute(sa.text(statement))
-        engine.dispose()
         assert len(filled.log()) == 5
 
     def _rewrite(self, url: str, *statements: str) -> None:
-        """What an attacker with the database file does: drop the triggers, then edit."""
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP TRIGGER identity_log_no_update"))
-            connection.execute(sa.text("DROP TRIGGER identity_log_no_delete"))
+        """What an attacker with the database does: drop the triggers, then edit."""
+        with tampering(url) as connection:
+            drop_log_triggers(connection)
             for statement in statements:
                 connection.execute(sa.text(statement))
-        engine.dispose()
 
     def test_an_edited_entry_fails_verification(self, filled: IdentityRegistry, url: str) -> None:
-        self._rewrite(
-            url,
-            "UPDATE identity_log SET body = json_set(body, '$.key.principal', 'eve') WHERE seq = 3",
-        )
+        def to_eve(body: dict[str, object]) -> dict[str, object]:
+            return dict(body, key=dict(body["key"], principal="eve"))  # type: ignore[call-overload]
+
+        with tampering(url) as connection:
+            drop_log_triggers(connection)
+            edit_log_body(connection, 3, to_eve)
 
         assert filled.verify_log() == [
             "identity log entry 3: its hash does not match its content (the entry was edited)"
@@ -426,17 +425,9 @@ class TestIdentityLog:
         entry = filled.log()[4]
         body = dict(entry.body, revoke=dict(entry.body["revoke"], reason="other"))
         forged = sha256_hex(canonical_json(body))
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP TRIGGER identity_log_no_update"))
-            connection.execute(
-                sa.update(
-                    sa.table("identity_log", sa.column("seq"), sa.column("body"), sa.column("hash"))
-                )
-                .where(sa.column("seq") == 5)
-                .values(body=sa.func.json(canonical_json(body).decode()), hash=forged)
-            )
-        engine.dispose()
+        with tampering(url) as connection:
+            drop_log_triggers(connection)
+            edit_log_body(connection, 5, lambda _: body, hash=forged)
 
         problems = filled.verify_log()
         assert len(problems) == 1
@@ -448,14 +439,9 @@ class TestIdentityLog:
         assert filled.verify_log() == [
             f"key {filled.keys('sec.two')[0].key_id} (sec.two) differs from what the identity log says"
         ]
-        self._rewrite_again(url, "DELETE FROM identity_log WHERE seq = 3")
+        with tampering(url) as connection:  # the triggers are gone already
+            connection.execute(sa.text("DELETE FROM identity_log WHERE seq = 3"))
         assert filled.verify_log()[0] == "identity log entry 4: out of sequence (expected 3)"
-
-    def _rewrite_again(self, url: str, statement: str) -> None:
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(sa.text(statement))
-        engine.dispose()
 
     def test_a_key_written_into_the_table_by_hand_is_found(
         self, filled: IdentityRegistry, url: str
@@ -463,17 +449,17 @@ class TestIdentityLog:
         forged = Ed25519PrivateKey.generate()
         key_id = private_key_id(forged)
         admin = filled.keys("identity-admin")[0]
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO identity_keys VALUES (:k, 'eve', 'admin', 'ed25519', :p, "
-                    "'2026-01-01 00:00:00.000000', NULL, NULL, '', :c, 'AAAA', "
-                    "'2026-01-01 00:00:00.000000', 99, NULL, NULL, NULL)"
-                ),
-                {"k": key_id, "p": public(forged), "c": admin.key_id},
+        with tampering(url) as connection:
+            insert_key(
+                connection,
+                key_id=key_id,
+                principal="eve",
+                principal_kind="admin",
+                kind="ed25519",
+                public_key=public(forged),
+                certified_by=admin.key_id,
+                certificate="AAAA",
             )
-        engine.dispose()
 
         assert filled.verify_log() == [f"key {key_id} (eve) is not in the identity log"]
         with pytest.raises(IdentityRefused, match="does not verify"):

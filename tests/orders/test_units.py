@@ -4,6 +4,7 @@ fan-out activity's answer to a release that never answers."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +30,6 @@ from gatekeeper.orders import (
 )
 from tests import factories
 from tests.registry.builders import populate
-from tests.registry.conftest import sqlite_url
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders"
 NOW = datetime(2026, 7, 14, 9, 0, tzinfo=UTC)
@@ -79,10 +79,11 @@ class TestAffectedQuery:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> AccessRegistry:
-    found = AccessRegistry(sqlite_url(tmp_path / "registry.db"))
-    populate(found)
-    return found
+def registry(database_url: str) -> Iterator[AccessRegistry]:
+    """The standard partners and people, on each backend (SQLite file, PostgreSQL database)."""
+    with AccessRegistry(database_url) as found:
+        populate(found)
+        yield found
 
 
 class TestRegistry:
@@ -128,9 +129,9 @@ class TestRegistry:
         assert registry.get_order("ec-1").exemptions == result.order.exemptions
 
     def test_a_public_launch_allows_known_people_until_an_order_denies_them(
-        self, tmp_path: Path
+        self, database_url: str
     ) -> None:
-        registry = AccessRegistry(sqlite_url(tmp_path / "r.db"))
+        registry = AccessRegistry(database_url)
         registry.add_person(
             RegisteredPerson(id="pat", nationality=NationalityStatus.US_PERSON, location="us")
         )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +28,7 @@ from gatekeeper.access import (
 from gatekeeper.adapters.registry import AccessRegistry, Partner, RegisteredPerson
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
 from gatekeeper.models.policy import Cohort
+from tests.databases import PostgresServer
 from tests.registry.builders import T0, grant_request, lift, order, revoke_request
 from tests.registry.conftest import sqlite_url
 
@@ -274,6 +278,17 @@ MODELS = ["m1", "m2"]
 
 
 @pytest.fixture(scope="module")
+def postgres_template(postgres: PostgresServer) -> Iterator[str]:
+    """An empty registry at head on PostgreSQL, the template of each generated world."""
+    url = postgres.create_database()
+    AccessRegistry(url).close()
+    try:
+        yield url
+    finally:
+        postgres.drop_database(url)
+
+
+@pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty registry at head, copied for each generated world (migrating is the slow part)."""
     path = tmp_path_factory.mktemp("template") / "registry.db"
@@ -364,12 +379,39 @@ class TestAgreement:
             path = Path(scratch) / "registry.db"
             shutil.copyfile(template, path)
             with AccessRegistry(sqlite_url(path)) as registry:
-                person_ids = _build_world(registry, data)
-                checker = registry.checker()
-                for person in [*person_ids, "ghost"]:
-                    for model in [*MODELS, "m3"]:
-                        for surface in Surface:
-                            for variant in (None, "1"):
-                                expected = registry.check_access(model, person, surface, variant)
-                                actual = checker.check(model, person, surface, variant)
-                                assert actual == expected, (model, person, surface, variant)
+                _agree(registry, data)
+
+    @settings(
+        # Each world costs a second or two on PostgreSQL (a database copied from the template,
+        # then every check a query): a few worlds here, the many on SQLite above.
+        max_examples=4,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=st.data())
+    def test_checker_agrees_with_postgresql(
+        self, postgres: PostgresServer, postgres_template: str, data: st.DataObject
+    ) -> None:
+        """The same on PostgreSQL: the database-backed check's queries agree there too."""
+        url = postgres.admin.url.set(database=f"gk_{uuid.uuid4().hex[:16]}")
+        template = sa.make_url(postgres_template).database
+        with postgres.admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"')
+        rendered = url.render_as_string(hide_password=False)
+        try:
+            with AccessRegistry(rendered) as registry:
+                _agree(registry, data)
+        finally:
+            postgres.drop_database(rendered)
+
+
+def _agree(registry: AccessRegistry, data: st.DataObject) -> None:
+    person_ids = _build_world(registry, data)
+    checker = registry.checker()
+    for person in [*person_ids, "ghost"]:
+        for model in [*MODELS, "m3"]:
+            for surface in Surface:
+                for variant in (None, "1"):
+                    expected = registry.check_access(model, person, surface, variant)
+                    actual = checker.check(model, person, surface, variant)
+                    assert actual == expected, (model, person, surface, variant)

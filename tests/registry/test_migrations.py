@@ -61,8 +61,8 @@ class TestUpgradeOnOpen:
         assert current_revision(engine) == head_revision()
         engine.dispose()
 
-    def test_reopening_keeps_data_and_does_not_migrate_again(self, tmp_path: Path) -> None:
-        url = sqlite_url(tmp_path / "registry.db")
+    def test_reopening_keeps_data_and_does_not_migrate_again(self, empty_url: str) -> None:
+        url = empty_url
         with AccessRegistry(url) as registry:
             registry.add_partner(
                 Partner(id="acme", tier=VettingTier.INVITE_ONLY, jurisdiction="us")

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Adapters, open_adapters
 from activities.evidence import EvidenceActivities
 from gatekeeper.errors import DecisionRefused
-from gatekeeper.models import AmendRequest, EvidenceKind, EvidenceRef, ReleaseStatus
+from gatekeeper.models import AmendRequest, EvidenceKind, EvidenceRef, ReleaseSpec, ReleaseStatus
 from gatekeeper.models.io import EvidenceCheckRequest, EvidenceCheckResult
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
@@ -101,10 +101,14 @@ class Bench:
         )
 
     async def start(self, report: EvidenceRef) -> str:
-        base = factories.spec(f"r-amend-{uuid.uuid4().hex[:8]}")
-        spec = factories.spec(base.release_id, evidence=[*base.evidence, report])
+        spec = self.spec(report)
         await factories.start_release(self.releases, self.adapters.policies, spec)
         return spec.release_id
+
+    def spec(self, report: EvidenceRef) -> ReleaseSpec:
+        """A new release's spec whose evidence includes ``report``."""
+        base = factories.spec(f"r-amend-{uuid.uuid4().hex[:8]}")
+        return factories.spec(base.release_id, evidence=[*base.evidence, report])
 
     async def amend(self, release_id: str, report: EvidenceRef) -> str:
         result = await self.releases.amend(
@@ -222,12 +226,20 @@ class TestConcurrentAmends:
         amend's checks stand, the start's (of evidence the release no longer has) do not."""
         original = bench.evidence("start.txt", "report at the start")
         held = bench.verifications.hold(original.sha256)
-        rid = await bench.start(original)
+        spec = bench.spec(original)
+        rid = spec.release_id
+        # The start answers once the release reaches its first wait, which is after the held
+        # verification: it runs meanwhile, and answers once the test has released it.
+        start = asyncio.create_task(
+            factories.start_release(bench.releases, bench.adapters.policies, spec)
+        )
         assert await asyncio.to_thread(held.started.wait, HOLD_LIMIT)
 
         message = await bench.amend(rid, bench.evidence("late.txt", "x", digest=WRONG))
         assert "evidence still failing: report (mismatch)" in message
         held.release.set()
+        started = await start
+        assert report_check(started).result == "mismatch", "the start answered the start's check"
         await bench.settled(rid, 2)
 
         status = await bench.releases.status(rid)

@@ -136,8 +136,10 @@ async def nothing_happened(harness: Harness, release_id: str) -> None:
     assert set(scheduled) <= {"resolve_policy"}, scheduled
     assert harness.adapters.registry.list_grants(release_id) == []
     assert not [line for line in harness.outbox_lines() if release_id in json.dumps(line)]
-    launches = harness.data_dir / "launches"
-    assert not launches.exists() or not [p for p in launches.rglob("*") if release_id in p.name]
+    assert harness.adapters.deliveries.lines(release_id) == []
+    assert harness.adapters.deliveries.claims(release_id) == []
+    assert harness.adapters.launcher.launches_of(release_id) == []
+    assert harness.adapters.clearinghouse.receipts(release_id) == []
 
 
 async def failure_of(harness: Harness, release_id: str) -> ApplicationError:
