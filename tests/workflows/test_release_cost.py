@@ -43,6 +43,7 @@ from tests.workflows.test_notifications import _hooked_worker
 from workflows.release import COST_PATCH
 
 CHANGE_VERSION = "TemporalChangeVersion"
+ENTRY_FIELDS = {"seq", "at", "actor", "action", "stage", "details"}
 
 
 @dataclass
@@ -316,7 +317,11 @@ def audit_writes(events: list[HistoryEvent]) -> list[tuple[int, int, list[int]]]
         attributes = event.activity_task_scheduled_event_attributes
         if attributes.activity_type.name in ("anchor_audit_head", "record_audit_events"):
             [payload] = attributes.input.payloads
-            seqs = [e["seq"] for e in json.loads(payload.data)["events"]]
+            data = json.loads(payload.data)
+            # Entries: the events without release id, links and hashes (the activity seals them).
+            assert data["events"] == [], "a release under COST_PATCH sends entries"
+            assert all(set(e) == ENTRY_FIELDS for e in data["entries"]), data["entries"]
+            seqs = [e["seq"] for e in data["entries"]]
             writes.append((event.event_id, completed[event.event_id], seqs))
     return writes
 
