@@ -39,10 +39,17 @@ def history_bytes(events: Sequence[HistoryEvent]) -> int:
 
 
 def process_memory_mb(pid: int) -> dict[str, float]:
-    """Resident and peak resident memory of one process, from ``/proc`` (Linux)."""
+    """Resident and peak resident memory of one process, and its threads, from ``/proc``
+    (Linux)."""
     fields: dict[str, float] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0]) / 1024
-    return {"rss_mb": round(fields["VmRSS"], 1), "peak_rss_mb": round(fields["VmHWM"], 1)}
+        elif name == "Threads":
+            fields[name] = int(value)
+    return {
+        "rss_mb": round(fields["VmRSS"], 1),
+        "peak_rss_mb": round(fields["VmHWM"], 1),
+        "threads": fields.get("Threads", 0),
+    }

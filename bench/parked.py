@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,11 @@ PARKED_WINDOW = timedelta(days=30)
 PARK_CONCURRENCY = 50
 
 
-async def bench_parked(server: DevServer, scratch: Path, count: int) -> dict[str, Any]:
-    """A ``gatekeeper worker`` process alone, with ``count`` releases in their 30-day window."""
+async def bench_parked(
+    server: DevServer, scratch: Path, count: int, *, worker_env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A ``gatekeeper worker`` process alone, with ``count`` releases in their 30-day window;
+    ``worker_env`` adds to its environment (e.g. ``GATEKEEPER_MAX_CACHED_WORKFLOWS``)."""
     task_queue = f"bench-parked-{uuid.uuid4().hex[:6]}"
     # Nobody is notified: parking a thousand releases costs a third of the time, and what a
     # parked release holds in memory does not depend on notices already sent.
@@ -50,6 +54,7 @@ async def bench_parked(server: DevServer, scratch: Path, count: int) -> dict[str
         GATEKEEPER_LOG_FORMAT="json",
         GATEKEEPER_LOG_LEVEL="WARNING",
     )
+    env.update(worker_env or {})
     log = (scratch / "worker.log").open("ab")
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -1,5 +1,7 @@
 """Throughput and latency: N releases through the whole pipeline, then N runs of the bare
-baseline workflow of the same shape (:mod:`bench.baseline`), each on an in-process worker."""
+baseline workflow that carries what the release carried (:mod:`bench.baseline`), then (with
+``postgres``) the same N releases with the worker's registry on PostgreSQL; each on an
+in-process worker built by :func:`workers.worker.build_worker`."""
 
 from __future__ import annotations
 
@@ -7,18 +9,44 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowUpdateInput,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import RawValue, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from activities import activities_from, open_adapters
-from bench.baseline import WORKFLOW_NAME, BaselinePlan, BaselineWorkflow, noop, plan_from_history
+from bench import plans
+from bench.baseline import (
+    IDLE_WORKFLOW_NAME,
+    WORKFLOW_NAME,
+    BaselinePlan,
+    BaselineWorkflow,
+    Call,
+    noop,
+    plan_from_history,
+    register,
+)
 from bench.figures import history_bytes, latency_ms, timed
+from bench.postgres import postgres_database
 from bench.release import (
+    APPROVAL_ATTEMPTS,
     GATES,
     bench_policy,
     drive_release,
@@ -27,6 +55,7 @@ from bench.release import (
     seed_partners,
 )
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.models.status import STARTED_UPDATE
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from gatekeeper.signer import Signer
@@ -42,6 +71,36 @@ IDLE_CLOCK = timedelta(milliseconds=100)
 #: Workflows being started at one time: a burst of hundreds of first workflow tasks (each builds
 #: its sandbox) would queue past the 10 s workflow-task timeout on two cores.
 STARTS_IN_FLIGHT = 20
+
+#: Where the update RPCs of the current driver are timed (see :class:`UpdateTimer`).
+_update_rpcs: ContextVar[list[float] | None] = ContextVar("bench_update_rpcs", default=None)
+
+
+class UpdateTimer(Interceptor):
+    """Times each update RPC alone (sent to result received), into the list the current task
+    set with :func:`timing_updates`: a release's approval also asks for the release's status
+    (the signature binds what the person saw) and checks it is not stuck; this separates what
+    the update itself costs."""
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _TimingOutbound(next)
+
+
+class _TimingOutbound(OutboundInterceptor):
+    async def start_workflow_update(
+        self, input: StartWorkflowUpdateInput
+    ) -> WorkflowUpdateHandle[Any]:
+        began = time.perf_counter()
+        handle = await super().start_workflow_update(input)
+        sink = _update_rpcs.get()
+        if sink is not None:
+            sink.append(time.perf_counter() - began)
+        return handle
+
+
+def timing_updates(sink: list[float]) -> None:
+    """Time the update RPCs of the current task into ``sink``."""
+    _update_rpcs.set(sink)
 
 
 def bench_identity(settings: Settings, people: Sequence[str]) -> Signer:
@@ -71,13 +130,32 @@ def bench_identity(settings: Settings, people: Sequence[str]) -> Signer:
     return Signer(keys_dir=settings.keys_dir)
 
 
-async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str, Any]:
-    """N releases, then N baseline workflows of the same shape, each on its own worker."""
-    settings = Settings(
-        task_queue=f"bench-releases-{uuid.uuid4().hex[:6]}",
-        data_dir=scratch,
-        keys_dir=scratch / "keys",
-    )
+@dataclass
+class ReleaseRun:
+    """What one pass of releases measured."""
+
+    seconds: float
+    history: WorkflowHistory
+    idle: list[float] = field(default_factory=list)
+    idle_updates: list[float] = field(default_factory=list)
+    loaded: list[float] = field(default_factory=list)
+    loaded_updates: list[float] = field(default_factory=list)
+
+
+async def run_releases(
+    client: Client,
+    settings: Settings,
+    count: int,
+    *,
+    idle: int = IDLE_RELEASES,
+    sampled: Callable[[], Awaitable[None]] | None = None,
+) -> ReleaseRun:
+    """One warm-up release (its history is kept), then ``idle`` releases one at a time, then
+    ``count`` at once, all on one in-process worker on ``settings``' registry. ``sampled`` is
+    awaited while the ``count`` releases run (e.g. a profiler's sampling)."""
+    config = client.config()
+    config["interceptors"] = [*config["interceptors"], UpdateTimer()]
+    client = Client(**config)
     await asyncio.to_thread(seed_partners, settings.effective_registry_url)
     policy = bench_policy(WINDOW, PARTNER_PERIOD)
     signer = await asyncio.to_thread(bench_identity, settings, [p.id for p in policy.roster])
@@ -88,115 +166,251 @@ async def bench_pipeline(client: Client, scratch: Path, count: int) -> dict[str,
     identity.enter_context(key_directory(settings.task_queue, adapters.identity))
     quick = bench_policy(IDLE_CLOCK, IDLE_CLOCK)
     await asyncio.to_thread(install_policies, settings.effective_registry_url, policy, quick)
+    run = uuid.uuid4().hex[:6]
     try:
         with ThreadPoolExecutor(DEFAULT_ACTIVITY_THREADS) as executor:
             worker = build_worker(
                 client, settings, activities=activities_from(adapters), activity_executor=executor
             )
             async with worker:
-                warm = f"bench-warm-{uuid.uuid4().hex[:6]}"
+                warm = f"bench-warm-{run}"
                 await drive_release(releases, warm, policy, [])
                 history = await releases.handle(warm).fetch_history()
-                idle: list[float] = []
-                for n in range(IDLE_RELEASES):
-                    await drive_release(releases, f"bench-idle-{n}-{warm}", quick, idle)
-                loaded: list[float] = []
+                result = ReleaseRun(seconds=0.0, history=history)
+                if idle:
+                    timing_updates(result.idle_updates)
+                    for n in range(idle):
+                        await drive_release(releases, f"bench-idle-{n}-{run}", quick, result.idle)
                 starting = asyncio.Semaphore(STARTS_IN_FLIGHT)
-                release_seconds = await timed(
-                    [
-                        drive_release(
-                            releases, f"bench-{n}-{warm}", policy, loaded, starting=starting
-                        )
-                        for n in range(count)
-                    ]
-                )
+
+                async def one(n: int) -> None:
+                    timing_updates(result.loaded_updates)
+                    await drive_release(
+                        releases, f"bench-{n}-{run}", policy, result.loaded, starting=starting
+                    )
+
+                runs: list[Awaitable[object]] = [one(n) for n in range(count)]
+                sampler = asyncio.ensure_future(sampled()) if sampled else None
+                try:
+                    result.seconds = await timed(runs)
+                finally:
+                    if sampler is not None:
+                        sampler.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await sampler
     finally:
         identity.close()
         adapters.close()
+    return result
 
-    plan = plan_from_history(history.events, [len(approvers) for _, approvers in GATES])
-    baseline_queue = f"bench-baseline-{uuid.uuid4().hex[:6]}"
-    updates: list[float] = []
+
+@dataclass
+class BaselineRun:
+    seconds: float
+    history: WorkflowHistory
+    idle: list[float]
+    loaded: list[float]
+
+
+async def run_baselines(
+    client: Client, settings: Settings, plan: BaselinePlan, count: int, idle_runs: int
+) -> BaselineRun:
+    """The baseline's pass, as :func:`run_releases`: one to keep, the idle ones, then ``count``
+    at once, on a worker built the same way (threads, cache, sandbox)."""
+    register(WORKFLOW_NAME, plan)
+    register(IDLE_WORKFLOW_NAME, plan.with_timers(IDLE_CLOCK.total_seconds()))
+    task_queue = f"bench-baseline-{uuid.uuid4().hex[:6]}"
+    idle: list[float] = []
+    loaded: list[float] = []
     with ThreadPoolExecutor(DEFAULT_ACTIVITY_THREADS) as executor:
         worker = build_worker(
             client,
             settings,
-            task_queue=baseline_queue,
+            task_queue=task_queue,
             workflows=[BaselineWorkflow],
             activities=[noop],
             activity_executor=executor,
+            # The baseline's workflow module is shared like the release's (`workflows`).
+            passthrough=("bench.baseline", "bench.plans"),
         )
         async with worker:
-            first = await drive_baseline(client, baseline_queue, plan, [])
-            baseline_history = await client.get_workflow_handle(first).fetch_history()
-            baseline_idle: list[float] = []
-            quick_plan = plan.with_timers(IDLE_CLOCK.total_seconds())
-            for _ in range(IDLE_RELEASES):
-                await drive_baseline(client, baseline_queue, quick_plan, baseline_idle)
+            first = await drive_baseline(client, task_queue, WORKFLOW_NAME, plan, [])
+            history = await client.get_workflow_handle(first).fetch_history()
+            for _ in range(idle_runs):
+                await drive_baseline(client, task_queue, IDLE_WORKFLOW_NAME, plan, idle)
             starting = asyncio.Semaphore(STARTS_IN_FLIGHT)
-            baseline_seconds = await timed(
+            seconds = await timed(
                 [
-                    drive_baseline(client, baseline_queue, plan, updates, starting=starting)
+                    drive_baseline(
+                        client, task_queue, WORKFLOW_NAME, plan, loaded, starting=starting
+                    )
                     for _ in range(count)
                 ]
             )
+    return BaselineRun(seconds=seconds, history=history, idle=idle, loaded=loaded)
 
-    release_rate = count / release_seconds
-    baseline_rate = count / baseline_seconds
-    return {
+
+async def bench_pipeline(
+    client: Client,
+    scratch: Path,
+    count: int,
+    *,
+    postgres: bool = True,
+    idle: int = IDLE_RELEASES,
+    say: Callable[[str], None] = print,
+    sampled: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """N releases, N baselines, and (``postgres``) N releases on PostgreSQL: the figures.
+    ``idle`` releases (and baselines) run one at a time first, for the idle round trips."""
+    sqlite_dir = scratch / "sqlite"
+    sqlite_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        task_queue=f"bench-releases-{uuid.uuid4().hex[:6]}",
+        data_dir=sqlite_dir,
+        keys_dir=sqlite_dir / "keys",
+    )
+    releases = await run_releases(client, settings, count, idle=idle, sampled=sampled)
+    plan = plan_from_history(
+        releases.history.events, [len(a) for _, a in GATES], started_update=STARTED_UPDATE
+    )
+    say(f"baseline: {count} bare workflows of the release's shape …")
+    baseline = await run_baselines(client, settings, plan, count, idle)
+
+    release_rate = count / releases.seconds
+    baseline_rate = count / baseline.seconds
+    release_bytes = history_bytes(releases.history.events)
+    baseline_bytes = history_bytes(baseline.history.events)
+    figures: dict[str, Any] = {
         "releases": count,
         "shape": {
-            "activities": plan.activities,
-            "updates": plan.updates,
-            "timers": plan.timers,
-            "history_events": len(history.events),
-            "baseline_history_events": len(baseline_history.events),
-            "segments": [s.model_dump() for s in plan.segments],
+            **plan.shape(),
+            "history_events": len(releases.history.events),
+            "baseline_history_events": len(baseline.history.events),
         },
-        "release_seconds": round(release_seconds, 2),
+        "release_seconds": round(releases.seconds, 2),
         "releases_per_second": round(release_rate, 2),
-        "baseline_seconds": round(baseline_seconds, 2),
+        "baseline_seconds": round(baseline.seconds, 2),
         "baseline_per_second": round(baseline_rate, 2),
         "ratio": round(baseline_rate / release_rate, 3),
         # What one completed release stores in Temporal, next to the bare baseline's.
-        "history_bytes": history_bytes(history.events),
-        "baseline_history_bytes": history_bytes(baseline_history.events),
-        "approval_idle": latency_ms(idle),
-        "approval_loaded": latency_ms(loaded),
-        "baseline_update_idle": latency_ms(baseline_idle),
-        "baseline_update_loaded": latency_ms(updates),
+        "history_bytes": release_bytes,
+        "baseline_history_bytes": baseline_bytes,
+        "history_ratio": round(release_bytes / baseline_bytes, 3),
+        # An approval as a client makes it (repair check, status query, signed update) …
+        "approval_idle": latency_ms(releases.idle),
+        "approval_loaded": latency_ms(releases.loaded),
+        # … and its update RPC alone.
+        "approval_update_idle": latency_ms(releases.idle_updates),
+        "approval_update_loaded": latency_ms(releases.loaded_updates),
+        "baseline_update_idle": latency_ms(baseline.idle),
+        "baseline_update_loaded": latency_ms(baseline.loaded),
+        "postgres": None,
     }
+    if postgres:
+        say(f"postgresql: {count} releases with the worker's registry on PostgreSQL …")
+        pg_dir = scratch / "postgresql"
+        pg_dir.mkdir(parents=True, exist_ok=True)
+        with postgres_database(pg_dir) as url:
+            pg_settings = Settings(
+                task_queue=f"bench-pg-{uuid.uuid4().hex[:6]}",
+                data_dir=pg_dir,
+                keys_dir=pg_dir / "keys",
+                registry_url=url,
+            )
+            on_pg = await run_releases(client, pg_settings, count, idle=0)
+        pg_rate = count / on_pg.seconds
+        figures["postgres"] = {
+            "release_seconds": round(on_pg.seconds, 2),
+            "releases_per_second": round(pg_rate, 2),
+            # SQLite's rate over PostgreSQL's: how much slower the same run is on PostgreSQL.
+            "ratio_to_sqlite": round(release_rate / pg_rate, 3),
+            "approval_loaded": latency_ms(on_pg.loaded),
+            "history_bytes": history_bytes(on_pg.history.events),
+        }
+    return figures
 
 
 async def drive_baseline(
     client: Client,
     task_queue: str,
+    workflow_type: str,
     plan: BaselinePlan,
     latencies: list[float],
     *,
     starting: asyncio.Semaphore | None = None,
 ) -> str:
-    """The baseline's driver: the same sleeping, polling and update pattern as
-    :func:`~bench.release.drive_release`. Returns the workflow id."""
+    """The baseline's driver: the release's start request and updates, and the same sleeping
+    and polling pattern as :func:`~bench.release.drive_release`. Returns the workflow id."""
+    workflow_id = f"bench-baseline-{uuid.uuid4().hex[:10]}"
+    operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        workflow_type,
+        args=[*_raw(plan.start_input)],
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        search_attributes=plan.start_search_attributes,
+        static_summary=plan.summary,
+        static_details=plan.details,
+    )
     async with starting or contextlib.nullcontext():
-        handle = await client.start_workflow(
-            WORKFLOW_NAME,
-            plan,
-            id=f"bench-baseline-{uuid.uuid4().hex[:10]}",
-            task_queue=task_queue,
-            result_type=int,
-        )
-    for index in plan.gates:
-        await asyncio.sleep(sum(plan.segments[index].timers))
+        if plan.started_update is not None:
+            # Started, but its answer lost to an overloaded machine: polled below, as a
+            # release's driver does.
+            with contextlib.suppress(WorkflowUpdateRPCTimeoutOrCancelledError):
+                await client.execute_update_with_start_workflow(
+                    plan.started_update.name,
+                    args=plan.started_update.raw(),
+                    start_workflow_operation=operation,
+                )
+        else:
+            await client.start_workflow(
+                workflow_type,
+                args=[*_raw(plan.start_input)],
+                id=workflow_id,
+                task_queue=task_queue,
+                search_attributes=plan.start_search_attributes,
+                static_summary=plan.summary,
+                static_details=plan.details,
+            )
+    handle = client.get_workflow_handle(workflow_id)
+    registered: BaselinePlan = _registered(workflow_type, plan)
+    for index in registered.gates:
+        await asyncio.sleep(registered.seconds_before(index))
 
         async def ready(index: int = index) -> bool:
-            gate: int = await handle.query("gate", result_type=int)
+            try:
+                gate: int = await handle.query("gate", result_type=int)
+            except RPCError:  # unanswered on an overloaded machine: not yet
+                return False
             return gate == index
 
         await poll_until(ready, within=300)
-        for _ in range(plan.segments[index].updates):
+        for call in registered.segments[index].updates:
             began = time.perf_counter()
-            await handle.execute_update("approve", "bench", result_type=int)
+            await bare_update(handle, call)
             latencies.append(time.perf_counter() - began)
     await asyncio.wait_for(handle.result(), 300)
     return handle.id
+
+
+async def bare_update(handle: WorkflowHandle[Any, Any], call: Call) -> None:
+    """One of the release's updates, sent again under the same update id if its answer was lost
+    to an overloaded machine (the server answers a repeated id once), as
+    :func:`bench.release.approve` asks again."""
+    update_id = uuid.uuid4().hex
+    for attempt in range(APPROVAL_ATTEMPTS):
+        try:
+            await handle.execute_update(call.name, args=call.raw(), id=update_id)
+            return
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            if attempt + 1 == APPROVAL_ATTEMPTS:
+                raise
+
+
+def _registered(workflow_type: str, plan: BaselinePlan) -> BaselinePlan:
+    found: BaselinePlan = plans.PLANS.get(workflow_type, plan)
+    return found
+
+
+def _raw(payloads: Sequence[Any]) -> list[RawValue]:
+    return [RawValue(p) for p in payloads]

@@ -18,7 +18,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
 from gatekeeper.adapters.policy_store import PolicyStore, versioned_by_content
 from gatekeeper.adapters.registry import AccessRegistry, Partner
-from gatekeeper.errors import DecisionRefused
+from gatekeeper.errors import DecisionRefused, NoAnswer
 from gatekeeper.models import (
     AccessGrantStage,
     ApprovalGateStage,
@@ -190,15 +190,25 @@ def at_gate(status: ReleaseStatus, stage: str) -> bool:
     )
 
 
+async def answered_at_gate(releases: Releases, release_id: str, stage: str) -> bool:
+    """Whether the release waits at ``stage``'s gate; a status query an overloaded machine
+    left unanswered counts as not yet (the caller polls again)."""
+    try:
+        return at_gate(await releases.status(release_id), stage)
+    except NoAnswer:
+        return False
+
+
 async def approve(releases: Releases, release_id: str, decider: str, role: str) -> None:
-    """One approval; an answer lost to an overloaded server is asked again (an approval that
-    did land is then refused as already decided, which is the answer we wanted)."""
+    """One approval; an answer lost to an overloaded machine (no answer within the client's
+    timeout) is asked again (an approval that did land is then refused as already decided,
+    which is the answer we wanted)."""
     request = DecisionRequest(decider=decider, role=role)
     for attempt in range(APPROVAL_ATTEMPTS):
         try:
             await releases.decide(release_id, DecisionKind.APPROVE, request)
             return
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
+        except (WorkflowUpdateRPCTimeoutOrCancelledError, NoAnswer):
             if attempt + 1 == APPROVAL_ATTEMPTS:
                 raise
         except DecisionRefused as refused:
@@ -223,12 +233,13 @@ async def drive_release(
     approval's round trip (update sent to result received) to ``latencies``.
     """
     async with starting or contextlib.nullcontext():
-        await releases.start(bench_spec(release_id), bench_ref(policy))
+        with contextlib.suppress(NoAnswer):  # started, but slow to answer: polled below
+            await releases.start(bench_spec(release_id), bench_ref(policy))
     for stage, approvers in GATES:
         await asyncio.sleep(clocks_before(policy, stage))
 
         async def ready(stage: str = stage) -> bool:
-            return at_gate(await releases.status(release_id), stage)
+            return await answered_at_gate(releases, release_id, stage)
 
         await poll_until(ready, within=within)
         for decider, role in approvers:
@@ -258,10 +269,11 @@ async def park_release(
 ) -> None:
     """Start a release and pass its internal review; it goes on into the government window."""
     stage, approvers = GATES[0]
-    await releases.start(bench_spec(release_id), bench_ref(policy))
+    with contextlib.suppress(NoAnswer):  # started, but slow to answer: polled below
+        await releases.start(bench_spec(release_id), bench_ref(policy))
 
     async def reviewing() -> bool:
-        return at_gate(await releases.status(release_id), stage)
+        return await answered_at_gate(releases, release_id, stage)
 
     await poll_until(reviewing, within=within)
     for decider, role in approvers:

@@ -24,7 +24,8 @@ from bench.console_render import bench_console
 from bench.notify import bench_fanout as notify_fanout
 from bench.parked import bench_parked
 from bench.pipeline import bench_pipeline
-from bench.report import TARGET_APPROVAL_P99_MS, TARGET_PARKED_RSS_MB, TARGET_RATIO, render
+from bench.profile import hotspots, profiling
+from bench.report import TARGETS, render
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.logging import configure_logging
 from gatekeeper.settings import Settings
@@ -44,6 +45,8 @@ class Options:
     access: bool = True
     only_pipeline: bool = False
     console: bool = True
+    postgres: bool = True
+    profile: Path | None = None
 
 
 def bench_access(scratch: Path) -> dict[str, Any]:
@@ -70,21 +73,26 @@ async def run_bench(options: Options, *, say: Callable[[str], None] = print) -> 
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "targets": {
-            "ratio_max": TARGET_RATIO,
-            "approval_p99_ms_max": TARGET_APPROVAL_P99_MS,
-            "parked_rss_mb_max": TARGET_PARKED_RSS_MB,
-        },
+        "targets": dict(TARGETS),
     }
     with tempfile.TemporaryDirectory(prefix="gatekeeper-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
         server = await _start_server(scratch / "temporal")
         try:
             say(f"dev server on {server.target} (SQLite, WAL) in {scratch}")
-            say(f"pipeline: {options.releases} releases, then {options.releases} baselines …")
+            say(f"pipeline: {options.releases} releases on SQLite …")
+            profile = options.profile
+            sampled = (lambda: profiling(profile)) if profile is not None else None
             results["pipeline"] = await bench_pipeline(
-                server.client, _dir(scratch, "pipeline"), options.releases
+                server.client,
+                _dir(scratch, "pipeline"),
+                options.releases,
+                postgres=options.postgres,
+                say=say,
+                sampled=sampled,
             )
+            if profile is not None:
+                results["profile"] = hotspots(profile)
             if not options.only_pipeline:
                 say(f"memory: {options.parked} releases parked in a worker process …")
                 results["parked"] = await bench_parked(
@@ -163,6 +171,18 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--no-console", action="store_true", help="skip the console's render-time bench"
     )
     parser.add_argument(
+        "--no-postgres",
+        action="store_true",
+        help="skip the throughput run with the worker's registry on PostgreSQL",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="sample the process with py-spy while the releases run (raw stacks to FILE) and "
+        "report the hotspots",
+    )
+    parser.add_argument(
         "--only-pipeline",
         action="store_true",
         help="only the pipeline (throughput, latency, history bytes): no memory, fan-out, access",
@@ -178,6 +198,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         access=not args.no_access,
         console=not args.no_console,
         only_pipeline=args.only_pipeline,
+        postgres=not args.no_postgres,
+        profile=args.profile,
     )
 
 
@@ -187,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # already say.
     configure_logging(Settings(log_level="ERROR", log_format="console"))
     console = Console()
+    if not console.is_terminal:  # a log or a pipe: the table's own width, not 80 columns
+        console = Console(width=160)
     began = time.perf_counter()
     try:
         results = asyncio.run(run_bench(options, say=lambda text: console.print(f"[dim]{text}[/]")))

