@@ -67,6 +67,8 @@ PARTNERS = [
 #: doubles up to :data:`POLL_MAX_SECONDS`, so a busy server is not flooded with queries.
 POLL_SECONDS = 0.1
 POLL_MAX_SECONDS = 1.0
+#: What an approval asked again is refused with when the first one landed.
+LANDED_RULES = ("already_decided", "not_a_gate")
 #: Tries of one approval whose answer timed out under load.
 APPROVAL_ATTEMPTS = 5
 
@@ -201,8 +203,8 @@ async def answered_at_gate(releases: Releases, release_id: str, stage: str) -> b
 
 async def approve(releases: Releases, release_id: str, decider: str, role: str) -> None:
     """One approval; an answer lost to an overloaded machine (no answer within the client's
-    timeout) is asked again (an approval that did land is then refused as already decided,
-    which is the answer we wanted)."""
+    timeout) is asked again (an approval that did land is then refused as already decided, or
+    its gate as closed, which is the answer we wanted)."""
     request = DecisionRequest(decider=decider, role=role)
     for attempt in range(APPROVAL_ATTEMPTS):
         try:
@@ -212,7 +214,9 @@ async def approve(releases: Releases, release_id: str, decider: str, role: str) 
             if attempt + 1 == APPROVAL_ATTEMPTS:
                 raise
         except DecisionRefused as refused:
-            if attempt and refused.rule == "already_decided":
+            # Asked again after a lost answer: the first one landed (this person decided, or
+            # the gate it closed has moved on).
+            if attempt and refused.rule in LANDED_RULES:
                 return
             raise
 
