@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -12,9 +14,59 @@ from temporalio import activity
 from activities._errors import activity_errors
 from gatekeeper.adapters.anchors import AnchorStore
 from gatekeeper.adapters.audit_store import AuditStore
-from gatekeeper.errors import ConfigError, InputError
+from gatekeeper.audit import sealed
+from gatekeeper.errors import AdapterError, ConfigError, InputError
 from gatekeeper.identity.heads import AnchorRequest, HeadSignature, load_or_create_key, sign_head
+from gatekeeper.models.audit import AuditEntry, AuditEvent
 from gatekeeper.models.io import AuditFlushRequest, AuditFlushResult
+
+#: How long a write whose events start past the stored chain waits for the write before it (the
+#: workflow sent those events in an activity still running), and how often it looks.
+EARLIER_WRITE_WAIT = 10.0
+EARLIER_WRITE_POLL = 0.02
+
+
+def events_sent(
+    release_id: str, events: list[AuditEvent], entries: list[AuditEntry], prev_hash: str | None
+) -> list[AuditEvent]:
+    """The audit events a write carries: ``events`` as sent, or ``entries`` sealed on from
+    ``prev_hash`` (issue 16: hashes computed here, from the content, never taken on trust)."""
+    if not entries:
+        return events
+    if events:
+        raise InputError("an audit write sends events or entries, not both")
+    if prev_hash is None:
+        raise InputError("audit entries need the hash of the event before them (prev_hash)")
+    try:
+        return sealed(release_id, prev_hash, entries)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+
+
+def after_earlier_writes(store: AuditStore, release_id: str, events: Sequence[AuditEvent]) -> None:
+    """Return once the store holds every event before ``events`` (at once, nearly always).
+
+    Since issue 16 a release sends each audit event once: a write scheduled while an earlier one
+    is still running starts where that one ends, so it may reach the store first. It waits here
+    for the earlier write to land, then stores only its own events (a retry, as ever, stores
+    only what is new). Still a gap after :data:`EARLIER_WRITE_WAIT`: a retryable error (Temporal
+    retries the activity; the earlier write is retried too until it lands).
+    """
+    if not events:
+        return
+    first = min(e.seq for e in events)
+    deadline = time.monotonic() + EARLIER_WRITE_WAIT
+    while True:
+        length = store.store(release_id, []).length
+        if length is None or length >= first:
+            return
+        if time.monotonic() > deadline:
+            raise AdapterError(
+                f"audit events {length}–{first - 1} of {release_id} are not stored yet (the "
+                "write carrying them has not landed); retrying",
+                retryable=True,
+            )
+        time.sleep(EARLIER_WRITE_POLL)
 
 
 class AuditActivities:
@@ -28,7 +80,11 @@ class AuditActivities:
         """Store the events not stored yet; a conflicting chain fails without retrying."""
         with activity_errors():
             request = AuditFlushRequest.model_validate(request)
-            result = self._store.store(request.release_id, request.events)
+            events = events_sent(
+                request.release_id, request.events, request.entries, request.prev_hash
+            )
+            after_earlier_writes(self._store, request.release_id, events)
+            result = self._store.store(request.release_id, events)
         activity.logger.info(
             "audit of %s: %d stored, %d already stored",
             request.release_id,
@@ -71,6 +127,11 @@ class AnchorActivities:
         the head is anchored, so the fork stays on record)."""
         with activity_errors():
             request = AnchorRequest.model_validate(request)
+            if request.entries:
+                events = events_sent(request.release_id, [], request.entries, request.prev_hash)
+                if events[-1].seq == request.seq and events[-1].hash != request.hash:
+                    raise InputError("the entries sent do not hash to the head")
+                request = request.model_copy(update={"events": events, "entries": []})
             links = request.all_links()
             if len(links) != request.seq - request.first + 1 or (
                 links and not request.hash.startswith(links[-1])
@@ -79,6 +140,8 @@ class AnchorActivities:
             last = request.events[-1] if request.events else None
             if last is not None and (last.seq, last.hash) != (request.seq, request.hash):
                 raise InputError("the head is not the last event sent")
+            # Before signing: a head is anchored once per attempt that gets this far.
+            after_earlier_writes(self._store, request.release_id, request.events)
             signed = sign_head(
                 self._worker_key(),
                 release_id=request.release_id,

@@ -12,12 +12,40 @@ from datetime import datetime
 from typing import Any
 
 from gatekeeper.canonical import digest_of
-from gatekeeper.models.audit import GENESIS_HASH, AuditEvent
+from gatekeeper.models.audit import GENESIS_HASH, AuditEntry, AuditEvent
 
 
 def event_hash(event: AuditEvent) -> str:
     """The hash ``event`` should carry, computed from its other fields."""
     return digest_of(event.body())
+
+
+def sealed(release_id: str, prev_hash: str, entries: list[AuditEntry]) -> list[AuditEvent]:
+    """The audit events ``entries`` stand for: numbered on from the first entry's seq, each
+    linked to the one before it (the first to ``prev_hash``) and hashed as the chain hashes.
+
+    Raises:
+        ValueError: the entries are not numbered one after another.
+    """
+    events: list[AuditEvent] = []
+    previous = prev_hash
+    for index, entry in enumerate(entries):
+        if entry.seq != entries[0].seq + index:
+            raise ValueError(
+                f"audit entry {entry.seq} does not follow entry {entries[0].seq + index - 1}"
+            )
+        event = AuditEvent.model_validate(
+            {
+                **entry.model_dump(mode="json"),
+                "release_id": release_id,
+                "prev_hash": previous,
+                "hash": "",
+            }
+        )
+        event.hash = event_hash(event)
+        previous = event.hash
+        events.append(event)
+    return events
 
 
 class AuditChain:

@@ -32,7 +32,7 @@ class Settings:
 
     Attributes:
         task_queue: the task queue releases run on; every worker of a deployment shares it.
-        data_dir: where the embedded adapters keep their files (outbox, registry, drop boxes).
+        data_dir: where the worker keeps its own files (the SQLite registry by default, the outbox file, its key).
         policy_path: policy file for new releases; ``None`` means the packaged default policy.
         registry_url: SQLAlchemy URL of the access registry (SQLite under ``data_dir`` by default).
         log_format: ``auto`` (console on a terminal, JSON otherwise), ``console`` or ``json``.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.adapters.anchors import AnchorStore
+from gatekeeper.adapters.audit_store import DatabaseAuditStore
 from gatekeeper.adapters.deliveries import DeliveryStore
 from gatekeeper.dossier.collect import journal_source
 from gatekeeper.identity.heads import load_or_create_key
@@ -58,6 +59,7 @@ def dossier_sources(data_dir: Path, url: str | None = None) -> Iterator[dict[str
         IdentityRegistry(url) as registry,
         AnchorStore(url) as anchors,
         DeliveryStore(url) as deliveries,
+        DatabaseAuditStore(url) as chains,
     ):
         yield {
             "deliveries": deliveries.lines,
@@ -66,4 +68,5 @@ def dossier_sources(data_dir: Path, url: str | None = None) -> Iterator[dict[str
             "anchors": anchors.anchors,
             "anchors_source": anchors.url,
             "sso_proof": registry.sso_link_entries,
+            "audit_events": chains.read,
         }

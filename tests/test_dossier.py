@@ -14,10 +14,13 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from gatekeeper.adapters.audit_store import DatabaseAuditStore
+from gatekeeper.audit import event_hash
 from gatekeeper.dossier import Dossier, DossierFormat, collect_dossier, render, verify_text
+from gatekeeper.dossier.collect import ChainMismatch, completed_chain
 from gatekeeper.dossier.verify import Checks, verify_file
 from gatekeeper.errors import InputError, ReleaseNotFound
-from gatekeeper.models import ReleaseState
+from gatekeeper.models import ReleaseOutcome, ReleaseState
+from gatekeeper.models.audit import GENESIS_HASH, AuditEvent
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories
@@ -283,6 +286,95 @@ class TestTampering:
 
         assert not result.ok
         assert result.message.startswith("altered: ") and message in result.message
+
+
+def forged(events: list[AuditEvent]) -> list[AuditEvent]:
+    """``events`` renumbered, re-linked and re-hashed, as a forger with the database would."""
+    previous, out = GENESIS_HASH, []
+    for seq, event in enumerate(events):
+        copy = event.model_copy(update={"seq": seq, "prev_hash": previous, "hash": ""})
+        copy.hash = event_hash(copy)
+        previous = copy.hash
+        out.append(copy)
+    return out
+
+
+class TestChainFromTheStore:
+    """A finished release's result names its audit chain (length and head) without carrying it;
+    the dossier reads the chain from the audit store and takes it only if it is exactly that
+    chain: a store that lost, gained or rewrote an event (even re-hashed) is refused in one line,
+    and a result that still carries its chain (a release that ended before) is read as before."""
+
+    async def test_the_result_names_the_chain_without_carrying_it(
+        self, env: WorkflowEnvironment, launched: Launched
+    ) -> None:
+        releases = Releases(env.client, "unused", signer=test_keys.signer())
+        history = await releases.handle(launched.release_id).fetch_history()
+        [ended] = [
+            e for e in history.events if e.HasField("workflow_execution_completed_event_attributes")
+        ]
+        result = ended.workflow_execution_completed_event_attributes.result
+        [outcome] = await env.client.data_converter.decode(list(result.payloads), [ReleaseOutcome])
+
+        assert outcome.audit == []
+        assert outcome.status == launched.dossier.status
+        assert (outcome.status.audit_length, outcome.status.audit_head) == (
+            len(launched.dossier.audit),
+            launched.dossier.audit[-1].hash,
+        )
+        assert completed_chain(outcome, stored_chain(launched)) == launched.dossier.audit
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ("lost", "holds {n1} event(s) of {rid}, the release recorded {n}"),
+            ("gained", "holds {n2} event(s) of {rid}, the release recorded {n}"),
+            ("rewritten", "ends at"),
+            ("unlinked", "does not verify at event #3: hash does not match"),
+        ],
+    )
+    async def test_a_store_that_differs_is_refused(
+        self, env: WorkflowEnvironment, launched: Launched, change: str, message: str
+    ) -> None:
+        chain = stored_chain(launched)
+        if change == "lost":
+            altered = chain[:-1]
+        elif change == "gained":
+            extra = chain[-1].model_copy(update={"action": "release_withdrawn"})
+            altered = forged([*chain, extra])
+        elif change == "rewritten":
+            details = {**chain[3].details, "forged": True}
+            altered = forged(
+                [*chain[:3], chain[3].model_copy(update={"details": details}), *chain[4:]]
+            )
+        else:
+            altered = [*chain[:3], chain[3].model_copy(update={"actor": "mallory"}), *chain[4:]]
+        n = len(chain)
+        expected = message.format(n=n, n1=n - 1, n2=n + 1, rid=launched.release_id)
+        releases = Releases(env.client, "unused", signer=test_keys.signer())
+        outcome = ReleaseOutcome(status=launched.dossier.status)
+
+        with pytest.raises(ChainMismatch) as refused:
+            completed_chain(outcome, altered)
+        with dossier_sources(launched.data_dir) as sources, pytest.raises(ChainMismatch) as again:
+            await collect_dossier(
+                releases, launched.release_id, **{**sources, "audit_events": lambda _: altered}
+            )
+
+        for err in (refused.value, again.value):
+            assert expected in str(err) and "\n" not in str(err), str(err)
+            assert str(err).startswith("the audit store")
+
+    def test_a_result_that_carries_its_chain_is_read_as_before(self, launched: Launched) -> None:
+        chain = stored_chain(launched)
+        outcome = ReleaseOutcome(status=launched.dossier.status, audit=chain)
+
+        assert completed_chain(outcome, []) == chain
+
+
+def stored_chain(launched: Launched) -> list[AuditEvent]:
+    with DatabaseAuditStore(Settings(data_dir=launched.data_dir).effective_registry_url) as db:
+        return db.read(launched.release_id)
 
 
 class TestAuditStoreFile:

@@ -329,9 +329,13 @@ async def _run(
     activity_threads: int,
 ) -> None:
     client = client or await connect(settings)
+    adapters: Any = None
     if activities is None:
         # Opening the adapters touches files and databases: keep that off the event loop.
-        activities = await asyncio.to_thread(_default_activities, settings, client)
+        module = importlib.import_module("activities")
+        adapters = await asyncio.to_thread(module.open_adapters, settings)
+        # The client lets access orders reach running releases (see activities.orders).
+        activities = module.activities_from(adapters, client)
     executor = ThreadPoolExecutor(
         max_workers=activity_threads, thread_name_prefix="gatekeeper-activity"
     )
@@ -362,6 +366,9 @@ async def _run(
     finally:
         # Every activity has finished once the worker is shut down; the threads are idle.
         executor.shutdown(wait=False)
+        if adapters is not None:
+            # The adapters' hold on the registry's engine (its last holder closes the pool).
+            await asyncio.to_thread(adapters.close)
 
 
 def _default_activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:

@@ -81,6 +81,10 @@ class Effects:
         self.batched_notices = False
         self._outgoing: list[NotifyRequest] = []
         self._notice_flush: asyncio.Task[None] | None = None
+        # The end of the events the audit writes scheduled so far carry (COST_PATCH: a write
+        # sends only the events no earlier write carries, and its activity waits for those to
+        # land; before, a write sent everything not yet confirmed, again).
+        self.audit_sent = 0
 
     def stage_completed(self, stage_id: str) -> None:
         """Sign the audit head at a stage's end (ANCHOR_PATCH), or else store the events so far."""
@@ -289,15 +293,26 @@ class Effects:
             await self._flush_audit(shown)
 
     async def _flush_audit(self, why: str | None = None) -> None:
-        # Always from the last *confirmed* event: overlapping flushes may repeat events (the store
-        # skips those) but can never leave a gap.
-        start = self.audit_confirmed
+        # From the last *confirmed* event (overlapping flushes repeat events, which the store
+        # skips), or under COST_PATCH from the end of what earlier writes carry (the activity
+        # waits for those to land): either way never a gap.
+        start = self._audit_start()
         events: list[AuditEvent] = self._host.ledger.chain.events[start:]
         if not events:
             return
+        self.audit_sent = max(self.audit_sent, start + len(events))
+        release_id = self._host.ledger.status.release_id
+        if self.batched_notices:
+            request = AuditFlushRequest(
+                release_id=release_id,
+                entries=[e.entry() for e in events],
+                prev_hash=events[0].prev_hash,
+            )
+        else:
+            request = AuditFlushRequest(release_id=release_id, events=events)
         result = await workflow.execute_activity(
             "record_audit_events",
-            AuditFlushRequest(release_id=self._host.ledger.status.release_id, events=events),
+            request,
             result_type=AuditFlushResult,
             start_to_close_timeout=timeouts.AUDIT_TIMEOUT,
             retry_policy=timeouts.AUDIT_RETRY,
@@ -316,13 +331,18 @@ class Effects:
         to" mark."""
         ledger = self._host.ledger
         chain = ledger.chain.events
-        start, head = self.audit_confirmed, chain[-1]
+        start, head = self._audit_start(), chain[-1]
+        self.audit_sent = max(self.audit_sent, len(chain))
         first = min(self.signed_through + 1, head.seq)
         self.signed_through = head.seq
+        sent = chain[start:]
         request = AnchorRequest(
             release_id=ledger.status.release_id,
             first_run_id=workflow.info().first_execution_run_id,
-            events=chain[start:],
+            # Under COST_PATCH without what the activity derives (release id, links, hashes).
+            events=[] if self.batched_notices else sent,
+            entries=[e.entry() for e in sent] if self.batched_notices else [],
+            prev_hash=sent[0].prev_hash if self.batched_notices and sent else None,
             seq=head.seq,
             hash=head.hash,
             reason=reason,
@@ -346,6 +366,12 @@ class Effects:
         # task without commands sits between them (an event appended here landed at another
         # position after a crash, and the audit store then refused the replayed chain).
 
+    def _audit_start(self) -> int:
+        """The first event an audit write scheduled now sends."""
+        if self.batched_notices:
+            return max(self.audit_confirmed, min(self.audit_sent, len(self._host.ledger.chain)))
+        return self.audit_confirmed
+
     async def settle(self) -> None:
         """Finish every handler, notification and audit write before the workflow ends."""
         while True:
@@ -359,6 +385,8 @@ class Effects:
                 await self.sign_head(f"release {self._host.ledger.status.state.value}")
                 continue
             if self.audit_confirmed < len(self._host.ledger.chain):
+                # No write is running now: what none confirmed is sent again.
+                self.audit_sent = min(self.audit_sent, self.audit_confirmed)
                 await self._flush_audit()
                 continue
             if workflow.all_handlers_finished() and not self.pending:

@@ -1,8 +1,9 @@
 """One way to share an append-only file between threads' and processes' writers: ``flock``.
 
-The outbox and the file-backed audit store both append lines to files that several workers may
-open at once; each writer holds an exclusive lock from reading what others wrote to writing its
-own line, so "is it new?" and "append it" are one step.
+The outbox file (a human-readable mirror of a worker's deliveries) is appended to by every
+process sharing the data directory; each writer holds an exclusive lock while it writes, so
+lines never interleave. Deduplication is not a file's job any more: it is the database's
+(:mod:`gatekeeper.adapters.registry.once`).
 """
 
 from __future__ import annotations

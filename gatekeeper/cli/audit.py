@@ -23,6 +23,7 @@ from gatekeeper.text import for_terminal
 
 if TYPE_CHECKING:
     from gatekeeper.adapters.anchors import AnchorStore
+    from gatekeeper.adapters.audit_store import DatabaseAuditStore
     from gatekeeper.adapters.deliveries import DeliveryStore
     from gatekeeper.identity.heads import Anchor
     from gatekeeper.identity.keys import KeyRecord
@@ -72,7 +73,11 @@ def export(
     )
 
     async def go() -> Dossier:
-        with _registry(settings) as (identity, anchors), _deliveries(settings) as journal:
+        with (
+            _registry(settings) as (identity, anchors),
+            _deliveries(settings) as journal,
+            _audit_store(settings) as chains,
+        ):
             async with releases(settings) as api:
                 return await collect_dossier(
                     api,
@@ -83,6 +88,7 @@ def export(
                     anchors=anchors.anchors if anchors is not None else None,
                     anchors_source=anchors.url if anchors is not None else "",
                     sso_proof=identity.sso_link_entries if identity is not None else None,
+                    audit_events=chains.read if chains is not None else None,
                 )
 
     dossier = common.run(go())
@@ -217,6 +223,26 @@ def _deliveries(settings: Settings) -> Iterator[DeliveryStore | None]:
 
     try:
         store = DeliveryStore(settings.effective_registry_url)
+    except GatekeeperError:
+        yield None
+        return
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _audit_store(settings: Settings) -> Iterator[DatabaseAuditStore | None]:
+    """The audit store (every release's chain), if the registry database can be opened: where
+    a finished release's chain is read (without it, a worker is asked for it)."""
+    if not _reachable(settings):
+        yield None
+        return
+    from gatekeeper.adapters.audit_store import DatabaseAuditStore
+
+    try:
+        store = DatabaseAuditStore(settings.effective_registry_url)
     except GatekeeperError:
         yield None
         return

@@ -96,13 +96,20 @@ def _plain(text: object) -> str:
     return " ".join(scrub_class_names(redact.mask(str(text))).split())
 
 
-def _register() -> None:
+#: The command modules attached to :data:`app` so far.
+_REGISTERED: set[str] = set()
+
+
+def _register(argv: list[str] | None = None, *, only_the_command: bool = False) -> None:
+    """Attach the command groups to :data:`app`: all of them (tests call this, and ``main()``
+    many times in one process), or with ``only_the_command`` just the module of the command
+    ``argv`` runs (when there is one), as the ``gatekeeper`` process does: one command's startup
+    imports that command's module, not every group's."""
     # Imported here so `gatekeeper --help` stays quick and a broken group cannot hide the others.
-    if app.registered_groups:  # already done (tests call main() many times in one process)
-        return
     from gatekeeper.cli import groups
 
-    groups.register(app)
+    word = groups.command_word(sys.argv[1:] if argv is None else argv)
+    groups.register(app, word if only_the_command else None, done=_REGISTERED)
 
 
 #: What ``type`` an error has in its JSON form, by class (the first match wins).
@@ -143,10 +150,12 @@ class _Report:
         sys.exit(code)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, *, only_the_command: bool = False) -> None:
     """Entry point: run the app, turning every Gatekeeper error into one line and an exit code
-    (one JSON object on stderr instead when the command line has ``--json``)."""
-    _register()
+    (one JSON object on stderr instead when the command line has ``--json``). With
+    ``only_the_command`` (the ``gatekeeper`` process), only the invoked command's module is
+    imported."""
+    _register(argv, only_the_command=only_the_command)
     report = _Report(common.wants_json(sys.argv[1:] if argv is None else argv))
     try:
         # Without standalone mode typer *returns* a command's exit code instead of exiting.
@@ -190,7 +199,8 @@ def run(argv: list[str] | None = None) -> None:
     """
     code: int = 0
     try:
-        main(argv)
+        # The process runs one command and exits: only that command's module is imported.
+        main(argv, only_the_command=True)
     except SystemExit as exit_:
         if isinstance(exit_.code, int):
             code = exit_.code

@@ -293,7 +293,7 @@ def shell_environment(
     settings: Settings, target: str, namespace: str, root_id: str
 ) -> dict[str, str]:
     """What another shell must export: what its commands need to reach the same engine (the
-    server) and the files the CLI opens itself (registry, outbox, keys), every path absolute.
+    server) and the files the CLI opens itself (registry, keys), every path absolute.
     Settings left at their defaults are not repeated."""
     values = {
         "TEMPORAL_ADDRESS": target,

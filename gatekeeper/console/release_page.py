@@ -483,6 +483,12 @@ def _anchor_reader(ctx: ConsoleContext) -> tuple[Any, Any]:
     return store, store.anchors
 
 
+def _audit_reader(ctx: ConsoleContext) -> Any:
+    from gatekeeper.adapters.audit_store import DatabaseAuditStore
+
+    return DatabaseAuditStore(ctx.settings.gatekeeper.effective_registry_url)
+
+
 def _delivery_reader(ctx: ConsoleContext) -> Any:
     from gatekeeper.adapters.deliveries import DeliveryStore
 
@@ -499,6 +505,12 @@ async def dossier_json(ctx: ConsoleContext, release_id: str) -> str:
         store.close()
         raise
     try:
+        chains = await asyncio.to_thread(_audit_reader, ctx)
+    except BaseException:
+        store.close()
+        journal.close()
+        raise
+    try:
         dossier = await collect_dossier(
             ctx.releases,
             release_id,
@@ -508,12 +520,14 @@ async def dossier_json(ctx: ConsoleContext, release_id: str) -> str:
             sso_proof=registry.sso_link_entries,
             anchors=anchors,
             anchors_source=store.url,
+            audit_events=chains.read,
         )
     except ReleaseNotFound as err:
         raise Refused(str(err), 404) from err
     finally:
         store.close()
         journal.close()
+        chains.close()
     return to_json(dossier)
 
 

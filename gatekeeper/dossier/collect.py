@@ -1,8 +1,10 @@
 """Gathering a release's dossier from Temporal and the registry's database.
 
 The policy snapshot is the workflow's own input, read from the first event of its history, so
-the dossier shows the exact policy the release ran under. A finished release's status and audit
-chain come from its result in history (no worker needed); a running one is queried. The
+the dossier shows the exact policy the release ran under. A finished release's status comes from
+its result in history (no worker needed) and its audit chain from the audit store (the registry's
+database, so whole from any host), accepted only as exactly the chain that status names (see
+:func:`completed_chain`); a running release is queried. The
 notifications sent are the deliveries every worker recorded in the database's send journal, so a
 dossier is whole whichever worker (on whichever host) delivered them.
 """
@@ -19,6 +21,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
+from gatekeeper.audit import verify_chain
 from gatekeeper.dossier.model import Dossier, build_dossier, key_ids_used, sso_identities
 from gatekeeper.errors import ConnectionFailed, GatekeeperError, ReleaseNotFound
 from gatekeeper.identity.heads import Anchor
@@ -30,6 +33,49 @@ from gatekeeper.models.installed import InstalledPolicy
 from gatekeeper.models.status import ReleaseOutcome, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.temporal_errors import not_found
+
+
+class ChainMismatch(GatekeeperError):
+    """The audit store's chain of a finished release is not the chain its result names."""
+
+
+def completed_chain(outcome: ReleaseOutcome, stored: list[AuditEvent]) -> list[AuditEvent]:
+    """The complete audit chain of a finished release: the one its result carries (releases that
+    ended before issue 16), else ``stored`` (the audit store's) if it is exactly the chain the
+    result's status names: ``status.audit_length`` events, each linked to the one before it from
+    the genesis hash and hashing to its own content, the last one's hash ``status.audit_head``.
+
+    The chain of hashes makes that the same chain the release kept, event for event: the
+    result (in Temporal's history) fixes the head, the head fixes every event before it. Events
+    the store holds beyond the recorded length are not the release's (it ended there) and make
+    the chain a mismatch too, as does any other difference.
+
+    Raises:
+        ChainMismatch: ``stored`` is not that chain (one line: what differs).
+    """
+    if outcome.audit:
+        return outcome.audit
+    status = outcome.status
+    release = status.release_id
+    if len(stored) != status.audit_length:
+        raise ChainMismatch(
+            f"the audit store holds {len(stored)} event(s) of {release}, the release recorded "
+            f"{status.audit_length}: not the release's chain"
+        )
+    check = verify_chain(stored)
+    if not check.ok:
+        raise ChainMismatch(
+            f"the audit store's chain of {release} does not verify at event #{check.bad_seq}: "
+            f"{check.reason}"
+        )
+    if stored and stored[0].release_id != release:
+        raise ChainMismatch(f"the audit store's chain of {release} is another release's")
+    if check.head != status.audit_head:
+        raise ChainMismatch(
+            f"the audit store's chain of {release} ends at {check.head[:16]}…, the release "
+            f"recorded {status.audit_head[:16]}…: not the release's chain"
+        )
+    return stored
 
 
 def journal_source(url: str) -> str:
@@ -48,6 +94,7 @@ async def collect_dossier(
     anchors: Callable[[str], list[Anchor]] | None = None,
     anchors_source: str = "",
     sso_proof: Callable[[str, str], list[IdentityLogEntry]] | None = None,
+    audit_events: Callable[[str], list[AuditEvent]] | None = None,
 ) -> Dossier:
     """The dossier of ``release_id`` as it stands now.
 
@@ -66,10 +113,14 @@ async def collect_dossier(
         sso_proof: the identity log entries that linked (or unlinked) a single sign-on identity
             (the identity registry's ``sso_link_entries``): the dossier carries them, and their
             admins' keys, for each identity a gateway attested.
+        audit_events: a release's stored audit chain (the audit store's ``read``): where a
+            finished release's chain is read (its result no longer carries it). Without it, the
+            chain of such a release is queried (a worker replays the release to answer).
 
     Raises:
         ReleaseNotFound: no such release.
         ConnectionFailed: Temporal could not answer.
+        ChainMismatch: the audit store's chain is not the one the release's result names.
     """
     handle = releases.handle(release_id)
     try:
@@ -87,7 +138,12 @@ async def collect_dossier(
     audit: list[AuditEvent]
     outcome = await _outcome(history.events, converter)
     if outcome is not None:
-        status, audit = outcome.status, outcome.audit
+        status = outcome.status
+        if outcome.audit or audit_events is None:
+            audit = outcome.audit or await releases.audit(release_id)
+        else:
+            stored = await asyncio.to_thread(audit_events, status.release_id)
+            audit = completed_chain(outcome, stored)
     else:
         status = await releases.status(release_id)
         audit = await releases.audit(release_id)

@@ -24,7 +24,7 @@ from pydantic import AwareDatetime, Field
 
 from gatekeeper.canonical import canonical_json
 from gatekeeper.identity.keys import KEY_ID_PATTERN, key_id_of
-from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.audit import AuditEntry, AuditEvent
 from gatekeeper.models.base import Identifier, Model
 from gatekeeper.signing import verify as verify_bytes
 from gatekeeper.statements import public_key_b64, timestamp
@@ -73,11 +73,19 @@ class Anchor(SignedHead):
 
 class AnchorRequest(Model):
     """What the workflow asks of ``anchor_audit_head``: store ``events`` (the ones not yet stored)
-    in the audit store, sign the head at ``seq`` and anchor it."""
+    in the audit store, sign the head at ``seq`` and anchor it.
+
+    Since issue 16 (COST_PATCH) a release sends ``entries`` and ``prev_hash`` instead of
+    ``events``: the activity seals them (:func:`gatekeeper.audit.sealed`) and the head it signs
+    must be the last sealed event's."""
 
     release_id: Identifier
     first_run_id: str = Field(min_length=1, max_length=64)
-    events: list[AuditEvent]
+    events: list[AuditEvent] = Field(default_factory=list)
+    #: The events to store, without release id, links and hashes (see ``prev_hash``).
+    entries: list[AuditEntry] = Field(default_factory=list)
+    #: The hash of the event before the first entry (the genesis hash before event 0).
+    prev_hash: str | None = Field(default=None, pattern=_HASH)
     seq: int = Field(ge=0)
     hash: str = Field(pattern=_HASH)
     reason: str = Field(max_length=200)

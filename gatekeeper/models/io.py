@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from gatekeeper.canonical import canonical_json, sha256_hex
-from gatekeeper.models.audit import AuditEvent
+from gatekeeper.models.audit import AuditEntry, AuditEvent
 from gatekeeper.models.base import Identifier, Model
 from gatekeeper.models.enums import NotificationEvent, Surface
 from gatekeeper.models.messages import AccessRestoreRequest, AccessSuspensionRequest
@@ -314,8 +314,14 @@ class OrdersInForce(Model):
 
 
 class AuditFlushRequest(Model):
+    """The audit events to store: ``events`` whole, or (COST_PATCH, issue 16) ``entries`` after
+    the event whose hash is ``prev_hash``, which the activity seals itself
+    (:func:`gatekeeper.audit.sealed`)."""
+
     release_id: Identifier
-    events: list[AuditEvent]
+    events: list[AuditEvent] = Field(default_factory=list)
+    entries: list[AuditEntry] = Field(default_factory=list)
+    prev_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class AuditFlushResult(Model):

@@ -369,7 +369,15 @@ class ReleaseInput(Model):
 
 
 class ReleaseOutcome(Model):
-    """The workflow's result: the final status and the complete audit chain."""
+    """The workflow's result: the final status, whose ``audit_length`` and ``audit_head`` name the
+    release's complete audit chain.
+
+    The chain itself is in the audit store (the registry's database, written before the release
+    ends, its heads signed and anchored): :func:`gatekeeper.dossier.collect.completed_chain`
+    reads it there and accepts it only as the chain the status names. ``audit`` carries the
+    chain only in the results of releases that ended before issue 16 (and is empty otherwise):
+    carrying it again at the end cost every release's history the whole chain a second time.
+    """
 
     status: ReleaseStatus
-    audit: list[AuditEvent]
+    audit: list[AuditEvent] = Field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from activities.notify import NotifyActivities
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
 from gatekeeper.models.io import NotifySummary, Recipient
 from tests.adapters.builders import notify_request
-from tests.journals import journal_at
+from tests.journals import Journals, journal_at
 
 pytestmark = pytest.mark.usefixtures("journals")
 
@@ -66,8 +67,10 @@ class TestNotifyStakeholders:
         assert summary.unconfigured == ["pager"]
         assert (summary.delivered, summary.by_channel) == (1, {"outbox": 1})
 
-    def test_storage_failure_is_retried(self, tmp_path: Path) -> None:
-        (tmp_path / "outbox.jsonl").mkdir()
+    def test_storage_failure_is_retried(
+        self, tmp_path: Path, journals: Journals, break_database: Callable[[Any], None]
+    ) -> None:
+        break_database(journals.store)  # the send journal's database is down
 
         with pytest.raises(ApplicationError) as caught:
             ActivityEnvironment().run(

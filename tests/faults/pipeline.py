@@ -24,8 +24,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from gatekeeper.adapters import DatabaseAuditStore, DeliveryStore
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.audit import verify_chain
+from gatekeeper.dossier.collect import completed_chain
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import DecisionKind, Policy, ReleaseOutcome, ReleaseState, ReleaseStatus
+from gatekeeper.models.audit import AuditEvent
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, helpers
@@ -170,6 +172,8 @@ class Evidence:
     grant_keys: list[tuple[str, str]]
     stored_audit_ok: bool
     stored_audit_reason: str
+    #: The release's chain as the audit store holds it.
+    stored_audit: list[AuditEvent]
 
     def assert_exactly_once(self, outcome: ReleaseOutcome) -> None:
         assert outcome.status.state is ReleaseState.LAUNCHED
@@ -186,9 +190,12 @@ class Evidence:
         assert {(g.partner_id, g.surface.value) for g in outcome.status.grants} == set(
             self.grant_keys
         ), "the workflow's grants and the registry's differ"
-        check = verify_chain(outcome.audit)
-        assert check.ok, check.reason
         assert self.stored_audit_ok, self.stored_audit_reason
+        # The result names the chain (length, head); the store's must be exactly that one.
+        assert not outcome.audit, "a release's result carries its audit chain again"
+        chain = completed_chain(outcome, self.stored_audit)
+        check = verify_chain(chain)
+        assert check.ok, check.reason
 
 
 def collect(data_dir: Path, registry_url: str, release_id: str) -> Evidence:
@@ -208,7 +215,7 @@ def collect(data_dir: Path, registry_url: str, release_id: str) -> Evidence:
     with DatabaseAuditStore(registry_url) as audit:
         stored = audit.read(release_id)
     check = verify_chain(stored)
-    return Evidence(keys, grants, check.ok, check.reason or "")
+    return Evidence(keys, grants, check.ok, check.reason or "", stored)
 
 
 # --- worker processes ----------------------------------------------------------------------

@@ -45,7 +45,7 @@ from tests.faults.pipeline import (
     seed_partners,
     status_until,
 )
-from tests.helpers import eventually, running_worker
+from tests.helpers import chain_of, eventually, running_worker
 
 SECRET = "hook-secret"
 SECRET_ENV = "GK_TEST_HOOK_SECRET"
@@ -206,5 +206,6 @@ class TestOutages:
         assert set(receiver.refused) <= set(receiver.accepted), "refused deliveries must be retried"
         hooked = {k for k in receiver.accepted if k.startswith(f"{release_id}:")}
         assert any(":launched:" in k for k in hooked)
-        failed = [e for e in outcome.audit if e.action == "notification_failed"]
+        chain = chain_of(outcome, stage.settings.effective_registry_url)
+        failed = [e for e in chain if e.action == "notification_failed"]
         assert not failed, "a short outage must not exhaust the notification retries"

@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -475,7 +474,6 @@ class TestTwoHosts:
     async def test_a_worker_killed_mid_delivery_is_finished_by_the_other_host(
         self, cluster: Cluster
     ) -> None:
-        started = time.monotonic()
         release_id = f"two-hosts-{uuid.uuid4().hex[:8]}"
         policy_file = cluster.root / "policy.yaml"
         policy = webhook_policy()
@@ -585,4 +583,3 @@ class TestTwoHosts:
         assert sorted(listed) == sorted(r["key"] for r in rows), "the dossier lists each once"
         signers = {h["head"]["key_id"] for h in exported["signed_heads"]}
         assert signers and signers <= {host.key_id for host in cluster.hosts}, signers
-        assert time.monotonic() - started < 90

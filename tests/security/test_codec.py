@@ -345,7 +345,14 @@ class TestMissingKey:
         async with deployment() as old:
             ahead = Settings(task_queue=old.task_queue, codec_keys=newer)
             client = Client(**{**old.env.client.config(), "data_converter": data_converter(ahead)})
-            early = Releases(client, old.task_queue, query_timeout=timedelta(seconds=1))
+            # No worker can read the start: the start's update is given 2 s (not the client's
+            # 30 s, of which the server waits 20 before it gives up) to find that out.
+            early = Releases(
+                client,
+                old.task_queue,
+                query_timeout=timedelta(seconds=1),
+                update_timeout=timedelta(seconds=2),
+            )
             with pytest.raises(NoAnswer):
                 await early.start(factories.spec(rid))  # the default: fast_policy()
             events = await eventually(

@@ -21,10 +21,18 @@ from gatekeeper.models import (
     ReleaseStatus,
     UpdateResult,
 )
+from gatekeeper.models.audit import AuditEvent
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from tests import factories, signing
-from tests.helpers import PARTNERS, adapters_for, running_worker, status_until, trust_test_keys
+from tests.helpers import (
+    PARTNERS,
+    adapters_for,
+    chain_of,
+    running_worker,
+    status_until,
+    trust_test_keys,
+)
 
 #: Re-exported: tests written before :mod:`tests.helpers` import them from here.
 __all__ = ["PARTNERS", "Harness", "harness", "running_worker", "trust_test_keys"]
@@ -83,6 +91,11 @@ class Harness:
         await self.approve(release_id, "eve.exec", "executive")
         outcome: ReleaseOutcome = await self.handle(release_id).result()
         return outcome
+
+    def chain(self, outcome: ReleaseOutcome) -> list[AuditEvent]:
+        """The finished release's audit chain, from the worker's audit store (checked to be the
+        chain the result names)."""
+        return chain_of(outcome, self.adapters.audit_store)
 
     async def until(
         self,

@@ -153,7 +153,7 @@ class TestDeadlines:
         outcome = await harness.handle(rid).result()
         assert outcome.status.state is ReleaseState.REJECTED
         assert "missed its deadline" in outcome.status.outcome
-        seen = [e.action for e in outcome.audit]
+        seen = [e.action for e in harness.chain(outcome)]
         assert seen.index("deadline_missed") < seen.index("release_rejected")
         missed = notified(harness, rid, "deadline_missed")
         assert len(missed) == 1 and {factories.OPERATOR, *EXECUTIVES} <= missed[0]

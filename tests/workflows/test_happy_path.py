@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gatekeeper.audit import verify_chain
+from gatekeeper.dossier import collect_dossier
 from gatekeeper.models import GovernmentResponse, GovernmentResponseKind, ReleaseState
 from tests import factories
 from tests.workflows.conftest import Harness
@@ -46,9 +47,13 @@ class TestHappyPath:
         outcome = await harness.handle(rid).result()
         assert outcome.status.state is ReleaseState.LAUNCHED
         assert [s.status.value for s in outcome.status.stages] == ["done"] * 6
-        check = verify_chain(outcome.audit)
+        chain = harness.chain(outcome)
+        check = verify_chain(chain)
         assert check.ok, check.reason
-        assert outcome.status.audit_head == outcome.audit[-1].hash
+        assert outcome.status.audit_head == chain[-1].hash
+        # Without the audit store at hand, a dossier asks a worker, which replays the release.
+        dossier = await collect_dossier(harness.releases, rid)
+        assert dossier.audit == chain
 
     async def test_early_clearance_ends_window(self, harness: Harness) -> None:
         status = await harness.start()

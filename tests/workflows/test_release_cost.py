@@ -4,6 +4,7 @@ search-attribute upsert per workflow task with only what changed, and one patch 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -12,27 +13,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from activities import activities_from
 from gatekeeper import search_attributes as sa
 from gatekeeper.failures import CONVERTER
+from gatekeeper.identity.heads import AnchorRequest, HeadSignature
 from gatekeeper.models import DecisionKind, NotificationPolicy, NotificationRoute, Recipients
 from gatekeeper.models.io import NotifyBatch
 from gatekeeper.models.status import ReleaseHead, ReleaseStatus
 from gatekeeper.releases import Releases
 from gatekeeper.settings import Settings
 from gatekeeper.signed_requests import release_binding
-from tests import factories
+from tests import factories, signing
 from tests.adapters.test_webhook import WebhookReceiver
-from tests.helpers import activity_attempts, status_until
+from tests.helpers import (
+    activity_attempts,
+    activity_name,
+    adapters_for,
+    running_worker,
+    status_until,
+)
 from tests.workflows.conftest import Harness
 from tests.workflows.test_notifications import _hooked_worker
 from workflows.release import COST_PATCH
 
 CHANGE_VERSION = "TemporalChangeVersion"
+ENTRY_FIELDS = {"seq", "at", "actor", "action", "stage", "details"}
 
 
 @dataclass
@@ -275,3 +286,87 @@ class TestAFailedNoticeInABatch:
         assert {line["notification"]["event"] for line in mine} == {"gate_passed"}
         assert len({line["key"] for line in mine}) == len(mine) > 0
         assert receiver.received == []
+
+
+class _SlowAnchors:
+    """``anchor_audit_head`` that takes its time, so the next stage's head is signed while the
+    previous one is still being signed (what a busy worker does now and then)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    @activity.defn(name="anchor_audit_head")
+    def anchor_audit_head(self, request: AnchorRequest) -> HeadSignature:
+        time.sleep(0.4)
+        result: HeadSignature = self._real(request)
+        return result
+
+
+def audit_writes(events: list[HistoryEvent]) -> list[tuple[int, int, list[int]]]:
+    """Each audit write of a history: when it was scheduled and completed (event ids) and the
+    seqs of the audit events it carries."""
+    completed = {
+        e.activity_task_completed_event_attributes.scheduled_event_id: e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    }
+    writes = []
+    for event in events:
+        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        attributes = event.activity_task_scheduled_event_attributes
+        if attributes.activity_type.name in ("anchor_audit_head", "record_audit_events"):
+            [payload] = attributes.input.payloads
+            data = json.loads(payload.data)
+            # Entries: the events without release id, links and hashes (the activity seals them).
+            assert data["events"] == [], "a release under COST_PATCH sends entries"
+            assert all(set(e) == ENTRY_FIELDS for e in data["entries"]), data["entries"]
+            seqs = [e["seq"] for e in data["entries"]]
+            writes.append((event.event_id, completed[event.event_id], seqs))
+    return writes
+
+
+class TestEachAuditEventOnce:
+    """Each audit event crosses into the release's history once: a head signed while the one
+    before is still being signed carries only the events after it (its activity waits for the
+    earlier one to land), and the result names the chain without carrying it; the audit store
+    holds the whole chain, its last head signed."""
+
+    async def test_heads_signed_back_to_back(
+        self, env: WorkflowEnvironment, tmp_path: Path
+    ) -> None:
+        task_queue = f"tq-once-{uuid.uuid4().hex[:8]}"
+        data_dir = tmp_path / "data"
+        adapters = adapters_for(task_queue, data_dir)
+        factories.install_policy(adapters.policies, factories.policy(), default=True)
+        real = activities_from(adapters)
+        slow = _SlowAnchors(next(a for a in real if activity_name(a) == "anchor_audit_head"))
+        harness = Harness(
+            env, Releases(env.client, task_queue, signer=signing.signer()), adapters, data_dir
+        )
+        try:
+            async with running_worker(
+                env.client, task_queue, adapters, replacing=[slow.anchor_audit_head]
+            ):
+                rid = (await harness.start()).release_id
+                await harness.at_stage(rid, "internal_review")
+                outcome = await harness.launch(rid)
+                history = await harness.handle(rid).fetch_history()
+            chain = harness.chain(outcome)
+            heads = [a.head for a in adapters.anchors.anchors(rid)]
+        finally:
+            adapters.close()
+        writes = audit_writes(list(history.events))
+        sent = [seq for _, _, seqs in writes for seq in seqs]
+
+        overlapping = [
+            (later, earlier)
+            for earlier in writes
+            for later in writes
+            if earlier[0] < later[0] < earlier[1]
+        ]
+        assert overlapping, f"no head was signed while another was: {writes}"
+        assert len(sent) == len(set(sent)), f"an event was sent twice: {writes}"
+        assert sorted(sent) == list(range(len(chain))) == [e.seq for e in chain]
+        assert not outcome.audit and outcome.status.audit_length == len(chain)
+        assert (heads[-1].seq, heads[-1].hash) == (len(chain) - 1, chain[-1].hash)

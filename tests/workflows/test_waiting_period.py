@@ -84,7 +84,7 @@ class TestWaitingPeriod:
         await harness.approve(rid, "eve.exec", "executive")
         outcome = await harness.handle(rid).result()
         assert outcome.status.state is ReleaseState.LAUNCHED
-        actions = [e.action for e in outcome.audit]
+        actions = [e.action for e in harness.chain(outcome)]
         assert actions.index("waiting_started") < actions.index("waiting_ended")
 
     async def test_a_hold_keeps_it_from_ending_until_resumed(self, harness: Harness) -> None:
