@@ -24,7 +24,9 @@ TOKEN = "tok-Sentinel-51be0d"
 CODEC_KEY = "Q29kZWNLZXktU2VudGluZWwtOWQ0ZQ=="
 
 URLS = {
-    "missing driver": f"postgresql://gatekeeper:{PASSWORD}@127.0.0.1:1/gatekeeper",
+    # pg8000: a PostgreSQL driver Gatekeeper does not install (SQLAlchemy 2.1 picks psycopg, which
+    # the image and the tests now ship, for a bare postgresql:// URL).
+    "missing driver": f"postgresql+pg8000://gatekeeper:{PASSWORD}@127.0.0.1:1/gatekeeper",
     "bad port": f"postgresql://gatekeeper:{PASSWORD}@127.0.0.1:notaport/gatekeeper",
     "unknown dialect": f"nosuch://gatekeeper:{PASSWORD}@127.0.0.1/gatekeeper",
     "percent-encoded": f"postgresql+psycopg2://gatekeeper:{PASSWORD}%40x@db.internal/gatekeeper",
@@ -73,7 +75,7 @@ class TestCliErrors:
         assert ran.code == 3, ran.stderr
         everything = ran.stdout + ran.stderr
         assert PASSWORD not in everything and TOKEN not in everything
-        assert "error: registry URL 'postgresql://gatekeeper:***@127.0.0.1:1/gatekeeper'" in (
+        assert "error: registry URL 'postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper'" in (
             ran.stderr
         )
 
@@ -128,13 +130,13 @@ class TestLogs:
         assert process.returncode == 0, text
         for secret in (PASSWORD, TOKEN, CODEC_KEY):
             assert secret not in text
-        assert "cannot connect to postgresql://gatekeeper:***@127.0.0.1:1/gatekeeper" in text
+        assert "cannot connect to postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper" in text
         assert "Bearer ***" in text and "RuntimeError" in text
-        assert "boom while opening postgresql://gatekeeper:***@127.0.0.1:1/gatekeeper" in text
+        assert "boom while opening postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper" in text
         if log_format == "json":
             events = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
             assert len(events) == 7
-            assert events[1]["url"] == "postgresql://gatekeeper:***@127.0.0.1:1/gatekeeper"
+            assert events[1]["url"] == "postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper"
 
 
 class TestErrorMessages:
@@ -148,6 +150,6 @@ class TestErrorMessages:
 
         assert PASSWORD not in str(failed) and TOKEN not in str(failed)
         assert str(failed) == (
-            "open postgresql://gatekeeper:***@127.0.0.1:1/gatekeeper: Authorization: Bearer ***"
+            "open postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper: Authorization: Bearer ***"
         )
         assert str(config) == "codec key *** does not decode"
