@@ -3,10 +3,13 @@ the codec server inflating for the UI."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +17,7 @@ import pytest_asyncio
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 from gatekeeper.client import data_converter
 from gatekeeper.codec import ENCODING as ENCRYPTED
@@ -42,7 +46,11 @@ from gatekeeper.models.payloads import parse_payload
 from gatekeeper.settings import Settings
 from tests.codec.keys import codec, env_keys
 from tests.codec.test_codec_server import body, parse
+from tests.deploy.cli import admin_command
 from tests.factories import spec
+from tests.test_replay import HISTORIES, history_of
+from tests.workers.helpers import free_ports
+from workflows.registry import ALL_WORKFLOWS
 
 ZLIB = CompressionCodec(compress=True)
 READER = CompressionCodec(compress=False)
@@ -268,3 +276,52 @@ class TestCodecServer:
             response = await http.post("/decode", json=body(bomb()))
         assert response.status_code == 422
         assert "inflates beyond" in response.json()["error"]
+
+
+class TestPinnedHistories:
+    """Every history recorded before compression existed replays on a worker that compresses
+    (its converter reads plain payloads as they are, and would compress only new ones)."""
+
+    @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+    async def test_replays_with_compression_on(self, path: Path) -> None:
+        converter = data_converter(Settings(payload_compression="zlib"))
+        replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=converter)
+        result = await replayer.replay_workflow(history_of(path))
+        assert result.replay_failure is None
+
+
+class TestCodecServerCommand:
+    """``gatekeeper codec-server`` with compression on and no keys serves the UI the inflated
+    payloads (it refuses to start only with neither keys nor compression)."""
+
+    async def test_serves_compressed_without_keys(self) -> None:
+        [port] = free_ports(1)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_CODEC")} | {
+            "GATEKEEPER_PAYLOAD_COMPRESSION": "zlib"
+        }
+        process = await asyncio.create_subprocess_exec(
+            *admin_command("codec-server", "--port", str(port), "--json"),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            text = b""
+            while not text.rstrip().endswith(b"}"):  # one (indented) JSON object
+                text += await asyncio.wait_for(process.stdout.readline(), 30)
+            announced = json.loads(text)
+            assert (announced["keys"], announced["compression"]) == ([], "zlib")
+            original = json_payload(8 * 1024)
+            [sent] = await ZLIB.encode([original])
+            async with httpx.AsyncClient(base_url=announced["url"]) as http:
+                response = await http.post("/decode", json=body(sent))
+                assert parse(response.json()) == [original]
+                response = await http.post("/decode", json=body(bomb()))
+                assert response.status_code == 422
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 15) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
