@@ -349,8 +349,13 @@ async def compressed_release(client: Client, scratch: Path) -> WorkflowHistory:
     )
     config = client.config()
     config["data_converter"] = data_converter(settings)
-    run = await run_releases(Client(**config), settings, 0, idle=0)
-    return run.history
+
+    async def one() -> ReleaseRun:
+        # Its own sink, in its own task: the timed passes' update lists stay as they were.
+        timing_updates([])
+        return await run_releases(Client(**config), settings, 0, idle=0)
+
+    return (await asyncio.create_task(one())).history
 
 
 async def drive_baseline(
