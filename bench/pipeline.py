@@ -317,7 +317,7 @@ async def bench_pipeline(
         say(f"postgresql: {count} releases with the worker's registry on PostgreSQL …")
         pg_dir = scratch / "postgresql"
         pg_dir.mkdir(parents=True, exist_ok=True)
-        with postgres_database(pg_dir) as url:
+        with postgres_database() as url:
             pg_settings = Settings(
                 task_queue=f"bench-pg-{uuid.uuid4().hex[:6]}",
                 data_dir=pg_dir,

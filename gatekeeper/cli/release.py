@@ -10,7 +10,6 @@ import typer
 from gatekeeper.cli import common, render
 from gatekeeper.cli.session import parse_when, releases
 from gatekeeper.cli.watch import EXIT_STOPPED, WatchView, awaits, exit_code, follow_for
-from gatekeeper.dossier.model import signature_kinds
 from gatekeeper.errors import InputError
 from gatekeeper.models.audit import AuditEvent
 from gatekeeper.models.enums import EvidenceKind
@@ -113,6 +112,9 @@ def status(
     if json_:
         common.print_json(result)
     else:
+        # Imported here: the dossier package is a third of a `release` command's startup.
+        from gatekeeper.dossier.model import signature_kinds
+
         render.print_status(common.console, result, signature_kinds(audit))
 
 

@@ -32,6 +32,9 @@ SQLITE_BUSY_TIMEOUT = 30.0
 #: the validators never wait on the pool (21 + 4 = 25 at most, against PostgreSQL's default
 #: ``max_connections`` of 100: four workers per database, or raise it). A thread that still finds
 #: every connection taken waits ``POOL_TIMEOUT`` seconds, then fails retryably (``translated``).
+#: Keeping 4 rather than 16 costs nothing measurable: 16 threads claiming and reading deliveries
+#: on PostgreSQL ran 2,500-2,900 transactions/s with 4 kept and 2,100-2,200 with 16, opening 15
+#: connections either way (a returned overflow connection is closed only when 4 wait idle).
 #: ``tests/registry/test_shared_engine.py`` checks the sum still covers the activity threads.
 POOL_SIZE = 4
 MAX_OVERFLOW = 21

@@ -12,6 +12,7 @@ There is no ``alembic.ini``: :func:`alembic_config` builds the configuration, po
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -40,8 +41,10 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest revision shipped with this version of Gatekeeper."""
+    """The newest revision shipped with this version of Gatekeeper (read once per process: the
+    shipped revisions do not change while it runs)."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships revisions
         raise RuntimeError(f"no alembic revisions in {MIGRATIONS_DIR}")
