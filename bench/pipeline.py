@@ -54,6 +54,7 @@ from bench.release import (
     poll_until,
     seed_partners,
 )
+from gatekeeper.client import data_converter
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.models.status import STARTED_UPDATE
 from gatekeeper.releases import Releases
@@ -276,6 +277,9 @@ async def bench_pipeline(
     say(f"baseline: {count} bare workflows of the release's shape …")
     baseline = await run_baselines(client, settings, plan, count, idle)
 
+    say("compressed: one release with GATEKEEPER_PAYLOAD_COMPRESSION=zlib …")
+    compressed = await compressed_release(client, scratch)
+
     release_rate = count / releases.seconds
     baseline_rate = count / baseline.seconds
     release_bytes = history_bytes(releases.history.events)
@@ -296,6 +300,9 @@ async def bench_pipeline(
         "history_bytes": release_bytes,
         "baseline_history_bytes": baseline_bytes,
         "history_ratio": round(release_bytes / baseline_bytes, 3),
+        # The same release with payload compression on (gatekeeper.compression).
+        "compressed_history_bytes": history_bytes(compressed.events),
+        "compressed_history_ratio": round(history_bytes(compressed.events) / baseline_bytes, 3),
         # An approval as a client makes it (repair check, status query, signed update) …
         "approval_idle": latency_ms(releases.idle),
         "approval_loaded": latency_ms(releases.loaded),
@@ -328,6 +335,27 @@ async def bench_pipeline(
             "history_bytes": history_bytes(on_pg.history.events),
         }
     return figures
+
+
+async def compressed_release(client: Client, scratch: Path) -> WorkflowHistory:
+    """The history of one release run by a client and worker with payload compression on."""
+    data_dir = scratch / "compressed"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        task_queue=f"bench-zlib-{uuid.uuid4().hex[:6]}",
+        data_dir=data_dir,
+        keys_dir=data_dir / "keys",
+        payload_compression="zlib",
+    )
+    config = client.config()
+    config["data_converter"] = data_converter(settings)
+
+    async def one() -> ReleaseRun:
+        # Its own sink, in its own task: the timed passes' update lists stay as they were.
+        timing_updates([])
+        return await run_releases(Client(**config), settings, 0, idle=0)
+
+    return (await asyncio.create_task(one())).history
 
 
 async def drive_baseline(

@@ -69,6 +69,14 @@ def render(results: dict[str, Any]) -> Table:
         p["history_bytes"] / p["baseline_history_bytes"],
         TARGETS["history_bytes_ratio_max"],
     )
+    if p.get("compressed_history_bytes"):
+        row(
+            "  same, GATEKEEPER_PAYLOAD_COMPRESSION=zlib",
+            f"{p['compressed_history_bytes'] / 1024:.0f} KiB",
+            f"{p['baseline_history_bytes'] / 1024:.0f} KiB",
+            p["compressed_history_bytes"] / p["baseline_history_bytes"],
+            TARGETS["history_bytes_ratio_max"],
+        )
     for label, suffix in (("idle", "idle"), ("under load", "loaded")):
         approval = p[f"approval_{suffix}"]
         bare = p[f"baseline_update_{suffix}"]

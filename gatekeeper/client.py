@@ -20,7 +20,7 @@ from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 
 from gatekeeper import redact
-from gatekeeper.codec import EncryptedPayloadConverter, codec_from_settings
+from gatekeeper.codec import EncryptedPayloadConverter, EncryptionCodec, payload_codec
 from gatekeeper.errors import ConfigError
 from gatekeeper.failures import CONVERTER, EncodedRefusalFailureConverter
 from gatekeeper.settings import Settings
@@ -98,6 +98,9 @@ def data_converter(settings: Settings) -> DataConverter:
     """The converter every Gatekeeper client and worker uses: pydantic models as JSON, and
     refusals without stack traces (:mod:`gatekeeper.failures`).
 
+    Compressed payloads are always read, and large payloads are compressed when
+    ``GATEKEEPER_PAYLOAD_COMPRESSION=zlib`` (see :mod:`gatekeeper.compression`); one that does
+    not inflate within the bound is refused with a ``compressed_payload_refused`` error.
     With codec keys configured (see :mod:`gatekeeper.codec`) every payload is encrypted, and
     failure messages and stack traces move into an encoded attribute so they are encrypted too;
     a payload that arrives unencrypted is refused with a ``plaintext_refused`` error.
@@ -105,14 +108,15 @@ def data_converter(settings: Settings) -> DataConverter:
     Raises:
         ConfigError: the codec keys are malformed.
     """
-    codec = codec_from_settings(settings)
-    if codec is None:
-        return CONVERTER
+    codec = payload_codec(settings)
+    encrypted = any(isinstance(c, EncryptionCodec) for c in codec.codecs)
     return dataclasses.replace(
         CONVERTER,
         payload_converter_class=EncryptedPayloadConverter,
         payload_codec=codec,
-        failure_converter_class=EncodedRefusalFailureConverter,
+        failure_converter_class=(
+            EncodedRefusalFailureConverter if encrypted else CONVERTER.failure_converter_class
+        ),
     )
 
 

@@ -30,6 +30,10 @@ that argument is converted, which touches only what the payload stood for:
 encryption (releases started before, and payloads sent while it was on, still replay); turn it
 off once those releases have closed.
 
+Payload compression (:mod:`gatekeeper.compression`) joins this codec in one chain
+(:func:`payload_codec`): compress, then encrypt; decrypt, then inflate. A compressed payload
+that is not encrypted is plaintext here, and refused like any other.
+
 Keys come from the settings (``GATEKEEPER_CODEC_KEYS="k1:<base64>,k2:<base64>"``, optionally
 ``GATEKEEPER_CODEC_KEY_FILE`` with one ``id:<base64>`` per line, and ``GATEKEEPER_CODEC_ACTIVE``
 naming the key that encrypts; by default the last one listed). They are read when a client is
@@ -68,6 +72,7 @@ from gatekeeper.codec_refusals import (
     printable,
     refusal,
 )
+from gatekeeper.compression import CodecChain, CompressionCodec
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
 
@@ -100,6 +105,7 @@ __all__ = [
     "generate_key",
     "keyring_from_settings",
     "parse_keys",
+    "payload_codec",
     "refusal",
 ]
 
@@ -332,6 +338,19 @@ def codec_from_settings(settings: Settings) -> EncryptionCodec | None:
     if keyring is None:
         return None
     return EncryptionCodec(keyring, allow_plaintext=settings.codec_allow_plaintext)
+
+
+def payload_codec(settings: Settings) -> CodecChain:
+    """The codec every Gatekeeper client and worker uses: compression (which always inflates,
+    and deflates large payloads when ``settings.payload_compression`` is on), then encryption
+    when codec keys are configured.
+
+    Raises:
+        ConfigError: the codec keys are malformed.
+    """
+    compression = CompressionCodec(compress=settings.payload_compression != "off")
+    encryption = codec_from_settings(settings)
+    return CodecChain([compression] if encryption is None else [compression, encryption])
 
 
 def _redact(entry: str) -> str:

@@ -1,4 +1,4 @@
-"""What the payload codec refuses, as a marker payload and the error it stands for.
+"""What the payload codecs refuse, as a marker payload and the error it stands for.
 
 Kept apart from :mod:`gatekeeper.codec` (keys, AES-GCM) so that code running in the workflow
 sandbox can recognise a refused payload with nothing heavier than Temporal's own modules: an
@@ -10,21 +10,26 @@ from __future__ import annotations
 
 from temporalio.api.common.v1 import Payload
 
-from gatekeeper.errors import ConfigError
+from gatekeeper.errors import ConfigError, InputError
 from gatekeeper.failures import Refused
 
 #: ``metadata["encoding"]`` of the marker a refused payload is replaced with.
 REFUSED_ENCODING = b"binary/gatekeeper-refused"
-#: Marker metadata: why it was refused (:data:`PLAINTEXT` or :data:`UNDECRYPTABLE`).
+#: Marker metadata: why it was refused (:data:`PLAINTEXT`, :data:`UNDECRYPTABLE` or
+#: :data:`UNREADABLE_COMPRESSED`).
 REFUSAL = "gatekeeper-refusal"
 #: Marker metadata: the refused payload's own encoding, or the decryption error.
 REFUSED_DETAIL = "gatekeeper-refusal-detail"
 PLAINTEXT = b"plaintext"
 UNDECRYPTABLE = b"undecryptable"
+#: A compressed payload that is malformed or inflates beyond the bound (:mod:`gatekeeper.compression`).
+UNREADABLE_COMPRESSED = b"compressed"
 #: ``ApplicationError.type`` of a plaintext refusal.
 PLAINTEXT_REFUSED = "plaintext_refused"
 #: ``ApplicationError.type`` of an update refused because its payload does not decrypt.
 UNDECRYPTABLE_PAYLOAD = "undecryptable_payload"
+#: ``ApplicationError.type`` of a refused compressed payload.
+COMPRESSED_PAYLOAD_REFUSED = "compressed_payload_refused"
 #: The migration switch named in the refusal.
 ALLOW_PLAINTEXT_VARIABLE = "GATEKEEPER_CODEC_ALLOW_PLAINTEXT"
 
@@ -54,6 +59,23 @@ class UndecryptablePayload(ConfigError):
     """
 
 
+class CompressedPayloadRefused(Refused, InputError):
+    """A compressed payload that is not valid zlib data, holds no plain payload, or inflates
+    beyond the bound (a zip bomb).
+
+    Like :class:`PlaintextRefused` a non-retryable application error (type
+    ``compressed_payload_refused``, no stack trace): the payload is never valid later, so it
+    rejects the update carrying it, fails the workflow it started, or fails the query; and an
+    :class:`~gatekeeper.errors.InputError` for a Gatekeeper command that meets one.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, COMPRESSED_PAYLOAD_REFUSED)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def is_refused(payload: Payload) -> bool:
     """Whether ``payload`` is the codec's refusal marker."""
     return payload.metadata.get("encoding") == REFUSED_ENCODING
@@ -66,11 +88,18 @@ def marker(reason: bytes, detail: bytes) -> Payload:
     )
 
 
-def refusal(payload: Payload) -> PlaintextRefused | UndecryptablePayload:
+def refusal(
+    payload: Payload,
+) -> PlaintextRefused | UndecryptablePayload | CompressedPayloadRefused:
     """The error a refusal marker stands for (one line)."""
     detail = printable(payload.metadata.get(REFUSED_DETAIL, b"").decode("utf-8", "replace"))
-    if payload.metadata.get(REFUSAL) == UNDECRYPTABLE:
+    reason = payload.metadata.get(REFUSAL)
+    if reason == UNDECRYPTABLE:
         return UndecryptablePayload(detail or "payload does not decrypt")
+    if reason == UNREADABLE_COMPRESSED:
+        return CompressedPayloadRefused(
+            f"refused a compressed payload: {detail or 'it does not inflate'}"
+        )
     return PlaintextRefused(
         f"refused a payload that is not encrypted (encoding {detail[:64] or 'none'!r}): payload "
         "encryption is on, so send it through a client that has the codec keys (the Temporal "

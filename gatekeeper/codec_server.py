@@ -1,4 +1,5 @@
-"""The codec server: lets the Temporal UI and CLI show encrypted payloads to authorised operators.
+"""The codec server: lets the Temporal UI and CLI show encrypted (and compressed) payloads to
+authorised operators.
 
 It speaks Temporal's remote codec protocol: ``POST /decode`` and ``POST /encode`` take
 ``{"payloads": [...]}`` (payloads in protobuf JSON: base64 ``metadata`` values and ``data``) and
@@ -15,7 +16,9 @@ Whoever can call ``/decode`` reads every release's payloads, so:
 * bodies over :data:`MAX_BODY_BYTES` are refused with 413 before any decoding.
 
 Plaintext payloads pass through ``/decode`` as they are (they are stored in the clear anyway);
-refusing them is the workers' business (:mod:`gatekeeper.codec`).
+refusing them is the workers' business (:mod:`gatekeeper.codec`). Compressed payloads are
+inflated (within the same bound as the workers', :mod:`gatekeeper.compression`); one that does
+not inflate is answered with 422 naming why.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from gatekeeper.codec import EncryptionCodec
+from gatekeeper.compression import CodecChain, CompressionCodec
 from gatekeeper.errors import GatekeeperError, InputError
 
 log = structlog.get_logger(__name__)
@@ -120,9 +124,9 @@ def create_app(
     """The codec server's aiohttp application.
 
     Args:
-        codec: encodes and decodes the payloads (the workers' codec; an
-            :class:`~gatekeeper.codec.EncryptionCodec` is used for display: plaintext shown as
-            it is, a payload that does not decrypt answered with 422 naming why).
+        codec: encodes and decodes the payloads (the workers' codec, usually
+            :func:`~gatekeeper.codec.payload_codec`'s chain, used for display: plaintext shown
+            as it is, a payload that does not decrypt or inflate answered with 422 naming why).
         origins: browser origins allowed to call it (the Temporal UI's address); no wildcard.
         token: bearer token every call must present; ``None`` asks for none, and then
             :func:`serve` listens on loopback only.
@@ -132,7 +136,7 @@ def create_app(
         InputError: an origin is a wildcard or malformed, or the token is too short.
     """
     allowed = frozenset(check_origin(o) for o in origins)
-    if isinstance(codec, EncryptionCodec):
+    if isinstance(codec, EncryptionCodec | CompressionCodec | CodecChain):
         codec = codec.for_display()
     if token is not None:
         check_bind("127.0.0.1", token)  # its strength; where it listens is serve's check

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, cast, get_args
 
+from gatekeeper.compression import Algorithm, parse_algorithm
 from gatekeeper.config import CONFIG_FILE_NAME, WorkerConfig, load_worker_config
 from gatekeeper.errors import ConfigError
 
@@ -55,6 +56,9 @@ class Settings:
         codec_server_token: bearer token ``gatekeeper codec-server`` requires of its callers
             (``GATEKEEPER_CODEC_SERVER_TOKEN``); the server refuses to start without one unless
             it listens on loopback only.
+        payload_compression: ``zlib`` compresses payloads over 1 KiB before they leave the
+            process (``GATEKEEPER_PAYLOAD_COMPRESSION``); ``off`` (the default) sends them as
+            they are. Compressed payloads are read either way (see :mod:`gatekeeper.compression`).
         codec_server_cors_origins: browser origins (the Temporal UI's) the codec server answers
             CORS for (``GATEKEEPER_CODEC_SERVER_CORS_ORIGIN``, comma-separated); empty means the
             dev server's UI on localhost.
@@ -91,6 +95,7 @@ class Settings:
     codec_allow_plaintext: bool = False
     codec_server_token: str | None = field(default=None, repr=False)
     codec_server_cors_origins: tuple[str, ...] = ()
+    payload_compression: Algorithm = "off"
     config: WorkerConfig = field(default_factory=WorkerConfig, repr=False)
     reconcile_every: int = DEFAULT_RECONCILE_EVERY
     evict_after_query: EvictAfterQuery = "stale"
@@ -140,6 +145,7 @@ class Settings:
                 for origin in env.get("GATEKEEPER_CODEC_SERVER_CORS_ORIGIN", "").split(",")
                 if origin.strip()
             ),
+            payload_compression=parse_algorithm(env.get("GATEKEEPER_PAYLOAD_COMPRESSION")),
             config=config,
             reconcile_every=_positive_int(
                 env, "GATEKEEPER_RECONCILE_EVERY", DEFAULT_RECONCILE_EVERY

@@ -26,8 +26,9 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
+from gatekeeper.client import data_converter
 from gatekeeper.codec import ENCODING
-from gatekeeper.failures import CONVERTER
+from gatekeeper.settings import Settings
 from workflows.registry import ALL_WORKFLOWS
 
 #: The workflow types whose histories are checked: the worker's. Each is registered under its
@@ -37,6 +38,9 @@ GATEKEEPER_TYPES = {w.__name__ for w in ALL_WORKFLOWS}
 
 _EXEMPT: set[str] = set()
 _CONVERTERS: dict[str, DataConverter] = {}
+#: The converter of a process with default settings: it reads compressed payloads too
+#: (:mod:`gatekeeper.compression`), whatever setting wrote them.
+CONVERTER = data_converter(Settings())
 
 
 def exempt(run_id: str) -> None:

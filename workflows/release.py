@@ -478,6 +478,10 @@ class ModelReleaseWorkflow:
                 self._effects.pending.append(self._upsert)
         else:
             self._upsert_changed()
+            self._describe()
+
+    def _describe(self) -> None:
+        """Set the details the Temporal UI shows (the status as Markdown) if they changed."""
         details = current_details(self._ledger.status)
         if details != self._details:
             workflow.set_current_details(details)
@@ -491,6 +495,9 @@ class ModelReleaseWorkflow:
         await workflow.wait_condition(lambda: True)
         self._upsert = None
         self._upsert_changed()
+        # The details too: rendering them is the costliest part of publishing (a few percent of
+        # a release's worker CPU), and what the UI shows is read only once the task completes.
+        self._describe()
 
     def _upsert_changed(self) -> None:
         status = self._ledger.status

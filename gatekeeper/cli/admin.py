@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 
 from gatekeeper.cli import common
 from gatekeeper.client import connect
-from gatekeeper.codec import Keyring, codec_from_settings, generate_key
+from gatekeeper.codec import Keyring, generate_key, keyring_from_settings, payload_codec
 from gatekeeper.errors import ConfigError, ConnectionFailed
 from gatekeeper.logging import configure_logging
 from gatekeeper.namespace import (
@@ -164,7 +164,8 @@ def codec_server(
 ) -> None:
     """Serve /encode and /decode so the Temporal UI and CLI can show encrypted payloads.
 
-    Uses the keys of GATEKEEPER_CODEC_KEYS / GATEKEEPER_CODEC_KEY_FILE. Callers must send
+    Uses the keys of GATEKEEPER_CODEC_KEYS / GATEKEEPER_CODEC_KEY_FILE, and inflates compressed
+    payloads (GATEKEEPER_PAYLOAD_COMPRESSION=zlib serves without keys too). Callers must send
     'Authorization: Bearer <GATEKEEPER_CODEC_SERVER_TOKEN>'; without a token the server only
     listens on loopback (127.0.0.1, ::1, localhost). Point the dev server's UI at it with
     `temporal server start-dev --ui-codec-endpoint URL` (or TEMPORAL_CODEC_ENDPOINT for the UI
@@ -181,13 +182,17 @@ def codec_server(
     # Before anything else, and long before a socket is opened.
     check_bind(host, token)
     origins = list(cors_origin or settings.codec_server_cors_origins or DEFAULT_UI_ORIGINS)
-    codec = codec_from_settings(settings)
-    if codec is None:
+    keyring = keyring_from_settings(settings)
+    compression = settings.payload_compression
+    if keyring is None and compression == "off":
         raise ConfigError(
             "no codec keys are configured: set GATEKEEPER_CODEC_KEYS (or GATEKEEPER_CODEC_KEY_FILE); "
-            "`gatekeeper codec-key` makes one"
+            "`gatekeeper codec-key` makes one (or GATEKEEPER_PAYLOAD_COMPRESSION=zlib to serve "
+            "compressed payloads only)"
         )
-    app = create_app(codec, origins=origins, token=token)
+    key_ids = keyring.ids if keyring is not None else []
+    active = keyring.active if keyring is not None else None
+    app = create_app(payload_codec(settings), origins=origins, token=token)
 
     async def serving() -> None:
         stop = asyncio.Event()
@@ -197,8 +202,9 @@ def codec_server(
                     common.print_json(
                         {
                             "url": url,
-                            "keys": list(codec.keyring.ids),
-                            "active_key": codec.keyring.active,
+                            "keys": key_ids,
+                            "active_key": active,
+                            "compression": compression,
                             "token_required": bool(token),
                             "cors_origins": origins,
                         }
@@ -207,8 +213,9 @@ def codec_server(
                     return
                 console = common.console
                 console.print(f"[bold green]Codec server on {escape(url)}[/bold green]")
+                shown_keys = f"{', '.join(key_ids)} (active {active})" if key_ids else "none"
                 console.print(
-                    f"  keys {', '.join(codec.keyring.ids)} (active {codec.keyring.active}); "
+                    f"  keys {shown_keys}; compression {compression}; "
                     f"token {'required' if token else 'not required (loopback only)'}"
                 )
                 console.print(f"  CORS origins: {escape(', '.join(origins))}")

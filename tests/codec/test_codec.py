@@ -233,14 +233,21 @@ async def assert_undecryptable(c: EncryptionCodec, payload: Payload, message: st
 
 
 class TestDataConverter:
-    """Without keys the converter is plain pydantic JSON; with keys it encrypts every payload,
-    and failure messages move into encrypted attributes. Either way a refusal has no trace."""
+    """Without keys the converter is plain pydantic JSON (its codec only inflates compressed
+    payloads); with keys it encrypts every payload, and failure messages move into encrypted
+    attributes. Either way a refusal has no trace."""
 
-    def test_plain_without_keys(self) -> None:
+    async def test_plain_without_keys(self) -> None:
         converter = data_converter(Settings())
-        assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
-        assert converter.payload_codec is None
+        assert issubclass(
+            converter.payload_converter_class, pydantic_data_converter.payload_converter_class
+        )
         assert type(converter.failure_converter) is RefusalFailureConverter
+        release = spec("r-plain")
+        # Payloads leave as pydantic's JSON, byte for byte: the codec changes nothing.
+        assert await converter.encode([release]) == (
+            pydantic_data_converter.payload_converter.to_payloads([release])
+        )
 
     async def test_refusal_without_trace_plain(self) -> None:
         converter = data_converter(Settings())

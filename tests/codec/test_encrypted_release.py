@@ -1,5 +1,5 @@
-"""A release run by an encrypting worker: the server holds only ciphertext, Gatekeeper and the
-Temporal CLI (through the codec server) read it back."""
+"""A release run by an encrypting (and compressing) worker: the server holds only ciphertext,
+Gatekeeper and the Temporal CLI (through the codec server) read it back."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
 from gatekeeper.client import data_converter
-from gatekeeper.codec import ENCODING, EncryptionCodec
+from gatekeeper.codec import ENCODING, EncryptionCodec, keyring_from_settings
 from gatekeeper.codec_server import create_app, serve
+from gatekeeper.compression import ENCODING as COMPRESSED
+from gatekeeper.compression import CodecChain
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.ids import release_workflow_id
 from gatekeeper.models import DecisionKind, ModelRef
@@ -45,11 +47,12 @@ from workers.devserver import temporal_executable
 
 @dataclass
 class Encrypted:
-    """An encrypting worker on a fresh task queue, and clients with and without the codec."""
+    """An encrypting worker on a fresh task queue, and clients with and without the codec.
+    Payload compression is on too: one chain compresses, then encrypts."""
 
     env: WorkflowEnvironment
     releases: Releases
-    codec: EncryptionCodec
+    codec: CodecChain
     settings: Settings
 
     @property
@@ -61,9 +64,14 @@ class Encrypted:
 async def encrypted(
     env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> AsyncIterator[Encrypted]:
-    settings = Settings(task_queue=task_queue, data_dir=tmp_path / "data", codec_keys=env_keys())
+    settings = Settings(
+        task_queue=task_queue,
+        data_dir=tmp_path / "data",
+        codec_keys=env_keys(),
+        payload_compression="zlib",
+    )
     converter = data_converter(settings)
-    assert isinstance(converter.payload_codec, EncryptionCodec)
+    assert isinstance(converter.payload_codec, CodecChain)
     replaying.use_converter(task_queue, converter)  # its histories replay decrypted, at teardown
     client = Client(**{**env.client.config(), "data_converter": converter})
     adapters = open_adapters(settings)
@@ -176,6 +184,13 @@ class TestEncryptedRelease:
         # The same bytes open with the codec: nothing was lost, only sealed.
         opened = await encrypted.codec.decode(payloads)
         assert any(marker.encode() in p.data for p in opened)
+        assert {p.metadata["encoding"] for p in opened} == {b"json/plain"}
+        # Large payloads were compressed inside the ciphertext, small ones were not.
+        keyring = keyring_from_settings(encrypted.settings)
+        assert keyring is not None
+        decrypted = await EncryptionCodec(keyring).decode(payloads)
+        inner = {p.metadata["encoding"] for p in decrypted}
+        assert inner == {COMPRESSED, b"json/plain"}, inner
 
     async def test_refusal_messages_are_encrypted_but_readable(self, encrypted: Encrypted) -> None:
         release_id = f"enc-{uuid.uuid4().hex[:8]}"
@@ -235,6 +250,7 @@ class TestEncryptedRelease:
         decoded_payloads = _payload_texts(json.loads(decoded))
         sealed_payloads = _payload_texts(json.loads(sealed))
         assert any(marker in text for text in decoded_payloads), "CLI should show the start input"
+        assert not any("binary/" in text for text in decoded_payloads), "all decoded"
         assert not any(marker in text for text in sealed_payloads)
         assert any("binary/encrypted" in text for text in sealed_payloads)
 

@@ -276,4 +276,8 @@ class TestPipelineSmoke:
         assert any("PostgreSQL" in line for line in said)
         console = Console(width=200, record=True)
         console.print(render({"pipeline": figures}))
-        assert "releases/s, registry on PostgreSQL" in console.export_text()
+        text = console.export_text()
+        assert "releases/s, registry on PostgreSQL" in text
+        # One release with payload compression on, beside the plain one (gatekeeper.compression).
+        assert 0 < figures["compressed_history_bytes"] < figures["history_bytes"]
+        assert "GATEKEEPER_PAYLOAD_COMPRESSION=zlib" in text
