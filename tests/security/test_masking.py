@@ -75,8 +75,9 @@ class TestCliErrors:
         assert ran.code == 3, ran.stderr
         everything = ran.stdout + ran.stderr
         assert PASSWORD not in everything and TOKEN not in everything
-        assert "error: registry URL 'postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper'" in (
-            ran.stderr
+        assert (
+            "error: registry URL 'postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper'"
+            in (ran.stderr)
         )
 
 
@@ -132,7 +133,9 @@ class TestLogs:
             assert secret not in text
         assert "cannot connect to postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper" in text
         assert "Bearer ***" in text and "RuntimeError" in text
-        assert "boom while opening postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper" in text
+        assert (
+            "boom while opening postgresql+pg8000://gatekeeper:***@127.0.0.1:1/gatekeeper" in text
+        )
         if log_format == "json":
             events = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
             assert len(events) == 7
