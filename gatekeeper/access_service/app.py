@@ -28,6 +28,13 @@ Headers = list[tuple[bytes, bytes]]
 
 #: Where decisions are asked; any path under it too (Envoy ext_authz appends the request's path).
 DECISION_PATH = "/v1/decision"
+#: The largest request head (path, query and headers) and the most headers a decision request
+#: may carry; larger ones are refused with 431 before anything is read from them.
+MAX_HEAD_BYTES = 16 * 1024
+MAX_HEADERS = 100
+_TOO_LARGE = (
+    f"request headers too large (at most {MAX_HEADERS} headers, {MAX_HEAD_BYTES // 1024} KiB)"
+)
 #: Rules the service decides itself, besides the registry's (:class:`gatekeeper.access.AccessRule`).
 INVALID_REQUEST = "invalid_request"
 FAIL_CLOSED = "fail_closed"
@@ -137,12 +144,18 @@ class DecisionApp:
         found: list[bytes | None] = [None, None, None, None, None, None]
         repeated: int | None = None
         slots = _HEADER_SLOTS
-        for name, value in scope["headers"]:
+        headers: Headers = scope["headers"]
+        size = len(scope["raw_path"]) + len(scope["query_string"])
+        for name, value in headers:
+            size += len(name) + len(value)
             slot = slots.get(name)
             if slot is not None:
                 if found[slot] is not None and repeated is None:
                     repeated = slot
                 found[slot] = value
+        if size > MAX_HEAD_BYTES or len(headers) > MAX_HEADERS:
+            # The server bounds what it buffers; this bounds what it lets through.
+            return self._refuse(431, _TOO_LARGE, None)
         raw_id = found[_REQUEST_ID]
         request_id = (
             raw_id.decode("ascii")

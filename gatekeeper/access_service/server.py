@@ -13,7 +13,7 @@ import uvicorn
 from uvicorn.config import HTTPProtocolType
 
 from gatekeeper.access import AccessChecker, Snapshot
-from gatekeeper.access_service.app import DecisionApp
+from gatekeeper.access_service.app import MAX_HEAD_BYTES, DecisionApp
 from gatekeeper.access_service.edge_log import EdgeLog
 from gatekeeper.access_service.settings import ServiceSettings
 from gatekeeper.access_service.view import LiveView
@@ -22,8 +22,8 @@ from gatekeeper.errors import ConfigError
 
 #: uvicorn's HTTP parser: its own pure-Python ``h11`` (bounded header size).
 HTTP_PARSER: HTTPProtocolType = "h11"
-#: The largest request head (request line and headers) accepted; larger ones are refused.
-MAX_HEAD_BYTES = 16 * 1024
+#: What h11 buffers of a request head still incomplete; the app bounds complete ones.
+MAX_INCOMPLETE_HEAD_BYTES = MAX_HEAD_BYTES + 1024
 #: Seconds an idle caller connection stays open: longer than a gateway's own keep-alive
 #: (nginx's upstream default is 60 s), so the gateway, not the service, closes idle connections.
 KEEP_ALIVE_SECONDS = 75
@@ -195,7 +195,7 @@ def server_for(
         date_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        h11_max_incomplete_event_size=MAX_INCOMPLETE_HEAD_BYTES,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
         ssl_ca_certs=settings.client_ca,

@@ -46,13 +46,13 @@ def _digest(token: bytes) -> bytes:
 def _check_token(token: str, where: str) -> None:
     if len(token) < MIN_TOKEN_CHARS:
         raise ConfigError(
-            f"access service: {where} holds a token shorter than {MIN_TOKEN_CHARS} characters; "
+            f"access service: {where}: too short a token (under {MIN_TOKEN_CHARS} characters); "
             "use a random one (e.g. `openssl rand -hex 24`)"
         )
     if len(token) > MAX_TOKEN_CHARS or not token.isascii() or not token.isprintable():
         raise ConfigError(
-            f"access service: {where} holds a token that is not 1 line of at most "
-            f"{MAX_TOKEN_CHARS} printable ASCII characters"
+            f"access service: {where}: a token must be at most {MAX_TOKEN_CHARS} printable "
+            "ASCII characters"
         )
 
 
