@@ -39,6 +39,9 @@ def console_server(settings: ConsoleSettings, *, own_signals: bool = True) -> Co
     """A server for the console app on ``settings.host``:``settings.port``."""
     config = uvicorn.Config(
         create_app(settings),
+        # h11 bounds a request head; uvicorn's "auto" would pick httptools, installed for the
+        # access service (gatekeeper.access_service.server bounds it there itself).
+        http="h11",
         host=settings.host,
         port=settings.port,
         log_level="warning",

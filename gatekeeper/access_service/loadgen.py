@@ -1,0 +1,132 @@
+"""A load generator for the decision API: keep-alive HTTP/1.1 connections on a raw asyncio client.
+
+``httpx`` spends more time per request than the service does, so the figures would measure the
+client; this client sends pre-encoded requests and reads answers by ``content-length``, a few
+tens of microseconds each. Each connection sends its next request when the answer to the last
+arrives (closed loop), like a gateway's keep-alive connections to its auth service.
+
+    result = asyncio.run(load(host, port, requests, connections=4, seconds=10))
+
+``requests`` are ``(person, model, surface)`` triples, cycled through. Latency is measured per
+request from just before it is written to just after its answer is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a run measured: decisions, their rate, latency percentiles (ms), the outcomes."""
+
+    connections: int
+    seconds: float
+    decisions: int
+    per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    allowed: int
+    denied: int
+    other: int
+
+
+def request_bytes(
+    person: str,
+    model: str,
+    surface: str = "api",
+    *,
+    token: str | None = None,
+    path: str = "/v1/decision",
+) -> bytes:
+    """One decision request, as a gateway's subrequest sends it."""
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Host: access-service",
+        f"X-Gatekeeper-Person: {person}",
+        f"X-Gatekeeper-Model: {model}",
+        f"X-Gatekeeper-Surface: {surface}",
+    ]
+    if token is not None:
+        lines.append(f"X-Gatekeeper-Gateway-Token: {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+            break
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+def _percentile(ordered: Sequence[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def load(
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    connections: int = 4,
+    seconds: float = 10.0,
+    warmup: float = 1.0,
+) -> LoadResult:
+    """Send ``requests`` (cycled) over ``connections`` keep-alive connections for ``seconds``
+    (after ``warmup`` seconds not counted) and measure."""
+    samples: list[float] = []
+    statuses = {200: 0, 403: 0, "other": 0}
+    clock = time.perf_counter
+    started = clock()
+    counting_from = started + warmup
+    until = counting_from + seconds
+
+    async def worker(offset: int) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            index = offset
+            count = len(requests)
+            while True:
+                begin = clock()
+                if begin >= until:
+                    return
+                writer.write(requests[index % count])
+                index += 1
+                status = await _read_answer(reader)
+                if begin >= counting_from:
+                    samples.append(clock() - begin)
+                    if status in (200, 403):
+                        statuses[status] += 1
+                    else:
+                        statuses["other"] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(i * 7919) for i in range(connections)))
+    ordered = sorted(samples)
+    if not ordered:
+        raise RuntimeError("no decision was answered")
+    return LoadResult(
+        connections=connections,
+        seconds=seconds,
+        decisions=len(ordered),
+        per_second=round(len(ordered) / seconds, 1),
+        p50_ms=round(_percentile(ordered, 0.50) * 1000, 3),
+        p90_ms=round(_percentile(ordered, 0.90) * 1000, 3),
+        p99_ms=round(_percentile(ordered, 0.99) * 1000, 3),
+        max_ms=round(ordered[-1] * 1000, 3),
+        allowed=statuses[200],
+        denied=statuses[403],
+        other=statuses["other"],
+    )
