@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -290,6 +292,11 @@ def serve(
         "--insecure-no-caller-auth",
         help="Answer callers without a token or certificate (a loopback host only).",
     ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Announce readiness as one JSON line (url, view_seq, grants); log JSON lines.",
+    ),
 ) -> None:
     """Serve access decisions over HTTP for gateways (nginx auth_request, Envoy ext_authz,
     Traefik forwardAuth): 200 allow, 403 deny, from a view of the registry that follows its
@@ -299,7 +306,7 @@ def serve(
     from gatekeeper.config import load_worker_config
     from gatekeeper.logging import configure_logging
 
-    config = settings(ctx)
+    config = settings(ctx).with_overrides(log_format="json" if as_json else None)
     if config_file is not None:
         config = config.with_overrides(config=load_worker_config(config_file, required=True))
     configure_logging(config)
@@ -315,7 +322,22 @@ def serve(
         )
 
     def ready(running: Running) -> None:
-        console.print(running.ready_line, markup=False)
+        if not as_json:
+            console.print(running.ready_line, markup=False)
+            return
+        auth = resolved.auth
+        line = {
+            "url": running.url,
+            "listen": f"{running.host}:{running.port}",
+            "view_seq": running.service.view.seq,
+            "grants": running.service.grants,
+            "caller_auth": [
+                *(["token"] if auth.enabled else []),
+                *(["mtls"] if resolved.mtls else []),
+            ],
+        }
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
 
     run(run_service(resolved, on_ready=ready))
 

@@ -4,6 +4,7 @@ caller authentication off loopback or without a registry."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -100,6 +101,49 @@ class TestServe:
             assert client.get("/healthz").status_code == 200
             process.terminate()
             process.communicate(timeout=15)
+
+
+class TestJson:
+    """Under --json the command announces itself as one JSON line and a refusal is one JSON
+    object on stderr."""
+
+    def test_ready_as_json(self, world_url: str, tmp_path: Path) -> None:
+        config = write_config(tmp_path)
+        process = subprocess.Popen(
+            admin_command("access", "serve", "--config", str(config), "--port", "0", "--json"),
+            env=child_env(world_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            ready = json.loads(process.stdout.readline())
+            assert ready == ready | {"view_seq": ready["view_seq"], "grants": 3}
+            assert ready["caller_auth"] == ["token"]
+            assert ready["url"] == f"http://{ready['listen']}"
+            with httpx.Client(base_url=ready["url"]) as client:
+                assert client.get("/readyz").status_code == 200
+        finally:
+            process.terminate()
+            process.communicate(timeout=15)
+
+    def test_refusal_as_json(self, world_url: str, tmp_path: Path) -> None:
+        empty = tmp_path / "empty.toml"
+        empty.write_text("")
+        ran = subprocess.run(
+            admin_command("access", "serve", "--config", str(empty), "--port", "0", "--json"),
+            env=child_env(world_url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert ran.returncode == 3
+        [line] = ran.stderr.strip().splitlines()
+        error = json.loads(line)
+        assert error["exit_code"] == 3
+        assert error["error"].startswith("access service: no caller authentication")
 
 
 class TestRefusals:
