@@ -2,13 +2,17 @@
 
 ``httpx`` spends more time per request than the service does, so the figures would measure the
 client; this client sends pre-encoded requests and reads answers by ``content-length``, a few
-tens of microseconds each. Each connection sends its next request when the answer to the last
-arrives (closed loop), like a gateway's keep-alive connections to its auth service.
+tens of microseconds each, over keep-alive connections like a gateway's to its auth service.
 
     result = asyncio.run(load(host, port, requests, connections=4, seconds=10))
+    paced = asyncio.run(load(host, port, requests, connections=4, seconds=10, rate=2000))
 
-``requests`` are ``(person, model, surface)`` triples, cycled through. Latency is measured per
-request from just before it is written to just after its answer is read.
+Without ``rate`` each connection sends its next request as soon as the answer to the last
+arrives (closed loop: the most the service answers). With ``rate`` the connections together
+send that many requests per second on a fixed schedule, and a request's latency counts from
+when it was due, so a slow answer that delays the next request counts against the service (no
+coordinated omission; the client's own oversleeping does not). ``requests`` (see
+:func:`request_bytes`) are cycled through.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class LoadResult:
     """What a run measured: decisions, their rate, latency percentiles (ms), the outcomes."""
 
     connections: int
+    rate: float | None
     seconds: float
     decisions: int
     per_second: float
@@ -82,9 +87,11 @@ async def load(
     connections: int = 4,
     seconds: float = 10.0,
     warmup: float = 1.0,
+    rate: float | None = None,
 ) -> LoadResult:
     """Send ``requests`` (cycled) over ``connections`` keep-alive connections for ``seconds``
-    (after ``warmup`` seconds not counted) and measure."""
+    (after ``warmup`` seconds not counted), as fast as answered or at ``rate`` per second in
+    all, and measure."""
     samples: list[float] = []
     statuses = {200: 0, 403: 0, "other": 0}
     clock = time.perf_counter
@@ -92,13 +99,23 @@ async def load(
     counting_from = started + warmup
     until = counting_from + seconds
 
-    async def worker(offset: int) -> None:
+    interval = connections / rate if rate else 0.0
+
+    async def worker(number: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            index = offset
+            index = number * 7919  # each connection starts elsewhere in the requests
             count = len(requests)
+            due = started + interval * number / connections  # staggered schedules
             while True:
                 begin = clock()
+                if interval:
+                    due += interval
+                    if due > begin:  # early: wait, and count from the actual send
+                        await asyncio.sleep(due - begin)
+                        begin = clock()
+                    else:  # late, because the last answer was: count from when it was due
+                        begin = due
                 if begin >= until:
                     return
                 writer.write(requests[index % count])
@@ -113,12 +130,13 @@ async def load(
         finally:
             writer.close()
 
-    await asyncio.gather(*(worker(i * 7919) for i in range(connections)))
+    await asyncio.gather(*(worker(number) for number in range(connections)))
     ordered = sorted(samples)
     if not ordered:
         raise RuntimeError("no decision was answered")
     return LoadResult(
         connections=connections,
+        rate=rate,
         seconds=seconds,
         decisions=len(ordered),
         per_second=round(len(ordered) / seconds, 1),
