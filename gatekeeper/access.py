@@ -17,11 +17,18 @@ order. The first rule that applies answers:
 5. ``grant`` - the partner holds an active grant for the model (and variant, when asked) on the
    surface, and its current vetting tier is one the grant's cohort admits: allow.
 6. ``tier`` - an active grant exists but the partner's tier no longer qualifies: deny.
-7. ``suspended`` - the only grants are suspended (by an order): deny.
-8. ``no_grant`` - otherwise: deny.
+7. ``suspended`` - the only grants left are suspended (by an order): deny.
+8. ``revoked`` - the partner's grants for the model (and variant) on the surface were all
+   revoked (the release was withdrawn, or access taken back): deny.
+9. ``no_grant`` - otherwise: deny.
 
-Serving stacks call :class:`AccessChecker`, which holds an immutable snapshot of the registry in
-dictionaries and answers in microseconds; ``refresh()`` swaps in a new snapshot atomically.
+An allow (3 or 5) that stands only because the person's partner is exempt from an active order
+naming the model, which would otherwise cover the person, is reported as ``exemption``: the
+decision names the order and the grant (none for a public launch).
+
+Serving stacks call :class:`AccessChecker`, which holds an immutable view of the registry in
+dictionaries and answers in microseconds; ``update()`` applies the registry's changes since the
+view (its change feed) and ``refresh()`` loads a whole new snapshot, each swapped in atomically.
 """
 
 from __future__ import annotations
@@ -53,8 +60,10 @@ class AccessRule(StrEnum):
     FAIL_CLOSED = "fail_closed"
     PUBLIC = "public"
     GRANT = "grant"
+    EXEMPTION = "exemption"
     TIER = "tier"
     SUSPENDED = "suspended"
+    REVOKED = "revoked"
     NO_GRANT = "no_grant"
 
 
@@ -159,10 +168,10 @@ def order_covers_partner(order: OrderFacts, partner: PartnerFacts, model: str) -
 
 
 def _order_denial(
-    order: OrderFacts, person: PersonFacts, partner: PartnerFacts | None, model: str
+    order: OrderFacts, person: PersonFacts, partner: PartnerFacts | None
 ) -> AccessDecision | None:
-    if order.exempts(person.partner_id, model):
-        return None
+    """How ``order`` denies ``person`` (exemptions aside), or ``None`` if its scope does not
+    cover them."""
     oid = order.order_id
     if order.scope == EVERYONE:
         return AccessDecision(False, AccessRule.ORDER, f"order {oid} covers everyone", None, oid)
@@ -214,11 +223,16 @@ def check_access(
     """
     if person is None:
         return AccessDecision(False, AccessRule.UNKNOWN_PERSON, f"no person {person_id!r}")
+    spared: AccessDecision | None = None  # the first order an exemption spares the person
     for order in orders:
         if order.names(model):
-            denial = _order_denial(order, person, partner, model)
-            if denial is not None:
+            denial = _order_denial(order, person, partner)
+            if denial is None:
+                continue
+            if not order.exempts(person.partner_id, model):
                 return denial
+            if spared is None:
+                spared = denial
     for launch in public:
         if (
             launch.model == model
@@ -228,12 +242,13 @@ def check_access(
             reason = (
                 f"{model} {launch.variant} is public on {surface} (release {launch.release_id})"
             )
-            return AccessDecision(True, AccessRule.PUBLIC, reason)
+            return _allow(AccessRule.PUBLIC, reason, None, spared, person)
     if partner is None:
         reason = f"{person.id} belongs to no partner organisation"
         return AccessDecision(False, AccessRule.NO_GRANT, reason)
     tier_denial: AccessDecision | None = None
     suspension: AccessDecision | None = None
+    revocation: GrantFacts | None = None
     for grant in grants:
         if (
             grant.partner_id != partner.id
@@ -245,7 +260,7 @@ def check_access(
         if grant.status == "active":
             if partner.tier in grant.tiers:
                 reason = f"grant {grant.grant_id} to {partner.id} for {model} {grant.variant}"
-                return AccessDecision(True, AccessRule.GRANT, reason, grant.grant_id)
+                return _allow(AccessRule.GRANT, reason, grant.grant_id, spared, person)
             if tier_denial is None:
                 reason = (
                     f"grant {grant.grant_id} admits tiers {_join(grant.tiers)}; "
@@ -258,13 +273,39 @@ def check_access(
             suspension = AccessDecision(
                 False, AccessRule.SUSPENDED, reason, grant.grant_id, grant.order_id
             )
+        elif grant.status == "revoked":
+            revocation = grant  # the latest revoked grant is the one reported
     if tier_denial is not None:
         return tier_denial
     if suspension is not None:
         return suspension
+    if revocation is not None:
+        by = f" (order {revocation.order_id})" if revocation.order_id else ""
+        reason = (
+            f"grant {revocation.grant_id} to {partner.id} for {model} {revocation.variant} "
+            f"on {surface} was revoked{by}"
+        )
+        return AccessDecision(
+            False, AccessRule.REVOKED, reason, revocation.grant_id, revocation.order_id
+        )
     what = f"{model} {variant}" if variant else model
     reason = f"{partner.id} holds no active grant for {what} on {surface}"
     return AccessDecision(False, AccessRule.NO_GRANT, reason)
+
+
+def _allow(
+    rule: AccessRule,
+    reason: str,
+    grant_id: str | None,
+    spared: AccessDecision | None,
+    person: PersonFacts,
+) -> AccessDecision:
+    """An allow by ``rule``, or by ``exemption`` when an order would have denied it (``spared``:
+    how the first such order would have)."""
+    if spared is None:
+        return AccessDecision(True, rule, reason, grant_id)
+    reason = f"{spared.reason}, but {person.partner_id} is exempt; {reason}"
+    return AccessDecision(True, AccessRule.EXEMPTION, reason, grant_id, spared.order_id)
 
 
 def _join(tiers: Iterable[VettingTier]) -> str:
