@@ -73,12 +73,15 @@ HTTP_PARSER: HttpProtocol = BoundedHttpToolsProtocol
 
 
 class _CountingRegistry(AccessRegistry):
-    """The access registry, remembering how many grants the last full snapshot held."""
+    """The access registry, counting full snapshots (the first, and one per ``epoch``: rows
+    deleted) and remembering how many grants the last one held."""
 
     grants_in_snapshot = 0
+    snapshots = 0
 
     def snapshot(self) -> Snapshot:
         snap = super().snapshot()
+        self.snapshots += 1
         self.grants_in_snapshot = sum(1 for g in snap.grants if g.status != "revoked")
         return snap
 

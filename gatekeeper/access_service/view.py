@@ -70,7 +70,7 @@ class LiveView:
     @property
     def seq(self) -> int:
         """The registry change sequence number the view reflects."""
-        return int(getattr(self.checker, "seq", 0))
+        return self.checker.seq
 
     def age(self, now: float | None = None) -> float:
         """Seconds since the view was last confirmed current."""
@@ -95,12 +95,7 @@ class LiveView:
                 cannot be read); the view's age keeps growing.
         """
         began = self._clock()
-        update = getattr(self.checker, "update", None)
-        if update is None:  # until the change feed lands: a full snapshot each time
-            self.checker.refresh()
-            changed = True
-        else:
-            changed = bool(update())
+        changed = self.checker.update()
         self.confirmed_at = began
         return changed
 

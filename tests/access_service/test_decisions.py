@@ -3,6 +3,7 @@ the headers, the inputs (headers or query), and the edge log."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from gatekeeper.access_service.server import Running
 from gatekeeper.access_service.settings import ServiceSettings
 from gatekeeper.adapters.registry import AccessRegistry
 from gatekeeper.models.enums import VettingTier
+from gatekeeper.models.orders import ExemptOrderRequest
 from tests.access_service.service import edge_lines, gateway, running, service_settings
+from tests.registry.builders import T0, revoke_request
 
 FIELDS = {
     "decision",
@@ -90,6 +93,36 @@ class TestRules:
             answer = gw.ask("sam")
         assert answer.status_code == 403
         assert answer.json()["rule"] == "tier"
+
+    def test_revoked(self, world_url: str, tmp_path: Path) -> None:
+        with AccessRegistry(world_url) as registry:
+            registry.revoke(revoke_request())
+        with running(service_settings(world_url, tmp_path)) as handle, gateway(handle) as gw:
+            answer = gw.ask("alice")
+        assert answer.status_code == 403
+        body = answer.json()
+        assert body["rule"] == "revoked" and body["grant_id"] is not None
+        assert answer.headers["x-gatekeeper-rule"] == "revoked"
+
+    def test_exemption(self, world_url: str, tmp_path: Path) -> None:
+        """An exempt partner's foreign person is allowed, naming the order and the grant."""
+        with AccessRegistry(world_url) as registry:
+            registry.exempt_order(
+                ExemptOrderRequest(
+                    idempotency_key="ec-1:exempt:globex", order_id="ec-1", partners=["globex"],
+                    models=["aurora"], by="olivia.ops", reason="second letter",
+                    at=T0 + timedelta(hours=3),
+                )
+            )  # fmt: skip
+        with running(service_settings(world_url, tmp_path)) as handle, gateway(handle) as gw:
+            greta = gw.ask("greta")
+            bruno = gw.ask("bruno")
+        assert greta.status_code == 200
+        body = greta.json()
+        assert (body["rule"], body["order_id"]) == ("exemption", "ec-1")
+        assert body["grant_id"] is not None
+        assert greta.headers["x-gatekeeper-order"] == "ec-1"
+        assert bruno.status_code == 403 and bruno.json()["rule"] == "order"
 
     def test_version_and_surface(self, service: Running) -> None:
         """A version or surface the grant does not cover is no grant; one it covers allows."""
