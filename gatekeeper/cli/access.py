@@ -30,9 +30,7 @@ from gatekeeper.cli.common import (
     run,
     settings,
 )
-from gatekeeper.cli.render import markup, plain
-from gatekeeper.cli.session import signer
-from gatekeeper.client import connect
+from gatekeeper.cli.textual import markup, plain
 from gatekeeper.errors import InputError, RegistryError, scrub_class_names
 from gatekeeper.ids import RELEASE_PREFIX, release_id_of
 from gatekeeper.models.enums import NationalityStatus, Surface, VettingTier
@@ -43,19 +41,14 @@ from gatekeeper.models.orders import (
     OrderLiftRequest,
     OrderStatus,
 )
-from gatekeeper.models.payloads import parse_request
-from gatekeeper.orders import (
-    Orders,
-    load_exemption,
-    load_lift,
-    load_order_spec,
-    models_without_releases,
-)
 from gatekeeper.settings import Settings
 from gatekeeper.text import when
 
+# The order commands import the Temporal client (and what goes with it) when they run: the
+# long-running `access serve` never talks to Temporal and need not hold it in memory.
 if TYPE_CHECKING:
     from gatekeeper.adapters.registry import AccessRegistry
+    from gatekeeper.orders import Orders
 
 app = typer.Typer(
     name="access",
@@ -353,6 +346,10 @@ KEY_OPTION = typer.Option(
 @asynccontextmanager
 async def _orders(config: Settings, key: Path | None = None) -> AsyncIterator[Orders]:
     """An orders client that signs exempt and lift with the key of the person each names."""
+    from gatekeeper.cli.session import signer
+    from gatekeeper.client import connect
+    from gatekeeper.orders import Orders
+
     client = await connect(config)
     yield Orders(client, config.task_queue, signer=signer(config, key))
 
@@ -455,6 +452,8 @@ def order_apply(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Apply an order: registry first, then suspend_access to every running release."""
+    from gatekeeper.orders import load_order_spec, models_without_releases
+
     spec = load_order_spec(file)
     config = settings(ctx)
 
@@ -507,6 +506,9 @@ def order_exempt(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Exempt named partners (and all their staff) from an order, for some or all models."""
+    from gatekeeper.models.payloads import parse_request
+    from gatekeeper.orders import load_exemption
+
     if file is not None:
         if partners or models or reason or reference or as_:
             raise InputError("give either --file or --partner/--model/--reason/--as, not both")
@@ -555,6 +557,9 @@ def order_lift(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Lift an order: registry first, then restore_access to every release it suspended."""
+    from gatekeeper.models.payloads import parse_request
+    from gatekeeper.orders import load_lift
+
     if file is not None:
         if safeguards or reason or reference or as_:
             raise InputError("give either --file or --safeguard/--reason/--as, not both")

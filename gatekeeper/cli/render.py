@@ -16,11 +16,13 @@ from rich.text import Text
 
 from gatekeeper.cli.common import console, print_json
 from gatekeeper.cli.inbox import InboxItem
+from gatekeeper.cli.textual import markup as markup
+from gatekeeper.cli.textual import plain as plain
 from gatekeeper.models.enums import ReleaseState, StageStatus
 from gatekeeper.models.status import ReleaseStatus, UpdateResult
 from gatekeeper.release_list import ReleaseSummary
 from gatekeeper.status_view import Government, OpenGate, StatusView, view
-from gatekeeper.text import for_markup, for_terminal, when
+from gatekeeper.text import for_terminal, when
 
 STATE_STYLE = {
     ReleaseState.ACTIVE: "cyan",
@@ -36,16 +38,6 @@ STAGE_MARK = {
     StageStatus.PENDING: "[dim]· pending[/]",
     StageStatus.SKIPPED: "[dim]↷ skipped[/]",
 }
-
-
-def plain(value: object, *, one_line: bool = True) -> Text:
-    """A person's or a payload's text as a ``Text``: never markup, controls neutralised."""
-    return Text(for_terminal(value, one_line=one_line))
-
-
-def markup(value: object) -> str:
-    """A person's or a payload's text for a markup string: one line, markup escaped."""
-    return for_markup(value, one_line=True)
 
 
 def state_text(state: ReleaseState | str) -> Text:
