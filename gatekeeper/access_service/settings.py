@@ -254,5 +254,7 @@ class ServiceSettings:
             poll=config.poll,
             allow_sample=config.allow_sample,
             log_file=config.log_file,
-            insecure_no_caller_auth=insecure_no_caller_auth and not auth.enabled,
+            insecure_no_caller_auth=(
+                insecure_no_caller_auth and not auth.enabled and config.client_ca is None
+            ),
         )

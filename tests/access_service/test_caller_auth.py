@@ -138,8 +138,14 @@ class TestStartRefusals:
         with pytest.raises(ConfigError, match="no caller authentication"):
             service_settings(world_url, tmp_path, tokens=[])
         settings = service_settings(world_url, tmp_path, tokens=[], insecure_no_caller_auth=True)
+        assert settings.insecure_no_caller_auth
         with running(settings) as handle, gateway(handle, token=None) as gw:
             assert gw.ask("alice").status_code == 200
+        # With a token configured the flag changes nothing: the token is still required.
+        guarded = service_settings(world_url, tmp_path, insecure_no_caller_auth=True)
+        assert not guarded.insecure_no_caller_auth
+        with running(guarded) as handle, gateway(handle, token=None) as gw:
+            assert gw.ask("alice").status_code == 401
 
     @pytest.mark.parametrize(
         ("tokens", "says"),
