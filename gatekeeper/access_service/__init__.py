@@ -55,12 +55,22 @@ Answers:
   could not be read for longer than ``staleness``.
 - **401** ``{"error": "..."}``: no or a wrong gateway token, or no person (the gateway did not
   authenticate its user).
+- **431** ``{"error": "..."}``: a request head over 16 KiB or with over 100 headers (the server
+  buffers no more than that of an incomplete head either). Behind nginx any status but 2xx,
+  401 and 403 becomes a 500: still a refusal. Send the gateway's own headers, not all of the
+  client's (nginx: ``proxy_pass_request_headers off``).
 - ``/healthz``: 200 while the process runs; ``/readyz``: 200, or 503 while decisions fail
-  closed. Neither needs a token or says anything about the registry.
+  closed. Neither needs a token or says anything about the registry. Any other path is 404.
 
 Caller authentication is a token (compared as sha256 digests in constant time, several
 accepted during a rotation) or mTLS, or both. A service with neither refuses to start; for a
 local experiment ``--insecure-no-caller-auth`` lifts that on a loopback host only.
+
+Performance: a bare ASGI callable on uvicorn with the ``httptools`` (llhttp) parser, one
+process; a decision is a few dictionary look-ups on the event loop. At 100,000 grants on 2
+cores (client on the same machine): about 9,000 decisions/s on one keep-alive connection with
+p50 0.1 ms, and at 2,000/s over 4 connections p50 0.2 ms, p99 1-2 ms; h11 answered a third as
+many. :mod:`gatekeeper.access_service.loadgen` is the load generator.
 
 Following the registry: one thread polls ``AccessChecker.update()`` every ``poll`` seconds (the
 change feed: only rows changed since the view's sequence number are read), so an order applied
