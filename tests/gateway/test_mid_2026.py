@@ -24,7 +24,7 @@ from gatekeeper.cli import common, main
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import NationalityStatus, ReleaseState
 from tests import factories, signing
-from tests.gateway.harness import Gateway, running_gateway
+from tests.gateway.harness import GATEWAY_TOKEN, Gateway, running_gateway
 from tests.orders.conftest import PEOPLE, OrderHarness, partner_policy, release_spec, unique
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders"
@@ -218,10 +218,13 @@ class TestMid2026ThroughNginx:
 
             # The edge log: every order deny, with the rule and the order id, and the request
             # id nginx gave the client.
+            assert GATEWAY_TOKEN not in gateway.service.log_file.read_text()
             log = gateway.service.edge_log()
-            assert not any("token" in line for line in log)
             order_denies = [
-                line for line in log if line.get("rule") == "order" and line["decision"] == "deny"
+                line
+                for line in log
+                if line["event"] == "access_decision"
+                and (line["decision"], line["rule"]) == ("deny", "order")
             ]
             assert {line["order_id"] for line in order_denies} == {order_id}
             assert {(line["model"], line["person"]) for line in order_denies} == {
