@@ -309,6 +309,7 @@ def running_service(config: Path, env: Mapping[str, str]) -> Iterator[AccessServ
         text=True,
         # Only what the test says: no GATEKEEPER_* of the session (another registry, say).
         env={**{k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}, **env},
+        cwd=ROOT,
     )
     try:
         assert process.stdout is not None
