@@ -222,7 +222,8 @@ class TestForeignPersonsOrderSequence:
         assert await gk.table(models) == exempt_aurora
 
         # 4. The window ends while the order stands: aurora grants its partners. US staff and
-        # the exempted UK partner's staff have access; the order still denies the others.
+        # the exempted UK partner's staff have access (rule exemption); the order still denies
+        # the others.
         await orders.skip(first.release_id, 31)
         await orders.at_stage(first.release_id, "vetted_partner_access")
         granting = await orders.parked(first.release_id)
@@ -234,7 +235,7 @@ class TestForeignPersonsOrderSequence:
             alice="allow:grant",
             bruno="deny:order",
             dana="deny:fail_closed",
-            chen="allow:grant",
+            chen="allow:exemption",
             pat="deny:no_grant",
             fred="deny:order",
         )

@@ -22,6 +22,7 @@ from gatekeeper.access import (
     OrderFacts,
     PartnerFacts,
     PersonFacts,
+    PublicFacts,
     Snapshot,
     check_access,
 )
@@ -81,7 +82,8 @@ def an_order(scope: str, *, models: tuple[str, ...] = ("aurora",), exempt: str =
 
 
 class TestDecisionOrder:
-    """unknown person, then orders, then membership, then grant, tier, suspension, no grant."""
+    """unknown person, then orders, then public, membership, then grant, tier, suspension,
+    revocation, no grant; an allow an exemption from an order made possible says so."""
 
     def test_an_active_grant_allows(self) -> None:
         assert decide() == (True, AccessRule.GRANT)
@@ -101,8 +103,69 @@ class TestDecisionOrder:
     def test_an_order_for_all_models_applies(self) -> None:
         assert decide(orders=(an_order("everyone", models=("*",)),)) == (False, AccessRule.ORDER)
 
-    def test_exempt_partners_skip_the_order(self) -> None:
-        assert decide(orders=(an_order("everyone", exempt="acme"),)) == (True, AccessRule.GRANT)
+    def test_exempt_partners_skip_the_order_and_the_allow_says_so(self) -> None:
+        assert decide(orders=(an_order("everyone", exempt="acme"),)) == (
+            True,
+            AccessRule.EXEMPTION,
+        )
+
+    def test_an_exemption_names_the_order_and_the_grant(self) -> None:
+        decision = check_access(
+            person_id="alice",
+            model="aurora",
+            surface="api",
+            person=ALICE,
+            partner=ACME,
+            orders=(an_order("foreign_persons"), an_order("everyone", exempt="acme")),
+            grants=(GRANT,),
+        )
+
+        assert (decision.allowed, decision.rule) == (True, AccessRule.EXEMPTION)
+        assert (decision.order_id, decision.grant_id) == ("o-everyone", "g-1")
+        assert decision.reason == (
+            "order o-everyone covers everyone, but acme is exempt; grant g-1 to acme for aurora 2"
+        )
+
+    def test_an_exemption_from_an_order_that_would_not_cover_the_person_is_no_exemption(
+        self,
+    ) -> None:
+        """A US person of an exempt partner is allowed by the grant: the order never covered
+        them."""
+        assert decide(orders=(an_order("foreign_persons", exempt="acme"),)) == (
+            True,
+            AccessRule.GRANT,
+        )
+
+    def test_an_exemption_does_not_beat_another_order(self) -> None:
+        orders = (an_order("everyone", exempt="acme"), an_order("jurisdiction:us"))
+
+        assert decide(orders=orders) == (False, AccessRule.ORDER)
+
+    def test_an_exemption_spares_a_public_launch_too(self) -> None:
+        launch = PublicFacts(model="aurora", variant="2", surface=Surface.API, release_id="r1")
+        decision = check_access(
+            person_id="alice",
+            model="aurora",
+            surface="api",
+            person=PersonFacts(id="alice", partner_id="acme", nationality=UNKNOWN, location="us"),
+            partner=ACME,
+            orders=(an_order("foreign_persons", exempt="acme"),),
+            grants=(),
+            public=(launch,),
+        )
+
+        assert (decision.rule, decision.order_id, decision.grant_id) == (
+            AccessRule.EXEMPTION,
+            "o-foreign_persons",
+            None,
+        )
+        assert "is public on api" in decision.reason
+
+    def test_an_exemption_does_not_allow_what_nothing_grants(self) -> None:
+        assert decide(orders=(an_order("everyone", exempt="acme"),), grants=()) == (
+            False,
+            AccessRule.NO_GRANT,
+        )
 
     @pytest.mark.parametrize(
         ("nationality", "expected"),
@@ -190,6 +253,34 @@ class TestDecisionOrder:
             False,
             AccessRule.SUSPENDED,
             "ec-1",
+        )
+
+    def test_only_revoked_grants_are_denied_as_revoked(self) -> None:
+        revoked = replace(GRANT, grant_id="g-0", status="revoked", order_id="ec-9")
+        decision = check_access(
+            person_id="alice",
+            model="aurora",
+            surface="api",
+            person=ALICE,
+            partner=ACME,
+            orders=(),
+            grants=(revoked,),
+        )
+
+        assert (decision.allowed, decision.rule) == (False, AccessRule.REVOKED)
+        assert (decision.grant_id, decision.order_id) == ("g-0", "ec-9")
+        assert decision.reason == "grant g-0 to acme for aurora 2 on api was revoked (order ec-9)"
+        assert decide(grants=(revoked, GRANT)) == (True, AccessRule.GRANT)
+        assert decide(grants=(revoked, replace(GRANT, status="suspended"))) == (
+            False,
+            AccessRule.SUSPENDED,
+        )
+        downgraded = PartnerFacts(id="acme", tier=VettingTier.IDENTITY_VERIFIED, jurisdiction="us")
+        assert decide(partner=downgraded, grants=(revoked, GRANT)) == (False, AccessRule.TIER)
+        assert decide(grants=(revoked,), variant="3") == (False, AccessRule.NO_GRANT)
+        assert decide(grants=(replace(revoked, surface=Surface.APP),)) == (
+            False,
+            AccessRule.NO_GRANT,
         )
 
     def test_variant_surface_and_other_partners_grants_must_match(self) -> None:

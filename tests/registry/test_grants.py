@@ -152,7 +152,9 @@ class TestRevoke:
         statuses = {g.grant_id: (g.status, g.reason) for g in world.list_grants(RELEASE)}
         assert statuses[grants[0].grant_id] == ("revoked", "release withdrawn")
         assert statuses[grants[1].grant_id][0] == "active"
-        assert world.check_access("aurora", "alice").rule is AccessRule.NO_GRANT
+        decision = world.check_access("aurora", "alice")
+        assert (decision.rule, decision.grant_id) == (AccessRule.REVOKED, grants[0].grant_id)
+        assert world.check_access("aurora", "greta").rule is AccessRule.GRANT
 
     def test_revoke_all_then_repeat(self, world: AccessRegistry) -> None:
         world.grant_for_cohorts(grant_request())

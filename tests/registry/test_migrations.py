@@ -43,6 +43,7 @@ TABLES = {
     "passkey_enrollments",
     "identity_sso_links",
     "console_sessions_ended",
+    "access_clock",
     "alembic_version",
 }
 

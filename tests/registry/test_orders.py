@@ -105,11 +105,19 @@ class TestExemptions:
     def test_exempt_partner_staff_keep_access(self, granted: AccessRegistry) -> None:
         granted.apply_order(order(scope="foreign_persons", exempt=["acme"]))
 
-        assert rules(granted, "bruno", "casey", "greta") == {
-            "bruno": "grant",
-            "casey": "grant",
+        assert rules(granted, "alice", "bruno", "casey", "greta") == {
+            "alice": "grant",  # a US person: the order never covered her
+            "bruno": "exemption",
+            "casey": "exemption",
             "greta": "order",
         }
+        decision = granted.check_access("aurora", "bruno")
+        assert decision.order_id == "ec-1"
+        assert decision.grant_id is not None
+        assert (
+            f"order ec-1 covers foreign persons, but acme is exempt; grant {decision.grant_id}"
+            in (decision.reason)
+        )
 
     def test_exempt_partners_keep_their_grants_under_everyone(
         self, granted: AccessRegistry
@@ -117,7 +125,7 @@ class TestExemptions:
         granted.apply_order(order(scope="everyone", exempt=["globex"]))
 
         assert statuses(granted) == {"acme": "suspended", "globex": "active", "shield": "suspended"}
-        assert rules(granted, "greta", "alice") == {"greta": "grant", "alice": "order"}
+        assert rules(granted, "greta", "alice") == {"greta": "exemption", "alice": "order"}
 
 
 class TestLift:
@@ -189,7 +197,7 @@ class TestLift:
             "greta": "order",
         }
         assert rules(granted, "bruno", "greta", model="nova") == {
-            "bruno": "grant",
+            "bruno": "exemption",
             "greta": "order",
         }
 

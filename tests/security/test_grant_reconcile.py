@@ -89,7 +89,7 @@ class TestTerminatedRelease:
         await harness.handle(running).terminate("pulled by an operator")
         await run("ops", "reconcile-grants")
         code, line = await check(run)
-        assert code == 1 and line.startswith("deny"), line
+        assert code == 1 and line.startswith("deny (revoked)"), line
 
 
 class TestWorkerReconciles:

@@ -147,9 +147,14 @@ class Database:
         self.close()
 
     @contextmanager
-    def _read(self, action: str) -> Iterator[Connection]:
-        with translated(action), self._engine.connect() as connection, connection.begin():
-            yield connection
+    def _read(self, action: str, *, consistent: bool = False) -> Iterator[Connection]:
+        """A read transaction. ``consistent``: every statement sees the same committed state
+        (PostgreSQL ``REPEATABLE READ``; a SQLite read transaction always does)."""
+        with translated(action), self._engine.connect() as connection:
+            if consistent and connection.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                yield connection
 
     @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from gatekeeper.access import GrantFacts, OrderFacts, PartnerFacts, PersonFacts, PublicFacts
+from gatekeeper.access import (
+    GrantFacts,
+    GrantStatus,
+    OrderFacts,
+    PartnerFacts,
+    PersonFacts,
+    PublicFacts,
+)
 from gatekeeper.adapters.registry.models import Partner, PublicLaunch, RegisteredPerson
 from gatekeeper.adapters.registry.tables import (
     access_orders,
@@ -63,20 +71,35 @@ def person_model(row: AnyRow) -> RegisteredPerson:
 
 
 def partner_facts(row: AnyRow) -> PartnerFacts:
-    return PartnerFacts(id=row.id, tier=VettingTier(row.tier), jurisdiction=row.jurisdiction)
+    return PartnerFacts(
+        id=sys.intern(row.id), tier=VettingTier(row.tier), jurisdiction=sys.intern(row.jurisdiction)
+    )
 
 
 def person_facts(row: AnyRow) -> PersonFacts:
     return PersonFacts(
         id=row.id,
-        partner_id=row.partner_id,
+        partner_id=_interned(row.partner_id),
         nationality=NationalityStatus(row.nationality),
-        location=row.location,
+        location=_interned(row.location),
     )
 
 
+def _interned(text: str | None) -> str | None:
+    """One string object per value for values many rows repeat (partner ids, model names):
+    an access view holds 100,000 grants, and each row read brings its own copies."""
+    return None if text is None else sys.intern(text)
+
+
+def _fields(row: AnyRow) -> dict[str, Any]:
+    """A row's columns as a model's fields (without the change feed's stamp)."""
+    fields = row._asdict()
+    fields.pop("change_seq", None)
+    return fields
+
+
 def order_model(row: AnyRow) -> AccessOrder:
-    return AccessOrder.model_validate(row._asdict())
+    return AccessOrder.model_validate(_fields(row))
 
 
 def order_facts(row: AnyRow) -> OrderFacts:
@@ -95,7 +118,7 @@ def order_facts(row: AnyRow) -> OrderFacts:
 
 
 def public_model(row: AnyRow) -> PublicLaunch:
-    return PublicLaunch.model_validate(row._asdict())
+    return PublicLaunch.model_validate(_fields(row))
 
 
 def public_facts(row: AnyRow) -> PublicFacts:
@@ -131,15 +154,23 @@ GRANT_FACT_COLUMNS = (
     grants.c.status,
     sa.cast(grants.c.tiers, sa.Text).label("tiers"),
     grants.c.order_id,
+    grants.c.granted_at,
 )
+#: The order checks consult a partner's grants in (``GrantFacts`` sort the same way).
+GRANT_FACT_ORDER = (grants.c.granted_at, grants.c.grant_id)
 _SURFACES = {s.value: s for s in Surface}
 
 
 class TierSets:
-    """Interns the tier sets of grants: a registry has few cohorts and many grants."""
+    """Interns the tier sets of grants (a registry has few cohorts and many grants), and their
+    grant times (a fan-out grants thousands at one moment)."""
 
     def __init__(self) -> None:
         self._sets: dict[str, frozenset[VettingTier]] = {}
+        self._moments: dict[datetime, datetime] = {}
+
+    def moment(self, at: datetime) -> datetime:
+        return self._moments.setdefault(at, at)
 
     def get(self, tiers_json: str) -> frozenset[VettingTier]:
         found = self._sets.get(tiers_json)
@@ -151,17 +182,25 @@ class TierSets:
 
 def grant_facts(row: AnyRow, tier_sets: TierSets) -> GrantFacts:
     """Facts of a grant read with :data:`GRANT_FACT_COLUMNS`."""
-    grant_id, partner_id, model, variant, surface, status, tiers, order_id = row
+    grant_id, partner_id, model, variant, surface, status, tiers, order_id, granted_at = row
     return GrantFacts(
         grant_id=grant_id,
-        partner_id=partner_id,
-        model=model,
-        variant=variant,
+        partner_id=sys.intern(partner_id),
+        model=sys.intern(model),
+        variant=sys.intern(variant),
         surface=_SURFACES[surface],
-        status=status,
+        status=_STATUSES[status],
         tiers=tier_sets.get(tiers),
-        order_id=order_id,
+        order_id=_interned(order_id),
+        granted_at=tier_sets.moment(granted_at),
     )
+
+
+_STATUSES: dict[str, GrantStatus] = {
+    "active": "active",
+    "suspended": "suspended",
+    "revoked": "revoked",
+}
 
 
 def active_orders(connection: Connection) -> list[OrderFacts]:

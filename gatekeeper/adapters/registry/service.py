@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gatekeeper.access import AccessChecker, AccessDecision, Snapshot, check_access
+from gatekeeper.access import (
+    AccessChanges,
+    AccessChecker,
+    AccessClock,
+    AccessDecision,
+    Snapshot,
+    check_access,
+)
 from gatekeeper.adapters.registry import granting, ordering, records
 from gatekeeper.adapters.registry.database import Database
 from gatekeeper.adapters.registry.engine import (
@@ -17,6 +24,7 @@ from gatekeeper.adapters.registry.engine import (
 )
 from gatekeeper.adapters.registry.models import Partner, PublicLaunch, RegisteredPerson
 from gatekeeper.adapters.registry.tables import (
+    access_clock,
     access_orders,
     grants,
     partners,
@@ -278,9 +286,8 @@ class AccessRegistry(Database):
                             grants.c.partner_id == facts.partner_id,
                             grants.c.model_name == model,
                             grants.c.surface == str(surface),
-                            grants.c.status != "revoked",
                         )
-                        .order_by(grants.c.granted_at, grants.c.grant_id)
+                        .order_by(*records.GRANT_FACT_ORDER)
                     )
                 )
             orders = records.active_orders(connection)
@@ -299,26 +306,24 @@ class AccessRegistry(Database):
         )
 
     def snapshot(self) -> Snapshot:
-        """Everything checks need, read in one transaction (for :class:`AccessChecker`)."""
+        """Everything checks need, read in one transaction (for :class:`AccessChecker`), with
+        the access clock it reflects (read first)."""
         tier_sets = records.TierSets()
         started = time.monotonic()  # the snapshot is as old as the moment reading began
-        grant_query = (
-            sa.select(*records.GRANT_FACT_COLUMNS)
-            .where(grants.c.status != "revoked")
-            .order_by(grants.c.granted_at, grants.c.grant_id)
-        )
-        with self._read("read an access snapshot") as connection:
+        grant_query = sa.select(*records.GRANT_FACT_COLUMNS).order_by(*records.GRANT_FACT_ORDER)
+        with self._read("read an access snapshot", consistent=True) as connection:
+            clock = _clock(connection)
             people_by_id = {
                 row.id: records.person_facts(row)
-                for row in connection.execute(sa.select(*_PERSON_FACT_COLUMNS)).all()
+                for row in connection.execute(sa.select(*_PERSON_FACT_COLUMNS))
             }
             partners_by_id = {
                 row.id: records.partner_facts(row)
-                for row in connection.execute(sa.select(*_PARTNER_FACT_COLUMNS)).all()
+                for row in connection.execute(sa.select(*_PARTNER_FACT_COLUMNS))
             }
             orders = records.active_orders(connection)
             grant_facts = [
-                records.grant_facts(row, tier_sets) for row in connection.execute(grant_query).all()
+                records.grant_facts(row, tier_sets) for row in connection.execute(grant_query)
             ]
             public = records.public_launches_of(connection)
         return Snapshot(
@@ -327,6 +332,63 @@ class AccessRegistry(Database):
             orders=orders,
             grants=grant_facts,
             taken_at=started,
+            public=public,
+            seq=clock.seq,
+            epoch=clock.epoch,
+        )
+
+    # -- the change feed -------------------------------------------------------------------
+
+    def access_clock(self) -> AccessClock:
+        """The access clock (one cheap read): ``seq`` moves with every committed write to
+        partners, people, grants, orders or public launches (triggers, migration 0009, so also
+        writes that bypass this class); ``epoch`` moves when a row was deleted or moved."""
+        with self._read("read the access clock") as connection:
+            return _clock(connection)
+
+    def access_changes(self, since: int) -> AccessChanges:
+        """The rows changed after ``since`` (a ``seq`` of :meth:`access_clock`), read in one
+        transaction that reads the clock first (see :class:`~gatekeeper.access.AccessChanges`).
+
+        Writers commit in ``seq`` order (each holds the clock row until it commits), so every
+        change up to the returned ``seq`` is included; rows of later commits may be too.
+        """
+        tier_sets = records.TierSets()
+        with self._read("read access changes", consistent=True) as connection:
+            clock = _clock(connection)
+            changed_people = [
+                records.person_facts(row)
+                for row in connection.execute(
+                    sa.select(*_PERSON_FACT_COLUMNS).where(people.c.change_seq > since)
+                )
+            ]
+            changed_partners = [
+                records.partner_facts(row)
+                for row in connection.execute(
+                    sa.select(*_PARTNER_FACT_COLUMNS).where(partners.c.change_seq > since)
+                )
+            ]
+            changed_grants = [
+                records.grant_facts(row, tier_sets)
+                for row in connection.execute(
+                    sa.select(*records.GRANT_FACT_COLUMNS)
+                    .where(grants.c.change_seq > since)
+                    .order_by(*records.GRANT_FACT_ORDER)
+                )
+            ]
+            orders = None
+            if _changed(connection, access_orders.c.change_seq, since):
+                orders = records.active_orders(connection)
+            public = None
+            if _changed(connection, public_launches.c.change_seq, since):
+                public = records.public_launches_of(connection)
+        return AccessChanges(
+            seq=clock.seq,
+            epoch=clock.epoch,
+            people=changed_people,
+            partners=changed_partners,
+            grants=changed_grants,
+            orders=orders,
             public=public,
         )
 
@@ -337,6 +399,19 @@ class AccessRegistry(Database):
     def _need(self, connection: Connection, column: sa.Column[str], value: str, what: str) -> None:
         if not _exists(connection, column, value):
             raise RegistryError(f"no {what} {value}", retryable=False)
+
+
+def _clock(connection: Connection) -> AccessClock:
+    row = connection.execute(
+        sa.select(access_clock.c.seq, access_clock.c.epoch).where(access_clock.c.id == 1)
+    ).first()
+    if row is None:  # the migration creates the row and a trigger keeps it
+        raise RegistryError("the access clock row is missing", retryable=False)
+    return AccessClock(seq=row.seq, epoch=row.epoch)
+
+
+def _changed(connection: Connection, column: sa.Column[int], since: int) -> bool:
+    return connection.execute(sa.select(column).where(column > since).limit(1)).first() is not None
 
 
 def _exists(connection: Connection, column: sa.Column[str], value: str) -> bool:

@@ -52,6 +52,7 @@ partners = sa.Table(
     sa.Column("tier", sa.String(32), nullable=False),
     sa.Column("jurisdiction", ID, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("change_seq", sa.BigInteger(), nullable=False, server_default="0", index=True),
 )
 
 people = sa.Table(
@@ -62,6 +63,7 @@ people = sa.Table(
     sa.Column("nationality", sa.String(32), nullable=False),
     sa.Column("location", ID, nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("change_seq", sa.BigInteger(), nullable=False, server_default="0", index=True),
 )
 
 grants = sa.Table(
@@ -82,6 +84,7 @@ grants = sa.Table(
     sa.Column("order_id", ID, nullable=True),
     sa.Column("granted_at", UtcDateTime(), nullable=False),
     sa.Column("changed_at", UtcDateTime(), nullable=True),
+    sa.Column("change_seq", sa.BigInteger(), nullable=False, server_default="0", index=True),
     sa.Index(None, "partner_id", "model_name", "surface"),
 )
 
@@ -102,6 +105,7 @@ access_orders = sa.Table(
     sa.Column("lift_reason", sa.Text(), nullable=False),
     sa.Column("safeguards", sa.JSON(), nullable=False),
     sa.Column("exemptions", sa.JSON(), nullable=False),
+    sa.Column("change_seq", sa.BigInteger(), nullable=False, server_default="0", index=True),
 )
 
 #: Model versions a release's launch published to the public, one row per surface.
@@ -114,6 +118,21 @@ public_launches = sa.Table(
     sa.Column("model_version", sa.String(200), nullable=False),
     sa.Column("launch_id", sa.String(200), nullable=False),
     sa.Column("published_at", UtcDateTime(), nullable=False),
+    sa.Column("change_seq", sa.BigInteger(), nullable=False, server_default="0", index=True),
+)
+
+#: The access change feed's clock (migration 0009): one row (``id`` 1). Triggers on the five
+#: tables above bump ``seq`` when a transaction inserts or updates one of their rows and stamp
+#: the row's ``change_seq`` with it; a delete (or an update moving a row a reader keys by
+#: its id, partner, model or surface) bumps ``epoch`` too, telling readers to reload everything.
+#: See ``AccessRegistry.access_changes``.
+access_clock = sa.Table(
+    "access_clock",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    sa.CheckConstraint("id = 1", name="ck_access_clock_one_row"),
 )
 
 #: Results of idempotent operations, by business key, so a retried activity gets the same answer.
