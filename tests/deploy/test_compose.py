@@ -515,12 +515,34 @@ class TestAccessService:
         assert access["ports"] == [f"127.0.0.1:{port}:{port}"]
         probe = access["healthcheck"]["test"][-1]
         assert f"http://127.0.0.1:{port}/readyz" in probe
+        assert "--insecure-no-caller-auth" not in command
+
+    def test_it_refuses_to_start_without_caller_authentication(
+        self, services: dict[str, dict[str, Any]], tmp_path: Path
+    ) -> None:
+        """On all the container's addresses and with no [access_service] tokens or mTLS, the
+        command the container runs refuses to start, in one line."""
+        AccessRegistry(f"sqlite:///{tmp_path / 'registry.db'}").close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+        env["GATEKEEPER_DATA_DIR"] = str(tmp_path)
+        result = subprocess.run(
+            admin_command(*services["access-service"]["command"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert result.returncode == 3, result.stderr
+        assert "no caller authentication" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 class TestCommands:
     """The commands the Gatekeeper containers run exist in the CLI with those options."""
 
-    @pytest.mark.parametrize("service", ["gatekeeper-setup", "codec-server", "console"])
+    @pytest.mark.parametrize(
+        "service", ["gatekeeper-setup", "codec-server", "console", "access-service"]
+    )
     def test_deployment_commands_parse(
         self, services: dict[str, dict[str, Any]], service: str
     ) -> None:
