@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gatekeeper.config import load_worker_config
 from tests.gateway.harness import (
     HTTP_PART,
     ROOT,
@@ -43,6 +44,22 @@ class TestTheDocsQuoteTheShippedFiles:
     @pytest.mark.parametrize("path", [HTTP_PART, SERVER_PART, ENVOY, TRAEFIK], ids=lambda p: p.name)
     def test_quoted_verbatim(self, path: Path) -> None:
         assert path.read_text() in fenced_blocks(DOCS.read_text())
+
+
+class TestTheDocumentedServiceConfiguration:
+    """The ``[access_service]`` section docs/access.md shows is one the service accepts."""
+
+    def test_it_loads(self, tmp_path: Path) -> None:
+        text = DOCS.read_text()
+        section = text[text.index("## Enforcing at the gateway") :]
+        block = re.search(r"^```toml\n(.*?)^```$", section, re.M | re.S)
+        assert block is not None
+        path = tmp_path / "gatekeeper.toml"
+        path.write_text(block.group(1))
+        loaded = load_worker_config(path, required=True).access_service
+        assert loaded is not None
+        assert loaded.tokens_file == Path("/srv/gatekeeper/gateway-tokens")
+        assert (loaded.port, loaded.staleness, loaded.poll) == (8470, 2.0, 0.1)
 
 
 class TestNginx:
