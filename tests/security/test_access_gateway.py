@@ -172,6 +172,14 @@ class TestTheGatewayFailsClosed:
                 client.close()
         assert answer.status == 401
         assert reached(gateway, mark) == []
+        # The service logged the refusal (and not the token it was offered).
+        [refused] = [
+            line
+            for line in gateway.service.edge_log()
+            if line.get("request_id") == answer.request_id
+        ]
+        assert (refused["event"], refused["status"]) == ("access_refused", 401)
+        assert GATEWAY_TOKEN not in gateway.service.log_file.read_text()
 
     def test_no_service_no_model(self, gateway: Gateway, tmp_path: Path) -> None:
         port = free_port()
