@@ -14,12 +14,9 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,13 +24,15 @@ from pathlib import Path
 
 import pytest
 
+from bench.nginx import (
+    free_port,
+    nginx_path,
+    running_nginx,
+    wait_for_port,
+)
+from bench.nginx import nginx_config as shipped_nginx_config
+
 ROOT = Path(__file__).resolve().parents[2]
-#: The shipped configuration: the ``http {}`` part and the ``server {}`` part.
-NGINX_DIR = ROOT / "deploy" / "nginx"
-HTTP_PART = NGINX_DIR / "gatekeeper-access-http.conf"
-SERVER_PART = NGINX_DIR / "gatekeeper-access.conf"
-#: Where the shipped files expect the gateway token include; the test points it at its directory.
-SHIPPED_DIR = "/etc/nginx/gatekeeper/"
 #: The gateway token nginx presents to the access service (the service's tokens_file holds it).
 GATEWAY_TOKEN = "gw-test-3b1f0c9e8d7a6b5c4d3e2f1a"
 
@@ -41,36 +40,13 @@ GATEWAY_TOKEN = "gw-test-3b1f0c9e8d7a6b5c4d3e2f1a"
 def nginx_binary() -> str:
     """Debian's nginx (``make system-deps`` installs nginx-light), or skip (fail in CI) saying
     what to install, before any server starts."""
-    path = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
+    path = nginx_path()
     if path is None:
         missing = "nginx is not installed (apt-get install -y nginx-light, or make system-deps)"
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the gateway tests: {missing}")
         pytest.skip(missing)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(
-    port: int, within: float, process: subprocess.Popen[str] | subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode} before listening on {port}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {within} s")
-        time.sleep(0.02)
 
 
 def bearer(person: str) -> str:
@@ -143,21 +119,6 @@ class ModelEndpoint:
 # -- nginx -------------------------------------------------------------------------------------
 
 
-def install_shipped_config(directory: Path, *, token: str = GATEWAY_TOKEN) -> tuple[Path, Path]:
-    """Copy the shipped parts into ``directory`` (the token include pointed at it) and write the
-    gateway token include; returns the http and server parts."""
-    directory.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for shipped in (HTTP_PART, SERVER_PART):
-        copy = directory / shipped.name
-        copy.write_text(shipped.read_text().replace(SHIPPED_DIR, f"{directory}/"))
-        parts.append(copy)
-    token_file = directory / "gateway-token.conf"
-    token_file.write_text(f'proxy_set_header X-Gatekeeper-Gateway-Token "{token}";\n')
-    token_file.chmod(0o600)
-    return parts[0], parts[1]
-
-
 def nginx_config(
     directory: Path,
     *,
@@ -167,82 +128,16 @@ def nginx_config(
     people: Mapping[str, str],
     token: str = GATEWAY_TOKEN,
 ) -> Path:
-    """Write ``directory/nginx.conf``: one process in the foreground, everything it writes under
-    ``directory``, listening on ``port``; ``people`` maps a bearer token to a person id."""
-    http_part, server_part = install_shipped_config(directory, token=token)
-    for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (directory / temp).mkdir(exist_ok=True)
-    person_map = "\n".join(
-        f'        "Bearer {credential}" {person};' for credential, person in people.items()
+    """The shipped configuration around the test's ports (:func:`bench.nginx.nginx_config`)."""
+    nginx_binary()  # skip (fail in CI) without nginx, before anything is written
+    return shipped_nginx_config(
+        directory,
+        port=port,
+        service_port=service_port,
+        model_port=model_port,
+        people=people,
+        token=token,
     )
-    config = directory / "nginx.conf"
-    config.write_text(
-        f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {directory}/access.log;
-    client_body_temp_path {directory}/client_body;
-    proxy_temp_path {directory}/proxy;
-    fastcgi_temp_path {directory}/fastcgi;
-    uwsgi_temp_path {directory}/uwsgi;
-    scgi_temp_path {directory}/scgi;
-    # The gateway's own user authentication (production: its SSO/OIDC module).
-    map $http_authorization $gk_person {{
-        default "";
-{person_map}
-    }}
-    upstream gatekeeper_access {{ server 127.0.0.1:{service_port}; keepalive 8; }}
-    upstream model_backend {{ server 127.0.0.1:{model_port}; }}
-    include {http_part};
-    server {{
-        listen 127.0.0.1:{port};
-        include {server_part};
-    }}
-}}
-"""
-    )
-    return config
-
-
-def nginx_test(config: Path) -> subprocess.CompletedProcess[str]:
-    """``nginx -t`` on ``config`` (its startup log kept beside it)."""
-    return subprocess.run(
-        [nginx_binary(), "-t", "-c", str(config), "-e", str(config.parent / "error.log")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
-@contextlib.contextmanager
-def running_nginx(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """nginx in the foreground on ``config``; what it says goes to ``error.log`` beside it."""
-    log = config.parent / "error.log"
-    with log.open("ab") as stderr:
-        process = subprocess.Popen(
-            [nginx_binary(), "-c", str(config), "-e", str(log)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        try:
-            wait_for_port(port, 10, process)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"nginx: {exc}: {log.read_text()}") from exc
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 # -- the access service ------------------------------------------------------------------------

@@ -12,16 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.nginx import HTTP_PART, SERVER_PART, free_port, nginx_test
 from gatekeeper.config import load_worker_config
-from tests.gateway.harness import (
-    HTTP_PART,
-    ROOT,
-    SERVER_PART,
-    free_port,
-    nginx_binary,
-    nginx_config,
-    nginx_test,
-)
+from tests.gateway.harness import ROOT, nginx_binary, nginx_config
 
 DOCS = ROOT / "docs" / "access.md"
 ENVOY = ROOT / "deploy" / "envoy" / "gatekeeper-ext-authz.yaml"
