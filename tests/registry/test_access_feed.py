@@ -288,6 +288,25 @@ class TestUpdate:
         assert len(changes.grants) == 3
         assert [o.order_id for o in changes.orders or []] == ["ec-2"]
 
+    def test_a_partner_s_grants_stay_oldest_first(self, world: AccessRegistry) -> None:
+        """A grant recorded later but dated earlier than one the view holds is consulted first,
+        as in a fresh snapshot."""
+        world.grant_for_cohorts(
+            grant_request(
+                key="aurora-3:grant", release="aurora-3", version="3", at=T0 + timedelta(days=1)
+            )
+        )
+        checker = world.checker()
+        world.grant_for_cohorts(grant_request())  # release aurora-2, granted at T0
+
+        assert checker.update() is True
+
+        decision = checker.check("aurora", "alice")
+        assert decision == AccessChecker(world).check("aurora", "alice")
+        [older] = [g for g in world.list_grants("aurora-2") if g.partner_id == "acme"]
+        assert decision.grant_id == older.grant_id
+        assert decisions(checker) == fresh(world)
+
     def test_an_unreadable_registry_raises_and_keeps_the_view(
         self, world: AccessRegistry, plain_sql: Callable[[str], None]
     ) -> None:
