@@ -91,21 +91,17 @@ def _seed(registry_url: str, partner_count: int, person_count: int, rng: random.
         engine.dispose()
 
 
-def run_benchmark(
+def build_registry(
     directory: Path,
     *,
     partner_count: int = 10_000,
     person_count: int = 20_000,
     model_count: int = 5,
-    checks: int = 100_000,
-    db_checks: int = 2_000,
-    seed: int = 7,
-) -> BenchResult:
-    """Build the registry in ``directory`` and time checks (every partner gets every model on
-    two surfaces, so grants = partners x models x 2)."""
-    rng = random.Random(seed)
+    rng: random.Random,
+) -> tuple[str, int]:
+    """A SQLite registry in ``directory`` (every partner gets every model on two surfaces, so
+    grants = partners x models x 2; two active orders): its URL and the number of grants."""
     url = f"sqlite:///{(directory / 'bench-registry.db').resolve()}"
-    started = time.perf_counter()
     registry = AccessRegistry(url)
     try:
         _seed(url, partner_count, person_count, rng)
@@ -146,6 +142,33 @@ def run_benchmark(
             ),
         ):
             registry.apply_order(order)
+    finally:
+        registry.close()
+    return url, grant_total
+
+
+def run_benchmark(
+    directory: Path,
+    *,
+    partner_count: int = 10_000,
+    person_count: int = 20_000,
+    model_count: int = 5,
+    checks: int = 100_000,
+    db_checks: int = 2_000,
+    seed: int = 7,
+) -> BenchResult:
+    """Build the registry in ``directory`` (:func:`build_registry`) and time checks."""
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    url, grant_total = build_registry(
+        directory,
+        partner_count=partner_count,
+        person_count=person_count,
+        model_count=model_count,
+        rng=rng,
+    )
+    registry = AccessRegistry(url)
+    try:
         build_seconds = time.perf_counter() - started
 
         started = time.perf_counter()

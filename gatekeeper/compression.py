@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import Literal, Protocol, cast, get_args, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from gatekeeper.codec_refusals import REFUSED_ENCODING, UNREADABLE_COMPRESSED, marker
-from gatekeeper.errors import ConfigError, InputError
+from gatekeeper.errors import InputError
 
 #: ``metadata["encoding"]`` of a compressed payload; the Temporal UI shows it for undecoded data.
 ENCODING = b"binary/zlib"
@@ -53,25 +53,6 @@ LEVEL = 6
 #: The encodings a compressed payload may not hold: ours (nested compression, ciphertext, a
 #: marker), so one inflation always yields a plain payload.
 _NOT_INSIDE = frozenset({ENCODING, b"binary/encrypted", REFUSED_ENCODING})
-#: ``GATEKEEPER_PAYLOAD_COMPRESSION`` values.
-Algorithm = Literal["off", "zlib"]
-ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
-COMPRESSION_VARIABLE = "GATEKEEPER_PAYLOAD_COMPRESSION"
-
-
-def parse_algorithm(raw: str | None) -> Algorithm:
-    """``GATEKEEPER_PAYLOAD_COMPRESSION``'s value: ``zlib``, or ``off`` (also empty, ``0``,
-    ``none``, ``false``, ``no``).
-
-    Raises:
-        ConfigError: any other value.
-    """
-    value = (raw or "").strip().lower()
-    if value in ("", "0", "off", "none", "false", "no"):
-        return "off"
-    if value in ALGORITHMS:
-        return cast(Algorithm, value)
-    raise ConfigError(f"{COMPRESSION_VARIABLE} must be zlib or off, not {value[:32]!r}")
 
 
 class CompressionCodec(PayloadCodec):

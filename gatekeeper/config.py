@@ -43,6 +43,19 @@ data directory, if it exists)::
     dev_sign_in = false              # pick anyone from the roster; loopback only (gatekeeper dev)
     gateway_key = "/srv/gatekeeper/console-key.pem"   # the console's own Ed25519 key
 
+    [access_service]                 # gatekeeper access serve (gatekeeper.access_service)
+    host = "127.0.0.1"
+    port = 8470
+    tokens_file = "/srv/gatekeeper/gateway-tokens"   # one caller token per line (rotation)
+    token_env = "GATEKEEPER_GATEWAY_TOKEN"           # or a variable holding one
+    tls_cert = "/srv/gatekeeper/access.crt"          # optional TLS; with client_ca: mTLS
+    tls_key = "/srv/gatekeeper/access.key"
+    client_ca = "/srv/gatekeeper/gateway-ca.pem"
+    staleness = 2.0                  # seconds: deny (fail closed) when the view is older
+    poll = 0.1                       # seconds between change-feed polls
+    allow_sample = 0.01              # share of allows written to the edge log (denies: all)
+    log_file = "/var/log/gatekeeper/access-decisions.jsonl"   # default: standard error
+
 Nothing here is ever copied into a workflow's history, a log line or an error message except a
 channel's *name*.
 """
@@ -235,6 +248,53 @@ class ConsoleConfig(Model):
         return self
 
 
+#: Where ``gatekeeper access serve`` listens unless told otherwise.
+DEFAULT_ACCESS_SERVICE_HOST = "127.0.0.1"
+DEFAULT_ACCESS_SERVICE_PORT = 8470
+
+
+class AccessServiceConfig(Model):
+    """The access-decision service (``gatekeeper access serve``, :mod:`gatekeeper.access_service`).
+
+    Callers (gateways) authenticate with a token from ``tokens_file`` (one per line, several
+    during a rotation) or the variable ``token_env`` names, or with a client certificate signed
+    by ``client_ca`` (mTLS, which needs ``tls_cert`` and ``tls_key``). ``staleness`` bounds how
+    old the service's view of the registry may be before it denies everything (fail closed);
+    ``poll`` is how often it asks the registry's change feed for news.
+    """
+
+    host: str = Field(default=DEFAULT_ACCESS_SERVICE_HOST, min_length=1, max_length=255)
+    port: int = Field(default=DEFAULT_ACCESS_SERVICE_PORT, ge=0, le=65535)
+    tokens_file: Annotated[Path, AfterValidator(_absolute_file)] | None = None
+    token_env: EnvName | None = None
+    tls_cert: Annotated[Path, AfterValidator(_absolute_file)] | None = None
+    tls_key: Annotated[Path, AfterValidator(_absolute_file)] | None = None
+    client_ca: Annotated[Path, AfterValidator(_absolute_file)] | None = None
+    staleness: float = Field(default=2.0, gt=0, le=3600)
+    poll: float = Field(default=0.1, gt=0, le=600)
+    allow_sample: float = Field(default=0.01, ge=0, le=1)
+    log_file: Annotated[Path, AfterValidator(_absolute_file)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AccessServiceConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise PydanticCustomError(
+                "access_service", "access_service: tls_cert and tls_key go together"
+            )
+        if self.client_ca is not None and self.tls_cert is None:
+            raise PydanticCustomError(
+                "access_service",
+                "access_service: client_ca (mTLS) needs tls_cert and tls_key",
+            )
+        if self.poll >= self.staleness:
+            raise PydanticCustomError(
+                "access_service",
+                "access_service: poll ({poll} s) must be shorter than staleness ({staleness} s)",
+                {"poll": f"{self.poll:g}", "staleness": f"{self.staleness:g}"},
+            )
+        return self
+
+
 class WorkerConfig(Model):
     """The whole configuration file. Every section is optional."""
 
@@ -245,6 +305,7 @@ class WorkerConfig(Model):
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    access_service: AccessServiceConfig = Field(default_factory=AccessServiceConfig)
 
     @model_validator(mode="before")
     @classmethod

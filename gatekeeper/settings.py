@@ -13,9 +13,31 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, cast, get_args
 
-from gatekeeper.compression import Algorithm, parse_algorithm
 from gatekeeper.config import CONFIG_FILE_NAME, WorkerConfig, load_worker_config
 from gatekeeper.errors import ConfigError
+
+# The payload-compression setting lives here, not in gatekeeper.compression: reading settings
+# must not import Temporal's protobufs (the access service never talks to Temporal).
+#: ``GATEKEEPER_PAYLOAD_COMPRESSION`` values.
+Algorithm = Literal["off", "zlib"]
+ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
+COMPRESSION_VARIABLE = "GATEKEEPER_PAYLOAD_COMPRESSION"
+
+
+def parse_algorithm(raw: str | None) -> Algorithm:
+    """``GATEKEEPER_PAYLOAD_COMPRESSION``'s value: ``zlib``, or ``off`` (also empty, ``0``,
+    ``none``, ``false``, ``no``).
+
+    Raises:
+        ConfigError: any other value.
+    """
+    value = (raw or "").strip().lower()
+    if value in ("", "0", "off", "none", "false", "no"):
+        return "off"
+    if value in ALGORITHMS:
+        return cast(Algorithm, value)
+    raise ConfigError(f"{COMPRESSION_VARIABLE} must be zlib or off, not {value[:32]!r}")
+
 
 DEFAULT_TASK_QUEUE = "gatekeeper"
 DEFAULT_DATA_DIR = Path(".gatekeeper")

@@ -265,6 +265,61 @@ def check(
     raise typer.Exit(0 if decision.allowed else 1)
 
 
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: str | None = typer.Option(
+        None, "--host", help="Address to listen on (default: [access_service] host, 127.0.0.1)."
+    ),
+    port: int | None = typer.Option(
+        None,
+        "--port",
+        min=0,
+        max=65535,
+        help="Port to listen on; 0 picks a free one (default: [access_service] port, 8470).",
+    ),
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        metavar="FILE",
+        help="The configuration file whose [access_service] to use (default: GATEKEEPER_CONFIG, "
+        "else gatekeeper.toml in the data directory).",
+    ),
+    insecure_no_caller_auth: bool = typer.Option(
+        False,
+        "--insecure-no-caller-auth",
+        help="Answer callers without a token or certificate (a loopback host only).",
+    ),
+) -> None:
+    """Serve access decisions over HTTP for gateways (nginx auth_request, Envoy ext_authz,
+    Traefik forwardAuth): 200 allow, 403 deny, from a view of the registry that follows its
+    change feed and fails closed when it cannot (see docs/access.md). Ctrl-C stops it."""
+    from gatekeeper.access_service.server import Running, run_service
+    from gatekeeper.access_service.settings import ServiceSettings
+    from gatekeeper.config import load_worker_config
+    from gatekeeper.logging import configure_logging
+
+    config = settings(ctx)
+    if config_file is not None:
+        config = config.with_overrides(config=load_worker_config(config_file, required=True))
+    configure_logging(config)
+    stores.registry_url(config)  # a missing SQLite registry is refused, not created empty
+    resolved = ServiceSettings.resolve(
+        config, host=host, port=port, insecure_no_caller_auth=insecure_no_caller_auth
+    )
+    if resolved.insecure_no_caller_auth:
+        err_console.print(
+            "warning: answering callers without authentication (--insecure-no-caller-auth, "
+            "loopback only)",
+            markup=False,
+        )
+
+    def ready(running: Running) -> None:
+        console.print(running.ready_line, markup=False)
+
+    run(run_service(resolved, on_ready=ready))
+
+
 # --- access orders --------------------------------------------------------------------------
 
 

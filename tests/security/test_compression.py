@@ -41,12 +41,12 @@ from temporalio.testing import WorkflowEnvironment
 from activities import open_adapters
 from gatekeeper.client import data_converter
 from gatekeeper.codec_refusals import COMPRESSED_PAYLOAD_REFUSED
-from gatekeeper.compression import ENCODING, MAX_INFLATED_BYTES, Algorithm
+from gatekeeper.compression import ENCODING, MAX_INFLATED_BYTES
 from gatekeeper.ids import release_workflow_id
 from gatekeeper.models import ReleaseStatus
 from gatekeeper.release_list import WORKFLOW_TYPE
 from gatekeeper.releases import Releases
-from gatekeeper.settings import Settings
+from gatekeeper.settings import Algorithm, Settings
 from tests import factories, signing
 from tests.faults.pipeline import awaiting_gate, fast_policy, seed_partners, status_until
 from tests.helpers import running_worker
