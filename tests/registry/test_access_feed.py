@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -288,6 +289,25 @@ class TestUpdate:
         assert len(changes.grants) == 3
         assert [o.order_id for o in changes.orders or []] == ["ec-2"]
 
+    def test_a_partner_s_grants_stay_oldest_first(self, world: AccessRegistry) -> None:
+        """A grant recorded later but dated earlier than one the view holds is consulted first,
+        as in a fresh snapshot."""
+        world.grant_for_cohorts(
+            grant_request(
+                key="aurora-3:grant", release="aurora-3", version="3", at=T0 + timedelta(days=1)
+            )
+        )
+        checker = world.checker()
+        world.grant_for_cohorts(grant_request())  # release aurora-2, granted at T0
+
+        assert checker.update() is True
+
+        decision = checker.check("aurora", "alice")
+        assert decision == AccessChecker(world).check("aurora", "alice")
+        [older] = [g for g in world.list_grants("aurora-2") if g.partner_id == "acme"]
+        assert decision.grant_id == older.grant_id
+        assert decisions(checker) == fresh(world)
+
     def test_an_unreadable_registry_raises_and_keeps_the_view(
         self, world: AccessRegistry, plain_sql: Callable[[str], None]
     ) -> None:
@@ -392,11 +412,65 @@ class TestConcurrentWriters:
         watching.join()
 
         assert errors == []
-        assert updates[0] > 1
+        assert updates[0] > 1 and source.changes > 1  # it applied changes while they came
         checker.update()
         assert checker.seq == world.access_clock().seq
         assert decisions(checker) == fresh(world)
         assert source.snapshots == 1
+
+
+class TestWritersTakeTheClockFirst:
+    """A writer takes the clock before it locks any row of the access tables, so two writers
+    touching one grant in either order both commit, one after the other (on PostgreSQL a row
+    trigger alone took the clock with the row already locked: the two deadlocked)."""
+
+    def test_a_clock_holder_and_a_writer_of_its_grant_both_commit(
+        self, world: AccessRegistry, empty_url: str
+    ) -> None:
+        grant = world.grant_for_cohorts(grant_request()).grants[0].grant_id
+        checker = world.checker()
+        engine = create_registry_engine(empty_url)
+        errors: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                with _writing(engine) as connection:
+                    connection.exec_driver_sql(
+                        f"UPDATE grants SET status = 'revoked' WHERE grant_id = '{grant}'"
+                    )
+            except BaseException as err:  # reported by the test
+                errors.append(err)
+
+        other = threading.Thread(target=second)
+        try:
+            with _writing(engine) as connection:
+                connection.exec_driver_sql(
+                    "UPDATE partners SET tier = 'invite_only' WHERE id = 'globex'"
+                )  # holds the clock from here to its commit
+                other.start()
+                other.join(timeout=0.5)
+                assert other.is_alive()  # it cannot write before this transaction commits
+                connection.exec_driver_sql(
+                    f"UPDATE grants SET status = 'suspended' WHERE grant_id = '{grant}'"
+                )
+            other.join()
+        finally:
+            engine.dispose()
+
+        assert errors == []
+        assert {g.grant_id: g.status for g in world.list_grants("aurora-2")}[grant] == "revoked"
+        assert checker.update() is True
+        assert decisions(checker) == fresh(world)
+
+
+@contextmanager
+def _writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction (on SQLite taking the write lock at BEGIN, as the registry does)."""
+    with (
+        engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
+        connection.begin(),
+    ):
+        yield connection
 
 
 class TestMigration:

@@ -13,6 +13,11 @@ Five tables feed access checks: ``partners``, ``people``, ``grants``, ``access_o
   Every writer updates the one clock row, so writers' commits happen in ``seq`` order
   (PostgreSQL holds the row lock to commit; SQLite has one writer): a reader that reads the
   clock first and then the rows stamped after its last ``seq`` misses nothing.
+- On PostgreSQL a statement-level BEFORE trigger takes the clock row before the statement locks
+  any row of the five tables, so access writers lock rows only while holding the clock. A row
+  trigger alone would take it after its row (a BEFORE row trigger runs with the row locked):
+  a writer holding the clock and updating a grant that a second writer had locked while it
+  waited for the clock deadlocked.
 - DELETE (and, on PostgreSQL, TRUNCATE) bumps ``seq`` and ``epoch``: a reader cannot see a row
   that is gone, so it reloads everything. So does an UPDATE that changes what a reader keys the
   row by (a partner's or person's id; a grant's id, partner, model or surface): the reader
@@ -77,6 +82,8 @@ def _sqlite(table: str, columns: tuple[str, ...]) -> list[str]:
 
 def _postgresql(table: str, columns: tuple[str, ...]) -> list[str]:
     statements = [
+        f"CREATE TRIGGER {table}_access_take BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
+        f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION access_clock_take()",
         f"CREATE TRIGGER {table}_access_stamp BEFORE INSERT OR UPDATE ON {table} "
         "FOR EACH ROW EXECUTE FUNCTION access_clock_stamp()",
         f"CREATE TRIGGER {table}_access_delete AFTER DELETE OR TRUNCATE ON {table} "
@@ -95,13 +102,17 @@ _SQLITE = [
     f"BEGIN SELECT RAISE(ABORT, '{_CLOCK_KEPT}'); END",
     *(s for table, columns in TABLES.items() for s in _sqlite(table, columns)),
 ]
-_POSTGRESQL = [
-    "CREATE FUNCTION access_clock_stamp() RETURNS trigger LANGUAGE plpgsql AS $$ "
+#: The transaction's stamp: the clock bumped (and its row locked) by its first write, or then.
+_PG_TAKE = (
     "DECLARE s bigint := NULLIF(current_setting('gatekeeper.access_seq', true), '')::bigint; "
-    "BEGIN IF s IS NULL THEN "
-    f"{_BUMP} RETURNING seq INTO s; "
+    f"BEGIN IF s IS NULL THEN {_BUMP} RETURNING seq INTO s; "
     "PERFORM set_config('gatekeeper.access_seq', s::text, true); END IF; "
-    "NEW.change_seq := s; RETURN NEW; END $$",
+)
+_POSTGRESQL = [
+    "CREATE FUNCTION access_clock_take() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"{_PG_TAKE} RETURN NULL; END $$",
+    "CREATE FUNCTION access_clock_stamp() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"{_PG_TAKE} NEW.change_seq := s; RETURN NEW; END $$",
     "CREATE FUNCTION access_clock_reload() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     f"{_RELOAD}; RETURN NULL; END $$",
     "CREATE FUNCTION access_clock_kept() RETURNS trigger LANGUAGE plpgsql AS "
@@ -137,13 +148,18 @@ def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     on = dialect == "postgresql"
     for table in TABLES:
-        for kind in ("insert", "update", "stamp", "delete", "moved"):
+        for kind in ("insert", "update", "take", "stamp", "delete", "moved"):
             op.execute(
                 f"DROP TRIGGER IF EXISTS {table}_access_{kind}{f' ON {table}' if on else ''}"
             )
     op.execute(f"DROP TRIGGER IF EXISTS access_clock_kept{' ON access_clock' if on else ''}")
     if on:
-        for function in ("access_clock_stamp", "access_clock_reload", "access_clock_kept"):
+        for function in (
+            "access_clock_take",
+            "access_clock_stamp",
+            "access_clock_reload",
+            "access_clock_kept",
+        ):
             op.execute(f"DROP FUNCTION IF EXISTS {function}()")
     for table in TABLES:
         op.drop_index(op.f(f"ix_{table}_change_seq"), table_name=table)
