@@ -169,6 +169,33 @@ class TestFailClosed:
         assert self.REASON.match(closed_lines[0]["reason"])
 
 
+class TestAnswersFromMemory:
+    """Checks never wait for the database: with it shut off, the service goes on answering
+    from its view until the staleness bound, while the poll thread fails in the background."""
+
+    def test_database_down_within_the_bound(
+        self, pg_world: tuple[str, PostgresServer], tmp_path: Path
+    ) -> None:
+        url, postgres = pg_world
+        settings = service_settings(url, tmp_path, staleness=60.0, poll=0.1)
+        with running(settings) as handle, gateway(handle) as gw:
+            assert gw.ask("alice").status_code == 200
+            _connections(postgres, url, allowed=False)
+            try:
+                failures = handle.service.view.failures
+                deadline = time.monotonic() + BOUND
+                while handle.service.view.failures < failures + 3:
+                    assert time.monotonic() < deadline, "the poll thread did not notice"
+                    time.sleep(0.05)
+                for person, rule in (("alice", "grant"), ("bruno", "order"), ("sam", "grant")):
+                    assert gw.ask(person).json()["rule"] == rule
+                assert gw.client.get("/readyz").status_code == 200
+                assert handle.service.view.last_error is not None
+                assert "database unavailable" in handle.service.view.last_error
+            finally:
+                _connections(postgres, url, allowed=True)
+
+
 class TestFailClosedSqlite:
     """On SQLite too: with the registry's access clock unreadable (its table renamed under the
     service), decisions fail closed past the bound and come back once it is readable."""
