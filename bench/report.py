@@ -19,6 +19,15 @@ TARGETS: dict[str, float] = {
     "parked_rss_mb_max": 250.0,
     # SQLite's releases/s over PostgreSQL's (same run, same machine)
     "postgres_ratio_max": 1.2,
+    # gatekeeper access serve at 100,000 grants (issue 17): decision latency at 2,000/s over
+    # loopback HTTP, decisions/s, what nginx auth_request adds, order/withdrawal to enforcement,
+    # the service's memory
+    "access_p50_ms_max": 1.0,
+    "access_p99_ms_max": 3.0,
+    "access_rate_min": 2000.0,
+    "access_nginx_added_p99_ms_max": 5.0,
+    "access_enforcement_p99_ms_max": 1000.0,
+    "access_rss_mb_max": 150.0,
 }
 
 
@@ -44,13 +53,19 @@ def render(results: dict[str, Any]) -> Table:
         target: float | None = None,
         *,
         below: bool = False,
+        at_least: bool = False,
     ) -> None:
         mark = ""
         if target is not None and ratio is not None:
-            ok = ratio < target if below else ratio <= target
+            ok = ratio >= target if at_least else (ratio < target if below else ratio <= target)
             mark = "[green]met[/]" if ok else "[red]missed[/]"
-        target_text = "" if target is None else (f"< {target:g}" if below else f"≤ {target:g}x")
-        ratio_text = "" if ratio is None or below else f"{ratio:.2f}x"
+        if target is None:
+            target_text = ""
+        elif at_least:
+            target_text = f"≥ {target:g}"
+        else:
+            target_text = f"< {target:g}" if below else f"≤ {target:g}x"
+        ratio_text = "" if ratio is None or below or at_least else f"{ratio:.2f}x"
         table.add_row(measure, value, bare, ratio_text, target_text, mark)
 
     p = results["pipeline"]
@@ -128,6 +143,9 @@ def render(results: dict[str, Any]) -> Table:
             f"access check p50 / p99 ({access['grants']:,} grants)",
             f"{access['check_p50_us']:.1f} / {access['check_p99_us']:.1f} µs",
         )
+    served = results.get("access_service")
+    if served:
+        _access_service_rows(row, served)
     fanout = results.get("fanout")
     if fanout:
         row(
@@ -150,3 +168,81 @@ def render(results: dict[str, Any]) -> Table:
         for name, percent in profile["buckets"].items():
             row(f"process CPU (py-spy): {name}", f"{percent:.1f} %")
     return table
+
+
+def _access_service_rows(row: Any, served: dict[str, Any]) -> None:
+    """``gatekeeper access serve``'s figures (:mod:`bench.access_service`) beside issue 17's
+    targets."""
+    grants = f"{served['grants']:,} grants"
+    offered = served["offered"]
+    rate = offered["rate"]
+    row(
+        f"access decision p50 over HTTP, {rate:,.0f}/s offered ({grants})",
+        f"{offered['p50_ms']:.2f} ms",
+        "",
+        offered["p50_ms"],
+        TARGETS["access_p50_ms_max"],
+        below=True,
+    )
+    row(
+        "  p99 (ms)",
+        f"{offered['p99_ms']:.2f} ms",
+        "",
+        offered["p99_ms"],
+        TARGETS["access_p99_ms_max"],
+        below=True,
+    )
+    latency = served["latency"]
+    row("  one connection, one after another p50 / p99", _ms(latency))
+    saturated = served["rate"]
+    row(
+        f"access decisions/s, {saturated['connections']} connections at saturation",
+        f"{saturated['per_second']:,.0f} (p50 {saturated['p50_ms']:.1f} / p99 "
+        f"{saturated['p99_ms']:.1f} ms)",
+        "",
+        saturated["per_second"],
+        TARGETS["access_rate_min"],
+        at_least=True,
+    )
+    gateway = served.get("nginx")
+    if gateway:
+        row(
+            "nginx auth_request: p99 added per request (ms)",
+            f"{gateway['added_p99_ms']:.2f} ms (p50 {gateway['added_p50_ms']:.2f})",
+            "",
+            gateway["added_p99_ms"],
+            TARGETS["access_nginx_added_p99_ms_max"],
+            below=True,
+        )
+    else:
+        row("nginx auth_request: added latency", "skipped (no nginx)")
+    enforcement = served["enforcement"]
+    enforced = _percentile_of(enforcement, ("order_applied", "withdrawal"))
+    row(
+        f"order or withdrawal → enforced, p99 of {enforced[0]} trials (ms)",
+        f"{enforced[2]:.0f} ms (p50 {enforced[1]:.0f})",
+        "",
+        enforced[2],
+        TARGETS["access_enforcement_p99_ms_max"],
+        below=True,
+    )
+    row("  order lifted → allowed again p50 / p99", _ms(enforcement["order_lifted"]))
+    memory = served["memory_after_load"]
+    row(
+        f"access service RSS serving {grants} (MB)",
+        f"{memory['rss_mb']:.0f} MB (peak {served['memory']['peak_rss_mb']:.0f} after "
+        f"{enforcement['trials'] * 3} changes)",
+        "",
+        memory["rss_mb"],
+        TARGETS["access_rss_mb_max"],
+        below=True,
+    )
+
+
+def _percentile_of(enforcement: dict[str, Any], kinds: tuple[str, ...]) -> tuple[int, float, float]:
+    """Count, p50 and p99 (ms) of the named trial kinds together."""
+    samples = sorted(x for kind in kinds for x in enforcement.get(f"{kind}_samples_ms", []))
+    if not samples:
+        return 0, 0.0, 0.0
+    p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))]
+    return len(samples), samples[len(samples) // 2], p99

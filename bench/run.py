@@ -20,6 +20,7 @@ from rich.console import Console
 from temporalio.client import Client
 
 from bench.access import run_benchmark
+from bench.access_service import bench_access_service
 from bench.console_render import bench_console
 from bench.notify import bench_fanout as notify_fanout
 from bench.parked import bench_parked
@@ -112,8 +113,10 @@ async def run_bench(options: Options, *, say: Callable[[str], None] = print) -> 
         if options.access and not options.only_pipeline:
             say("access checks over 100,000 grants …")
             results["access"] = await asyncio.to_thread(bench_access, _dir(scratch, "access"))
+            say("access service: decisions over HTTP and through nginx, enforcement, memory …")
+            results["access_service"] = await bench_access_service(_dir(scratch, "access-service"))
         else:
-            results["access"] = None
+            results["access"] = results["access_service"] = None
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return results
 
@@ -166,7 +169,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--fanout-partners", type=int, default=None, help="cohort size of the fan-out bench"
     )
-    parser.add_argument("--no-access", action="store_true", help="skip the access-check bench")
+    parser.add_argument(
+        "--no-access",
+        action="store_true",
+        help="skip the access-check and access-service benches",
+    )
     parser.add_argument(
         "--no-console", action="store_true", help="skip the console's render-time bench"
     )

@@ -70,7 +70,7 @@ Performance: a bare ASGI callable on uvicorn with the ``httptools`` (llhttp) par
 process; a decision is a few dictionary look-ups on the event loop. At 100,000 grants on 2
 cores (client on the same machine): about 9,000 decisions/s on one keep-alive connection with
 p50 0.1 ms, and at 2,000/s over 4 connections p50 0.2 ms, p99 1-2 ms; h11 answered a third as
-many. :mod:`gatekeeper.access_service.loadgen` is the load generator.
+many. ``make bench`` measures it (:mod:`bench.access_service`, :mod:`bench.loadgen`).
 
 Following the registry: one thread polls ``AccessChecker.update()`` every ``poll`` seconds (the
 change feed: only rows changed since the view's sequence number are read), so an order applied

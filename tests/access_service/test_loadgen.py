@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gatekeeper.access_service.loadgen import load, request_bytes
+from bench.loadgen import load, request_bytes
 from gatekeeper.access_service.server import Running
 from tests.access_service.service import TOKEN
 
@@ -19,7 +19,7 @@ class TestLoad:
 
     def test_closed_loop(self, service: Running) -> None:
         result = asyncio.run(
-            load("127.0.0.1", service.port, self.requests(), connections=2, seconds=0.5, warmup=0.1)
+            load(service.port, self.requests(), connections=2, seconds=0.5, warmup=0.1)
         )
         assert result.decisions > 10
         assert result.allowed + result.denied == result.decisions and result.other == 0
@@ -30,7 +30,7 @@ class TestLoad:
     def test_paced(self, service: Running) -> None:
         result = asyncio.run(
             load(
-                "127.0.0.1", service.port, self.requests(), connections=2, seconds=1.0,
+                service.port, self.requests(), connections=2, seconds=1.0,
                 warmup=0.1, rate=100,
             )
         )  # fmt: skip
@@ -40,6 +40,6 @@ class TestLoad:
     def test_a_wrong_token_is_counted_apart(self, service: Running) -> None:
         wrong = [request_bytes("alice", "aurora", token="wrong-token-0123456789")]
         result = asyncio.run(
-            load("127.0.0.1", service.port, wrong, connections=1, seconds=0.3, warmup=0.0)
+            load(service.port, wrong, connections=1, seconds=0.3, warmup=0.0)
         )
         assert result.other == result.decisions > 0

@@ -17,6 +17,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.testing import WorkflowEnvironment
 
 from activities import open_adapters
+from bench.access_service import bench_access_service
 from bench.baseline import (
     SDK_PATCH_ATTRIBUTE,
     WORKFLOW_NAME,
@@ -26,6 +27,7 @@ from bench.baseline import (
     register,
 )
 from bench.figures import process_memory_mb
+from bench.nginx import nginx_path
 from bench.pipeline import bench_pipeline, drive_baseline
 from bench.release import (
     GATES,
@@ -191,6 +193,21 @@ class TestReport:
                 "with_parked": {"rss_mb": 240.0, "peak_rss_mb": 255.0},
             },
             "access": None,
+            "access_service": {
+                "grants": 100_000,
+                "offered": {"rate": 2000.0, "p50_ms": 0.4, "p99_ms": 3.5},
+                "latency": latency(0.2),
+                "rate": {"connections": 8, "per_second": 2500.0, "p50_ms": 1.0, "p99_ms": 2.0},
+                "nginx": {"added_p50_ms": 0.3, "added_p99_ms": 1.2},
+                "enforcement": {
+                    "trials": 2,
+                    "order_applied_samples_ms": [100.0, 1200.0],
+                    "withdrawal_samples_ms": [90.0, 80.0],
+                    "order_lifted": latency(300.0),
+                },
+                "memory_after_load": {"rss_mb": 140.0},
+                "memory": {"peak_rss_mb": 160.0},
+            },
             "fanout": None,
         }
         console = Console(width=200, record=True)
@@ -240,6 +257,20 @@ class TestReport:
             "met",
         ]
         assert "26 activities, 5 updates, 2 timers, 18 upserts" in line("baseline shape")
+        # The access service's rows (issue 17's targets): each beside its own target.
+        assert line("access decision p50 over HTTP")[1:] == ["0.40 ms", "", "", "< 1", "met"]
+        assert line("p99 (ms)")[1:] == ["3.50 ms", "", "", "< 3", "missed"]
+        assert line("access decisions/s")[3:] == ["", "≥ 2000", "met"]
+        assert line("nginx auth_request")[3:] == ["", "< 5", "met"]
+        # The p99 of the orders and withdrawals together: the slow order decides.
+        assert line("order or withdrawal")[1:] == ["1200 ms (p50 100)", "", "", "< 1000", "missed"]
+        assert line("access service RSS")[1:] == [
+            "140 MB (peak 160 after 6 changes)",
+            "",
+            "",
+            "< 150",
+            "met",
+        ]
 
     def test_options(self) -> None:
         options = parse_args(["--releases", "3", "--parked", "4", "--json-out", "x.json"])
@@ -249,6 +280,29 @@ class TestReport:
     def test_memory_reading(self) -> None:
         memory = process_memory_mb(os.getpid())
         assert 10 < memory["rss_mb"] <= memory["peak_rss_mb"]
+
+
+class TestAccessServiceSmoke:
+    """``make bench``'s access-service part, small: a registry of 600 grants, the real service
+    and nginx (when installed); every figure is there and both answers occur."""
+
+    async def test_small_run(self, tmp_path: Path) -> None:
+        figures = await bench_access_service(
+            tmp_path, seconds=0.3, trials=2, partner_count=60, person_count=120
+        )
+        assert figures["grants"] == 600
+        for phase in ("offered", "latency", "rate"):
+            result = figures[phase]
+            assert result["allowed"] > 0 and result["denied"] > 0 and result["other"] == 0, phase
+            assert 0 < result["p50_ms"] <= result["p99_ms"], phase
+        enforcement = figures["enforcement"]
+        for kind in ("order_applied", "order_lifted", "withdrawal"):
+            assert len(enforcement[f"{kind}_samples_ms"]) == 2, kind
+        assert figures["memory"]["rss_mb"] > 0
+        if nginx_path() is not None:
+            gateway = figures["nginx"]
+            assert gateway["without"]["allowed"] > 0 and gateway["with_auth_request"]["denied"] > 0
+            assert gateway["with_auth_request"]["other"] == 0
 
 
 class TestPipelineSmoke:

@@ -4,8 +4,8 @@
 client; this client sends pre-encoded requests and reads answers by ``content-length``, a few
 tens of microseconds each, over keep-alive connections like a gateway's to its auth service.
 
-    result = asyncio.run(load(host, port, requests, connections=4, seconds=10))
-    paced = asyncio.run(load(host, port, requests, connections=4, seconds=10, rate=2000))
+    result = asyncio.run(load(port, requests, connections=4, seconds=10))
+    paced = asyncio.run(load(port, requests, connections=4, seconds=10, rate=2000))
 
 Without ``rate`` each connection sends its next request as soon as the answer to the last
 arrives (closed loop: the most the service answers). With ``rate`` the connections together
@@ -18,6 +18,7 @@ coordinated omission; the client's own oversleeping does not). ``requests`` (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,17 +63,45 @@ def request_bytes(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-            break
-    if length:
-        await reader.readexactly(length)
-    return status
+class Connection:
+    """One keep-alive HTTP/1.1 connection to a loopback port. A server that ends it (nginx
+    after ``keepalive_requests``, a ``Connection: close``) is connected to again before the next
+    request."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def ask(self, request: bytes) -> tuple[int, bytes]:
+        """Send ``request``; the answer's status and body."""
+        if self._streams is None:
+            self._streams = await asyncio.open_connection("127.0.0.1", self._port)
+        reader, writer = self._streams
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        closing = False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                closing = value.strip().lower() == b"close"
+        body = await reader.readexactly(length) if length else b""
+        if closing:
+            await self.close()
+        return status, body
+
+    async def close(self) -> None:
+        if self._streams is None:
+            return
+        _, writer = self._streams
+        self._streams = None
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
 
 
 def _percentile(ordered: Sequence[float], fraction: float) -> float:
@@ -80,7 +109,6 @@ def _percentile(ordered: Sequence[float], fraction: float) -> float:
 
 
 async def load(
-    host: str,
     port: int,
     requests: Sequence[bytes],
     *,
@@ -102,7 +130,7 @@ async def load(
     interval = connections / rate if rate else 0.0
 
     async def worker(number: int) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+        connection = Connection(port)
         try:
             index = number * 7919  # each connection starts elsewhere in the requests
             count = len(requests)
@@ -118,9 +146,8 @@ async def load(
                         begin = due
                 if begin >= until:
                     return
-                writer.write(requests[index % count])
+                status, _ = await connection.ask(requests[index % count])
                 index += 1
-                status = await _read_answer(reader)
                 if begin >= counting_from:
                     samples.append(clock() - begin)
                     if status in (200, 403):
@@ -128,7 +155,7 @@ async def load(
                     else:
                         statuses["other"] += 1
         finally:
-            writer.close()
+            await connection.close()
 
     await asyncio.gather(*(worker(number) for number in range(connections)))
     ordered = sorted(samples)
