@@ -39,7 +39,5 @@ class TestLoad:
 
     def test_a_wrong_token_is_counted_apart(self, service: Running) -> None:
         wrong = [request_bytes("alice", "aurora", token="wrong-token-0123456789")]
-        result = asyncio.run(
-            load(service.port, wrong, connections=1, seconds=0.3, warmup=0.0)
-        )
+        result = asyncio.run(load(service.port, wrong, connections=1, seconds=0.3, warmup=0.0))
         assert result.other == result.decisions > 0
