@@ -120,7 +120,11 @@ def issue(
 
 @app.command()
 def retire(
-    kid: str = typer.Argument(..., help="The key id (`kid`) to remove."),
+    kid: str = typer.Argument(
+        ...,
+        help="The key id (`kid`) to remove. A kid is base64url and may start with '-': put it "
+        "after `--` (retire --jwks FILE -- KID).",
+    ),
     jwks: Path = JWKS_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:

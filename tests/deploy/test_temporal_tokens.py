@@ -111,15 +111,27 @@ class TestKeygen:
         assert verify(old_token, jwks)["sub"] == "worker-1"
 
         old_kid = temporal_auth.key_id(temporal_auth.load_signing_key(old_key))
-        result = gatekeeper("retire", old_kid, "--jwks", str(jwks))
+        # A kid is base64url: one in 64 starts with "-", which only `--` keeps from being an option.
+        result = gatekeeper("retire", "--jwks", str(jwks), "--", old_kid)
         assert result.returncode == 0, result.stderr
         [left] = json.loads(jwks.read_text())["keys"]
         assert left["kid"] == temporal_auth.key_id(temporal_auth.load_signing_key(new_key))
         with pytest.raises(LookupError):
             verify(old_token, jwks)
 
-        again = gatekeeper("retire", old_kid, "--jwks", str(jwks))
+        again = gatekeeper("retire", "--jwks", str(jwks), "--", old_kid)
         assert again.returncode == 2 and "has no key" in again.stderr
+
+    def test_a_kid_starting_with_a_dash_is_retired_after_double_dash(self, tmp_path: Path) -> None:
+        # A thumbprint is base64url, so about one key in 64 has a kid like "-2Sh…".
+        key = temporal_auth.generate_signing_key()
+        while not temporal_auth.key_id(key).startswith("-"):
+            key = temporal_auth.generate_signing_key()
+        jwks = tmp_path / "jwks.json"
+        kid = temporal_auth.add_key(jwks, key.public_key())
+        result = gatekeeper("retire", "--jwks", str(jwks), "--", kid)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(jwks.read_text())["keys"] == []
 
 
 class TestIssue:
