@@ -82,6 +82,23 @@ def _percentiles(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
+def service_command(config: Path, port: int) -> list[str]:
+    """The real ``gatekeeper access serve`` through the CLI's entry point, on loopback."""
+    return [
+        sys.executable,
+        "-m",
+        "gatekeeper",
+        "access",
+        "serve",
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
 class Service:
     """``gatekeeper access serve`` in a subprocess, on a free loopback port."""
 
@@ -116,19 +133,7 @@ class Service:
         output = self.scratch / "service.log"
         with output.open("wb") as sink:
             process = self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gatekeeper",
-                    "access",
-                    "serve",
-                    "--config",
-                    str(config),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                service_command(config, self.port),
                 env=env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,

@@ -1,5 +1,6 @@
-"""The order harness (a real worker on the session's dev server) for the gateway tests."""
+"""The order harness (a real worker on the session's dev server) and the in-process CLI for the
+gateway tests."""
 
-from tests.orders.conftest import orders
+from tests.orders.conftest import cli, orders
 
-__all__ = ["orders"]
+__all__ = ["cli", "orders"]

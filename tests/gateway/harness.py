@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.access_service import service_command
 from bench.nginx import (
     free_port,
     nginx_path,
@@ -141,23 +141,6 @@ def nginx_config(
 
 
 # -- the access service ------------------------------------------------------------------------
-
-
-def service_command(config: Path, port: int) -> list[str]:
-    """The real ``gatekeeper access serve`` through the CLI's entry point."""
-    return [
-        sys.executable,
-        "-m",
-        "gatekeeper",
-        "access",
-        "serve",
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
 
 
 def service_config(directory: Path, *, token: str = GATEWAY_TOKEN) -> Path:

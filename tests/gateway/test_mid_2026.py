@@ -12,23 +12,19 @@ the order id.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import yaml
-from typer.testing import CliRunner, Result
 
-from gatekeeper.cli import common, main
 from gatekeeper.errors import DecisionRefused
 from gatekeeper.models import NationalityStatus, ReleaseState
-from tests import factories, signing
+from tests import factories
 from tests.gateway.harness import GATEWAY_TOKEN, Gateway, GatewayClient, running_gateway
-from tests.orders.conftest import PEOPLE, OrderHarness, partner_policy, release_spec, unique
+from tests.orders.conftest import PEOPLE, Cli, OrderHarness, partner_policy, release_spec, unique
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders"
 EVERYONE = [p.id for p in PEOPLE]
@@ -143,31 +139,6 @@ class CommitWatch:
     def lag(self) -> float:
         assert self.committed_at is not None and self.enforced_at is not None, vars(self)
         return max(0.0, self.enforced_at - self.committed_at)
-
-
-class Cli:
-    """The Gatekeeper CLI in-process (typer's runner, off the worker's event loop)."""
-
-    def __init__(self, orders: OrderHarness) -> None:
-        self.runner = CliRunner()
-        self.env = {
-            "TEMPORAL_ADDRESS": orders.env.client.service_client.config.target_host,
-            "TEMPORAL_NAMESPACE": orders.env.client.namespace,
-            "GATEKEEPER_TASK_QUEUE": orders.releases.task_queue,
-            "GATEKEEPER_DATA_DIR": str(orders.data_dir),
-            "GATEKEEPER_KEYS_DIR": str(signing.shared_keys_dir()),
-        }
-
-    async def __call__(self, *args: str) -> Result:
-        return await asyncio.to_thread(self.runner.invoke, main.app, list(args), env=self.env)
-
-
-@pytest.fixture
-def cli(orders: OrderHarness, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    if not main.app.registered_groups:
-        main._register()
-    monkeypatch.setattr(common.console, "width", 200)
-    return Cli(orders)
 
 
 class TestMid2026ThroughNginx:

@@ -6,16 +6,20 @@ uniquely (:func:`unique`): an order must never reach another test's releases.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
 
 from gatekeeper.adapters.registry import AccessRegistry, RegisteredPerson
+from gatekeeper.cli import common, main
 from gatekeeper.models import (
     AccessGrantStage,
     LaunchStage,
@@ -112,3 +116,29 @@ async def orders(
             Orders(env.client, task_queue, signer=signing.signer()),
         )
     adapters.close()
+
+
+class Cli:
+    """The Gatekeeper CLI in-process (typer's runner, off the worker's event loop)."""
+
+    def __init__(self, orders: OrderHarness) -> None:
+        self.runner = CliRunner()
+        self.env = {
+            "TEMPORAL_ADDRESS": orders.env.client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": orders.env.client.namespace,
+            "GATEKEEPER_TASK_QUEUE": orders.releases.task_queue,
+            "GATEKEEPER_DATA_DIR": str(orders.data_dir),
+            "GATEKEEPER_KEYS_DIR": str(signing.shared_keys_dir()),
+        }
+
+    async def __call__(self, *args: str) -> Result:
+        # Each command runs its own event loop, so off this one (which hosts the worker).
+        return await asyncio.to_thread(self.runner.invoke, main.app, list(args), env=self.env)
+
+
+@pytest.fixture
+def cli(orders: OrderHarness, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    if not main.app.registered_groups:
+        main._register()
+    monkeypatch.setattr(common.console, "width", 200)
+    return Cli(orders)

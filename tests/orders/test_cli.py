@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
-import pytest
 import yaml
-from typer.testing import CliRunner, Result
 
-from gatekeeper.cli import common, main
 from gatekeeper.errors import DecisionRefused, OrderFileError
-from tests import factories, signing
-from tests.orders.conftest import OrderHarness, partner_policy, release_spec, unique
+from tests import factories
+from tests.orders.conftest import Cli, OrderHarness, partner_policy, release_spec, unique
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders"
-
-
-class Cli:
-    def __init__(self, orders: OrderHarness) -> None:
-        self.runner = CliRunner()
-        self.env = {
-            "TEMPORAL_ADDRESS": orders.env.client.service_client.config.target_host,
-            "TEMPORAL_NAMESPACE": orders.env.client.namespace,
-            "GATEKEEPER_TASK_QUEUE": orders.releases.task_queue,
-            "GATEKEEPER_DATA_DIR": str(orders.data_dir),
-            "GATEKEEPER_KEYS_DIR": str(signing.shared_keys_dir()),
-        }
-
-    async def __call__(self, *args: str) -> Result:
-        # Each command runs its own event loop, so off this one (which hosts the worker).
-        return await asyncio.to_thread(self.runner.invoke, main.app, list(args), env=self.env)
-
-
-@pytest.fixture
-def cli(orders: OrderHarness, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    if not main.app.registered_groups:
-        main._register()
-    monkeypatch.setattr(common.console, "width", 200)
-    return Cli(orders)
 
 
 def example(name: str, path: Path, **changes: object) -> Path:
