@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -39,6 +38,7 @@ from temporalio.converter import PayloadCodec
 
 from gatekeeper.codec import EncryptionCodec
 from gatekeeper.compression import CodecChain, CompressionCodec
+from gatekeeper.egress import is_loopback
 from gatekeeper.errors import GatekeeperError, InputError
 
 log = structlog.get_logger(__name__)
@@ -51,7 +51,6 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Shortest bearer token accepted: the server does not slow down guessing.
 MIN_TOKEN_CHARS = 16
 #: Where a server without a token may listen: this machine only.
-LOOPBACK_NAMES = ("localhost",)
 #: Headers the UI and the CLI send with a codec call.
 _ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace"
 
@@ -61,20 +60,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ORIGIN = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 #: Key of the application's token flag, read by :func:`serve`.
 _HAS_TOKEN = web.AppKey("has_token", bool)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
-    name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
 
 
 def check_bind(host: str, token: str | None) -> None:

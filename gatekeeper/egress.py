@@ -100,6 +100,20 @@ def parse_address(host: str) -> IPAddress | None:
     return None
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (an address in any form :func:`parse_address` reads, or ``localhost``;
+    brackets allowed) is a loopback address: where a server of ours may listen without
+    authenticating its callers."""
+    if not host:
+        return False
+    if normalise_host(host) == "localhost":
+        return True
+    address = parse_address(host)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address is not None and address.is_loopback
+
+
 def address_problem(address: IPAddress) -> str | None:
     """What makes ``address`` a forbidden destination (``"a loopback address"``), or None.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from gatekeeper import redact
 from gatekeeper.config import AccessServiceConfig
+from gatekeeper.egress import is_loopback
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
 
@@ -22,21 +22,6 @@ MIN_TOKEN_CHARS = 16
 MAX_TOKEN_CHARS = 512
 #: At most this many tokens in a tokens file (a few during a rotation).
 MAX_TOKENS = 64
-_LOOPBACK_NAMES = ("localhost",)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``; brackets allowed) is a loopback address."""
-    name = host.strip().strip("[]").lower()
-    if name in _LOOPBACK_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
 
 
 def _digest(token: bytes) -> bytes:

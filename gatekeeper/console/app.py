@@ -25,8 +25,9 @@ from temporalio.service import RPCError
 from gatekeeper.console import auth, oidc, pages, passkeys, release_page
 from gatekeeper.console.auth import NotSignedIn, Refused
 from gatekeeper.console.context import STATIC, ConsoleContext, context
-from gatekeeper.console.settings import SESSION_MAX_AGE, ConsoleSettings, is_loopback
+from gatekeeper.console.settings import SESSION_MAX_AGE, ConsoleSettings
 from gatekeeper.console.views import one_line
+from gatekeeper.egress import is_loopback
 from gatekeeper.errors import (
     ConnectionFailed,
     DecisionRefused,

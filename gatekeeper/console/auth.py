@@ -32,7 +32,8 @@ from starlette.datastructures import FormData
 
 from gatekeeper.adapters.console_sessions import MAX_SID
 from gatekeeper.console.context import context
-from gatekeeper.console.settings import SESSION_MAX_AGE, is_loopback
+from gatekeeper.console.settings import SESSION_MAX_AGE
+from gatekeeper.egress import is_loopback
 
 #: The issuer recorded for a development sign-in (never a URL, so never an OIDC issuer).
 DEV_ISSUER = "dev-sign-in"

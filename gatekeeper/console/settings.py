@@ -3,7 +3,6 @@ listens and the environment (secrets are read here, once, and never logged)."""
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 from temporalio.client import Client
 
 from gatekeeper.config import ConsoleConfig
+from gatekeeper.egress import is_loopback
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
 
@@ -20,21 +20,6 @@ DEFAULT_PORT = 8400
 MIN_SECRET_LENGTH = 32
 #: How long a sign-in lasts (seconds): a working day.
 SESSION_MAX_AGE = 12 * 3600
-
-_LOOPBACK_NAMES = ("localhost",)
-
-
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` (an address or ``localhost``; brackets allowed) is a loopback address."""
-    if not host:
-        return False
-    name = host.strip("[]").lower()
-    if name in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _dev_on_loopback(dev_sign_in: bool, host: str) -> None:

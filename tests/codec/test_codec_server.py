@@ -15,7 +15,8 @@ import pytest_asyncio
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from gatekeeper.codec_server import check_bind, create_app, is_loopback, serve
+from gatekeeper.codec_server import check_bind, create_app, serve
+from gatekeeper.egress import is_loopback
 from gatekeeper.errors import InputError
 from tests.codec.keys import codec, env_keys
 from tests.deploy.cli import admin_command
