@@ -40,13 +40,17 @@ def service_settings(
     **section: Any,
 ) -> ServiceSettings:
     """Settings for a service on a free loopback port: ``tokens`` go to a tokens file (default:
-    :data:`TOKEN`; ``[]`` for none), the edge log to ``tmp_path/edge.jsonl``."""
+    :data:`TOKEN`; ``[]`` for none), the edge log to ``tmp_path/edge.jsonl``, no allow sampled
+    unless ``allow_sample`` is given."""
     tokens = [TOKEN] if tokens is None else tokens
     if tokens:
         tokens_file = tmp_path / "gateway-tokens"
         tokens_file.write_text("# gateway tokens\n" + "\n".join(tokens) + "\n")
         section.setdefault("tokens_file", str(tokens_file))
     section.setdefault("log_file", str(tmp_path / "edge.jsonl"))
+    # No allow sampled unless a test asks: a sampled allow (1 % by default) would make the log's
+    # exact lines a matter of chance.
+    section.setdefault("allow_sample", 0.0)
     config = AccessServiceConfig.model_validate(section)
     settings = Settings(registry_url=registry_url, data_dir=tmp_path, env=env or {})
     return ServiceSettings.resolve(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from gatekeeper.adapters.deliveries import DeliveryStore
 from gatekeeper.adapters.notifier import ChannelRegistry, Notifier
@@ -16,6 +17,7 @@ from gatekeeper.models.enums import NotificationEvent
 from gatekeeper.models.io import Notification, NotifyRequest, Recipient
 from tests import factories
 from tests.console.conftest import BASE_URL, ConsoleHarness
+from tests.helpers import eventually
 
 
 def notification(action: str = "approve or reject") -> Notification:
@@ -38,11 +40,20 @@ class TestTheWorkerLinksToTheConsole:
         rid = f"r-{uuid.uuid4().hex[:10]}"
         await harness.start(factories.spec(rid))
         await harness.at_stage(rid, "internal_review")
-        lines = [
-            line for line in harness.outbox_lines() if line["notification"]["release_id"] == rid
-        ]
+
+        def lines_of_release() -> list[dict[str, Any]]:
+            return [
+                line for line in harness.outbox_lines() if line["notification"]["release_id"] == rid
+            ]
+
+        # The stage opens before the activity that notifies about it has run: wait for the notice.
+        lines = await eventually(
+            lines_of_release,
+            lambda found: any(line["notification"]["action_needed"] for line in found),
+            what="the gate's reviewers to be asked to act",
+            tolerate=(ValueError,),  # a line read while it is being written
+        )
         acting = [line for line in lines if line["notification"]["action_needed"]]
-        assert acting, "the gate's reviewers are asked to act"
         for line in acting:
             assert line["notification"]["details"][CONSOLE_URL] == f"{BASE_URL}/releases/{rid}"
         for line in lines:
