@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
@@ -19,6 +18,7 @@ from gatekeeper.access_service.edge_log import EdgeLog
 from gatekeeper.access_service.settings import ServiceSettings
 from gatekeeper.access_service.view import LiveView
 from gatekeeper.adapters.registry.service import AccessRegistry
+from gatekeeper.asgi_server import EmbeddableServer
 from gatekeeper.errors import ConfigError
 
 #: What the server buffers of a request head not yet complete (the app bounds complete ones).
@@ -165,13 +165,12 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-class AccessServer(uvicorn.Server):
-    """uvicorn's server; with ``own_signals=False`` it installs no signal handlers (whoever
-    embeds it stops it with :meth:`stop`)."""
+class AccessServer(EmbeddableServer):
+    """The access service's uvicorn server (see
+    :class:`gatekeeper.asgi_server.EmbeddableServer`), telling when it accepts connections."""
 
     def __init__(self, config: uvicorn.Config, *, own_signals: bool = True) -> None:
-        super().__init__(config)
-        self.own_signals = own_signals
+        super().__init__(config, own_signals=own_signals)
         #: Called once the server accepts connections.
         self.on_started: Callable[[], None] | None = None
 
@@ -179,18 +178,6 @@ class AccessServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started and self.on_started is not None:
             self.on_started()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        if self.own_signals:
-            with super().capture_signals():
-                yield
-        else:
-            yield
-
-    def stop(self) -> None:
-        """Stop serving (from any thread): requests under way finish first."""
-        self.should_exit = True
 
 
 @dataclass(frozen=True)

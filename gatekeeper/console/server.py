@@ -6,33 +6,15 @@ never blocks the loop it shares with the dev server's worker.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Generator
-
 import uvicorn
 
+from gatekeeper.asgi_server import EmbeddableServer
 from gatekeeper.console.app import create_app
 from gatekeeper.console.settings import ConsoleSettings
 
 
-class ConsoleServer(uvicorn.Server):
-    """uvicorn's server; with ``own_signals=False`` it installs no signal handlers (the process
-    that embeds it stops it with :meth:`stop`)."""
-
-    def __init__(self, config: uvicorn.Config, *, own_signals: bool = True) -> None:
-        super().__init__(config)
-        self.own_signals = own_signals
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        if self.own_signals:
-            with super().capture_signals():
-                yield
-        else:
-            yield
-
-    def stop(self) -> None:
-        self.should_exit = True
+class ConsoleServer(EmbeddableServer):
+    """The console's uvicorn server (see :class:`gatekeeper.asgi_server.EmbeddableServer`)."""
 
 
 def console_server(settings: ConsoleSettings, *, own_signals: bool = True) -> ConsoleServer:
