@@ -44,13 +44,14 @@ format: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Three pytest workers, each with its own dev server: the tests mostly wait (on Temporal, on
-# worker and service subprocesses, on a killed worker's tasks), so with two workers the two cores
-# were a third idle (measured: 13 min of CPU in 9 min 20 s); three finish the suite in 8 min 30 s
-# on two cores. Tests of one file stay on one worker (shared fixtures); the longest files go out
-# first (tests/scheduling.py, from the seconds in tests/file_weights.json), so no worker ends the
-# run alone on a long file. `make test-weights` refreshes the table.
-PYTEST_PARALLEL ?= -n 3 --dist loadfile
+# Two pytest workers, each with its own dev server: the tests mostly wait on Temporal, so two
+# overlap well even on two cores. Tests of one file stay on one worker (shared fixtures); the
+# longest files go out first (tests/scheduling.py, from the seconds in tests/file_weights.json),
+# so neither worker ends the run alone on a long file. `make test-weights` refreshes the table.
+# Three workers finish about 50 s sooner on two cores, but the heavier load made two of four
+# clean-clone runs fail (a hang in a compression test, a broken audit chain in the crash
+# campaign), so two it stays until those are understood.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 # The server-free tests of the decision logic (rules, ledger, stage kinds, layering, the status
 # view): seconds, and run first so a broken rule fails the run before any server starts.
